@@ -1,0 +1,256 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Service is the identity subsystem of a server: it logs people in, issues
+// and verifies LLSTs, keeps the key ring, the service accounts and the
+// quotas. Create it with New; it is safe for concurrent use.
+type Service struct {
+	cfg      Config
+	now      func() time.Time
+	rand     io.Reader
+	ring     *keyRing
+	verifier *verifier
+	records  records
+	tenants  atomic.Pointer[tenantState]
+	accounts *accounts
+	revoked  revocations
+	limiter  *Limiter
+	login    *loginFlow
+	rejects  rejectCounters
+}
+
+// tenantState is an immutable snapshot of the tenants' configuration.
+type tenantState struct {
+	policy  *policy
+	members map[string][]Member
+}
+
+// New opens (or creates) the key ring and the stores named by cfg and
+// returns a Service. The context is passed to the receipt recorder when a
+// first key is created.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c.Rand = &lockedReader{r: c.Rand}
+	s := &Service{cfg: c, now: c.Now, rand: c.Rand}
+	s.ring, err = openKeyRing(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	s.verifier = &verifier{ring: s.ring, issuer: c.Issuer, audience: c.Audience, ttl: c.TokenTTL, skew: c.Skew, maxBytes: c.MaxTokenBytes}
+	if c.VerifyCacheSize > 0 {
+		s.verifier.cache = newVerifiedCache(c.VerifyCacheSize, c.Now)
+	}
+	if c.StateDir != "" {
+		s.records = dirRecords{dir: c.StateDir}
+	} else {
+		s.records = newMemRecords()
+	}
+	s.accounts, err = loadAccounts(s.records)
+	if err != nil {
+		return nil, err
+	}
+	s.revoked.init()
+	s.limiter = NewLimiter(LimiterConfig{Max: c.MaxLimiters, Default: c.DefaultQuota, Now: c.Now})
+	if err := s.UpdateTenants(c.Tenants); err != nil {
+		return nil, err
+	}
+	s.login = newLoginFlow(s)
+	return s, nil
+}
+
+// UpdateTenants replaces the tenants' memberships, role overrides and
+// quotas at once (hot reload). Tokens already issued keep their roles;
+// the capabilities of those roles follow the new table at the next request.
+func (s *Service) UpdateTenants(tenants map[string]TenantConfig) error {
+	c := s.cfg
+	c.Tenants = tenants
+	if _, err := c.withDefaults(); err != nil {
+		return err
+	}
+	st := &tenantState{policy: newPolicy(s.cfg.OperatorTenant, tenants), members: map[string][]Member{}}
+	for name, t := range tenants {
+		st.members[name] = slices.Clone(t.Members)
+	}
+	s.tenants.Store(st)
+	s.limiter.setTenants(tenants)
+	return nil
+}
+
+// Limiter returns the quota limiter configured from the tenants.
+func (s *Service) Limiter() *Limiter { return s.limiter }
+
+// Token is an issued LLST, shaped as an OAuth 2 token response (RFC 6749
+// §5.1) with the identity it carries.
+type Token struct {
+	AccessToken string    `json:"access_token"`
+	TokenType   string    `json:"token_type"`
+	ExpiresIn   int       `json:"expires_in"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	Subject     string    `json:"sub"`
+	Tenant      string    `json:"tenant"`
+	Roles       []string  `json:"roles"`
+	ID          string    `json:"jti"`
+}
+
+// Issue signs an LLST for subject in tenant with roles. It checks nothing
+// about the subject: the login and token endpoints call it after their
+// checks; a caller that uses it directly (a CLI minting a token for an
+// operator on the server itself) is responsible for the authorisation.
+func (s *Service) Issue(subject, tenant string, roles []string) (Token, error) {
+	if subject == "" || tenant == "" || len(roles) == 0 {
+		return Token{}, badRequest(ReasonBadRequest, "subject, tenant and roles are required")
+	}
+	now := s.now()
+	id, err := ulid.New(ulid.Timestamp(now), s.rand)
+	if err != nil {
+		return Token{}, internal(fmt.Errorf("identity: token id: %w", err))
+	}
+	iat := now.Unix()
+	exp := now.Add(s.cfg.TokenTTL).Unix()
+	c := &Claims{
+		Issuer: s.cfg.Issuer, Audience: audience{s.cfg.Audience},
+		Subject: subject, Tenant: tenant, Roles: slices.Clone(roles),
+		IssuedAt: iat, NotBefore: iat, Expiry: exp, ID: id.String(),
+	}
+	tok, err := signLLST(s.ring.snapshot().active, c)
+	if err != nil {
+		return Token{}, internal(err)
+	}
+	return Token{
+		AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(exp - iat), ExpiresAt: time.Unix(exp, 0).UTC(),
+		Subject: subject, Tenant: tenant, Roles: c.Roles, ID: c.ID,
+	}, nil
+}
+
+// Rotate rotates the signing key now (logline keys rotate): the next key
+// becomes active, the active one verifies for the overlap, and a new next
+// key is published. It returns the kid of the new active key. The rotation
+// is recorded as a "keys.rotate" receipt; if recording fails, the rotation
+// does not happen and the error says why.
+func (s *Service) Rotate(ctx context.Context) (string, error) {
+	return s.ring.rotate(ctx, rotateManual)
+}
+
+// KeyInfo describes a key of the ring (never the private part).
+type KeyInfo struct {
+	KID         string    `json:"kid"`
+	State       string    `json:"state"` // next, active, verify_only
+	Created     time.Time `json:"created"`
+	Activated   time.Time `json:"activated,omitzero"`
+	VerifyUntil time.Time `json:"verify_until,omitzero"`
+	Published   bool      `json:"published"`
+}
+
+// Keys lists the key ring, for logline keys list.
+func (s *Service) Keys() []KeyInfo {
+	now := s.now()
+	var out []KeyInfo
+	for _, k := range s.ring.snapshot().keys {
+		out = append(out, KeyInfo{KID: k.kid, State: string(k.state), Created: k.created,
+			Activated: k.activated, VerifyUntil: k.verifyUntil, Published: k.published(now)})
+	}
+	return out
+}
+
+// Maintain does the periodic work: retires keys whose overlap is over,
+// rotates the signing key when it is older than RotateEvery, and drops
+// expired login states. Run calls it; tests call it with a fake clock.
+func (s *Service) Maintain(ctx context.Context) error {
+	s.login.sweep()
+	// Past TTL + skew, every token a revocation could refuse has expired.
+	s.revoked.sweep(s.now().Add(-s.cfg.TokenTTL - s.cfg.Skew))
+	return s.ring.maintain(ctx)
+}
+
+// Run calls Maintain every interval (a minute if interval <= 0) until ctx
+// is done. Errors go to report (which may be nil) and do not stop the loop.
+func (s *Service) Run(ctx context.Context, interval time.Duration, report func(error)) {
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Maintain(ctx); err != nil && report != nil {
+				report(err)
+			}
+		}
+	}
+}
+
+// RevokeSubject refuses every LLST of subject issued up to now: the
+// "log out everywhere" of a person, or the removal of a member before
+// their current token expires.
+func (s *Service) RevokeSubject(subject string) {
+	s.revoked.add(subject, s.now())
+}
+
+// revocations maps subjects to a time; tokens issued at or before it are
+// refused. Reads are lock-free (a copy-on-write map); writes are rare.
+type revocations struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[string]time.Time]
+}
+
+func (r *revocations) init() { r.m.Store(&map[string]time.Time{}) }
+
+func (r *revocations) add(subject string, at time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := maps.Clone(*r.m.Load())
+	m[subject] = at
+	r.m.Store(&m)
+}
+
+func (r *revocations) sweep(before time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := maps.Clone(*r.m.Load())
+	maps.DeleteFunc(m, func(_ string, at time.Time) bool { return at.Before(before) })
+	r.m.Store(&m)
+}
+
+func (r *revocations) revoked(subject string, iat int64) bool {
+	at, ok := (*r.m.Load())[subject]
+	return ok && iat <= at.Unix()
+}
+
+// lockedReader makes an injected random source safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return io.ReadFull(l.r, p)
+}
+
+// random returns n random bytes from the configured source.
+func (s *Service) random(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := s.rand.Read(b); err != nil {
+		return nil, internal(fmt.Errorf("identity: random: %w", err))
+	}
+	return b, nil
+}
