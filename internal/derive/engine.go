@@ -1,0 +1,613 @@
+package derive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// ErrBadInput is wrapped by Step's errors: an input the engine refuses. A
+// refused input leaves the engine unchanged.
+var ErrBadInput = errors.New("bad derivation input")
+
+// InputKind says what a ledger record is to the derivation.
+type InputKind uint8
+
+// Input kinds.
+const (
+	KindSpan   InputKind = iota + 1 // a span (validated, When valid)
+	KindTick                        // a server clock tick; applies to every tenant
+	KindConfig                      // a tenant configuration change
+)
+
+// Input is one ledger record, in ledger order.
+type Input struct {
+	// Seq is the record's ledger sequence number; it must increase from one
+	// input to the next.
+	Seq  uint64
+	Kind InputKind
+	// Span is the span of a KindSpan record. It must have WhenOK set and a
+	// non-empty Tenant. The engine may keep references to its strings.
+	Span *span.Span
+	// Tick is the time of a KindTick record.
+	Tick time.Time
+	// Tenant and Config make a KindConfig record: Config applies to Tenant
+	// from this record on. A nil Config returns the tenant to the engine's
+	// default configuration.
+	Tenant string
+	Config *TenantConfig
+}
+
+// Config configures an Engine. The zero Config is valid.
+type Config struct {
+	// Default is the configuration of every tenant that has no KindConfig
+	// record in force; nil means DefaultTenantConfig().
+	Default *TenantConfig
+}
+
+// Engine is the derivation: a deterministic state machine over ledger
+// records (see the package documentation). The zero Engine is ready to use
+// with DefaultTenantConfig. An Engine is not safe for concurrent use.
+type Engine struct {
+	ready    bool
+	def      *compiled
+	tenants  []*tenant // sorted by name
+	byName   map[string]*tenant
+	last     *tenant // the tenant of the previous span, a lookup shortcut
+	started  bool
+	lastSeq  uint64
+	haveTick bool
+	tickMax  int64
+	keyBuf   []byte   // scratch: composite keys
+	idBuf    []byte   // scratch: trajectory id preimages
+	exp      []uint32 // scratch: expired slots
+}
+
+// noClock is the clock of a tenant that has seen no time yet.
+const noClock = math.MinInt64
+
+type tenant struct {
+	name   string
+	cfg    *compiled
+	custom bool // cfg came from a KindConfig record
+	clock  int64
+	traj   trajTable
+	meter  meter
+	guard  guard
+	stats  Stats
+}
+
+// Stats are cumulative counters of one tenant, for metrics and summaries.
+// They are part of the engine state (snapshots keep them).
+type Stats struct {
+	Spans     uint64 // spans seen
+	Excepted  uint64 // spans matching an exception, never linked
+	Unkeyed   uint64 // spans with an empty key field, never linked
+	Unlinked  uint64 // spans seen while features.trajectory was off
+	Linked    uint64 // spans linked (= trajectory_edge derived)
+	Opened    uint64 // trajectories opened
+	Open      uint64 // trajectories open now
+	Timeout   uint64 // trajectories closed with reason timeout
+	Rule      uint64 // trajectories closed with reason rule
+	Scored    uint64 // trajectories scored (= closed)
+	// Candidates counts the scores the meter flagged while features.diamond
+	// was on (whether or not the guardrail then shed the event).
+	Candidates uint64
+	// Histogram counts every score ever given, by score.
+	Histogram [NumScores]uint64
+	// Shed counts shed events by type (index EventType-1).
+	Shed [numSheddable]uint64
+	// LastThreshold is the meter threshold of the latest score decided
+	// against a non-empty window, -1 if none; LastThresholdSeq is the seq of
+	// the record that caused it.
+	LastThreshold    int
+	LastThresholdSeq uint64
+}
+
+// New returns an Engine whose tenants default to cfg.Default.
+func New(cfg Config) (*Engine, error) {
+	e := &Engine{}
+	def := DefaultTenantConfig()
+	if cfg.Default != nil {
+		def = *cfg.Default
+	}
+	k, err := compile(def)
+	if err != nil {
+		return nil, err
+	}
+	e.setup(k)
+	return e, nil
+}
+
+func (e *Engine) setup(def *compiled) {
+	e.ready = true
+	e.def = def
+	e.tenants = nil
+	e.byName = make(map[string]*tenant)
+	e.last = nil
+	e.started, e.lastSeq = false, 0
+	e.haveTick, e.tickMax = false, 0
+}
+
+func (e *Engine) init() {
+	if !e.ready {
+		k, err := compile(DefaultTenantConfig())
+		if err != nil {
+			panic("derive: default config invalid: " + err.Error()) // a bug, caught by tests
+		}
+		e.setup(k)
+	}
+}
+
+// Step applies one ledger record and appends the events it derives to dst.
+// It is a pure function of the engine state and in: no clock, no randomness,
+// no map order. On error (ErrBadInput) the state is unchanged and dst is
+// returned as it was.
+func (e *Engine) Step(dst []Event, in Input) ([]Event, error) {
+	e.init()
+	var k *compiled
+	switch {
+	case e.started && in.Seq <= e.lastSeq:
+		return dst, fmt.Errorf("derive: seq %d after %d: %w: sequence numbers must increase", in.Seq, e.lastSeq, ErrBadInput)
+	case in.Kind == KindSpan:
+		switch {
+		case in.Span == nil:
+			return dst, fmt.Errorf("derive: seq %d: %w: span record without a span", in.Seq, ErrBadInput)
+		case !in.Span.WhenOK:
+			return dst, fmt.Errorf("derive: seq %d: %w: span %q has no valid when", in.Seq, ErrBadInput, in.Span.ID)
+		case in.Span.Tenant == "":
+			return dst, fmt.Errorf("derive: seq %d: %w: span %q has no tenant", in.Seq, ErrBadInput, in.Span.ID)
+		}
+	case in.Kind == KindTick:
+	case in.Kind == KindConfig:
+		if in.Tenant == "" {
+			return dst, fmt.Errorf("derive: seq %d: %w: config record without a tenant", in.Seq, ErrBadInput)
+		}
+		if in.Config != nil {
+			var err error
+			if k, err = compile(*in.Config); err != nil {
+				return dst, fmt.Errorf("derive: seq %d: %w: config of tenant %q: %w", in.Seq, ErrBadInput, in.Tenant, err)
+			}
+		}
+	default:
+		return dst, fmt.Errorf("derive: seq %d: %w: unknown input kind %d", in.Seq, ErrBadInput, in.Kind)
+	}
+	e.started, e.lastSeq = true, in.Seq
+	switch in.Kind {
+	case KindSpan:
+		dst = e.stepSpan(dst, in.Seq, in.Span)
+	case KindTick:
+		dst = e.stepTick(dst, in.Seq, unixNano(in.Tick))
+	case KindConfig:
+		dst = e.stepConfig(dst, in.Seq, in.Tenant, k)
+	}
+	return dst, nil
+}
+
+// unixNano returns t in Unix nanoseconds, saturated to the int64 range
+// (years 1678 to 2262), never noClock.
+func unixNano(t time.Time) int64 {
+	const nsPerSec = 1_000_000_000
+	const maxSec = math.MaxInt64 / nsPerSec
+	const minSec = math.MinInt64 / nsPerSec
+	s := t.Unix()
+	switch {
+	case s > maxSec || (s == maxSec && int64(t.Nanosecond()) > math.MaxInt64%nsPerSec):
+		return math.MaxInt64
+	case s < minSec:
+		return noClock + 1
+	}
+	return max(t.UnixNano(), noClock+1)
+}
+
+func addSat(a, b int64) int64 { // b >= 0
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func (e *Engine) tenant(name string) *tenant {
+	if e.last != nil && e.last.name == name {
+		return e.last
+	}
+	t := e.byName[name]
+	if t == nil {
+		t = &tenant{name: name, cfg: e.def, clock: noClock}
+		t.stats.LastThreshold = -1
+		t.traj.init()
+		t.meter.reconfigure(t.cfg)
+		if e.haveTick {
+			t.clock = e.tickMax
+		}
+		e.byName[name] = t
+		i, _ := slices.BinarySearchFunc(e.tenants, name, func(t *tenant, n string) int { return strings.Compare(t.name, n) })
+		e.tenants = slices.Insert(e.tenants, i, t)
+	}
+	e.last = t
+	return t
+}
+
+func (e *Engine) stepSpan(dst []Event, seq uint64, sp *span.Span) []Event {
+	t := e.tenant(sp.Tenant)
+	when := unixNano(sp.When)
+	t.stats.Spans++
+	dst = e.advance(dst, t, max(t.clock, when), seq)
+	k := t.cfg
+	if !k.src.Features.Trajectory {
+		t.stats.Unlinked++
+		return dst
+	}
+	for i := range k.exceptions {
+		m := &k.exceptions[i]
+		if m.match(fieldValue(sp, m.field)) {
+			t.stats.Excepted++
+			return dst
+		}
+	}
+	return e.link(dst, t, sp, when, seq)
+}
+
+func (e *Engine) stepTick(dst []Event, seq uint64, tick int64) []Event {
+	if !e.haveTick || tick > e.tickMax {
+		e.haveTick, e.tickMax = true, tick
+	}
+	for _, t := range e.tenants {
+		dst = e.advance(dst, t, max(t.clock, e.tickMax), seq)
+	}
+	return dst
+}
+
+func (e *Engine) stepConfig(dst []Event, seq uint64, name string, k *compiled) []Event {
+	t := e.tenant(name)
+	old := t.cfg
+	t.custom = k != nil
+	if k == nil {
+		k = e.def
+	}
+	t.cfg = k
+	t.meter.reconfigure(k)
+	if t.clock != noClock {
+		t.meter.advance(t.clock)
+	}
+	if !slices.Equal(old.src.Linker.KeyFields, k.src.Linker.KeyFields) && t.traj.n > 0 {
+		// Keys built from the old fields cannot be compared with keys built
+		// from the new ones: every open trajectory closes by rule.
+		exp := e.exp[:0]
+		for i := t.traj.head[openList]; i != noSlot; i = t.traj.slots[i].link[openList][1] {
+			exp = append(exp, i)
+		}
+		dst = e.closeAll(dst, t, exp, ReasonRule, seq)
+	}
+	return dst
+}
+
+// advance moves t's clock to clock (never backwards) and derives what that
+// causes: the meter's window slides, the guardrail's minute may roll over
+// (reporting what it shed), and trajectories past their deadline close.
+func (e *Engine) advance(dst []Event, t *tenant, clock int64, seq uint64) []Event {
+	if clock > t.clock {
+		t.clock = clock
+	}
+	t.meter.advance(t.clock)
+	dst = t.guard.roll(dst, t, seq)
+	return e.expire(dst, t, seq)
+}
+
+func (k *compiled) deadline(s *traj) int64 {
+	return min(addSat(s.lastClock, k.timeout), addSat(s.openClock, k.window))
+}
+
+// expire closes, with reason timeout, every open trajectory of t whose
+// deadline is before t's clock, in (deadline, id, key) order.
+func (e *Engine) expire(dst []Event, t *tenant, seq uint64) []Event {
+	tt := &t.traj
+	if tt.n == 0 {
+		return dst
+	}
+	k := t.cfg
+	exp := e.exp[:0]
+	for i := tt.head[lruList]; i != noSlot; i = tt.slots[i].link[lruList][1] {
+		s := &tt.slots[i]
+		if addSat(s.lastClock, k.timeout) >= t.clock {
+			break
+		}
+		s.flags |= markBit
+		exp = append(exp, i)
+	}
+	for i := tt.head[openList]; i != noSlot; i = tt.slots[i].link[openList][1] {
+		s := &tt.slots[i]
+		if addSat(s.openClock, k.window) >= t.clock {
+			break
+		}
+		if s.flags&markBit == 0 {
+			s.flags |= markBit
+			exp = append(exp, i)
+		}
+	}
+	for _, i := range exp {
+		tt.slots[i].flags &^= markBit
+	}
+	if len(exp) == 0 {
+		return dst
+	}
+	return e.closeAll(dst, t, exp, ReasonTimeout, seq)
+}
+
+// closeAll closes the slots in exp in (deadline, id, key) order.
+func (e *Engine) closeAll(dst []Event, t *tenant, exp []uint32, reason CloseReason, seq uint64) []Event {
+	k, slots := t.cfg, t.traj.slots
+	if len(exp) > 1 {
+		slices.SortFunc(exp, func(a, b uint32) int {
+			sa, sb := &slots[a], &slots[b]
+			if da, db := k.deadline(sa), k.deadline(sb); da != db {
+				if da < db {
+					return -1
+				}
+				return 1
+			}
+			if c := bytes.Compare(sa.id[:], sb.id[:]); c != 0 {
+				return c
+			}
+			return strings.Compare(sa.key, sb.key)
+		})
+	}
+	for _, i := range exp {
+		dst = e.close(dst, t, i, reason, seq)
+	}
+	e.exp = exp[:0]
+	return dst
+}
+
+func fieldValue(sp *span.Span, f spanField) string {
+	switch f {
+	case fieldID:
+		return sp.ID
+	case fieldTenant:
+		return sp.Tenant
+	case fieldWho:
+		return sp.Who
+	case fieldDid:
+		return sp.Did
+	case fieldThis:
+		return sp.This
+	case fieldStatus:
+		return sp.Status
+	case fieldWhen:
+		return sp.WhenRaw
+	}
+	return ""
+}
+
+// link adds sp to the open trajectory of its key, opening one if there is
+// none, and derives the edge (and the rule close, if sp's did is a closing
+// one).
+func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uint64) []Event {
+	k := t.cfg
+	tt := &t.traj
+	var key string
+	var i uint32
+	var found bool
+	if len(k.keyFields) == 1 {
+		key = fieldValue(sp, k.keyFields[0])
+		if key == "" {
+			t.stats.Unkeyed++
+			return dst
+		}
+		i, found = tt.index[key]
+	} else {
+		// Composite key: each value as uvarint(len) || bytes.
+		b := e.keyBuf[:0]
+		for _, f := range k.keyFields {
+			v := fieldValue(sp, f)
+			if v == "" {
+				t.stats.Unkeyed++
+				e.keyBuf = b
+				return dst
+			}
+			b = binary.AppendUvarint(b, uint64(len(v)))
+			b = append(b, v...)
+		}
+		e.keyBuf = b
+		i, found = tt.index[string(b)]
+		if !found {
+			key = string(b)
+		}
+	}
+	var s *traj
+	var pos uint32
+	if found {
+		s = &tt.slots[i]
+		pos = s.count
+		if s.count < math.MaxUint32 {
+			s.count++
+		}
+		s.lastClock = t.clock
+		s.minWhen = min(s.minWhen, when)
+		s.maxWhen = max(s.maxWhen, when)
+		tt.moveToBack(lruList, i)
+	} else {
+		i = tt.alloc()
+		s = &tt.slots[i]
+		s.id = e.trajectoryID(t.name, k, sp)
+		s.key = key
+		s.openClock, s.lastClock = t.clock, t.clock
+		s.minWhen, s.maxWhen = when, when
+		s.count = 1
+		tt.index[key] = i
+		tt.pushBack(lruList, i)
+		tt.pushBack(openList, i)
+		tt.n++
+		t.stats.Opened++
+		t.stats.Open++
+	}
+	if sp.Status == "confirmed" {
+		confirmed := false
+		for _, c := range sp.ConfirmedBy {
+			if c == "" {
+				continue
+			}
+			confirmed = true
+			if n := s.nconf(); n < MaxConfirmerSaturation {
+				h := fnv64(c)
+				if !slices.Contains(s.confirmers[:n], h) {
+					s.confirmers[n] = h
+					s.flags++
+				}
+			}
+		}
+		if confirmed && s.confirmed < math.MaxUint32 {
+			s.confirmed++
+		}
+	}
+	t.stats.Linked++
+	dst = t.emit(dst, Event{
+		Type:       EdgeEvent,
+		Trajectory: s.id,
+		Position:   pos,
+		Tenant:     t.name,
+		TS:         t.clock,
+		Seq:        seq,
+		SrcSpanID:  sp.ID,
+		This:       sp.This,
+	})
+	if len(k.closeOnDid) > 0 {
+		if _, ok := k.closeOnDid[sp.Did]; ok {
+			dst = e.close(dst, t, i, ReasonRule, seq)
+		}
+	}
+	return dst
+}
+
+// close derives trajectory_closed, trajectory_quality and, if the meter says
+// so, diamond_candidate for slot i, and frees it.
+func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq uint64) []Event {
+	k := t.cfg
+	s := &t.traj.slots[i]
+	id := s.id
+	dst = t.emit(dst, Event{Type: ClosedEvent, Reason: reason, Trajectory: id, Tenant: t.name, TS: t.clock, Seq: seq})
+	c := scoreOf(measures{
+		spans:      uint64(s.count),
+		persist:    uint64(s.maxWhen) - uint64(s.minWhen),
+		confirmed:  uint64(s.confirmed),
+		confirmers: uint64(s.nconf()),
+	}, k)
+	score := c.Mass + c.Persistence + c.Verification
+	t.traj.remove(i)
+	if reason == ReasonTimeout {
+		t.stats.Timeout++
+	} else {
+		t.stats.Rule++
+	}
+	t.stats.Open--
+	t.stats.Scored++
+	t.stats.Histogram[score]++
+	dst = t.emit(dst, Event{Type: QualityEvent, Trajectory: id, Score: score, Components: c, Tenant: t.name, TS: t.clock, Seq: seq})
+	d := t.meter.observe(score, k)
+	if d.threshold >= 0 {
+		t.stats.LastThreshold, t.stats.LastThresholdSeq = d.threshold, seq
+	}
+	if d.candidate && k.src.Features.Diamond {
+		t.stats.Candidates++
+		dst = t.emit(dst, Event{Type: CandidateEvent, Trajectory: id, Score: score, Threshold: d.threshold, Tenant: t.name, TS: t.clock, Seq: seq})
+	}
+	return dst
+}
+
+// trajectoryID is the first 15 bytes of SHA-256 over the preimage
+//
+//	item("logline/trajectory/v1") item(tenant) uvarint(len(key_fields))
+//	{item(field name) item(field value)}... item(first span id)
+//
+// where item(x) = uvarint(len(x)) || x.
+func (e *Engine) trajectoryID(tenant string, k *compiled, sp *span.Span) TrajectoryID {
+	b := e.idBuf[:0]
+	item := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	item("logline/trajectory/v1")
+	item(tenant)
+	b = binary.AppendUvarint(b, uint64(len(k.keyFields)))
+	names := fieldNames()
+	for _, f := range k.keyFields {
+		item(names[f])
+		item(fieldValue(sp, f))
+	}
+	item(sp.ID)
+	e.idBuf = b
+	sum := sha256.Sum256(b)
+	var id TrajectoryID
+	copy(id[:], sum[:])
+	return id
+}
+
+// fnv64 is FNV-1a, 64 bits: the identity of a confirmer inside a trajectory.
+func fnv64(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// Tenants returns the names of the tenants the engine has seen, sorted.
+func (e *Engine) Tenants() []string {
+	out := make([]string, len(e.tenants))
+	for i, t := range e.tenants {
+		out[i] = t.name
+	}
+	return out
+}
+
+// Stats returns the counters of tenant (zero Stats, LastThreshold -1, if the
+// engine has not seen it).
+func (e *Engine) Stats(tenant string) Stats {
+	if t := e.byName[tenant]; t != nil {
+		return t.stats
+	}
+	return Stats{LastThreshold: -1}
+}
+
+// Percentiles returns the nearest-rank 50th, 95th and 99th percentiles of the
+// scores in tenant's meter window (quality.pXX.current); zeros when the
+// window is empty.
+func (e *Engine) Percentiles(tenant string) (p50, p95, p99 int) {
+	t := e.byName[tenant]
+	if t == nil {
+		return 0, 0, 0
+	}
+	return t.meter.percentile(50), t.meter.percentile(95), t.meter.percentile(99)
+}
+
+// Clock returns tenant's derivation clock; ok is false while the tenant has
+// seen no time.
+func (e *Engine) Clock(tenant string) (clock time.Time, ok bool) {
+	t := e.byName[tenant]
+	if t == nil || t.clock == noClock {
+		return time.Time{}, false
+	}
+	return time.Unix(0, t.clock).UTC(), true
+}
+
+// LastSeq returns the seq of the last record applied; ok is false before the
+// first. It is the durable cursor to persist with a snapshot.
+func (e *Engine) LastSeq() (seq uint64, ok bool) { return e.lastSeq, e.started }
+
+// TenantConfig returns the configuration in force for tenant.
+func (e *Engine) TenantConfig(tenant string) TenantConfig {
+	e.init()
+	if t := e.byName[tenant]; t != nil {
+		return cloneConfig(t.cfg.src)
+	}
+	return cloneConfig(e.def.src)
+}
