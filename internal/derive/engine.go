@@ -88,16 +88,16 @@ type tenant struct {
 // Stats are cumulative counters of one tenant, for metrics and summaries.
 // They are part of the engine state (snapshots keep them).
 type Stats struct {
-	Spans     uint64 // spans seen
-	Excepted  uint64 // spans matching an exception, never linked
-	Unkeyed   uint64 // spans with an empty key field, never linked
-	Unlinked  uint64 // spans seen while features.trajectory was off
-	Linked    uint64 // spans linked (= trajectory_edge derived)
-	Opened    uint64 // trajectories opened
-	Open      uint64 // trajectories open now
-	Timeout   uint64 // trajectories closed with reason timeout
-	Rule      uint64 // trajectories closed with reason rule
-	Scored    uint64 // trajectories scored (= closed)
+	Spans    uint64 // spans seen
+	Excepted uint64 // spans matching an exception, never linked
+	Unkeyed  uint64 // spans with an empty key field, never linked
+	Unlinked uint64 // spans seen while features.trajectory was off
+	Linked   uint64 // spans linked (= trajectory_edge derived)
+	Opened   uint64 // trajectories opened
+	Open     uint64 // trajectories open now
+	Timeout  uint64 // trajectories closed with reason timeout
+	Rule     uint64 // trajectories closed with reason rule
+	Scored   uint64 // trajectories scored (= closed)
 	// Candidates counts the scores the meter flagged while features.diamond
 	// was on (whether or not the guardrail then shed the event).
 	Candidates uint64
