@@ -24,8 +24,8 @@ func (s *Service) Authenticate(r *http.Request) (*Principal, error) {
 	if len(h) > s.cfg.MaxTokenBytes+len("Bearer ") {
 		return nil, s.reject(unauth(ReasonTooLarge, "Authorization header too long"))
 	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(h), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
 		return nil, s.reject(unauth(ReasonMalformed, "Authorization is not a Bearer credential"))
 	}
 	tok = strings.TrimLeft(tok, " ")
