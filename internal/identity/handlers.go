@@ -70,11 +70,11 @@ func (s *Service) TokenHandler() http.Handler {
 
 func (s *Service) token(w http.ResponseWriter, r *http.Request) (Token, error) {
 	var req tokenRequest
-	body := http.MaxBytesReader(w, r.Body, maxTokenRequest)
+	r.Body = http.MaxBytesReader(w, r.Body, maxTokenRequest)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "application/json":
-		dec := json.NewDecoder(body)
+		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			return Token{}, badRequest(ReasonBadRequest, "body is not a token request")
