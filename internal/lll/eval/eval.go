@@ -1,0 +1,798 @@
+// Package eval is the interpreter of .lll programs (the EVAL backend).
+//
+// Compile turns an ir.Program into executable form once: field rules become
+// small structs checked by a switch over the span's fields, expressions
+// become trees of Go closures with every name already resolved, so running
+// a validator over a decoded span does no map lookups and, for the
+// canonical contract, no allocation.
+//
+// Evaluation is pure: feature flags, policy overrides, kernels (stateful Go
+// functions such as percentile) and host calls come only from the Env the
+// caller passes. Each run has a step budget (Env.MaxSteps, DefaultMaxSteps
+// when zero) and honours context cancellation; exceeding either is an
+// *Error with code LLL100 or LLL101, as are runtime type errors (LLL102),
+// arithmetic errors (LLL103) and missing kernels (LLL104).
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/diag"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// DefaultMaxSteps is the step budget of a run when Env.MaxSteps is zero.
+const DefaultMaxSteps = 100_000
+
+// Error is a runtime error.
+type Error struct {
+	Code diag.Code
+	Pos  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Pos != "" {
+		return fmt.Sprintf("%s: error[%s]: %s", e.Pos, e.Code, e.Msg)
+	}
+	return fmt.Sprintf("error[%s]: %s", e.Code, e.Msg)
+}
+
+// Input is what a run examines: a span, or a derived event (a map value).
+type Input struct {
+	Span  *span.Span
+	Event ir.Value
+}
+
+// Kernels provides the stateful kernels (percentile, window_count,
+// threshold, components, ...). Implementations live with the state they
+// keep (the derivation); the interpreter only calls them.
+type Kernels interface {
+	Kernel(ctx context.Context, name string, in Input, args []ir.Value) (ir.Value, error)
+}
+
+// Host performs host calls used inside expressions (kv.get, env.get,
+// crypto.verify). Capabilities are enforced before a bundle is loaded.
+type Host interface {
+	Call(ctx context.Context, name string, args []ir.Value) (ir.Value, error)
+}
+
+// Env is what a run may see of the world. The zero Env has every feature
+// off, the bundle's own policy values, no kernels and no host.
+type Env struct {
+	Features map[string]bool
+	// Policies overrides policies by name (as from a tenant configuration).
+	Policies map[string]*ir.Policy
+	Kernels  Kernels
+	Host     Host
+	MaxSteps int64
+}
+
+type frame struct {
+	ctx      context.Context
+	env      *Env
+	in       Input
+	steps    int64
+	max      int64
+	data     ir.Value
+	dataDone bool
+	dataErr  error
+}
+
+type fn func(fr *frame) (ir.Value, error)
+
+func (fr *frame) step(pos string) error {
+	fr.steps++
+	if fr.steps > fr.max {
+		return &Error{Code: diag.StepBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d steps", fr.max)}
+	}
+	if fr.steps&255 == 0 && fr.ctx != nil {
+		if err := fr.ctx.Err(); err != nil {
+			return &Error{Code: diag.Canceled, Pos: pos, Msg: "evaluation canceled: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+func newFrame(ctx context.Context, env *Env, in Input) *frame {
+	fr := &frame{ctx: ctx, env: env, in: in, max: DefaultMaxSteps}
+	if env != nil && env.MaxSteps > 0 {
+		fr.max = env.MaxSteps
+	}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			fr.max = -1
+		}
+	}
+	return fr
+}
+
+func rtErr(code diag.Code, pos, format string, args ...any) error {
+	return &Error{Code: code, Pos: pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ---- span fields ----
+
+type spanField uint8
+
+const (
+	fNone spanField = iota
+	fID
+	fTenant
+	fWho
+	fDid
+	fThis
+	fWhen
+	fStatus
+	fConfirmedBy
+	fData
+)
+
+func spanFieldOf(name string) spanField {
+	switch name {
+	case "id":
+		return fID
+	case "tenant":
+		return fTenant
+	case "who":
+		return fWho
+	case "did":
+		return fDid
+	case "this":
+		return fThis
+	case "when":
+		return fWhen
+	case "status":
+		return fStatus
+	case "confirmed_by":
+		return fConfirmedBy
+	case "data":
+		return fData
+	}
+	return fNone
+}
+
+func spanString(s *span.Span, f spanField) string {
+	switch f {
+	case fID:
+		return s.ID
+	case fTenant:
+		return s.Tenant
+	case fWho:
+		return s.Who
+	case fDid:
+		return s.Did
+	case fThis:
+		return s.This
+	case fWhen:
+		return s.WhenRaw
+	case fStatus:
+		return s.Status
+	}
+	return ""
+}
+
+func hasMember(s *span.Span, name string) bool {
+	for _, m := range s.Members {
+		if m == name {
+			return true
+		}
+	}
+	return false
+}
+
+// spanValue returns the value of a span field (null when absent).
+func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
+	s := fr.in.Span
+	switch f {
+	case fWhen:
+		if s.WhenRaw == "" {
+			return ir.NullValue(), nil
+		}
+		if s.WhenOK {
+			return ir.TimestampValue(s.When), nil
+		}
+		if t, ok := abi.ValidRFC3339(s.WhenRaw); ok {
+			return ir.TimestampValue(t), nil
+		}
+		return ir.Value{}, rtErr(diag.RuntimeType, pos, "field when is not RFC 3339: %q", clip(s.WhenRaw))
+	case fConfirmedBy:
+		if s.ConfirmedBy == nil {
+			return ir.NullValue(), nil
+		}
+		l := make([]ir.Value, len(s.ConfirmedBy))
+		for i, c := range s.ConfirmedBy {
+			l[i] = ir.StringValue(c)
+		}
+		return ir.ListValue(l), nil
+	case fData:
+		if !fr.dataDone {
+			fr.dataDone = true
+			if s.Data != nil {
+				fr.data, fr.dataErr = decodeJSON(s.Data)
+			}
+		}
+		return fr.data, fr.dataErr
+	case fNone:
+		return ir.NullValue(), nil
+	}
+	str := spanString(s, f)
+	if str == "" && !hasMember(s, fieldName(f)) {
+		return ir.NullValue(), nil
+	}
+	return ir.StringValue(str), nil
+}
+
+func fieldName(f spanField) string {
+	return [...]string{"", "id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data"}[f]
+}
+
+func decodeJSON(b []byte) (ir.Value, error) {
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "data is not valid JSON: %v", err)
+	}
+	v, err := ir.FromJSON(x)
+	if err != nil {
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "data: %v", err)
+	}
+	return v, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
+}
+
+// ---- expressions ----
+
+type compiler struct {
+	prog *ir.Program
+	// inputSpan reports whether fields are span fields (else event members).
+	inputSpan bool
+}
+
+func (c *compiler) compile(e *ir.Expr) (fn, error) {
+	if e == nil {
+		return nil, fmt.Errorf("missing expression")
+	}
+	args := make([]fn, len(e.Args))
+	for i, a := range e.Args {
+		f, err := c.compile(a)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = f
+	}
+	pos := e.Pos
+	arity := func(n int) error {
+		if len(args) != n {
+			return fmt.Errorf("%s at %s: want %d operands, have %d", e.Op, pos, n, len(args))
+		}
+		return nil
+	}
+	switch e.Op {
+	case ir.OpConst:
+		if e.Value == nil {
+			return nil, fmt.Errorf("const at %s without value", pos)
+		}
+		v := *e.Value
+		return func(fr *frame) (ir.Value, error) { return v, fr.step(pos) }, nil
+	case ir.OpSymbol:
+		v := ir.StringValue(e.Name)
+		return func(fr *frame) (ir.Value, error) { return v, fr.step(pos) }, nil
+	case ir.OpField, ir.OpHas:
+		return c.field(e)
+	case ir.OpPolicy:
+		def := c.prog.Policy(e.Name)
+		if def == nil || len(e.Path) == 0 || def.Field(e.Path[0]) == nil {
+			return nil, fmt.Errorf("policy reference %s.%v at %s to an unknown policy", e.Name, e.Path, pos)
+		}
+		name, path := e.Name, e.Path
+		defVal, err := walk(def.Field(path[0]).Value, path[1:])
+		if err != nil {
+			return nil, err
+		}
+		return func(fr *frame) (ir.Value, error) {
+			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			if fr.env != nil && fr.env.Policies != nil {
+				if p := fr.env.Policies[name]; p != nil {
+					if f := p.Field(path[0]); f != nil {
+						return walk(f.Value, path[1:])
+					}
+				}
+			}
+			return defVal, nil
+		}, nil
+	case ir.OpFeature:
+		name := e.Name
+		return func(fr *frame) (ir.Value, error) {
+			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			return ir.BoolValue(fr.env != nil && fr.env.Features[name]), nil
+		}, nil
+	case ir.OpNot:
+		if err := arity(1); err != nil {
+			return nil, err
+		}
+		x := args[0]
+		return func(fr *frame) (ir.Value, error) {
+			b, err := boolOf(fr, x, pos)
+			return ir.BoolValue(!b), err
+		}, nil
+	case ir.OpAnd, ir.OpOr:
+		if err := arity(2); err != nil {
+			return nil, err
+		}
+		x, y := args[0], args[1]
+		isAnd := e.Op == ir.OpAnd
+		return func(fr *frame) (ir.Value, error) {
+			a, err := boolOf(fr, x, pos)
+			if err != nil {
+				return ir.Value{}, err
+			}
+			if a != isAnd {
+				return ir.BoolValue(a), nil
+			}
+			b, err := boolOf(fr, y, pos)
+			return ir.BoolValue(b), err
+		}, nil
+	case ir.OpNeg:
+		if err := arity(1); err != nil {
+			return nil, err
+		}
+		x := args[0]
+		return func(fr *frame) (ir.Value, error) {
+			v, err := x(fr)
+			if err != nil {
+				return v, err
+			}
+			switch v.Kind() {
+			case ir.Number:
+				return ir.NumberMicros(-v.Micros()), nil
+			case ir.Duration:
+				return ir.DurationValue(-v.Duration()), nil
+			}
+			return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot negate a %s", v.Kind())
+		}, nil
+	case ir.OpEq, ir.OpNe, ir.OpLt, ir.OpLe, ir.OpGt, ir.OpGe, ir.OpIn, ir.OpMatches,
+		ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv, ir.OpIndex:
+		if err := arity(2); err != nil {
+			return nil, err
+		}
+		return c.binary(e.Op, args[0], args[1], e, pos)
+	case ir.OpList:
+		return func(fr *frame) (ir.Value, error) {
+			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			l := make([]ir.Value, len(args))
+			for i, a := range args {
+				v, err := a(fr)
+				if err != nil {
+					return v, err
+				}
+				l[i] = v
+			}
+			return ir.ListValue(l), nil
+		}, nil
+	case ir.OpMap:
+		if len(e.Path) != len(args) {
+			return nil, fmt.Errorf("map at %s: %d keys for %d values", pos, len(e.Path), len(args))
+		}
+		keys := e.Path
+		return func(fr *frame) (ir.Value, error) {
+			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			m := make(map[string]ir.Value, len(args))
+			for i, a := range args {
+				v, err := a(fr)
+				if err != nil {
+					return v, err
+				}
+				m[keys[i]] = v
+			}
+			return ir.MapValue(m), nil
+		}, nil
+	case ir.OpCall:
+		return c.builtin(e.Name, args, pos)
+	case ir.OpKernel, ir.OpHost:
+		name := e.Name
+		kernel := e.Op == ir.OpKernel
+		f, ok := abi.Funcs()[name]
+		if !ok || (kernel && f.Kind != "kernel") || (!kernel && f.Kind != "host") {
+			return nil, fmt.Errorf("unknown %s %s at %s", e.Op, name, pos)
+		}
+		return func(fr *frame) (ir.Value, error) {
+			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			vals := make([]ir.Value, len(args))
+			for i, a := range args {
+				v, err := a(fr)
+				if err != nil {
+					return v, err
+				}
+				vals[i] = v
+			}
+			ctx := fr.ctx
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			if kernel {
+				if fr.env == nil || fr.env.Kernels == nil {
+					return ir.Value{}, rtErr(diag.KernelUnavailable, pos, "kernel %s is not available here (kernels run in the derivation)", name)
+				}
+				v, err := fr.env.Kernels.Kernel(ctx, name, fr.in, vals)
+				if err != nil {
+					return v, wrapHost(err, pos, name)
+				}
+				return v, nil
+			}
+			if fr.env == nil || fr.env.Host == nil {
+				return ir.Value{}, rtErr(diag.KernelUnavailable, pos, "host call %s is not available here", name)
+			}
+			v, err := fr.env.Host.Call(ctx, name, vals)
+			if err != nil {
+				return v, wrapHost(err, pos, name)
+			}
+			return v, nil
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown operator %q at %s", e.Op, pos)
+}
+
+func wrapHost(err error, pos, name string) error {
+	if _, ok := err.(*Error); ok {
+		return err
+	}
+	return rtErr(diag.KernelUnavailable, pos, "%s: %v", name, err)
+}
+
+func walk(v ir.Value, path []string) (ir.Value, error) {
+	for _, p := range path {
+		if v.Kind() != ir.Map {
+			return ir.NullValue(), nil
+		}
+		v, _ = v.Get(p)
+	}
+	return v, nil
+}
+
+func (c *compiler) field(e *ir.Expr) (fn, error) {
+	pos, path, name := e.Pos, e.Path, e.Name
+	has := e.Op == ir.OpHas
+	if !c.inputSpan {
+		return func(fr *frame) (ir.Value, error) {
+			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			v, _ := fr.in.Event.Get(name)
+			v, _ = walk(v, path)
+			if has {
+				return ir.BoolValue(!v.IsNull()), nil
+			}
+			return v, nil
+		}, nil
+	}
+	f := spanFieldOf(name)
+	if f == fNone {
+		return nil, fmt.Errorf("unknown span field %q at %s", name, pos)
+	}
+	return func(fr *frame) (ir.Value, error) {
+		if err := fr.step(pos); err != nil {
+			return ir.Value{}, err
+		}
+		s := fr.in.Span
+		if s == nil {
+			return ir.Value{}, rtErr(diag.RuntimeType, pos, "input is not a span")
+		}
+		if has && len(path) == 0 {
+			switch f {
+			case fConfirmedBy:
+				return ir.BoolValue(s.ConfirmedBy != nil), nil
+			case fData:
+				return ir.BoolValue(s.Data != nil), nil
+			}
+			return ir.BoolValue(spanString(s, f) != "" || hasMember(s, name)), nil
+		}
+		v, err := fr.spanValue(f, pos)
+		if err != nil {
+			if has {
+				return ir.BoolValue(false), nil
+			}
+			return v, err
+		}
+		v, _ = walk(v, path)
+		if has {
+			return ir.BoolValue(!v.IsNull()), nil
+		}
+		return v, nil
+	}, nil
+}
+
+func boolOf(fr *frame, x fn, pos string) (bool, error) {
+	v, err := x(fr)
+	if err != nil {
+		return false, err
+	}
+	if v.Kind() != ir.Bool {
+		return false, rtErr(diag.RuntimeType, pos, "want a bool, have %s %s", v.Kind(), clip(v.String()))
+	}
+	return v.Bool(), nil
+}
+
+func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("builtin %s at %s: want 1 argument", name, pos)
+	}
+	x := args[0]
+	var op func(v ir.Value) (ir.Value, error)
+	switch name {
+	case "len":
+		op = func(v ir.Value) (ir.Value, error) {
+			switch v.Kind() {
+			case ir.String, ir.List, ir.Map:
+				return ir.IntValue(int64(v.Len())), nil
+			case ir.Null:
+				return ir.IntValue(0), nil
+			}
+			return ir.Value{}, rtErr(diag.RuntimeType, pos, "len of a %s", v.Kind())
+		}
+	case "lower", "upper":
+		f := strings.ToLower
+		if name == "upper" {
+			f = strings.ToUpper
+		}
+		op = func(v ir.Value) (ir.Value, error) {
+			if v.Kind() != ir.String {
+				return ir.Value{}, rtErr(diag.RuntimeType, pos, "%s of a %s", name, v.Kind())
+			}
+			return ir.StringValue(f(v.Str())), nil
+		}
+	default:
+		return nil, fmt.Errorf("unknown builtin %s at %s", name, pos)
+	}
+	return func(fr *frame) (ir.Value, error) {
+		if err := fr.step(pos); err != nil {
+			return ir.Value{}, err
+		}
+		v, err := x(fr)
+		if err != nil {
+			return v, err
+		}
+		return op(v)
+	}, nil
+}
+
+func (c *compiler) binary(op ir.Op, x, y fn, e *ir.Expr, pos string) (fn, error) {
+	var glob *Glob
+	if op == ir.OpMatches {
+		if e.Args[1].Op != ir.OpConst || e.Args[1].Value == nil {
+			return nil, fmt.Errorf("matches at %s needs a constant pattern", pos)
+		}
+		glob = CompileGlob(e.Args[1].Value.Str())
+	}
+	return func(fr *frame) (ir.Value, error) {
+		if err := fr.step(pos); err != nil {
+			return ir.Value{}, err
+		}
+		a, err := x(fr)
+		if err != nil {
+			return a, err
+		}
+		b, err := y(fr)
+		if err != nil {
+			return b, err
+		}
+		switch op {
+		case ir.OpEq:
+			return ir.BoolValue(a.Equal(b)), nil
+		case ir.OpNe:
+			return ir.BoolValue(!a.Equal(b)), nil
+		case ir.OpLt, ir.OpLe, ir.OpGt, ir.OpGe:
+			c, err := compare(a, b, pos)
+			if err != nil {
+				return ir.Value{}, err
+			}
+			switch op {
+			case ir.OpLt:
+				return ir.BoolValue(c < 0), nil
+			case ir.OpLe:
+				return ir.BoolValue(c <= 0), nil
+			case ir.OpGt:
+				return ir.BoolValue(c > 0), nil
+			}
+			return ir.BoolValue(c >= 0), nil
+		case ir.OpIn:
+			if b.Kind() == ir.Null {
+				return ir.BoolValue(false), nil
+			}
+			if b.Kind() != ir.List {
+				return ir.Value{}, rtErr(diag.RuntimeType, pos, "in needs a list, have %s", b.Kind())
+			}
+			for _, el := range b.List() {
+				if a.Equal(el) {
+					return ir.BoolValue(true), nil
+				}
+			}
+			return ir.BoolValue(false), nil
+		case ir.OpMatches:
+			if a.Kind() != ir.String {
+				if a.Kind() == ir.Null {
+					return ir.BoolValue(false), nil
+				}
+				return ir.Value{}, rtErr(diag.RuntimeType, pos, "matches needs a string, have %s", a.Kind())
+			}
+			return ir.BoolValue(glob.Match(a.Str())), nil
+		case ir.OpIndex:
+			switch a.Kind() {
+			case ir.List:
+				if b.Kind() != ir.Number || b.Micros()%ir.NumberScale != 0 {
+					return ir.Value{}, rtErr(diag.RuntimeType, pos, "a list index must be an integer, have %s", b)
+				}
+				i := b.Int()
+				if i < 0 || i >= int64(len(a.List())) {
+					return ir.NullValue(), nil
+				}
+				return a.List()[i], nil
+			case ir.Map:
+				if b.Kind() != ir.String {
+					return ir.Value{}, rtErr(diag.RuntimeType, pos, "a map key must be a string, have %s", b.Kind())
+				}
+				v, _ := a.Get(b.Str())
+				return v, nil
+			case ir.Null:
+				return ir.NullValue(), nil
+			}
+			return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot index a %s", a.Kind())
+		}
+		return arith(op, a, b, pos)
+	}, nil
+}
+
+func compare(a, b ir.Value, pos string) (int, error) {
+	num := func(k ir.Kind) bool { return k == ir.Number || k == ir.Percentile }
+	switch {
+	case num(a.Kind()) && num(b.Kind()),
+		a.Kind() == ir.Duration && b.Kind() == ir.Duration,
+		a.Kind() == ir.Timestamp && b.Kind() == ir.Timestamp:
+		x, y := a.Micros(), b.Micros()
+		switch {
+		case x < y:
+			return -1, nil
+		case x > y:
+			return 1, nil
+		}
+		return 0, nil
+	case a.Kind() == ir.String && b.Kind() == ir.String:
+		return strings.Compare(a.Str(), b.Str()), nil
+	}
+	return 0, rtErr(diag.RuntimeType, pos, "cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))
+}
+
+// mulDiv returns a*b/c rounded toward zero, or false on overflow.
+func mulDiv(a, b, c int64) (int64, bool) {
+	if c == 0 {
+		return 0, false
+	}
+	neg := (a < 0) != (b < 0) != (c < 0)
+	ua, ub, uc := abs64(a), abs64(b), abs64(c)
+	hi, lo := bits.Mul64(ua, ub)
+	if hi >= uc {
+		return 0, false
+	}
+	q, _ := bits.Div64(hi, lo, uc)
+	if q > math.MaxInt64 {
+		return 0, false
+	}
+	if neg {
+		return -int64(q), true
+	}
+	return int64(q), true
+}
+
+func abs64(x int64) uint64 {
+	if x < 0 {
+		return uint64(-x)
+	}
+	return uint64(x)
+}
+
+func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
+	ak, bk := a.Kind(), b.Kind()
+	num := func(k ir.Kind) bool { return k == ir.Number || k == ir.Percentile }
+	overflow := func() (ir.Value, error) {
+		return ir.Value{}, rtErr(diag.Arithmetic, pos, "arithmetic overflow in %s %s %s", clip(a.String()), op, clip(b.String()))
+	}
+	add := func(x, y int64) (int64, bool) {
+		s := x + y
+		return s, !((x > 0 && y > 0 && s < 0) || (x < 0 && y < 0 && s >= 0))
+	}
+	switch op {
+	case ir.OpAdd, ir.OpSub:
+		y := b.Micros()
+		if op == ir.OpSub {
+			y = -y
+		}
+		var kind ir.Kind
+		switch {
+		case num(ak) && num(bk):
+			kind = ir.Number
+		case ak == ir.Duration && bk == ir.Duration:
+			kind = ir.Duration
+		case ak == ir.Timestamp && bk == ir.Duration:
+			kind = ir.Timestamp
+		case ak == ir.Timestamp && bk == ir.Timestamp && op == ir.OpSub:
+			kind = ir.Duration
+		case ak == ir.String && bk == ir.String && op == ir.OpAdd:
+			return ir.StringValue(a.Str() + b.Str()), nil
+		default:
+			return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot %s %s and %s", op, ak, bk)
+		}
+		s, ok := add(a.Micros(), y)
+		if !ok {
+			return overflow()
+		}
+		switch kind {
+		case ir.Number:
+			return ir.NumberMicros(s), nil
+		case ir.Duration:
+			return ir.DurationValue(durationOf(s)), nil
+		}
+		return ir.TimestampValue(timeOf(s)), nil
+	case ir.OpMul:
+		switch {
+		case num(ak) && num(bk):
+			r, ok := mulDiv(a.Micros(), b.Micros(), ir.NumberScale)
+			if !ok {
+				return overflow()
+			}
+			return ir.NumberMicros(r), nil
+		case ak == ir.Duration && num(bk), num(ak) && bk == ir.Duration:
+			d, n := a, b
+			if num(ak) {
+				d, n = b, a
+			}
+			r, ok := mulDiv(d.Micros(), n.Micros(), ir.NumberScale)
+			if !ok {
+				return overflow()
+			}
+			return ir.DurationValue(durationOf(r)), nil
+		}
+	case ir.OpDiv:
+		if b.Micros() == 0 {
+			return ir.Value{}, rtErr(diag.Arithmetic, pos, "division by zero")
+		}
+		switch {
+		case num(ak) && num(bk):
+			r, ok := mulDiv(a.Micros(), ir.NumberScale, b.Micros())
+			if !ok {
+				return overflow()
+			}
+			return ir.NumberMicros(r), nil
+		case ak == ir.Duration && num(bk):
+			r, ok := mulDiv(a.Micros(), ir.NumberScale, b.Micros())
+			if !ok {
+				return overflow()
+			}
+			return ir.DurationValue(durationOf(r)), nil
+		}
+	}
+	return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot %s %s and %s", op, ak, bk)
+}

@@ -1,0 +1,559 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// Program is a compiled, executable program.
+type Program struct {
+	IR         *ir.Program
+	validators []*Validator
+	pipelines  []*Pipeline
+	routers    []*Router
+}
+
+// Compile prepares p for execution. It fails when the IR is malformed
+// (an unknown operator, a reference to a missing policy, an unknown
+// format): IR that the checker produced never fails.
+func Compile(p *ir.Program) (*Program, error) {
+	if p.ABI != ir.ABI {
+		return nil, fmt.Errorf("eval: unknown ABI %q", p.ABI)
+	}
+	out := &Program{IR: p}
+	for _, v := range p.Validators {
+		cv, err := compileValidator(p, v)
+		if err != nil {
+			return nil, fmt.Errorf("eval: validator %s: %w", v.Name, err)
+		}
+		out.validators = append(out.validators, cv)
+	}
+	for _, pl := range p.Pipelines {
+		c := &compiler{prog: p, inputSpan: true}
+		cp := &Pipeline{IR: pl}
+		if pl.Guard != nil {
+			g, err := c.compile(pl.Guard)
+			if err != nil {
+				return nil, fmt.Errorf("eval: pipeline %s: %w", pl.Name, err)
+			}
+			cp.guard = g
+		}
+		for _, d := range pl.Derives {
+			if f, ok := abi.Funcs()[d.Kernel]; !ok || f.Kind != "kernel" {
+				return nil, fmt.Errorf("eval: pipeline %s: unknown kernel %q", pl.Name, d.Kernel)
+			}
+		}
+		out.pipelines = append(out.pipelines, cp)
+	}
+	for _, r := range p.Routers {
+		cr, err := compileRouter(p, r)
+		if err != nil {
+			return nil, fmt.Errorf("eval: router %s: %w", r.Name, err)
+		}
+		out.routers = append(out.routers, cr)
+	}
+	return out, nil
+}
+
+// Validators returns the validators, sorted by name.
+func (p *Program) Validators() []*Validator { return p.validators }
+
+// Validator returns the validator called name, or nil.
+func (p *Program) Validator(name string) *Validator {
+	i := sort.Search(len(p.validators), func(i int) bool { return p.validators[i].IR.Name >= name })
+	if i < len(p.validators) && p.validators[i].IR.Name == name {
+		return p.validators[i]
+	}
+	return nil
+}
+
+// Pipelines returns the pipelines, sorted by name.
+func (p *Program) Pipelines() []*Pipeline { return p.pipelines }
+
+// Routers returns the routers, sorted by name.
+func (p *Program) Routers() []*Router { return p.routers }
+
+// Violation is the failure of one rule of a validator: the answer a
+// gateway turns into a rejected-span problem.
+type Violation struct {
+	Validator string // "canonical_contract_v1"
+	Rule      string // the rule as written: require field "when" as "rfc3339"
+	Field     string // "when" ("" for a check)
+	Detail    string // field "when" is not RFC 3339: "2025-13-45"
+	Pos       string // stdlib/canonical.lll:6:3
+	Action    string // on_fail: "reject" or "warn"
+}
+
+// Error returns "validator: detail (rule at pos)".
+func (v *Violation) Error() string {
+	return fmt.Sprintf("%s: %s (%s at %s)", v.Validator, v.Detail, v.Rule, v.Pos)
+}
+
+// Validator is a compiled validator.
+type Validator struct {
+	IR        *ir.Validator
+	spanInput bool
+	guard     fn
+	rules     []*rule
+	emitWith  []fn
+}
+
+type rule struct {
+	ir      *ir.Rule
+	top     string // top-level member
+	field   spanField
+	path    []string
+	format  *abi.Format
+	allowed uint16 // span members allowed (closed), by memberBit
+	allowL  []string
+	cond    fn
+}
+
+func memberBit(name string) uint16 {
+	f := spanFieldOf(name)
+	if f == fNone {
+		return 0
+	}
+	return 1 << f
+}
+
+func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
+	spanIn := len(v.Input) == 1 && v.Input[0] == abi.InputSpan
+	for _, in := range v.Input {
+		if _, ok := abi.Inputs()[in]; !ok {
+			return nil, fmt.Errorf("unknown input %q", in)
+		}
+		if in == abi.InputSpan && !spanIn {
+			return nil, fmt.Errorf("span cannot be mixed with other inputs")
+		}
+	}
+	c := &compiler{prog: p, inputSpan: spanIn}
+	cv := &Validator{IR: v, spanInput: spanIn}
+	if v.Guard != nil {
+		g, err := c.compile(v.Guard)
+		if err != nil {
+			return nil, err
+		}
+		cv.guard = g
+	}
+	formats := abi.Formats()
+	for _, r := range v.Rules {
+		cr := &rule{ir: r}
+		switch r.Kind {
+		case ir.RuleRequire, ir.RuleAllow:
+			top, rest, dotted := strings.Cut(r.Field, ".")
+			cr.top = top
+			if dotted {
+				cr.path = strings.Split(rest, ".")
+			}
+			if spanIn {
+				cr.field = spanFieldOf(top)
+				if cr.field == fNone {
+					return nil, fmt.Errorf("unknown span field %q", top)
+				}
+			}
+			if r.Format != "" {
+				f, ok := formats[r.Format]
+				if !ok {
+					return nil, fmt.Errorf("unknown format %q", r.Format)
+				}
+				cr.format = &f
+			}
+		case ir.RuleClosed:
+			cr.allowL = r.Allowed
+			for _, a := range r.Allowed {
+				cr.allowed |= memberBit(a)
+			}
+		case ir.RuleCheck:
+			f, err := c.compile(r.Cond)
+			if err != nil {
+				return nil, err
+			}
+			cr.cond = f
+		default:
+			return nil, fmt.Errorf("unknown rule kind %q", r.Kind)
+		}
+		cv.rules = append(cv.rules, cr)
+	}
+	if v.OnFail != "reject" && v.OnFail != "warn" {
+		return nil, fmt.Errorf("unknown on_fail %q", v.OnFail)
+	}
+	if v.Emit != nil {
+		for _, w := range v.Emit.With {
+			f, err := c.compile(w)
+			if err != nil {
+				return nil, err
+			}
+			cv.emitWith = append(cv.emitWith, f)
+		}
+	}
+	return cv, nil
+}
+
+// Name returns the validator's name.
+func (v *Validator) Name() string { return v.IR.Name }
+
+// AppliesTo reports whether the validator takes inputs of the given type
+// ("span", "trajectory_quality", ...).
+func (v *Validator) AppliesTo(input string) bool {
+	for _, in := range v.IR.Input {
+		if in == input {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *Validator) violation(r *ir.Rule, field, detail string) *Violation {
+	return &Violation{Validator: v.IR.Name, Rule: r.Source, Field: field, Detail: detail, Pos: r.Pos, Action: v.IR.OnFail}
+}
+
+// Validate checks a span with the zero Env (features off, the bundle's own
+// policies, no kernels). It returns nil when the span passes.
+func (v *Validator) Validate(s *span.Span) *Violation {
+	return v.CheckSpan(nil, s, nil)
+}
+
+// CheckSpan checks a span. It returns nil when the span passes or the
+// validator's guard does not hold. A rule that cannot be evaluated (a
+// runtime error, the step budget, cancellation) fails: its violation's
+// Detail says why.
+func (v *Validator) CheckSpan(ctx context.Context, s *span.Span, env *Env) *Violation {
+	if !v.spanInput {
+		return nil
+	}
+	var fr *frame
+	frameOf := func() *frame {
+		if fr == nil {
+			fr = newFrame(ctx, env, Input{Span: s})
+		}
+		return fr
+	}
+	if v.guard != nil {
+		ok, err := boolOf(frameOf(), v.guard, v.IR.Pos)
+		if err != nil {
+			return &Violation{Validator: v.IR.Name, Rule: "when", Detail: "cannot evaluate: " + err.Error(), Pos: v.IR.Pos, Action: v.IR.OnFail}
+		}
+		if !ok {
+			return nil
+		}
+	}
+	for _, r := range v.rules {
+		switch r.ir.Kind {
+		case ir.RuleRequire, ir.RuleAllow:
+			if vi := v.spanFieldRule(r, s, frameOf); vi != nil {
+				return vi
+			}
+		case ir.RuleClosed:
+			for _, m := range s.Members {
+				if b := memberBit(m); b == 0 || r.allowed&b == 0 {
+					return v.violation(r.ir, m, fmt.Sprintf("unknown field %q (allowed: %s)", clip(m), strings.Join(r.allowL, ", ")))
+				}
+			}
+		case ir.RuleCheck:
+			if vi := v.checkRule(r, frameOf()); vi != nil {
+				return vi
+			}
+		}
+	}
+	return nil
+}
+
+func (v *Validator) checkRule(r *rule, fr *frame) *Violation {
+	ok, err := boolOf(fr, r.cond, r.ir.Pos)
+	if err != nil {
+		return v.violation(r.ir, "", "cannot evaluate: "+err.Error())
+	}
+	if !ok {
+		d := r.ir.Message
+		if d == "" {
+			d = "check failed: " + strings.TrimSpace(strings.TrimPrefix(r.ir.Source, "check"))
+		}
+		return v.violation(r.ir, "", d)
+	}
+	return nil
+}
+
+func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) *Violation {
+	name := r.ir.Field
+	require := r.ir.Kind == ir.RuleRequire
+	if r.path == nil {
+		// Fast path: top-level members.
+		present := false
+		switch r.field {
+		case fConfirmedBy:
+			present = s.ConfirmedBy != nil
+		case fData:
+			present = s.Data != nil
+		default:
+			present = spanString(s, r.field) != ""
+		}
+		if !present {
+			if r.field != fConfirmedBy && r.field != fData && hasMember(s, r.top) {
+				if require {
+					return v.violation(r.ir, name, fmt.Sprintf("field %q is empty", name))
+				}
+				present = true // an empty string, allowed: check its format
+			} else if require {
+				return v.violation(r.ir, name, fmt.Sprintf("field %q is required", name))
+			} else {
+				return nil
+			}
+		}
+		if r.format == nil {
+			return nil
+		}
+		switch f := r.format.Name; {
+		case r.field == fWhen && f == "rfc3339":
+			if s.WhenOK {
+				return nil
+			}
+			if _, ok := abi.ValidRFC3339(s.WhenRaw); ok {
+				return nil
+			}
+			return v.violation(r.ir, name, fmt.Sprintf("field %q is not RFC 3339: %q", name, clip(s.WhenRaw)))
+		case r.field == fConfirmedBy && (f == "array" || f == "array_of_strings"):
+			return nil
+		case r.field == fData && f == "object":
+			if len(s.Data) > 0 && s.Data[0] == '{' {
+				return nil
+			}
+		case r.field != fConfirmedBy && r.field != fData && r.field != fWhen && f == "string":
+			return nil
+		}
+	}
+	fr := frameOf()
+	val, err := fr.spanValue(r.field, r.ir.Pos)
+	if err != nil && r.field == fWhen {
+		val, err = ir.StringValue(s.WhenRaw), nil
+	}
+	if err != nil {
+		return v.violation(r.ir, name, "cannot evaluate: "+err.Error())
+	}
+	val, _ = walk(val, r.path)
+	if val.IsNull() {
+		if require {
+			return v.violation(r.ir, name, fmt.Sprintf("field %q is required", name))
+		}
+		return nil
+	}
+	if r.format == nil {
+		return nil
+	}
+	if ok, reason := r.format.Match(val); !ok {
+		return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(show(val))))
+	}
+	return nil
+}
+
+func show(v ir.Value) string {
+	if v.Kind() == ir.String {
+		return fmt.Sprintf("%q", v.Str())
+	}
+	return v.String()
+}
+
+// Result is the outcome of running a validator on an event.
+type Result struct {
+	// Applied is false when the guard did not hold (or the input type is
+	// not one the validator takes).
+	Applied   bool
+	Violation *Violation
+	// Emitted is the event emitted (a map), when the validator emits and
+	// its rules passed.
+	Emitted *ir.Value
+}
+
+// CheckEvent runs the validator on a derived event (a map with a "type"
+// member). Errors of the guard or of the emit kernels are returned; rules
+// that fail give a Violation.
+func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Result, error) {
+	typ, _ := ev.Get("type")
+	if v.spanInput || !v.AppliesTo(typ.Str()) {
+		return Result{}, nil
+	}
+	fr := newFrame(ctx, env, Input{Event: ev})
+	if v.guard != nil {
+		ok, err := boolOf(fr, v.guard, v.IR.Pos)
+		if err != nil {
+			return Result{}, err
+		}
+		if !ok {
+			return Result{}, nil
+		}
+	}
+	res := Result{Applied: true}
+	for _, r := range v.rules {
+		switch r.ir.Kind {
+		case ir.RuleRequire, ir.RuleAllow:
+			val, _ := ev.Get(r.top)
+			val, _ = walk(val, r.path)
+			if val.IsNull() {
+				if r.ir.Kind == ir.RuleRequire {
+					res.Violation = v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is required", r.ir.Field))
+					return res, nil
+				}
+				continue
+			}
+			if r.format != nil {
+				if ok, reason := r.format.Match(val); !ok {
+					res.Violation = v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q %s: %s", r.ir.Field, reason, clip(show(val))))
+					return res, nil
+				}
+			}
+		case ir.RuleClosed:
+			for _, k := range ev.Keys() {
+				if !contains(r.allowL, k) {
+					res.Violation = v.violation(r.ir, k, fmt.Sprintf("unknown field %q (allowed: %s)", clip(k), strings.Join(r.allowL, ", ")))
+					return res, nil
+				}
+			}
+		case ir.RuleCheck:
+			if vi := v.checkRule(r, fr); vi != nil {
+				res.Violation = vi
+				return res, nil
+			}
+		}
+	}
+	if v.IR.Emit == nil {
+		return res, nil
+	}
+	out := map[string]ir.Value{"type": ir.StringValue(v.IR.Emit.Event)}
+	for _, f := range abi.Inputs()[v.IR.Emit.Event] {
+		if f.Name == "type" {
+			continue
+		}
+		if x, ok := ev.Get(f.Name); ok {
+			out[f.Name] = x
+		}
+	}
+	for _, w := range v.emitWith {
+		x, err := w(fr)
+		if err != nil {
+			return Result{}, err
+		}
+		for _, k := range x.Keys() {
+			out[k], _ = x.Get(k)
+		}
+	}
+	e := ir.MapValue(out)
+	res.Emitted = &e
+	return res, nil
+}
+
+func contains(s []string, x string) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// Pipeline is a compiled pipeline: the derive steps and their guard.
+type Pipeline struct {
+	IR    *ir.Pipeline
+	guard fn
+}
+
+// Enabled evaluates the pipeline's guard (typically a feature flag).
+func (p *Pipeline) Enabled(ctx context.Context, env *Env) (bool, error) {
+	if p.guard == nil {
+		return true, nil
+	}
+	return boolOf(newFrame(ctx, env, Input{Span: &span.Span{}}), p.guard, p.IR.Pos)
+}
+
+// Router is a compiled router.
+type Router struct {
+	IR     *ir.Router
+	routes []compiledRoute
+}
+
+type compiledRoute struct {
+	ir      *ir.Route
+	nParams int
+	guard   fn
+	args    []fn
+}
+
+// Action is a host call a router asks for. Routers do not perform I/O:
+// the runtime performs the actions, under the bundle's capabilities.
+type Action struct {
+	Router string
+	Route  string // the route as written
+	Pos    string
+	Call   string // "ws.send"
+	Args   []ir.Value
+}
+
+func compileRouter(p *ir.Program, r *ir.Router) (*Router, error) {
+	spanIn := len(r.Input) == 1 && r.Input[0] == abi.InputSpan
+	c := &compiler{prog: p, inputSpan: spanIn}
+	out := &Router{IR: r}
+	for _, rt := range r.Routes {
+		f, ok := abi.Funcs()[rt.Call]
+		if !ok || f.Kind != "host" {
+			return nil, fmt.Errorf("unknown host call %q", rt.Call)
+		}
+		cr := compiledRoute{ir: rt, nParams: len(f.Params)}
+		if rt.Guard != nil {
+			g, err := c.compile(rt.Guard)
+			if err != nil {
+				return nil, err
+			}
+			cr.guard = g
+		}
+		for _, a := range rt.Args {
+			x, err := c.compile(a)
+			if err != nil {
+				return nil, err
+			}
+			cr.args = append(cr.args, x)
+		}
+		out.routes = append(out.routes, cr)
+	}
+	return out, nil
+}
+
+// Route returns the actions of every route whose guard holds, in order.
+// When a call's payload is omitted (ws.send("sales")), the input itself is
+// the payload: the span's canonical JSON, or the event.
+func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error) {
+	fr := newFrame(ctx, env, in)
+	var out []Action
+	for _, rt := range r.routes {
+		if rt.guard != nil {
+			ok, err := boolOf(fr, rt.guard, rt.ir.Pos)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+		}
+		a := Action{Router: r.IR.Name, Route: rt.ir.Source, Pos: rt.ir.Pos, Call: rt.ir.Call}
+		for _, x := range rt.args {
+			v, err := x(fr)
+			if err != nil {
+				return nil, err
+			}
+			a.Args = append(a.Args, v)
+		}
+		if len(a.Args) < rt.nParams {
+			if in.Span != nil {
+				a.Args = append(a.Args, ir.StringValue(string(in.Span.Canonical())))
+			} else {
+				a.Args = append(a.Args, in.Event)
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
