@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/span"
 )
 
 // Version is the ABI version.
@@ -194,23 +195,10 @@ func kindIs(reason string, k ir.Kind) func(ir.Value) (bool, string) {
 // FormatNames returns the format names, sorted.
 func FormatNames() []string { return sortedKeys(Formats()) }
 
-// ValidRFC3339 reports whether s is an RFC 3339 timestamp
-// (YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM)) and returns its instant. It is
-// strict: the separator is T, the zone Z or a numeric offset, every field
-// in range.
-//
-// It mirrors span.ValidRFC3339 (which the span decoder uses to set
-// Span.WhenOK); it is private to the language until that one is exported.
-func ValidRFC3339(s string) (time.Time, bool) {
-	if len(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return t, true
-}
+// ValidRFC3339 reports whether s is an RFC 3339 timestamp and returns its
+// instant. It is span.ValidRFC3339, the definition the span decoder uses to
+// set Span.WhenOK, so the contract and the decoder never disagree.
+func ValidRFC3339(s string) (time.Time, bool) { return span.ValidRFC3339(s) }
 
 func validULID(s string) bool {
 	if i := strings.LastIndexByte(s, '_'); i >= 0 {

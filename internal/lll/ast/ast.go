@@ -138,13 +138,13 @@ type (
 	}
 )
 
-func (s *Field) Pos() token.Pos { return s.Key.Pos() }
-func (s *Field) End() token.Pos { return endOf(s.Value, s.Key) }
-func (s *FieldRule) Pos() token.Pos { return s.Verb.Pos() }
-func (s *FieldRule) End() token.Pos { return s.EndPos }
+func (s *Field) Pos() token.Pos         { return s.Key.Pos() }
+func (s *Field) End() token.Pos         { return endOf(s.Value, s.Key) }
+func (s *FieldRule) Pos() token.Pos     { return s.Verb.Pos() }
+func (s *FieldRule) End() token.Pos     { return s.EndPos }
 func (s *RejectUnknown) Pos() token.Pos { return s.From }
 func (s *RejectUnknown) End() token.Pos { return s.To }
-func (s *CheckStmt) Pos() token.Pos { return s.Check }
+func (s *CheckStmt) Pos() token.Pos     { return s.Check }
 func (s *CheckStmt) End() token.Pos {
 	if s.Else != nil {
 		return s.Else.End()
@@ -153,9 +153,9 @@ func (s *CheckStmt) End() token.Pos {
 }
 func (s *WhenStmt) Pos() token.Pos { return s.When }
 func (s *WhenStmt) End() token.Pos { return endOf(s.Cond, nil) }
-func (s *OnFail) Pos() token.Pos { return s.Start }
-func (s *OnFail) End() token.Pos { return endOf(s.Action, nil) }
-func (s *Uses) Pos() token.Pos { return s.Start }
+func (s *OnFail) Pos() token.Pos   { return s.Start }
+func (s *OnFail) End() token.Pos   { return endOf(s.Action, nil) }
+func (s *Uses) Pos() token.Pos     { return s.Start }
 func (s *Uses) End() token.Pos {
 	if len(s.Caps) > 0 {
 		return s.Caps[len(s.Caps)-1].End()

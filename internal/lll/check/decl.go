@@ -12,11 +12,11 @@ import (
 
 // scope is what names mean inside one declaration.
 type scope struct {
-	decl   string            // "validator canonical_contract_v1"
-	inputs []string          // input types
+	decl   string             // "validator canonical_contract_v1"
+	inputs []string           // input types
 	fields map[string]ir.Type // fields common to every input
-	order  []string          // field names, for suggestions
-	where  string            // abi.InExpr, InEmit, InDerive, InRoute
+	order  []string           // field names, for suggestions
+	where  string             // abi.InExpr, InEmit, InDerive, InRoute
 	used   map[string]token.Pos
 	usedAt map[string]token.Pos
 }
