@@ -1,0 +1,192 @@
+package ledger
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Checkpoints are C2SP checkpoints in a signed note:
+//
+//	logline.local/ledger
+//	42
+//	uE5F…base64 root…=
+//
+//	— logline.local/ledger Az3gr…base64(keyid||sig)…
+//
+// The body is the origin, the tree size in decimal and the standard base64
+// root hash, one per line. The latest is kept in ledger/checkpoint, written
+// atomically, at least every Options.CheckpointEvery records and
+// Options.CheckpointInterval, and at Close. It verifies with
+// golang.org/x/mod/sumdb/note and the key printed by `logline ledger key`.
+
+// Checkpoint is a signed tree head.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   Hash
+	// Note is the whole signed note.
+	Note []byte
+}
+
+func checkpointText(origin string, size uint64, root Hash) string {
+	return origin + "\n" + strconv.FormatUint(size, 10) + "\n" + root.String() + "\n"
+}
+
+// SignCheckpoint signs a tree head of the given size and root.
+func (s *Signer) SignCheckpoint(size uint64, root Hash) (*Checkpoint, error) {
+	msg, err := note.Sign(&note.Note{Text: checkpointText(s.origin, size, root)}, s.note)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
+	}
+	return &Checkpoint{Origin: s.origin, Size: size, Root: root, Note: msg}, nil
+}
+
+// OpenCheckpoint verifies a signed checkpoint with the key and parses it.
+func (v *Verifier) OpenCheckpoint(msg []byte) (*Checkpoint, error) {
+	n, err := note.Open(msg, note.VerifierList(v.note))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: checkpoint: %w", err)
+	}
+	c, err := parseCheckpointText(n.Text)
+	if err != nil {
+		return nil, err
+	}
+	if c.Origin != v.origin {
+		return nil, fmt.Errorf("ledger: checkpoint: origin %q, want %q", c.Origin, v.origin)
+	}
+	c.Note = msg
+	return c, nil
+}
+
+func parseCheckpointText(text string) (*Checkpoint, error) {
+	lines := strings.Split(text, "\n")
+	if len(lines) < 4 || lines[len(lines)-1] != "" {
+		return nil, errors.New("ledger: checkpoint: want origin, size and root lines")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil || (len(lines[1]) > 1 && lines[1][0] == '0') {
+		return nil, fmt.Errorf("ledger: checkpoint: bad size %q", lines[1])
+	}
+	var root Hash
+	if err := root.UnmarshalText([]byte(lines[2])); err != nil {
+		return nil, fmt.Errorf("ledger: checkpoint: bad root: %w", err)
+	}
+	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
+}
+
+func (l *Ledger) checkpointPath() string { return l.fs.PathJoin(l.dir, "ledger", "checkpoint") }
+
+// readCheckpoint reads and verifies ledger/checkpoint; nil when none exists.
+func (l *Ledger) readCheckpoint() (*Checkpoint, error) {
+	b, err := readFile(l.fs, l.checkpointPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read checkpoint: %w", err)
+	}
+	v, err := NewVerifier(l.signer.vkey)
+	if err != nil {
+		return nil, err
+	}
+	c, err := v.OpenCheckpoint(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return c, nil
+}
+
+// checkpoint makes everything indexed so far durable and signs it: the tree
+// files and the receipts journal are synced, the tree state recorded, and a
+// checkpoint for the indexed size written.
+func (l *Ledger) checkpoint() error {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	ib := l.lastIndexed.Load()
+	if ib == nil {
+		return nil
+	}
+	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size {
+		return nil
+	}
+	if err := l.tree.sync(); err != nil {
+		return err
+	}
+	if err := l.jrnl.sync(); err != nil {
+		return err
+	}
+	if err := l.state.write(l.fs, treeState{size: ib.size, at: ib.at, journal: l.jrnl.name, jsize: l.jrnl.size}); err != nil {
+		return err
+	}
+	c, err := l.signer.SignCheckpoint(ib.size, ib.root)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.fs, l.checkpointPath(), c.Note, 0o644); err != nil {
+		return err
+	}
+	l.lastCkpt.Store(c)
+	l.sinceCkpt = 0
+	l.ckptAt = l.opts.Now()
+	return nil
+}
+
+// Checkpoint returns the latest signed checkpoint, or nil before the first.
+func (l *Ledger) Checkpoint() *Checkpoint { return l.lastCkpt.Load() }
+
+// treeState is what ledger/index/tree/state records at each checkpoint: the
+// tree files hold every node of the tree of size leaves, record size starts
+// at position at, and the receipts journal is synced up to jsize bytes of
+// file journal ("-" when there is none yet).
+type treeState struct {
+	size    uint64
+	at      pos
+	journal string
+	jsize   int64
+}
+
+type stateFile struct{ path string }
+
+func (s stateFile) write(fs vfs.FS, t treeState) error {
+	j := t.journal
+	if j == "" {
+		j = "-"
+	}
+	line := fmt.Sprintf("%d %d %d %s %d\n", t.size, t.at.seg, t.at.off, j, t.jsize)
+	return writeFileAtomic(fs, s.path, []byte(line), 0o644)
+}
+
+// read returns the recorded state; ok is false when there is none or it does
+// not parse (the tree is then rebuilt from the start).
+func (s stateFile) read(fs vfs.FS) (treeState, bool) {
+	b, err := readFile(fs, s.path)
+	if err != nil {
+		return treeState{}, false
+	}
+	f := bytes.Fields(b)
+	if len(f) != 5 {
+		return treeState{}, false
+	}
+	size, err1 := strconv.ParseUint(string(f[0]), 10, 64)
+	seg, err2 := strconv.ParseUint(string(f[1]), 10, 32)
+	off, err3 := strconv.ParseInt(string(f[2]), 10, 64)
+	jsize, err4 := strconv.ParseInt(string(f[4]), 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+		return treeState{}, false
+	}
+	t := treeState{size: size, at: pos{seg: uint32(seg), off: off}, journal: string(f[3]), jsize: jsize}
+	if t.journal == "-" {
+		t.journal = ""
+	}
+	if t.journal != "" && !isJournalName(t.journal) {
+		return treeState{}, false
+	}
+	return t, true
+}

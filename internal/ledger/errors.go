@@ -1,0 +1,40 @@
+package ledger
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrCorrupt means the stored records are not what was written: a bad
+	// checksum or hash inside a sealed segment, a gap, or a checkpoint that
+	// the records no longer match. Open returns it (as a *CorruptError when
+	// the place is known) unless Options.ReadOnly is set.
+	ErrCorrupt = errors.New("ledger: corrupt")
+	// ErrReadOnly is returned by Append after a write or sync error made the
+	// ledger read-only, or when it was opened read-only. The error that
+	// caused it is wrapped too.
+	ErrReadOnly = errors.New("ledger: read-only")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("ledger: closed")
+	// ErrNotFound is returned by lookups that find nothing.
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrInvalidEntry is returned by Append for an entry it cannot store
+	// (missing tenant or id, body not a JSON object, too large).
+	ErrInvalidEntry = errors.New("ledger: invalid entry")
+)
+
+// CorruptError says where corruption was found.
+type CorruptError struct {
+	Segment string // segment file name
+	Offset  int64  // byte offset of the bad record in the segment
+	Seq     uint64 // sequence number expected there
+	Reason  string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("ledger: corrupt: segment %s offset %d seq %d: %s", e.Segment, e.Offset, e.Seq, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true for a *CorruptError.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }

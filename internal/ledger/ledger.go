@@ -1,0 +1,914 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Options configure a ledger. The zero value works: data on the real file
+// system, defaults below.
+type Options struct {
+	// FS is the file system; nil means the real one. Tests pass an in-memory
+	// or fault-injecting one.
+	FS vfs.FS
+	// Origin names the ledger in its checkpoints and keys. It is used only
+	// when the signing key is created, at first open. Default DefaultOrigin.
+	Origin string
+	// SegmentBytes is the size at which a segment is sealed and the next one
+	// started. Default 64 MiB.
+	SegmentBytes int64
+	// MaxBatchEntries and MaxBatchBytes bound one group commit. Defaults
+	// 16384 records and 8 MiB.
+	MaxBatchEntries int
+	MaxBatchBytes   int
+	// MaxDelay lets a commit wait this long for more appenders once it has
+	// one. Zero (the default) never waits: an idle ledger commits at once.
+	MaxDelay time.Duration
+	// MaxEntryBytes bounds one record's body. Default 1 MiB.
+	MaxEntryBytes int
+	// CheckpointEvery and CheckpointInterval say how often a signed
+	// checkpoint is written: after that many records, or that much time with
+	// new records, whichever comes first; and always at Close. Defaults
+	// 1,000,000 records and 10 s.
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
+	// IndexCacheBytes sizes the index block cache. Default 64 MiB.
+	IndexCacheBytes int64
+	// ReadOnly opens the ledger for inspection: nothing is written or
+	// repaired, corruption is reported by Verify rather than refused.
+	ReadOnly bool
+	// Now and Rand replace the clock and the randomness (for the key).
+	Now  func() time.Time
+	Rand io.Reader
+	// Logger receives recovery notes and index messages.
+	Logger *slog.Logger
+	// OnCommit, if set, is called after every durable group commit with its
+	// record count, byte count and the time its write and sync took.
+	OnCommit func(records, bytes int, sync time.Duration)
+	// Progress, if set, is called during long scans at open with the bytes
+	// done and the bytes in all.
+	Progress func(done, total int64)
+}
+
+func (o *Options) setDefaults() {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = 64 << 20
+	}
+	if o.MaxBatchEntries <= 0 {
+		o.MaxBatchEntries = 16384
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 8 << 20
+	}
+	if o.MaxEntryBytes <= 0 {
+		o.MaxEntryBytes = 1 << 20
+	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = 1_000_000
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = 10 * time.Second
+	}
+	if o.IndexCacheBytes <= 0 {
+		o.IndexCacheBytes = 64 << 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// maxTornBytes bounds the unsynced bytes a crash can leave at the end of the
+// last segment: one group commit is written and synced at a time.
+func (o *Options) maxTornBytes() int64 {
+	return max(16<<20, 2*int64(o.MaxBatchBytes+o.MaxEntryBytes+1024))
+}
+
+// Entry is one record to append. For spans (Kind "" or "span"), Tenant and ID
+// are required and (Tenant, ID) is the idempotency key; This is indexed too.
+// Body is the record's canonical JSON object, stored as given.
+type Entry struct {
+	Kind   string
+	Tenant string
+	ID     string
+	This   string
+	Body   []byte
+}
+
+// Status says what Append did with an entry.
+type Status uint8
+
+// Entry outcomes.
+const (
+	Accepted  Status = iota + 1 // appended now
+	Duplicate                   // (tenant, id) was already stored; nothing appended
+)
+
+func (s Status) String() string {
+	switch s {
+	case Accepted:
+		return "accepted"
+	case Duplicate:
+		return "duplicate"
+	}
+	return "unknown"
+}
+
+// Result is the outcome of one entry: its receipt, or for a duplicate the
+// receipt of the record stored first.
+type Result struct {
+	Status  Status
+	Receipt Receipt
+}
+
+// Ledger is an open ledger. Its methods are safe for concurrent use.
+type Ledger struct {
+	opts   Options
+	fs     vfs.FS
+	dir    string // data directory
+	segDir string
+	signer *Signer
+	log    *slog.Logger
+
+	idx   *indexDB
+	tree  *treeStore
+	segs  *segmentFiles
+	jrnl  *journal
+	state stateFile
+
+	reqs     chan *appendReq
+	toIndex  chan *commitBatch
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	readOnly bool
+	// roProblem is the first unreadable record a read-only open met.
+	roProblem *CorruptError
+
+	// Committer state: owned by the committer goroutine.
+	nextSeq uint64
+	lastTS  time.Time
+	pending map[string]pendingRec
+	pendQ   []pendingKey
+	enc     encoder
+
+	// The open batch, shared by committer and syncer.
+	mu        sync.Mutex
+	open      *commitBatch
+	rng       compactRange // the tree as far as records were placed
+	dataCond  *sync.Cond   // the open batch has something
+	spaceCond *sync.Cond   // the open batch was taken
+	stopping  bool
+
+	// Syncer state.
+	active *activeSegment
+
+	// Published state.
+	durable   atomic.Pointer[durableEnd]
+	indexed   atomic.Uint64 // records before this are indexed
+	failure   atomic.Pointer[error]
+	indexErr  atomic.Pointer[error] // set when the indexer stopped
+	notifyMu  sync.Mutex
+	notifyCh  chan struct{} // closed when durable or indexed advances
+	lastCkpt    atomic.Pointer[Checkpoint]
+	lastIndexed atomic.Pointer[indexedBatch]
+	ckptMu    sync.Mutex // one checkpoint at a time
+	sinceCkpt uint64     // records since the last checkpoint (indexer)
+	ckptAt    time.Time  // when the last checkpoint was written (indexer)
+
+	stats struct {
+		appended, duplicates, commits, bytes atomic.Uint64
+	}
+}
+
+// durableEnd is what readers may see: records before next are durable and
+// end is the position after the last of them.
+type durableEnd struct {
+	next uint64
+	end  pos
+}
+
+type appendReq struct {
+	entries []Entry
+	results []Result
+	done    chan struct{}
+	err     error
+	last    *commitBatch // the batch that completes this request
+}
+
+type pendingRec struct {
+	seq   uint64
+	batch *commitBatch
+	i     int32 // index in batch.recs
+}
+
+type pendingKey struct {
+	key string
+	seq uint64
+}
+
+// commitBatch is one group commit.
+type commitBatch struct {
+	ts    time.Time
+	tsb   [tsLen]byte
+	first uint64
+	buf   []byte
+	recs  []batchRec
+	dups  []dupRef
+	nodes []treeNode
+	done  []*appendReq // requests completed by this batch
+
+	// Set at seal and after sync.
+	rootAfter Hash // tree root once this batch is in
+	sizeAfter uint64
+	seg       uint32
+	segOff    int64
+	receipt   BatchReceipt
+	btree     *batchTree
+}
+
+type batchRec struct {
+	req    *appendReq
+	idx    int32
+	off    int32 // offset of the line in buf
+	n      int32 // line length without newline
+	leaf   Hash
+	kind   string
+	tenant string
+	id     string
+	this   string
+}
+
+// dupRef is an entry found to be a duplicate of a record not yet indexed.
+type dupRef struct {
+	req   *appendReq
+	idx   int32
+	orig  *commitBatch
+	origI int32
+}
+
+func (b *commitBatch) empty() bool { return len(b.recs) == 0 && len(b.dups) == 0 && len(b.done) == 0 }
+
+// Open opens (creating if needed) the ledger in dir, the data directory:
+// records go to dir/ledger, receipts to dir/receipts. Open repairs a torn
+// tail, brings the indexes and the tree up to the segments, and checks the
+// latest checkpoint against them.
+func Open(dir string, opts Options) (*Ledger, error) {
+	opts.setDefaults()
+	l := &Ledger{
+		opts:     opts,
+		fs:       opts.FS,
+		dir:      dir,
+		segDir:   opts.FS.PathJoin(dir, "ledger", "segments"),
+		log:      opts.Logger,
+		readOnly: opts.ReadOnly,
+		pending:  make(map[string]pendingRec),
+		quit:     make(chan struct{}),
+		notifyCh: make(chan struct{}),
+	}
+	l.segs = &segmentFiles{fs: l.fs, dir: l.segDir}
+	l.dataCond = sync.NewCond(&l.mu)
+	l.spaceCond = sync.NewCond(&l.mu)
+	if err := l.recover(); err != nil {
+		l.closeFiles(false)
+		return nil, err
+	}
+	if l.readOnly {
+		return l, nil
+	}
+	l.reqs = make(chan *appendReq, 4096)
+	l.toIndex = make(chan *commitBatch, 256)
+	l.open = l.newBatch()
+	l.wg.Add(3)
+	go l.committer()
+	go l.syncer()
+	go l.indexer()
+	return l, nil
+}
+
+// Signer returns the ledger's signer (its public key, origin and key id).
+func (l *Ledger) Signer() *Signer { return l.signer }
+
+// Close stops accepting appends, commits what was accepted, brings the
+// indexes up to date, writes a final checkpoint and closes the files.
+func (l *Ledger) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return ErrClosed
+	}
+	l.closed = true
+	if !l.readOnly {
+		close(l.reqs)
+	}
+	l.closeMu.Unlock()
+	if l.readOnly {
+		l.closeFiles(false)
+		return nil
+	}
+	l.wg.Wait()
+	var err error
+	if l.failed() == nil {
+		err = l.checkpoint()
+	}
+	if cerr := l.closeFiles(l.failed() == nil); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *Ledger) closeFiles(flush bool) error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if l.active != nil {
+		keep(l.active.f.Close())
+		l.active = nil
+	}
+	if l.jrnl != nil {
+		keep(l.jrnl.close())
+	}
+	if l.tree != nil {
+		keep(l.tree.close())
+	}
+	if l.idx != nil {
+		keep(l.idx.close(flush && !l.readOnly))
+	}
+	l.segs.close()
+	return first
+}
+
+func (l *Ledger) failed() error {
+	if p := l.failure.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// fail makes the ledger read-only for good after a write or sync error.
+func (l *Ledger) fail(err error) {
+	err = fmt.Errorf("%w: %w", ErrReadOnly, err)
+	if l.failure.CompareAndSwap(nil, &err) {
+		l.log.Error("ledger is read-only after a storage error", "err", err)
+	}
+}
+
+// Err returns the error that made the ledger read-only, or nil.
+func (l *Ledger) Err() error { return l.failed() }
+
+// Append appends entries as one request and returns, in order, what became
+// of each: accepted with its receipt, or a duplicate with the original
+// receipt. It returns only after every accepted entry is durable (written
+// and fdatasync'ed). An error means none of the entries was acknowledged.
+func (l *Ledger) Append(ctx context.Context, entries []Entry) ([]Result, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	for i := range entries {
+		if err := l.checkEntry(&entries[i]); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i, err)
+		}
+	}
+	if err := l.failed(); err != nil {
+		return nil, err
+	}
+	req := &appendReq{entries: entries, results: make([]Result, len(entries)), done: make(chan struct{})}
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil, ErrClosed
+	}
+	if l.readOnly {
+		l.closeMu.Unlock()
+		return nil, fmt.Errorf("%w: opened read-only", ErrReadOnly)
+	}
+	select {
+	case l.reqs <- req:
+	case <-ctx.Done():
+		l.closeMu.Unlock()
+		return nil, ctx.Err()
+	}
+	l.closeMu.Unlock()
+	// Once queued, the request is committed whatever happens to ctx: the
+	// caller learns the outcome unless it stops waiting.
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if req.err != nil {
+		return nil, req.err
+	}
+	return req.results, nil
+}
+
+func (l *Ledger) checkEntry(e *Entry) error {
+	if e.Kind == "" {
+		e.Kind = KindSpan
+	}
+	for _, c := range []byte(e.Kind) {
+		if c < 'a' || c > 'z' {
+			return fmt.Errorf("%w: kind %q", ErrInvalidEntry, e.Kind)
+		}
+	}
+	if e.Kind == KindSpan && (e.Tenant == "" || e.ID == "") {
+		return fmt.Errorf("%w: a span needs a tenant and an id", ErrInvalidEntry)
+	}
+	if len(e.Body) < 2 || e.Body[0] != '{' || e.Body[len(e.Body)-1] != '}' {
+		return fmt.Errorf("%w: body is not a JSON object", ErrInvalidEntry)
+	}
+	if len(e.Body) > l.opts.MaxEntryBytes {
+		return fmt.Errorf("%w: body of %d bytes exceeds %d", ErrInvalidEntry, len(e.Body), l.opts.MaxEntryBytes)
+	}
+	return nil
+}
+
+func (l *Ledger) newBatch() *commitBatch { return &commitBatch{} }
+
+func (b *commitBatch) full(o *Options) bool {
+	return len(b.recs) >= o.MaxBatchEntries || len(b.buf) >= o.MaxBatchBytes
+}
+
+// nextTS returns the ts of a new commit: now in microseconds, and always
+// after the previous commit's.
+func (l *Ledger) nextTS() time.Time {
+	ts := l.opts.Now().UTC().Truncate(time.Microsecond)
+	if !ts.After(l.lastTS) {
+		ts = l.lastTS.Add(time.Microsecond)
+	}
+	l.lastTS = ts
+	return ts
+}
+
+// committer takes requests in arrival order, resolves duplicates, assigns
+// sequence numbers and encodes the records into the open batch.
+func (l *Ledger) committer() {
+	defer l.wg.Done()
+	defer func() {
+		l.mu.Lock()
+		l.stopping = true
+		l.mu.Unlock()
+		l.dataCond.Broadcast()
+	}()
+	const chunk = 64
+	type placement struct {
+		dupSeq  uint64 // duplicate of a stored record (when isStored)
+		stored  bool
+		pending bool
+		p       pendingRec
+	}
+	var places [chunk]placement
+	keyBuf := make([]byte, 0, 128)
+	for req := range l.reqs {
+		if err := l.failed(); err != nil {
+			req.err = err
+			close(req.done)
+			continue
+		}
+		indexedBefore := l.indexed.Load()
+		l.prunePending(indexedBefore)
+		var last *commitBatch
+		for start := 0; start < len(req.entries); start += chunk {
+			end := min(start+chunk, len(req.entries))
+			// Resolve duplicates outside the lock. A record not in pending
+			// was indexed before indexedBefore was read, so the index has it.
+			for i := start; i < end; i++ {
+				e := &req.entries[i]
+				pl := &places[i-start]
+				*pl = placement{}
+				if e.Kind != KindSpan {
+					continue
+				}
+				keyBuf = idKey(keyBuf[:0], e.Tenant, e.ID)
+				if p, ok := l.pending[string(keyBuf)]; ok {
+					pl.pending, pl.p = true, p
+					continue
+				}
+				seq, _, ok, err := l.idx.lookupID(keyBuf)
+				if err != nil {
+					l.fail(fmt.Errorf("ledger: index lookup: %w", err))
+					req.err = l.failed()
+					break
+				}
+				if ok {
+					pl.stored, pl.dupSeq = true, seq
+				}
+			}
+			if req.err != nil {
+				break
+			}
+			for i := start; i < end; i++ {
+				if pl := &places[i-start]; pl.stored {
+					r, err := l.receiptBySeq(pl.dupSeq, req.entries[i].Tenant, req.entries[i].ID)
+					if err != nil {
+						l.fail(fmt.Errorf("ledger: receipt of seq %d: %w", pl.dupSeq, err))
+						req.err = l.failed()
+						break
+					}
+					req.results[i] = Result{Status: Duplicate, Receipt: r}
+					l.stats.duplicates.Add(1)
+				}
+			}
+			if req.err != nil {
+				break
+			}
+			l.mu.Lock()
+			for l.open.full(&l.opts) {
+				l.spaceCond.Wait()
+			}
+			b := l.open
+			for i := start; i < end; i++ {
+				pl := &places[i-start]
+				if pl.stored {
+					continue
+				}
+				if pl.pending {
+					b.dups = append(b.dups, dupRef{req: req, idx: int32(i), orig: pl.p.batch, origI: pl.p.i})
+					last = b
+					continue
+				}
+				e := &req.entries[i]
+				if e.Kind == KindSpan {
+					keyBuf = idKey(keyBuf[:0], e.Tenant, e.ID)
+					// A second copy later in this request or batch.
+					if p, ok := l.pending[string(keyBuf)]; ok {
+						b.dups = append(b.dups, dupRef{req: req, idx: int32(i), orig: p.batch, origI: p.i})
+						last = b
+						continue
+					}
+				}
+				l.place(b, req, i, keyBuf)
+				last = b
+			}
+			l.mu.Unlock()
+			l.dataCond.Signal()
+		}
+		if last == nil {
+			// Failed, or every entry was a duplicate of a stored record. A
+			// request partly placed in a batch is completed by a batch.
+			close(req.done)
+			continue
+		}
+		l.mu.Lock()
+		// The batch that took the last entries may be sealed already; the
+		// request then completes with whatever batch is open now, which
+		// completes after it.
+		l.open.done = append(l.open.done, req)
+		req.last = l.open
+		l.mu.Unlock()
+		l.dataCond.Signal()
+	}
+}
+
+// place encodes entry i of req as the next record of batch b. l.mu is held.
+func (l *Ledger) place(b *commitBatch, req *appendReq, i int, key []byte) {
+	e := &req.entries[i]
+	if len(b.recs) == 0 {
+		b.ts = l.nextTS()
+		var tmp [40]byte
+		copy(b.tsb[:], b.ts.AppendFormat(tmp[:0], tsLayout))
+		b.first = l.nextSeq
+	}
+	seq := l.nextSeq
+	l.nextSeq++
+	off := len(b.buf)
+	var leaf Hash
+	b.buf, leaf = l.enc.appendRecord(b.buf, seq, b.tsb[:], e.Kind, e.Body)
+	b.recs = append(b.recs, batchRec{
+		req: req, idx: int32(i), off: int32(off), n: int32(len(b.buf) - off - 1),
+		leaf: leaf, kind: e.Kind, tenant: e.Tenant, id: e.ID, this: e.This,
+	})
+	l.rng.append(leaf, func(level uint, index uint64, h *Hash) {
+		b.nodes = append(b.nodes, treeNode{level: level, index: index, hash: *h})
+	})
+	if e.Kind == KindSpan {
+		k := string(key)
+		l.pending[k] = pendingRec{seq: seq, batch: b, i: int32(len(b.recs) - 1)}
+		l.pendQ = append(l.pendQ, pendingKey{key: k, seq: seq})
+	}
+}
+
+// prunePending forgets the pending records the index now holds.
+func (l *Ledger) prunePending(indexed uint64) {
+	n := 0
+	for n < len(l.pendQ) && l.pendQ[n].seq < indexed {
+		if p, ok := l.pending[l.pendQ[n].key]; ok && p.seq == l.pendQ[n].seq {
+			delete(l.pending, l.pendQ[n].key)
+		}
+		n++
+	}
+	if n > 0 {
+		l.pendQ = append(l.pendQ[:0], l.pendQ[n:]...)
+	}
+}
+
+// syncer seals the open batch, writes it with one write and one fdatasync,
+// signs it and completes its requests; then hands it to the indexer.
+func (l *Ledger) syncer() {
+	defer l.wg.Done()
+	defer close(l.toIndex)
+	syncDone := make(chan error, 1)
+	for {
+		l.mu.Lock()
+		for l.open.empty() && !l.stopping {
+			l.dataCond.Wait()
+		}
+		if l.open.empty() && l.stopping {
+			l.mu.Unlock()
+			return
+		}
+		if d := l.opts.MaxDelay; d > 0 && len(l.open.recs) > 0 && !l.open.full(&l.opts) && !l.stopping {
+			if wait := d - l.opts.Now().Sub(l.open.ts); wait > 0 {
+				l.mu.Unlock()
+				time.Sleep(wait)
+				l.mu.Lock()
+			}
+		}
+		b := l.open
+		l.open = l.newBatch()
+		var snapshot compactRange
+		if len(b.recs) > 0 {
+			snapshot = l.rng.clone()
+		}
+		l.mu.Unlock()
+		l.spaceCond.Broadcast()
+
+		if err := l.failed(); err != nil {
+			l.abort(b, err)
+			continue
+		}
+		if len(b.recs) > 0 {
+			start := time.Now()
+			if err := l.writeBatch(b, syncDone, &snapshot); err != nil {
+				l.fail(err)
+				l.abort(b, l.failed())
+				continue
+			}
+			if l.opts.OnCommit != nil {
+				l.opts.OnCommit(len(b.recs), len(b.buf), time.Since(start))
+			}
+			l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}})
+			l.notify()
+		}
+		l.complete(b)
+		if len(b.recs) > 0 {
+			l.toIndex <- b
+		}
+	}
+}
+
+// writeBatch rotates the segment if needed, writes the batch and syncs it;
+// while the sync runs it builds the batch tree and signs the statement.
+func (l *Ledger) writeBatch(b *commitBatch, syncDone chan error, snapshot *compactRange) error {
+	if l.active.size > 0 && l.active.size+int64(len(b.buf)) > l.opts.SegmentBytes {
+		next, err := createSegment(l.fs, l.segDir, l.active.num+1)
+		if err != nil {
+			return err
+		}
+		if err := l.active.f.Close(); err != nil {
+			next.f.Close()
+			return fmt.Errorf("ledger: close sealed segment: %w", err)
+		}
+		l.active = next
+	}
+	b.seg, b.segOff = l.active.num, l.active.size
+	n, err := l.active.f.Write(b.buf)
+	l.active.size += int64(n)
+	if err != nil {
+		return fmt.Errorf("ledger: write %s: %w", segmentName(l.active.num), err)
+	}
+	f := l.active.f
+	go func() { syncDone <- f.SyncData() }()
+	l.sealBatch(b, snapshot)
+	if err := <-syncDone; err != nil {
+		return fmt.Errorf("ledger: sync %s: %w", segmentName(l.active.num), err)
+	}
+	l.stats.commits.Add(1)
+	l.stats.appended.Add(uint64(len(b.recs)))
+	l.stats.bytes.Add(uint64(len(b.buf)))
+	return nil
+}
+
+// sealBatch computes the batch tree, the tree root after the batch and the
+// signed batch receipt.
+func (l *Ledger) sealBatch(b *commitBatch, snapshot *compactRange) {
+	leaves := make([]Hash, len(b.recs))
+	for i := range b.recs {
+		leaves[i] = b.recs[i].leaf
+	}
+	b.btree = newBatchTree(leaves)
+	b.sizeAfter = snapshot.size
+	b.rootAfter = snapshot.root()
+	root := b.btree.root()
+	b.receipt = BatchReceipt{
+		Op:    OpAppend,
+		Batch: BatchRef{First: b.first, Size: uint64(len(b.recs)), Root: root},
+		KID:   l.signer.kid,
+		Sig:   l.signer.Sign(BatchStatement(l.signer.origin, b.first, uint64(len(b.recs)), root, b.ts)),
+		TS:    Timestamp{b.ts},
+	}
+}
+
+// complete fills the results of a durable batch and wakes its requests.
+func (l *Ledger) complete(b *commitBatch) {
+	for i := range b.recs {
+		r := &b.recs[i]
+		r.req.results[r.idx] = Result{Status: Accepted, Receipt: l.batchReceipt(b, i)}
+	}
+	for _, d := range b.dups {
+		d.req.results[d.idx] = Result{Status: Duplicate, Receipt: l.batchReceipt(d.orig, int(d.origI))}
+		l.stats.duplicates.Add(1)
+	}
+	for _, req := range b.done {
+		if req.last == b {
+			close(req.done)
+		}
+	}
+}
+
+func (l *Ledger) batchReceipt(b *commitBatch, i int) Receipt {
+	r := &b.recs[i]
+	rc := receiptFor(&b.receipt, b.first+uint64(i), r.leaf, b.btree.path(i), "", "")
+	if r.kind == KindSpan {
+		rc.SpanID, rc.Tenant = r.id, r.tenant
+	}
+	return rc
+}
+
+// abort fails the requests of a batch that was not made durable.
+func (l *Ledger) abort(b *commitBatch, err error) {
+	for i := range b.recs {
+		b.recs[i].req.err = err
+	}
+	for _, d := range b.dups {
+		d.req.err = err
+	}
+	for _, req := range b.done {
+		if req.err == nil {
+			req.err = err
+		}
+		if req.last == b {
+			close(req.done)
+		}
+	}
+}
+
+func (l *Ledger) notify() {
+	l.notifyMu.Lock()
+	close(l.notifyCh)
+	l.notifyCh = make(chan struct{})
+	l.notifyMu.Unlock()
+}
+
+// changed returns a channel closed at the next commit or index advance.
+func (l *Ledger) changed() <-chan struct{} {
+	l.notifyMu.Lock()
+	defer l.notifyMu.Unlock()
+	return l.notifyCh
+}
+
+// indexer applies durable batches to the tree files, the indexes and the
+// receipts journal, and writes checkpoints.
+func (l *Ledger) indexer() {
+	defer l.wg.Done()
+	tick := time.NewTicker(min(l.opts.CheckpointInterval, time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case b, ok := <-l.toIndex:
+			if !ok {
+				return
+			}
+			if l.indexErr.Load() != nil {
+				continue // the indexes stopped at an earlier batch
+			}
+			if err := l.indexBatch(b); err != nil {
+				err = fmt.Errorf("ledger: index: %w", err)
+				l.indexErr.Store(&err)
+				l.fail(err)
+				l.notify()
+				continue
+			}
+			l.indexed.Store(b.first + uint64(len(b.recs)))
+			l.lastIndexed.Store(&indexedBatch{size: b.sizeAfter, root: b.rootAfter, at: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}})
+			l.notify()
+			l.sinceCkpt += uint64(len(b.recs))
+			if l.sinceCkpt >= l.opts.CheckpointEvery && l.failed() == nil {
+				if err := l.checkpoint(); err != nil {
+					l.fail(err)
+				}
+			}
+		case <-tick.C:
+			if l.indexErr.Load() == nil && l.sinceCkpt > 0 && l.opts.Now().Sub(l.ckptAt) >= l.opts.CheckpointInterval {
+				if err := l.checkpoint(); err != nil {
+					l.fail(err)
+				}
+			}
+		}
+	}
+}
+
+// indexedBatch is the tree state after the last indexed batch.
+type indexedBatch struct {
+	size uint64
+	root Hash
+	at   pos
+}
+
+// indexBatch writes one batch's tree nodes, index entries, batch receipt and
+// journal line.
+func (l *Ledger) indexBatch(b *commitBatch) error {
+	if err := l.tree.appendNodes(b.nodes); err != nil {
+		return err
+	}
+	line, err := json.Marshal(&b.receipt)
+	if err != nil {
+		return err
+	}
+	if _, _, err := l.jrnl.append(b.ts, line); err != nil {
+		return err
+	}
+	wb := l.idx.db.NewBatch()
+	defer wb.Close()
+	var key, val []byte
+	for i := range b.recs {
+		r := &b.recs[i]
+		seq := b.first + uint64(i)
+		p := pos{seg: b.seg, off: b.segOff + int64(r.off), n: uint32(r.n)}
+		key, val = indexRecord(wb, key, val, seq, p, r.kind, r.tenant, r.id, r.this, i == 0 && b.segOff == 0)
+	}
+	if err := wb.Set(seqKey(key[:0], prefixBatch, b.first), line, nil); err != nil {
+		return err
+	}
+	wm := watermark{next: b.first + uint64(len(b.recs)), at: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}}
+	if err := wb.Set(watermarkKey, wm.encode(), nil); err != nil {
+		return err
+	}
+	return wb.Commit(pebble.NoSync)
+}
+
+// indexRecord adds the index entries of one record to a batch.
+func indexRecord(wb *pebble.Batch, key, val []byte, seq uint64, p pos, kind, tenant, id, this string, segStart bool) ([]byte, []byte) {
+	val = appendPos(val[:0], p)
+	if kind == KindSpan {
+		key = idKey(key[:0], tenant, id)
+		_ = wb.Set(key, append(binary.BigEndian.AppendUint64(nil, seq), val...), nil)
+		key = binary.BigEndian.AppendUint64(thingPrefix(key[:0], tenant, this), seq)
+		_ = wb.Set(key, val, nil)
+		key = binary.BigEndian.AppendUint64(tenantPrefix(key[:0], tenant), seq)
+		_ = wb.Set(key, val, nil)
+	}
+	if seq%seqIndexEvery == 0 || segStart {
+		_ = wb.Set(seqKey(key[:0], prefixSeq, seq), val, nil)
+	}
+	return key, val
+}
+
+// Stats are the ledger's counters since open.
+type Stats struct {
+	Appended   uint64 // records appended
+	Duplicates uint64 // entries answered with an earlier receipt
+	Commits    uint64 // group commits (one write and one sync each)
+	Bytes      uint64 // bytes written to segments
+	Next       uint64 // sequence number of the next record
+	Indexed    uint64 // records indexed
+}
+
+// Stats returns the counters.
+func (l *Ledger) Stats() Stats {
+	s := Stats{
+		Appended:   l.stats.appended.Load(),
+		Duplicates: l.stats.duplicates.Load(),
+		Commits:    l.stats.commits.Load(),
+		Bytes:      l.stats.bytes.Load(),
+		Indexed:    l.indexed.Load(),
+	}
+	if d := l.durable.Load(); d != nil {
+		s.Next = d.next
+	}
+	return s
+}
+

@@ -1,0 +1,529 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/google/go-cmp/cmp"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// spanEntry builds a span entry whose body is already canonical (members in
+// order, no escapes needed).
+func spanEntry(tenant, id, this string) Entry {
+	body := fmt.Sprintf(`{"did":"sale.post","id":%q,"status":"confirmed","tenant":%q,"this":%q,"when":"2025-10-05T22:18:07Z","who":"dan"}`, id, tenant, this)
+	return Entry{Tenant: tenant, ID: id, This: this, Body: []byte(body)}
+}
+
+// fakeClock advances a millisecond at every reading.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Millisecond)
+	return c.t
+}
+
+func testOptions(fs vfs.FS) Options {
+	clk := &fakeClock{t: time.Date(2025, 10, 5, 22, 0, 0, 0, time.UTC)}
+	return Options{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100}
+}
+
+func mustOpen(t testing.TB, fs vfs.FS, opts Options) *Ledger {
+	t.Helper()
+	opts.FS = fs
+	l, err := Open("data", opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return l
+}
+
+func mustAppend(t testing.TB, l *Ledger, entries ...Entry) []Result {
+	t.Helper()
+	res, err := l.Append(context.Background(), entries)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return res
+}
+
+func verifier(t testing.TB, l *Ledger) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(l.Signer().VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestAppendReadBack(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, fs, testOptions(fs))
+	defer l.Close()
+	v := verifier(t, l)
+
+	var want []Entry
+	for i := range 500 {
+		want = append(want, spanEntry("t_a", fmt.Sprintf("s_%d", i), fmt.Sprintf("order:%d", i%7)))
+	}
+	var got []Result
+	for i := 0; i < len(want); i += 50 {
+		got = append(got, mustAppend(t, l, want[i:i+50]...)...)
+	}
+	for i, r := range got {
+		if r.Status != Accepted {
+			t.Fatalf("entry %d: status %v, want accepted", i, r.Status)
+		}
+		if r.Receipt.Seq != uint64(i) {
+			t.Fatalf("entry %d: seq %d", i, r.Receipt.Seq)
+		}
+		if err := v.VerifyReceipt(&r.Receipt, KindSpan, want[i].Body); err != nil {
+			t.Fatalf("entry %d: receipt: %v", i, err)
+		}
+	}
+	ctx := context.Background()
+	for i, e := range want {
+		rec, err := l.Get(ctx, e.Tenant, e.ID)
+		if err != nil {
+			t.Fatalf("Get %s: %v", e.ID, err)
+		}
+		if !bytes.Equal(rec.Body, e.Body) || rec.Seq != uint64(i) {
+			t.Fatalf("Get %s: seq %d body %s", e.ID, rec.Seq, rec.Body)
+		}
+		rc, err := l.Receipt(ctx, e.Tenant, e.ID)
+		if err != nil {
+			t.Fatalf("Receipt %s: %v", e.ID, err)
+		}
+		if diff := cmp.Diff(got[i].Receipt, rc); diff != "" {
+			t.Fatalf("stored receipt of %s differs (-at append +later):\n%s", e.ID, diff)
+		}
+	}
+	if _, err := l.Get(ctx, "t_a", "nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get missing: %v, want ErrNotFound", err)
+	}
+	if _, err := l.Get(ctx, "t_b", "s_1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get other tenant: %v, want ErrNotFound", err)
+	}
+	thing, err := l.Thing(ctx, "t_a", "order:3", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for _, r := range thing {
+		ids = append(ids, r.Seq)
+	}
+	var wantIDs []uint64
+	for i := 3; i < 500; i += 7 {
+		wantIDs = append(wantIDs, uint64(i))
+	}
+	if diff := cmp.Diff(wantIDs, ids); diff != "" {
+		t.Fatalf("Thing order:3 (-want +got):\n%s", diff)
+	}
+	page, err := l.Thing(ctx, "t_a", "order:3", 100, 2)
+	if err != nil || len(page) != 2 || page[0].Seq != 101 || page[1].Seq != 108 {
+		t.Fatalf("Thing page from 100: %v %+v", err, page)
+	}
+	ten, err := l.Tenant(ctx, "t_a", 490, 0)
+	if err != nil || len(ten) != 10 {
+		t.Fatalf("Tenant from 490: %v, %d records", err, len(ten))
+	}
+
+	// A reader from any cursor sees exactly the records from there.
+	for _, from := range []uint64{0, 1, 255, 256, 257, 499, 500} {
+		r, err := l.NewReader(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := from
+		for {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("reader from %d: %v", from, err)
+			}
+			if rec.Seq != n || !bytes.Equal(rec.Body, want[n].Body) {
+				t.Fatalf("reader from %d: got seq %d, want %d", from, rec.Seq, n)
+			}
+			n++
+		}
+		r.Close()
+		if n != 500 {
+			t.Fatalf("reader from %d stopped at %d", from, n)
+		}
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, fs, testOptions(fs))
+	v := verifier(t, l)
+	a, b, c := spanEntry("t_a", "s_1", "x"), spanEntry("t_a", "s_2", "x"), spanEntry("t_b", "s_1", "x")
+	first := mustAppend(t, l, a, b, a, c) // a twice in one request
+	if first[0].Status != Accepted || first[1].Status != Accepted || first[2].Status != Duplicate || first[3].Status != Accepted {
+		t.Fatalf("statuses %v %v %v %v", first[0].Status, first[1].Status, first[2].Status, first[3].Status)
+	}
+	if diff := cmp.Diff(first[0].Receipt, first[2].Receipt); diff != "" {
+		t.Fatalf("in-request duplicate got another receipt:\n%s", diff)
+	}
+	// Again, in a later request: the same receipts, nothing appended.
+	again := mustAppend(t, l, c, b, a)
+	for i, want := range []Result{first[3], first[1], first[0]} {
+		if again[i].Status != Duplicate {
+			t.Fatalf("resend %d: status %v", i, again[i].Status)
+		}
+		if diff := cmp.Diff(want.Receipt, again[i].Receipt); diff != "" {
+			t.Fatalf("resend %d: receipt differs:\n%s", i, diff)
+		}
+		if err := v.VerifyReceipt(&again[i].Receipt, KindSpan, []Entry{c, b, a}[i].Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := l.Next(); n != 3 {
+		t.Fatalf("next seq %d, want 3", n)
+	}
+	// After reopening, still duplicates.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, fs, testOptions(fs))
+	defer l.Close()
+	again = mustAppend(t, l, a)
+	if again[0].Status != Duplicate || again[0].Receipt.Seq != 0 {
+		t.Fatalf("after reopen: %v seq %d", again[0].Status, again[0].Receipt.Seq)
+	}
+	if diff := cmp.Diff(first[0].Receipt, again[0].Receipt); diff != "" {
+		t.Fatalf("receipt changed across reopen:\n%s", diff)
+	}
+}
+
+func TestConcurrentDuplicates(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, fs, testOptions(fs))
+	defer l.Close()
+	// 16 writers send overlapping ids at once: each id is stored once and
+	// everybody gets the same receipt for it.
+	var mu sync.Mutex
+	seen := map[string]Receipt{}
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 20 {
+				var es []Entry
+				for k := range 10 {
+					es = append(es, spanEntry("t_a", fmt.Sprintf("s_%d", (w+k+round)%40), "x"))
+				}
+				res, err := l.Append(context.Background(), es)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for i, r := range res {
+					if old, ok := seen[es[i].ID]; ok && !cmp.Equal(old, r.Receipt) {
+						t.Errorf("%s: two receipts: seq %d and %d", es[i].ID, old.Seq, r.Receipt.Seq)
+					}
+					seen[es[i].ID] = r.Receipt
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := l.Next(); n != 40 {
+		t.Fatalf("stored %d records, want 40 distinct ids", n)
+	}
+}
+
+func TestMerkleCompatibility(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := testOptions(fs)
+	opts.CheckpointEvery = 1 << 30
+	l := mustOpen(t, fs, opts)
+	defer l.Close()
+	ctx := context.Background()
+
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	ref := rf.NewEmptyRange(0)
+	var leaves [][]byte
+	for i := range 300 {
+		res := mustAppend(t, l, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"))
+		leaf := res[0].Receipt.Leaf
+		leaves = append(leaves, append([]byte(nil), leaf[:]...))
+		if err := ref.Append(leaf[:], nil); err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.GetRootHash(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.RootAt(ctx, uint64(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:], want) {
+			t.Fatalf("root at size %d differs from transparency-dev/merkle's", i+1)
+		}
+	}
+	// The record's leaf is SHA-256(0x00 || leaf input), RFC 6962's leaf hash.
+	rec, err := l.Get(ctx, "t_a", "s_7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tsb [tsLen]byte
+	var in []byte
+	in = appendLeafInput(in, rec.Seq, rec.TS.AppendFormat(tsb[:0], tsLayout), rec.Kind, rec.Body)
+	if got := rfc6962.DefaultHasher.HashLeaf(in); !bytes.Equal(got, leaves[7]) {
+		t.Fatal("leaf is not the RFC 6962 leaf hash of the leaf input")
+	}
+
+	if err := l.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	c := l.Checkpoint()
+	if c == nil || c.Size != 300 {
+		t.Fatalf("checkpoint %+v", c)
+	}
+	// The signed note verifies with x/mod/sumdb/note directly.
+	nv, err := note.NewVerifier(l.Signer().VerifierKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := note.Open(c.Note, note.VerifierList(nv))
+	if err != nil {
+		t.Fatalf("note.Open: %v", err)
+	}
+	root, _ := ref.GetRootHash(nil)
+	if want := fmt.Sprintf("%s\n300\n%s\n", l.Signer().Origin(), Hash(root)); n.Text != want {
+		t.Fatalf("checkpoint text %q, want %q", n.Text, want)
+	}
+
+	for _, size := range []uint64{1, 2, 3, 7, 8, 9, 100, 255, 256, 257, 300} {
+		r, _ := l.RootAt(ctx, size)
+		for _, seq := range []uint64{0, 1, size / 2, size - 1} {
+			if seq >= size {
+				continue
+			}
+			p, err := l.Prove(ctx, seq, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := make([][]byte, len(p.Path))
+			for i := range p.Path {
+				path[i] = p.Path[i][:]
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, seq, size, leaves[seq], path, r[:]); err != nil {
+				t.Fatalf("inclusion of %d in %d: %v", seq, size, err)
+			}
+		}
+		for _, size1 := range []uint64{1, size / 3, size - 1} {
+			if size1 == 0 || size1 > size {
+				continue
+			}
+			r1, _ := l.RootAt(ctx, size1)
+			cp, err := l.ProveConsistency(ctx, size1, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := make([][]byte, len(cp))
+			for i := range cp {
+				path[i] = cp[i][:]
+			}
+			if err := proof.VerifyConsistency(rfc6962.DefaultHasher, size1, size, path, r1[:], r[:]); err != nil {
+				t.Fatalf("consistency %d..%d: %v", size1, size, err)
+			}
+		}
+	}
+}
+
+func TestBatchTreeIsRFC6962(t *testing.T) {
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	for n := 1; n <= 70; n++ {
+		ref := rf.NewEmptyRange(0)
+		leaves := make([]Hash, n)
+		raw := make([][]byte, n)
+		for i := range leaves {
+			leaves[i] = Hash(rfc6962.DefaultHasher.HashLeaf([]byte{byte(i), byte(n)}))
+			raw[i] = leaves[i][:]
+			_ = ref.Append(raw[i], nil)
+		}
+		bt := newBatchTree(leaves)
+		want, _ := ref.GetRootHash(nil)
+		root := bt.root()
+		if !bytes.Equal(root[:], want) {
+			t.Fatalf("n=%d: batch root differs", n)
+		}
+		for i := range n {
+			p := bt.path(i)
+			path := make([][]byte, len(p))
+			for k := range p {
+				path[k] = p[k][:]
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, uint64(i), uint64(n), raw[i], path, want); err != nil {
+				t.Fatalf("n=%d i=%d: %v", n, i, err)
+			}
+		}
+	}
+}
+
+func TestReceiptTampering(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, fs, testOptions(fs))
+	defer l.Close()
+	v := verifier(t, l)
+	e := spanEntry("t_a", "s_1", "x")
+	res := mustAppend(t, l, e, spanEntry("t_a", "s_2", "x"), spanEntry("t_a", "s_3", "x"))
+	good := res[0].Receipt
+	if err := v.VerifyReceipt(&good, KindSpan, e.Body); err != nil {
+		t.Fatal(err)
+	}
+	other := spanEntry("t_a", "s_2", "x")
+	cases := map[string]func(r *Receipt) []byte{
+		"another span's body": func(r *Receipt) []byte { return other.Body },
+		"changed body": func(r *Receipt) []byte {
+			return bytes.Replace(e.Body, []byte("dan"), []byte("eve"), 1)
+		},
+		"seq":       func(r *Receipt) []byte { r.Seq++; return e.Body },
+		"ts":        func(r *Receipt) []byte { r.TS.Time = r.TS.Add(time.Second); return e.Body },
+		"batch":     func(r *Receipt) []byte { r.Batch.Size = 2; return e.Body },
+		"root":      func(r *Receipt) []byte { r.Batch.Root[0] ^= 1; return e.Body },
+		"path":      func(r *Receipt) []byte { r.Batch.Path[0][3] ^= 1; return e.Body },
+		"signature": func(r *Receipt) []byte { r.Sig[5] ^= 1; return e.Body },
+		"kid":       func(r *Receipt) []byte { r.KID = "00000000"; return e.Body },
+		"jti":       func(r *Receipt) []byte { r.JTI = "r_x"; return e.Body },
+		"span id":   func(r *Receipt) []byte { r.SpanID = "s_9"; return e.Body },
+	}
+	for name, mutate := range cases {
+		r := good
+		r.Sig = append([]byte(nil), good.Sig...)
+		r.Batch.Path = append([]Hash(nil), good.Batch.Path...)
+		body := mutate(&r)
+		if err := v.VerifyReceipt(&r, KindSpan, body); !errors.Is(err, ErrBadReceipt) {
+			t.Errorf("%s: VerifyReceipt = %v, want ErrBadReceipt", name, err)
+		}
+	}
+	// Another ledger's key refuses it.
+	fs2 := vfs.NewMem()
+	l2 := mustOpen(t, fs2, testOptions(fs2))
+	defer l2.Close()
+	if err := verifier(t, l2).VerifyReceipt(&good, KindSpan, e.Body); !errors.Is(err, ErrBadReceipt) {
+		t.Errorf("other key: %v", err)
+	}
+}
+
+// indexContents returns every key and value of the index.
+func indexContents(t *testing.T, l *Ledger) map[string]string {
+	t.Helper()
+	it, err := l.idx.db.NewIter(&pebble.IterOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	out := map[string]string{}
+	for ok := it.First(); ok; ok = it.Next() {
+		out[string(it.Key())] = string(it.Value())
+	}
+	return out
+}
+
+func readAll(t *testing.T, fs vfs.FS, name string) []byte {
+	t.Helper()
+	b, err := readFile(fs, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestReindexIsIdentical(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := testOptions(fs)
+	opts.SegmentBytes = 16 << 10
+	l := mustOpen(t, fs, opts)
+	for i := range 40 {
+		var es []Entry
+		for k := range 25 {
+			es = append(es, spanEntry(fmt.Sprintf("t_%d", k%3), fmt.Sprintf("s_%d_%d", i, k), fmt.Sprintf("o:%d", k%5)))
+		}
+		mustAppend(t, l, es...)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, fs, opts)
+	before := indexContents(t, l)
+	treeBefore := readAll(t, fs, "data/ledger/index/tree/L00")
+	names, _ := fs.List("data/receipts")
+	jBefore := readAll(t, fs, "data/receipts/"+names[0])
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := fs.List("data/ledger/segments")
+	if len(segs) < 3 {
+		t.Fatalf("want several segments, have %v", segs)
+	}
+
+	if err := fs.RemoveAll("data/ledger/index"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.RemoveAll("data/receipts"); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, fs, opts)
+	defer l.Close()
+	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {
+		t.Fatalf("rebuilt index differs:\n%s", diff)
+	}
+	if !bytes.Equal(treeBefore, readAll(t, fs, "data/ledger/index/tree/L00")) {
+		t.Fatal("rebuilt tree differs")
+	}
+	if !bytes.Equal(jBefore, readAll(t, fs, "data/receipts/"+names[0])) {
+		t.Fatal("rebuilt receipts journal differs")
+	}
+	res := mustAppend(t, l, spanEntry("t_0", "s_0_0", "o:0"))
+	if res[0].Status != Duplicate {
+		t.Fatal("rebuilt index lost idempotency")
+	}
+}
+
+func TestVerifyIntact(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := testOptions(fs)
+	opts.SegmentBytes = 8 << 10
+	l := mustOpen(t, fs, opts)
+	for i := range 30 {
+		mustAppend(t, l, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"), spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify("data", VerifyOptions{FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Problem != nil {
+		t.Fatalf("intact ledger: %v", rep.Problem)
+	}
+	if rep.Records != 60 || rep.Commits != 30 || rep.Journal != 30 || rep.Checkpoint == nil || rep.Checkpoint.Size != 60 {
+		t.Fatalf("report %+v", rep)
+	}
+}

@@ -1,0 +1,412 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Reads see durable records only. Lookups by key go through the indexes,
+// which trail the commits by a few milliseconds at most; a lookup first waits
+// until the indexes hold everything durable when it started.
+
+// waitIndexed waits until every record durable now is indexed.
+func (l *Ledger) waitIndexed(ctx context.Context) error {
+	d := l.durable.Load()
+	if d == nil {
+		return nil
+	}
+	for l.indexed.Load() < d.next {
+		ch := l.changed()
+		if p := l.indexErr.Load(); p != nil && l.indexed.Load() < d.next {
+			return *p
+		}
+		if l.indexed.Load() >= d.next {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) readRecord(p pos, seq uint64) (Record, error) {
+	line, err := l.segs.readLine(p, nil)
+	if err != nil {
+		return Record{}, err
+	}
+	var scratch []byte
+	r, err := decodeRecord(line, &scratch)
+	if err != nil {
+		return Record{}, &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: seq, Reason: err.Error()}
+	}
+	if r.Seq != seq {
+		return Record{}, &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: seq, Reason: fmt.Sprintf("index points at seq %d", r.Seq)}
+	}
+	return r, nil
+}
+
+func (l *Ledger) checkReadable() error {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	if l.idx == nil {
+		return fmt.Errorf("%w: no index", ErrNotFound)
+	}
+	return nil
+}
+
+// Get returns the span stored under (tenant, id).
+func (l *Ledger) Get(ctx context.Context, tenant, id string) (Record, error) {
+	if err := l.checkReadable(); err != nil {
+		return Record{}, err
+	}
+	if err := l.waitIndexed(ctx); err != nil {
+		return Record{}, err
+	}
+	seq, p, ok, err := l.idx.lookupID(idKey(nil, tenant, id))
+	if err != nil {
+		return Record{}, err
+	}
+	if !ok {
+		return Record{}, ErrNotFound
+	}
+	return l.readRecord(p, seq)
+}
+
+// Thing returns up to limit spans of tenant whose "this" is this, in ledger
+// order, starting at sequence number from.
+func (l *Ledger) Thing(ctx context.Context, tenant, this string, from uint64, limit int) ([]Record, error) {
+	return l.scanIndex(ctx, thingPrefix(nil, tenant, this), from, limit)
+}
+
+// Tenant returns up to limit spans of a tenant in ledger order, starting at
+// sequence number from.
+func (l *Ledger) Tenant(ctx context.Context, tenant string, from uint64, limit int) ([]Record, error) {
+	return l.scanIndex(ctx, tenantPrefix(nil, tenant), from, limit)
+}
+
+func (l *Ledger) scanIndex(ctx context.Context, prefix []byte, from uint64, limit int) ([]Record, error) {
+	if err := l.checkReadable(); err != nil {
+		return nil, err
+	}
+	if err := l.waitIndexed(ctx); err != nil {
+		return nil, err
+	}
+	var out []Record
+	var rerr error
+	err := l.idx.scanPositions(prefix, from, func(seq uint64, p pos) bool {
+		r, err := l.readRecord(p, seq)
+		if err != nil {
+			rerr = err
+			return false
+		}
+		r.Body = append([]byte(nil), r.Body...)
+		out = append(out, r)
+		return limit <= 0 || len(out) < limit
+	})
+	if err == nil {
+		err = rerr
+	}
+	return out, err
+}
+
+// Receipt returns the receipt of the span stored under (tenant, id).
+func (l *Ledger) Receipt(ctx context.Context, tenant, id string) (Receipt, error) {
+	if err := l.checkReadable(); err != nil {
+		return Receipt{}, err
+	}
+	if err := l.waitIndexed(ctx); err != nil {
+		return Receipt{}, err
+	}
+	seq, _, ok, err := l.idx.lookupID(idKey(nil, tenant, id))
+	if err != nil {
+		return Receipt{}, err
+	}
+	if !ok {
+		return Receipt{}, ErrNotFound
+	}
+	return l.receiptBySeq(seq, tenant, id)
+}
+
+// ReceiptAt returns the receipt of the record with sequence number seq.
+func (l *Ledger) ReceiptAt(ctx context.Context, seq uint64) (Receipt, error) {
+	if err := l.checkReadable(); err != nil {
+		return Receipt{}, err
+	}
+	if err := l.waitIndexed(ctx); err != nil {
+		return Receipt{}, err
+	}
+	if seq >= l.indexed.Load() {
+		return Receipt{}, ErrNotFound
+	}
+	r, err := l.receiptBySeq(seq, "", "")
+	if err != nil {
+		return Receipt{}, err
+	}
+	if r.SpanID == "" {
+		// Name the span when the record is one.
+		_, p, found, err := l.seqPosition(seq)
+		if err == nil && found {
+			if rec, err := l.readRecord(p, seq); err == nil && rec.Kind == KindSpan {
+				var ids struct{ ID, Tenant string }
+				if json.Unmarshal(rec.Body, &ids) == nil {
+					r.SpanID, r.Tenant = ids.ID, ids.Tenant
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// receiptBySeq assembles the receipt of an indexed record from its batch
+// receipt and the batch's leaves.
+func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (Receipt, error) {
+	line, err := l.idx.batchFor(seq)
+	if errors.Is(err, io.EOF) {
+		return Receipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
+	}
+	if err != nil {
+		return Receipt{}, err
+	}
+	var br BatchReceipt
+	if err := json.Unmarshal(line, &br); err != nil {
+		return Receipt{}, fmt.Errorf("%w: batch receipt of seq %d: %v", ErrCorrupt, seq, err)
+	}
+	if seq >= br.Batch.First+br.Batch.Size {
+		return Receipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
+	}
+	leaves, err := l.tree.leaves(br.Batch.First, br.Batch.Size)
+	if err != nil {
+		return Receipt{}, err
+	}
+	bt := newBatchTree(leaves)
+	if bt.root() != br.Batch.Root {
+		return Receipt{}, fmt.Errorf("%w: leaves of commit %d do not match its receipt", ErrCorrupt, br.Batch.First)
+	}
+	i := int(seq - br.Batch.First)
+	return receiptFor(&br, seq, leaves[i], bt.path(i), id, tenant), nil
+}
+
+// Proof is an RFC 6962 inclusion proof of one record in a tree size.
+type Proof struct {
+	Index    uint64 `json:"leaf_index"`
+	TreeSize uint64 `json:"tree_size"`
+	Leaf     Hash   `json:"leaf_hash"`
+	Path     []Hash `json:"path"`
+}
+
+// Prove returns the inclusion proof of record seq in the tree of the given
+// size. Size 0 means the latest checkpoint's size.
+func (l *Ledger) Prove(ctx context.Context, seq, size uint64) (Proof, error) {
+	if err := l.waitIndexed(ctx); err != nil {
+		return Proof{}, err
+	}
+	if size == 0 {
+		c := l.lastCkpt.Load()
+		if c == nil {
+			return Proof{}, fmt.Errorf("%w: no checkpoint yet", ErrNotFound)
+		}
+		size = c.Size
+	}
+	if n := l.indexed.Load(); size > n {
+		return Proof{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
+	}
+	if seq >= size {
+		return Proof{}, fmt.Errorf("%w: seq %d is not in a tree of size %d", ErrNotFound, seq, size)
+	}
+	leaf, err := l.tree.node(0, seq)
+	if err != nil {
+		return Proof{}, err
+	}
+	path, err := l.tree.inclusion(seq, size)
+	if err != nil {
+		return Proof{}, err
+	}
+	return Proof{Index: seq, TreeSize: size, Leaf: leaf, Path: path}, nil
+}
+
+// ProveConsistency returns the RFC 6962 consistency proof between two tree
+// sizes.
+func (l *Ledger) ProveConsistency(ctx context.Context, size1, size2 uint64) ([]Hash, error) {
+	if err := l.waitIndexed(ctx); err != nil {
+		return nil, err
+	}
+	if n := l.indexed.Load(); size2 > n || size1 > size2 {
+		return nil, fmt.Errorf("%w: sizes %d..%d not within the ledger's %d", ErrNotFound, size1, size2, n)
+	}
+	return l.tree.consistency(size1, size2)
+}
+
+// RootAt returns the tree root at a size the ledger has reached.
+func (l *Ledger) RootAt(ctx context.Context, size uint64) (Hash, error) {
+	if err := l.waitIndexed(ctx); err != nil {
+		return Hash{}, err
+	}
+	if n := l.indexed.Load(); size > n {
+		return Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
+	}
+	return l.tree.rootAt(size)
+}
+
+// Next returns the sequence number the next record will get: the number of
+// durable records.
+func (l *Ledger) Next() uint64 {
+	if d := l.durable.Load(); d != nil {
+		return d.next
+	}
+	return 0
+}
+
+// seqPosition finds a position at or before seq to start reading from.
+func (l *Ledger) seqPosition(seq uint64) (uint64, pos, bool, error) {
+	if l.idx == nil {
+		return 0, pos{seg: 1}, true, nil
+	}
+	s, p, ok, err := l.idx.seqPos(seq)
+	if err != nil || !ok {
+		return 0, pos{seg: 1}, err == nil, err
+	}
+	return s, p, true, nil
+}
+
+// Reader reads records in sequence order from a cursor, never past the
+// durable end. It is not safe for concurrent use.
+type Reader struct {
+	l       *Ledger
+	next    uint64
+	seg     uint32
+	f       vfs.File
+	sc      *lineScanner
+	scratch []byte
+}
+
+// NewReader returns a reader positioned at sequence number from. A cursor
+// past the end waits at the end.
+func (l *Ledger) NewReader(from uint64) (*Reader, error) {
+	if err := l.checkClosed(); err != nil {
+		return nil, err
+	}
+	d := l.durable.Load()
+	r := &Reader{l: l}
+	if from >= d.next {
+		r.next, r.seg = d.next, d.end.seg
+		return r, r.open(d.end.seg, d.end.off)
+	}
+	seq, p, _, err := l.seqPosition(from)
+	if err != nil {
+		return nil, err
+	}
+	r.next = seq
+	if err := r.open(p.seg, p.off); err != nil {
+		return nil, err
+	}
+	for r.next < from {
+		if _, err := r.NextLine(); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func (l *Ledger) checkClosed() error {
+	l.closeMu.Lock()
+	defer l.closeMu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (r *Reader) open(seg uint32, off int64) error {
+	if r.f != nil {
+		r.f.Close()
+	}
+	f, err := r.l.fs.Open(r.l.segs.path(seg), vfs.SequentialReadsOption)
+	if err != nil {
+		return fmt.Errorf("ledger: open segment %s: %w", segmentName(seg), err)
+	}
+	r.f, r.seg = f, seg
+	r.sc = newLineScanner(f, off)
+	return nil
+}
+
+// Cursor returns the sequence number of the record Next would return.
+func (r *Reader) Cursor() uint64 { return r.next }
+
+// NextLine returns the next record's line as stored (without newline), or
+// io.EOF at the durable end. The line is valid until the next call.
+func (r *Reader) NextLine() ([]byte, error) {
+	d := r.l.durable.Load()
+	if r.next >= d.next {
+		return nil, io.EOF
+	}
+	for {
+		line, at, err := r.sc.next()
+		if errors.Is(err, io.EOF) {
+			if r.seg < d.end.seg {
+				if err := r.open(r.seg+1, 0); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			return nil, fmt.Errorf("%w: %s ends at %d before seq %d", ErrCorrupt, segmentName(r.seg), at, r.next)
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.next++
+		return line, nil
+	}
+}
+
+// Next returns the next record, decoded and checked, or io.EOF at the
+// durable end. The record's Body is valid until the next call.
+func (r *Reader) Next() (Record, error) {
+	line, err := r.NextLine()
+	if err != nil {
+		return Record{}, err
+	}
+	rec, err := decodeRecord(line, &r.scratch)
+	if err != nil || rec.Seq != r.next-1 {
+		return Record{}, &CorruptError{Segment: segmentName(r.seg), Seq: r.next - 1, Reason: fmt.Sprintf("unreadable record: %v", err)}
+	}
+	return rec, nil
+}
+
+// Wait blocks until a record past the cursor is durable, or ctx ends.
+func (r *Reader) Wait(ctx context.Context) error {
+	for {
+		ch := r.l.changed()
+		if r.next < r.l.durable.Load().next {
+			return nil
+		}
+		if err := r.l.checkClosed(); err != nil {
+			return err
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close releases the reader's file.
+func (r *Reader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	return err
+}

@@ -1,0 +1,218 @@
+package ledger
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// Receipts. One ed25519 signature covers a whole group commit: it signs the
+// batch statement
+//
+//	logline receipt v1
+//	<origin>
+//	ledger.append <first> <size> <root> <ts>
+//
+// where first is the sequence number of the commit's first record, size the
+// number of records, root the standard base64 RFC 6962 root of the tree whose
+// leaves are the commit's leaf hashes in order, and ts the commit's ts. A
+// span's receipt adds its place in that commit (seq, leaf and the audit path
+// of leaf seq-first in the batch tree), so it can be checked alone, with the
+// span's bytes and the ledger's public key:
+//
+//	{"op":"ledger.append","span_id":"s_1","tenant":"t_a","seq":41,"leaf":"…",
+//	 "batch":{"first":40,"size":3,"root":"…","path":["…","…"]},
+//	 "jti":"r_…","kid":"1a2b3c4d","sig":"…","ts":"2025-10-05T22:18:07.214000Z"}
+//
+// The jti is "r_" and a ULID whose time is ts (milliseconds) and whose 80-bit
+// entropy is the sequence number, so each receipt has a unique, derivable id.
+//
+// receipts/YYYY-MM-DD.ndjson (the UTC day of ts) keeps one line per commit,
+// the batch receipt, with the same members but no span, seq, leaf or path;
+// a span's receipt is assembled from it on request.
+
+// OpAppend is the operation of a ledger append receipt.
+const OpAppend = "ledger.append"
+
+// Timestamp is a ledger time, written as RFC 3339 UTC with microseconds.
+type Timestamp struct{ time.Time }
+
+// MarshalJSON implements json.Marshaler.
+func (t Timestamp) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, tsLen+2)
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, tsLayout)
+	return append(b, '"'), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler; it accepts any RFC 3339 time.
+func (t *Timestamp) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("ledger: bad timestamp %s", b)
+	}
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("ledger: bad timestamp %s", b)
+	}
+	t.Time = v
+	return nil
+}
+
+// BatchRef is a receipt's reference to its group commit.
+type BatchRef struct {
+	First uint64 `json:"first"`
+	Size  uint64 `json:"size"`
+	Root  Hash   `json:"root"`
+	Path  []Hash `json:"path,omitempty"`
+}
+
+// Receipt is the signed acknowledgement of one appended record.
+type Receipt struct {
+	Op     string    `json:"op"`
+	SpanID string    `json:"span_id,omitempty"`
+	Tenant string    `json:"tenant,omitempty"`
+	Seq    uint64    `json:"seq"`
+	Leaf   Hash      `json:"leaf"`
+	Batch  BatchRef  `json:"batch"`
+	JTI    string    `json:"jti"`
+	KID    string    `json:"kid"`
+	Sig    []byte    `json:"sig"`
+	TS     Timestamp `json:"ts"`
+}
+
+// BatchReceipt is the signed statement of one group commit, as stored in the
+// receipts journal.
+type BatchReceipt struct {
+	Op    string    `json:"op"`
+	Batch BatchRef  `json:"batch"`
+	KID   string    `json:"kid"`
+	Sig   []byte    `json:"sig"`
+	TS    Timestamp `json:"ts"`
+}
+
+// BatchStatement returns the bytes a batch receipt's signature covers.
+func BatchStatement(origin string, first, size uint64, root Hash, ts time.Time) []byte {
+	var b bytes.Buffer
+	b.WriteString("logline receipt v1\n")
+	b.WriteString(origin)
+	b.WriteString("\n" + OpAppend + " ")
+	b.WriteString(strconv.FormatUint(first, 10))
+	b.WriteByte(' ')
+	b.WriteString(strconv.FormatUint(size, 10))
+	b.WriteByte(' ')
+	b.WriteString(root.String())
+	b.WriteByte(' ')
+	b.Write(ts.UTC().AppendFormat(nil, tsLayout))
+	b.WriteByte('\n')
+	return b.Bytes()
+}
+
+// ReceiptID returns the jti of the receipt of record seq appended at ts.
+func ReceiptID(seq uint64, ts time.Time) string {
+	var id ulid.ULID
+	_ = id.SetTime(uint64(ts.UnixMilli()))
+	var ent [10]byte
+	binary.BigEndian.PutUint64(ent[2:], seq)
+	_ = id.SetEntropy(ent[:])
+	return "r_" + id.String()
+}
+
+// receiptFor assembles the receipt of one record of a batch.
+func receiptFor(b *BatchReceipt, seq uint64, leaf Hash, path []Hash, spanID, tenant string) Receipt {
+	ref := b.Batch
+	ref.Path = path
+	return Receipt{
+		Op:     b.Op,
+		SpanID: spanID,
+		Tenant: tenant,
+		Seq:    seq,
+		Leaf:   leaf,
+		Batch:  ref,
+		JTI:    ReceiptID(seq, b.TS.Time),
+		KID:    b.KID,
+		Sig:    b.Sig,
+		TS:     b.TS,
+	}
+}
+
+// ErrBadReceipt is returned (wrapped) by the receipt checks.
+var ErrBadReceipt = errors.New("receipt does not verify")
+
+func receiptErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadReceipt, fmt.Sprintf(format, args...))
+}
+
+// VerifyBatch checks a batch receipt's signature against the key.
+func (v *Verifier) VerifyBatch(b *BatchReceipt) error {
+	if b.Op != OpAppend {
+		return receiptErr("unknown op %q", b.Op)
+	}
+	if b.KID != v.kid {
+		return receiptErr("signed by key %s, not %s", b.KID, v.kid)
+	}
+	if b.Batch.Size == 0 {
+		return receiptErr("empty batch")
+	}
+	msg := BatchStatement(v.origin, b.Batch.First, b.Batch.Size, b.Batch.Root, b.TS.Time)
+	if !ed25519.Verify(v.pub, msg, b.Sig) {
+		return receiptErr("bad signature")
+	}
+	return nil
+}
+
+// VerifyReceipt checks a receipt against the record it acknowledges: kind
+// and body are the record's kind ("span") and canonical JSON body. It checks
+// that the receipt names the span, that the leaf hash is the record's, that
+// the leaf is in the batch tree, that the batch statement is signed by this
+// key, and that the jti is the one derived from seq and ts.
+func (v *Verifier) VerifyReceipt(r *Receipt, kind string, body []byte) error {
+	if r.KID != v.kid {
+		return receiptErr("signed by key %s, not %s", r.KID, v.kid)
+	}
+	if kind == KindSpan {
+		var ids struct {
+			ID     string `json:"id"`
+			Tenant string `json:"tenant"`
+		}
+		if err := json.Unmarshal(body, &ids); err != nil {
+			return receiptErr("span is not JSON: %v", err)
+		}
+		if ids.ID != r.SpanID || ids.Tenant != r.Tenant {
+			return receiptErr("receipt is for span %s/%s, not %s/%s", r.Tenant, r.SpanID, ids.Tenant, ids.ID)
+		}
+	}
+	if leaf := LeafHash(r.Seq, r.TS.Time, kind, body); leaf != r.Leaf {
+		return receiptErr("leaf hash %s does not match the record (%s)", r.Leaf, leaf)
+	}
+	if r.Seq < r.Batch.First || r.Seq-r.Batch.First >= r.Batch.Size {
+		return receiptErr("seq %d outside batch [%d,+%d)", r.Seq, r.Batch.First, r.Batch.Size)
+	}
+	path := make([][]byte, len(r.Batch.Path))
+	for i := range r.Batch.Path {
+		path[i] = r.Batch.Path[i][:]
+	}
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, r.Seq-r.Batch.First, r.Batch.Size, r.Leaf[:], path, r.Batch.Root[:]); err != nil {
+		return receiptErr("leaf not in batch: %v", err)
+	}
+	if err := v.VerifyBatch(&BatchReceipt{Op: r.Op, Batch: r.Batch, KID: r.KID, Sig: r.Sig, TS: r.TS}); err != nil {
+		return err
+	}
+	if want := ReceiptID(r.Seq, r.TS.Time); r.JTI != want {
+		return receiptErr("jti %s, want %s", r.JTI, want)
+	}
+	return nil
+}
+
+// emptyRoot is the RFC 6962 root of the empty tree.
+var emptyRoot = Hash(sha256.Sum256(nil))

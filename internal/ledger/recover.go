@@ -1,0 +1,464 @@
+package ledger
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// recover brings the ledger to a consistent state at open.
+//
+//  1. The last segment's tail is checked from the earliest point anything
+//     must be caught up from. An invalid or partial record there is a torn
+//     tail when it lies within the last bytes a crash can leave unsynced
+//     (one group commit) and after the latest checkpoint: its bytes are
+//     copied to NNNNNN.ndjson.<offset>.broken and the segment is cut before
+//     it. Anywhere else it is corruption (ErrCorrupt).
+//  2. The records after the tree state, the index watermark and the receipts
+//     journal's last line are read once and applied to each.
+//  3. Anything derived that claims more records than the segments hold, and
+//     a checkpoint that does not match the tree, is corruption: acknowledged
+//     records are missing or changed.
+func (l *Ledger) recover() error {
+	fs := l.fs
+	ro := l.readOnly
+	ledgerDir := fs.PathJoin(l.dir, "ledger")
+	if !ro {
+		if err := mkdirAllSynced(fs, l.segDir); err != nil {
+			return fmt.Errorf("ledger: create %s: %w", l.segDir, err)
+		}
+		if err := mkdirAllSynced(fs, fs.PathJoin(ledgerDir, "index")); err != nil {
+			return fmt.Errorf("ledger: create index dir: %w", err)
+		}
+	}
+	signer, err := loadOrCreateKey(fs, ledgerDir, l.opts.Origin, l.opts.Rand, !ro)
+	if err != nil {
+		return err
+	}
+	l.signer = signer
+
+	segs, err := listSegments(fs, l.segDir)
+	if err != nil && !(ro && errors.Is(err, os.ErrNotExist)) {
+		return err
+	}
+	if len(segs) == 0 && !ro {
+		a, err := createSegment(fs, l.segDir, 1)
+		if err != nil {
+			return err
+		}
+		a.f.Close()
+		segs = []uint32{1}
+	}
+
+	// Indexes.
+	idxDir := fs.PathJoin(ledgerDir, "index", "db")
+	wm := watermark{at: pos{seg: 1}}
+	if ro && !fileExists(fs, idxDir) {
+		l.log.Warn("no index: lookups will find nothing", "dir", idxDir)
+	} else {
+		l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, ro, l.log)
+		if err != nil && !ro {
+			l.log.Warn("index unreadable; rebuilding it from the segments", "err", err)
+			if err := fs.RemoveAll(idxDir); err != nil {
+				return fmt.Errorf("ledger: drop index: %w", err)
+			}
+			l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, ro, l.log)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger: open index: %w", err)
+		}
+		w, ok, err := l.idx.watermark()
+		if err != nil {
+			return fmt.Errorf("ledger: index watermark: %w", err)
+		}
+		if ok {
+			wm = w
+		}
+	}
+
+	// Tree.
+	treeDir := fs.PathJoin(ledgerDir, "index", "tree")
+	l.state = stateFile{path: fs.PathJoin(treeDir, "state")}
+	ts, ok := l.state.read(fs)
+	if !ok {
+		ts = treeState{at: pos{seg: 1}}
+	}
+	if ro && !fileExists(fs, treeDir) {
+		l.tree = &treeStore{fs: fs, dir: treeDir}
+	} else if l.tree, err = openTreeStore(fs, treeDir); err != nil {
+		return err
+	}
+	l.tree.setSize(ts.size)
+	rng, err := l.tree.loadRange(ts.size)
+	if err != nil {
+		l.log.Warn("tree files incomplete; rebuilding the tree from the segments", "err", err)
+		ts = treeState{at: pos{seg: 1}}
+		l.tree.setSize(0)
+		rng = compactRange{}
+	}
+
+	ckpt, err := l.readCheckpoint()
+	if err != nil {
+		return err
+	}
+
+	// The journal is trusted as far as the checkpoint that wrote the tree
+	// state; the rest is written again from the segments.
+	jrnl, err := openJournal(fs, fs.PathJoin(l.dir, "receipts"), ts.journal, ts.jsize, ro)
+	if err != nil {
+		return err
+	}
+	l.jrnl = jrnl
+	jNext := ts.size
+
+	// Where to start reading: the earlier of the tree state (which the
+	// journal follows) and the index watermark.
+	start, startSeq := ts.at, ts.size
+	if wm.next < startSeq {
+		start, startSeq = wm.at, wm.next
+	}
+	if len(segs) == 0 {
+		return l.finishRecovery(ckpt, rng, 0, time.Time{}, pos{seg: 1}, startSeq, wm.next, jNext)
+	}
+	if start.seg < segs[0] || start.seg > segs[len(segs)-1] {
+		return &CorruptError{Segment: segmentName(start.seg), Offset: start.off, Seq: startSeq, Reason: "segment named by the index or tree state is missing"}
+	}
+
+	c := catchUp{l: l, rng: rng, treeFrom: ts.size, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start}
+	if !ro && l.idx != nil {
+		c.wb = l.idx.db.NewBatch()
+	}
+	var total, done int64
+	for _, n := range segs[start.seg-segs[0]:] {
+		if st, err := fs.Stat(l.segs.path(n)); err == nil {
+			total += st.Size()
+		}
+	}
+	total -= start.off
+	end := start
+	for i, n := range segs[start.seg-segs[0]:] {
+		last := n == segs[len(segs)-1]
+		from := int64(0)
+		if i == 0 {
+			from = start.off
+		}
+		endOff, err := c.scanSegment(n, from, last, ckpt, func(d int64) {
+			if l.opts.Progress != nil {
+				l.opts.Progress(done+d, total)
+			}
+		})
+		if errors.Is(err, errStopScan) {
+			end = pos{seg: n, off: endOff}
+			break
+		}
+		if err != nil {
+			return err
+		}
+		done += endOff - from
+		end = pos{seg: n, off: endOff}
+	}
+	if err := c.finish(); err != nil {
+		return err
+	}
+	return l.finishRecovery(ckpt, c.rng, c.next, c.lastTS, end, startSeq, wm.next, jNext)
+}
+
+// errStopScan ends a read-only scan at the first unreadable record.
+var errStopScan = errors.New("ledger: stop scan")
+
+// finishRecovery checks what was caught up against the checkpoint and sets
+// the ledger's running state.
+func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, next uint64, lastTS time.Time, end pos, startSeq, idxNext, jNext uint64) error {
+	missing := func(what string, n uint64) error {
+		return &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: next,
+			Reason: fmt.Sprintf("%s covers %d records but the segments hold %d: acknowledged records are missing", what, n, next)}
+	}
+	if !l.readOnly {
+		switch {
+		case idxNext > next:
+			return missing("the index", idxNext)
+		case jNext > next:
+			return missing("the receipts journal", jNext)
+		case rng.size != next:
+			return missing("the tree", rng.size)
+		}
+	}
+	if ckpt != nil {
+		if ckpt.Size > next {
+			if !l.readOnly {
+				return missing("the signed checkpoint", ckpt.Size)
+			}
+		} else {
+			var root Hash
+			var err error
+			if ckpt.Size == rng.size {
+				root = rng.root()
+			} else {
+				root, err = l.tree.rootAt(ckpt.Size)
+			}
+			if err == nil && root != ckpt.Root {
+				return &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: ckpt.Size,
+					Reason: "the records do not match the signed checkpoint"}
+			}
+		}
+		l.lastCkpt.Store(ckpt)
+	}
+	l.nextSeq = next
+	l.lastTS = lastTS
+	l.rng = rng
+	l.durable.Store(&durableEnd{next: next, end: end})
+	l.indexed.Store(next)
+	l.lastIndexed.Store(&indexedBatch{size: next, root: rng.root(), at: end})
+	l.ckptAt = l.opts.Now()
+	if l.readOnly {
+		return nil
+	}
+	a, err := openActiveSegment(l.fs, l.segDir, end.seg, end.off)
+	if err != nil {
+		return err
+	}
+	l.active = a
+	if ckpt == nil || ckpt.Size != next {
+		return l.checkpoint()
+	}
+	return nil
+}
+
+// catchUp applies the records read at open to the tree, the index and the
+// receipts journal, each from its own starting point.
+type catchUp struct {
+	l                               *Ledger
+	rng                             compactRange
+	treeFrom, indexFrom, journalFrom uint64
+	next                            uint64 // the sequence number expected next
+	nextPos                         pos    // and where it starts
+	lastTS                          time.Time
+
+	nodes   []treeNode
+	wb      *pebble.Batch
+	key     []byte
+	val     []byte
+	scratch []byte
+
+	// The current commit (run of records with the same ts).
+	runTS     time.Time
+	runFirst  uint64
+	runLeaves []Hash
+}
+
+func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *Checkpoint, progress func(int64)) (int64, error) {
+	l := c.l
+	f, err := l.fs.Open(l.segs.path(n))
+	if err != nil {
+		return 0, fmt.Errorf("ledger: open segment %s: %w", segmentName(n), err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := st.Size()
+	if from > size {
+		if l.readOnly {
+			l.roProblem = &CorruptError{Segment: segmentName(n), Offset: size, Seq: c.next, Reason: "segment shorter than the index says"}
+			return size, errStopScan
+		}
+		return 0, &CorruptError{Segment: segmentName(n), Offset: size, Seq: c.next,
+			Reason: fmt.Sprintf("the segment ends at %d but acknowledged records reach %d: acknowledged records are missing", size, from)}
+	}
+	sc := newLineScanner(f, from)
+	var lines int
+	for {
+		line, at, err := sc.next()
+		if errors.Is(err, io.EOF) {
+			if len(sc.partial()) == 0 {
+				return at, nil
+			}
+			return c.torn(n, at, size, last, ckpt, "partial record at the end of the segment")
+		}
+		if err != nil {
+			return 0, fmt.Errorf("ledger: read segment %s: %w", segmentName(n), err)
+		}
+		r, err := decodeRecord(line, &c.scratch)
+		switch {
+		case err != nil:
+			return c.torn(n, at, size, last, ckpt, err.Error())
+		case r.Seq != c.next:
+			return c.torn(n, at, size, last, ckpt, fmt.Sprintf("sequence %d where %d was expected", r.Seq, c.next))
+		case r.TS.Before(c.lastTS):
+			return c.torn(n, at, size, last, ckpt, "ts goes backwards")
+		}
+		if err := c.apply(r, pos{seg: n, off: at, n: uint32(len(line))}); err != nil {
+			return 0, err
+		}
+		if lines++; lines%65536 == 0 {
+			progress(at - from)
+		}
+	}
+}
+
+// torn handles an invalid record at offset at of segment n.
+func (c *catchUp) torn(n uint32, at, size int64, last bool, ckpt *Checkpoint, reason string) (int64, error) {
+	l := c.l
+	cerr := &CorruptError{Segment: segmentName(n), Offset: at, Seq: c.next, Reason: reason}
+	if l.readOnly {
+		// Inspection reads up to the problem and reports it, nothing more.
+		l.log.Warn("unreadable records left in place (read-only)", "err", cerr)
+		l.roProblem = cerr
+		return at, errStopScan
+	}
+	switch {
+	case !last:
+		return 0, cerr
+	case size-at > l.opts.maxTornBytes():
+		cerr.Reason += fmt.Sprintf(" (%d bytes before the end: more than a crash can leave unsynced)", size-at)
+		return 0, cerr
+	case ckpt != nil && c.next < ckpt.Size:
+		cerr.Reason += fmt.Sprintf(" (inside the signed checkpoint of size %d)", ckpt.Size)
+		return 0, cerr
+	}
+	path := l.segs.path(n)
+	broken := fmt.Sprintf("%s.%d.broken", path, at)
+	for i := 1; fileExists(l.fs, broken); i++ {
+		broken = fmt.Sprintf("%s.%d.broken.%d", path, at, i)
+	}
+	if err := copyRange(l.fs, path, broken, at, size); err != nil {
+		return 0, fmt.Errorf("ledger: keep torn tail: %w", err)
+	}
+	if err := rewritePrefix(l.fs, path, at); err != nil {
+		return 0, fmt.Errorf("ledger: cut torn tail: %w", err)
+	}
+	l.segs.forget(n)
+	l.log.Warn("torn tail moved aside", "segment", segmentName(n), "offset", at, "bytes", size-at,
+		"kept_in", l.fs.PathBase(broken), "reason", reason)
+	return at, nil
+}
+
+func (c *catchUp) apply(r Record, p pos) error {
+	if r.TS != c.runTS || len(c.runLeaves) == 0 {
+		if err := c.endRun(); err != nil {
+			return err
+		}
+		c.runTS, c.runFirst = r.TS, r.Seq
+	}
+	c.runLeaves = append(c.runLeaves, r.Leaf)
+	if r.Seq >= c.treeFrom {
+		c.rng.append(r.Leaf, func(level uint, index uint64, h *Hash) {
+			c.nodes = append(c.nodes, treeNode{level: level, index: index, hash: *h})
+		})
+		if len(c.nodes) >= 1<<16 {
+			if err := c.flushNodes(); err != nil {
+				return err
+			}
+		}
+	}
+	if r.Seq >= c.indexFrom && c.wb != nil {
+		var tenant, id, this string
+		if r.Kind == KindSpan {
+			var ids struct {
+				Tenant string `json:"tenant"`
+				ID     string `json:"id"`
+				This   string `json:"this"`
+			}
+			if err := json.Unmarshal(r.Body, &ids); err != nil {
+				return &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: r.Seq, Reason: "span body is not JSON: " + err.Error()}
+			}
+			tenant, id, this = ids.Tenant, ids.ID, ids.This
+		}
+		c.key, c.val = indexRecord(c.wb, c.key, c.val, r.Seq, p, r.Kind, tenant, id, this, p.off == 0)
+	}
+	c.next = r.Seq + 1
+	c.nextPos = pos{seg: p.seg, off: p.end()}
+	c.lastTS = r.TS
+	return nil
+}
+
+// endRun finishes the commit being read: its batch receipt goes to the
+// index and the journal where they need it.
+func (c *catchUp) endRun() error {
+	if len(c.runLeaves) == 0 {
+		return nil
+	}
+	l := c.l
+	needIndex := c.runFirst >= c.indexFrom && c.wb != nil
+	needJournal := c.runFirst >= c.journalFrom && !l.readOnly
+	if needIndex || needJournal {
+		bt := newBatchTree(c.runLeaves)
+		n := uint64(len(c.runLeaves))
+		br := BatchReceipt{
+			Op:    OpAppend,
+			Batch: BatchRef{First: c.runFirst, Size: n, Root: bt.root()},
+			KID:   l.signer.kid,
+			Sig:   l.signer.Sign(BatchStatement(l.signer.origin, c.runFirst, n, bt.root(), c.runTS)),
+			TS:    Timestamp{c.runTS},
+		}
+		line, err := json.Marshal(&br)
+		if err != nil {
+			return err
+		}
+		if needIndex {
+			if err := c.wb.Set(seqKey(c.key[:0], prefixBatch, c.runFirst), line, nil); err != nil {
+				return err
+			}
+		}
+		if needJournal {
+			if _, _, err := l.jrnl.append(c.runTS, line); err != nil {
+				return err
+			}
+		}
+	}
+	c.runLeaves = c.runLeaves[:0]
+	if c.wb != nil && c.wb.Count() >= 1<<15 {
+		return c.commitIndex()
+	}
+	return nil
+}
+
+func (c *catchUp) flushNodes() error {
+	if len(c.nodes) == 0 {
+		return nil
+	}
+	if c.l.readOnly {
+		c.nodes = c.nodes[:0]
+		return nil
+	}
+	err := c.l.tree.appendNodes(c.nodes)
+	c.nodes = c.nodes[:0]
+	return err
+}
+
+// commitIndex writes the pending index entries with a watermark. It is
+// called between commits, so the watermark sits on a commit boundary.
+func (c *catchUp) commitIndex() error {
+	if c.wb == nil || c.wb.Empty() {
+		return nil
+	}
+	wm := watermark{next: c.next, at: c.nextPos}
+	if err := c.wb.Set(watermarkKey, wm.encode(), nil); err != nil {
+		return err
+	}
+	if err := c.wb.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("ledger: index: %w", err)
+	}
+	c.wb.Reset()
+	return nil
+}
+
+func (c *catchUp) finish() error {
+	if err := c.endRun(); err != nil {
+		return err
+	}
+	if err := c.flushNodes(); err != nil {
+		return err
+	}
+	err := c.commitIndex()
+	if c.wb != nil {
+		c.wb.Close()
+	}
+	return err
+}
