@@ -82,12 +82,12 @@ func (p *Program) Routers() []*Router { return p.routers }
 // Violation is the failure of one rule of a validator: the answer a
 // gateway turns into a rejected-span problem.
 type Violation struct {
-	Validator string // "canonical_contract_v1"
-	Rule      string // the rule as written: require field "when" as "rfc3339"
-	Field     string // "when" ("" for a check)
-	Detail    string // field "when" is not RFC 3339: "2025-13-45"
-	Pos       string // stdlib/canonical.lll:6:3
-	Action    string // on_fail: "reject" or "warn"
+	Validator string `json:"validator"` // "canonical_contract_v1"
+	Rule      string `json:"rule"`      // the rule as written: require field "when" as "rfc3339"
+	Field     string `json:"field"`     // "when" ("" for a check)
+	Detail    string `json:"detail"`    // field "when" is not RFC 3339: "2025-13-45"
+	Pos       string `json:"pos"`       // stdlib/canonical.lll:6:3
+	Action    string `json:"action"`    // on_fail: "reject" or "warn"
 }
 
 // Error returns "validator: detail (rule at pos)".

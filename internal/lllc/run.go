@@ -1,0 +1,271 @@
+package lllc
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--replay TOKEN] --in spans.ndjson
+
+Verifies a bundle (hash, signature, trusted key, ABI, capabilities) and runs
+it over NDJSON input ("-" for standard input): each span line goes through
+the span validators and routers, each derived-event line (an object whose
+"type" is a derived event) through the validators of its type. One JSON
+result per input line is written to standard output.
+Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage errors.
+
+Flags:
+`
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+// RunMain runs loglinerun with args (without the program name).
+func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loglinerun", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	backend := fs.String("backend", "eval", "run with `BACKEND`: eval (the interpreter); wasm is not built yet")
+	bundlePath := fs.String("bundle", "", "the bundle `FILE` (.lllb)")
+	var trust, caps multi
+	fs.Var(&trust, "trust", "trust the ed25519 public key in `FILE` (PEM); repeatable")
+	fs.Var(&caps, "allow-cap", "allow the capability `CAP` (e.g. ws.send); repeatable; none by default")
+	replay := fs.String("replay", "", "run only if the bundle's replay_token is `TOKEN`")
+	in := fs.String("in", "", "read NDJSON from `FILE` (- for standard input)")
+	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, loglinerunUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "loglinerun: "+format+"\n", a...)
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usage("unexpected argument %q", fs.Arg(0))
+	case *backend == "wasm":
+		return usage("--backend wasm is not built yet (the AOT-WASM backend comes in a later version); use --backend eval")
+	case *backend != "eval":
+		return usage("--backend %s: want eval or wasm", *backend)
+	case *bundlePath == "":
+		return usage("--bundle is required")
+	case len(trust) == 0:
+		return usage("--trust is required: only bundles signed by a trusted key run")
+	case *in == "":
+		return usage("--in is required")
+	}
+	env := &eval.Env{Features: map[string]bool{}}
+	for _, f := range strings.Split(*features, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !contains(abi.Features(), f) {
+			return usage("--features: unknown flag %q (flags are %s)", f, strings.Join(abi.Features(), ", "))
+		}
+		env.Features[f] = true
+	}
+	data, err := os.ReadFile(*bundlePath)
+	if err != nil {
+		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
+		return 1
+	}
+	b, err := bundle.Load(data, bundle.LoadOptions{TrustedFiles: trust, AllowedCaps: caps})
+	if err != nil {
+		fmt.Fprintf(stderr, "loglinerun: %s: %v\n", *bundlePath, err)
+		return 1
+	}
+	if *replay != "" && *replay != b.Manifest.ReplayToken {
+		fmt.Fprintf(stderr, "loglinerun: --replay %q does not match the bundle's replay_token %q\n", *replay, b.Manifest.ReplayToken)
+		return 1
+	}
+	var r io.Reader = stdin
+	if *in != "-" {
+		f, err := os.Open(*in)
+		if err != nil {
+			fmt.Fprintf(stderr, "loglinerun: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		r = f
+	}
+	env.Kernels = newMeter(b)
+	counts, err := run(context.Background(), b, env, r, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
+		return 1
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	fmt.Fprintf(stderr, "loglinerun: %s\n", strings.Join(parts, ", "))
+	return 0
+}
+
+func contains(s []string, x string) bool {
+	for _, y := range s {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+type result struct {
+	Line      int               `json:"line"`
+	ID        string            `json:"id,omitempty"`
+	Type      string            `json:"type,omitempty"`
+	Status    string            `json:"status"`
+	Violation *eval.Violation   `json:"violation,omitempty"`
+	Warnings  []*eval.Violation `json:"warnings,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	Actions   []action          `json:"actions,omitempty"`
+	Emitted   []any             `json:"emitted,omitempty"`
+}
+
+type action struct {
+	Router string `json:"router"`
+	Call   string `json:"call"`
+	Args   []any  `json:"args"`
+	At     string `json:"at"`
+}
+
+func run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer) (map[string]int, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), span.DefaultMaxBytes+1)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	counts := map[string]int{}
+	events := abi.EventNames()
+	n := 0
+	for sc.Scan() {
+		n++
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		res := result{Line: n}
+		var probe struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(line, &probe) == nil && contains(events, probe.Type) {
+			runEvent(ctx, b, env, line, &res)
+		} else {
+			runSpan(ctx, b, env, line, &res)
+		}
+		counts[res.Status]++
+		if err := enc.Encode(res); err != nil {
+			return nil, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", n+1, err)
+	}
+	return counts, nil
+}
+
+func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
+	s, err := span.Parse(line, span.Limits{})
+	if err != nil {
+		res.Status, res.Error = "rejected", err.Error()
+		return
+	}
+	res.ID = s.ID
+	for _, v := range b.IngestValidators() {
+		if vi := v.CheckSpan(ctx, s, env); vi != nil {
+			if vi.Action == "warn" {
+				res.Warnings = append(res.Warnings, vi)
+				continue
+			}
+			res.Status, res.Violation = "rejected", vi
+			return
+		}
+	}
+	res.Status = "accepted"
+	for _, rt := range b.Routers() {
+		if !contains(rt.IR.Input, abi.InputSpan) {
+			continue
+		}
+		acts, err := rt.Route(ctx, eval.Input{Span: s}, env)
+		if err != nil {
+			res.Error = err.Error()
+			continue
+		}
+		for _, a := range acts {
+			res.Actions = append(res.Actions, toAction(a))
+		}
+	}
+}
+
+func toAction(a eval.Action) action {
+	out := action{Router: a.Router, Call: a.Call, At: a.Pos, Args: []any{}}
+	for _, x := range a.Args {
+		out.Args = append(out.Args, x.Interface())
+	}
+	return out
+}
+
+func runEvent(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
+	d := json.NewDecoder(bytes.NewReader(line))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		res.Status, res.Error = "rejected", err.Error()
+		return
+	}
+	ev, err := ir.FromJSON(x)
+	if err != nil {
+		res.Status, res.Error = "rejected", err.Error()
+		return
+	}
+	typ, _ := ev.Get("type")
+	res.Type = typ.Str()
+	res.Status = "checked"
+	for _, v := range b.EventValidators(typ.Str()) {
+		r, err := v.CheckEvent(ctx, ev, env)
+		if err != nil {
+			res.Status, res.Error = "error", fmt.Sprintf("%s: %v", v.Name(), err)
+			return
+		}
+		if r.Violation != nil {
+			res.Status, res.Violation = "rejected", r.Violation
+			return
+		}
+		if r.Emitted != nil {
+			res.Emitted = append(res.Emitted, r.Emitted.Interface())
+		}
+	}
+	if m, ok := env.Kernels.(*meter); ok && res.Type == "trajectory_quality" {
+		if s, ok := ev.Get("score"); ok && s.Kind() == ir.Number {
+			m.observe(s.Micros())
+		}
+	}
+}
