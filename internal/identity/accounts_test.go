@@ -73,9 +73,15 @@ func TestServiceAccountLifecycle(t *testing.T) {
 	js, _ := json.Marshal(map[string]string{"grant_type": "client_credentials", "client_id": sa.ID, "client_secret": secret})
 	var toks []string
 	for name, do := range map[string]func() (*httptest.ResponseRecorder, Token){
-		"form":  func() (*httptest.ResponseRecorder, Token) { return postToken(t, s, "application/x-www-form-urlencoded", form) },
-		"json":  func() (*httptest.ResponseRecorder, Token) { return postToken(t, s, "application/json; charset=utf-8", string(js)) },
-		"basic": func() (*httptest.ResponseRecorder, Token) { return postToken(t, s, "application/x-www-form-urlencoded", "grant_type=client_credentials", sa.ID, secret) },
+		"form": func() (*httptest.ResponseRecorder, Token) {
+			return postToken(t, s, "application/x-www-form-urlencoded", form)
+		},
+		"json": func() (*httptest.ResponseRecorder, Token) {
+			return postToken(t, s, "application/json; charset=utf-8", string(js))
+		},
+		"basic": func() (*httptest.ResponseRecorder, Token) {
+			return postToken(t, s, "application/x-www-form-urlencoded", "grant_type=client_credentials", sa.ID, secret)
+		},
 	} {
 		w, tok := do()
 		if w.Code != 200 {

@@ -376,7 +376,7 @@ func TestJWKSWithGoJose(t *testing.T) {
 	if len(set.Keys) != 2 { // active and next
 		t.Errorf("JWKS has %d keys, want 2", len(set.Keys))
 	}
-	jws, err := jose.ParseSigned(tok.AccessToken, []jose.SignatureAlgorithm{jose.EdDSA})
+	jws, err := jose.ParseSignedCompact(tok.AccessToken, []jose.SignatureAlgorithm{jose.EdDSA})
 	if err != nil {
 		t.Fatal(err)
 	}

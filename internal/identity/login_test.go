@@ -329,7 +329,9 @@ type customUser struct {
 
 func (u *customUser) ID() string { return u.sub }
 
-func (u *customUser) Userinfo([]string) ([]byte, error) { return json.Marshal(map[string]any{"sub": u.sub}) }
+func (u *customUser) Userinfo([]string) ([]byte, error) {
+	return json.Marshal(map[string]any{"sub": u.sub})
+}
 
 func (u *customUser) Claims(_ []string, base *mockoidc.IDTokenClaims) (jwt.Claims, error) {
 	data, err := json.Marshal(base)
@@ -640,4 +642,3 @@ func TestLLID(t *testing.T) {
 		t.Errorf("LLID %q has the wrong shape", a)
 	}
 }
-

@@ -95,7 +95,8 @@ func NewLimiter(c LimiterConfig) *Limiter {
 	return l
 }
 
-// setTenants installs new quotas; buckets pick them up at their next use.
+// setTenants installs new quotas and applies them to the buckets held, as
+// of now (a bucket keeps the tokens it has, up to the new burst).
 func (l *Limiter) setTenants(tenants map[string]TenantConfig) {
 	old := l.table.Load()
 	t := &quotaTable{gen: old.gen + 1, def: old.def, tenants: map[string]Quota{}, roles: map[string]map[string]Quota{}}
@@ -114,6 +115,21 @@ func (l *Limiter) setTenants(tenants map[string]TenantConfig) {
 		}
 	}
 	l.table.Store(t)
+	now := l.now()
+	for i := range l.shards {
+		sh := &l.shards[i]
+		sh.mu.Lock()
+		for el := sh.lru.Front(); el != nil; el = el.Next() {
+			e := el.Value.(*limEntry)
+			if e.gen != t.gen {
+				q := t.quota(e.key)
+				e.lim.SetLimitAt(now, rate.Limit(q.IngestPerSecond))
+				e.lim.SetBurstAt(now, q.Burst)
+				e.gen = t.gen
+			}
+		}
+		sh.mu.Unlock()
+	}
 }
 
 // Allow takes n tokens (n spans, say) from tenant's bucket and from the
@@ -182,12 +198,8 @@ func (l *Limiter) AllowPrincipal(p *Principal, n int) error {
 // bucket returns the limiter of k, creating it (and evicting the least
 // recently used of the shard) if needed.
 func (l *Limiter) bucket(k limKey, t *quotaTable, now time.Time) *rate.Limiter {
-	var h maphash.Hash
-	h.SetSeed(l.seed)
-	h.WriteString(k.tenant)
-	h.WriteByte(0)
-	h.WriteString(k.role)
-	sh := &l.shards[h.Sum64()%limiterShards]
+	// A tenant's buckets share a shard; tenants spread over the shards.
+	sh := &l.shards[maphash.String(l.seed, k.tenant)%limiterShards]
 	sh.mu.Lock()
 	el, ok := sh.m[k]
 	var e *limEntry
@@ -204,16 +216,13 @@ func (l *Limiter) bucket(k limKey, t *quotaTable, now time.Time) *rate.Limiter {
 		}
 		sh.m[k] = sh.lru.PushFront(e)
 	}
-	stale := e.gen != t.gen
-	if stale {
-		e.gen = t.gen
-	}
-	sh.mu.Unlock()
-	if stale {
+	if e.gen < t.gen { // created from an older table while setTenants ran
 		q := t.quota(k)
 		e.lim.SetLimitAt(now, rate.Limit(q.IngestPerSecond))
 		e.lim.SetBurstAt(now, q.Burst)
+		e.gen = t.gen
 	}
+	sh.mu.Unlock()
 	return e.lim
 }
 
