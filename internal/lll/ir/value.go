@@ -30,7 +30,7 @@ type mapValue struct {
 }
 
 // Constructors.
-func NullValue() Value                    { return Value{} }
+func NullValue() Value                    { return Value{kind: Null} }
 func BoolValue(b bool) Value              { return Value{kind: Bool, n: b2i(b)} }
 func StringValue(s string) Value          { return Value{kind: String, s: s} }
 func DurationValue(d time.Duration) Value { return Value{kind: Duration, n: int64(d)} }
@@ -68,11 +68,16 @@ func b2i(b bool) int64 {
 	return 0
 }
 
-// Kind returns the kind of the value.
-func (v Value) Kind() Kind { return v.kind }
+// Kind returns the kind of the value (Null for the zero Value).
+func (v Value) Kind() Kind {
+	if v.kind == Invalid {
+		return Null
+	}
+	return v.kind
+}
 
 // IsNull reports whether v is null.
-func (v Value) IsNull() bool { return v.kind == Null }
+func (v Value) IsNull() bool { return v.Kind() == Null }
 
 // Bool returns the value of a bool.
 func (v Value) Bool() bool { return v.n != 0 }
@@ -120,7 +125,7 @@ func (v Value) Get(key string) (Value, bool) {
 
 // Len returns the length of a list, map or string.
 func (v Value) Len() int {
-	switch v.kind {
+	switch v.Kind() {
 	case List:
 		return len(v.l)
 	case Map:
@@ -137,11 +142,11 @@ func (v Value) Len() int {
 // Equal reports whether v and w are the same value (numbers and
 // percentiles compare by value).
 func (v Value) Equal(w Value) bool {
-	if v.kind != w.kind {
+	if v.Kind() != w.Kind() {
 		num := func(k Kind) bool { return k == Number || k == Percentile }
 		return num(v.kind) && num(w.kind) && v.n == w.n
 	}
-	switch v.kind {
+	switch v.Kind() {
 	case Null:
 		return true
 	case String:
@@ -247,7 +252,7 @@ func FormatDuration(d time.Duration) string {
 
 // String returns the value in the language's literal syntax.
 func (v Value) String() string {
-	switch v.kind {
+	switch v.Kind() {
 	case Null:
 		return "null"
 	case Bool:
@@ -282,7 +287,7 @@ func (v Value) String() string {
 // json.Number, []any, map[string]any; durations as their text ("6h"),
 // percentiles as "p96", timestamps as RFC 3339 text.
 func (v Value) Interface() any {
-	switch v.kind {
+	switch v.Kind() {
 	case Bool:
 		return v.Bool()
 	case Number:
@@ -327,7 +332,7 @@ type wireValue struct {
 // MarshalJSON encodes the value for the IR.
 func (v Value) MarshalJSON() ([]byte, error) {
 	var w wireValue
-	switch v.kind {
+	switch v.Kind() {
 	case Null:
 		w.Null = true
 	case Bool:

@@ -60,7 +60,26 @@ func ParseFile(name string, src []byte) (*ast.File, diag.List) {
 		}
 	}
 	p.errs.Sort()
-	return f, p.errs
+	return f, onePerLine(p.errs)
+}
+
+// onePerLine drops the parser's errors on lines where the scanner already
+// reported one: they are consequences of it.
+func onePerLine(errs diag.List) diag.List {
+	scanLines := map[int]bool{}
+	for _, d := range errs {
+		if d.Code < diag.Unexpected {
+			scanLines[d.Pos.Line] = true
+		}
+	}
+	out := errs[:0]
+	for _, d := range errs {
+		if d.Code >= diag.Unexpected && scanLines[d.Pos.Line] {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func (p *parser) next() {

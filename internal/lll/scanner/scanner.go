@@ -360,7 +360,7 @@ func (s *scanner) str(start token.Pos) Token {
 			s.advance(6)
 		default:
 			s.advance(2)
-			s.errorf(p, s.pos(), diag.BadEscape, "unknown escape sequence %q", "\\"+string(rune(e)))
+			s.errorf(p, s.pos(), diag.BadEscape, "unknown escape sequence \\%c (escapes are \\\" \\\\ \\/ \\n \\t \\r \\uXXXX)", rune(e))
 		}
 	}
 	t := s.tok(token.STRING, start)
