@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -315,4 +316,63 @@ func TestConfigRefusesLongJWKSCache(t *testing.T) {
 	if s.cfg.Overlap != DefaultTokenTTL+DefaultSkew {
 		t.Errorf("overlap %v not raised to TTL + skew", s.cfg.Overlap)
 	}
+}
+
+// TestConcurrentUse runs the hot path against every writer at once; run
+// with -race.
+func TestConcurrentUse(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	s := newTestService(t, clock, func(c *Config) { c.KeyDir = t.TempDir(); c.StateDir = t.TempDir() })
+	sa, secret, err := s.CreateServiceAccount(ctx, NewServiceAccount{Tenant: "acme", Role: RoleApp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				tok, err := s.Issue("u_x", "acme", []string{RoleWriter})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Rotations run meanwhile, but never faster than the
+				// overlap: a fresh token always verifies.
+				if _, err := s.Authenticate(bearer(tok.AccessToken)); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = s.Limiter().Allow("acme", []string{RoleWriter}, 1)
+				_, _ = s.ExchangeClientCredentials(sa.ID, secret)
+				_, _ = s.JWKS()
+			}
+		})
+	}
+	for i := range 20 {
+		if _, err := s.Rotate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateTenants(map[string]TenantConfig{"acme": {Quota: Quota{IngestPerSecond: float64(i + 1), Burst: 10}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.CreateServiceAccount(ctx, NewServiceAccount{Tenant: "acme", Role: RoleApp}); err != nil {
+			t.Fatal(err)
+		}
+		s.RevokeSubject("u_y")
+	}
+	if err := s.RevokeServiceAccount(ctx, sa.ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	wg.Wait()
 }
