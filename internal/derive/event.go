@@ -62,16 +62,18 @@ const TrajectoryIDSize = 15
 
 // TrajectoryID identifies a trajectory: the first 15 bytes (120 bits) of a
 // SHA-256 over its tenant, key and first span id (see doc.go). Its text form
-// is "t_" followed by the 24-character lowercase RFC 4648 base32 encoding of
-// those bytes (15 bytes are exactly 24 base32 characters, so no padding).
+// is "t_" followed by the 24-character encoding of those bytes in the RFC 4648
+// "base32hex" alphabet, lowercase (0-9a-v); 15 bytes are exactly 24 base32
+// characters, so there is no padding. That alphabet preserves order: ids sort
+// the same as text and as bytes.
 type TrajectoryID [TrajectoryIDSize]byte
 
-// String returns the text form, e.g. "t_2mnyh4zgb6bo5fcnvbtlbrn3yy".
+// String returns the text form, e.g. "t_edoikd4k0fsa8ijnsuvdhd3n".
 func (id TrajectoryID) String() string { return string(id.AppendText(nil)) }
 
 // AppendText appends the text form to dst.
 func (id TrajectoryID) AppendText(dst []byte) []byte {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	const alphabet = "0123456789abcdefghijklmnopqrstuv"
 	dst = append(dst, 't', '_')
 	for i := 0; i < TrajectoryIDSize; i += 5 {
 		// 5 bytes = 40 bits = 8 characters.
