@@ -45,9 +45,11 @@
 // left in a dangerous position (RFC 8725); the tests forge tokens with
 // golang-jwt and check the published JWKS with go-jose.
 //
-// A token that verified once is cached by its SHA-256 (bounded), so an app
-// reusing its token pays one signature check per token, not per request;
-// time, key and revocation checks still run every time.
+// A token that verified once, or that this process signed, is cached by its
+// SHA-256 (bounded), so an app reusing its token pays at most one signature
+// check per token, not one per request (Ed25519 verification is ~50 µs of
+// CPU, the rest of the path ~1 µs); time, key and revocation checks still
+// run every time.
 //
 // # Keys
 //

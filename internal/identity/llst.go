@@ -160,6 +160,13 @@ func (v *verifier) verify(tok string, now time.Time) (*Claims, *Error) {
 	return vd.claims, nil
 }
 
+// remember puts a token this process issued in the cache.
+func (v *verifier) remember(tok string, vd verified) {
+	if v.cache != nil && len(tok) <= v.maxBytes {
+		v.cache.put(sha256.Sum256([]byte(tok)), vd, time.Unix(vd.claims.Expiry, 0).Add(v.skew))
+	}
+}
+
 // verifySignature parses the header, finds the key and checks the
 // signature, then decodes the payload.
 func (v *verifier) verifySignature(tok string, now time.Time) (verified, *Error) {
@@ -256,9 +263,9 @@ func containsStr(ss []string, s string) bool {
 }
 
 // verifiedCache remembers tokens whose signature and static claims were
-// checked, keyed by the SHA-256 of the whole token, so a client reusing its
-// token for 15 minutes pays for one Ed25519 verification, not one per
-// request. Time, key and revocation checks are still made on every use.
+// checked, or which this process signed, keyed by the SHA-256 of the whole
+// token, so a client reusing its token for 15 minutes pays for at most one
+// Ed25519 verification, not one per request. Time, key and revocation checks are still made on every use.
 // Only valid tokens enter, so garbage cannot fill it; it is bounded and
 // sharded, and a full shard drops an arbitrary entry.
 type verifiedCache struct {

@@ -127,13 +127,17 @@ func (s *Service) Issue(subject, tenant string, roles []string) (Token, error) {
 		Subject: subject, Tenant: tenant, Roles: slices.Clone(roles),
 		IssuedAt: iat, NotBefore: iat, Expiry: exp, ID: id.String(),
 	}
-	tok, err := signLLST(s.ring.snapshot().active, c)
+	key := s.ring.snapshot().active
+	tok, err := signLLST(key, c)
 	if err != nil {
 		return Token{}, internal(err)
 	}
+	// This process just signed it: its first use need not pay for the
+	// signature check either (the time, key and revocation checks remain).
+	s.verifier.remember(tok, verified{claims: c, kid: key.kid})
 	return Token{
 		AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(exp - iat), ExpiresAt: time.Unix(exp, 0).UTC(),
-		Subject: subject, Tenant: tenant, Roles: c.Roles, ID: c.ID,
+		Subject: subject, Tenant: tenant, Roles: slices.Clone(roles), ID: c.ID,
 	}, nil
 }
 
