@@ -18,7 +18,8 @@ type meter struct {
 	size   int
 }
 
-func newMeter(b *bundle.Bundle) *meter {
+// NewMeter returns reference meter kernels for b (see meter).
+func NewMeter(b *bundle.Bundle) eval.Kernels {
 	m := &meter{size: 1000}
 	if p, ok := b.Policy("quality_meter"); ok {
 		if n, ok := p.Number("window"); ok && n >= 1 {

@@ -111,8 +111,8 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		r = f
 	}
-	env.Kernels = newMeter(b)
-	counts, err := run(context.Background(), b, env, r, stdout)
+	env.Kernels = NewMeter(b)
+	counts, err := Run(context.Background(), b, env, r, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
 		return 1
@@ -158,7 +158,10 @@ type action struct {
 	At     string `json:"at"`
 }
 
-func run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer) (map[string]int, error) {
+// Run runs a loaded bundle over NDJSON from r, writing one JSON result per
+// line to w, and returns how many lines had each status (accepted,
+// rejected, checked, error).
+func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer) (map[string]int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), span.DefaultMaxBytes+1)
 	enc := json.NewEncoder(w)
