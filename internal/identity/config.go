@@ -128,7 +128,7 @@ type OIDCConfig struct {
 	// each); the oldest are dropped first.
 	MaxPending int
 	// SecureCookie forces the Secure attribute on the login-state cookie.
-	// It is also set whenever the request came over TLS.
+	// It is also set when RedirectURL is https or the request came over TLS.
 	SecureCookie bool
 }
 

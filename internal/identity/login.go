@@ -27,7 +27,7 @@ import (
 //	GET /auth/login ───► state, nonce, PKCE verifier, binding
 //	   [?redirect_uri=http://127.0.0.1:PORT/…&state=S&code_challenge=C]
 //	◄── 302 to provider, Set-Cookie ll_login=<binding> (HttpOnly, SameSite=Lax,
-//	    Path=/auth/callback, 10 min)
+//	    Path=<path of RedirectURL>, Secure if https, 10 min)
 //	──────────────────────────────────────────────────────► user logs in
 //	GET /auth/callback?code&state ◄─────────────────────── 302
 //	                     take state (once), check the cookie binding,
@@ -72,11 +72,15 @@ type loginGrant struct {
 }
 
 type loginFlow struct {
-	s       *Service
-	cfg     OIDCConfig
-	pending *onceStore[pendingLogin] // by state
-	codes   *onceStore[loginGrant]   // by SHA-256 of the code, hex
-	nonces  *onceStore[struct{}]     // nonces of completed logins
+	s   *Service
+	cfg OIDCConfig
+	// cookiePath is the path of RedirectURL, where the login cookie goes;
+	// httpsRedirect says the callback is served over TLS.
+	cookiePath    string
+	httpsRedirect bool
+	pending       *onceStore[pendingLogin] // by state
+	codes         *onceStore[loginGrant]   // by SHA-256 of the code, hex
+	nonces        *onceStore[struct{}]     // nonces of completed logins
 
 	mu       sync.Mutex
 	oauth    *oauth2.Config
@@ -85,14 +89,24 @@ type loginFlow struct {
 
 func newLoginFlow(s *Service) *loginFlow {
 	c := s.cfg.OIDC
+	path, https := callbackPath, false
+	if u, err := url.Parse(c.RedirectURL); err == nil && c.RedirectURL != "" {
+		path, https = u.EscapedPath(), u.Scheme == "https"
+	}
 	return &loginFlow{
-		s: s, cfg: c,
+		s: s, cfg: c, cookiePath: path, httpsRedirect: https,
 		pending: newOnceStore[pendingLogin](c.LoginTTL, c.MaxPending),
 		codes:   newOnceStore[loginGrant](c.LoginTTL, c.MaxPending),
 		// An id_token's nonce matters as long as the id_token lives; an
 		// hour covers the providers we know, LoginTTL the flow itself.
 		nonces: newOnceStore[struct{}](max(c.LoginTTL, time.Hour), c.MaxPending),
 	}
+}
+
+// secure says whether the login cookie gets the Secure attribute: when the
+// callback URL is https, the request came over TLS, or the config says so.
+func (l *loginFlow) secure(r *http.Request) bool {
+	return l.cfg.SecureCookie || l.httpsRedirect || r.TLS != nil
 }
 
 func (l *loginFlow) enabled() bool { return l.cfg.ClientID != "" }
@@ -189,9 +203,9 @@ func (l *loginFlow) start(w http.ResponseWriter, r *http.Request) error {
 	p.binding = sha256.Sum256([]byte(binding))
 	l.pending.put(l.s.now(), state, p)
 	http.SetCookie(w, &http.Cookie{
-		Name: loginCookie, Value: binding, Path: callbackPath,
+		Name: loginCookie, Value: binding, Path: l.cookiePath,
 		MaxAge: int(l.cfg.LoginTTL / time.Second), HttpOnly: true,
-		Secure: l.cfg.SecureCookie || r.TLS != nil, SameSite: http.SameSiteLaxMode,
+		Secure: l.secure(r), SameSite: http.SameSiteLaxMode,
 	})
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(p.nonce), oauth2.S256ChallengeOption(p.verifier)}
 	if l.cfg.HostedDomain != "" {
@@ -233,8 +247,8 @@ func (l *loginFlow) callback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	// The state is single-use whatever happens next.
 	p, ok := l.pending.take(now, q.Get("state"))
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: callbackPath, MaxAge: -1,
-		HttpOnly: true, Secure: l.cfg.SecureCookie || r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: l.cookiePath, MaxAge: -1,
+		HttpOnly: true, Secure: l.secure(r), SameSite: http.SameSiteLaxMode})
 	if !ok {
 		return unauth(ReasonStateMismatch, "unknown, expired or already used state")
 	}

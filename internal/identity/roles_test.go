@@ -109,3 +109,25 @@ func TestConfigValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestSetTenantMembership(t *testing.T) {
+	clock := newFakeClock()
+	s := newTestService(t, clock)
+	u := User{LLID: LLID("https://accounts.google.com", "42"), Email: "new@example.com", EmailVerified: true}
+	if _, _, err := s.membership(u, ""); ReasonOf(err) != ReasonNotMember {
+		t.Fatalf("before: %v", err)
+	}
+	if err := s.SetTenant("acme", TenantConfig{Members: []Member{{LLID: u.LLID, Roles: []string{RoleAuditor}}}}); err != nil {
+		t.Fatal(err)
+	}
+	tenant, roles, err := s.membership(u, "")
+	if err != nil || tenant != "acme" || !cmp.Equal(roles, []string{RoleAuditor}) {
+		t.Fatalf("after: %s %v %v", tenant, roles, err)
+	}
+	if _, ok := s.Tenants()["globex"]; !ok {
+		t.Error("SetTenant dropped another tenant")
+	}
+	if err := s.SetTenant("acme", TenantConfig{Members: []Member{{Email: "x@y"}}}); err == nil {
+		t.Error("a member without roles was accepted")
+	}
+}

@@ -24,6 +24,7 @@ type Service struct {
 	verifier *verifier
 	records  records
 	tenants  atomic.Pointer[tenantState]
+	tenantMu sync.Mutex // serialises UpdateTenants and SetTenant
 	accounts *accounts
 	revoked  revocations
 	limiter  *Limiter
@@ -33,6 +34,7 @@ type Service struct {
 
 // tenantState is an immutable snapshot of the tenants' configuration.
 type tenantState struct {
+	config  map[string]TenantConfig
 	policy  *policy
 	members map[string][]Member
 }
@@ -77,14 +79,63 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // quotas at once (hot reload). Tokens already issued keep their roles;
 // the capabilities of those roles follow the new table at the next request.
 func (s *Service) UpdateTenants(tenants map[string]TenantConfig) error {
+	s.tenantMu.Lock()
+	defer s.tenantMu.Unlock()
+	return s.updateTenantsLocked(tenants)
+}
+
+// SetTenant replaces the configuration of one tenant, keeping the others:
+// the admin route that edits a membership table calls it. (The tenant
+// configuration owner persists it; this package only applies it.)
+func (s *Service) SetTenant(name string, t TenantConfig) error {
+	s.tenantMu.Lock()
+	defer s.tenantMu.Unlock()
+	m := s.tenantsCopy()
+	m[name] = t
+	return s.updateTenantsLocked(m)
+}
+
+// Tenants returns a copy of the tenants' configuration in force.
+func (s *Service) Tenants() map[string]TenantConfig { return s.tenantsCopy() }
+
+func (s *Service) tenantsCopy() map[string]TenantConfig {
+	m := map[string]TenantConfig{}
+	if st := s.tenants.Load(); st != nil {
+		for name, t := range st.config {
+			m[name] = cloneTenant(t)
+		}
+	}
+	return m
+}
+
+func cloneTenant(t TenantConfig) TenantConfig {
+	c := TenantConfig{Quota: t.Quota, Members: make([]Member, len(t.Members))}
+	for i, m := range t.Members {
+		c.Members[i] = Member{LLID: m.LLID, Email: m.Email, Roles: slices.Clone(m.Roles)}
+	}
+	if t.Roles != nil {
+		c.Roles = map[string][]Capability{}
+		for r, caps := range t.Roles {
+			c.Roles[r] = slices.Clone(caps)
+		}
+	}
+	if t.RoleQuotas != nil {
+		c.RoleQuotas = maps.Clone(t.RoleQuotas)
+	}
+	return c
+}
+
+func (s *Service) updateTenantsLocked(tenants map[string]TenantConfig) error {
 	c := s.cfg
 	c.Tenants = tenants
 	if _, err := c.withDefaults(); err != nil {
 		return err
 	}
-	st := &tenantState{policy: newPolicy(s.cfg.OperatorTenant, tenants), members: map[string][]Member{}}
+	st := &tenantState{config: map[string]TenantConfig{}, policy: newPolicy(s.cfg.OperatorTenant, tenants), members: map[string][]Member{}}
 	for name, t := range tenants {
-		st.members[name] = slices.Clone(t.Members)
+		t = cloneTenant(t)
+		st.config[name] = t
+		st.members[name] = t.Members
 	}
 	s.tenants.Store(st)
 	s.limiter.setTenants(tenants)
