@@ -217,7 +217,7 @@ func (v *Validator) violation(r *ir.Rule, field, detail string) *Violation {
 // Validate checks a span with the zero Env (features off, the bundle's own
 // policies, no kernels). It returns nil when the span passes.
 func (v *Validator) Validate(s *span.Span) *Violation {
-	return v.CheckSpan(nil, s, nil)
+	return v.CheckSpan(context.Background(), s, nil)
 }
 
 // CheckSpan checks a span. It returns nil when the span passes or the
