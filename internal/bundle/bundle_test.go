@@ -272,3 +272,35 @@ func TestFlips(t *testing.T) {
 	}
 	t.Logf("%d offsets of %d bytes, refusals: %v", len(offsets), len(data), kinds)
 }
+
+// TestRoundTrip checks that the program a bundle loads is the program that
+// was compiled: the IR survives encoding, signing and decoding unchanged.
+func TestRoundTrip(t *testing.T) {
+	want, err := stdlib.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := load(t, stdBundle(t))
+	if diff := cmp.Diff(want.String(), b.IR.String()); diff != "" {
+		t.Errorf("loaded IR differs (-compiled +loaded):\n%s", diff)
+	}
+	if len(b.Sources) != len(stdlib.Sources()) {
+		t.Errorf("bundle carries %d sources, want %d", len(b.Sources), len(stdlib.Sources()))
+	}
+}
+
+// TestBuildOrderAndZone builds from shuffled sources in another time zone.
+func TestBuildOrderAndZone(t *testing.T) {
+	a := stdBundle(t)
+	srcs := stdlib.Sources()
+	for i, j := 0, len(srcs)-1; i < j; i, j = i+1, j-1 {
+		srcs[i], srcs[j] = srcs[j], srcs[i]
+	}
+	b, errs, err := bundle.Compile(srcs, testKey(1), bundle.BuildOptions{})
+	if err != nil || errs != nil {
+		t.Fatal(err, errs)
+	}
+	if !cmp.Equal(a, b) {
+		t.Error("bundle bytes depend on the order of the sources")
+	}
+}

@@ -1,0 +1,160 @@
+package lll_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/diag"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/scanner"
+)
+
+func TestSuggest(t *testing.T) {
+	tests := []struct {
+		name  string
+		cands []string
+		want  string
+	}{
+		{"rfc3389", []string{"rfc3339", "string"}, "rfc3339"},
+		{"wen", []string{"who", "when", "did"}, "when"},
+		{"polcy", []string{"policy", "validator"}, "policy"},
+		{"trajectroy", []string{"cluster", "diamond", "trajectory"}, "trajectory"},
+		{"x", []string{"id", "who"}, ""},
+		{"completely_different", []string{"policy"}, ""},
+		{"id", []string{"id"}, ""},
+	}
+	for _, tt := range tests {
+		if got := diag.Suggest(tt.name, tt.cands); got != tt.want {
+			t.Errorf("Suggest(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"24h", 24 * time.Hour, true},
+		{"1h30m", 90 * time.Minute, true},
+		{"250ms", 250 * time.Millisecond, true},
+		{"7d", 7 * 24 * time.Hour, true},
+		{"1.5h", 90 * time.Minute, true},
+		{"6 hours", 0, false},
+		{"h", 0, false},
+		{"", 0, false},
+		{"5", 0, false},
+		{"-1h", 0, false},
+		{"999999999999d", 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := scanner.ParseDuration(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	for _, s := range []string{"0", "60", "0.4", "-1.5", "19.9", "0.000001", "9000000000000"} {
+		n, err := ir.ParseMicros(s)
+		if err != nil {
+			t.Errorf("ParseMicros(%q): %v", s, err)
+			continue
+		}
+		if got := ir.FormatMicros(n); got != s {
+			t.Errorf("FormatMicros(ParseMicros(%q)) = %q", s, got)
+		}
+	}
+	for _, s := range []string{"1.1234567", "1e3", "", ".5", "99999999999999999"} {
+		if _, err := ir.ParseMicros(s); err == nil {
+			t.Errorf("ParseMicros(%q) accepted", s)
+		}
+	}
+}
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		pat, s string
+		want   bool
+	}{
+		{"heartbeat-*", "heartbeat-1", true},
+		{"heartbeat-*", "heartbeat-", true},
+		{"heartbeat-*", "xheartbeat-1", false},
+		{"sale.*", "sale.post", true},
+		{"*.cancelled", "order.cancelled", true},
+		{"a?c", "abc", true},
+		{"a?c", "ac", false},
+		{`a\*`, "a*", true},
+		{`a\*`, "ab", false},
+		{"*a*b*", "xxaxxbxx", true},
+		{"*a*b*", "xxbxxaxx", false},
+		{"", "", true},
+	}
+	for _, tt := range tests {
+		if got := eval.CompileGlob(tt.pat).Match(tt.s); got != tt.want {
+			t.Errorf("%q matches %q = %v, want %v", tt.s, tt.pat, got, tt.want)
+		}
+	}
+}
+
+// TestOrderIndependent compiles the same files in two orders.
+func TestOrderIndependent(t *testing.T) {
+	a := lll.Source{Name: "a.lll", Text: []byte("policy p { x: 1 }\n")}
+	b := lll.Source{Name: "b.lll", Text: []byte("validator v { check policy.p.x == 1 }\n")}
+	p1, e1 := lll.Compile([]lll.Source{a, b})
+	p2, e2 := lll.Compile([]lll.Source{b, a})
+	if e1 != nil || e2 != nil {
+		t.Fatal(e1, e2)
+	}
+	if diff := cmp.Diff(p1.String(), p2.String()); diff != "" {
+		t.Error(diff)
+	}
+}
+
+// TestEvalErrors checks the runtime errors: step budget, cancellation,
+// arithmetic.
+func TestEvalErrors(t *testing.T) {
+	src := `
+policy p { big: 9000000000000, zero: 0 }
+validator budget { check len(who) + len(who) + len(who) + len(who) > 0 }
+validator overflow { check policy.p.big * policy.p.big > 0 }
+validator divzero { check 1 / policy.p.zero > 0 }
+validator anytype { check data.gross > 0 }
+`
+	prog, errs := lll.Compile([]lll.Source{{Name: "e.lll", Text: []byte(src)}})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	ep, err := eval.Compile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := spanOf(t, `{"id":"a","who":"w","data":{"gross":"x"}}`)
+	tests := []struct {
+		validator string
+		env       *eval.Env
+		want      string
+	}{
+		{"budget", &eval.Env{MaxSteps: 3}, "cannot evaluate: e.lll:3:35: error[LLL100]: evaluation exceeded its budget of 3 steps"},
+		{"budget", nil, ""},
+		{"overflow", nil, "cannot evaluate: e.lll:4:41: error[LLL103]: arithmetic overflow in 9000000000000 mul 9000000000000"},
+		{"divzero", nil, "cannot evaluate: e.lll:5:29: error[LLL103]: division by zero"},
+		{"anytype", nil, `cannot evaluate: e.lll:6:38: error[LLL102]: cannot order string "x" and number 0`},
+	}
+	for _, tt := range tests {
+		vi := ep.Validator(tt.validator).CheckSpan(t.Context(), s, tt.env)
+		got := ""
+		if vi != nil {
+			got = vi.Detail
+		}
+		if got != tt.want {
+			t.Errorf("%s: detail %q, want %q", tt.validator, got, tt.want)
+		}
+	}
+}
