@@ -12,6 +12,18 @@
 // durations and timestamps, with all state behind named kernels and host
 // calls.
 //
+// Shaped for a second backend. The AOT-WASM backend (not built yet) is
+// meant to compile this same IR: every value is an int64 (numbers as
+// millionths, durations and timestamps as nanoseconds, bools as 0/1) or a
+// string, list or map that lives in linear memory; every operator maps to a
+// short instruction sequence (arithmetic with explicit overflow checks, as
+// the interpreter does); field reads become loads from a span record the
+// host lays out; OpKernel and OpHost become imported functions, the only
+// way out of the sandbox; policy values are constants or imports (for
+// tenant overrides). No operator depends on the host's clock, locale or
+// randomness, so both backends can agree bit for bit, as the shadow run
+// requires.
+//
 // The text form (Program.String) is for people: golden tests, loglinec
 // --emit ir and audits.
 package ir

@@ -123,6 +123,12 @@ func describe(t scanner.Token) string {
 }
 
 func (p *parser) unexpected(want string) {
+	if p.tok.NewlineBefore && p.i > 0 && p.tok.Kind != token.EOF {
+		// The line ended early: point at its end, not at the next line.
+		prev := p.toks[p.i-1]
+		p.errorf(prev.End, prev.End, diag.Unexpected, "expected %s, found the end of the line", want)
+		return
+	}
 	p.errorf(p.tok.Pos, p.tok.End, diag.Unexpected, "expected %s, found %s", want, describe(p.tok))
 }
 
