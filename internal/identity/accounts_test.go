@@ -116,9 +116,19 @@ func TestServiceAccountLifecycle(t *testing.T) {
 	}
 
 	// A restart keeps the account.
-	s2 := newTestService(t, clock, func(c *Config) { c.StateDir = dir; c.KeyDir = "" })
-	if diff := cmp.Diff(s.ServiceAccounts("acme"), s2.ServiceAccounts("")); diff != "" {
+	before := s.ServiceAccounts("acme")
+	s.Close()
+	s = newTestService(t, clock, func(c *Config) { c.StateDir = dir; c.Receipts = rec })
+	if diff := cmp.Diff(before, s.ServiceAccounts("")); diff != "" {
 		t.Errorf("accounts after restart (-want +got):\n%s", diff)
+	}
+	toks = nil
+	for range 2 {
+		tok, err := s.ExchangeClientCredentials(sa.ID, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, tok.AccessToken)
 	}
 
 	// Revocation: no new token, and the tokens already issued die too.
@@ -137,6 +147,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 			t.Errorf("token of a revoked account: %v", err)
 		}
 	}
+	s.Close()
 	s3 := newTestService(t, clock, func(c *Config) { c.StateDir = dir })
 	if _, err := s3.ExchangeClientCredentials(sa.ID, secret); ReasonOf(err) != ReasonBadClient {
 		t.Errorf("revocation lost on restart: %v", err)

@@ -84,6 +84,8 @@
 // # Not here
 //
 // Membership changes do not revoke tokens already issued (they live at
-// most 15 minutes; RevokeSubject cuts that short). One process owns a
-// KeyDir and StateDir at a time.
+// most 15 minutes; RevokeSubject cuts that short). One Service owns a
+// KeyDir and StateDir at a time (an advisory lock; New fails with
+// ErrDirLocked otherwise): while the server runs, `logline keys rotate`
+// and the account commands go through its admin routes.
 package identity

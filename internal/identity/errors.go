@@ -179,6 +179,16 @@ const (
 	ErrNotFound        = kindError(KindNotFound)
 )
 
+// ErrDirLocked is returned by New when KeyDir or StateDir is held by
+// another Service (another process, or one not yet closed). While a server
+// runs, change keys and accounts through it (its admin routes), not by
+// opening its directories from a second process.
+const ErrDirLocked = constError("identity: directory locked by another process")
+
+type constError string
+
+func (e constError) Error() string { return string(e) }
+
 // ReasonOf returns the reason of err if it is (or wraps) an *Error, and ""
 // otherwise.
 func ReasonOf(err error) Reason {

@@ -45,8 +45,9 @@ func Example() {
 		OnReject: func(r identity.Reason) { /* metrics: logline_auth_rejected_total{reason=r}++ */ },
 	})
 	if err != nil {
-		log.Fatal(err)
+		log.Fatal(err) // identity.ErrDirLocked if another process holds the dirs
 	}
+	defer svc.Close()
 	go svc.Run(ctx, time.Minute, func(err error) { log.Print(err) }) // scheduled rotation, retirement
 
 	var auth authenticator = svc // or identity.DevAuthenticator{TenantOf: ...} under --dev

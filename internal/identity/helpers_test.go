@@ -76,6 +76,7 @@ func newTestService(t testing.TB, clock *fakeClock, mods ...func(*Config)) *Serv
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

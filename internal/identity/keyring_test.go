@@ -151,6 +151,10 @@ func TestKeyRingPersists(t *testing.T) {
 	if _, err := s1.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := New(ctx, Config{KeyDir: dir}); !errors.Is(err, ErrDirLocked) {
+		t.Fatalf("a second owner of the key dir: %v, want ErrDirLocked", err)
+	}
+	s1.Close()
 	s2 := newTestService(t, clock, func(c *Config) { c.KeyDir = dir })
 	if diff := cmp.Diff(s1.Keys(), s2.Keys()); diff != "" {
 		t.Errorf("keys after reopening (-want +got):\n%s", diff)
@@ -164,6 +168,9 @@ func TestKeyRingPersists(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(dir)
 	nkeys := 0
+	if st, err := os.Stat(filepath.Join(dir, ringFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("manifest mode %v (%v)", st.Mode().Perm(), err)
+	}
 	for _, e := range ents {
 		info, _ := e.Info()
 		if strings.HasSuffix(e.Name(), ".key") {
@@ -228,6 +235,7 @@ func TestKeyRingRefusesBadFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			s := newTestService(t, clock, func(c *Config) { c.KeyDir = dir })
+			s.Close()
 			tt.damage(t, dir, s.ring.snapshot().active.kid)
 			_, err := New(context.Background(), Config{KeyDir: dir, Now: clock.Now})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -254,12 +262,13 @@ func TestRotateWithoutReceipt(t *testing.T) {
 		t.Errorf("keys changed (-want +got):\n%s", diff)
 	}
 	rec.fail = nil
+	s.Close()
 	s2 := newTestService(t, clock, func(c *Config) { c.KeyDir = dir })
 	if diff := cmp.Diff(before, s2.Keys()); diff != "" {
 		t.Errorf("keys on disk changed (-want +got):\n%s", diff)
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 3 { // ring.json and two keys
+	if len(ents) != 4 { // .lock, ring.json and two keys
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())

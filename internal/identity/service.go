@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,8 @@ type Service struct {
 	limiter  *Limiter
 	login    *loginFlow
 	rejects  rejectCounters
+	locks    []*os.File
+	closed   sync.Once
 }
 
 // tenantState is an immutable snapshot of the tenants' configuration.
@@ -49,8 +52,20 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	c.Rand = &lockedReader{r: c.Rand}
 	s := &Service{cfg: c, now: c.Now, rand: c.Rand}
+	for _, dir := range []string{c.KeyDir, c.StateDir} {
+		if dir == "" {
+			continue
+		}
+		f, err := lockDir(dir)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.locks = append(s.locks, f)
+	}
 	s.ring, err = openKeyRing(ctx, c)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	s.verifier = &verifier{ring: s.ring, issuer: c.Issuer, audience: c.Audience, ttl: c.TokenTTL, skew: c.Skew, maxBytes: c.MaxTokenBytes}
@@ -64,15 +79,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.accounts, err = loadAccounts(s.records)
 	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	s.revoked.init()
 	s.limiter = NewLimiter(LimiterConfig{Max: c.MaxLimiters, Default: c.DefaultQuota, Now: c.Now})
 	if err := s.UpdateTenants(c.Tenants); err != nil {
+		s.Close()
 		return nil, err
 	}
 	s.login = newLoginFlow(s)
 	return s, nil
+}
+
+// Close releases the locks on KeyDir and StateDir. The Service must not be
+// used afterwards. It is safe to call more than once.
+func (s *Service) Close() error {
+	s.closed.Do(func() {
+		for _, f := range s.locks {
+			f.Close()
+		}
+	})
+	return nil
 }
 
 // UpdateTenants replaces the tenants' memberships, role overrides and
