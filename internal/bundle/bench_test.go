@@ -82,8 +82,8 @@ func BenchmarkLoadStdlib(b *testing.B) {
 // gross regression fails the ordinary test run; the benchmarks give the
 // real figures.
 func TestPerformanceBudgets(t *testing.T) {
-	if testing.Short() {
-		t.Skip("timing")
+	if testing.Short() || raceEnabled {
+		t.Skip("timing (skipped in -short and -race runs)")
 	}
 	r := testing.Benchmark(BenchmarkCanonicalContract)
 	if per := time.Duration(r.NsPerOp()); per > 5*time.Microsecond {
