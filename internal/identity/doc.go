@@ -48,8 +48,8 @@
 // A token that verified once, or that this process signed, is cached by its
 // SHA-256 (bounded), so an app reusing its token pays at most one signature
 // check per token, not one per request (Ed25519 verification is ~50 µs of
-// CPU, the rest of the path ~1 µs); time, key and revocation checks still
-// run every time.
+// CPU; a cache hit makes the whole path ~1 µs); time, key and revocation
+// checks still run every time.
 //
 // # Keys
 //
