@@ -110,3 +110,16 @@ func BenchmarkOpenTrajectoryMemory(b *testing.B) {
 	}
 	b.ReportMetric(per, "bytes/open-trajectory")
 }
+
+// The memory acceptance: at most 256 bytes of heap per open trajectory with
+// 1,000,000 of them open.
+func TestOpenTrajectoryMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens a million trajectories")
+	}
+	per := openTrajectoryBytes(t, 1_000_000)
+	t.Logf("%.1f bytes per open trajectory (1,000,000 open)", per)
+	if per > 256 {
+		t.Errorf("%.1f bytes per open trajectory, want <= 256", per)
+	}
+}

@@ -590,3 +590,82 @@ func TestCloseOrderIsByDeadlineThenID(t *testing.T) {
 		t.Errorf("closed %d, want 200", n)
 	}
 }
+
+// features.diamond gates only the candidate events: the meter runs either
+// way, so turning it on later starts from a current distribution.
+func TestDiamondFeature(t *testing.T) {
+	ledger := func() []Input {
+		var in []Input
+		seq := uint64(0)
+		for i := 0; i < 400; i++ {
+			seq++
+			opts := []sopt{}
+			if i%7 == 0 {
+				opts = append(opts, confirmedBy("a", "b", "c"))
+			}
+			in = append(in, spanIn(seq, fmt.Sprint("s", i), fmt.Sprint("order:", i), time.Duration(i)*time.Minute, opts...))
+			if i%3 == 0 { // some trajectories get a second span, an hour later
+				seq++
+				in = append(in, spanIn(seq, fmt.Sprint("x", i), fmt.Sprint("order:", i), time.Duration(i)*time.Minute+h, opts...))
+			}
+		}
+		seq++
+		return append(in, tickIn(seq, 1000*h))
+	}
+	count := func(diamond bool, cluster bool) (cands int, st Stats) {
+		e := newEngine(t, func(c *TenantConfig) {
+			c.Meter.Warmup = 20
+			c.Meter.MinScore = 0
+			c.Features.Diamond = diamond
+			c.Features.Cluster = cluster
+		})
+		for _, l := range run(t, e, ledger()...) {
+			if strings.HasPrefix(l, "candidate") {
+				cands++
+			}
+		}
+		return cands, e.Stats("t")
+	}
+	on, stOn := count(true, false)
+	off, stOff := count(false, false)
+	clusterOn, stCluster := count(true, true)
+	if on == 0 || off != 0 || stOn.Candidates != uint64(on) || stOff.Candidates != 0 {
+		t.Errorf("candidates: diamond on %d (stats %d), off %d (stats %d)", on, stOn.Candidates, off, stOff.Candidates)
+	}
+	if stOn.Histogram != stOff.Histogram || stOn.LastThreshold != stOff.LastThreshold {
+		t.Error("the meter behaved differently with diamond off")
+	}
+	if clusterOn != on || !cmp.Equal(stCluster, stOn) {
+		t.Error("features.cluster changed derivation")
+	}
+}
+
+func TestPercentilesAndStats(t *testing.T) {
+	e := newEngine(t, nil)
+	if p50, p95, p99 := e.Percentiles("nobody"); p50|p95|p99 != 0 {
+		t.Errorf("unknown tenant percentiles %d %d %d", p50, p95, p99)
+	}
+	var in []Input
+	for i := 0; i < 100; i++ {
+		// order:i gets 1 + i%10 spans: mass 4*(1+i%10)
+		for k := 0; k <= i%10; k++ {
+			in = append(in, spanIn(uint64(len(in)+1), fmt.Sprint("s", i, "_", k), fmt.Sprint("order:", i), time.Duration(i)*time.Second))
+		}
+	}
+	in = append(in, tickIn(uint64(len(in)+1), 7*h))
+	run(t, e, in...)
+	p50, p95, p99 := e.Percentiles("t")
+	if p50 != 20 || p95 != 40 || p99 != 40 {
+		t.Errorf("p50/p95/p99 = %d/%d/%d, want 20/40/40", p50, p95, p99)
+	}
+	st := e.Stats("t")
+	if st.Scored != 100 || st.Opened != 100 || st.Timeout != 100 || st.Linked != 550 || st.Open != 0 {
+		t.Errorf("stats %+v", st)
+	}
+	if c, ok := e.Clock("t"); !ok || !c.Equal(epoch.Add(7*h)) {
+		t.Errorf("clock %v %v", c, ok)
+	}
+	if diff := cmp.Diff([]string{"t"}, e.Tenants()); diff != "" {
+		t.Errorf("tenants (-want +got):\n%s", diff)
+	}
+}
