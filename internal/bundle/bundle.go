@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/loglineos/loglineos/internal/lll"
@@ -208,32 +207,37 @@ func (p *Policy) Numbers(key string) (map[string]float64, bool) {
 func (p *Policy) With(overrides map[string]any) (*Policy, error) {
 	np := &ir.Policy{Name: p.ir.Name, Pos: p.ir.Pos}
 	std := abi.StandardPolicies()[p.ir.Name]
+	aliases := abi.PolicyAliases()[p.ir.Name]
+	over := map[string]any{}
 	keys := make([]string, 0, len(overrides))
 	for k := range overrides {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if p.ir.Field(k) == nil {
+		name := k
+		if canon, ok := aliases[k]; ok {
+			name = canon
+		}
+		if p.ir.Field(name) == nil {
 			return nil, fmt.Errorf("policies.%s: unknown key %s%s", p.ir.Name, k, diag.DidYouMean(k, p.Keys()))
 		}
+		if _, dup := over[name]; dup {
+			return nil, fmt.Errorf("policies.%s: %s is given twice (under two names)", p.ir.Name, name)
+		}
+		over[name] = overrides[k]
 	}
 	for _, f := range p.ir.Fields {
 		nf := *f
-		if x, ok := overrides[f.Key]; ok {
+		if x, ok := over[f.Key]; ok {
 			v, err := coerce(x, f.Type)
 			if err != nil {
 				return nil, fmt.Errorf("policies.%s.%s: %v", p.ir.Name, f.Key, err)
 			}
 			for _, sk := range std {
-				if sk.Name == f.Key && len(sk.OneOf) > 0 && !contains(sk.OneOf, v.Str()) {
-					return nil, fmt.Errorf("policies.%s.%s: must be one of %s, not %q", p.ir.Name, f.Key, strings.Join(sk.OneOf, ", "), v.Str())
-				}
-				if sk.Name == f.Key && len(sk.Keys) > 0 {
-					for _, mk := range v.Keys() {
-						if !contains(sk.Keys, mk) {
-							return nil, fmt.Errorf("policies.%s.%s: unknown key %s%s", p.ir.Name, f.Key, mk, diag.DidYouMean(mk, sk.Keys))
-						}
+				if sk.Name == f.Key {
+					if r := sk.Check(v); r != "" {
+						return nil, fmt.Errorf("policies.%s.%s %s", p.ir.Name, f.Key, r)
 					}
 				}
 			}

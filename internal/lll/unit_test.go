@@ -43,14 +43,15 @@ func TestParseDuration(t *testing.T) {
 		{"24h", 24 * time.Hour, true},
 		{"1h30m", 90 * time.Minute, true},
 		{"250ms", 250 * time.Millisecond, true},
-		{"7d", 7 * 24 * time.Hour, true},
+		{"7d", 0, false},
+		{"168h", 168 * time.Hour, true},
 		{"1.5h", 90 * time.Minute, true},
 		{"6 hours", 0, false},
 		{"h", 0, false},
 		{"", 0, false},
 		{"5", 0, false},
 		{"-1h", 0, false},
-		{"999999999999d", 0, false},
+		{"99999999999999h", 0, false},
 	}
 	for _, tt := range tests {
 		got, ok := scanner.ParseDuration(tt.in)
@@ -86,6 +87,7 @@ func TestGlob(t *testing.T) {
 		{"heartbeat-*", "heartbeat-1", true},
 		{"heartbeat-*", "heartbeat-", true},
 		{"heartbeat-*", "xheartbeat-1", false},
+		{"heartbeat-*", "heartbeat-a/b", false}, // path.Match: * stops at /
 		{"sale.*", "sale.post", true},
 		{"*.cancelled", "order.cancelled", true},
 		{"a?c", "abc", true},
@@ -94,7 +96,8 @@ func TestGlob(t *testing.T) {
 		{`a\*`, "ab", false},
 		{"*a*b*", "xxaxxbxx", true},
 		{"*a*b*", "xxbxxaxx", false},
-		{"", "", true},
+		{"order-[0-9]", "order-7", true},
+		{"order-[^0-9]", "order-7", false},
 	}
 	for _, tt := range tests {
 		if got := eval.CompileGlob(tt.pat).Match(tt.s); got != tt.want {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -11,34 +12,64 @@ import (
 )
 
 // meter is a small reference implementation of the meter kernels
-// (percentile, window_count, threshold) for loglinerun: an exact sliding
-// window of the latest scores, in input order. The derivation has its own.
+// (percentile, window_count, threshold) for loglinerun: an exact window of
+// the scores whose ts lies within the policy's window before the current
+// event, in input order. It implements the plain definitions of
+// docs/lll.md; the derivation's meter (internal/derive), which also keeps
+// the candidate rate in bounds, is authoritative in logline serve.
 type meter struct {
-	window []int64 // scores in micros, oldest first
-	size   int
+	scores []scored // oldest first
+	window time.Duration
+}
+
+type scored struct {
+	ts    int64 // Unix ns
+	score int64 // micros
 }
 
 // NewMeter returns reference meter kernels for b (see meter).
 func NewMeter(b *bundle.Bundle) eval.Kernels {
-	m := &meter{size: 1000}
+	m := &meter{window: 168 * time.Hour}
 	if p, ok := b.Policy("quality_meter"); ok {
-		if n, ok := p.Number("window"); ok && n >= 1 {
-			m.size = int(n)
+		if d, ok := p.Duration("window"); ok && d > 0 {
+			m.window = d
 		}
 	}
 	return m
 }
 
-func (m *meter) observe(score int64) {
-	m.window = append(m.window, score)
-	if len(m.window) > m.size {
-		m.window = m.window[len(m.window)-m.size:]
+// slide drops the scores older than the window before ts.
+func (m *meter) slide(ts int64) {
+	i := 0
+	for i < len(m.scores) && m.scores[i].ts <= ts-int64(m.window) {
+		i++
 	}
+	m.scores = m.scores[i:]
+}
+
+func (m *meter) observe(ts, score int64) { m.scores = append(m.scores, scored{ts, score}) }
+
+func tsOf(in eval.Input) int64 {
+	if v, ok := in.Event.Get("ts"); ok {
+		if v.Kind() == ir.Timestamp {
+			return v.Micros()
+		}
+		if v.Kind() == ir.String {
+			if t, err := time.Parse(time.RFC3339Nano, v.Str()); err == nil {
+				return t.UnixNano()
+			}
+		}
+	}
+	return 0
 }
 
 // Kernel implements eval.Kernels.
-func (m *meter) Kernel(_ context.Context, name string, _ eval.Input, args []ir.Value) (ir.Value, error) {
-	n := int64(len(m.window))
+func (m *meter) Kernel(_ context.Context, name string, in eval.Input, args []ir.Value) (ir.Value, error) {
+	switch name {
+	case "window_count", "percentile", "threshold":
+		m.slide(tsOf(in))
+	}
+	n := int64(len(m.scores))
 	switch name {
 	case "window_count":
 		return ir.IntValue(n), nil
@@ -47,8 +78,8 @@ func (m *meter) Kernel(_ context.Context, name string, _ eval.Input, args []ir.V
 			return ir.IntValue(0), nil
 		}
 		x, le := args[0].Micros(), int64(0)
-		for _, s := range m.window {
-			if s <= x {
+		for _, s := range m.scores {
+			if s.score <= x {
 				le++
 			}
 		}
@@ -57,7 +88,10 @@ func (m *meter) Kernel(_ context.Context, name string, _ eval.Input, args []ir.V
 		if n == 0 {
 			return ir.MapValue(map[string]ir.Value{"threshold": ir.IntValue(0)}), nil
 		}
-		sorted := append([]int64(nil), m.window...)
+		sorted := make([]int64, n)
+		for i, s := range m.scores {
+			sorted[i] = s.score
+		}
 		sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 		// nearest rank: ceil(p/100 * n), 1-based
 		p := args[0].Micros()

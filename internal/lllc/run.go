@@ -268,7 +268,7 @@ func runEvent(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte,
 	}
 	if m, ok := env.Kernels.(*meter); ok && res.Type == "trajectory_quality" {
 		if s, ok := ev.Get("score"); ok && s.Kind() == ir.Number {
-			m.observe(s.Micros())
+			m.observe(tsOf(eval.Input{Event: ev}), s.Micros())
 		}
 	}
 }

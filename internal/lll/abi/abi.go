@@ -16,11 +16,15 @@
 package abi
 
 import (
+	"fmt"
 	"net/url"
+	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/lll/diag"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -355,35 +359,188 @@ type PolicyKey struct {
 	// Keys, for a map, are its allowed keys; OneOf, for a string, its values.
 	Keys  []string
 	OneOf []string
-	// Pattern, for a list of strings, is "span_field" (each a span field)
-	// or "field_glob" (each "field:glob").
+	// Pattern, for a list of strings, is "key_field" (each a span field
+	// the linker can key on) or "field_glob" (each "field:glob").
 	Pattern string
+	// Min and Max bound a number or percentile (decimal text; "" for no
+	// bound); Integer requires a whole number; Decimals, when > 0, is the
+	// most fractional digits allowed (of each element of a map).
+	Min, Max string
+	Integer  bool
+	Decimals int
+	// SumTo, for a map of numbers, is the sum its values must have.
+	SumTo string
+	// MinDuration is the least duration allowed.
+	MinDuration time.Duration
 }
 
-// StandardPolicies returns the keys of the policies the kernels read. A
-// policy of one of these names may only have these keys, of these types.
+// KeyFields are the span fields the linker can key on and match globs
+// against (the "when" member as sent).
+func KeyFields() []string { return []string{"id", "tenant", "who", "did", "this", "status", "when"} }
+
+// StandardPolicies returns the keys of the policies the kernels of the
+// derivation (internal/derive) read. A policy of one of these names may
+// only have these keys, with these types and ranges.
 func StandardPolicies() map[string][]PolicyKey {
 	return map[string][]PolicyKey{
 		"trajectory_linker": {
-			{Name: "key_fields", Type: ir.ListOf(ir.TString), Pattern: "span_field", Doc: "span fields whose values, all equal, make spans one trajectory"},
-			{Name: "window", Type: ir.TDuration, Doc: "maximum age of a trajectory (event time); older closes with reason timeout"},
-			{Name: "close_timeout", Type: ir.TDuration, Doc: "idle time (event time) after which a trajectory closes with reason timeout"},
+			{Name: "key_fields", Type: ir.ListOf(ir.TString), Pattern: "key_field", Doc: "span fields whose values, all equal, make spans one trajectory"},
+			{Name: "window", Type: ir.TDuration, MinDuration: 1, Doc: "maximum age of a trajectory (event time); older closes with reason timeout"},
+			{Name: "close_timeout", Type: ir.TDuration, MinDuration: 1, Doc: "idle time (event time) after which a trajectory closes with reason timeout"},
 			{Name: "exceptions", Type: ir.ListOf(ir.TString), Pattern: "field_glob", Doc: "field:glob entries; a matching span is never linked"},
-			{Name: "close_on", Type: ir.ListOf(ir.TString), Pattern: "field_glob", Doc: "field:glob entries; a matching span closes its trajectory with reason rule"},
+			{Name: "close_on_did", Type: ir.ListOf(ir.TString), Doc: "did values (exact) that close the span's trajectory with reason rule"},
 		},
 		"quality_meter": {
-			{Name: "weights", Type: ir.MapOf(ir.TNumber), Keys: []string{"mass", "persistence", "verification"}, Doc: "weight of each component; they sum to 1"},
-			{Name: "percentile_target", Type: ir.TPercentile, Doc: "a score at or above this percentile of the window is a candidate (\"p96\")"},
-			{Name: "min_score", Type: ir.TNumber, Doc: "a candidate's score is at least this (0..100)"},
-			{Name: "warmup", Type: ir.TNumber, Doc: "scores the window must hold before the first candidate"},
-			{Name: "window", Type: ir.TNumber, Doc: "how many of the latest scores the meter keeps"},
-			{Name: "mass_saturation", Type: ir.TNumber, Doc: "span count at which mass reaches 1"},
-			{Name: "persistence_saturation", Type: ir.TDuration, Doc: "trajectory duration at which persistence reaches 1"},
-			{Name: "confirmer_saturation", Type: ir.TNumber, Doc: "distinct confirmers at which the confirmer credit of verification reaches 1"},
+			{Name: "weights", Type: ir.MapOf(ir.TNumber), Keys: []string{"mass", "persistence", "verification"}, Min: "0", Max: "1", Decimals: 2, SumTo: "1", Doc: "weight of each component, at most two decimals, summing to 1"},
+			{Name: "mass_saturation", Type: ir.TNumber, Integer: true, Min: "1", Max: "1048576", Doc: "span count at which mass reaches 1"},
+			{Name: "persistence_saturation", Type: ir.TDuration, MinDuration: 1, Doc: "first-to-last event time at which persistence reaches 1"},
+			{Name: "confirmer_saturation", Type: ir.TNumber, Integer: true, Min: "1", Max: "4", Doc: "distinct confirmers that earn full confirmer credit"},
+			{Name: "percentile_target", Type: ir.TPercentile, Min: "1", Max: "99.9", Decimals: 1, Doc: "a score at or above this percentile of the window can be a candidate (\"p96\")"},
+			{Name: "min_score", Type: ir.TNumber, Integer: true, Min: "0", Max: "100", Doc: "a candidate's score is at least this"},
+			{Name: "warmup", Type: ir.TNumber, Integer: true, Min: "0", Doc: "scores the window must hold before the first candidate"},
+			{Name: "window", Type: ir.TDuration, MinDuration: time.Minute, Doc: "event-time width of the meter's sliding window"},
 		},
 		"derived_events_perf": {
-			{Name: "max_per_minute", Type: ir.TNumber, Doc: "derived events per tenant per event-time minute"},
-			{Name: "overflow_action", Type: ir.TString, OneOf: []string{"shed_derived", "slow_ingest", "reject_429"}, Doc: "what happens over the limit"},
+			{Name: "max_per_minute", Type: ir.TNumber, Integer: true, Min: "0", Doc: "derived events per tenant per event-time minute; 0: no cap"},
+			{Name: "on_overload", Type: ir.TString, OneOf: []string{"shed_derived", "slow_ingest", "reject_429"}, Doc: "what happens over the limit"},
 		},
 	}
+}
+
+// PolicyAliases returns, by policy, the other names a key may be written
+// with, mapped to its name. The checker writes only the name into the IR.
+func PolicyAliases() map[string]map[string]string {
+	return map[string]map[string]string{
+		"derived_events_perf": {"overflow_action": "on_overload"}, // the name in the source document (§15.3)
+	}
+}
+
+// Check reports why v is not a valid value of k ("" when it is). It checks
+// ranges, integers, decimals, sums, allowed values and list patterns; the
+// type itself is the caller's business.
+func (k PolicyKey) Check(v ir.Value) string {
+	bound := func(x ir.Value, what string) string {
+		if what != "" {
+			what += " "
+		}
+		if k.Min != "" {
+			if lo, _ := ir.ParseMicros(k.Min); x.Micros() < lo {
+				return fmt.Sprintf("%smust be at least %s, not %s", what, k.Min, ir.FormatMicros(x.Micros()))
+			}
+		}
+		if k.Max != "" {
+			if hi, _ := ir.ParseMicros(k.Max); x.Micros() > hi {
+				return fmt.Sprintf("%smust be at most %s, not %s", what, k.Max, ir.FormatMicros(x.Micros()))
+			}
+		}
+		if k.Integer && x.Micros()%ir.NumberScale != 0 {
+			return fmt.Sprintf("%smust be a whole number, not %s", what, ir.FormatMicros(x.Micros()))
+		}
+		if k.Decimals > 0 {
+			unit := int64(ir.NumberScale)
+			for i := 0; i < k.Decimals; i++ {
+				unit /= 10
+			}
+			if x.Micros()%unit != 0 {
+				return fmt.Sprintf("%shas more than %d decimal%s: %s", what, k.Decimals, map[bool]string{true: "s"}[k.Decimals > 1], ir.FormatMicros(x.Micros()))
+			}
+		}
+		return ""
+	}
+	switch k.Type.Kind {
+	case ir.Number, ir.Percentile:
+		return bound(v, "")
+	case ir.Duration:
+		if v.Duration() < k.MinDuration && k.MinDuration <= 1 {
+			return fmt.Sprintf("must be a positive duration, not %s", ir.FormatDuration(v.Duration()))
+		}
+		if v.Duration() < k.MinDuration {
+			return fmt.Sprintf("must be at least %s, not %s", ir.FormatDuration(max(k.MinDuration, 0)), ir.FormatDuration(v.Duration()))
+		}
+	case ir.String:
+		if len(k.OneOf) > 0 && !contains(k.OneOf, v.Str()) {
+			q := make([]string, len(k.OneOf))
+			for i, o := range k.OneOf {
+				q[i] = strconv.Quote(o)
+			}
+			return fmt.Sprintf("must be one of %s, not %q%s", strings.Join(q, ", "), v.Str(), diag.DidYouMean(v.Str(), k.OneOf))
+		}
+	case ir.Map:
+		var sum int64
+		for _, key := range v.Keys() {
+			if len(k.Keys) > 0 && !contains(k.Keys, key) {
+				return fmt.Sprintf("has no key %s%s (its keys are %s)", key, diag.DidYouMean(key, k.Keys), strings.Join(k.Keys, ", "))
+			}
+			e, _ := v.Get(key)
+			if r := bound(e, key); r != "" {
+				return r
+			}
+			sum += e.Micros()
+		}
+		if k.SumTo != "" {
+			if want, _ := ir.ParseMicros(k.SumTo); sum != want {
+				return fmt.Sprintf("must sum to %s; they sum to %s", k.SumTo, ir.FormatMicros(sum))
+			}
+		}
+	case ir.List:
+		for i, e := range v.List() {
+			if r := CheckPattern(k.Pattern, e.Str()); r != "" {
+				return fmt.Sprintf("[%d]: %s", i, r)
+			}
+		}
+	}
+	return ""
+}
+
+// CheckPattern checks one element of a list against a pattern
+// ("key_field" or "field_glob"; "" accepts anything).
+func CheckPattern(pattern, s string) string {
+	switch pattern {
+	case "key_field":
+		if !contains(KeyFields(), s) {
+			return fmt.Sprintf("%q is not a span field the linker can key on%s (%s)", s, diag.DidYouMean(s, KeyFields()), strings.Join(KeyFields(), ", "))
+		}
+	case "field_glob":
+		field, glob, ok := strings.Cut(s, ":")
+		if !ok {
+			return fmt.Sprintf("%q must be field:glob (e.g. \"this:heartbeat-*\")", s)
+		}
+		if !contains(KeyFields(), field) {
+			return fmt.Sprintf("%q is not a span field the linker can match%s (%s)", field, diag.DidYouMean(field, KeyFields()), strings.Join(KeyFields(), ", "))
+		}
+		if r := ValidGlob(glob); r != "" {
+			return fmt.Sprintf("%q: %s", s, r)
+		}
+	}
+	return ""
+}
+
+// ValidGlob reports why p is not a valid glob ("" when it is). Globs have
+// the syntax and meaning of Go's path.Match, everywhere in the system (the
+// matches operator and the linker's exceptions alike): * matches any run of
+// characters other than /, ? one such character, [a-z] and [^a-z] a class,
+// \ escapes the next character; the whole string must match.
+func ValidGlob(p string) string {
+	if p == "" {
+		return "empty pattern"
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return "malformed glob " + strconv.Quote(p) + " (unclosed [ or a trailing \\)"
+	}
+	return ""
+}
+
+// MatchGlob reports whether s matches the glob p (see ValidGlob).
+func MatchGlob(p, s string) bool {
+	ok, _ := path.Match(p, s)
+	return ok
+}
+
+func contains(s []string, x string) bool {
+	for _, y := range s {
+		if x == y {
+			return true
+		}
+	}
+	return false
 }

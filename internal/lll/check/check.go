@@ -152,20 +152,33 @@ func (c *checker) policy(d *ast.Decl) *ir.Policy {
 	p := &ir.Policy{Name: d.Name.Name, Pos: d.Pos().String(), Fields: []*ir.PolicyField{}}
 	std, isStd := c.std[p.Name]
 	keys := map[string]*ast.Field{}
+	aliases := abi.PolicyAliases()[p.Name]
 	for _, s := range d.Body {
 		f, ok := s.(*ast.Field)
 		if !ok {
 			continue
 		}
-		if prev, dup := keys[f.Key.Name]; dup {
-			c.errorf(f.Key.Pos(), f.Key.End(), diag.DuplicateKey, "policy %s: key %s is given twice (first at %s)", p.Name, f.Key.Name, prev.Key.Pos())
+		name := f.Key.Name
+		if canon, ok := aliases[name]; ok {
+			name = canon
+		}
+		if prev, dup := keys[name]; dup {
+			also := ""
+			if prev.Key.Name != f.Key.Name {
+				alias := f.Key.Name
+				if alias == name {
+					alias = prev.Key.Name
+				}
+				also = fmt.Sprintf(" (%s is another name of %s)", alias, name)
+			}
+			c.errorf(f.Key.Pos(), f.Key.End(), diag.DuplicateKey, "policy %s: key %s is given twice (first at %s)%s", p.Name, name, prev.Key.Pos(), also)
 			continue
 		}
-		keys[f.Key.Name] = f
+		keys[name] = f
 		var want *abi.PolicyKey
 		if isStd {
 			for i := range std {
-				if std[i].Name == f.Key.Name {
+				if std[i].Name == name {
 					want = &std[i]
 				}
 			}
@@ -175,15 +188,15 @@ func (c *checker) policy(d *ast.Decl) *ir.Policy {
 					names[i] = k.Name
 				}
 				c.errorf(f.Key.Pos(), f.Key.End(), diag.UnknownPolicyKey, "policy %s has no key %s%s (its keys are %s)",
-					p.Name, f.Key.Name, diag.DidYouMean(f.Key.Name, names), strings.Join(names, ", "))
+					p.Name, name, diag.DidYouMean(name, names), strings.Join(names, ", "))
 				continue
 			}
 		}
-		v, t, ok := c.constValue(f.Value, want, p.Name+"."+f.Key.Name)
+		v, t, ok := c.constValue(f.Value, want, p.Name+"."+name)
 		if !ok {
 			continue
 		}
-		p.Fields = append(p.Fields, &ir.PolicyField{Key: f.Key.Name, Type: t, Value: v, Pos: f.Key.Pos().String()})
+		p.Fields = append(p.Fields, &ir.PolicyField{Key: name, Type: t, Value: v, Pos: f.Key.Pos().String()})
 	}
 	sort.Slice(p.Fields, func(i, j int) bool { return p.Fields[i].Key < p.Fields[j].Key })
 	return p
@@ -228,11 +241,6 @@ func (c *checker) constValue(e ast.Expr, want *abi.PolicyKey, where string) (ir.
 		return v, t, false
 	}
 	switch {
-	case len(want.OneOf) > 0:
-		if !contains(want.OneOf, v.Str()) {
-			c.errorf(e.Pos(), e.End(), diag.BadValue, "%s must be one of %s, found %q%s", where, quoteAll(want.OneOf), v.Str(), diag.DidYouMean(v.Str(), want.OneOf))
-			return v, t, false
-		}
 	case len(want.Keys) > 0:
 		m, _ := e.(*ast.MapLit)
 		for _, k := range v.Keys() {
@@ -246,17 +254,33 @@ func (c *checker) constValue(e ast.Expr, want *abi.PolicyKey, where string) (ir.
 					}
 				}
 				c.errorf(pos, end, diag.UnknownPolicyKey, "%s has no key %s%s (its keys are %s)", where, k, diag.DidYouMean(k, want.Keys), strings.Join(want.Keys, ", "))
+				return v, t, false
 			}
 		}
 	case want.Pattern != "":
 		l, _ := e.(*ast.ListLit)
+		okAll := true
 		for i, el := range v.List() {
 			var n ast.Node = e
 			if l != nil && i < len(l.Elems) {
 				n = l.Elems[i]
 			}
-			c.checkPattern(n, el.Str(), want.Pattern, where)
+			if r := abi.CheckPattern(want.Pattern, el.Str()); r != "" {
+				code := diag.BadGlob
+				if want.Pattern == "key_field" || !strings.Contains(r, "glob") && !strings.Contains(r, "field:glob") {
+					code = diag.UnknownField
+				}
+				c.errorf(n.Pos(), n.End(), code, "%s: %s", where, r)
+				okAll = false
+			}
 		}
+		if !okAll {
+			return v, t, false
+		}
+	}
+	if r := want.Check(v); r != "" {
+		c.errorf(e.Pos(), e.End(), diag.BadValue, "%s %s", where, r)
+		return v, t, false
 	}
 	if want.Type.Kind == ir.Map || want.Type.Kind == ir.List {
 		t = want.Type
@@ -272,29 +296,6 @@ func hint(t ir.Type) string {
 		return ` (write a percentile such as "p96")`
 	}
 	return ""
-}
-
-func (c *checker) checkPattern(n ast.Node, s, pattern, where string) {
-	span := fieldNames(c.inputs[abi.InputSpan])
-	switch pattern {
-	case "span_field":
-		if !contains(span, s) {
-			c.errorf(n.Pos(), n.End(), diag.UnknownField, "%s: %q is not a span field%s", where, s, diag.DidYouMean(s, span))
-		}
-	case "field_glob":
-		field, glob, ok := strings.Cut(s, ":")
-		if !ok {
-			c.errorf(n.Pos(), n.End(), diag.BadGlob, "%s: %q must be field:glob (e.g. \"this:heartbeat-*\")", where, s)
-			return
-		}
-		if !contains(span, field) {
-			c.errorf(n.Pos(), n.End(), diag.UnknownField, "%s: %q is not a span field%s", where, field, diag.DidYouMean(field, span))
-			return
-		}
-		if err := ValidGlob(glob); err != "" {
-			c.errorf(n.Pos(), n.End(), diag.BadGlob, "%s: %q: %s", where, s, err)
-		}
-	}
 }
 
 func (c *checker) constExpr(e ast.Expr, where string) (ir.Value, ir.Type, bool) {
@@ -443,17 +444,4 @@ func assignable(got, want ir.Type) bool {
 		return assignable(got.ElemType(), want.ElemType())
 	}
 	return true
-}
-
-// ValidGlob checks a glob pattern: * matches any run of characters, ?
-// one character, \ escapes the next one. It returns "" when the pattern is
-// valid and the reason otherwise.
-func ValidGlob(p string) string {
-	if strings.HasSuffix(p, `\`) && !strings.HasSuffix(p, `\\`) {
-		return "pattern ends with an unfinished escape \\"
-	}
-	if p == "" {
-		return "empty pattern"
-	}
-	return ""
 }

@@ -434,7 +434,7 @@ func (c *checker) binary(e *ast.BinaryExpr, sc *scope) *ir.Expr {
 			c.errorf(e.Y.Pos(), e.Y.End(), diag.BadGlob, "matches needs a constant glob string on its right (e.g. \"sale.*\")")
 			return bad()
 		}
-		if reason := ValidGlob(y.Value.Str()); reason != "" {
+		if reason := abi.ValidGlob(y.Value.Str()); reason != "" {
 			c.errorf(e.Y.Pos(), e.Y.End(), diag.BadGlob, "%s", reason)
 			return bad()
 		}

@@ -225,7 +225,8 @@ func ParseMicros(s string) (int64, error) {
 	return n, nil
 }
 
-// FormatDuration writes a duration in the language's syntax (6h, 1h30m, 250ms).
+// FormatDuration writes a duration in the language's syntax (6h, 1h30m,
+// 250ms, 168h), which Go's time.ParseDuration reads too.
 func FormatDuration(d time.Duration) string {
 	if d == 0 {
 		return "0s"
@@ -238,7 +239,7 @@ func FormatDuration(d time.Duration) string {
 	for _, u := range []struct {
 		n string
 		d time.Duration
-	}{{"d", 24 * time.Hour}, {"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
+	}{{"h", time.Hour}, {"m", time.Minute}, {"s", time.Second}, {"ms", time.Millisecond}} {
 		if d >= u.d {
 			fmt.Fprintf(&b, "%d%s", d/u.d, u.n)
 			d %= u.d

@@ -6,10 +6,11 @@ import (
 )
 
 // ParseDuration parses a duration in the syntax of the language: one or
-// more of (decimal number, unit) with units ms, s, m, h and d (24h), as in
-// "6h", "1h30m", "250ms", "7d". It is also how a string value such as
-// "24h" in a policy is read. It reports false on anything else, on a
-// negative or an overflowing value.
+// more of (decimal number, unit) with units ms, s, m and h, as in "6h",
+// "1h30m", "250ms", "168h". It is also how a string value such as "24h" in
+// a policy is read. Every duration it accepts, Go's time.ParseDuration
+// (which tenant configurations go through) reads the same. It reports
+// false on anything else, on a negative or an overflowing value.
 func ParseDuration(s string) (time.Duration, bool) {
 	if s == "" {
 		return 0, false
@@ -45,8 +46,6 @@ func ParseDuration(s string) (time.Duration, bool) {
 			unit, j = time.Minute, j+1
 		case j < len(s) && s[j] == 'h':
 			unit, j = time.Hour, j+1
-		case j < len(s) && s[j] == 'd':
-			unit, j = 24*time.Hour, j+1
 		default:
 			return 0, false
 		}

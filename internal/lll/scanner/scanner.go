@@ -10,7 +10,7 @@
 // the end of the line; identifiers are letters, digits and _ not starting
 // with a digit; strings are double-quoted with the escapes \" \\ \n \t \r
 // and \uXXXX; numbers are decimal (60, 0.4); durations are numbers with a
-// unit, chained (250ms, 6h, 1h30m, 7d).
+// unit, chained (250ms, 6h, 1h30m, 168h).
 package scanner
 
 import (
@@ -249,7 +249,7 @@ func (s *scanner) next() Token {
 }
 
 // durationUnits are the units of a duration literal, longest first.
-var durationUnits = [...]string{"ms", "s", "m", "h", "d"}
+var durationUnits = [...]string{"ms", "s", "m", "h"}
 
 func (s *scanner) digits() {
 	for s.off < len(s.src) && isDigit(s.src[s.off]) {
@@ -293,7 +293,7 @@ func (s *scanner) number(start token.Pos) Token {
 			s.advance(1)
 		}
 		t := s.tok(token.NUMBER, start)
-		s.errorf(start, t.End, diag.BadNumber, "malformed number or duration %q (duration units are ms, s, m, h, d)", t.Lit)
+		s.errorf(start, t.End, diag.BadNumber, "malformed number or duration %q (duration units are ms, s, m, h)", t.Lit)
 		t.Value = "0"
 		return t
 	}
