@@ -68,31 +68,34 @@ const (
 	KernelUnavailable Code = "LLL104" // a kernel the host did not provide
 )
 
-// Codes maps every code to its one-line meaning.
-var codes = map[Code]string{
-	IllegalChar: "illegal character", UnterminatedStr: "unterminated string",
-	BadEscape: "invalid escape sequence", BadNumber: "malformed number or duration",
-	ForeignOperator: "operator from another language", Unexpected: "unexpected token",
-	UnknownDecl: "unknown declaration", UnknownStmt: "unknown statement",
-	StmtEnd: "statement must end at the end of the line", Unclosed: "unclosed block",
-	DuplicateDecl: "duplicate declaration", DuplicateKey: "duplicate key",
-	UnknownPolicy: "unknown policy", UnknownPolicyKey: "unknown policy key",
-	UnknownField: "unknown field", UnknownFormat: "unknown format",
-	FormatMismatch: "format does not apply to the field", UnknownFunc: "unknown function",
-	BadArgs: "bad arguments", TypeMismatch: "type mismatch", NotBool: "condition is not a bool",
-	UnknownFeature: "unknown feature flag", UnknownInput: "unknown input type",
-	UnknownEvent: "unknown event type", BadOnFail: "invalid on_fail action",
-	UnknownCap: "unknown capability", CapNotDeclared: "capability not declared",
-	CapUnused: "capability declared but unused", PolicyType: "policy value of the wrong type",
-	BadGlob: "malformed glob", Repeated: "repeated rule or property",
-	Missing: "missing property", UnknownType: "unknown type", BadValue: "invalid value",
-	WrongContext: "used out of context", StepBudget: "step budget exceeded",
-	Canceled: "evaluation canceled", RuntimeType: "runtime type error",
-	Arithmetic: "arithmetic error", KernelUnavailable: "kernel not available",
+// codeTable maps every code to its one-line meaning.
+func codeTable() map[Code]string {
+	return map[Code]string{
+		IllegalChar: "illegal character", UnterminatedStr: "unterminated string",
+		BadEscape: "invalid escape sequence", BadNumber: "malformed number or duration",
+		ForeignOperator: "operator from another language", Unexpected: "unexpected token",
+		UnknownDecl: "unknown declaration", UnknownStmt: "unknown statement",
+		StmtEnd: "statement must end at the end of the line", Unclosed: "unclosed block",
+		DuplicateDecl: "duplicate declaration", DuplicateKey: "duplicate key",
+		UnknownPolicy: "unknown policy", UnknownPolicyKey: "unknown policy key",
+		UnknownField: "unknown field", UnknownFormat: "unknown format",
+		FormatMismatch: "format does not apply to the field", UnknownFunc: "unknown function",
+		BadArgs: "bad arguments", TypeMismatch: "type mismatch", NotBool: "condition is not a bool",
+		UnknownFeature: "unknown feature flag", UnknownInput: "unknown input type",
+		UnknownEvent: "unknown event type", BadOnFail: "invalid on_fail action",
+		UnknownCap: "unknown capability", CapNotDeclared: "capability not declared",
+		CapUnused: "capability declared but unused", PolicyType: "policy value of the wrong type",
+		BadGlob: "malformed glob", Repeated: "repeated rule or property",
+		Missing: "missing property", UnknownType: "unknown type", BadValue: "invalid value",
+		WrongContext: "used out of context", StepBudget: "step budget exceeded",
+		Canceled: "evaluation canceled", RuntimeType: "runtime type error",
+		Arithmetic: "arithmetic error", KernelUnavailable: "kernel not available",
+	}
 }
 
 // Codes returns every diagnostic code with its one-line meaning, sorted.
 func Codes() []struct{ Code, Meaning string } {
+	codes := codeTable()
 	out := make([]struct{ Code, Meaning string }, 0, len(codes))
 	for c, m := range codes {
 		out = append(out, struct{ Code, Meaning string }{string(c), m})
@@ -102,7 +105,7 @@ func Codes() []struct{ Code, Meaning string } {
 }
 
 // Known reports whether c is a defined code.
-func Known(c Code) bool { _, ok := codes[c]; return ok }
+func Known(c Code) bool { _, ok := codeTable()[c]; return ok }
 
 // Diagnostic is one error found in a source. End, when valid, is the
 // position just past the offending range.

@@ -102,6 +102,7 @@ type Validator struct {
 	guard     fn
 	rules     []*rule
 	emitWith  []fn
+	emitKeys  []string // members of the emitted event copied from the input
 }
 
 type rule struct {
@@ -185,6 +186,15 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 		return nil, fmt.Errorf("unknown on_fail %q", v.OnFail)
 	}
 	if v.Emit != nil {
+		fields, ok := abi.Inputs()[v.Emit.Event]
+		if !ok {
+			return nil, fmt.Errorf("unknown event %q", v.Emit.Event)
+		}
+		for _, f := range fields {
+			if f.Name != "type" {
+				cv.emitKeys = append(cv.emitKeys, f.Name)
+			}
+		}
 		for _, w := range v.Emit.With {
 			f, err := c.compile(w)
 			if err != nil {
@@ -425,12 +435,9 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 		return res, nil
 	}
 	out := map[string]ir.Value{"type": ir.StringValue(v.IR.Emit.Event)}
-	for _, f := range abi.Inputs()[v.IR.Emit.Event] {
-		if f.Name == "type" {
-			continue
-		}
-		if x, ok := ev.Get(f.Name); ok {
-			out[f.Name] = x
+	for _, k := range v.emitKeys {
+		if x, ok := ev.Get(k); ok {
+			out[k] = x
 		}
 	}
 	for _, w := range v.emitWith {

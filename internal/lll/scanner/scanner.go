@@ -248,9 +248,6 @@ func (s *scanner) next() Token {
 	return Token{Kind: token.ILLEGAL}
 }
 
-// durationUnits are the units of a duration literal, longest first.
-var durationUnits = [...]string{"ms", "s", "m", "h"}
-
 func (s *scanner) digits() {
 	for s.off < len(s.src) && isDigit(s.src[s.off]) {
 		s.advance(1)
@@ -266,7 +263,8 @@ func (s *scanner) number(start token.Pos) Token {
 	if !isLetter(s.peek(0)) {
 		return s.tok(token.NUMBER, start)
 	}
-	// A duration: number unit { number unit }.
+	// A duration: number unit { number unit }; units longest first.
+	durationUnits := [...]string{"ms", "s", "m", "h"}
 	for {
 		unit := ""
 		for _, u := range durationUnits {
