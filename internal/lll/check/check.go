@@ -412,14 +412,6 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-func quoteAll(s []string) string {
-	q := make([]string, len(s))
-	for i, x := range s {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	return strings.Join(q, ", ")
-}
-
 func fieldNames(fs []abi.Field) []string {
 	out := make([]string, len(fs))
 	for i, f := range fs {
