@@ -59,10 +59,16 @@ type policy struct {
 	operator string
 	defaults map[string][]Capability
 	tenants  map[string]map[string][]Capability // overrides
+	// Single roles resolved in advance: per overridden tenant, and the
+	// defaults in the operator tenant and in any other.
+	single           map[string]map[string][]Capability
+	operatorDefaults map[string][]Capability
+	plainDefaults    map[string][]Capability
 }
 
 func newPolicy(operator string, tenants map[string]TenantConfig) *policy {
-	p := &policy{operator: operator, defaults: DefaultRoles(), tenants: map[string]map[string][]Capability{}}
+	p := &policy{operator: operator, defaults: DefaultRoles(), tenants: map[string]map[string][]Capability{},
+		single: map[string]map[string][]Capability{}, operatorDefaults: map[string][]Capability{}, plainDefaults: map[string][]Capability{}}
 	for name, t := range tenants {
 		if len(t.Roles) == 0 {
 			continue
@@ -72,6 +78,23 @@ func newPolicy(operator string, tenants map[string]TenantConfig) *policy {
 			o[role] = slices.Clone(caps)
 		}
 		p.tenants[name] = o
+	}
+	// Resolve every single role once, for the fast path of caps.
+	const plain = "\x00not-the-operator" // no tenant has this name in the map
+	for role := range p.defaults {
+		p.operatorDefaults[role] = p.resolve(operator, []string{role})
+		p.plainDefaults[role] = p.resolve(plain, []string{role})
+	}
+	for name, o := range p.tenants {
+		p.single[name] = map[string][]Capability{}
+		for role := range o {
+			p.single[name][role] = p.resolve(name, []string{role})
+		}
+		for role := range p.defaults {
+			if _, ok := o[role]; !ok {
+				p.single[name][role] = p.resolve(name, []string{role})
+			}
+		}
 	}
 	return p
 }
@@ -86,8 +109,23 @@ func (p *policy) knownRole(tenant, role string) bool {
 }
 
 // caps returns the capabilities roles grant in tenant, sorted and without
-// duplicates. Unknown roles grant nothing.
+// duplicates, in a slice of the caller's. Unknown roles grant nothing.
 func (p *policy) caps(tenant string, roles []string) []Capability {
+	if len(roles) == 1 { // the common case: one role, resolved in advance
+		if caps, ok := p.single[tenant][roles[0]]; ok {
+			return slices.Clone(caps)
+		}
+		if tenant == p.operator {
+			return slices.Clone(p.operatorDefaults[roles[0]])
+		}
+		if _, overridden := p.tenants[tenant]; !overridden {
+			return slices.Clone(p.plainDefaults[roles[0]])
+		}
+	}
+	return p.resolve(tenant, roles)
+}
+
+func (p *policy) resolve(tenant string, roles []string) []Capability {
 	var out []Capability
 	for _, role := range roles {
 		caps, ok := p.tenants[tenant][role]
