@@ -31,6 +31,8 @@ const (
 	BadEscape         Code = "LLL003" // unknown escape sequence in a string
 	BadNumber         Code = "LLL004" // malformed number or duration literal
 	ForeignOperator   Code = "LLL005" // an operator spelled as in another language (&&, ||, !, =)
+	TooLarge          Code = "LLL008" // a source file larger than the scanner takes
+	TooMany           Code = "LLL009" // too many errors: the rest of a phase's errors are not reported
 	Unexpected        Code = "LLL010" // unexpected token
 	UnknownDecl       Code = "LLL011" // unknown declaration keyword
 	UnknownStmt       Code = "LLL012" // unknown statement in a declaration body
@@ -73,7 +75,7 @@ func codeTable() map[Code]string {
 	return map[Code]string{
 		IllegalChar: "illegal character", UnterminatedStr: "unterminated string",
 		BadEscape: "invalid escape sequence", BadNumber: "malformed number or duration",
-		ForeignOperator: "operator from another language", Unexpected: "unexpected token",
+		ForeignOperator: "operator from another language", TooLarge: "source file too large", TooMany: "too many errors", Unexpected: "unexpected token",
 		UnknownDecl: "unknown declaration", UnknownStmt: "unknown statement",
 		StmtEnd: "statement must end at the end of the line", Unclosed: "unclosed block",
 		DuplicateDecl: "duplicate declaration", DuplicateKey: "duplicate key",
@@ -124,8 +126,20 @@ func (d *Diagnostic) Error() string {
 // List is a list of diagnostics. The zero List is empty and ready to use.
 type List []*Diagnostic
 
+// MaxErrors is how many diagnostics one List takes; past it, Add records
+// one TooMany diagnostic and drops the rest, so a garbage input costs
+// bounded memory and gives a readable report.
+const MaxErrors = 100
+
 // Add appends a diagnostic.
 func (l *List) Add(pos, end token.Pos, code Code, format string, args ...any) {
+	if n := len(*l); n >= MaxErrors {
+		if (*l)[n-1].Code != TooMany {
+			*l = append(*l, &Diagnostic{Pos: pos, End: end, Code: TooMany,
+				Msg: fmt.Sprintf("too many errors (%d); the rest are not reported", MaxErrors)})
+		}
+		return
+	}
 	*l = append(*l, &Diagnostic{Pos: pos, End: end, Code: code, Msg: fmt.Sprintf(format, args...)})
 }
 

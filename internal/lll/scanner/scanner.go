@@ -46,11 +46,21 @@ type scanner struct {
 	errs diag.List
 }
 
+// MaxSource is the largest source file Scan takes (256 KiB); a .lll file is
+// a page of policy, and the bound keeps the cost of any input small.
+const MaxSource = 256 << 10
+
 // Scan scans src, the text of file, and returns its tokens, ending with an
 // EOF token, and the diagnostics found.
 func Scan(file string, src []byte) ([]Token, diag.List) {
+	if len(src) > MaxSource {
+		var errs diag.List
+		p := token.Pos{File: file, Line: 1, Col: 1}
+		errs.Add(p, p, diag.TooLarge, "source file is %d bytes; a .lll file may have at most %d", len(src), MaxSource)
+		return []Token{{Kind: token.EOF, Pos: p, End: p, NewlineBefore: true}}, errs
+	}
 	s := &scanner{file: file, src: src, line: 1, col: 1}
-	var toks []Token
+	toks := make([]Token, 0, len(src)/3+8)
 	nl := true
 	for {
 		n := s.skipSpace()
