@@ -55,6 +55,9 @@ type member struct {
 	// most comparisons.
 	plain  bool
 	prefix uint64
+	// rawValue marks a string value without escapes: its canonical bytes,
+	// quotes aside, are its value.
+	rawValue bool
 }
 
 func prefix(name []byte) uint64 {
@@ -83,15 +86,14 @@ func compareMembers(out []byte, a, b *member) int {
 }
 
 // parser is a single-pass parser of one JSON text that appends the
-// canonical form to a slice threaded through its methods (out, not kept in
-// the parser, so that a caller's stack buffer stays on the stack). It is
+// canonical form to a slice threaded through its functions (out, not kept
+// in the parser, so that a caller's stack buffer stays on the stack). It is
 // iterative, with an explicit stack of open arrays and objects, for the same
 // reason: Go's escape analysis gives up on slices passed through recursion.
 // An object is written in input order and its members sorted in place when
-// it closes.
+// it closes (see sortMembers), but for the top-level object under deferTop.
 type parser struct {
-	in  []byte
-	pos int
+	in []byte
 
 	depth, maxDepth int
 	count           int // members seen, all objects
@@ -147,56 +149,57 @@ func (p *parser) topMembers() []member {
 	return p.top[:p.ntop]
 }
 
-func (p *parser) skipWS() {
-	for p.pos < len(p.in) {
-		switch p.in[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
+// skipWS returns the position of the first byte at or after pos that is
+// not JSON whitespace.
+func skipWS(in []byte, pos int) int {
+	for pos < len(in) && (in[pos] <= ' ' && (in[pos] == ' ' || in[pos] == '\t' || in[pos] == '\n' || in[pos] == '\r')) {
+		pos++
 	}
+	return pos
 }
 
 // document parses the whole input, one value between optional whitespace,
 // appending its canonical form to out.
 func (p *parser) document(out []byte) ([]byte, error) {
-	p.skipWS()
-	if p.pos >= len(p.in) {
-		return out, syntaxErr(p.pos, msgEmpty)
+	in := p.in
+	pos := skipWS(in, 0)
+	if pos >= len(in) {
+		return out, syntaxErr(pos, msgEmpty)
 	}
 	var frameBuf [8]frame
 	frames := frameBuf[:0]
 	var memberBuf [16]member
 	ms := memberBuf[:0] // members of the open objects, outermost first
-	in := p.in
 	var err error
 
 	const (
-		value      = iota // a value is expected at p.pos (no whitespace)
+		value      = iota // a value is expected at pos (no whitespace)
 		afterValue        // a value has been written
-		key               // a member name is expected at p.pos (no whitespace)
+		key               // a member name is expected at pos (no whitespace)
 	)
 	state := value
 	for {
 		switch state {
 		case value:
-			if p.pos >= len(in) {
-				return out, syntaxErr(p.pos, msgEOF)
+			if pos >= len(in) {
+				return out, syntaxErr(pos, msgEOF)
 			}
 			state = afterValue
-			switch c := in[p.pos]; c {
+			switch c := in[pos]; c {
 			case '"':
-				out, _, err = p.str(out)
+				var kind int
+				out, pos, kind, err = str(out, in, pos)
+				if kind&strEscaped == 0 && len(frames) > 0 && frames[len(frames)-1].object {
+					ms[len(ms)-1].rawValue = true
+				}
 			case '{', '[':
-				if err := p.enter(); err != nil {
+				if err := p.enter(pos); err != nil {
 					return out, err
 				}
-				p.pos++
 				out = append(out, c)
-				p.skipWS()
-				if p.pos < len(in) && in[p.pos] == c+2 { // '}' or ']'
-					p.pos++
+				pos = skipWS(in, pos+1)
+				if pos < len(in) && in[pos] == c+2 { // '}' or ']'
+					pos++
 					p.depth--
 					out = append(out, c+2)
 					break
@@ -208,16 +211,19 @@ func (p *parser) document(out []byte) ([]byte, error) {
 					state = value
 				}
 			case 't':
-				out, err = p.literal(out, "true")
+				pos, err = literal(in, pos, "true")
+				out = append(out, "true"...)
 			case 'f':
-				out, err = p.literal(out, "false")
+				pos, err = literal(in, pos, "false")
+				out = append(out, "false"...)
 			case 'n':
-				out, err = p.literal(out, "null")
+				pos, err = literal(in, pos, "null")
+				out = append(out, "null"...)
 			default:
 				if c == '-' || c >= '0' && c <= '9' {
-					out, err = p.number(out)
+					out, pos, err = number(out, in, pos)
 				} else {
-					err = invalidChar(in, p.pos, "looking for beginning of value")
+					err = invalidChar(in, pos, "looking for beginning of value")
 				}
 			}
 			if err != nil {
@@ -225,70 +231,70 @@ func (p *parser) document(out []byte) ([]byte, error) {
 			}
 
 		case key:
-			if p.pos >= len(in) {
-				return out, syntaxErr(p.pos, msgEOF)
+			if pos >= len(in) {
+				return out, syntaxErr(pos, msgEOF)
 			}
-			if in[p.pos] != '"' {
-				return out, invalidChar(in, p.pos, "looking for beginning of object key string")
+			if in[pos] != '"' {
+				return out, invalidChar(in, pos, "looking for beginning of object key string")
 			}
 			p.count++
 			if p.count > p.maxMembers {
 				return out, &LimitError{Limit: LimitMembers, Max: p.maxMembers, Got: p.count}
 			}
-			m := member{start: len(out), in: p.pos}
-			var ascii bool
-			if out, ascii, err = p.str(out); err != nil {
+			// Fill the member in place: building it aside and copying it
+			// costs store-forwarding stalls.
+			ms = append(ms, member{start: len(out), in: pos})
+			m := &ms[len(ms)-1]
+			var kind int
+			if out, pos, kind, err = str(out, in, pos); err != nil {
 				return out, err
 			}
-			if ascii {
+			if kind == 0 {
 				m.plain = true
 				// The input holds the name as it is, and more bytes after it.
-				name := out[m.start+1 : len(out)-1]
+				n := pos - m.in - 2
 				if at := m.in + 1; at+8 <= len(in) {
 					m.prefix = binary.BigEndian.Uint64(in[at:])
-					if len(name) < 8 {
-						m.prefix = m.prefix >> (64 - 8*len(name)) << (64 - 8*len(name))
+					if n < 8 {
+						m.prefix = m.prefix >> (64 - 8*n) << (64 - 8*n)
 					}
 				} else {
-					m.prefix = prefix(name)
+					m.prefix = prefix(in[at : at+n])
 				}
 			}
-			p.skipWS()
-			if p.pos >= len(in) {
-				return out, syntaxErr(p.pos, msgEOF)
+			pos = skipWS(in, pos)
+			if pos >= len(in) {
+				return out, syntaxErr(pos, msgEOF)
 			}
-			if in[p.pos] != ':' {
-				return out, invalidChar(in, p.pos, "after object key")
+			if in[pos] != ':' {
+				return out, invalidChar(in, pos, "after object key")
 			}
-			p.pos++
 			out = append(out, ':')
 			m.colon = len(out)
-			ms = append(ms, m)
-			p.skipWS()
+			pos = skipWS(in, pos+1)
 			state = value
 
 		case afterValue:
 			if len(frames) == 0 {
-				p.skipWS()
-				if p.pos < len(in) {
-					return out, invalidChar(in, p.pos, "after top-level value")
+				pos = skipWS(in, pos)
+				if pos < len(in) {
+					return out, invalidChar(in, pos, "after top-level value")
 				}
 				return out, nil
 			}
-			f := frames[len(frames)-1]
+			f := &frames[len(frames)-1]
 			if f.object {
 				ms[len(ms)-1].end = len(out)
 			}
-			p.skipWS()
-			if p.pos >= len(in) {
-				return out, syntaxErr(p.pos, msgEOF)
+			pos = skipWS(in, pos)
+			if pos >= len(in) {
+				return out, syntaxErr(pos, msgEOF)
 			}
-			switch c := in[p.pos]; {
+			switch c := in[pos]; {
 			case c == ',':
-				comma := p.pos
-				p.pos++
-				p.skipWS()
-				if p.pos < len(in) && (in[p.pos] == '}' && f.object || in[p.pos] == ']' && !f.object) {
+				comma := pos
+				pos = skipWS(in, pos+1)
+				if pos < len(in) && (in[pos] == '}' && f.object || in[pos] == ']' && !f.object) {
 					if f.object {
 						return out, syntaxErr(comma, msgTrailingComma+" in object")
 					}
@@ -301,7 +307,7 @@ func (p *parser) document(out []byte) ([]byte, error) {
 					state = value
 				}
 			case c == '}' && f.object:
-				p.pos++
+				pos++
 				if len(frames) == 1 && p.deferTop {
 					var sorted []member
 					if n := len(ms); n <= len(p.top) {
@@ -323,34 +329,35 @@ func (p *parser) document(out []byte) ([]byte, error) {
 				frames = frames[:len(frames)-1]
 				p.depth--
 			case c == ']' && !f.object:
-				p.pos++
+				pos++
 				out = append(out, ']')
 				frames = frames[:len(frames)-1]
 				p.depth--
 			case f.object:
-				return out, invalidChar(in, p.pos, "after object key:value pair")
+				return out, invalidChar(in, pos, "after object key:value pair")
 			default:
-				return out, invalidChar(in, p.pos, "after array element")
+				return out, invalidChar(in, pos, "after array element")
 			}
 		}
 	}
 }
 
-func (p *parser) literal(out []byte, lit string) ([]byte, error) {
+// literal checks the literal lit (true, false, null) at in[pos:] and
+// returns the position after it.
+func literal(in []byte, pos int, lit string) (int, error) {
 	for i := 0; i < len(lit); i++ {
-		if p.pos+i >= len(p.in) {
-			return out, syntaxErr(len(p.in), msgEOF)
+		if pos+i >= len(in) {
+			return pos, syntaxErr(len(in), msgEOF)
 		}
-		if p.in[p.pos+i] != lit[i] {
-			return out, invalidChar(p.in, p.pos+i, "in literal "+lit+" (expecting "+quoteChar(rune(lit[i]))+")")
+		if in[pos+i] != lit[i] {
+			return pos, invalidChar(in, pos+i, "in literal "+lit+" (expecting "+quoteChar(rune(lit[i]))+")")
 		}
 	}
-	p.pos += len(lit)
-	return append(out, lit...), nil
+	return pos + len(lit), nil
 }
 
-// enter counts one more level of nesting.
-func (p *parser) enter() error {
+// enter counts one more level of nesting, opened at pos.
+func (p *parser) enter(pos int) error {
 	p.depth++
 	if p.depth <= p.maxDepth {
 		return nil
@@ -358,7 +365,7 @@ func (p *parser) enter() error {
 	if p.limitErrs {
 		return &LimitError{Limit: LimitDepth, Max: p.maxDepth, Got: p.depth}
 	}
-	return syntaxErr(p.pos, "nesting deeper than "+strconv.Itoa(p.maxDepth))
+	return syntaxErr(pos, "nesting deeper than "+strconv.Itoa(p.maxDepth))
 }
 
 // key returns the canonical name of m in out, quotes excluded.
@@ -371,7 +378,11 @@ func key(out []byte, m member) []byte { return out[m.start+1 : m.colon-2] }
 func sortMembers(out []byte, body int, ms, sorted []member) error {
 	inOrder := true
 	for i := 1; i < len(ms); i++ {
-		c := compareMembers(out, &ms[i-1], &ms[i])
+		a, b := &ms[i-1], &ms[i]
+		if a.plain && b.plain && a.prefix < b.prefix {
+			continue
+		}
+		c := compareMembers(out, a, b)
 		if c == 0 {
 			return duplicate(out, ms[i])
 		}
@@ -395,10 +406,20 @@ func sortMembers(out []byte, body int, ms, sorted []member) error {
 		ord = append(ord, i)
 	}
 	if len(ord) <= len(ordBuf) {
+		// Insertion sort, deciding on the name prefixes when it can.
 		for i := 1; i < len(ord); i++ {
 			k := ord[i]
+			mk := &ms[k]
 			j := i
-			for ; j > 0 && compareMembers(out, &ms[ord[j-1]], &ms[k]) > 0; j-- {
+			for ; j > 0; j-- {
+				mj := &ms[ord[j-1]]
+				if mj.plain && mk.plain && mj.prefix != mk.prefix {
+					if mj.prefix < mk.prefix {
+						break
+					}
+				} else if compareMembers(out, mj, mk) <= 0 {
+					break
+				}
 				ord[j] = ord[j-1]
 			}
 			ord[j] = k
@@ -410,7 +431,11 @@ func sortMembers(out []byte, body int, ms, sorted []member) error {
 	// in the input.
 	dup := -1
 	for i := 1; i < len(ord); i++ {
-		if compareMembers(out, &ms[ord[i-1]], &ms[ord[i]]) == 0 && (dup < 0 || ms[ord[i]].in < ms[dup].in) {
+		a, b := &ms[ord[i-1]], &ms[ord[i]]
+		if a.plain && b.plain && a.prefix != b.prefix {
+			continue
+		}
+		if compareMembers(out, a, b) == 0 && (dup < 0 || b.in < ms[dup].in) {
 			dup = ord[i]
 		}
 	}
@@ -534,14 +559,19 @@ func unhex(c byte) byte {
 	return 0xff
 }
 
-// str parses the string at p.pos and writes its canonical form. Strings
-// without escapes are already canonical (control characters are not allowed
-// raw) and are copied as they are. ascii reports a string of ASCII
-// characters without escapes, whose bytes are its value and sort as such.
-func (p *parser) str(out []byte) (_ []byte, ascii bool, _ error) {
-	in := p.in
-	i := p.pos + 1
-	ascii = true
+// Kinds of string, as str reports them.
+const (
+	strEscaped  = 1 << iota // escapes in the input, and maybe in the canonical form
+	strNonASCII             // non-ASCII characters
+)
+
+// str parses the string at in[pos:] and appends its canonical form to out;
+// it returns the position after the string and its kind. A string without
+// escapes (kind&strEscaped == 0) is already canonical (control characters
+// are not allowed raw) and is copied as it is: its bytes are its value. A
+// string of kind 0 also sorts by its bytes.
+func str(out, in []byte, pos int) (_ []byte, _ int, kind int, _ error) {
+	i := pos + 1
 	for {
 		// Skip 8 plain bytes at a time.
 		for i+8 <= len(in) {
@@ -556,26 +586,23 @@ func (p *parser) str(out []byte) (_ []byte, ascii bool, _ error) {
 			i++
 		}
 		if i >= len(in) {
-			return out, false, syntaxErr(len(in), msgEOF)
+			return out, pos, kind, syntaxErr(len(in), msgEOF)
 		}
 		switch c := in[i]; {
 		case c == '"':
-			out = append(out, in[p.pos:i+1]...)
-			p.pos = i + 1
-			return out, ascii, nil
+			return append(out, in[pos:i+1]...), i + 1, kind, nil
 		case c == '\\':
-			out = append(out, in[p.pos:i]...)
-			out, err := p.strEscaped(out, i)
-			return out, false, err
+			out, i, err := strEscapes(append(out, in[pos:i]...), in, i)
+			return out, i, kind | strEscaped, err
 		case c < 0x20:
-			return out, false, invalidChar(in, i, "in string literal")
+			return out, pos, kind, invalidChar(in, i, "in string literal")
 		default:
 			r, size := utf8.DecodeRune(in[i:])
 			if r == utf8.RuneError && size == 1 {
-				return out, false, syntaxErr(i, msgInvalidUTF8)
+				return out, pos, kind, syntaxErr(i, msgInvalidUTF8)
 			}
 			i += size
-			ascii = false
+			kind |= strNonASCII
 		}
 	}
 }
@@ -601,10 +628,9 @@ func special(x uint64) uint64 {
 	return ((q - ones) | (s - ones) | (x - ones*0x20) | x) & high
 }
 
-// strEscaped continues str from the first backslash, at i, once the string
+// strEscapes continues str from the first backslash, at i, once the string
 // up to there has been written.
-func (p *parser) strEscaped(out []byte, i int) ([]byte, error) {
-	in := p.in
+func strEscapes(out, in []byte, i int) ([]byte, int, error) {
 	for i < len(in) {
 		c := in[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
@@ -614,12 +640,10 @@ func (p *parser) strEscaped(out []byte, i int) ([]byte, error) {
 		}
 		switch {
 		case c == '"':
-			out = append(out, '"')
-			p.pos = i + 1
-			return out, nil
+			return append(out, '"'), i + 1, nil
 		case c == '\\':
 			if i+1 >= len(in) {
-				return out, syntaxErr(len(in), msgEOF)
+				return out, i, syntaxErr(len(in), msgEOF)
 			}
 			switch e := in[i+1]; e {
 			case '"', '\\':
@@ -629,35 +653,35 @@ func (p *parser) strEscaped(out []byte, i int) ([]byte, error) {
 			case 'b', 'f', 'n', 'r', 't':
 				out = append(out, '\\', e)
 			case 'u':
-				r, n, err := p.unicodeEscape(i)
+				r, n, err := unicodeEscape(in, i)
 				if err != nil {
-					return out, err
+					return out, i, err
 				}
 				out = appendCanonicalRune(out, r)
 				i += n
 				continue
 			default:
-				return out, invalidChar(in, i+1, "in string escape code")
+				return out, i, invalidChar(in, i+1, "in string escape code")
 			}
 			i += 2
 		case c < 0x20:
-			return out, invalidChar(in, i, "in string literal")
+			return out, i, invalidChar(in, i, "in string literal")
 		default:
 			r, size := utf8.DecodeRune(in[i:])
 			if r == utf8.RuneError && size == 1 {
-				return out, syntaxErr(i, msgInvalidUTF8)
+				return out, i, syntaxErr(i, msgInvalidUTF8)
 			}
 			out = append(out, in[i:i+size]...)
 			i += size
 		}
 	}
-	return out, syntaxErr(len(in), msgEOF)
+	return out, i, syntaxErr(len(in), msgEOF)
 }
 
 // unicodeEscape decodes the \uXXXX escape at i, with its low surrogate if it
 // is a high one, and returns the code point and the bytes read.
-func (p *parser) unicodeEscape(i int) (rune, int, error) {
-	r, err := p.hex4(i + 2)
+func unicodeEscape(in []byte, i int) (rune, int, error) {
+	r, err := hex4(in, i+2)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -665,17 +689,16 @@ func (p *parser) unicodeEscape(i int) (rune, int, error) {
 	case r < 0xD800 || r > 0xDFFF:
 		return r, 6, nil
 	case r >= 0xDC00:
-		return 0, 0, syntaxErr(i, "lone surrogate "+string(p.in[i:i+6])+" in string literal")
+		return 0, 0, syntaxErr(i, "lone surrogate "+string(in[i:i+6])+" in string literal")
 	}
 	// A high surrogate: a low one must follow.
-	in := p.in
 	if i+6 >= len(in) || i+7 >= len(in) && in[i+6] == '\\' {
 		return 0, 0, syntaxErr(len(in), msgEOF)
 	}
 	if in[i+6] != '\\' || in[i+7] != 'u' {
 		return 0, 0, syntaxErr(i, "lone surrogate "+string(in[i:i+6])+" in string literal")
 	}
-	r2, err := p.hex4(i + 8)
+	r2, err := hex4(in, i+8)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -686,15 +709,15 @@ func (p *parser) unicodeEscape(i int) (rune, int, error) {
 }
 
 // hex4 decodes the four hex digits at i.
-func (p *parser) hex4(i int) (rune, error) {
+func hex4(in []byte, i int) (rune, error) {
 	var r rune
 	for k := i; k < i+4; k++ {
-		if k >= len(p.in) {
-			return 0, syntaxErr(len(p.in), msgEOF)
+		if k >= len(in) {
+			return 0, syntaxErr(len(in), msgEOF)
 		}
-		d := unhex(p.in[k])
+		d := unhex(in[k])
 		if d == 0xff {
-			return 0, invalidChar(p.in, k, "in \\u hexadecimal character escape")
+			return 0, invalidChar(in, k, "in \\u hexadecimal character escape")
 		}
 		r = r<<4 | rune(d)
 	}

@@ -7,7 +7,7 @@ import (
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
-// number parses the number at p.pos and writes it as ECMAScript's
+// number parses the number at in[start:] and appends it to out, written as ECMAScript's
 // Number.prototype.toString would write the float64 nearest to it
 // (RFC 8785 §3.2.2.3).
 //
@@ -18,23 +18,21 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // are its own significant digits and only the layout changes. Other numbers
 // go through strconv: ParseFloat, then the shortest round-trip digits of
 // FormatFloat(f, 'e', -1, 64), which are ECMAScript's too.
-func (p *parser) number(out []byte) ([]byte, error) {
-	in := p.in
-	start := p.pos
+func number(out, in []byte, start int) ([]byte, int, error) {
 	i := start
 	neg := in[i] == '-'
 	if neg {
 		i++
 	}
 	if i >= len(in) {
-		return out, syntaxErr(len(in), msgEOF)
+		return out, start, syntaxErr(len(in), msgEOF)
 	}
 	intStart := i
 	switch c := in[i]; {
 	case c == '0':
 		i++
 		if i < len(in) && isDigit(in[i]) {
-			return out, syntaxErr(i-1, msgLeadingZero)
+			return out, start, syntaxErr(i-1, msgLeadingZero)
 		}
 	case c >= '1' && c <= '9':
 		i++
@@ -42,17 +40,17 @@ func (p *parser) number(out []byte) ([]byte, error) {
 			i++
 		}
 	default:
-		return out, invalidChar(in, i, "in numeric literal")
+		return out, start, invalidChar(in, i, "in numeric literal")
 	}
 	intEnd := i
 	fracStart, fracEnd := i, i
 	if i < len(in) && in[i] == '.' {
 		i++
 		if i >= len(in) {
-			return out, syntaxErr(len(in), msgEOF)
+			return out, start, syntaxErr(len(in), msgEOF)
 		}
 		if !isDigit(in[i]) {
-			return out, invalidChar(in, i, "after decimal point in numeric literal")
+			return out, start, invalidChar(in, i, "after decimal point in numeric literal")
 		}
 		fracStart = i
 		for i < len(in) && isDigit(in[i]) {
@@ -70,10 +68,10 @@ func (p *parser) number(out []byte) ([]byte, error) {
 			i++
 		}
 		if i >= len(in) {
-			return out, syntaxErr(len(in), msgEOF)
+			return out, start, syntaxErr(len(in), msgEOF)
 		}
 		if !isDigit(in[i]) {
-			return out, invalidChar(in, i, "in exponent of numeric literal")
+			return out, start, invalidChar(in, i, "in exponent of numeric literal")
 		}
 		for i < len(in) && isDigit(in[i]) {
 			if exp < 1e15 { // saturate: far beyond any float64, and no overflow
@@ -85,17 +83,16 @@ func (p *parser) number(out []byte) ([]byte, error) {
 			exp = -exp
 		}
 	}
-	p.pos = i
 
 	nInt := intEnd - intStart
 	if !hasExp && fracStart == fracEnd && nInt <= 15 {
 		// A small integer is its own canonical form, but for -0.
 		if neg && in[intStart] == '0' {
 			out = append(out, '0')
-			return out, nil
+			return out, i, nil
 		}
 		out = append(out, in[start:i]...)
-		return out, nil
+		return out, i, nil
 	}
 
 	// The significant digits d[lz:tz] of intDigits ++ fracDigits; the
@@ -113,7 +110,7 @@ func (p *parser) number(out []byte) ([]byte, error) {
 	}
 	if lz == total {
 		out = append(out, '0')
-		return out, nil
+		return out, i, nil
 	}
 	tz := total
 	for digit(tz-1) == '0' {
@@ -127,15 +124,15 @@ func (p *parser) number(out []byte) ([]byte, error) {
 			d[j] = digit(lz + j)
 		}
 		out = appendES(out, neg, d[:k], n)
-		return out, nil
+		return out, i, nil
 	}
 
 	f, _ := strconv.ParseFloat(string(in[start:i]), 64) // the syntax is checked; overflow is ±Inf
 	if math.IsInf(f, 0) {
-		return out, syntaxErr(start, "number "+shortNumber(in[start:i])+" overflows float64")
+		return out, start, syntaxErr(start, "number "+shortNumber(in[start:i])+" overflows float64")
 	}
 	out = appendFloat(out, f)
-	return out, nil
+	return out, i, nil
 }
 
 // appendFloat appends f, finite, in ECMAScript's Number.prototype.toString

@@ -66,16 +66,12 @@ func Parse(b []byte, lim Limits) (*Span, error) {
 
 	var scratch [1024]byte
 	p := parser{in: b, maxDepth: lim.MaxDepth, maxMembers: lim.MaxMembers, limitErrs: true, deferTop: true}
-	p.skipWS()
-	if p.pos >= len(b) {
-		return nil, syntaxErr(p.pos, msgEmpty)
-	}
-	switch c := b[p.pos]; c {
-	case '{':
-	case '[', '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return nil, syntaxErr(p.pos, "span must be a JSON object, not "+kindOf(c))
-	default:
-		return nil, invalidChar(b, p.pos, "looking for beginning of value")
+	if pos := skipWS(b, 0); pos < len(b) {
+		switch c := b[pos]; c {
+		case '{':
+		case '[', '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return nil, syntaxErr(pos, "span must be a JSON object, not "+kindOf(c))
+		}
 	}
 	scanned, err := p.document(scratch[:0])
 	if err != nil {
@@ -94,7 +90,11 @@ func Parse(b []byte, lim Limits) (*Span, error) {
 		s.Members = make([]string, len(top))
 	}
 	for i, m := range top {
-		s.Members[i] = canonicalString(text, m.start, m.colon-1)
+		if m.plain {
+			s.Members[i] = text[m.start+1 : m.colon-2]
+		} else {
+			s.Members[i] = canonicalString(text, m.start, m.colon-1)
+		}
 		v, end := m.colon, m.end
 		switch name := s.Members[i]; name {
 		case "id", "tenant", "who", "did", "this", "status", "when":
@@ -102,7 +102,10 @@ func Parse(b []byte, lim Limits) (*Span, error) {
 				return nil, &FieldError{Field: name, Rule: RuleType,
 					Msg: `field "` + name + `" must be a string, not ` + kindOf(out[v])}
 			}
-			str := canonicalString(text, v, end)
+			str := text[v+1 : end-1]
+			if !m.rawValue {
+				str = canonicalString(text, v, end)
+			}
 			switch name {
 			case "id":
 				s.ID = str
