@@ -32,9 +32,10 @@ func Canonicalize(b []byte) ([]byte, error) {
 
 // AppendCanonical appends the RFC 8785 canonical form of the JSON text b to
 // dst and returns the extended slice; on error it returns dst unchanged and a
-// *SyntaxError, as Canonicalize does. Given a dst with room for the output
-// it allocates nothing for typical input (objects of up to 16 members and
-// 1 KiB); reusing one buffer across calls gets there.
+// *SyntaxError, as Canonicalize does. dst must not overlap b. Given a dst
+// with room for the output it allocates nothing for typical input (objects
+// of up to 16 members and 1 KiB); reusing one buffer across calls gets
+// there.
 func AppendCanonical(dst, b []byte) ([]byte, error) {
 	p := parser{in: b, maxDepth: MaxCanonicalDepth, maxMembers: math.MaxInt}
 	out, err := p.document(dst)
