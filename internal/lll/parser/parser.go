@@ -41,6 +41,7 @@ type parser struct {
 	errs    diag.List
 	lastErr int // line of the last parser error, to report one per line
 	depth   int
+	stmt    int // index of the first token of the current statement
 }
 
 // ParseFile parses the source of one file. It returns the (possibly
@@ -180,6 +181,7 @@ func (p *parser) decl() *ast.Decl {
 	p.next()
 	for p.tok.Kind != token.RBRACE && p.tok.Kind != token.EOF {
 		start := p.i
+		p.stmt = p.i
 		var s ast.Stmt
 		switch d.Keyword {
 		case token.POLICY:
@@ -258,7 +260,10 @@ func (p *parser) stmtEnd() {
 // jumping over nested brackets.
 func (p *parser) skipStmt() {
 	depth := 0
-	first := true
+	// The statement's first token is always skipped (so that parsing
+	// progresses); a later token that starts a line starts the next
+	// statement, even when it is where the error was found.
+	first := p.i == p.stmt
 	for p.tok.Kind != token.EOF {
 		if depth == 0 && !first && p.tok.NewlineBefore {
 			return
