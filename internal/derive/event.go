@@ -124,7 +124,7 @@ type Event struct {
 }
 
 // Time returns TS as a time.Time in UTC.
-func (ev *Event) Time() time.Time { return time.Unix(0, ev.TS).UTC() }
+func (ev Event) Time() time.Time { return time.Unix(0, ev.TS).UTC() }
 
 // AppendJSON appends the canonical JSON form of ev to dst: members sorted by
 // name, no insignificant white space, strings escaped as RFC 8785 does
@@ -139,7 +139,7 @@ func (ev *Event) Time() time.Time { return time.Unix(0, ev.TS).UTC() }
 //	{"minute":"2025-10-05T22:18:00Z","seq":41,"shed":{"trajectory_edge":12},"tenant":"t","ts":"...","type":"shed_derived"}
 //
 // shed_derived lists only the types with a non-zero count.
-func (ev *Event) AppendJSON(dst []byte) []byte {
+func (ev Event) AppendJSON(dst []byte) []byte {
 	switch ev.Type {
 	case EdgeEvent:
 		dst = append(dst, `{"position":`...)
