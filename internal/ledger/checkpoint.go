@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -101,6 +102,36 @@ func (l *Ledger) readCheckpoint() (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return c, nil
+}
+
+// checkpointDue counts n more indexed records and reports whether a
+// checkpoint is due, by count or by time.
+func (l *Ledger) checkpointDue(n uint64) bool {
+	l.ckptMu.Lock()
+	defer l.ckptMu.Unlock()
+	l.sinceCkpt += n
+	if l.sinceCkpt == 0 {
+		return false
+	}
+	return l.sinceCkpt >= l.opts.CheckpointEvery || l.opts.Now().Sub(l.ckptAt) >= l.opts.CheckpointInterval
+}
+
+// WriteCheckpoint waits until everything durable is indexed and writes a
+// signed checkpoint for it, unless the latest already covers it.
+func (l *Ledger) WriteCheckpoint(ctx context.Context) (*Checkpoint, error) {
+	if err := l.checkClosed(); err != nil {
+		return nil, err
+	}
+	if l.readOnly {
+		return nil, fmt.Errorf("%w: opened read-only", ErrReadOnly)
+	}
+	if err := l.waitIndexed(ctx); err != nil {
+		return nil, err
+	}
+	if err := l.checkpoint(); err != nil {
+		return nil, err
+	}
+	return l.lastCkpt.Load(), nil
 }
 
 // checkpoint makes everything indexed so far durable and signs it: the tree

@@ -46,7 +46,16 @@ func (a *acked) snapshot() map[string]ackedSpan {
 // that Verify passes.
 func checkRecovered(t *testing.T, fs vfs.FS, opts Options, want map[string]ackedSpan) {
 	t.Helper()
-	l := mustOpen(t, fs, opts)
+	checkRecoveredAt(t, fs, "data", opts, want)
+}
+
+func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, opts Options, want map[string]ackedSpan) {
+	t.Helper()
+	opts.FS = fs
+	l, err := Open(dir, opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
 	v := verifier(t, l)
 	ctx := context.Background()
 	for id, a := range want {
@@ -93,7 +102,7 @@ func checkRecovered(t *testing.T, fs vfs.FS, opts Options, want map[string]acked
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify("data", VerifyOptions{FS: fs})
+	rep, err := Verify(dir, VerifyOptions{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,8 +344,8 @@ func TestStorageErrors(t *testing.T) {
 		op   errorfs.OpKind
 		err  error
 	}{
-		{"write ENOSPC", errorfs.OpFileWrite, syscall.ENOSPC},
-		{"write EIO", errorfs.OpFileWrite, syscall.EIO},
+		{"write ENOSPC", errorfs.OpFileWriteAt, syscall.ENOSPC},
+		{"write EIO", errorfs.OpFileWriteAt, syscall.EIO},
 		{"sync ENOSPC", errorfs.OpFileSyncData, syscall.ENOSPC},
 		{"sync EIO", errorfs.OpFileSyncData, syscall.EIO},
 	} {

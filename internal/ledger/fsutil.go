@@ -32,7 +32,8 @@ func writeFileAtomic(fs vfs.FS, name string, data []byte, perm os.FileMode) erro
 			return fmt.Errorf("ledger: chmod %s: %w", tmp, err)
 		}
 	}
-	if _, err := f.Write(data); err != nil {
+	// vfs.File.Write may modify the buffer it is given; the caller keeps data.
+	if _, err := f.Write(append([]byte(nil), data...)); err != nil {
 		f.Close()
 		return fmt.Errorf("ledger: write %s: %w", tmp, err)
 	}

@@ -133,13 +133,13 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-func openIndexDB(fs vfs.FS, dir string, cacheBytes int64, readOnly bool, log *slog.Logger) (*indexDB, error) {
+func openIndexDB(fs vfs.FS, dir string, cacheBytes, memtableBytes int64, readOnly bool, log *slog.Logger) (*indexDB, error) {
 	cache := pebble.NewCache(cacheBytes)
 	opts := &pebble.Options{
 		FS:           fs,
 		Cache:        cache,
 		DisableWAL:   true,
-		MemTableSize: 32 << 20,
+		MemTableSize: uint64(memtableBytes),
 		ReadOnly:     readOnly,
 		Logger:       pebbleLogger{log},
 	}

@@ -43,8 +43,10 @@ type Options struct {
 	// 1,000,000 records and 10 s.
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
-	// IndexCacheBytes sizes the index block cache. Default 64 MiB.
-	IndexCacheBytes int64
+	// IndexCacheBytes sizes the index block cache and IndexMemTableBytes
+	// its write buffer. Defaults 64 MiB and 32 MiB.
+	IndexCacheBytes    int64
+	IndexMemTableBytes int64
 	// ReadOnly opens the ledger for inspection: nothing is written or
 	// repaired, corruption is reported by Verify rather than refused.
 	ReadOnly bool
@@ -85,6 +87,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.IndexCacheBytes <= 0 {
 		o.IndexCacheBytes = 64 << 20
+	}
+	if o.IndexMemTableBytes <= 0 {
+		o.IndexMemTableBytes = 32 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -184,17 +189,17 @@ type Ledger struct {
 	active *activeSegment
 
 	// Published state.
-	durable   atomic.Pointer[durableEnd]
-	indexed   atomic.Uint64 // records before this are indexed
-	failure   atomic.Pointer[error]
-	indexErr  atomic.Pointer[error] // set when the indexer stopped
-	notifyMu  sync.Mutex
-	notifyCh  chan struct{} // closed when durable or indexed advances
+	durable     atomic.Pointer[durableEnd]
+	indexed     atomic.Uint64 // records before this are indexed
+	failure     atomic.Pointer[error]
+	indexErr    atomic.Pointer[error] // set when the indexer stopped
+	notifyMu    sync.Mutex
+	notifyCh    chan struct{} // closed when durable or indexed advances
 	lastCkpt    atomic.Pointer[Checkpoint]
 	lastIndexed atomic.Pointer[indexedBatch]
-	ckptMu    sync.Mutex // one checkpoint at a time
-	sinceCkpt uint64     // records since the last checkpoint (indexer)
-	ckptAt    time.Time  // when the last checkpoint was written (indexer)
+	ckptMu      sync.Mutex // one checkpoint at a time
+	sinceCkpt   uint64     // records since the last checkpoint (indexer)
+	ckptAt      time.Time  // when the last checkpoint was written (indexer)
 
 	stats struct {
 		appended, duplicates, commits, bytes atomic.Uint64
@@ -695,7 +700,9 @@ func (l *Ledger) writeBatch(b *commitBatch, syncDone chan error, snapshot *compa
 		l.active = next
 	}
 	b.seg, b.segOff = l.active.num, l.active.size
-	n, err := l.active.f.Write(b.buf)
+	// WriteAt may scribble on b.buf (vfs.File allows it): nothing reads the
+	// buffer after this.
+	n, err := l.active.f.WriteAt(b.buf, l.active.size)
 	l.active.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("ledger: write %s: %w", segmentName(l.active.num), err)
@@ -815,14 +822,13 @@ func (l *Ledger) indexer() {
 			l.indexed.Store(b.first + uint64(len(b.recs)))
 			l.lastIndexed.Store(&indexedBatch{size: b.sizeAfter, root: b.rootAfter, at: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}})
 			l.notify()
-			l.sinceCkpt += uint64(len(b.recs))
-			if l.sinceCkpt >= l.opts.CheckpointEvery && l.failed() == nil {
+			if l.failed() == nil && l.checkpointDue(uint64(len(b.recs))) {
 				if err := l.checkpoint(); err != nil {
 					l.fail(err)
 				}
 			}
 		case <-tick.C:
-			if l.indexErr.Load() == nil && l.sinceCkpt > 0 && l.opts.Now().Sub(l.ckptAt) >= l.opts.CheckpointInterval {
+			if l.indexErr.Load() == nil && l.failed() == nil && l.checkpointDue(0) {
 				if err := l.checkpoint(); err != nil {
 					l.fail(err)
 				}
@@ -911,4 +917,3 @@ func (l *Ledger) Stats() Stats {
 	}
 	return s
 }
-

@@ -41,7 +41,8 @@ func (c *fakeClock) Now() time.Time {
 
 func testOptions(fs vfs.FS) Options {
 	clk := &fakeClock{t: time.Date(2025, 10, 5, 22, 0, 0, 0, time.UTC)}
-	return Options{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100}
+	return Options{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100,
+		IndexCacheBytes: 1 << 20, IndexMemTableBytes: 1 << 20}
 }
 
 func mustOpen(t testing.TB, fs vfs.FS, opts Options) *Ledger {
@@ -296,10 +297,10 @@ func TestMerkleCompatibility(t *testing.T) {
 		t.Fatal("leaf is not the RFC 6962 leaf hash of the leaf input")
 	}
 
-	if err := l.checkpoint(); err != nil {
+	c, err := l.WriteCheckpoint(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	c := l.Checkpoint()
 	if c == nil || c.Size != 300 {
 		t.Fatalf("checkpoint %+v", c)
 	}
@@ -310,7 +311,7 @@ func TestMerkleCompatibility(t *testing.T) {
 	}
 	n, err := note.Open(c.Note, note.VerifierList(nv))
 	if err != nil {
-		t.Fatalf("note.Open: %v", err)
+		t.Fatalf("note.Open: %v\n%q", err, c.Note)
 	}
 	root, _ := ref.GetRootHash(nil)
 	if want := fmt.Sprintf("%s\n300\n%s\n", l.Signer().Origin(), Hash(root)); n.Text != want {
@@ -525,5 +526,37 @@ func TestVerifyIntact(t *testing.T) {
 	}
 	if rep.Records != 60 || rep.Commits != 30 || rep.Journal != 30 || rep.Checkpoint == nil || rep.Checkpoint.Size != 60 {
 		t.Fatalf("report %+v", rep)
+	}
+}
+
+func TestReopenAndAppend(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := testOptions(fs)
+	opts.SegmentBytes = 4 << 10
+	var all []Entry
+	for life := range 5 {
+		l := mustOpen(t, fs, opts)
+		for i := range 7 {
+			e := spanEntry("t_a", fmt.Sprintf("s_%d_%d", life, i), "x")
+			all = append(all, e)
+			if res := mustAppend(t, l, e); res[0].Receipt.Seq != uint64(len(all)-1) {
+				t.Fatalf("life %d: seq %d, want %d", life, res[0].Receipt.Seq, len(all)-1)
+			}
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Verify("data", VerifyOptions{FS: fs})
+	if err != nil || rep.Problem != nil || rep.Records != uint64(len(all)) {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	l := mustOpen(t, fs, opts)
+	defer l.Close()
+	for _, e := range all {
+		rec, err := l.Get(context.Background(), e.Tenant, e.ID)
+		if err != nil || !bytes.Equal(rec.Body, e.Body) {
+			t.Fatalf("%s: %v", e.ID, err)
+		}
 	}
 }

@@ -12,24 +12,24 @@ import (
 
 // The record framing. Each record of a segment is one line:
 //
-//	{"seq":41,"ts":"2025-10-05T22:18:07.214000Z","leaf":"3q2+7w…=","crc":"a1b2c3d4","span":{…}}\n
-//	 └─ seq ─┘ └────────── ts (27 bytes) ─────┘ └─ leaf (44) ─┘ └─ crc (8) ┘ └─ kind ┘ └ body ┘
+//		{"seq":41,"ts":"2025-10-05T22:18:07.214000Z","leaf":"3q2+7w…=","crc":"a1b2c3d4","span":{…}}\n
+//		 └─ seq ─┘ └────────── ts (27 bytes) ─────┘ └─ leaf (44) ─┘ └─ crc (8) ┘ └─ kind ┘ └ body ┘
 //
-//   - seq: the record's sequence number, its leaf index in the Merkle tree,
-//     decimal without leading zeros. The first record is 0.
-//   - ts: the server's append time, UTC, always six fractional digits. All
-//     records of one group commit carry the same ts; ts strictly increases
-//     from one commit to the next, so commits can be told apart in a segment.
-//   - leaf: standard base64 of the RFC 6962 leaf hash,
-//     SHA-256(0x00 || leaf input), where the leaf input is the line without
-//     its "leaf" and "crc" members:
-//     {"seq":41,"ts":"2025-10-05T22:18:07.214000Z","span":{…}}
-//   - crc: CRC-32C (Castagnoli) as eight lowercase hex digits, computed over
-//     every byte of the line except those eight digits and the final newline.
-//     Any change of one byte of a line changes its CRC or breaks its framing.
-//   - kind and body: the member name says what the record is ("span", or
-//     "tick" and "config" for records the server appends itself) and the
-//     value is the record's body in canonical JSON (RFC 8785).
+//	  - seq: the record's sequence number, its leaf index in the Merkle tree,
+//	    decimal without leading zeros. The first record is 0.
+//	  - ts: the server's append time, UTC, always six fractional digits. All
+//	    records of one group commit carry the same ts; ts strictly increases
+//	    from one commit to the next, so commits can be told apart in a segment.
+//	  - leaf: standard base64 of the RFC 6962 leaf hash,
+//	    SHA-256(0x00 || leaf input), where the leaf input is the line without
+//	    its "leaf" and "crc" members:
+//	    {"seq":41,"ts":"2025-10-05T22:18:07.214000Z","span":{…}}
+//	  - crc: CRC-32C (Castagnoli) as eight lowercase hex digits, computed over
+//	    every byte of the line except those eight digits and the final newline.
+//	    Any change of one byte of a line changes its CRC or breaks its framing.
+//	  - kind and body: the member name says what the record is ("span", or
+//	    "tick" and "config" for records the server appends itself) and the
+//	    value is the record's body in canonical JSON (RFC 8785).
 //
 // A segment is such lines back to back and nothing else, so grep and jq read
 // it as it is.

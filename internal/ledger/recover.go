@@ -61,13 +61,13 @@ func (l *Ledger) recover() error {
 	if ro && !fileExists(fs, idxDir) {
 		l.log.Warn("no index: lookups will find nothing", "dir", idxDir)
 	} else {
-		l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, ro, l.log)
+		l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, l.opts.IndexMemTableBytes, ro, l.log)
 		if err != nil && !ro {
 			l.log.Warn("index unreadable; rebuilding it from the segments", "err", err)
 			if err := fs.RemoveAll(idxDir); err != nil {
 				return fmt.Errorf("ledger: drop index: %w", err)
 			}
-			l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, ro, l.log)
+			l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, l.opts.IndexMemTableBytes, ro, l.log)
 		}
 		if err != nil {
 			return fmt.Errorf("ledger: open index: %w", err)
@@ -232,12 +232,12 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, next uint64,
 // catchUp applies the records read at open to the tree, the index and the
 // receipts journal, each from its own starting point.
 type catchUp struct {
-	l                               *Ledger
-	rng                             compactRange
+	l                                *Ledger
+	rng                              compactRange
 	treeFrom, indexFrom, journalFrom uint64
-	next                            uint64 // the sequence number expected next
-	nextPos                         pos    // and where it starts
-	lastTS                          time.Time
+	next                             uint64 // the sequence number expected next
+	nextPos                          pos    // and where it starts
+	lastTS                           time.Time
 
 	nodes   []treeNode
 	wb      *pebble.Batch

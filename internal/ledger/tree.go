@@ -358,6 +358,9 @@ func (t *batchTree) root() Hash { return t.levels[len(t.levels)-1][0] }
 
 // path returns the audit path of leaf i, bottom-up.
 func (t *batchTree) path(i int) []Hash {
+	if len(t.levels) == 1 {
+		return nil
+	}
 	p := make([]Hash, 0, bits.Len(uint(len(t.levels[0]))))
 	for _, lv := range t.levels[:len(t.levels)-1] {
 		if s := i ^ 1; s < len(lv) {
