@@ -138,10 +138,15 @@ func TestSnapshotCorruption(t *testing.T) {
 	}
 }
 
+// FuzzUnmarshalBinary feeds mutated snapshots (checksum fixed up) to the
+// decoder. The seed is a real snapshot of a few kilobytes; minimizing inputs
+// that size is slow, so run it with a bounded minimization, e.g.
+//
+//	go test -run '^$' -fuzz FuzzUnmarshalBinary -fuzztime 60s -fuzzminimizetime 50x
 func FuzzUnmarshalBinary(f *testing.F) {
 	e, _ := New(Config{})
 	var inputs []Input
-	for in := range defaultLedger(300).ledger() {
+	for in := range defaultLedger(60).ledger() {
 		inputs = append(inputs, in)
 	}
 	eventStream(f, e, inputs, nil)
