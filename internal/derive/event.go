@@ -68,7 +68,7 @@ const TrajectoryIDSize = 15
 // the same as text and as bytes.
 type TrajectoryID [TrajectoryIDSize]byte
 
-// String returns the text form, e.g. "t_edoikd4k0fsa8ijnsuvdhd3n".
+// String returns the text form, e.g. "t_glkb9gvs0n6e2me0quvomh3r".
 func (id TrajectoryID) String() string { return string(id.AppendText(nil)) }
 
 // AppendText appends the text form to dst.
