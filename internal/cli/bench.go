@@ -1,0 +1,236 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newBenchCmd(stdio Stdio) *cobra.Command {
+	return group("bench", "Load generators", newBenchIngestCmd(stdio))
+}
+
+// benchReport is what bench ingest measured.
+type benchReport struct {
+	URL            string  `json:"url"`
+	Spans          int64   `json:"spans_sent"`
+	Accepted       int64   `json:"accepted"`
+	Duplicates     int64   `json:"duplicates"`
+	Rejected       int64   `json:"rejected"`
+	Requests       int64   `json:"requests"`
+	Errors         int64   `json:"errors"`
+	FirstError     string  `json:"first_error,omitempty"`
+	Batch          int     `json:"batch"`
+	Concurrency    int     `json:"concurrency"`
+	Seconds        float64 `json:"seconds"`
+	SpansPerSec    float64 `json:"spans_per_second"`
+	RequestsPerSec float64 `json:"requests_per_second"`
+	LatencyMS      struct {
+		P50 float64 `json:"p50"`
+		P95 float64 `json:"p95"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"latency_ms"`
+}
+
+func newBenchIngestCmd(stdio Stdio) *cobra.Command {
+	var (
+		url, tenant, token string
+		spans              int64
+		batch, conc, size  int
+		duration           time.Duration
+		asJSON             bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ingest --url URL",
+		Short: "Post spans to a server and measure durable throughput and latency",
+		Long: `bench ingest posts --spans spans (or until --duration passes, whichever comes
+first) to URL/ingest in NDJSON batches of --batch spans from --concurrency
+clients at once, each waiting for its answer (which comes only once its spans
+are durable). It reports accepted spans per second and the latency of the
+requests (p50, p95, p99, max). Every span has a fresh id, so nothing is a
+duplicate. Exit status 1 if any request failed.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if url == "" {
+				return usageErr("--url is required (e.g. http://127.0.0.1:8080)")
+			}
+			if spans <= 0 || batch <= 0 || conc <= 0 || duration <= 0 || size < 200 {
+				return usageErr("--spans, --batch, --concurrency and --duration must be positive, --size at least 200")
+			}
+			if token == "" {
+				token = stdio.getenv("LOGLINE_TOKEN")
+			}
+			rep, err := benchIngest(cmd.Context(), benchOpts{url: strings.TrimRight(url, "/"), tenant: tenant, token: token,
+				spans: spans, batch: batch, conc: conc, size: size, duration: duration}, newProgress(stdio.Err))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if err := writeJSON(stdio.Out, rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(stdio.Out, "%d spans in %.2fs: %.0f spans/s accepted (%d accepted, %d duplicates, %d rejected)\n",
+					rep.Spans, rep.Seconds, rep.SpansPerSec, rep.Accepted, rep.Duplicates, rep.Rejected)
+				fmt.Fprintf(stdio.Out, "%d requests of %d spans from %d clients: %.0f requests/s, latency p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+					rep.Requests, rep.Batch, rep.Concurrency, rep.RequestsPerSec, rep.LatencyMS.P50, rep.LatencyMS.P95, rep.LatencyMS.P99, rep.LatencyMS.Max)
+				if rep.Errors > 0 {
+					fmt.Fprintf(stdio.Out, "%d requests failed; first: %s\n", rep.Errors, rep.FirstError)
+				}
+			}
+			if rep.Errors > 0 || rep.Rejected > 0 {
+				return silentExit(ExitBad)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "", "server base URL")
+	f.Int64Var(&spans, "spans", 100_000, "spans to send in all")
+	f.IntVar(&batch, "batch", 100, "spans per request")
+	f.IntVar(&conc, "concurrency", 8, "requests in flight at once")
+	f.DurationVar(&duration, "duration", time.Minute, "stop after this long even if spans remain")
+	f.StringVar(&tenant, "tenant", "t_bench", "tenant of the spans")
+	f.StringVar(&token, "token", "", "bearer token (env LOGLINE_TOKEN); not needed with serve --dev")
+	f.IntVar(&size, "size", 300, "approximate bytes per span")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+type benchOpts struct {
+	url, tenant, token string
+	spans              int64
+	batch, conc, size  int
+	duration           time.Duration
+}
+
+func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport, error) {
+	var run [6]byte
+	rand.Read(run[:])
+	runID := hex.EncodeToString(run[:])
+	client := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: o.conc, MaxConnsPerHost: o.conc, DisableCompression: true},
+		Timeout:   2 * time.Minute,
+	}
+	pad := strings.Repeat("x", max(0, o.size-260))
+	body := func(first int64, n int) []byte {
+		var b bytes.Buffer
+		b.Grow(n * (o.size + 40))
+		now := time.Now().UTC().Format(time.RFC3339)
+		for i := int64(0); i < int64(n); i++ {
+			k := first + i
+			fmt.Fprintf(&b, `{"id":"s_%s_%d","tenant":%q,"who":"bench","did":"bench.post","this":"order:%d","when":%q,"status":"confirmed","confirmed_by":["bench://%d"],"data":{"n":%d,"pad":%q}}`+"\n",
+				runID, k, o.tenant, k%100000, now, k%7, k, pad)
+		}
+		return b.Bytes()
+	}
+
+	rep := &benchReport{URL: o.url, Batch: o.batch, Concurrency: o.conc}
+	var (
+		next, sent, accepted, dups, rejected, reqs, errs atomic.Int64
+		mu                                               sync.Mutex
+		lat                                              []time.Duration
+		firstErr                                         string
+	)
+	ctx, cancel := context.WithTimeout(ctx, o.duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range o.conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			defer func() {
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			}()
+			for ctx.Err() == nil {
+				first := next.Add(int64(o.batch)) - int64(o.batch)
+				if first >= o.spans {
+					return
+				}
+				n := int(min(int64(o.batch), o.spans-first))
+				req, _ := http.NewRequestWithContext(ctx, "POST", o.url+"/ingest", bytes.NewReader(body(first, n)))
+				req.Header.Set("Content-Type", "application/x-ndjson")
+				if o.token != "" {
+					req.Header.Set("Authorization", "Bearer "+o.token)
+				}
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				var out struct{ Accepted, Duplicates, Rejected int64 }
+				if err == nil {
+					err = json.NewDecoder(resp.Body).Decode(&out)
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if err == nil && resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("HTTP %d", resp.StatusCode)
+					}
+				}
+				if ctx.Err() != nil {
+					return // the time bound, not the server
+				}
+				mine = append(mine, time.Since(t0))
+				reqs.Add(1)
+				sent.Add(int64(n))
+				if err != nil {
+					if errs.Add(1) == 1 {
+						mu.Lock()
+						firstErr = err.Error()
+						mu.Unlock()
+					}
+					continue
+				}
+				accepted.Add(out.Accepted)
+				dups.Add(out.Duplicates)
+				rejected.Add(out.Rejected)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				el := time.Since(start).Seconds()
+				prog.printf("bench: %d/%d spans, %.0f spans/s, %d errors", sent.Load(), o.spans, float64(accepted.Load())/el, errs.Load())
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	prog.done()
+	el := time.Since(start)
+	rep.Spans, rep.Accepted, rep.Duplicates, rep.Rejected = sent.Load(), accepted.Load(), dups.Load(), rejected.Load()
+	rep.Requests, rep.Errors, rep.FirstError = reqs.Load(), errs.Load(), firstErr
+	rep.Seconds = el.Seconds()
+	rep.SpansPerSec = float64(rep.Accepted) / el.Seconds()
+	rep.RequestsPerSec = float64(rep.Requests) / el.Seconds()
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		q := func(p float64) float64 {
+			return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+		}
+		rep.LatencyMS.P50, rep.LatencyMS.P95, rep.LatencyMS.P99 = q(.50), q(.95), q(.99)
+		rep.LatencyMS.Max = float64(lat[len(lat)-1].Microseconds()) / 1000
+	}
+	return rep, nil
+}

@@ -1,0 +1,526 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+func newLedgerCmd(stdio Stdio) *cobra.Command {
+	var data string
+	cmd := group("ledger", "Inspect, verify and rebuild the span ledger")
+	def := stdio.getenv("LOGLINE_DATA")
+	if def == "" {
+		def = "./data"
+	}
+	cmd.PersistentFlags().StringVar(&data, "data", def, "data directory (env LOGLINE_DATA)")
+	cmd.AddCommand(
+		newLedgerVerifyCmd(stdio, &data),
+		newLedgerTailCmd(stdio, &data),
+		newLedgerProofCmd(stdio, &data),
+		newLedgerCheckpointCmd(stdio, &data),
+		newLedgerKeyCmd(stdio, &data),
+		newLedgerReindexCmd(stdio, &data),
+		newLedgerVerifyReceiptCmd(stdio, &data),
+		newLedgerVerifyProofCmd(stdio, &data),
+	)
+	return cmd
+}
+
+// checkData fails with a usage error when dir holds no ledger.
+func checkData(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "ledger", "key.pub")); err != nil {
+		return usageErr("no ledger in %s (--data)", dir)
+	}
+	return nil
+}
+
+// canonicalBody checks that a record body is in canonical form.
+func canonicalBody(kind string, body []byte) error {
+	c, err := span.Canonicalize(body)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(c, body) {
+		return errors.New("not in canonical form")
+	}
+	return nil
+}
+
+// readKey returns a verifier key given as a key or a file holding one; the
+// empty string means the ledger's own key.pub.
+func readKey(arg, dir string) (string, error) {
+	if arg == "" {
+		b, err := os.ReadFile(filepath.Join(dir, "ledger", "key.pub"))
+		if err != nil {
+			return "", usageErr("no verifier key: pass --key (%v)", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	if strings.Count(arg, "+") == 2 && !strings.ContainsAny(arg, "/\\") {
+		return arg, nil
+	}
+	b, err := os.ReadFile(arg)
+	if err != nil {
+		return "", usageErr("--key: %v", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func newLedgerVerifyCmd(stdio Stdio, data *string) *cobra.Command {
+	var key string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check every record, the Merkle tree, the signed checkpoint and the receipts journal",
+		Long: `verify reads every record of the ledger and checks its framing, CRC and leaf
+hash, that sequence numbers have no gaps and times never go backwards, that
+each span is in canonical form, that the signed checkpoint verifies and
+matches the records, and that every receipts journal line matches its commit.
+It exits 0 when the ledger is intact and 1 naming the first bad segment,
+offset and sequence number otherwise.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkData(*data); err != nil {
+				return err
+			}
+			vkey, err := readKey(key, *data)
+			if err != nil {
+				return err
+			}
+			p := newProgress(stdio.Err)
+			start := time.Now()
+			rep, err := ledger.Verify(*data, ledger.VerifyOptions{
+				VerifierKey: vkey,
+				CheckBody:   canonicalBody,
+				Progress: func(done, total int64) {
+					if total > 0 {
+						p.printf("verifying: %d%% of %s", done*100/total, byteSize(total))
+					}
+				},
+			})
+			p.done()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				out := map[string]any{"ok": rep.Problem == nil, "records": rep.Records, "segments": rep.Segments,
+					"commits": rep.Commits, "bytes": rep.Bytes, "root": rep.Root, "journal_lines": rep.Journal}
+				if rep.Checkpoint != nil {
+					out["checkpoint_size"] = rep.Checkpoint.Size
+				}
+				if pr := rep.Problem; pr != nil {
+					out["problem"] = map[string]any{"segment": pr.Segment, "offset": pr.Offset, "seq": pr.Seq, "reason": pr.Reason}
+				}
+				enc := json.NewEncoder(stdio.Out)
+				enc.SetIndent("", "  ")
+				enc.Encode(out)
+			}
+			if pr := rep.Problem; pr != nil {
+				if !asJSON {
+					fmt.Fprintf(stdio.Out, "corrupt: segment %s offset %d seq %d: %s\n", pr.Segment, pr.Offset, pr.Seq, pr.Reason)
+				}
+				return silentExit(ExitBad)
+			}
+			if !asJSON {
+				ck := "no checkpoint yet"
+				if rep.Checkpoint != nil {
+					ck = fmt.Sprintf("signed checkpoint of size %d verified", rep.Checkpoint.Size)
+				}
+				fmt.Fprintf(stdio.Out, "ok: %d records in %d segments (%s), %d commits, root %s; %s; %d receipts journal lines checked (%s)\n",
+					rep.Records, rep.Segments, byteSize(rep.Bytes), rep.Commits, rep.Root, ck, rep.Journal, time.Since(start).Round(time.Millisecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "verifier key (name+hash+key) or a file holding it; default the ledger's key.pub")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func newLedgerTailCmd(stdio Stdio, data *string) *cobra.Command {
+	var from int64
+	var follow bool
+	var poll time.Duration
+	cmd := &cobra.Command{
+		Use:   "tail",
+		Short: "Print records as stored, from a sequence number, optionally following new ones",
+		Long: `tail prints the ledger's records, one line each, exactly as stored in the
+segments. --from starts at a sequence number (negative: that many from the
+end). --follow keeps printing records as they become durable.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkData(*data); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			next := uint64(0)
+			first := true
+			for {
+				l, err := ledger.Open(*data, ledger.Options{ReadOnly: true})
+				if err != nil {
+					return err
+				}
+				if first {
+					first = false
+					switch {
+					case from < 0 && uint64(-from) <= l.Next():
+						next = l.Next() - uint64(-from)
+					case from < 0:
+						next = 0
+					default:
+						next = uint64(from)
+					}
+				}
+				n, err := printFrom(l, next, stdio.Out)
+				l.Close()
+				if err != nil {
+					return err
+				}
+				next = n
+				if !follow {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(poll):
+				}
+			}
+		},
+	}
+	cmd.Flags().Int64Var(&from, "from", 0, "first sequence number (negative: from the end)")
+	cmd.Flags().BoolVar(&follow, "follow", false, "keep printing new records")
+	cmd.Flags().DurationVar(&poll, "poll", 250*time.Millisecond, "how often --follow looks for new records")
+	return cmd
+}
+
+// printFrom prints the records from seq next on and returns the cursor after
+// the last one printed.
+func printFrom(l *ledger.Ledger, next uint64, w io.Writer) (uint64, error) {
+	if next >= l.Next() {
+		return next, nil
+	}
+	r, err := l.NewReader(next)
+	if err != nil {
+		return next, err
+	}
+	defer r.Close()
+	for {
+		line, err := r.NextLine()
+		if errors.Is(err, io.EOF) {
+			return r.Cursor(), nil
+		}
+		if err != nil {
+			return r.Cursor(), err
+		}
+		if _, err := fmt.Fprintf(w, "%s\n", line); err != nil {
+			return r.Cursor(), err
+		}
+	}
+}
+
+func newLedgerProofCmd(stdio Stdio, data *string) *cobra.Command {
+	var seq, size int64
+	cmd := &cobra.Command{
+		Use:   "proof",
+		Short: "Print the RFC 6962 inclusion proof of a record",
+		Long: `proof prints, as JSON, the inclusion proof of record --seq in the tree of
+--size records (default: the latest signed checkpoint): leaf index, tree size,
+leaf hash, the path hashes, and the root they lead to.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if seq < 0 {
+				return usageErr("--seq is required and must be a record's sequence number")
+			}
+			if size < 0 {
+				return usageErr("--size must not be negative")
+			}
+			if err := checkData(*data); err != nil {
+				return err
+			}
+			l, err := ledger.Open(*data, ledger.Options{ReadOnly: true})
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			p, err := l.Prove(cmd.Context(), uint64(seq), uint64(size))
+			if err != nil {
+				return badErr("%v", err)
+			}
+			root, err := l.RootAt(cmd.Context(), p.TreeSize)
+			if err != nil {
+				return err
+			}
+			return writeJSON(stdio.Out, proofJSON{Proof: p, Root: root})
+		},
+	}
+	cmd.Flags().Int64Var(&seq, "seq", -1, "sequence number of the record")
+	cmd.Flags().Int64Var(&size, "size", 0, "tree size (default: the latest checkpoint's)")
+	return cmd
+}
+
+type proofJSON struct {
+	ledger.Proof
+	Root ledger.Hash `json:"root"`
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newLedgerCheckpointCmd(stdio Stdio, data *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoint",
+		Short: "Print the latest signed checkpoint (a C2SP signed note)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkData(*data); err != nil {
+				return err
+			}
+			b, err := os.ReadFile(filepath.Join(*data, "ledger", "checkpoint"))
+			if err != nil {
+				return badErr("no checkpoint: %v", err)
+			}
+			vkey, err := readKey("", *data)
+			if err != nil {
+				return err
+			}
+			v, err := ledger.NewVerifier(vkey)
+			if err != nil {
+				return err
+			}
+			if _, err := v.OpenCheckpoint(b); err != nil {
+				return badErr("checkpoint does not verify: %v", err)
+			}
+			_, err = stdio.Out.Write(b)
+			return err
+		},
+	}
+}
+
+func newLedgerKeyCmd(stdio Stdio, data *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "key",
+		Short: "Print the ledger's verifier key (signed-note name+hash+key form)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkData(*data); err != nil {
+				return err
+			}
+			vkey, err := readKey("", *data)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdio.Out, vkey)
+			return nil
+		},
+	}
+}
+
+func newLedgerReindexCmd(stdio Stdio, data *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reindex",
+		Short: "Rebuild the indexes, the Merkle tree files and the receipts journal from the segments",
+		Long: `reindex deletes everything derived from the segments (ledger/index and the
+receipts journal) and rebuilds it; the result is identical to what was there.
+The server must not be running.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkData(*data); err != nil {
+				return err
+			}
+			start := time.Now()
+			if err := os.RemoveAll(filepath.Join(*data, "ledger", "index")); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(filepath.Join(*data, "receipts")); err != nil {
+				return err
+			}
+			p := newProgress(stdio.Err)
+			l, err := ledger.Open(*data, ledger.Options{Progress: func(done, total int64) {
+				if total > 0 {
+					p.printf("reindexing: %d%% of %s", done*100/total, byteSize(total))
+				}
+			}})
+			p.done()
+			if err != nil {
+				return err
+			}
+			n := l.Next()
+			if err := l.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdio.Out, "reindexed %d records in %s\n", n, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+}
+
+func newLedgerVerifyReceiptCmd(stdio Stdio, data *string) *cobra.Command {
+	var key, spanFile string
+	cmd := &cobra.Command{
+		Use:   "verify-receipt RECEIPT.json --span SPAN.json [--key KEY]",
+		Short: "Check a receipt against the span it acknowledges, offline",
+		Long: `verify-receipt checks, with nothing but the files and the ledger's public key,
+that a receipt acknowledges exactly this span: the leaf hash, its place in the
+signed group commit, the signature and the receipt id. The span may be in any
+JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErr("want one receipt file")
+			}
+			if spanFile == "" {
+				return usageErr("--span is required")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vkey, err := readKey(key, *data)
+			if err != nil {
+				return err
+			}
+			v, err := ledger.NewVerifier(vkey)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			rb, err := readArg(args[0], stdio.In)
+			if err != nil {
+				return err
+			}
+			var r ledger.Receipt
+			if err := unmarshalReceipt(rb, &r); err != nil {
+				return badErr("receipt: %v", err)
+			}
+			sb, err := readArg(spanFile, stdio.In)
+			if err != nil {
+				return err
+			}
+			body, err := span.Canonicalize(bytes.TrimSpace(sb))
+			if err != nil {
+				return badErr("span: %v", err)
+			}
+			if err := v.VerifyReceipt(&r, ledger.KindSpan, body); err != nil {
+				return badErr("%v", err)
+			}
+			fmt.Fprintf(stdio.Out, "ok: span %s of %s is record %d, signed by %s at %s\n",
+				r.SpanID, r.Tenant, r.Seq, r.KID, r.TS.UTC().Format(time.RFC3339Nano))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "verifier key or a file holding it (default: the ledger's key.pub in --data)")
+	cmd.Flags().StringVar(&spanFile, "span", "", "the span the receipt acknowledges")
+	return cmd
+}
+
+// unmarshalReceipt accepts a receipt alone or wrapped in an ingest result
+// ({"receipt":{...}}).
+func unmarshalReceipt(b []byte, r *ledger.Receipt) error {
+	var wrapped struct {
+		Receipt *ledger.Receipt `json:"receipt"`
+	}
+	if err := json.Unmarshal(b, &wrapped); err == nil && wrapped.Receipt != nil {
+		*r = *wrapped.Receipt
+		return nil
+	}
+	return json.Unmarshal(b, r)
+}
+
+func readArg(name string, stdin io.Reader) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(stdin)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return b, nil
+}
+
+func newLedgerVerifyProofCmd(stdio Stdio, data *string) *cobra.Command {
+	var key, ckptFile string
+	cmd := &cobra.Command{
+		Use:   "verify-proof PROOF.json --checkpoint CHECKPOINT [--key KEY]",
+		Short: "Check an inclusion proof against a signed checkpoint, offline",
+		Long: `verify-proof checks that the proof (as printed by 'logline ledger proof' or
+GET /ledger/proof) leads from its leaf to the root of the signed checkpoint
+of the same tree size, and that the checkpoint is signed by the key.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageErr("want one proof file")
+			}
+			if ckptFile == "" {
+				return usageErr("--checkpoint is required")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			vkey, err := readKey(key, *data)
+			if err != nil {
+				return err
+			}
+			v, err := ledger.NewVerifier(vkey)
+			if err != nil {
+				return usageErr("%v", err)
+			}
+			pb, err := readArg(args[0], stdio.In)
+			if err != nil {
+				return err
+			}
+			var p proofJSON
+			if err := json.Unmarshal(pb, &p); err != nil {
+				return badErr("proof: %v", err)
+			}
+			cb, err := readArg(ckptFile, stdio.In)
+			if err != nil {
+				return err
+			}
+			c, err := v.OpenCheckpoint(cb)
+			if err != nil {
+				return badErr("%v", err)
+			}
+			if p.TreeSize != c.Size {
+				return badErr("the proof is for a tree of %d records, the checkpoint for %d", p.TreeSize, c.Size)
+			}
+			path := make([][]byte, len(p.Path))
+			for i := range p.Path {
+				path[i] = p.Path[i][:]
+			}
+			if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.Index, p.TreeSize, p.Leaf[:], path, c.Root[:]); err != nil {
+				return badErr("proof does not lead to the checkpoint's root: %v", err)
+			}
+			fmt.Fprintf(stdio.Out, "ok: leaf %d is in the signed tree of size %d\n", p.Index, c.Size)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "verifier key or a file holding it (default: the ledger's key.pub in --data)")
+	cmd.Flags().StringVar(&ckptFile, "checkpoint", "", "the signed checkpoint (a file, or - for stdin)")
+	return cmd
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

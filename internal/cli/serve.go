@@ -1,0 +1,226 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loglineos/loglineos/internal/server"
+)
+
+func newServeCmd(stdio Stdio) *cobra.Command {
+	var (
+		data, listen, config, logFormat, logLevel, addrFile, bundlePath string
+		trust                                                           []string
+		dev                                                             bool
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the LogLineOS server",
+		Long: `serve runs the gateway, the ledger and the derivation in one process, with
+its data in --data (default ./data) and listening on --listen (default
+127.0.0.1:8080).
+
+Configuration comes from the embedded defaults, then a YAML file (--config or
+LOGLINE_CONFIG), then environment variables named after the YAML keys
+(LOGLINE_LIMITS_BODY_BYTES=32MiB), then flags.
+
+--dev runs without login: every request acts as an administrator of the
+tenant it names. It is for a laptop, never for production.
+
+SIGTERM or SIGINT stops it gracefully: it stops accepting, drains requests in
+flight, ends streams, and writes a final signed checkpoint.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg := server.DefaultConfig()
+			if config == "" {
+				config = stdio.getenv("LOGLINE_CONFIG")
+			}
+			if config != "" {
+				if err := cfg.LoadFile(config); err != nil {
+					return usageErr("config: %v", err)
+				}
+			}
+			if err := cfg.LoadEnv(stdio.getenv); err != nil {
+				return usageErr("environment: %v", err)
+			}
+			f := cmd.Flags()
+			set := func(name string, apply func()) {
+				if f.Changed(name) {
+					apply()
+				}
+			}
+			set("data", func() { cfg.Data = data })
+			set("listen", func() { cfg.Listen = listen })
+			set("dev", func() { cfg.Dev = dev })
+			set("log-format", func() { cfg.Log.Format = logFormat })
+			set("log-level", func() { cfg.Log.Level = logLevel })
+			set("bundle", func() { cfg.Bundle.Path = bundlePath })
+			set("trust", func() { cfg.Bundle.Trust = trust })
+			if err := cfg.Validate(); err != nil {
+				return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
+			}
+			return runServe(cmd.Context(), cfg, addrFile, stdio)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&data, "data", "./data", "data directory")
+	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
+	f.StringVar(&config, "config", "", "YAML configuration file (env LOGLINE_CONFIG)")
+	f.BoolVar(&dev, "dev", false, "development mode: no login, every request is an administrator of the tenant it names")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&addrFile, "addr-file", "", "write the address the server listens on to this file once it accepts connections")
+	f.StringVar(&bundlePath, "bundle", "", "run this signed .lllb bundle instead of the standard one")
+	f.StringSliceVar(&trust, "trust", nil, "public key file trusted to sign --bundle (repeatable)")
+	return cmd
+}
+
+const devBanner = `
+  ************************************************************************
+  *  DEVELOPMENT MODE (--dev): THERE IS NO LOGIN.                         *
+  *  Every request acts as an administrator of the tenant it names.       *
+  *  Use it on a laptop only. Never expose this server to a network.      *
+  ************************************************************************
+
+`
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func runServe(parent context.Context, cfg server.Config, addrFile string, stdio Stdio) error {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := newLogger(stdio.Err, cfg.Log.Format, cfg.Log.Level)
+	if cfg.Dev {
+		fmt.Fprint(stdio.Err, devBanner)
+		if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopback(host) {
+			logger.Warn("--dev is listening beyond this machine: anyone who can reach it is an administrator", "listen", cfg.Listen)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+	}
+	addr := ln.Addr().String()
+
+	// Until the ledger is recovered, /healthz answers and everything else
+	// says the server is starting.
+	var handler atomic.Pointer[http.Handler]
+	starting := startingHandler()
+	handler.Store(&starting)
+	srv := &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
+		ReadTimeout:       cfg.Timeouts.Read,
+		WriteTimeout:      cfg.Timeouts.Write,
+		IdleTimeout:       cfg.Timeouts.Idle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(&slogWriter{logger.With("component", "http")}, "", 0),
+	}
+	serveErr := make(chan error, 1)
+	go func() {
+		var err error
+		if cfg.TLS.Cert != "" {
+			err = srv.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key)
+		} else {
+			err = srv.Serve(ln)
+		}
+		serveErr <- err
+	}()
+	logger.Info("listening", "url", scheme+"://"+addr, "data", cfg.Data, "dev", cfg.Dev)
+
+	s, err := server.Open(ctx, cfg, logger)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	var h http.Handler = s.Handler()
+	handler.Store(&h)
+	if addrFile != "" {
+		if err := os.WriteFile(addrFile+".tmp", []byte(addr+"\n"), 0o644); err == nil {
+			os.Rename(addrFile+".tmp", addrFile)
+		}
+	}
+	logger.Info("ready", "url", scheme+"://"+addr, "records", s.Ledger().Next())
+
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: draining requests")
+	case err := <-serveErr:
+		logger.Error("server stopped", "err", err)
+		s.Close()
+		return err
+	}
+	s.BeginShutdown()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Timeouts.Shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("drain cut short", "err", err)
+	}
+	if err := s.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	c := s.Ledger().Checkpoint()
+	if c != nil {
+		logger.Info("stopped", "checkpoint_size", c.Size, "root", c.Root)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func startingHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"status":"ok"}` + "\n"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, `{"type":"/problems/unavailable","title":"service unavailable","status":503,"detail":"starting: recovering the ledger","instance":%q}`+"\n", r.URL.Path)
+	})
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// slogWriter adapts net/http's error log to slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

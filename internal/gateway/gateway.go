@@ -1,0 +1,469 @@
+// Package gateway is LogLineOS's HTTP face: ingest over JSON and NDJSON,
+// reading the ledger by cursor (NDJSON and WebSocket), lookups, receipts and
+// proofs, health, and problem+json for every error.
+//
+// The gateway owns no storage. It talks to the ledger, the authenticator,
+// the span contract and the quota limiter through the small interfaces below,
+// which the server assembles (internal/server), so that a different ledger
+// (a distributed log, say) or identity provider fits behind them.
+//
+// Every handler returns an error; serve turns it into an RFC 9457 problem in
+// one place, and a panic into a 500 problem with the request id (the stack
+// goes to the log, never to the client).
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/metrics"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// Ledger is what the gateway needs of the ledger.
+type Ledger interface {
+	Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error)
+	Get(ctx context.Context, tenant, id string) (ledger.Record, error)
+	Thing(ctx context.Context, tenant, this string, from uint64, limit int) ([]ledger.Record, error)
+	Receipt(ctx context.Context, tenant, id string) (ledger.Receipt, error)
+	Prove(ctx context.Context, seq, size uint64) (ledger.Proof, error)
+	ProveConsistency(ctx context.Context, size1, size2 uint64) ([]ledger.Hash, error)
+	RootAt(ctx context.Context, size uint64) (ledger.Hash, error)
+	Checkpoint() *ledger.Checkpoint
+	VerifierKey() string
+	Next() uint64
+	OpenReader(from uint64) (RecordReader, error)
+}
+
+// RecordReader reads stored record lines in sequence order.
+type RecordReader interface {
+	// NextLine returns the next record line as stored, or io.EOF at the
+	// durable end. The line is valid until the next call.
+	NextLine() ([]byte, error)
+	// Cursor is the sequence number NextLine returns next.
+	Cursor() uint64
+	// Wait blocks until a record past the cursor is durable.
+	Wait(ctx context.Context) error
+	Close() error
+}
+
+// Authenticator says who is calling.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*identity.Principal, error)
+}
+
+// Validator applies the span contract to a decoded span: nil accepts it.
+type Validator interface {
+	Validate(s *span.Span) *Rejection
+}
+
+// Rejection is why the contract refused a span.
+type Rejection struct {
+	Validator string // e.g. canonical_contract_v1
+	Rule      string // the rule's source text
+	Field     string
+	Detail    string
+	At        string // file:line:col of the rule
+}
+
+// Quota admits n spans for a principal or says when to retry.
+type Quota interface {
+	AllowPrincipal(p *identity.Principal, n int) error
+}
+
+// Limits bound what one request may carry.
+type Limits struct {
+	BodyBytes       int64         // whole body; over it: 413 body-too-large
+	LineBytes       int           // one span; over it: that line is 413 line-too-large
+	LinesPerRequest int           // over it: 413 too-many-lines
+	JSONDepth       int           // nesting of one span
+	Members         int           // members of one span, all levels
+	FutureSkew      time.Duration // how far ahead of now "when" may be
+}
+
+// DefaultLimits are the limits of a zero Config.
+func DefaultLimits() Limits {
+	return Limits{BodyBytes: 16 << 20, LineBytes: 64 << 10, LinesPerRequest: 100_000, JSONDepth: 16, Members: 1024, FutureSkew: 5 * time.Minute}
+}
+
+// StreamConfig tunes the record streams.
+type StreamConfig struct {
+	FlushObjects   int           // flush after this many objects
+	FlushInterval  time.Duration // or this long after the first unflushed one
+	WSMaxLag       uint64        // a follower further behind than this is closed
+	WSWriteTimeout time.Duration // a follower that takes longer to take a message is closed
+}
+
+// DefaultStreamConfig is the stream tuning of a zero Config.
+func DefaultStreamConfig() StreamConfig {
+	return StreamConfig{FlushObjects: 256, FlushInterval: 50 * time.Millisecond, WSMaxLag: 1_000_000, WSWriteTimeout: 10 * time.Second}
+}
+
+// Overload bounds the work in flight.
+type Overload struct {
+	MaxRequests int   // requests being served at once
+	MaxBytes    int64 // request body bytes declared by requests in flight
+	RetryAfter  time.Duration
+}
+
+// Config assembles a gateway. Ledger and Auth are required.
+type Config struct {
+	Ledger    Ledger
+	Auth      Authenticator
+	Validator Validator    // nil: only the wire types are checked
+	Quota     Quota        // nil: no quota
+	Metrics   *metrics.Set // nil: a private set
+	Logger    *slog.Logger
+	Limits    Limits
+	Stream    StreamConfig
+	Overload  Overload
+	Now       func() time.Time
+	// Extra routes mounted beside the gateway's own (auth, derived data).
+	Mount func(mux *http.ServeMux, wrap func(route string, h http.Handler) http.Handler)
+	// StreamContext ends every record stream when it is done (at shutdown,
+	// so that draining does not wait for followers).
+	StreamContext context.Context
+	// CORSOrigins lists the origins allowed to call from a browser.
+	CORSOrigins []string
+	// Ready reports whether the server is ready (not recovering, not
+	// shutting down); nil means always.
+	Ready func() error
+}
+
+// Gateway is the HTTP handler of the API.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	metrics *metrics.Set
+
+	inflight      atomic.Int64
+	inflightBytes atomic.Int64
+}
+
+// New returns a gateway for cfg; zero fields take their defaults.
+func New(cfg Config) *Gateway {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Limits == (Limits{}) {
+		cfg.Limits = DefaultLimits()
+	}
+	if cfg.Stream == (StreamConfig{}) {
+		cfg.Stream = DefaultStreamConfig()
+	}
+	if cfg.Overload.MaxRequests <= 0 {
+		cfg.Overload.MaxRequests = 1024
+	}
+	if cfg.Overload.MaxBytes <= 0 {
+		cfg.Overload.MaxBytes = 256 << 20
+	}
+	if cfg.Overload.RetryAfter <= 0 {
+		cfg.Overload.RetryAfter = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New()
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: cfg.Metrics}
+	g.routes()
+	return g
+}
+
+func (g *Gateway) routes() {
+	type route struct {
+		pattern string
+		h       handlerFunc
+		auth    bool // needs a principal
+		bounded bool // counts against the overload limits
+	}
+	for _, rt := range []route{
+		{"POST /ingest", g.ingest, true, true},
+		{"GET /ledger/stream", g.stream, true, false},
+		{"GET /ledger/ws", g.websocket, true, false},
+		{"GET /spans/{tenant}/{id}", g.getSpan, true, true},
+		{"GET /things/{tenant}/{this}", g.getThing, true, true},
+		{"GET /receipts/{tenant}/{id}", g.getReceipt, true, true},
+		{"GET /ledger/checkpoint", g.checkpoint, false, true},
+		{"GET /ledger/proof", g.proof, false, true},
+		{"GET /ledger/key", g.key, false, true},
+		{"GET /healthz", g.healthz, false, false},
+		{"GET /readyz", g.readyz, false, false},
+		{"GET /problems/{name}", problemPages, false, false},
+	} {
+		g.mux.Handle(rt.pattern, g.wrap(rt.pattern, rt.h, rt.auth, rt.bounded))
+	}
+	if g.cfg.Mount != nil {
+		g.cfg.Mount(g.mux, func(route string, h http.Handler) http.Handler {
+			return g.wrap(route, func(w http.ResponseWriter, r *http.Request) error {
+				h.ServeHTTP(w, r)
+				return nil
+			}, false, true)
+		})
+	}
+	// Anything else: 404 or 405 as problems.
+	g.mux.Handle("/", g.wrap("other", g.notFound, false, false))
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.corsPreflight(w, r) {
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyPrincipal
+)
+
+func requestID(r *http.Request) string {
+	if id, ok := r.Context().Value(keyRequestID).(string); ok {
+		return id
+	}
+	return ""
+}
+
+func principal(r *http.Request) *identity.Principal {
+	p, _ := r.Context().Value(keyPrincipal).(*identity.Principal)
+	return p
+}
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// wrap gives a handler its request id, log line, metrics, panic recovery,
+// overload bound and (when auth) principal.
+func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := "req_" + ulid.Make().String()
+		ctx := context.WithValue(r.Context(), keyRequestID, id)
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w}
+		sw.Header().Set("X-Request-Id", id)
+		g.cors(sw, r)
+		securityHeaders(sw.Header())
+		var tenant string
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				g.log.Error("panic", "request_id", id, "route", route, "panic", v, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeProblem(sw, r, newProblem("internal", ""))
+				}
+			}
+			el := time.Since(start)
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			code := metrics.CodeClass(status)
+			method := methodLabel(r.Method)
+			g.metrics.Requests.WithLabelValues(route, method, code).Inc()
+			g.metrics.RequestDuration.WithLabelValues(route, method, code).Observe(el.Seconds())
+			lvl := slog.LevelInfo
+			if status >= 500 {
+				lvl = slog.LevelError
+			}
+			g.log.LogAttrs(r.Context(), lvl, "request", slog.String("request_id", id), slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.String("route", route), slog.Int("status", status),
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", el), slog.String("tenant", tenant),
+				slog.String("remote", r.RemoteAddr))
+		}()
+		if bounded {
+			release, p := g.admit(r)
+			if p != nil {
+				g.metrics.Throttled.WithLabelValues("overload").Inc()
+				writeProblem(sw, r, p)
+				return
+			}
+			defer release()
+		}
+		if auth {
+			p, err := g.cfg.Auth.Authenticate(r)
+			if err != nil {
+				writeProblem(sw, r, g.authProblem(err))
+				return
+			}
+			tenant = p.Tenant
+			r = r.WithContext(context.WithValue(r.Context(), keyPrincipal, p))
+		}
+		if err := h(sw, r); err != nil {
+			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+				return // the client went away
+			}
+			p := asProblem(err)
+			if p.Status >= 500 {
+				g.log.Error("request failed", "request_id", id, "route", route, "err", err)
+			}
+			if sw.status == 0 {
+				writeProblem(sw, r, p)
+			}
+		}
+	})
+}
+
+// admit bounds the requests and body bytes in flight; over either bound
+// the request is refused with 503 and Retry-After.
+func (g *Gateway) admit(r *http.Request) (func(), *Problem) {
+	n := g.inflight.Add(1)
+	size := max(r.ContentLength, 0)
+	b := g.inflightBytes.Add(size)
+	g.metrics.Inflight.Inc()
+	release := func() {
+		g.inflight.Add(-1)
+		g.inflightBytes.Add(-size)
+		g.metrics.Inflight.Dec()
+	}
+	if n > int64(g.cfg.Overload.MaxRequests) || b > g.cfg.Overload.MaxBytes {
+		release()
+		p := newProblem("overloaded", "%d requests and %s of bodies in flight; the server takes at most %d and %s",
+			n-1, byteSize(b-size), g.cfg.Overload.MaxRequests, byteSize(g.cfg.Overload.MaxBytes))
+		p.RetryAfter = g.cfg.Overload.RetryAfter
+		return nil, p
+	}
+	return release, nil
+}
+
+// authProblem maps an identity error to 401, 403 or 429.
+func (g *Gateway) authProblem(err error) *Problem {
+	var ie *identity.Error
+	reason := "unknown"
+	if errors.As(err, &ie) {
+		reason = string(ie.Reason)
+	}
+	switch {
+	case errors.Is(err, identity.ErrQuota):
+		g.metrics.Throttled.WithLabelValues("quota").Inc()
+		p := newProblem("quota-exceeded", "%v", err)
+		if ie != nil {
+			p.RetryAfter = ie.RetryAfter
+		}
+		return p
+	case errors.Is(err, identity.ErrForbidden):
+		g.metrics.AuthFailures.WithLabelValues("403", reason).Inc()
+		return newProblem("forbidden", "%v", err)
+	default:
+		g.metrics.AuthFailures.WithLabelValues("401", reason).Inc()
+		p := newProblem("unauthenticated", "%v", err)
+		p.Rule = reason
+		return p
+	}
+}
+
+// can checks a capability on a tenant for the request's principal.
+func (g *Gateway) can(r *http.Request, tenant string, c identity.Capability) error {
+	p := principal(r)
+	if p.Can(tenant, c) {
+		return nil
+	}
+	g.metrics.AuthFailures.WithLabelValues("403", "capability").Inc()
+	if tenant != p.Tenant {
+		return newProblem("forbidden", "%s may not use %s on tenant %q (its tenant is %q)", p.Subject, c, tenant, p.Tenant)
+	}
+	return newProblem("forbidden", "%s may not use %s on tenant %q", p.Subject, c, tenant)
+}
+
+func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) error {
+	// The mux sends unknown methods on known paths here too: say which
+	// methods the path takes.
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE", "PATCH"} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pat := g.mux.Handler(probe); pat != "" && pat != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return newProblem("method-not-allowed", "%s %s: this path takes %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
+	}
+	return newProblem("not-found", "no route %s %s", r.Method, r.URL.Path)
+}
+
+func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write([]byte(`{"status":"ok"}` + "\n"))
+	return err
+}
+
+func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) error {
+	if g.cfg.Ready != nil {
+		if err := g.cfg.Ready(); err != nil {
+			return newProblem("unavailable", "not ready: %v", err)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err := fmt.Fprintf(w, `{"status":"ready","next_seq":%d}`+"\n", g.cfg.Ledger.Next())
+	return err
+}
+
+// methodLabel keeps the method label's values bounded.
+func methodLabel(m string) string {
+	switch m {
+	case "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS":
+		return m
+	}
+	return "other"
+}
+
+func securityHeaders(h http.Header) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}

@@ -1,0 +1,407 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// POST /ingest takes application/json (one span, or an array of spans) or
+// application/x-ndjson (one span per line). Each span ("line"; for an array,
+// each element, numbered from 1) is handled on its own: decoded strictly,
+// checked against the contract, the clock skew and the caller's tenant, and
+// then all the good ones are appended to the ledger in one call. The answer
+// lists every line in request order, accepted (with its receipt), duplicate
+// (with the original receipt) or rejected (with a problem naming the field
+// and the rule), and is written only once every accepted span is durable.
+//
+// HTTP 200 when at least one line was accepted or was a duplicate; otherwise
+// a 4xx problem+json whose results member carries the same list.
+
+// lineResult is one line's outcome on the wire.
+type lineResult struct {
+	Line    int             `json:"line"`
+	ID      string          `json:"id,omitempty"`
+	Status  string          `json:"status"`
+	Seq     *uint64         `json:"seq,omitempty"`
+	Receipt *ledger.Receipt `json:"receipt,omitempty"`
+	Problem *Problem        `json:"problem,omitempty"`
+}
+
+type ingestResponse struct {
+	Accepted   int          `json:"accepted"`
+	Duplicates int          `json:"duplicates"`
+	Rejected   int          `json:"rejected"`
+	Results    []lineResult `json:"results"`
+}
+
+// bodyKind is how the body is framed.
+type bodyKind int
+
+const (
+	bodyJSON bodyKind = iota
+	bodyNDJSON
+)
+
+func mediaKind(ct string) (bodyKind, error) {
+	if ct == "" {
+		return 0, newProblem("unsupported-media-type", "no Content-Type: send application/json or application/x-ndjson")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return 0, newProblem("unsupported-media-type", "malformed Content-Type %q", ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return 0, newProblem("unsupported-media-type", "charset %q: spans are UTF-8", cs)
+	}
+	switch mt {
+	case "application/json":
+		return bodyJSON, nil
+	case "application/x-ndjson", "application/ndjson", "application/jsonl":
+		return bodyNDJSON, nil
+	}
+	return 0, newProblem("unsupported-media-type", "Content-Type %s: send application/json or application/x-ndjson", mt)
+}
+
+func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
+	kind, err := mediaKind(r.Header.Get("Content-Type"))
+	if err != nil {
+		return err
+	}
+	lim := g.cfg.Limits
+	if r.ContentLength > lim.BodyBytes {
+		return newProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", byteSize(r.ContentLength), byteSize(lim.BodyBytes))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim.BodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return newProblem("body-too-large", "body exceeds %s (limits.body_bytes)", byteSize(lim.BodyBytes))
+		}
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return newProblem("empty-body", "send at least one span")
+	}
+	var lines []rawLine
+	switch kind {
+	case bodyNDJSON:
+		lines, err = splitNDJSON(body, lim.LinesPerRequest)
+	default:
+		lines, err = splitJSON(body, lim.LinesPerRequest)
+	}
+	if err != nil {
+		return err
+	}
+
+	p := principal(r)
+	now := g.cfg.Now()
+	results := make([]lineResult, len(lines))
+	entries := make([]ledger.Entry, 0, len(lines))
+	at := make([]int, 0, len(lines)) // entries[i] is line at[i]
+	plim := span.Limits{MaxBytes: lim.LineBytes, MaxMembers: lim.Members, MaxDepth: lim.JSONDepth}
+	var rejected int
+	for i, ln := range lines {
+		res := &results[i]
+		res.Line = ln.n
+		s, prob := g.checkLine(ln, plim, p, now)
+		if prob != nil {
+			res.Status = "rejected"
+			res.Problem = prob
+			if s != nil {
+				res.ID = s.ID
+			}
+			rejected++
+			continue
+		}
+		res.ID = s.ID
+		entries = append(entries, ledger.Entry{Kind: ledger.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()})
+		at = append(at, i)
+	}
+	g.metrics.IngestSpans.WithLabelValues("rejected").Add(float64(rejected))
+
+	var accepted, dups int
+	if len(entries) > 0 {
+		if g.cfg.Quota != nil {
+			if err := g.cfg.Quota.AllowPrincipal(p, len(entries)); err != nil {
+				return g.authProblem(err)
+			}
+		}
+		start := time.Now()
+		out, err := g.cfg.Ledger.Append(r.Context(), entries)
+		g.metrics.AppendDuration.Observe(time.Since(start).Seconds())
+		if err != nil {
+			if errors.Is(err, ledger.ErrReadOnly) || errors.Is(err, ledger.ErrClosed) {
+				return newProblem("unavailable", "the ledger takes no appends: %v", err)
+			}
+			return fmt.Errorf("append: %w", err)
+		}
+		for k, o := range out {
+			res := &results[at[k]]
+			rc := o.Receipt
+			seq := rc.Seq
+			res.Seq, res.Receipt = &seq, &rc
+			if o.Status == ledger.Duplicate {
+				res.Status = "duplicate"
+				dups++
+				continue
+			}
+			res.Status = "accepted"
+			accepted++
+			g.metrics.IngestByTenant.WithLabelValues(g.metrics.Tenant(entries[k].Tenant)).Inc()
+		}
+		g.metrics.IngestSpans.WithLabelValues("accepted").Add(float64(accepted))
+		g.metrics.IngestSpans.WithLabelValues("duplicate").Add(float64(dups))
+		g.metrics.Receipts.Add(float64(accepted))
+	}
+	resp := ingestResponse{Accepted: accepted, Duplicates: dups, Rejected: rejected, Results: results}
+	if accepted+dups == 0 {
+		pr := newProblem("rejected", "%d of %d lines rejected", rejected, len(lines))
+		pr.Status = commonStatus(results)
+		pr.Results = results
+		return pr
+	}
+	return writeJSONStatus(w, http.StatusOK, resp)
+}
+
+// commonStatus is the status of every rejected line when they agree, else 422.
+func commonStatus(results []lineResult) int {
+	st := 0
+	for _, r := range results {
+		if r.Problem == nil {
+			continue
+		}
+		if st == 0 {
+			st = r.Problem.Status
+		} else if st != r.Problem.Status {
+			return http.StatusUnprocessableEntity
+		}
+	}
+	if st == 0 {
+		return http.StatusUnprocessableEntity
+	}
+	return st
+}
+
+// checkLine decodes and checks one line. It returns the span, when it could
+// be decoded, and the problem that rejects it, if any.
+func (g *Gateway) checkLine(ln rawLine, plim span.Limits, p *identity.Principal, now time.Time) (*span.Span, *Problem) {
+	lim := g.cfg.Limits
+	if len(ln.b) > lim.LineBytes {
+		return nil, newProblem("line-too-large", "line of %s exceeds %s (limits.line_bytes)", byteSize(int64(len(ln.b))), byteSize(int64(lim.LineBytes)))
+	}
+	if ln.err != nil {
+		return nil, ln.err
+	}
+	s, err := span.Parse(ln.b, plim)
+	if err != nil {
+		return nil, g.decodeProblem(err, ln)
+	}
+	if g.cfg.Validator != nil {
+		if rj := g.cfg.Validator.Validate(s); rj != nil {
+			pr := newProblem("invalid-span", "%s", rj.Detail)
+			pr.Field, pr.Validator, pr.At = rj.Field, rj.Validator, rj.At
+			pr.Rule = rj.Rule
+			if rj.Validator != "" {
+				pr.Rule = rj.Validator + ": " + rj.Rule
+			}
+			return s, pr
+		}
+	} else if prob := builtinContract(s); prob != nil {
+		return s, prob
+	}
+	if s.WhenOK && lim.FutureSkew > 0 && s.When.After(now.Add(lim.FutureSkew)) {
+		pr := newProblem("future-when", "when %s is %s ahead of the server's clock; at most %s is allowed",
+			s.WhenRaw, s.When.Sub(now).Round(time.Second), lim.FutureSkew)
+		pr.Field, pr.Rule = "when", "limits.future_skew"
+		return s, pr
+	}
+	if !p.Can(s.Tenant, identity.CapIngest) {
+		pr := newProblem("tenant-mismatch", "span for tenant %q; the caller's tenant is %q", s.Tenant, p.Tenant)
+		pr.Field, pr.Rule = "tenant", "tenant of the span must be the caller's"
+		return s, pr
+	}
+	return s, nil
+}
+
+// decodeProblem turns a span.Parse error into a line's problem.
+func (g *Gateway) decodeProblem(err error, ln rawLine) *Problem {
+	var se *span.SyntaxError
+	var le *span.LimitError
+	var fe *span.FieldError
+	switch {
+	case errors.As(err, &se):
+		if ln.last && !ln.newline && se.Offset >= int64(len(ln.b))-1 {
+			return newProblem("truncated-line", "the last line ends without a newline in the middle of a JSON value (%s)", se.Msg)
+		}
+		return newProblem("invalid-json", "%s at byte %d", se.Msg, se.Offset)
+	case errors.As(err, &le):
+		if le.Limit == "bytes" {
+			return newProblem("line-too-large", "line of %d bytes exceeds %d (limits.line_bytes)", le.Got, le.Max)
+		}
+		pr := newProblem("limit-exceeded", "%v", err)
+		pr.Rule = "limits." + map[string]string{"depth": "json_depth", "members": "members"}[le.Limit]
+		return pr
+	case errors.As(err, &fe):
+		pr := newProblem("invalid-span", "%s", fe.Msg)
+		pr.Field, pr.Rule = fe.Field, fe.Rule
+		return pr
+	}
+	return newProblem("invalid-json", "%v", err)
+}
+
+// builtinContract is the span contract used when no bundle is loaded: the
+// rules of canonical_contract_v1.
+func builtinContract(s *span.Span) *Problem {
+	req := []struct {
+		name string
+		v    string
+	}{{"id", s.ID}, {"tenant", s.Tenant}, {"who", s.Who}, {"did", s.Did}, {"this", s.This}, {"when", s.WhenRaw}, {"status", s.Status}}
+	present := map[string]bool{}
+	for _, m := range s.Members {
+		present[m] = true
+	}
+	for _, f := range req {
+		if !present[f.name] || f.v == "" {
+			pr := newProblem("invalid-span", "field %q is required", f.name)
+			pr.Field, pr.Rule = f.name, fmt.Sprintf("require field %q", f.name)
+			return pr
+		}
+	}
+	if !s.WhenOK {
+		pr := newProblem("invalid-span", "field \"when\" is not RFC 3339: %s", strconv.Quote(s.WhenRaw))
+		pr.Field, pr.Rule = "when", `require field "when" as "rfc3339"`
+		return pr
+	}
+	for _, m := range s.Members {
+		switch m {
+		case "id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data":
+		default:
+			pr := newProblem("invalid-span", "unknown field %q: put application fields under data", m)
+			pr.Field, pr.Rule = m, "unknown fields are rejected"
+			return pr
+		}
+	}
+	return nil
+}
+
+// rawLine is one span's bytes as framed in the body.
+type rawLine struct {
+	n       int // line number (NDJSON) or element number (array), from 1
+	b       []byte
+	last    bool
+	newline bool     // the line ended with a newline
+	err     *Problem // a framing problem found while splitting
+}
+
+// splitNDJSON cuts a body into lines; blank lines are skipped but counted.
+func splitNDJSON(body []byte, maxLines int) ([]rawLine, error) {
+	var lines []rawLine
+	n := 0
+	for len(body) > 0 {
+		n++
+		i := bytes.IndexByte(body, '\n')
+		var line []byte
+		nl := i >= 0
+		if nl {
+			line, body = body[:i], body[i+1:]
+		} else {
+			line, body = body, nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if len(lines) == maxLines {
+			return nil, newProblem("too-many-lines", "more than %d spans in one request (limits.lines_per_request)", maxLines)
+		}
+		lines = append(lines, rawLine{n: n, b: line, newline: nl})
+	}
+	if len(lines) > 0 {
+		lines[len(lines)-1].last = true
+	}
+	if len(lines) == 0 {
+		return nil, newProblem("empty-body", "the body holds only blank lines")
+	}
+	return lines, nil
+}
+
+// splitJSON takes one object, or an array whose elements are each a span.
+// The array is split at its top-level commas without decoding the elements,
+// so a bad element is that element's problem alone.
+func splitJSON(body []byte, maxLines int) ([]rawLine, error) {
+	b := bytes.TrimSpace(body)
+	if len(b) == 0 {
+		return nil, newProblem("empty-body", "send at least one span")
+	}
+	if b[0] == '{' {
+		return []rawLine{{n: 1, b: b, last: true, newline: true}}, nil
+	}
+	if b[0] != '[' {
+		return nil, newProblem("invalid-json", "the body must be a span (a JSON object) or an array of spans; it starts with %q", b[0])
+	}
+	if b[len(b)-1] != ']' {
+		return nil, newProblem("invalid-json", "the array is not closed: the body ends with %q (truncated?)", b[len(b)-1])
+	}
+	inner := b[1 : len(b)-1]
+	var lines []rawLine
+	depth, start := 0, 0
+	inStr, esc := false, false
+	emit := func(end int, final bool) error {
+		el := bytes.TrimSpace(inner[start:end])
+		if len(el) == 0 {
+			if final && len(lines) == 0 {
+				return nil // []
+			}
+			return newProblem("invalid-json", "empty element in the array after element %d", len(lines))
+		}
+		if len(lines) == maxLines {
+			return newProblem("too-many-lines", "more than %d spans in one request (limits.lines_per_request)", maxLines)
+		}
+		lines = append(lines, rawLine{n: len(lines) + 1, b: el, newline: true})
+		return nil
+	}
+	for i := 0; i < len(inner); i++ {
+		c := inner[i]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ',' && depth == 0:
+			if err := emit(i, false); err != nil {
+				return nil, err
+			}
+			start = i + 1
+		}
+	}
+	if err := emit(len(inner), true); err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, newProblem("empty-body", "the array holds no spans")
+	}
+	lines[len(lines)-1].last = true
+	return lines, nil
+}

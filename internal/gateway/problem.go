@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Problem is an RFC 9457 problem detail. Type is a relative URI under
+// /problems/; the gateway serves a short page for each type at that path.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	// For a rejected span: the field, the rule and where the rule is
+	// written (file:line:col of the contract).
+	Field     string `json:"field,omitempty"`
+	Rule      string `json:"rule,omitempty"`
+	Validator string `json:"validator,omitempty"`
+	At        string `json:"at,omitempty"`
+	// Results carries the per-line results when every line of an ingest
+	// request was rejected.
+	Results any `json:"results,omitempty"`
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
+}
+
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Title + ": " + p.Detail
+	}
+	return p.Title
+}
+
+// problemType documents one problem type.
+type problemType struct {
+	name   string
+	status int
+	title  string
+	doc    string
+}
+
+// The problem types. Their names are part of the API: never rename one.
+var problemTypes = []problemType{
+	{"bad-request", 400, "bad request", "A query parameter or path element is missing or malformed; the detail names it."},
+	{"invalid-json", 400, "not valid JSON", "The body (or, for NDJSON, the line) is not a valid JSON text: a syntax error, invalid UTF-8, a duplicate member name. The detail gives the byte offset."},
+	{"truncated-line", 400, "truncated last line", "The last NDJSON line has no newline and is not a complete JSON object: the body was cut short. Nothing of it was stored."},
+	{"empty-body", 400, "empty body", "The request has no body, or only whitespace."},
+	{"bad-cursor", 400, "bad cursor", "The cursor is not a sequence number (a non-negative integer)."},
+	{"unauthenticated", 401, "authentication required", "The request carries no valid credential. Send Authorization: Bearer <LLST>; the reason says what was wrong with the one sent."},
+	{"forbidden", 403, "not allowed", "The credential is valid but its roles do not grant the capability this route needs on this tenant."},
+	{"tenant-mismatch", 403, "span for another tenant", "The span names a tenant other than the caller's and the caller may not write there."},
+	{"not-found", 404, "not found", "Nothing is stored under that name, or the route does not exist."},
+	{"method-not-allowed", 405, "method not allowed", "The route exists but not with this method; the Allow header lists the ones it takes."},
+	{"unsupported-media-type", 415, "unsupported media type", "POST /ingest takes application/json (one span or an array) or application/x-ndjson (one span per line)."},
+	{"body-too-large", 413, "request body too large", "The body exceeds limits.body_bytes. Split it into several requests."},
+	{"too-many-lines", 413, "too many lines", "The request holds more spans than limits.lines_per_request. Split it into several requests."},
+	{"line-too-large", 413, "line too large", "One line (one span) exceeds limits.line_bytes. That line was not stored; the others were handled on their own."},
+	{"invalid-span", 422, "span rejected by contract", "The span breaks a rule of the span contract: a required field is missing, a value has the wrong type or format. field, rule and at say which rule, written where."},
+	{"limit-exceeded", 422, "span exceeds a limit", "The span is nested too deeply or has too many members (limits.json_depth, limits.members)."},
+	{"future-when", 422, "when is in the future", "The span's when is further ahead of the server's clock than limits.future_skew allows, so it could close other trajectories early. Check the client's clock."},
+	{"rejected", 422, "every line was rejected", "No span of the request was stored; results gives each line's problem."},
+	{"quota-exceeded", 429, "quota exceeded", "The tenant or role is over its ingest quota. Retry after the number of seconds in Retry-After."},
+	{"overloaded", 503, "server overloaded", "The server has too many requests or bytes in flight. Retry after the number of seconds in Retry-After."},
+	{"unavailable", 503, "service unavailable", "The server is starting, shutting down, or its ledger turned read-only after a storage error; nothing was stored."},
+	{"internal", 500, "internal error", "Something failed inside the server. Nothing half-done was stored; quote the request_id when reporting it."},
+}
+
+func problemByName(name string) problemType {
+	i := slices.IndexFunc(problemTypes, func(t problemType) bool { return t.name == name })
+	if i < 0 {
+		panic("gateway: unknown problem type " + name)
+	}
+	return problemTypes[i]
+}
+
+// newProblem returns a problem of a registered type.
+func newProblem(name string, detail string, args ...any) *Problem {
+	t := problemByName(name)
+	if len(args) > 0 {
+		detail = fmt.Sprintf(detail, args...)
+	}
+	return &Problem{Type: "/problems/" + t.name, Title: t.title, Status: t.status, Detail: detail}
+}
+
+// writeProblem writes p as application/problem+json.
+func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
+	if p.Instance == "" {
+		p.Instance = r.URL.Path
+	}
+	if p.RequestID == "" {
+		p.RequestID = requestID(r)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	if p.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.WriteHeader(p.Status)
+	b, err := json.Marshal(p)
+	if err != nil {
+		b = []byte(`{"type":"/problems/internal","title":"internal error","status":500}`)
+	}
+	w.Write(append(b, '\n'))
+}
+
+// handlerFunc is an HTTP handler that returns an error; errors become
+// problem+json in one place (serve).
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// asProblem turns any error into a problem: a *Problem as it is, anything
+// else as an internal error whose detail is not shown to the client.
+func asProblem(err error) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	return newProblem("internal", "")
+}
+
+// problemPages serves GET /problems/{name}: a short human page per type.
+func problemPages(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	i := slices.IndexFunc(problemTypes, func(t problemType) bool { return t.name == name })
+	if i < 0 {
+		return newProblem("not-found", "no problem type %q", name)
+	}
+	t := problemTypes[i]
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(map[string]any{"type": "/problems/" + t.name, "title": t.title, "status": t.status, "description": t.doc})
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	fmt.Fprintf(w, "<!doctype html><title>%s</title><h1>%d %s</h1><p><code>/problems/%s</code></p><p>%s</p>\n",
+		html.EscapeString(t.title), t.status, html.EscapeString(t.title), t.name, html.EscapeString(t.doc))
+	return nil
+}

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// The record streams send stored records, one per line (NDJSON) or per
+// message (WebSocket), exactly as the segments hold them:
+//
+//	{"seq":41,"ts":"...","leaf":"...","crc":"...","span":{...}}
+//
+// cursor is the sequence number to start from; to resume, send the last seq
+// received plus one. tenant= keeps that tenant's spans only; without it the
+// caller needs the cross_tenant capability (an operator). follow=true (always
+// on for WebSocket) keeps the stream open and sends records as they become
+// durable. Readers pull from the segments at their own pace, so a slow reader
+// never slows the ledger; a WebSocket follower that falls too far behind, or
+// does not take a message in time, is closed with a reason that says where to
+// resume.
+
+type streamParams struct {
+	cursor uint64
+	tenant string
+	follow bool
+}
+
+func (g *Gateway) streamParams(r *http.Request) (streamParams, error) {
+	var sp streamParams
+	var err error
+	if sp.cursor, err = uintParam(r, "cursor", 0); err != nil {
+		return sp, err
+	}
+	sp.tenant = r.URL.Query().Get("tenant")
+	if f := r.URL.Query().Get("follow"); f != "" {
+		if sp.follow, err = strconv.ParseBool(f); err != nil {
+			return sp, newProblem("bad-request", "follow=%q is not a boolean", f)
+		}
+	}
+	p := principal(r)
+	if sp.tenant == "" {
+		if !p.Dev && !p.Can(p.Tenant, identity.CapCrossTenant) {
+			return sp, newProblem("forbidden", "streaming every tenant needs the cross_tenant capability; add tenant=%s", p.Tenant)
+		}
+		return sp, nil
+	}
+	return sp, g.can(r, sp.tenant, identity.CapStreamRead)
+}
+
+// recordTenant returns the tenant of a stored span line, "" for records that
+// are not spans or cannot be read.
+func recordTenant(line []byte) string {
+	i := bytes.Index(line, []byte(`","span":`))
+	if i < 0 || line[len(line)-1] != '}' {
+		return ""
+	}
+	body := line[i+len(`","span":`) : len(line)-1]
+	s, err := span.Parse(body, span.Limits{MaxBytes: len(body) + 1, MaxMembers: 1 << 20, MaxDepth: 64})
+	if err != nil {
+		return ""
+	}
+	return s.Tenant
+}
+
+// pump reads records from the cursor and hands each (filtered) line to emit;
+// at the durable end it calls idle and, when following, waits.
+func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []byte, cursor uint64) error, idle func() error) error {
+	if g.cfg.StreamContext != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(g.cfg.StreamContext, cancel)
+		defer stop()
+	}
+	rd, err := g.cfg.Ledger.OpenReader(sp.cursor)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	for {
+		line, err := rd.NextLine()
+		if errors.Is(err, io.EOF) {
+			if err := idle(); err != nil {
+				return err
+			}
+			if !sp.follow {
+				return nil
+			}
+			if err := rd.Wait(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if sp.tenant != "" && recordTenant(line) != sp.tenant {
+			continue
+		}
+		if err := emit(line, rd.Cursor()); err != nil {
+			return err
+		}
+	}
+}
+
+// GET /ledger/stream
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
+	sp, err := g.streamParams(r)
+	if err != nil {
+		return err
+	}
+	if head := g.cfg.Ledger.Next(); sp.cursor > head {
+		return newProblem("bad-cursor", "cursor %d is past the end of the ledger (%d records)", sp.cursor, head)
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	cfg := g.cfg.Stream
+	pending := 0
+	var first time.Time
+	flush := func() error {
+		if pending == 0 {
+			return nil
+		}
+		pending = 0
+		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		return rc.Flush()
+	}
+	buf := make([]byte, 0, 64<<10)
+	write := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		_, err := w.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	err = g.pump(r.Context(), sp, func(line []byte, _ uint64) error {
+		if pending == 0 {
+			first = time.Now()
+		}
+		buf = append(append(buf, line...), '\n')
+		pending++
+		if len(buf) >= 48<<10 {
+			if err := write(); err != nil {
+				return err
+			}
+		}
+		if pending >= cfg.FlushObjects || time.Since(first) >= cfg.FlushInterval {
+			if err := write(); err != nil {
+				return err
+			}
+			return flush()
+		}
+		return nil
+	}, func() error {
+		if err := write(); err != nil {
+			return err
+		}
+		return flush()
+	})
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	if err != nil {
+		// The status line is gone; end the stream and log.
+		g.log.Warn("stream ended", "request_id", requestID(r), "err", err)
+	}
+	return nil
+}
+
+// GET /ledger/ws
+func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
+	sp, err := g.streamParams(r)
+	if err != nil {
+		return err
+	}
+	sp.follow = true
+	if head := g.cfg.Ledger.Next(); sp.cursor > head {
+		return newProblem("bad-cursor", "cursor %d is past the end of the ledger (%d records)", sp.cursor, head)
+	}
+	opts := &websocket.AcceptOptions{OriginPatterns: g.cfg.CORSOrigins}
+	c, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		return nil // Accept wrote the response
+	}
+	defer c.CloseNow()
+	ctx := c.CloseRead(r.Context())
+	cfg := g.cfg.Stream
+	err = g.pump(ctx, sp, func(line []byte, cursor uint64) error {
+		if lag := g.cfg.Ledger.Next() - cursor; cfg.WSMaxLag > 0 && lag > cfg.WSMaxLag {
+			return closeSlow(c, fmt.Sprintf("slow consumer: %d records behind; reconnect with cursor=%d", lag, cursor-1))
+		}
+		wctx, cancel := context.WithTimeout(ctx, cfg.WSWriteTimeout)
+		defer cancel()
+		if err := c.Write(wctx, websocket.MessageText, line); err != nil {
+			if wctx.Err() != nil && ctx.Err() == nil {
+				return closeSlow(c, fmt.Sprintf("slow consumer: a message waited over %s; reconnect with cursor=%d", cfg.WSWriteTimeout, cursor-1))
+			}
+			return err
+		}
+		return nil
+	}, func() error { return nil })
+	switch {
+	case err == nil, errors.Is(err, errClosedSlow):
+	case g.cfg.StreamContext != nil && g.cfg.StreamContext.Err() != nil:
+		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with your last cursor")
+	case ctx.Err() != nil:
+		c.Close(websocket.StatusGoingAway, "")
+	default:
+		g.log.Warn("websocket ended", "request_id", requestID(r), "err", err)
+		c.Close(websocket.StatusInternalError, "stream failed; reconnect with the last cursor")
+	}
+	return nil
+}
+
+var errClosedSlow = errors.New("closed a slow consumer")
+
+func closeSlow(c *websocket.Conn, reason string) error {
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	c.Close(websocket.StatusPolicyViolation, reason)
+	return errClosedSlow
+}

@@ -1,0 +1,330 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the server's configuration. DefaultConfig gives the embedded
+// defaults; a YAML file (--config), environment variables (LOGLINE_...) and
+// flags override it, in that order. Every field's YAML name is also its
+// environment variable: limits.body_bytes is LOGLINE_LIMITS_BODY_BYTES.
+type Config struct {
+	Data   string `yaml:"data"`
+	Listen string `yaml:"listen"`
+	// Dev runs without login: every request acts as an administrator of the
+	// tenant it names. For a laptop, never for production.
+	Dev bool `yaml:"dev"`
+	// Production refuses to start without TLS unless TrustedProxyTLS says
+	// TLS ends at a proxy in front of the server.
+	Production      bool `yaml:"production"`
+	TrustedProxyTLS bool `yaml:"trusted_proxy_tls"`
+
+	Log struct {
+		Format string `yaml:"format"` // text or json
+		Level  string `yaml:"level"`  // debug, info, warn, error
+	} `yaml:"log"`
+
+	Limits struct {
+		BodyBytes       ByteSize      `yaml:"body_bytes"`
+		LineBytes       ByteSize      `yaml:"line_bytes"`
+		LinesPerRequest int           `yaml:"lines_per_request"`
+		JSONDepth       int           `yaml:"json_depth"`
+		Members         int           `yaml:"members"`
+		FutureSkew      time.Duration `yaml:"future_skew"`
+	} `yaml:"limits"`
+
+	Stream struct {
+		FlushObjects   int           `yaml:"flush_objects"`
+		FlushInterval  time.Duration `yaml:"flush_interval"`
+		WSMaxLag       uint64        `yaml:"ws_max_lag"`
+		WSWriteTimeout time.Duration `yaml:"ws_write_timeout"`
+	} `yaml:"stream"`
+
+	Overload struct {
+		MaxInflightRequests int           `yaml:"max_inflight_requests"`
+		MaxInflightBytes    ByteSize      `yaml:"max_inflight_bytes"`
+		RetryAfter          time.Duration `yaml:"retry_after"`
+	} `yaml:"overload"`
+
+	Timeouts struct {
+		ReadHeader time.Duration `yaml:"read_header"`
+		Read       time.Duration `yaml:"read"`
+		Write      time.Duration `yaml:"write"`
+		Idle       time.Duration `yaml:"idle"`
+		Shutdown   time.Duration `yaml:"shutdown"`
+	} `yaml:"timeouts"`
+
+	Ledger struct {
+		Origin             string        `yaml:"origin"`
+		SegmentBytes       ByteSize      `yaml:"segment_bytes"`
+		MaxBatchEntries    int           `yaml:"max_batch_entries"`
+		MaxBatchBytes      ByteSize      `yaml:"max_batch_bytes"`
+		MaxDelay           time.Duration `yaml:"max_delay"`
+		CheckpointEvery    uint64        `yaml:"checkpoint_every"`
+		CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	} `yaml:"ledger"`
+
+	// Bundle is a signed .lllb to run instead of the standard bundle, with
+	// the public keys trusted to sign it.
+	Bundle struct {
+		Path  string   `yaml:"path"`
+		Trust []string `yaml:"trust"`
+	} `yaml:"bundle"`
+
+	TLS struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+
+	CORS struct {
+		Origins []string `yaml:"origins"`
+	} `yaml:"cors"`
+
+	Auth struct {
+		Issuer   string `yaml:"issuer"`
+		Audience string `yaml:"audience"`
+		OIDC     struct {
+			Issuer       string `yaml:"issuer"`
+			ClientID     string `yaml:"client_id"`
+			ClientSecret string `yaml:"client_secret"`
+			RedirectURL  string `yaml:"redirect_url"`
+			HostedDomain string `yaml:"hosted_domain"`
+		} `yaml:"oidc"`
+		RotateEvery time.Duration `yaml:"rotate_every"`
+	} `yaml:"auth"`
+}
+
+// DefaultConfig returns the embedded defaults: data in ./data, listening on
+// 127.0.0.1:8080.
+func DefaultConfig() Config {
+	var c Config
+	c.Data = "./data"
+	c.Listen = "127.0.0.1:8080"
+	c.Log.Format = "text"
+	c.Log.Level = "info"
+	c.Limits.BodyBytes = 16 << 20
+	c.Limits.LineBytes = 64 << 10
+	c.Limits.LinesPerRequest = 100_000
+	c.Limits.JSONDepth = 16
+	c.Limits.Members = 1024
+	c.Limits.FutureSkew = 5 * time.Minute
+	c.Stream.FlushObjects = 256
+	c.Stream.FlushInterval = 50 * time.Millisecond
+	c.Stream.WSMaxLag = 1_000_000
+	c.Stream.WSWriteTimeout = 10 * time.Second
+	c.Overload.MaxInflightRequests = 1024
+	c.Overload.MaxInflightBytes = 256 << 20
+	c.Overload.RetryAfter = time.Second
+	c.Timeouts.ReadHeader = 10 * time.Second
+	c.Timeouts.Read = 2 * time.Minute
+	c.Timeouts.Write = 2 * time.Minute
+	c.Timeouts.Idle = 2 * time.Minute
+	c.Timeouts.Shutdown = 30 * time.Second
+	c.Ledger.Origin = "logline.local/ledger"
+	c.Ledger.SegmentBytes = 64 << 20
+	c.Ledger.MaxBatchEntries = 16384
+	c.Ledger.MaxBatchBytes = 8 << 20
+	c.Ledger.CheckpointEvery = 1_000_000
+	c.Ledger.CheckpointInterval = time.Second
+	c.Auth.Audience = "logline"
+	c.Auth.RotateEvery = 24 * time.Hour
+	return c
+}
+
+// LoadFile overlays a YAML file on c. Unknown keys are errors, reported
+// with their line.
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv overlays environment variables named after the YAML keys:
+// LOGLINE_LIMITS_BODY_BYTES=32MiB. Lists are comma-separated.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	return walkEnv(reflect.ValueOf(c).Elem(), "LOGLINE", getenv)
+}
+
+func walkEnv(v reflect.Value, prefix string, getenv func(string) string) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(ByteSize(0)) {
+			if err := walkEnv(fv, name, getenv); err != nil {
+				return err
+			}
+			continue
+		}
+		s := getenv(name)
+		if s == "" {
+			continue
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("%s=%q: %w", name, s, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(v reflect.Value, s string) error {
+	switch v.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(d))
+		return nil
+	case ByteSize:
+		b, err := ParseByteSize(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(b))
+		return nil
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		v.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetInt(n)
+	case reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		v.SetUint(n)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		v.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("cannot set a %s from the environment", v.Kind())
+	}
+	return nil
+}
+
+// Validate checks the configuration as a whole.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Data == "" {
+		bad("data: empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q: %v", c.Listen, err)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: want text or json", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Limits.BodyBytes <= 0 || c.Limits.LineBytes <= 0 || c.Limits.LinesPerRequest <= 0 || c.Limits.JSONDepth <= 0 || c.Limits.Members <= 0 {
+		bad("limits: every limit must be positive")
+	}
+	if c.Limits.LineBytes > c.Limits.BodyBytes {
+		bad("limits.line_bytes (%s) exceeds limits.body_bytes (%s)", c.Limits.LineBytes, c.Limits.BodyBytes)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls: give both cert and key")
+	}
+	if c.Production && c.TLS.Cert == "" && !c.TrustedProxyTLS {
+		bad("production: refusing to serve without TLS; set tls.cert and tls.key, or trusted_proxy_tls if TLS ends at a proxy in front")
+	}
+	if c.Production && c.Dev {
+		bad("production and dev exclude each other")
+	}
+	if c.Bundle.Path != "" && len(c.Bundle.Trust) == 0 {
+		bad("bundle.path given without bundle.trust: name the public keys allowed to sign it")
+	}
+	return errors.Join(errs...)
+}
+
+// ByteSize is a size in bytes, written as 1024, 64KiB, 16MiB, 1GiB (KB, MB,
+// GB are accepted as the same binary units).
+type ByteSize int64
+
+func (b ByteSize) String() string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// ParseByteSize parses a ByteSize.
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q: want a number of bytes, optionally with KiB, MiB or GiB", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}

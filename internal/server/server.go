@@ -1,0 +1,310 @@
+// Package server assembles a LogLineOS server from its subsystems: the
+// ledger, the policy bundle (the span contract), identity, metrics and the
+// HTTP gateway. A Server is a struct of those parts; nothing is global.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/metrics"
+	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/stdlib"
+)
+
+// Server is one running LogLineOS server.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Set
+
+	ledger   *ledger.Ledger
+	identity *identity.Service // nil in --dev
+	bundle   *bundle.Bundle
+	gateway  *gateway.Gateway
+
+	streamsCtx    context.Context
+	cancelStreams context.CancelFunc
+	stopping      atomic.Bool
+	bg            sync.WaitGroup
+	bgCancel      context.CancelFunc
+}
+
+// Open recovers the ledger, loads the bundle and identity, and assembles the
+// gateway. It may take a while on a large ledger after a crash; Starting
+// serves /healthz and a not-ready /readyz meanwhile.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
+	s.streamsCtx, s.cancelStreams = context.WithCancel(context.Background())
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	l, err := ledger.Open(cfg.Data, ledger.Options{
+		Origin:             cfg.Ledger.Origin,
+		SegmentBytes:       int64(cfg.Ledger.SegmentBytes),
+		MaxBatchEntries:    cfg.Ledger.MaxBatchEntries,
+		MaxBatchBytes:      int(cfg.Ledger.MaxBatchBytes),
+		MaxDelay:           cfg.Ledger.MaxDelay,
+		CheckpointEvery:    cfg.Ledger.CheckpointEvery,
+		CheckpointInterval: cfg.Ledger.CheckpointInterval,
+		Logger:             log.With("component", "ledger"),
+		OnCommit: func(records, bytes int, sync time.Duration) {
+			s.metrics.CommitRecords.Observe(float64(records))
+			s.metrics.CommitDuration.Observe(sync.Seconds())
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	s.ledger = l
+	log.Info("ledger open", "records", l.Next(), "key", l.Signer().VerifierKey(), "took", time.Since(start).Round(time.Millisecond))
+
+	if err := s.loadBundle(); err != nil {
+		l.Close()
+		return nil, err
+	}
+
+	var auth gateway.Authenticator
+	var quota gateway.Quota
+	if cfg.Dev {
+		auth = identity.DevAuthenticator{}
+	} else {
+		idCfg := identity.Config{
+			Issuer:      cfg.Auth.Issuer,
+			Audience:    cfg.Auth.Audience,
+			KeyDir:      filepath.Join(cfg.Data, "jwks"),
+			StateDir:    filepath.Join(cfg.Data, "identity"),
+			RotateEvery: cfg.Auth.RotateEvery,
+			OIDC: identity.OIDCConfig{
+				Issuer:       cfg.Auth.OIDC.Issuer,
+				ClientID:     cfg.Auth.OIDC.ClientID,
+				ClientSecret: cfg.Auth.OIDC.ClientSecret,
+				RedirectURL:  cfg.Auth.OIDC.RedirectURL,
+				HostedDomain: cfg.Auth.OIDC.HostedDomain,
+			},
+			OnReject: func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
+		}
+		id, err := identity.New(ctx, idCfg)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+		s.identity = id
+		auth = id
+		quota = id.Limiter()
+		bgctx, cancel := context.WithCancel(context.Background())
+		s.bgCancel = cancel
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			id.Run(bgctx, time.Minute, func(err error) { log.Error("key rotation", "err", err) })
+		}()
+	}
+
+	var validator gateway.Validator
+	if vs := s.bundle.IngestValidators(); len(vs) > 0 {
+		validator = bundleValidator(vs)
+	}
+	s.gateway = gateway.New(gateway.Config{
+		Ledger:    ledgerStore{l},
+		Auth:      auth,
+		Validator: validator,
+		Quota:     quota,
+		Metrics:   s.metrics,
+		Logger:    log.With("component", "gateway"),
+		Limits: gateway.Limits{
+			BodyBytes:       int64(cfg.Limits.BodyBytes),
+			LineBytes:       int(cfg.Limits.LineBytes),
+			LinesPerRequest: cfg.Limits.LinesPerRequest,
+			JSONDepth:       cfg.Limits.JSONDepth,
+			Members:         cfg.Limits.Members,
+			FutureSkew:      cfg.Limits.FutureSkew,
+		},
+		Stream: gateway.StreamConfig{
+			FlushObjects:   cfg.Stream.FlushObjects,
+			FlushInterval:  cfg.Stream.FlushInterval,
+			WSMaxLag:       cfg.Stream.WSMaxLag,
+			WSWriteTimeout: cfg.Stream.WSWriteTimeout,
+		},
+		Overload: gateway.Overload{
+			MaxRequests: cfg.Overload.MaxInflightRequests,
+			MaxBytes:    int64(cfg.Overload.MaxInflightBytes),
+			RetryAfter:  cfg.Overload.RetryAfter,
+		},
+		StreamContext: s.streamsCtx,
+		CORSOrigins:   cfg.CORS.Origins,
+		Ready:         s.ready,
+		Mount:         s.mount,
+	})
+	s.bg.Add(1)
+	go s.sampleGauges()
+	return s, nil
+}
+
+// loadBundle loads the operator's signed bundle, or compiles the standard
+// bundle and signs it with this server's own key (kept in the data
+// directory and trusted by this server alone).
+func (s *Server) loadBundle() error {
+	var data []byte
+	var opts bundle.LoadOptions
+	if s.cfg.Bundle.Path != "" {
+		b, err := os.ReadFile(s.cfg.Bundle.Path)
+		if err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		data = b
+		opts.TrustedFiles = s.cfg.Bundle.Trust
+	} else {
+		key, err := localBundleKey(filepath.Join(s.cfg.Data, "bundle"))
+		if err != nil {
+			return err
+		}
+		if data, err = stdlib.Build(key); err != nil {
+			return fmt.Errorf("standard bundle: %w", err)
+		}
+		opts.Trusted = []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
+	}
+	b, err := bundle.Load(data, opts)
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	s.bundle = b
+	s.log.Info("bundle loaded", "hash", b.Hash(), "standard", s.cfg.Bundle.Path == "")
+	return nil
+}
+
+// localBundleKey reads or creates the key that signs the standard bundle.
+func localBundleKey(dir string) (ed25519.PrivateKey, error) {
+	path := filepath.Join(dir, "local.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return bundle.ParsePrivateKey(b)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	priv, pub, err := bundle.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+".tmp", priv, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+".pub", pub, 0o644); err != nil {
+		return nil, err
+	}
+	return bundle.ParsePrivateKey(priv)
+}
+
+// mount adds the routes of the other subsystems beside the gateway's.
+func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handler) http.Handler) {
+	mux.Handle("GET /metrics", wrap("GET /metrics", s.metrics.Handler()))
+	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler()))
+	if s.identity != nil {
+		mux.Handle("GET /auth/login", wrap("GET /auth/login", s.identity.LoginHandler()))
+		mux.Handle("GET /auth/callback", wrap("GET /auth/callback", s.identity.CallbackHandler()))
+		mux.Handle("POST /auth/token", wrap("POST /auth/token", s.identity.TokenHandler()))
+		mux.Handle("GET /.well-known/jwks.json", wrap("GET /.well-known/jwks.json", s.identity.JWKSHandler()))
+	}
+}
+
+func (s *Server) ready() error {
+	if s.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	if err := s.ledger.Err(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sampleGauges keeps the gauges that are read rather than counted fresh.
+func (s *Server) sampleGauges() {
+	defer s.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		st := s.ledger.Stats()
+		s.metrics.LedgerRecords.Set(float64(st.Next))
+		s.metrics.IndexBacklog.Set(float64(st.Next - min(st.Indexed, st.Next)))
+		select {
+		case <-s.streamsCtx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Handler is the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.gateway }
+
+// Ledger returns the server's ledger.
+func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
+
+// BeginShutdown marks the server not ready and ends the record streams, so
+// that an http.Server.Shutdown that follows does not wait for followers.
+func (s *Server) BeginShutdown() {
+	s.stopping.Store(true)
+	s.cancelStreams()
+}
+
+// Close stops the background work and closes the ledger, which writes a
+// final checkpoint. Call it after the HTTP server has drained.
+func (s *Server) Close() error {
+	s.BeginShutdown()
+	if s.bgCancel != nil {
+		s.bgCancel()
+	}
+	s.bg.Wait()
+	var errs []error
+	if s.identity != nil {
+		errs = append(errs, s.identity.Close())
+	}
+	errs = append(errs, s.ledger.Close())
+	return errors.Join(errs...)
+}
+
+// ledgerStore adapts the ledger to the gateway's interface.
+type ledgerStore struct{ *ledger.Ledger }
+
+func (l ledgerStore) VerifierKey() string { return l.Signer().VerifierKey() }
+
+func (l ledgerStore) OpenReader(from uint64) (gateway.RecordReader, error) {
+	return l.NewReader(from)
+}
+
+// bundleValidator runs the bundle's ingest validators; the first violation
+// rejects the span.
+type bundleValidator []*bundle.Validator
+
+func (vs bundleValidator) Validate(s *span.Span) *gateway.Rejection {
+	for _, v := range vs {
+		if vi := v.Validate(s); vi != nil {
+			return &gateway.Rejection{Validator: vi.Validator, Rule: vi.Rule, Field: vi.Field, Detail: vi.Detail, At: vi.Pos}
+		}
+	}
+	return nil
+}
