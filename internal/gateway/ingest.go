@@ -166,8 +166,15 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := ingestResponse{Accepted: accepted, Duplicates: dups, Rejected: rejected, Results: results}
 	if accepted+dups == 0 {
-		pr := newProblem("rejected", "%d of %d lines rejected", rejected, len(lines))
-		pr.Status = commonStatus(results)
+		var pr *Problem
+		if len(results) == 1 {
+			// One span: its own problem is the answer.
+			c := *results[0].Problem
+			pr = &c
+		} else {
+			pr = newProblem("rejected", "%d of %d lines rejected", rejected, len(lines))
+			pr.Status = commonStatus(results)
+		}
 		pr.Results = results
 		return pr
 	}
