@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// The scripts in testdata/script run the real logline binary (this test
+// binary, re-executed as "logline") against real HTTP, as users meet it.
+// Extra commands:
+//
+//	waitserver ADDRFILE            wait until the server that writes ADDRFILE is ready; set $URL
+//	http METHOD PATH [@FILE [TYPE]] send a request to $URL; body to stdout, "HTTP <status>" to stderr
+//	waitfor PATH REGEXP            GET $URL/PATH until the body matches (10 s at most)
+//	wsread PATH N [@FILE]          open a WebSocket at $URL/PATH, then POST FILE to /ingest
+//	                               (NDJSON) if given, and print the next N messages
+
+func TestMain(m *testing.M) {
+	if os.Getenv("LOGLINE_TEST_AS_LOGLINE") == "1" {
+		os.Exit(Main(context.Background(), os.Args[1:], Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	}
+	testscript.Main(m, map[string]func(){
+		"logline": func() {
+			os.Exit(Main(context.Background(), os.Args[1:], Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		},
+	})
+}
+
+func TestScript(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitserver": cmdWaitServer,
+			"http":       cmdHTTP,
+			"waitfor":    cmdWaitFor,
+			"wsread":     cmdWSRead,
+		},
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("LOGLINE_LEDGER_CHECKPOINT_INTERVAL", "100ms")
+			return nil
+		},
+	})
+}
+
+func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitserver ADDRFILE")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(ts.MkAbs(args[0]))
+		if err == nil && len(bytes.TrimSpace(b)) > 0 {
+			url := "http://" + strings.TrimSpace(string(b))
+			if resp, err := http.Get(url + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					ts.Setenv("URL", url)
+					return
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("server not ready after 30s")
+}
+
+func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || len(args) > 4 {
+		ts.Fatalf("usage: http METHOD PATH [@FILE [TYPE]]")
+	}
+	var body io.Reader
+	ctype := "application/x-ndjson"
+	if len(args) >= 3 {
+		name, ok := strings.CutPrefix(args[2], "@")
+		if !ok {
+			ts.Fatalf("body must be @FILE")
+		}
+		body = strings.NewReader(ts.ReadFile(name))
+	}
+	if len(args) == 4 {
+		ctype = args[3]
+	}
+	req, err := http.NewRequest(args[0], ts.Getenv("URL")+args[1], body)
+	ts.Check(err)
+	if body != nil {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	ts.Stdout().Write(b)
+	fmt.Fprintf(ts.Stderr(), "HTTP %d\n", resp.StatusCode)
+	if failed := resp.StatusCode >= 400; failed != neg {
+		ts.Fatalf("HTTP %d: %s", resp.StatusCode, b)
+	}
+}
+
+func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitfor PATH REGEXP")
+	}
+	re := regexp.MustCompile(args[1])
+	var last []byte
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(ts.Getenv("URL") + args[0])
+		ts.Check(err)
+		last, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if re.Match(last) {
+			ts.Stdout().Write(last)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("GET %s never matched %q; last: %s", args[0], args[1], last)
+}
+
+func cmdWSRead(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: wsread PATH N [@FILE]")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(ts.Getenv("URL"), "http") + args[0]
+	c, _, err := websocket.Dial(ctx, url, nil)
+	ts.Check(err)
+	defer c.CloseNow()
+	if len(args) == 3 {
+		name, _ := strings.CutPrefix(args[2], "@")
+		resp, err := http.Post(ts.Getenv("URL")+"/ingest", "application/x-ndjson", strings.NewReader(ts.ReadFile(name)))
+		ts.Check(err)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			ts.Fatalf("POST /ingest: HTTP %d", resp.StatusCode)
+		}
+	}
+	for i := 0; i < n; i++ {
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			ts.Fatalf("message %d of %d: %v", i+1, n, err)
+		}
+		fmt.Fprintf(ts.Stdout(), "%s\n", msg)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+}
