@@ -144,7 +144,7 @@ func (l *Ledger) checkpoint() error {
 	if ib == nil {
 		return nil
 	}
-	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size {
+	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.treeSaved == ib.size {
 		return nil
 	}
 	if err := l.tree.sync(); err != nil {
@@ -164,6 +164,7 @@ func (l *Ledger) checkpoint() error {
 		return err
 	}
 	l.lastCkpt.Store(c)
+	l.treeSaved = ib.size
 	l.sinceCkpt = 0
 	l.ckptAt = l.opts.Now()
 	return nil

@@ -86,7 +86,7 @@ func runRecover(t *testing.T, data []byte) {
 		w, _ := fs.Create("data/ledger/segments/000001.ndjson", vfs.WriteCategoryUnspecified)
 		w.Write(data)
 		w.Close()
-		l, err := Open("data", Options{FS: fs, IndexCacheBytes: 1 << 20, IndexMemTableBytes: 256 << 10})
+		l, err := Open("data", Options{FS: fs, IndexMemTableBytes: 256 << 10, DedupFilterBytes: 64 << 10})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open failed without ErrCorrupt: %v", err)

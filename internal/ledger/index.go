@@ -1,42 +1,67 @@
 package ledger
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// The indexes live in a pebble database under ledger/index/db. Keys start
-// with one byte naming the index; strings are length-prefixed (uvarint),
-// numbers are 8-byte big-endian so that keys sort by sequence:
+// The indexes are files under ledger/index, all derived from the segments.
+// The workload is append-only, so each index is a file that only grows or a
+// set of immutable sorted runs; no general-purpose database is involved.
 //
-//	'i' tenant id           -> seq, position     (tenant, id) lookup and idempotency
-//	'h' tenant this seq     -> position          the spans of one thing, in order
-//	't' tenant seq          -> position          the records of one tenant, in order
-//	'q' seq                 -> position          every 256th record and each segment's first
-//	'b' first               -> batch receipt     one per group commit (its JSON line)
-//	'm' "wm"                -> watermark         next seq and its position
+//	positions            seq -> position: 16 bytes at offset 16*seq, the
+//	                     segment number (4, big-endian), byte offset (8) and
+//	                     line length without the newline (4)
+//	batches              one 128-byte entry per group commit, in order: its
+//	                     batch receipt (below); the commit of a seq is found
+//	                     by binary search on first
+//	id-NNNNNNNN.run      (tenant, id) -> seq    \
+//	thing-NNNNNNNN.run   (tenant, this) -> seq   } lookup runs (lookup.go)
+//	tenant-NNNNNNNN.run  tenant -> seq          /
+//	state                how far the files above are complete
+//	tree/                the Merkle tree's nodes (tree.go)
 //
-// A position is segment number (4 bytes), offset (8) and line length (4).
-// The database is written without its own WAL: every index batch carries the
-// watermark, pebble persists batches in order when it flushes, and at open
-// the records after the watermark are read from the segments and indexed
-// again. Deleting ledger/index rebuilds everything from the segments.
+// A batches entry:
+//
+//	first (8) size (8) ts in Unix microseconds (8) root (32) signature (64)
+//	key id (4) CRC-32C of the 124 bytes before (4)
+//
+// The state file is written atomically after a run is written and synced:
+//
+//	logline index v1
+//	next <seq> <segment> <offset> <batches>
+//	nextrun <number>
+//	run <kind> <number>
+//	…
+//
+// It says that every record before seq (which starts at that segment and
+// offset) has its position, its commit's entry (the first <batches> entries)
+// and its lookup entries (in the listed runs) on disk, synced. Appends write
+// positions and batch entries as they index each commit and keep lookup
+// entries in memory until a delta fills; at open, the records from next on
+// are read from the segments and indexed again, which rewrites the same
+// bytes. Deleting ledger/index rebuilds all of it.
 const (
-	prefixID     = 'i'
-	prefixThing  = 'h'
-	prefixTenant = 't'
-	prefixSeq    = 'q'
-	prefixBatch  = 'b'
-	prefixMeta   = 'm'
+	posEntrySize   = 16
+	batchEntrySize = 128
+	indexStateName = "state"
+	indexStateHead = "logline index v1"
 
-	seqIndexEvery = 256
+	// mergeFanIn runs of one size class are merged into one.
+	mergeFanIn = 4
 )
 
 // pos is where a record's line is: segment number, byte offset, length
@@ -55,221 +80,775 @@ func appendPos(b []byte, p pos) []byte {
 	return binary.BigEndian.AppendUint32(b, p.n)
 }
 
-func decodePos(b []byte) (pos, error) {
-	if len(b) < 16 {
-		return pos{}, errors.New("ledger: index: short position")
-	}
+func decodePos(b []byte) pos {
 	return pos{
 		seg: binary.BigEndian.Uint32(b),
 		off: int64(binary.BigEndian.Uint64(b[4:])),
 		n:   binary.BigEndian.Uint32(b[12:]),
-	}, nil
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func idKey(dst []byte, tenant, id string) []byte {
-	dst = append(dst, prefixID)
-	dst = appendString(dst, tenant)
-	return appendString(dst, id)
-}
-
-func thingPrefix(dst []byte, tenant, this string) []byte {
-	dst = append(dst, prefixThing)
-	dst = appendString(dst, tenant)
-	return appendString(dst, this)
-}
-
-func tenantPrefix(dst []byte, tenant string) []byte {
-	dst = append(dst, prefixTenant)
-	return appendString(dst, tenant)
-}
-
-func seqKey(dst []byte, prefix byte, seq uint64) []byte {
-	dst = append(dst, prefix)
-	return binary.BigEndian.AppendUint64(dst, seq)
-}
-
-var watermarkKey = []byte{prefixMeta, 'w', 'm'}
-
-// watermark says how far the indexes have been brought: every record before
-// next is indexed, and record next starts at position at.
-type watermark struct {
-	next uint64
-	at   pos
-}
-
-func (w watermark) encode() []byte {
-	return appendPos(binary.BigEndian.AppendUint64(nil, w.next), w.at)
-}
-
-func decodeWatermark(b []byte) (watermark, error) {
-	if len(b) != 8+16 {
-		return watermark{}, errors.New("ledger: index: bad watermark")
 	}
-	p, err := decodePos(b[8:])
-	return watermark{next: binary.BigEndian.Uint64(b), at: p}, err
 }
 
-// indexDB wraps the pebble database of the indexes.
-type indexDB struct {
-	db    *pebble.DB
-	cache interface{ Unref() }
+// appendBatchEntry appends the batches-file entry of a batch receipt.
+func appendBatchEntry(b []byte, br *BatchReceipt) []byte {
+	start := len(b)
+	b = binary.BigEndian.AppendUint64(b, br.Batch.First)
+	b = binary.BigEndian.AppendUint64(b, br.Batch.Size)
+	b = binary.BigEndian.AppendUint64(b, uint64(br.TS.UnixMicro()))
+	b = append(b, br.Batch.Root[:]...)
+	var sig [64]byte
+	copy(sig[:], br.Sig)
+	b = append(b, sig[:]...)
+	kid, _ := strconv.ParseUint(br.KID, 16, 32)
+	b = binary.BigEndian.AppendUint32(b, uint32(kid))
+	return binary.BigEndian.AppendUint32(b, crc32.Update(0, castagnoli, b[start:]))
 }
 
-type pebbleLogger struct{ log *slog.Logger }
-
-func (l pebbleLogger) Infof(format string, args ...any) {
-	l.log.Debug("index: " + fmt.Sprintf(format, args...))
-}
-func (l pebbleLogger) Errorf(format string, args ...any) {
-	l.log.Warn("index: " + fmt.Sprintf(format, args...))
-}
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	l.log.Error("index: " + fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...))
-}
-
-func openIndexDB(fs vfs.FS, dir string, cacheBytes, memtableBytes int64, readOnly bool, log *slog.Logger) (*indexDB, error) {
-	cache := pebble.NewCache(cacheBytes)
-	opts := &pebble.Options{
-		FS:           fs,
-		Cache:        cache,
-		DisableWAL:   true,
-		MemTableSize: uint64(memtableBytes),
-		ReadOnly:     readOnly,
-		Logger:       pebbleLogger{log},
+func decodeBatchEntry(b []byte) (BatchReceipt, error) {
+	if len(b) != batchEntrySize || crc32.Update(0, castagnoli, b[:124]) != binary.BigEndian.Uint32(b[124:]) {
+		return BatchReceipt{}, fmt.Errorf("%w: index: bad batch entry", ErrCorrupt)
 	}
-	for i := range opts.Levels {
-		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	br := BatchReceipt{
+		Op: OpAppend,
+		Batch: BatchRef{
+			First: binary.BigEndian.Uint64(b),
+			Size:  binary.BigEndian.Uint64(b[8:]),
+		},
+		TS:  Timestamp{time.UnixMicro(int64(binary.BigEndian.Uint64(b[16:]))).UTC()},
+		Sig: append([]byte(nil), b[56:120]...),
+		KID: fmt.Sprintf("%08x", binary.BigEndian.Uint32(b[120:])),
 	}
-	opts.EnsureDefaults()
-	db, err := pebble.Open(dir, opts)
+	copy(br.Batch.Root[:], b[24:56])
+	return br, nil
+}
+
+// indexState is what the state file records.
+type indexState struct {
+	next    uint64
+	at      pos
+	batches uint64
+	nextRun uint64
+	runs    [numKinds][]uint64
+}
+
+func (s *indexState) encode() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s\nnext %d %d %d %d\nnextrun %d\n", indexStateHead, s.next, s.at.seg, s.at.off, s.batches, s.nextRun)
+	for k := range numKinds {
+		for _, n := range s.runs[k] {
+			fmt.Fprintf(&b, "run %s %d\n", kindName(k), n)
+		}
+	}
+	return b.Bytes()
+}
+
+func parseIndexState(b []byte) (indexState, error) {
+	s := indexState{}
+	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	if len(lines) < 3 || string(lines[0]) != indexStateHead {
+		return s, errors.New("not an index state")
+	}
+	var seg uint32
+	if _, err := fmt.Sscanf(string(lines[1]), "next %d %d %d %d", &s.next, &seg, &s.at.off, &s.batches); err != nil {
+		return s, fmt.Errorf("bad next line: %w", err)
+	}
+	s.at.seg = seg
+	if _, err := fmt.Sscanf(string(lines[2]), "nextrun %d", &s.nextRun); err != nil {
+		return s, fmt.Errorf("bad nextrun line: %w", err)
+	}
+	for _, line := range lines[3:] {
+		var kind string
+		var n uint64
+		if _, err := fmt.Sscanf(string(line), "run %s %d", &kind, &n); err != nil {
+			return s, fmt.Errorf("bad run line %q", line)
+		}
+		k, ok := parseKind(kind)
+		if !ok || n >= s.nextRun {
+			return s, fmt.Errorf("bad run line %q", line)
+		}
+		s.runs[k] = append(s.runs[k], n)
+	}
+	return s, nil
+}
+
+// deltaSet is the in-memory part of the lookup indexes: the entries of the
+// records [from, to).
+type deltaSet struct {
+	k       [numKinds]*delta
+	spans   int
+	from    uint64
+	to      uint64
+	at      pos    // where record to starts
+	batches uint64 // batch entries for the commits before to
+}
+
+// index is the open index files.
+type index struct {
+	fs       vfs.FS
+	dir      string
+	readOnly bool
+	log      *slog.Logger
+	hash     keyHasher
+	capacity int // spans per delta
+
+	posF vfs.File
+	batF vfs.File
+	posN atomic.Uint64 // positions are written for the seqs before this
+	batN atomic.Uint64 // batch entries written
+
+	mu     sync.RWMutex
+	cond   *sync.Cond // signalled (with mu) when frozen is taken
+	active *deltaSet
+	frozen *deltaSet // full, being written to runs
+	spare  *deltaSet
+	runs   [numKinds][]*run // in seq order
+	state  indexState       // as last written; changed by the compactor only
+
+	wake     chan struct{} // a delta was frozen
+	stop     chan struct{}
+	done     chan struct{}
+	stopping atomic.Bool
+	err      atomic.Pointer[error]
+}
+
+// deltaCapacity is the number of spans a delta holds: about 96 bytes each
+// (three kinds of 16-byte entries, their links and table slots).
+func deltaCapacity(memBytes int64) int {
+	return int(max(64, min(memBytes/96, 1<<28)))
+}
+
+// openIndex opens the index files of dir. A missing or unreadable index is
+// started afresh (and rebuilt by the caller from the segments) unless
+// read-only, where it is reported as nil.
+func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly bool, log *slog.Logger) (*index, error) {
+	x := &index{fs: fs, dir: dir, readOnly: readOnly, log: log, hash: hash, capacity: deltaCapacity(memBytes)}
+	x.cond = sync.NewCond(&x.mu)
+	if !readOnly {
+		// A ledger written before the index files kept them in pebble.
+		if old := fs.PathJoin(dir, "db"); fileExists(fs, old) {
+			log.Info("removing the old index database; the index is rebuilt from the segments")
+			if err := fs.RemoveAll(old); err != nil {
+				return nil, fmt.Errorf("ledger: drop old index: %w", err)
+			}
+		}
+	}
+	err := x.load()
 	if err != nil {
-		cache.Unref()
-		return nil, err
-	}
-	return &indexDB{db: db, cache: cache}, nil
-}
-
-func (x *indexDB) close(flush bool) error {
-	var err error
-	if flush {
-		err = x.db.Flush()
-	}
-	if cerr := x.db.Close(); err == nil {
-		err = cerr
-	}
-	x.cache.Unref()
-	return err
-}
-
-// get returns a copy of the value of key, or nil, false.
-func (x *indexDB) get(key []byte) ([]byte, bool, error) {
-	v, closer, err := x.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	out := append([]byte(nil), v...)
-	closer.Close()
-	return out, true, nil
-}
-
-// has reports whether key exists, without copying the value.
-func (x *indexDB) lookupID(key []byte) (seq uint64, p pos, ok bool, err error) {
-	v, closer, err := x.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, pos{}, false, nil
-	}
-	if err != nil {
-		return 0, pos{}, false, err
-	}
-	defer closer.Close()
-	if len(v) < 24 {
-		return 0, pos{}, false, errors.New("ledger: index: short id entry")
-	}
-	p, err = decodePos(v[8:])
-	return binary.BigEndian.Uint64(v), p, err == nil, err
-}
-
-func (x *indexDB) watermark() (watermark, bool, error) {
-	v, ok, err := x.get(watermarkKey)
-	if err != nil || !ok {
-		return watermark{}, false, err
-	}
-	w, err := decodeWatermark(v)
-	return w, err == nil, err
-}
-
-// seqPos finds the indexed position at or before seq: the greatest 'q' key
-// not after seq.
-func (x *indexDB) seqPos(seq uint64) (uint64, pos, bool, error) {
-	it, err := x.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixSeq},
-		UpperBound: seqKey(nil, prefixSeq, seq+1),
-	})
-	if err != nil {
-		return 0, pos{}, false, err
-	}
-	defer it.Close()
-	if !it.Last() {
-		return 0, pos{}, false, it.Error()
-	}
-	k := it.Key()
-	p, err := decodePos(it.Value())
-	if err != nil {
-		return 0, pos{}, false, err
-	}
-	return binary.BigEndian.Uint64(k[1:]), p, true, nil
-}
-
-// batchFor returns the batch receipt of the commit holding seq.
-func (x *indexDB) batchFor(seq uint64) ([]byte, error) {
-	it, err := x.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixBatch},
-		UpperBound: seqKey(nil, prefixBatch, seq+1),
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer it.Close()
-	if !it.Last() {
-		if err := it.Error(); err != nil {
+		x.closeFiles()
+		if readOnly {
 			return nil, err
 		}
-		return nil, io.EOF
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("index unreadable; rebuilding it from the segments", "err", err)
+		}
+		x = &index{fs: fs, dir: dir, log: log, hash: hash, capacity: x.capacity}
+		x.cond = sync.NewCond(&x.mu)
+		if err := x.fresh(); err != nil {
+			x.closeFiles()
+			return nil, err
+		}
 	}
-	return append([]byte(nil), it.Value()...), nil
+	x.active = x.newDeltaSet(x.state.next, x.state.at, x.state.batches)
+	x.posN.Store(x.state.next)
+	x.batN.Store(x.state.batches)
+	return x, nil
 }
 
-// scanPositions calls fn with the seq and position of the entries under
-// prefix (a 'h' or 't' prefix), in sequence order, from seq after on.
-func (x *indexDB) scanPositions(prefix []byte, after uint64, fn func(seq uint64, p pos) bool) error {
-	lower := binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), after)
-	upper := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
-	it, err := x.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+// load opens the files the state file lists and checks them.
+func (x *index) load() error {
+	fs := x.fs
+	b, err := readFile(fs, fs.PathJoin(x.dir, indexStateName))
 	if err != nil {
 		return err
 	}
-	defer it.Close()
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != len(prefix)+8 {
-			continue
+	st, err := parseIndexState(b)
+	if err != nil {
+		return err
+	}
+	open := fs.Open
+	if !x.readOnly {
+		open = func(name string, _ ...vfs.OpenOption) (vfs.File, error) {
+			return fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
 		}
-		p, err := decodePos(it.Value())
+	}
+	if x.posF, err = open(fs.PathJoin(x.dir, "positions")); err != nil {
+		return err
+	}
+	if x.batF, err = open(fs.PathJoin(x.dir, "batches")); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		f    vfs.File
+		want int64
+	}{{x.posF, int64(st.next) * posEntrySize}, {x.batF, int64(st.batches) * batchEntrySize}} {
+		fi, err := c.f.Stat()
 		if err != nil {
 			return err
 		}
-		if !fn(binary.BigEndian.Uint64(k[len(prefix):]), p) {
-			break
+		if fi.Size() < c.want {
+			return fmt.Errorf("%s is %d bytes, the state says %d", fi.Name(), fi.Size(), c.want)
 		}
 	}
-	return it.Error()
+	for k := range numKinds {
+		var last uint64
+		for _, n := range st.runs[k] {
+			r, err := openRun(fs, x.dir, k, n)
+			if err != nil {
+				return err
+			}
+			x.runs[k] = append(x.runs[k], r)
+			if r.from < last || r.to > st.next {
+				return fmt.Errorf("run %s covers [%d,%d), out of order", runName(k, n), r.from, r.to)
+			}
+			last = r.to
+		}
+	}
+	x.state = st
+	if !x.readOnly {
+		return x.removeStray()
+	}
+	return nil
+}
+
+// fresh starts an empty index.
+func (x *index) fresh() error {
+	fs := x.fs
+	names, err := fs.List(x.dir)
+	if err != nil {
+		return fmt.Errorf("ledger: list index: %w", err)
+	}
+	for _, n := range names {
+		if _, _, ok := parseRunName(n); ok || n == indexStateName {
+			if err := fs.Remove(fs.PathJoin(x.dir, n)); err != nil {
+				return fmt.Errorf("ledger: drop index file: %w", err)
+			}
+		}
+	}
+	if x.posF, err = fs.Create(fs.PathJoin(x.dir, "positions"), vfs.WriteCategoryUnspecified); err != nil {
+		return fmt.Errorf("ledger: create index: %w", err)
+	}
+	if x.batF, err = fs.Create(fs.PathJoin(x.dir, "batches"), vfs.WriteCategoryUnspecified); err != nil {
+		return fmt.Errorf("ledger: create index: %w", err)
+	}
+	x.state = indexState{at: pos{seg: 1}, nextRun: 1}
+	if err := syncDir(fs, x.dir); err != nil {
+		return err
+	}
+	return x.writeState(x.state)
+}
+
+// removeStray deletes run files the state does not list: leftovers of a
+// crash while a run was written or merged.
+func (x *index) removeStray() error {
+	fs := x.fs
+	names, err := fs.List(x.dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		k, num, ok := parseRunName(n)
+		if (ok && !slices.Contains(x.state.runs[k], num)) || (!ok && len(n) > 4 && n[len(n)-4:] == ".tmp") {
+			if err := fs.Remove(fs.PathJoin(x.dir, n)); err != nil {
+				return fmt.Errorf("ledger: drop stray index file: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (x *index) writeState(s indexState) error {
+	return writeFileAtomic(x.fs, x.fs.PathJoin(x.dir, indexStateName), s.encode(), 0o644)
+}
+
+func (x *index) newDeltaSet(from uint64, at pos, batches uint64) *deltaSet {
+	d := x.spare
+	x.spare = nil
+	if d == nil {
+		d = &deltaSet{}
+		for k := range numKinds {
+			d.k[k] = newDelta(x.capacity)
+		}
+	} else {
+		for k := range numKinds {
+			d.k[k].reset()
+		}
+	}
+	d.spans, d.from, d.to, d.at, d.batches = 0, from, from, at, batches
+	return d
+}
+
+// start runs the compactor: it writes frozen deltas to runs and merges runs.
+func (x *index) start() {
+	x.wake = make(chan struct{}, 1)
+	x.stop = make(chan struct{})
+	x.done = make(chan struct{})
+	go x.compactor()
+}
+
+func (x *index) failed() error {
+	if p := x.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (x *index) compactor() {
+	defer close(x.done)
+	for {
+		select {
+		case <-x.wake:
+		case <-x.stop:
+			return
+		}
+		if err := x.compact(); err != nil {
+			err = fmt.Errorf("ledger: index: %w", err)
+			x.err.CompareAndSwap(nil, &err)
+			x.mu.Lock()
+			x.cond.Broadcast()
+			x.mu.Unlock()
+			return
+		}
+	}
+}
+
+// compact writes the frozen delta, if any, then merges runs while some
+// size class has enough.
+func (x *index) compact() error {
+	if err := x.flushFrozen(); err != nil {
+		return err
+	}
+	for !x.stopping.Load() {
+		k, i, ok := x.pickMerge()
+		if !ok {
+			return nil
+		}
+		if err := x.merge(k, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add indexes the span records of one commit (hashes computed by the
+// caller) and moves the delta's end to the commit's end. It returns true
+// when the delta filled and was frozen: the caller starts the compactor or,
+// at open, runs it.
+func (x *index) add(spans []spanHashes, to uint64, at pos, batches uint64) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	a := x.active
+	for i := range spans {
+		s := &spans[i]
+		a.k[kindID].add(s.id, s.seq)
+		a.k[kindThing].add(s.thing, s.seq)
+		a.k[kindTenant].add(s.tenant, s.seq)
+	}
+	a.spans += len(spans)
+	a.to, a.at, a.batches = to, at, batches
+	if a.spans < x.capacity {
+		return false
+	}
+	for x.frozen != nil && x.failed() == nil {
+		x.cond.Wait()
+	}
+	x.freezeLocked()
+	return true
+}
+
+func (x *index) freezeLocked() {
+	a := x.active
+	x.frozen = a
+	x.active = x.newDeltaSet(a.to, a.at, a.batches)
+}
+
+// spanHashes are the lookup hashes of one span record.
+type spanHashes struct {
+	seq               uint64
+	id, thing, tenant uint64
+}
+
+func (x *index) wakeCompactor() {
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flushFrozen writes the frozen delta as one run per kind, syncs the
+// positions and batches files, and records the new state.
+func (x *index) flushFrozen() error {
+	x.mu.RLock()
+	fz := x.frozen
+	x.mu.RUnlock()
+	if fz == nil {
+		return nil
+	}
+	st := x.state
+	var made [numKinds]*run
+	abandon := func() {
+		for _, r := range made {
+			if r != nil {
+				r.f.Close()
+				x.fs.Remove(x.fs.PathJoin(x.dir, runName(r.kind, r.num)))
+			}
+		}
+	}
+	for k := range numKinds {
+		if len(fz.k[k].ents) == 0 {
+			continue
+		}
+		num := st.nextRun
+		st.nextRun++
+		w, err := createRun(x.fs, x.dir, k, num)
+		if err != nil {
+			abandon()
+			return err
+		}
+		for _, e := range fz.k[k].sorted() {
+			if err = w.add(e); err != nil {
+				break
+			}
+		}
+		var r *run
+		if err == nil {
+			r, err = w.finish(k, num, fz.from, fz.to)
+		}
+		if err != nil {
+			w.abandon(x.fs)
+			abandon()
+			return err
+		}
+		made[k] = r
+	}
+	if err := x.syncData(); err != nil {
+		abandon()
+		return err
+	}
+	if err := syncDir(x.fs, x.dir); err != nil {
+		abandon()
+		return err
+	}
+	x.mu.Lock()
+	for k, r := range made {
+		if r != nil {
+			x.runs[k] = append(x.runs[k], r)
+			st.runs[k] = append(slices.Clip(st.runs[k]), r.num)
+		}
+	}
+	st.next, st.at, st.batches = fz.to, fz.at, fz.batches
+	x.state = st
+	x.frozen = nil
+	x.spare = fz
+	x.cond.Broadcast()
+	x.mu.Unlock()
+	return x.writeState(st)
+}
+
+func (x *index) syncData() error {
+	if err := x.posF.SyncData(); err != nil {
+		return fmt.Errorf("ledger: sync index positions: %w", err)
+	}
+	if err := x.batF.SyncData(); err != nil {
+		return fmt.Errorf("ledger: sync index batches: %w", err)
+	}
+	return nil
+}
+
+func (x *index) frozenWaiting() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.frozen != nil
+}
+
+// pickMerge finds mergeFanIn adjacent runs of one kind in one size class.
+// Only the compactor changes the runs, so it reads them without the lock.
+func (x *index) pickMerge() (int, int, bool) {
+	for k := range numKinds {
+		rs := x.runs[k]
+		for i := 0; i+mergeFanIn <= len(rs); i++ {
+			t := rs[i].tier()
+			same := true
+			for _, r := range rs[i+1 : i+mergeFanIn] {
+				if r.tier() != t {
+					same = false
+					break
+				}
+			}
+			if same {
+				return k, i, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// errStopMerge abandons a merge when the index is closing.
+var errStopMerge = errors.New("ledger: index closing")
+
+// merge replaces runs [i, i+mergeFanIn) of kind k by their merge. A delta
+// frozen meanwhile is written first.
+func (x *index) merge(k, i int) error {
+	ins := slices.Clone(x.runs[k][i : i+mergeFanIn])
+	num := x.state.nextRun
+	x.state.nextRun++ // the number is used once, whatever happens
+	w, err := createRun(x.fs, x.dir, k, num)
+	if err != nil {
+		return err
+	}
+	readers := make([]runReader, len(ins))
+	for j := range ins {
+		readers[j].r = ins[j]
+	}
+	var n int
+	for {
+		best := -1
+		var be entry
+		for j := range readers {
+			e, ok, err := readers[j].peek()
+			if err != nil {
+				w.abandon(x.fs)
+				return err
+			}
+			if ok && (best < 0 || cmpEntry(e, be) < 0) {
+				best, be = j, e
+			}
+		}
+		if best < 0 {
+			break
+		}
+		readers[best].p += runEntrySize
+		if err := w.add(be); err != nil {
+			w.abandon(x.fs)
+			return err
+		}
+		if n++; n%(1<<16) == 0 {
+			if x.stopping.Load() {
+				w.abandon(x.fs)
+				return nil
+			}
+			if x.frozenWaiting() {
+				if err := x.flushFrozen(); err != nil {
+					w.abandon(x.fs)
+					return err
+				}
+			}
+		}
+	}
+	out, err := w.finish(k, num, ins[0].from, ins[len(ins)-1].to)
+	if err != nil {
+		w.abandon(x.fs)
+		return err
+	}
+	if err := syncDir(x.fs, x.dir); err != nil {
+		out.f.Close()
+		return err
+	}
+	x.mu.Lock()
+	rs := x.runs[k]
+	at := slices.Index(rs, ins[0])
+	x.runs[k] = slices.Concat(rs[:at], []*run{out}, rs[at+mergeFanIn:])
+	st := x.state
+	st.runs[k] = make([]uint64, 0, len(x.runs[k]))
+	for _, r := range x.runs[k] {
+		st.runs[k] = append(st.runs[k], r.num)
+	}
+	x.state = st
+	x.mu.Unlock()
+	if err := x.writeState(st); err != nil {
+		return err
+	}
+	for _, r := range ins {
+		r.f.Close()
+		if err := x.fs.Remove(x.fs.PathJoin(x.dir, runName(r.kind, r.num))); err != nil {
+			return fmt.Errorf("ledger: drop merged index run: %w", err)
+		}
+	}
+	return nil
+}
+
+// writePositions writes the positions of the records first, first+1, …
+// (buf holds 16 bytes each). buf must not be used afterwards.
+func (x *index) writePositions(first uint64, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	if _, err := x.posF.WriteAt(buf, int64(first)*posEntrySize); err != nil {
+		return fmt.Errorf("ledger: write index positions: %w", err)
+	}
+	x.posN.Store(first + uint64(len(buf)/posEntrySize))
+	return nil
+}
+
+// writeBatch writes batch entry n. b must not be used afterwards.
+func (x *index) writeBatch(n uint64, b []byte) error {
+	if _, err := x.batF.WriteAt(b, int64(n)*batchEntrySize); err != nil {
+		return fmt.Errorf("ledger: write index batches: %w", err)
+	}
+	x.batN.Store(n + 1)
+	return nil
+}
+
+// position returns the position of record seq, if indexed.
+func (x *index) position(seq uint64) (pos, bool, error) {
+	if seq >= x.posN.Load() {
+		return pos{}, false, nil
+	}
+	var b [posEntrySize]byte
+	if _, err := x.posF.ReadAt(b[:], int64(seq)*posEntrySize); err != nil && !errors.Is(err, io.EOF) {
+		return pos{}, false, fmt.Errorf("ledger: read index positions: %w", err)
+	}
+	return decodePos(b[:]), true, nil
+}
+
+// batchFor returns the batch receipt of the commit holding seq.
+func (x *index) batchFor(seq uint64) (BatchReceipt, error) {
+	n := x.batN.Load()
+	var b [8]byte
+	var rerr error
+	// The first entry whose first is after seq; the one before holds seq.
+	lo, hi := uint64(0), n
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if _, err := x.batF.ReadAt(b[:], int64(mid)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
+			rerr = err
+			break
+		}
+		if binary.BigEndian.Uint64(b[:]) <= seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if rerr != nil {
+		return BatchReceipt{}, fmt.Errorf("ledger: read index batches: %w", rerr)
+	}
+	if lo == 0 {
+		return BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
+	}
+	e := make([]byte, batchEntrySize)
+	if _, err := x.batF.ReadAt(e, int64(lo-1)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
+		return BatchReceipt{}, fmt.Errorf("ledger: read index batches: %w", err)
+	}
+	br, err := decodeBatchEntry(e)
+	if err != nil {
+		return BatchReceipt{}, err
+	}
+	if seq >= br.Batch.First+br.Batch.Size {
+		return BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
+	}
+	return br, nil
+}
+
+// candidates appends the seqs ≥ from of the entries of kind k with hash h,
+// in increasing order, at most limit of them (0: all). They are only
+// candidates: the caller confirms each against its record.
+func (x *index) candidates(k int, h, from uint64, limit int, out []uint64) ([]uint64, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	start := len(out)
+	left := func() int {
+		if limit <= 0 {
+			return 0
+		}
+		return limit - (len(out) - start)
+	}
+	var err error
+	for _, r := range x.runs[k] {
+		if out, err = r.find(h, from, left(), out); err != nil {
+			return out, err
+		}
+		if limit > 0 && left() <= 0 {
+			return out, nil
+		}
+	}
+	for _, d := range []*deltaSet{x.frozen, x.active} {
+		if d == nil {
+			continue
+		}
+		out = d.k[k].find(h, from, left(), out)
+		if limit > 0 && left() <= 0 {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// fillFilter adds every id hash of the index to f.
+func (x *index) fillFilter(f *dedupFilter) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, r := range x.runs[kindID] {
+		if err := r.each(func(e entry) { f.add(e.h) }); err != nil {
+			return err
+		}
+	}
+	for _, d := range []*deltaSet{x.frozen, x.active} {
+		if d != nil {
+			for _, e := range d.k[kindID].ents {
+				f.add(e.h)
+			}
+		}
+	}
+	return nil
+}
+
+// close stops the compactor; with flush, it first writes what is in memory
+// to runs so that the next open has nothing to catch up.
+func (x *index) close(flush bool) error {
+	var err error
+	if x.stop != nil {
+		x.stopping.Store(true)
+		close(x.stop)
+		<-x.done
+		x.stop = nil
+		err = x.failed()
+	}
+	if flush && err == nil && !x.readOnly {
+		err = x.flushAll()
+	}
+	if cerr := x.closeFiles(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// flushAll writes the frozen and the active delta to runs (the compactor
+// is not running).
+func (x *index) flushAll() error {
+	if err := x.flushFrozen(); err != nil {
+		return err
+	}
+	x.mu.Lock()
+	changed := x.active.to > x.state.next
+	if changed {
+		x.freezeLocked()
+	}
+	x.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return x.flushFrozen()
+}
+
+func (x *index) closeFiles() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if x.posF != nil {
+		keep(x.posF.Close())
+		x.posF = nil
+	}
+	if x.batF != nil {
+		keep(x.batF.Close())
+		x.batF = nil
+	}
+	for k := range x.runs {
+		for _, r := range x.runs[k] {
+			keep(r.f.Close())
+		}
+		x.runs[k] = nil
+	}
+	return first
 }

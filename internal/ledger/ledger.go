@@ -1,18 +1,18 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -43,10 +43,21 @@ type Options struct {
 	// 1,000,000 records and 10 s.
 	CheckpointEvery    uint64
 	CheckpointInterval time.Duration
-	// IndexCacheBytes sizes the index block cache and IndexMemTableBytes
-	// its write buffer. Defaults 64 MiB and 32 MiB.
-	IndexCacheBytes    int64
+	// IndexCacheBytes is ignored: the index files are read through the
+	// operating system's page cache. It is kept so that old configurations
+	// still compile.
+	IndexCacheBytes int64
+	// IndexMemTableBytes bounds the in-memory part of the lookup indexes
+	// (the newest spans' entries, about 96 bytes a span) before it is written
+	// to disk; two such parts exist while one is being written. It also
+	// bounds what a crash leaves to re-index at open. Default 16 MiB
+	// (about 175,000 spans).
 	IndexMemTableBytes int64
+	// DedupFilterBytes sizes the filter that tells new span ids from stored
+	// ones without reading the index. It is allocated at open whatever the
+	// ledger's size; past about 50 million spans per 64 MiB its false
+	// positives (each costing an index lookup) grow. Default 64 MiB.
+	DedupFilterBytes int
 	// ReadOnly opens the ledger for inspection: nothing is written or
 	// repaired, corruption is reported by Verify rather than refused.
 	ReadOnly bool
@@ -85,11 +96,11 @@ func (o *Options) setDefaults() {
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = 10 * time.Second
 	}
-	if o.IndexCacheBytes <= 0 {
-		o.IndexCacheBytes = 64 << 20
-	}
 	if o.IndexMemTableBytes <= 0 {
-		o.IndexMemTableBytes = 32 << 20
+		o.IndexMemTableBytes = 16 << 20
+	}
+	if o.DedupFilterBytes <= 0 {
+		o.DedupFilterBytes = 64 << 20
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -154,7 +165,8 @@ type Ledger struct {
 	signer *Signer
 	log    *slog.Logger
 
-	idx   *indexDB
+	idx   *index
+	hash  keyHasher
 	tree  *treeStore
 	segs  *segmentFiles
 	jrnl  *journal
@@ -173,9 +185,12 @@ type Ledger struct {
 	// Committer state: owned by the committer goroutine.
 	nextSeq uint64
 	lastTS  time.Time
-	pending map[string]pendingRec
-	pendQ   []pendingKey
+	dedup   *dedupFilter // every stored or pending (tenant, id) hash
+	pending pendingSet
 	enc     encoder
+
+	// Indexer state.
+	spanHashes []spanHashes
 
 	// The open batch, shared by committer and syncer.
 	mu        sync.Mutex
@@ -200,6 +215,7 @@ type Ledger struct {
 	ckptMu      sync.Mutex // one checkpoint at a time
 	sinceCkpt   uint64     // records since the last checkpoint (indexer)
 	ckptAt      time.Time  // when the last checkpoint was written (indexer)
+	treeSaved   uint64     // the tree size the tree state file records
 
 	stats struct {
 		appended, duplicates, commits, bytes atomic.Uint64
@@ -221,15 +237,73 @@ type appendReq struct {
 	last    *commitBatch // the batch that completes this request
 }
 
+// pendingRec is a span placed in a batch and not yet indexed.
 type pendingRec struct {
+	h     uint64 // keyed hash of (tenant, id)
 	seq   uint64
 	batch *commitBatch
 	i     int32 // index in batch.recs
 }
 
-type pendingKey struct {
-	key string
-	seq uint64
+func (r *pendingRec) is(tenant, id string) bool {
+	br := &r.batch.recs[r.i]
+	return br.tenant == tenant && br.id == id
+}
+
+// pendingSet holds the spans placed and not yet indexed, in seq order, for
+// the committer alone.
+type pendingSet struct {
+	recs []pendingRec
+	head int               // recs[:head] are pruned
+	byID map[uint64]uint64 // id hash -> seq of the newest pending span with it
+}
+
+func (p *pendingSet) add(r pendingRec) {
+	if p.byID == nil {
+		p.byID = make(map[uint64]uint64, 1<<12)
+	}
+	p.recs = append(p.recs, r)
+	p.byID[r.h] = r.seq
+}
+
+// find returns the pending span stored under (tenant, id) with hash h.
+func (p *pendingSet) find(h uint64, tenant, id string) (pendingRec, bool) {
+	seq, ok := p.byID[h]
+	if !ok {
+		return pendingRec{}, false
+	}
+	live := p.recs[p.head:]
+	i, found := slices.BinarySearchFunc(live, seq, func(r pendingRec, s uint64) int { return cmp.Compare(r.seq, s) })
+	if found && live[i].is(tenant, id) {
+		return live[i], true
+	}
+	// Another key with the same hash: look at every pending span.
+	for i := range live {
+		if live[i].h == h && live[i].is(tenant, id) {
+			return live[i], true
+		}
+	}
+	return pendingRec{}, false
+}
+
+// prune forgets the spans before seq indexed: the index holds them.
+func (p *pendingSet) prune(indexed uint64) {
+	for p.head < len(p.recs) && p.recs[p.head].seq < indexed {
+		r := &p.recs[p.head]
+		if s, ok := p.byID[r.h]; ok && s == r.seq {
+			delete(p.byID, r.h)
+		}
+		r.batch = nil
+		p.head++
+	}
+	switch {
+	case p.head == len(p.recs):
+		p.recs, p.head = p.recs[:0], 0
+	case p.head >= 1024 && 2*p.head >= len(p.recs):
+		n := copy(p.recs, p.recs[p.head:])
+		clear(p.recs[n:])
+		p.recs, p.head = p.recs[:n], 0
+	}
 }
 
 // commitBatch is one group commit.
@@ -258,6 +332,7 @@ type batchRec struct {
 	off    int32 // offset of the line in buf
 	n      int32 // line length without newline
 	leaf   Hash
+	hid    uint64 // keyed hash of (tenant, id), for spans
 	kind   string
 	tenant string
 	id     string
@@ -287,7 +362,6 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		segDir:   opts.FS.PathJoin(dir, "ledger", "segments"),
 		log:      opts.Logger,
 		readOnly: opts.ReadOnly,
-		pending:  make(map[string]pendingRec),
 		quit:     make(chan struct{}),
 		notifyCh: make(chan struct{}),
 	}
@@ -304,6 +378,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	l.reqs = make(chan *appendReq, 4096)
 	l.toIndex = make(chan *commitBatch, 256)
 	l.open = l.newBatch()
+	l.idx.start()
 	l.wg.Add(3)
 	go l.committer()
 	go l.syncer()
@@ -470,6 +545,16 @@ func (l *Ledger) nextTS() time.Time {
 
 // committer takes requests in arrival order, resolves duplicates, assigns
 // sequence numbers and encodes the records into the open batch.
+//
+// Duplicates. The filter holds the id hash of every span stored or placed,
+// so a new id is told apart without I/O. When it answers "maybe", the span
+// is looked for among the pending spans (placed, not yet indexed), then in
+// the index. That is complete: pending is pruned only of spans before
+// indexedBefore, which was read before the index was searched, so a span not
+// in pending was indexed before the search began. A copy of a pending span
+// (earlier in this request, or in a request not yet durable) is answered
+// with the original's receipt when the batch holding the copy completes,
+// which is no earlier than the original's.
 func (l *Ledger) committer() {
 	defer l.wg.Done()
 	defer func() {
@@ -480,13 +565,13 @@ func (l *Ledger) committer() {
 	}()
 	const chunk = 64
 	type placement struct {
-		dupSeq  uint64 // duplicate of a stored record (when isStored)
+		h       uint64 // id hash, for spans
+		dupSeq  uint64 // duplicate of a stored record (when stored)
 		stored  bool
 		pending bool
 		p       pendingRec
 	}
 	var places [chunk]placement
-	keyBuf := make([]byte, 0, 128)
 	for req := range l.reqs {
 		if err := l.failed(); err != nil {
 			req.err = err
@@ -494,12 +579,11 @@ func (l *Ledger) committer() {
 			continue
 		}
 		indexedBefore := l.indexed.Load()
-		l.prunePending(indexedBefore)
+		l.pending.prune(indexedBefore)
 		var last *commitBatch
 		for start := 0; start < len(req.entries); start += chunk {
 			end := min(start+chunk, len(req.entries))
-			// Resolve duplicates outside the lock. A record not in pending
-			// was indexed before indexedBefore was read, so the index has it.
+			// Resolve duplicates outside the lock.
 			for i := start; i < end; i++ {
 				e := &req.entries[i]
 				pl := &places[i-start]
@@ -507,12 +591,15 @@ func (l *Ledger) committer() {
 				if e.Kind != KindSpan {
 					continue
 				}
-				keyBuf = idKey(keyBuf[:0], e.Tenant, e.ID)
-				if p, ok := l.pending[string(keyBuf)]; ok {
+				pl.h = l.hash.id(e.Tenant, e.ID)
+				if !l.dedup.has(pl.h) {
+					continue
+				}
+				if p, ok := l.pending.find(pl.h, e.Tenant, e.ID); ok {
 					pl.pending, pl.p = true, p
 					continue
 				}
-				seq, _, ok, err := l.idx.lookupID(keyBuf)
+				seq, _, ok, err := l.lookupID(pl.h, e.Tenant, e.ID)
 				if err != nil {
 					l.fail(fmt.Errorf("ledger: index lookup: %w", err))
 					req.err = l.failed()
@@ -556,16 +643,16 @@ func (l *Ledger) committer() {
 					continue
 				}
 				e := &req.entries[i]
-				if e.Kind == KindSpan {
-					keyBuf = idKey(keyBuf[:0], e.Tenant, e.ID)
-					// A second copy later in this request or batch.
-					if p, ok := l.pending[string(keyBuf)]; ok {
+				// A copy of a span placed since the check above: earlier in
+				// this chunk.
+				if e.Kind == KindSpan && l.dedup.has(pl.h) {
+					if p, ok := l.pending.find(pl.h, e.Tenant, e.ID); ok {
 						b.dups = append(b.dups, dupRef{req: req, idx: int32(i), orig: p.batch, origI: p.i})
 						last = b
 						continue
 					}
 				}
-				l.place(b, req, i, keyBuf)
+				l.place(b, req, i, pl.h)
 				last = b
 			}
 			l.mu.Unlock()
@@ -589,7 +676,8 @@ func (l *Ledger) committer() {
 }
 
 // place encodes entry i of req as the next record of batch b. l.mu is held.
-func (l *Ledger) place(b *commitBatch, req *appendReq, i int, key []byte) {
+// h is the id hash of a span.
+func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	e := &req.entries[i]
 	if len(b.recs) == 0 {
 		b.ts = l.nextTS()
@@ -604,29 +692,14 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, key []byte) {
 	b.buf, leaf = l.enc.appendRecord(b.buf, seq, b.tsb[:], e.Kind, e.Body)
 	b.recs = append(b.recs, batchRec{
 		req: req, idx: int32(i), off: int32(off), n: int32(len(b.buf) - off - 1),
-		leaf: leaf, kind: e.Kind, tenant: e.Tenant, id: e.ID, this: e.This,
+		leaf: leaf, hid: h, kind: e.Kind, tenant: e.Tenant, id: e.ID, this: e.This,
 	})
 	l.rng.append(leaf, func(level uint, index uint64, h *Hash) {
 		b.nodes = append(b.nodes, treeNode{level: level, index: index, hash: *h})
 	})
 	if e.Kind == KindSpan {
-		k := string(key)
-		l.pending[k] = pendingRec{seq: seq, batch: b, i: int32(len(b.recs) - 1)}
-		l.pendQ = append(l.pendQ, pendingKey{key: k, seq: seq})
-	}
-}
-
-// prunePending forgets the pending records the index now holds.
-func (l *Ledger) prunePending(indexed uint64) {
-	n := 0
-	for n < len(l.pendQ) && l.pendQ[n].seq < indexed {
-		if p, ok := l.pending[l.pendQ[n].key]; ok && p.seq == l.pendQ[n].seq {
-			delete(l.pending, l.pendQ[n].key)
-		}
-		n++
-	}
-	if n > 0 {
-		l.pendQ = append(l.pendQ[:0], l.pendQ[n:]...)
+		l.dedup.add(h)
+		l.pending.add(pendingRec{h: h, seq: seq, batch: b, i: int32(len(b.recs) - 1)})
 	}
 }
 
@@ -844,8 +917,8 @@ type indexedBatch struct {
 	at   pos
 }
 
-// indexBatch writes one batch's tree nodes, index entries, batch receipt and
-// journal line.
+// indexBatch writes one batch's tree nodes, receipts journal line,
+// positions and batch entry, and adds its spans to the lookup indexes.
 func (l *Ledger) indexBatch(b *commitBatch) error {
 	if err := l.tree.appendNodes(b.nodes); err != nil {
 		return err
@@ -857,40 +930,34 @@ func (l *Ledger) indexBatch(b *commitBatch) error {
 	if _, _, err := l.jrnl.append(b.ts, line); err != nil {
 		return err
 	}
-	wb := l.idx.db.NewBatch()
-	defer wb.Close()
-	var key, val []byte
+	x := l.idx
+	positions := make([]byte, 0, len(b.recs)*posEntrySize)
+	hs := l.spanHashes[:0]
+	var lastTenant string
+	var tenantHash uint64
 	for i := range b.recs {
 		r := &b.recs[i]
-		seq := b.first + uint64(i)
-		p := pos{seg: b.seg, off: b.segOff + int64(r.off), n: uint32(r.n)}
-		key, val = indexRecord(wb, key, val, seq, p, r.kind, r.tenant, r.id, r.this, i == 0 && b.segOff == 0)
+		positions = appendPos(positions, pos{seg: b.seg, off: b.segOff + int64(r.off), n: uint32(r.n)})
+		if r.kind != KindSpan {
+			continue
+		}
+		if i == 0 || r.tenant != lastTenant {
+			lastTenant, tenantHash = r.tenant, l.hash.tenant(r.tenant)
+		}
+		hs = append(hs, spanHashes{seq: b.first + uint64(i), id: r.hid, thing: l.hash.thing(r.tenant, r.this), tenant: tenantHash})
 	}
-	if err := wb.Set(seqKey(key[:0], prefixBatch, b.first), line, nil); err != nil {
+	l.spanHashes = hs
+	if err := x.writePositions(b.first, positions); err != nil {
 		return err
 	}
-	wm := watermark{next: b.first + uint64(len(b.recs)), at: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}}
-	if err := wb.Set(watermarkKey, wm.encode(), nil); err != nil {
+	nb := x.batN.Load()
+	if err := x.writeBatch(nb, appendBatchEntry(make([]byte, 0, batchEntrySize), &b.receipt)); err != nil {
 		return err
 	}
-	return wb.Commit(pebble.NoSync)
-}
-
-// indexRecord adds the index entries of one record to a batch.
-func indexRecord(wb *pebble.Batch, key, val []byte, seq uint64, p pos, kind, tenant, id, this string, segStart bool) ([]byte, []byte) {
-	val = appendPos(val[:0], p)
-	if kind == KindSpan {
-		key = idKey(key[:0], tenant, id)
-		_ = wb.Set(key, append(binary.BigEndian.AppendUint64(nil, seq), val...), nil)
-		key = binary.BigEndian.AppendUint64(thingPrefix(key[:0], tenant, this), seq)
-		_ = wb.Set(key, val, nil)
-		key = binary.BigEndian.AppendUint64(tenantPrefix(key[:0], tenant), seq)
-		_ = wb.Set(key, val, nil)
+	if x.add(hs, b.first+uint64(len(b.recs)), pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}, nb+1) {
+		x.wakeCompactor()
 	}
-	if seq%seqIndexEvery == 0 || segStart {
-		_ = wb.Set(seqKey(key[:0], prefixSeq, seq), val, nil)
-	}
-	return key, val
+	return x.failed()
 }
 
 // Stats are the ledger's counters since open.

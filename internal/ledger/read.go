@@ -65,6 +65,48 @@ func (l *Ledger) checkReadable() error {
 	return nil
 }
 
+// readIndexed reads the record the positions index places at seq.
+func (l *Ledger) readIndexed(seq uint64) (Record, pos, error) {
+	p, ok, err := l.idx.position(seq)
+	if err != nil {
+		return Record{}, pos{}, err
+	}
+	if !ok {
+		return Record{}, pos{}, fmt.Errorf("%w: index: no position for seq %d", ErrCorrupt, seq)
+	}
+	r, err := l.readRecord(p, seq)
+	return r, p, err
+}
+
+// keysOf returns the lookup keys of a span record.
+func keysOf(r *Record) (spanKeys, bool) {
+	var k spanKeys
+	if r.Kind != KindSpan || json.Unmarshal(r.Body, &k) != nil {
+		return k, false
+	}
+	return k, true
+}
+
+// lookupID finds the span stored under (tenant, id), whose id hash is h:
+// the candidates of the hash, each confirmed against its record.
+func (l *Ledger) lookupID(h uint64, tenant, id string) (uint64, Record, bool, error) {
+	var buf [4]uint64
+	cands, err := l.idx.candidates(kindID, h, 0, 0, buf[:0])
+	if err != nil {
+		return 0, Record{}, false, err
+	}
+	for _, seq := range cands {
+		r, _, err := l.readIndexed(seq)
+		if err != nil {
+			return 0, Record{}, false, err
+		}
+		if k, ok := keysOf(&r); ok && k.Tenant == tenant && k.ID == id {
+			return seq, r, true, nil
+		}
+	}
+	return 0, Record{}, false, nil
+}
+
 // Get returns the span stored under (tenant, id).
 func (l *Ledger) Get(ctx context.Context, tenant, id string) (Record, error) {
 	if err := l.checkReadable(); err != nil {
@@ -73,29 +115,35 @@ func (l *Ledger) Get(ctx context.Context, tenant, id string) (Record, error) {
 	if err := l.waitIndexed(ctx); err != nil {
 		return Record{}, err
 	}
-	seq, p, ok, err := l.idx.lookupID(idKey(nil, tenant, id))
+	_, r, ok, err := l.lookupID(l.hash.id(tenant, id), tenant, id)
 	if err != nil {
 		return Record{}, err
 	}
 	if !ok {
 		return Record{}, ErrNotFound
 	}
-	return l.readRecord(p, seq)
+	return r, nil
 }
 
 // Thing returns up to limit spans of tenant whose "this" is this, in ledger
 // order, starting at sequence number from.
 func (l *Ledger) Thing(ctx context.Context, tenant, this string, from uint64, limit int) ([]Record, error) {
-	return l.scanIndex(ctx, thingPrefix(nil, tenant, this), from, limit)
+	return l.scanIndex(ctx, kindThing, l.hash.thing(tenant, this), func(k spanKeys) bool {
+		return k.Tenant == tenant && k.This == this
+	}, from, limit)
 }
 
 // Tenant returns up to limit spans of a tenant in ledger order, starting at
 // sequence number from.
 func (l *Ledger) Tenant(ctx context.Context, tenant string, from uint64, limit int) ([]Record, error) {
-	return l.scanIndex(ctx, tenantPrefix(nil, tenant), from, limit)
+	return l.scanIndex(ctx, kindTenant, l.hash.tenant(tenant), func(k spanKeys) bool {
+		return k.Tenant == tenant
+	}, from, limit)
 }
 
-func (l *Ledger) scanIndex(ctx context.Context, prefix []byte, from uint64, limit int) ([]Record, error) {
+// scanIndex returns the records of the entries of kind k with hash h that
+// match, in seq order, from seq from on, at most limit (0: all).
+func (l *Ledger) scanIndex(ctx context.Context, k int, h uint64, match func(spanKeys) bool, from uint64, limit int) ([]Record, error) {
 	if err := l.checkReadable(); err != nil {
 		return nil, err
 	}
@@ -103,21 +151,31 @@ func (l *Ledger) scanIndex(ctx context.Context, prefix []byte, from uint64, limi
 		return nil, err
 	}
 	var out []Record
-	var rerr error
-	err := l.idx.scanPositions(prefix, from, func(seq uint64, p pos) bool {
-		r, err := l.readRecord(p, seq)
-		if err != nil {
-			rerr = err
-			return false
+	var cands []uint64
+	for {
+		want := 0
+		if limit > 0 {
+			want = limit - len(out)
 		}
-		r.Body = append([]byte(nil), r.Body...)
-		out = append(out, r)
-		return limit <= 0 || len(out) < limit
-	})
-	if err == nil {
-		err = rerr
+		var err error
+		if cands, err = l.idx.candidates(k, h, from, want, cands[:0]); err != nil {
+			return out, err
+		}
+		for _, seq := range cands {
+			r, _, err := l.readIndexed(seq)
+			if err != nil {
+				return out, err
+			}
+			if keys, ok := keysOf(&r); ok && match(keys) {
+				out = append(out, r)
+			}
+		}
+		// Done when the index has no more, or when none were collisions.
+		if limit <= 0 || len(cands) < want || len(out) >= limit {
+			return out, nil
+		}
+		from = cands[len(cands)-1] + 1
 	}
-	return out, err
 }
 
 // Receipt returns the receipt of the span stored under (tenant, id).
@@ -128,7 +186,7 @@ func (l *Ledger) Receipt(ctx context.Context, tenant, id string) (Receipt, error
 	if err := l.waitIndexed(ctx); err != nil {
 		return Receipt{}, err
 	}
-	seq, _, ok, err := l.idx.lookupID(idKey(nil, tenant, id))
+	seq, _, ok, err := l.lookupID(l.hash.id(tenant, id), tenant, id)
 	if err != nil {
 		return Receipt{}, err
 	}
@@ -155,13 +213,9 @@ func (l *Ledger) ReceiptAt(ctx context.Context, seq uint64) (Receipt, error) {
 	}
 	if r.SpanID == "" {
 		// Name the span when the record is one.
-		_, p, found, err := l.seqPosition(seq)
-		if err == nil && found {
-			if rec, err := l.readRecord(p, seq); err == nil && rec.Kind == KindSpan {
-				var ids struct{ ID, Tenant string }
-				if json.Unmarshal(rec.Body, &ids) == nil {
-					r.SpanID, r.Tenant = ids.ID, ids.Tenant
-				}
+		if rec, _, err := l.readIndexed(seq); err == nil {
+			if k, ok := keysOf(&rec); ok {
+				r.SpanID, r.Tenant = k.ID, k.Tenant
 			}
 		}
 	}
@@ -171,19 +225,9 @@ func (l *Ledger) ReceiptAt(ctx context.Context, seq uint64) (Receipt, error) {
 // receiptBySeq assembles the receipt of an indexed record from its batch
 // receipt and the batch's leaves.
 func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (Receipt, error) {
-	line, err := l.idx.batchFor(seq)
-	if errors.Is(err, io.EOF) {
-		return Receipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
-	}
+	br, err := l.idx.batchFor(seq)
 	if err != nil {
 		return Receipt{}, err
-	}
-	var br BatchReceipt
-	if err := json.Unmarshal(line, &br); err != nil {
-		return Receipt{}, fmt.Errorf("%w: batch receipt of seq %d: %v", ErrCorrupt, seq, err)
-	}
-	if seq >= br.Batch.First+br.Batch.Size {
-		return Receipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
 	}
 	leaves, err := l.tree.leaves(br.Batch.First, br.Batch.Size)
 	if err != nil {
@@ -267,16 +311,22 @@ func (l *Ledger) Next() uint64 {
 	return 0
 }
 
-// seqPosition finds a position at or before seq to start reading from.
-func (l *Ledger) seqPosition(seq uint64) (uint64, pos, bool, error) {
+// seqPosition finds the position of seq or, when seq is not indexed yet,
+// of the first record not indexed: the seq and position to read from.
+func (l *Ledger) seqPosition(seq uint64) (uint64, pos, error) {
 	if l.idx == nil {
-		return 0, pos{seg: 1}, true, nil
+		return 0, pos{seg: 1}, nil
 	}
-	s, p, ok, err := l.idx.seqPos(seq)
-	if err != nil || !ok {
-		return 0, pos{seg: 1}, err == nil, err
+	n := l.idx.posN.Load()
+	if seq < n {
+		p, _, err := l.idx.position(seq)
+		return seq, p, err
 	}
-	return s, p, true, nil
+	if n == 0 {
+		return 0, pos{seg: 1}, nil
+	}
+	p, _, err := l.idx.position(n - 1)
+	return n, pos{seg: p.seg, off: p.end()}, err
 }
 
 // Reader reads records in sequence order from a cursor, never past the
@@ -302,7 +352,7 @@ func (l *Ledger) NewReader(from uint64) (*Reader, error) {
 		r.next, r.seg = d.next, d.end.seg
 		return r, r.open(d.end.seg, d.end.off)
 	}
-	seq, p, _, err := l.seqPosition(from)
+	seq, p, err := l.seqPosition(from)
 	if err != nil {
 		return nil, err
 	}

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // recover brings the ledger to a consistent state at open.
@@ -19,7 +17,7 @@ import (
 //     (one group commit) and after the latest checkpoint: its bytes are
 //     copied to NNNNNN.ndjson.<offset>.broken and the segment is cut before
 //     it. Anywhere else it is corruption (ErrCorrupt).
-//  2. The records after the tree state, the index watermark and the receipts
+//  2. The records after the tree state, the index state and the receipts
 //     journal's last line are read once and applied to each.
 //  3. Anything derived that claims more records than the segments hold, and
 //     a checkpoint that does not match the tree, is corruption: acknowledged
@@ -56,29 +54,18 @@ func (l *Ledger) recover() error {
 	}
 
 	// Indexes.
-	idxDir := fs.PathJoin(ledgerDir, "index", "db")
-	wm := watermark{at: pos{seg: 1}}
-	if ro && !fileExists(fs, idxDir) {
-		l.log.Warn("no index: lookups will find nothing", "dir", idxDir)
-	} else {
-		l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, l.opts.IndexMemTableBytes, ro, l.log)
-		if err != nil && !ro {
-			l.log.Warn("index unreadable; rebuilding it from the segments", "err", err)
-			if err := fs.RemoveAll(idxDir); err != nil {
-				return fmt.Errorf("ledger: drop index: %w", err)
-			}
-			l.idx, err = openIndexDB(fs, idxDir, l.opts.IndexCacheBytes, l.opts.IndexMemTableBytes, ro, l.log)
-		}
-		if err != nil {
-			return fmt.Errorf("ledger: open index: %w", err)
-		}
-		w, ok, err := l.idx.watermark()
-		if err != nil {
-			return fmt.Errorf("ledger: index watermark: %w", err)
-		}
-		if ok {
-			wm = w
-		}
+	idxDir := fs.PathJoin(ledgerDir, "index")
+	l.hash = newKeyHasher(signer)
+	wm := indexState{at: pos{seg: 1}}
+	l.idx, err = openIndex(fs, idxDir, l.hash, l.opts.IndexMemTableBytes, ro, l.log)
+	switch {
+	case err != nil && ro:
+		l.log.Warn("no readable index: lookups will find nothing", "dir", idxDir, "err", err)
+		l.idx = nil
+	case err != nil:
+		return fmt.Errorf("ledger: open index: %w", err)
+	default:
+		wm = l.idx.state
 	}
 
 	// Tree.
@@ -101,6 +88,8 @@ func (l *Ledger) recover() error {
 		l.tree.setSize(0)
 		rng = compactRange{}
 	}
+
+	l.treeSaved = ts.size
 
 	ckpt, err := l.readCheckpoint()
 	if err != nil {
@@ -129,9 +118,9 @@ func (l *Ledger) recover() error {
 		return &CorruptError{Segment: segmentName(start.seg), Offset: start.off, Seq: startSeq, Reason: "segment named by the index or tree state is missing"}
 	}
 
-	c := catchUp{l: l, rng: rng, treeFrom: ts.size, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start}
-	if !ro && l.idx != nil {
-		c.wb = l.idx.db.NewBatch()
+	c := catchUp{l: l, rng: rng, treeFrom: ts.size, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start, batches: wm.batches}
+	if !ro {
+		c.idx = l.idx
 	}
 	var total, done int64
 	for _, n := range segs[start.seg-segs[0]:] {
@@ -164,6 +153,12 @@ func (l *Ledger) recover() error {
 	}
 	if err := c.finish(); err != nil {
 		return err
+	}
+	if !ro {
+		l.dedup = newDedupFilter(l.opts.DedupFilterBytes)
+		if err := l.idx.fillFilter(l.dedup); err != nil {
+			return err
+		}
 	}
 	return l.finishRecovery(ckpt, c.rng, c.next, c.lastTS, end, startSeq, wm.next, jNext)
 }
@@ -223,7 +218,7 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, next uint64,
 		return err
 	}
 	l.active = a
-	if ckpt == nil || ckpt.Size != next {
+	if ckpt == nil || ckpt.Size != next || l.treeSaved != next {
 		return l.checkpoint()
 	}
 	return nil
@@ -240,10 +235,14 @@ type catchUp struct {
 	lastTS                           time.Time
 
 	nodes   []treeNode
-	wb      *pebble.Batch
-	key     []byte
-	val     []byte
 	scratch []byte
+
+	// The index catch-up; idx is nil when read-only.
+	idx      *index
+	posFirst uint64
+	posBuf   []byte
+	spans    []spanHashes
+	batches  uint64 // batch entries written
 
 	// The current commit (run of records with the same ts).
 	runTS     time.Time
@@ -357,20 +356,19 @@ func (c *catchUp) apply(r Record, p pos) error {
 			}
 		}
 	}
-	if r.Seq >= c.indexFrom && c.wb != nil {
-		var tenant, id, this string
+	if r.Seq >= c.indexFrom && c.idx != nil {
+		if len(c.posBuf) == 0 {
+			c.posFirst = r.Seq
+		}
+		c.posBuf = appendPos(c.posBuf, p)
 		if r.Kind == KindSpan {
-			var ids struct {
-				Tenant string `json:"tenant"`
-				ID     string `json:"id"`
-				This   string `json:"this"`
-			}
-			if err := json.Unmarshal(r.Body, &ids); err != nil {
+			var k spanKeys
+			if err := json.Unmarshal(r.Body, &k); err != nil {
 				return &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: r.Seq, Reason: "span body is not JSON: " + err.Error()}
 			}
-			tenant, id, this = ids.Tenant, ids.ID, ids.This
+			h := c.l.hash
+			c.spans = append(c.spans, spanHashes{seq: r.Seq, id: h.id(k.Tenant, k.ID), thing: h.thing(k.Tenant, k.This), tenant: h.tenant(k.Tenant)})
 		}
-		c.key, c.val = indexRecord(c.wb, c.key, c.val, r.Seq, p, r.Kind, tenant, id, this, p.off == 0)
 	}
 	c.next = r.Seq + 1
 	c.nextPos = pos{seg: p.seg, off: p.end()}
@@ -379,13 +377,13 @@ func (c *catchUp) apply(r Record, p pos) error {
 }
 
 // endRun finishes the commit being read: its batch receipt goes to the
-// index and the journal where they need it.
+// index and the journal where they need it, and its spans to the lookups.
 func (c *catchUp) endRun() error {
 	if len(c.runLeaves) == 0 {
 		return nil
 	}
 	l := c.l
-	needIndex := c.runFirst >= c.indexFrom && c.wb != nil
+	needIndex := c.runFirst >= c.indexFrom && c.idx != nil
 	needJournal := c.runFirst >= c.journalFrom && !l.readOnly
 	if needIndex || needJournal {
 		bt := newBatchTree(c.runLeaves)
@@ -397,26 +395,46 @@ func (c *catchUp) endRun() error {
 			Sig:   l.signer.Sign(BatchStatement(l.signer.origin, c.runFirst, n, bt.root(), c.runTS)),
 			TS:    Timestamp{c.runTS},
 		}
-		line, err := json.Marshal(&br)
-		if err != nil {
-			return err
-		}
 		if needIndex {
-			if err := c.wb.Set(seqKey(c.key[:0], prefixBatch, c.runFirst), line, nil); err != nil {
+			if err := c.idx.writeBatch(c.batches, appendBatchEntry(make([]byte, 0, batchEntrySize), &br)); err != nil {
 				return err
 			}
+			c.batches++
 		}
 		if needJournal {
+			line, err := json.Marshal(&br)
+			if err != nil {
+				return err
+			}
 			if _, _, err := l.jrnl.append(c.runTS, line); err != nil {
 				return err
 			}
 		}
 	}
 	c.runLeaves = c.runLeaves[:0]
-	if c.wb != nil && c.wb.Count() >= 1<<15 {
-		return c.commitIndex()
+	if needIndex {
+		full := c.idx.add(c.spans, c.next, c.nextPos, c.batches)
+		c.spans = c.spans[:0]
+		if full || len(c.posBuf) >= 1<<20 {
+			if err := c.flushPositions(); err != nil {
+				return err
+			}
+		}
+		if full {
+			// The compactor is not running yet: write the runs now.
+			return c.idx.compact()
+		}
 	}
 	return nil
+}
+
+func (c *catchUp) flushPositions() error {
+	if len(c.posBuf) == 0 {
+		return nil
+	}
+	err := c.idx.writePositions(c.posFirst, c.posBuf)
+	c.posBuf = nil
+	return err
 }
 
 func (c *catchUp) flushNodes() error {
@@ -432,23 +450,6 @@ func (c *catchUp) flushNodes() error {
 	return err
 }
 
-// commitIndex writes the pending index entries with a watermark. It is
-// called between commits, so the watermark sits on a commit boundary.
-func (c *catchUp) commitIndex() error {
-	if c.wb == nil || c.wb.Empty() {
-		return nil
-	}
-	wm := watermark{next: c.next, at: c.nextPos}
-	if err := c.wb.Set(watermarkKey, wm.encode(), nil); err != nil {
-		return err
-	}
-	if err := c.wb.Commit(pebble.NoSync); err != nil {
-		return fmt.Errorf("ledger: index: %w", err)
-	}
-	c.wb.Reset()
-	return nil
-}
-
 func (c *catchUp) finish() error {
 	if err := c.endRun(); err != nil {
 		return err
@@ -456,9 +457,8 @@ func (c *catchUp) finish() error {
 	if err := c.flushNodes(); err != nil {
 		return err
 	}
-	err := c.commitIndex()
-	if c.wb != nil {
-		c.wb.Close()
+	if c.idx != nil {
+		return c.flushPositions()
 	}
-	return err
+	return nil
 }
