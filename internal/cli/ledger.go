@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -334,42 +335,44 @@ func newLedgerKeyCmd(stdio Stdio, data *string) *cobra.Command {
 }
 
 func newLedgerReindexCmd(stdio Stdio, data *string) *cobra.Command {
-	return &cobra.Command{
+	var config string
+	cmd := &cobra.Command{
 		Use:   "reindex",
-		Short: "Rebuild the indexes, the Merkle tree files and the receipts journal from the segments",
-		Long: `reindex deletes everything derived from the segments (ledger/index and the
-receipts journal) and rebuilds it; the result is identical to what was there.
-The server must not be running.`,
+		Short: "Rebuild the indexes, the Merkle tree files, the receipts journal and the derived streams",
+		Long: `reindex deletes everything derived from the segments (ledger/index, the
+receipts journal, and the derived streams in derived/) and rebuilds it from the
+segments, replaying the ledger through the neutral cycle with the bundle the
+server runs (--config names the server's configuration if it sets one). The
+result is identical to what was there. The server must not be running.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			start := time.Now()
-			if err := os.RemoveAll(filepath.Join(*data, "ledger", "index")); err != nil {
-				return err
-			}
-			if err := os.RemoveAll(filepath.Join(*data, "receipts")); err != nil {
-				return err
-			}
-			p := newProgress(stdio.Err)
-			l, err := ledger.Open(*data, ledger.Options{Progress: func(done, total int64) {
-				if total > 0 {
-					p.printf("reindexing: %d%% of %s", done*100/total, byteSize(total))
+			cfg := server.DefaultConfig()
+			if config != "" {
+				if err := cfg.LoadFile(config); err != nil {
+					return usageErr("config: %v", err)
 				}
-			}})
+			}
+			cfg.Data = *data
+			start := time.Now()
+			p := newProgress(stdio.Err)
+			n, events, err := server.Reindex(cmd.Context(), cfg, newLogger(stdio.Err, "text", "warn"), func(stage string, done, total int64) {
+				if total > 0 {
+					p.printf("reindexing %s: %d%%", stage, done*100/total)
+				}
+			})
 			p.done()
 			if err != nil {
 				return err
 			}
-			n := l.Next()
-			if err := l.Close(); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdio.Out, "reindexed %d records in %s\n", n, time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(stdio.Out, "reindexed %d records and derived %d events in %s\n", n, events, time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&config, "config", "", "the server's YAML configuration (for its bundle)")
+	return cmd
 }
 
 func newLedgerVerifyReceiptCmd(stdio Stdio, data *string) *cobra.Command {

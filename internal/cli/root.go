@@ -124,6 +124,7 @@ and derives trajectories, quality scores and diamond candidates.`,
 		newServeCmd(stdio),
 		newLedgerCmd(stdio),
 		newBenchCmd(stdio),
+		newQualityCmd(stdio),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

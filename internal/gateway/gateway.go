@@ -121,14 +121,20 @@ type Overload struct {
 type Config struct {
 	Ledger    Ledger
 	Auth      Authenticator
-	Validator Validator    // nil: only the wire types are checked
-	Quota     Quota        // nil: no quota
-	Metrics   *metrics.Set // nil: a private set
-	Logger    *slog.Logger
-	Limits    Limits
-	Stream    StreamConfig
-	Overload  Overload
-	Now       func() time.Time
+	Validator Validator // nil: only the wire types are checked
+	Quota     Quota     // nil: no quota
+	// Derived serves the derived streams and trajectories; Backpressure
+	// holds ingest back when derivation is behind; DryRun runs the cycle
+	// over a request's spans. Each may be nil.
+	Derived      Derived
+	Backpressure Backpressure
+	DryRun       DryRunFunc
+	Metrics      *metrics.Set // nil: a private set
+	Logger       *slog.Logger
+	Limits       Limits
+	Stream       StreamConfig
+	Overload     Overload
+	Now          func() time.Time
 	// Extra routes mounted beside the gateway's own (auth, derived data).
 	Mount func(mux *http.ServeMux, wrap func(route string, h http.Handler) http.Handler)
 	// StreamContext ends every record stream when it is done (at shutdown,
@@ -200,6 +206,10 @@ func (g *Gateway) routes() {
 		{"GET /ledger/checkpoint", g.checkpoint, false, true},
 		{"GET /ledger/proof", g.proof, false, true},
 		{"GET /ledger/key", g.key, false, true},
+		{"GET /derived/stream", g.derivedStream, true, false},
+		{"GET /derived/ws", g.derivedWS, true, false},
+		{"GET /trajectories/{tenant}/{id}", g.trajectory, true, true},
+		{"POST /quality/dryrun", g.dryRun, true, true},
 		{"GET /healthz", g.healthz, false, false},
 		{"GET /readyz", g.readyz, false, false},
 		{"GET /problems/{name}", problemPages, false, false},

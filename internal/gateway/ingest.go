@@ -137,6 +137,12 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 				return g.authProblem(err)
 			}
 		}
+		if g.cfg.Backpressure != nil {
+			if err := g.cfg.Backpressure.Admit(r.Context(), entries[0].Tenant); err != nil {
+				g.metrics.Throttled.WithLabelValues("derivation_backlog").Inc()
+				return err
+			}
+		}
 		start := time.Now()
 		out, err := g.cfg.Ledger.Append(r.Context(), entries)
 		g.metrics.AppendDuration.Observe(time.Since(start).Seconds())

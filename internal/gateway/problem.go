@@ -70,6 +70,7 @@ var problemTypes = []problemType{
 	{"future-when", 422, "when is in the future", "The span's when is further ahead of the server's clock than limits.future_skew allows, so it could close other trajectories early. Check the client's clock."},
 	{"rejected", 422, "every line was rejected", "No span of the request was stored; results gives each line's problem."},
 	{"quota-exceeded", 429, "quota exceeded", "The tenant or role is over its ingest quota. Retry after the number of seconds in Retry-After."},
+	{"derivation-behind", 429, "derivation is behind", "Derivation is more records behind the ledger than derive.max_backlog and the tenant's derived_events_perf.on_overload is reject_429 or slow_ingest. Nothing was stored; retry after the number of seconds in Retry-After."},
 	{"overloaded", 503, "server overloaded", "The server has too many requests or bytes in flight. Retry after the number of seconds in Retry-After."},
 	{"unavailable", 503, "service unavailable", "The server is starting, shutting down, or its ledger turned read-only after a storage error; nothing was stored."},
 	{"internal", 500, "internal error", "Something failed inside the server. Nothing half-done was stored; quote the request_id when reporting it."},
@@ -145,4 +146,11 @@ func problemPages(w http.ResponseWriter, r *http.Request) error {
 	fmt.Fprintf(w, "<!doctype html><title>%s</title><h1>%d %s</h1><p><code>/problems/%s</code></p><p>%s</p>\n",
 		html.EscapeString(t.title), t.status, html.EscapeString(t.title), t.name, html.EscapeString(t.doc))
 	return nil
+}
+
+// BacklogProblem is the answer to ingest while derivation is too far behind.
+func BacklogProblem(backlog, max uint64, retry time.Duration) *Problem {
+	p := newProblem("derivation-behind", "derivation is %d records behind the ledger; this server holds ingest back past %d", backlog, max)
+	p.RetryAfter = retry
+	return p
 }

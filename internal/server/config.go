@@ -75,6 +75,17 @@ type Config struct {
 		CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	} `yaml:"ledger"`
 
+	// Derive tunes the neutral cycle: the clock tick records the server
+	// appends (0 turns them off), the derivation backlog past which ingest
+	// is held back (per the tenant's derived_events_perf.on_overload), and
+	// how often cfg/tenants is read.
+	Derive struct {
+		TickInterval       time.Duration `yaml:"tick_interval"`
+		MaxBacklog         uint64        `yaml:"max_backlog"`
+		SlowIngestWait     time.Duration `yaml:"slow_ingest_wait"`
+		TenantScanInterval time.Duration `yaml:"tenant_scan_interval"`
+	} `yaml:"derive"`
+
 	// Bundle is a signed .lllb to run instead of the standard bundle, with
 	// the public keys trusted to sign it.
 	Bundle struct {
@@ -137,6 +148,10 @@ func DefaultConfig() Config {
 	c.Ledger.MaxBatchBytes = 8 << 20
 	c.Ledger.CheckpointEvery = 1_000_000
 	c.Ledger.CheckpointInterval = time.Second
+	c.Derive.TickInterval = time.Minute
+	c.Derive.MaxBacklog = 1_000_000
+	c.Derive.SlowIngestWait = 5 * time.Second
+	c.Derive.TenantScanInterval = time.Second
 	c.Auth.Audience = "logline"
 	c.Auth.RotateEvery = 24 * time.Hour
 	return c

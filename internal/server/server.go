@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
@@ -36,6 +38,11 @@ type Server struct {
 	identity *identity.Service // nil in --dev
 	bundle   *bundle.Bundle
 	gateway  *gateway.Gateway
+
+	runner     *cycle.Runner
+	watcher    *cycle.Watcher
+	base       map[string]any
+	defaultCfg derive.TenantConfig
 
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc
@@ -82,6 +89,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		l.Close()
 		return nil, err
 	}
+	bgctx, cancel := context.WithCancel(context.Background())
+	s.bgCancel = cancel
 
 	var auth gateway.Authenticator
 	var quota gateway.Quota
@@ -111,14 +120,23 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.identity = id
 		auth = id
 		quota = id.Limiter()
-		bgctx, cancel := context.WithCancel(context.Background())
-		s.bgCancel = cancel
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
 			id.Run(bgctx, time.Minute, func(err error) { log.Error("key rotation", "err", err) })
 		}()
 	}
+
+	if err := s.startCycle(ctx); err != nil {
+		cancel()
+		s.bg.Wait()
+		if s.identity != nil {
+			s.identity.Close()
+		}
+		l.Close()
+		return nil, err
+	}
+	s.runCycle(bgctx)
 
 	var validator gateway.Validator
 	if vs := s.bundle.IngestValidators(); len(vs) > 0 {
@@ -150,6 +168,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			MaxBytes:    int64(cfg.Overload.MaxInflightBytes),
 			RetryAfter:  cfg.Overload.RetryAfter,
 		},
+		Derived:       s.runner,
+		Backpressure:  backpressure{s},
+		DryRun:        s.dryRun,
 		StreamContext: s.streamsCtx,
 		CORSOrigins:   cfg.CORS.Origins,
 		Ready:         s.ready,
@@ -164,32 +185,41 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 // bundle and signs it with this server's own key (kept in the data
 // directory and trusted by this server alone).
 func (s *Server) loadBundle() error {
+	b, err := LoadBundle(s.cfg)
+	if err != nil {
+		return err
+	}
+	s.bundle = b
+	s.log.Info("bundle loaded", "hash", b.Hash(), "standard", s.cfg.Bundle.Path == "")
+	return nil
+}
+
+// LoadBundle returns the bundle a server with cfg runs.
+func LoadBundle(cfg Config) (*bundle.Bundle, error) {
 	var data []byte
 	var opts bundle.LoadOptions
-	if s.cfg.Bundle.Path != "" {
-		b, err := os.ReadFile(s.cfg.Bundle.Path)
+	if cfg.Bundle.Path != "" {
+		b, err := os.ReadFile(cfg.Bundle.Path)
 		if err != nil {
-			return fmt.Errorf("bundle: %w", err)
+			return nil, fmt.Errorf("bundle: %w", err)
 		}
 		data = b
-		opts.TrustedFiles = s.cfg.Bundle.Trust
+		opts.TrustedFiles = cfg.Bundle.Trust
 	} else {
-		key, err := localBundleKey(filepath.Join(s.cfg.Data, "bundle"))
+		key, err := localBundleKey(filepath.Join(cfg.Data, "bundle"))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if data, err = stdlib.Build(key); err != nil {
-			return fmt.Errorf("standard bundle: %w", err)
+			return nil, fmt.Errorf("standard bundle: %w", err)
 		}
 		opts.Trusted = []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
 	}
 	b, err := bundle.Load(data, opts)
 	if err != nil {
-		return fmt.Errorf("bundle: %w", err)
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	s.bundle = b
-	s.log.Info("bundle loaded", "hash", b.Hash(), "standard", s.cfg.Bundle.Path == "")
-	return nil
+	return b, nil
 }
 
 // localBundleKey reads or creates the key that signs the standard bundle.
@@ -275,15 +305,13 @@ func (s *Server) BeginShutdown() {
 // final checkpoint. Call it after the HTTP server has drained.
 func (s *Server) Close() error {
 	s.BeginShutdown()
-	if s.bgCancel != nil {
-		s.bgCancel()
-	}
+	s.bgCancel()
 	s.bg.Wait()
 	var errs []error
 	if s.identity != nil {
 		errs = append(errs, s.identity.Close())
 	}
-	errs = append(errs, s.ledger.Close())
+	errs = append(errs, s.runner.Close(), s.ledger.Close())
 	return errors.Join(errs...)
 }
 

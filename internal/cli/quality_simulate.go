@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/server"
+	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/stdlib"
+)
+
+func newQualityCmd(stdio Stdio) *cobra.Command {
+	return group("quality", "Dry runs of the neutral cycle", newQualitySimulateCmd(stdio))
+}
+
+func newQualitySimulateCmd(stdio Stdio) *cobra.Command {
+	var spansFile, policyFile, out string
+	var closeAtEnd, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "simulate --spans input.ndjson [--policy POLICY] --out result.logline",
+		Short: "Run the cycle over a file of spans and report trajectories, scores and candidates",
+		Long: `simulate runs the whole neutral cycle (linker, quality score, quality meter)
+over the spans of an NDJSON file, through the same code as live derivation,
+and writes nothing to any ledger. Spans the contract rejects and duplicates
+are skipped, as ingest would, so the result equals what a server derives
+after ingesting the same file into an empty ledger (without clock ticks).
+
+Without --policy it uses the standard bundle's policies; --policy takes a
+.lll file (its policies replace the standard ones by name) or a YAML file
+shaped like a tenant file (features: and policies: overrides).
+
+It prints counts, the score distribution (p50/p95/p99 and, on a terminal, a
+histogram), the candidate count, rate and threshold; --out receives the
+derived events as NDJSON.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if spansFile == "" || out == "" {
+				return usageErr("--spans and --out are required")
+			}
+			base, err := basePolicies(policyFile)
+			if err != nil {
+				return err
+			}
+			def, err := derive.ParseTenantConfig(base)
+			if err != nil {
+				return badErr("policy: %v", err)
+			}
+			validators, err := stdlibValidators()
+			if err != nil {
+				return err
+			}
+			spans, rejected, err := readSpans(spansFile, validators)
+			if err != nil {
+				return err
+			}
+			f, err := os.Create(out)
+			if err != nil {
+				return usageErr("--out: %v", err)
+			}
+			w := bufio.NewWriterSize(f, 1<<20)
+			var line []byte
+			sum, err := cycle.DryRun(spans, def, derive.SimOptions{CloseAtEnd: closeAtEnd, OnEvent: func(ev *derive.Event) error {
+				line = append(ev.AppendJSON(line[:0]), '\n')
+				_, err := w.Write(line)
+				return err
+			}})
+			if err == nil {
+				err = w.Flush()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(stdio.Out, struct {
+					gateway.SummaryJSON
+					Rejected int `json:"rejected"`
+				}{gateway.SummaryToJSON(sum, false), rejected})
+			}
+			printSummary(stdio.Out, sum, rejected, isTerminal(stdio.Out))
+			fmt.Fprintf(stdio.Out, "derived events: %d, written to %s\n", sum.EventCount, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spansFile, "spans", "", "NDJSON file of spans (- for stdin)")
+	f.StringVar(&policyFile, "policy", "", ".lll or YAML policy file (default: the standard bundle's policies)")
+	f.StringVar(&out, "out", "", "file to write the derived events to (NDJSON)")
+	f.BoolVar(&closeAtEnd, "close-at-end", false, "close every trajectory still open at the end (one late clock tick)")
+	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+// basePolicies returns the derivation configuration map: the standard
+// bundle's, with a policy file's overrides.
+func basePolicies(policyFile string) (map[string]any, error) {
+	b, err := standardBundle()
+	if err != nil {
+		return nil, err
+	}
+	base := server.BasePolicies(b)
+	if policyFile == "" {
+		return base, nil
+	}
+	data, err := os.ReadFile(policyFile)
+	if err != nil {
+		return nil, usageErr("--policy: %v", err)
+	}
+	if strings.HasSuffix(policyFile, ".lll") {
+		srcs := append(stdlib.Sources(), lll.Source{Name: filepath.Base(policyFile), Text: data})
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		lllb, diags, err := bundle.Compile(replaceSources(srcs, filepath.Base(policyFile)), key, bundle.BuildOptions{})
+		if err != nil || len(diags) > 0 {
+			return nil, badErr("%s: %v", policyFile, firstNonNil(diags.Err(), err))
+		}
+		pb, err := bundle.Load(lllb, bundle.LoadOptions{Trusted: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}})
+		if err != nil {
+			return nil, err
+		}
+		return server.BasePolicies(pb), nil
+	}
+	var doc struct {
+		Features map[string]any `yaml:"features"`
+		Policies map[string]any `yaml:"policies"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, badErr("%s: %v", policyFile, err)
+	}
+	over := map[string]any{}
+	if doc.Features != nil {
+		over["features"] = doc.Features
+	}
+	if doc.Policies != nil {
+		over["policies"] = doc.Policies
+	}
+	b2, _ := json.Marshal(over) // YAML maps to JSON-shaped maps
+	var norm map[string]any
+	json.Unmarshal(b2, &norm)
+	return cycle.Merge(base, norm), nil
+}
+
+// replaceSources drops the standard policies.lll when a policy file is given,
+// so that its policies replace the standard ones by name.
+func replaceSources(srcs []lll.Source, _ string) []lll.Source {
+	var out []lll.Source
+	for _, s := range srcs {
+		if strings.HasSuffix(s.Name, "policies.lll") {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func firstNonNil(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func standardBundle() (*bundle.Bundle, error) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	data, err := stdlib.Build(key)
+	if err != nil {
+		return nil, err
+	}
+	return bundle.Load(data, bundle.LoadOptions{Trusted: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}})
+}
+
+func stdlibValidators() ([]*bundle.Validator, error) {
+	b, err := standardBundle()
+	if err != nil {
+		return nil, err
+	}
+	return b.IngestValidators(), nil
+}
+
+// readSpans decodes an NDJSON file of spans, skipping (and counting) those
+// the contract rejects.
+func readSpans(name string, validators []*bundle.Validator) ([]*span.Span, int, error) {
+	var r io.Reader
+	if name == "-" {
+		r = os.Stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, 0, usageErr("--spans: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var spans []*span.Span
+	rejected := 0
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		s, err := span.Parse(line, span.DefaultLimits())
+		if err != nil {
+			rejected++
+			continue
+		}
+		ok := true
+		for _, v := range validators {
+			if v.Validate(s) != nil {
+				ok = false
+				break
+			}
+		}
+		if !ok {
+			rejected++
+			continue
+		}
+		spans = append(spans, s)
+	}
+	return spans, rejected, sc.Err()
+}
+
+func printSummary(w io.Writer, s derive.Summary, rejected int, histogram bool) {
+	fmt.Fprintf(w, "spans: %d (%d rejected by the contract)\n", s.Spans, rejected)
+	fmt.Fprintf(w, "trajectories: %d opened, %d closed by timeout, %d by rule, %d still open; %d spans excepted\n",
+		s.Trajectories, s.Timeout, s.Rule, s.Open, s.Excepted)
+	fmt.Fprintf(w, "scores: %d, p50 %d, p95 %d, p99 %d\n", s.Scored, s.P50, s.P95, s.P99)
+	thr := "none yet"
+	if s.Threshold >= 0 {
+		thr = fmt.Sprint(s.Threshold)
+	}
+	fmt.Fprintf(w, "diamond candidates: %d, rate %.2f%%, threshold %s\n", s.Candidates, float64(s.CandidatePPM)/1e4, thr)
+	if s.Shed > 0 {
+		fmt.Fprintf(w, "shed by guardrails: %d events\n", s.Shed)
+	}
+	if !histogram || s.Scored == 0 {
+		return
+	}
+	var buckets [10]uint64
+	var peak uint64
+	for score, n := range s.Histogram {
+		b := min(score/10, 9)
+		buckets[b] += n
+		peak = max(peak, buckets[b])
+	}
+	for i, n := range buckets {
+		bar := strings.Repeat("█", int(n*40/max(peak, 1)))
+		hi := i*10 + 9
+		if i == 9 {
+			hi = 100
+		}
+		fmt.Fprintf(w, "  %3d-%-3d %-40s %d\n", i*10, hi, bar, n)
+	}
+}

@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// BasePolicies returns the derivation configuration the bundle sets for
+// every tenant: derive's default features and the bundle's linker, meter and
+// perf policies, as a map a tenant file's overrides are merged into.
+func BasePolicies(b *bundle.Bundle) map[string]any {
+	def := derive.DefaultTenantConfig().Features
+	policies := map[string]any{}
+	for _, name := range []string{"trajectory_linker", "quality_meter", "derived_events_perf"} {
+		p, ok := b.Policy(name)
+		if !ok {
+			continue
+		}
+		m := map[string]any{}
+		for _, f := range p.IR().Fields {
+			m[f.Key] = f.Value.Interface()
+		}
+		policies[name] = m
+	}
+	return map[string]any{
+		"features": map[string]any{"trajectory": def.Trajectory, "diamond": def.Diamond, "cluster": def.Cluster},
+		"policies": policies,
+	}
+}
+
+// startCycle opens the derived store and starts the runner, the clock ticks
+// and the tenant configuration watcher.
+func (s *Server) startCycle(ctx context.Context) error {
+	s.base = BasePolicies(s.bundle)
+	def, err := derive.ParseTenantConfig(s.base)
+	if err != nil {
+		return fmt.Errorf("the bundle's policies: %w", err)
+	}
+	s.defaultCfg = def
+	r, err := cycle.Open(s.ledger, cycle.Options{
+		Dir:         filepath.Join(s.cfg.Data, "derived"),
+		Default:     def,
+		Fingerprint: s.bundle.Hash(),
+		Logger:      s.log.With("component", "cycle"),
+	})
+	if err != nil {
+		return err
+	}
+	s.runner = r
+	s.watcher = &cycle.Watcher{
+		Dir:    filepath.Join(s.cfg.Data, "cfg", "tenants"),
+		Base:   s.base,
+		Ledger: s.ledger,
+		Apply:  s.applyTenant,
+		Logger: s.log.With("component", "tenants"),
+	}
+	if err := s.watcher.Scan(ctx); err != nil {
+		r.Close()
+		return fmt.Errorf("tenant configuration: %w", err)
+	}
+	s.metrics.Registry.MustRegister(cycleCollector{r})
+	return nil
+}
+
+// runCycle runs the background parts of the cycle until ctx ends.
+func (s *Server) runCycle(ctx context.Context) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.runner.Run(ctx)
+	}()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		s.watcher.Run(ctx, s.cfg.Derive.TenantScanInterval)
+	}()
+	if d := s.cfg.Derive.TickInterval; d > 0 {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case now := <-t.C:
+					if _, err := s.ledger.Append(ctx, []ledger.Entry{cycle.TickEntry(now)}); err != nil && ctx.Err() == nil {
+						s.log.Error("clock tick not appended", "err", err)
+					}
+				}
+			}
+		}()
+	}
+}
+
+// applyTenant gives identity a tenant file's quotas and members.
+func (s *Server) applyTenant(tenant string, f *cycle.TenantFile) error {
+	if s.identity == nil {
+		return nil
+	}
+	if f == nil {
+		return s.identity.SetTenant(tenant, identity.TenantConfig{})
+	}
+	tc := identity.TenantConfig{Quota: identity.Quota{IngestPerSecond: f.Quotas.IngestPerSecond, Burst: f.Quotas.Burst}}
+	for who, roles := range f.Members {
+		m := identity.Member{Roles: roles}
+		if len(who) > 2 && who[:2] == "u_" {
+			m.LLID = who
+		} else {
+			m.Email = who
+		}
+		tc.Members = append(tc.Members, m)
+	}
+	if len(f.Roles) > 0 {
+		tc.Roles = map[string][]identity.Capability{}
+		for role, caps := range f.Roles {
+			for _, c := range caps {
+				tc.Roles[role] = append(tc.Roles[role], identity.Capability(c))
+			}
+		}
+	}
+	return s.identity.SetTenant(tenant, tc)
+}
+
+// dryRun runs the cycle over spans with a tenant's policy overrides.
+func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts derive.SimOptions) (derive.Summary, error) {
+	cfg := s.defaultCfg
+	if len(overrides) > 0 {
+		c, err := derive.ParseTenantConfig(cycle.Merge(s.base, overrides))
+		if err != nil {
+			return derive.Summary{}, err
+		}
+		cfg = c
+	}
+	return cycle.DryRun(spans, cfg, opts)
+}
+
+// backpressure holds ingest back while derivation is more than MaxBacklog
+// records behind, as the tenant's derived_events_perf.on_overload says:
+// shed_derived lets ingest go on (derivation catches up later; nothing
+// derived is lost), slow_ingest waits for the backlog to shrink, reject_429
+// refuses with Retry-After.
+type backpressure struct {
+	s *Server
+}
+
+func (b backpressure) Admit(ctx context.Context, tenant string) error {
+	r, max := b.s.runner, b.s.cfg.Derive.MaxBacklog
+	if max == 0 || r.Backlog() <= max {
+		return nil
+	}
+	switch r.TenantConfig(tenant).Perf.OnOverload {
+	case "reject_429":
+		return gateway.BacklogProblem(r.Backlog(), max, time.Second)
+	case "slow_ingest":
+		deadline := time.Now().Add(b.s.cfg.Derive.SlowIngestWait)
+		for r.Backlog() > max {
+			if time.Now().After(deadline) {
+				return gateway.BacklogProblem(r.Backlog(), max, time.Second)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-r.Changed():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// cycleCollector exposes the derivation counters and each tenant's current
+// score percentiles (quality.pXX.current).
+type cycleCollector struct{ r *cycle.Runner }
+
+var (
+	descBacklog     = prometheus.NewDesc("logline_derive_backlog_records", "Durable ledger records not derived yet.", nil, nil)
+	descEvents      = prometheus.NewDesc("logline_derive_events_total", "Derived events written since the server started.", nil, nil)
+	descActive      = prometheus.NewDesc("logline_trajectory_active", "Open trajectories.", []string{"tenant"}, nil)
+	descOpened      = prometheus.NewDesc("logline_trajectory_opened_total", "Trajectories opened.", []string{"tenant"}, nil)
+	descClosed      = prometheus.NewDesc("logline_trajectory_closed_total", "Trajectories closed, by reason.", []string{"tenant", "reason"}, nil)
+	descScored      = prometheus.NewDesc("logline_quality_score_count", "Trajectory quality scores given.", []string{"tenant"}, nil)
+	descCandidates  = prometheus.NewDesc("logline_quality_candidates_total", "diamond_candidate flags raised.", []string{"tenant"}, nil)
+	descPercentile  = prometheus.NewDesc("logline_quality_score_percentile", "Current score percentile of the tenant's sliding window (quality.pXX.current).", []string{"tenant", "percentile"}, nil)
+	descQualifiedPM = prometheus.NewDesc("logline_quality_candidate_ratio", "Candidates over scores given.", []string{"tenant"}, nil)
+)
+
+func (c cycleCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBacklog, descEvents, descActive, descOpened, descClosed, descScored, descCandidates, descPercentile, descQualifiedPM} {
+		ch <- d
+	}
+}
+
+func (c cycleCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(c.r.Backlog()))
+	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(c.r.EventsDerived()))
+	tenants := c.r.Tenants()
+	if len(tenants) > 1000 {
+		tenants = tenants[:1000]
+	}
+	for _, t := range tenants {
+		st := c.r.Stats(t)
+		ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(st.Open), t)
+		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened), t)
+		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Timeout), t, "timeout")
+		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Rule), t, "rule")
+		ch <- prometheus.MustNewConstMetric(descScored, prometheus.CounterValue, float64(st.Scored), t)
+		ch <- prometheus.MustNewConstMetric(descCandidates, prometheus.CounterValue, float64(st.Candidates), t)
+		ratio := 0.0
+		if st.Scored > 0 {
+			ratio = float64(st.Candidates) / float64(st.Scored)
+		}
+		ch <- prometheus.MustNewConstMetric(descQualifiedPM, prometheus.GaugeValue, ratio, t)
+		p50, p95, p99 := c.r.Percentiles(t)
+		for _, p := range []struct {
+			name string
+			v    int
+		}{{"p50", p50}, {"p95", p95}, {"p99", p99}} {
+			ch <- prometheus.MustNewConstMetric(descPercentile, prometheus.GaugeValue, float64(p.v), t, p.name)
+		}
+	}
+}

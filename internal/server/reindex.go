@@ -1,0 +1,72 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/ledger"
+)
+
+// Reindex deletes everything derived from the segments (the ledger's
+// indexes and tree, the receipts journal, the derived store) and rebuilds
+// it: the ledger from its segments, the derived streams by replaying the
+// ledger through the cycle with the bundle cfg names. The server must not be
+// running. It returns the number of records and of derived events.
+func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(stage string, done, total int64)) (uint64, uint64, error) {
+	for _, dir := range []string{filepath.Join("ledger", "index"), "receipts", "derived"} {
+		if err := os.RemoveAll(filepath.Join(cfg.Data, dir)); err != nil {
+			return 0, 0, err
+		}
+	}
+	l, err := ledger.Open(cfg.Data, ledger.Options{Logger: log, Progress: func(done, total int64) {
+		if progress != nil {
+			progress("ledger", done, total)
+		}
+	}})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer l.Close()
+	b, err := LoadBundle(cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	def, err := derive.ParseTenantConfig(BasePolicies(b))
+	if err != nil {
+		return 0, 0, fmt.Errorf("the bundle's policies: %w", err)
+	}
+	r, err := cycle.Open(l, cycle.Options{Dir: filepath.Join(cfg.Data, "derived"), Default: def, Fingerprint: b.Hash(), Logger: log})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer r.Close()
+	end := l.Next()
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for r.Cursor() < end && r.Err() == nil && ctx.Err() == nil {
+		select {
+		case <-r.Changed():
+		case <-t.C:
+		}
+		if progress != nil {
+			progress("derived", int64(r.Cursor()), int64(end))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		return 0, 0, err
+	}
+	if err := r.Err(); err != nil {
+		return 0, 0, err
+	}
+	return end, r.EventsDerived(), ctx.Err()
+}
