@@ -3,26 +3,22 @@
 // (internal/derive) with each, and keeps the derived events of every tenant,
 // with an index by trajectory, in a store under <data>/derived.
 //
-// The store is derived data. Each batch of events is written together with
-// the cursor after the records that produced them; the engine's state is
-// snapshotted now and then with its cursor; on restart the engine resumes
-// from the snapshot and derives again what followed, which writes the same
-// keys with the same bytes (derivation is deterministic). The store also
-// records the policy fingerprint it was derived under: when the bundle's
-// policies change, it is rebuilt from the start of the ledger, so that the
-// derived stream is always a function of (the records, the policies).
-//
-// Layout of the store (a pebble database):
-//
-//	'e' tenant n            -> event n of the tenant's stream (canonical JSON)
-//	'j' tenant trajectory n -> (empty)          the events of one trajectory
-//	'm' "cursor"            -> next ledger seq, after the last applied batch
-//	'm' "snapshot"          -> engine state, its cursor and the stream lengths
-//	'm' "policy"            -> the policy fingerprint the store was derived under
+// The store is derived data (see store.go for its files). Events are
+// appended per tenant as they are derived and made visible batch by batch;
+// the engine's state is snapshotted now and then together with the length of
+// every file and the cursor; on restart the files are cut back to the
+// snapshot and the engine resumes from it, deriving again what followed,
+// which gives the same bytes (derivation is deterministic). The snapshot
+// also records the policy fingerprint the store was derived under: when the
+// bundle's policies change, the store is rebuilt from the start of the
+// ledger, so that the derived stream is always a function of (the records,
+// the policies).
 package cycle
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -30,12 +26,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
@@ -72,12 +66,10 @@ type Runner struct {
 	opts Options
 	src  Source
 	log  *slog.Logger
-	db   *pebble.DB
+	st   *store
 
-	mu      sync.Mutex // guards eng and counts
-	eng     *derive.Engine
-	counts  map[string]uint64 // events per tenant, as applied to the engine
-	durable map[string]uint64 // events per tenant, committed to the store
+	mu  sync.Mutex // guards eng
+	eng *derive.Engine
 
 	cursor   atomic.Uint64 // next ledger seq to derive (committed)
 	notifyMu sync.Mutex
@@ -85,12 +77,6 @@ type Runner struct {
 	events   atomic.Uint64 // events derived since open
 	err      atomic.Pointer[error]
 }
-
-var (
-	keyCursor   = []byte("mcursor")
-	keySnapshot = []byte("msnapshot")
-	keyPolicy   = []byte("mpolicy")
-)
 
 // Open opens (or creates) the store and restores the engine from its last
 // snapshot. A store derived under other policies is emptied first.
@@ -114,111 +100,186 @@ func Open(src Source, opts Options) (*Runner, error) {
 	return r, nil
 }
 
+func (r *Runner) snapshotPath() string { return filepath.Join(r.opts.Dir, "snapshot") }
+
 func (r *Runner) openStore() error {
-	db, err := pebble.Open(r.opts.Dir, &pebble.Options{Logger: quietLogger{r.log}})
-	if err != nil {
-		return fmt.Errorf("cycle: open store: %w", err)
-	}
-	fp, closer, err := db.Get(keyPolicy)
-	switch {
-	case err == nil:
-		same := string(fp) == r.opts.Fingerprint
-		closer.Close()
-		if !same {
-			r.log.Warn("policies changed: rebuilding the derived store from the start of the ledger")
-			db.Close()
-			if err := os.RemoveAll(r.opts.Dir); err != nil {
-				return err
-			}
-			return r.openStore()
-		}
-	case errors.Is(err, pebble.ErrNotFound):
-		if err := db.Set(keyPolicy, []byte(r.opts.Fingerprint), pebble.Sync); err != nil {
-			db.Close()
-			return err
-		}
-	default:
-		db.Close()
-		return err
-	}
-	r.db = db
 	def := r.opts.Default
 	eng, err := derive.New(derive.Config{Default: &def})
 	if err != nil {
-		db.Close()
 		return err
 	}
 	r.eng = eng
-	r.counts = map[string]uint64{}
-	if v, closer, err := db.Get(keySnapshot); err == nil {
-		err = r.restore(v)
-		closer.Close()
+	snap, err := os.ReadFile(r.snapshotPath())
+	var sn *snapshot
+	switch {
+	case err == nil:
+		sn, err = decodeSnapshot(snap)
 		if err != nil {
 			r.log.Warn("derived snapshot unreadable; deriving from the start", "err", err)
-			r.eng, _ = derive.New(derive.Config{Default: &def})
-			r.counts = map[string]uint64{}
-			r.cursor.Store(0)
+			sn = nil
+		} else if sn.fingerprint != r.opts.Fingerprint {
+			r.log.Warn("policies changed: rebuilding the derived store from the start of the ledger")
+			sn = nil
 		}
-	}
-	r.durable = maps(r.counts)
-	return nil
-}
-
-func maps(m map[string]uint64) map[string]uint64 {
-	out := make(map[string]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// snapshot layout: cursor u64, tenant count u32, (len u16, tenant, count u64)*,
-// then the engine's state.
-func (r *Runner) snapshotBytes(cursor uint64) ([]byte, error) {
-	st, err := r.eng.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	b := binary.BigEndian.AppendUint64(nil, cursor)
-	tenants := make([]string, 0, len(r.counts))
-	for t := range r.counts {
-		tenants = append(tenants, t)
-	}
-	slices.Sort(tenants)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(tenants)))
-	for _, t := range tenants {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(t)))
-		b = append(b, t...)
-		b = binary.BigEndian.AppendUint64(b, r.counts[t])
-	}
-	return append(b, st...), nil
-}
-
-func (r *Runner) restore(b []byte) error {
-	if len(b) < 12 {
-		return errors.New("short snapshot")
-	}
-	cursor := binary.BigEndian.Uint64(b)
-	n := binary.BigEndian.Uint32(b[8:])
-	b = b[12:]
-	counts := map[string]uint64{}
-	for range n {
-		if len(b) < 2 {
-			return errors.New("short snapshot")
+		if sn == nil {
+			if err := os.RemoveAll(r.opts.Dir); err != nil {
+				return err
+			}
 		}
-		l := int(binary.BigEndian.Uint16(b))
-		if len(b) < 2+l+8 {
-			return errors.New("short snapshot")
-		}
-		counts[string(b[2:2+l])] = binary.BigEndian.Uint64(b[2+l:])
-		b = b[2+l+8:]
-	}
-	if err := r.eng.UnmarshalBinary(b); err != nil {
+	case !errors.Is(err, os.ErrNotExist):
 		return err
 	}
-	r.counts = counts
-	r.cursor.Store(cursor)
+	if sn != nil {
+		if err := r.eng.UnmarshalBinary(sn.engine); err != nil {
+			r.log.Warn("derived snapshot unreadable; deriving from the start", "err", err)
+			if err := os.RemoveAll(r.opts.Dir); err != nil {
+				return err
+			}
+			r.eng, _ = derive.New(derive.Config{Default: &def})
+			sn = nil
+		}
+	}
+	st, err := openStoreFiles(r.opts.Dir)
+	if err != nil {
+		return err
+	}
+	if sn == nil {
+		sn = &snapshot{fingerprint: r.opts.Fingerprint}
+	}
+	if err := st.restoreLengths(sn.tenants, sn.buckets); err != nil {
+		st.close()
+		return err
+	}
+	r.st = st
+	r.cursor.Store(sn.cursor)
 	return nil
+}
+
+// snapshot is the engine state with the cursor and the store's lengths.
+type snapshot struct {
+	fingerprint string
+	cursor      uint64
+	tenants     []snapTenant
+	buckets     [256]int64
+	engine      []byte
+}
+
+const snapshotMagic = "logline derived snapshot v1\n"
+
+func (sn *snapshot) encode() []byte {
+	b := []byte(snapshotMagic)
+	b = appendStr(b, sn.fingerprint)
+	b = binary.BigEndian.AppendUint64(b, sn.cursor)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(sn.tenants)))
+	for _, t := range sn.tenants {
+		b = appendStr(b, t.tenant)
+		b = binary.BigEndian.AppendUint64(b, t.n)
+		b = binary.BigEndian.AppendUint64(b, uint64(t.evLen))
+	}
+	for _, l := range sn.buckets {
+		b = binary.BigEndian.AppendUint64(b, uint64(l))
+	}
+	b = append(b, sn.engine...)
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+func decodeSnapshot(b []byte) (*snapshot, error) {
+	if len(b) < len(snapshotMagic)+32 || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		return nil, errors.New("not a derived snapshot")
+	}
+	body, sum := b[:len(b)-32], b[len(b)-32:]
+	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {
+		return nil, errors.New("derived snapshot checksum mismatch")
+	}
+	p := body[len(snapshotMagic):]
+	bad := errors.New("truncated derived snapshot")
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(p)
+		if k <= 0 || uint64(len(p)-k) < n {
+			return "", false
+		}
+		s := string(p[k : k+int(n)])
+		p = p[k+int(n):]
+		return s, true
+	}
+	u64 := func() (uint64, bool) {
+		if len(p) < 8 {
+			return 0, false
+		}
+		v := binary.BigEndian.Uint64(p)
+		p = p[8:]
+		return v, true
+	}
+	var sn snapshot
+	var ok bool
+	if sn.fingerprint, ok = str(); !ok {
+		return nil, bad
+	}
+	if sn.cursor, ok = u64(); !ok || len(p) < 4 {
+		return nil, bad
+	}
+	nt := binary.BigEndian.Uint32(p)
+	p = p[4:]
+	for range nt {
+		var t snapTenant
+		var ev uint64
+		if t.tenant, ok = str(); !ok {
+			return nil, bad
+		}
+		if t.n, ok = u64(); !ok {
+			return nil, bad
+		}
+		if ev, ok = u64(); !ok {
+			return nil, bad
+		}
+		t.evLen = int64(ev)
+		sn.tenants = append(sn.tenants, t)
+	}
+	for i := range sn.buckets {
+		v, ok := u64()
+		if !ok {
+			return nil, bad
+		}
+		sn.buckets[i] = int64(v)
+	}
+	sn.engine = p
+	return &sn, nil
+}
+
+// writeSnapshot syncs the store and records the engine state at cursor.
+func (r *Runner) writeSnapshot(cursor uint64) error {
+	if err := r.st.sync(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	eng, err := r.eng.MarshalBinary()
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	tenants, buckets := r.st.lengths()
+	sn := snapshot{fingerprint: r.opts.Fingerprint, cursor: cursor, tenants: tenants, buckets: buckets, engine: eng}
+	tmp := r.snapshotPath() + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(sn.encode()); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, r.snapshotPath()); err != nil {
+		return err
+	}
+	return syncDir(r.opts.Dir)
 }
 
 // Cursor returns the next ledger sequence number to derive: every record
@@ -279,46 +340,26 @@ func (r *Runner) run(ctx context.Context) error {
 	var (
 		evs      []derive.Event
 		line     []byte
-		key      []byte
-		wb       = r.db.NewBatch()
 		inBatch  int
 		sinceSn  uint64
 		lastSnap = time.Now()
 		next     = r.cursor.Load()
 	)
-	defer wb.Close()
-	commit := func(sync bool) error {
-		if inBatch == 0 && !sync {
+	commit := func(snap bool) error {
+		if inBatch == 0 && !snap {
 			return nil
 		}
-		wb.Set(keyCursor, binary.BigEndian.AppendUint64(nil, next), nil)
-		snap := sync || sinceSn >= r.opts.SnapshotEvery || time.Since(lastSnap) >= r.opts.SnapshotInterval
-		r.mu.Lock()
-		if snap {
-			b, err := r.snapshotBytes(next)
-			if err != nil {
-				r.mu.Unlock()
-				return err
-			}
-			wb.Set(keySnapshot, b, nil)
-		}
-		durable := maps(r.counts)
-		r.mu.Unlock()
-		opt := pebble.NoSync
-		if snap {
-			opt = pebble.Sync
-		}
-		if err := wb.Commit(opt); err != nil {
+		if err := r.st.flush(); err != nil {
 			return err
 		}
-		wb.Reset()
-		r.mu.Lock()
-		r.durable = durable
-		r.mu.Unlock()
-		r.cursor.Store(next)
-		if snap {
+		snap = snap || sinceSn >= r.opts.SnapshotEvery || time.Since(lastSnap) >= r.opts.SnapshotInterval
+		if snap && sinceSn > 0 {
+			if err := r.writeSnapshot(next); err != nil {
+				return err
+			}
 			sinceSn, lastSnap = 0, time.Now()
 		}
+		r.cursor.Store(next)
 		inBatch = 0
 		r.notify()
 		return nil
@@ -336,10 +377,8 @@ func (r *Runner) run(ctx context.Context) error {
 				return commit(true)
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
-				if sinceSn > 0 {
-					if err := commit(true); err != nil {
-						return err
-					}
+				if err := commit(true); err != nil {
+					return err
 				}
 				continue
 			}
@@ -364,23 +403,19 @@ func (r *Runner) run(ctx context.Context) error {
 		} else {
 			evs = evs[:0]
 		}
+		r.mu.Unlock()
 		if err != nil {
-			r.mu.Unlock()
 			return fmt.Errorf("seq %d: %w", rec.Seq, err)
 		}
 		for i := range evs {
 			ev := &evs[i]
-			n := r.counts[ev.Tenant]
-			r.counts[ev.Tenant] = n + 1
-			line = ev.AppendJSON(line[:0])
-			key = eventKey(key[:0], ev.Tenant, n)
-			wb.Set(key, line, nil)
-			if ev.Trajectory != (derive.TrajectoryID{}) {
-				key = trajKey(key[:0], ev.Tenant, ev.Trajectory.String(), n)
-				wb.Set(key, nil, nil)
+			tf, err := r.st.tenant(ev.Tenant)
+			if err != nil {
+				return err
 			}
+			line = ev.AppendJSON(line[:0])
+			r.st.add(tf, line, ev.Trajectory, ev.Trajectory != (derive.TrajectoryID{}))
 		}
-		r.mu.Unlock()
 		r.events.Add(uint64(len(evs)))
 		next = rec.Seq + 1
 		inBatch++
@@ -426,74 +461,32 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func eventKey(dst []byte, tenant string, n uint64) []byte {
-	dst = appendStr(append(dst, 'e'), tenant)
-	return binary.BigEndian.AppendUint64(dst, n)
-}
-
-func trajKey(dst []byte, tenant, traj string, n uint64) []byte {
-	dst = appendStr(appendStr(append(dst, 'j'), tenant), traj)
-	return binary.BigEndian.AppendUint64(dst, n)
-}
-
 // Len returns the number of committed events in a tenant's stream.
 func (r *Runner) Len(tenant string) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.durable[tenant]
+	_, n, _ := r.st.committed(tenant)
+	return n
 }
 
 // Events calls fn with the committed events of a tenant's stream from event
 // number from on, until fn returns false or the committed end is reached.
 // It returns the number of the next event.
 func (r *Runner) Events(tenant string, from uint64, fn func(n uint64, ev []byte) bool) (uint64, error) {
-	end := r.Len(tenant)
-	if from >= end {
-		return from, nil
-	}
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: eventKey(nil, tenant, from), UpperBound: eventKey(nil, tenant, end)})
-	if err != nil {
-		return from, err
-	}
-	defer it.Close()
-	next := from
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		next = binary.BigEndian.Uint64(k[len(k)-8:]) + 1
-		if !fn(next-1, it.Value()) {
-			break
-		}
-	}
-	return next, it.Error()
+	return r.st.events(tenant, from, fn)
 }
 
-// Trajectory returns the events of one trajectory, in order.
+// Trajectory returns the events of one trajectory, in order; none for an id
+// that is not a trajectory id.
 func (r *Runner) Trajectory(tenant, id string) ([]json.RawMessage, error) {
-	end := r.Len(tenant)
-	prefix := appendStr(appendStr([]byte{'j'}, tenant), id)
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: append(append([]byte(nil), prefix...), 0xff)})
-	if err != nil {
-		return nil, err
+	tid, ok := parseTrajectoryID(id)
+	if !ok {
+		return nil, nil
 	}
-	defer it.Close()
-	var out []json.RawMessage
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != len(prefix)+8 {
-			continue
-		}
-		n := binary.BigEndian.Uint64(k[len(k)-8:])
-		if n >= end {
-			break
-		}
-		v, closer, err := r.db.Get(eventKey(nil, tenant, n))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, append(json.RawMessage(nil), v...))
-		closer.Close()
+	lines, err := r.st.trajectory(tenant, tid)
+	out := make([]json.RawMessage, len(lines))
+	for i, l := range lines {
+		out[i] = l
 	}
-	return out, it.Error()
+	return out, err
 }
 
 // Stats returns a tenant's derivation counters.
@@ -528,16 +521,4 @@ func (r *Runner) TenantConfig(tenant string) derive.TenantConfig {
 func (r *Runner) EventsDerived() uint64 { return r.events.Load() }
 
 // Close closes the store. Run must have returned.
-func (r *Runner) Close() error { return r.db.Close() }
-
-type quietLogger struct{ log *slog.Logger }
-
-func (l quietLogger) Infof(format string, args ...any) {
-	l.log.Debug("derived store: " + fmt.Sprintf(format, args...))
-}
-func (l quietLogger) Errorf(format string, args ...any) {
-	l.log.Warn("derived store: " + fmt.Sprintf(format, args...))
-}
-func (l quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf(format, args...))
-}
+func (r *Runner) Close() error { return r.st.close() }

@@ -47,6 +47,8 @@ type Server struct {
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc
 	stopping      atomic.Bool
+	closeOnce     sync.Once
+	closeErr      error
 	bg            sync.WaitGroup
 	bgCancel      context.CancelFunc
 }
@@ -302,8 +304,14 @@ func (s *Server) BeginShutdown() {
 }
 
 // Close stops the background work and closes the ledger, which writes a
-// final checkpoint. Call it after the HTTP server has drained.
+// final checkpoint. Call it after the HTTP server has drained. Later calls
+// return the first call's result.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Server) close() error {
 	s.BeginShutdown()
 	s.bgCancel()
 	s.bg.Wait()
