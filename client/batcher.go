@@ -50,10 +50,10 @@ func (o BatchOptions) withDefaults() BatchOptions {
 // the backpressure a slow or throttled server puts on the app.
 //
 // Requests are retried as the client's RetryPolicy says: one that fails in
-// transport or is answered 429, 502, 503 or 504 is sent again after a backoff (at
-// least the server's Retry-After), which is safe because the server stores
-// a span once per (tenant, id): a span an earlier try stored is answered as
-// a Duplicate with its original receipt. A request refused with any other
+// transport or is answered 429, 502, 503 or 504 is sent again after a
+// backoff (at least the server's Retry-After), which is safe because the
+// server stores a span once per (tenant, id): a span an earlier try stored
+// is answered as a Duplicate with its original receipt. A request refused with any other
 // problem (401, 403, 413, ...) is not retried; its error is every span's
 // result. Spans without an id make their batch unsafe to retry, so such a
 // batch is sent once.
