@@ -125,6 +125,9 @@ and derives trajectories, quality scores and diamond candidates.`,
 		newLedgerCmd(stdio),
 		newBenchCmd(stdio),
 		newQualityCmd(stdio),
+		newTokenCmd(stdio),
+		newKeysCmd(stdio),
+		newAccountsCmd(stdio),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

@@ -135,8 +135,11 @@ type Config struct {
 	Stream       StreamConfig
 	Overload     Overload
 	Now          func() time.Time
-	// Extra routes mounted beside the gateway's own (auth, derived data).
-	Mount func(mux *http.ServeMux, wrap func(route string, h http.Handler) http.Handler)
+	// Mount adds routes of other subsystems beside the gateway's own. wrap
+	// gives a route the gateway's request id, log line, metrics, panic
+	// recovery and overload bound; with auth, the caller must authenticate
+	// and PrincipalOf(r) names it.
+	Mount func(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler)
 	// StreamContext ends every record stream when it is done (at shutdown,
 	// so that draining does not wait for followers).
 	StreamContext context.Context
@@ -217,11 +220,11 @@ func (g *Gateway) routes() {
 		g.mux.Handle(rt.pattern, g.wrap(rt.pattern, rt.h, rt.auth, rt.bounded))
 	}
 	if g.cfg.Mount != nil {
-		g.cfg.Mount(g.mux, func(route string, h http.Handler) http.Handler {
+		g.cfg.Mount(g.mux, func(route string, h http.Handler, auth bool) http.Handler {
 			return g.wrap(route, func(w http.ResponseWriter, r *http.Request) error {
 				h.ServeHTTP(w, r)
 				return nil
-			}, false, true)
+			}, auth, true)
 		})
 	}
 	// Anything else: 404 or 405 as problems.
@@ -249,6 +252,28 @@ func requestID(r *http.Request) string {
 	}
 	return ""
 }
+
+// PrincipalOf returns the authenticated caller of a request served through
+// the gateway, or nil.
+func PrincipalOf(r *http.Request) *identity.Principal { return principal(r) }
+
+// WriteProblem writes err as problem+json: a *Problem as it is, an identity
+// refusal as 401/403/429, anything else as a 500 without details.
+func (g *Gateway) WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
+	var ie *identity.Error
+	if errors.As(err, &ie) {
+		writeProblem(w, r, g.authProblem(err))
+		return
+	}
+	p := asProblem(err)
+	if p.Status >= 500 {
+		g.log.Error("request failed", "request_id", requestID(r), "err", err)
+	}
+	writeProblem(w, r, p)
+}
+
+// NewProblem returns a problem of a documented type (see /problems/).
+func NewProblem(name, detail string, args ...any) *Problem { return newProblem(name, detail, args...) }
 
 func principal(r *http.Request) *identity.Principal {
 	p, _ := r.Context().Value(keyPrincipal).(*identity.Principal)
@@ -394,6 +419,12 @@ func (g *Gateway) authProblem(err error) *Problem {
 	case errors.Is(err, identity.ErrForbidden):
 		g.metrics.AuthFailures.WithLabelValues("403", reason).Inc()
 		return newProblem("forbidden", "%v", err)
+	case ie != nil && ie.Kind == identity.KindBadRequest:
+		return newProblem("bad-request", "%v", err)
+	case ie != nil && ie.Kind == identity.KindNotFound:
+		return newProblem("not-found", "%v", err)
+	case ie != nil && ie.Kind == identity.KindUnavailable:
+		return newProblem("unavailable", "%v", err)
 	default:
 		g.metrics.AuthFailures.WithLabelValues("401", reason).Inc()
 		p := newProblem("unauthenticated", "%v", err)

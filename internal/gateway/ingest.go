@@ -105,6 +105,13 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	p := principal(r)
+	// The quota counts the spans sent, before any is decoded, so that a
+	// tenant over its quota costs the server little.
+	if g.cfg.Quota != nil {
+		if err := g.cfg.Quota.AllowPrincipal(p, len(lines)); err != nil {
+			return g.authProblem(err)
+		}
+	}
 	now := g.cfg.Now()
 	results := make([]lineResult, len(lines))
 	entries := make([]ledger.Entry, 0, len(lines))
@@ -132,11 +139,6 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 
 	var accepted, dups int
 	if len(entries) > 0 {
-		if g.cfg.Quota != nil {
-			if err := g.cfg.Quota.AllowPrincipal(p, len(entries)); err != nil {
-				return g.authProblem(err)
-			}
-		}
 		if g.cfg.Backpressure != nil {
 			if err := g.cfg.Backpressure.Admit(r.Context(), entries[0].Tenant); err != nil {
 				g.metrics.Throttled.WithLabelValues("derivation_backlog").Inc()

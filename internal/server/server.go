@@ -112,7 +112,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 				RedirectURL:  cfg.Auth.OIDC.RedirectURL,
 				HostedDomain: cfg.Auth.OIDC.HostedDomain,
 			},
-			OnReject: func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
+			OnReject:       func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
+			OperatorTenant: OperatorTenant,
+			Receipts:       auditRecorder{l: l, now: time.Now},
+			WriteError: func(w http.ResponseWriter, r *http.Request, err error) {
+				s.gateway.WriteProblem(w, r, err)
+			},
 		}
 		id, err := identity.New(ctx, idCfg)
 		if err != nil {
@@ -122,6 +127,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.identity = id
 		auth = id
 		quota = id.Limiter()
+		if err := s.bootstrapOperator(ctx); err != nil {
+			id.Close()
+			l.Close()
+			return nil, err
+		}
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
@@ -252,15 +262,16 @@ func localBundleKey(dir string) (ed25519.PrivateKey, error) {
 }
 
 // mount adds the routes of the other subsystems beside the gateway's.
-func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handler) http.Handler) {
-	mux.Handle("GET /metrics", wrap("GET /metrics", s.metrics.Handler()))
-	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler()))
+func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler) {
+	mux.Handle("GET /metrics", wrap("GET /metrics", s.metrics.Handler(), false))
+	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler(), false))
 	if s.identity != nil {
-		mux.Handle("GET /auth/login", wrap("GET /auth/login", s.identity.LoginHandler()))
-		mux.Handle("GET /auth/callback", wrap("GET /auth/callback", s.identity.CallbackHandler()))
-		mux.Handle("POST /auth/token", wrap("POST /auth/token", s.identity.TokenHandler()))
-		mux.Handle("GET /.well-known/jwks.json", wrap("GET /.well-known/jwks.json", s.identity.JWKSHandler()))
+		mux.Handle("GET /auth/login", wrap("GET /auth/login", s.identity.LoginHandler(), false))
+		mux.Handle("GET /auth/callback", wrap("GET /auth/callback", s.identity.CallbackHandler(), false))
+		mux.Handle("POST /auth/token", wrap("POST /auth/token", s.identity.TokenHandler(), false))
+		mux.Handle("GET /.well-known/jwks.json", wrap("GET /.well-known/jwks.json", s.identity.JWKSHandler(), false))
 	}
+	s.mountAdmin(mux, wrap)
 }
 
 func (s *Server) ready() error {

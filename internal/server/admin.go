@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// The admin API, for operators and tenant administrators:
+//
+//	POST   /admin/tenants/{tenant}/service-accounts        {"role":"app","name":"till"} -> the account and its secret, once
+//	GET    /admin/tenants/{tenant}/service-accounts        -> the accounts (never secrets)
+//	DELETE /admin/tenants/{tenant}/service-accounts/{id}   revoke
+//	POST   /admin/keys/rotate                              -> the new signing key id
+//	GET    /admin/keys                                     -> the token signing keys and their states
+//
+// Each needs a capability: accounts.admin on the tenant, keys.rotate (an
+// operator). Every change is a ledger record (kind "audit") with its receipt.
+
+// KindAudit is the ledger record kind of security events: key rotations,
+// service account changes. Its body is {"fields":{...},"op":"keys.rotate","ts":"..."}.
+const KindAudit = "audit"
+
+// auditRecorder makes identity's security events ledger records.
+type auditRecorder struct {
+	l   *ledger.Ledger
+	now func() time.Time
+}
+
+func (a auditRecorder) Record(ctx context.Context, op string, fields map[string]any) error {
+	raw, err := json.Marshal(map[string]any{"op": op, "fields": fields, "ts": a.now().UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		return err
+	}
+	body, err := span.Canonicalize(raw)
+	if err != nil {
+		return err
+	}
+	_, err = a.l.Append(ctx, []ledger.Entry{{Kind: KindAudit, Body: body}})
+	return err
+}
+
+func (s *Server) mountAdmin(mux *http.ServeMux, wrap func(string, http.Handler, bool) http.Handler) {
+	if s.identity == nil {
+		return
+	}
+	route := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
+		mux.Handle(pattern, wrap(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				s.gateway.WriteProblem(w, r, err)
+			}
+		}), true))
+	}
+	route("POST /admin/tenants/{tenant}/service-accounts", s.createAccount)
+	route("GET /admin/tenants/{tenant}/service-accounts", s.listAccounts)
+	route("DELETE /admin/tenants/{tenant}/service-accounts/{id}", s.revokeAccount)
+	route("POST /admin/keys/rotate", s.rotateKeys)
+	route("GET /admin/keys", s.listKeys)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
+	tenant := r.PathValue("tenant")
+	p := gateway.PrincipalOf(r)
+	if err := s.identity.Authorize(p, tenant, identity.CapAccountsAdmin); err != nil {
+		return err
+	}
+	var req struct {
+		Role string `json:"role"`
+		Name string `json:"name"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return gateway.NewProblem("invalid-json", "%v", err)
+	}
+	if req.Role == "" {
+		return gateway.NewProblem("bad-request", "role is required")
+	}
+	acct, secret, err := s.identity.CreateServiceAccount(r.Context(), identity.NewServiceAccount{Tenant: tenant, Role: req.Role, Name: req.Name, CreatedBy: p.Subject})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, map[string]any{"account": acct, "client_id": acct.ID, "client_secret": secret,
+		"note": "the secret is shown this once; exchange it at POST /auth/token (grant_type=client_credentials)"})
+}
+
+func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
+	tenant := r.PathValue("tenant")
+	if err := s.identity.Authorize(gateway.PrincipalOf(r), tenant, identity.CapAccountsAdmin); err != nil {
+		return err
+	}
+	accts := s.identity.ServiceAccounts(tenant)
+	if accts == nil {
+		accts = []identity.ServiceAccount{}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "service_accounts": accts})
+}
+
+func (s *Server) revokeAccount(w http.ResponseWriter, r *http.Request) error {
+	tenant, id := r.PathValue("tenant"), r.PathValue("id")
+	p := gateway.PrincipalOf(r)
+	if err := s.identity.Authorize(p, tenant, identity.CapAccountsAdmin); err != nil {
+		return err
+	}
+	found := false
+	for _, a := range s.identity.ServiceAccounts(tenant) {
+		found = found || a.ID == id
+	}
+	if !found {
+		return gateway.NewProblem("not-found", "no service account %q in tenant %q", id, tenant)
+	}
+	if err := s.identity.RevokeServiceAccount(r.Context(), id, p.Subject); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
+	p := gateway.PrincipalOf(r)
+	if err := s.identity.Authorize(p, p.Tenant, identity.CapKeysRotate); err != nil {
+		return err
+	}
+	kid, err := s.identity.Rotate(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"kid": kid, "keys": s.identity.Keys()})
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
+	p := gateway.PrincipalOf(r)
+	if err := s.identity.Authorize(p, p.Tenant, identity.CapKeysRotate); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"keys": s.identity.Keys()})
+}
+
+// OperatorTenant is the tenant whose administrators run the server.
+const OperatorTenant = "system"
+
+// bootstrapOperator creates, at the first start without --dev, an
+// administrator service account of the operator tenant, and writes its
+// credentials to <data>/identity/operator.json (mode 0600) — never to the
+// log — so that someone can create the real accounts. Later starts do
+// nothing while any operator account exists.
+func (s *Server) bootstrapOperator(ctx context.Context) error {
+	if len(s.identity.ServiceAccounts(OperatorTenant)) > 0 {
+		return nil
+	}
+	acct, secret, err := s.identity.CreateServiceAccount(ctx, identity.NewServiceAccount{
+		Tenant: OperatorTenant, Role: "admin", Name: "bootstrap operator", CreatedBy: "logline serve (first start)"})
+	if err != nil {
+		return fmt.Errorf("bootstrap operator account: %w", err)
+	}
+	path := filepath.Join(s.cfg.Data, "identity", "operator.json")
+	b, _ := json.MarshalIndent(map[string]string{"client_id": acct.ID, "client_secret": secret, "tenant": OperatorTenant, "role": "admin",
+		"note": "exchange at POST /auth/token (grant_type=client_credentials); create real accounts, then revoke this one and delete this file"}, "", "  ")
+	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	s.log.Warn("first start: an operator service account was created; its credentials are in a file readable only by this user", "file", path, "client_id", acct.ID)
+	return nil
+}
