@@ -88,14 +88,17 @@ func benchAppend(b *testing.B, writers, batch int) {
 		}
 	}
 	ctx := context.Background()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	err := runWriters(writers, rounds, func(w, r int) error {
 		_, err := l.Append(ctx, entries[w][r])
 		return err
 	})
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	b.StopTimer()
+	runtime.ReadMemStats(&ms1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,7 +106,20 @@ func benchAppend(b *testing.B, writers, batch int) {
 	n := writers * rounds * batch
 	b.ReportMetric(float64(n)/el.Seconds(), "spans/s")
 	b.ReportMetric(float64(st.Appended)/float64(st.Commits), "spans/commit")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n)/1e3, "cpu-µs/span")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(n), "alloc-B/span")
 	b.ReportMetric(0, "ns/op")
+}
+
+// processCPU returns the CPU time (user and system) the process has used.
+// Divided by the spans appended, it is what a span costs on all cores:
+// with 2 cores, 300,000 spans/s leaves 6.6 µs.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rawWriter is the baseline: writers hand it byte slices; one goroutine
@@ -194,13 +210,14 @@ func benchRaw(b *testing.B, writers, batch int) {
 		}
 	}
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	runWriters(writers, rounds, func(w, r int) error { rw.write(blobs[w][r]); return nil })
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	b.StopTimer()
 	rw.close()
 	n := writers * rounds * batch
 	b.ReportMetric(float64(n)/el.Seconds(), "spans/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n)/1e3, "cpu-µs/span")
 	b.ReportMetric(float64(writers*rounds)/float64(rw.syncs)*float64(batch), "spans/commit")
 	b.ReportMetric(0, "ns/op")
 }

@@ -1,14 +1,12 @@
 package ledger
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,13 +170,14 @@ type Ledger struct {
 	jrnl  *journal
 	state stateFile
 
-	reqs     chan *appendReq
-	toIndex  chan *commitBatch
-	quit     chan struct{}
-	wg       sync.WaitGroup
-	closeMu  sync.Mutex
-	closed   bool
-	readOnly bool
+	reqs       chan *appendReq
+	toComplete chan syncedBatch
+	toIndex    chan *commitBatch
+	quit       chan struct{}
+	wg         sync.WaitGroup
+	closeMu    sync.Mutex
+	closed     bool
+	readOnly   bool
 	// roProblem is the first unreadable record a read-only open met.
 	roProblem *CorruptError
 
@@ -188,6 +187,15 @@ type Ledger struct {
 	dedup   *dedupFilter // every stored or pending (tenant, id) hash
 	pending pendingSet
 	enc     encoder
+	// fill remembers batch sizes, to size new batches: last is the batch
+	// being filled, buf and recs a decaying maximum.
+	fill struct {
+		buf, recs int
+		last      struct{ buf, recs int }
+	}
+	// Buffers of written batches, for new ones.
+	freeBufs  chan []byte
+	freeNodes chan []treeNode
 
 	// Indexer state.
 	spanHashes []spanHashes
@@ -251,36 +259,40 @@ func (r *pendingRec) is(tenant, id string) bool {
 }
 
 // pendingSet holds the spans placed and not yet indexed, in seq order, for
-// the committer alone.
+// the committer alone. A direct-mapped table remembers where the newest
+// span of each hash slot is; a span it lost track of (its slot taken by a
+// later one) is found by a scan, which happens only for an id the dedup
+// filter already flagged.
 type pendingSet struct {
 	recs []pendingRec
-	head int               // recs[:head] are pruned
-	byID map[uint64]uint64 // id hash -> seq of the newest pending span with it
+	head int    // recs[:head] are pruned
+	base uint64 // number of records dropped from the front of recs
+	slot []uint64
 }
 
+const pendingSlots = 1 << 14
+
 func (p *pendingSet) add(r pendingRec) {
-	if p.byID == nil {
-		p.byID = make(map[uint64]uint64, 1<<12)
+	if p.slot == nil {
+		p.slot = make([]uint64, pendingSlots)
 	}
 	p.recs = append(p.recs, r)
-	p.byID[r.h] = r.seq
+	p.slot[r.h&(pendingSlots-1)] = p.base + uint64(len(p.recs))
 }
 
 // find returns the pending span stored under (tenant, id) with hash h.
 func (p *pendingSet) find(h uint64, tenant, id string) (pendingRec, bool) {
-	seq, ok := p.byID[h]
-	if !ok {
+	if len(p.recs) == p.head {
 		return pendingRec{}, false
 	}
-	live := p.recs[p.head:]
-	i, found := slices.BinarySearchFunc(live, seq, func(r pendingRec, s uint64) int { return cmp.Compare(r.seq, s) })
-	if found && live[i].is(tenant, id) {
-		return live[i], true
+	if j := p.slot[h&(pendingSlots-1)]; j > p.base+uint64(p.head) && j <= p.base+uint64(len(p.recs)) {
+		if r := &p.recs[j-1-p.base]; r.h == h && r.is(tenant, id) {
+			return *r, true
+		}
 	}
-	// Another key with the same hash: look at every pending span.
-	for i := range live {
-		if live[i].h == h && live[i].is(tenant, id) {
-			return live[i], true
+	for i := len(p.recs) - 1; i >= p.head; i-- {
+		if r := &p.recs[i]; r.h == h && r.is(tenant, id) {
+			return *r, true
 		}
 	}
 	return pendingRec{}, false
@@ -289,20 +301,15 @@ func (p *pendingSet) find(h uint64, tenant, id string) (pendingRec, bool) {
 // prune forgets the spans before seq indexed: the index holds them.
 func (p *pendingSet) prune(indexed uint64) {
 	for p.head < len(p.recs) && p.recs[p.head].seq < indexed {
-		r := &p.recs[p.head]
-		if s, ok := p.byID[r.h]; ok && s == r.seq {
-			delete(p.byID, r.h)
-		}
-		r.batch = nil
+		p.recs[p.head].batch = nil
 		p.head++
 	}
-	switch {
-	case p.head == len(p.recs):
-		p.recs, p.head = p.recs[:0], 0
-	case p.head >= 1024 && 2*p.head >= len(p.recs):
+	if p.head >= 1024 && 2*p.head >= len(p.recs) {
 		n := copy(p.recs, p.recs[p.head:])
 		clear(p.recs[n:])
-		p.recs, p.head = p.recs[:n], 0
+		p.recs = p.recs[:n]
+		p.base += uint64(p.head)
+		p.head = 0
 	}
 }
 
@@ -311,7 +318,8 @@ type commitBatch struct {
 	ts    time.Time
 	tsb   [tsLen]byte
 	first uint64
-	buf   []byte
+	buf   []byte // the records' lines, until written
+	size  int    // len(buf), once written
 	recs  []batchRec
 	dups  []dupRef
 	nodes []treeNode
@@ -376,12 +384,16 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return l, nil
 	}
 	l.reqs = make(chan *appendReq, 4096)
+	l.toComplete = make(chan syncedBatch, 4)
+	l.freeBufs = make(chan []byte, 4)
+	l.freeNodes = make(chan []treeNode, 4)
 	l.toIndex = make(chan *commitBatch, 256)
 	l.open = l.newBatch()
 	l.idx.start()
-	l.wg.Add(3)
+	l.wg.Add(4)
 	go l.committer()
 	go l.syncer()
+	go l.completer()
 	go l.indexer()
 	return l, nil
 }
@@ -567,6 +579,8 @@ func (l *Ledger) committer() {
 	type placement struct {
 		h       uint64 // id hash, for spans
 		dupSeq  uint64 // duplicate of a stored record (when stored)
+		span    bool
+		maybe   bool // the dedup filter knows h
 		stored  bool
 		pending bool
 		p       pendingRec
@@ -583,16 +597,24 @@ func (l *Ledger) committer() {
 		var last *commitBatch
 		for start := 0; start < len(req.entries); start += chunk {
 			end := min(start+chunk, len(req.entries))
-			// Resolve duplicates outside the lock.
+			// Resolve duplicates outside the lock. The filter is probed in a
+			// loop of its own, so that its cache misses overlap.
 			for i := start; i < end; i++ {
 				e := &req.entries[i]
 				pl := &places[i-start]
 				*pl = placement{}
-				if e.Kind != KindSpan {
-					continue
+				if e.Kind == KindSpan {
+					pl.span, pl.h = true, l.hash.id(e.Tenant, e.ID)
 				}
-				pl.h = l.hash.id(e.Tenant, e.ID)
-				if !l.dedup.has(pl.h) {
+			}
+			for i := range places[:end-start] {
+				pl := &places[i]
+				pl.maybe = pl.span && l.dedup.has(pl.h)
+			}
+			for i := start; i < end; i++ {
+				e := &req.entries[i]
+				pl := &places[i-start]
+				if !pl.maybe {
 					continue
 				}
 				if p, ok := l.pending.find(pl.h, e.Tenant, e.ID); ok {
@@ -645,7 +667,7 @@ func (l *Ledger) committer() {
 				e := &req.entries[i]
 				// A copy of a span placed since the check above: earlier in
 				// this chunk.
-				if e.Kind == KindSpan && l.dedup.has(pl.h) {
+				if pl.span && l.dedup.has(pl.h) {
 					if p, ok := l.pending.find(pl.h, e.Tenant, e.ID); ok {
 						b.dups = append(b.dups, dupRef{req: req, idx: int32(i), orig: p.batch, origI: p.i})
 						last = b
@@ -655,6 +677,12 @@ func (l *Ledger) committer() {
 				l.place(b, req, i, pl.h)
 				last = b
 			}
+			if end == len(req.entries) && last != nil {
+				// The request completes with the batch holding its last
+				// entries, which is the open one.
+				b.done = append(b.done, req)
+				req.last = b
+			}
 			l.mu.Unlock()
 			l.dataCond.Signal()
 		}
@@ -662,6 +690,9 @@ func (l *Ledger) committer() {
 			// Failed, or every entry was a duplicate of a stored record. A
 			// request partly placed in a batch is completed by a batch.
 			close(req.done)
+			continue
+		}
+		if req.last != nil {
 			continue
 		}
 		l.mu.Lock()
@@ -680,6 +711,22 @@ func (l *Ledger) committer() {
 func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	e := &req.entries[i]
 	if len(b.recs) == 0 {
+		// Size the batch like the previous one, so that it rarely grows.
+		l.fill.buf = max(l.fill.buf-l.fill.buf/8, l.fill.last.buf)
+		l.fill.recs = max(l.fill.recs-l.fill.recs/8, l.fill.last.recs)
+		select {
+		case buf := <-l.freeBufs:
+			b.buf = buf
+		default:
+			b.buf = make([]byte, 0, min(l.fill.buf+l.fill.buf/4+4096, l.opts.MaxBatchBytes+l.opts.MaxEntryBytes+4096))
+		}
+		select {
+		case nodes := <-l.freeNodes:
+			b.nodes = nodes
+		default:
+			b.nodes = make([]treeNode, 0, min(2*l.fill.recs+64, 2*l.opts.MaxBatchEntries+64))
+		}
+		b.recs = make([]batchRec, 0, min(l.fill.recs+l.fill.recs/4+16, l.opts.MaxBatchEntries+1))
 		b.ts = l.nextTS()
 		var tmp [40]byte
 		copy(b.tsb[:], b.ts.AppendFormat(tmp[:0], tsLayout))
@@ -697,6 +744,7 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	l.rng.append(leaf, func(level uint, index uint64, h *Hash) {
 		b.nodes = append(b.nodes, treeNode{level: level, index: index, hash: *h})
 	})
+	l.fill.last.buf, l.fill.last.recs = len(b.buf), len(b.recs)
 	if e.Kind == KindSpan {
 		l.dedup.add(h)
 		l.pending.add(pendingRec{h: h, seq: seq, batch: b, i: int32(len(b.recs) - 1)})
@@ -707,7 +755,7 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 // signs it and completes its requests; then hands it to the indexer.
 func (l *Ledger) syncer() {
 	defer l.wg.Done()
-	defer close(l.toIndex)
+	defer close(l.toComplete)
 	syncDone := make(chan error, 1)
 	for {
 		l.mu.Lock()
@@ -735,21 +783,46 @@ func (l *Ledger) syncer() {
 		l.spaceCond.Broadcast()
 
 		if err := l.failed(); err != nil {
-			l.abort(b, err)
+			l.toComplete <- syncedBatch{b, err}
 			continue
 		}
 		if len(b.recs) > 0 {
 			start := time.Now()
 			if err := l.writeBatch(b, syncDone, &snapshot); err != nil {
 				l.fail(err)
-				l.abort(b, l.failed())
+				l.toComplete <- syncedBatch{b, l.failed()}
 				continue
 			}
 			if l.opts.OnCommit != nil {
-				l.opts.OnCommit(len(b.recs), len(b.buf), time.Since(start))
+				l.opts.OnCommit(len(b.recs), b.size, time.Since(start))
 			}
-			l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}})
+			l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
 			l.notify()
+		}
+		l.toComplete <- syncedBatch{b: b}
+	}
+}
+
+// syncedBatch is a batch the syncer is done with: durable, or failed.
+type syncedBatch struct {
+	b   *commitBatch
+	err error
+}
+
+// completer fills the receipts of durable batches and wakes their requests,
+// in commit order, while the syncer writes and syncs the next batch; then
+// hands the batches to the indexer.
+func (l *Ledger) completer() {
+	defer l.wg.Done()
+	defer close(l.toIndex)
+	for d := range l.toComplete {
+		b := d.b
+		if d.err != nil {
+			l.abort(b, d.err)
+			continue
+		}
+		if len(b.recs) > 0 {
+			l.fillReceipts(b)
 		}
 		l.complete(b)
 		if len(b.recs) > 0 {
@@ -773,9 +846,17 @@ func (l *Ledger) writeBatch(b *commitBatch, syncDone chan error, snapshot *compa
 		l.active = next
 	}
 	b.seg, b.segOff = l.active.num, l.active.size
-	// WriteAt may scribble on b.buf (vfs.File allows it): nothing reads the
-	// buffer after this.
+	// WriteAt may scribble on b.buf (vfs.File allows it): nothing reads its
+	// bytes after this. Once WriteAt returns the memory is free again
+	// (io.WriterAt must not retain it), so it goes to a later batch, which
+	// writes every byte before reading it.
+	b.size = len(b.buf)
 	n, err := l.active.f.WriteAt(b.buf, l.active.size)
+	select {
+	case l.freeBufs <- b.buf[:0]:
+	default:
+	}
+	b.buf = nil
 	l.active.size += int64(n)
 	if err != nil {
 		return fmt.Errorf("ledger: write %s: %w", segmentName(l.active.num), err)
@@ -788,7 +869,7 @@ func (l *Ledger) writeBatch(b *commitBatch, syncDone chan error, snapshot *compa
 	}
 	l.stats.commits.Add(1)
 	l.stats.appended.Add(uint64(len(b.recs)))
-	l.stats.bytes.Add(uint64(len(b.buf)))
+	l.stats.bytes.Add(uint64(b.size))
 	return nil
 }
 
@@ -812,12 +893,51 @@ func (l *Ledger) sealBatch(b *commitBatch, snapshot *compactRange) {
 	}
 }
 
-// complete fills the results of a durable batch and wakes its requests.
-func (l *Ledger) complete(b *commitBatch) {
-	for i := range b.recs {
-		r := &b.recs[i]
-		r.req.results[r.idx] = Result{Status: Accepted, Receipt: l.batchReceipt(b, i)}
+// fillReceipts writes the receipt of every record of a durable batch into
+// its request's results. The receipts of one request's records share their
+// allocations.
+func (l *Ledger) fillReceipts(b *commitBatch) {
+	depth := len(b.btree.levels) - 1
+	for i := 0; i < len(b.recs); {
+		j := i + 1
+		for j < len(b.recs) && b.recs[j].req == b.recs[i].req {
+			j++
+		}
+		paths := make([]Hash, 0, (j-i)*depth)
+		ids := make([]byte, 0, (j-i)*receiptIDLen)
+		for k := i; k < j; k++ {
+			ids = appendReceiptID(ids, b.first+uint64(k), b.ts)
+		}
+		jtis := string(ids)
+		for k := i; k < j; k++ {
+			r := &b.recs[k]
+			at := len(paths)
+			paths = b.btree.appendPath(paths, k)
+			rc := Receipt{
+				Op:    b.receipt.Op,
+				Seq:   b.first + uint64(k),
+				Leaf:  r.leaf,
+				Batch: b.receipt.Batch,
+				JTI:   jtis[(k-i)*receiptIDLen : (k-i+1)*receiptIDLen],
+				KID:   b.receipt.KID,
+				Sig:   b.receipt.Sig,
+				TS:    b.receipt.TS,
+			}
+			if len(paths) > at {
+				rc.Batch.Path = paths[at:len(paths):len(paths)]
+			}
+			if r.kind == KindSpan {
+				rc.SpanID, rc.Tenant = r.id, r.tenant
+			}
+			r.req.results[r.idx] = Result{Status: Accepted, Receipt: rc}
+		}
+		i = j
 	}
+}
+
+// complete fills the results of the duplicates of a durable batch and
+// wakes its requests.
+func (l *Ledger) complete(b *commitBatch) {
 	for _, d := range b.dups {
 		d.req.results[d.idx] = Result{Status: Duplicate, Receipt: l.batchReceipt(d.orig, int(d.origI))}
 		l.stats.duplicates.Add(1)
@@ -893,7 +1013,7 @@ func (l *Ledger) indexer() {
 				continue
 			}
 			l.indexed.Store(b.first + uint64(len(b.recs)))
-			l.lastIndexed.Store(&indexedBatch{size: b.sizeAfter, root: b.rootAfter, at: pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}})
+			l.lastIndexed.Store(&indexedBatch{size: b.sizeAfter, root: b.rootAfter, at: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
 			l.notify()
 			if l.failed() == nil && l.checkpointDue(uint64(len(b.recs))) {
 				if err := l.checkpoint(); err != nil {
@@ -923,6 +1043,11 @@ func (l *Ledger) indexBatch(b *commitBatch) error {
 	if err := l.tree.appendNodes(b.nodes); err != nil {
 		return err
 	}
+	select {
+	case l.freeNodes <- b.nodes[:0]:
+	default:
+	}
+	b.nodes = nil
 	line, err := json.Marshal(&b.receipt)
 	if err != nil {
 		return err
@@ -954,7 +1079,7 @@ func (l *Ledger) indexBatch(b *commitBatch) error {
 	if err := x.writeBatch(nb, appendBatchEntry(make([]byte, 0, batchEntrySize), &b.receipt)); err != nil {
 		return err
 	}
-	if x.add(hs, b.first+uint64(len(b.recs)), pos{seg: b.seg, off: b.segOff + int64(len(b.buf))}, nb+1) {
+	if x.add(hs, b.first+uint64(len(b.recs)), pos{seg: b.seg, off: b.segOff + int64(b.size)}, nb+1) {
 		x.wakeCompactor()
 	}
 	return x.failed()

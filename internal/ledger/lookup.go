@@ -25,9 +25,9 @@ import (
 //	tenant  tenant          the spans of one tenant, in order
 //
 // An entry is 16 bytes: the key's 64-bit keyed hash and the record's seq.
-// The hash is XXH64 seeded with a secret derived from the ledger's signing
-// key (so outsiders cannot craft collisions, and a rebuilt index hashes the
-// same), over the kind, the first string's length and the strings. Entries
+// The hash is XXH64 of a secret derived from the ledger's signing key (so
+// outsiders cannot aim collisions at it, and a rebuilt index hashes the
+// same), the kind, the first string's length and the strings. Entries
 // say only "maybe": every hit is confirmed by reading the record and
 // comparing its tenant and id (or this), so a collision costs a read, never
 // a wrong answer.
@@ -102,13 +102,26 @@ func newKeyHasher(s *Signer) keyHasher {
 	return keyHasher{seed: binary.LittleEndian.Uint64(h.Sum(nil))}
 }
 
+// sum hashes the seed (8 bytes, little-endian), the kind (1), three zero
+// bytes, len(a) (4, little-endian), a and b with XXH64.
 func (k keyHasher) sum(kind int, a, b string) uint64 {
+	const hdr = 16
+	if n := hdr + len(a) + len(b); n <= 128 {
+		var buf [128]byte
+		binary.LittleEndian.PutUint64(buf[:], k.seed)
+		buf[8] = byte(kind)
+		binary.LittleEndian.PutUint32(buf[12:], uint32(len(a)))
+		copy(buf[hdr:], a)
+		copy(buf[hdr+len(a):], b)
+		return xxhash.Sum64(buf[:n])
+	}
+	var h [hdr]byte
+	binary.LittleEndian.PutUint64(h[:], k.seed)
+	h[8] = byte(kind)
+	binary.LittleEndian.PutUint32(h[12:], uint32(len(a)))
 	var d xxhash.Digest
-	d.ResetWithSeed(k.seed)
-	var hdr [8]byte
-	hdr[0] = byte(kind)
-	binary.LittleEndian.PutUint32(hdr[4:], uint32(len(a)))
-	d.Write(hdr[:])
+	d.Reset()
+	d.Write(h[:])
 	d.WriteString(a)
 	d.WriteString(b)
 	return d.Sum64()

@@ -120,12 +120,22 @@ func BatchStatement(origin string, first, size uint64, root Hash, ts time.Time) 
 
 // ReceiptID returns the jti of the receipt of record seq appended at ts.
 func ReceiptID(seq uint64, ts time.Time) string {
+	return string(appendReceiptID(make([]byte, 0, receiptIDLen), seq, ts))
+}
+
+// receiptIDLen is the length of a jti: "r_" and 26 characters of ULID.
+const receiptIDLen = 2 + ulid.EncodedSize
+
+func appendReceiptID(dst []byte, seq uint64, ts time.Time) []byte {
 	var id ulid.ULID
 	_ = id.SetTime(uint64(ts.UnixMilli()))
 	var ent [10]byte
 	binary.BigEndian.PutUint64(ent[2:], seq)
 	_ = id.SetEntropy(ent[:])
-	return "r_" + id.String()
+	n := len(dst)
+	dst = append(dst, "r_01234567890123456789012345"...)
+	_ = id.MarshalTextTo(dst[n+2:])
+	return dst
 }
 
 // receiptFor assembles the receipt of one record of a batch.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"os"
 	"sync"
 
@@ -143,30 +142,40 @@ func (t *treeStore) setSize(n uint64) {
 	}
 }
 
-// appendNodes writes nodes, which must be the next nodes of their levels.
+// appendNodes writes nodes, which must be the next nodes of their levels:
+// one write per level, from one buffer.
 func (t *treeStore) appendNodes(nodes []treeNode) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// Group consecutive nodes per level into one write each.
-	var bufs [64][]byte
+	var count, at [64]int
 	for i := range nodes {
-		n := &nodes[i]
-		if want := t.sizes[n.level]/32 + int64(len(bufs[n.level])/32); int64(n.index) != want {
-			return fmt.Errorf("ledger: tree level %d: node %d out of order (want %d)", n.level, n.index, want)
-		}
-		bufs[n.level] = append(bufs[n.level], n.hash[:]...)
+		count[nodes[i].level]++
 	}
-	for l := range bufs {
-		if len(bufs[l]) == 0 {
+	for l := 1; l < 64; l++ {
+		at[l] = at[l-1] + count[l-1]*32
+	}
+	buf := make([]byte, len(nodes)*32)
+	var n [64]int // nodes placed per level
+	for i := range nodes {
+		nd := &nodes[i]
+		if want := t.sizes[nd.level]/32 + int64(n[nd.level]); int64(nd.index) != want {
+			return fmt.Errorf("ledger: tree level %d: node %d out of order (want %d)", nd.level, nd.index, want)
+		}
+		copy(buf[at[nd.level]+32*n[nd.level]:], nd.hash[:])
+		n[nd.level]++
+	}
+	for l := range count {
+		if count[l] == 0 {
 			continue
 		}
 		if err := t.ensureLevel(l); err != nil {
 			return err
 		}
-		if _, err := t.files[l].WriteAt(bufs[l], t.sizes[l]); err != nil {
+		b := buf[at[l] : at[l]+32*count[l] : at[l]+32*count[l]]
+		if _, err := t.files[l].WriteAt(b, t.sizes[l]); err != nil {
 			return fmt.Errorf("ledger: write tree level %d: %w", l, err)
 		}
-		t.sizes[l] += int64(len(bufs[l]))
+		t.sizes[l] += int64(len(b))
 		t.dirty[l] = true
 	}
 	return nil
@@ -361,12 +370,16 @@ func (t *batchTree) path(i int) []Hash {
 	if len(t.levels) == 1 {
 		return nil
 	}
-	p := make([]Hash, 0, bits.Len(uint(len(t.levels[0]))))
+	return t.appendPath(make([]Hash, 0, len(t.levels)-1), i)
+}
+
+// appendPath appends the audit path of leaf i to dst.
+func (t *batchTree) appendPath(dst []Hash, i int) []Hash {
 	for _, lv := range t.levels[:len(t.levels)-1] {
 		if s := i ^ 1; s < len(lv) {
-			p = append(p, lv[s])
+			dst = append(dst, lv[s])
 		}
 		i >>= 1
 	}
-	return p
+	return dst
 }
