@@ -15,6 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/loglineos/loglineos/internal/lllc"
 )
 
 // The scripts in testdata/script run the real logline binary (this test
@@ -34,6 +36,9 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"logline": func() {
 			os.Exit(Main(context.Background(), os.Args[1:], Stdio{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+		},
+		"loglinec": func() {
+			os.Exit(lllc.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
 	})
 }
