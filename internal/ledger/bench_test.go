@@ -355,3 +355,4 @@ func BenchmarkReopen(b *testing.B) {
 }
 
 var errDone = fmt.Errorf("done")
+

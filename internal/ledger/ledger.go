@@ -170,14 +170,13 @@ type Ledger struct {
 	jrnl  *journal
 	state stateFile
 
-	reqs       chan *appendReq
-	toComplete chan syncedBatch
-	toIndex    chan *commitBatch
-	quit       chan struct{}
-	wg         sync.WaitGroup
-	closeMu    sync.Mutex
-	closed     bool
-	readOnly   bool
+	reqs     chan *appendReq
+	toIndex  chan *commitBatch
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	readOnly bool
 	// roProblem is the first unreadable record a read-only open met.
 	roProblem *CorruptError
 
@@ -384,16 +383,14 @@ func Open(dir string, opts Options) (*Ledger, error) {
 		return l, nil
 	}
 	l.reqs = make(chan *appendReq, 4096)
-	l.toComplete = make(chan syncedBatch, 4)
 	l.freeBufs = make(chan []byte, 4)
 	l.freeNodes = make(chan []treeNode, 4)
 	l.toIndex = make(chan *commitBatch, 256)
 	l.open = l.newBatch()
 	l.idx.start()
-	l.wg.Add(4)
+	l.wg.Add(3)
 	go l.committer()
 	go l.syncer()
-	go l.completer()
 	go l.indexer()
 	return l, nil
 }
@@ -751,14 +748,24 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	}
 }
 
-// syncer seals the open batch, writes it with one write and one fdatasync,
-// signs it and completes its requests; then hands it to the indexer.
+// syncer takes the open batch, writes it with one write and syncs it with
+// one fdatasync, from its own goroutine so that nothing stands between the
+// write and the sync. Meanwhile a helper builds the batch tree, signs the
+// batch and completes the batch synced before (its receipts, its waiting
+// requests, its handing to the indexer). When no batch is waiting, a synced
+// batch is completed at once. Batches complete in commit order.
 func (l *Ledger) syncer() {
 	defer l.wg.Done()
-	defer close(l.toComplete)
-	syncDone := make(chan error, 1)
+	defer close(l.toIndex)
+	var synced *commitBatch // durable, not yet completed
 	for {
 		l.mu.Lock()
+		if synced != nil && l.open.empty() {
+			l.mu.Unlock()
+			l.finishBatch(synced)
+			synced = nil
+			continue
+		}
 		for l.open.empty() && !l.stopping {
 			l.dataCond.Wait()
 		}
@@ -782,58 +789,60 @@ func (l *Ledger) syncer() {
 		l.mu.Unlock()
 		l.spaceCond.Broadcast()
 
+		prev := synced
+		synced = nil
 		if err := l.failed(); err != nil {
-			l.toComplete <- syncedBatch{b, err}
+			if prev != nil {
+				l.finishBatch(prev)
+			}
+			l.abort(b, err)
 			continue
 		}
-		if len(b.recs) > 0 {
-			start := time.Now()
-			if err := l.writeBatch(b, syncDone, &snapshot); err != nil {
-				l.fail(err)
-				l.toComplete <- syncedBatch{b, l.failed()}
-				continue
+		if len(b.recs) == 0 {
+			// Only duplicates of records in earlier batches.
+			if prev != nil {
+				l.finishBatch(prev)
 			}
-			if l.opts.OnCommit != nil {
-				l.opts.OnCommit(len(b.recs), b.size, time.Since(start))
-			}
-			l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
-			l.notify()
+			l.finishBatch(b)
+			continue
 		}
-		l.toComplete <- syncedBatch{b: b}
+		start := time.Now()
+		if err := l.writeBatch(b, prev, &snapshot); err != nil {
+			l.fail(err)
+			l.abort(b, l.failed())
+			continue
+		}
+		if l.opts.OnCommit != nil {
+			l.opts.OnCommit(len(b.recs), b.size, time.Since(start))
+		}
+		l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
+		l.notify()
+		synced = b
 	}
 }
 
-// syncedBatch is a batch the syncer is done with: durable, or failed.
-type syncedBatch struct {
-	b   *commitBatch
-	err error
-}
-
-// completer fills the receipts of durable batches and wakes their requests,
-// in commit order, while the syncer writes and syncs the next batch; then
-// hands the batches to the indexer.
-func (l *Ledger) completer() {
-	defer l.wg.Done()
-	defer close(l.toIndex)
-	for d := range l.toComplete {
-		b := d.b
-		if d.err != nil {
-			l.abort(b, d.err)
-			continue
-		}
-		if len(b.recs) > 0 {
-			l.fillReceipts(b)
-		}
-		l.complete(b)
-		if len(b.recs) > 0 {
-			l.toIndex <- b
-		}
+// finishBatch completes a durable batch: receipts, waiting requests, and
+// the indexer.
+func (l *Ledger) finishBatch(b *commitBatch) {
+	if len(b.recs) > 0 {
+		l.fillReceipts(b)
+	}
+	l.complete(b)
+	if len(b.recs) > 0 {
+		l.toIndex <- b
 	}
 }
 
-// writeBatch rotates the segment if needed, writes the batch and syncs it;
-// while the sync runs it builds the batch tree and signs the statement.
-func (l *Ledger) writeBatch(b *commitBatch, syncDone chan error, snapshot *compactRange) error {
+// writeBatch rotates the segment if needed, writes the batch and syncs it.
+// While the sync runs, a helper seals the batch and finishes prev (durable
+// already); prev is finished whatever happens.
+func (l *Ledger) writeBatch(b, prev *commitBatch, snapshot *compactRange) (err error) {
+	helped := false
+	defer func() {
+		if !helped && prev != nil {
+			l.finishBatch(prev)
+		}
+	}()
 	if l.active.size > 0 && l.active.size+int64(len(b.buf)) > l.opts.SegmentBytes {
 		next, err := createSegment(l.fs, l.segDir, l.active.num+1)
 		if err != nil {
@@ -861,10 +870,18 @@ func (l *Ledger) writeBatch(b *commitBatch, syncDone chan error, snapshot *compa
 	if err != nil {
 		return fmt.Errorf("ledger: write %s: %w", segmentName(l.active.num), err)
 	}
-	f := l.active.f
-	go func() { syncDone <- f.SyncData() }()
-	l.sealBatch(b, snapshot)
-	if err := <-syncDone; err != nil {
+	sealed := make(chan struct{})
+	helped = true
+	go func() {
+		l.sealBatch(b, snapshot)
+		if prev != nil {
+			l.finishBatch(prev)
+		}
+		close(sealed)
+	}()
+	err = l.active.f.SyncData()
+	<-sealed
+	if err != nil {
 		return fmt.Errorf("ledger: sync %s: %w", segmentName(l.active.num), err)
 	}
 	l.stats.commits.Add(1)
