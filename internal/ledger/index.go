@@ -450,6 +450,10 @@ func (x *index) add(spans []spanHashes, to uint64, at pos, batches uint64) bool 
 	for x.frozen != nil && x.failed() == nil {
 		x.cond.Wait()
 	}
+	if x.failed() != nil {
+		// The ledger fails with the index: keep what is in memory readable.
+		return false
+	}
 	x.freezeLocked()
 	return true
 }

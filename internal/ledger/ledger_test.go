@@ -614,3 +614,108 @@ func TestReopenAndAppend(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexRuns uses a tiny in-memory index part, so that lookups go
+// through many flushed and merged runs, across reopening and rebuilding.
+func TestIndexRuns(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := testOptions(fs)
+	opts.IndexMemTableBytes = 1 // the smallest part: 64 spans
+	opts.SegmentBytes = 256 << 10
+	l := mustOpen(t, fs, opts)
+	var all []Entry
+	for i := 0; len(all) < 3000; i++ {
+		var es []Entry
+		for k := range 1 + i%40 {
+			n := len(all) + k
+			es = append(es, spanEntry(fmt.Sprintf("t_%d", n%3), fmt.Sprintf("s_%d", n), fmt.Sprintf("o:%d", n%17)))
+		}
+		mustAppend(t, l, es...)
+		all = append(all, es...)
+		if i%10 == 0 {
+			// Duplicates of spans now in runs, in memory or pending.
+			for _, j := range []int{0, len(all) / 2, len(all) - 1} {
+				if res := mustAppend(t, l, all[j]); res[0].Status != Duplicate || res[0].Receipt.Seq != uint64(j) {
+					t.Fatalf("resend of %d: %v seq %d", j, res[0].Status, res[0].Receipt.Seq)
+				}
+			}
+		}
+	}
+	ctx := context.Background()
+	check := func(l *Ledger, stage string) {
+		t.Helper()
+		for i, e := range all {
+			rec, err := l.Get(ctx, e.Tenant, e.ID)
+			if err != nil || rec.Seq != uint64(i) {
+				t.Fatalf("%s: Get %s: seq %d, %v", stage, e.ID, rec.Seq, err)
+			}
+		}
+		for _, q := range []struct {
+			from  uint64
+			limit int
+		}{{0, 0}, {0, 5}, {1000, 7}, {2990, 0}, {1500, 100}} {
+			var want []uint64
+			for i, e := range all {
+				if e.Tenant == "t_1" && e.This == "o:5" && uint64(i) >= q.from && (q.limit == 0 || len(want) < q.limit) {
+					want = append(want, uint64(i))
+				}
+			}
+			recs, err := l.Thing(ctx, "t_1", "o:5", q.from, q.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []uint64
+			for _, r := range recs {
+				got = append(got, r.Seq)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("%s: Thing from %d limit %d (-want +got):\n%s", stage, q.from, q.limit, diff)
+			}
+			recs, err = l.Tenant(ctx, "t_2", q.from, q.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for i := int(q.from); i < len(all) && (q.limit == 0 || n < q.limit); i++ {
+				if all[i].Tenant == "t_2" {
+					if n >= len(recs) || recs[n].Seq != uint64(i) {
+						t.Fatalf("%s: Tenant from %d limit %d: record %d is not seq %d", stage, q.from, q.limit, n, i)
+					}
+					n++
+				}
+			}
+			if n != len(recs) {
+				t.Fatalf("%s: Tenant from %d: %d records, want %d", stage, q.from, len(recs), n)
+			}
+		}
+		if _, err := l.Get(ctx, "t_0", "s_1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: Get of another tenant's id: %v", stage, err)
+		}
+	}
+	check(l, "live")
+	l.idx.mu.RLock()
+	runs := len(l.idx.runs[kindID])
+	l.idx.mu.RUnlock()
+	// 3000 spans in parts of 64: about 47 flushes, merged four by four.
+	if runs < 2 || runs > 12 {
+		t.Errorf("%d id runs; want a few: flushed, and merged to keep their number down", runs)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, fs, opts)
+	check(l, "reopened")
+	before := indexContents(t, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.RemoveAll("data/ledger/index"); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, fs, opts)
+	defer l.Close()
+	check(l, "rebuilt")
+	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {
+		t.Fatalf("rebuilt index differs:\n%s", diff)
+	}
+}

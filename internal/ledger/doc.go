@@ -1,0 +1,52 @@
+// Package ledger is LogLineOS's span ledger: an embedded, append-only,
+// tamper-evident log of records with group commit, signed receipts,
+// checkpoints, indexes and crash recovery (SPEC §3).
+//
+// # Files
+//
+// Under the data directory:
+//
+//	ledger/segments/NNNNNN.ndjson   the records, one framed line each (record.go)
+//	ledger/key, ledger/key.pub      the signing key (keys.go)
+//	ledger/checkpoint               the latest signed tree head (checkpoint.go)
+//	ledger/index/                   derived: positions, commits, lookups (index.go,
+//	                                lookup.go) and the Merkle tree (tree.go)
+//	receipts/YYYY-MM-DD.ndjson      the batch receipts, one per commit (journal.go)
+//
+// The segments are the truth. Everything under ledger/index and the
+// receipts journal is derived from them, synced only now and then, and
+// brought up to the segments at open by reading the records after the point
+// each recorded as complete (recover.go). Deleting ledger/index rebuilds it.
+//
+// # Writing
+//
+// Append hands a request to the committer goroutine, which resolves
+// duplicates, numbers the records, frames them into the open batch and
+// extends the Merkle tree. The syncer takes the whole open batch, writes it
+// with one write and makes it durable with one fdatasync, in its own
+// goroutine; while the sync runs, a helper builds the batch's tree, signs
+// it (one ed25519 signature per commit) and completes the previous batch:
+// its receipts are assembled and its requests woken. The committer fills
+// the next batch meanwhile, so one commit is being built while another is
+// synced. The indexer then appends each durable batch's tree nodes,
+// receipts journal line, positions and commit entry, and adds its spans to
+// the in-memory part of the lookup indexes; a compactor goroutine writes
+// full in-memory parts to sorted run files and merges runs. Checkpoints sync
+// the tree and the journal and sign the tree head.
+//
+// # Duplicates
+//
+// A span's (tenant, id) is its idempotency key. The committer keeps a Bloom
+// filter of the keyed hashes of every stored and pending id (bloom.go), so
+// the common case, a new id, costs no I/O and no lock. A "maybe" is settled
+// against the pending spans, then the index, confirming each candidate by
+// reading its record: the index stores hashes, never keys. See committer in
+// ledger.go for why that is complete.
+//
+// # Memory
+//
+// The indexes live on disk; memory holds a fixed-size dedup filter
+// (Options.DedupFilterBytes), at most two in-memory index parts
+// (Options.IndexMemTableBytes), a 16-byte fence entry per 4 KiB of index
+// run, and the batches in flight. It stays flat as the ledger grows.
+package ledger
