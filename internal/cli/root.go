@@ -128,6 +128,7 @@ and derives trajectories, quality scores and diamond candidates.`,
 		newTokenCmd(stdio),
 		newKeysCmd(stdio),
 		newAccountsCmd(stdio),
+		newOpenAPICmd(stdio),
 	)
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root

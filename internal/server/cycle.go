@@ -192,7 +192,7 @@ var (
 	descActive      = prometheus.NewDesc("logline_trajectory_active", "Open trajectories.", []string{"tenant"}, nil)
 	descOpened      = prometheus.NewDesc("logline_trajectory_opened_total", "Trajectories opened.", []string{"tenant"}, nil)
 	descClosed      = prometheus.NewDesc("logline_trajectory_closed_total", "Trajectories closed, by reason.", []string{"tenant", "reason"}, nil)
-	descScored      = prometheus.NewDesc("logline_quality_score_count", "Trajectory quality scores given.", []string{"tenant"}, nil)
+	descScored      = prometheus.NewDesc("logline_quality_scores_total", "Trajectory quality scores given.", []string{"tenant"}, nil)
 	descCandidates  = prometheus.NewDesc("logline_quality_candidates_total", "diamond_candidate flags raised.", []string{"tenant"}, nil)
 	descPercentile  = prometheus.NewDesc("logline_quality_score_percentile", "Current score percentile of the tenant's sliding window (quality.pXX.current).", []string{"tenant", "percentile"}, nil)
 	descQualifiedPM = prometheus.NewDesc("logline_quality_candidate_ratio", "Candidates over scores given.", []string{"tenant"}, nil)

@@ -24,6 +24,7 @@ import (
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/metrics"
+	"github.com/loglineos/loglineos/internal/openapi"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/stdlib"
 )
@@ -39,6 +40,7 @@ type Server struct {
 	bundle   *bundle.Bundle
 	gateway  *gateway.Gateway
 
+	openapi    http.Handler
 	runner     *cycle.Runner
 	watcher    *cycle.Watcher
 	base       map[string]any
@@ -90,6 +92,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := s.loadBundle(); err != nil {
 		l.Close()
 		return nil, err
+	}
+	if s.openapi, err = openapi.Handler(s.bundle, openapi.Options{Dev: cfg.Dev}); err != nil {
+		// An operator's bundle may declare no schemas: the server runs, it
+		// just has no API document to give.
+		log.Warn("no OpenAPI document for this bundle", "err", err)
+		why := err.Error()
+		s.openapi = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.gateway.WriteProblem(w, r, gateway.NewProblem("not-found", "no OpenAPI document: %s", why))
+		})
 	}
 	bgctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
@@ -265,6 +276,7 @@ func localBundleKey(dir string) (ed25519.PrivateKey, error) {
 func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler) {
 	mux.Handle("GET /metrics", wrap("GET /metrics", s.metrics.Handler(), false))
 	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler(), false))
+	mux.Handle("GET /openapi.yaml", wrap("GET /openapi.yaml", s.openapi, false))
 	if s.identity != nil {
 		mux.Handle("GET /auth/login", wrap("GET /auth/login", s.identity.LoginHandler(), false))
 		mux.Handle("GET /auth/callback", wrap("GET /auth/callback", s.identity.CallbackHandler(), false))

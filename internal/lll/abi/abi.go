@@ -52,13 +52,13 @@ func Inputs() map[string][]Field {
 		"span": {{"id", str}, {"tenant", str}, {"who", str}, {"did", str}, {"this", str},
 			{"when", ts}, {"status", str}, {"confirmed_by", ir.ListOf(str)}, {"data", ir.TAny}},
 		"trajectory_edge": {{"type", str}, {"trajectory_id", str}, {"position", num},
-			{"src_span_id", str}, {"this", str}, {"tenant", str}, {"ts", ts}},
+			{"src_span_id", str}, {"this", str}, {"tenant", str}, {"ts", ts}, {"seq", num}},
 		"trajectory_closed": {{"type", str}, {"trajectory_id", str}, {"reason", str},
-			{"tenant", str}, {"ts", ts}},
+			{"tenant", str}, {"ts", ts}, {"seq", num}},
 		"trajectory_quality": {{"type", str}, {"trajectory_id", str}, {"score", num},
-			{"components", ir.MapOf(num)}, {"tenant", str}, {"ts", ts}},
+			{"components", ir.MapOf(num)}, {"tenant", str}, {"ts", ts}, {"seq", num}},
 		"diamond_candidate": {{"type", str}, {"trajectory_id", str}, {"score", num},
-			{"threshold", num}, {"tenant", str}, {"ts", ts}},
+			{"threshold", num}, {"tenant", str}, {"ts", ts}, {"seq", num}},
 	}
 }
 
