@@ -425,6 +425,9 @@ func (g *Gateway) authProblem(err error) *Problem {
 		return newProblem("not-found", "%v", err)
 	case ie != nil && ie.Kind == identity.KindUnavailable:
 		return newProblem("unavailable", "%v", err)
+	case ie != nil && ie.Kind != identity.KindUnauthenticated:
+		g.log.Error("identity failed", "err", err)
+		return newProblem("internal", "")
 	default:
 		g.metrics.AuthFailures.WithLabelValues("401", reason).Inc()
 		p := newProblem("unauthenticated", "%v", err)
