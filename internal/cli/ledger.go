@@ -394,13 +394,9 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vkey, err := readKey(key, *data)
+			v, err := verifierFor(key, *data)
 			if err != nil {
 				return err
-			}
-			v, err := ledger.NewVerifier(vkey)
-			if err != nil {
-				return usageErr("%v", err)
 			}
 			rb, err := readArg(args[0], stdio.In)
 			if err != nil {
@@ -429,6 +425,20 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 	cmd.Flags().StringVar(&key, "key", "", "verifier key or a file holding it (default: the ledger's key.pub in --data)")
 	cmd.Flags().StringVar(&spanFile, "span", "", "the span the receipt acknowledges")
 	return cmd
+}
+
+// verifierFor returns the verifier of a key given as --key (a key or a
+// file), or of the ledger in data.
+func verifierFor(key, data string) (*ledger.Verifier, error) {
+	vkey, err := readKey(key, data)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ledger.NewVerifier(vkey)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return v, nil
 }
 
 // unmarshalReceipt accepts a receipt alone or wrapped in an ingest result
@@ -473,13 +483,9 @@ of the same tree size, and that the checkpoint is signed by the key.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vkey, err := readKey(key, *data)
+			v, err := verifierFor(key, *data)
 			if err != nil {
 				return err
-			}
-			v, err := ledger.NewVerifier(vkey)
-			if err != nil {
-				return usageErr("%v", err)
 			}
 			pb, err := readArg(args[0], stdio.In)
 			if err != nil {

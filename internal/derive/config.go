@@ -3,6 +3,7 @@ package derive
 import (
 	"errors"
 	"fmt"
+	"github.com/loglineos/loglineos/internal/lll/diag"
 	"path"
 	"strconv"
 	"strings"
@@ -485,40 +486,10 @@ func cloneStrings(s []string) []string {
 	return append(make([]string, 0, len(s)), s...)
 }
 
-// didYouMean returns ` (did you mean "x"?)` for the nearest candidate within
-// edit distance 2, or "".
+// didYouMean returns ` (did you mean "x"?)` for a plausible typo, or "".
 func didYouMean(s string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD {
-			best, bestD = c, d
-		}
+	if best := diag.Suggest(s, candidates); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" || best == s {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 30
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }

@@ -76,6 +76,23 @@ var problemTypes = []problemType{
 	{"internal", 500, "internal error", "Something failed inside the server. Nothing half-done was stored; quote the request_id when reporting it."},
 }
 
+// ProblemType documents one problem type of the API.
+type ProblemType struct {
+	Name   string // the last element of its type URI, /problems/NAME
+	Status int
+	Title  string
+	Doc    string
+}
+
+// ProblemTypes lists every problem type the API answers with.
+func ProblemTypes() []ProblemType {
+	out := make([]ProblemType, len(problemTypes))
+	for i, t := range problemTypes {
+		out[i] = ProblemType{Name: t.name, Status: t.status, Title: t.title, Doc: t.doc}
+	}
+	return out
+}
+
 func problemByName(name string) problemType {
 	i := slices.IndexFunc(problemTypes, func(t problemType) bool { return t.name == name })
 	if i < 0 {
