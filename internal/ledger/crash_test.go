@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,8 +28,19 @@ type acked struct {
 }
 
 type ackedSpan struct {
-	body    []byte
-	receipt Receipt
+	body     []byte
+	receipt  Receipt
+	verified bool // the receipt was checked against body once
+}
+
+// sameReceipt is cmp.Equal for receipts, fast enough to run on every
+// acknowledged span after every crash.
+func sameReceipt(a, b Receipt) bool {
+	return a.Op == b.Op && a.SpanID == b.SpanID && a.Tenant == b.Tenant && a.Seq == b.Seq && a.Leaf == b.Leaf &&
+		a.Batch.First == b.Batch.First && a.Batch.Size == b.Batch.Size && a.Batch.Root == b.Batch.Root &&
+		slices.Equal(a.Batch.Path, b.Batch.Path) && (a.Batch.Path == nil) == (b.Batch.Path == nil) &&
+		a.JTI == b.JTI && a.KID == b.KID && bytes.Equal(a.Sig, b.Sig) && (a.Sig == nil) == (b.Sig == nil) &&
+		a.TS.Equal(b.TS.Time)
 }
 
 func (a *acked) snapshot() map[string]ackedSpan {
@@ -70,11 +82,17 @@ func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, opts Options, want ma
 		if err != nil {
 			t.Fatalf("receipt of %s: %v", id, err)
 		}
-		if diff := cmp.Diff(a.receipt, rc); diff != "" {
-			t.Fatalf("receipt of %s changed:\n%s", id, diff)
+		if !sameReceipt(a.receipt, rc) {
+			t.Fatalf("receipt of %s changed:\n%s", id, cmp.Diff(a.receipt, rc))
 		}
-		if err := v.VerifyReceipt(&rc, KindSpan, rec.Body); err != nil {
-			t.Fatalf("receipt of %s: %v", id, err)
+		// Unchanged receipt and body: checking the signature again would
+		// check the same bytes.
+		if !a.verified {
+			if err := v.VerifyReceipt(&rc, KindSpan, rec.Body); err != nil {
+				t.Fatalf("receipt of %s: %v", id, err)
+			}
+			a.verified = true
+			want[id] = a
 		}
 	}
 	// No id twice.

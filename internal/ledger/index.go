@@ -203,6 +203,8 @@ type index struct {
 	runs   [numKinds][]*run // in seq order
 	state  indexState       // as last written; changed by the compactor only
 
+	blocks sync.Pool // *[runBlock * runEntrySize]byte: scratch for lookups
+
 	wake     chan struct{} // a delta was frozen
 	stop     chan struct{}
 	done     chan struct{}
@@ -221,7 +223,7 @@ func deltaCapacity(memBytes int64) int {
 // read-only, where it is reported as nil.
 func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly bool, log *slog.Logger) (*index, error) {
 	x := &index{fs: fs, dir: dir, readOnly: readOnly, log: log, hash: hash, capacity: deltaCapacity(memBytes)}
-	x.cond = sync.NewCond(&x.mu)
+	x.init()
 	if !readOnly {
 		// A ledger written before the index files kept them in pebble.
 		if old := fs.PathJoin(dir, "db"); fileExists(fs, old) {
@@ -241,7 +243,7 @@ func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly b
 			log.Warn("index unreadable; rebuilding it from the segments", "err", err)
 		}
 		x = &index{fs: fs, dir: dir, log: log, hash: hash, capacity: x.capacity}
-		x.cond = sync.NewCond(&x.mu)
+		x.init()
 		if err := x.fresh(); err != nil {
 			x.closeFiles()
 			return nil, err
@@ -251,6 +253,11 @@ func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly b
 	x.posN.Store(x.state.next)
 	x.batN.Store(x.state.batches)
 	return x, nil
+}
+
+func (x *index) init() {
+	x.cond = sync.NewCond(&x.mu)
+	x.blocks.New = func() any { return new([runBlock * runEntrySize]byte) }
 }
 
 // load opens the files the state file lists and checks them.
@@ -585,9 +592,6 @@ func (x *index) pickMerge() (int, int, bool) {
 	return 0, 0, false
 }
 
-// errStopMerge abandons a merge when the index is closing.
-var errStopMerge = errors.New("ledger: index closing")
-
 // merge replaces runs [i, i+mergeFanIn) of kind k by their merge. A delta
 // frozen meanwhile is written first.
 func (x *index) merge(k, i int) error {
@@ -703,40 +707,51 @@ func (x *index) position(seq uint64) (pos, bool, error) {
 	return decodePos(b[:]), true, nil
 }
 
-// batchFor returns the batch receipt of the commit holding seq.
+// batchFor returns the batch receipt of the commit holding seq. The
+// entries' first seqs grow with their index, so the search guesses by
+// interpolation, every other step, and halves the range otherwise: a few
+// reads usually, O(log n) at worst.
 func (x *index) batchFor(seq uint64) (BatchReceipt, error) {
 	n := x.batN.Load()
-	var b [8]byte
-	var rerr error
-	// The first entry whose first is after seq; the one before holds seq.
-	lo, hi := uint64(0), n
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		if _, err := x.batF.ReadAt(b[:], int64(mid)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
-			rerr = err
-			break
-		}
-		if binary.BigEndian.Uint64(b[:]) <= seq {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if rerr != nil {
-		return BatchReceipt{}, fmt.Errorf("ledger: read index batches: %w", rerr)
-	}
-	if lo == 0 {
+	if n == 0 {
 		return BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
 	}
+	var b [8]byte
+	first := func(i uint64) (uint64, error) {
+		if _, err := x.batF.ReadAt(b[:], int64(i)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
+			return 0, fmt.Errorf("ledger: read index batches: %w", err)
+		}
+		return binary.BigEndian.Uint64(b[:]), nil
+	}
+	// Entry lo starts at or before seq; entries from hi on start after it.
+	// Entry 0 starts at seq 0; entry n would start at the end, past seq.
+	lo, hi := uint64(0), n
+	fLo, fHi := uint64(0), max(x.posN.Load(), seq+1)
+	for step := 0; hi-lo > 1; step++ {
+		mid := lo + (hi-lo)/2
+		if step%2 == 0 && fHi > fLo {
+			guess := lo + uint64(float64(seq-fLo)/float64(fHi-fLo)*float64(hi-lo))
+			mid = min(max(guess, lo+1), hi-1)
+		}
+		f, err := first(mid)
+		if err != nil {
+			return BatchReceipt{}, err
+		}
+		if f <= seq {
+			lo, fLo = mid, f
+		} else {
+			hi, fHi = mid, f
+		}
+	}
 	e := make([]byte, batchEntrySize)
-	if _, err := x.batF.ReadAt(e, int64(lo-1)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
+	if _, err := x.batF.ReadAt(e, int64(lo)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
 		return BatchReceipt{}, fmt.Errorf("ledger: read index batches: %w", err)
 	}
 	br, err := decodeBatchEntry(e)
 	if err != nil {
 		return BatchReceipt{}, err
 	}
-	if seq >= br.Batch.First+br.Batch.Size {
+	if seq < br.Batch.First || seq >= br.Batch.First+br.Batch.Size {
 		return BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
 	}
 	return br, nil
@@ -749,6 +764,8 @@ func (x *index) candidates(k int, h, from uint64, limit int, out []uint64) ([]ui
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	start := len(out)
+	buf := x.blocks.Get().(*[runBlock * runEntrySize]byte)
+	defer x.blocks.Put(buf)
 	left := func() int {
 		if limit <= 0 {
 			return 0
@@ -757,7 +774,7 @@ func (x *index) candidates(k int, h, from uint64, limit int, out []uint64) ([]ui
 	}
 	var err error
 	for _, r := range x.runs[k] {
-		if out, err = r.find(h, from, left(), out); err != nil {
+		if out, err = r.find(h, from, left(), out, buf); err != nil {
 			return out, err
 		}
 		if limit > 0 && left() <= 0 {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -148,11 +147,3 @@ func loadOrCreateKey(fs vfs.FS, dir, origin string, rnd io.Reader, create bool) 
 // DefaultOrigin is the origin given to a new ledger unless Options say
 // otherwise.
 const DefaultOrigin = "logline.local/ledger"
-
-// validOrigin reports whether s can be a key name (no spaces or plus signs).
-func validOrigin(s string) bool {
-	if s == "" || strings.ContainsAny(s, "+ \t\n") {
-		return false
-	}
-	return strconv.IsPrint(rune(s[0]))
-}

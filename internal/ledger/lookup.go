@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/bits"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -353,8 +354,8 @@ func readRunMeta(f vfs.File, kind int, num uint64) (*run, error) {
 }
 
 // find appends the seqs ≥ from of the entries with hash h, in increasing
-// order, at most limit of them (0: all).
-func (r *run) find(h, from uint64, limit int, out []uint64) ([]uint64, error) {
+// order, at most limit of them (0: all). buf is scratch space of one block.
+func (r *run) find(h, from uint64, limit int, out []uint64, buf *[runBlock * runEntrySize]byte) ([]uint64, error) {
 	if r.to <= from || r.count == 0 {
 		return out, nil
 	}
@@ -365,7 +366,6 @@ func (r *run) find(h, from uint64, limit int, out []uint64) ([]uint64, error) {
 	if b > 0 && (b == len(r.fence) || cmpEntry(r.fence[b], key) > 0) {
 		b--
 	}
-	var buf [runBlock * runEntrySize]byte
 	n := 0
 	for first := uint64(b) * runBlock; first < r.count; first += runBlock {
 		cnt := min(runBlock, r.count-first)
@@ -373,11 +373,10 @@ func (r *run) find(h, from uint64, limit int, out []uint64) ([]uint64, error) {
 		if _, err := r.f.ReadAt(blk, int64(first*runEntrySize)); err != nil && !errors.Is(err, io.EOF) {
 			return out, fmt.Errorf("ledger: read index run %s: %w", runName(r.kind, r.num), err)
 		}
-		for i := 0; i < len(blk); i += runEntrySize {
+		// The first entry at or after key.
+		i0 := sort.Search(int(cnt), func(i int) bool { return cmpEntry(decodeEntry(blk[i*runEntrySize:]), key) >= 0 })
+		for i := i0 * runEntrySize; i < len(blk); i += runEntrySize {
 			e := decodeEntry(blk[i:])
-			if e.h < h || (e.h == h && e.seq < from) {
-				continue
-			}
 			if e.h > h {
 				return out, nil
 			}

@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -223,6 +222,3 @@ func (v *Verifier) VerifyReceipt(r *Receipt, kind string, body []byte) error {
 	}
 	return nil
 }
-
-// emptyRoot is the RFC 6962 root of the empty tree.
-var emptyRoot = Hash(sha256.Sum256(nil))
