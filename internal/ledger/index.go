@@ -203,6 +203,8 @@ type index struct {
 	runs   [numKinds][]*run // in seq order
 	state  indexState       // as last written; changed by the compactor only
 
+	sortBuf []entry // the compactor's
+
 	blocks sync.Pool // *[runBlock * runEntrySize]byte: scratch for lookups
 
 	wake     chan struct{} // a delta was frozen
@@ -514,7 +516,8 @@ func (x *index) flushFrozen() error {
 			abandon()
 			return err
 		}
-		for _, e := range fz.k[k].sorted() {
+		x.sortBuf = fz.k[k].sorted(x.sortBuf)
+		for _, e := range x.sortBuf {
 			if err = w.add(e); err != nil {
 				break
 			}

@@ -219,11 +219,12 @@ func (d *delta) find(h, from uint64, limit int, out []uint64) []uint64 {
 	return out
 }
 
-// sorted returns a copy of the entries sorted by (hash, seq): a counting
-// sort on the top 16 bits of the hash, then each bucket sorted.
-func (d *delta) sorted() []entry {
+// sorted returns a copy of the entries sorted by (hash, seq), in out's
+// memory: a counting sort on the top 16 bits of the hash, then each bucket
+// sorted.
+func (d *delta) sorted(out []entry) []entry {
 	n := len(d.ents)
-	out := make([]entry, n)
+	out = slices.Grow(out[:0], n)[:n]
 	if n < 4096 {
 		copy(out, d.ents)
 		slices.SortFunc(out, cmpEntry)
@@ -443,10 +444,11 @@ func (w *runWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	// WriteAt may scribble on the buffer: start a new one.
+	// WriteAt may scribble on the buffer, so nothing reads it afterwards;
+	// the next chunk overwrites it from the start.
 	n, err := w.f.WriteAt(w.buf, w.off)
 	w.off += int64(n)
-	w.buf = make([]byte, 0, runWriteChunk)
+	w.buf = w.buf[:0]
 	if err != nil {
 		return fmt.Errorf("ledger: write index run: %w", err)
 	}
