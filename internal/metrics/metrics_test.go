@@ -1,0 +1,61 @@
+package metrics
+
+import (
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestPublicQuantiles(t *testing.T) {
+	s := New()
+	// 1000 appends: 900 of 1 ms, 90 of 4 ms, 10 of 40 ms; by nearest rank
+	// p50 is 1 ms, p95 and p99 are 4 ms.
+	for i := range 1000 {
+		v := 0.001
+		switch {
+		case i >= 990:
+			v = 0.040
+		case i >= 900:
+			v = 0.004
+		}
+		s.AppendDuration.Observe(v)
+	}
+	q := s.Public()["ledger.append_latency_ms"].(map[string]float64)
+	// Linear interpolation inside the buckets brackets each true value.
+	for name, want := range map[string][2]float64{"p50": {0.5, 1}, "p95": {2, 5}, "p99": {2, 5}} {
+		if got := q[name]; got < want[0] || got > want[1] || math.IsNaN(got) {
+			t.Errorf("%s = %v ms, want within %v", name, got, want)
+		}
+	}
+	s.Requests.WithLabelValues("POST /ingest", "POST", "2xx").Add(3)
+	s.Requests.WithLabelValues("POST /ingest", "POST", "4xx").Add(2)
+	s.AuthFailures.WithLabelValues("401", "expired").Inc()
+	p := s.Public()
+	if p["gateway.requests_total"] != 5.0 || p["gateway.requests_4xx"] != 2.0 || p["gateway.401_total"] != 1.0 {
+		t.Fatalf("public counters %v", p)
+	}
+	w := httptest.NewRecorder()
+	s.PublicHandler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics/public", nil))
+	if !strings.Contains(w.Body.String(), `"gateway.requests_total": 5`) {
+		t.Fatalf("public handler: %s", w.Body)
+	}
+}
+
+func TestTenantLabelsBounded(t *testing.T) {
+	s := New()
+	for i := range MaxTenants + 50 {
+		s.IngestByTenant.WithLabelValues(s.Tenant(fmt.Sprintf("t_%d", i))).Inc()
+	}
+	if got := s.Tenant("t_new"); got != "_other" {
+		t.Fatalf("tenant past the cap labelled %q", got)
+	}
+	if got := s.Tenant("t_3"); got != "t_3" {
+		t.Fatalf("a known tenant lost its label: %q", got)
+	}
+	billing := s.Public()["billing.ingest_spans_count"].(map[string]float64)
+	if len(billing) != MaxTenants+1 || billing["_other"] != 50 {
+		t.Fatalf("%d billing series, _other=%v", len(billing), billing["_other"])
+	}
+}
