@@ -198,17 +198,20 @@ type Ledger struct {
 
 	// Indexer state.
 	spanHashes []spanHashes
+	posBuf     []byte
 
 	// The open batch, shared by committer and syncer.
 	mu        sync.Mutex
 	open      *commitBatch
-	rng       compactRange // the tree as far as records were placed
-	dataCond  *sync.Cond   // the open batch has something
-	spaceCond *sync.Cond   // the open batch was taken
+	dataCond  *sync.Cond // the open batch has something
+	spaceCond *sync.Cond // the open batch was taken
 	stopping  bool
 
 	// Syncer state.
 	active *activeSegment
+	// The tree as far as batches were sealed: extended by the syncer's
+	// helpers, which run one at a time in commit order.
+	rng compactRange
 
 	// Published state.
 	durable     atomic.Pointer[durableEnd]
@@ -239,6 +242,7 @@ type durableEnd struct {
 type appendReq struct {
 	entries []Entry
 	results []Result
+	refs    []recRef // where each entry's receipt comes from
 	done    chan struct{}
 	err     error
 	last    *commitBatch // the batch that completes this request
@@ -320,7 +324,7 @@ type commitBatch struct {
 	buf   []byte // the records' lines, until written
 	size  int    // len(buf), once written
 	recs  []batchRec
-	dups  []dupRef
+	dups  []*appendReq // requests with duplicates of pending records here
 	nodes []treeNode
 	done  []*appendReq // requests completed by this batch
 
@@ -335,7 +339,6 @@ type commitBatch struct {
 
 type batchRec struct {
 	req    *appendReq
-	idx    int32
 	off    int32 // offset of the line in buf
 	n      int32 // line length without newline
 	leaf   Hash
@@ -346,12 +349,12 @@ type batchRec struct {
 	this   string
 }
 
-// dupRef is an entry found to be a duplicate of a record not yet indexed.
-type dupRef struct {
-	req   *appendReq
-	idx   int32
-	orig  *commitBatch
-	origI int32
+// recRef says where an entry's receipt comes from: record i of batch b, as
+// the entry itself or as the original it duplicates.
+type recRef struct {
+	b   *commitBatch // nil: the committer filled the result (a stored duplicate)
+	i   int32
+	dup bool
 }
 
 func (b *commitBatch) empty() bool { return len(b.recs) == 0 && len(b.dups) == 0 && len(b.done) == 0 }
@@ -484,7 +487,7 @@ func (l *Ledger) Append(ctx context.Context, entries []Entry) ([]Result, error) 
 	if err := l.failed(); err != nil {
 		return nil, err
 	}
-	req := &appendReq{entries: entries, results: make([]Result, len(entries)), done: make(chan struct{})}
+	req := &appendReq{entries: entries, results: make([]Result, len(entries)), refs: make([]recRef, len(entries)), done: make(chan struct{})}
 	l.closeMu.Lock()
 	if l.closed {
 		l.closeMu.Unlock()
@@ -511,7 +514,69 @@ func (l *Ledger) Append(ctx context.Context, entries []Entry) ([]Result, error) 
 	if req.err != nil {
 		return nil, req.err
 	}
+	l.buildResults(req)
 	return req.results, nil
+}
+
+// buildResults assembles the receipts of a completed request, in the
+// appender's goroutine: the batches it refers to are durable and sealed.
+// The receipts share one allocation for their paths and one for their ids.
+func (l *Ledger) buildResults(req *appendReq) {
+	var n, npath int
+	for _, r := range req.refs {
+		if r.b != nil {
+			n++
+			npath += len(r.b.btree.levels) - 1
+		}
+	}
+	if n == 0 {
+		return
+	}
+	paths := make([]Hash, 0, npath)
+	ids := make([]byte, 0, n*receiptIDLen)
+	for _, r := range req.refs {
+		if r.b != nil {
+			ids = appendReceiptID(ids, r.b.first+uint64(r.i), r.b.ts)
+		}
+	}
+	jtis := string(ids)
+	var k int
+	var dups uint64
+	for i, r := range req.refs {
+		b := r.b
+		if b == nil {
+			continue
+		}
+		rec := &b.recs[r.i]
+		at := len(paths)
+		paths = b.btree.appendPath(paths, int(r.i))
+		rc := Receipt{
+			Op:    b.receipt.Op,
+			Seq:   b.first + uint64(r.i),
+			Leaf:  rec.leaf,
+			Batch: b.receipt.Batch,
+			JTI:   jtis[k*receiptIDLen : (k+1)*receiptIDLen],
+			KID:   b.receipt.KID,
+			Sig:   b.receipt.Sig,
+			TS:    b.receipt.TS,
+		}
+		k++
+		if len(paths) > at {
+			rc.Batch.Path = paths[at:len(paths):len(paths)]
+		}
+		if rec.kind == KindSpan {
+			rc.SpanID, rc.Tenant = rec.id, rec.tenant
+		}
+		status := Accepted
+		if r.dup {
+			status = Duplicate
+			dups++
+		}
+		req.results[i] = Result{Status: status, Receipt: rc}
+	}
+	if dups > 0 {
+		l.stats.duplicates.Add(dups)
+	}
 }
 
 func (l *Ledger) checkEntry(e *Entry) error {
@@ -572,7 +637,7 @@ func (l *Ledger) committer() {
 		l.mu.Unlock()
 		l.dataCond.Broadcast()
 	}()
-	const chunk = 64
+	const chunk = 16
 	type placement struct {
 		h       uint64 // id hash, for spans
 		dupSeq  uint64 // duplicate of a stored record (when stored)
@@ -657,7 +722,8 @@ func (l *Ledger) committer() {
 					continue
 				}
 				if pl.pending {
-					b.dups = append(b.dups, dupRef{req: req, idx: int32(i), orig: pl.p.batch, origI: pl.p.i})
+					b.dups = append(b.dups, req)
+					req.refs[i] = recRef{b: pl.p.batch, i: pl.p.i, dup: true}
 					last = b
 					continue
 				}
@@ -666,7 +732,8 @@ func (l *Ledger) committer() {
 				// this chunk.
 				if pl.span && l.dedup.has(pl.h) {
 					if p, ok := l.pending.find(pl.h, e.Tenant, e.ID); ok {
-						b.dups = append(b.dups, dupRef{req: req, idx: int32(i), orig: p.batch, origI: p.i})
+						b.dups = append(b.dups, req)
+						req.refs[i] = recRef{b: p.batch, i: p.i, dup: true}
 						last = b
 						continue
 					}
@@ -717,12 +784,6 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 		default:
 			b.buf = make([]byte, 0, min(l.fill.buf+l.fill.buf/4+4096, l.opts.MaxBatchBytes+l.opts.MaxEntryBytes+4096))
 		}
-		select {
-		case nodes := <-l.freeNodes:
-			b.nodes = nodes
-		default:
-			b.nodes = make([]treeNode, 0, min(2*l.fill.recs+64, 2*l.opts.MaxBatchEntries+64))
-		}
 		b.recs = make([]batchRec, 0, min(l.fill.recs+l.fill.recs/4+16, l.opts.MaxBatchEntries+1))
 		b.ts = l.nextTS()
 		var tmp [40]byte
@@ -735,13 +796,11 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	var leaf Hash
 	b.buf, leaf = l.enc.appendRecord(b.buf, seq, b.tsb[:], e.Kind, e.Body)
 	b.recs = append(b.recs, batchRec{
-		req: req, idx: int32(i), off: int32(off), n: int32(len(b.buf) - off - 1),
+		req: req, off: int32(off), n: int32(len(b.buf) - off - 1),
 		leaf: leaf, hid: h, kind: e.Kind, tenant: e.Tenant, id: e.ID, this: e.This,
 	})
-	l.rng.append(leaf, func(level uint, index uint64, h *Hash) {
-		b.nodes = append(b.nodes, treeNode{level: level, index: index, hash: *h})
-	})
 	l.fill.last.buf, l.fill.last.recs = len(b.buf), len(b.recs)
+	req.refs[i] = recRef{b: b, i: int32(len(b.recs) - 1)}
 	if e.Kind == KindSpan {
 		l.dedup.add(h)
 		l.pending.add(pendingRec{h: h, seq: seq, batch: b, i: int32(len(b.recs) - 1)})
@@ -782,10 +841,6 @@ func (l *Ledger) syncer() {
 		}
 		b := l.open
 		l.open = l.newBatch()
-		var snapshot compactRange
-		if len(b.recs) > 0 {
-			snapshot = l.rng.clone()
-		}
 		l.mu.Unlock()
 		l.spaceCond.Broadcast()
 
@@ -807,7 +862,7 @@ func (l *Ledger) syncer() {
 			continue
 		}
 		start := time.Now()
-		if err := l.writeBatch(b, prev, &snapshot); err != nil {
+		if err := l.writeBatch(b, prev); err != nil {
 			l.fail(err)
 			l.abort(b, l.failed())
 			continue
@@ -824,9 +879,6 @@ func (l *Ledger) syncer() {
 // finishBatch completes a durable batch: receipts, waiting requests, and
 // the indexer.
 func (l *Ledger) finishBatch(b *commitBatch) {
-	if len(b.recs) > 0 {
-		l.fillReceipts(b)
-	}
 	l.complete(b)
 	if len(b.recs) > 0 {
 		l.toIndex <- b
@@ -836,7 +888,7 @@ func (l *Ledger) finishBatch(b *commitBatch) {
 // writeBatch rotates the segment if needed, writes the batch and syncs it.
 // While the sync runs, a helper seals the batch and finishes prev (durable
 // already); prev is finished whatever happens.
-func (l *Ledger) writeBatch(b, prev *commitBatch, snapshot *compactRange) (err error) {
+func (l *Ledger) writeBatch(b, prev *commitBatch) (err error) {
 	helped := false
 	defer func() {
 		if !helped && prev != nil {
@@ -873,7 +925,7 @@ func (l *Ledger) writeBatch(b, prev *commitBatch, snapshot *compactRange) (err e
 	sealed := make(chan struct{})
 	helped = true
 	go func() {
-		l.sealBatch(b, snapshot)
+		l.sealBatch(b)
 		if prev != nil {
 			l.finishBatch(prev)
 		}
@@ -892,14 +944,27 @@ func (l *Ledger) writeBatch(b, prev *commitBatch, snapshot *compactRange) (err e
 
 // sealBatch computes the batch tree, the tree root after the batch and the
 // signed batch receipt.
-func (l *Ledger) sealBatch(b *commitBatch, snapshot *compactRange) {
+func (l *Ledger) sealBatch(b *commitBatch) {
 	leaves := make([]Hash, len(b.recs))
 	for i := range b.recs {
 		leaves[i] = b.recs[i].leaf
 	}
 	b.btree = newBatchTree(leaves)
-	b.sizeAfter = snapshot.size
-	b.rootAfter = snapshot.root()
+	// The tree: the helpers run one at a time, in commit order, so they
+	// share l.rng.
+	select {
+	case nodes := <-l.freeNodes:
+		b.nodes = nodes
+	default:
+		b.nodes = make([]treeNode, 0, 2*len(b.recs)+64)
+	}
+	for i := range b.recs {
+		l.rng.append(b.recs[i].leaf, func(level uint, index uint64, h *Hash) {
+			b.nodes = append(b.nodes, treeNode{level: level, index: index, hash: *h})
+		})
+	}
+	b.sizeAfter = l.rng.size
+	b.rootAfter = l.rng.root()
 	root := b.btree.root()
 	b.receipt = BatchReceipt{
 		Op:    OpAppend,
@@ -910,69 +975,14 @@ func (l *Ledger) sealBatch(b *commitBatch, snapshot *compactRange) {
 	}
 }
 
-// fillReceipts writes the receipt of every record of a durable batch into
-// its request's results. The receipts of one request's records share their
-// allocations.
-func (l *Ledger) fillReceipts(b *commitBatch) {
-	depth := len(b.btree.levels) - 1
-	for i := 0; i < len(b.recs); {
-		j := i + 1
-		for j < len(b.recs) && b.recs[j].req == b.recs[i].req {
-			j++
-		}
-		paths := make([]Hash, 0, (j-i)*depth)
-		ids := make([]byte, 0, (j-i)*receiptIDLen)
-		for k := i; k < j; k++ {
-			ids = appendReceiptID(ids, b.first+uint64(k), b.ts)
-		}
-		jtis := string(ids)
-		for k := i; k < j; k++ {
-			r := &b.recs[k]
-			at := len(paths)
-			paths = b.btree.appendPath(paths, k)
-			rc := Receipt{
-				Op:    b.receipt.Op,
-				Seq:   b.first + uint64(k),
-				Leaf:  r.leaf,
-				Batch: b.receipt.Batch,
-				JTI:   jtis[(k-i)*receiptIDLen : (k-i+1)*receiptIDLen],
-				KID:   b.receipt.KID,
-				Sig:   b.receipt.Sig,
-				TS:    b.receipt.TS,
-			}
-			if len(paths) > at {
-				rc.Batch.Path = paths[at:len(paths):len(paths)]
-			}
-			if r.kind == KindSpan {
-				rc.SpanID, rc.Tenant = r.id, r.tenant
-			}
-			r.req.results[r.idx] = Result{Status: Accepted, Receipt: rc}
-		}
-		i = j
-	}
-}
-
-// complete fills the results of the duplicates of a durable batch and
-// wakes its requests.
+// complete wakes the requests a durable batch completes; each assembles
+// its receipts (buildResults).
 func (l *Ledger) complete(b *commitBatch) {
-	for _, d := range b.dups {
-		d.req.results[d.idx] = Result{Status: Duplicate, Receipt: l.batchReceipt(d.orig, int(d.origI))}
-		l.stats.duplicates.Add(1)
-	}
 	for _, req := range b.done {
 		if req.last == b {
 			close(req.done)
 		}
 	}
-}
-
-func (l *Ledger) batchReceipt(b *commitBatch, i int) Receipt {
-	r := &b.recs[i]
-	rc := receiptFor(&b.receipt, b.first+uint64(i), r.leaf, b.btree.path(i), "", "")
-	if r.kind == KindSpan {
-		rc.SpanID, rc.Tenant = r.id, r.tenant
-	}
-	return rc
 }
 
 // abort fails the requests of a batch that was not made durable.
@@ -981,7 +991,7 @@ func (l *Ledger) abort(b *commitBatch, err error) {
 		b.recs[i].req.err = err
 	}
 	for _, d := range b.dups {
-		d.req.err = err
+		d.err = err
 	}
 	for _, req := range b.done {
 		if req.err == nil {
@@ -1073,7 +1083,9 @@ func (l *Ledger) indexBatch(b *commitBatch) error {
 		return err
 	}
 	x := l.idx
-	positions := make([]byte, 0, len(b.recs)*posEntrySize)
+	// WriteAt may scribble on the buffer; nothing reads it afterwards, and
+	// the next batch overwrites it.
+	positions := l.posBuf[:0]
 	hs := l.spanHashes[:0]
 	var lastTenant string
 	var tenantHash uint64
@@ -1088,7 +1100,7 @@ func (l *Ledger) indexBatch(b *commitBatch) error {
 		}
 		hs = append(hs, spanHashes{seq: b.first + uint64(i), id: r.hid, thing: l.hash.thing(r.tenant, r.this), tenant: tenantHash})
 	}
-	l.spanHashes = hs
+	l.spanHashes, l.posBuf = hs, positions
 	if err := x.writePositions(b.first, positions); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"strconv"
 	"time"
@@ -114,36 +115,72 @@ func leafHash(scratch *[]byte, seq uint64, ts []byte, kind string, body []byte) 
 	return sha256.Sum256(b)
 }
 
-// encoder appends framed records to a buffer, reusing its scratch space.
+// encoder frames and seals records, reusing its hash state.
 type encoder struct {
-	scratch []byte
+	sha hash.Hash
+}
+
+// Offsets in a framed line, after the seq's d digits.
+const (
+	framePrefix = len(`{"seq":`)
+	frameTSAt   = framePrefix + len(`,"ts":"`)             // + d
+	frameLeafAt = frameTSAt + tsLen + len(`","leaf":"`)    // + d
+	frameCRCAt  = frameLeafAt + leafB64 + len(`","crc":"`) // + d
+	frameKindAt = frameCRCAt + crcLen + len(`","`)         // + d
+	leafInput1  = frameTSAt + tsLen + len(`"`)             // + d: {"seq":S,"ts":"T"
+	leafInput2  = frameCRCAt + crcLen + len(`"`)           // + d: ,"KIND":BODY}
+	zeroLeaf    = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+)
+
+// appendFrame appends the line of a record (and its newline) with the leaf
+// and crc left blank, for sealLine to fill in. ts must be formatted with
+// tsLayout.
+func appendFrame(dst []byte, seq uint64, ts []byte, kind string, body []byte) []byte {
+	dst = append(dst, `{"seq":`...)
+	dst = strconv.AppendUint(dst, seq, 10)
+	dst = append(dst, `,"ts":"`...)
+	dst = append(dst, ts...)
+	dst = append(dst, `","leaf":"`...)
+	dst = append(dst, zeroLeaf...)
+	dst = append(dst, `","crc":"00000000","`...)
+	dst = append(dst, kind...)
+	dst = append(dst, `":`...)
+	dst = append(dst, body...)
+	return append(dst, '}', '\n')
+}
+
+// sealLine computes the leaf hash of a line made by appendFrame (without
+// its newline) and writes the leaf and the crc into it. The leaf input is
+// the line without its leaf and crc members: two slices of it.
+func (e *encoder) sealLine(line []byte) Hash {
+	d := 0
+	for line[framePrefix+d] != ',' {
+		d++
+	}
+	if e.sha == nil {
+		e.sha = sha256.New()
+	}
+	e.sha.Reset()
+	e.sha.Write([]byte{0})
+	e.sha.Write(line[:leafInput1+d])
+	e.sha.Write(line[leafInput2+d:])
+	var leaf Hash
+	e.sha.Sum(leaf[:0])
+	base64.StdEncoding.Encode(line[frameLeafAt+d:frameLeafAt+d+leafB64], leaf[:])
+	crcAt := frameCRCAt + d
+	c := crc32.Update(0, castagnoli, line[:crcAt])
+	c = crc32.Update(c, castagnoli, line[crcAt+crcLen:])
+	putHex32(line[crcAt:crcAt+crcLen], c)
+	return leaf
 }
 
 // appendRecord appends the framed line of a record to dst and returns the
 // extended buffer and the record's leaf hash. ts must be formatted with
 // tsLayout.
 func (e *encoder) appendRecord(dst []byte, seq uint64, ts []byte, kind string, body []byte) ([]byte, Hash) {
-	leaf := leafHash(&e.scratch, seq, ts, kind, body)
 	start := len(dst)
-	dst = append(dst, `{"seq":`...)
-	dst = strconv.AppendUint(dst, seq, 10)
-	dst = append(dst, `,"ts":"`...)
-	dst = append(dst, ts...)
-	dst = append(dst, `","leaf":"`...)
-	dst = base64.StdEncoding.AppendEncode(dst, leaf[:])
-	dst = append(dst, `","crc":"`...)
-	crcAt := len(dst)
-	dst = append(dst, "00000000"...)
-	dst = append(dst, `","`...)
-	dst = append(dst, kind...)
-	dst = append(dst, `":`...)
-	dst = append(dst, body...)
-	dst = append(dst, '}')
-	c := crc32.Update(0, castagnoli, dst[start:crcAt])
-	c = crc32.Update(c, castagnoli, dst[crcAt+crcLen:])
-	putHex32(dst[crcAt:crcAt+crcLen], c)
-	dst = append(dst, '\n')
-	return dst, leaf
+	dst = appendFrame(dst, seq, ts, kind, body)
+	return dst, e.sealLine(dst[start : len(dst)-1])
 }
 
 const hexDigits = "0123456789abcdef"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -104,7 +105,8 @@ type treeStore struct {
 	files  [64]vfs.File
 	sizes  [64]int64 // bytes written to each level file
 	dirty  [64]bool
-	levels int // number of level files open
+	levels int    // number of level files open
+	buf    []byte // appendNodes' write buffer
 }
 
 // openTreeStore opens the level files of dir. The store's logical size is
@@ -154,7 +156,10 @@ func (t *treeStore) appendNodes(nodes []treeNode) error {
 	for l := 1; l < 64; l++ {
 		at[l] = at[l-1] + count[l-1]*32
 	}
-	buf := make([]byte, len(nodes)*32)
+	// WriteAt may scribble on buf; nothing reads it afterwards, and the next
+	// call overwrites what it uses.
+	buf := slices.Grow(t.buf[:0], len(nodes)*32)[:len(nodes)*32]
+	t.buf = buf
 	var n [64]int // nodes placed per level
 	for i := range nodes {
 		nd := &nodes[i]
@@ -348,9 +353,16 @@ type batchTree struct {
 
 func newBatchTree(leaves []Hash) *batchTree {
 	t := &batchTree{levels: [][]Hash{leaves}}
+	// The levels above the leaves share one allocation.
+	var above int
+	for n := len(leaves); n > 1; n = (n + 1) / 2 {
+		above += (n + 1) / 2
+	}
+	slab := make([]Hash, above)
 	cur := leaves
 	for len(cur) > 1 {
-		next := make([]Hash, (len(cur)+1)/2)
+		next := slab[: (len(cur)+1)/2 : (len(cur)+1)/2]
+		slab = slab[len(next):]
 		for i := 0; i+1 < len(cur); i += 2 {
 			next[i/2] = hashChildren(&cur[i], &cur[i+1])
 		}
