@@ -48,9 +48,11 @@ import (
 // A run holds the entries of the records [from, to), so the runs of a kind
 // are ordered by seq; the fence (16 bytes per 4 KiB block) is kept in memory
 // and a lookup reads one 4 KiB block per run. Runs merge tiered: four
-// adjacent runs of the same size class (⌊log4 count⌋) become one, so there
-// are O(log n) runs and each entry is rewritten O(log n) times, by the same
-// goroutine that writes new runs (a waiting delta goes first).
+// adjacent runs of the same size class (half the bit length of their entry
+// count, about log4) become one, whose class is higher; so each entry is
+// rewritten once per class it climbs, O(log n) times, and there are at most
+// three runs per class, O(log n) runs. The goroutine that writes new runs
+// merges them too, and writes a waiting delta first.
 
 // entry is one lookup index entry.
 type entry struct{ h, seq uint64 }

@@ -106,7 +106,7 @@ func (l *Ledger) recover() error {
 	jNext := ts.size
 
 	// Where to start reading: the earlier of the tree state (which the
-	// journal follows) and the index watermark.
+	// journal follows) and the index state.
 	start, startSeq := ts.at, ts.size
 	if wm.next < startSeq {
 		start, startSeq = wm.at, wm.next

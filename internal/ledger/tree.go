@@ -78,10 +78,6 @@ func (c *compactRange) root() Hash {
 	return h
 }
 
-func (c *compactRange) clone() compactRange {
-	return compactRange{size: c.size, hashes: append([]Hash(nil), c.hashes...)}
-}
-
 // rangeNodes lists the perfect subtree roots that make up the compact range
 // of [0, size), left to right.
 func rangeNodes(size uint64) []compact.NodeID {
