@@ -810,9 +810,10 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 // syncer takes the open batch, writes it with one write and syncs it with
 // one fdatasync, from its own goroutine so that nothing stands between the
 // write and the sync. Meanwhile a helper builds the batch tree, signs the
-// batch and completes the batch synced before (its receipts, its waiting
-// requests, its handing to the indexer). When no batch is waiting, a synced
-// batch is completed at once. Batches complete in commit order.
+// batch, extends the Merkle tree and completes the batch synced before (its
+// waiting requests, its handing to the indexer). When no batch is waiting,
+// a synced batch is completed at once. Batches complete in commit order, and
+// the helpers run one at a time, in commit order.
 func (l *Ledger) syncer() {
 	defer l.wg.Done()
 	defer close(l.toIndex)
@@ -876,8 +877,8 @@ func (l *Ledger) syncer() {
 	}
 }
 
-// finishBatch completes a durable batch: receipts, waiting requests, and
-// the indexer.
+// finishBatch completes a durable batch: its waiting requests, then the
+// indexer.
 func (l *Ledger) finishBatch(b *commitBatch) {
 	l.complete(b)
 	if len(b.recs) > 0 {
