@@ -112,8 +112,9 @@ func DefaultStreamConfig() StreamConfig {
 
 // Overload bounds the work in flight.
 type Overload struct {
-	MaxRequests int   // requests being served at once
+	MaxRequests int   // requests being served at once (streams aside)
 	MaxBytes    int64 // request body bytes declared by requests in flight
+	MaxStreams  int   // record and derived streams open at once
 	RetryAfter  time.Duration
 }
 
@@ -159,6 +160,7 @@ type Gateway struct {
 
 	inflight      atomic.Int64
 	inflightBytes atomic.Int64
+	streams       atomic.Int64
 }
 
 // New returns a gateway for cfg; zero fields take their defaults.
@@ -177,6 +179,9 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.Overload.MaxBytes <= 0 {
 		cfg.Overload.MaxBytes = 256 << 20
+	}
+	if cfg.Overload.MaxStreams <= 0 {
+		cfg.Overload.MaxStreams = 256
 	}
 	if cfg.Overload.RetryAfter <= 0 {
 		cfg.Overload.RetryAfter = time.Second
@@ -201,16 +206,16 @@ func (g *Gateway) routes() {
 	}
 	for _, rt := range []route{
 		{"POST /ingest", g.ingest, true, true},
-		{"GET /ledger/stream", g.stream, true, false},
-		{"GET /ledger/ws", g.websocket, true, false},
+		{"GET /ledger/stream", g.limitStreams(g.stream), true, false},
+		{"GET /ledger/ws", g.limitStreams(g.websocket), true, false},
 		{"GET /spans/{tenant}/{id}", g.getSpan, true, true},
 		{"GET /things/{tenant}/{this}", g.getThing, true, true},
 		{"GET /receipts/{tenant}/{id}", g.getReceipt, true, true},
 		{"GET /ledger/checkpoint", g.checkpoint, false, true},
 		{"GET /ledger/proof", g.proof, false, true},
 		{"GET /ledger/key", g.key, false, true},
-		{"GET /derived/stream", g.derivedStream, true, false},
-		{"GET /derived/ws", g.derivedWS, true, false},
+		{"GET /derived/stream", g.limitStreams(g.derivedStream), true, false},
+		{"GET /derived/ws", g.limitStreams(g.derivedWS), true, false},
 		{"GET /trajectories/{tenant}/{id}", g.trajectory, true, true},
 		{"POST /quality/dryrun", g.dryRun, true, true},
 		{"GET /healthz", g.healthz, false, false},
@@ -384,6 +389,10 @@ func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Han
 func (g *Gateway) admit(r *http.Request) (func(), *Problem) {
 	n := g.inflight.Add(1)
 	size := max(r.ContentLength, 0)
+	if r.ContentLength < 0 && r.Method == http.MethodPost {
+		// A body without a declared length may be as large as the limit.
+		size = g.cfg.Limits.BodyBytes
+	}
 	b := g.inflightBytes.Add(size)
 	g.metrics.Inflight.Inc()
 	release := func() {
@@ -399,6 +408,22 @@ func (g *Gateway) admit(r *http.Request) (func(), *Problem) {
 		return nil, p
 	}
 	return release, nil
+}
+
+// limitStreams bounds the streams open at once; past the bound a new one
+// is refused with 503 and Retry-After.
+func (g *Gateway) limitStreams(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if n := g.streams.Add(1); n > int64(g.cfg.Overload.MaxStreams) {
+			g.streams.Add(-1)
+			g.metrics.Throttled.WithLabelValues("overload").Inc()
+			p := newProblem("overloaded", "%d streams are open; the server keeps at most %d", n-1, g.cfg.Overload.MaxStreams)
+			p.RetryAfter = g.cfg.Overload.RetryAfter
+			return p
+		}
+		defer g.streams.Add(-1)
+		return h(w, r)
+	}
 }
 
 // authProblem maps an identity error to 401, 403 or 429.

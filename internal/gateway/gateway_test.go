@@ -340,9 +340,23 @@ func TestOverload(t *testing.T) {
 	if w.Code != 503 {
 		t.Fatalf("over the byte bound: %d", w.Code)
 	}
+	// A body of undeclared length counts as the largest allowed.
+	g.inflightBytes.Add(1)
+	w = reqCase{contentType: ndjson, chunked: true, body: goodSpan("o4")}.do(t, g)
+	g.inflightBytes.Add(-1)
+	if w.Code != 503 {
+		t.Fatalf("chunked body over the byte bound: %d", w.Code)
+	}
 	w = reqCase{contentType: ndjson, body: goodSpan("o3")}.do(t, g)
 	if w.Code != 200 {
 		t.Fatalf("after: %d %s", w.Code, w.Body)
+	}
+	// Streams have their own bound.
+	g.streams.Add(int64(g.cfg.Overload.MaxStreams))
+	w = reqCase{method: "GET", path: "/ledger/stream?tenant=t_a"}.do(t, g)
+	g.streams.Add(-int64(g.cfg.Overload.MaxStreams))
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("stream over the bound: %d", w.Code)
 	}
 }
 

@@ -54,6 +54,7 @@ type Config struct {
 	Overload struct {
 		MaxInflightRequests int           `yaml:"max_inflight_requests"`
 		MaxInflightBytes    ByteSize      `yaml:"max_inflight_bytes"`
+		MaxStreams          int           `yaml:"max_streams"`
 		RetryAfter          time.Duration `yaml:"retry_after"`
 	} `yaml:"overload"`
 
@@ -136,6 +137,7 @@ func DefaultConfig() Config {
 	c.Stream.WSWriteTimeout = 10 * time.Second
 	c.Overload.MaxInflightRequests = 1024
 	c.Overload.MaxInflightBytes = 256 << 20
+	c.Overload.MaxStreams = 256
 	c.Overload.RetryAfter = time.Second
 	c.Timeouts.ReadHeader = 10 * time.Second
 	c.Timeouts.Read = 2 * time.Minute

@@ -189,6 +189,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Overload: gateway.Overload{
 			MaxRequests: cfg.Overload.MaxInflightRequests,
 			MaxBytes:    int64(cfg.Overload.MaxInflightBytes),
+			MaxStreams:  cfg.Overload.MaxStreams,
 			RetryAfter:  cfg.Overload.RetryAfter,
 		},
 		Derived:       s.runner,
