@@ -60,6 +60,7 @@ type Watcher struct {
 	Base     map[string]any // the bundle's features and policies
 	Ledger   Appender
 	Apply    func(tenant string, f *TenantFile) error // identity: quotas and members; f nil when removed
+	Check    func(f *TenantFile) error                // more checks of a file before anything is applied
 	Logger   *slog.Logger
 	applied  map[string]string // tenant -> hash of the file content last applied
 	problems map[string]string // tenant -> hash of a file last refused (not logged again)
@@ -116,6 +117,11 @@ func (w *Watcher) Parse(data []byte) (*TenantFile, map[string]any, error) {
 	}
 	if f.Quotas.IngestPerSecond < 0 || f.Quotas.Burst < 0 {
 		return nil, nil, errors.New("quotas: ingest_per_second and burst must not be negative")
+	}
+	if w.Check != nil {
+		if err := w.Check(&f); err != nil {
+			return nil, nil, err
+		}
 	}
 	return &f, doc, nil
 }

@@ -77,6 +77,12 @@ type Rejection struct {
 	At        string // file:line:col of the rule
 }
 
+// Redactor replaces the values of a tenant's PII fields by keyed hashes
+// before a span is stored.
+type Redactor interface {
+	Redact(s *span.Span) (*span.Span, error)
+}
+
 // Quota admits n spans for a principal or says when to retry.
 type Quota interface {
 	AllowPrincipal(p *identity.Principal, n int) error
@@ -123,6 +129,7 @@ type Config struct {
 	Ledger    Ledger
 	Auth      Authenticator
 	Validator Validator // nil: only the wire types are checked
+	Redactor  Redactor  // nil: nothing is redacted
 	Quota     Quota     // nil: no quota
 	// Derived serves the derived streams and trajectories; Backpressure
 	// holds ingest back when derivation is behind; DryRun runs the cycle

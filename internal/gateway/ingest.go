@@ -132,6 +132,13 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		res.ID = s.ID
+		if g.cfg.Redactor != nil {
+			rs, err := g.cfg.Redactor.Redact(s)
+			if err != nil {
+				return fmt.Errorf("redact line %d: %w", ln.n, err)
+			}
+			s = rs
+		}
 		entries = append(entries, ledger.Entry{Kind: ledger.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()})
 		at = append(at, i)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -64,6 +65,13 @@ func (s *Server) startCycle(ctx context.Context) error {
 		Base:   s.base,
 		Ledger: s.ledger,
 		Apply:  s.applyTenant,
+		Check: func(f *cycle.TenantFile) error {
+			var errs []error
+			for _, p := range f.Redact {
+				errs = append(errs, validRedactPath(p))
+			}
+			return errors.Join(errs...)
+		},
 		Logger: s.log.With("component", "tenants"),
 	}
 	if err := s.watcher.Scan(ctx); err != nil {
@@ -106,8 +114,14 @@ func (s *Server) runCycle(ctx context.Context) {
 	}
 }
 
-// applyTenant gives identity a tenant file's quotas and members.
+// applyTenant applies a tenant file's redaction list, and gives identity its
+// quotas and members.
 func (s *Server) applyTenant(tenant string, f *cycle.TenantFile) error {
+	if f == nil {
+		s.redact.set(tenant, nil)
+	} else {
+		s.redact.set(tenant, f.Redact)
+	}
 	if s.identity == nil {
 		return nil
 	}

@@ -41,6 +41,7 @@ type Server struct {
 	gateway  *gateway.Gateway
 
 	openapi    http.Handler
+	redact     *redactor
 	runner     *cycle.Runner
 	watcher    *cycle.Watcher
 	base       map[string]any
@@ -150,6 +151,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		}()
 	}
 
+	key, err := loadRedactKey(filepath.Join(cfg.Data, "identity"))
+	if err != nil {
+		cancel()
+		s.bg.Wait()
+		l.Close()
+		return nil, fmt.Errorf("redaction key: %w", err)
+	}
+	s.redact = &redactor{key: key, by: map[string][][]string{}}
 	if err := s.startCycle(ctx); err != nil {
 		cancel()
 		s.bg.Wait()
@@ -192,6 +201,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			MaxStreams:  cfg.Overload.MaxStreams,
 			RetryAfter:  cfg.Overload.RetryAfter,
 		},
+		Redactor:      s.redact,
 		Derived:       s.runner,
 		Backpressure:  backpressure{s},
 		DryRun:        s.dryRun,

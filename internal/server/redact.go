@@ -1,0 +1,156 @@
+package server
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// PII redaction: a tenant file's redact list names fields (top-level
+// members, or paths into data such as data.customer_email) whose values are
+// replaced, before anything is written, by "hmac-sha256:" and the base64 of
+// HMAC-SHA-256 under this server's redaction key over the value's canonical
+// JSON. Equal values give equal hashes within one server, so spans can still
+// be linked by them, and the value cannot be read back without the key
+// (data/identity/redact.key, mode 0600). Identity members (id, tenant) and
+// when cannot be redacted: the ledger and derivation need them.
+
+const redactPrefix = "hmac-sha256:"
+
+type redactor struct {
+	key []byte
+	mu  sync.RWMutex
+	by  map[string][][]string // tenant -> paths
+}
+
+func loadRedactKey(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "redact.key")
+	if b, err := os.ReadFile(path); err == nil {
+		if len(b) != 32 {
+			return nil, fmt.Errorf("%s: want 32 bytes", path)
+		}
+		return b, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+".tmp", key, 0o600); err != nil {
+		return nil, err
+	}
+	return key, os.Rename(path+".tmp", path)
+}
+
+// validRedactPath checks a redact entry.
+func validRedactPath(p string) error {
+	parts := strings.Split(p, ".")
+	switch parts[0] {
+	case "id", "tenant", "when":
+		return fmt.Errorf("redact %q: %s cannot be redacted (the ledger and derivation need it)", p, parts[0])
+	case "who", "did", "this", "status", "confirmed_by":
+		if len(parts) > 1 {
+			return fmt.Errorf("redact %q: %s has no members", p, parts[0])
+		}
+	case "data":
+		if len(parts) < 2 {
+			return errors.New(`redact "data": name a member of data, e.g. data.customer_email`)
+		}
+	default:
+		return fmt.Errorf("redact %q: not a span field (who, did, this, status, confirmed_by or data.<member>)", p)
+	}
+	for _, s := range parts {
+		if s == "" {
+			return fmt.Errorf("redact %q: empty path element", p)
+		}
+	}
+	return nil
+}
+
+func (r *redactor) set(tenant string, paths []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(paths) == 0 {
+		delete(r.by, tenant)
+		return
+	}
+	var ps [][]string
+	for _, p := range paths {
+		ps = append(ps, strings.Split(p, "."))
+	}
+	r.by[tenant] = ps
+}
+
+// Redact returns the span with the tenant's redacted fields replaced, or the
+// span itself when the tenant redacts nothing.
+func (r *redactor) Redact(s *span.Span) (*span.Span, error) {
+	r.mu.RLock()
+	paths := r.by[s.Tenant]
+	r.mu.RUnlock()
+	if len(paths) == 0 {
+		return s, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(s.Canonical()))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	changed := false
+	for _, p := range paths {
+		changed = r.redactPath(m, p) || changed
+	}
+	if !changed {
+		return s, nil
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return span.Parse(raw, span.Limits{MaxBytes: len(raw) + 1024, MaxMembers: 1 << 20, MaxDepth: 64})
+}
+
+func (r *redactor) redactPath(m map[string]any, path []string) bool {
+	cur := m
+	for i, k := range path {
+		v, ok := cur[k]
+		if !ok {
+			return false
+		}
+		if i == len(path)-1 {
+			if s, ok := v.(string); ok && strings.HasPrefix(s, redactPrefix) {
+				return false // already a hash
+			}
+			raw, _ := json.Marshal(v)
+			canon, err := span.Canonicalize(raw)
+			if err != nil {
+				canon = raw
+			}
+			mac := hmac.New(sha256.New, r.key)
+			mac.Write(canon)
+			cur[k] = redactPrefix + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+			return true
+		}
+		next, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		cur = next
+	}
+	return false
+}
