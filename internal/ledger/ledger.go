@@ -784,7 +784,7 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 		default:
 			b.buf = make([]byte, 0, min(l.fill.buf+l.fill.buf/4+4096, l.opts.MaxBatchBytes+l.opts.MaxEntryBytes+4096))
 		}
-		b.recs = make([]batchRec, 0, min(l.fill.recs+l.fill.recs/4+16, l.opts.MaxBatchEntries+1))
+		b.recs = make([]batchRec, 0, min(l.fill.last.recs+l.fill.last.recs/8+16, l.opts.MaxBatchEntries+1))
 		b.ts = l.nextTS()
 		var tmp [40]byte
 		copy(b.tsb[:], b.ts.AppendFormat(tmp[:0], tsLayout))

@@ -117,7 +117,9 @@ func leafHash(scratch *[]byte, seq uint64, ts []byte, kind string, body []byte) 
 
 // encoder frames and seals records, reusing its hash state.
 type encoder struct {
-	sha hash.Hash
+	sha  hash.Hash
+	zero [1]byte
+	sum  [sha256.Size]byte
 }
 
 // Offsets in a framed line, after the seq's d digits.
@@ -161,11 +163,10 @@ func (e *encoder) sealLine(line []byte) Hash {
 		e.sha = sha256.New()
 	}
 	e.sha.Reset()
-	e.sha.Write([]byte{0})
+	e.sha.Write(e.zero[:])
 	e.sha.Write(line[:leafInput1+d])
 	e.sha.Write(line[leafInput2+d:])
-	var leaf Hash
-	e.sha.Sum(leaf[:0])
+	leaf := Hash(e.sha.Sum(e.sum[:0]))
 	base64.StdEncoding.Encode(line[frameLeafAt+d:frameLeafAt+d+leafB64], leaf[:])
 	crcAt := frameCRCAt + d
 	c := crc32.Update(0, castagnoli, line[:crcAt])

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -154,8 +153,10 @@ func (t *treeStore) appendNodes(nodes []treeNode) error {
 	}
 	// WriteAt may scribble on buf; nothing reads it afterwards, and the next
 	// call overwrites what it uses.
-	buf := slices.Grow(t.buf[:0], len(nodes)*32)[:len(nodes)*32]
-	t.buf = buf
+	if cap(t.buf) < len(nodes)*32 {
+		t.buf = make([]byte, len(nodes)*32*5/4)
+	}
+	buf := t.buf[:len(nodes)*32]
 	var n [64]int // nodes placed per level
 	for i := range nodes {
 		nd := &nodes[i]
