@@ -376,3 +376,20 @@ func TestPanicIsA500Problem(t *testing.T) {
 		t.Fatalf("no request id: %s", w.Body)
 	}
 }
+
+func TestIngestResponseEncoding(t *testing.T) {
+	g, _ := newTestGateway(t, nil)
+	body := goodSpan("e_1") + "\n" + goodSpan("e_1") + "\n" + spanWith("e_2", "who", `"<d&n>\u2028"`) + "\n" + spanWith("e_3", "when", `"x"`) + "\n"
+	w := reqCase{contentType: ndjson, body: body}.do(t, g)
+	if w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	var resp ingestResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(&resp)
+	if got := bytes.TrimSuffix(w.Body.Bytes(), []byte("\n")); !bytes.Equal(got, want) {
+		t.Fatalf("the hand-written answer differs from encoding/json:\n got %s\nwant %s", got, want)
+	}
+}
