@@ -58,7 +58,14 @@ type Options struct {
 	// saved (defaults 100,000 records and 5 s).
 	SnapshotEvery    uint64
 	SnapshotInterval time.Duration
-	Logger           *slog.Logger
+	// While ingest is appending and derivation is less than LowWater
+	// records behind, the runner uses at most Share of the time (it sleeps
+	// between batches), leaving the CPU to ingest; further behind it runs
+	// flat out. Derivation is background work: this changes when events are
+	// derived, never which. Share 0 or 1 (the default) never holds back.
+	Share    float64
+	LowWater uint64
+	Logger   *slog.Logger
 }
 
 // Runner is the running cycle.
@@ -337,6 +344,7 @@ func (r *Runner) run(ctx context.Context) error {
 		return err
 	}
 	defer rd.Close()
+	slice, lastNext := time.Now(), r.src.Next()
 	var (
 		evs      []derive.Event
 		line     []byte
@@ -424,8 +432,38 @@ func (r *Runner) run(ctx context.Context) error {
 			if err := commit(false); err != nil {
 				return err
 			}
+			if err := r.yield(ctx, &slice, &lastNext); err != nil {
+				return nil
+			}
 		}
 	}
+}
+
+// yield holds the runner back while ingest is busy and derivation is not
+// far behind: after working for a slice of time, it sleeps so that its work
+// is Share of the whole.
+func (r *Runner) yield(ctx context.Context, slice *time.Time, lastNext *uint64) error {
+	share := r.opts.Share
+	if share <= 0 || share >= 1 {
+		return nil
+	}
+	worked := time.Since(*slice)
+	if worked < 5*time.Millisecond {
+		return nil
+	}
+	next := r.src.Next()
+	busy := next != *lastNext
+	*lastNext = next
+	if busy && r.Backlog() < r.opts.LowWater {
+		pause := time.Duration(float64(worked) * (1 - share) / share)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+	*slice = time.Now()
+	return nil
 }
 
 // toInput turns a ledger record into the engine's input.

@@ -85,6 +85,9 @@ type Config struct {
 		MaxBacklog         uint64        `yaml:"max_backlog"`
 		SlowIngestWait     time.Duration `yaml:"slow_ingest_wait"`
 		TenantScanInterval time.Duration `yaml:"tenant_scan_interval"`
+		// BackgroundShare is the share of time derivation takes while ingest
+		// is busy and derivation is less than half of max_backlog behind.
+		BackgroundShare float64 `yaml:"background_share"`
 	} `yaml:"derive"`
 
 	// Bundle is a signed .lllb to run instead of the standard bundle, with
@@ -154,6 +157,7 @@ func DefaultConfig() Config {
 	c.Derive.MaxBacklog = 1_000_000
 	c.Derive.SlowIngestWait = 5 * time.Second
 	c.Derive.TenantScanInterval = time.Second
+	c.Derive.BackgroundShare = 0.25
 	c.Auth.Audience = "logline"
 	c.Auth.RotateEvery = 24 * time.Hour
 	return c
@@ -293,6 +297,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Production && c.Dev {
 		bad("production and dev exclude each other")
+	}
+	if c.Derive.BackgroundShare < 0 || c.Derive.BackgroundShare > 1 {
+		bad("derive.background_share %v: want a fraction between 0 and 1", c.Derive.BackgroundShare)
 	}
 	if c.Bundle.Path != "" && len(c.Bundle.Trust) == 0 {
 		bad("bundle.path given without bundle.trust: name the public keys allowed to sign it")

@@ -54,6 +54,8 @@ func (s *Server) startCycle(ctx context.Context) error {
 		Dir:         filepath.Join(s.cfg.Data, "derived"),
 		Default:     def,
 		Fingerprint: s.bundle.Hash(),
+		Share:       s.cfg.Derive.BackgroundShare,
+		LowWater:    s.cfg.Derive.MaxBacklog / 2,
 		Logger:      s.log.With("component", "cycle"),
 	})
 	if err != nil {
