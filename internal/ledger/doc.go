@@ -21,19 +21,21 @@
 // # Writing
 //
 // Append hands a request to the committer goroutine, which resolves
-// duplicates, numbers the records and frames them, leaf hash and CRC
-// included, into the open batch. The syncer takes the whole open batch,
-// writes it with one write and makes it durable with one fdatasync, in its
-// own goroutine; while the sync runs, a helper builds the batch's tree,
-// signs it (one ed25519 signature per commit), extends the Merkle tree and
-// completes the previous batch, waking its requests. Each request then
-// assembles its receipts in its own goroutine. The committer fills the next
-// batch meanwhile, so one commit is being built while another is synced.
-// The indexer then appends each durable batch's tree nodes, receipts
-// journal line, positions and commit entry, and adds its spans to the
-// in-memory part of the lookup indexes; a compactor goroutine writes full
-// in-memory parts to sorted run files and merges runs. Checkpoints sync the
-// tree and the journal and sign the tree head.
+// duplicates, numbers the records and frames them into the open batch; a
+// sealer goroutine computes their leaf hashes meanwhile, on the other core.
+// The syncer takes the whole open batch, writes the leaves and CRCs into
+// it (hashing what the sealer did not reach), writes it with one write and
+// makes it durable with one fdatasync, in its own goroutine; while the sync
+// runs, a helper builds the batch's tree, signs it (one ed25519 signature
+// per commit), extends the Merkle tree and completes the previous batch,
+// waking its requests. Each request then assembles its receipts in its own
+// goroutine. The committer fills the next batch meanwhile, so one commit is
+// being built while another is synced. The indexer then appends each
+// durable batch's tree nodes, receipts journal line, positions and commit
+// entry, and adds its spans to the in-memory part of the lookup indexes; a
+// compactor goroutine writes full in-memory parts to sorted run files and
+// merges runs. Checkpoints sync the tree and the journal and sign the tree
+// head.
 //
 // # Duplicates
 //

@@ -193,8 +193,10 @@ type Ledger struct {
 		last      struct{ buf, recs int }
 	}
 	// Buffers of written batches, for new ones.
-	freeBufs  chan []byte
-	freeNodes chan []treeNode
+	freeBufs   chan []byte
+	freeNodes  chan []treeNode
+	freeLeaves chan []Hash
+	sealWake   chan struct{} // committer -> sealer: lines to hash
 
 	// Indexer state.
 	spanHashes []spanHashes
@@ -322,7 +324,17 @@ type commitBatch struct {
 	tsb   [tsLen]byte
 	first uint64
 	buf   []byte // the records' lines, until written
-	size  int    // len(buf), once written
+
+	// The sealer hashes framed lines ahead of the syncer: leaves[:hashed]
+	// are the leaf hashes of recs[:hashed]. Once taken by the syncer, the
+	// sealer leaves the batch alone.
+	sealMu sync.Mutex
+	leaves []Hash // fixed capacity: it never moves
+	hashed int
+	taken  bool
+	wakeAt int // the committer wakes the sealer when recs reach this
+
+	size  int // len(buf), once written
 	recs  []batchRec
 	dups  []*appendReq // requests with duplicates of pending records here
 	nodes []treeNode
@@ -388,10 +400,13 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	l.reqs = make(chan *appendReq, 4096)
 	l.freeBufs = make(chan []byte, 4)
 	l.freeNodes = make(chan []treeNode, 4)
+	l.freeLeaves = make(chan []Hash, 4)
+	l.sealWake = make(chan struct{}, 1)
 	l.toIndex = make(chan *commitBatch, 256)
 	l.open = l.newBatch()
 	l.idx.start()
-	l.wg.Add(3)
+	l.wg.Add(4)
+	go l.sealer()
 	go l.committer()
 	go l.syncer()
 	go l.indexer()
@@ -631,6 +646,7 @@ func (l *Ledger) nextTS() time.Time {
 // which is no earlier than the original's.
 func (l *Ledger) committer() {
 	defer l.wg.Done()
+	defer close(l.sealWake)
 	defer func() {
 		l.mu.Lock()
 		l.stopping = true
@@ -747,6 +763,13 @@ func (l *Ledger) committer() {
 				b.done = append(b.done, req)
 				req.last = b
 			}
+			if len(b.recs) >= b.wakeAt {
+				b.wakeAt = len(b.recs) + sealChunk
+				select {
+				case l.sealWake <- struct{}{}:
+				default:
+				}
+			}
 			l.mu.Unlock()
 			l.dataCond.Signal()
 		}
@@ -770,6 +793,42 @@ func (l *Ledger) committer() {
 	}
 }
 
+// sealChunk is how many framed lines the committer lets accumulate before
+// it wakes the sealer, and how many the sealer hashes per lock.
+const sealChunk = 32
+
+// sealer hashes the framed lines of the open batch ahead of the syncer, on
+// another core than the committer's. It reads lines the committer framed
+// before it looked (an older backing array still holds them if the buffer
+// grew since), and works under the batch's sealMu, a chunk at a time, so
+// that once the syncer has taken the batch it touches neither its lines
+// nor its leaves.
+func (l *Ledger) sealer() {
+	defer l.wg.Done()
+	var enc encoder
+	for range l.sealWake {
+		l.mu.Lock()
+		b := l.open
+		recs, buf, leaves := b.recs, b.buf, b.leaves
+		l.mu.Unlock()
+		n := min(len(recs), len(leaves))
+		for {
+			b.sealMu.Lock()
+			if b.taken || b.hashed >= n {
+				b.sealMu.Unlock()
+				break
+			}
+			end := min(b.hashed+sealChunk, n)
+			for i := b.hashed; i < end; i++ {
+				r := &recs[i]
+				leaves[i] = enc.leafOf(buf[r.off : r.off+r.n])
+			}
+			b.hashed = end
+			b.sealMu.Unlock()
+		}
+	}
+}
+
 // place encodes entry i of req as the next record of batch b. l.mu is held.
 // h is the id hash of a span.
 func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
@@ -785,6 +844,13 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 			b.buf = make([]byte, 0, min(l.fill.buf+l.fill.buf/4+4096, l.opts.MaxBatchBytes+l.opts.MaxEntryBytes+4096))
 		}
 		b.recs = make([]batchRec, 0, min(l.fill.last.recs+l.fill.last.recs/8+16, l.opts.MaxBatchEntries+1))
+		select {
+		case lv := <-l.freeLeaves:
+			b.leaves = lv
+		default:
+			b.leaves = make([]Hash, min(2*l.fill.recs+64, l.opts.MaxBatchEntries+64))
+		}
+		b.wakeAt = sealChunk
 		b.ts = l.nextTS()
 		var tmp [40]byte
 		copy(b.tsb[:], b.ts.AppendFormat(tmp[:0], tsLayout))
@@ -793,11 +859,11 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	seq := l.nextSeq
 	l.nextSeq++
 	off := len(b.buf)
-	var leaf Hash
-	b.buf, leaf = l.enc.appendRecord(b.buf, seq, b.tsb[:], e.Kind, e.Body)
+	// The leaf and the crc are filled in later (sealer, syncer).
+	b.buf = appendFrame(b.buf, seq, b.tsb[:], e.Kind, e.Body)
 	b.recs = append(b.recs, batchRec{
 		req: req, off: int32(off), n: int32(len(b.buf) - off - 1),
-		leaf: leaf, hid: h, kind: e.Kind, tenant: e.Tenant, id: e.ID, this: e.This,
+		hid: h, kind: e.Kind, tenant: e.Tenant, id: e.ID, this: e.This,
 	})
 	l.fill.last.buf, l.fill.last.recs = len(b.buf), len(b.recs)
 	req.refs[i] = recRef{b: b, i: int32(len(b.recs) - 1)}
@@ -908,6 +974,28 @@ func (l *Ledger) writeBatch(b, prev *commitBatch) (err error) {
 		l.active = next
 	}
 	b.seg, b.segOff = l.active.num, l.active.size
+	// Seal the lines: with the leaves the sealer computed, then the rest.
+	b.sealMu.Lock()
+	b.taken = true
+	hashed := b.hashed
+	b.sealMu.Unlock()
+	for i := range b.recs {
+		r := &b.recs[i]
+		line := b.buf[r.off : r.off+r.n]
+		if i < hashed {
+			r.leaf = b.leaves[i]
+			fillLine(line, &r.leaf)
+		} else {
+			r.leaf = l.enc.sealLine(line)
+		}
+	}
+	if b.leaves != nil {
+		select {
+		case l.freeLeaves <- b.leaves:
+		default:
+		}
+		b.leaves = nil
+	}
 	// WriteAt may scribble on b.buf (vfs.File allows it): nothing reads its
 	// bytes after this. Once WriteAt returns the memory is free again
 	// (io.WriterAt must not retain it), so it goes to a later batch, which

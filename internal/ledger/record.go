@@ -152,13 +152,27 @@ func appendFrame(dst []byte, seq uint64, ts []byte, kind string, body []byte) []
 }
 
 // sealLine computes the leaf hash of a line made by appendFrame (without
-// its newline) and writes the leaf and the crc into it. The leaf input is
-// the line without its leaf and crc members: two slices of it.
+// its newline) and writes the leaf and the crc into it.
 func (e *encoder) sealLine(line []byte) Hash {
+	leaf := e.leafOf(line)
+	fillLine(line, &leaf)
+	return leaf
+}
+
+// seqDigits returns the number of digits of a framed line's seq.
+func seqDigits(line []byte) int {
 	d := 0
 	for line[framePrefix+d] != ',' {
 		d++
 	}
+	return d
+}
+
+// leafOf computes the leaf hash of a framed line, sealed or not: the leaf
+// input is the line without its leaf and crc members, two slices of it.
+// It only reads the line.
+func (e *encoder) leafOf(line []byte) Hash {
+	d := seqDigits(line)
 	if e.sha == nil {
 		e.sha = sha256.New()
 	}
@@ -166,13 +180,17 @@ func (e *encoder) sealLine(line []byte) Hash {
 	e.sha.Write(e.zero[:])
 	e.sha.Write(line[:leafInput1+d])
 	e.sha.Write(line[leafInput2+d:])
-	leaf := Hash(e.sha.Sum(e.sum[:0]))
+	return Hash(e.sha.Sum(e.sum[:0]))
+}
+
+// fillLine writes a framed line's leaf and crc.
+func fillLine(line []byte, leaf *Hash) {
+	d := seqDigits(line)
 	base64.StdEncoding.Encode(line[frameLeafAt+d:frameLeafAt+d+leafB64], leaf[:])
 	crcAt := frameCRCAt + d
 	c := crc32.Update(0, castagnoli, line[:crcAt])
 	c = crc32.Update(c, castagnoli, line[crcAt+crcLen:])
 	putHex32(line[crcAt:crcAt+crcLen], c)
-	return leaf
 }
 
 // appendRecord appends the framed line of a record to dst and returns the
