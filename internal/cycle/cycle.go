@@ -344,6 +344,9 @@ func (r *Runner) run(ctx context.Context) error {
 		return err
 	}
 	defer rd.Close()
+	// The CRC is checked; the leaf hashes are the business of Verify and
+	// the proofs, and recomputing them here would double derivation's cost.
+	rd.SkipLeafCheck()
 	slice, lastNext := time.Now(), r.src.Next()
 	var (
 		evs      []derive.Event
