@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +34,7 @@ type benchReport struct {
 	FirstError     string  `json:"first_error,omitempty"`
 	Batch          int     `json:"batch"`
 	Concurrency    int     `json:"concurrency"`
+	Rate           float64 `json:"rate,omitempty"`
 	Seconds        float64 `json:"seconds"`
 	SpansPerSec    float64 `json:"spans_per_second"`
 	RequestsPerSec float64 `json:"requests_per_second"`
@@ -51,6 +52,7 @@ func newBenchIngestCmd(stdio Stdio) *cobra.Command {
 		spans              int64
 		batch, conc, size  int
 		duration           time.Duration
+		rate               float64
 		asJSON             bool
 	)
 	cmd := &cobra.Command{
@@ -61,7 +63,13 @@ first) to URL/ingest in NDJSON batches of --batch spans from --concurrency
 clients at once, each waiting for its answer (which comes only once its spans
 are durable). It reports accepted spans per second and the latency of the
 requests (p50, p95, p99, max). Every span has a fresh id, so nothing is a
-duplicate. Exit status 1 if any request failed.`,
+duplicate. Exit status 1 if any request failed.
+
+By default each client sends its next request as soon as the last is
+answered (closed loop: the figures are the server's capacity). With --rate,
+requests are sent on a fixed schedule of that many requests per second
+(open loop), and each latency counts from the moment its request was due,
+so a server that falls behind shows it.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
@@ -73,8 +81,11 @@ duplicate. Exit status 1 if any request failed.`,
 			if token == "" {
 				token = stdio.getenv("LOGLINE_TOKEN")
 			}
+			if rate < 0 {
+				return usageErr("--rate must not be negative")
+			}
 			rep, err := benchIngest(cmd.Context(), benchOpts{url: strings.TrimRight(url, "/"), tenant: tenant, token: token,
-				spans: spans, batch: batch, conc: conc, size: size, duration: duration}, newProgress(stdio.Err))
+				spans: spans, batch: batch, conc: conc, size: size, duration: duration, rate: rate}, newProgress(stdio.Err))
 			if err != nil {
 				return err
 			}
@@ -106,6 +117,7 @@ duplicate. Exit status 1 if any request failed.`,
 	f.StringVar(&tenant, "tenant", "t_bench", "tenant of the spans")
 	f.StringVar(&token, "token", "", "bearer token (env LOGLINE_TOKEN); not needed with serve --dev")
 	f.IntVar(&size, "size", 300, "approximate bytes per span")
+	f.Float64Var(&rate, "rate", 0, "send this many requests per second on a fixed schedule (open loop); 0: as fast as answered")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
@@ -115,6 +127,7 @@ type benchOpts struct {
 	spans              int64
 	batch, conc, size  int
 	duration           time.Duration
+	rate               float64
 }
 
 func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport, error) {
@@ -126,19 +139,33 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 		Timeout:   2 * time.Minute,
 	}
 	pad := strings.Repeat("x", max(0, o.size-260))
-	body := func(first int64, n int) []byte {
-		var b bytes.Buffer
-		b.Grow(n * (o.size + 40))
-		now := time.Now().UTC().Format(time.RFC3339)
+	now := time.Now().UTC().Format(time.RFC3339)
+	body := func(dst []byte, first int64, n int) []byte {
+		dst = dst[:0]
 		for i := int64(0); i < int64(n); i++ {
 			k := first + i
-			fmt.Fprintf(&b, `{"id":"s_%s_%d","tenant":%q,"who":"bench","did":"bench.post","this":"order:%d","when":%q,"status":"confirmed","confirmed_by":["bench://%d"],"data":{"n":%d,"pad":%q}}`+"\n",
-				runID, k, o.tenant, k%100000, now, k%7, k, pad)
+			dst = append(dst, `{"id":"s_`...)
+			dst = append(dst, runID...)
+			dst = append(dst, '_')
+			dst = strconv.AppendInt(dst, k, 10)
+			dst = append(dst, `","tenant":`...)
+			dst = strconv.AppendQuote(dst, o.tenant)
+			dst = append(dst, `,"who":"bench","did":"bench.post","this":"order:`...)
+			dst = strconv.AppendInt(dst, k%100000, 10)
+			dst = append(dst, `","when":"`...)
+			dst = append(dst, now...)
+			dst = append(dst, `","status":"confirmed","confirmed_by":["bench://`...)
+			dst = strconv.AppendInt(dst, k%7, 10)
+			dst = append(dst, `"],"data":{"n":`...)
+			dst = strconv.AppendInt(dst, k, 10)
+			dst = append(dst, `,"pad":"`...)
+			dst = append(dst, pad...)
+			dst = append(dst, "\"}}\n"...)
 		}
-		return b.Bytes()
+		return dst
 	}
 
-	rep := &benchReport{URL: o.url, Batch: o.batch, Concurrency: o.conc}
+	rep := &benchReport{URL: o.url, Batch: o.batch, Concurrency: o.conc, Rate: o.rate}
 	var (
 		next, sent, accepted, dups, rejected, reqs, errs atomic.Int64
 		mu                                               sync.Mutex
@@ -147,7 +174,7 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 	)
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	start := time.Now()
+	start := time.Now().Add(10 * time.Millisecond)
 	var wg sync.WaitGroup
 	for range o.conc {
 		wg.Add(1)
@@ -159,26 +186,43 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 				lat = append(lat, mine...)
 				mu.Unlock()
 			}()
+			var buf, ans []byte
 			for ctx.Err() == nil {
 				first := next.Add(int64(o.batch)) - int64(o.batch)
 				if first >= o.spans {
 					return
 				}
 				n := int(min(int64(o.batch), o.spans-first))
-				req, _ := http.NewRequestWithContext(ctx, "POST", o.url+"/ingest", bytes.NewReader(body(first, n)))
+				buf = body(buf, first, n)
+				req, _ := http.NewRequestWithContext(ctx, "POST", o.url+"/ingest", bytes.NewReader(buf))
 				req.Header.Set("Content-Type", "application/x-ndjson")
 				if o.token != "" {
 					req.Header.Set("Authorization", "Bearer "+o.token)
 				}
 				t0 := time.Now()
+				if o.rate > 0 {
+					// Open loop: request k is due at start + k/rate; its
+					// latency counts from then.
+					due := start.Add(time.Duration(float64(first/int64(o.batch)) / o.rate * float64(time.Second)))
+					if wait := time.Until(due); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-ctx.Done():
+							return
+						}
+					}
+					t0 = due
+				}
 				resp, err := client.Do(req)
-				var out struct{ Accepted, Duplicates, Rejected int64 }
+				var out counts
 				if err == nil {
-					err = json.NewDecoder(resp.Body).Decode(&out)
-					io.Copy(io.Discard, resp.Body)
+					ans, err = readAll(resp.Body, ans[:0])
 					resp.Body.Close()
 					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("HTTP %d", resp.StatusCode)
+						err = fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, ans)
+					}
+					if err == nil {
+						out, err = answerCounts(ans)
 					}
 				}
 				if ctx.Err() != nil {
@@ -233,4 +277,50 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 		rep.LatencyMS.Max = float64(lat[len(lat)-1].Microseconds()) / 1000
 	}
 	return rep, nil
+}
+
+type counts struct{ Accepted, Duplicates, Rejected int64 }
+
+// answerCounts reads the three counts at the head of an ingest answer,
+// {"accepted":N,"duplicates":N,"rejected":N,"results":...}, without decoding
+// the receipts after them.
+func answerCounts(b []byte) (counts, error) {
+	var c counts
+	rest := b
+	for _, f := range []struct {
+		key string
+		dst *int64
+	}{{`{"accepted":`, &c.Accepted}, {`,"duplicates":`, &c.Duplicates}, {`,"rejected":`, &c.Rejected}} {
+		v, ok := bytes.CutPrefix(rest, []byte(f.key))
+		if !ok {
+			return c, fmt.Errorf("unexpected answer: %.120s", b)
+		}
+		i := 0
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		n, err := strconv.ParseInt(string(v[:i]), 10, 64)
+		if err != nil {
+			return c, fmt.Errorf("unexpected answer: %.120s", b)
+		}
+		*f.dst, rest = n, v[i:]
+	}
+	return c, nil
+}
+
+// readAll reads r to the end into buf.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }

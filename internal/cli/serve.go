@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -22,9 +24,9 @@ import (
 
 func newServeCmd(stdio Stdio) *cobra.Command {
 	var (
-		data, listen, config, logFormat, logLevel, addrFile, bundlePath string
-		trust                                                           []string
-		dev                                                             bool
+		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr string
+		trust                                                                      []string
+		dev                                                                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -72,6 +74,13 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
+			if pprofAddr != "" {
+				host, _, err := net.SplitHostPort(pprofAddr)
+				if err != nil || !isLoopback(host) {
+					return usageErr("--pprof %q: give a loopback address (127.0.0.1:PORT): profiles reveal the server's internals", pprofAddr)
+				}
+				go servePprof(pprofAddr, stdio)
+			}
 			return runServe(cmd.Context(), cfg, addrFile, stdio)
 		},
 	}
@@ -85,6 +94,7 @@ flight, ends streams, and writes a final signed checkpoint.`,
 	f.StringVar(&addrFile, "addr-file", "", "write the address the server listens on to this file once it accepts connections")
 	f.StringVar(&bundlePath, "bundle", "", "run this signed .lllb bundle instead of the standard one")
 	f.StringSliceVar(&trust, "trust", nil, "public key file trusted to sign --bundle (repeatable)")
+	f.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address")
 	return cmd
 }
 
@@ -223,4 +233,17 @@ type slogWriter struct{ l *slog.Logger }
 func (w *slogWriter) Write(p []byte) (int, error) {
 	w.l.Warn(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// servePprof serves net/http/pprof's handlers on their own listener.
+func servePprof(addr string, stdio Stdio) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintf(stdio.Err, "logline: --pprof: %v\n", err)
+	}
 }

@@ -52,8 +52,11 @@ type Options struct {
 	// Fingerprint names the policies (e.g. the bundle hash); a store derived
 	// under another is rebuilt.
 	Fingerprint string
-	// BatchRecords bounds the records applied per store batch (default 4096).
+	// BatchRecords bounds the records applied per store batch (default 4096),
+	// and a smaller batch waits up to FlushDelay for more before it is
+	// written (default 20 ms).
 	BatchRecords int
+	FlushDelay   time.Duration
 	// SnapshotEvery and SnapshotInterval say how often the engine state is
 	// saved (defaults 100,000 records and 5 s).
 	SnapshotEvery    uint64
@@ -90,6 +93,9 @@ type Runner struct {
 func Open(src Source, opts Options) (*Runner, error) {
 	if opts.BatchRecords <= 0 {
 		opts.BatchRecords = 4096
+	}
+	if opts.FlushDelay == 0 {
+		opts.FlushDelay = 20 * time.Millisecond
 	}
 	if opts.SnapshotEvery == 0 {
 		opts.SnapshotEvery = 100_000
@@ -375,9 +381,26 @@ func (r *Runner) run(ctx context.Context) error {
 		r.notify()
 		return nil
 	}
+	var batchStart time.Time
 	for {
 		rec, err := rd.Next()
 		if errors.Is(err, io.EOF) {
+			// A small batch waits a little for more records before it is
+			// written: under a stream of small commits, flushing after
+			// each would cost more than deriving them.
+			if inBatch > 0 && inBatch < r.opts.BatchRecords {
+				if wait := r.opts.FlushDelay - time.Since(batchStart); wait > 0 {
+					wctx, cancel := context.WithTimeout(ctx, wait)
+					err := rd.Wait(wctx)
+					cancel()
+					if err == nil {
+						continue
+					}
+					if ctx.Err() != nil {
+						return commit(true)
+					}
+				}
+			}
 			if err := commit(false); err != nil {
 				return err
 			}
@@ -429,6 +452,9 @@ func (r *Runner) run(ctx context.Context) error {
 		}
 		r.events.Add(uint64(len(evs)))
 		next = rec.Seq + 1
+		if inBatch == 0 {
+			batchStart = time.Now()
+		}
 		inBatch++
 		sinceSn++
 		if inBatch >= r.opts.BatchRecords {

@@ -29,7 +29,14 @@ const minDedupFilterBytes = 4 << 10
 func newDedupFilter(size int) *dedupFilter {
 	size = max(size, minDedupFilterBytes)
 	n := uint64(size / 64)
-	return &dedupFilter{words: make([]uint64, n*8), nblocks: n}
+	f := &dedupFilter{words: make([]uint64, n*8), nblocks: n}
+	// Touch every page now: the operating system hands the memory out
+	// lazily, and a new page faulting in on an append's hot path (adds land
+	// on random pages) costs more than the add.
+	for i := 0; i < len(f.words); i += 512 {
+		f.words[i] = 0
+	}
+	return f
 }
 
 // locate returns the block of h and the bit pattern: word i gets bit
