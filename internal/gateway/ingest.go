@@ -80,6 +80,13 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	lim := g.cfg.Limits
+	// A tenant already over its quota is refused before its body is read:
+	// one token now, the rest once the spans are counted.
+	if g.cfg.Quota != nil {
+		if err := g.cfg.Quota.AllowPrincipal(principal(r), 1); err != nil {
+			return g.authProblem(err)
+		}
+	}
 	if r.ContentLength > lim.BodyBytes {
 		return newProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", byteSize(r.ContentLength), byteSize(lim.BodyBytes))
 	}
@@ -108,8 +115,8 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
 	// The quota counts the spans sent, before any is decoded, so that a
 	// tenant over its quota costs the server little.
-	if g.cfg.Quota != nil {
-		if err := g.cfg.Quota.AllowPrincipal(p, len(lines)); err != nil {
+	if g.cfg.Quota != nil && len(lines) > 1 {
+		if err := g.cfg.Quota.AllowPrincipal(p, len(lines)-1); err != nil {
 			return g.authProblem(err)
 		}
 	}
