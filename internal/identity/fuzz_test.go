@@ -1,7 +1,10 @@
 package identity
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -86,4 +89,81 @@ func FuzzTokenEndpoint(f *testing.F) {
 			t.Fatalf("status %d without a problem", w.Code)
 		}
 	})
+}
+
+// FuzzVerifySig holds the token verifier's signature check to the standard
+// library's: for any message and signature, verifySig and
+// crypto/ed25519.Verify give the same answer. Seeds include a valid
+// signature, the same with s+L (non-canonical s, which both must refuse),
+// every single-bit flip's neighbourhood and the identity point as R.
+func FuzzVerifySig(f *testing.F) {
+	seed := make([]byte, ed25519.SeedSize)
+	for i := range seed {
+		seed[i] = byte(i * 7)
+	}
+	k, err := newRingKey("k", ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		f.Fatal(err)
+	}
+	msg := []byte("eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0")
+	sig := ed25519.Sign(k.priv, msg)
+	f.Add(msg, sig)
+	f.Add(msg, sigPlusL(sig))
+	flipped := bytes.Clone(sig)
+	flipped[40] ^= 1
+	f.Add(msg, flipped)
+	identityR := make([]byte, ed25519.SignatureSize)
+	identityR[0] = 1
+	f.Add(msg, identityR)
+	f.Add([]byte{}, make([]byte, ed25519.SignatureSize))
+	f.Add(msg, sig[:63])
+	f.Fuzz(func(t *testing.T, msg, sig []byte) {
+		want := len(sig) == ed25519.SignatureSize && ed25519.Verify(k.pub, msg, sig)
+		if got := k.verifySig(msg, sig); got != want {
+			t.Fatalf("verifySig = %v, crypto/ed25519 = %v for sig %x", got, want, sig)
+		}
+	})
+}
+
+// sigPlusL returns sig with L, the group order, added to its scalar s: the
+// same signature in a non-canonical encoding.
+func sigPlusL(sig []byte) []byte {
+	l := []byte{0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}
+	out := bytes.Clone(sig)
+	var carry uint16
+	for i := 0; i < 32; i++ {
+		v := uint16(out[32+i]) + uint16(l[i]) + carry
+		out[32+i], carry = byte(v), v>>8
+	}
+	return out
+}
+
+func TestVerifySigMatchesStdlib(t *testing.T) {
+	for i := range 200 {
+		seed := make([]byte, ed25519.SeedSize)
+		seed[0], seed[1] = byte(i), byte(i>>8)
+		k, err := newRingKey("k", ed25519.NewKeyFromSeed(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte(fmt.Sprintf("header.payload-%d", i))
+		sig := ed25519.Sign(k.priv, msg)
+		if !k.verifySig(msg, sig) {
+			t.Fatalf("key %d: a valid signature refused", i)
+		}
+		if k.verifySig(msg, sigPlusL(sig)) {
+			t.Fatalf("key %d: a non-canonical s accepted", i)
+		}
+		for b := 0; b < ed25519.SignatureSize*8; b += 37 {
+			bad := bytes.Clone(sig)
+			bad[b/8] ^= 1 << (b % 8)
+			if got, want := k.verifySig(msg, bad), ed25519.Verify(k.pub, msg, bad); got != want || got {
+				t.Fatalf("key %d, bit %d flipped: verifySig %v, crypto/ed25519 %v", i, b, got, want)
+			}
+		}
+		if k.verifySig(append(msg, '.'), sig) {
+			t.Fatalf("key %d: a signature over another message accepted", i)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	voied25519 "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"io"
 	"io/fs"
 	"os"
@@ -67,6 +68,7 @@ type ringKey struct {
 	kid         string
 	priv        ed25519.PrivateKey
 	pub         ed25519.PublicKey
+	vk          *voied25519.ExpandedPublicKey // pub, decompressed and precomputed for verification
 	state       keyState
 	created     time.Time
 	activated   time.Time
@@ -180,7 +182,34 @@ func (r *keyRing) generate(now time.Time) (*ringKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: generate key: %w", err)
 	}
-	return &ringKey{kid: thumbprint(pub), priv: priv, pub: pub, state: keyNext, created: now.UTC()}, nil
+	k, err := newRingKey(thumbprint(pub), priv)
+	if err != nil {
+		return nil, err
+	}
+	k.state, k.created = keyNext, now.UTC()
+	return k, nil
+}
+
+// newRingKey expands priv's public key for verification.
+func newRingKey(kid string, priv ed25519.PrivateKey) (*ringKey, error) {
+	pub := priv.Public().(ed25519.PublicKey)
+	vk, err := voied25519.NewExpandedPublicKey(voied25519.PublicKey(pub))
+	if err != nil {
+		return nil, fmt.Errorf("identity: key %s: %w", kid, err)
+	}
+	return &ringKey{kid: kid, priv: priv, pub: pub, vk: vk}, nil
+}
+
+// verifyOpts gives the signature check exactly crypto/ed25519's rules
+// (cofactorless, canonical s); see verifySig.
+var verifyOpts = &voied25519.Options{Verify: voied25519.VerifyOptionsStdLib}
+
+// verifySig reports whether sig is k's signature of msg. It accepts exactly
+// what crypto/ed25519.Verify accepts (a differential fuzz test holds it to
+// that) in about half the time, with the key decompressed once per key and
+// the vectorised curve arithmetic of curve25519-voi.
+func (k *ringKey) verifySig(msg, sig []byte) bool {
+	return len(sig) == ed25519.SignatureSize && voied25519.VerifyExpandedWithOptions(k.vk, msg, sig, verifyOpts)
 }
 
 func (r *keyRing) publish(keys []*ringKey) {
@@ -440,9 +469,8 @@ func (r *keyRing) loadKey(kid string) (*ringKey, error) {
 		return nil, fmt.Errorf("identity: key %s: not an Ed25519 seed", kid)
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
-	pub := priv.Public().(ed25519.PublicKey)
-	if thumbprint(pub) != kid || kf.KID != kid {
+	if thumbprint(priv.Public().(ed25519.PublicKey)) != kid || kf.KID != kid {
 		return nil, fmt.Errorf("identity: key %s: file holds another key", kid)
 	}
-	return &ringKey{kid: kid, priv: priv, pub: pub}, nil
+	return newRingKey(kid, priv)
 }

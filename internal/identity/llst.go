@@ -203,11 +203,19 @@ func (v *verifier) verifySignature(tok string, now time.Time) (verified, *Error)
 	if k == nil {
 		return verified{}, unauth(ReasonUnknownKID, "")
 	}
-	sig, err := b64.DecodeString(sb64)
+	var sbuf [ed25519.SignatureSize]byte
+	if b64.DecodedLen(len(sb64)) != len(sbuf) {
+		if _, err := b64.DecodeString(sb64); err != nil {
+			return verified{}, unauth(ReasonMalformed, "signature is not base64url")
+		}
+		return verified{}, unauth(ReasonBadSignature, "")
+	}
+	n, err := b64.Decode(sbuf[:], []byte(sb64))
 	if err != nil {
 		return verified{}, unauth(ReasonMalformed, "signature is not base64url")
 	}
-	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(k.pub, []byte(tok[:dot2]), sig) {
+	sig := sbuf[:n]
+	if !k.verifySig([]byte(tok[:dot2]), sig) {
 		return verified{}, unauth(ReasonBadSignature, "")
 	}
 	pb, err := b64.DecodeString(pb64)
