@@ -875,23 +875,23 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 
 // syncer takes the open batch, writes it with one write and syncs it with
 // one fdatasync, from its own goroutine so that nothing stands between the
-// write and the sync. Meanwhile a helper builds the batch tree, signs the
-// batch, extends the Merkle tree and completes the batch synced before (its
-// waiting requests, its handing to the indexer). When no batch is waiting,
-// a synced batch is completed at once. Batches complete in commit order, and
-// the helpers run one at a time, in commit order.
+// write and the sync, then takes the next batch. Each written batch gets a
+// helper goroutine that builds the batch tree, signs the batch and extends
+// the Merkle tree while the sync runs, then, once the sync has succeeded,
+// completes the batch (wakes its waiting requests, whose receipts are now
+// ready) and hands it to the indexer. A helper starts its work only when the
+// one before it is done, so batches are sealed, completed and indexed one
+// at a time in commit order, and a batch of duplicates alone completes only
+// after the batches holding their originals.
 func (l *Ledger) syncer() {
 	defer l.wg.Done()
 	defer close(l.toIndex)
-	var synced *commitBatch // durable, not yet completed
+	none := make(chan struct{})
+	close(none)
+	var helped <-chan struct{} = none // the last helper's end
+	defer func() { <-helped }()
 	for {
 		l.mu.Lock()
-		if synced != nil && l.open.empty() {
-			l.mu.Unlock()
-			l.finishBatch(synced)
-			synced = nil
-			continue
-		}
 		for l.open.empty() && !l.stopping {
 			l.dataCond.Wait()
 		}
@@ -911,57 +911,71 @@ func (l *Ledger) syncer() {
 		l.mu.Unlock()
 		l.spaceCond.Broadcast()
 
-		prev := synced
-		synced = nil
 		if err := l.failed(); err != nil {
-			if prev != nil {
-				l.finishBatch(prev)
-			}
-			l.abort(b, err)
+			helped = l.help(helped, b, nil, err)
 			continue
 		}
 		if len(b.recs) == 0 {
 			// Only duplicates of records in earlier batches.
-			if prev != nil {
-				l.finishBatch(prev)
-			}
-			l.finishBatch(b)
+			helped = l.help(helped, b, nil, nil)
 			continue
 		}
 		start := time.Now()
-		if err := l.writeBatch(b, prev); err != nil {
+		if err := l.writeBatch(b); err != nil {
 			l.fail(err)
-			l.abort(b, l.failed())
+			helped = l.help(helped, b, nil, l.failed())
 			continue
 		}
+		synced := make(chan error, 1)
+		helped = l.help(helped, b, synced, nil)
+		if err := l.active.f.SyncData(); err != nil {
+			l.fail(fmt.Errorf("ledger: sync %s: %w", segmentName(l.active.num), err))
+			synced <- l.failed()
+			continue
+		}
+		synced <- nil
+		l.stats.commits.Add(1)
+		l.stats.appended.Add(uint64(len(b.recs)))
+		l.stats.bytes.Add(uint64(b.size))
 		if l.opts.OnCommit != nil {
 			l.opts.OnCommit(len(b.recs), b.size, time.Since(start))
 		}
 		l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
 		l.notify()
-		synced = b
 	}
 }
 
-// finishBatch completes a durable batch: its waiting requests, then the
-// indexer.
-func (l *Ledger) finishBatch(b *commitBatch) {
-	l.complete(b)
-	if len(b.recs) > 0 {
-		l.toIndex <- b
-	}
-}
-
-// writeBatch rotates the segment if needed, writes the batch and syncs it.
-// While the sync runs, a helper seals the batch and finishes prev (durable
-// already); prev is finished whatever happens.
-func (l *Ledger) writeBatch(b, prev *commitBatch) (err error) {
-	helped := false
-	defer func() {
-		if !helped && prev != nil {
-			l.finishBatch(prev)
+// help starts the helper of batch b, which begins when prev (the helper
+// before it) has ended, and returns the channel closed when it ends. With
+// err it fails b's requests; without synced (a batch of duplicates alone)
+// it completes b; otherwise it seals b, waits for the sync's result on
+// synced and completes b and hands it to the indexer, or fails it.
+func (l *Ledger) help(prev <-chan struct{}, b *commitBatch, synced <-chan error, err error) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-prev
+		switch {
+		case err != nil:
+			l.abort(b, err)
+		case synced == nil:
+			l.complete(b)
+		default:
+			l.sealBatch(b)
+			if err := <-synced; err != nil {
+				l.abort(b, err)
+				return
+			}
+			l.complete(b)
+			l.toIndex <- b
 		}
 	}()
+	return done
+}
+
+// writeBatch rotates the segment if needed, seals the batch's lines and
+// writes them with one write.
+func (l *Ledger) writeBatch(b *commitBatch) error {
 	if l.active.size > 0 && l.active.size+int64(len(b.buf)) > l.opts.SegmentBytes {
 		next, err := createSegment(l.fs, l.segDir, l.active.num+1)
 		if err != nil {
@@ -1011,23 +1025,6 @@ func (l *Ledger) writeBatch(b, prev *commitBatch) (err error) {
 	if err != nil {
 		return fmt.Errorf("ledger: write %s: %w", segmentName(l.active.num), err)
 	}
-	sealed := make(chan struct{})
-	helped = true
-	go func() {
-		l.sealBatch(b)
-		if prev != nil {
-			l.finishBatch(prev)
-		}
-		close(sealed)
-	}()
-	err = l.active.f.SyncData()
-	<-sealed
-	if err != nil {
-		return fmt.Errorf("ledger: sync %s: %w", segmentName(l.active.num), err)
-	}
-	l.stats.commits.Add(1)
-	l.stats.appended.Add(uint64(len(b.recs)))
-	l.stats.bytes.Add(uint64(b.size))
 	return nil
 }
 
