@@ -933,15 +933,17 @@ func (l *Ledger) syncer() {
 			synced <- l.failed()
 			continue
 		}
-		synced <- nil
 		l.stats.commits.Add(1)
 		l.stats.appended.Add(uint64(len(b.recs)))
 		l.stats.bytes.Add(uint64(b.size))
 		if l.opts.OnCommit != nil {
 			l.opts.OnCommit(len(b.recs), b.size, time.Since(start))
 		}
+		// Durable before complete: a request that has its receipt finds its
+		// record readable (waitIndexed reads l.durable).
 		l.durable.Store(&durableEnd{next: b.first + uint64(len(b.recs)), end: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
 		l.notify()
+		synced <- nil
 	}
 }
 
