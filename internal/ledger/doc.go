@@ -27,10 +27,12 @@
 // it (hashing what the sealer did not reach), writes it with one write and
 // makes it durable with one fdatasync, in its own goroutine; while the sync
 // runs, a helper builds the batch's tree, signs it (one ed25519 signature
-// per commit), extends the Merkle tree and completes the previous batch,
-// waking its requests. Each request then assembles its receipts in its own
-// goroutine. The committer fills the next batch meanwhile, so one commit is
-// being built while another is synced. The indexer then appends each
+// per commit) and extends the Merkle tree, and once the sync has returned
+// it completes the batch, waking its requests. Helpers run one after
+// another in commit order, so the syncer never waits for one. Each request
+// then assembles its receipts in its own goroutine. The committer fills the
+// next batch meanwhile, so one commit is being built while another is
+// synced. The indexer then appends each
 // durable batch's tree nodes, receipts journal line, positions and commit
 // entry, and adds its spans to the in-memory part of the lookup indexes; a
 // compactor goroutine writes full in-memory parts to sorted run files and
