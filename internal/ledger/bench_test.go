@@ -299,6 +299,155 @@ func BenchmarkRawLatency1(b *testing.B) {
 	reportLatency(b, lat)
 }
 
+// Open loop: single spans arrive on a fixed schedule (BENCH_RATE a second,
+// default 2,000), each from its own goroutine, as single-span HTTP requests
+// reach the gateway; each latency counts from the span's due time. The raw
+// baselines are the storage floor under the same arrivals: a group-commit
+// loop that writes whatever is waiting with one write and one fdatasync, and
+// acknowledges in order; Overlap2 lets two fdatasyncs (on two descriptors of
+// the file) be in flight at once.
+
+func openLoopRate() float64 {
+	if v, err := strconv.ParseFloat(os.Getenv("BENCH_RATE"), 64); err == nil && v > 0 {
+		return v
+	}
+	return 2000
+}
+
+// openLoop calls op(i) for i < n at rate a second, each in its own
+// goroutine, and reports the latencies from each call's due time.
+func openLoop(b *testing.B, n int, op func(i int)) {
+	rate := openLoopRate()
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for i := range n {
+		due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+		time.Sleep(time.Until(due))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			op(i)
+			lat[i] = time.Since(due)
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+func BenchmarkAppendOpenLoop(b *testing.B) {
+	l := benchOpen(b, benchDir(b))
+	defer l.Close()
+	ctx := context.Background()
+	es := make([]Entry, b.N)
+	for i := range es {
+		es[i] = benchSpan(0, i)
+	}
+	openLoop(b, b.N, func(i int) {
+		if _, err := l.Append(ctx, es[i:i+1]); err != nil {
+			b.Error(err)
+		}
+	})
+	st := l.Stats()
+	b.ReportMetric(float64(st.Appended)/float64(st.Commits), "spans/commit")
+}
+
+func BenchmarkRawOpenLoop(b *testing.B)         { benchRawOpenLoop(b, 1) }
+func BenchmarkRawOpenLoopOverlap2(b *testing.B) { benchRawOpenLoop(b, 2) }
+
+func benchRawOpenLoop(b *testing.B, inFlight int) {
+	path := filepath.Join(benchDir(b), "raw.ndjson")
+	fds := make([]*os.File, inFlight)
+	for i := range fds {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		fds[i] = f
+	}
+	var enc encoder
+	ts := time.Now().UTC().AppendFormat(nil, tsLayout)
+	lines := make([][]byte, b.N)
+	for i := range lines {
+		lines[i], _ = enc.appendRecord(nil, uint64(i), ts, KindSpan, benchSpan(0, i).Body)
+	}
+	type waiter struct {
+		line []byte
+		done chan struct{}
+	}
+	type commit struct {
+		ws     []waiter
+		synced chan struct{}
+	}
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	var queue []waiter
+	stop := false
+	free := make(chan *os.File, inFlight)
+	for _, f := range fds {
+		free <- f
+	}
+	commits := make(chan commit, inFlight)
+	var loops sync.WaitGroup
+	loops.Add(2)
+	go func() { // acknowledges in commit order
+		defer loops.Done()
+		for c := range commits {
+			<-c.synced
+			for _, w := range c.ws {
+				close(w.done)
+			}
+		}
+	}()
+	go func() { // takes what waits, writes it, starts its sync
+		defer loops.Done()
+		defer close(commits)
+		var buf []byte
+		for {
+			f := <-free
+			mu.Lock()
+			for len(queue) == 0 && !stop {
+				cond.Wait()
+			}
+			if len(queue) == 0 {
+				mu.Unlock()
+				return
+			}
+			ws := queue
+			queue = nil
+			mu.Unlock()
+			buf = buf[:0]
+			for _, w := range ws {
+				buf = append(buf, w.line...)
+			}
+			f.Write(buf)
+			c := commit{ws: ws, synced: make(chan struct{})}
+			commits <- c
+			go func() {
+				unix.Fdatasync(int(f.Fd()))
+				close(c.synced)
+				free <- f
+			}()
+		}
+	}()
+	openLoop(b, b.N, func(i int) {
+		w := waiter{line: lines[i], done: make(chan struct{})}
+		mu.Lock()
+		queue = append(queue, w)
+		mu.Unlock()
+		cond.Signal()
+		<-w.done
+	})
+	mu.Lock()
+	stop = true
+	mu.Unlock()
+	cond.Broadcast()
+	loops.Wait()
+}
+
 func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) }
