@@ -888,8 +888,16 @@ func (l *Ledger) syncer() {
 	defer close(l.toIndex)
 	none := make(chan struct{})
 	close(none)
-	var helped <-chan struct{} = none // the last helper's end
+	// The ends of the last helper and of the one before it. At most two
+	// helpers run at a time: a new one waits for the one two batches back,
+	// so that a slow indexer (a helper blocked handing it a batch) slows the
+	// syncer, then the committer and Append, instead of piling up batches.
+	var helped, older <-chan struct{} = none, none
 	defer func() { <-helped }()
+	help := func(b *commitBatch, synced <-chan error, err error) {
+		<-older
+		older, helped = helped, l.help(helped, b, synced, err)
+	}
 	for {
 		l.mu.Lock()
 		for l.open.empty() && !l.stopping {
@@ -912,22 +920,22 @@ func (l *Ledger) syncer() {
 		l.spaceCond.Broadcast()
 
 		if err := l.failed(); err != nil {
-			helped = l.help(helped, b, nil, err)
+			help(b, nil, err)
 			continue
 		}
 		if len(b.recs) == 0 {
 			// Only duplicates of records in earlier batches.
-			helped = l.help(helped, b, nil, nil)
+			help(b, nil, nil)
 			continue
 		}
 		start := time.Now()
 		if err := l.writeBatch(b); err != nil {
 			l.fail(err)
-			helped = l.help(helped, b, nil, l.failed())
+			help(b, nil, l.failed())
 			continue
 		}
 		synced := make(chan error, 1)
-		helped = l.help(helped, b, synced, nil)
+		help(b, synced, nil)
 		if err := l.active.f.SyncData(); err != nil {
 			l.fail(fmt.Errorf("ledger: sync %s: %w", segmentName(l.active.num), err))
 			synced <- l.failed()
@@ -1073,21 +1081,20 @@ func (l *Ledger) complete(b *commitBatch) {
 	}
 }
 
-// abort fails the requests of a batch that was not made durable.
+// abort fails the requests of a batch that was not made durable: those it
+// completes (whose last entries it holds). A request with entries here and
+// its last ones in a later batch fails with that batch, which is aborted
+// too (a failure is final), so the committer, which may still be placing
+// such a request, is the only one touching its err until then.
 func (l *Ledger) abort(b *commitBatch, err error) {
-	for i := range b.recs {
-		b.recs[i].req.err = err
-	}
-	for _, d := range b.dups {
-		d.err = err
-	}
 	for _, req := range b.done {
+		if req.last != b {
+			continue
+		}
 		if req.err == nil {
 			req.err = err
 		}
-		if req.last == b {
-			close(req.done)
-		}
+		close(req.done)
 	}
 }
 
