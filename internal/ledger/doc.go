@@ -29,7 +29,8 @@
 // runs, a helper builds the batch's tree, signs it (one ed25519 signature
 // per commit) and extends the Merkle tree, and once the sync has returned
 // it completes the batch, waking its requests. Helpers run one after
-// another in commit order, so the syncer never waits for one. Each request
+// another in commit order, and the syncer waits only for the helper two
+// batches back, which keeps a slow indexer's back-pressure. Each request
 // then assembles its receipts in its own goroutine. The committer fills the
 // next batch meanwhile, so one commit is being built while another is
 // synced. The indexer then appends each

@@ -882,7 +882,8 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 // ready) and hands it to the indexer. A helper starts its work only when the
 // one before it is done, so batches are sealed, completed and indexed one
 // at a time in commit order, and a batch of duplicates alone completes only
-// after the batches holding their originals.
+// after the batches holding their originals. At most two helpers exist at a
+// time.
 func (l *Ledger) syncer() {
 	defer l.wg.Done()
 	defer close(l.toIndex)
