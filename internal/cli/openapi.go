@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/openapi"
@@ -64,13 +65,8 @@ The same bundle gives the same bytes.`,
 				_, err = stdio.Out.Write(data)
 				return err
 			}
-			// Write a sibling file, then rename: a reader never sees half a document.
-			tmp := out + ".tmp"
-			if err := os.WriteFile(tmp, data, 0o644); err != nil {
-				return usageErr("--out: %v", err)
-			}
-			if err := os.Rename(tmp, out); err != nil {
-				os.Remove(tmp)
+			// A reader never sees half a document.
+			if err := atomicfile.Write(out, data, 0o644); err != nil {
 				return usageErr("--out: %v", err)
 			}
 			return nil

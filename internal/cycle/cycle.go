@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
@@ -273,26 +274,7 @@ func (r *Runner) writeSnapshot(cursor uint64) error {
 	}
 	tenants, buckets := r.st.lengths()
 	sn := snapshot{fingerprint: r.opts.Fingerprint, cursor: cursor, tenants: tenants, buckets: buckets, engine: eng}
-	tmp := r.snapshotPath() + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(sn.encode()); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, r.snapshotPath()); err != nil {
-		return err
-	}
-	return syncDir(r.opts.Dir)
+	return atomicfile.Write(r.snapshotPath(), sn.encode(), 0o644)
 }
 
 // Cursor returns the next ledger sequence number to derive: every record

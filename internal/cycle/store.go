@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/derive"
 )
 
@@ -228,16 +229,7 @@ func (s *store) sync() error {
 			s.bDirty[i] = false
 		}
 	}
-	return syncDir(filepath.Join(s.dir, "t"))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Join(s.dir, "t"))
 }
 
 type snapTenant struct {

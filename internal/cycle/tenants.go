@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
@@ -87,11 +88,7 @@ func (w *Watcher) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := w.statePath() + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, w.statePath())
+	return atomicfile.Write(w.statePath(), b, 0o644)
 }
 
 // Parse reads and checks a tenant file. The configuration it returns is the

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/atomicfile"
 )
 
 // records persists small JSON records (users, service accounts) by kind and
@@ -121,42 +123,13 @@ func (s dirRecords) list(kind string) (map[string][]byte, error) {
 	return out, nil
 }
 
-// writeFileAtomic writes dir/name through a temporary file, fsync and
-// rename, so a crash leaves the old content or the new, never a mix.
+// writeFileAtomic creates dir if needed and replaces dir/name with data
+// (atomicfile.Write).
 func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after the rename
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(filepath.Join(dir, name), data, perm)
 }
 
 // onceStore holds values that may be taken once, for a bounded time, with

@@ -181,13 +181,18 @@ func node(v any, parent string, data bool, order map[string]int) (*yaml.Node, er
 	return nil, fmt.Errorf("openapi: cannot encode %T", v)
 }
 
-// encodeYAML writes a normalized document as YAML, two-space indented.
-func encodeYAML(doc map[string]any) ([]byte, error) {
+// docNode normalizes doc and orders its keys: the tree both encodings write.
+func docNode(doc map[string]any) (*yaml.Node, error) {
 	v, err := normalize(doc)
 	if err != nil {
 		return nil, err
 	}
-	n, err := node(v, "", false, keyOrder())
+	return node(v, "", false, keyOrder())
+}
+
+// encodeYAML writes a normalized document as YAML, two-space indented.
+func encodeYAML(doc map[string]any) ([]byte, error) {
+	n, err := docNode(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +211,7 @@ func encodeYAML(doc map[string]any) ([]byte, error) {
 // encodeJSON writes a normalized document as indented JSON with the keys
 // in the same order as the YAML.
 func encodeJSON(doc map[string]any) ([]byte, error) {
-	v, err := normalize(doc)
-	if err != nil {
-		return nil, err
-	}
-	n, err := node(v, "", false, keyOrder())
+	n, err := docNode(doc)
 	if err != nil {
 		return nil, err
 	}

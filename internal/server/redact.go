@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -51,10 +52,7 @@ func loadRedactKey(dir string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path+".tmp", key, 0o600); err != nil {
-		return nil, err
-	}
-	return key, os.Rename(path+".tmp", path)
+	return key, atomicfile.Write(path, key, 0o600)
 }
 
 // validRedactPath checks a redact entry.

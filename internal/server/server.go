@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/derive"
@@ -271,13 +272,10 @@ func localBundleKey(dir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path+".tmp", priv, 0o600); err != nil {
+	if err := atomicfile.Write(path, priv, 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path+".pub", pub, 0o644); err != nil {
+	if err := atomicfile.Write(path+".pub", pub, 0o644); err != nil {
 		return nil, err
 	}
 	return bundle.ParsePrivateKey(priv)
