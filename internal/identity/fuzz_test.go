@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +167,42 @@ func TestVerifySigMatchesStdlib(t *testing.T) {
 			t.Fatalf("key %d: a signature over another message accepted", i)
 		}
 	}
+}
+
+// FuzzParseClaims holds the claims fast path to encoding/json: whatever
+// parseClaims accepts, encoding/json decodes without error to the same
+// Claims (nil and empty slices told apart); whatever it refuses, it leaves
+// zero.
+func FuzzParseClaims(f *testing.F) {
+	p, _ := json.Marshal(&Claims{Issuer: "https://logline.example", Audience: audience{"logline"}, Subject: "sa:01J",
+		Tenant: "acme", Roles: []string{"writer", "app"}, IssuedAt: 1764000000, Expiry: 1764000900, ID: "01JABCDEFGHJKMNPQRSTVWXYZ0"})
+	f.Add(string(p))
+	f.Add(`{"iss":"a","aud":["x","y"],"roles":[],"nbf":-5,"iat":0,"exp":123456789012345678}`)
+	f.Add(`{"aud":[],"roles":null}`)
+	f.Add(`{"iss":"a","iss":"b"}`)
+	f.Add(`{"ISS":"a"}`)
+	f.Add(`{"iat":01}`)
+	f.Add(`{"iat":1e3}`)
+	f.Add(`{"iat":1234567890123456789}`)
+	f.Add(`{"sub":"\u0041"}`)
+	f.Add(`{"sub":"é"}`)
+	f.Add(`{} `)
+	f.Add(`{"iss":"a",}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var fast Claims
+		if !parseClaims(s, &fast) {
+			if !reflect.DeepEqual(fast, Claims{}) {
+				t.Fatalf("refused %q but left %+v", s, fast)
+			}
+			return
+		}
+		var slow Claims
+		if err := json.Unmarshal([]byte(s), &slow); err != nil {
+			t.Fatalf("parseClaims accepted %q, encoding/json refuses it: %v", s, err)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("%q:\nparseClaims  %#v\nencoding/json %#v", s, fast, slow)
+		}
+	})
 }

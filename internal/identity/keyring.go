@@ -69,6 +69,7 @@ type ringKey struct {
 	priv        ed25519.PrivateKey
 	pub         ed25519.PublicKey
 	vk          *voied25519.ExpandedPublicKey // pub, decompressed and precomputed for verification
+	header      string                        // the encoded JWS header of the tokens it signs
 	state       keyState
 	created     time.Time
 	activated   time.Time
@@ -197,7 +198,11 @@ func newRingKey(kid string, priv ed25519.PrivateKey) (*ringKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: key %s: %w", kid, err)
 	}
-	return &ringKey{kid: kid, priv: priv, pub: pub, vk: vk}, nil
+	header, err := llstHeader(kid)
+	if err != nil {
+		return nil, err
+	}
+	return &ringKey{kid: kid, priv: priv, pub: pub, vk: vk, header: header}, nil
 }
 
 // verifyOpts gives the signature check exactly crypto/ed25519's rules
@@ -227,6 +232,17 @@ func (r *keyRing) publish(keys []*ringKey) {
 }
 
 func (r *keyRing) snapshot() *ringSnapshot { return r.snap.Load() }
+
+// byHeader returns the key of the ring (in whatever state) whose tokens
+// carry exactly the encoded header hb64, or nil.
+func (r *keyRing) byHeader(hb64 string) *ringKey {
+	for _, k := range r.snap.Load().keys {
+		if k.header == hb64 {
+			return k
+		}
+	}
+	return nil
+}
 
 // lookup returns the key named kid if it may verify at now. The kid is
 // only ever a map key: it never reaches a path, a URL or a query.

@@ -86,17 +86,13 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // signLLST serialises and signs c with k.
 func signLLST(k *ringKey, c *Claims) (string, error) {
-	h, err := json.Marshal(jwsHeader{Alg: llstAlg, Kid: k.kid, Typ: llstTyp})
-	if err != nil {
-		return "", err
-	}
 	p, err := json.Marshal(c)
 	if err != nil {
 		return "", err
 	}
 	var sb strings.Builder
-	sb.Grow(b64.EncodedLen(len(h)) + b64.EncodedLen(len(p)) + 90)
-	sb.WriteString(b64.EncodeToString(h))
+	sb.Grow(len(k.header) + b64.EncodedLen(len(p)) + 90)
+	sb.WriteString(k.header)
 	sb.WriteByte('.')
 	sb.WriteString(b64.EncodeToString(p))
 	sig := ed25519.Sign(k.priv, []byte(sb.String()))
@@ -182,26 +178,9 @@ func (v *verifier) verifySignature(tok string, now time.Time) (verified, *Error)
 	if len(hb64) == 0 || len(hb64) > maxHeaderB64 || len(pb64) == 0 {
 		return verified{}, unauth(ReasonMalformed, "bad header or payload length")
 	}
-	hb, err := b64.DecodeString(hb64)
-	if err != nil {
-		return verified{}, unauth(ReasonMalformed, "header is not base64url")
-	}
-	var h jwsHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return verified{}, unauth(ReasonMalformed, "header is not a JSON object")
-	}
-	if h.Alg != llstAlg {
-		return verified{}, unauth(ReasonBadAlg, "only EdDSA is accepted")
-	}
-	if !strings.EqualFold(h.Typ, llstTyp) {
-		return verified{}, unauth(ReasonBadType, "typ must be "+llstTyp)
-	}
-	if h.extensions() {
-		return verified{}, unauth(ReasonMalformed, "unsupported header parameter")
-	}
-	k := v.ring.lookup(h.Kid, now)
-	if k == nil {
-		return verified{}, unauth(ReasonUnknownKID, "")
+	k, herr := v.headerKey(hb64, now)
+	if herr != nil {
+		return verified{}, herr
 	}
 	var sbuf [ed25519.SignatureSize]byte
 	if b64.DecodedLen(len(sb64)) != len(sbuf) {
@@ -223,10 +202,55 @@ func (v *verifier) verifySignature(tok string, now time.Time) (verified, *Error)
 		return verified{}, unauth(ReasonMalformed, "payload is not base64url")
 	}
 	c := new(Claims)
-	if err := json.Unmarshal(pb, c); err != nil {
-		return verified{}, unauth(ReasonMalformed, "payload is not a claims object")
+	if !parseClaims(string(pb), c) {
+		if err := json.Unmarshal(pb, c); err != nil {
+			return verified{}, unauth(ReasonMalformed, "payload is not a claims object")
+		}
 	}
 	return verified{claims: c, kid: k.kid}, nil
+}
+
+// headerKey checks the header and returns the key it names. A header
+// byte for byte the one signLLST writes for a key of the ring (alg EdDSA,
+// that kid, typ llst+jwt, nothing else) is known without decoding it.
+func (v *verifier) headerKey(hb64 string, now time.Time) (*ringKey, *Error) {
+	if k := v.ring.byHeader(hb64); k != nil {
+		if !k.canVerify(now) {
+			return nil, unauth(ReasonUnknownKID, "")
+		}
+		return k, nil
+	}
+	hb, err := b64.DecodeString(hb64)
+	if err != nil {
+		return nil, unauth(ReasonMalformed, "header is not base64url")
+	}
+	var h jwsHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, unauth(ReasonMalformed, "header is not a JSON object")
+	}
+	if h.Alg != llstAlg {
+		return nil, unauth(ReasonBadAlg, "only EdDSA is accepted")
+	}
+	if !strings.EqualFold(h.Typ, llstTyp) {
+		return nil, unauth(ReasonBadType, "typ must be "+llstTyp)
+	}
+	if h.extensions() {
+		return nil, unauth(ReasonMalformed, "unsupported header parameter")
+	}
+	k := v.ring.lookup(h.Kid, now)
+	if k == nil {
+		return nil, unauth(ReasonUnknownKID, "")
+	}
+	return k, nil
+}
+
+// llstHeader is the encoded header signLLST writes for kid.
+func llstHeader(kid string) (string, error) {
+	h, err := json.Marshal(jwsHeader{Alg: llstAlg, Kid: kid, Typ: llstTyp})
+	if err != nil {
+		return "", err
+	}
+	return b64.EncodeToString(h), nil
 }
 
 // checkStatic checks the claims that do not depend on the time.
