@@ -322,11 +322,11 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := "req_" + ulid.Make().String()
+		id := newRequestID()
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
 		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
-		sw.Header().Set("X-Request-Id", id)
+		sw.Header()["X-Request-Id"] = []string{id}
 		g.cors(sw, r)
 		securityHeaders(sw.Header())
 		var tenant string
@@ -443,7 +443,7 @@ func (g *Gateway) authProblem(err error) *Problem {
 	switch {
 	case errors.Is(err, identity.ErrQuota):
 		g.metrics.Throttled.WithLabelValues("quota").Inc()
-		p := newProblem("quota-exceeded", "%v", err)
+		p := newProblem("quota-exceeded", err.Error())
 		if ie != nil {
 			p.RetryAfter = ie.RetryAfter
 		}
@@ -529,9 +529,29 @@ func methodLabel(m string) string {
 }
 
 func securityHeaders(h http.Header) {
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
+	h["X-Content-Type-Options"] = hdrNosniff
+	h["Referrer-Policy"] = hdrNoReferrer
+	h["X-Frame-Options"] = hdrDeny
+}
+
+// Header values set on every response share these slices (one allocation
+// fewer per header and request). Nothing writes into a header value in
+// place; Add appends, which copies a full slice.
+var (
+	hdrNosniff     = []string{"nosniff"}
+	hdrNoReferrer  = []string{"no-referrer"}
+	hdrDeny        = []string{"DENY"}
+	hdrProblemJSON = []string{"application/problem+json"}
+	hdrNoStore     = []string{"no-store"}
+)
+
+// newRequestID returns "req_" and a new ULID.
+func newRequestID() string {
+	var b [4 + ulid.EncodedSize]byte
+	copy(b[:], "req_")
+	id := ulid.Make()
+	_ = id.MarshalTextTo(b[4:])
+	return string(b[:])
 }
 
 func byteSize(n int64) string {

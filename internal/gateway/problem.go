@@ -119,8 +119,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 		p.RequestID = requestID(r)
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/problem+json")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = hdrProblemJSON
+	h["Cache-Control"] = hdrNoStore
 	if p.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
 	}

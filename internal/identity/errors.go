@@ -135,14 +135,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	s := "identity: " + string(e.Reason)
-	if e.Detail != "" {
-		s += ": " + e.Detail
+	switch {
+	case e.Err != nil && e.Detail != "":
+		return "identity: " + string(e.Reason) + ": " + e.Detail + ": " + e.Err.Error()
+	case e.Err != nil:
+		return "identity: " + string(e.Reason) + ": " + e.Err.Error()
+	case e.Detail != "":
+		return "identity: " + string(e.Reason) + ": " + e.Detail
 	}
-	if e.Err != nil {
-		s += ": " + e.Err.Error()
-	}
-	return s
+	return "identity: " + string(e.Reason)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

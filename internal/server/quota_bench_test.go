@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,26 +31,35 @@ import (
 // BenchmarkQuotaIsolation measures tenant B's single-span ingest latency
 // alone and while tenant A sends far beyond its quota of 50 spans/s (A is
 // held at 429), and reports both p99s and their ratio. The two conditions
-// alternate in rounds (alone, flooded, alone, ...) so that drift in the
-// machine's load falls on both alike.
+// alternate in QUOTA_ROUNDS short rounds (default 64: alone, flooded,
+// alone, ...) so that drift in the machine's load falls on both alike.
+// Before each round B keeps sending for 50 ms uncounted while the flood
+// starts or pauses, so that both conditions begin the same way: B never
+// idles, which on a VM lets the cores go cold and would bias whichever
+// condition follows the pause.
 //
 // It reports the p99s of all rounds pooled, their ratio, and the median over
 // rounds of each round's ratio (flooded p99 over the alone p99 just before
-// it), which a burst of the machine's own noise moves less.
+// it).
 //
 // The flood is paced at QUOTA_FLOOD_RATE requests per second (default 2000:
-// 40 times A's quota) from 8 connections. It comes from a separate process
-// (this test binary started again) at the lowest CPU priority, standing in
-// for A's clients on their own machines: the server's work for every refused
-// request is counted in full, the clients' work is not put on the same two
-// cores at the same priority. The benchmark fails if the flood falls below
-// 90% of its rate or is not held at 429. QUOTA_FLOOD_INPROC=1 runs the
-// flooding clients inside this process instead, at the server's priority.
-// QUOTA_FLOOD_HEALTHZ=1 makes the flood GET /healthz instead, the cheapest
-// request the server answers: the comparison point for what any 2,000
-// requests a second cost tenant B on these cores.
+// 40 times A's quota) from 8 keep-alive connections. It comes from one
+// separate process (this test binary started again, paused between
+// rounds) whose threads all run at nice 19 (QUOTA_FLOOD_SCHED=idle: the
+// SCHED_IDLE policy), standing in for A's clients on their own machines:
+// the server's work for every refused request is counted in full, the
+// clients' work is not put on the same two cores at the same priority. The
+// benchmark fails if the flood falls below 90% of its rate or is not held
+// at 429.
 //
-//	go test -run '^$' -bench QuotaIsolation -benchtime 3000x ./internal/server/
+// Comparison points, measured the same way: QUOTA_FLOOD_NONE=1 runs the
+// flooded rounds with no flood at all (a placebo: the spread of the
+// measurement itself); QUOTA_FLOOD_HEALTHZ=1 makes the flood GET /healthz,
+// the cheapest request the server answers (what any 2,000 requests a
+// second cost B on these cores); QUOTA_FLOOD_INPROC=1 runs the flooding
+// clients inside this process, at the server's priority.
+//
+//	go test -run '^$' -bench QuotaIsolation -benchtime 16000x ./internal/server/
 func BenchmarkQuotaIsolation(b *testing.B) {
 	data := b.TempDir()
 	os.MkdirAll(filepath.Join(data, "cfg", "tenants"), 0o755)
@@ -109,52 +120,88 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	if v := os.Getenv("QUOTA_FLOOD_RATE"); v != "" {
 		floodRate, _ = strconv.ParseFloat(v, 64)
 	}
-	inproc := os.Getenv("QUOTA_FLOOD_INPROC") == "1"
+	rounds := 64
+	if v := os.Getenv("QUOTA_ROUNDS"); v != "" {
+		rounds, _ = strconv.Atoi(v)
+		rounds = max(rounds, 2)
+	}
+	placebo := os.Getenv("QUOTA_FLOOD_NONE") == "1"
+	var f flooder
+	switch {
+	case placebo:
+		f = noFlood{}
+	case os.Getenv("QUOTA_FLOOD_INPROC") == "1":
+		f = &inprocFlood{base: ts.URL, token: flood, rate: floodRate, client: floodClient()}
+	default:
+		f = startFloodProcess(b, ts.URL, flood, floodRate)
+	}
+	defer f.close()
 
-	const rounds = 16
-	n := max(b.N, 200*rounds) / rounds
+	n := max(b.N, 50*rounds) / rounds
 	measure(100) // warm up
+	f.start()
+	time.Sleep(200 * time.Millisecond) // the flood's connections open
+	f.pause()
 	b.ResetTimer()
 	var alone, flooded []time.Duration
 	var ratios []float64
-	var sent, refused int64
-	var floodTime time.Duration
+	var st floodStats
 	var cpuAlone, cpuFlood, wallAlone, wallFlood time.Duration
+	var gcAlone, gcFlood uint32
+	// settle keeps B sending, its latencies not counted, for a while after
+	// the flood starts or pauses: both conditions begin the same way (B
+	// never idles, which would let the cores go cold before one of them).
+	settle := func() {
+		for t0 := time.Now(); time.Since(t0) < 50*time.Millisecond; {
+			measure(1)
+		}
+	}
 	for range rounds {
+		settle()
+		g0 := numGC()
 		c0, w0 := processCPU(), time.Now()
 		a := measure(n)
 		c1, w1 := processCPU(), time.Now()
-		f := startFlood(b, inproc, ts.URL, flood, floodRate)
-		time.Sleep(200 * time.Millisecond)
+		g1 := numGC()
+		f.start()
+		settle()
+		g2 := numGC()
 		c2, w2 := processCPU(), time.Now()
 		fl := measure(n)
 		c3, w3 := processCPU(), time.Now()
-		st := f.stop()
+		gcAlone, gcFlood = gcAlone+g1-g0, gcFlood+numGC()-g2
+		st = st.add(f.pause())
 		cpuAlone, wallAlone = cpuAlone+c1-c0, wallAlone+w1.Sub(w0)
 		cpuFlood, wallFlood = cpuFlood+c3-c2, wallFlood+w3.Sub(w2)
-		sent, refused, floodTime = sent+st.Sent, refused+st.Refused, floodTime+st.Elapsed
 		alone, flooded = append(alone, a...), append(flooded, fl...)
 		ratios = append(ratios, p99(fl)/p99(a))
 	}
 	b.StopTimer()
-	if refused < sent/2 {
-		b.Fatalf("the flooding tenant was not held at 429 (or, with QUOTA_FLOOD_HEALTHZ, not answered): %d of %d", refused, sent)
-	}
-	rate := float64(sent) / floodTime.Seconds()
-	if floodRate > 0 && rate < 0.9*floodRate {
-		b.Fatalf("the flood reached %.0f req/s of the %.0f asked", rate, floodRate)
+	if !placebo {
+		if st.Refused < st.Sent/2 {
+			b.Fatalf("the flooding tenant was not held at 429 (or, with QUOTA_FLOOD_HEALTHZ, not answered): %d of %d", st.Refused, st.Sent)
+		}
+		rate := float64(st.Sent) / st.Elapsed.Seconds()
+		if floodRate > 0 && rate < 0.9*floodRate {
+			b.Fatalf("the flood reached %.0f req/s of the %.0f asked", rate, floodRate)
+		}
+		b.ReportMetric(float64(st.Refused), "flood-429s")
+		b.ReportMetric(rate, "flood-req/s")
+		if st.CPU > 0 {
+			b.ReportMetric(st.CPU.Seconds()/st.Elapsed.Seconds(), "flood-client-cores")
+		}
 	}
 	b.ReportMetric(p99(alone), "p99-alone-µs")
 	b.ReportMetric(p99(flooded), "p99-flood-µs")
 	b.ReportMetric(p99(flooded)/p99(alone), "p99-ratio")
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "round-p99-ratio-median")
-	b.ReportMetric(float64(refused), "flood-429s")
 	// This process's CPU (server and tenant B's client) per second, alone
 	// and flooded: the difference is the server's work for the flood.
 	b.ReportMetric(cpuAlone.Seconds()/wallAlone.Seconds(), "cpu-alone-cores")
 	b.ReportMetric(cpuFlood.Seconds()/wallFlood.Seconds(), "cpu-flood-cores")
-	b.ReportMetric(rate, "flood-req/s")
+	b.ReportMetric(float64(gcAlone)/wallAlone.Seconds(), "gc-alone/s")
+	b.ReportMetric(float64(gcFlood)/wallFlood.Seconds(), "gc-flood/s")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -184,19 +231,45 @@ func getHealthz(client *http.Client, base string) int {
 	return resp.StatusCode
 }
 
-// floodStats is what a flood did: requests sent, refused with 429, and
-// how long it ran.
+// floodStats is what a flood did: requests sent, refused with 429 (or,
+// with QUOTA_FLOOD_HEALTHZ, answered), for how long, and the flooding
+// process's own CPU time (0 in process).
 type floodStats struct {
 	Sent, Refused int64
 	Elapsed       time.Duration
+	CPU           time.Duration
+}
+
+func (s floodStats) add(t floodStats) floodStats {
+	return floodStats{s.Sent + t.Sent, s.Refused + t.Refused, s.Elapsed + t.Elapsed, s.CPU + t.CPU}
+}
+
+// A flooder floods tenant A on demand: start begins (or resumes) the
+// flood, pause stops it and returns what it did since start. Its
+// connections stay open in between.
+type flooder interface {
+	start()
+	pause() floodStats
+	close()
+}
+
+// noFlood is the placebo: the flooded rounds run with no flood, so the
+// ratios measure the benchmark's own spread.
+type noFlood struct{}
+
+func (noFlood) start()            {}
+func (noFlood) pause() floodStats { return floodStats{} }
+func (noFlood) close()            {}
+
+func floodClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 }
 
 // runFlood sends single spans as tenant with token to base, paced at rate
 // requests per second (0: as fast as answered) from 8 connections, until
 // stop is closed. Span ids start at a random offset so that two floods do
 // not collide.
-func runFlood(base, token, tenant string, rate float64, stop <-chan struct{}) floodStats {
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+func runFlood(client *http.Client, base, token, tenant string, rate float64, stop <-chan struct{}) floodStats {
 	healthz := os.Getenv("QUOTA_FLOOD_HEALTHZ") == "1"
 	var wg sync.WaitGroup
 	var sent, refused atomic.Int64
@@ -234,60 +307,109 @@ func runFlood(base, token, tenant string, rate float64, stop <-chan struct{}) fl
 	return floodStats{Sent: sent.Load(), Refused: refused.Load(), Elapsed: time.Since(start)}
 }
 
-type floodProc struct {
-	stop func() floodStats
+// inprocFlood floods from this process, at the server's priority.
+type inprocFlood struct {
+	base, token string
+	rate        float64
+	client      *http.Client
+	stop        chan struct{}
+	res         chan floodStats
 }
 
-// startFlood starts a flood, in this process (inproc) or in a child at the
-// lowest CPU priority.
-func startFlood(b *testing.B, inproc bool, base, token string, rate float64) floodProc {
-	if inproc {
-		stop := make(chan struct{})
-		res := make(chan floodStats, 1)
-		go func() { res <- runFlood(base, token, "t_flood", rate, stop) }()
-		return floodProc{stop: func() floodStats { close(stop); return <-res }}
-	}
+func (f *inprocFlood) start() {
+	f.stop, f.res = make(chan struct{}), make(chan floodStats, 1)
+	go func() { f.res <- runFlood(f.client, f.base, f.token, "t_flood", f.rate, f.stop) }()
+}
+
+func (f *inprocFlood) pause() floodStats { close(f.stop); return <-f.res }
+func (f *inprocFlood) close()            {}
+
+// procFlood floods from a child process (this test binary started again)
+// whose every thread runs at the lowest CPU priority. It takes "start" and
+// "pause" lines on its standard input and answers each pause with a line
+// of floodStats JSON; it exits when its input closes.
+type procFlood struct {
+	b     *testing.B
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   *bufio.Scanner
+	debug *strings.Builder
+}
+
+func startFloodProcess(b *testing.B, base, token string, rate float64) *procFlood {
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), floodEnv+"=1", "FLOOD_URL="+base, "FLOOD_TOKEN="+token, "FLOOD_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
-	stdin, err := cmd.StdinPipe()
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := &procFlood{b: b, cmd: cmd, in: in, out: bufio.NewScanner(out), debug: new(strings.Builder)}
+	cmd.Stderr = f.debug
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	if err := unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, 19); err != nil {
-		b.Fatal(err)
+	return f
+}
+
+func (f *procFlood) start() {
+	if _, err := io.WriteString(f.in, "start\n"); err != nil {
+		f.b.Fatalf("flood process: %v: %s", err, f.debug)
 	}
-	return floodProc{stop: func() floodStats {
-		stdin.Close()
-		if err := cmd.Wait(); err != nil {
-			b.Fatalf("flood process: %v: %s", err, out.String())
-		}
-		var st floodStats
-		if err := json.Unmarshal([]byte(out.String()), &st); err != nil {
-			b.Fatalf("flood process said %q: %v", out.String(), err)
-		}
-		return st
-	}}
+}
+
+func (f *procFlood) pause() floodStats {
+	if _, err := io.WriteString(f.in, "pause\n"); err != nil {
+		f.b.Fatalf("flood process: %v: %s", err, f.debug)
+	}
+	if !f.out.Scan() {
+		f.b.Fatalf("flood process ended: %v: %s", f.out.Err(), f.debug)
+	}
+	var st floodStats
+	if err := json.Unmarshal(f.out.Bytes(), &st); err != nil {
+		f.b.Fatalf("flood process said %q: %v", f.out.Text(), err)
+	}
+	return st
+}
+
+func (f *procFlood) close() {
+	f.in.Close()
+	if err := f.cmd.Wait(); err != nil {
+		f.b.Errorf("flood process: %v: %s", err, f.debug)
+	}
 }
 
 // floodEnv makes the test binary a flood client (see TestMain).
 const floodEnv = "LOGLINE_QUOTA_FLOOD"
 
-// floodMain is the flood process: it floods until its standard input
-// closes, then prints its floodStats as JSON.
+// floodMain is the flood process (see procFlood).
 func floodMain() {
+	if err := lowestPriority(os.Getenv("QUOTA_FLOOD_SCHED")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	rate, _ := strconv.ParseFloat(os.Getenv("FLOOD_RATE"), 64)
-	stop := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
+	client := floodClient()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() != "start" {
+			continue
+		}
+		stop, res := make(chan struct{}), make(chan floodStats, 1)
+		cpu0 := processCPU()
+		go func() {
+			res <- runFlood(client, os.Getenv("FLOOD_URL"), os.Getenv("FLOOD_TOKEN"), "t_flood", rate, stop)
+		}()
+		for in.Scan() && in.Text() != "pause" {
+		}
 		close(stop)
-	}()
-	st := runFlood(os.Getenv("FLOOD_URL"), os.Getenv("FLOOD_TOKEN"), "t_flood", rate, stop)
-	json.NewEncoder(os.Stdout).Encode(st)
+		st := <-res
+		st.CPU = processCPU() - cpu0
+		json.NewEncoder(os.Stdout).Encode(st)
+	}
 }
 
 // processCPU is this process's user and system CPU time so far.
@@ -297,4 +419,38 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// lowestPriority puts every thread of this process at the lowest CPU
+// priority: nice 19, or with sched "idle" the SCHED_IDLE policy (run only
+// when a core has nothing else to run). Linux keeps both per thread and a
+// new thread inherits them from the one that creates it, so every thread
+// that exists now is set.
+func lowestPriority(sched string) error {
+	tids, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tids {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if sched == "idle" {
+			err = unix.SchedSetAttr(tid, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0)
+		} else {
+			err = unix.Setpriority(unix.PRIO_PROCESS, tid, 19)
+		}
+		if err != nil && err != unix.ESRCH {
+			return fmt.Errorf("thread %d: %w", tid, err)
+		}
+	}
+	return nil
+}
+
+// numGC is the number of garbage collections so far.
+func numGC() uint32 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.NumGC
 }
