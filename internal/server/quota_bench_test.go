@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -131,7 +132,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	case placebo:
 		f = noFlood{}
 	case os.Getenv("QUOTA_FLOOD_INPROC") == "1":
-		f = &inprocFlood{base: ts.URL, token: flood, rate: floodRate, client: floodClient()}
+		f = &inprocFlood{senders: floodSenders(ts.URL, flood), rate: floodRate}
 	default:
 		f = startFloodProcess(b, ts.URL, flood, floodRate)
 	}
@@ -185,6 +186,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 		if floodRate > 0 && rate < 0.9*floodRate {
 			b.Fatalf("the flood reached %.0f req/s of the %.0f asked", rate, floodRate)
 		}
+		b.ReportMetric(float64(st.Sent), "flood-sent")
 		b.ReportMetric(float64(st.Refused), "flood-429s")
 		b.ReportMetric(rate, "flood-req/s")
 		if st.CPU > 0 {
@@ -261,21 +263,15 @@ func (noFlood) start()            {}
 func (noFlood) pause() floodStats { return floodStats{} }
 func (noFlood) close()            {}
 
-func floodClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-}
-
-// runFlood sends single spans as tenant with token to base, paced at rate
-// requests per second (0: as fast as answered) from 8 connections, until
-// stop is closed. Span ids start at a random offset so that two floods do
-// not collide.
-func runFlood(client *http.Client, base, token, tenant string, rate float64, stop <-chan struct{}) floodStats {
-	healthz := os.Getenv("QUOTA_FLOOD_HEALTHZ") == "1"
+// runFlood sends single spans as tenant A (or, with QUOTA_FLOOD_HEALTHZ,
+// GET /healthz) through the senders, one goroutine each, paced together at
+// rate requests per second (0: as fast as answered), until stop is closed.
+func runFlood(senders []sender, rate float64, stop <-chan struct{}) floodStats {
 	var wg sync.WaitGroup
 	var sent, refused atomic.Int64
 	idBase := time.Now().UnixNano()
 	start := time.Now()
-	for range 8 {
+	for _, send := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -292,11 +288,7 @@ func runFlood(client *http.Client, base, token, tenant string, rate float64, sto
 						time.Sleep(wait)
 					}
 				}
-				if healthz {
-					if getHealthz(client, base) == 200 {
-						refused.Add(1) // answered
-					}
-				} else if sendSpan(client, base, token, tenant, idBase+i) == 429 {
+				if send(idBase+i) == floodWant {
 					refused.Add(1)
 				}
 			}
@@ -307,18 +299,121 @@ func runFlood(client *http.Client, base, token, tenant string, rate float64, sto
 	return floodStats{Sent: sent.Load(), Refused: refused.Load(), Elapsed: time.Since(start)}
 }
 
+// A sender sends the flood's i-th request and returns the HTTP status.
+type sender func(i int64) int
+
+// floodWant is the status the flood expects: 429, or 200 from /healthz.
+var floodWant = func() int {
+	if os.Getenv("QUOTA_FLOOD_HEALTHZ") == "1" {
+		return http.StatusOK
+	}
+	return http.StatusTooManyRequests
+}()
+
+// floodSenders returns the flood's 8 senders, each with its own keep-alive
+// connection. By default each writes prepared HTTP/1.1 bytes and reads
+// the response with http.ReadResponse: the lightest client there is, so
+// that the load generator, which in deployment runs on other machines,
+// takes as little of these two cores as it can. QUOTA_FLOOD_CLIENT=stdlib
+// sends through net/http's Client instead.
+func floodSenders(base, token string) []sender {
+	senders := make([]sender, 8)
+	if os.Getenv("QUOTA_FLOOD_CLIENT") == "stdlib" {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+		for k := range senders {
+			senders[k] = func(i int64) int {
+				if floodWant == http.StatusOK {
+					return getHealthz(client, base)
+				}
+				return sendSpan(client, base, token, "t_flood", i)
+			}
+		}
+		return senders
+	}
+	addr := strings.TrimPrefix(base, "http://")
+	for k := range senders {
+		rc := &rawConn{addr: addr}
+		var buf []byte
+		senders[k] = func(i int64) int {
+			if floodWant == http.StatusOK {
+				buf = append(buf[:0], "GET /healthz HTTP/1.1\r\nHost: "...)
+				buf = append(buf, addr...)
+				buf = append(buf, "\r\n\r\n"...)
+				return rc.do(buf)
+			}
+			var body [160]byte
+			line := append(body[:0], `{"id":"s_`...)
+			line = strconv.AppendInt(line, i, 10)
+			line = append(line, `","tenant":"t_flood","who":"dan","did":"sale.post","this":"order:`...)
+			line = strconv.AppendInt(line, i%1000, 10)
+			line = append(line, `","when":"2025-10-05T22:18:07Z","status":"confirmed"}`...)
+			buf = append(buf[:0], "POST /ingest HTTP/1.1\r\nHost: "...)
+			buf = append(buf, addr...)
+			buf = append(buf, "\r\nAuthorization: Bearer "...)
+			buf = append(buf, token...)
+			buf = append(buf, "\r\nContent-Type: application/x-ndjson\r\nContent-Length: "...)
+			buf = strconv.AppendInt(buf, int64(len(line)), 10)
+			buf = append(buf, "\r\n\r\n"...)
+			buf = append(buf, line...)
+			return rc.do(buf)
+		}
+	}
+	return senders
+}
+
+// rawConn is one keep-alive HTTP/1.1 connection, dialled on first use and
+// again after an error.
+type rawConn struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+}
+
+// do writes the request req and returns the response's status (0 on a
+// network error).
+func (rc *rawConn) do(req []byte) int {
+	if rc.c == nil {
+		c, err := net.Dial("tcp", rc.addr)
+		if err != nil {
+			return 0
+		}
+		rc.c, rc.r = c, bufio.NewReader(c)
+	}
+	if _, err := rc.c.Write(req); err != nil {
+		rc.close()
+		return 0
+	}
+	resp, err := http.ReadResponse(rc.r, nil)
+	if err != nil {
+		rc.close()
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		rc.close()
+	}
+	return resp.StatusCode
+}
+
+func (rc *rawConn) close() {
+	if rc.c != nil {
+		rc.c.Close()
+		rc.c = nil
+	}
+}
+
 // inprocFlood floods from this process, at the server's priority.
 type inprocFlood struct {
-	base, token string
-	rate        float64
-	client      *http.Client
-	stop        chan struct{}
-	res         chan floodStats
+	senders []sender
+	rate    float64
+	stop    chan struct{}
+	res     chan floodStats
 }
 
 func (f *inprocFlood) start() {
 	f.stop, f.res = make(chan struct{}), make(chan floodStats, 1)
-	go func() { f.res <- runFlood(f.client, f.base, f.token, "t_flood", f.rate, f.stop) }()
+	go func() { f.res <- runFlood(f.senders, f.rate, f.stop) }()
 }
 
 func (f *inprocFlood) pause() floodStats { close(f.stop); return <-f.res }
@@ -392,7 +487,7 @@ func floodMain() {
 		os.Exit(1)
 	}
 	rate, _ := strconv.ParseFloat(os.Getenv("FLOOD_RATE"), 64)
-	client := floodClient()
+	senders := floodSenders(os.Getenv("FLOOD_URL"), os.Getenv("FLOOD_TOKEN"))
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		if in.Text() != "start" {
@@ -400,9 +495,7 @@ func floodMain() {
 		}
 		stop, res := make(chan struct{}), make(chan floodStats, 1)
 		cpu0 := processCPU()
-		go func() {
-			res <- runFlood(client, os.Getenv("FLOOD_URL"), os.Getenv("FLOOD_TOKEN"), "t_flood", rate, stop)
-		}()
+		go func() { res <- runFlood(senders, rate, stop) }()
 		for in.Scan() && in.Text() != "pause" {
 		}
 		close(stop)
