@@ -53,6 +53,13 @@ import (
 // benchmark fails if the flood falls below 90% of its rate or is not held
 // at 429.
 //
+// It also reports the server's own time for B's requests (handler start to
+// return), whose p99 ratio says whether the flood slows B inside the server
+// or on the way to it. QUOTA_A sets A's quota (default 50 spans/s, burst
+// the same); QUOTA_FLOOD_PROCS the flood process's GOMAXPROCS (default 1);
+// QUOTA_FLOOD_CLIENT=stdlib floods through net/http's client instead of
+// prepared bytes.
+//
 // Comparison points, measured the same way: QUOTA_FLOOD_NONE=1 runs the
 // flooded rounds with no flood at all (a placebo: the spread of the
 // measurement itself); QUOTA_FLOOD_HEALTHZ=1 makes the flood GET /healthz,
@@ -64,7 +71,11 @@ import (
 func BenchmarkQuotaIsolation(b *testing.B) {
 	data := b.TempDir()
 	os.MkdirAll(filepath.Join(data, "cfg", "tenants"), 0o755)
-	os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_flood.yaml"), []byte("quotas: {ingest_per_second: 50, burst: 50}\n"), 0o644)
+	quotaA := "50"
+	if v := os.Getenv("QUOTA_A"); v != "" {
+		quotaA = v
+	}
+	os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_flood.yaml"), []byte("quotas: {ingest_per_second: "+quotaA+", burst: "+quotaA+"}\n"), 0o644)
 	os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_calm.yaml"), []byte("quotas: {ingest_per_second: 100000, burst: 100000}\n"), 0o644)
 	cfg := DefaultConfig()
 	cfg.Data = data
@@ -73,7 +84,21 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts := httptest.NewServer(s.Handler())
+	// The server's own time for each of B's requests (from the handler's
+	// start to its return), beside the time B's client sees.
+	var calmAuth atomic.Value
+	calmAuth.Store("")
+	var lastServer atomic.Int64
+	h := s.Handler()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != calmAuth.Load().(string) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		t0 := time.Now()
+		h.ServeHTTP(w, r)
+		lastServer.Store(int64(time.Since(t0)))
+	}))
 	defer func() {
 		ts.Close()
 		s.Close()
@@ -102,14 +127,18 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	flood, calm := token("t_flood"), token("t_calm")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var next atomic.Int64
+	calmAuth.Store("Bearer " + calm)
+	var serverLat []time.Duration // of the measure call running
 	measure := func(n int) []time.Duration {
 		lat := make([]time.Duration, 0, n)
+		serverLat = make([]time.Duration, 0, n)
 		for range n {
 			t0 := time.Now()
 			if code := sendSpan(client, ts.URL, calm, "t_calm", next.Add(1)); code != 200 {
 				b.Fatalf("calm tenant: HTTP %d", code)
 			}
 			lat = append(lat, time.Since(t0))
+			serverLat = append(serverLat, time.Duration(lastServer.Load()))
 		}
 		return lat
 	}
@@ -144,7 +173,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	time.Sleep(200 * time.Millisecond) // the flood's connections open
 	f.pause()
 	b.ResetTimer()
-	var alone, flooded []time.Duration
+	var alone, flooded, srvAlone, srvFlood []time.Duration
 	var ratios []float64
 	var st floodStats
 	var cpuAlone, cpuFlood, wallAlone, wallFlood time.Duration
@@ -162,6 +191,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 		g0 := numGC()
 		c0, w0 := processCPU(), time.Now()
 		a := measure(n)
+		srvAlone = append(srvAlone, serverLat...)
 		c1, w1 := processCPU(), time.Now()
 		g1 := numGC()
 		f.start()
@@ -169,6 +199,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 		g2 := numGC()
 		c2, w2 := processCPU(), time.Now()
 		fl := measure(n)
+		srvFlood = append(srvFlood, serverLat...)
 		c3, w3 := processCPU(), time.Now()
 		gcAlone, gcFlood = gcAlone+g1-g0, gcFlood+numGC()-g2
 		st = st.add(f.pause())
@@ -196,6 +227,8 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	b.ReportMetric(p99(alone), "p99-alone-µs")
 	b.ReportMetric(p99(flooded), "p99-flood-µs")
 	b.ReportMetric(p99(flooded)/p99(alone), "p99-ratio")
+	b.ReportMetric(p99(srvFlood)/p99(srvAlone), "server-p99-ratio")
+	b.ReportMetric(p99(srvAlone), "server-p99-alone-µs")
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "round-p99-ratio-median")
 	// This process's CPU (server and tenant B's client) per second, alone
@@ -433,7 +466,11 @@ type procFlood struct {
 
 func startFloodProcess(b *testing.B, base, token string, rate float64) *procFlood {
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), floodEnv+"=1", "FLOOD_URL="+base, "FLOOD_TOKEN="+token, "FLOOD_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
+	procs := os.Getenv("QUOTA_FLOOD_PROCS")
+	if procs == "" {
+		procs = "1" // one thread runs Go code: no idle threads spinning for work on the server's cores
+	}
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+procs, floodEnv+"=1", "FLOOD_URL="+base, "FLOOD_TOKEN="+token, "FLOOD_RATE="+strconv.FormatFloat(rate, 'f', -1, 64))
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
