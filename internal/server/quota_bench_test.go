@@ -8,14 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -69,21 +67,14 @@ import (
 //
 //	go test -run '^$' -bench QuotaIsolation -benchtime 16000x ./internal/server/
 func BenchmarkQuotaIsolation(b *testing.B) {
-	data := b.TempDir()
-	os.MkdirAll(filepath.Join(data, "cfg", "tenants"), 0o755)
 	quotaA := "50"
 	if v := os.Getenv("QUOTA_A"); v != "" {
 		quotaA = v
 	}
-	os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_flood.yaml"), []byte("quotas: {ingest_per_second: "+quotaA+", burst: "+quotaA+"}\n"), 0o644)
-	os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_calm.yaml"), []byte("quotas: {ingest_per_second: 100000, burst: 100000}\n"), 0o644)
-	cfg := DefaultConfig()
-	cfg.Data = data
-	cfg.Derive.TickInterval = 0
-	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := openBenchServer(b, map[string]string{
+		"t_flood": "quotas: {ingest_per_second: " + quotaA + ", burst: " + quotaA + "}",
+		"t_calm":  "quotas: {ingest_per_second: 100000, burst: 100000}",
+	})
 	// The server's own time for each of B's requests (from the handler's
 	// start to its return), beside the time B's client sees.
 	var calmAuth atomic.Value
@@ -99,10 +90,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 		h.ServeHTTP(w, r)
 		lastServer.Store(int64(time.Since(t0)))
 	}))
-	defer func() {
-		ts.Close()
-		s.Close()
-	}()
+	defer ts.Close() // before the server closes (b.Cleanup)
 	token := func(tenant string) string {
 		_, secret, err := s.identity.CreateServiceAccount(context.Background(), identity.NewServiceAccount{Tenant: tenant, Role: "app"})
 		if err != nil {

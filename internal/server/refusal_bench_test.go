@@ -23,17 +23,7 @@ import (
 //
 //	go test -run '^$' -bench Refusal -benchmem ./internal/server/
 func BenchmarkRefusal(b *testing.B) {
-	data := b.TempDir()
-	os.MkdirAll(filepath.Join(data, "cfg", "tenants"), 0o755)
-	os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_flood.yaml"), []byte("quotas: {ingest_per_second: 0.001, burst: 1}\n"), 0o644)
-	cfg := DefaultConfig()
-	cfg.Data = data
-	cfg.Derive.TickInterval = 0
-	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := openBenchServer(b, map[string]string{"t_flood": "quotas: {ingest_per_second: 0.001, burst: 1}"})
 	h := s.Handler()
 	tok, err := s.identity.Issue("u_flood", "t_flood", []string{identity.RoleWriter})
 	if err != nil {
@@ -75,4 +65,28 @@ func BenchmarkRefusal(b *testing.B) {
 	b.Run("healthz", func(b *testing.B) {
 		run(b, func() *http.Request { return httptest.NewRequest("GET", "/healthz", nil) }, http.StatusOK)
 	})
+}
+
+// openBenchServer opens a server in a temporary directory, with the
+// given tenant files (tenant: YAML) and no clock ticks, closed when b ends.
+func openBenchServer(b *testing.B, tenants map[string]string) *Server {
+	data := b.TempDir()
+	dir := filepath.Join(data, "cfg", "tenants")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for tenant, yaml := range tenants {
+		if err := os.WriteFile(filepath.Join(dir, tenant+".yaml"), []byte(yaml+"\n"), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Data = data
+	cfg.Derive.TickInterval = 0
+	s, err := Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
 }
