@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -186,7 +185,8 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 				lat = append(lat, mine...)
 				mu.Unlock()
 			}()
-			var buf, ans []byte
+			var buf []byte
+			var ans bytes.Buffer
 			for ctx.Err() == nil {
 				first := next.Add(int64(o.batch)) - int64(o.batch)
 				if first >= o.spans {
@@ -216,13 +216,14 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 				resp, err := client.Do(req)
 				var out counts
 				if err == nil {
-					ans, err = readAll(resp.Body, ans[:0])
+					ans.Reset()
+					_, err = ans.ReadFrom(resp.Body)
 					resp.Body.Close()
 					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, ans)
+						err = fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, ans.Bytes())
 					}
 					if err == nil {
-						out, err = answerCounts(ans)
+						out, err = answerCounts(ans.Bytes())
 					}
 				}
 				if ctx.Err() != nil {
@@ -306,21 +307,4 @@ func answerCounts(b []byte) (counts, error) {
 		*f.dst, rest = n, v[i:]
 	}
 	return c, nil
-}
-
-// readAll reads r to the end into buf.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }

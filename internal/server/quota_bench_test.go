@@ -4,6 +4,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -246,8 +247,7 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 
 // sendSpan posts one span as tenant and returns the HTTP status.
 func sendSpan(client *http.Client, base, tok, tenant string, i int64) int {
-	line := fmt.Sprintf(`{"id":"s_%d","tenant":%q,"who":"dan","did":"sale.post","this":"order:%d","when":"2025-10-05T22:18:07Z","status":"confirmed"}`, i, tenant, i%1000)
-	req, _ := http.NewRequest("POST", base+"/ingest", strings.NewReader(line))
+	req, _ := http.NewRequest("POST", base+"/ingest", bytes.NewReader(appendSpanLine(nil, tenant, i)))
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := client.Do(req)
@@ -257,6 +257,18 @@ func sendSpan(client *http.Client, base, tok, tenant string, i int64) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// appendSpanLine appends the i-th test span of tenant, as one NDJSON line
+// without its newline.
+func appendSpanLine(dst []byte, tenant string, i int64) []byte {
+	dst = append(dst, `{"id":"s_`...)
+	dst = strconv.AppendInt(dst, i, 10)
+	dst = append(dst, `","tenant":`...)
+	dst = strconv.AppendQuote(dst, tenant)
+	dst = append(dst, `,"who":"dan","did":"sale.post","this":"order:`...)
+	dst = strconv.AppendInt(dst, i%1000, 10)
+	return append(dst, `","when":"2025-10-05T22:18:07Z","status":"confirmed"}`...)
 }
 
 // getHealthz asks base for /healthz and returns the HTTP status.
@@ -379,11 +391,7 @@ func floodSenders(base, token string) []sender {
 				return rc.do(buf)
 			}
 			var body [160]byte
-			line := append(body[:0], `{"id":"s_`...)
-			line = strconv.AppendInt(line, i, 10)
-			line = append(line, `","tenant":"t_flood","who":"dan","did":"sale.post","this":"order:`...)
-			line = strconv.AppendInt(line, i%1000, 10)
-			line = append(line, `","when":"2025-10-05T22:18:07Z","status":"confirmed"}`...)
+			line := appendSpanLine(body[:0], "t_flood", i)
 			buf = append(buf[:0], "POST /ingest HTTP/1.1\r\nHost: "...)
 			buf = append(buf, addr...)
 			buf = append(buf, "\r\nAuthorization: Bearer "...)
