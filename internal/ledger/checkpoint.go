@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"strconv"
 	"strings"
@@ -192,6 +193,7 @@ func (s stateFile) write(fs vfs.FS, t treeState) error {
 		j = "-"
 	}
 	line := fmt.Sprintf("%d %d %d %s %d\n", t.size, t.at.seg, t.at.off, j, t.jsize)
+	line += fmt.Sprintf("crc %08x\n", crc32.Checksum([]byte(line), castagnoli))
 	return writeFileAtomic(fs, s.path, []byte(line), 0o644)
 }
 
@@ -201,6 +203,13 @@ func (s stateFile) read(fs vfs.FS) (treeState, bool) {
 	b, err := readFile(fs, s.path)
 	if err != nil {
 		return treeState{}, false
+	}
+	// The checksum line came later: a state without one is still read.
+	if body, sum, ok := cutChecksumLine(b); ok {
+		if crc32.Checksum(body, castagnoli) != sum {
+			return treeState{}, false
+		}
+		b = body
 	}
 	f := bytes.Fields(b)
 	if len(f) != 5 {

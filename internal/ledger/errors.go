@@ -24,16 +24,31 @@ var (
 	ErrInvalidEntry = errors.New("ledger: invalid entry")
 )
 
-// CorruptError says where corruption was found.
+// CorruptError says where corruption was found: in a segment (Segment,
+// the offset of the bad record and the sequence number expected there), or
+// in another file of the data directory (File, a path relative to it, and
+// the offset in it).
 type CorruptError struct {
 	Segment string // segment file name
-	Offset  int64  // byte offset of the bad record in the segment
-	Seq     uint64 // sequence number expected there
+	File    string // or another file, e.g. ledger/index/positions
+	Offset  int64  // byte offset of the bad record or entry
+	Seq     uint64 // sequence number expected there (segments)
 	Reason  string
 }
 
 func (e *CorruptError) Error() string {
+	if e.File != "" {
+		return fmt.Sprintf("ledger: corrupt: %s offset %d: %s", e.File, e.Offset, e.Reason)
+	}
 	return fmt.Sprintf("ledger: corrupt: segment %s offset %d seq %d: %s", e.Segment, e.Offset, e.Seq, e.Reason)
+}
+
+// Where names the place: "segment S offset O seq N" or "F offset O".
+func (e *CorruptError) Where() string {
+	if e.File != "" {
+		return fmt.Sprintf("%s offset %d", e.File, e.Offset)
+	}
+	return fmt.Sprintf("segment %s offset %d seq %d", e.Segment, e.Offset, e.Seq)
 }
 
 // Is makes errors.Is(err, ErrCorrupt) true for a *CorruptError.

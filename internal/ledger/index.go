@@ -41,11 +41,12 @@ import (
 //
 // The state file is written atomically after a run is written and synced:
 //
-//	logline index v1
+//	logline index v2
 //	next <seq> <segment> <offset> <batches>
 //	nextrun <number>
 //	run <kind> <number>
 //	…
+//	crc <CRC-32C of the lines above, 8 hex digits>
 //
 // It says that every record before seq (which starts at that segment and
 // offset) has its position, its commit's entry (the first <batches> entries)
@@ -58,7 +59,7 @@ const (
 	posEntrySize   = 16
 	batchEntrySize = 128
 	indexStateName = "state"
-	indexStateHead = "logline index v1"
+	indexStateHead = "logline index v2"
 
 	// mergeFanIn runs of one size class are merged into one.
 	mergeFanIn = 4
@@ -138,12 +139,20 @@ func (s *indexState) encode() []byte {
 			fmt.Fprintf(&b, "run %s %d\n", kindName(k), n)
 		}
 	}
+	fmt.Fprintf(&b, "crc %08x\n", crc32.Checksum(b.Bytes(), castagnoli))
 	return b.Bytes()
 }
 
 func parseIndexState(b []byte) (indexState, error) {
 	s := indexState{}
-	lines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	body, sum, ok := cutChecksumLine(b)
+	if !ok {
+		return s, errors.New("index state has no checksum line")
+	}
+	if crc32.Checksum(body, castagnoli) != sum {
+		return s, errors.New("index state checksum mismatch")
+	}
+	lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
 	if len(lines) < 3 || string(lines[0]) != indexStateHead {
 		return s, errors.New("not an index state")
 	}
@@ -223,7 +232,7 @@ func deltaCapacity(memBytes int64) int {
 // openIndex opens the index files of dir. A missing or unreadable index is
 // started afresh (and rebuilt by the caller from the segments) unless
 // read-only, where it is reported as nil.
-func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly bool, log *slog.Logger) (*index, error) {
+func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly bool, log *slog.Logger, repaired func(what, reason string)) (*index, error) {
 	x := &index{fs: fs, dir: dir, readOnly: readOnly, log: log, hash: hash, capacity: deltaCapacity(memBytes)}
 	x.init()
 	if !readOnly {
@@ -243,6 +252,7 @@ func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly b
 		}
 		if !errors.Is(err, os.ErrNotExist) {
 			log.Warn("index unreadable; rebuilding it from the segments", "err", err)
+			repaired("index", err.Error())
 		}
 		x = &index{fs: fs, dir: dir, log: log, hash: hash, capacity: x.capacity}
 		x.init()
@@ -362,6 +372,38 @@ func (x *index) removeStray() error {
 		}
 	}
 	return nil
+}
+
+// cutChecksumLine splits a state file into its body and the value of its
+// last line, "crc <8 hex digits>".
+func cutChecksumLine(b []byte) ([]byte, uint32, bool) {
+	b, ok := bytes.CutSuffix(b, []byte("\n"))
+	if !ok {
+		return nil, 0, false
+	}
+	i := bytes.LastIndexByte(b, '\n') + 1
+	hex, ok := bytes.CutPrefix(b[i:], []byte("crc "))
+	if !ok || len(hex) != 8 {
+		return nil, 0, false
+	}
+	v, err := strconv.ParseUint(string(hex), 16, 32)
+	if err != nil {
+		return nil, 0, false
+	}
+	return b[:i], uint32(v), true
+}
+
+// dropIndexState removes the index state file, so that the next
+// openIndex starts the index afresh.
+func dropIndexState(fs vfs.FS, dir string) error {
+	name := fs.PathJoin(dir, indexStateName)
+	if !fileExists(fs, name) {
+		return nil
+	}
+	if err := fs.Remove(name); err != nil {
+		return fmt.Errorf("ledger: drop index state: %w", err)
+	}
+	return syncDir(fs, dir)
 }
 
 func (x *index) writeState(s indexState) error {

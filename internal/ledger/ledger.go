@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/datadir"
 )
 
 // Options configure a ledger. The zero value works: data on the real file
@@ -57,13 +59,28 @@ type Options struct {
 	// positives (each costing an index lookup) grow. Default 64 MiB.
 	DedupFilterBytes int
 	// ReadOnly opens the ledger for inspection: nothing is written or
-	// repaired, corruption is reported by Verify rather than refused.
+	// repaired, corruption is reported by Verify rather than refused. Beside
+	// a running writer (another process holding the data directory), a
+	// read-only ledger sees the records of the writer's latest signed
+	// checkpoint and nothing after it: the rest may still be in flight.
 	ReadOnly bool
+	// DirLocked says the caller holds the data directory's lock
+	// (datadir.Acquire) itself. Otherwise a writable Open on the operating
+	// system's file system takes it, naming itself Holder, and gives it up
+	// at Close; a second writer then fails at once with datadir.ErrLocked.
+	DirLocked bool
+	// Holder names this process in the lock file. Default "logline".
+	Holder string
 	// Now and Rand replace the clock and the randomness (for the key).
 	Now  func() time.Time
 	Rand io.Reader
 	// Logger receives recovery notes and index messages.
 	Logger *slog.Logger
+	// OnRepair, if set, is called when derived files (what: "index",
+	// "tree") are found damaged and rebuilt from the segments at open, or
+	// found damaged while the ledger runs (they are then rebuilt at the
+	// next open).
+	OnRepair func(what, reason string)
 	// OnCommit, if set, is called after every durable group commit with its
 	// record count, byte count and the time its write and sync took.
 	OnCommit func(records, bytes int, sync time.Duration)
@@ -108,6 +125,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Holder == "" {
+		o.Holder = "logline"
 	}
 }
 
@@ -162,6 +182,10 @@ type Ledger struct {
 	segDir string
 	signer *Signer
 	log    *slog.Logger
+	lock   *datadir.Lock // nil: the caller holds it, or nothing to hold
+	// live, for a read-only ledger, is the writer running beside it: the
+	// view then ends at the writer's latest signed checkpoint.
+	live *datadir.Holder
 
 	idx   *index
 	hash  keyHasher
@@ -219,6 +243,7 @@ type Ledger struct {
 	durable     atomic.Pointer[durableEnd]
 	indexed     atomic.Uint64 // records before this are indexed
 	failure     atomic.Pointer[error]
+	damageOnce  atomic.Bool           // a read met damaged index or tree files
 	indexErr    atomic.Pointer[error] // set when the indexer stopped
 	notifyMu    sync.Mutex
 	notifyCh    chan struct{} // closed when durable or indexed advances
@@ -390,8 +415,26 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	l.segs = &segmentFiles{fs: l.fs, dir: l.segDir}
 	l.dataCond = sync.NewCond(&l.mu)
 	l.spaceCond = sync.NewCond(&l.mu)
+	if opts.FS == vfs.Default {
+		if !opts.ReadOnly && !opts.DirLocked {
+			lk, err := datadir.Acquire(dir, opts.Holder)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: %w", err)
+			}
+			l.lock = lk
+		} else if opts.ReadOnly {
+			h, err := datadir.Probe(dir)
+			if err != nil {
+				return nil, fmt.Errorf("ledger: %w", err)
+			}
+			if h != nil {
+				l.live = h
+			}
+		}
+	}
 	if err := l.recover(); err != nil {
 		l.closeFiles(false)
+		l.lock.Release()
 		return nil, err
 	}
 	if l.readOnly {
@@ -440,6 +483,9 @@ func (l *Ledger) Close() error {
 	}
 	if cerr := l.closeFiles(l.failed() == nil); err == nil {
 		err = cerr
+	}
+	if lerr := l.lock.Release(); err == nil {
+		err = lerr
 	}
 	return err
 }
@@ -701,8 +747,7 @@ func (l *Ledger) committer() {
 				}
 				seq, _, ok, err := l.lookupID(pl.h, e.Tenant, e.ID)
 				if err != nil {
-					l.fail(fmt.Errorf("ledger: index lookup: %w", err))
-					req.err = l.failed()
+					req.err = l.lookupFailed(fmt.Errorf("ledger: index lookup: %w", err))
 					break
 				}
 				if ok {
@@ -716,8 +761,7 @@ func (l *Ledger) committer() {
 				if pl := &places[i-start]; pl.stored {
 					r, err := l.receiptBySeq(pl.dupSeq, req.entries[i].Tenant, req.entries[i].ID)
 					if err != nil {
-						l.fail(fmt.Errorf("ledger: receipt of seq %d: %w", pl.dupSeq, err))
-						req.err = l.failed()
+						req.err = l.lookupFailed(fmt.Errorf("ledger: receipt of seq %d: %w", pl.dupSeq, err))
 						break
 					}
 					req.results[i] = Result{Status: Duplicate, Receipt: r}

@@ -42,12 +42,17 @@ import (
 //
 //	entries   count × 16 bytes: hash (8, big-endian), seq (8), sorted
 //	fence     one entry per block of 256 entries: the block's first
-//	footer    48 bytes: "LLIXRUN1", kind (8), count (8), from (8), to (8),
-//	          CRC-32C of the fence and the footer before it (4), zero (4)
+//	crcs      one CRC-32C per block of entries (4 bytes, big-endian)
+//	footer    48 bytes: "LLIXRUN2", kind (8), count (8), from (8), to (8),
+//	          CRC-32C of the fence, the crcs and the footer before it (4),
+//	          zero (4)
 //
 // A run holds the entries of the records [from, to), so the runs of a kind
-// are ordered by seq; the fence (16 bytes per 4 KiB block) is kept in memory
-// and a lookup reads one 4 KiB block per run. Runs merge tiered: four
+// are ordered by seq; the fence and the block CRCs (20 bytes per 4 KiB
+// block) are kept in memory and a lookup reads one 4 KiB block per run,
+// which it checks against its CRC before believing it: a damaged block is
+// an error, never a missing entry. Runs of the first format, without block
+// CRCs, are not read: the index is rebuilt from the segments. Runs merge tiered: four
 // adjacent runs of the same size class (half the bit length of their entry
 // count, about log4) become one, whose class is higher; so each entry is
 // rewritten once per class it climbs, O(log n) times, and there are at most
@@ -260,7 +265,7 @@ const (
 	runBlock      = 256 // entries per block: one 4 KiB read
 	runEntrySize  = 16
 	runFooterSize = 48
-	runMagic      = "LLIXRUN1"
+	runMagic      = "LLIXRUN2"
 )
 
 func runName(kind int, num uint64) string { return fmt.Sprintf("%s-%08d.run", kindName(kind), num) }
@@ -293,6 +298,27 @@ type run struct {
 	count    uint64
 	from, to uint64 // the records it indexes
 	fence    []entry
+	crcs     []uint32 // of each block's entries
+}
+
+// checkBlock checks block b's entries (blk) against their CRC.
+func (r *run) checkBlock(b uint64, blk []byte) error {
+	if crc32.Checksum(blk, castagnoli) != r.crcs[b] {
+		return fmt.Errorf("%w: index run %s: block %d (bytes %d-%d) fails its checksum", ErrCorrupt, runName(r.kind, r.num), b, b*runBlock*runEntrySize, b*runBlock*runEntrySize+uint64(len(blk)))
+	}
+	return nil
+}
+
+// checkBlocks checks the entries buf read from entry first on, which
+// starts a block, block by block.
+func (r *run) checkBlocks(first uint64, buf []byte) error {
+	const blockBytes = runBlock * runEntrySize
+	for i := 0; i < len(buf); i += blockBytes {
+		if err := r.checkBlock(first/runBlock+uint64(i/blockBytes), buf[i:min(i+blockBytes, len(buf))]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *run) tier() int { return bits.Len64(r.count) / 2 }
@@ -338,20 +364,30 @@ func readRunMeta(f vfs.File, kind int, num uint64) (*run, error) {
 		to:    binary.BigEndian.Uint64(foot[32:]),
 	}
 	nblocks := (r.count + runBlock - 1) / runBlock
-	if r.count > uint64(size) || uint64(size) != r.count*runEntrySize+nblocks*runEntrySize+runFooterSize || r.from > r.to {
+	if r.count > uint64(size) || uint64(size) != r.count*runEntrySize+nblocks*(runEntrySize+4)+runFooterSize || r.from > r.to {
 		return nil, errors.New("size does not match the footer")
 	}
-	fence := make([]byte, nblocks*runEntrySize)
-	if _, err := f.ReadAt(fence, int64(r.count*runEntrySize)); err != nil && !errors.Is(err, io.EOF) {
+	meta := make([]byte, nblocks*(runEntrySize+4))
+	if _, err := f.ReadAt(meta, int64(r.count*runEntrySize)); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	c := crc32.Update(crc32.Update(0, castagnoli, fence), castagnoli, foot[:40])
+	c := crc32.Update(crc32.Update(0, castagnoli, meta), castagnoli, foot[:40])
 	if c != binary.BigEndian.Uint32(foot[40:]) {
 		return nil, errors.New("fence checksum mismatch")
 	}
+	fence, crcs := meta[:nblocks*runEntrySize], meta[nblocks*runEntrySize:]
 	r.fence = make([]entry, nblocks)
+	r.crcs = make([]uint32, nblocks)
 	for i := range r.fence {
 		r.fence[i] = decodeEntry(fence[i*runEntrySize:])
+		r.crcs[i] = binary.BigEndian.Uint32(crcs[i*4:])
+	}
+	// The fence must be the first entry of each block, and the blocks in
+	// order: the entries themselves are checked when read.
+	for i := 1; i < len(r.fence); i++ {
+		if cmpEntry(r.fence[i-1], r.fence[i]) >= 0 {
+			return nil, errors.New("fence out of order")
+		}
 	}
 	return r, nil
 }
@@ -375,6 +411,9 @@ func (r *run) find(h, from uint64, limit int, out []uint64, buf *[runBlock * run
 		blk := buf[:cnt*runEntrySize]
 		if _, err := r.f.ReadAt(blk, int64(first*runEntrySize)); err != nil && !errors.Is(err, io.EOF) {
 			return out, fmt.Errorf("ledger: read index run %s: %w", runName(r.kind, r.num), err)
+		}
+		if err := r.checkBlock(first/runBlock, blk); err != nil {
+			return out, err
 		}
 		// The first entry at or after key.
 		i0 := sort.Search(int(cnt), func(i int) bool { return cmpEntry(decodeEntry(blk[i*runEntrySize:]), key) >= 0 })
@@ -401,6 +440,9 @@ func (r *run) each(fn func(e entry)) error {
 		if _, err := r.f.ReadAt(b, int64(first*runEntrySize)); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("ledger: read index run %s: %w", runName(r.kind, r.num), err)
 		}
+		if err := r.checkBlocks(first, b); err != nil {
+			return err
+		}
 		for i := 0; i < len(b); i += runEntrySize {
 			fn(decodeEntry(b[i:]))
 		}
@@ -416,6 +458,7 @@ type runWriter struct {
 	buf   []byte
 	count uint64
 	fence []entry
+	crcs  []uint32 // of the blocks so far; the last one is open
 }
 
 const runWriteChunk = 256 << 10
@@ -432,9 +475,12 @@ func createRun(fs vfs.FS, dir string, kind int, num uint64) (*runWriter, error) 
 func (w *runWriter) add(e entry) error {
 	if w.count%runBlock == 0 {
 		w.fence = append(w.fence, e)
+		w.crcs = append(w.crcs, 0)
 	}
+	at := len(w.buf)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, e.h)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, e.seq)
+	w.crcs[len(w.crcs)-1] = crc32.Update(w.crcs[len(w.crcs)-1], castagnoli, w.buf[at:])
 	w.count++
 	if len(w.buf) >= runWriteChunk {
 		return w.flush()
@@ -463,10 +509,13 @@ func (w *runWriter) finish(kind int, num, from, to uint64) (*run, error) {
 	if err := w.flush(); err != nil {
 		return nil, err
 	}
-	tail := make([]byte, 0, len(w.fence)*runEntrySize+runFooterSize)
+	tail := make([]byte, 0, len(w.fence)*(runEntrySize+4)+runFooterSize)
 	for _, e := range w.fence {
 		tail = binary.BigEndian.AppendUint64(tail, e.h)
 		tail = binary.BigEndian.AppendUint64(tail, e.seq)
+	}
+	for _, c := range w.crcs {
+		tail = binary.BigEndian.AppendUint32(tail, c)
 	}
 	tail = append(tail, runMagic...)
 	tail = binary.BigEndian.AppendUint64(tail, uint64(kind))
@@ -482,7 +531,7 @@ func (w *runWriter) finish(kind int, num, from, to uint64) (*run, error) {
 	if err := w.f.SyncData(); err != nil {
 		return nil, fmt.Errorf("ledger: sync index run: %w", err)
 	}
-	return &run{kind: kind, num: num, f: w.f, count: w.count, from: from, to: to, fence: w.fence}, nil
+	return &run{kind: kind, num: num, f: w.f, count: w.count, from: from, to: to, fence: w.fence, crcs: w.crcs}, nil
 }
 
 func (w *runWriter) abandon(fs vfs.FS) {
@@ -511,6 +560,9 @@ func (rr *runReader) peek() (entry, bool, error) {
 		rr.buf = rr.buf[:n*runEntrySize]
 		if _, err := rr.r.f.ReadAt(rr.buf, int64(rr.next*runEntrySize)); err != nil && !errors.Is(err, io.EOF) {
 			return entry{}, false, fmt.Errorf("ledger: read index run %s: %w", runName(rr.r.kind, rr.r.num), err)
+		}
+		if err := rr.r.checkBlocks(rr.next, rr.buf); err != nil {
+			return entry{}, false, err
 		}
 		rr.next += n
 		rr.p = 0

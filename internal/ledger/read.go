@@ -117,7 +117,7 @@ func (l *Ledger) Get(ctx context.Context, tenant, id string) (Record, error) {
 	}
 	_, r, ok, err := l.lookupID(l.hash.id(tenant, id), tenant, id)
 	if err != nil {
-		return Record{}, err
+		return Record{}, l.checkRead("index", err)
 	}
 	if !ok {
 		return Record{}, ErrNotFound
@@ -159,12 +159,12 @@ func (l *Ledger) scanIndex(ctx context.Context, k int, h uint64, match func(span
 		}
 		var err error
 		if cands, err = l.idx.candidates(k, h, from, want, cands[:0]); err != nil {
-			return out, err
+			return out, l.checkRead("index", err)
 		}
 		for _, seq := range cands {
 			r, _, err := l.readIndexed(seq)
 			if err != nil {
-				return out, err
+				return out, l.checkRead("index", err)
 			}
 			if keys, ok := keysOf(&r); ok && match(keys) {
 				out = append(out, r)
@@ -188,12 +188,13 @@ func (l *Ledger) Receipt(ctx context.Context, tenant, id string) (Receipt, error
 	}
 	seq, _, ok, err := l.lookupID(l.hash.id(tenant, id), tenant, id)
 	if err != nil {
-		return Receipt{}, err
+		return Receipt{}, l.checkRead("index", err)
 	}
 	if !ok {
 		return Receipt{}, ErrNotFound
 	}
-	return l.receiptBySeq(seq, tenant, id)
+	r, err := l.receiptBySeq(seq, tenant, id)
+	return r, l.checkRead("index", err)
 }
 
 // ReceiptAt returns the receipt of the record with sequence number seq.
@@ -209,7 +210,7 @@ func (l *Ledger) ReceiptAt(ctx context.Context, seq uint64) (Receipt, error) {
 	}
 	r, err := l.receiptBySeq(seq, "", "")
 	if err != nil {
-		return Receipt{}, err
+		return Receipt{}, l.checkRead("index", err)
 	}
 	if r.SpanID == "" {
 		// Name the span when the record is one.
@@ -251,6 +252,12 @@ type Proof struct {
 
 // Prove returns the inclusion proof of record seq in the tree of the given
 // size. Size 0 means the latest checkpoint's size.
+//
+// The proof is read from the tree files and checked before it is returned:
+// against the root of that size, itself checked by a consistency proof
+// against the root of the indexed tree, which the ledger computed as it
+// appended (or checked against the signed checkpoint at open). Damaged
+// tree files give an ErrIndexDamaged error, never a wrong proof.
 func (l *Ledger) Prove(ctx context.Context, seq, size uint64) (Proof, error) {
 	if err := l.waitIndexed(ctx); err != nil {
 		return Proof{}, err
@@ -276,11 +283,43 @@ func (l *Ledger) Prove(ctx context.Context, seq, size uint64) (Proof, error) {
 	if err != nil {
 		return Proof{}, err
 	}
+	root, err := l.trustedRootAt(size)
+	if err != nil {
+		return Proof{}, err
+	}
+	if err := verifyInclusion(seq, size, leaf, path, root); err != nil {
+		return Proof{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree gives a proof of seq %d in size %d that does not verify: %w", ErrCorrupt, seq, size, err))
+	}
 	return Proof{Index: seq, TreeSize: size, Leaf: leaf, Path: path}, nil
 }
 
+// trustedRootAt returns the root of the tree of size leaves, read from the
+// tree files and checked against the root of the indexed tree, which the
+// ledger holds in memory.
+func (l *Ledger) trustedRootAt(size uint64) (Hash, error) {
+	ib := l.lastIndexed.Load()
+	if size > ib.size {
+		return Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, ib.size)
+	}
+	if size == ib.size {
+		return ib.root, nil
+	}
+	root, err := l.tree.rootAt(size)
+	if err != nil {
+		return Hash{}, err
+	}
+	cons, err := l.tree.consistency(size, ib.size)
+	if err != nil {
+		return Hash{}, err
+	}
+	if err := verifyConsistency(size, ib.size, root, ib.root, cons); err != nil {
+		return Hash{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree's root at size %d is not consistent with the current root at size %d: %w", ErrCorrupt, size, ib.size, err))
+	}
+	return root, nil
+}
+
 // ProveConsistency returns the RFC 6962 consistency proof between two tree
-// sizes.
+// sizes, checked like Prove's.
 func (l *Ledger) ProveConsistency(ctx context.Context, size1, size2 uint64) ([]Hash, error) {
 	if err := l.waitIndexed(ctx); err != nil {
 		return nil, err
@@ -288,7 +327,22 @@ func (l *Ledger) ProveConsistency(ctx context.Context, size1, size2 uint64) ([]H
 	if n := l.indexed.Load(); size2 > n || size1 > size2 {
 		return nil, fmt.Errorf("%w: sizes %d..%d not within the ledger's %d", ErrNotFound, size1, size2, n)
 	}
-	return l.tree.consistency(size1, size2)
+	cons, err := l.tree.consistency(size1, size2)
+	if err != nil {
+		return nil, err
+	}
+	root1, err := l.trustedRootAt(size1)
+	if err != nil {
+		return nil, err
+	}
+	root2, err := l.trustedRootAt(size2)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyConsistency(size1, size2, root1, root2, cons); err != nil {
+		return nil, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree gives a consistency proof %d..%d that does not verify: %w", ErrCorrupt, size1, size2, err))
+	}
+	return cons, nil
 }
 
 // RootAt returns the tree root at a size the ledger has reached.
@@ -299,7 +353,7 @@ func (l *Ledger) RootAt(ctx context.Context, size uint64) (Hash, error) {
 	if n := l.indexed.Load(); size > n {
 		return Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
 	}
-	return l.tree.rootAt(size)
+	return l.trustedRootAt(size)
 }
 
 // Next returns the sequence number the next record will get: the number of
@@ -340,6 +394,9 @@ type Reader struct {
 	scratch []byte
 	// skipLeaf: see SkipLeafCheck.
 	skipLeaf bool
+	// checkSeq: the next line was found through the positions index, so
+	// its sequence number is checked before it is believed.
+	checkSeq bool
 }
 
 // NewReader returns a reader positioned at sequence number from. A cursor
@@ -362,6 +419,7 @@ func (l *Ledger) NewReader(from uint64) (*Reader, error) {
 	if err := r.open(p.seg, p.off); err != nil {
 		return nil, err
 	}
+	r.checkSeq = true
 	for r.next < from {
 		if _, err := r.NextLine(); err != nil {
 			return nil, err
@@ -415,6 +473,13 @@ func (r *Reader) NextLine() ([]byte, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if r.checkSeq {
+			r.checkSeq = false
+			if seq, ok := lineSeq(line); !ok || seq != r.next {
+				return nil, r.l.indexDamaged("index", &CorruptError{Segment: segmentName(r.seg), Offset: at, Seq: r.next,
+					Reason: "the positions index does not point at this record"})
+			}
 		}
 		r.next++
 		return line, nil

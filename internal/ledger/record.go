@@ -124,7 +124,8 @@ type encoder struct {
 
 // Offsets in a framed line, after the seq's d digits.
 const (
-	framePrefix = len(`{"seq":`)
+	frameStart  = `{"seq":`
+	framePrefix = len(frameStart)
 	frameTSAt   = framePrefix + len(`,"ts":"`)             // + d
 	frameLeafAt = frameTSAt + tsLen + len(`","leaf":"`)    // + d
 	frameCRCAt  = frameLeafAt + leafB64 + len(`","crc":"`) // + d
@@ -157,6 +158,23 @@ func (e *encoder) sealLine(line []byte) Hash {
 	leaf := e.leafOf(line)
 	fillLine(line, &leaf)
 	return leaf
+}
+
+// lineSeq reads the seq of a framed line without decoding the rest.
+func lineSeq(line []byte) (uint64, bool) {
+	if len(line) <= framePrefix || string(line[:framePrefix]) != frameStart {
+		return 0, false
+	}
+	var v uint64
+	d := 0
+	for ; framePrefix+d < len(line) && line[framePrefix+d] != ','; d++ {
+		c := line[framePrefix+d]
+		if c < '0' || c > '9' || d >= 20 || (d == 1 && line[framePrefix] == '0') {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, d > 0
 }
 
 // seqDigits returns the number of digits of a framed line's seq.

@@ -23,6 +23,61 @@ import (
 //     a checkpoint that does not match the tree, is corruption: acknowledged
 //     records are missing or changed.
 func (l *Ledger) recover() error {
+	var drop rebuildSet
+	for {
+		err := l.recoverOnce(drop)
+		var rb *rebuildNeeded
+		if !errors.As(err, &rb) {
+			if err == nil && !l.readOnly {
+				l.dropRebuildMark()
+			}
+			return err
+		}
+		if l.readOnly || drop&rb.what != 0 {
+			return rb.err
+		}
+		// The derived files, not the records, may be what is wrong:
+		// rebuild them from the segments and check again.
+		l.log.Warn("rebuilding from the segments: "+rb.what.String()+" damaged", "reason", rb.reason)
+		l.repaired(rb.what.String(), rb.reason)
+		l.closeFiles(false)
+		drop |= rb.what
+	}
+}
+
+// rebuildSet names derived structures to rebuild from the segments.
+type rebuildSet uint8
+
+const (
+	rebuildTree rebuildSet = 1 << iota
+	rebuildIndex
+)
+
+func (s rebuildSet) String() string {
+	switch s {
+	case rebuildTree:
+		return "tree"
+	case rebuildIndex:
+		return "index"
+	}
+	return "index and tree"
+}
+
+// rebuildNeeded is returned by recoverOnce when derived files disagree with
+// the records or the signed checkpoint, or fail their checksums: the
+// records may still be intact. err is what to report if the rebuilt files
+// disagree too.
+type rebuildNeeded struct {
+	what   rebuildSet
+	reason string
+	err    error
+}
+
+func (e *rebuildNeeded) Error() string { return e.err.Error() }
+
+// recoverOnce is one attempt at recovery; drop names the derived files to
+// start afresh, recomputed from every record.
+func (l *Ledger) recoverOnce(drop rebuildSet) error {
 	fs := l.fs
 	ro := l.readOnly
 	ledgerDir := fs.PathJoin(l.dir, "ledger")
@@ -53,11 +108,27 @@ func (l *Ledger) recover() error {
 		segs = []uint32{1}
 	}
 
-	// Indexes.
+	// A damage found while the ledger last ran asks for the derived files
+	// to be rebuilt.
 	idxDir := fs.PathJoin(ledgerDir, "index")
+	if !ro {
+		if why, ok := l.rebuildMark(); ok {
+			l.log.Warn("rebuilding the indexes and the tree from the segments: damage was found while the ledger ran", "reason", why)
+			l.repaired("index", why)
+			l.repaired("tree", why)
+			drop |= rebuildTree | rebuildIndex
+		}
+		if drop&rebuildIndex != 0 {
+			if err := dropIndexState(fs, idxDir); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Indexes.
 	l.hash = newKeyHasher(signer)
 	wm := indexState{at: pos{seg: 1}}
-	l.idx, err = openIndex(fs, idxDir, l.hash, l.opts.IndexMemTableBytes, ro, l.log)
+	l.idx, err = openIndex(fs, idxDir, l.hash, l.opts.IndexMemTableBytes, ro, l.log, l.repaired)
 	switch {
 	case err != nil && ro:
 		l.log.Warn("no readable index: lookups will find nothing", "dir", idxDir, "err", err)
@@ -72,7 +143,14 @@ func (l *Ledger) recover() error {
 	treeDir := fs.PathJoin(ledgerDir, "index", "tree")
 	l.state = stateFile{path: fs.PathJoin(treeDir, "state")}
 	ts, ok := l.state.read(fs)
-	if !ok {
+	switch {
+	case drop&rebuildTree != 0:
+		ts = treeState{at: pos{seg: 1}}
+	case !ok && fileExists(fs, l.state.path):
+		l.log.Warn("tree state unreadable; rebuilding the tree from the segments")
+		l.repaired("tree", "state file unreadable")
+		ts = treeState{at: pos{seg: 1}}
+	case !ok:
 		ts = treeState{at: pos{seg: 1}}
 	}
 	if ro && !fileExists(fs, treeDir) {
@@ -84,16 +162,45 @@ func (l *Ledger) recover() error {
 	rng, err := l.tree.loadRange(ts.size)
 	if err != nil {
 		l.log.Warn("tree files incomplete; rebuilding the tree from the segments", "err", err)
+		l.repaired("tree", "files incomplete")
 		ts = treeState{at: pos{seg: 1}}
 		l.tree.setSize(0)
 		rng = compactRange{}
 	}
+	// treeFresh: the tree is recomputed from the first record, so a
+	// mismatch with the checkpoint can only be the records'.
+	treeFresh := ts.size == 0
 
 	l.treeSaved = ts.size
 
 	ckpt, err := l.readCheckpoint()
 	if err != nil {
 		return err
+	}
+
+	// Beside a running writer, a read-only view ends at its signed
+	// checkpoint: what follows may be half written.
+	limit := ^uint64(0)
+	if l.live != nil {
+		limit = 0
+		if ckpt != nil {
+			limit = ckpt.Size
+		}
+		if ts.size > limit {
+			if r, err := l.tree.loadRange(limit); err == nil {
+				// Start at the view's end: the tree is known there.
+				at, ok := l.endOf(limit)
+				if ok {
+					ts, rng = treeState{size: limit, at: at}, r
+				}
+			}
+			if ts.size > limit {
+				ts, rng, treeFresh = treeState{at: pos{seg: 1}}, compactRange{}, true
+			}
+		}
+		if wm.next > limit {
+			wm = indexState{next: ts.size, at: ts.at}
+		}
 	}
 
 	// The journal is trusted as far as the checkpoint that wrote the tree
@@ -112,13 +219,13 @@ func (l *Ledger) recover() error {
 		start, startSeq = wm.at, wm.next
 	}
 	if len(segs) == 0 {
-		return l.finishRecovery(ckpt, rng, 0, time.Time{}, pos{seg: 1}, startSeq, wm.next, jNext)
+		return l.finishRecovery(ckpt, rng, treeFresh, 0, time.Time{}, pos{seg: 1}, startSeq, wm.next, jNext)
 	}
 	if start.seg < segs[0] || start.seg > segs[len(segs)-1] {
 		return &CorruptError{Segment: segmentName(start.seg), Offset: start.off, Seq: startSeq, Reason: "segment named by the index or tree state is missing"}
 	}
 
-	c := catchUp{l: l, rng: rng, treeFrom: ts.size, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start, batches: wm.batches}
+	c := catchUp{l: l, rng: rng, treeFrom: ts.size, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start, batches: wm.batches, limit: limit}
 	if !ro {
 		c.idx = l.idx
 	}
@@ -157,10 +264,13 @@ func (l *Ledger) recover() error {
 	if !ro {
 		l.dedup = newDedupFilter(l.opts.DedupFilterBytes)
 		if err := l.idx.fillFilter(l.dedup); err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				return &rebuildNeeded{what: rebuildIndex, reason: err.Error(), err: err}
+			}
 			return err
 		}
 	}
-	return l.finishRecovery(ckpt, c.rng, c.next, c.lastTS, end, startSeq, wm.next, jNext)
+	return l.finishRecovery(ckpt, c.rng, treeFresh, c.next, c.lastTS, end, startSeq, wm.next, jNext)
 }
 
 // errStopScan ends a read-only scan at the first unreadable record.
@@ -168,7 +278,7 @@ var errStopScan = errors.New("ledger: stop scan")
 
 // finishRecovery checks what was caught up against the checkpoint and sets
 // the ledger's running state.
-func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, next uint64, lastTS time.Time, end pos, startSeq, idxNext, jNext uint64) error {
+func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bool, next uint64, lastTS time.Time, end pos, startSeq, idxNext, jNext uint64) error {
 	missing := func(what string, n uint64) error {
 		return &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: next,
 			Reason: fmt.Sprintf("%s covers %d records but the segments hold %d: acknowledged records are missing", what, n, next)}
@@ -197,8 +307,12 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, next uint64,
 				root, err = l.tree.rootAt(ckpt.Size)
 			}
 			if err == nil && root != ckpt.Root {
-				return &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: ckpt.Size,
+				cerr := &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: ckpt.Size,
 					Reason: "the records do not match the signed checkpoint"}
+				if treeFresh || l.readOnly {
+					return cerr
+				}
+				return &rebuildNeeded{what: rebuildTree, reason: fmt.Sprintf("the stored tree's root at size %d differs from the signed checkpoint's", ckpt.Size), err: cerr}
 			}
 		}
 		l.lastCkpt.Store(ckpt)
@@ -244,6 +358,9 @@ type catchUp struct {
 	spans    []spanHashes
 	batches  uint64 // batch entries written
 
+	// limit ends the scan at that sequence number (a read-only view).
+	limit uint64
+
 	// The current commit (run of records with the same ts).
 	runTS     time.Time
 	runFirst  uint64
@@ -273,6 +390,9 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *Checkpoint,
 	sc := newLineScanner(f, from)
 	var lines int
 	for {
+		if c.next >= c.limit {
+			return sc.offset(), errStopScan
+		}
 		line, at, err := sc.next()
 		if errors.Is(err, io.EOF) {
 			if len(sc.partial()) == 0 {

@@ -169,6 +169,9 @@ func (s *lineScanner) next() ([]byte, int64, error) {
 // partial returns the bytes after the last newline once next returned EOF.
 func (s *lineScanner) partial() []byte { return s.buf[s.r:s.w] }
 
+// offset returns the file offset of the next line.
+func (s *lineScanner) offset() int64 { return s.off + int64(s.r) }
+
 // activeSegment is the segment being appended to.
 type activeSegment struct {
 	num  uint32

@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // The Merkle tree is the RFC 6962 tree whose leaves are the records' leaf
@@ -391,4 +392,22 @@ func (t *batchTree) appendPath(dst []Hash, i int) []Hash {
 		i >>= 1
 	}
 	return dst
+}
+
+// verifyInclusion checks an inclusion proof against a root (RFC 6962).
+func verifyInclusion(index, size uint64, leaf Hash, path []Hash, root Hash) error {
+	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf[:], hashBytes(path), root[:])
+}
+
+// verifyConsistency checks a consistency proof between two roots.
+func verifyConsistency(size1, size2 uint64, root1, root2 Hash, cons []Hash) error {
+	return proof.VerifyConsistency(rfc6962.DefaultHasher, size1, size2, hashBytes(cons), root1[:], root2[:])
+}
+
+func hashBytes(hs []Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		out[i] = hs[i][:]
+	}
+	return out
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/datadir"
 )
 
 // VerifyOptions configure Verify.
@@ -27,6 +29,15 @@ type VerifyOptions struct {
 	CheckBody func(kind string, body []byte) error
 	// Progress, if set, is called now and then with bytes done and total.
 	Progress func(done, total int64)
+	// Live says a writer holds the data directory: only what its latest
+	// signed checkpoint covers is checked. On the real file system Verify
+	// finds that out itself (package datadir).
+	Live bool
+	// MaxTornBytes is how far from the end of the last segment an
+	// unreadable record may start and still be a torn tail (an
+	// unacknowledged write cut short by a crash). Default: what a ledger
+	// with default Options can leave.
+	MaxTornBytes int64
 }
 
 // VerifyReport is what Verify found.
@@ -35,42 +46,100 @@ type VerifyReport struct {
 	Records    uint64
 	Bytes      int64
 	Commits    uint64
-	Root       Hash        // root of the tree of all records
+	Root       Hash        // root of the tree of the records checked
 	Checkpoint *Checkpoint // the latest signed checkpoint, if any
 	// Journal is the number of receipts journal lines checked.
 	Journal uint64
+	// Index counts the entries of the derived files checked against the
+	// records: "positions", "batches", "runs" (lookup entries), "tree"
+	// (stored nodes). IndexNote says why a part was not checked.
+	Index     map[string]uint64
+	IndexNote string
+	// Live names the writer that held the directory during the check; the
+	// check then ended at its signed checkpoint.
+	Live *datadir.Holder
+	// TornTail is a partial or unreadable record at the end of the last
+	// segment, after the signed checkpoint and within what a crash can
+	// leave unsynced: an unacknowledged write, which the next open moves
+	// aside. It is not counted as a problem.
+	TornTail *CorruptError
 	// Problem is the first problem found, nil when the ledger is intact.
 	Problem *CorruptError
 }
 
-// Verify reads every record of the ledger in dir (the data directory) and
-// checks, without writing anything: each record's framing, CRC and leaf
-// hash; sequence numbers without gaps; ts never decreasing; the signed
-// checkpoint's signature and that its root is the root of the records it
-// covers; and every line of the receipts journal against the commit it
-// describes (signature, batch root). It stops at the first problem, which it
-// reports with its segment, offset and sequence number. The error is for
-// failures to read at all.
+// Verify reads every byte of the ledger in dir (the data directory) that a
+// server trusts, without writing anything, and checks:
+//
+//   - each record's framing, CRC and leaf hash; sequence numbers without
+//     gaps; ts never decreasing;
+//   - the signed checkpoint's signature, and that its root is the root of
+//     the records it covers; that the signing key matches key.pub;
+//   - every line of the receipts journal against the commit it describes
+//     (signature, batch root);
+//   - the derived files under ledger/index as far as their state files say
+//     they are complete: every position and commit entry against the
+//     records, every stored Merkle tree node against the tree recomputed
+//     from the records, every lookup run's checksums, order and entries
+//     (counted and summed against the records' keys), and the state files'
+//     checksums. Damage there is reported like damage to the records; the
+//     report says it is repaired by a rebuild.
+//
+// It stops at the first problem, which it reports with its file, offset and
+// (for records) sequence number. A torn tail is reported in TornTail, not
+// as a problem. The error is for failures to read at all.
 func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 	fs := opts.FS
 	if fs == nil {
 		fs = vfs.Default
 	}
+	if opts.MaxTornBytes <= 0 {
+		var o Options
+		o.setDefaults()
+		opts.MaxTornBytes = o.maxTornBytes()
+	}
+	rep := &VerifyReport{Index: map[string]uint64{}}
+	if fs == vfs.Default {
+		h, err := datadir.Probe(dir)
+		if err != nil {
+			return nil, err
+		}
+		if h != nil {
+			rep.Live, opts.Live = h, true
+		}
+	}
 	ledgerDir := fs.PathJoin(dir, "ledger")
 	vkey := opts.VerifierKey
+	pub, err := readFile(fs, fs.PathJoin(ledgerDir, "key.pub"))
 	if vkey == "" {
-		b, err := readFile(fs, fs.PathJoin(ledgerDir, "key.pub"))
 		if err != nil {
 			return nil, fmt.Errorf("ledger: read verifier key: %w", err)
 		}
-		vkey = strings.TrimSpace(string(b))
+		vkey = strings.TrimSpace(string(pub))
 	}
 	v, err := NewVerifier(vkey)
 	if err != nil {
+		if opts.VerifierKey == "" {
+			rep.Problem = &CorruptError{File: "ledger/key.pub", Reason: err.Error()}
+			return rep, nil
+		}
 		return nil, err
 	}
+	// The signing key, when this copy has it, must be the one that key.pub
+	// names: it keys the index hashes and signs what comes next.
+	var hasher *keyHasher
+	if signer, err := loadOrCreateKey(fs, ledgerDir, "", nil, false); err == nil {
+		if signer.VerifierKey() != strings.TrimSpace(string(pub)) {
+			rep.Problem = &CorruptError{File: "ledger/key", Reason: "the signing key does not match ledger/key.pub"}
+			return rep, nil
+		}
+		h := newKeyHasher(signer)
+		hasher = &h
+	} else if !errors.Is(err, os.ErrNotExist) {
+		rep.Problem = &CorruptError{File: "ledger/key", Reason: err.Error()}
+		return rep, nil
+	}
+
 	segDir := fs.PathJoin(ledgerDir, "segments")
-	rep := &VerifyReport{}
 	segs, err := listSegments(fs, segDir)
 	if err != nil {
 		var ce *CorruptError
@@ -88,17 +157,33 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 	if b, err := readFile(fs, fs.PathJoin(ledgerDir, "checkpoint")); err == nil {
 		c, err := v.OpenCheckpoint(b)
 		if err != nil {
-			rep.Problem = &CorruptError{Segment: "checkpoint", Reason: err.Error()}
+			rep.Problem = &CorruptError{File: "ledger/checkpoint", Reason: err.Error()}
 			return rep, nil
 		}
 		rep.Checkpoint = c
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	limit := ^uint64(0)
+	if opts.Live {
+		limit = 0
+		if rep.Checkpoint != nil {
+			limit = rep.Checkpoint.Size
+		}
+	}
 
 	jr, err := newJournalReader(fs, fs.PathJoin(dir, "receipts"))
 	if err != nil {
 		return nil, err
+	}
+	ix, err := openIndexCheck(fs, ledgerDir, hasher, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer ix.close()
+	if ix.problem != nil {
+		rep.Problem = ix.problem
+		return rep, nil
 	}
 	var total int64
 	for _, n := range segs {
@@ -127,6 +212,11 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 			return
 		}
 		rep.Commits++
+		root := newBatchTree(runLeaves).root()
+		if p := ix.commit(runFirst, uint64(len(runLeaves)), runTS, root); p != nil {
+			problem = p
+			return
+		}
 		line, ok, err := jr.next()
 		switch {
 		case err != nil:
@@ -136,7 +226,6 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 		default:
 			rep.Journal++
 			var br BatchReceipt
-			root := newBatchTree(runLeaves).root()
 			switch {
 			case json.Unmarshal(line, &br) != nil:
 				fail("receipts", 0, runFirst, "journal line is not a batch receipt: %.80s", line)
@@ -159,6 +248,20 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 			fail(seg, off, c.Size, "the records do not match the signed checkpoint of size %d", c.Size)
 		}
 	}
+	// A bad record is a torn tail when it lies where a crash can leave an
+	// unsynced write: the last segment's last bytes, after the checkpoint.
+	bad := func(i int, name string, at, size int64, format string, args ...any) {
+		if problem != nil {
+			return
+		}
+		reason := fmt.Sprintf(format, args...)
+		torn := i == len(segs)-1 && size-at <= opts.MaxTornBytes && (rep.Checkpoint == nil || next >= rep.Checkpoint.Size)
+		if torn {
+			rep.TornTail = &CorruptError{Segment: name, Offset: at, Seq: next, Reason: reason + " (a torn tail: an unacknowledged write the next open moves aside)"}
+			return
+		}
+		fail(name, at, next, "%s", reason)
+	}
 	var done int64
 	checkCkpt(segmentName(1), 0)
 	for i, n := range segs {
@@ -167,17 +270,19 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ledger: open %s: %w", name, err)
 		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		size := st.Size()
 		sc := newLineScanner(f, 0)
 		var lines int
-		for problem == nil {
+		for problem == nil && rep.TornTail == nil && next < limit {
 			line, at, err := sc.next()
 			if errors.Is(err, io.EOF) {
 				if p := sc.partial(); len(p) > 0 {
-					why := "partial record"
-					if i == len(segs)-1 {
-						why += " (a torn tail: opening the ledger moves it aside)"
-					}
-					fail(name, at, next, "%s of %d bytes", why, len(p))
+					bad(i, name, at, size, "partial record of %d bytes", len(p))
 				}
 				done += at
 				break
@@ -189,13 +294,13 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 			r, err := decodeRecord(line, &scratch)
 			switch {
 			case err != nil:
-				fail(name, at, next, "%v", err)
+				bad(i, name, at, size, "%v", err)
 			case r.Seq != next:
-				fail(name, at, next, "sequence %d where %d was expected", r.Seq, next)
+				bad(i, name, at, size, "sequence %d where %d was expected", r.Seq, next)
 			case r.TS.Before(lastTS):
-				fail(name, at, next, "ts %s before the previous record's", r.TS.Format(tsLayout))
+				bad(i, name, at, size, "ts %s before the previous record's", r.TS.Format(tsLayout))
 			}
-			if problem != nil {
+			if problem != nil || rep.TornTail != nil {
 				break
 			}
 			if opts.CheckBody != nil {
@@ -208,8 +313,19 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 				endRun(name, at)
 				runTS, runFirst = r.TS, r.Seq
 			}
+			if problem != nil {
+				break
+			}
+			if p := ix.record(&r, pos{seg: n, off: at, n: uint32(len(line))}); p != nil {
+				problem = p
+				break
+			}
 			runLeaves = append(runLeaves, r.Leaf)
-			rng.append(r.Leaf, nil)
+			rng.append(r.Leaf, ix.node)
+			if p := ix.treeProblem(); p != nil {
+				problem = p
+				break
+			}
 			checkCkpt(name, at)
 			next++
 			lastTS = r.TS
@@ -219,7 +335,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 			}
 		}
 		f.Close()
-		if problem != nil {
+		if problem != nil || rep.TornTail != nil || next >= limit {
 			break
 		}
 	}
@@ -229,10 +345,13 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 			fail(segmentName(uint32(len(segs))), 0, next, "the signed checkpoint covers %d records but the segments hold %d", c.Size, next)
 		}
 	}
-	if problem == nil {
+	if problem == nil && !opts.Live {
 		if line, ok, err := jr.next(); err != nil || ok {
 			fail("receipts", 0, next, "the receipts journal lists commits past the last record: %.80s", line)
 		}
+	}
+	if problem == nil {
+		problem = ix.finish(next, rep)
 	}
 	if opts.Progress != nil {
 		opts.Progress(total, total)

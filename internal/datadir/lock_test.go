@@ -1,0 +1,66 @@
+//go:build unix
+
+package datadir
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSecondWriterIsRefusedAndNamesTheHolder(t *testing.T) {
+	dir := t.TempDir()
+	if h, err := Probe(dir); err != nil || h != nil {
+		t.Fatalf("Probe of a fresh directory = %v, %v; want nil, nil", h, err)
+	}
+	first, err := Acquire(dir, "logline serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Acquire(dir, "logline ledger reindex")
+	var le *LockedError
+	if !errors.As(err, &le) || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Acquire: err = %v, want a *LockedError", err)
+	}
+	if le.Holder.PID != os.Getpid() || le.Holder.Command != "logline serve" || time.Since(le.Holder.Started) > time.Minute {
+		t.Errorf("holder = %+v, want this process's pid, its command and a recent start", le.Holder)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "in use by logline serve (pid ") || !strings.Contains(msg, dir) {
+		t.Errorf("message %q does not name the directory and the holder", msg)
+	}
+	h, err := Probe(dir)
+	if err != nil || h == nil || h.Command != "logline serve" {
+		t.Fatalf("Probe while held = %+v, %v; want the holder", h, err)
+	}
+	if err := first.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := Probe(dir); err != nil || h != nil {
+		t.Fatalf("Probe after Release = %+v, %v; want free", h, err)
+	}
+	second, err := Acquire(dir, "logline ledger reindex")
+	if err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
+	}
+	second.Release()
+}
+
+func TestProbeDoesNotTakeTheLock(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Acquire(dir, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	// A probe of a free directory must leave it free for a writer.
+	if _, err := Probe(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err = Acquire(dir, "b")
+	if err != nil {
+		t.Fatalf("Acquire after Probe: %v", err)
+	}
+	l.Release()
+}
