@@ -325,6 +325,36 @@ func TestIngestResults(t *testing.T) {
 	}
 }
 
+// The same id with other content is a 409 id-conflict naming the stored
+// record, never a silent "duplicate"; the same content stays a duplicate.
+func TestIdempotencyConflict(t *testing.T) {
+	g, _ := newTestGateway(t, nil)
+	if w := (reqCase{contentType: ndjson, body: goodSpan("s_1") + "\n"}).do(t, g); w.Code != 200 {
+		t.Fatalf("first: %d %s", w.Code, w.Body)
+	}
+	other := spanWith("s_1", "data", `{"gross":29.9}`)
+	w := reqCase{contentType: "application/json", body: other}.do(t, g)
+	var p Problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != 409 || p.Type != "/problems/id-conflict" || !strings.Contains(p.Detail, "stored at seq 0 (leaf ") {
+		t.Fatalf("conflict alone: %d %s", w.Code, w.Body)
+	}
+	w = reqCase{contentType: ndjson, body: goodSpan("s_1") + "\n" + other + "\n" + goodSpan("s_2") + "\n"}.do(t, g)
+	var resp ingestResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil || w.Code != 200 {
+		t.Fatalf("mixed: %d %s", w.Code, w.Body)
+	}
+	if resp.Accepted != 1 || resp.Duplicates != 1 || resp.Rejected != 1 {
+		t.Fatalf("counts %+v", resp)
+	}
+	c := resp.Results[1]
+	if c.Status != "rejected" || c.Problem == nil || c.Problem.Status != 409 || c.Problem.Type != "/problems/id-conflict" || c.Seq == nil || *c.Seq != 0 || c.Receipt != nil {
+		t.Fatalf("conflicting line: %+v %+v", c, c.Problem)
+	}
+}
+
 func TestOverload(t *testing.T) {
 	g, _ := newTestGateway(t, func(c *Config) { c.Overload = Overload{MaxRequests: 1, MaxBytes: 1 << 20, RetryAfter: 2 * time.Second} })
 	// Hold one request in flight, then send another.

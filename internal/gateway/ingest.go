@@ -23,8 +23,11 @@ import (
 // checked against the contract, the clock skew and the caller's tenant, and
 // then all the good ones are appended to the ledger in one call. The answer
 // lists every line in request order, accepted (with its receipt), duplicate
-// (with the original receipt) or rejected (with a problem naming the field
-// and the rule), and is written only once every accepted span is durable.
+// (the same content under an id already stored: the original receipt) or
+// rejected (with a problem naming the field and the rule; a span whose id
+// is stored with other content is rejected with 409 id-conflict naming the
+// stored record's seq and leaf), and is written only once every accepted
+// span is durable.
 //
 // HTTP 200 when at least one line was accepted or was a duplicate; otherwise
 // a 4xx problem+json whose results member carries the same list.
@@ -152,7 +155,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	}
 	g.metrics.IngestSpans.WithLabelValues("rejected").Add(float64(rejected))
 
-	var accepted, dups int
+	var accepted, dups, conflicts int
 	if len(entries) > 0 {
 		if g.cfg.Backpressure != nil {
 			if err := g.cfg.Backpressure.Admit(r.Context(), entries[0].Tenant); err != nil {
@@ -174,9 +177,19 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 			rc := o.Receipt
 			seq := rc.Seq
 			res.Seq, res.Receipt = &seq, &rc
-			if o.Status == ledger.Duplicate {
+			switch o.Status {
+			case ledger.Duplicate:
 				res.Status = "duplicate"
 				dups++
+				continue
+			case ledger.Conflict:
+				// The id is taken by other content: say so, never drop
+				// the new data silently.
+				res.Status, res.Receipt = "rejected", nil
+				res.Problem = newProblem("id-conflict", "span %q of tenant %q is stored at seq %d (leaf %s) with other content; nothing was appended: send new content under a new id",
+					entries[k].ID, entries[k].Tenant, rc.Seq, rc.Leaf)
+				rejected++
+				conflicts++
 				continue
 			}
 			res.Status = "accepted"
@@ -185,6 +198,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 		}
 		g.metrics.IngestSpans.WithLabelValues("accepted").Add(float64(accepted))
 		g.metrics.IngestSpans.WithLabelValues("duplicate").Add(float64(dups))
+		g.metrics.IngestSpans.WithLabelValues("conflict").Add(float64(conflicts))
 		g.metrics.Receipts.Add(float64(accepted))
 	}
 	resp := ingestResponse{Accepted: accepted, Duplicates: dups, Rejected: rejected, Results: results}

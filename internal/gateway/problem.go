@@ -65,6 +65,7 @@ var problemTypes = []problemType{
 	{"body-too-large", 413, "request body too large", "The body exceeds limits.body_bytes. Split it into several requests."},
 	{"too-many-lines", 413, "too many lines", "The request holds more spans than limits.lines_per_request. Split it into several requests."},
 	{"line-too-large", 413, "line too large", "One line (one span) exceeds limits.line_bytes. That line was not stored; the others were handled on their own."},
+	{"id-conflict", 409, "id already stored with other content", "A span with this id is already stored for the tenant, with other content. Nothing was appended; seq and the detail name the stored record and its leaf hash. The id is the span's idempotency key: resending the same content is answered duplicate, new content needs a new id."},
 	{"invalid-span", 422, "span rejected by contract", "The span breaks a rule of the span contract: a required field is missing, a value has the wrong type or format. field, rule and at say which rule, written where."},
 	{"limit-exceeded", 422, "span exceeds a limit", "The span is nested too deeply or has too many members (limits.json_depth, limits.members)."},
 	{"future-when", 422, "when is in the future", "The span's when is further ahead of the server's clock than limits.future_skew allows, so it could close other trajectories early. Check the client's clock."},

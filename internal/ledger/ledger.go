@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -154,7 +155,8 @@ type Status uint8
 // Entry outcomes.
 const (
 	Accepted  Status = iota + 1 // appended now
-	Duplicate                   // (tenant, id) was already stored; nothing appended
+	Duplicate                   // (tenant, id) was already stored with the same body; nothing appended
+	Conflict                    // (tenant, id) is stored with another body; nothing appended
 )
 
 func (s Status) String() string {
@@ -163,12 +165,15 @@ func (s Status) String() string {
 		return "accepted"
 	case Duplicate:
 		return "duplicate"
+	case Conflict:
+		return "conflict"
 	}
 	return "unknown"
 }
 
-// Result is the outcome of one entry: its receipt, or for a duplicate the
-// receipt of the record stored first.
+// Result is the outcome of one entry: its receipt, or for a duplicate or a
+// conflict the receipt of the record stored first (its Seq and Leaf name
+// the stored record).
 type Result struct {
 	Status  Status
 	Receipt Receipt
@@ -575,14 +580,18 @@ func (l *Ledger) Append(ctx context.Context, entries []Entry) ([]Result, error) 
 	if req.err != nil {
 		return nil, req.err
 	}
-	l.buildResults(req)
+	if err := l.buildResults(req); err != nil {
+		return nil, err
+	}
 	return req.results, nil
 }
 
 // buildResults assembles the receipts of a completed request, in the
 // appender's goroutine: the batches it refers to are durable and sealed.
 // The receipts share one allocation for their paths and one for their ids.
-func (l *Ledger) buildResults(req *appendReq) {
+// A copy of a span placed by another request (or earlier in this one) is
+// compared with the original as stored.
+func (l *Ledger) buildResults(req *appendReq) error {
 	var n, npath int
 	for _, r := range req.refs {
 		if r.b != nil {
@@ -591,7 +600,7 @@ func (l *Ledger) buildResults(req *appendReq) {
 		}
 	}
 	if n == 0 {
-		return
+		return nil
 	}
 	paths := make([]Hash, 0, npath)
 	ids := make([]byte, 0, n*receiptIDLen)
@@ -632,12 +641,29 @@ func (l *Ledger) buildResults(req *appendReq) {
 		if r.dup {
 			status = Duplicate
 			dups++
+			if same, err := l.sameBody(b, r.i, req.entries[i].Body); err != nil {
+				return err
+			} else if !same {
+				status = Conflict
+			}
 		}
 		req.results[i] = Result{Status: status, Receipt: rc}
 	}
 	if dups > 0 {
 		l.stats.duplicates.Add(dups)
 	}
+	return nil
+}
+
+// sameBody reports whether record i of the durable batch b has body body.
+func (l *Ledger) sameBody(b *commitBatch, i int32, body []byte) (bool, error) {
+	rec := &b.recs[i]
+	p := pos{seg: b.seg, off: b.segOff + int64(rec.off), n: uint32(rec.n)}
+	r, err := l.readRecord(p, b.first+uint64(i))
+	if err != nil {
+		return false, fmt.Errorf("ledger: read the original of a duplicate: %w", err)
+	}
+	return bytes.Equal(r.Body, body), nil
 }
 
 func (l *Ledger) checkEntry(e *Entry) error {
@@ -701,13 +727,14 @@ func (l *Ledger) committer() {
 	}()
 	const chunk = 16
 	type placement struct {
-		h       uint64 // id hash, for spans
-		dupSeq  uint64 // duplicate of a stored record (when stored)
-		span    bool
-		maybe   bool // the dedup filter knows h
-		stored  bool
-		pending bool
-		p       pendingRec
+		h        uint64 // id hash, for spans
+		dupSeq   uint64 // duplicate of a stored record (when stored)
+		span     bool
+		maybe    bool // the dedup filter knows h
+		stored   bool
+		conflict bool // stored with another body
+		pending  bool
+		p        pendingRec
 	}
 	var places [chunk]placement
 	for req := range l.reqs {
@@ -745,13 +772,13 @@ func (l *Ledger) committer() {
 					pl.pending, pl.p = true, p
 					continue
 				}
-				seq, _, ok, err := l.lookupID(pl.h, e.Tenant, e.ID)
+				seq, rec, ok, err := l.lookupID(pl.h, e.Tenant, e.ID)
 				if err != nil {
 					req.err = l.lookupFailed(fmt.Errorf("ledger: index lookup: %w", err))
 					break
 				}
 				if ok {
-					pl.stored, pl.dupSeq = true, seq
+					pl.stored, pl.dupSeq, pl.conflict = true, seq, !bytes.Equal(rec.Body, e.Body)
 				}
 			}
 			if req.err != nil {
@@ -764,7 +791,11 @@ func (l *Ledger) committer() {
 						req.err = l.lookupFailed(fmt.Errorf("ledger: receipt of seq %d: %w", pl.dupSeq, err))
 						break
 					}
-					req.results[i] = Result{Status: Duplicate, Receipt: r}
+					st := Duplicate
+					if pl.conflict {
+						st = Conflict
+					}
+					req.results[i] = Result{Status: st, Receipt: r}
 					l.stats.duplicates.Add(1)
 				}
 			}

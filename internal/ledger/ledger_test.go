@@ -215,6 +215,47 @@ func TestIdempotency(t *testing.T) {
 	}
 }
 
+// The same id with other content is a conflict, answered with the stored
+// record's receipt, whether the original is stored, pending in the same
+// request, or found after a reopen; nothing is appended.
+func TestIdempotencyConflict(t *testing.T) {
+	fs := vfs.NewMem()
+	l := mustOpen(t, fs, testOptions(fs))
+	a := spanEntry("t_a", "s_1", "x")
+	a2 := spanEntry("t_a", "s_1", "y") // same id, other content
+	b, b2 := spanEntry("t_a", "s_2", "x"), spanEntry("t_a", "s_2", "z")
+	first := mustAppend(t, l, a, b, b2, b) // b2 conflicts with b, pending in this request
+	want := []Status{Accepted, Accepted, Conflict, Duplicate}
+	for i, r := range first {
+		if r.Status != want[i] {
+			t.Fatalf("line %d: %v, want %v", i, r.Status, want[i])
+		}
+	}
+	if diff := cmp.Diff(first[1].Receipt, first[2].Receipt); diff != "" {
+		t.Fatalf("in-request conflict names another record:\n%s", diff)
+	}
+	check := func(l *Ledger) {
+		t.Helper()
+		res := mustAppend(t, l, a2, a, b2)
+		if res[0].Status != Conflict || res[1].Status != Duplicate || res[2].Status != Conflict {
+			t.Fatalf("statuses %v %v %v, want conflict duplicate conflict", res[0].Status, res[1].Status, res[2].Status)
+		}
+		if res[0].Receipt.Seq != 0 || res[0].Receipt.Leaf != first[0].Receipt.Leaf {
+			t.Fatalf("conflict names seq %d leaf %s, want the stored record's (0, %s)", res[0].Receipt.Seq, res[0].Receipt.Leaf, first[0].Receipt.Leaf)
+		}
+		if n := l.Next(); n != 2 {
+			t.Fatalf("next seq %d, want 2: a conflict appended something", n)
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, fs, testOptions(fs))
+	defer l.Close()
+	check(l)
+}
+
 func TestConcurrentDuplicates(t *testing.T) {
 	fs := vfs.NewMem()
 	l := mustOpen(t, fs, testOptions(fs))

@@ -26,6 +26,7 @@ func problemExamples(invalid obj, results arr) (obj, error) {
 		"body-too-large":         {"/ingest", "body exceeds 16 MiB (limits.body_bytes)", nil},
 		"too-many-lines":         {"/ingest", "more than 100000 spans in one request (limits.lines_per_request)", nil},
 		"line-too-large":         {"/ingest", "line of 70000 bytes exceeds 65536 (limits.line_bytes)", nil},
+		"id-conflict":            {"/ingest", `span "s_1" of tenant "t_bakery" is stored at seq 12 (leaf 3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=) with other content; nothing was appended: send new content under a new id`, nil},
 		"limit-exceeded":         {"/ingest", "span: nesting depth 17 exceeds 16", obj{"rule": "limits.json_depth"}},
 		"future-when":            {"/ingest", "when 2025-10-06T09:00:00Z is 10h40m30s ahead of the server's clock; at most 5m0s is allowed", obj{"field": "when", "rule": "limits.future_skew"}},
 		"quota-exceeded":         {"/ingest", "identity: quota: over 2000 spans/s for tenant t_bakery", nil},

@@ -45,8 +45,8 @@ func apiSchemas() map[string]any {
 			"properties": obj{
 				"line":    obj{"type": "integer", "minimum": 1, "description": "The line number in the body (NDJSON, blank lines counted) or the element number (array), from 1."},
 				"id":      str("The span's id, when the line could be read."),
-				"status":  obj{"type": "string", "enum": arr{"accepted", "duplicate", "rejected"}, "description": "accepted: stored now; duplicate: a span with this id was stored before, nothing was appended; rejected: not stored, see problem."},
-				"seq":     seq("The record's sequence number (for a duplicate, the original's)."),
+				"status":  obj{"type": "string", "enum": arr{"accepted", "duplicate", "rejected"}, "description": "accepted: stored now; duplicate: a span with this id and the same content was stored before, nothing was appended; rejected: not stored, see problem (id-conflict, 409: the id is stored with other content, seq names the stored record)."},
+				"seq":     seq("The record's sequence number (for a duplicate or an id conflict, the stored record's)."),
 				"receipt": obj{"$ref": "#/components/schemas/Receipt", "description": "The signed receipt (for a duplicate, the original one)."},
 				"problem": obj{"$ref": "#/components/schemas/Problem", "description": "Why the line was rejected."},
 			},
