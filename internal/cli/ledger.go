@@ -83,24 +83,41 @@ func readKey(arg, dir string) (string, error) {
 
 func newLedgerVerifyCmd(stdio Stdio, data *string) *cobra.Command {
 	var key string
-	var asJSON bool
+	var asJSON, strict bool
 	cmd := &cobra.Command{
 		Use:   "verify",
-		Short: "Check every record, the Merkle tree, the signed checkpoint and the receipts journal",
+		Short: "Check every byte the server trusts: records, Merkle tree, checkpoint, receipts journal and indexes",
 		Long: `verify reads every record of the ledger and checks its framing, CRC and leaf
 hash, that sequence numbers have no gaps and times never go backwards, that
 each span is in canonical form, that the signed checkpoint verifies and
-matches the records, and that every receipts journal line matches its commit.
-It exits 0 when the ledger is intact and 1 naming the first bad segment,
-offset and sequence number otherwise.`,
+matches the records, that the signing key matches key.pub, and that every
+receipts journal line matches its commit. It then checks the files derived
+from the records as far as the server trusts them: every position and commit
+entry of the indexes, every stored node of the Merkle tree (recomputed from
+the records), every lookup run (checksums, order, and entries against the
+records' keys), and the index and tree state files.
+
+It exits 0 when everything is intact, and 1 naming the first bad file,
+offset (and, in a segment, sequence number) and what was expected otherwise.
+A torn tail (a partial record at the end of the last segment, after the
+signed checkpoint: a write a crash cut short, never acknowledged) is
+reported but is not damage: the next open moves it aside. --strict makes it
+exit 1 too. Damage to the derived files says so; the next start (or
+'logline ledger reindex') rebuilds them from the segments.
+
+It only reads, and works beside a running server: it then checks what the
+server's latest signed checkpoint covers, and says so.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			vkey, err := readKey(key, *data)
-			if err != nil {
-				return err
+			vkey := ""
+			if key != "" {
+				var err error
+				if vkey, err = readKey(key, *data); err != nil {
+					return err
+				}
 			}
 			p := newProgress(stdio.Err)
 			start := time.Now()
@@ -117,39 +134,82 @@ offset and sequence number otherwise.`,
 			if err != nil {
 				return err
 			}
+			bad := rep.Problem != nil || (strict && rep.TornTail != nil)
 			if asJSON {
-				out := map[string]any{"ok": rep.Problem == nil, "records": rep.Records, "segments": rep.Segments,
-					"commits": rep.Commits, "bytes": rep.Bytes, "root": rep.Root, "journal_lines": rep.Journal}
-				if rep.Checkpoint != nil {
-					out["checkpoint_size"] = rep.Checkpoint.Size
-				}
-				if pr := rep.Problem; pr != nil {
-					out["problem"] = map[string]any{"segment": pr.Segment, "offset": pr.Offset, "seq": pr.Seq, "reason": pr.Reason}
-				}
-				enc := json.NewEncoder(stdio.Out)
-				enc.SetIndent("", "  ")
-				enc.Encode(out)
+				writeVerifyJSON(stdio.Out, rep)
+			} else {
+				writeVerifyText(stdio.Out, rep, time.Since(start))
 			}
-			if pr := rep.Problem; pr != nil {
-				if !asJSON {
-					fmt.Fprintf(stdio.Out, "corrupt: segment %s offset %d seq %d: %s\n", pr.Segment, pr.Offset, pr.Seq, pr.Reason)
-				}
+			if bad {
 				return silentExit(ExitBad)
-			}
-			if !asJSON {
-				ck := "no checkpoint yet"
-				if rep.Checkpoint != nil {
-					ck = fmt.Sprintf("signed checkpoint of size %d verified", rep.Checkpoint.Size)
-				}
-				fmt.Fprintf(stdio.Out, "ok: %d records in %d segments (%s), %d commits, root %s; %s; %d receipts journal lines checked (%s)\n",
-					rep.Records, rep.Segments, byteSize(rep.Bytes), rep.Commits, rep.Root, ck, rep.Journal, time.Since(start).Round(time.Millisecond))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "verifier key (name+hash+key) or a file holding it; default the ledger's key.pub")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on a torn tail too")
 	return cmd
+}
+
+func corruptJSON(c *ledger.CorruptError) map[string]any {
+	m := map[string]any{"offset": c.Offset, "reason": c.Reason, "where": c.Where()}
+	if c.File != "" {
+		m["file"] = c.File
+	} else {
+		m["segment"], m["seq"] = c.Segment, c.Seq
+	}
+	return m
+}
+
+func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport) {
+	out := map[string]any{"ok": rep.Problem == nil, "records": rep.Records, "segments": rep.Segments,
+		"commits": rep.Commits, "bytes": rep.Bytes, "root": rep.Root, "journal_lines": rep.Journal, "index": rep.Index}
+	if rep.IndexNote != "" {
+		out["index_note"] = rep.IndexNote
+	}
+	if rep.Checkpoint != nil {
+		out["checkpoint_size"] = rep.Checkpoint.Size
+	}
+	if h := rep.Live; h != nil {
+		out["live"] = map[string]any{"pid": h.PID, "command": h.Command, "started": h.Started}
+	}
+	if rep.TornTail != nil {
+		out["torn_tail"] = corruptJSON(rep.TornTail)
+	}
+	if rep.Problem != nil {
+		out["problem"] = corruptJSON(rep.Problem)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(out)
+}
+
+func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, took time.Duration) {
+	if h := rep.Live; h != nil {
+		size := uint64(0)
+		if rep.Checkpoint != nil {
+			size = rep.Checkpoint.Size
+		}
+		fmt.Fprintf(w, "note: %s holds the data directory; checked what its signed checkpoint of size %d covers\n", h, size)
+	}
+	if t := rep.TornTail; t != nil {
+		fmt.Fprintf(w, "torn tail: %s: %s\n", t.Where(), t.Reason)
+	}
+	if pr := rep.Problem; pr != nil {
+		fmt.Fprintf(w, "corrupt: %s: %s\n", pr.Where(), pr.Reason)
+		return
+	}
+	ck := "no checkpoint yet"
+	if rep.Checkpoint != nil {
+		ck = fmt.Sprintf("signed checkpoint of size %d verified", rep.Checkpoint.Size)
+	}
+	fmt.Fprintf(w, "ok: %d records in %d segments (%s), %d commits, root %s; %s; %d receipts journal lines checked; index: %d positions, %d commit entries, %d lookup entries, %d tree nodes checked (%s)\n",
+		rep.Records, rep.Segments, byteSize(rep.Bytes), rep.Commits, rep.Root, ck, rep.Journal,
+		rep.Index["positions"], rep.Index["batches"], rep.Index["runs"], rep.Index["tree"], took.Round(time.Millisecond))
+	if rep.IndexNote != "" {
+		fmt.Fprintf(w, "note: %s\n", rep.IndexNote)
+	}
 }
 
 func newLedgerTailCmd(stdio Stdio, data *string) *cobra.Command {

@@ -25,6 +25,8 @@ import (
 //
 //	waitserver ADDRFILE            wait until the server that writes ADDRFILE is ready; set $URL
 //	http METHOD PATH [@FILE [TYPE]] send a request to $URL; body to stdout, "HTTP <status>" to stderr
+//	flipbyte FILE OFFSET            flip the bits of one byte of FILE (OFFSET < 0 counts from the end)
+//	replace FILE OLD NEW            replace the first OLD in FILE by NEW, in place
 //	waitfor PATH REGEXP            GET $URL/PATH until the body matches (10 s at most)
 //	wsread PATH N [@FILE]          open a WebSocket at $URL/PATH, then POST FILE to /ingest
 //	                               (NDJSON) if given, and print the next N messages
@@ -51,6 +53,8 @@ func TestScript(t *testing.T) {
 			"http":       cmdHTTP,
 			"waitfor":    cmdWaitFor,
 			"wsread":     cmdWSRead,
+			"flipbyte":   cmdFlipByte,
+			"replace":    cmdReplace,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("LOGLINE_LEDGER_CHECKPOINT_INTERVAL", "100ms")
@@ -165,4 +169,36 @@ func cmdWSRead(ts *testscript.TestScript, neg bool, args []string) {
 		fmt.Fprintf(ts.Stdout(), "%s\n", msg)
 	}
 	c.Close(websocket.StatusNormalClosure, "")
+}
+
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	name := ts.MkAbs(args[0])
+	off, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	b, err := os.ReadFile(name)
+	ts.Check(err)
+	if off < 0 {
+		off += int64(len(b))
+	}
+	if off < 0 || off >= int64(len(b)) {
+		ts.Fatalf("offset %s outside %s (%d bytes)", args[1], args[0], len(b))
+	}
+	b[off] ^= 0xff
+	ts.Check(os.WriteFile(name, b, 0o644))
+}
+
+func cmdReplace(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: replace FILE OLD NEW")
+	}
+	name := ts.MkAbs(args[0])
+	b, err := os.ReadFile(name)
+	ts.Check(err)
+	if !bytes.Contains(b, []byte(args[1])) {
+		ts.Fatalf("%s does not contain %q", args[0], args[1])
+	}
+	ts.Check(os.WriteFile(name, bytes.Replace(b, []byte(args[1]), []byte(args[2]), 1), 0o644))
 }

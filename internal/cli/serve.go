@@ -26,7 +26,7 @@ func newServeCmd(stdio Stdio) *cobra.Command {
 	var (
 		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr string
 		trust                                                                      []string
-		dev                                                                        bool
+		dev, readOnly                                                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -41,6 +41,9 @@ LOGLINE_CONFIG), then environment variables named after the YAML keys
 
 --dev runs without login: every request acts as an administrator of the
 tenant it names. It is for a laptop, never for production.
+
+One server at a time uses a data directory: a second one (or a command that
+changes the directory, like ledger reindex) exits 1 naming the holder.
 
 SIGTERM or SIGINT stops it gracefully: it stops accepting, drains requests in
 flight, ends streams, and writes a final signed checkpoint.`,
@@ -71,6 +74,7 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			set("log-level", func() { cfg.Log.Level = logLevel })
 			set("bundle", func() { cfg.Bundle.Path = bundlePath })
 			set("trust", func() { cfg.Bundle.Trust = trust })
+			set("read-only", func() { cfg.Ledger.ReadOnly = readOnly })
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
@@ -95,6 +99,7 @@ flight, ends streams, and writes a final signed checkpoint.`,
 	f.StringVar(&bundlePath, "bundle", "", "run this signed .lllb bundle instead of the standard one")
 	f.StringSliceVar(&trust, "trust", nil, "public key file trusted to sign --bundle (repeatable)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address")
+	f.BoolVar(&readOnly, "read-only", false, "open the ledger read-only (salvage after damage): reads serve what is readable, ingest answers 503")
 	return cmd
 }
 

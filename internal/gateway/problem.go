@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/ledger"
 )
 
 // Problem is an RFC 9457 problem detail. Type is a relative URI under
@@ -74,6 +76,7 @@ var problemTypes = []problemType{
 	{"derivation-behind", 429, "derivation is behind", "Derivation is more records behind the ledger than derive.max_backlog and the tenant's derived_events_perf.on_overload is reject_429 or slow_ingest. Nothing was stored; retry after the number of seconds in Retry-After."},
 	{"overloaded", 503, "server overloaded", "The server has too many requests or bytes in flight. Retry after the number of seconds in Retry-After."},
 	{"unavailable", 503, "service unavailable", "The server is starting, shutting down, or its ledger turned read-only after a storage error; nothing was stored."},
+	{"index-damaged", 503, "index damaged", "The ledger's index or Merkle tree files are damaged, so this lookup, proof or duplicate check cannot be answered truthfully; the records themselves are intact. Nothing was stored. The server rebuilds those files from the records at its next start: operators, restart it (see the runbook)."},
 	{"internal", 500, "internal error", "Something failed inside the server. Nothing half-done was stored; quote the request_id when reporting it."},
 }
 
@@ -143,6 +146,9 @@ func asProblem(err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
+	}
+	if errors.Is(err, ledger.ErrIndexDamaged) {
+		return newProblem("index-damaged", "the ledger's index files are damaged (the records are not); the server rebuilds them from the records at its next start")
 	}
 	return newProblem("internal", "")
 }

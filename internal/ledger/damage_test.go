@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
@@ -372,18 +373,141 @@ func TestTreeMismatchIsRebuiltNotRefused(t *testing.T) {
 	slices.Sort(names)
 	top := names[len(names)-2] // the last Lnn before "state"
 	flipFile(t, fs, "data/ledger/index/tree/"+top, 0)
+	base := fs.CrashClone(vfs.CrashCloneCfg{})
 	var repairs []string
 	opts.OnRepair = func(what, reason string) { repairs = append(repairs, what) }
+	opts.CheckAtOpen = -1 // a large ledger: the tree is loaded, not recomputed
 	l := mustOpen(t, fs, opts)
-	defer l.Close()
+	l.Close()
 	if !slices.Contains(repairs, "tree") {
 		t.Errorf("repairs = %v, want the tree rebuilt", repairs)
 	}
-	rep, err := Verify("data", VerifyOptions{FS: fs})
+	// A small ledger recomputes its tree at every open.
+	opts.CheckAtOpen = 0
+	l = mustOpen(t, base, opts)
+	l.Close()
+	for _, fs := range []vfs.FS{fs, base} {
+		rep, err := Verify("data", VerifyOptions{FS: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Problem != nil {
+			t.Fatalf("after the rebuild, Verify: %v", rep.Problem)
+		}
+	}
+}
+
+// flipRecordByte flips a byte inside the body of a record in the middle of
+// the first (sealed) segment and returns the segment's name.
+func flipRecordByte(t *testing.T, fs vfs.FS) string {
+	t.Helper()
+	seg := "data/ledger/segments/000001.ndjson"
+	b := readAll(t, fs, seg)
+	mid := len(b) / 2
+	for b[mid] != '"' { // inside a record, away from its framing
+		mid++
+	}
+	flipFile(t, fs, seg, int64(mid-3))
+	return seg
+}
+
+// A record damaged in the middle of a sealed segment stops the start.
+func TestMidSegmentCorruptionStopsTheStart(t *testing.T) {
+	fs, opts := damageBase(t)
+	flipRecordByte(t, fs)
+	opts.FS = fs
+	_, err := Open("data", opts)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Segment != "000001.ndjson" {
+		t.Fatalf("Open = %v, want a *CorruptError in 000001.ndjson", err)
+	}
+	// A read-only open (salvage) serves what is readable; the damaged
+	// record is an error, never wrong data.
+	ro := opts
+	ro.ReadOnly = true
+	l, err := Open("data", ro)
+	if err != nil {
+		t.Fatalf("read-only open: %v", err)
+	}
+	defer l.Close()
+	rd, err := l.NewReader(0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Problem != nil {
-		t.Fatalf("after the rebuild, Verify: %v", rep.Problem)
+	defer rd.Close()
+	for {
+		r, err := rd.Next()
+		if err != nil {
+			if r.Seq != 0 || rd.Cursor() != ce.Seq+1 || !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("reading stopped at %d with %v, want the damaged record %d reported", rd.Cursor(), err, ce.Seq)
+			}
+			break
+		}
+	}
+}
+
+// On a ledger too large to check at open, the scrubber finds the damage:
+// appends stop, and later opens refuse until the record is restored.
+func TestScrubFindsDamage(t *testing.T) {
+	fs, opts := damageBase(t)
+	seg := "data/ledger/segments/000001.ndjson"
+	orig := readAll(t, fs, seg)
+	opts.CheckAtOpen = -1
+	l := mustOpen(t, fs, opts)
+	if l.CheckedAtOpen() {
+		t.Fatal("CheckAtOpen -1 checked every record")
+	}
+	if err := l.Scrub(context.Background(), 0); err != nil {
+		t.Fatalf("Scrub of an intact ledger: %v", err)
+	}
+	flipRecordByte(t, fs)
+	err := l.Scrub(context.Background(), 0)
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Segment != "000001.ndjson" {
+		t.Fatalf("Scrub = %v, want a *CorruptError in 000001.ndjson", err)
+	}
+	if _, err := l.Append(context.Background(), []Entry{spanEntry("t_0", "new", "o:0")}); !errors.Is(err, ErrReadOnly) || !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Append after damage: %v, want read-only and corrupt", err)
+	}
+	if l.Err() == nil {
+		t.Fatal("Err() = nil after damage")
+	}
+	l.Close()
+	opts.FS = fs
+	if _, err := Open("data", opts); !errors.As(err, &ce) {
+		t.Fatalf("reopen = %v, want the damage reported", err)
+	}
+	// The record restored from a copy: the ledger opens, the mark goes.
+	f, _ := fs.Create(seg, vfs.WriteCategoryUnspecified)
+	f.Write(orig)
+	f.Close()
+	l = mustOpen(t, fs, opts)
+	defer l.Close()
+	if !l.CheckedAtOpen() {
+		t.Error("the open after damage did not check every record")
+	}
+	if _, err := fs.Stat("data/ledger/" + damageMarkName); err == nil {
+		t.Error("the damage mark is still there")
+	}
+	mustAppend(t, l, spanEntry("t_0", "new", "o:0"))
+}
+
+// Scrub keeps to its rate.
+func TestScrubRate(t *testing.T) {
+	fs, opts := damageBase(t)
+	l := mustOpen(t, fs, opts)
+	defer l.Close()
+	var size int64
+	names, _ := fs.List("data/ledger/segments")
+	for _, n := range names {
+		st, _ := fs.Stat("data/ledger/segments/" + n)
+		size += st.Size()
+	}
+	start := time.Now()
+	if err := l.Scrub(context.Background(), size*4); err != nil { // a quarter of a second's worth
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 150*time.Millisecond {
+		t.Errorf("scrubbed %d bytes at %d B/s in %v", size, size*4, el)
 	}
 }

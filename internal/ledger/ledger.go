@@ -17,6 +17,9 @@ import (
 	"github.com/loglineos/loglineos/internal/datadir"
 )
 
+// DefaultCheckAtOpen is Options.CheckAtOpen's default.
+const DefaultCheckAtOpen = 256 << 20
+
 // Options configure a ledger. The zero value works: data on the real file
 // system, defaults below.
 type Options struct {
@@ -65,6 +68,13 @@ type Options struct {
 	// read-only ledger sees the records of the writer's latest signed
 	// checkpoint and nothing after it: the rest may still be in flight.
 	ReadOnly bool
+	// CheckAtOpen: when the segments hold at most this many bytes, Open
+	// checks every record (framing, CRC, sequence, time) before it returns,
+	// so that a damaged record stops the start. A larger ledger is checked
+	// by Scrub once open (its records are checked as they are read, too).
+	// Default 256 MiB; negative never checks everything at open, unless
+	// Scrub found damage before (ledger/DAMAGED).
+	CheckAtOpen int64
 	// DirLocked says the caller holds the data directory's lock
 	// (datadir.Acquire) itself. Otherwise a writable Open on the operating
 	// system's file system takes it, naming itself Holder, and gives it up
@@ -129,6 +139,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Holder == "" {
 		o.Holder = "logline"
+	}
+	if o.CheckAtOpen == 0 {
+		o.CheckAtOpen = DefaultCheckAtOpen
 	}
 }
 
@@ -245,19 +258,21 @@ type Ledger struct {
 	rng compactRange
 
 	// Published state.
-	durable     atomic.Pointer[durableEnd]
-	indexed     atomic.Uint64 // records before this are indexed
-	failure     atomic.Pointer[error]
-	damageOnce  atomic.Bool           // a read met damaged index or tree files
-	indexErr    atomic.Pointer[error] // set when the indexer stopped
-	notifyMu    sync.Mutex
-	notifyCh    chan struct{} // closed when durable or indexed advances
-	lastCkpt    atomic.Pointer[Checkpoint]
-	lastIndexed atomic.Pointer[indexedBatch]
-	ckptMu      sync.Mutex // one checkpoint at a time
-	sinceCkpt   uint64     // records since the last checkpoint (indexer)
-	ckptAt      time.Time  // when the last checkpoint was written (indexer)
-	treeSaved   uint64     // the tree size the tree state file records
+	durable    atomic.Pointer[durableEnd]
+	indexed    atomic.Uint64 // records before this are indexed
+	failure    atomic.Pointer[error]
+	damageOnce atomic.Bool // a read met damaged index or tree files
+	// checkedAtOpen: every record was checked by Open.
+	checkedAtOpen bool
+	indexErr      atomic.Pointer[error] // set when the indexer stopped
+	notifyMu      sync.Mutex
+	notifyCh      chan struct{} // closed when durable or indexed advances
+	lastCkpt      atomic.Pointer[Checkpoint]
+	lastIndexed   atomic.Pointer[indexedBatch]
+	ckptMu        sync.Mutex // one checkpoint at a time
+	sinceCkpt     uint64     // records since the last checkpoint (indexer)
+	ckptAt        time.Time  // when the last checkpoint was written (indexer)
+	treeSaved     uint64     // the tree size the tree state file records
 
 	stats struct {
 		appended, duplicates, commits, bytes atomic.Uint64

@@ -231,15 +231,39 @@ func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (Receipt, error) {
 		return Receipt{}, err
 	}
 	leaves, err := l.tree.leaves(br.Batch.First, br.Batch.Size)
-	if err != nil {
-		return Receipt{}, err
+	var bt *batchTree
+	if err == nil {
+		bt = newBatchTree(leaves)
 	}
-	bt := newBatchTree(leaves)
-	if bt.root() != br.Batch.Root {
-		return Receipt{}, fmt.Errorf("%w: leaves of commit %d do not match its receipt", ErrCorrupt, br.Batch.First)
+	if err != nil || bt.root() != br.Batch.Root {
+		// The stored leaves are damaged or missing: the records hold
+		// their own leaf hashes (under their CRCs), and the commit's signed
+		// root says whether they are the right ones.
+		werr := fmt.Errorf("%w: the stored leaves of commit %d do not match its receipt", ErrCorrupt, br.Batch.First)
+		if leaves, err = l.leavesOfRecords(br.Batch.First, br.Batch.Size); err != nil {
+			return Receipt{}, fmt.Errorf("%w (nor can the records be read: %w)", werr, err)
+		}
+		if bt = newBatchTree(leaves); bt.root() != br.Batch.Root {
+			return Receipt{}, fmt.Errorf("%w, nor do the records' leaves", werr)
+		}
+		l.indexDamaged("tree", werr)
 	}
 	i := int(seq - br.Batch.First)
 	return receiptFor(&br, seq, leaves[i], bt.path(i), id, tenant), nil
+}
+
+// leavesOfRecords reads the leaf hashes of records [first, first+n) from
+// the records themselves.
+func (l *Ledger) leavesOfRecords(first, n uint64) ([]Hash, error) {
+	out := make([]Hash, 0, n)
+	for seq := first; seq < first+n; seq++ {
+		r, _, err := l.readIndexed(seq)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r.Leaf)
+	}
+	return out, nil
 }
 
 // Proof is an RFC 6962 inclusion proof of one record in a tree size.

@@ -30,6 +30,12 @@ func (l *Ledger) recover() error {
 		if !errors.As(err, &rb) {
 			if err == nil && !l.readOnly {
 				l.dropRebuildMark()
+				if why, ok := l.damageMark(); ok && l.checkedAtOpen {
+					l.log.Warn("every record checked: the damage found before is no longer there", "was", why)
+					if err := l.fs.Remove(l.damageMarkPath()); err != nil {
+						l.log.Warn("cannot remove the damage mark", "err", err)
+					}
+				}
 			}
 			return err
 		}
@@ -108,6 +114,24 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 		segs = []uint32{1}
 	}
 
+	// Every record is checked before serving when the ledger is small
+	// enough, or when damage was found in its records before; the tree is
+	// then recomputed from them, and the index files compared with them.
+	fullCheck := false
+	if !ro {
+		var all int64
+		for _, n := range segs {
+			if st, err := fs.Stat(l.segs.path(n)); err == nil {
+				all += st.Size()
+			}
+		}
+		why, damaged := l.damageMark()
+		if damaged {
+			l.log.Warn("checking every record before serving: damage was found in the records before", "reason", why)
+		}
+		fullCheck = damaged || all <= l.opts.CheckAtOpen
+	}
+
 	// A damage found while the ledger last ran asks for the derived files
 	// to be rebuilt.
 	idxDir := fs.PathJoin(ledgerDir, "index")
@@ -167,11 +191,6 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 		l.tree.setSize(0)
 		rng = compactRange{}
 	}
-	// treeFresh: the tree is recomputed from the first record, so a
-	// mismatch with the checkpoint can only be the records'.
-	treeFresh := ts.size == 0
-
-	l.treeSaved = ts.size
 
 	ckpt, err := l.readCheckpoint()
 	if err != nil {
@@ -195,13 +214,26 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 				}
 			}
 			if ts.size > limit {
-				ts, rng, treeFresh = treeState{at: pos{seg: 1}}, compactRange{}, true
+				ts, rng = treeState{at: pos{seg: 1}}, compactRange{}
 			}
 		}
 		if wm.next > limit {
 			wm = indexState{next: ts.size, at: ts.at}
 		}
 	}
+
+	treeFrom := ts.size
+	if fullCheck {
+		// Every record is read: the tree is recomputed from them too, and
+		// written again (the same bytes, unless the files were damaged).
+		treeFrom, rng = 0, compactRange{}
+		l.tree.setSize(0)
+	}
+	// treeFresh: the tree is recomputed from the first record, so a
+	// mismatch with the checkpoint can only be the records'.
+	treeFresh := treeFrom == 0
+
+	l.treeSaved = treeFrom
 
 	// The journal is trusted as far as the checkpoint that wrote the tree
 	// state; the rest is written again from the segments.
@@ -225,9 +257,17 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 		return &CorruptError{Segment: segmentName(start.seg), Offset: start.off, Seq: startSeq, Reason: "segment named by the index or tree state is missing"}
 	}
 
-	c := catchUp{l: l, rng: rng, treeFrom: ts.size, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start, batches: wm.batches, limit: limit}
+	c := catchUp{l: l, rng: rng, treeFrom: treeFrom, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start, batches: wm.batches, limit: limit, leafFrom: startSeq}
 	if !ro {
 		c.idx = l.idx
+		if fullCheck {
+			start, startSeq = pos{seg: segs[0]}, 0
+			c.next, c.nextPos = 0, start
+			if err := c.checkIndexFiles(); err != nil {
+				return err
+			}
+			l.checkedAtOpen = true
+		}
 	}
 	var total, done int64
 	for _, n := range segs[start.seg-segs[0]:] {
@@ -360,6 +400,12 @@ type catchUp struct {
 
 	// limit ends the scan at that sequence number (a read-only view).
 	limit uint64
+	// leafFrom: the leaf hashes of records from this one on are checked.
+	leafFrom uint64
+	// When every record is checked at open, the positions and batch
+	// entries before indexFrom are compared with them.
+	posChk, batChk *seqReader
+	batChecked     uint64
 
 	// The current commit (run of records with the same ts).
 	runTS     time.Time
@@ -403,7 +449,10 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *Checkpoint,
 		if err != nil {
 			return 0, fmt.Errorf("ledger: read segment %s: %w", segmentName(n), err)
 		}
-		r, err := decodeRecord(line, &c.scratch)
+		// Records before the catch-up proper (checked in full at open) are
+		// checked by their CRC; the leaf hashes of the rest are recomputed,
+		// as the tree is built from them.
+		r, err := decodeRecordCheck(line, &c.scratch, c.next >= c.leafFrom)
 		switch {
 		case err != nil:
 			return c.torn(n, at, size, last, ckpt, err.Error())
@@ -476,6 +525,13 @@ func (c *catchUp) apply(r Record, p pos) error {
 			}
 		}
 	}
+	if c.posChk != nil && r.Seq < c.indexFrom {
+		var b [posEntrySize]byte
+		if err := c.posChk.read(b[:]); err != nil || decodePos(b[:]) != p {
+			return &rebuildNeeded{what: rebuildIndex, reason: fmt.Sprintf("positions entry %d does not match the record", r.Seq),
+				err: &CorruptError{File: "ledger/index/positions", Offset: int64(r.Seq) * posEntrySize, Reason: "does not match the records"}}
+		}
+	}
 	if r.Seq >= c.indexFrom && c.idx != nil {
 		if len(c.posBuf) == 0 {
 			c.posFirst = r.Seq
@@ -505,6 +561,11 @@ func (c *catchUp) endRun() error {
 	l := c.l
 	needIndex := c.runFirst >= c.indexFrom && c.idx != nil
 	needJournal := c.runFirst >= c.journalFrom && !l.readOnly
+	if c.batChk != nil && c.runFirst < c.indexFrom && c.batChecked < c.batches {
+		if err := c.checkBatchEntry(); err != nil {
+			return err
+		}
+	}
 	if needIndex || needJournal {
 		bt := newBatchTree(c.runLeaves)
 		n := uint64(len(c.runLeaves))
@@ -579,6 +640,52 @@ func (c *catchUp) finish() error {
 	}
 	if c.idx != nil {
 		return c.flushPositions()
+	}
+	return nil
+}
+
+// checkIndexFiles prepares the comparison of the index files with the
+// records (every record is read at open) and checks every lookup run's
+// blocks: damage to any of them rebuilds the index.
+func (c *catchUp) checkIndexFiles() error {
+	x := c.idx
+	if c.indexFrom == 0 {
+		return nil
+	}
+	c.posChk = newSeqReader(x.posF, "ledger/index/positions")
+	c.batChk = newSeqReader(x.batF, "ledger/index/batches")
+	for k := range numKinds {
+		if k == kindID {
+			continue // read whole by fillFilter
+		}
+		for _, r := range x.runs[k] {
+			if err := r.each(func(entry) {}); err != nil {
+				return &rebuildNeeded{what: rebuildIndex, reason: err.Error(), err: err}
+			}
+		}
+	}
+	return nil
+}
+
+// checkBatchEntry compares the next batch entry with the commit just read.
+func (c *catchUp) checkBatchEntry() error {
+	b := make([]byte, batchEntrySize)
+	at := c.batChecked
+	c.batChecked++
+	bad := func(why string) error {
+		return &rebuildNeeded{what: rebuildIndex, reason: fmt.Sprintf("batch entry %d %s", at, why),
+			err: &CorruptError{File: "ledger/index/batches", Offset: int64(at) * batchEntrySize, Reason: why}}
+	}
+	if err := c.batChk.read(b); err != nil {
+		return bad(err.Error())
+	}
+	br, err := decodeBatchEntry(b)
+	if err != nil {
+		return bad("fails its checksum")
+	}
+	if br.Batch.First != c.runFirst || br.Batch.Size != uint64(len(c.runLeaves)) || br.TS.UnixMicro() != c.runTS.UnixMicro() ||
+		br.Batch.Root != newBatchTree(c.runLeaves).root() {
+		return bad("does not match the records")
 	}
 	return nil
 }

@@ -257,7 +257,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 		reason := fmt.Sprintf(format, args...)
 		torn := i == len(segs)-1 && size-at <= opts.MaxTornBytes && (rep.Checkpoint == nil || next >= rep.Checkpoint.Size)
 		if torn {
-			rep.TornTail = &CorruptError{Segment: name, Offset: at, Seq: next, Reason: reason + " (a torn tail: an unacknowledged write the next open moves aside)"}
+			rep.TornTail = &CorruptError{Segment: name, Offset: at, Seq: next, Reason: reason + "; a write cut short before it was acknowledged: the next open moves it aside"}
 			return
 		}
 		fail(name, at, next, "%s", reason)

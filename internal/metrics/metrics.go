@@ -47,6 +47,8 @@ type Set struct {
 	Receipts       prometheus.Counter
 	LedgerRecords  prometheus.Gauge
 	IndexBacklog   prometheus.Gauge
+	LedgerReadOnly prometheus.Gauge       // 1 when the ledger takes no appends
+	LedgerRepairs  *prometheus.CounterVec // what: index, tree
 
 	tenantsMu sync.Mutex
 	tenants   map[string]bool
@@ -105,11 +107,17 @@ func New() *Set {
 		IndexBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "logline_ledger_index_backlog_records", Help: "Durable records not yet indexed.",
 		}),
+		LedgerReadOnly: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "logline_ledger_read_only", Help: "1 when the ledger takes no appends: after a storage error, damaged records, or a read-only start.",
+		}),
+		LedgerRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logline_ledger_repairs_total", Help: "Derived ledger files (index, tree) found damaged: rebuilt from the segments at open, or met by a read (rebuilt at the next start).",
+		}, []string{"what"}),
 		tenants: map[string]bool{},
 	}
 	reg.MustRegister(s.Requests, s.RequestDuration, s.AuthFailures, s.Throttled, s.InvalidTokens, s.Inflight,
 		s.IngestSpans, s.IngestByTenant, s.AppendDuration, s.CommitRecords, s.CommitDuration, s.Receipts,
-		s.LedgerRecords, s.IndexBacklog)
+		s.LedgerRecords, s.IndexBacklog, s.LedgerReadOnly, s.LedgerRepairs)
 	return s
 }
 

@@ -33,6 +33,7 @@ func problemExamples(invalid obj, results arr) (obj, error) {
 		"derivation-behind":      {"/ingest", "derivation is 1200000 records behind the ledger; this server holds ingest back past 1000000", nil},
 		"overloaded":             {"/ingest", "1024 requests and 3 MiB of bodies in flight; the server takes at most 1024 and 256 MiB", nil},
 		"unavailable":            {"/ingest", "the ledger takes no appends: ledger: read-only after a write error", nil},
+		"index-damaged":          {"/spans/t_bakery/s_1", "the ledger's index files are damaged (the records are not); the server rebuilds them from the records at its next start", nil},
 		"internal":               {"/ingest", "", nil},
 	}
 	out := obj{}

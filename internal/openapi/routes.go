@@ -92,7 +92,7 @@ func routes(problemNames []string) []route {
 				}),
 			}},
 			problems: []string{"invalid-json", "truncated-line", "empty-body", "tenant-mismatch", "body-too-large", "too-many-lines", "line-too-large",
-				"unsupported-media-type", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "unavailable"},
+				"unsupported-media-type", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "unavailable", "index-damaged"},
 			extra: map[string]string{"413": "For a line too large, only when it is the request's only line; otherwise the line is rejected on its own."},
 		},
 		{
@@ -134,7 +134,7 @@ func routes(problemNames []string) []route {
 				"description": "The span's record (without crc).",
 				"content":     jsonContent(ref("Record"), obj{"record": exampleRef("record")}),
 			}},
-			problems: []string{"not-found"},
+			problems: []string{"not-found", "index-damaged"},
 		},
 		{
 			method: "GET", path: "/things/{tenant}/{this}", id: "getThing", tag: "lookups",
@@ -147,7 +147,7 @@ func routes(problemNames []string) []route {
 				"description": "A page of the thing's records (without crc).",
 				"content":     jsonContent(ref("ThingPage"), obj{"page": exampleRef("thing-page")}),
 			}},
-			problems: []string{"bad-cursor", "bad-request"},
+			problems: []string{"bad-cursor", "bad-request", "index-damaged"},
 		},
 		{
 			method: "GET", path: "/receipts/{tenant}/{id}", id: "getReceipt", tag: "lookups",
@@ -159,7 +159,7 @@ func routes(problemNames []string) []route {
 				"description": "The receipt.",
 				"content":     jsonContent(ref("Receipt"), obj{"receipt": exampleRef("receipt")}),
 			}},
-			problems: []string{"not-found"},
+			problems: []string{"not-found", "index-damaged"},
 		},
 		{
 			method: "GET", path: "/ledger/checkpoint", id: "getCheckpoint", tag: "proofs",
@@ -193,7 +193,7 @@ func routes(problemNames []string) []route {
 					"consistency": exampleRef("consistency-proof"),
 				}),
 			}},
-			problems: []string{"bad-request", "not-found"},
+			problems: []string{"bad-request", "not-found", "index-damaged"},
 		},
 		{
 			method: "GET", path: "/ledger/key", id: "getLedgerKey", tag: "proofs",

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/loglineos/loglineos/internal/ledger"
 )
 
 // Config is the server's configuration. DefaultConfig gives the embedded
@@ -74,6 +76,15 @@ type Config struct {
 		MaxDelay           time.Duration `yaml:"max_delay"`
 		CheckpointEvery    uint64        `yaml:"checkpoint_every"`
 		CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+		// CheckAtOpen: a ledger of at most this many bytes has every record
+		// checked before the server serves; a larger one is checked by the
+		// scrubber, at ScrubRate, after the start and every ScrubEvery.
+		CheckAtOpen ByteSize      `yaml:"check_at_open"`
+		ScrubRate   ByteSize      `yaml:"scrub_rate"`
+		ScrubEvery  time.Duration `yaml:"scrub_every"`
+		// ReadOnly opens the ledger read-only (salvage after damage): reads
+		// serve what is readable, ingest answers 503.
+		ReadOnly bool `yaml:"read_only"`
 	} `yaml:"ledger"`
 
 	// Derive tunes the neutral cycle: the clock tick records the server
@@ -153,6 +164,9 @@ func DefaultConfig() Config {
 	c.Ledger.MaxBatchBytes = 8 << 20
 	c.Ledger.CheckpointEvery = 1_000_000
 	c.Ledger.CheckpointInterval = time.Second
+	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
+	c.Ledger.ScrubRate = 32 << 20
+	c.Ledger.ScrubEvery = 24 * time.Hour
 	c.Derive.TickInterval = time.Minute
 	c.Derive.MaxBacklog = 1_000_000
 	c.Derive.SlowIngestWait = 5 * time.Second

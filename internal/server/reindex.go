@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
@@ -16,15 +17,23 @@ import (
 // Reindex deletes everything derived from the segments (the ledger's
 // indexes and tree, the receipts journal, the derived store) and rebuilds
 // it: the ledger from its segments, the derived streams by replaying the
-// ledger through the cycle with the bundle cfg names. The server must not be
-// running. It returns the number of records and of derived events.
+// ledger through the cycle with the bundle cfg names. It holds the data
+// directory (package datadir) throughout, and fails at once naming the
+// holder when a server, or another command, holds it. It returns the
+// number of records and of derived events.
 func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(stage string, done, total int64)) (uint64, uint64, error) {
+	// Nothing is deleted unless this process holds the directory.
+	lock, err := datadir.Acquire(cfg.Data, "logline ledger reindex")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer lock.Release()
 	for _, dir := range []string{filepath.Join("ledger", "index"), "receipts", "derived"} {
 		if err := os.RemoveAll(filepath.Join(cfg.Data, dir)); err != nil {
 			return 0, 0, err
 		}
 	}
-	l, err := ledger.Open(cfg.Data, ledger.Options{Logger: log, Progress: func(done, total int64) {
+	l, err := ledger.Open(cfg.Data, ledger.Options{Logger: log, DirLocked: true, Progress: func(done, total int64) {
 		if progress != nil {
 			progress("ledger", done, total)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/identity"
@@ -37,6 +38,7 @@ type Server struct {
 	metrics *metrics.Set
 
 	ledger   *ledger.Ledger
+	lock     *datadir.Lock     // held here when the ledger is read-only
 	identity *identity.Service // nil in --dev
 	bundle   *bundle.Bundle
 	gateway  *gateway.Gateway
@@ -71,7 +73,24 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 
 	start := time.Now()
+	// The server writes more than the ledger (derived/, identity/): it
+	// holds the data directory itself when the ledger opens read-only.
+	var lock *datadir.Lock
+	if cfg.Ledger.ReadOnly {
+		var err error
+		if lock, err = datadir.Acquire(cfg.Data, "logline serve"); err != nil {
+			return nil, err
+		}
+		log.Warn("the ledger is open read-only (salvage): ingest answers 503; reads serve what is readable")
+	}
 	l, err := ledger.Open(cfg.Data, ledger.Options{
+		Holder:      "logline serve",
+		ReadOnly:    cfg.Ledger.ReadOnly,
+		DirLocked:   lock != nil,
+		CheckAtOpen: int64(cfg.Ledger.CheckAtOpen),
+		OnRepair: func(what, reason string) {
+			s.metrics.LedgerRepairs.WithLabelValues(what).Inc()
+		},
 		Origin:             cfg.Ledger.Origin,
 		SegmentBytes:       int64(cfg.Ledger.SegmentBytes),
 		MaxBatchEntries:    cfg.Ledger.MaxBatchEntries,
@@ -86,9 +105,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		},
 	})
 	if err != nil {
+		lock.Release()
+		if errors.Is(err, datadir.ErrLocked) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	s.ledger = l
+	s.ledger, s.lock = l, lock
 	log.Info("ledger open", "records", l.Next(), "key", l.Signer().VerifierKey(), "took", time.Since(start).Round(time.Millisecond))
 
 	if err := s.loadBundle(); err != nil {
@@ -213,7 +236,48 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	})
 	s.bg.Add(1)
 	go s.sampleGauges()
+	if !cfg.Ledger.ReadOnly && cfg.Ledger.ScrubRate > 0 {
+		s.bg.Add(1)
+		go s.scrub(bgctx)
+	}
 	return s, nil
+}
+
+// scrub checks every record in the background, at ledger.scrub_rate: once
+// after the start unless the open checked them all, then every
+// ledger.scrub_every. Damage stops appends (the ledger says where) and
+// makes /readyz fail.
+func (s *Server) scrub(ctx context.Context) {
+	defer s.bg.Done()
+	wait := time.Duration(0)
+	if s.ledger.CheckedAtOpen() {
+		wait = s.cfg.Ledger.ScrubEvery
+	}
+	for {
+		if wait <= 0 && s.ledger.CheckedAtOpen() && s.cfg.Ledger.ScrubEvery <= 0 {
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		err := s.ledger.Scrub(ctx, int64(s.cfg.Ledger.ScrubRate))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("scrub: the ledger's records are damaged; see the runbook", "err", err)
+			return
+		}
+		s.log.Info("scrub: every record checked", "records", s.ledger.Next(), "took", time.Since(start).Round(time.Millisecond))
+		if wait = s.cfg.Ledger.ScrubEvery; wait <= 0 {
+			return
+		}
+	}
 }
 
 // loadBundle loads the operator's signed bundle, or compiles the standard
@@ -313,6 +377,11 @@ func (s *Server) sampleGauges() {
 	for {
 		st := s.ledger.Stats()
 		s.metrics.LedgerRecords.Set(float64(st.Next))
+		ro := 0.0
+		if s.ledger.Err() != nil || s.cfg.Ledger.ReadOnly {
+			ro = 1
+		}
+		s.metrics.LedgerReadOnly.Set(ro)
 		s.metrics.IndexBacklog.Set(float64(st.Next - min(st.Indexed, st.Next)))
 		select {
 		case <-s.streamsCtx.Done():
@@ -351,7 +420,7 @@ func (s *Server) close() error {
 	if s.identity != nil {
 		errs = append(errs, s.identity.Close())
 	}
-	errs = append(errs, s.runner.Close(), s.ledger.Close())
+	errs = append(errs, s.runner.Close(), s.ledger.Close(), s.lock.Release())
 	return errors.Join(errs...)
 }
 
