@@ -130,14 +130,7 @@ validator overflow { check policy.p.big * policy.p.big > 0 }
 validator divzero { check 1 / policy.p.zero > 0 }
 validator anytype { check data.gross > 0 }
 `
-	prog, errs := lll.Compile([]lll.Source{{Name: "e.lll", Text: []byte(src)}})
-	if errs != nil {
-		t.Fatal(errs)
-	}
-	ep, err := eval.Compile(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep := compileEval(t, src)
 	s := spanOf(t, `{"id":"a","who":"w","data":{"gross":"x"}}`)
 	tests := []struct {
 		validator string
@@ -176,14 +169,7 @@ validator scores {
   allow field "score" in [0, 50, 100]
 }
 `
-	prog, errs := lll.Compile([]lll.Source{{Name: "e.lll", Text: []byte(src)}})
-	if errs != nil {
-		t.Fatal(errs)
-	}
-	ep, err := eval.Compile(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep := compileEval(t, src)
 	ev := func(typ string, kv ...any) ir.Value {
 		m := map[string]ir.Value{"type": ir.StringValue(typ)}
 		for i := 0; i < len(kv); i += 2 {
