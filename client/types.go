@@ -33,7 +33,10 @@ type Span struct {
 	Did    string    `json:"did,omitempty"`
 	This   string    `json:"this,omitempty"`
 	When   time.Time `json:"when,omitzero"`
-	Status string    `json:"status,omitempty"`
+	// Status is the fact's state. The standard contract takes "confirmed",
+	// "pending", "rejected" or "cancelled" and rejects any other value (an
+	// operator's bundle may declare its own set).
+	Status string `json:"status,omitempty"`
 	// ConfirmedBy names who or what vouches for the fact.
 	ConfirmedBy []string `json:"confirmed_by,omitempty"`
 	// Data is the application's own fields, a JSON object. Build it with

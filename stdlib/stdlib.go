@@ -8,8 +8,10 @@
 //	schemas.lll    schemas of the span and the four derived events
 //
 // The canonical contract requires id, tenant, when (RFC 3339), who, did,
-// this and status (non-empty strings), allows confirmed_by (an array of
-// strings) and data (an object), and rejects any other top-level member:
+// this and status (non-empty strings; status one of confirmed, pending,
+// rejected, cancelled, which the span schema declares too), allows
+// confirmed_by (an array of strings) and data (an object), and rejects any
+// other top-level member:
 // a span with an unknown member is refused rather than stored with a
 // member no one declared, so that what the ledger holds is exactly what
 // the contract names. Apps that need more put it under data.

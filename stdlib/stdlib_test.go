@@ -79,3 +79,43 @@ func TestCompiles(t *testing.T) {
 		t.Errorf("percentile_target is not a percentile")
 	}
 }
+
+// TestStatusValues checks the span statuses the canonical contract allows
+// (the set docs/lll.md and the README document) and that the span schema
+// publishes the same set.
+func TestStatusValues(t *testing.T) {
+	prog, err := stdlib.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"confirmed", "pending", "rejected", "cancelled"}
+	var got []string
+	for _, v := range prog.Validators {
+		if v.Name != "canonical_contract_v1" {
+			continue
+		}
+		for _, r := range v.Rules {
+			if r.Field == "status" {
+				for _, x := range r.In {
+					got = append(got, x.Str())
+				}
+			}
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the contract's statuses (-want +got):\n%s", diff)
+	}
+	var published []string
+	for _, s := range prog.Schemas {
+		for _, f := range s.Type.Fields {
+			if s.Name == "span" && f.Name == "status" {
+				for _, a := range f.Type.Alts {
+					published = append(published, a.Const)
+				}
+			}
+		}
+	}
+	if diff := cmp.Diff(want, published); diff != "" {
+		t.Errorf("the span schema's statuses (-want +got):\n%s", diff)
+	}
+}

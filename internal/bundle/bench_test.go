@@ -35,7 +35,7 @@ func BenchmarkCanonicalContract(b *testing.B) {
 func BenchmarkCanonicalContractReject(b *testing.B) {
 	bd := load(b, stdBundle(b))
 	v := bd.Validator("canonical_contract_v1")
-	s := parse(b, `{"id":"a","tenant":"t","who":"w","did":"d","this":"x","when":"2025-13-45","status":"s"}`)
+	s := parse(b, `{"id":"a","tenant":"t","who":"w","did":"d","this":"x","when":"2025-13-45","status":"pending"}`)
 	b.ReportAllocs()
 	for b.Loop() {
 		if v.Validate(s) == nil {

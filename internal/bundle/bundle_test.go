@@ -68,7 +68,15 @@ func TestCanonicalContract(t *testing.T) {
 		want *bundle.Violation
 	}{
 		{"ok", good, nil},
-		{"minimal", `{"id":"a","tenant":"t","who":"w","did":"d","this":"x","when":"2025-10-05T22:18:07+02:00","status":"s"}`, nil},
+		{"minimal", `{"id":"a","tenant":"t","who":"w","did":"d","this":"x","when":"2025-10-05T22:18:07+02:00","status":"pending"}`, nil},
+		{"status rejected", strings.Replace(good, `"status":"confirmed"`, `"status":"rejected"`, 1), nil},
+		{"status cancelled", strings.Replace(good, `"status":"confirmed"`, `"status":"cancelled"`, 1), nil},
+		{"status not allowed", strings.Replace(good, `"status":"confirmed"`, `"status":"shipped"`, 1), &bundle.Violation{
+			Validator: "canonical_contract_v1", Rule: `require field "status" in ["confirmed", "pending", "rejected", "cancelled"]`, Field: "status",
+			Detail: `field "status" is not one of "confirmed", "pending", "rejected", "cancelled": "shipped"`, Pos: "stdlib/canonical.lll:10:3", Action: "reject"}},
+		{"status in capitals", strings.Replace(good, `"status":"confirmed"`, `"status":"Confirmed"`, 1), &bundle.Violation{
+			Validator: "canonical_contract_v1", Rule: `require field "status" in ["confirmed", "pending", "rejected", "cancelled"]`, Field: "status",
+			Detail: `field "status" is not one of "confirmed", "pending", "rejected", "cancelled": "Confirmed"`, Pos: "stdlib/canonical.lll:10:3", Action: "reject"}},
 		{"bad when", strings.Replace(good, "2025-10-05T22:18:07Z", "2025-13-45", 1), &bundle.Violation{
 			Validator: "canonical_contract_v1", Rule: `require field "when" as "rfc3339"`, Field: "when",
 			Detail: `field "when" is not RFC 3339: "2025-13-45"`, Pos: "stdlib/canonical.lll:6:3", Action: "reject"}},

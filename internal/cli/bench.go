@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -21,15 +22,26 @@ func newBenchCmd(stdio Stdio) *cobra.Command {
 	return group("bench", "Load generators", newBenchIngestCmd(stdio))
 }
 
-// benchReport is what bench ingest measured.
+// benchReport is what bench ingest measured. It counts only what the server
+// answered: spans of requests that got no answer were not sent as far as
+// anyone can tell, and count as failed requests only.
 type benchReport struct {
-	URL            string  `json:"url"`
-	Spans          int64   `json:"spans_sent"`
-	Accepted       int64   `json:"accepted"`
-	Duplicates     int64   `json:"duplicates"`
-	Rejected       int64   `json:"rejected"`
-	Requests       int64   `json:"requests"`
-	Errors         int64   `json:"errors"`
+	URL string `json:"url"`
+	// Spans is the number of spans in the requests the server answered,
+	// whatever the answer.
+	Spans int64 `json:"spans_sent"`
+	// Accepted, Duplicates and Rejected are the server's verdicts on them.
+	Accepted   int64 `json:"accepted"`
+	Duplicates int64 `json:"duplicates"`
+	Rejected   int64 `json:"rejected"`
+	// FirstRejection is the problem of the first rejected span.
+	FirstRejection string `json:"first_rejection,omitempty"`
+	// Requests is the number of requests the server answered.
+	Requests int64 `json:"requests"`
+	// Failed is the number of requests that got no answer, or an answer
+	// other than the verdicts on their spans; FirstError says why the first
+	// one failed.
+	Failed         int64   `json:"requests_failed"`
 	FirstError     string  `json:"first_error,omitempty"`
 	Batch          int     `json:"batch"`
 	Concurrency    int     `json:"concurrency"`
@@ -37,12 +49,15 @@ type benchReport struct {
 	Seconds        float64 `json:"seconds"`
 	SpansPerSec    float64 `json:"spans_per_second"`
 	RequestsPerSec float64 `json:"requests_per_second"`
-	LatencyMS      struct {
+	// LatencyMS are the latencies of the answered requests.
+	LatencyMS struct {
 		P50 float64 `json:"p50"`
 		P95 float64 `json:"p95"`
 		P99 float64 `json:"p99"`
 		Max float64 `json:"max"`
 	} `json:"latency_ms"`
+	// tried is the number of requests sent or tried, answered or not.
+	tried int64
 }
 
 func newBenchIngestCmd(stdio Stdio) *cobra.Command {
@@ -60,9 +75,13 @@ func newBenchIngestCmd(stdio Stdio) *cobra.Command {
 		Long: `bench ingest posts --spans spans (or until --duration passes, whichever comes
 first) to URL/ingest in NDJSON batches of --batch spans from --concurrency
 clients at once, each waiting for its answer (which comes only once its spans
-are durable). It reports accepted spans per second and the latency of the
-requests (p50, p95, p99, max). Every span has a fresh id, so nothing is a
-duplicate. Exit status 1 if any request failed.
+are durable). It reports the spans sent and answered, the server's verdicts
+on them (accepted, duplicates, rejected), accepted spans per second and the
+latency of the answered requests (p50, p95, p99, max). Every span has a fresh
+id, so nothing is a duplicate. A request that gets no answer, or an answer
+other than the verdicts on its spans, failed; the spans of a request with no
+answer are not counted as sent. Exit status 1, with a line saying how many
+and why the first, if any request failed or any span was rejected.
 
 By default each client sends its next request as soon as the last is
 answered (closed loop: the figures are the server's capacity). With --rate,
@@ -93,16 +112,20 @@ so a server that falls behind shows it.`,
 					return err
 				}
 			} else {
-				fmt.Fprintf(stdio.Out, "%d spans in %.2fs: %.0f spans/s accepted (%d accepted, %d duplicates, %d rejected)\n",
-					rep.Spans, rep.Seconds, rep.SpansPerSec, rep.Accepted, rep.Duplicates, rep.Rejected)
-				fmt.Fprintf(stdio.Out, "%d requests of %d spans from %d clients: %.0f requests/s, latency p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-					rep.Requests, rep.Batch, rep.Concurrency, rep.RequestsPerSec, rep.LatencyMS.P50, rep.LatencyMS.P95, rep.LatencyMS.P99, rep.LatencyMS.Max)
-				if rep.Errors > 0 {
-					fmt.Fprintf(stdio.Out, "%d requests failed; first: %s\n", rep.Errors, rep.FirstError)
+				fmt.Fprintf(stdio.Out, "%d spans sent and answered in %.2fs: %d accepted, %d duplicates, %d rejected; %.0f spans/s accepted\n",
+					rep.Spans, rep.Seconds, rep.Accepted, rep.Duplicates, rep.Rejected, rep.SpansPerSec)
+				fmt.Fprintf(stdio.Out, "%d requests of %d spans from %d clients: %.0f requests/s", rep.Requests, rep.Batch, rep.Concurrency, rep.RequestsPerSec)
+				if rep.Requests > 0 {
+					fmt.Fprintf(stdio.Out, ", latency p50 %.2f ms, p95 %.2f ms, p99 %.2f ms, max %.2f ms",
+						rep.LatencyMS.P50, rep.LatencyMS.P95, rep.LatencyMS.P99, rep.LatencyMS.Max)
 				}
+				fmt.Fprintln(stdio.Out)
 			}
-			if rep.Errors > 0 || rep.Rejected > 0 {
-				return silentExit(ExitBad)
+			switch {
+			case rep.Failed > 0:
+				return badErr("bench: %d of %d requests failed; first: %s", rep.Failed, rep.tried, rep.FirstError)
+			case rep.Rejected > 0:
+				return badErr("bench: %d of %d spans rejected; first: %s", rep.Rejected, rep.Spans, rep.FirstRejection)
 			}
 			return nil
 		},
@@ -166,14 +189,23 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 
 	rep := &benchReport{URL: o.url, Batch: o.batch, Concurrency: o.conc, Rate: o.rate}
 	var (
-		next, sent, accepted, dups, rejected, reqs, errs atomic.Int64
-		mu                                               sync.Mutex
-		lat                                              []time.Duration
-		firstErr                                         string
+		next, sent, accepted, dups, rejected atomic.Int64
+		tried, reqs, failed                  atomic.Int64
+		mu                                   sync.Mutex
+		lat                                  []time.Duration
 	)
+	// note keeps the first of each kind of trouble.
+	note := func(first *string, msg string) {
+		mu.Lock()
+		if *first == "" {
+			*first = msg
+		}
+		mu.Unlock()
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
-	start := time.Now().Add(10 * time.Millisecond)
+	begin := time.Now()
+	start := begin.Add(10 * time.Millisecond) // the open loop's schedule
 	var wg sync.WaitGroup
 	for range o.conc {
 		wg.Add(1)
@@ -214,35 +246,36 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 					t0 = due
 				}
 				resp, err := client.Do(req)
-				var out counts
 				if err == nil {
 					ans.Reset()
 					_, err = ans.ReadFrom(resp.Body)
 					resp.Body.Close()
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, ans.Bytes())
-					}
-					if err == nil {
-						out, err = answerCounts(ans.Bytes())
-					}
 				}
 				if ctx.Err() != nil {
 					return // the time bound, not the server
 				}
+				tried.Add(1)
+				if err != nil {
+					// No answer (or half of one): nothing is known of these spans.
+					failed.Add(1)
+					note(&rep.FirstError, err.Error())
+					continue
+				}
 				mine = append(mine, time.Since(t0))
 				reqs.Add(1)
 				sent.Add(int64(n))
+				out, err := readAnswer(resp.StatusCode, ans.Bytes())
 				if err != nil {
-					if errs.Add(1) == 1 {
-						mu.Lock()
-						firstErr = err.Error()
-						mu.Unlock()
-					}
+					failed.Add(1)
+					note(&rep.FirstError, err.Error())
 					continue
 				}
 				accepted.Add(out.Accepted)
 				dups.Add(out.Duplicates)
 				rejected.Add(out.Rejected)
+				if out.Rejected > 0 {
+					note(&rep.FirstRejection, out.firstProblem)
+				}
 			}
 		}()
 	}
@@ -255,20 +288,20 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 			case <-done:
 				return
 			case <-t.C:
-				el := time.Since(start).Seconds()
-				prog.printf("bench: %d/%d spans, %.0f spans/s, %d errors", sent.Load(), o.spans, float64(accepted.Load())/el, errs.Load())
+				el := time.Since(begin).Seconds()
+				prog.printf("bench: %d/%d spans sent, %.0f spans/s accepted, %d requests failed", sent.Load(), o.spans, float64(accepted.Load())/el, failed.Load())
 			}
 		}
 	}()
 	wg.Wait()
 	close(done)
 	prog.done()
-	el := time.Since(start)
+	el := time.Since(begin).Seconds()
 	rep.Spans, rep.Accepted, rep.Duplicates, rep.Rejected = sent.Load(), accepted.Load(), dups.Load(), rejected.Load()
-	rep.Requests, rep.Errors, rep.FirstError = reqs.Load(), errs.Load(), firstErr
-	rep.Seconds = el.Seconds()
-	rep.SpansPerSec = float64(rep.Accepted) / el.Seconds()
-	rep.RequestsPerSec = float64(rep.Requests) / el.Seconds()
+	rep.tried, rep.Requests, rep.Failed = tried.Load(), reqs.Load(), failed.Load()
+	rep.Seconds = el
+	rep.SpansPerSec = float64(rep.Accepted) / el
+	rep.RequestsPerSec = float64(rep.Requests) / el
 	if len(lat) > 0 {
 		slices.Sort(lat)
 		q := func(p float64) float64 {
@@ -278,6 +311,72 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 		rep.LatencyMS.Max = float64(lat[len(lat)-1].Microseconds()) / 1000
 	}
 	return rep, nil
+}
+
+// verdicts is what an ingest answer says of the spans of its request.
+type verdicts struct {
+	counts
+	// firstProblem is the first rejected span's problem, when some were.
+	firstProblem string
+}
+
+// readAnswer reads the answer to an ingest request: 200 with the verdicts
+// on every span, or, when every span was rejected, a problem carrying each
+// line's result. Any other answer is an error.
+func readAnswer(status int, b []byte) (verdicts, error) {
+	var v verdicts
+	if status == http.StatusOK {
+		c, err := answerCounts(b)
+		if err != nil {
+			return v, err
+		}
+		v.counts = c
+		if c.Rejected > 0 {
+			v.firstProblem = firstProblem(b)
+		}
+		return v, nil
+	}
+	var pr struct {
+		Title, Detail string
+		Results       []json.RawMessage `json:"results"`
+	}
+	switch err := json.Unmarshal(b, &pr); {
+	case err != nil || pr.Title == "":
+		return v, fmt.Errorf("HTTP %d: %.200s", status, bytes.TrimSpace(b))
+	case len(pr.Results) == 0 && pr.Detail == "":
+		return v, fmt.Errorf("HTTP %d: %s", status, pr.Title)
+	case len(pr.Results) == 0:
+		return v, fmt.Errorf("HTTP %d: %s: %s", status, pr.Title, pr.Detail)
+	}
+	v.Rejected = int64(len(pr.Results))
+	v.firstProblem = firstProblem(b)
+	return v, nil
+}
+
+// firstProblem returns the problem of the first rejected line of an ingest
+// answer as one line: its title and detail, and the rule when it names one.
+func firstProblem(b []byte) string {
+	var ans struct {
+		Results []struct {
+			Problem *struct {
+				Title, Detail, Rule string
+			} `json:"problem"`
+		} `json:"results"`
+	}
+	json.Unmarshal(b, &ans)
+	for _, r := range ans.Results {
+		if p := r.Problem; p != nil {
+			msg := p.Title
+			if p.Detail != "" {
+				msg += ": " + p.Detail
+			}
+			if p.Rule != "" {
+				msg += " (rule " + p.Rule + ")"
+			}
+			return msg
+		}
+	}
+	return "(the answer names no problem)"
 }
 
 type counts struct{ Accepted, Duplicates, Rejected int64 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,8 +62,20 @@ func canonicalBody(kind string, body []byte) error {
 	return nil
 }
 
-// readKey returns a verifier key given as a key or a file holding one; the
-// empty string means the ledger's own key.pub.
+// keyFlagHelp documents --key of the commands that check receipts and proofs.
+const keyFlagHelp = `the ledger's verifier key, as 'logline ledger key' prints it (name+hash+key,
+e.g. logline.local/ledger+1a2b3c4d+AbC...), or a file holding one: a value
+that parses as a verifier key is the key, any other names a file
+(default: the ledger's key.pub in --data)`
+
+// signingKeyPrefix starts a signed-note private key, which --key refuses
+// without repeating it.
+const signingKeyPrefix = "PRIVATE+KEY+"
+
+// readKey returns the verifier key that --key gives: the value itself when it
+// parses as a verifier key (name+hash+key; the name usually has a '/', the
+// base64 key may have '/' and '+'), otherwise the key held by the file the
+// value names. The empty value means the ledger's own key.pub in dir.
 func readKey(arg, dir string) (string, error) {
 	if arg == "" {
 		b, err := os.ReadFile(filepath.Join(dir, "ledger", "key.pub"))
@@ -71,14 +84,30 @@ func readKey(arg, dir string) (string, error) {
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
-	if strings.Count(arg, "+") == 2 && !strings.ContainsAny(arg, "/\\") {
-		return arg, nil
+	if strings.HasPrefix(arg, signingKeyPrefix) {
+		return "", usageErr("--key is a signing (private) key; pass its verifier key (logline ledger key prints it)")
+	}
+	key := strings.TrimSpace(arg)
+	_, keyErr := ledger.NewVerifier(key)
+	if keyErr == nil {
+		return key, nil
 	}
 	b, err := os.ReadFile(arg)
 	if err != nil {
-		return "", usageErr("--key: %v", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", usageErr("--key %q is neither a verifier key (%v) nor a readable file (%v)", arg, keyErr, err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	key = strings.TrimSpace(string(b))
+	if strings.HasPrefix(key, signingKeyPrefix) {
+		return "", usageErr("--key %q: the file holds a signing (private) key; pass its verifier key (logline ledger key prints it)", arg)
+	}
+	if _, err := ledger.NewVerifier(key); err != nil {
+		return "", usageErr("--key %q: the file holds no verifier key (%v)", arg, err)
+	}
+	return key, nil
 }
 
 func newLedgerVerifyCmd(stdio Stdio, data *string) *cobra.Command {
@@ -482,13 +511,13 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "verifier key or a file holding it (default: the ledger's key.pub in --data)")
+	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().StringVar(&spanFile, "span", "", "the span the receipt acknowledges")
 	return cmd
 }
 
-// verifierFor returns the verifier of a key given as --key (a key or a
-// file), or of the ledger in data.
+// verifierFor returns the verifier of the key given as --key (see readKey),
+// or of the ledger in data.
 func verifierFor(key, data string) (*ledger.Verifier, error) {
 	vkey, err := readKey(key, data)
 	if err != nil {
@@ -577,7 +606,7 @@ of the same tree size, and that the checkpoint is signed by the key.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "verifier key or a file holding it (default: the ledger's key.pub in --data)")
+	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().StringVar(&ckptFile, "checkpoint", "", "the signed checkpoint (a file, or - for stdin)")
 	return cmd
 }

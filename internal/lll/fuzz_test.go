@@ -40,7 +40,7 @@ func FuzzCompile(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	sp, err := span.Parse([]byte(`{"id":"a","tenant":"t","who":"w","did":"d","this":"x","when":"2025-10-05T22:18:07Z","status":"s","confirmed_by":["c"],"data":{"gross":1,"n":{"m":[1,2]}}}`), span.Limits{})
+	sp, err := span.Parse([]byte(`{"id":"a","tenant":"t","who":"w","did":"d","this":"x","when":"2025-10-05T22:18:07Z","status":"confirmed","confirmed_by":["c"],"data":{"gross":1,"n":{"m":[1,2]}}}`), span.Limits{})
 	if err != nil {
 		f.Fatal(err)
 	}

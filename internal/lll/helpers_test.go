@@ -3,6 +3,8 @@ package lll_test
 import (
 	"testing"
 
+	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -13,4 +15,18 @@ func spanOf(t *testing.T, s string) *span.Span {
 		t.Fatal(err)
 	}
 	return sp
+}
+
+// compileEval compiles one source, e.lll, that must check, for EVAL.
+func compileEval(t *testing.T, src string) *eval.Program {
+	t.Helper()
+	prog, errs := lll.Compile([]lll.Source{{Name: "e.lll", Text: []byte(src)}})
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	ep, err := eval.Compile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
 }

@@ -130,14 +130,7 @@ validator overflow { check policy.p.big * policy.p.big > 0 }
 validator divzero { check 1 / policy.p.zero > 0 }
 validator anytype { check data.gross > 0 }
 `
-	prog, errs := lll.Compile([]lll.Source{{Name: "e.lll", Text: []byte(src)}})
-	if errs != nil {
-		t.Fatal(errs)
-	}
-	ep, err := eval.Compile(prog)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ep := compileEval(t, src)
 	s := spanOf(t, `{"id":"a","who":"w","data":{"gross":"x"}}`)
 	tests := []struct {
 		validator string
@@ -158,6 +151,63 @@ validator anytype { check data.gross > 0 }
 		}
 		if got != tt.want {
 			t.Errorf("%s: detail %q, want %q", tt.validator, got, tt.want)
+		}
+	}
+}
+
+// TestAllowedValuesOfEvents checks "in" on a derived event's fields: the
+// value must be one of the list, a missing field is judged by require or
+// allow, and the violation names the field and the values.
+func TestAllowedValuesOfEvents(t *testing.T) {
+	src := `
+validator closes {
+  input: "trajectory_closed"
+  require field "reason" in ["timeout", "rule"]
+}
+validator scores {
+  input: "trajectory_quality"
+  allow field "score" in [0, 50, 100]
+}
+`
+	ep := compileEval(t, src)
+	ev := func(typ string, kv ...any) ir.Value {
+		m := map[string]ir.Value{"type": ir.StringValue(typ)}
+		for i := 0; i < len(kv); i += 2 {
+			switch v := kv[i+1].(type) {
+			case string:
+				m[kv[i].(string)] = ir.StringValue(v)
+			case int:
+				m[kv[i].(string)] = ir.IntValue(int64(v))
+			}
+		}
+		return ir.MapValue(m)
+	}
+	tests := []struct {
+		validator string
+		event     ir.Value
+		want      string // the violation's detail; "" passes
+	}{
+		{"closes", ev("trajectory_closed", "reason", "rule"), ""},
+		{"closes", ev("trajectory_closed", "reason", "manual"), `field "reason" is not one of "timeout", "rule": "manual"`},
+		{"closes", ev("trajectory_closed"), `field "reason" is required`},
+		{"scores", ev("trajectory_quality", "score", 50), ""},
+		{"scores", ev("trajectory_quality"), ""},
+		{"scores", ev("trajectory_quality", "score", 51), `field "score" is not one of 0, 50, 100: 51`},
+	}
+	for _, tt := range tests {
+		res, err := ep.Validator(tt.validator).CheckEvent(t.Context(), tt.event, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if res.Violation != nil {
+			got = res.Violation.Detail
+			if res.Violation.Field == "" {
+				t.Errorf("%s %v: the violation names no field", tt.validator, tt.event)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("%s %v: detail %q, want %q", tt.validator, tt.event, got, tt.want)
 		}
 	}
 }

@@ -15,7 +15,9 @@
 // The envelopes of the API itself are written here, next to the routes that
 // send them (routes.go, schemas.go): Problem (RFC 9457, every error),
 // IngestResponse and LineResult (the per-line answer of POST /ingest),
-// Receipt and BatchRef, Record and ThingPage, Proof and ConsistencyProof,
+// Receipt and BatchRef, Record (with a body schema for each kind of record
+// the ledger stores: span, and Tick, TenantConfig and AuditEvent, which the
+// server appends itself) and ThingPage, Proof and ConsistencyProof,
 // DerivedEvent and Trajectory, the dry run's, and the small bodies of
 // health, metrics, identity and admin. DerivedEvent is written by hand
 // because the derived streams add seq (the record that caused the event) to
@@ -26,8 +28,10 @@
 // tests keep the copy in step with the gateway's source and its
 // /problems/NAME pages, check that every route the code mounts is documented
 // and every documented route is served by a real server (production and
-// --dev), and send requests to a real gateway to check each answer's status,
-// media type and body against the document.
+// --dev), send requests to a real gateway to check each answer's status,
+// media type and body against the document, and read a real server's stream
+// of every tenant until it has held a record of every kind, each line checked
+// against Record.
 //
 // Every operation lists its error responses as application/problem+json,
 // with an example of each problem type it may answer, and a default response

@@ -47,6 +47,26 @@ const (
 	exampleSpanCafe = `{"id":"s_77","tenant":"t_cafe","who":"ana","did":"coffee.sold","this":"cup:9","when":"2025-10-05T22:19:29Z","status":"confirmed"}`
 )
 
+// The bodies of the examples' records of the other kinds, which the server
+// appends itself (records 9 to 11, just before s_1): an audit record, a
+// config record and a clock tick, as internal/server and internal/cycle
+// write them.
+const (
+	exampleAudit  = `{"fields":{"at":"2025-10-05T21:09:00Z","by":"sa:01K6TPZ3M0Q4R5S6T7V8W9X0YA","id":"01K6TQ4Z8N3D5W7XB2C9E1F0GK","name":"till 7","role":"app","tenant":"t_bakery"},"op":"account.create","ts":"2025-10-05T21:09:00Z"}`
+	exampleConfig = `{"config":{"features":{"diamond":true,"trajectory":true},"policies":{"trajectory_linker":{"close_timeout":"2h"}}},"tenant":"t_bakery"}`
+	exampleTick   = `{"clock":"2025-10-05T21:11:00Z"}`
+)
+
+// kindAudit is the record kind of audit records (internal/server's
+// KindAudit, which this package cannot import).
+const kindAudit = "audit"
+
+// auditOps are the operations of audit records: the receipts the identity
+// service records (internal/identity: receiptCreate and the like).
+func auditOps() arr {
+	return arr{"keys.create", "keys.rotate", "keys.retire", "account.create", "account.revoke"}
+}
+
 // exampleNDJSON is the body of the NDJSON ingest example: one new span, one
 // already stored, one the contract rejects.
 func exampleNDJSON() string {
@@ -76,7 +96,8 @@ func exampleTime(s string) time.Time {
 }
 
 // newExampleLedger builds the example ledger: 43 records, 12 and 40 to 42
-// the story's, the others fillers of tenant t_cafe.
+// the story's, 9 to 11 the server's own (audit, config, tick), the others
+// fillers of tenant t_cafe.
 func newExampleLedger() (*exampleLedger, error) {
 	seed := sha256.Sum256([]byte("loglineos openapi example key; never use it for anything else"))
 	priv := ed25519.NewKeyFromSeed(seed[:])
@@ -95,6 +116,8 @@ func newExampleLedger() (*exampleLedger, error) {
 	ts12 := exampleTime("2025-10-05T22:18:07.214Z")
 	ts40 := exampleTime("2025-10-05T22:19:30.530Z")
 	bodies := map[uint64]string{12: exampleSpan1, 40: exampleSpanCafe, 41: exampleSpan2, 42: exampleSpan3}
+	others := map[uint64]struct{ kind, body string }{
+		9: {kindAudit, exampleAudit}, 10: {ledger.KindConfig, exampleConfig}, 11: {ledger.KindTick, exampleTick}}
 	l := &exampleLedger{vkey: signer.VerifierKey(), records: map[uint64][]byte{}, receipts: map[uint64]ledger.Receipt{}, size: size}
 	leaves := make([]ledger.Hash, size)
 	for seq := range uint64(size) {
@@ -107,7 +130,11 @@ func newExampleLedger() (*exampleLedger, error) {
 		case seq < 40:
 			ts = ts12.Add(time.Duration(seq-12) * time.Second)
 		}
+		kind := ledger.KindSpan
 		body, ok := bodies[seq]
+		if o, other := others[seq]; other {
+			kind, body, ok = o.kind, o.body, true
+		}
 		if !ok {
 			body = fmt.Sprintf(`{"id":"s_f%d","tenant":"t_cafe","who":"ana","did":"coffee.sold","this":"cup:%d","when":"2025-10-05T21:00:00Z","status":"confirmed"}`, seq, seq)
 		}
@@ -115,9 +142,9 @@ func newExampleLedger() (*exampleLedger, error) {
 		if err != nil {
 			return nil, err
 		}
-		leaves[seq] = ledger.LeafHash(seq, ts, ledger.KindSpan, canon)
+		leaves[seq] = ledger.LeafHash(seq, ts, kind, canon)
 		if ok {
-			l.records[seq] = frameRecord(seq, ts, leaves[seq], canon)
+			l.records[seq] = frameRecord(seq, ts, leaves[seq], kind, canon)
 		}
 	}
 	// The two commits of the story: record 12 alone, records 40 to 42.
@@ -155,10 +182,10 @@ func newExampleLedger() (*exampleLedger, error) {
 
 // frameRecord writes a record line as a segment holds it (see internal/ledger's
 // record framing): the CRC-32C covers every byte but its own eight digits.
-func frameRecord(seq uint64, ts time.Time, leaf ledger.Hash, body []byte) []byte {
+func frameRecord(seq uint64, ts time.Time, leaf ledger.Hash, kind string, body []byte) []byte {
 	tsb, _ := ledger.Timestamp{Time: ts}.MarshalJSON()
 	head := fmt.Sprintf(`{"seq":%d,"ts":%s,"leaf":"%s","crc":"`, seq, tsb, leaf)
-	tail := fmt.Sprintf(`","%s":%s}`, ledger.KindSpan, body)
+	tail := fmt.Sprintf(`","%s":%s}`, kind, body)
 	c := crc32.Checksum([]byte(head+tail), crc32.MakeTable(crc32.Castagnoli))
 	return []byte(head + fmt.Sprintf("%08x", c) + tail)
 }

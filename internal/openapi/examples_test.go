@@ -4,7 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"hash/crc32"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -100,20 +106,30 @@ func TestExamplesVerify(t *testing.T) {
 		t.Errorf("consistency proof: %v", err)
 	}
 
-	// The stream's lines are framed as the segments frame them.
-	for _, line := range strings.Split(strings.TrimSuffix(ex["stream-ndjson"].(string), "\n"), "\n") {
+	// The streams' lines are framed as the segments frame them, whatever
+	// their kind.
+	streams := ex["stream-ndjson"].(string) + ex["stream-every-kind"].(string)
+	for _, line := range strings.Split(strings.TrimSuffix(streams, "\n"), "\n") {
 		var r struct {
 			Seq  uint64
 			TS   ledger.Timestamp
 			Leaf ledger.Hash
 			CRC  string
-			Span json.RawMessage
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatal(err)
 		}
-		if got := ledger.LeafHash(r.Seq, r.TS.Time, ledger.KindSpan, r.Span); got != r.Leaf {
-			t.Errorf("record %d: leaf %s, want %s", r.Seq, r.Leaf, got)
+		var members map[string]json.RawMessage
+		json.Unmarshal([]byte(line), &members)
+		var kind string
+		var body json.RawMessage
+		for k, v := range members {
+			if k != "seq" && k != "ts" && k != "leaf" && k != "crc" {
+				kind, body = k, v
+			}
+		}
+		if got := ledger.LeafHash(r.Seq, r.TS.Time, kind, body); got != r.Leaf {
+			t.Errorf("record %d (%s): leaf %s, want %s", r.Seq, kind, r.Leaf, got)
 		}
 		i := strings.Index(line, `"crc":"`) + len(`"crc":"`)
 		crc := crc32.Checksum([]byte(line[:i]+line[i+8:]), crc32.MakeTable(crc32.Castagnoli))
@@ -146,10 +162,24 @@ func TestNDJSONExamplesHoldTheirItems(t *testing.T) {
 			t.Errorf("ndjson-body line %d: %v", i+1, err)
 		}
 	}
-	for i, r := range lines("stream-ndjson") {
-		if err := visit(schema(t, doc, "Record"), r); err != nil {
-			t.Errorf("stream-ndjson line %d: %v", i+1, err)
+	for _, name := range []string{"stream-ndjson", "stream-every-kind"} {
+		for i, r := range lines(name) {
+			if err := visit(schema(t, doc, "Record"), r); err != nil {
+				t.Errorf("%s line %d: %v", name, i+1, err)
+			}
 		}
+	}
+	// One record of each kind, each its kind's only member.
+	var kinds []string
+	for _, r := range lines("stream-every-kind") {
+		for k := range r {
+			if k != "seq" && k != "ts" && k != "leaf" && k != "crc" {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	if want := []string{kindAudit, ledger.KindConfig, ledger.KindTick, ledger.KindSpan}; !slices.Equal(kinds, want) {
+		t.Errorf("stream-every-kind holds records of kinds %v, want %v", kinds, want)
 	}
 	events := lines("derived-ndjson")
 	if len(events) < 4 {
@@ -180,5 +210,80 @@ func TestRejectedExampleIsTheContracts(t *testing.T) {
 	}
 	if !strings.Contains(p["rule"].(string), `require field "when" as "rfc3339"`) {
 		t.Errorf("rule %q", p["rule"])
+	}
+}
+
+// A record holding two kinds, or a kind the ledger does not store, or a
+// body that is not its kind's, is not a Record.
+func TestRecordSchemaRefusesOtherShapes(t *testing.T) {
+	rec := schema(t, kinLoad(t, yamlOf(t, document(t, standardBundle(t), Options{}))), "Record")
+	head := `"seq":9,"ts":"2025-10-05T21:09:00.000000Z","leaf":"` + strings.Repeat("A", 43) + `="`
+	for _, tc := range []struct {
+		name, line string
+		ok         bool
+	}{
+		{"tick", `{` + head + `,"tick":` + exampleTick + `}`, true},
+		{"config", `{` + head + `,"config":` + exampleConfig + `}`, true},
+		{"config back to the defaults", `{` + head + `,"config":{"config":null,"tenant":"t_cafe"}}`, true},
+		{"audit", `{` + head + `,"audit":` + exampleAudit + `}`, true},
+		{"span", `{` + head + `,"span":` + exampleSpan1 + `}`, true},
+		{"no body", `{` + head + `}`, false},
+		{"two kinds", `{` + head + `,"tick":` + exampleTick + `,"audit":` + exampleAudit + `}`, false},
+		{"unknown kind", `{` + head + `,"note":{"text":"hi"}}`, false},
+		{"tick without clock", `{` + head + `,"tick":{}}`, false},
+		{"config without tenant", `{` + head + `,"config":{"config":null}}`, false},
+		{"audit of an unknown op", `{` + head + `,"audit":{"fields":{},"op":"keys.steal","ts":"2025-10-05T21:09:00Z"}}`, false},
+		{"audit without fields", `{` + head + `,"audit":{"op":"keys.create","ts":"2025-10-05T21:09:00Z"}}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v any
+			if err := json.Unmarshal([]byte(tc.line), &v); err != nil {
+				t.Fatal(err)
+			}
+			if err := visit(rec, v); (err == nil) != tc.ok {
+				t.Errorf("valid = %v, want %v (%v)", err == nil, tc.ok, err)
+			}
+		})
+	}
+}
+
+// The audit operations the document lists are the identity service's
+// receipts (its receipt* constants), no more, no fewer.
+func TestAuditOpsAreIdentitysReceipts(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "internal/identity/*.go"))
+	var theirs []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(af, func(n ast.Node) bool {
+			vs, ok := n.(*ast.ValueSpec)
+			if !ok {
+				return true
+			}
+			for i, name := range vs.Names {
+				if !strings.HasPrefix(name.Name, "receipt") || i >= len(vs.Values) {
+					continue
+				}
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					v, _ := strconv.Unquote(lit.Value)
+					theirs = append(theirs, v)
+				}
+			}
+			return true
+		})
+	}
+	var ours []string
+	for _, op := range auditOps() {
+		ours = append(ours, op.(string))
+	}
+	slices.Sort(theirs)
+	slices.Sort(ours)
+	if len(theirs) == 0 || !slices.Equal(theirs, ours) {
+		t.Errorf("identity records %v, the document lists %v", theirs, ours)
 	}
 }

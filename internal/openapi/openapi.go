@@ -350,10 +350,13 @@ func examples(b *bundle.Bundle) (obj, error) {
 	for k, v := range variantExamples() {
 		out[k] = v
 	}
-	var stream strings.Builder
-	for _, seq := range []uint64{41, 42} {
-		stream.Write(l.records[seq])
-		stream.WriteByte('\n')
+	lines := func(seqs ...uint64) string {
+		var b strings.Builder
+		for _, seq := range seqs {
+			b.Write(l.records[seq])
+			b.WriteByte('\n')
+		}
+		return b.String()
 	}
 	story := obj{
 		"span": obj{"summary": "A span", "value": rawValue(exampleSpan1)},
@@ -369,7 +372,11 @@ func examples(b *bundle.Bundle) (obj, error) {
 				obj{"line": 1, "id": "s_2", "status": "accepted", "seq": 41, "receipt": l.receipt(41)}}}},
 		"record": obj{"summary": "Record 41: span s_2", "value": l.record(41, false)},
 		"stream-ndjson": obj{"summary": "Records 41 and 42 (cursor=41&tenant=t_bakery)",
-			"value": stream.String()},
+			"value": lines(41, 42)},
+		"stream-every-kind": obj{"summary": "Records 9 to 12, one of each kind: audit, config, tick, span (cursor=9, an operator's stream of every tenant)",
+			"description": "Record 9: the service account till 7 was created; 10: t_bakery's tenant file put close_timeout 2h in force; 11: a clock tick; 12: span s_1. " +
+				"A tenant's stream (tenant=) sends its spans only.",
+			"value": lines(9, 10, 11, 12)},
 		"thing-page": obj{"summary": "The spans of order:12345",
 			"value": obj{"tenant": exampleTenant, "this": "order:12345",
 				"spans": arr{l.record(12, false), l.record(41, false), l.record(42, false)}}},

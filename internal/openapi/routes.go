@@ -108,7 +108,7 @@ func routes(problemNames []string) []route {
 				"description": "Records, one JSON object (a Record, with crc) per line.",
 				"content": obj{"application/x-ndjson": obj{
 					"schema":   obj{"type": "string", "description": "One Record per line (NDJSON)."},
-					"examples": obj{"records": exampleRef("stream-ndjson")},
+					"examples": obj{"records": exampleRef("stream-ndjson"), "every-kind": exampleRef("stream-every-kind")},
 				}},
 			}},
 			problems: []string{"bad-cursor", "bad-request"},

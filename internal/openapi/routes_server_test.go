@@ -6,14 +6,20 @@ package openapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/openapi"
 	"github.com/loglineos/loglineos/internal/server"
 )
@@ -80,4 +86,99 @@ func TestEveryDocumentedRouteIsServed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Every kind of record the ledger stores reaches the all-tenant stream of a
+// real server (an operator's), and every line validates against Record:
+// the audit records of its first start (the token keys, the operator
+// account), a tenant file's config record, clock ticks and a span.
+func TestStreamOfEveryRecordKindMatchesTheSchema(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, "cfg", "tenants"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tenantFile := "features: {diamond: false}\npolicies:\n  trajectory_linker: {close_timeout: \"2h\"}\n"
+	if err := os.WriteFile(filepath.Join(data, "cfg", "tenants", "t_bakery.yaml"), []byte(tenantFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := server.DefaultConfig()
+	cfg.Data = data
+	cfg.Derive.TickInterval = 10 * time.Millisecond
+	cfg.Derive.TenantScanInterval = 10 * time.Millisecond
+	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h := s.Handler()
+	doc := openapi.KinLoad(t, openapi.YAMLOf(t, openapi.DocumentT(t, openapi.StandardBundle(t), openapi.Options{})))
+
+	// The operator's token, from the credentials of the first start.
+	var creds struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	b, err := os.ReadFile(filepath.Join(data, "identity", "operator.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &creds); err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {creds.ClientID}, "client_secret": {creds.ClientSecret}}
+	r := httptest.NewRequest("POST", "/auth/token", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("POST /auth/token: HTTP %d: %s", w.Code, w.Body)
+	}
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if body != "" {
+			r.Header.Set("Content-Type", "application/x-ndjson")
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	if w := do("POST", "/ingest", `{"id":"s_1","tenant":"t_bakery","who":"dan","did":"sale.post","this":"order:1","when":"2025-10-05T22:18:07Z","status":"confirmed"}`+"\n"); w.Code != http.StatusOK {
+		t.Fatalf("POST /ingest: HTTP %d: %s", w.Code, w.Body)
+	}
+
+	// Wait until every kind is in the ledger (a tick and the config record
+	// come from the background), then check the whole stream.
+	want := []string{ledger.KindSpan, ledger.KindTick, ledger.KindConfig, server.KindAudit}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		w := do("GET", "/ledger/stream?cursor=0", "")
+		seen := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(w.Body.String()), "\n") {
+			var rec map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				t.Fatalf("%v: %s", err, line)
+			}
+			for k := range rec {
+				switch k {
+				case "seq", "ts", "leaf", "crc":
+				default:
+					seen[k]++
+				}
+			}
+		}
+		missing := slices.DeleteFunc(slices.Clone(want), func(k string) bool { return seen[k] > 0 })
+		if len(missing) == 0 {
+			t.Logf("records by kind: %v", seen)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %v record reached the stream in 10 s; seen %v", missing, seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	openapi.CheckResponse(t, doc, "GET /ledger/stream", "GET", "/ledger/stream", do("GET", "/ledger/stream?cursor=0", ""))
 }

@@ -94,19 +94,75 @@ func apiSchemas() map[string]any {
 			},
 		},
 		"Record": obj{
-			"type":        "object",
-			"description": "A stored record: its place in the ledger and its body in canonical JSON (RFC 8785). The streams send the record line exactly as the segment holds it, with crc; lookups leave crc out. Records the server appends itself carry tick or config instead of span.",
-			"required":    arr{"seq", "ts", "leaf"},
+			"type": "object",
+			"description": "A stored record: its place in the ledger and its body in canonical JSON (RFC 8785), under a member named by the record's kind. " +
+				"The streams send the record line exactly as the segment holds it, with crc; lookups leave crc out and hold spans only. " +
+				"Every record has exactly one kind: span (a client's span, the only kind a tenant's stream sends), or one the server appends itself: " +
+				"tick (a clock tick that moves derivation time forward), config (a tenant's configuration put in force from that point of the ledger on) " +
+				"and audit (a security event: token keys created, rotated or retired, service accounts created or revoked). " +
+				"The kind is the name of the member, not a value, so it cannot be an OpenAPI discriminator: oneOf says which member each kind requires.",
+			"required":             arr{"seq", "ts", "leaf"},
+			"additionalProperties": false,
 			"properties": obj{
 				"seq":    seq("The sequence number; to resume a stream, send the last seq received plus one as cursor."),
 				"ts":     ref("Timestamp"),
 				"leaf":   obj{"$ref": "#/components/schemas/Hash", "description": "The RFC 6962 leaf hash: SHA-256 of 0x00 and the line without its leaf and crc members."},
 				"crc":    obj{"type": "string", "pattern": "^[0-9a-f]{8}$", "description": "CRC-32C of the line but these eight digits (streams only)."},
 				"span":   ref("span"),
-				"tick":   obj{"type": "object", "description": "A record the server appends itself."},
-				"config": obj{"type": "object", "description": "A record the server appends itself."},
+				"tick":   ref("Tick"),
+				"config": ref("TenantConfig"),
+				"audit":  ref("AuditEvent"),
 			},
-			"oneOf": arr{obj{"required": arr{"span"}}, obj{"required": arr{"tick"}}, obj{"required": arr{"config"}}},
+			"oneOf": arr{
+				obj{"title": "span record", "required": arr{"span"}},
+				obj{"title": "tick record", "required": arr{"tick"}},
+				obj{"title": "config record", "required": arr{"config"}},
+				obj{"title": "audit record", "required": arr{"audit"}},
+			},
+		},
+		"Tick": obj{
+			"type":                 "object",
+			"description":          "The body of a tick record: the server's clock when it appended the tick. It moves every tenant's derivation clock forward to clock, so idle trajectories close by timeout, and a replay of the ledger closes them at the same record.",
+			"required":             arr{"clock"},
+			"additionalProperties": false,
+			"properties": obj{
+				"clock": obj{"type": "string", "format": "date-time", "description": "RFC 3339, UTC."},
+			},
+			"examples": arr{rawValue(exampleTick)},
+		},
+		"TenantConfig": obj{
+			"type":                 "object",
+			"description":          "The body of a config record: a tenant's derivation configuration (the features and policies of its cfg/tenants/<tenant>.yaml), in force from this record on; config null returns the tenant to the defaults.",
+			"required":             arr{"config", "tenant"},
+			"additionalProperties": false,
+			"properties": obj{
+				"tenant": obj{"type": "string", "minLength": 1},
+				"config": obj{
+					"type":        arr{"object", "null"},
+					"description": "features (trajectory, diamond, cluster) and policies by name (trajectory_linker, quality_meter, derived_events_perf), as in the tenant file.",
+					"properties": obj{
+						"features": obj{"type": "object", "additionalProperties": obj{"type": "boolean"}},
+						"policies": obj{"type": "object", "additionalProperties": obj{"type": "object"}},
+					},
+				},
+			},
+			"examples": arr{rawValue(exampleConfig), obj{"config": nil, "tenant": "t_cafe"}},
+		},
+		"AuditEvent": obj{
+			"type": "object",
+			"description": "The body of an audit record: a security event of the server's identity service, recorded in the ledger before it takes effect " +
+				"(a change whose record cannot be appended is undone). fields depend on op: " +
+				"keys.create: kid, next_kid, alg, at; keys.rotate: reason (manual or scheduled), kid (now active), previous_kid, next_kid, verify_until, at; keys.retire: kids, at; " +
+				"account.create: id, tenant, role, name, by, at; account.revoke: id, tenant, by, at. " +
+				"Key ids are the token signing keys' (GET /.well-known/jwks.json), not the ledger's; no secret is ever recorded.",
+			"required":             arr{"op", "fields", "ts"},
+			"additionalProperties": false,
+			"properties": obj{
+				"op":     obj{"type": "string", "enum": auditOps()},
+				"ts":     obj{"type": "string", "format": "date-time", "description": "When the server recorded the event."},
+				"fields": obj{"type": "object", "description": "The event's details (see the description for each op)."},
+			},
+			"examples": arr{rawValue(exampleAudit)},
 		},
 		"ThingPage": obj{
 			"type":        "object",

@@ -296,6 +296,8 @@ func TestInvalidSpansFailTheSchema(t *testing.T) {
 		{"missing tenant", with("tenant", nil), `"tenant"`},
 		{"missing when", with("when", nil), `"when"`},
 		{"missing status", with("status", nil), `"status"`},
+		{"status not allowed", with("status", "shipped"), "/status"},
+		{"status in capitals", with("status", "Confirmed"), "/status"},
 		{"who a number", with("who", 5.0), "/who"},
 		{"id an object", with("id", map[string]any{"v": 1.0}), "/id"},
 		{"empty did", with("did", ""), "/did"},

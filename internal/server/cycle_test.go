@@ -119,7 +119,7 @@ func workload(n int, seed uint64) []byte {
 		fmt.Fprintf(&b, `{"id":"s_%d","tenant":%q,"who":"u%d","did":%q,"this":%q,"when":%q,"status":%q%s}`+"\n",
 			i, tenant, rng.IntN(9), dids[rng.IntN(len(dids))], this, when.Format(time.RFC3339), status, conf)
 		if i%997 == 0 && i > 0 { // a resent span: a duplicate
-			fmt.Fprintf(&b, `{"id":"s_%d","tenant":%q,"who":"x","did":"x","this":"x","when":%q,"status":"x"}`+"\n", i-1, fmt.Sprintf("t_%d", (i-1)%3), when.Format(time.RFC3339))
+			fmt.Fprintf(&b, `{"id":"s_%d","tenant":%q,"who":"x","did":"x","this":"x","when":%q,"status":"pending"}`+"\n", i-1, fmt.Sprintf("t_%d", (i-1)%3), when.Format(time.RFC3339))
 		}
 	}
 	return b.Bytes()

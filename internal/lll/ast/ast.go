@@ -62,12 +62,13 @@ type (
 		Value Expr
 	}
 
-	// FieldRule is "require field NAME [as FORMAT]" or
-	// "allow field NAME [as FORMAT]".
+	// FieldRule is "require field NAME [as FORMAT] [in [VALUE, ...]]" or
+	// "allow field NAME [as FORMAT] [in [VALUE, ...]]".
 	FieldRule struct {
 		Verb    *Ident // require or allow
 		Name    *BasicLit
 		Format  *BasicLit // nil without "as"
+		Values  *ListLit  // the allowed values; nil without "in"
 		EndPos  token.Pos
 		Require bool
 	}

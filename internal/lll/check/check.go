@@ -36,6 +36,7 @@ type checker struct {
 	policies  map[string]*ir.Policy
 	policyAST map[string]*ast.Decl
 	schemas   map[string]bool
+	schemaAST map[string][]*ast.SchemaField // the fields of each schema, as written
 	inputs    map[string][]abi.Field
 	formats   map[string]abi.Format
 	funcs     map[string]abi.Func
@@ -50,6 +51,7 @@ func Check(files []*ast.File) (*ir.Program, diag.List) {
 		policies:  map[string]*ir.Policy{},
 		policyAST: map[string]*ast.Decl{},
 		schemas:   map[string]bool{},
+		schemaAST: map[string][]*ast.SchemaField{},
 		inputs:    abi.Inputs(),
 		formats:   abi.Formats(),
 		funcs:     abi.Funcs(),
@@ -110,6 +112,7 @@ func Check(files []*ast.File) (*ir.Program, diag.List) {
 			prog.Schemas = append(prog.Schemas, c.schema(d))
 		}
 	}
+	c.schemaAgrees(prog)
 	for k := range caps {
 		prog.Caps = append(prog.Caps, k)
 	}

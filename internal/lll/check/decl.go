@@ -1,6 +1,7 @@
 package check
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
@@ -241,7 +242,67 @@ func (c *checker) fieldRule(s *ast.FieldRule, sc *scope, seen map[string]token.P
 		}
 		r.Format = f.Name
 	}
+	if s.Values != nil {
+		r.In = c.allowedValues(s.Values, name, t)
+	}
 	return r
+}
+
+// allowedValues checks the list after "in" of a field rule: literals of the
+// field's type (strings, numbers or bools), each once, at least one.
+func (c *checker) allowedValues(l *ast.ListLit, name string, t ir.Type) []ir.Value {
+	if !t.Loose() && t.Kind != ir.String && !t.Numeric() && t.Kind != ir.Bool {
+		c.errorf(l.Pos(), l.End(), diag.TypeMismatch, "field %q is a %s: in takes the values of a string, number or bool field", name, t)
+		return nil
+	}
+	if len(l.Elems) == 0 {
+		c.errorf(l.Pos(), l.End(), diag.BadValue, "in [] allows no value at all; list the values field %q may take", name)
+		return nil
+	}
+	var out []ir.Value
+	for _, e := range l.Elems {
+		v, vt, lit, ok := c.allowedValue(e)
+		if !lit {
+			c.errorf(e.Pos(), e.End(), diag.WrongContext, "the values after in must be literals (strings, numbers, true or false), found %s", c.text(e))
+			continue
+		}
+		if !ok {
+			continue // a malformed number, reported
+		}
+		if !t.Loose() && !assignable(vt, t) {
+			c.errorf(e.Pos(), e.End(), diag.TypeMismatch, "field %q is a %s, so %s can never be its value", name, t, c.text(e))
+			continue
+		}
+		dup := false
+		for _, w := range out {
+			dup = dup || w.Equal(v)
+		}
+		if dup {
+			c.errorf(e.Pos(), e.End(), diag.DuplicateKey, "value %s is given twice in the values of field %q", c.text(e), name)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// allowedValue converts one value of an "in" list: a string, a (negative)
+// number, true or false. lit is false for anything else; ok is false when
+// the literal is malformed (a number with too many decimals, reported).
+func (c *checker) allowedValue(e ast.Expr) (v ir.Value, t ir.Type, lit, ok bool) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind == token.STRING || e.Kind == token.NUMBER || e.Kind == token.TRUE || e.Kind == token.FALSE {
+			v, t, ok = c.literal(e, false)
+			return v, t, true, ok
+		}
+	case *ast.UnaryExpr:
+		if l, isLit := e.X.(*ast.BasicLit); isLit && e.Op == token.SUB && l.Kind == token.NUMBER {
+			v, t, ok = c.literal(l, false)
+			return ir.NumberMicros(-v.Micros()), t, true, ok
+		}
+	}
+	return ir.Value{}, ir.TInvalid, false, false
 }
 
 func kindIn(k ir.Kind, ks []ir.Kind) bool {
@@ -401,6 +462,7 @@ func (c *checker) schema(d *ast.Decl) *ir.Schema {
 			fields = append(fields, f)
 		}
 	}
+	c.schemaAST[s.Name] = fields
 	s.Type = c.structType(fields, open, s.Name)
 	// A schema named after an input type must describe exactly its fields.
 	if fs, ok := c.inputs[s.Name]; ok {
@@ -505,4 +567,98 @@ func dedupSorted(s []string) []string {
 		m[x] = true
 	}
 	return keysOf(m)
+}
+
+// schemaAgrees checks that the span schema, when the program declares one,
+// gives every top-level field that a span validator restricts to a set of
+// values (require/allow ... in [...]) exactly that set, as a constant or a
+// union of constants: the published shape of a span is then the one ingest
+// enforces. Only validators that reject every span they refuse count: a
+// guarded validator (when) or a warning (on_fail "warn") does not restrict
+// the field for every span.
+func (c *checker) schemaAgrees(prog *ir.Program) {
+	var sch *ir.Schema
+	for _, s := range prog.Schemas {
+		if s.Name == abi.InputSpan {
+			sch = s
+		}
+	}
+	if sch == nil || sch.Type == nil {
+		return
+	}
+	for _, v := range prog.Validators {
+		if v.Guard != nil || v.OnFail != "reject" || len(v.Input) != 1 || v.Input[0] != abi.InputSpan {
+			continue
+		}
+		for _, r := range v.Rules {
+			if len(r.In) == 0 || strings.Contains(r.Field, ".") {
+				continue
+			}
+			var want []string
+			for _, x := range r.In {
+				want = append(want, x.Str())
+			}
+			var typ *ir.SType
+			for _, f := range sch.Type.Fields {
+				if f.Name == r.Field {
+					typ = f.Type
+				}
+			}
+			if typ == nil {
+				continue // not in the schema: reported as a missing ABI field
+			}
+			if got, ok := stringConsts(typ); ok && sameStrings(got, want) {
+				continue
+			}
+			for _, f := range c.schemaAST[sch.Name] {
+				if f.Name.Name != r.Field || f.Type == nil {
+					continue
+				}
+				alts := make([]string, len(want))
+				for i, w := range want {
+					alts[i] = strconv.Quote(w)
+				}
+				c.errorf(f.Type.Pos(), f.Type.End(), diag.SchemaDisagrees,
+					"schema span: field %s is %s, but validator %s allows only %s (%s); write %s: %s",
+					f.Name.Name, c.text(f.Type), v.Name, strings.Join(alts, ", "), r.Pos, f.Name.Name, strings.Join(alts, " | "))
+			}
+		}
+	}
+}
+
+// stringConsts returns the constants of a constant or a union of
+// constants.
+func stringConsts(t *ir.SType) ([]string, bool) {
+	switch t.Kind {
+	case "const":
+		return []string{t.Const}, true
+	case "union":
+		var out []string
+		for _, a := range t.Alts {
+			if a.Kind != "const" {
+				return nil, false
+			}
+			out = append(out, a.Const)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// sameStrings reports whether a and b hold the same strings, in any order.
+func sameStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !contains(b, x) {
+			return false
+		}
+	}
+	for _, x := range b {
+		if !contains(a, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -63,6 +63,7 @@ const (
 	UnknownType       Code = "LLL042" // unknown type name in a schema
 	BadValue          Code = "LLL043" // a literal value out of range or malformed
 	WrongContext      Code = "LLL044" // a name or call used where it has no meaning
+	SchemaDisagrees   Code = "LLL045" // the span schema and the span contract allow different values of a field
 	StepBudget        Code = "LLL100" // evaluation exceeded its step budget
 	Canceled          Code = "LLL101" // evaluation canceled by its context
 	RuntimeType       Code = "LLL102" // a dynamic value had the wrong type at run time
@@ -89,7 +90,7 @@ func codeTable() map[Code]string {
 		CapUnused: "capability declared but unused", PolicyType: "policy value of the wrong type",
 		BadGlob: "malformed glob", Repeated: "repeated rule or property",
 		Missing: "missing property", UnknownType: "unknown type", BadValue: "invalid value",
-		WrongContext: "used out of context", StepBudget: "step budget exceeded",
+		WrongContext: "used out of context", SchemaDisagrees: "schema and contract disagree", StepBudget: "step budget exceeded",
 		Canceled: "evaluation canceled", RuntimeType: "runtime type error",
 		Arithmetic: "arithmetic error", KernelUnavailable: "kernel not available",
 	}

@@ -114,6 +114,28 @@ type rule struct {
 	allowed uint16 // span members allowed (closed), by memberBit
 	allowL  []string
 	cond    fn
+	in      []ir.Value      // the values the field may take; nil: any
+	inStr   map[string]bool // the string values of in, for top-level span strings
+	inShow  string          // in, as the violation shows it
+}
+
+// oneOf reports whether v is one of the rule's values (always, for a rule
+// without any).
+func (r *rule) oneOf(v ir.Value) bool {
+	if r.in == nil {
+		return true
+	}
+	for _, w := range r.in {
+		if w.Equal(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// notOneOf is the violation of a value the rule does not allow.
+func (v *Validator) notOneOf(r *rule, val string) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is not one of %s: %s", r.ir.Field, r.inShow, clip(val)))
 }
 
 func memberBit(name string) uint16 {
@@ -165,6 +187,21 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 					return nil, fmt.Errorf("unknown format %q", r.Format)
 				}
 				cr.format = &f
+			}
+			if len(r.In) > 0 {
+				cr.in, cr.inStr = r.In, map[string]bool{}
+				shown := make([]string, len(r.In))
+				for i, x := range r.In {
+					switch x.Kind() {
+					case ir.String:
+						cr.inStr[x.Str()] = true
+					case ir.Number, ir.Bool:
+					default:
+						return nil, fmt.Errorf("field %q: a value of in is a %s, not a string, number or bool", r.Field, x.Kind())
+					}
+					shown[i] = show(x)
+				}
+				cr.inShow = strings.Join(shown, ", ")
 			}
 		case ir.RuleClosed:
 			cr.allowL = r.Allowed
@@ -316,6 +353,18 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 				return nil
 			}
 		}
+		if r.in != nil && r.field != fConfirmedBy && r.field != fData && r.field != fWhen {
+			// A top-level string member: its format, then its value.
+			if r.format != nil {
+				if ok, reason := r.format.Match(ir.StringValue(spanString(s, r.field))); !ok {
+					return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(fmt.Sprintf("%q", spanString(s, r.field)))))
+				}
+			}
+			if str := spanString(s, r.field); !r.inStr[str] {
+				return v.notOneOf(r, fmt.Sprintf("%q", str))
+			}
+			return nil
+		}
 		if r.format == nil {
 			return nil
 		}
@@ -353,11 +402,13 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 		}
 		return nil
 	}
-	if r.format == nil {
-		return nil
+	if r.format != nil {
+		if ok, reason := r.format.Match(val); !ok {
+			return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(show(val))))
+		}
 	}
-	if ok, reason := r.format.Match(val); !ok {
-		return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(show(val))))
+	if !r.oneOf(val) {
+		return v.notOneOf(r, show(val))
 	}
 	return nil
 }
@@ -416,6 +467,10 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 					res.Violation = v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q %s: %s", r.ir.Field, reason, clip(show(val))))
 					return res, nil
 				}
+			}
+			if !r.oneOf(val) {
+				res.Violation = v.notOneOf(r, show(val))
+				return res, nil
 			}
 		case ir.RuleClosed:
 			for _, k := range ev.Keys() {

@@ -132,8 +132,8 @@ type RuleKind string
 
 // The rule kinds.
 const (
-	RuleRequire RuleKind = "require" // Field must be present (non-empty) and match Format
-	RuleAllow   RuleKind = "allow"   // Field may be present; if so it must match Format
+	RuleRequire RuleKind = "require" // Field must be present (non-empty), match Format and be one of In
+	RuleAllow   RuleKind = "allow"   // Field may be present; if so it must match Format and be one of In
 	RuleClosed  RuleKind = "closed"  // only the members in Allowed may be present
 	RuleCheck   RuleKind = "check"   // Cond must hold
 )
@@ -147,8 +147,11 @@ type Rule struct {
 	Field   string   `json:"field,omitempty"`   // "when", "data.gross"
 	Format  string   `json:"format,omitempty"`  // "rfc3339"
 	Allowed []string `json:"allowed,omitempty"` // closed: sorted member names
-	Cond    *Expr    `json:"cond,omitempty"`    // check
-	Message string   `json:"message,omitempty"` // check: else message
+	// In lists the values the field may take (require/allow ... in [...]),
+	// in source order; empty: any value.
+	In      []Value `json:"in,omitempty"`
+	Cond    *Expr   `json:"cond,omitempty"`    // check
+	Message string  `json:"message,omitempty"` // check: else message
 }
 
 // Validator checks (and may emit from) inputs of the listed types.
@@ -292,7 +295,11 @@ func (v *Validator) String() string {
 		fmt.Fprintf(&b, "  rule %s @%s %q\n", r.Kind, r.Pos, r.Source)
 		switch r.Kind {
 		case RuleRequire, RuleAllow:
-			fmt.Fprintf(&b, "    field=%s format=%s\n", r.Field, orDash(r.Format))
+			fmt.Fprintf(&b, "    field=%s format=%s", r.Field, orDash(r.Format))
+			if len(r.In) > 0 {
+				fmt.Fprintf(&b, " in=%s", ListValue(r.In))
+			}
+			b.WriteString("\n")
 		case RuleClosed:
 			fmt.Fprintf(&b, "    allowed=%s\n", list(r.Allowed))
 		case RuleCheck:

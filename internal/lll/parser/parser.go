@@ -434,6 +434,16 @@ func (p *parser) fieldRule() ast.Stmt {
 		}
 		r.EndPos = r.Format.End()
 	}
+	if p.tok.Kind == token.IN && !p.tok.NewlineBefore {
+		p.next()
+		if p.tok.Kind != token.LBRACK || p.tok.NewlineBefore {
+			p.unexpected(`a list of the allowed values after in (e.g. ["confirmed", "pending"])`)
+			p.skipStmt()
+			return &ast.BadStmt{From: r.Verb.Pos(), To: p.tok.Pos}
+		}
+		r.Values = p.operand().(*ast.ListLit)
+		r.EndPos = r.Values.End()
+	}
 	return r
 }
 
