@@ -62,7 +62,8 @@ func canonicalBody(kind string, body []byte) error {
 	return nil
 }
 
-// keyFlagHelp documents --key of the commands that check receipts and proofs.
+// keyFlagHelp documents --key of the commands that check the ledger, receipts
+// and proofs.
 const keyFlagHelp = `the ledger's verifier key, as 'logline ledger key' prints it (name+hash+key,
 e.g. logline.local/ledger+1a2b3c4d+AbC...), or a file holding one: a value
 that parses as a verifier key is the key, any other names a file
@@ -175,7 +176,7 @@ server's latest signed checkpoint covers, and says so.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "verifier key (name+hash+key) or a file holding it; default the ledger's key.pub")
+	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on a torn tail too")
 	return cmd
