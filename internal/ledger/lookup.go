@@ -458,10 +458,10 @@ type runWriter struct {
 	buf   []byte
 	count uint64
 	fence []entry
-	crcs  []uint32 // of the blocks so far; the last one is open
+	crcs  []uint32 // of the blocks completed so far
 }
 
-const runWriteChunk = 256 << 10
+const runWriteChunk = 256 << 10 // a whole number of blocks
 
 func createRun(fs vfs.FS, dir string, kind int, num uint64) (*runWriter, error) {
 	name := fs.PathJoin(dir, runName(kind, num))
@@ -475,17 +475,24 @@ func createRun(fs vfs.FS, dir string, kind int, num uint64) (*runWriter, error) 
 func (w *runWriter) add(e entry) error {
 	if w.count%runBlock == 0 {
 		w.fence = append(w.fence, e)
-		w.crcs = append(w.crcs, 0)
 	}
-	at := len(w.buf)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, e.h)
 	w.buf = binary.BigEndian.AppendUint64(w.buf, e.seq)
-	w.crcs[len(w.crcs)-1] = crc32.Update(w.crcs[len(w.crcs)-1], castagnoli, w.buf[at:])
 	w.count++
+	if w.count%runBlock == 0 {
+		w.sumBlock()
+	}
 	if len(w.buf) >= runWriteChunk {
 		return w.flush()
 	}
 	return nil
+}
+
+// sumBlock records the CRC of the block the last entry ends. Blocks never
+// straddle a flush: runWriteChunk is a whole number of blocks.
+func (w *runWriter) sumBlock() {
+	n := int(w.count-uint64(len(w.crcs))*runBlock) * runEntrySize
+	w.crcs = append(w.crcs, crc32.Checksum(w.buf[len(w.buf)-n:], castagnoli))
 }
 
 func (w *runWriter) flush() error {
@@ -506,6 +513,9 @@ func (w *runWriter) flush() error {
 // finish writes the fence and footer, syncs the file and returns the run,
 // open for reading.
 func (w *runWriter) finish(kind int, num, from, to uint64) (*run, error) {
+	if w.count%runBlock != 0 {
+		w.sumBlock()
+	}
 	if err := w.flush(); err != nil {
 		return nil, err
 	}
