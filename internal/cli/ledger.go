@@ -183,7 +183,7 @@ server's latest signed checkpoint covers, and says so.`,
 }
 
 func corruptJSON(c *ledger.CorruptError) map[string]any {
-	m := map[string]any{"offset": c.Offset, "reason": c.Reason, "where": c.Where()}
+	m := map[string]any{"offset": c.Offset, "reason": c.Reason, "where": c.Where(), "derived": c.Derived}
 	if c.File != "" {
 		m["file"] = c.File
 	} else {
@@ -227,7 +227,11 @@ func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, took time.Duration) 
 		fmt.Fprintf(w, "torn tail: %s: %s\n", t.Where(), t.Reason)
 	}
 	if pr := rep.Problem; pr != nil {
-		fmt.Fprintf(w, "corrupt: %s: %s\n", pr.Where(), pr.Reason)
+		if pr.Derived {
+			fmt.Fprintf(w, "corrupt: %s: %s (derived from the segments: rebuilt at the next start, or by logline ledger reindex)\n", pr.Where(), pr.Reason)
+		} else {
+			fmt.Fprintf(w, "corrupt: %s: %s\n", pr.Where(), pr.Reason)
+		}
 		return
 	}
 	ck := "no checkpoint yet"

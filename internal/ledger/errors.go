@@ -34,6 +34,9 @@ type CorruptError struct {
 	Offset  int64  // byte offset of the bad record or entry
 	Seq     uint64 // sequence number expected there (segments)
 	Reason  string
+	// Derived says the damaged file is derived from the segments (under
+	// ledger/index): rebuilt at the next open, or by a reindex.
+	Derived bool
 }
 
 func (e *CorruptError) Error() string {

@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -543,9 +544,13 @@ func (l *Ledger) failed() error {
 
 // fail makes the ledger read-only for good after a write or sync error.
 func (l *Ledger) fail(err error) {
+	msg := "ledger is read-only after a storage error"
+	if errors.Is(err, ErrCorrupt) {
+		msg = "ledger is read-only: its records are damaged"
+	}
 	err = fmt.Errorf("%w: %w", ErrReadOnly, err)
 	if l.failure.CompareAndSwap(nil, &err) {
-		l.log.Error("ledger is read-only after a storage error", "err", err)
+		l.log.Error(msg, "err", err)
 	}
 }
 

@@ -116,7 +116,6 @@ func (l *Ledger) Scrub(ctx context.Context, rate int64) error {
 		}
 		f.Close()
 		if cerr != nil {
-			l.log.Error("ledger: the records are damaged; appends stop", "err", cerr)
 			l.recordsDamaged(cerr)
 			return cerr
 		}

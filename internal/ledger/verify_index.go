@@ -94,10 +94,8 @@ func openIndexCheck(fs vfs.FS, ledgerDir string, hasher *keyHasher, limit uint64
 	return ix, nil
 }
 
-const rebuiltNote = " (derived from the segments: the next start, or `logline ledger reindex`, rebuilds it)"
-
 func (ix *indexCheck) damaged(file string, off int64, format string, args ...any) *CorruptError {
-	return &CorruptError{File: "ledger/index/" + file, Offset: off, Reason: fmt.Sprintf(format, args...) + rebuiltNote}
+	return &CorruptError{File: "ledger/index/" + file, Offset: off, Reason: fmt.Sprintf(format, args...), Derived: true}
 }
 
 func (ix *indexCheck) openLookups(limit uint64) error {
