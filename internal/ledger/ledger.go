@@ -3,9 +3,9 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
