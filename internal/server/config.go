@@ -77,8 +77,9 @@ type Config struct {
 		CheckpointEvery    uint64        `yaml:"checkpoint_every"`
 		CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 		// CheckAtOpen: a ledger of at most this many bytes has every record
-		// checked before the server serves; a larger one is checked by the
-		// scrubber, at ScrubRate, after the start and every ScrubEvery.
+		// checked before the server serves (0: none); a larger one is
+		// checked by the scrubber, at ScrubRate, after the start and every
+		// ScrubEvery (rate 0: never).
 		CheckAtOpen ByteSize      `yaml:"check_at_open"`
 		ScrubRate   ByteSize      `yaml:"scrub_rate"`
 		ScrubEvery  time.Duration `yaml:"scrub_every"`

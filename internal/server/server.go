@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		Holder:      "logline serve",
 		ReadOnly:    cfg.Ledger.ReadOnly,
 		DirLocked:   lock != nil,
-		CheckAtOpen: int64(cfg.Ledger.CheckAtOpen),
+		CheckAtOpen: checkAtOpen(cfg.Ledger.CheckAtOpen),
 		OnRepair: func(what, reason string) {
 			s.metrics.LedgerRepairs.WithLabelValues(what).Inc()
 		},
@@ -241,6 +241,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		go s.scrub(bgctx)
 	}
 	return s, nil
+}
+
+// checkAtOpen turns ledger.check_at_open into the ledger's option: 0
+// checks nothing at open (the scrubber does it all).
+func checkAtOpen(b ByteSize) int64 {
+	if b <= 0 {
+		return -1
+	}
+	return int64(b)
 }
 
 // scrub checks every record in the background, at ledger.scrub_rate: once
