@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/loglineos/loglineos/internal/datadir"
 )
 
 // damageBase builds a closed ledger with sealed segments, several lookup
@@ -509,5 +511,83 @@ func TestScrubRate(t *testing.T) {
 	}
 	if el := time.Since(start); el < 150*time.Millisecond {
 		t.Errorf("scrubbed %d bytes at %d B/s in %v", size, size*4, el)
+	}
+}
+
+// Read-only opens and Verify change nothing, not even beside a writer.
+func TestReadOnlyChangesNothing(t *testing.T) {
+	fs, opts := damageBase(t)
+	// A torn tail and a stale index: what a writable open would repair.
+	f, _ := fs.OpenReadWrite("data/ledger/segments/000002.ndjson", vfs.WriteCategoryUnspecified)
+	st, _ := f.Stat()
+	f.WriteAt([]byte(`{"seq":210,"ts":"2025-`), st.Size())
+	f.Close()
+	fs.Remove("data/ledger/index/state")
+	before := dirFiles(t, fs, "data")
+	ro := opts
+	ro.ReadOnly = true
+	l := mustOpen(t, fs, ro)
+	rd, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := rd.Next(); err != nil {
+			break
+		}
+	}
+	rd.Close()
+	if _, err := l.Prove(context.Background(), 3, 100); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, err := Verify("data", VerifyOptions{FS: fs}); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(before, dirFiles(t, fs, "data")); d != "" {
+		t.Fatalf("read-only use changed the files:\n%s", d)
+	}
+}
+
+// Beside a running writer (another holder of the data directory), a
+// read-only ledger and Verify see what the writer's signed checkpoint
+// covers, however far the writer has gone since.
+func TestReadOnlyViewBesideAWriter(t *testing.T) {
+	dir := t.TempDir()
+	opts := Options{CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
+	w, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i := range 20 {
+		mustAppend(t, w, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"))
+	}
+	c, err := w.WriteCheckpoint(context.Background())
+	if err != nil || c.Size != 20 {
+		t.Fatalf("checkpoint %v, %v", c, err)
+	}
+	for i := range 15 {
+		mustAppend(t, w, spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
+	}
+	if _, err := Open(dir, opts); !errors.Is(err, datadir.ErrLocked) {
+		t.Fatalf("a second writer: %v, want datadir.ErrLocked", err)
+	}
+	ro := opts
+	ro.ReadOnly = true
+	l, err := Open(dir, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Next() != 20 {
+		t.Errorf("read-only view beside the writer has %d records, want the checkpoint's 20", l.Next())
+	}
+	l.Close()
+	rep, err := Verify(dir, VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Live == nil || rep.Records != 20 || rep.Problem != nil {
+		t.Errorf("Verify beside the writer: live %v, %d records, problem %v; want the checkpoint's 20", rep.Live, rep.Records, rep.Problem)
 	}
 }

@@ -179,7 +179,7 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 	}
 	if ro && !fileExists(fs, treeDir) {
 		l.tree = &treeStore{fs: fs, dir: treeDir}
-	} else if l.tree, err = openTreeStore(fs, treeDir); err != nil {
+	} else if l.tree, err = openTreeStore(fs, treeDir, ro); err != nil {
 		return err
 	}
 	l.tree.setSize(ts.size)
@@ -362,7 +362,14 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bo
 	l.rng = rng
 	l.durable.Store(&durableEnd{next: next, end: end})
 	l.indexed.Store(next)
-	l.lastIndexed.Store(&indexedBatch{size: next, root: rng.root(), at: end})
+	root := rng.root()
+	if rng.size != next {
+		// A read-only view that stopped short of the tree it loaded.
+		if r, err := l.tree.rootAt(next); err == nil {
+			root = r
+		}
+	}
+	l.lastIndexed.Store(&indexedBatch{size: next, root: root, at: end})
 	l.ckptAt = l.opts.Now()
 	if l.readOnly {
 		return nil

@@ -105,12 +105,15 @@ type treeStore struct {
 	buf    []byte // appendNodes' write buffer
 }
 
-// openTreeStore opens the level files of dir. The store's logical size is
+// openTreeStore opens the level files of dir (for reading only, when
+// readOnly). The store's logical size is
 // set by the caller (setSize) from the tree state it trusts; bytes past it
 // are stale and get overwritten.
-func openTreeStore(fs vfs.FS, dir string) (*treeStore, error) {
-	if err := mkdirAllSynced(fs, dir); err != nil {
-		return nil, err
+func openTreeStore(fs vfs.FS, dir string, readOnly bool) (*treeStore, error) {
+	if !readOnly {
+		if err := mkdirAllSynced(fs, dir); err != nil {
+			return nil, err
+		}
 	}
 	t := &treeStore{fs: fs, dir: dir}
 	for l := 0; l < 64; l++ {
@@ -121,7 +124,13 @@ func openTreeStore(fs vfs.FS, dir string) (*treeStore, error) {
 			}
 			return nil, fmt.Errorf("ledger: tree level %d: %w", l, err)
 		}
-		f, err := fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
+		var f vfs.File
+		var err error
+		if readOnly {
+			f, err = fs.Open(name, vfs.RandomReadsOption)
+		} else {
+			f, err = fs.OpenReadWrite(name, vfs.WriteCategoryUnspecified)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("ledger: tree level %d: %w", l, err)
 		}
