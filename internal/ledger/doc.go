@@ -6,17 +6,32 @@
 //
 // Under the data directory:
 //
+//	LOCK                            held by the one process writing the directory
+//	                                (package datadir)
 //	ledger/segments/NNNNNN.ndjson   the records, one framed line each (record.go)
 //	ledger/key, ledger/key.pub      the signing key (keys.go)
 //	ledger/checkpoint               the latest signed tree head (checkpoint.go)
+//	ledger/DAMAGED                  damage found in the records (scrub.go)
 //	ledger/index/                   derived: positions, commits, lookups (index.go,
 //	                                lookup.go) and the Merkle tree (tree.go)
+//	ledger/index/REBUILD            damage found in the derived files (repair.go)
 //	receipts/YYYY-MM-DD.ndjson      the batch receipts, one per commit (journal.go)
 //
 // The segments are the truth. Everything under ledger/index and the
 // receipts journal is derived from them, synced only now and then, and
 // brought up to the segments at open by reading the records after the point
 // each recorded as complete (recover.go). Deleting ledger/index rebuilds it.
+//
+// # Trust
+//
+// Nothing read from disk is believed unchecked. Records carry a CRC and a
+// leaf hash; a small ledger has every record checked at open, a large one
+// by Scrub in the background, and damage to records stops appends for good
+// (scrub.go). The derived files carry checksums or are checked against the
+// records they point at, and are rebuilt from the segments when damaged
+// (repair.go). Verify checks every byte a server trusts (verify.go,
+// verify_index.go). Open takes the data directory for one process
+// (package datadir); read-only opens beside it see its signed checkpoint.
 //
 // # Writing
 //
