@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,8 @@ import (
 // durable. Readers pull from the segments at their own pace, so a slow reader
 // never slows the ledger; a WebSocket follower that falls too far behind, or
 // does not take a message in time, is closed with a reason that says where to
-// resume.
+// resume. A stream ends when its token expires or is revoked: see
+// lifetime.go.
 
 type streamParams struct {
 	cursor uint64
@@ -74,8 +76,9 @@ func recordTenant(line []byte) string {
 }
 
 // pump reads records from the cursor and hands each (filtered) line to emit;
-// at the durable end it calls idle and, when following, waits.
-func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []byte, cursor uint64) error, idle func() error) error {
+// at the durable end it calls idle and, when following, waits. It returns
+// the cursor to resume from: the sequence number of the next record.
+func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []byte, cursor uint64) error, idle func() error) (uint64, error) {
 	if g.cfg.StreamContext != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -85,31 +88,37 @@ func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []by
 	}
 	rd, err := g.cfg.Ledger.OpenReader(sp.cursor)
 	if err != nil {
-		return err
+		return sp.cursor, err
 	}
 	defer rd.Close()
 	for {
+		// The stream's context ends when its credential does: not one
+		// record more after that.
+		if err := ctx.Err(); err != nil {
+			return rd.Cursor(), err
+		}
+		at := rd.Cursor()
 		line, err := rd.NextLine()
 		if errors.Is(err, io.EOF) {
 			if err := idle(); err != nil {
-				return err
+				return at, err
 			}
 			if !sp.follow {
-				return nil
+				return at, nil
 			}
 			if err := rd.Wait(ctx); err != nil {
-				return err
+				return at, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return at, err
 		}
 		if sp.tenant != "" && recordTenant(line) != sp.tenant {
 			continue
 		}
 		if err := emit(line, rd.Cursor()); err != nil {
-			return err
+			return at, err
 		}
 	}
 }
@@ -128,6 +137,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
+	rc.Flush() // the client knows the stream is open before any record
 	cfg := g.cfg.Stream
 	pending := 0
 	var first time.Time
@@ -149,7 +159,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		buf = buf[:0]
 		return err
 	}
-	err = g.pump(r.Context(), sp, func(line []byte, _ uint64) error {
+	next, err := g.pump(r.Context(), sp, func(line []byte, _ uint64) error {
 		if pending == 0 {
 			first = time.Now()
 		}
@@ -173,12 +183,34 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		return flush()
 	})
+	if p := credentialEnd(r.Context(), next); p != nil {
+		return g.endStream(w, r, write, p)
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	if err != nil {
 		// The status line is gone; end the stream and log.
 		g.log.Warn("stream ended", "request_id", requestID(r), "err", err)
+	}
+	return nil
+}
+
+// endStream writes what is buffered (write), then p as the final line of
+// an NDJSON stream.
+func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, write func() error, p *Problem) error {
+	if err := write(); err != nil {
+		return nil
+	}
+	p.Instance, p.RequestID = r.URL.Path, requestID(r)
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := w.Write(append(b, '\n')); err == nil {
+		rc.Flush()
 	}
 	return nil
 }
@@ -201,7 +233,7 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 	defer c.CloseNow()
 	ctx := c.CloseRead(r.Context())
 	cfg := g.cfg.Stream
-	err = g.pump(ctx, sp, func(line []byte, cursor uint64) error {
+	next, err := g.pump(ctx, sp, func(line []byte, cursor uint64) error {
 		if lag := g.cfg.Ledger.Next() - cursor; cfg.WSMaxLag > 0 && lag > cfg.WSMaxLag {
 			return closeSlow(c, fmt.Sprintf("slow consumer: %d records behind; reconnect with cursor=%d", lag, cursor-1))
 		}
@@ -217,6 +249,7 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 	}, func() error { return nil })
 	switch {
 	case err == nil, errors.Is(err, errClosedSlow):
+	case closeCredential(ctx, c, next):
 	case g.cfg.StreamContext != nil && g.cfg.StreamContext.Err() != nil:
 		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with your last cursor")
 	case ctx.Err() != nil:

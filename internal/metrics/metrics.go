@@ -136,7 +136,8 @@ func (s *Set) Handler() http.Handler {
 	return promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry})
 }
 
-// Public returns the public counters under the source's dotted names.
+// Public returns the public counters under the source's dotted names:
+// aggregates only, never a tenant's name.
 func (s *Set) Public() map[string]any {
 	out := map[string]any{}
 	families, err := s.Registry.Gather()
@@ -183,13 +184,9 @@ func (s *Set) Public() map[string]any {
 	out["ledger.backlog"] = sum("logline_ledger_index_backlog_records", nil)
 	out["ledger.append_latency_ms"] = quantilesMS(byName["logline_ledger_append_duration_seconds"])
 	out["ledger.commit_latency_ms"] = quantilesMS(byName["logline_ledger_commit_duration_seconds"])
-	billing := map[string]float64{}
-	if f := byName["logline_billing_ingest_spans_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			billing[labelMap(m)["tenant"]] = m.GetCounter().GetValue()
-		}
-	}
-	out["billing.ingest_spans_count"] = billing
+	// Every tenant's count together: the public counters name no tenant
+	// (the per-tenant series are on /metrics, for metrics.read).
+	out["billing.ingest_spans_count"] = sum("logline_billing_ingest_spans_total", nil)
 	return out
 }
 
