@@ -127,7 +127,8 @@ func (g *Gateway) derivedWS(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
+	ctx, stop := wsContext(r, c)
+	defer stop()
 	if g.cfg.StreamContext != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)

@@ -167,15 +167,15 @@ type Revalidator interface {
 
 // Config assembles a gateway. Ledger and Auth are required.
 type Config struct {
-	Ledger    Ledger
-	Auth      Authenticator
+	Ledger Ledger
+	Auth   Authenticator
 	// Revalidator rechecks the principals of open streams at each
 	// revocation (Gateway.Revoked); nil: streams end only at their token's
 	// expiry.
 	Revalidator Revalidator
 	Validator   Validator // nil: only the wire types are checked
-	Redactor  Redactor  // nil: nothing is redacted
-	Quota     Quota     // nil: no quota
+	Redactor    Redactor  // nil: nothing is redacted
+	Quota       Quota     // nil: no quota
 	// Derived serves the derived streams and trajectories; Backpressure
 	// holds ingest back when derivation is behind; DryRun runs the cycle
 	// over a request's spans. Each may be nil.
@@ -465,8 +465,8 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), keyPrincipal, p))
 			if o.cap != "" && !p.Dev && !slices.Contains(p.Caps, o.cap) {
 				g.metrics.AuthFailures.WithLabelValues("403", "capability").Inc()
-				writeProblem(sw, r, newProblem("forbidden", "%s may not use %s: the roles %s of tenant %q do not grant it",
-					p.Subject, o.cap, strings.Join(p.Roles, ","), p.Tenant))
+				writeProblem(sw, r, newProblem("forbidden", "%s may not use %s in tenant %q: its roles (%s) do not grant it",
+					p.Subject, o.cap, p.Tenant, strings.Join(p.Roles, ", ")))
 				return
 			}
 		}

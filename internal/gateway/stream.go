@@ -231,7 +231,8 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 		return nil // Accept wrote the response
 	}
 	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
+	ctx, cancel := wsContext(r, c)
+	defer cancel()
 	cfg := g.cfg.Stream
 	next, err := g.pump(ctx, sp, func(line []byte, cursor uint64) error {
 		if lag := g.cfg.Ledger.Next() - cursor; cfg.WSMaxLag > 0 && lag > cfg.WSMaxLag {
@@ -262,6 +263,17 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 }
 
 var errClosedSlow = errors.New("closed a slow consumer")
+
+// wsContext is the context of a WebSocket stream: it ends with the
+// request's (the stream's credential, see limitStreams) or when the peer
+// closes. (CloseRead's context alone would drop the connection the moment
+// the request's context ends, before a close frame could say why.)
+func wsContext(r *http.Request, c *websocket.Conn) (context.Context, context.CancelFunc) {
+	peer := c.CloseRead(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(peer, cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 func closeSlow(c *websocket.Conn, reason string) error {
 	if len(reason) > 120 {

@@ -126,7 +126,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 				RedirectURL:  cfg.Auth.OIDC.RedirectURL,
 				HostedDomain: cfg.Auth.OIDC.HostedDomain,
 			},
-			OnReject:       func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
+			OnReject: func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
 			// Open streams end at the revocation of their credential.
 			OnRevoke:       func(subject string) { s.gateway.Revoked(subject) },
 			OperatorTenant: OperatorTenant,
@@ -353,6 +353,9 @@ func (s *Server) sampleGauges() {
 
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.gateway }
+
+// Metrics returns the server's metrics (what GET /metrics serves).
+func (s *Server) Metrics() *metrics.Set { return s.metrics }
 
 // Ledger returns the server's ledger.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
