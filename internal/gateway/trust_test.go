@@ -89,7 +89,9 @@ func TestCapabilityCheckedBeforeBody(t *testing.T) {
 		Caps: []identity.Capability{identity.CapStreamRead, identity.CapReceiptsRead}}
 	g, _ := newTestGateway(t, func(c *Config) {
 		c.Auth = keyAuth{"reader": reader}
-		c.DryRun = func([]*span.Span, map[string]any, derive.SimOptions) (derive.Summary, error) { return derive.Summary{}, nil }
+		c.DryRun = func([]*span.Span, map[string]any, derive.SimOptions) (derive.Summary, error) {
+			return derive.Summary{}, nil
+		}
 	})
 	for _, tt := range []struct{ path, capability string }{{"/ingest", "ingest"}, {"/quality/dryrun", "quality.dryrun"}} {
 		body := &tripwire{}

@@ -256,10 +256,10 @@ func routes(problemNames []string) []route {
 		},
 		{
 			method: "GET", path: "/derived/ws", id: "followDerived", tag: "derived",
-			summary:     "Follow a tenant's derived events over WebSocket",
+			summary: "Follow a tenant's derived events over WebSocket",
 			description: "A WebSocket that sends the tenant's derived events from cursor on, one per text message, and keeps following. A follower that does not take a message in time is closed (1008) with the cursor to reconnect with.\n\n" +
 				wsLifetime,
-			auth:        true, capability: "stream.read",
+			auth: true, capability: "stream.read",
 			params: arr{
 				derivedTenant,
 				cursorParam("The event number to start from."),
