@@ -34,7 +34,7 @@ type Set struct {
 	Requests        *prometheus.CounterVec   // route, method, code
 	RequestDuration *prometheus.HistogramVec // route, method, code
 	AuthFailures    *prometheus.CounterVec   // code (401/403), reason
-	Throttled       *prometheus.CounterVec   // reason: quota (429), overload (503)
+	Throttled       *prometheus.CounterVec   // reason: quota, client_share (429), overload (503), derivation_backlog
 	InvalidTokens   *prometheus.CounterVec   // reason
 	Inflight        prometheus.Gauge
 
@@ -70,7 +70,7 @@ func New() *Set {
 			Name: "logline_gateway_auth_failures_total", Help: "Requests refused 401 (unauthenticated) or 403 (forbidden), by reason.",
 		}, []string{"code", "reason"}),
 		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logline_gateway_throttled_total", Help: "Requests refused for quota (429) or overload (503).",
+			Name: "logline_gateway_throttled_total", Help: "Requests refused for quota or a client's share (429), overload (503) or the derivation backlog.",
 		}, []string{"reason"}),
 		InvalidTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logline_identity_invalid_tokens_total", Help: "Bearer tokens refused, by reason.",
@@ -173,7 +173,9 @@ func (s *Set) Public() map[string]any {
 	}
 	out["gateway.401_total"] = sum("logline_gateway_auth_failures_total", func(l map[string]string) bool { return l["code"] == "401" })
 	out["gateway.403_total"] = sum("logline_gateway_auth_failures_total", func(l map[string]string) bool { return l["code"] == "403" })
-	out["gateway.429_total"] = sum("logline_gateway_throttled_total", func(l map[string]string) bool { return l["reason"] == "quota" })
+	out["gateway.429_total"] = sum("logline_gateway_throttled_total", func(l map[string]string) bool {
+		return l["reason"] == "quota" || l["reason"] == "client_share"
+	})
 	out["gateway.503_total"] = sum("logline_gateway_throttled_total", func(l map[string]string) bool { return l["reason"] == "overload" })
 	out["gateway.latency_ms"] = quantilesMS(byName["logline_gateway_request_duration_seconds"])
 	out["ingest.spans_accepted"] = sum("logline_ingest_spans_total", func(l map[string]string) bool { return l["result"] == "accepted" })

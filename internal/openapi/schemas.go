@@ -261,7 +261,7 @@ func apiSchemas() map[string]any {
 		"NewServiceAccount": obj{
 			"type": "object", "required": arr{"role"}, "additionalProperties": false,
 			"properties": obj{
-				"role": obj{"type": "string", "description": "A role of the tenant (admin, writer, reader, auditor, app, or one of the tenant's own)."},
+				"role": obj{"type": "string", "description": "A role of the tenant (admin, writer, reader, auditor, app, monitor in the operator tenant, or one of the tenant's own)."},
 				"name": obj{"type": "string", "description": "A name for people."},
 			},
 		},
