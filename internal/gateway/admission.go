@@ -135,7 +135,6 @@ func clientOf(r *http.Request, p *identity.Principal) clientKey {
 	return clientKey{addr: addr}
 }
 
-func addRequest(u *clientUse) { u.requests++ }
 func subRequest(u *clientUse) { u.requests-- }
 
 // admitRequest counts a request against the server's bound and its
@@ -336,6 +335,9 @@ func (z *gzipBody) Read(p []byte) (int, error) {
 	if z.zr == nil {
 		zr, err := gzip.NewReader(z.src)
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return 0, err
+			}
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
@@ -345,10 +347,7 @@ func (z *gzipBody) Read(p []byte) (int, error) {
 	}
 	n, err := z.zr.Read(p)
 	if err != nil && err != io.EOF && !errors.Is(err, os.ErrDeadlineExceeded) {
-		var pe *Problem
-		if !errors.As(err, &pe) {
-			err = gzipError{err}
-		}
+		err = gzipError{err}
 	}
 	return n, err
 }

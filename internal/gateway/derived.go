@@ -51,7 +51,7 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	buf := make([]byte, 0, 64<<10)
+	out := newLineBuffer(w, rc)
 	ctx := r.Context()
 	if g.cfg.StreamContext != nil {
 		var cancel context.CancelFunc
@@ -59,15 +59,7 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		defer context.AfterFunc(g.cfg.StreamContext, cancel)()
 	}
-	write := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := w.Write(buf)
-		buf = buf[:0]
-		return err
-	}
+	write := out.write
 	for {
 		ch := g.cfg.Derived.Changed()
 		var werr error
@@ -77,9 +69,9 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 				stopped = true
 				return false
 			}
-			buf = append(append(buf, ev...), '\n')
+			out.buf = append(append(out.buf, ev...), '\n')
 			cursor = n + 1
-			if len(buf) >= 48<<10 {
+			if len(out.buf) >= 48<<10 {
 				werr = write()
 			}
 			return werr == nil

@@ -149,23 +149,15 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		return rc.Flush()
 	}
-	buf := make([]byte, 0, 64<<10)
-	write := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := w.Write(buf)
-		buf = buf[:0]
-		return err
-	}
+	out := newLineBuffer(w, rc)
+	write := out.write
 	next, err := g.pump(r.Context(), sp, func(line []byte, _ uint64) error {
 		if pending == 0 {
 			first = time.Now()
 		}
-		buf = append(append(buf, line...), '\n')
+		out.buf = append(append(out.buf, line...), '\n')
 		pending++
-		if len(buf) >= 48<<10 {
+		if len(out.buf) >= 48<<10 {
 			if err := write(); err != nil {
 				return err
 			}
@@ -194,6 +186,29 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		g.log.Warn("stream ended", "request_id", requestID(r), "err", err)
 	}
 	return nil
+}
+
+// lineBuffer gathers the lines of an NDJSON stream and writes them at
+// once, each write with its deadline.
+type lineBuffer struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte
+}
+
+func newLineBuffer(w http.ResponseWriter, rc *http.ResponseController) *lineBuffer {
+	return &lineBuffer{w: w, rc: rc, buf: make([]byte, 0, 64<<10)}
+}
+
+// write writes the lines gathered.
+func (b *lineBuffer) write() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	b.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
 }
 
 // endStream writes what is buffered (write), then p as the final line of

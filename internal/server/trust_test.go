@@ -62,25 +62,26 @@ func startProdServer(t *testing.T, mutate func(*Config)) *prodServer {
 // id and a token got from POST /auth/token.
 func (ps *prodServer) account(t *testing.T, tenant, role string) (id, token string) {
 	t.Helper()
-	_, secret, err := ps.s.identity.CreateServiceAccount(context.Background(), identity.NewServiceAccount{Tenant: tenant, Role: role})
-	if err != nil {
-		t.Fatal(err)
-	}
-	accts := ps.s.identity.ServiceAccounts(tenant)
-	id = accts[len(accts)-1].ID
-	for _, a := range accts {
-		if a.Created.After(accts[len(accts)-1].Created) {
-			id = a.ID
-		}
-	}
-	return id, ps.exchange(t, id, secret)
+	return serviceToken(t, ps.s, ps.base, tenant, role)
 }
 
-func (ps *prodServer) exchange(t *testing.T, id, secret string) string {
-	t.Helper()
-	resp, err := http.PostForm(ps.base+"/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}})
+// serviceToken creates a service account of tenant with role on s and
+// exchanges its secret for a token at base's POST /auth/token.
+func serviceToken(tb testing.TB, s *Server, base, tenant, role string) (id, token string) {
+	tb.Helper()
+	acct, secret, err := s.identity.CreateServiceAccount(context.Background(), identity.NewServiceAccount{Tenant: tenant, Role: role})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
+	}
+	return acct.ID, exchange(tb, base, acct.ID, secret)
+}
+
+// exchange swaps a service account's secret for a token.
+func exchange(tb testing.TB, base, id, secret string) string {
+	tb.Helper()
+	resp, err := http.PostForm(base+"/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}})
+	if err != nil {
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var tok struct {
@@ -88,7 +89,7 @@ func (ps *prodServer) exchange(t *testing.T, id, secret string) string {
 	}
 	json.NewDecoder(resp.Body).Decode(&tok)
 	if tok.AccessToken == "" {
-		t.Fatalf("no token for %s (HTTP %d)", id, resp.StatusCode)
+		tb.Fatalf("no token for %s (HTTP %d)", id, resp.StatusCode)
 	}
 	return tok.AccessToken
 }
@@ -104,7 +105,7 @@ func (ps *prodServer) operatorToken(t *testing.T) string {
 	if err := json.Unmarshal(b, &op); err != nil {
 		t.Fatal(err)
 	}
-	return ps.exchange(t, op["client_id"], op["client_secret"])
+	return exchange(t, ps.base, op["client_id"], op["client_secret"])
 }
 
 // do sends a request with a bearer token and returns the status and body.
