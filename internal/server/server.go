@@ -128,7 +128,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			},
 			OnReject: func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
 			// Open streams end at the revocation of their credential.
-			OnRevoke:       func(subject string) { s.gateway.Revoked(subject) },
+			OnRevoke: func(subject string) {
+				if s.gateway != nil {
+					s.gateway.Revoked(subject)
+				}
+			},
 			OperatorTenant: OperatorTenant,
 			Receipts:       auditRecorder{l: l, now: time.Now},
 			WriteError: func(w http.ResponseWriter, r *http.Request, err error) {
