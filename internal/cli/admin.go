@@ -196,7 +196,7 @@ func newAccountsCmd(stdio Stdio) *cobra.Command {
 	}
 	createAPI.add(create, stdio)
 	create.Flags().StringVar(&tenant, "tenant", "", "tenant of the account")
-	create.Flags().StringVar(&role, "role", "", "role: admin, writer, reader, auditor, app, or one the tenant defines")
+	create.Flags().StringVar(&role, "role", "", "role: admin, writer, reader, auditor, app, monitor (operator tenant: reads /metrics), or one the tenant defines")
 	create.Flags().StringVar(&name, "name", "", "a name to recognise it by")
 
 	var listTenant string

@@ -37,9 +37,12 @@ func TestRunbookQuotesWhatTheProgramPrints(t *testing.T) {
 
 // runbookMessages returns the quoted messages of a markdown text: code
 // spans (which may run over a line break) holding a space, other than
-// commands, paths and status codes.
+// commands, paths and status codes, outside fenced blocks.
 func runbookMessages(doc string) []string {
 	var out []string
+	// Fenced blocks are configuration or output examples, not quotes.
+	fence := regexp.MustCompile("(?ms)^```.*?^```")
+	doc = fence.ReplaceAllString(doc, "")
 	for _, para := range strings.Split(doc, "\n\n") {
 		para = strings.Join(strings.Fields(para), " ")
 		parts := strings.Split(para, "`")

@@ -148,15 +148,8 @@ func runServe(parent context.Context, cfg server.Config, addrFile string, stdio 
 	var handler atomic.Pointer[http.Handler]
 	starting := startingHandler()
 	handler.Store(&starting)
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
-		ReadHeaderTimeout: cfg.Timeouts.ReadHeader,
-		ReadTimeout:       cfg.Timeouts.Read,
-		WriteTimeout:      cfg.Timeouts.Write,
-		IdleTimeout:       cfg.Timeouts.Idle,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(&slogWriter{logger.With("component", "http")}, "", 0),
-	}
+	srv := cfg.HTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }),
+		log.New(&slogWriter{logger.With("component", "http")}, "", 0))
 	serveErr := make(chan error, 1)
 	go func() {
 		var err error

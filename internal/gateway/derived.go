@@ -51,7 +51,7 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	buf := make([]byte, 0, 64<<10)
+	out := newLineBuffer(w, rc)
 	ctx := r.Context()
 	if g.cfg.StreamContext != nil {
 		var cancel context.CancelFunc
@@ -59,30 +59,38 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		defer context.AfterFunc(g.cfg.StreamContext, cancel)()
 	}
+	write := out.write
 	for {
 		ch := g.cfg.Derived.Changed()
+		var werr error
+		stopped := false
 		next, err := g.cfg.Derived.Events(tenant, cursor, func(n uint64, ev []byte) bool {
-			buf = append(append(buf, ev...), '\n')
-			if len(buf) >= 48<<10 {
-				rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-				if _, err := w.Write(buf); err != nil {
-					return false
-				}
-				buf = buf[:0]
+			if ctx.Err() != nil { // the credential ended: not one event more
+				stopped = true
+				return false
 			}
-			return true
+			out.buf = append(append(out.buf, ev...), '\n')
+			cursor = n + 1
+			if len(out.buf) >= 48<<10 {
+				werr = write()
+			}
+			return werr == nil
 		})
 		if err != nil {
 			g.log.Warn("derived stream ended", "request_id", requestID(r), "err", err)
 			return nil
 		}
-		cursor = next
-		if len(buf) > 0 {
-			rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-			if _, err := w.Write(buf); err != nil {
-				return nil
-			}
-			buf = buf[:0]
+		if werr != nil {
+			return nil
+		}
+		if !stopped {
+			cursor = next
+		}
+		if p := credentialEnd(ctx, cursor); p != nil {
+			return g.endStream(w, r, write, p)
+		}
+		if write() != nil {
+			return nil
 		}
 		rc.Flush()
 		if !follow {
@@ -91,6 +99,9 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if p := credentialEnd(ctx, cursor); p != nil {
+				return g.endStream(w, r, write, p)
+			}
 			return nil
 		}
 	}
@@ -108,7 +119,8 @@ func (g *Gateway) derivedWS(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
+	ctx, stop := wsContext(r, c)
+	defer stop()
 	if g.cfg.StreamContext != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -119,7 +131,12 @@ func (g *Gateway) derivedWS(w http.ResponseWriter, r *http.Request) error {
 	for ctx.Err() == nil {
 		ch := g.cfg.Derived.Changed()
 		var werr error
+		stopped := false
 		next, err := g.cfg.Derived.Events(tenant, cursor, func(n uint64, ev []byte) bool {
+			if ctx.Err() != nil { // the credential ended: not one event more
+				stopped = true
+				return false
+			}
 			wctx, cancel := context.WithTimeout(ctx, wt)
 			defer cancel()
 			if werr = c.Write(wctx, websocket.MessageText, ev); werr != nil {
@@ -128,18 +145,23 @@ func (g *Gateway) derivedWS(w http.ResponseWriter, r *http.Request) error {
 				}
 				return false
 			}
+			cursor = n + 1
 			return true
 		})
 		if err != nil || werr != nil {
 			return nil
 		}
-		cursor = next
+		if !stopped {
+			cursor = next
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 		}
 	}
-	c.Close(websocket.StatusGoingAway, fmt.Sprintf("stream ended; reconnect with cursor=%d", cursor))
+	if !closeCredential(ctx, c, cursor) {
+		c.Close(websocket.StatusGoingAway, fmt.Sprintf("stream ended; reconnect with cursor=%d", cursor))
+	}
 	return nil
 }
 
@@ -283,13 +305,27 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 	if g.cfg.DryRun == nil {
 		return newProblem("unavailable", "dry runs are not available on this server")
 	}
+	// The route's capability (quality.dryrun) was checked before the body.
 	p := principal(r)
-	if err := g.can(r, p.Tenant, identity.CapQualityDryrun); err != nil && !p.Dev {
-		return err
+	release, prob := g.admitDryRun(p.Tenant)
+	if prob != nil {
+		return prob
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.Limits.BodyBytes))
+	defer release()
+	// A dry run counts against the tenant's quota as ingest does: one span
+	// before the body is read, the rest once they are counted.
+	if g.cfg.Quota != nil {
+		if err := g.cfg.Quota.AllowPrincipal(p, 1); err != nil {
+			return g.authProblem(err)
+		}
+	}
+	lim := g.cfg.Limits.BodyBytes
+	if r.ContentLength > lim {
+		return newProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", byteSize(r.ContentLength), byteSize(lim))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim))
 	if err != nil {
-		return newProblem("body-too-large", "body exceeds %s (limits.body_bytes)", byteSize(g.cfg.Limits.BodyBytes))
+		return bodyError(err, lim)
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var overrides map[string]any
@@ -325,6 +361,11 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 		}
 	default:
 		return newProblem("unsupported-media-type", "send application/x-ndjson spans, or application/json {\"policies\":...,\"spans\":[...]}")
+	}
+	if g.cfg.Quota != nil && len(lines) > 1 {
+		if err := g.cfg.Quota.AllowPrincipal(p, len(lines)-1); err != nil {
+			return g.authProblem(err)
+		}
 	}
 	plim := span.Limits{MaxBytes: g.cfg.Limits.LineBytes, MaxMembers: g.cfg.Limits.Members, MaxDepth: g.cfg.Limits.JSONDepth}
 	spans := make([]*span.Span, 0, len(lines))

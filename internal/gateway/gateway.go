@@ -13,12 +13,15 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -96,11 +99,24 @@ type Limits struct {
 	JSONDepth       int           // nesting of one span
 	Members         int           // members of one span, all levels
 	FutureSkew      time.Duration // how far ahead of now "when" may be
+	// HeaderBytes bounds the request line and header fields; over it: 431
+	// header-too-large. (The http.Server's MaxHeaderBytes must be larger,
+	// or net/http answers first, in plain text.)
+	HeaderBytes int
+	// UnauthBodyBytes bounds the body of a request that needs no principal
+	// (the token endpoint's form); a larger declared length is refused 413
+	// before anything is read.
+	UnauthBodyBytes int64
+	// A body must arrive at BodyMinRate bytes a second after a grace of
+	// BodyGrace from its first read; slower: 408 request-timeout.
+	BodyGrace   time.Duration
+	BodyMinRate int64
 }
 
 // DefaultLimits are the limits of a zero Config.
 func DefaultLimits() Limits {
-	return Limits{BodyBytes: 16 << 20, LineBytes: 64 << 10, LinesPerRequest: 100_000, JSONDepth: 16, Members: 1024, FutureSkew: 5 * time.Minute}
+	return Limits{BodyBytes: 16 << 20, LineBytes: 64 << 10, LinesPerRequest: 100_000, JSONDepth: 16, Members: 1024, FutureSkew: 5 * time.Minute,
+		HeaderBytes: 64 << 10, UnauthBodyBytes: 8 << 10, BodyGrace: 10 * time.Second, BodyMinRate: 64 << 10}
 }
 
 // StreamConfig tunes the record streams.
@@ -116,21 +132,50 @@ func DefaultStreamConfig() StreamConfig {
 	return StreamConfig{FlushObjects: 256, FlushInterval: 50 * time.Millisecond, WSMaxLag: 1_000_000, WSWriteTimeout: 10 * time.Second}
 }
 
-// Overload bounds the work in flight.
+// Overload bounds the work in flight, on the whole server and for each
+// client (a principal, or a remote address before authentication; see
+// admission.go): over a server bound a request is refused 503 overloaded,
+// over a client's or tenant's share 429 too-many-in-flight.
 type Overload struct {
-	MaxRequests int   // requests being served at once (streams aside)
-	MaxBytes    int64 // request body bytes declared by requests in flight
-	MaxStreams  int   // record and derived streams open at once
-	RetryAfter  time.Duration
+	MaxRequests       int   // requests being served at once (streams aside)
+	MaxBytes          int64 // request body bytes read and held by requests in flight
+	MaxClientRequests int   // of MaxRequests, what one client may hold
+	MaxClientBytes    int64 // of MaxBytes, what one client may hold
+	MaxStreams        int   // record and derived streams open at once
+	MaxTenantStreams  int   // of MaxStreams, what one tenant's principals may hold
+	MaxClientStreams  int   // of MaxStreams, what one principal may hold
+	MaxDryRuns        int   // POST /quality/dryrun running at once
+	MaxTenantDryRuns  int   // of MaxDryRuns, what one tenant may run
+	RetryAfter        time.Duration
+}
+
+// DefaultOverload is the overload bounds of a zero Config: each client may
+// take a quarter of the requests and bytes in flight, each tenant a quarter
+// of the streams and each principal a sixteenth.
+func DefaultOverload() Overload {
+	return Overload{MaxRequests: 1024, MaxBytes: 256 << 20, MaxClientRequests: 256, MaxClientBytes: 64 << 20,
+		MaxStreams: 256, MaxTenantStreams: 64, MaxClientStreams: 16, MaxDryRuns: 2, MaxTenantDryRuns: 1, RetryAfter: time.Second}
+}
+
+// Revalidator says whether the credential a principal was authenticated
+// with still holds (nil), or was revoked or has expired since (an
+// *identity.Error); open streams are checked with it when Revoked is
+// called.
+type Revalidator interface {
+	Revalidate(p *identity.Principal) error
 }
 
 // Config assembles a gateway. Ledger and Auth are required.
 type Config struct {
-	Ledger    Ledger
-	Auth      Authenticator
-	Validator Validator // nil: only the wire types are checked
-	Redactor  Redactor  // nil: nothing is redacted
-	Quota     Quota     // nil: no quota
+	Ledger Ledger
+	Auth   Authenticator
+	// Revalidator rechecks the principals of open streams at each
+	// revocation (Gateway.Revoked); nil: streams end only at their token's
+	// expiry.
+	Revalidator Revalidator
+	Validator   Validator // nil: only the wire types are checked
+	Redactor    Redactor  // nil: nothing is redacted
+	Quota       Quota     // nil: no quota
 	// Derived serves the derived streams and trajectories; Backpressure
 	// holds ingest back when derivation is behind; DryRun runs the cycle
 	// over a request's spans. Each may be nil.
@@ -168,6 +213,11 @@ type Gateway struct {
 	inflight      atomic.Int64
 	inflightBytes atomic.Int64
 	streams       atomic.Int64
+	clients       *clients
+	open          openStreams
+	dryRuns       dryRuns
+
+	headerTooLarge http.Handler
 }
 
 // New returns a gateway for cfg; zero fields take their defaults.
@@ -181,70 +231,103 @@ func New(cfg Config) *Gateway {
 	if cfg.Stream == (StreamConfig{}) {
 		cfg.Stream = DefaultStreamConfig()
 	}
-	if cfg.Overload.MaxRequests <= 0 {
-		cfg.Overload.MaxRequests = 1024
-	}
-	if cfg.Overload.MaxBytes <= 0 {
-		cfg.Overload.MaxBytes = 256 << 20
-	}
-	if cfg.Overload.MaxStreams <= 0 {
-		cfg.Overload.MaxStreams = 256
-	}
-	if cfg.Overload.RetryAfter <= 0 {
-		cfg.Overload.RetryAfter = time.Second
-	}
+	dl := DefaultLimits()
+	fill(&cfg.Limits.HeaderBytes, dl.HeaderBytes)
+	fill(&cfg.Limits.UnauthBodyBytes, dl.UnauthBodyBytes)
+	fill(&cfg.Limits.BodyGrace, dl.BodyGrace)
+	fill(&cfg.Limits.BodyMinRate, dl.BodyMinRate)
+	do, o := DefaultOverload(), &cfg.Overload
+	fill(&o.MaxRequests, do.MaxRequests)
+	fill(&o.MaxBytes, do.MaxBytes)
+	fill(&o.MaxClientRequests, do.MaxClientRequests)
+	fill(&o.MaxClientBytes, do.MaxClientBytes)
+	fill(&o.MaxStreams, do.MaxStreams)
+	fill(&o.MaxTenantStreams, do.MaxTenantStreams)
+	fill(&o.MaxClientStreams, do.MaxClientStreams)
+	fill(&o.MaxDryRuns, do.MaxDryRuns)
+	fill(&o.MaxTenantDryRuns, do.MaxTenantDryRuns)
+	fill(&o.RetryAfter, do.RetryAfter)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New()
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: cfg.Metrics}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), metrics: cfg.Metrics, clients: newClients()}
+	g.open.init()
+	g.dryRuns.init()
 	g.routes()
+	g.headerTooLarge = g.wrap("header-too-large", func(w http.ResponseWriter, r *http.Request) error {
+		return newProblem("header-too-large", "the request line and header fields take %s; the server takes at most %s (limits.header_bytes)",
+			byteSize(int64(headerBytes(r))), byteSize(int64(g.cfg.Limits.HeaderBytes)))
+	}, routeOpts{})
 	return g
 }
 
+// fill sets a zero or negative *v to def.
+func fill[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// routeOpts says what wrap does for a route.
+type routeOpts struct {
+	auth    bool                // needs a principal
+	bounded bool                // counts against the overload limits; its body is metered
+	cap     identity.Capability // the principal must hold it (in its tenant) before the body is read
+	gzip    bool                // takes a body with Content-Encoding: gzip
+}
+
 func (g *Gateway) routes() {
-	type route struct {
+	var (
+		public  = routeOpts{}
+		open    = routeOpts{bounded: true}
+		read    = routeOpts{auth: true, bounded: true}
+		streams = routeOpts{auth: true}
+	)
+	for _, rt := range []struct {
 		pattern string
 		h       handlerFunc
-		auth    bool // needs a principal
-		bounded bool // counts against the overload limits
-	}
-	for _, rt := range []route{
-		{"POST /ingest", g.ingest, true, true},
-		{"GET /ledger/stream", g.limitStreams(g.stream), true, false},
-		{"GET /ledger/ws", g.limitStreams(g.websocket), true, false},
-		{"GET /spans/{tenant}/{id}", g.getSpan, true, true},
-		{"GET /things/{tenant}/{this}", g.getThing, true, true},
-		{"GET /receipts/{tenant}/{id}", g.getReceipt, true, true},
-		{"GET /ledger/checkpoint", g.checkpoint, false, true},
-		{"GET /ledger/proof", g.proof, false, true},
-		{"GET /ledger/key", g.key, false, true},
-		{"GET /derived/stream", g.limitStreams(g.derivedStream), true, false},
-		{"GET /derived/ws", g.limitStreams(g.derivedWS), true, false},
-		{"GET /trajectories/{tenant}/{id}", g.trajectory, true, true},
-		{"POST /quality/dryrun", g.dryRun, true, true},
-		{"GET /healthz", g.healthz, false, false},
-		{"GET /readyz", g.readyz, false, false},
-		{"GET /problems/{name}", problemPages, false, false},
+		o       routeOpts
+	}{
+		{"POST /ingest", g.ingest, routeOpts{auth: true, bounded: true, cap: identity.CapIngest, gzip: true}},
+		{"GET /ledger/stream", g.limitStreams(g.stream), streams},
+		{"GET /ledger/ws", g.limitStreams(g.websocket), streams},
+		{"GET /spans/{tenant}/{id}", g.getSpan, read},
+		{"GET /things/{tenant}/{this}", g.getThing, read},
+		{"GET /receipts/{tenant}/{id}", g.getReceipt, read},
+		{"GET /ledger/checkpoint", g.checkpoint, open},
+		{"GET /ledger/proof", g.proof, open},
+		{"GET /ledger/key", g.key, open},
+		{"GET /derived/stream", g.limitStreams(g.derivedStream), streams},
+		{"GET /derived/ws", g.limitStreams(g.derivedWS), streams},
+		{"GET /trajectories/{tenant}/{id}", g.trajectory, read},
+		{"POST /quality/dryrun", g.dryRun, routeOpts{auth: true, bounded: true, cap: identity.CapQualityDryrun, gzip: true}},
+		{"GET /healthz", g.healthz, public},
+		{"GET /readyz", g.readyz, public},
+		{"GET /problems/{name}", problemPages, public},
 	} {
-		g.mux.Handle(rt.pattern, g.wrap(rt.pattern, rt.h, rt.auth, rt.bounded))
+		g.mux.Handle(rt.pattern, g.wrap(rt.pattern, rt.h, rt.o))
 	}
 	if g.cfg.Mount != nil {
 		g.cfg.Mount(g.mux, func(route string, h http.Handler, auth bool) http.Handler {
 			return g.wrap(route, func(w http.ResponseWriter, r *http.Request) error {
 				h.ServeHTTP(w, r)
 				return nil
-			}, auth, true)
+			}, routeOpts{auth: auth, bounded: true})
 		})
 	}
 	// Anything else: 404 or 405 as problems.
-	g.mux.Handle("/", g.wrap("other", g.notFound, false, false))
+	g.mux.Handle("/", g.wrap("other", g.notFound, public))
 }
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if headerBytes(r) > g.cfg.Limits.HeaderBytes {
+		g.headerTooLarge.ServeHTTP(w, r)
+		return
+	}
 	if g.corsPreflight(w, r) {
 		return
 	}
@@ -317,15 +400,27 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// wrap gives a handler its request id, log line, metrics, panic recovery,
-// overload bound and (when auth) principal.
-func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Handler {
+// exchange is the gateway's state of one request, allocated once: the
+// status writer and the metered body.
+type exchange struct {
+	sw   statusWriter
+	body meteredBody
+	key  clientKey
+	use  *clientUse // non-nil while admitted
+}
+
+// wrap gives a handler its request id, log line, metrics, panic recovery
+// and, as o says, its principal, capability check, overload bound and
+// metered body, in that order: nothing is charged before the caller is
+// known, and no body byte is read before its capability is checked.
+func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
 		ctx := context.WithValue(r.Context(), keyRequestID, id)
 		r = r.WithContext(ctx)
-		sw := &statusWriter{ResponseWriter: w}
+		x := &exchange{sw: statusWriter{ResponseWriter: w}}
+		sw := &x.sw
 		sw.Header()["X-Request-Id"] = []string{id}
 		g.cors(sw, r)
 		securityHeaders(sw.Header())
@@ -340,6 +435,7 @@ func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Han
 					writeProblem(sw, r, newProblem("internal", ""))
 				}
 			}
+			g.releaseRequest(x)
 			el := time.Since(start)
 			status := sw.status
 			if status == 0 {
@@ -358,23 +454,31 @@ func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Han
 				slog.Int64("bytes", sw.bytes), slog.Duration("duration", el), slog.String("tenant", tenant),
 				slog.String("remote", r.RemoteAddr))
 		}()
-		if bounded {
-			release, p := g.admit(r)
-			if p != nil {
-				g.metrics.Throttled.WithLabelValues("overload").Inc()
-				writeProblem(sw, r, p)
-				return
-			}
-			defer release()
-		}
-		if auth {
-			p, err := g.cfg.Auth.Authenticate(r)
-			if err != nil {
+		var p *identity.Principal
+		if o.auth {
+			var err error
+			if p, err = g.cfg.Auth.Authenticate(r); err != nil {
 				writeProblem(sw, r, g.authProblem(err))
 				return
 			}
 			tenant = p.Tenant
 			r = r.WithContext(context.WithValue(r.Context(), keyPrincipal, p))
+			if o.cap != "" && !p.Dev && !slices.Contains(p.Caps, o.cap) {
+				g.metrics.AuthFailures.WithLabelValues("403", "capability").Inc()
+				writeProblem(sw, r, newProblem("forbidden", "%s may not use %s in tenant %q: its roles (%s) do not grant it",
+					p.Subject, o.cap, p.Tenant, strings.Join(p.Roles, ", ")))
+				return
+			}
+		}
+		if o.bounded {
+			if prob := g.admitRequest(x, clientOf(r, p)); prob != nil {
+				writeProblem(sw, r, prob)
+				return
+			}
+			if prob := g.admitBody(x, w, r, o); prob != nil {
+				writeProblem(sw, r, prob)
+				return
+			}
 		}
 		if err := h(sw, r); err != nil {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -391,46 +495,40 @@ func (g *Gateway) wrap(route string, h handlerFunc, auth, bounded bool) http.Han
 	})
 }
 
-// admit bounds the requests and body bytes in flight; over either bound
-// the request is refused with 503 and Retry-After.
-func (g *Gateway) admit(r *http.Request) (func(), *Problem) {
-	n := g.inflight.Add(1)
-	size := max(r.ContentLength, 0)
-	if r.ContentLength < 0 && r.Method == http.MethodPost {
-		// A body without a declared length may be as large as the limit.
-		size = g.cfg.Limits.BodyBytes
+// admitBody checks the body's encoding and declared length and puts it
+// behind the meter. A request that needs no principal has its (small)
+// body read here, so that every refusal of it is a problem of this
+// package's.
+func (g *Gateway) admitBody(x *exchange, w http.ResponseWriter, r *http.Request, o routeOpts) *Problem {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
 	}
-	b := g.inflightBytes.Add(size)
-	g.metrics.Inflight.Inc()
-	release := func() {
-		g.inflight.Add(-1)
-		g.inflightBytes.Add(-size)
-		g.metrics.Inflight.Dec()
+	gz, prob := acceptEncoding(r, o.gzip)
+	if prob != nil {
+		return prob
 	}
-	if n > int64(g.cfg.Overload.MaxRequests) || b > g.cfg.Overload.MaxBytes {
-		release()
-		p := newProblem("overloaded", "%d requests and %s of bodies in flight; the server takes at most %d and %s",
-			n-1, byteSize(b-size), g.cfg.Overload.MaxRequests, byteSize(g.cfg.Overload.MaxBytes))
-		p.RetryAfter = g.cfg.Overload.RetryAfter
-		return nil, p
-	}
-	return release, nil
-}
-
-// limitStreams bounds the streams open at once; past the bound a new one
-// is refused with 503 and Retry-After.
-func (g *Gateway) limitStreams(h handlerFunc) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		if n := g.streams.Add(1); n > int64(g.cfg.Overload.MaxStreams) {
-			g.streams.Add(-1)
-			g.metrics.Throttled.WithLabelValues("overload").Inc()
-			p := newProblem("overloaded", "%d streams are open; the server keeps at most %d", n-1, g.cfg.Overload.MaxStreams)
-			p.RetryAfter = g.cfg.Overload.RetryAfter
-			return p
+	limit := g.cfg.Limits.BodyBytes
+	if !o.auth {
+		limit = g.cfg.Limits.UnauthBodyBytes
+		if r.ContentLength > limit {
+			return newProblem("body-too-large", "body of %s exceeds %s (limits.unauth_body_bytes): a request without a token carries a small form at most",
+				byteSize(r.ContentLength), byteSize(limit))
 		}
-		defer g.streams.Add(-1)
-		return h(w, r)
 	}
+	g.meterBody(x, w, r, limit, gz)
+	if o.auth {
+		return nil
+	}
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var pr *Problem
+		if errors.As(err, &pr) {
+			return pr
+		}
+		return newProblem("bad-request", "reading the body: %v", err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return nil
 }
 
 // authProblem maps an identity error to 401, 403 or 429.

@@ -95,11 +95,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, err := readBody(w, r, lim.BodyBytes)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return newProblem("body-too-large", "body exceeds %s (limits.body_bytes)", byteSize(lim.BodyBytes))
-		}
-		return fmt.Errorf("read body: %w", err)
+		return bodyError(err, lim.BodyBytes)
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newProblem("empty-body", "send at least one span")
@@ -221,11 +217,29 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// bodyError is the problem of a failed body read: the meter's own (over a
+// bound, too slow, bad gzip), 413 past limit, or the read error.
+func bodyError(err error, limit int64) error {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newProblem("body-too-large", "body exceeds %s (limits.body_bytes)", byteSize(limit))
+	}
+	return fmt.Errorf("read body: %w", err)
+}
+
+// preallocBytes bounds the buffer allocated from a declared Content-Length
+// before the bytes arrive; a longer body grows its buffer as it is read.
+const preallocBytes = 64 << 10
+
 // readBody reads a request body of at most limit bytes into a buffer sized
-// from Content-Length when there is one.
+// from Content-Length when there is a small one.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n > 0 && n <= limit {
+	if n := r.ContentLength; n > 0 && n <= min(limit, preallocBytes) {
 		buf := make([]byte, n)
 		k, err := io.ReadFull(body, buf)
 		if err != nil {

@@ -32,6 +32,8 @@ type Problem struct {
 	// Results carries the per-line results when every line of an ingest
 	// request was rejected.
 	Results any `json:"results,omitempty"`
+	// Cursor, on the final line of a stream, is where to resume.
+	Cursor *uint64 `json:"cursor,omitempty"`
 	// RetryAfter, when set, is sent as the Retry-After header.
 	RetryAfter time.Duration `json:"-"`
 }
@@ -59,12 +61,16 @@ var problemTypes = []problemType{
 	{"empty-body", 400, "empty body", "The request has no body, or only whitespace."},
 	{"bad-cursor", 400, "bad cursor", "The cursor is not a sequence number (a non-negative integer)."},
 	{"unauthenticated", 401, "authentication required", "The request carries no valid credential. Send Authorization: Bearer <LLST>; the reason says what was wrong with the one sent."},
-	{"forbidden", 403, "not allowed", "The credential is valid but its roles do not grant the capability this route needs on this tenant."},
+	{"token-expired", 401, "token expired", "The final line of an NDJSON stream (a WebSocket closes with code 4401 instead): the token the stream was opened with has expired. Get a new token and reconnect with the cursor member (cursor=N); nothing is lost or sent twice."},
+	{"token-revoked", 401, "token revoked", "The final line of an NDJSON stream (a WebSocket closes with code 4401 instead): the service account or person the stream was opened as was revoked. Reconnect with a new, valid token and the cursor member (cursor=N)."},
+	{"forbidden", 403, "not allowed", "The credential is valid but its roles do not grant the capability this route needs on this tenant; the detail names the capability. A route that takes a body checks it before reading the body."},
 	{"tenant-mismatch", 403, "span for another tenant", "The span names a tenant other than the caller's and the caller may not write there."},
 	{"not-found", 404, "not found", "Nothing is stored under that name, or the route does not exist."},
 	{"method-not-allowed", 405, "method not allowed", "The route exists but not with this method; the Allow header lists the ones it takes."},
+	{"request-timeout", 408, "body too slow", "The request body arrived slower than limits.body_min_rate after limits.body_grace. Nothing of it was stored; send it again at a steady pace."},
 	{"unsupported-media-type", 415, "unsupported media type", "POST /ingest takes application/json (one span or an array) or application/x-ndjson (one span per line)."},
-	{"body-too-large", 413, "request body too large", "The body exceeds limits.body_bytes. Split it into several requests."},
+	{"unsupported-encoding", 415, "unsupported content encoding", "The body's Content-Encoding is not one the route takes: POST /ingest and POST /quality/dryrun take gzip (decoded up to limits.body_bytes) or none; every other route takes none."},
+	{"body-too-large", 413, "request body too large", "The body exceeds limits.body_bytes (decoded, for gzip), or limits.unauth_body_bytes for a request that needs no token. Split it into several requests."},
 	{"too-many-lines", 413, "too many lines", "The request holds more spans than limits.lines_per_request. Split it into several requests."},
 	{"line-too-large", 413, "line too large", "One line (one span) exceeds limits.line_bytes. That line was not stored; the others were handled on their own."},
 	{"id-conflict", 409, "id already stored with other content", "A span with this id is already stored for the tenant, with other content. Nothing was appended; seq and the detail name the stored record and its leaf hash. The id is the span's idempotency key: resending the same content is answered duplicate, new content needs a new id."},
@@ -72,7 +78,9 @@ var problemTypes = []problemType{
 	{"limit-exceeded", 422, "span exceeds a limit", "The span is nested too deeply or has too many members (limits.json_depth, limits.members)."},
 	{"future-when", 422, "when is in the future", "The span's when is further ahead of the server's clock than limits.future_skew allows, so it could close other trajectories early. Check the client's clock."},
 	{"rejected", 422, "every line was rejected", "No span of the request was stored; results gives each line's problem."},
-	{"quota-exceeded", 429, "quota exceeded", "The tenant or role is over its ingest quota. Retry after the number of seconds in Retry-After."},
+	{"quota-exceeded", 429, "quota exceeded", "The tenant or role is over its ingest quota (which dry runs count against too). Retry after the number of seconds in Retry-After."},
+	{"too-many-in-flight", 429, "over this client's share", "The caller (its principal, or its address before authentication) or its tenant holds its share of the server's requests, body bytes, streams or dry runs in flight (overload.max_client_*, max_tenant_*). Others are still served. Retry after the number of seconds in Retry-After."},
+	{"header-too-large", 431, "request header fields too large", "The request line and header fields exceed limits.header_bytes."},
 	{"derivation-behind", 429, "derivation is behind", "Derivation is more records behind the ledger than derive.max_backlog and the tenant's derived_events_perf.on_overload is reject_429 or slow_ingest. Nothing was stored; retry after the number of seconds in Retry-After."},
 	{"overloaded", 503, "server overloaded", "The server has too many requests or bytes in flight. Retry after the number of seconds in Retry-After."},
 	{"unavailable", 503, "service unavailable", "The server is starting, shutting down, or its ledger turned read-only after a storage error; nothing was stored."},

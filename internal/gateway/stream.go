@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,8 @@ import (
 // durable. Readers pull from the segments at their own pace, so a slow reader
 // never slows the ledger; a WebSocket follower that falls too far behind, or
 // does not take a message in time, is closed with a reason that says where to
-// resume.
+// resume. A stream ends when its token expires or is revoked: see
+// lifetime.go.
 
 type streamParams struct {
 	cursor uint64
@@ -74,8 +76,9 @@ func recordTenant(line []byte) string {
 }
 
 // pump reads records from the cursor and hands each (filtered) line to emit;
-// at the durable end it calls idle and, when following, waits.
-func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []byte, cursor uint64) error, idle func() error) error {
+// at the durable end it calls idle and, when following, waits. It returns
+// the cursor to resume from: the sequence number of the next record.
+func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []byte, cursor uint64) error, idle func() error) (uint64, error) {
 	if g.cfg.StreamContext != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -85,31 +88,37 @@ func (g *Gateway) pump(ctx context.Context, sp streamParams, emit func(line []by
 	}
 	rd, err := g.cfg.Ledger.OpenReader(sp.cursor)
 	if err != nil {
-		return err
+		return sp.cursor, err
 	}
 	defer rd.Close()
 	for {
+		// The stream's context ends when its credential does: not one
+		// record more after that.
+		if err := ctx.Err(); err != nil {
+			return rd.Cursor(), err
+		}
+		at := rd.Cursor()
 		line, err := rd.NextLine()
 		if errors.Is(err, io.EOF) {
 			if err := idle(); err != nil {
-				return err
+				return at, err
 			}
 			if !sp.follow {
-				return nil
+				return at, nil
 			}
 			if err := rd.Wait(ctx); err != nil {
-				return err
+				return at, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return at, err
 		}
 		if sp.tenant != "" && recordTenant(line) != sp.tenant {
 			continue
 		}
 		if err := emit(line, rd.Cursor()); err != nil {
-			return err
+			return at, err
 		}
 	}
 }
@@ -128,6 +137,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
+	rc.Flush() // the client knows the stream is open before any record
 	cfg := g.cfg.Stream
 	pending := 0
 	var first time.Time
@@ -139,23 +149,15 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		return rc.Flush()
 	}
-	buf := make([]byte, 0, 64<<10)
-	write := func() error {
-		if len(buf) == 0 {
-			return nil
-		}
-		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		_, err := w.Write(buf)
-		buf = buf[:0]
-		return err
-	}
-	err = g.pump(r.Context(), sp, func(line []byte, _ uint64) error {
+	out := newLineBuffer(w, rc)
+	write := out.write
+	next, err := g.pump(r.Context(), sp, func(line []byte, _ uint64) error {
 		if pending == 0 {
 			first = time.Now()
 		}
-		buf = append(append(buf, line...), '\n')
+		out.buf = append(append(out.buf, line...), '\n')
 		pending++
-		if len(buf) >= 48<<10 {
+		if len(out.buf) >= 48<<10 {
 			if err := write(); err != nil {
 				return err
 			}
@@ -173,12 +175,57 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		}
 		return flush()
 	})
+	if p := credentialEnd(r.Context(), next); p != nil {
+		return g.endStream(w, r, write, p)
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return nil
 	}
 	if err != nil {
 		// The status line is gone; end the stream and log.
 		g.log.Warn("stream ended", "request_id", requestID(r), "err", err)
+	}
+	return nil
+}
+
+// lineBuffer gathers the lines of an NDJSON stream and writes them at
+// once, each write with its deadline.
+type lineBuffer struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte
+}
+
+func newLineBuffer(w http.ResponseWriter, rc *http.ResponseController) *lineBuffer {
+	return &lineBuffer{w: w, rc: rc, buf: make([]byte, 0, 64<<10)}
+}
+
+// write writes the lines gathered.
+func (b *lineBuffer) write() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	b.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
+
+// endStream writes what is buffered (write), then p as the final line of
+// an NDJSON stream.
+func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, write func() error, p *Problem) error {
+	if err := write(); err != nil {
+		return nil
+	}
+	p.Instance, p.RequestID = r.URL.Path, requestID(r)
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := w.Write(append(b, '\n')); err == nil {
+		rc.Flush()
 	}
 	return nil
 }
@@ -199,9 +246,10 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 		return nil // Accept wrote the response
 	}
 	defer c.CloseNow()
-	ctx := c.CloseRead(r.Context())
+	ctx, cancel := wsContext(r, c)
+	defer cancel()
 	cfg := g.cfg.Stream
-	err = g.pump(ctx, sp, func(line []byte, cursor uint64) error {
+	next, err := g.pump(ctx, sp, func(line []byte, cursor uint64) error {
 		if lag := g.cfg.Ledger.Next() - cursor; cfg.WSMaxLag > 0 && lag > cfg.WSMaxLag {
 			return closeSlow(c, fmt.Sprintf("slow consumer: %d records behind; reconnect with cursor=%d", lag, cursor-1))
 		}
@@ -217,6 +265,7 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 	}, func() error { return nil })
 	switch {
 	case err == nil, errors.Is(err, errClosedSlow):
+	case closeCredential(ctx, c, next):
 	case g.cfg.StreamContext != nil && g.cfg.StreamContext.Err() != nil:
 		c.Close(websocket.StatusGoingAway, "server shutting down; reconnect with your last cursor")
 	case ctx.Err() != nil:
@@ -229,6 +278,17 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 }
 
 var errClosedSlow = errors.New("closed a slow consumer")
+
+// wsContext is the context of a WebSocket stream: it ends with the
+// request's (the stream's credential, see limitStreams) or when the peer
+// closes. (CloseRead's context alone would drop the connection the moment
+// the request's context ends, before a close frame could say why.)
+func wsContext(r *http.Request, c *websocket.Conn) (context.Context, context.CancelFunc) {
+	peer := c.CloseRead(context.WithoutCancel(r.Context()))
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(peer, cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 func closeSlow(c *websocket.Conn, reason string) error {
 	if len(reason) > 120 {

@@ -173,6 +173,12 @@ func (s *Service) CreateServiceAccount(ctx context.Context, req NewServiceAccoun
 // is then returned): a credential is never left alive for want of a log
 // line.
 func (s *Service) RevokeServiceAccount(ctx context.Context, id, by string) error {
+	revoked := false
+	defer func() { // after the lock is released
+		if revoked {
+			s.notifyRevoked(saSubjectPrefix + id)
+		}
+	}()
 	s.accounts.mu.Lock()
 	defer s.accounts.mu.Unlock()
 	rec, ok := s.accounts.get(id)
@@ -187,6 +193,7 @@ func (s *Service) RevokeServiceAccount(ctx context.Context, id, by string) error
 	if err := s.accounts.save(rec); err != nil {
 		return internal(fmt.Errorf("identity: save service account: %w", err))
 	}
+	revoked = true
 	if err := s.record(ctx, receiptSARevoke, map[string]any{"id": id, "tenant": rec.Tenant, "by": by, "at": now}); err != nil {
 		return internal(err)
 	}

@@ -96,8 +96,9 @@ func TestServiceAccountLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	now := clock.Now()
 	want := &Principal{Subject: "sa:" + sa.ID, Tenant: "acme", Roles: []string{RoleApp},
-		Caps: []Capability{CapIngest, CapReceiptsRead}}
+		Caps: []Capability{CapIngest, CapReceiptsRead}, IssuedAt: now, Expires: now.Add(DefaultTokenTTL)}
 	if diff := cmp.Diff(want, p, cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".TokenID" }, cmp.Ignore())); diff != "" {
 		t.Errorf("principal (-want +got):\n%s", diff)
 	}

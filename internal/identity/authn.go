@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Authenticate returns the principal of the LLST in the request's
@@ -49,12 +50,37 @@ func (s *Service) AuthenticateToken(tok string) (*Principal, error) {
 	}
 	st := s.tenants.Load()
 	return &Principal{
-		Subject: c.Subject,
-		Tenant:  c.Tenant,
-		Roles:   slices.Clone(c.Roles),
-		Caps:    st.policy.caps(c.Tenant, c.Roles),
-		TokenID: c.ID,
+		Subject:  c.Subject,
+		Tenant:   c.Tenant,
+		Roles:    slices.Clone(c.Roles),
+		Caps:     st.policy.caps(c.Tenant, c.Roles),
+		TokenID:  c.ID,
+		IssuedAt: time.Unix(c.IssuedAt, 0),
+		Expires:  time.Unix(c.Expiry, 0),
 	}, nil
+}
+
+// Revalidate says whether the credential a principal was authenticated
+// with still holds now: nil, or an *Error of KindUnauthenticated whose
+// Reason is ReasonRevoked (its service account or person was revoked since)
+// or ReasonExpired (its token's exp has passed). It reads two lock-free
+// maps and the clock, so that the gateway can recheck every open stream at
+// each revocation (Config.OnRevoke). Development principals always hold.
+func (s *Service) Revalidate(p *Principal) error {
+	if p == nil || p.Dev {
+		return nil
+	}
+	if id, ok := strings.CutPrefix(p.Subject, saSubjectPrefix); ok {
+		if !s.accounts.usable(id, p.Tenant) {
+			return unauth(ReasonRevoked, "the service account was revoked")
+		}
+	} else if s.revoked.revoked(p.Subject, p.IssuedAt.Unix()) {
+		return unauth(ReasonRevoked, "the subject's credentials were revoked")
+	}
+	if !p.Expires.IsZero() && !s.now().Before(p.Expires) {
+		return unauth(ReasonExpired, "the token expired at "+p.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // subjectRevoked applies the revocations: a service account must exist and

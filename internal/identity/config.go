@@ -91,6 +91,11 @@ type Config struct {
 	// metrics. It must be fast and must not block. Counters are also kept,
 	// see Service.RejectCounts.
 	OnReject func(Reason)
+	// OnRevoke is called with the subject ("sa:<id>" or a person's LLID)
+	// after its credentials are revoked (RevokeServiceAccount,
+	// RevokeSubject), so that what holds a principal of it (an open
+	// stream) can end: see Service.Revalidate. It must not block long.
+	OnRevoke func(subject string)
 	// WriteError writes a refusal from the handlers of this package. The
 	// gateway passes its problem+json writer so there is one place that
 	// renders errors. Nil: a minimal application/problem+json.

@@ -1,6 +1,9 @@
 package identity
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // Capability names one thing a caller may do within a tenant. Every route of
 // the gateway requires exactly one capability; anything not granted is denied.
@@ -18,6 +21,9 @@ const (
 	CapAccountsAdmin Capability = "accounts.admin"
 	// CapCrossTenant lets a caller act on tenants other than its own.
 	CapCrossTenant Capability = "cross_tenant"
+	// CapMetricsRead lets a caller read GET /metrics, which names every
+	// tenant; an operator's capability.
+	CapMetricsRead Capability = "metrics.read"
 )
 
 // Principal is an authenticated caller: who it is, the tenant its credential
@@ -31,6 +37,10 @@ type Principal struct {
 	Caps    []Capability
 	// TokenID is the jti of the token presented, when there was one.
 	TokenID string
+	// IssuedAt and Expires are the token's iat and exp, when there was
+	// one: a stream served to the principal ends at Expires.
+	IssuedAt time.Time
+	Expires  time.Time
 	// Dev is set in development mode, where every request acts as an
 	// administrator of the tenant it names.
 	Dev bool

@@ -12,12 +12,15 @@ const (
 	RoleReader  = "reader"
 	RoleAuditor = "auditor"
 	RoleApp     = "app"
+	// RoleMonitor is for a metrics scraper: it reads GET /metrics and
+	// nothing else, and only in the operator tenant.
+	RoleMonitor = "monitor"
 )
 
 // DefaultRoles returns the built-in table of roles to capabilities, a fresh
 // copy each call. Anything not listed is denied.
 //
-//	capability       admin  writer  reader  auditor  app
+//	capability       admin  writer  reader  auditor  app  monitor
 //	ingest             x      x                       x
 //	stream.read        x      x       x       x
 //	receipts.read      x      x       x       x       x
@@ -27,31 +30,36 @@ const (
 //	keys.rotate        x*
 //	accounts.admin     x
 //	cross_tenant       x*
+//	metrics.read       x*                                  x*
 //
 // (*) only in the operator tenant (Config.OperatorTenant): the signing keys
-// are the server's, not a tenant's, and so is the right to cross tenants.
+// are the server's, not a tenant's, and so is the right to cross tenants
+// and to read the metrics, which name every tenant.
 // Per-tenant overrides (TenantConfig.Roles) replace a role's row or add
 // roles; they cannot lift the operator-only restriction.
 func DefaultRoles() map[string][]Capability {
 	return map[string][]Capability{
 		RoleAdmin: {CapIngest, CapStreamRead, CapReceiptsRead, CapQualityDryrun,
-			CapPolicyWrite, CapExport, CapKeysRotate, CapAccountsAdmin, CapCrossTenant},
+			CapPolicyWrite, CapExport, CapKeysRotate, CapAccountsAdmin, CapCrossTenant, CapMetricsRead},
 		RoleWriter:  {CapIngest, CapStreamRead, CapReceiptsRead, CapQualityDryrun},
 		RoleReader:  {CapStreamRead, CapReceiptsRead},
 		RoleAuditor: {CapStreamRead, CapReceiptsRead, CapExport},
 		RoleApp:     {CapIngest, CapReceiptsRead},
+		RoleMonitor: {CapMetricsRead},
 	}
 }
 
 // AllCapabilities lists every capability, in a fixed order.
 func AllCapabilities() []Capability {
 	return []Capability{CapIngest, CapStreamRead, CapReceiptsRead, CapQualityDryrun,
-		CapPolicyWrite, CapExport, CapKeysRotate, CapAccountsAdmin, CapCrossTenant}
+		CapPolicyWrite, CapExport, CapKeysRotate, CapAccountsAdmin, CapCrossTenant, CapMetricsRead}
 }
 
 func knownCapability(c Capability) bool { return slices.Contains(AllCapabilities(), c) }
 
-func operatorOnly(c Capability) bool { return c == CapKeysRotate || c == CapCrossTenant }
+func operatorOnly(c Capability) bool {
+	return c == CapKeysRotate || c == CapCrossTenant || c == CapMetricsRead
+}
 
 // policy is an immutable snapshot of the role tables of all tenants,
 // swapped whole when the configuration changes.

@@ -22,7 +22,9 @@ func TestRoleCapabilities(t *testing.T) {
 	}{
 		{"globex", []string{RoleAdmin}, all},
 		{"system", []string{RoleAdmin}, []Capability{CapAccountsAdmin, CapCrossTenant, CapExport, CapIngest, CapKeysRotate,
-			CapPolicyWrite, CapQualityDryrun, CapReceiptsRead, CapStreamRead}},
+			CapMetricsRead, CapPolicyWrite, CapQualityDryrun, CapReceiptsRead, CapStreamRead}},
+		{"system", []string{RoleMonitor}, []Capability{CapMetricsRead}},
+		{"globex", []string{RoleMonitor}, nil}, // metrics.read is the operator's
 		{"globex", []string{RoleWriter}, []Capability{CapIngest, CapQualityDryrun, CapReceiptsRead, CapStreamRead}},
 		{"globex", []string{RoleReader}, []Capability{CapReceiptsRead, CapStreamRead}},
 		{"globex", []string{RoleAuditor}, []Capability{CapExport, CapReceiptsRead, CapStreamRead}},

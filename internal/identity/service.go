@@ -285,6 +285,15 @@ func (s *Service) Run(ctx context.Context, interval time.Duration, report func(e
 // their current token expires.
 func (s *Service) RevokeSubject(subject string) {
 	s.revoked.add(subject, s.now())
+	s.notifyRevoked(subject)
+}
+
+// notifyRevoked tells Config.OnRevoke that subject's credentials were
+// revoked.
+func (s *Service) notifyRevoked(subject string) {
+	if s.cfg.OnRevoke != nil {
+		s.cfg.OnRevoke(subject)
+	}
 }
 
 // revocations maps subjects to a time; tokens issued at or before it are

@@ -34,7 +34,7 @@ type Set struct {
 	Requests        *prometheus.CounterVec   // route, method, code
 	RequestDuration *prometheus.HistogramVec // route, method, code
 	AuthFailures    *prometheus.CounterVec   // code (401/403), reason
-	Throttled       *prometheus.CounterVec   // reason: quota (429), overload (503)
+	Throttled       *prometheus.CounterVec   // reason: quota, client_share (429), overload (503), derivation_backlog
 	InvalidTokens   *prometheus.CounterVec   // reason
 	Inflight        prometheus.Gauge
 
@@ -72,7 +72,7 @@ func New() *Set {
 			Name: "logline_gateway_auth_failures_total", Help: "Requests refused 401 (unauthenticated) or 403 (forbidden), by reason.",
 		}, []string{"code", "reason"}),
 		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logline_gateway_throttled_total", Help: "Requests refused for quota (429) or overload (503).",
+			Name: "logline_gateway_throttled_total", Help: "Requests refused for quota or a client's share (429), overload (503) or the derivation backlog.",
 		}, []string{"reason"}),
 		InvalidTokens: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logline_identity_invalid_tokens_total", Help: "Bearer tokens refused, by reason.",
@@ -144,7 +144,8 @@ func (s *Set) Handler() http.Handler {
 	return promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{Registry: s.Registry})
 }
 
-// Public returns the public counters under the source's dotted names.
+// Public returns the public counters under the source's dotted names:
+// aggregates only, never a tenant's name.
 func (s *Set) Public() map[string]any {
 	out := map[string]any{}
 	families, err := s.Registry.Gather()
@@ -180,7 +181,9 @@ func (s *Set) Public() map[string]any {
 	}
 	out["gateway.401_total"] = sum("logline_gateway_auth_failures_total", func(l map[string]string) bool { return l["code"] == "401" })
 	out["gateway.403_total"] = sum("logline_gateway_auth_failures_total", func(l map[string]string) bool { return l["code"] == "403" })
-	out["gateway.429_total"] = sum("logline_gateway_throttled_total", func(l map[string]string) bool { return l["reason"] == "quota" })
+	out["gateway.429_total"] = sum("logline_gateway_throttled_total", func(l map[string]string) bool {
+		return l["reason"] == "quota" || l["reason"] == "client_share"
+	})
 	out["gateway.503_total"] = sum("logline_gateway_throttled_total", func(l map[string]string) bool { return l["reason"] == "overload" })
 	out["gateway.latency_ms"] = quantilesMS(byName["logline_gateway_request_duration_seconds"])
 	out["ingest.spans_accepted"] = sum("logline_ingest_spans_total", func(l map[string]string) bool { return l["result"] == "accepted" })
@@ -191,13 +194,9 @@ func (s *Set) Public() map[string]any {
 	out["ledger.backlog"] = sum("logline_ledger_index_backlog_records", nil)
 	out["ledger.append_latency_ms"] = quantilesMS(byName["logline_ledger_append_duration_seconds"])
 	out["ledger.commit_latency_ms"] = quantilesMS(byName["logline_ledger_commit_duration_seconds"])
-	billing := map[string]float64{}
-	if f := byName["logline_billing_ingest_spans_total"]; f != nil {
-		for _, m := range f.GetMetric() {
-			billing[labelMap(m)["tenant"]] = m.GetCounter().GetValue()
-		}
-	}
-	out["billing.ingest_spans_count"] = billing
+	// Every tenant's count together: the public counters name no tenant
+	// (the per-tenant series are on /metrics, for metrics.read).
+	out["billing.ingest_spans_count"] = sum("logline_billing_ingest_spans_total", nil)
 	return out
 }
 

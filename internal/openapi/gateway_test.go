@@ -45,7 +45,7 @@ func (bakeryAuth) Authenticate(r *http.Request) (*identity.Principal, error) {
 		return nil, &identity.Error{Kind: identity.KindUnauthenticated, Reason: identity.ReasonExpired}
 	}
 	return &identity.Principal{Subject: "sa:pos-7", Tenant: exampleTenant,
-		Caps: []identity.Capability{identity.CapIngest, identity.CapStreamRead, identity.CapReceiptsRead}}, nil
+		Caps: []identity.Capability{identity.CapIngest, identity.CapStreamRead, identity.CapReceiptsRead, identity.CapQualityDryrun}}, nil
 }
 
 type contract []*bundle.Validator

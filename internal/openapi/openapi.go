@@ -210,9 +210,9 @@ func operation(rt route, opts Options) (obj, error) {
 		names = append(names, "unauthenticated", "forbidden", "quota-exceeded")
 	}
 	if rt.bounded {
-		names = append(names, "overloaded")
+		names = append(names, "overloaded", "too-many-in-flight")
 	}
-	names = append(names, "internal")
+	names = append(names, "header-too-large", "internal")
 	byStatus := map[int][]problemType{}
 	for _, t := range problemTypes() {
 		if slices.Contains(names, t.name) {

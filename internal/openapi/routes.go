@@ -44,6 +44,26 @@ func exampleRef(name string) obj { return obj{"$ref": "#/components/examples/" +
 
 func headerRef(name string) obj { return obj{"$ref": "#/components/headers/" + name} }
 
+// streamLifetime and wsLifetime say how a stream ends with its credential.
+const (
+	streamLifetime = "A stream lives no longer than its token: at the token's expiry, or within a second of the revocation of its service account or person, " +
+		"the stream ends with a final line that is a problem (token-expired or token-revoked) whose cursor member says where to resume with a new token."
+	wsLifetime = "A WebSocket lives no longer than its token: at the token's expiry, or within a second of the revocation of its service account or person, " +
+		"it is closed with code 4401 and a reason that says to reconnect with a new token and the cursor to resume from (\"token revoked: reconnect with a new token and cursor=42\")."
+)
+
+// streamProblems are the problems of a stream route beside its own: the
+// stream bounds and the final lines of a stream whose token ended.
+func streamProblems(own ...string) []string {
+	return append(own, "overloaded", "too-many-in-flight", "token-expired", "token-revoked")
+}
+
+// streamExtra explains the stream problems by status.
+var streamExtra = map[string]string{
+	"401": "token-expired and token-revoked are not answers to the request: they are the final line of an open NDJSON stream (a WebSocket closes with 4401 instead).",
+	"429": "too-many-in-flight when the tenant holds overload.max_tenant_streams streams, or the principal overload.max_client_streams.",
+}
+
 // routes returns the API's operations, in the order of the server's
 // routes; problemNames are the problem types, for /problems/{name}.
 func routes(problemNames []string) []route {
@@ -92,7 +112,7 @@ func routes(problemNames []string) []route {
 				}),
 			}},
 			problems: []string{"invalid-json", "truncated-line", "empty-body", "tenant-mismatch", "body-too-large", "too-many-lines", "line-too-large",
-				"unsupported-media-type", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "unavailable", "index-damaged"},
+				"unsupported-media-type", "unsupported-encoding", "request-timeout", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "unavailable", "index-damaged"},
 			extra: map[string]string{"413": "For a line too large, only when it is the request's only line; otherwise the line is rejected on its own."},
 		},
 		{
@@ -100,7 +120,8 @@ func routes(problemNames []string) []route {
 			summary: "Read the ledger from a cursor (NDJSON)",
 			description: "The stored records from cursor on, one per line, exactly as the segments hold them (see Record). " +
 				"Records are flushed every few hundred objects or tens of milliseconds. Without follow the stream ends at the durable end of the ledger; " +
-				"with follow=true it stays open and sends records as they become durable. Readers pull from the segments at their own pace: a slow reader never slows the ledger.",
+				"with follow=true it stays open and sends records as they become durable. Readers pull from the segments at their own pace: a slow reader never slows the ledger.\n\n" +
+				streamLifetime,
 			auth: true, capability: "stream.read",
 			params: append(append(arr{}, streamParams...),
 				queryParam("follow", "Keep the stream open and send new records as they become durable.", obj{"type": "boolean", "default": false})),
@@ -111,19 +132,22 @@ func routes(problemNames []string) []route {
 					"examples": obj{"records": exampleRef("stream-ndjson"), "every-kind": exampleRef("stream-every-kind")},
 				}},
 			}},
-			problems: []string{"bad-cursor", "bad-request"},
+			problems: streamProblems("bad-cursor", "bad-request"),
+			extra:    streamExtra,
 		},
 		{
 			method: "GET", path: "/ledger/ws", id: "followLedger", tag: "ledger",
 			summary: "Follow the ledger over WebSocket",
 			description: "A WebSocket (RFC 6455) that sends the records from cursor on, one per text message, as /ledger/stream does with follow=true, and keeps following. " +
-				"A follower that falls too far behind, or does not take a message in time, is closed (1008) with a reason that says which cursor to reconnect with; at shutdown the server closes with 1001.",
+				"A follower that falls too far behind, or does not take a message in time, is closed (1008) with a reason that says which cursor to reconnect with; at shutdown the server closes with 1001.\n\n" +
+				wsLifetime,
 			auth: true, capability: "stream.read",
 			params: streamParams,
 			responses: obj{"101": obj{
 				"description": "Switching to the WebSocket protocol. Each text message is one Record (with crc), as a line of /ledger/stream.",
 			}},
-			problems: []string{"bad-cursor", "bad-request"},
+			problems: streamProblems("bad-cursor", "bad-request"),
+			extra:    streamExtra,
 		},
 		{
 			method: "GET", path: "/spans/{tenant}/{id}", id: "getSpan", tag: "lookups",
@@ -226,14 +250,15 @@ func routes(problemNames []string) []route {
 					"examples": obj{"events": exampleRef("derived-ndjson")},
 				}},
 			}},
-			problems: []string{"bad-request", "bad-cursor", "unavailable"},
-			extra:    map[string]string{"503": "unavailable also when derivation does not run on this server."},
+			problems: streamProblems("bad-request", "bad-cursor", "unavailable"),
+			extra:    map[string]string{"503": "unavailable also when derivation does not run on this server; overloaded past overload.max_streams.", "401": streamExtra["401"], "429": streamExtra["429"]},
 		},
 		{
 			method: "GET", path: "/derived/ws", id: "followDerived", tag: "derived",
-			summary:     "Follow a tenant's derived events over WebSocket",
-			description: "A WebSocket that sends the tenant's derived events from cursor on, one per text message, and keeps following. A follower that does not take a message in time is closed (1008) with the cursor to reconnect with.",
-			auth:        true, capability: "stream.read",
+			summary: "Follow a tenant's derived events over WebSocket",
+			description: "A WebSocket that sends the tenant's derived events from cursor on, one per text message, and keeps following. A follower that does not take a message in time is closed (1008) with the cursor to reconnect with.\n\n" +
+				wsLifetime,
+			auth: true, capability: "stream.read",
 			params: arr{
 				derivedTenant,
 				cursorParam("The event number to start from."),
@@ -241,7 +266,8 @@ func routes(problemNames []string) []route {
 			responses: obj{"101": obj{
 				"description": "Switching to the WebSocket protocol. Each text message is one DerivedEvent.",
 			}},
-			problems: []string{"bad-request", "bad-cursor", "unavailable"},
+			problems: streamProblems("bad-request", "bad-cursor", "unavailable"),
+			extra:    streamExtra,
 		},
 		{
 			method: "GET", path: "/trajectories/{tenant}/{id}", id: "getTrajectory", tag: "derived",
@@ -281,8 +307,10 @@ func routes(problemNames []string) []route {
 				"description": "The summary.",
 				"content":     jsonContent(ref("DryRunSummary"), obj{"summary": exampleRef("dryrun-answer")}),
 			}},
-			problems: []string{"bad-request", "invalid-json", "empty-body", "body-too-large", "too-many-lines", "unsupported-media-type", "unavailable"},
-			extra:    map[string]string{"400": "bad-request when the policies or features are not valid."},
+			problems: []string{"bad-request", "invalid-json", "empty-body", "body-too-large", "too-many-lines", "unsupported-media-type", "unsupported-encoding", "request-timeout", "unavailable"},
+			extra: map[string]string{"400": "bad-request when the policies or features are not valid, or name a policy the cycle does not read (the detail lists the known ones).",
+				"429": "A dry run counts its spans against the tenant's quota, and each tenant runs overload.max_tenant_dry_runs at once (too-many-in-flight).",
+				"503": "The server runs overload.max_dry_runs at once (overloaded)."},
 		},
 		{
 			method: "GET", path: "/healthz", id: "healthz", tag: "operations",
@@ -298,9 +326,10 @@ func routes(problemNames []string) []route {
 		},
 		{
 			method: "GET", path: "/metrics", id: "metrics", tag: "operations",
-			summary:     "Prometheus metrics",
-			description: "Every metric family in the Prometheus text exposition format (OpenMetrics when the scraper asks for it).",
-			bounded:     true,
+			summary: "Prometheus metrics",
+			description: "Every metric family in the Prometheus text exposition format (OpenMetrics when the scraper asks for it). The families name every tenant, so the caller needs metrics.read: " +
+				"a service account of the operator tenant with role monitor (or admin), which a scraper exchanges for tokens at POST /auth/token (client_credentials).",
+			auth: true, capability: "metrics.read", bounded: true,
 			responses: obj{"200": obj{
 				"description": "The metrics.",
 				"content": obj{"text/plain": obj{

@@ -29,7 +29,7 @@ import (
 func routeLabels(t *testing.T, s *server.Server) map[string]bool {
 	t.Helper()
 	w := httptest.NewRecorder()
-	s.Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	s.Metrics().Handler().ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
 	re := regexp.MustCompile(`logline_gateway_requests_total\{[^}]*route="([^"]+)"`)
 	out := map[string]bool{}
 	for _, m := range re.FindAllStringSubmatch(w.Body.String(), -1) {

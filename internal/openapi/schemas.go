@@ -36,6 +36,7 @@ func apiSchemas() map[string]any {
 				"validator":  str("For a rejected span: the validator of the bundle that refused it."),
 				"at":         str("For a rejected span: where the rule is written (file:line:col of the .lll source)."),
 				"results":    obj{"type": "array", "items": ref("LineResult"), "description": "When every line of an ingest request was rejected: each line's result, as in IngestResponse."},
+				"cursor":     obj{"type": "integer", "minimum": 0, "description": "On the final line of a stream (token-expired, token-revoked): the cursor to reconnect with."},
 			},
 		},
 		"LineResult": obj{
@@ -316,7 +317,7 @@ func apiSchemas() map[string]any {
 		"NewServiceAccount": obj{
 			"type": "object", "required": arr{"role"}, "additionalProperties": false,
 			"properties": obj{
-				"role": obj{"type": "string", "description": "A role of the tenant (admin, writer, reader, auditor, app, or one of the tenant's own)."},
+				"role": obj{"type": "string", "description": "A role of the tenant (admin, writer, reader, auditor, app, monitor in the operator tenant, or one of the tenant's own)."},
 				"name": obj{"type": "string", "description": "A name for people."},
 			},
 		},

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
+	"net/http"
 	"os"
 	"reflect"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
 
@@ -44,6 +47,14 @@ type Config struct {
 		JSONDepth       int           `yaml:"json_depth"`
 		Members         int           `yaml:"members"`
 		FutureSkew      time.Duration `yaml:"future_skew"`
+		// HeaderBytes bounds the request line and headers (431 past it);
+		// UnauthBodyBytes the body of a request without a token (the token
+		// endpoint's form). A body must arrive at BodyMinRate bytes a
+		// second after BodyGrace (408 slower).
+		HeaderBytes     ByteSize      `yaml:"header_bytes"`
+		UnauthBodyBytes ByteSize      `yaml:"unauth_body_bytes"`
+		BodyGrace       time.Duration `yaml:"body_grace"`
+		BodyMinRate     ByteSize      `yaml:"body_min_rate"`
 	} `yaml:"limits"`
 
 	Stream struct {
@@ -53,10 +64,19 @@ type Config struct {
 		WSWriteTimeout time.Duration `yaml:"ws_write_timeout"`
 	} `yaml:"stream"`
 
+	// Overload bounds the work in flight on the server (503 past it) and
+	// each client's share of it (429 past it): a client is a principal, or
+	// a remote address before authentication.
 	Overload struct {
 		MaxInflightRequests int           `yaml:"max_inflight_requests"`
 		MaxInflightBytes    ByteSize      `yaml:"max_inflight_bytes"`
+		MaxClientRequests   int           `yaml:"max_client_requests"`
+		MaxClientBytes      ByteSize      `yaml:"max_client_bytes"`
 		MaxStreams          int           `yaml:"max_streams"`
+		MaxTenantStreams    int           `yaml:"max_tenant_streams"`
+		MaxClientStreams    int           `yaml:"max_client_streams"`
+		MaxDryRuns          int           `yaml:"max_dry_runs"`
+		MaxTenantDryRuns    int           `yaml:"max_tenant_dry_runs"`
 		RetryAfter          time.Duration `yaml:"retry_after"`
 	} `yaml:"overload"`
 
@@ -140,20 +160,32 @@ func DefaultConfig() Config {
 	c.Listen = "127.0.0.1:8080"
 	c.Log.Format = "text"
 	c.Log.Level = "info"
-	c.Limits.BodyBytes = 16 << 20
-	c.Limits.LineBytes = 64 << 10
-	c.Limits.LinesPerRequest = 100_000
-	c.Limits.JSONDepth = 16
-	c.Limits.Members = 1024
-	c.Limits.FutureSkew = 5 * time.Minute
+	lim := gateway.DefaultLimits()
+	c.Limits.BodyBytes = ByteSize(lim.BodyBytes)
+	c.Limits.LineBytes = ByteSize(lim.LineBytes)
+	c.Limits.LinesPerRequest = lim.LinesPerRequest
+	c.Limits.JSONDepth = lim.JSONDepth
+	c.Limits.Members = lim.Members
+	c.Limits.FutureSkew = lim.FutureSkew
+	c.Limits.HeaderBytes = ByteSize(lim.HeaderBytes)
+	c.Limits.UnauthBodyBytes = ByteSize(lim.UnauthBodyBytes)
+	c.Limits.BodyGrace = lim.BodyGrace
+	c.Limits.BodyMinRate = ByteSize(lim.BodyMinRate)
 	c.Stream.FlushObjects = 256
 	c.Stream.FlushInterval = 50 * time.Millisecond
 	c.Stream.WSMaxLag = 1_000_000
 	c.Stream.WSWriteTimeout = 10 * time.Second
-	c.Overload.MaxInflightRequests = 1024
-	c.Overload.MaxInflightBytes = 256 << 20
-	c.Overload.MaxStreams = 256
-	c.Overload.RetryAfter = time.Second
+	o := gateway.DefaultOverload()
+	c.Overload.MaxInflightRequests = o.MaxRequests
+	c.Overload.MaxInflightBytes = ByteSize(o.MaxBytes)
+	c.Overload.MaxClientRequests = o.MaxClientRequests
+	c.Overload.MaxClientBytes = ByteSize(o.MaxClientBytes)
+	c.Overload.MaxStreams = o.MaxStreams
+	c.Overload.MaxTenantStreams = o.MaxTenantStreams
+	c.Overload.MaxClientStreams = o.MaxClientStreams
+	c.Overload.MaxDryRuns = o.MaxDryRuns
+	c.Overload.MaxTenantDryRuns = o.MaxTenantDryRuns
+	c.Overload.RetryAfter = o.RetryAfter
 	c.Timeouts.ReadHeader = 10 * time.Second
 	c.Timeouts.Read = 2 * time.Minute
 	c.Timeouts.Write = 2 * time.Minute
@@ -301,6 +333,16 @@ func (c *Config) Validate() error {
 	if c.Limits.BodyBytes <= 0 || c.Limits.LineBytes <= 0 || c.Limits.LinesPerRequest <= 0 || c.Limits.JSONDepth <= 0 || c.Limits.Members <= 0 {
 		bad("limits: every limit must be positive")
 	}
+	if c.Limits.HeaderBytes <= 0 || c.Limits.UnauthBodyBytes <= 0 || c.Limits.BodyGrace <= 0 || c.Limits.BodyMinRate <= 0 {
+		bad("limits: header_bytes, unauth_body_bytes, body_grace and body_min_rate must be positive")
+	}
+	if c.Limits.HeaderBytes > maxHeaderBytes {
+		bad("limits.header_bytes (%s) exceeds %s", c.Limits.HeaderBytes, ByteSize(maxHeaderBytes))
+	}
+	if o := c.Overload; o.MaxClientRequests > o.MaxInflightRequests || o.MaxClientBytes > o.MaxInflightBytes ||
+		o.MaxTenantStreams > o.MaxStreams || o.MaxClientStreams > o.MaxTenantStreams || o.MaxTenantDryRuns > o.MaxDryRuns {
+		bad("overload: a client's or tenant's share exceeds the whole (max_client_requests <= max_inflight_requests, max_client_bytes <= max_inflight_bytes, max_client_streams <= max_tenant_streams <= max_streams, max_tenant_dry_runs <= max_dry_runs)")
+	}
 	if c.Limits.LineBytes > c.Limits.BodyBytes {
 		bad("limits.line_bytes (%s) exceeds limits.body_bytes (%s)", c.Limits.LineBytes, c.Limits.BodyBytes)
 	}
@@ -366,4 +408,23 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*b = v
 	return nil
+}
+
+// maxHeaderBytes is the http.Server's MaxHeaderBytes. The gateway enforces
+// limits.header_bytes itself, answering problem+json; net/http's own bound
+// lies this far above, and past it net/http answers 431 in plain text.
+const maxHeaderBytes = 1 << 20
+
+// HTTPServer returns the http.Server that serves h with c's timeouts and
+// header bound; errLog (which may be nil) receives net/http's own errors.
+func (c *Config) HTTPServer(h http.Handler, errLog *log.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: c.Timeouts.ReadHeader,
+		ReadTimeout:       c.Timeouts.Read,
+		WriteTimeout:      c.Timeouts.Write,
+		IdleTimeout:       c.Timeouts.Idle,
+		MaxHeaderBytes:    int(c.Limits.HeaderBytes) + maxHeaderBytes,
+		ErrorLog:          errLog,
+	}
 }

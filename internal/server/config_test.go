@@ -43,6 +43,10 @@ func TestConfigRefusals(t *testing.T) {
 		{"bundle without trust", "bundle:\n  path: x.lllb\n", "", "bundle.trust"},
 		{"bad listen", "listen: nowhere\n", "", "listen"},
 		{"line over body", "limits:\n  body_bytes: 1KiB\n  line_bytes: 2KiB\n", "", "exceeds limits.body_bytes"},
+		{"client share over the whole", "overload:\n  max_inflight_bytes: 1MiB\n  max_client_bytes: 2MiB\n", "", "share exceeds the whole"},
+		{"tenant streams over the whole", "overload:\n  max_streams: 8\n", "", "share exceeds the whole"},
+		{"zero body rate", "limits:\n  body_min_rate: 0\n", "", "body_min_rate"},
+		{"header limit past net/http's", "limits:\n  header_bytes: 2MiB\n", "", "limits.header_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +27,7 @@ import (
 func BasePolicies(b *bundle.Bundle) map[string]any {
 	def := derive.DefaultTenantConfig().Features
 	policies := map[string]any{}
-	for _, name := range []string{"trajectory_linker", "quality_meter", "derived_events_perf"} {
+	for _, name := range derivationPolicies() {
 		p, ok := b.Policy(name)
 		if !ok {
 			continue
@@ -151,9 +154,23 @@ func (s *Server) applyTenant(tenant string, f *cycle.TenantFile) error {
 	return s.identity.SetTenant(tenant, tc)
 }
 
-// dryRun runs the cycle over spans with a tenant's policy overrides.
+// derivationPolicies names the policies the cycle reads.
+func derivationPolicies() []string {
+	return []string{"trajectory_linker", "quality_meter", "derived_events_perf"}
+}
+
+// dryRun runs the cycle over spans with a tenant's policy overrides. A
+// policy the cycle does not read is refused, not ignored.
 func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts derive.SimOptions) (derive.Summary, error) {
 	cfg := s.defaultCfg
+	if policies, ok := overrides["policies"].(map[string]any); ok {
+		known := derivationPolicies()
+		for _, name := range slices.Sorted(maps.Keys(policies)) {
+			if !slices.Contains(known, name) {
+				return derive.Summary{}, gateway.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))
+			}
+		}
+	}
 	if len(overrides) > 0 {
 		c, err := derive.ParseTenantConfig(cycle.Merge(s.base, overrides))
 		if err != nil {

@@ -5,14 +5,12 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -95,25 +93,8 @@ func BenchmarkQuotaIsolation(b *testing.B) {
 	}))
 	defer ts.Close() // before the server closes (b.Cleanup)
 	token := func(tenant string) string {
-		_, secret, err := s.identity.CreateServiceAccount(context.Background(), identity.NewServiceAccount{Tenant: tenant, Role: "app"})
-		if err != nil {
-			b.Fatal(err)
-		}
-		accts := s.identity.ServiceAccounts(tenant)
-		form := url.Values{"grant_type": {"client_credentials"}, "client_id": {accts[len(accts)-1].ID}, "client_secret": {secret}}
-		resp, err := http.PostForm(ts.URL+"/auth/token", form)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		json.NewDecoder(resp.Body).Decode(&tok)
-		if tok.AccessToken == "" {
-			b.Fatalf("no token for %s (HTTP %d)", tenant, resp.StatusCode)
-		}
-		return tok.AccessToken
+		_, tok := serviceToken(b, s, ts.URL, tenant, identity.RoleApp)
+		return tok
 	}
 	flood, calm := token("t_flood"), token("t_calm")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -132,6 +132,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 
 	var auth gateway.Authenticator
 	var quota gateway.Quota
+	var revalidator gateway.Revalidator
 	if cfg.Dev {
 		auth = identity.DevAuthenticator{}
 	} else {
@@ -148,7 +149,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 				RedirectURL:  cfg.Auth.OIDC.RedirectURL,
 				HostedDomain: cfg.Auth.OIDC.HostedDomain,
 			},
-			OnReject:       func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
+			OnReject: func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
+			// Open streams end at the revocation of their credential.
+			OnRevoke: func(subject string) {
+				if s.gateway != nil {
+					s.gateway.Revoked(subject)
+				}
+			},
 			OperatorTenant: OperatorTenant,
 			Receipts:       auditRecorder{l: l, now: time.Now},
 			WriteError: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -163,6 +170,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		s.identity = id
 		auth = id
 		quota = id.Limiter()
+		revalidator = id
 		if err := s.bootstrapOperator(ctx); err != nil {
 			id.Close()
 			l.Close()
@@ -199,12 +207,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		validator = bundleValidator(vs)
 	}
 	s.gateway = gateway.New(gateway.Config{
-		Ledger:    ledgerStore{l},
-		Auth:      auth,
-		Validator: validator,
-		Quota:     quota,
-		Metrics:   s.metrics,
-		Logger:    log.With("component", "gateway"),
+		Ledger:      ledgerStore{l},
+		Auth:        auth,
+		Revalidator: revalidator,
+		Validator:   validator,
+		Quota:       quota,
+		Metrics:     s.metrics,
+		Logger:      log.With("component", "gateway"),
 		Limits: gateway.Limits{
 			BodyBytes:       int64(cfg.Limits.BodyBytes),
 			LineBytes:       int(cfg.Limits.LineBytes),
@@ -212,6 +221,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			JSONDepth:       cfg.Limits.JSONDepth,
 			Members:         cfg.Limits.Members,
 			FutureSkew:      cfg.Limits.FutureSkew,
+			HeaderBytes:     int(cfg.Limits.HeaderBytes),
+			UnauthBodyBytes: int64(cfg.Limits.UnauthBodyBytes),
+			BodyGrace:       cfg.Limits.BodyGrace,
+			BodyMinRate:     int64(cfg.Limits.BodyMinRate),
 		},
 		Stream: gateway.StreamConfig{
 			FlushObjects:   cfg.Stream.FlushObjects,
@@ -220,10 +233,16 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 			WSWriteTimeout: cfg.Stream.WSWriteTimeout,
 		},
 		Overload: gateway.Overload{
-			MaxRequests: cfg.Overload.MaxInflightRequests,
-			MaxBytes:    int64(cfg.Overload.MaxInflightBytes),
-			MaxStreams:  cfg.Overload.MaxStreams,
-			RetryAfter:  cfg.Overload.RetryAfter,
+			MaxRequests:       cfg.Overload.MaxInflightRequests,
+			MaxBytes:          int64(cfg.Overload.MaxInflightBytes),
+			MaxClientRequests: cfg.Overload.MaxClientRequests,
+			MaxClientBytes:    int64(cfg.Overload.MaxClientBytes),
+			MaxStreams:        cfg.Overload.MaxStreams,
+			MaxTenantStreams:  cfg.Overload.MaxTenantStreams,
+			MaxClientStreams:  cfg.Overload.MaxClientStreams,
+			MaxDryRuns:        cfg.Overload.MaxDryRuns,
+			MaxTenantDryRuns:  cfg.Overload.MaxTenantDryRuns,
+			RetryAfter:        cfg.Overload.RetryAfter,
 		},
 		Redactor:      s.redact,
 		Derived:       s.runner,
@@ -356,7 +375,7 @@ func localBundleKey(dir string) (ed25519.PrivateKey, error) {
 
 // mount adds the routes of the other subsystems beside the gateway's.
 func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler) {
-	mux.Handle("GET /metrics", wrap("GET /metrics", s.metrics.Handler(), false))
+	mux.Handle("GET /metrics", wrap("GET /metrics", s.metricsHandler(), true))
 	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler(), false))
 	mux.Handle("GET /openapi.yaml", wrap("GET /openapi.yaml", s.openapi, false))
 	if s.identity != nil {
@@ -366,6 +385,20 @@ func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handle
 		mux.Handle("GET /.well-known/jwks.json", wrap("GET /.well-known/jwks.json", s.identity.JWKSHandler(), false))
 	}
 	s.mountAdmin(mux, wrap)
+}
+
+// metricsHandler serves GET /metrics to a caller with metrics.read (an
+// operator's administrator or monitor): the families name every tenant.
+func (s *Server) metricsHandler() http.Handler {
+	h := s.metrics.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := gateway.PrincipalOf(r)
+		if err := identity.Authorize(p, p.Tenant, identity.CapMetricsRead); err != nil {
+			s.gateway.WriteProblem(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) ready() error {
@@ -402,6 +435,9 @@ func (s *Server) sampleGauges() {
 
 // Handler is the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.gateway }
+
+// Metrics returns the server's metrics (what GET /metrics serves).
+func (s *Server) Metrics() *metrics.Set { return s.metrics }
 
 // Ledger returns the server's ledger.
 func (s *Server) Ledger() *ledger.Ledger { return s.ledger }
