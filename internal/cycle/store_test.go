@@ -1,12 +1,20 @@
 package cycle
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
@@ -158,4 +166,217 @@ func TestTrajectoryLookup(t *testing.T) {
 			t.Fatalf("%q: %v %v", bad, got, err)
 		}
 	}
+}
+
+// TestFileCache: a handle evicted while in use stays usable until released,
+// then is closed; the cache never keeps more than its bound.
+func TestFileCache(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStoreFiles(dir, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	a, b := st.tenant("a"), st.tenant("b")
+	ha, err := st.files.acquire(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ha.ev.WriteAt([]byte("x\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	hb, err := st.files.acquire(b) // evicts a's files, which ha still holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.files.open(); got != 1 {
+		t.Fatalf("%d pairs cached, want 1", got)
+	}
+	if a.h != nil {
+		t.Fatal("a's files are still cached")
+	}
+	var buf [2]byte
+	if _, err := ha.ev.ReadAt(buf[:], 0); err != nil || string(buf[:]) != "x\n" {
+		t.Fatalf("evicted handle in use: %q %v", buf, err)
+	}
+	st.files.release(ha)
+	if _, err := ha.ev.ReadAt(buf[:], 0); !errors.Is(err, os.ErrClosed) {
+		t.Fatalf("evicted handle released: read gives %v, want a closed file", err)
+	}
+	st.files.release(hb)
+	if b.h == nil {
+		t.Fatal("b's files left the cache on release")
+	}
+	// a reopens.
+	ha, err = st.files.acquire(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.files.release(ha)
+	if _, err := ha.ev.ReadAt(buf[:], 0); err != nil || string(buf[:]) != "x\n" {
+		t.Fatalf("reopened: %q %v", buf, err)
+	}
+}
+
+// TestFewOpenFiles: a store that may keep only one tenant's files open
+// derives and serves the same as one with the default bound, while readers
+// read every tenant concurrently (run it with -race).
+func TestFewOpenFiles(t *testing.T) {
+	dir := t.TempDir()
+	buildLedger(t, dir, 5000)
+	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want := deriveAll(t, l, filepath.Join(dir, "wide"), 1000)
+
+	r, err := Open(l, Options{Dir: filepath.Join(dir, "narrow"), Default: derive.DefaultTenantConfig(), Fingerprint: "test", MaxOpenFiles: 2, BatchRecords: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tenant := fmt.Sprintf("t_%d", i)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var last uint64
+				if _, err := r.Events(tenant, 0, func(n uint64, ev []byte) bool {
+					if n != last || !bytes.Contains(ev, []byte(`"tenant":"`+tenant+`"`)) {
+						t.Errorf("%s: event %d (want %d): %s", tenant, n, last, ev)
+						return false
+					}
+					last++
+					return true
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for r.Cursor() < l.Next() && r.Err() == nil {
+		select {
+		case <-r.Changed():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	close(stop)
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := streamsHash(t, r); got != want {
+		t.Fatal("the streams differ with one tenant's files open at a time")
+	}
+	if n := r.OpenFiles(); n > 2 {
+		t.Fatalf("%d tenant files open, want at most 2", n)
+	}
+}
+
+// TestVerify: Verify finds an undamaged store equal, counts what it
+// compared, says why it does not compare a missing store or one of other
+// policies, changes no file, and works beside a runner that is deriving.
+func TestVerify(t *testing.T) {
+	dir := t.TempDir()
+	buildLedger(t, dir, 3000)
+	l, err := ledger.Open(dir, ledger.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	store := filepath.Join(dir, "derived")
+	def := derive.DefaultTenantConfig()
+
+	rep, err := Verify(l, store, def, "test")
+	if err != nil || rep.Stale == "" || rep.Problem != nil {
+		t.Fatalf("no store: %+v %v", rep, err)
+	}
+	deriveAll(t, l, store, 1000)
+	before := treeSums(t, store)
+	rep, err = Verify(l, store, def, "test")
+	if err != nil || rep.Stale != "" || rep.Problem != nil {
+		t.Fatalf("undamaged: %+v %v", rep, err)
+	}
+	if rep.Cursor != l.Next() || rep.Tenants != 5 || rep.Events == 0 || rep.Files < 5*2+1+100 || rep.Bytes == 0 {
+		t.Fatalf("counts: %+v", rep)
+	}
+	t.Logf("compared %d events of %d tenants, %d files, %d bytes", rep.Events, rep.Tenants, rep.Files, rep.Bytes)
+	if diff := cmp.Diff(before, treeSums(t, store)); diff != "" {
+		t.Fatalf("Verify changed files:\n%s", diff)
+	}
+	rep, err = Verify(l, store, def, "other")
+	if err != nil || !strings.Contains(rep.Stale, "other policies") || rep.Problem != nil {
+		t.Fatalf("other policies: %+v %v", rep, err)
+	}
+	// Other default policies under the same fingerprint derive otherwise:
+	// that is a difference.
+	other := def
+	other.Linker.CloseTimeout = time.Minute
+	rep, err = Verify(l, store, other, "test")
+	if err != nil || rep.Problem == nil {
+		t.Fatalf("policies differing under one fingerprint: %+v %v", rep, err)
+	}
+	t.Logf("policies differing under one fingerprint: %v", rep.Problem)
+
+	// Beside a runner deriving records appended meanwhile.
+	r, err := Open(l, Options{Dir: store, Default: def, Fingerprint: "test", SnapshotEvery: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for i := range 5 {
+		var es []ledger.Entry
+		for j := range 400 {
+			id := fmt.Sprintf("late_%d_%d", i, j)
+			body := fmt.Sprintf(`{"did":"sale.post","id":%q,"status":"confirmed","tenant":"t_%d","this":"order:%d","when":"2025-10-06T00:00:00Z","who":"u"}`, id, j%7, j)
+			es = append(es, ledger.Entry{Tenant: fmt.Sprintf("t_%d", j%7), ID: id, This: fmt.Sprintf("order:%d", j), Body: []byte(body)})
+		}
+		if _, err := l.Append(context.Background(), es); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Verify(l, store, def, "test")
+		if err != nil || rep.Problem != nil || rep.Stale != "" {
+			t.Fatalf("beside a runner: %+v %v", rep, err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// treeSums returns the SHA-256 and modification time of every file under dir.
+func treeSums(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		st, _ := d.Info()
+		out[p] = fmt.Sprintf("%x %s", sha256.Sum256(b), st.ModTime())
+		return nil
+	})
+	return out
 }
