@@ -24,7 +24,13 @@ import (
 // and returns the hash line of its streams.
 func deriveAll(t *testing.T, l *ledger.Ledger, store string, snapEvery uint64) string {
 	t.Helper()
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", SnapshotEvery: snapEvery})
+	return deriveWith(t, l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", SnapshotEvery: snapEvery})
+}
+
+// deriveWith is deriveAll with any options.
+func deriveWith(t *testing.T, l *ledger.Ledger, opts Options) string {
+	t.Helper()
+	r, err := Open(l, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,5 +394,39 @@ func TestStepPanic(t *testing.T) {
 	_, err := step(nil, nil, rec, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "seq 7: derivation panicked") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestTenantFileMaxOpen: a tenant file's max_open_trajectories is read, and
+// a bad value is refused with its path.
+func TestTenantFileMaxOpen(t *testing.T) {
+	w := &Watcher{Base: map[string]any{}}
+	tests := []struct {
+		yaml    string
+		want    int
+		wantErr string
+	}{
+		{"policies:\n  trajectory_linker: {max_open_trajectories: 5000}\n", 5000, ""},
+		{"policies:\n  trajectory_linker: {close_timeout: 1h}\n", derive.DefaultMaxOpenTrajectories, ""},
+		{"policies:\n  trajectory_linker: {max_open_trajectories: 0}\n", 0, "policies.trajectory_linker.max_open_trajectories: must be a count between 1 and 2147483648, got 0"},
+		{"policies:\n  trajectory_linker: {max_open_trajectories: lots}\n", 0, `policies.trajectory_linker.max_open_trajectories: want an integer, got "lots"`},
+		{"policies:\n  trajectory_linker: {max_open_trajectories: 1.5e3}\n", 1500, ""},
+	}
+	for _, tc := range tests {
+		_, doc, err := w.Parse([]byte(tc.yaml))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.yaml, err)
+			continue
+		}
+		cfg, err := derive.ParseTenantConfig(doc)
+		if err != nil || cfg.Linker.MaxOpen != tc.want {
+			t.Errorf("%q: max open %d (%v), want %d", tc.yaml, cfg.Linker.MaxOpen, err, tc.want)
+		}
 	}
 }

@@ -97,6 +97,7 @@ type Stats struct {
 	Open     uint64 // trajectories open now
 	Timeout  uint64 // trajectories closed with reason timeout
 	Rule     uint64 // trajectories closed with reason rule
+	Evicted  uint64 // trajectories closed with reason evicted
 	Scored   uint64 // trajectories scored (= closed)
 	// Candidates counts the scores the meter flagged while features.diamond
 	// was on (whether or not the guardrail then shed the event).
@@ -287,6 +288,16 @@ func (e *Engine) stepConfig(dst []Event, seq uint64, name string, k *compiled) [
 		}
 		dst = e.closeAll(dst, t, exp, ReasonRule, seq)
 	}
+	// A lower max_open_trajectories applies at once.
+	return e.evict(dst, t, t.traj.n-k.maxOpen, seq)
+}
+
+// evict closes the n oldest open trajectories of t (by opening, which is
+// ledger order) with reason evicted.
+func (e *Engine) evict(dst []Event, t *tenant, n int, seq uint64) []Event {
+	for ; n > 0 && t.traj.head[openList] != noSlot; n-- {
+		dst = e.close(dst, t, t.traj.head[openList], ReasonEvicted, seq)
+	}
 	return dst
 }
 
@@ -435,6 +446,9 @@ func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uin
 		s.maxWhen = max(s.maxWhen, when)
 		tt.moveToBack(lruList, i)
 	} else {
+		if tt.n >= k.maxOpen {
+			dst = e.evict(dst, t, tt.n-k.maxOpen+1, seq)
+		}
 		i = tt.alloc()
 		s = &tt.slots[i]
 		s.id = e.trajectoryID(t.name, k, sp)
@@ -502,10 +516,13 @@ func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq
 	}, k)
 	score := c.Mass + c.Persistence + c.Verification
 	t.traj.remove(i)
-	if reason == ReasonTimeout {
+	switch reason {
+	case ReasonTimeout:
 		t.stats.Timeout++
-	} else {
+	case ReasonRule:
 		t.stats.Rule++
+	case ReasonEvicted:
+		t.stats.Evicted++
 	}
 	t.stats.Open--
 	t.stats.Scored++

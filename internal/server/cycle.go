@@ -249,6 +249,7 @@ func (c cycleCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened), t)
 		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Timeout), t, "timeout")
 		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Rule), t, "rule")
+		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Evicted), t, "evicted")
 		ch <- prometheus.MustNewConstMetric(descScored, prometheus.CounterValue, float64(st.Scored), t)
 		ch <- prometheus.MustNewConstMetric(descCandidates, prometheus.CounterValue, float64(st.Candidates), t)
 		ratio := 0.0
