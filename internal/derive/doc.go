@@ -140,12 +140,13 @@
 //
 // # State and memory
 //
-// The open trajectories of a tenant are fixed-size structs in one slice,
+// The open trajectories of a tenant are fixed-size structs in chunks,
 // found by key through a map[string]uint32 and threaded by two intrusive
 // lists with uint32 links (by last activity and by opening), which are sorted
 // by their deadline components because a tenant's clock never goes back; see
-// table.go. An open trajectory costs about 210 bytes of heap all told
-// (TestOpenTrajectoryMemory). MarshalBinary writes the state in a canonical
+// table.go. An open trajectory costs about 200 bytes of heap all told
+// (TestOpenTrajectoryMemory); its key is copied out of the span, whose
+// strings share the span's whole text. MarshalBinary writes the state in a canonical
 // order (open trajectories in opening order, which eviction follows), so
 // equal states give equal bytes; UnmarshalBinary restores it, including the
 // default configuration and the cursor (LastSeq). max_open_trajectories

@@ -107,8 +107,8 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 
 		tt := &t.traj
 		w.u(uint64(tt.n))
-		for i := tt.head[openList]; i != noSlot; i = tt.slots[i].link[openList][1] {
-			s := &tt.slots[i]
+		for i := tt.head[openList]; i != noSlot; i = tt.at(i).link[openList][1] {
+			s := tt.at(i)
 			w.b = append(w.b, s.id[:]...)
 			w.str(s.key)
 			w.i(s.openClock)
@@ -233,7 +233,6 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 
 		n := r.count(TrajectoryIDSize + 8)
 		tt := &t.traj
-		tt.slots = make([]traj, 0, n)
 		for j := 0; j < n && r.err == nil; j++ {
 			var s traj
 			copy(s.id[:], r.bytes(TrajectoryIDSize))
@@ -251,19 +250,19 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 			if r.err != nil {
 				break
 			}
-			if j > 0 && tt.slots[j-1].openClock > s.openClock {
+			if j > 0 && tt.at(uint32(j-1)).openClock > s.openClock {
 				return nil, errors.New("trajectories not in opening order")
 			}
 			if _, dup := tt.index[s.key]; dup {
 				return nil, errors.New("duplicate trajectory key")
 			}
-			tt.slots = append(tt.slots, s)
+			*tt.at(tt.grow()) = s
 			tt.index[s.key] = uint32(j)
 		}
 		if r.err != nil {
 			break
 		}
-		tt.n = len(tt.slots)
+		tt.n = int(tt.used)
 		if uint64(tt.n) != st.Open {
 			return nil, errors.New("open trajectory count mismatch")
 		}
@@ -277,7 +276,7 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 		}
 		// The activity list is in lastClock order; among equal clocks the
 		// order does not matter (they expire together).
-		slices.SortStableFunc(order, func(a, b uint32) int { return cmp.Compare(tt.slots[a].lastClock, tt.slots[b].lastClock) })
+		slices.SortStableFunc(order, func(a, b uint32) int { return cmp.Compare(tt.at(a).lastClock, tt.at(b).lastClock) })
 		for _, j := range order {
 			tt.pushBack(lruList, j)
 		}
