@@ -1,7 +1,6 @@
 package cycle
 
 import (
-	"context"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -60,22 +59,7 @@ func reopen(t *testing.T, l *ledger.Ledger, store string) (string, string) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	for r.Cursor() < l.Next() {
-		if err := r.Err(); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-r.Changed():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	catchUp(t, r, l)
 	return served(t, r), r.Rebuilt()
 }
 
@@ -112,12 +96,7 @@ func linkTree(t *testing.T, src, dst, rel string) {
 // undamaged copy serves (the flip was found at open and the store rebuilt).
 func TestDerivedDamage(t *testing.T) {
 	dir := memDir(t)
-	buildLedger(t, dir, 400)
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openBuilt(t, dir, 400)
 	pristine := filepath.Join(dir, "pristine")
 	deriveAll(t, l, pristine, 500)
 	want, rebuilt := reopen(t, l, pristine)

@@ -34,11 +34,36 @@ func deriveWith(t *testing.T, l *ledger.Ledger, opts Options) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	catchUp(t, r, l)
+	h := streamsHash(t, r)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// openBuilt builds a ledger of n spans in dir (buildLedger) and opens it
+// read-only until the test ends.
+func openBuilt(t *testing.T, dir string, n int) *ledger.Ledger {
+	t.Helper()
+	buildLedger(t, dir, n)
+	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// catchUp runs r until it has derived every record of l, then stops it.
+func catchUp(t *testing.T, r *Runner, l *ledger.Ledger) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	for r.Cursor() < l.Next() {
 		if err := r.Err(); err != nil {
+			cancel()
 			t.Fatal(err)
 		}
 		select {
@@ -50,11 +75,6 @@ func deriveWith(t *testing.T, l *ledger.Ledger, opts Options) string {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	h := streamsHash(t, r)
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 func streamsHash(t *testing.T, r *Runner) string {
@@ -73,12 +93,7 @@ func streamsHash(t *testing.T, r *Runner) string {
 
 func TestStoreRestart(t *testing.T) {
 	dir := t.TempDir()
-	buildLedger(t, dir, 30_000)
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openBuilt(t, dir, 30_000)
 	store := filepath.Join(dir, "derived")
 	want := deriveAll(t, l, store, 1000)
 
@@ -122,12 +137,7 @@ func TestStoreRestart(t *testing.T) {
 
 func TestTrajectoryLookup(t *testing.T) {
 	dir := t.TempDir()
-	buildLedger(t, dir, 5000)
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openBuilt(t, dir, 5000)
 	store := filepath.Join(dir, "derived")
 	deriveAll(t, l, store, 1000)
 	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
@@ -229,12 +239,7 @@ func TestFileCache(t *testing.T) {
 // read every tenant concurrently (run it with -race).
 func TestFewOpenFiles(t *testing.T) {
 	dir := t.TempDir()
-	buildLedger(t, dir, 5000)
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openBuilt(t, dir, 5000)
 	want := deriveAll(t, l, filepath.Join(dir, "wide"), 1000)
 
 	r, err := Open(l, Options{Dir: filepath.Join(dir, "narrow"), Default: derive.DefaultTenantConfig(), Fingerprint: "test", MaxOpenFiles: 2, BatchRecords: 100})
@@ -242,9 +247,6 @@ func TestFewOpenFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for i := range 4 {
@@ -273,18 +275,9 @@ func TestFewOpenFiles(t *testing.T) {
 			}
 		}()
 	}
-	for r.Cursor() < l.Next() && r.Err() == nil {
-		select {
-		case <-r.Changed():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	catchUp(t, r, l)
 	close(stop)
 	wg.Wait()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	if got := streamsHash(t, r); got != want {
 		t.Fatal("the streams differ with one tenant's files open at a time")
 	}

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func TestEviction(t *testing.T) {
@@ -16,12 +14,7 @@ func TestEviction(t *testing.T) {
 	lowered := DefaultTenantConfig()
 	lowered.Meter.Warmup = 1000
 	lowered.Linker.MaxOpen = 1
-	tests := []struct {
-		name   string
-		mod    func(*TenantConfig)
-		inputs []Input
-		want   []string
-	}{{
+	runCases(t, []engineCase{{
 		name: "a third trajectory evicts the first opened, scored like any close",
 		mod:  maxOpen(2),
 		inputs: []Input{
@@ -126,15 +119,7 @@ func TestEviction(t *testing.T) {
 			"quality T2 4=4+0+0 @1h0m0s seq=5",
 			"edge T3 #1 s6 @2h0m0s seq=6",
 		},
-	}}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := run(t, newEngine(t, tc.mod), tc.inputs...)
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
-	}
+	}})
 }
 
 func TestEvictionStats(t *testing.T) {
