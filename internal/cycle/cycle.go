@@ -87,6 +87,7 @@ const DefaultMaxOpenFiles = 128
 // open (Runner.Rebuilt).
 const (
 	RebuildPolicies = "policies" // derived under other policies
+	RebuildFormat   = "format"   // written by a version with another snapshot format
 	RebuildSnapshot = "snapshot" // the snapshot is unreadable or damaged
 	RebuildFiles    = "files"    // a derived file differs from the snapshot's checksum
 )
@@ -200,6 +201,9 @@ func (r *Runner) usableSnapshot(eng *derive.Engine) (*snapshot, error) {
 		return nil, err
 	}
 	sn, err := decodeSnapshot(b)
+	if errors.Is(err, errOldSnapshot) {
+		return nil, &rebuildError{RebuildFormat, err}
+	}
 	if err != nil {
 		return nil, &rebuildError{RebuildSnapshot, err}
 	}
@@ -216,7 +220,8 @@ func (r *Runner) usableSnapshot(eng *derive.Engine) (*snapshot, error) {
 }
 
 // Rebuilt returns why Open rebuilt the store from the start of the ledger
-// (RebuildPolicies, RebuildSnapshot or RebuildFiles), or "" if it did not.
+// (RebuildPolicies, RebuildFormat, RebuildSnapshot or RebuildFiles), or ""
+// if it did not.
 func (r *Runner) Rebuilt() string { return r.rebuilt }
 
 // OpenFiles returns the number of tenant files the store has open.
@@ -247,6 +252,10 @@ type snapshot struct {
 // store is rebuilt.
 const snapshotMagic = "logline derived snapshot v2\n"
 
+// errOldSnapshot is a snapshot of an earlier format (the store is rebuilt;
+// it is not damage).
+var errOldSnapshot = errors.New("a derived snapshot of an earlier format")
+
 func (sn *snapshot) encode() []byte {
 	b := []byte(snapshotMagic)
 	b = appendStr(b, sn.fingerprint)
@@ -269,8 +278,11 @@ func (sn *snapshot) encode() []byte {
 }
 
 func decodeSnapshot(b []byte) (*snapshot, error) {
+	if bytes.HasPrefix(b, []byte("logline derived snapshot v1\n")) {
+		return nil, errOldSnapshot
+	}
 	if len(b) < len(snapshotMagic)+32 || string(b[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, errors.New("not a derived snapshot of this format")
+		return nil, errors.New("not a derived snapshot")
 	}
 	body, sum := b[:len(b)-32], b[len(b)-32:]
 	if s := sha256.Sum256(body); !bytes.Equal(s[:], sum) {

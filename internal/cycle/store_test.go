@@ -423,3 +423,32 @@ func TestTenantFileMaxOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestOldSnapshotFormat: a store written by an earlier version is rebuilt
+// (reason format), and Verify says so rather than calling it damage.
+func TestOldSnapshotFormat(t *testing.T) {
+	dir := t.TempDir()
+	l := openBuilt(t, dir, 1000)
+	store := filepath.Join(dir, "derived")
+	want := deriveAll(t, l, store, 100)
+	old := append([]byte("logline derived snapshot v1\n"), make([]byte, 300)...)
+	if err := os.WriteFile(filepath.Join(store, "snapshot"), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(l, store, derive.DefaultTenantConfig(), "test")
+	if err != nil || rep.Problem != nil || !strings.Contains(rep.Stale, "earlier version") {
+		t.Fatalf("Verify: %+v %v", rep, err)
+	}
+	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Rebuilt() != RebuildFormat || r.Cursor() != 0 {
+		t.Fatalf("rebuilt %q, cursor %d", r.Rebuilt(), r.Cursor())
+	}
+	catchUp(t, r, l)
+	if got := streamsHash(t, r); got != want {
+		t.Fatal("the rebuilt streams differ")
+	}
+}

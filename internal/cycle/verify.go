@@ -20,7 +20,8 @@ import (
 type VerifyReport struct {
 	// Stale, when not empty, says why the store was not compared although
 	// nothing is damaged: there is no derived store yet, or it was derived
-	// under other policies. The server rebuilds it at its next start.
+	// under other policies or by an earlier version. The server rebuilds it
+	// at its next start.
 	Stale string
 	// Cursor is the snapshot's cursor: the records derived again.
 	Cursor uint64
@@ -90,6 +91,10 @@ func Verify(src Source, dir string, def derive.TenantConfig, fingerprint string)
 	}
 	rep.Files, rep.Bytes = 1, int64(len(b))
 	sn, err := decodeSnapshot(b)
+	if errors.Is(err, errOldSnapshot) {
+		rep.Stale = "derived by an earlier version (rebuilt at the next start)"
+		return rep, nil
+	}
 	if err != nil {
 		rep.Problem = &VerifyProblem{File: "snapshot", Offset: -1, Want: "a sealed derived snapshot", Found: err.Error()}
 		return rep, nil

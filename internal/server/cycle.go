@@ -213,7 +213,7 @@ var (
 	descPercentile  = prometheus.NewDesc("logline_quality_score_percentile", "Current score percentile of the tenant's sliding window (quality.pXX.current).", []string{"tenant", "percentile"}, nil)
 	descQualifiedPM = prometheus.NewDesc("logline_quality_candidate_ratio", "Candidates over scores given.", []string{"tenant"}, nil)
 	descStopped     = prometheus.NewDesc("logline_derive_stopped", "1 when derivation has stopped on an error (the log and /readyz say which), else 0.", nil, nil)
-	descRebuilds    = prometheus.NewDesc("logline_derive_rebuilds_total", "Rebuilds of the derived store from the start of the ledger at start, by reason: policies (the bundle changed), snapshot (unreadable), files (a derived file differs from its recorded checksum).", []string{"reason"}, nil)
+	descRebuilds    = prometheus.NewDesc("logline_derive_rebuilds_total", "Rebuilds of the derived store from the start of the ledger at start, by reason: policies (the bundle changed), format (an upgrade changed the snapshot format), snapshot (unreadable), files (a derived file differs from its recorded checksum).", []string{"reason"}, nil)
 	descOpenFiles   = prometheus.NewDesc("logline_derive_open_files", "Tenant files of the derived store open now.", nil, nil)
 )
 
@@ -231,7 +231,7 @@ func (c cycleCollector) Collect(ch chan<- prometheus.Metric) {
 		stopped = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descStopped, prometheus.GaugeValue, stopped)
-	for _, reason := range []string{cycle.RebuildPolicies, cycle.RebuildSnapshot, cycle.RebuildFiles} {
+	for _, reason := range []string{cycle.RebuildPolicies, cycle.RebuildFormat, cycle.RebuildSnapshot, cycle.RebuildFiles} {
 		n := 0.0
 		if c.r.Rebuilt() == reason {
 			n = 1

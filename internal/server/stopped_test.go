@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/loglineos/loglineos/internal/ledger"
 )
 
@@ -118,6 +120,7 @@ func TestVerifyDerived(t *testing.T) {
 	}
 	t.Logf("%d events of %d tenants, %d files, %d bytes compared up to record %d", rep.Events, rep.Tenants, rep.Files, rep.Bytes, rep.Cursor)
 
+	want := streams(t, s.runner)
 	files, _ := filepath.Glob(filepath.Join(data, "derived", "t", "*.ndjson"))
 	b, err := os.ReadFile(files[0])
 	if err != nil {
@@ -130,4 +133,17 @@ func TestVerifyDerived(t *testing.T) {
 		t.Fatalf("a flipped byte: %+v %v", rep, err)
 	}
 	t.Logf("flipped: %v", rep.Problem)
+
+	// At the next start the damage is found, counted, and the store rebuilt:
+	// it serves what it served before.
+	ts.Close()
+	s.Close()
+	s, ts = testServer(t, data, nil)
+	waitDerived(t, s)
+	if diff := cmp.Diff(want, streams(t, s.runner)); diff != "" {
+		t.Fatalf("after the rebuild (-before +after):\n%s", diff)
+	}
+	if _, body := get(t, ts.URL+"/metrics"); !strings.Contains(body, "\n"+`logline_derive_rebuilds_total{reason="files"} 1`+"\n") {
+		t.Fatalf("the rebuild is not counted:\n%s", grepLines(body, "logline_derive_rebuilds"))
+	}
 }
