@@ -12,7 +12,9 @@
 // also records the policy fingerprint the store was derived under: when the
 // bundle's policies change, the store is rebuilt from the start of the
 // ledger, so that the derived stream is always a function of (the records,
-// the policies).
+// the policies). It records a checksum of every file as well: a file found
+// damaged at open also rebuilds the store, and Verify compares a store with
+// a fresh derivation byte for byte.
 package cycle
 
 import (
