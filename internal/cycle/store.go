@@ -543,9 +543,12 @@ func (s *store) close() error {
 		}
 	}
 	s.files.closeAll()
-	for _, f := range s.buckets {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	for i, f := range s.buckets {
 		if f != nil {
 			keep(f.Close())
+			s.buckets[i] = nil
 		}
 	}
 	return first

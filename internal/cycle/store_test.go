@@ -452,3 +452,32 @@ func TestOldSnapshotFormat(t *testing.T) {
 		t.Fatal("the rebuilt streams differ")
 	}
 }
+
+// TestMissingFile: a derived file that is gone is reported by Verify and
+// rebuilds the store at open.
+func TestMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	l := openBuilt(t, dir, 1000)
+	store := filepath.Join(dir, "derived")
+	want := deriveAll(t, l, store, 100)
+	idx, _ := filepath.Glob(filepath.Join(store, "t", "*.idx"))
+	if err := os.Remove(idx[0]); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Verify(l, store, derive.DefaultTenantConfig(), "test")
+	if err != nil || rep.Problem == nil || rep.Problem.File != "t/"+filepath.Base(idx[0]) || rep.Problem.Found != "no such file" {
+		t.Fatalf("Verify: %+v %v", rep, err)
+	}
+	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Rebuilt() != RebuildFiles {
+		t.Fatalf("rebuilt %q", r.Rebuilt())
+	}
+	catchUp(t, r, l)
+	if got := streamsHash(t, r); got != want {
+		t.Fatal("the rebuilt streams differ")
+	}
+}
