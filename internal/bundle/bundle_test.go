@@ -160,7 +160,7 @@ func TestJSONSchemas(t *testing.T) {
 		t.Errorf("when = %v, want format date-time", when)
 	}
 	reason := s["trajectory_closed"]["properties"].(map[string]any)["reason"].(map[string]any)
-	if !cmp.Equal(reason["enum"], []any{"timeout", "rule"}) {
+	if !cmp.Equal(reason["enum"], []any{"timeout", "rule", "evicted"}) {
 		t.Errorf("reason = %v", reason)
 	}
 }

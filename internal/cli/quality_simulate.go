@@ -248,8 +248,8 @@ func readSpans(name string, validators []*bundle.Validator) ([]*span.Span, int, 
 
 func printSummary(w io.Writer, s derive.Summary, rejected int, histogram bool) {
 	fmt.Fprintf(w, "spans: %d (%d rejected by the contract)\n", s.Spans, rejected)
-	fmt.Fprintf(w, "trajectories: %d opened, %d closed by timeout, %d by rule, %d still open; %d spans excepted\n",
-		s.Trajectories, s.Timeout, s.Rule, s.Open, s.Excepted)
+	fmt.Fprintf(w, "trajectories: %d opened, %d closed by timeout, %d by rule, %d evicted, %d still open; %d spans excepted\n",
+		s.Trajectories, s.Timeout, s.Rule, s.Evicted, s.Open, s.Excepted)
 	fmt.Fprintf(w, "scores: %d, p50 %d, p95 %d, p99 %d\n", s.Scored, s.P50, s.P95, s.P99)
 	thr := "none yet"
 	if s.Threshold >= 0 {

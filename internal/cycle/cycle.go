@@ -12,7 +12,9 @@
 // also records the policy fingerprint the store was derived under: when the
 // bundle's policies change, the store is rebuilt from the start of the
 // ledger, so that the derived stream is always a function of (the records,
-// the policies).
+// the policies). It records a checksum of every file as well: a file found
+// damaged at open also rebuilds the store, and Verify compares a store with
+// a fresh derivation byte for byte.
 package cycle
 
 import (
@@ -25,8 +27,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,8 +73,26 @@ type Options struct {
 	// derived, never which. Share 0 or 1 (the default) never holds back.
 	Share    float64
 	LowWater uint64
-	Logger   *slog.Logger
+	// MaxOpenFiles bounds the tenant files the store keeps open at once, two
+	// a tenant (default 128); the least recently used are closed to open
+	// others. The trajectory index files (256 at most) are open besides.
+	MaxOpenFiles int
+	Logger       *slog.Logger
 }
+
+// DefaultMaxOpenFiles is Options.MaxOpenFiles's default: with the 256
+// trajectory index files, the store holds at most 384 descriptors, which
+// leaves most of a 1024 limit to the ledger and the connections.
+const DefaultMaxOpenFiles = 128
+
+// Reasons for rebuilding the derived store from the start of the ledger at
+// open (Runner.Rebuilt).
+const (
+	RebuildPolicies = "policies" // derived under other policies
+	RebuildFormat   = "format"   // written by a version with another snapshot format
+	RebuildSnapshot = "snapshot" // the snapshot is unreadable or damaged
+	RebuildFiles    = "files"    // a derived file differs from the snapshot's checksum
+)
 
 // Runner is the running cycle.
 type Runner struct {
@@ -87,6 +109,7 @@ type Runner struct {
 	notifyCh chan struct{}
 	events   atomic.Uint64 // events derived since open
 	err      atomic.Pointer[error]
+	rebuilt  string // why open rebuilt the store, or ""
 }
 
 // Open opens (or creates) the store and restores the engine from its last
@@ -103,6 +126,9 @@ func Open(src Source, opts Options) (*Runner, error) {
 	}
 	if opts.SnapshotInterval <= 0 {
 		opts.SnapshotInterval = 5 * time.Second
+	}
+	if opts.MaxOpenFiles <= 0 {
+		opts.MaxOpenFiles = DefaultMaxOpenFiles
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -122,38 +148,23 @@ func (r *Runner) openStore() error {
 	if err != nil {
 		return err
 	}
-	r.eng = eng
-	snap, err := os.ReadFile(r.snapshotPath())
-	var sn *snapshot
+	sn, err := r.usableSnapshot(eng)
+	var re *rebuildError
 	switch {
-	case err == nil:
-		sn, err = decodeSnapshot(snap)
-		if err != nil {
-			r.log.Warn("derived snapshot unreadable; deriving from the start", "err", err)
-			sn = nil
-		} else if sn.fingerprint != r.opts.Fingerprint {
-			r.log.Warn("policies changed: rebuilding the derived store from the start of the ledger")
-			sn = nil
+	case errors.As(err, &re):
+		r.log.Warn("rebuilding the derived store from the start of the ledger", "reason", re.reason, "err", re.err)
+		r.rebuilt = re.reason
+		if err := os.RemoveAll(r.opts.Dir); err != nil {
+			return err
 		}
-		if sn == nil {
-			if err := os.RemoveAll(r.opts.Dir); err != nil {
-				return err
-			}
+		if eng, err = derive.New(derive.Config{Default: &def}); err != nil {
+			return err
 		}
-	case !errors.Is(err, os.ErrNotExist):
+	case err != nil:
 		return err
 	}
-	if sn != nil {
-		if err := r.eng.UnmarshalBinary(sn.engine); err != nil {
-			r.log.Warn("derived snapshot unreadable; deriving from the start", "err", err)
-			if err := os.RemoveAll(r.opts.Dir); err != nil {
-				return err
-			}
-			r.eng, _ = derive.New(derive.Config{Default: &def})
-			sn = nil
-		}
-	}
-	st, err := openStoreFiles(r.opts.Dir)
+	r.eng = eng
+	st, err := openStoreFiles(r.opts.Dir, r.opts.MaxOpenFiles, nil)
 	if err != nil {
 		return err
 	}
@@ -169,16 +180,83 @@ func (r *Runner) openStore() error {
 	return nil
 }
 
-// snapshot is the engine state with the cursor and the store's lengths.
+// rebuildError says why a store cannot be resumed.
+type rebuildError struct {
+	reason string
+	err    error
+}
+
+func (e *rebuildError) Error() string { return e.reason + ": " + e.err.Error() }
+
+func (e *rebuildError) Unwrap() error { return e.err }
+
+// usableSnapshot reads the snapshot, restores eng from it and checks the
+// files against it. It returns the snapshot (nil when there is none); a
+// *rebuildError when the store must be rebuilt; another error when it
+// cannot be opened.
+func (r *Runner) usableSnapshot(eng *derive.Engine) (*snapshot, error) {
+	b, err := os.ReadFile(r.snapshotPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	sn, err := decodeSnapshot(b)
+	if errors.Is(err, errOldSnapshot) {
+		return nil, &rebuildError{RebuildFormat, err}
+	}
+	if err != nil {
+		return nil, &rebuildError{RebuildSnapshot, err}
+	}
+	if sn.fingerprint != r.opts.Fingerprint {
+		return nil, &rebuildError{RebuildPolicies, errors.New("the policies changed")}
+	}
+	if err := eng.UnmarshalBinary(sn.engine); err != nil {
+		return nil, &rebuildError{RebuildSnapshot, err}
+	}
+	if err := checkFiles(r.opts.Dir, sn); err != nil {
+		return nil, &rebuildError{RebuildFiles, err}
+	}
+	return sn, nil
+}
+
+// Rebuilt returns why Open rebuilt the store from the start of the ledger
+// (RebuildPolicies, RebuildFormat, RebuildSnapshot or RebuildFiles), or ""
+// if it did not.
+func (r *Runner) Rebuilt() string { return r.rebuilt }
+
+// OpenFiles returns the number of tenant files the store has open.
+func (r *Runner) OpenFiles() int { return 2 * r.st.files.open() }
+
+// snapshot is the engine state with the cursor and the store's lengths and
+// checksums.
 type snapshot struct {
 	fingerprint string
 	cursor      uint64
 	tenants     []snapTenant
-	buckets     [256]int64
+	buckets     [256]snapFile
 	engine      []byte
+	// engineAt is the offset of engine in the encoded snapshot.
+	engineAt int
 }
 
-const snapshotMagic = "logline derived snapshot v1\n"
+// snapshotMagic starts a snapshot, format 2:
+//
+//	magic, uvarint-prefixed fingerprint, cursor (8 bytes),
+//	tenant count (4), per tenant in name order: uvarint-prefixed name,
+//	  event count (8), events length (8), CRC-32C of the events file (4),
+//	  CRC-32C of the index file (4);
+//	per trajectory bucket 00..ff: length (8), CRC-32C (4);
+//	the engine state (derive's MarshalBinary), SHA-256 of all before (32).
+//
+// Integers are big-endian. A snapshot of another format is not read: the
+// store is rebuilt.
+const snapshotMagic = "logline derived snapshot v2\n"
+
+// errOldSnapshot is a snapshot of an earlier format (the store is rebuilt;
+// it is not damage).
+var errOldSnapshot = errors.New("a derived snapshot of an earlier format")
 
 func (sn *snapshot) encode() []byte {
 	b := []byte(snapshotMagic)
@@ -189,9 +267,12 @@ func (sn *snapshot) encode() []byte {
 		b = appendStr(b, t.tenant)
 		b = binary.BigEndian.AppendUint64(b, t.n)
 		b = binary.BigEndian.AppendUint64(b, uint64(t.evLen))
+		b = binary.BigEndian.AppendUint32(b, t.evSum)
+		b = binary.BigEndian.AppendUint32(b, t.ixSum)
 	}
-	for _, l := range sn.buckets {
-		b = binary.BigEndian.AppendUint64(b, uint64(l))
+	for _, f := range sn.buckets {
+		b = binary.BigEndian.AppendUint64(b, uint64(f.length))
+		b = binary.BigEndian.AppendUint32(b, f.sum)
 	}
 	b = append(b, sn.engine...)
 	sum := sha256.Sum256(b)
@@ -199,6 +280,9 @@ func (sn *snapshot) encode() []byte {
 }
 
 func decodeSnapshot(b []byte) (*snapshot, error) {
+	if bytes.HasPrefix(b, []byte("logline derived snapshot v1\n")) {
+		return nil, errOldSnapshot
+	}
 	if len(b) < len(snapshotMagic)+32 || string(b[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errors.New("not a derived snapshot")
 	}
@@ -225,16 +309,26 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		p = p[8:]
 		return v, true
 	}
+	u32 := func() (uint32, bool) {
+		if len(p) < 4 {
+			return 0, false
+		}
+		v := binary.BigEndian.Uint32(p)
+		p = p[4:]
+		return v, true
+	}
 	var sn snapshot
 	var ok bool
 	if sn.fingerprint, ok = str(); !ok {
 		return nil, bad
 	}
-	if sn.cursor, ok = u64(); !ok || len(p) < 4 {
+	if sn.cursor, ok = u64(); !ok {
 		return nil, bad
 	}
-	nt := binary.BigEndian.Uint32(p)
-	p = p[4:]
+	nt, ok := u32()
+	if !ok {
+		return nil, bad
+	}
 	for range nt {
 		var t snapTenant
 		var ev uint64
@@ -244,20 +338,30 @@ func decodeSnapshot(b []byte) (*snapshot, error) {
 		if t.n, ok = u64(); !ok {
 			return nil, bad
 		}
-		if ev, ok = u64(); !ok {
+		if ev, ok = u64(); !ok || ev > math.MaxInt64 || t.n > math.MaxInt64/8 {
 			return nil, bad
 		}
 		t.evLen = int64(ev)
+		if t.evSum, ok = u32(); !ok {
+			return nil, bad
+		}
+		if t.ixSum, ok = u32(); !ok {
+			return nil, bad
+		}
 		sn.tenants = append(sn.tenants, t)
 	}
 	for i := range sn.buckets {
 		v, ok := u64()
-		if !ok {
+		if !ok || v > math.MaxInt64 {
 			return nil, bad
 		}
-		sn.buckets[i] = int64(v)
+		sn.buckets[i].length = int64(v)
+		if sn.buckets[i].sum, ok = u32(); !ok {
+			return nil, bad
+		}
 	}
 	sn.engine = p
+	sn.engineAt = len(body) - len(p)
 	return &sn, nil
 }
 
@@ -406,32 +510,10 @@ func (r *Runner) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		in, ok := toInput(rec, r.log)
-		r.mu.Lock()
-		if ok {
-			evs, err = r.eng.Step(evs[:0], in)
-			if errors.Is(err, derive.ErrBadInput) {
-				// Deterministically not derivable (e.g. a span without a
-				// valid when under an operator's contract): skip it.
-				r.log.Warn("record not derivable", "seq", rec.Seq, "err", err)
-				evs, err = evs[:0], nil
-			}
-		} else {
-			evs = evs[:0]
+		if evs, err = r.step(evs, rec); err != nil {
+			return err
 		}
-		r.mu.Unlock()
-		if err != nil {
-			return fmt.Errorf("seq %d: %w", rec.Seq, err)
-		}
-		for i := range evs {
-			ev := &evs[i]
-			tf, err := r.st.tenant(ev.Tenant)
-			if err != nil {
-				return err
-			}
-			line = ev.AppendJSON(line[:0])
-			r.st.add(tf, line, ev.Trajectory, ev.Trajectory != (derive.TrajectoryID{}))
-		}
+		line = r.st.addEvents(evs, line)
 		r.events.Add(uint64(len(evs)))
 		next = rec.Seq + 1
 		if inBatch == 0 {
@@ -448,6 +530,42 @@ func (r *Runner) run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// step applies one record to the engine, under the lock readers of the
+// engine take.
+func (r *Runner) step(evs []derive.Event, rec ledger.Record) ([]derive.Event, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return step(r.eng, evs, rec, r.log)
+}
+
+// step applies one record to eng and returns the events it derives. Records
+// that are deterministically not derivable (a body that does not decode, a
+// span without a valid when under an operator's contract: whatever the
+// engine refuses with ErrBadInput) are skipped, and logged; the same records
+// are skipped at every replay. A panic of the engine (a bug) is returned as
+// an error: the engine's state is then unknown and derivation must stop.
+func step(eng *derive.Engine, evs []derive.Event, rec ledger.Record, log *slog.Logger) (_ []derive.Event, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("derivation panicked", "seq", rec.Seq, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("seq %d: derivation panicked: %v", rec.Seq, p)
+		}
+	}()
+	in, ok := toInput(rec, log)
+	if !ok {
+		return evs[:0], nil
+	}
+	evs, err = eng.Step(evs[:0], in)
+	if errors.Is(err, derive.ErrBadInput) {
+		log.Warn("record not derivable", "seq", rec.Seq, "err", err)
+		return evs[:0], nil
+	}
+	if err != nil {
+		return evs[:0], fmt.Errorf("seq %d: %w", rec.Seq, err)
+	}
+	return evs, nil
 }
 
 // yield holds the runner back while ingest is busy and derivation is not

@@ -61,6 +61,12 @@ type LinkerPolicy struct {
 	// that carries them, with reason "rule", right after linking it. Exact
 	// match. Default empty.
 	CloseOnDid []string
+	// MaxOpen (max_open_trajectories) bounds the tenant's open
+	// trajectories: a span that would open one more first closes the
+	// oldest open one (by opening, in ledger order) with reason "evicted",
+	// scored like any close. It bounds the engine's memory per tenant.
+	// Default DefaultMaxOpenTrajectories.
+	MaxOpen int
 }
 
 // Weights are the quality score weights in hundredths: 0.4 in a policy is 40
@@ -133,6 +139,11 @@ const (
 	DefaultWarmup                = 100
 	DefaultMeterWindow           = 168 * time.Hour
 	DefaultOnOverload            = "shed_derived"
+	// DefaultMaxOpenTrajectories is max_open_trajectories' default: a
+	// million open trajectories cost a tenant about 200 MB of the server's
+	// heap (docs/BENCHMARKS.md), and a million things in flight within
+	// close_timeout is more than the tenants this default is for have.
+	DefaultMaxOpenTrajectories = 1_000_000
 
 	// MaxConfirmerSaturation bounds ConfirmerSaturation: a trajectory
 	// remembers at most this many distinct confirmers.
@@ -158,6 +169,7 @@ func DefaultLinkerPolicy() LinkerPolicy {
 		CloseTimeout: DefaultCloseTimeout,
 		Exceptions:   []string{"this:heartbeat-*"},
 		CloseOnDid:   []string{},
+		MaxOpen:      DefaultMaxOpenTrajectories,
 	}
 }
 
@@ -223,6 +235,7 @@ const (
 	maxWarmup         = 1 << 40
 	maxMaxPerMinute   = 1 << 31
 	maxListEntries    = 1024
+	maxMaxOpen        = 1 << 31 // slots are numbered in 32 bits
 )
 
 // compiled is a validated TenantConfig in the form the engine uses.
@@ -234,6 +247,7 @@ type compiled struct {
 	closeOnDid map[string]struct{} // lookups only; never iterated
 	timeout    int64               // ns
 	window     int64               // ns
+	maxOpen    int                 // >= 1
 
 	weights    [3]uint64 // hundredths: mass, persistence, verification
 	massSat    uint64
@@ -312,6 +326,10 @@ func compile(c TenantConfig) (*compiled, error) {
 		}
 		k.closeOnDid[d] = struct{}{}
 	}
+	if l.MaxOpen < 1 || l.MaxOpen > maxMaxOpen {
+		ce.add(pathLinker+"max_open_trajectories", "must be a count between 1 and %d, got %d", int64(maxMaxOpen), l.MaxOpen)
+	}
+	k.maxOpen = min(max(l.MaxOpen, 1), maxMaxOpen)
 
 	// quality_meter
 	m := c.Meter

@@ -20,6 +20,7 @@ func TestParseTenantConfig(t *testing.T) {
 	everything.Linker = LinkerPolicy{
 		KeyFields: []string{"this", "who"}, Window: 48 * time.Hour, CloseTimeout: 90 * time.Minute,
 		Exceptions: []string{"this:heartbeat-*", "did:ping"}, CloseOnDid: []string{"order.delivered", "order.cancelled"},
+		MaxOpen: 250_000,
 	}
 	everything.Meter = MeterPolicy{
 		Weights: Weights{Mass: 35, Persistence: 25, Verification: 40}, MassSaturation: 12,
@@ -53,7 +54,8 @@ func TestParseTenantConfig(t *testing.T) {
 		in: `{"features":{"trajectory":true,"diamond":false,"cluster":true},
 		      "policies":{
 		        "trajectory_linker":{"key_fields":["this","who"],"window":"48h","close_timeout":"90m",
-		                             "exceptions":["this:heartbeat-*","did:ping"],"close_on_did":["order.delivered","order.cancelled"]},
+		                             "exceptions":["this:heartbeat-*","did:ping"],"close_on_did":["order.delivered","order.cancelled"],
+		                             "max_open_trajectories":250000},
 		        "quality_meter":{"weights":{"mass":0.35,"persistence":0.25,"verification":"0.4"},"mass_saturation":12,
 		                         "persistence_saturation":"6h","confirmer_saturation":2,"percentile_target":"p97.5",
 		                         "min_score":55,"warmup":250,"window":"72h"},
@@ -105,6 +107,12 @@ func TestParseTenantConfigErrors(t *testing.T) {
 		{"exception without field", lk(map[string]any{"exceptions": []any{"heartbeat-*"}}), `exceptions[0]: want "field:glob" (e.g. "this:heartbeat-*"), got "heartbeat-*"`},
 		{"exception with a bad glob", lk(map[string]any{"exceptions": []any{"this:[a-"}}), `exceptions[0]: bad glob "[a-": syntax error in pattern`},
 		{"empty closing did", lk(map[string]any{"close_on_did": []any{""}}), `close_on_did[0]: must not be empty`},
+		{"no open trajectory allowed", lk(map[string]any{"max_open_trajectories": 0}), `policies.trajectory_linker.max_open_trajectories: must be a count between 1 and 2147483648, got 0`},
+		{"negative open trajectories", lk(map[string]any{"max_open_trajectories": -5}), `max_open_trajectories: must be a count between 1 and 2147483648, got -5`},
+		{"too many open trajectories", lk(map[string]any{"max_open_trajectories": float64(1 << 32)}), `max_open_trajectories: must be a count between 1 and 2147483648, got 4294967296`},
+		{"fractional open trajectories", lk(map[string]any{"max_open_trajectories": 2.5}), `max_open_trajectories: want an integer, got float64 2.5`},
+		{"open trajectories as a string", lk(map[string]any{"max_open_trajectories": "1M"}), `max_open_trajectories: want an integer, got "1M"`},
+		{"typo in max_open_trajectories", lk(map[string]any{"max_open_trajectores": 5}), `unknown member (did you mean "max_open_trajectories"?)`},
 		{"weights not summing to 1", qm(map[string]any{"weights": map[string]any{"mass": 0.5}}), `policies.quality_meter.weights: must sum to 1, got 1.1 (0.5 + 0.3 + 0.3)`},
 		{"weight with three decimals", qm(map[string]any{"weights": map[string]any{"mass": 0.333}}), `weights.mass: want a number between 0 and 1 with at most two decimals, got "0.333": more than two decimals`},
 		{"weight above 1", qm(map[string]any{"weights": map[string]any{"mass": 1.5}}), `weights.mass: want a number between 0 and 1 with at most two decimals, got "1.5": greater than 1`},

@@ -18,7 +18,8 @@ import (
 //	features: {trajectory: true, diamond: true, cluster: false}
 //	policies:
 //	  trajectory_linker:   {key_fields: ["this"], window: "24h", close_timeout: "6h",
-//	                        exceptions: ["this:heartbeat-*"], close_on_did: []}
+//	                        exceptions: ["this:heartbeat-*"], close_on_did: [],
+//	                        max_open_trajectories: 1000000}
 //	  quality_meter:       {weights: {mass: 0.4, persistence: 0.3, verification: 0.3},
 //	                        mass_saturation: 10, persistence_saturation: "12h",
 //	                        confirmer_saturation: 3, percentile_target: "p96",
@@ -138,7 +139,7 @@ func parseLinker(l *LinkerPolicy, v any, ce *configErrors) {
 		ce.add(strings.TrimSuffix(pathLinker, "."), "want a map, got %s", describe(v))
 		return
 	}
-	known := []string{"key_fields", "window", "close_timeout", "exceptions", "close_on_did"}
+	known := []string{"key_fields", "window", "close_timeout", "exceptions", "close_on_did", "max_open_trajectories"}
 	for _, k := range sortedKeys(m) {
 		p, v := pathLinker+k, m[k]
 		switch k {
@@ -152,6 +153,8 @@ func parseLinker(l *LinkerPolicy, v any, ce *configErrors) {
 			l.Exceptions = getStrings(p, v, ce, l.Exceptions)
 		case "close_on_did":
 			l.CloseOnDid = getStrings(p, v, ce, l.CloseOnDid)
+		case "max_open_trajectories":
+			l.MaxOpen = getInt(p, v, ce, l.MaxOpen)
 		default:
 			ce.add(p, "unknown member%s (known: %s)", didYouMean(k, known), strings.Join(known, ", "))
 		}

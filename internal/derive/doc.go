@@ -73,6 +73,14 @@
 // order) at a configuration record that changes its key_fields, since old
 // keys cannot be compared with new ones.
 //
+// A tenant has at most max_open_trajectories open trajectories. A span that
+// would open one more first closes the oldest open one, by opening (ledger
+// order, not activity), with reason "evicted"; a configuration record that
+// lowers the bound below the number open closes the oldest down to it, in
+// opening order. An evicted trajectory is scored and metered like any other
+// close: every trajectory_closed has its trajectory_quality, and the meter
+// sees the same trajectories it would have seen had they timed out.
+//
 // Trajectory ids come from content: "t_" + base32hex (lowercase, no padding)
 // of the first 15 bytes of SHA-256 over
 //
@@ -95,11 +103,14 @@
 //  1. shed_derived, if the record moves the tenant's clock into a later
 //     event-time minute and the guardrail shed events in the minute left;
 //  2. timeout closes (each: closed, quality, candidate);
-//  3. the span's edge;
-//  4. its rule close, if any.
+//  3. the eviction, if the span opens a trajectory past
+//     max_open_trajectories;
+//  4. the span's edge;
+//  5. its rule close, if any.
 //
 // A tick does 1 and 2 for each tenant in name order; a configuration record
-// derives only the key_fields closes.
+// derives only the key_fields closes, then the evictions down to a lowered
+// max_open_trajectories.
 //
 // # Configuration
 //
@@ -129,14 +140,17 @@
 //
 // # State and memory
 //
-// The open trajectories of a tenant are fixed-size structs in one slice,
+// The open trajectories of a tenant are fixed-size structs in chunks,
 // found by key through a map[string]uint32 and threaded by two intrusive
 // lists with uint32 links (by last activity and by opening), which are sorted
 // by their deadline components because a tenant's clock never goes back; see
-// table.go. An open trajectory costs about 210 bytes of heap all told
-// (TestOpenTrajectoryMemory). MarshalBinary writes the state in a canonical
-// order, so equal states give equal bytes; UnmarshalBinary restores it,
-// including the default configuration and the cursor (LastSeq).
+// table.go. An open trajectory costs about 200 bytes of heap all told
+// (TestOpenTrajectoryMemory); its key is copied out of the span, whose
+// strings share the span's whole text. MarshalBinary writes the state in a canonical
+// order (open trajectories in opening order, which eviction follows), so
+// equal states give equal bytes; UnmarshalBinary restores it, including the
+// default configuration and the cursor (LastSeq). max_open_trajectories
+// bounds the state of each tenant.
 //
 // # Simulation
 //

@@ -97,6 +97,7 @@ type Stats struct {
 	Open     uint64 // trajectories open now
 	Timeout  uint64 // trajectories closed with reason timeout
 	Rule     uint64 // trajectories closed with reason rule
+	Evicted  uint64 // trajectories closed with reason evicted
 	Scored   uint64 // trajectories scored (= closed)
 	// Candidates counts the scores the meter flagged while features.diamond
 	// was on (whether or not the guardrail then shed the event).
@@ -221,6 +222,7 @@ func (e *Engine) tenant(name string) *tenant {
 	}
 	t := e.byName[name]
 	if t == nil {
+		name = strings.Clone(name) // not a substring of a span's text
 		t = &tenant{name: name, cfg: e.def, clock: noClock}
 		t.stats.LastThreshold = -1
 		t.traj.init()
@@ -282,10 +284,20 @@ func (e *Engine) stepConfig(dst []Event, seq uint64, name string, k *compiled) [
 		// Keys built from the old fields cannot be compared with keys built
 		// from the new ones: every open trajectory closes by rule.
 		exp := e.exp[:0]
-		for i := t.traj.head[openList]; i != noSlot; i = t.traj.slots[i].link[openList][1] {
+		for i := t.traj.head[openList]; i != noSlot; i = t.traj.at(i).link[openList][1] {
 			exp = append(exp, i)
 		}
 		dst = e.closeAll(dst, t, exp, ReasonRule, seq)
+	}
+	// A lower max_open_trajectories applies at once.
+	return e.evict(dst, t, t.traj.n-k.maxOpen, seq)
+}
+
+// evict closes the n oldest open trajectories of t (by opening, which is
+// ledger order) with reason evicted.
+func (e *Engine) evict(dst []Event, t *tenant, n int, seq uint64) []Event {
+	for ; n > 0 && t.traj.head[openList] != noSlot; n-- {
+		dst = e.close(dst, t, t.traj.head[openList], ReasonEvicted, seq)
 	}
 	return dst
 }
@@ -315,16 +327,16 @@ func (e *Engine) expire(dst []Event, t *tenant, seq uint64) []Event {
 	}
 	k := t.cfg
 	exp := e.exp[:0]
-	for i := tt.head[lruList]; i != noSlot; i = tt.slots[i].link[lruList][1] {
-		s := &tt.slots[i]
+	for i := tt.head[lruList]; i != noSlot; i = tt.at(i).link[lruList][1] {
+		s := tt.at(i)
 		if addSat(s.lastClock, k.timeout) >= t.clock {
 			break
 		}
 		s.flags |= markBit
 		exp = append(exp, i)
 	}
-	for i := tt.head[openList]; i != noSlot; i = tt.slots[i].link[openList][1] {
-		s := &tt.slots[i]
+	for i := tt.head[openList]; i != noSlot; i = tt.at(i).link[openList][1] {
+		s := tt.at(i)
 		if addSat(s.openClock, k.window) >= t.clock {
 			break
 		}
@@ -334,7 +346,7 @@ func (e *Engine) expire(dst []Event, t *tenant, seq uint64) []Event {
 		}
 	}
 	for _, i := range exp {
-		tt.slots[i].flags &^= markBit
+		tt.at(i).flags &^= markBit
 	}
 	if len(exp) == 0 {
 		return dst
@@ -344,10 +356,10 @@ func (e *Engine) expire(dst []Event, t *tenant, seq uint64) []Event {
 
 // closeAll closes the slots in exp in (deadline, id, key) order.
 func (e *Engine) closeAll(dst []Event, t *tenant, exp []uint32, reason CloseReason, seq uint64) []Event {
-	k, slots := t.cfg, t.traj.slots
+	k, tt := t.cfg, &t.traj
 	if len(exp) > 1 {
 		slices.SortFunc(exp, func(a, b uint32) int {
-			sa, sb := &slots[a], &slots[b]
+			sa, sb := tt.at(a), tt.at(b)
 			if da, db := k.deadline(sa), k.deadline(sb); da != db {
 				if da < db {
 					return -1
@@ -425,7 +437,7 @@ func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uin
 	var s *traj
 	var pos uint32
 	if found {
-		s = &tt.slots[i]
+		s = tt.at(i)
 		pos = s.count
 		if s.count < math.MaxUint32 {
 			s.count++
@@ -435,8 +447,16 @@ func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uin
 		s.maxWhen = max(s.maxWhen, when)
 		tt.moveToBack(lruList, i)
 	} else {
+		if tt.n >= k.maxOpen {
+			dst = e.evict(dst, t, tt.n-k.maxOpen+1, seq)
+		}
+		if len(k.keyFields) == 1 {
+			// The span's strings are substrings of its whole text: keeping
+			// one would keep the text alive as long as the trajectory.
+			key = strings.Clone(key)
+		}
 		i = tt.alloc()
-		s = &tt.slots[i]
+		s = tt.at(i)
 		s.id = e.trajectoryID(t.name, k, sp)
 		s.key = key
 		s.openClock, s.lastClock = t.clock, t.clock
@@ -491,7 +511,7 @@ func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uin
 // so, diamond_candidate for slot i, and frees it.
 func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq uint64) []Event {
 	k := t.cfg
-	s := &t.traj.slots[i]
+	s := t.traj.at(i)
 	id := s.id
 	dst = t.emit(dst, Event{Type: ClosedEvent, Reason: reason, Trajectory: id, Tenant: t.name, TS: t.clock, Seq: seq})
 	c := scoreOf(measures{
@@ -502,10 +522,13 @@ func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq
 	}, k)
 	score := c.Mass + c.Persistence + c.Verification
 	t.traj.remove(i)
-	if reason == ReasonTimeout {
+	switch reason {
+	case ReasonTimeout:
 		t.stats.Timeout++
-	} else {
+	case ReasonRule:
 		t.stats.Rule++
+	case ReasonEvicted:
+		t.stats.Evicted++
 	}
 	t.stats.Open--
 	t.stats.Scored++

@@ -128,13 +128,29 @@ func newEngine(t *testing.T, mod func(*TenantConfig)) *Engine {
 
 const h = time.Hour
 
+// engineCase is a short ledger and the projection of what it derives, with
+// the default configuration changed by mod.
+type engineCase struct {
+	name   string
+	mod    func(*TenantConfig)
+	inputs []Input
+	want   []string
+}
+
+func runCases(t *testing.T, tests []engineCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := run(t, newEngine(t, tc.mod), tc.inputs...)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestLinker(t *testing.T) {
-	tests := []struct {
-		name   string
-		mod    func(*TenantConfig)
-		inputs []Input
-		want   []string
-	}{{
+	runCases(t, []engineCase{{
 		name: "edges from position 0, close by timeout on a tick",
 		inputs: []Input{
 			spanIn(1, "s1", "order:1", 0, confirmedBy("pos://7")),
@@ -335,15 +351,7 @@ func TestLinker(t *testing.T) {
 			// verification 1/2 * (3+1)/6 * 30 = 10
 			"quality T2 18=8+0+10 @7h0m0s seq=6",
 		},
-	}}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := run(t, newEngine(t, tc.mod), tc.inputs...)
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("events (-want +got):\n%s", diff)
-			}
-		})
-	}
+	}})
 }
 
 func TestOnlyTicksCloseOpenTrajectories(t *testing.T) {

@@ -45,6 +45,7 @@ type CloseReason uint8
 const (
 	ReasonTimeout CloseReason = iota + 1 // "timeout": close_timeout or window elapsed
 	ReasonRule                           // "rule": close_on_did matched, or key_fields changed
+	ReasonEvicted                        // "evicted": the oldest open one, past max_open_trajectories
 )
 
 func (r CloseReason) String() string {
@@ -53,6 +54,8 @@ func (r CloseReason) String() string {
 		return "timeout"
 	case ReasonRule:
 		return "rule"
+	case ReasonEvicted:
+		return "evicted"
 	}
 	return "unknown"
 }

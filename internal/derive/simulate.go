@@ -34,6 +34,7 @@ type Summary struct {
 	Open         uint64 // still open at the end
 	Timeout      uint64 // closed with reason timeout
 	Rule         uint64 // closed with reason rule
+	Evicted      uint64 // closed with reason evicted
 	Excepted     uint64 // spans never linked because of an exception
 
 	Scored        uint64
@@ -124,6 +125,7 @@ func Simulate(inputs iter.Seq[Input], cfg Config, opts SimOptions) (Summary, err
 		sum.Open += st.Open
 		sum.Timeout += st.Timeout
 		sum.Rule += st.Rule
+		sum.Evicted += st.Evicted
 		sum.Excepted += st.Excepted
 		sum.Scored += st.Scored
 		sum.Candidates += st.Candidates

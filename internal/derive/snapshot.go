@@ -1,13 +1,12 @@
 package derive
 
 import (
-	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -15,14 +14,16 @@ import (
 var ErrBadSnapshot = errors.New("bad derivation snapshot")
 
 // snapshotMagic starts every snapshot; its last byte is the format version.
-const snapshotMagic = "LLDERIV\x01"
+// A snapshot of another version is refused (the cycle then derives again
+// from the start of the ledger).
+const snapshotMagic = "LLDERIV\x02"
 
 // MarshalBinary returns the engine state as deterministic bytes: equal states
 // give equal bytes, whatever the history of slot reuse or map layout. Format
-// (version 1), integers as uvarint, signed ones as zig-zag varint, strings
+// (version 2), integers as uvarint, signed ones as zig-zag varint, strings
 // and lists length-prefixed:
 //
-//	"LLDERIV\x01"
+//	"LLDERIV\x02"
 //	config(default)
 //	started lastSeq haveTick tickMax
 //	count, then per tenant in name order:
@@ -30,13 +31,14 @@ const snapshotMagic = "LLDERIV\x01"
 //	  stats (counters, 101-bucket histogram, shed by type, last threshold)
 //	  meter (started cur credit tie, 24 rows of (score,count) pairs)
 //	  guard (started minute count shed by type)
-//	  count, then per open trajectory in (id, key) order:
+//	  count, then per open trajectory in opening order:
 //	    id[15] key openClock lastClock minWhen maxWhen count confirmed
 //	    n, n x confirmer hash (8 bytes big-endian)
 //	CRC-32 (IEEE) of everything before, 4 bytes big-endian
 //
-// Slot numbers, list links and maps are rebuilt on load, in orders that do
-// not affect derived output.
+// The opening order is part of the state (eviction follows it). Slot
+// numbers, the activity list, links and maps are rebuilt on load, in orders
+// that do not affect derived output.
 func (e *Engine) MarshalBinary() ([]byte, error) {
 	e.init()
 	w := &enc{b: append([]byte(nil), snapshotMagic...)}
@@ -54,7 +56,7 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 		}
 		w.i(t.clock)
 		st := &t.stats
-		for _, v := range []uint64{st.Spans, st.Excepted, st.Unkeyed, st.Unlinked, st.Linked, st.Opened, st.Open, st.Timeout, st.Rule, st.Scored, st.Candidates} {
+		for _, v := range []uint64{st.Spans, st.Excepted, st.Unkeyed, st.Unlinked, st.Linked, st.Opened, st.Open, st.Timeout, st.Rule, st.Evicted, st.Scored, st.Candidates} {
 			w.u(v)
 		}
 		for _, v := range st.Histogram {
@@ -104,14 +106,9 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 		}
 
 		tt := &t.traj
-		order := make([]uint32, 0, tt.n)
-		for i := tt.head[openList]; i != noSlot; i = tt.slots[i].link[openList][1] {
-			order = append(order, i)
-		}
-		slices.SortFunc(order, func(a, b uint32) int { return cmpIDKey(&tt.slots[a], &tt.slots[b]) })
-		w.u(uint64(len(order)))
-		for _, i := range order {
-			s := &tt.slots[i]
+		w.u(uint64(tt.n))
+		for i := tt.head[openList]; i != noSlot; i = tt.at(i).link[openList][1] {
+			s := tt.at(i)
 			w.b = append(w.b, s.id[:]...)
 			w.str(s.key)
 			w.i(s.openClock)
@@ -129,13 +126,6 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 	}
 	w.b = binary.BigEndian.AppendUint32(w.b, crc32.ChecksumIEEE(w.b))
 	return w.b, nil
-}
-
-func cmpIDKey(a, b *traj) int {
-	if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
-		return c
-	}
-	return strings.Compare(a.key, b.key)
 }
 
 // UnmarshalBinary replaces the engine state with the one in data, as written
@@ -192,7 +182,7 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 		t.meter.reconfigure(t.cfg)
 		t.clock = r.i()
 		st := &t.stats
-		for _, p := range []*uint64{&st.Spans, &st.Excepted, &st.Unkeyed, &st.Unlinked, &st.Linked, &st.Opened, &st.Open, &st.Timeout, &st.Rule, &st.Scored, &st.Candidates} {
+		for _, p := range []*uint64{&st.Spans, &st.Excepted, &st.Unkeyed, &st.Unlinked, &st.Linked, &st.Opened, &st.Open, &st.Timeout, &st.Rule, &st.Evicted, &st.Scored, &st.Candidates} {
 			*p = r.u()
 		}
 		for i := range st.Histogram {
@@ -243,7 +233,6 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 
 		n := r.count(TrajectoryIDSize + 8)
 		tt := &t.traj
-		tt.slots = make([]traj, 0, n)
 		for j := 0; j < n && r.err == nil; j++ {
 			var s traj
 			copy(s.id[:], r.bytes(TrajectoryIDSize))
@@ -261,43 +250,35 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 			if r.err != nil {
 				break
 			}
-			if j > 0 && cmpIDKey(&tt.slots[j-1], &s) >= 0 {
-				return nil, errors.New("trajectories not sorted")
+			if j > 0 && tt.at(uint32(j-1)).openClock > s.openClock {
+				return nil, errors.New("trajectories not in opening order")
 			}
 			if _, dup := tt.index[s.key]; dup {
 				return nil, errors.New("duplicate trajectory key")
 			}
-			tt.slots = append(tt.slots, s)
+			*tt.at(tt.grow()) = s
 			tt.index[s.key] = uint32(j)
 		}
 		if r.err != nil {
 			break
 		}
-		tt.n = len(tt.slots)
+		tt.n = int(tt.used)
 		if uint64(tt.n) != st.Open {
 			return nil, errors.New("open trajectory count mismatch")
 		}
-		for l, clockOf := range []func(*traj) int64{
-			lruList:  func(s *traj) int64 { return s.lastClock },
-			openList: func(s *traj) int64 { return s.openClock },
-		} {
-			order := make([]uint32, tt.n)
-			for j := range order {
-				order[j] = uint32(j)
-			}
-			slices.SortStableFunc(order, func(a, b uint32) int {
-				ca, cb := clockOf(&tt.slots[a]), clockOf(&tt.slots[b])
-				if ca != cb {
-					if ca < cb {
-						return -1
-					}
-					return 1
-				}
-				return 0
-			})
-			for _, j := range order {
-				tt.pushBack(l, j)
-			}
+		if tt.n > t.cfg.maxOpen {
+			return nil, errors.New("more open trajectories than max_open_trajectories")
+		}
+		order := make([]uint32, tt.n)
+		for j := range order {
+			order[j] = uint32(j)
+			tt.pushBack(openList, uint32(j))
+		}
+		// The activity list is in lastClock order; among equal clocks the
+		// order does not matter (they expire together).
+		slices.SortStableFunc(order, func(a, b uint32) int { return cmp.Compare(tt.at(a).lastClock, tt.at(b).lastClock) })
+		for _, j := range order {
+			tt.pushBack(lruList, j)
 		}
 		e.byName[t.name] = t
 		e.tenants = append(e.tenants, t)
@@ -340,6 +321,7 @@ func (w *enc) config(c *TenantConfig) {
 	w.i(int64(l.CloseTimeout))
 	w.strs(l.Exceptions)
 	w.strs(l.CloseOnDid)
+	w.i(int64(l.MaxOpen))
 	m := &c.Meter
 	w.i(int64(m.Weights.Mass))
 	w.i(int64(m.Weights.Persistence))
@@ -440,6 +422,7 @@ func (r *dec) config() TenantConfig {
 	l.CloseTimeout = durationOf(r.i())
 	l.Exceptions = r.strs()
 	l.CloseOnDid = r.strs()
+	l.MaxOpen = int(r.i())
 	m := &c.Meter
 	m.Weights.Mass = int(r.i())
 	m.Weights.Persistence = int(r.i())

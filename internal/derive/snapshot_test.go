@@ -121,7 +121,7 @@ func TestSnapshotCorruption(t *testing.T) {
 	flipped[len(flipped)/2] ^= 1
 	cases := map[string][]byte{
 		"empty":        nil,
-		"wrong magic":  append([]byte("LLDERIV\x02"), good[8:]...),
+		"wrong magic":  append([]byte("LLDERIV\x01"), good[8:]...),
 		"flipped byte": flipped,
 		"truncated":    good[:len(good)-5],
 	}

@@ -3,9 +3,12 @@ package derive
 // The open trajectories of one tenant live in a table built for a small,
 // pointer-light footprint with a million or more entries:
 //
-//   - slots is a slice of fixed-size traj structs (120 bytes each); a closed
-//     trajectory's slot goes on a free list threaded through the slots and is
-//     reused, so the slice never holds holes for long;
+//   - slots are fixed-size traj structs (120 bytes each) in chunks of
+//     chunkSlots (the first chunk grows like a slice, so that a tenant with
+//     few trajectories holds little); growing never copies the table nor
+//     leaves a slice's spare capacity behind; a closed trajectory's slot goes
+//     on a free list threaded through the slots and is reused, so the table
+//     never holds holes for long;
 //   - index maps the trajectory key to its slot (map[string]uint32); the key
 //     string is shared by the map and the slot, and when key_fields is a
 //     single field the key is that field's value itself (no copy);
@@ -47,12 +50,39 @@ type traj struct {
 
 func (s *traj) nconf() int { return int(s.flags &^ markBit) }
 
+// chunkSlots is the number of slots of a full chunk: 512 x 120 bytes is 15
+// pages.
+const (
+	chunkBits  = 9
+	chunkSlots = 1 << chunkBits
+)
+
 type trajTable struct {
 	index      map[string]uint32
-	slots      []traj
+	chunks     [][]traj // slot i is chunks[i>>chunkBits][i&(chunkSlots-1)]
+	used       uint32   // slots handed out (free ones included)
 	free       uint32
 	head, tail [2]uint32
 	n          int
+}
+
+// at returns slot i.
+func (t *trajTable) at(i uint32) *traj { return &t.chunks[i>>chunkBits][i&(chunkSlots-1)] }
+
+// grow adds a slot and returns its number.
+func (t *trajTable) grow() uint32 {
+	i := t.used
+	c := int(i >> chunkBits)
+	if c == len(t.chunks) {
+		var chunk []traj
+		if c > 0 {
+			chunk = make([]traj, 0, chunkSlots)
+		}
+		t.chunks = append(t.chunks, chunk)
+	}
+	t.chunks[c] = append(t.chunks[c], traj{})
+	t.used++
+	return i
 }
 
 func (t *trajTable) init() {
@@ -66,30 +96,31 @@ func (t *trajTable) init() {
 
 func (t *trajTable) alloc() uint32 {
 	if i := t.free; i != noSlot {
-		t.free = t.slots[i].link[lruList][1]
-		t.slots[i] = traj{}
+		s := t.at(i)
+		t.free = s.link[lruList][1]
+		*s = traj{}
 		return i
 	}
-	t.slots = append(t.slots, traj{})
-	return uint32(len(t.slots) - 1)
+	return t.grow()
 }
 
 // remove unlinks slot i from both lists and the index and frees it.
 func (t *trajTable) remove(i uint32) {
 	t.unlink(lruList, i)
 	t.unlink(openList, i)
-	delete(t.index, t.slots[i].key)
-	t.slots[i] = traj{}
-	t.slots[i].link[lruList][1] = t.free
+	s := t.at(i)
+	delete(t.index, s.key)
+	*s = traj{}
+	s.link[lruList][1] = t.free
 	t.free = i
 	t.n--
 }
 
 func (t *trajTable) pushBack(l int, i uint32) {
-	s := &t.slots[i]
+	s := t.at(i)
 	s.link[l] = [2]uint32{t.tail[l], noSlot}
 	if t.tail[l] != noSlot {
-		t.slots[t.tail[l]].link[l][1] = i
+		t.at(t.tail[l]).link[l][1] = i
 	} else {
 		t.head[l] = i
 	}
@@ -97,15 +128,15 @@ func (t *trajTable) pushBack(l int, i uint32) {
 }
 
 func (t *trajTable) unlink(l int, i uint32) {
-	s := &t.slots[i]
+	s := t.at(i)
 	prev, next := s.link[l][0], s.link[l][1]
 	if prev != noSlot {
-		t.slots[prev].link[l][1] = next
+		t.at(prev).link[l][1] = next
 	} else {
 		t.head[l] = next
 	}
 	if next != noSlot {
-		t.slots[next].link[l][0] = prev
+		t.at(next).link[l][0] = prev
 	} else {
 		t.tail[l] = prev
 	}

@@ -229,10 +229,13 @@ var (
 	descCandidates  = prometheus.NewDesc("logline_quality_candidates_total", "diamond_candidate flags raised.", []string{"tenant"}, nil)
 	descPercentile  = prometheus.NewDesc("logline_quality_score_percentile", "Current score percentile of the tenant's sliding window (quality.pXX.current).", []string{"tenant", "percentile"}, nil)
 	descQualifiedPM = prometheus.NewDesc("logline_quality_candidate_ratio", "Candidates over scores given.", []string{"tenant"}, nil)
+	descStopped     = prometheus.NewDesc("logline_derive_stopped", "1 when derivation has stopped on an error (the log and /readyz say which), else 0.", nil, nil)
+	descRebuilds    = prometheus.NewDesc("logline_derive_rebuilds_total", "Rebuilds of the derived store from the start of the ledger at start, by reason: policies (the bundle changed), format (an upgrade changed the snapshot format), snapshot (unreadable), files (a derived file differs from its recorded checksum).", []string{"reason"}, nil)
+	descOpenFiles   = prometheus.NewDesc("logline_derive_open_files", "Tenant files of the derived store open now.", nil, nil)
 )
 
 func (c cycleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBacklog, descEvents, descActive, descOpened, descClosed, descScored, descCandidates, descPercentile, descQualifiedPM} {
+	for _, d := range []*prometheus.Desc{descBacklog, descEvents, descActive, descOpened, descClosed, descScored, descCandidates, descPercentile, descQualifiedPM, descStopped, descRebuilds, descOpenFiles} {
 		ch <- d
 	}
 }
@@ -240,6 +243,19 @@ func (c cycleCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c cycleCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBacklog, prometheus.GaugeValue, float64(c.r.Backlog()))
 	ch <- prometheus.MustNewConstMetric(descEvents, prometheus.CounterValue, float64(c.r.EventsDerived()))
+	stopped := 0.0
+	if c.r.Err() != nil {
+		stopped = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descStopped, prometheus.GaugeValue, stopped)
+	for _, reason := range []string{cycle.RebuildPolicies, cycle.RebuildFormat, cycle.RebuildSnapshot, cycle.RebuildFiles} {
+		n := 0.0
+		if c.r.Rebuilt() == reason {
+			n = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descRebuilds, prometheus.CounterValue, n, reason)
+	}
+	ch <- prometheus.MustNewConstMetric(descOpenFiles, prometheus.GaugeValue, float64(c.r.OpenFiles()))
 	tenants := c.r.Tenants()
 	if len(tenants) > 1000 {
 		tenants = tenants[:1000]
@@ -250,6 +266,7 @@ func (c cycleCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(st.Opened), t)
 		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Timeout), t, "timeout")
 		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Rule), t, "rule")
+		ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(st.Evicted), t, "evicted")
 		ch <- prometheus.MustNewConstMetric(descScored, prometheus.CounterValue, float64(st.Scored), t)
 		ch <- prometheus.MustNewConstMetric(descCandidates, prometheus.CounterValue, float64(st.Candidates), t)
 		ratio := 0.0

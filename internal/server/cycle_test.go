@@ -23,7 +23,7 @@ import (
 )
 
 // testServer starts a development server on a temporary data directory.
-func testServer(t *testing.T, data string, mutate func(*Config)) (*Server, *httptest.Server) {
+func testServer(t testing.TB, data string, mutate func(*Config)) (*Server, *httptest.Server) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Data = data
@@ -45,7 +45,7 @@ func testServer(t *testing.T, data string, mutate func(*Config)) (*Server, *http
 	return s, ts
 }
 
-func post(t *testing.T, url string, body []byte) {
+func post(t testing.TB, url string, body []byte) {
 	t.Helper()
 	resp, err := http.Post(url+"/ingest", "application/x-ndjson", bytes.NewReader(body))
 	if err != nil {
@@ -59,7 +59,7 @@ func post(t *testing.T, url string, body []byte) {
 }
 
 // waitDerived waits until the runner has derived every durable record.
-func waitDerived(t *testing.T, s *Server) {
+func waitDerived(t testing.TB, s *Server) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for s.runner.Cursor() < s.ledger.Next() {

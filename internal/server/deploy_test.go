@@ -10,6 +10,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -38,9 +39,12 @@ func TestDeployFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := &cycle.Watcher{Base: BasePolicies(b)}
-	f, _, err := w.Parse(tf)
+	f, doc, err := w.Parse(tf)
 	if err != nil {
 		t.Fatalf("deploy/tenant.example.yaml: %v", err)
+	}
+	if cfg, err := derive.ParseTenantConfig(doc); err != nil || cfg.Linker.MaxOpen != 200_000 {
+		t.Fatalf("tenant example's policies read as %+v, %v", cfg.Linker, err)
 	}
 	if f.Quotas.IngestPerSecond != 2000 || len(f.Members) != 2 {
 		t.Fatalf("tenant example read as %+v", f)

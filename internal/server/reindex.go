@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -78,4 +80,28 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(st
 		return 0, 0, err
 	}
 	return end, r.EventsDerived(), ctx.Err()
+}
+
+// VerifyDerived compares the derived store of the server configured by cfg
+// with a fresh derivation of its ledger l under the bundle's policies (see
+// cycle.Verify). It changes no file, so the server may be running; open l
+// read-only then.
+func VerifyDerived(cfg Config, l cycle.Source) (*cycle.VerifyReport, error) {
+	if cfg.Bundle.Path == "" {
+		// The standard bundle is signed with a key of the data directory;
+		// without one nothing was derived yet (and LoadBundle would make
+		// one).
+		if _, err := os.Stat(filepath.Join(cfg.Data, "bundle", "local.key")); errors.Is(err, fs.ErrNotExist) {
+			return &cycle.VerifyReport{Stale: "no derived store (no server has run on this data directory)"}, nil
+		}
+	}
+	b, err := LoadBundle(cfg)
+	if err != nil {
+		return nil, err
+	}
+	def, err := derive.ParseTenantConfig(BasePolicies(b))
+	if err != nil {
+		return nil, fmt.Errorf("the bundle's policies: %w", err)
+	}
+	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, b.Hash())
 }

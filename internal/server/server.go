@@ -408,6 +408,11 @@ func (s *Server) ready() error {
 	if err := s.ledger.Err(); err != nil {
 		return err
 	}
+	// Derivation stopped for every tenant: the server still takes spans,
+	// but it is not a server to send readers to.
+	if err := s.runner.Err(); err != nil {
+		return fmt.Errorf("derivation stopped: %w", err)
+	}
 	return nil
 }
 

@@ -389,6 +389,7 @@ func StandardPolicies() map[string][]PolicyKey {
 			{Name: "close_timeout", Type: ir.TDuration, MinDuration: 1, Doc: "idle time (event time) after which a trajectory closes with reason timeout"},
 			{Name: "exceptions", Type: ir.ListOf(ir.TString), Pattern: "field_glob", Doc: "field:glob entries; a matching span is never linked"},
 			{Name: "close_on_did", Type: ir.ListOf(ir.TString), Doc: "did values (exact) that close the span's trajectory with reason rule"},
+			{Name: "max_open_trajectories", Type: ir.TNumber, Integer: true, Min: "1", Max: "2147483648", Doc: "open trajectories of a tenant at most; one more first closes the oldest with reason evicted"},
 		},
 		"quality_meter": {
 			{Name: "weights", Type: ir.MapOf(ir.TNumber), Keys: []string{"mass", "persistence", "verification"}, Min: "0", Max: "1", Decimals: 2, SumTo: "1", Doc: "weight of each component, at most two decimals, summing to 1"},
