@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
@@ -112,7 +113,7 @@ func readKey(arg, dir string) (string, error) {
 }
 
 func newLedgerVerifyCmd(stdio Stdio, data *string) *cobra.Command {
-	var key string
+	var key, config string
 	var asJSON, strict bool
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -125,7 +126,10 @@ receipts journal line matches its commit. It then checks the files derived
 from the records as far as the server trusts them: every position and commit
 entry of the indexes, every stored node of the Merkle tree (recomputed from
 the records), every lookup run (checksums, order, and entries against the
-records' keys), and the index and tree state files.
+records' keys), and the index and tree state files. Last, it derives the
+ledger again under the bundle the server runs (--config names the server's
+configuration if it sets one) and compares the derived streams, their
+indexes and the derivation snapshot with the stored ones, byte for byte.
 
 It exits 0 when everything is intact, and 1 naming the first bad file,
 offset (and, in a segment, sequence number) and what was expected otherwise.
@@ -164,11 +168,24 @@ server's latest signed checkpoint covers, and says so.`,
 			if err != nil {
 				return err
 			}
-			bad := rep.Problem != nil || (strict && rep.TornTail != nil)
+			var drep *cycle.VerifyReport
+			if rep.Problem == nil {
+				cfg := server.DefaultConfig()
+				if config != "" {
+					if err := cfg.LoadFile(config); err != nil {
+						return usageErr("config: %v", err)
+					}
+				}
+				cfg.Data = *data
+				if drep, err = verifyDerived(cfg, rep.Live != nil); err != nil {
+					return err
+				}
+			}
+			bad := rep.Problem != nil || (strict && rep.TornTail != nil) || (drep != nil && drep.Problem != nil)
 			if asJSON {
-				writeVerifyJSON(stdio.Out, rep)
+				writeVerifyJSON(stdio.Out, rep, drep)
 			} else {
-				writeVerifyText(stdio.Out, rep, time.Since(start))
+				writeVerifyText(stdio.Out, rep, drep, time.Since(start))
 			}
 			if bad {
 				return silentExit(ExitBad)
@@ -176,6 +193,7 @@ server's latest signed checkpoint covers, and says so.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&config, "config", "", "the server's YAML configuration (for its bundle)")
 	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on a torn tail too")
@@ -192,7 +210,29 @@ func corruptJSON(c *ledger.CorruptError) map[string]any {
 	return m
 }
 
-func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport) {
+// verifyDerived compares the derived store with a fresh derivation of the
+// ledger, opened read-only.
+func verifyDerived(cfg server.Config, live bool) (*cycle.VerifyReport, error) {
+	l, err := ledger.Open(cfg.Data, ledger.Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return server.VerifyDerived(cfg, l, live)
+}
+
+func derivedJSON(d *cycle.VerifyReport) map[string]any {
+	m := map[string]any{"ok": d.Problem == nil, "cursor": d.Cursor, "tenants": d.Tenants, "events": d.Events, "files": d.Files, "bytes": d.Bytes}
+	if d.Stale != "" {
+		m["not_checked"] = d.Stale
+	}
+	if p := d.Problem; p != nil {
+		m["problem"] = map[string]any{"file": "derived/" + p.File, "tenant": p.Tenant, "offset": p.Offset, "want": p.Want, "found": p.Found}
+	}
+	return m
+}
+
+func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyReport) {
 	out := map[string]any{"ok": rep.Problem == nil, "records": rep.Records, "segments": rep.Segments,
 		"commits": rep.Commits, "bytes": rep.Bytes, "root": rep.Root, "journal_lines": rep.Journal, "index": rep.Index}
 	if rep.IndexNote != "" {
@@ -210,12 +250,16 @@ func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport) {
 	if rep.Problem != nil {
 		out["problem"] = corruptJSON(rep.Problem)
 	}
+	if drep != nil {
+		out["derived"] = derivedJSON(drep)
+		out["ok"] = rep.Problem == nil && drep.Problem == nil
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(out)
 }
 
-func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, took time.Duration) {
+func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyReport, took time.Duration) {
 	if h := rep.Live; h != nil {
 		size := uint64(0)
 		if rep.Checkpoint != nil {
@@ -243,6 +287,16 @@ func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, took time.Duration) 
 		rep.Index["positions"], rep.Index["batches"], rep.Index["runs"], rep.Index["tree"], took.Round(time.Millisecond))
 	if rep.IndexNote != "" {
 		fmt.Fprintf(w, "note: %s\n", rep.IndexNote)
+	}
+	switch {
+	case drep == nil:
+	case drep.Problem != nil:
+		fmt.Fprintf(w, "corrupt: derived/%s (derived from the ledger: rebuilt at the next start, or by logline ledger reindex)\n", drep.Problem)
+	case drep.Stale != "":
+		fmt.Fprintf(w, "derived: not checked: %s\n", drep.Stale)
+	default:
+		fmt.Fprintf(w, "derived: ok: %d events of %d tenants in %d files (%s) match a fresh derivation of the first %d records\n",
+			drep.Events, drep.Tenants, drep.Files, byteSize(drep.Bytes), drep.Cursor)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,6 +34,12 @@ func TestRunbookQuotesWhatTheProgramPrints(t *testing.T) {
 			t.Errorf("the runbook quotes %q, which the program does not write", m)
 		}
 	}
+	// And every metric it names is one the program registers.
+	for _, m := range regexp.MustCompile("`(logline_[a-z0-9_]+)").FindAllStringSubmatch(string(doc), -1) {
+		if !slices.Contains(lits, m[1]) {
+			t.Errorf("the runbook names the metric %s, which the program does not have", m[1])
+		}
+	}
 }
 
 // runbookMessages returns the quoted messages of a markdown text: code
@@ -49,8 +56,8 @@ func runbookMessages(doc string) []string {
 		for i := 1; i < len(parts); i += 2 {
 			s := parts[i]
 			switch {
-			case !strings.Contains(s, " "), strings.HasPrefix(s, "logline "), strings.HasPrefix(s, "kill "),
-				strings.HasPrefix(s, "/"), s[0] >= '0' && s[0] <= '9':
+			case !strings.Contains(s, " "), strings.HasPrefix(s, "logline "), strings.HasPrefix(s, "logline_"),
+				strings.HasPrefix(s, "kill "), strings.HasPrefix(s, "/"), s[0] >= '0' && s[0] <= '9':
 				continue
 			}
 			out = append(out, s)

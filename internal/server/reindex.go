@@ -86,7 +86,7 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(st
 // with a fresh derivation of its ledger l under the bundle's policies (see
 // cycle.Verify). It changes no file, so the server may be running; open l
 // read-only then.
-func VerifyDerived(cfg Config, l cycle.Source) (*cycle.VerifyReport, error) {
+func VerifyDerived(cfg Config, l cycle.Source, live bool) (*cycle.VerifyReport, error) {
 	if cfg.Bundle.Path == "" {
 		// The standard bundle is signed with a key of the data directory;
 		// without one nothing was derived yet (and LoadBundle would make
@@ -103,5 +103,5 @@ func VerifyDerived(cfg Config, l cycle.Source) (*cycle.VerifyReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's policies: %w", err)
 	}
-	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, b.Hash())
+	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, b.Hash(), live)
 }
