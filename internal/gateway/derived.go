@@ -260,6 +260,7 @@ type SummaryJSON struct {
 	Closed       struct {
 		Timeout uint64 `json:"timeout"`
 		Rule    uint64 `json:"rule"`
+		Evicted uint64 `json:"evicted"`
 	} `json:"closed"`
 	Excepted uint64 `json:"excepted"`
 	Scored   uint64 `json:"scored"`
@@ -281,7 +282,7 @@ type SummaryJSON struct {
 func SummaryToJSON(s derive.Summary, events bool) SummaryJSON {
 	var out SummaryJSON
 	out.Spans, out.Trajectories, out.Open = s.Spans, s.Trajectories, s.Open
-	out.Closed.Timeout, out.Closed.Rule = s.Timeout, s.Rule
+	out.Closed.Timeout, out.Closed.Rule, out.Closed.Evicted = s.Timeout, s.Rule, s.Evicted
 	out.Excepted, out.Scored = s.Excepted, s.Scored
 	out.Score.P50, out.Score.P95, out.Score.P99 = s.P50, s.P95, s.P99
 	out.Score.Histogram = append([]uint64(nil), s.Histogram[:]...)

@@ -83,7 +83,7 @@ var problemTypes = []problemType{
 	{"header-too-large", 431, "request header fields too large", "The request line and header fields exceed limits.header_bytes."},
 	{"derivation-behind", 429, "derivation is behind", "Derivation is more records behind the ledger than derive.max_backlog and the tenant's derived_events_perf.on_overload is reject_429 or slow_ingest. Nothing was stored; retry after the number of seconds in Retry-After."},
 	{"overloaded", 503, "server overloaded", "The server has too many requests or bytes in flight. Retry after the number of seconds in Retry-After."},
-	{"unavailable", 503, "service unavailable", "The server is starting, shutting down, or its ledger turned read-only after a storage error; nothing was stored."},
+	{"unavailable", 503, "service unavailable", "The server is starting or shutting down, its ledger took no appends (a storage error, records found damaged, or a read-only start), or, for /readyz, derivation stopped; the detail says which. Nothing was stored."},
 	{"index-damaged", 503, "index damaged", "The ledger's index or Merkle tree files are damaged, so this lookup, proof or duplicate check cannot be answered truthfully; the records themselves are intact. Nothing was stored. The server rebuilds those files from the records at its next start: operators, restart it (see the runbook)."},
 	{"internal", 500, "internal error", "Something failed inside the server. Nothing half-done was stored; quote the request_id when reporting it."},
 }

@@ -251,8 +251,9 @@ func apiSchemas() map[string]any {
 				"spans":        obj{"type": "integer", "minimum": 0},
 				"trajectories": obj{"type": "integer", "minimum": 0, "description": "Trajectories opened."},
 				"open":         obj{"type": "integer", "minimum": 0, "description": "Still open at the end."},
-				"closed": obj{"type": "object", "required": arr{"timeout", "rule"}, "properties": obj{
-					"timeout": obj{"type": "integer", "minimum": 0}, "rule": obj{"type": "integer", "minimum": 0}}},
+				"closed": obj{"type": "object", "required": arr{"timeout", "rule", "evicted"}, "properties": obj{
+					"timeout": obj{"type": "integer", "minimum": 0}, "rule": obj{"type": "integer", "minimum": 0},
+					"evicted": obj{"type": "integer", "minimum": 0, "description": "Closed to keep the tenant within trajectory_linker.max_open_trajectories."}}},
 				"excepted": obj{"type": "integer", "minimum": 0, "description": "Spans never linked because of an exception."},
 				"scored":   obj{"type": "integer", "minimum": 0},
 				"score": obj{"type": "object", "required": arr{"p50", "p95", "p99", "histogram"}, "properties": obj{
