@@ -111,7 +111,8 @@ func Acquire(dir, command string) (*Lock, error) {
 	}
 	rec := fmt.Sprintf("%s\npid %d\nstarted %s\ncommand %s\n", header, os.Getpid(),
 		time.Now().UTC().Format(time.RFC3339), strings.ReplaceAll(command, "\n", " "))
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(rec), 0)
 	}
 	if err != nil {
