@@ -70,6 +70,10 @@ type Watcher struct {
 
 var tenantName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
+// ValidTenantName reports whether a tenant file may be called name.yaml;
+// the watcher ignores other files.
+func ValidTenantName(name string) bool { return tenantName.MatchString(name) }
+
 // AppliedFile is the watcher's state in Dir: which file content of each
 // tenant the ledger last recorded, sealed so that damage is found:
 //
