@@ -376,9 +376,9 @@ type accountEvent struct {
 	SecretFingerprint string    `json:"secret_fingerprint"`
 }
 
-// receiptFailure is the revoked_by of an account whose creation could not
+// revokedByReceiptFailure is the revoked_by of an account whose creation could not
 // be recorded.
-const receiptFailure = "receipt-failure"
+const revokedByReceiptFailure = "receipt-failure"
 
 func (r *StateReport) verifyAccounts(dir string, audits []Audit, live bool) {
 	created, revoked := map[string]accountEvent{}, map[string]accountEvent{}
@@ -431,7 +431,7 @@ func (r *StateReport) verifyAccounts(dir string, audits []Audit, live bool) {
 		c, hasCreate := created[id]
 		if !hasCreate {
 			switch {
-			case rec.RevokedBy == receiptFailure && !rec.Revoked.IsZero():
+			case rec.RevokedBy == revokedByReceiptFailure && !rec.Revoked.IsZero():
 				r.note(path, "revoked at creation, which could not be recorded: not checked")
 			case live:
 				r.note(path, "created after the running server's last signed checkpoint: not checked; run verify again once a checkpoint covers it")
