@@ -132,6 +132,56 @@ func sameBytes(got, want []byte) error {
 	return fmt.Errorf("not as the server writes it (differs at byte %d)", i)
 }
 
+// readExact reads the file at path as a T (what names it in a problem):
+// one JSON value, no unknown members, and exactly the bytes marshal
+// writes for it, so that no byte of it goes unread. It reports a problem
+// and returns false otherwise.
+func readExact[T any](r *StateReport, path, what string, marshal func(any) ([]byte, error)) (T, bool) {
+	var v T
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.problem(path, "%v", err)
+		return v, false
+	}
+	if err := decodeStrict(data, &v); err != nil {
+		r.problem(path, "not %s: %v", what, err)
+		return v, false
+	}
+	canon, err := marshal(v)
+	if err == nil {
+		err = sameBytes(data, canon)
+	}
+	if err != nil {
+		r.problem(path, "%v", err)
+		return v, false
+	}
+	return v, true
+}
+
+// eachRecord calls check with the path, name and content of every file
+// <name>.json in dir that valid accepts and readExact reads as a T (what
+// names it); other files are noted as ignored by the server.
+func eachRecord[T any](r *StateReport, dir, what string, valid func(string) bool, check func(path, name string, v T)) {
+	ents, err := listDir(dir)
+	if err != nil {
+		r.problem(dir, "%v", err)
+		return
+	}
+	for _, e := range ents {
+		path := filepath.Join(dir, e.Name())
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !e.Type().IsRegular() || !valid(name) {
+			r.note(path, "not %s: the server ignores it", what)
+			continue
+		}
+		if v, ok := readExact[T](r, path, what, json.Marshal); ok {
+			check(path, name, v)
+		}
+	}
+}
+
+func marshalIndent(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }
+
 // listDir returns the names in dir; a missing dir is empty.
 func listDir(dir string) ([]os.DirEntry, error) {
 	ents, err := os.ReadDir(dir)
@@ -249,25 +299,14 @@ func aheadOf(got, want []manifestItem, known map[string]bool) bool {
 
 func (r *StateReport) verifyKeys(dir string, audits []Audit, live bool) {
 	path := filepath.Join(dir, ringFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if _, _, ok := ringFromAudits(audits); ok {
 			r.problem(path, "missing; the ledger records a key ring (restore it and its key files from a backup)")
 		}
 		return
 	}
-	if err != nil {
-		r.problem(path, "%v", err)
-		return
-	}
-	var m ringManifest
-	if err := decodeStrict(data, &m); err != nil {
-		r.problem(path, "not a key manifest: %v", err)
-		return
-	}
-	canon, _ := json.MarshalIndent(m, "", "  ")
-	if err := sameBytes(data, canon); err != nil {
-		r.problem(path, "%v", err)
+	m, ok := readExact[ringManifest](r, path, "a key manifest", marshalIndent)
+	if !ok {
 		return
 	}
 	if m.Version != ringVersion {
@@ -334,21 +373,12 @@ func (r *StateReport) verifyKeyFile(dir string, it manifestItem) bool {
 		r.problem(path, "mode %v: the server refuses a key readable by group or others (chmod 600)", st.Mode().Perm())
 		return false
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		r.problem(path, "%v", err)
+	kf, ok := readExact[keyFile](r, path, "a key file", json.Marshal)
+	if !ok {
 		return false
 	}
-	var kf keyFile
-	if err := decodeStrict(data, &kf); err != nil {
-		r.problem(path, "not a key file: %v", err)
-		return false
-	}
-	canon, _ := json.Marshal(kf)
 	seed, serr := base64.RawURLEncoding.DecodeString(kf.Seed)
 	switch {
-	case sameBytes(data, canon) != nil:
-		r.problem(path, "%v", sameBytes(data, canon))
 	case kf.KID != it.KID:
 		r.problem(path, "holds kid %q", kf.KID)
 	case kf.Alg != llstAlg || kf.Crv != "Ed25519":
@@ -357,7 +387,7 @@ func (r *StateReport) verifyKeyFile(dir string, it manifestItem) bool {
 		r.problem(path, "the seed is not 32 bytes of unpadded base64url")
 	case thumbprint(ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)) != it.KID:
 		r.problem(path, "holds another key than its kid (the kid is the key's thumbprint)")
-	case !kf.Created.Equal(it.Created) || fmtTime(kf.Created) != fmtTime(it.Created):
+	case fmtTime(kf.Created) != fmtTime(it.Created):
 		r.problem(path, "created %s; ring.json says %s", fmtTime(kf.Created), fmtTime(it.Created))
 	default:
 		return true
@@ -396,37 +426,11 @@ func (r *StateReport) verifyAccounts(dir string, audits []Audit, live bool) {
 			revoked[ev.ID] = ev
 		}
 	}
-	ents, err := listDir(dir)
-	if err != nil {
-		r.problem(dir, "%v", err)
-		return
-	}
 	var noSecret []string
-	for _, e := range ents {
-		path := filepath.Join(dir, e.Name())
-		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !e.Type().IsRegular() || !safeName(id) {
-			r.note(path, "not an account file: the server ignores it")
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			r.problem(path, "%v", err)
-			continue
-		}
-		var rec accountRecord
-		if err := decodeStrict(data, &rec); err != nil {
-			r.problem(path, "not an account record: %v", err)
-			continue
-		}
-		canon, _ := json.Marshal(rec)
-		if err := sameBytes(data, canon); err != nil {
-			r.problem(path, "%v", err)
-			continue
-		}
+	eachRecord(r, dir, "an account file", safeName, func(path, id string, rec accountRecord) {
 		if rec.ID != id {
 			r.problem(path, "holds account %q", rec.ID)
-			continue
+			return
 		}
 		c, hasCreate := created[id]
 		if !hasCreate {
@@ -438,7 +442,7 @@ func (r *StateReport) verifyAccounts(dir string, audits []Audit, live bool) {
 			default:
 				r.problem(path, "the ledger has no account.create record of it")
 			}
-			continue
+			return
 		}
 		want := rec
 		want.Tenant, want.Role, want.Name, want.Created, want.CreatedBy = c.Tenant, c.Role, c.Name, c.At.UTC(), c.By
@@ -454,19 +458,19 @@ func (r *StateReport) verifyAccounts(dir string, audits []Audit, live bool) {
 		}
 		if d := accountDiff(rec, want); d != "" {
 			r.problem(path, "%s", d)
-			continue
+			return
 		}
 		if c.SecretFingerprint == "" {
 			noSecret = append(noSecret, path)
 		} else if SecretFingerprint(rec.SecretSHA256) != c.SecretFingerprint {
 			r.problem(path, "secret_sha256 does not match the secret_fingerprint of its account.create record")
-			continue
+			return
 		} else {
 			r.Secrets++
 		}
 		r.Accounts++
 		r.accounts[id] = rec
-	}
+	})
 	if len(noSecret) > 0 {
 		r.note(noSecret[0], "%d account(s) created before account.create records held a secret_fingerprint: their secret hash is not checked", len(noSecret))
 	}
@@ -494,32 +498,8 @@ func accountDiff(got, want accountRecord) string {
 // (email, name, times) are informational: nothing decides or serves by
 // them (a login keeps only first_login from the old record).
 func (r *StateReport) verifyUsers(dir string) {
-	ents, err := listDir(dir)
-	if err != nil {
-		r.problem(dir, "%v", err)
-		return
-	}
-	for _, e := range ents {
-		path := filepath.Join(dir, e.Name())
-		llid, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !e.Type().IsRegular() || !validLLID(llid) {
-			r.note(path, "not a user record: the server ignores it")
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			r.problem(path, "%v", err)
-			continue
-		}
-		var u User
-		if err := decodeStrict(data, &u); err != nil {
-			r.problem(path, "not a user record: %v", err)
-			continue
-		}
-		canon, _ := json.Marshal(u)
+	eachRecord(r, dir, "a user record", validLLID, func(path, llid string, u User) {
 		switch {
-		case sameBytes(data, canon) != nil:
-			r.problem(path, "%v", sameBytes(data, canon))
 		case u.LLID != llid || LLID(u.Issuer, u.Subject) != llid:
 			r.problem(path, "its llid, iss and sub do not agree with its name")
 		case !u.EmailVerified:
@@ -529,5 +509,5 @@ func (r *StateReport) verifyUsers(dir string) {
 		default:
 			r.Users++
 		}
-	}
+	})
 }
