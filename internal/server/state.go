@@ -110,6 +110,7 @@ func (r *StateReport) OK() bool { return len(r.Problems) == 0 }
 
 type stateCheck struct {
 	cfg  Config
+	load func(Config) (*bundle.Bundle, error)
 	recs *StateRecords
 	live bool
 	rep  *StateReport
@@ -136,7 +137,12 @@ func (c *stateCheck) note(path, format string, args ...any) {
 // says a server holds the directory (recs then end at its last signed
 // checkpoint): what it may have changed since is a note.
 func VerifyState(cfg Config, recs *StateRecords, live bool) *StateReport {
-	c := &stateCheck{cfg: cfg, recs: recs, live: live, rep: &StateReport{Audits: recs.Audits}}
+	return verifyState(cfg, recs, live, LoadBundle)
+}
+
+// verifyState is VerifyState with the bundle loader.
+func verifyState(cfg Config, recs *StateRecords, live bool, load func(Config) (*bundle.Bundle, error)) *StateReport {
+	c := &stateCheck{cfg: cfg, recs: recs, live: live, load: load, rep: &StateReport{Audits: recs.Audits}}
 	if recs.Bad > 0 {
 		c.note(filepath.Join(cfg.Data, "ledger"), "%d audit or config records did not parse and were not used", recs.Bad)
 	}
@@ -358,7 +364,7 @@ func (c *stateCheck) basePolicies() (map[string]any, error) {
 	if c.cfg.Bundle.Path == "" && !c.rep.BundleKey {
 		return nil, errors.New("no intact standard bundle key")
 	}
-	b, err := LoadBundle(c.cfg)
+	b, err := c.load(c.cfg)
 	if err != nil {
 		return nil, err
 	}

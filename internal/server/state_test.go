@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/identity"
@@ -359,6 +360,13 @@ func (a *auditLog) Record(_ context.Context, op string, fields map[string]any) e
 func TestStateFlipCampaign(t *testing.T) {
 	d := newStateData(t)
 	recs := d.records(t)
+	// The bundle is loaded once: VerifyState's other reads are what the
+	// flips are about.
+	b, err := LoadBundle(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded := func(Config) (*bundle.Bundle, error) { return b, nil }
 	files := map[string]string{ // kind -> file
 		"LOCK":                        d.path("LOCK"),
 		"bundle/local.key":            d.path("bundle/local.key"),
@@ -421,7 +429,7 @@ func TestStateFlipCampaign(t *testing.T) {
 				t.Fatal(err)
 			}
 			res.flips++
-			r := VerifyState(d.cfg, recs, false)
+			r := verifyState(d.cfg, recs, false, loaded)
 			rel := d.cfg.Data + "/"
 			switch {
 			case slices.ContainsFunc(r.Problems, func(f identity.Finding) bool {
