@@ -130,9 +130,17 @@ records' keys), and the index and tree state files. Last, it derives the
 ledger again under the bundle the server runs (--config names the server's
 configuration if it sets one) and compares the derived streams, their
 indexes and the derivation snapshot with the stored ones, byte for byte.
+Then it checks the other files the server keeps: the standard bundle's key
+pair; the token signing keys and jwks/ring.json, the service accounts and
+the redaction key against the audit records of the ledger (which describe
+each of them); the bootstrap operator's credentials against its account;
+the tenant watcher's sealed state. A tenant file (cfg/tenants) that differs
+from what the ledger last recorded for its tenant is operator input, not
+damage: a note says so.
 
 It exits 0 when everything is intact, and 1 naming the first bad file,
-offset (and, in a segment, sequence number) and what was expected otherwise.
+offset (and, in a segment, sequence number) and what was expected otherwise
+(every damaged state file, one line each: corrupt: FILE: what is wrong).
 A torn tail (a partial record at the end of the last segment, after the
 signed checkpoint: a write a crash cut short, never acknowledged) is
 reported but is not damage: the next open moves it aside. --strict makes it
@@ -155,9 +163,13 @@ server's latest signed checkpoint covers, and says so.`,
 			}
 			p := newProgress(stdio.Err)
 			start := time.Now()
+			recs := server.NewStateRecords()
 			rep, err := ledger.Verify(*data, ledger.VerifyOptions{
 				VerifierKey: vkey,
-				CheckBody:   canonicalBody,
+				CheckBody: func(kind string, body []byte) error {
+					recs.Observe(kind, body)
+					return canonicalBody(kind, body)
+				},
 				Progress: func(done, total int64) {
 					if total > 0 {
 						p.printf("verifying: %d%% of %s", done*100/total, byteSize(total))
@@ -169,6 +181,7 @@ server's latest signed checkpoint covers, and says so.`,
 				return err
 			}
 			var drep *cycle.VerifyReport
+			var srep *server.StateReport
 			if rep.Problem == nil {
 				cfg := server.DefaultConfig()
 				if config != "" {
@@ -180,12 +193,14 @@ server's latest signed checkpoint covers, and says so.`,
 				if drep, err = verifyDerived(cfg, rep.Live != nil); err != nil {
 					return err
 				}
+				srep = server.VerifyState(cfg, recs, rep.Live != nil)
 			}
-			bad := rep.Problem != nil || (strict && rep.TornTail != nil) || (drep != nil && drep.Problem != nil)
+			bad := rep.Problem != nil || (strict && rep.TornTail != nil) || (drep != nil && drep.Problem != nil) || (srep != nil && !srep.OK())
 			if asJSON {
-				writeVerifyJSON(stdio.Out, rep, drep)
+				writeVerifyJSON(stdio.Out, rep, drep, srep)
 			} else {
 				writeVerifyText(stdio.Out, rep, drep, time.Since(start))
+				writeStateText(stdio.Out, srep)
 			}
 			if bad {
 				return silentExit(ExitBad)
@@ -232,7 +247,7 @@ func derivedJSON(d *cycle.VerifyReport) map[string]any {
 	return m
 }
 
-func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyReport) {
+func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyReport, srep *server.StateReport) {
 	out := map[string]any{"ok": rep.Problem == nil, "records": rep.Records, "segments": rep.Segments,
 		"commits": rep.Commits, "bytes": rep.Bytes, "root": rep.Root, "journal_lines": rep.Journal, "index": rep.Index}
 	if rep.IndexNote != "" {
@@ -253,6 +268,10 @@ func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 	if drep != nil {
 		out["derived"] = derivedJSON(drep)
 		out["ok"] = rep.Problem == nil && drep.Problem == nil
+	}
+	if srep != nil {
+		out["state"] = stateJSON(srep)
+		out["ok"] = out["ok"].(bool) && srep.OK()
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -297,6 +316,69 @@ func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 	default:
 		fmt.Fprintf(w, "derived: ok: %d events of %d tenants in %d files (%s) match a fresh derivation of the first %d records\n",
 			drep.Events, drep.Tenants, drep.Files, byteSize(drep.Bytes), drep.Cursor)
+	}
+}
+
+// stateChecked lists what VerifyState checked.
+func stateChecked(r *server.StateReport) []string {
+	var out []string
+	if r.BundleKey {
+		out = append(out, "bundle key pair")
+	}
+	if id := r.Identity; id != nil {
+		keys := fmt.Sprintf("%d signing keys", id.Keys)
+		if id.Ring {
+			keys += " and ring.json"
+		}
+		out = append(out, keys, fmt.Sprintf("%d service accounts (%d with their secret)", id.Accounts, id.Secrets))
+		if id.Users > 0 {
+			out = append(out, fmt.Sprintf("%d users", id.Users))
+		}
+	}
+	if r.Operator {
+		out = append(out, "operator.json")
+	}
+	if r.RedactKey {
+		out = append(out, "redaction key")
+	}
+	if r.Applied {
+		out = append(out, "tenant state")
+	}
+	if r.TenantFiles > 0 {
+		out = append(out, fmt.Sprintf("%d tenant files", r.TenantFiles))
+	}
+	return out
+}
+
+func stateJSON(r *server.StateReport) map[string]any {
+	m := map[string]any{"ok": r.OK(), "checked": stateChecked(r), "audit_records": r.Audits}
+	if len(r.Problems) > 0 {
+		m["problems"] = r.Problems
+	}
+	if len(r.Notes) > 0 {
+		m["notes"] = r.Notes
+	}
+	return m
+}
+
+// writeStateText prints VerifyState's findings: each damaged file, or what
+// was checked; then the notes.
+func writeStateText(w io.Writer, r *server.StateReport) {
+	if r == nil {
+		return
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "corrupt: %s: %s\n", p.File, p.Reason)
+	}
+	switch checked := stateChecked(r); {
+	case !r.OK():
+	case len(checked) == 0:
+		fmt.Fprintf(w, "state: ok: no state files\n")
+	default:
+		fmt.Fprintf(w, "state: ok: %s checked against %d audit records\n", strings.Join(checked, ", "), r.Audits)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s: %s\n", n.File, n.Reason)
 	}
 }
 

@@ -43,6 +43,19 @@ const (
 	receiptSARevoke = "account.revoke"
 )
 
+// secretFingerprintPrefix starts what SecretFingerprint hashes.
+const secretFingerprintPrefix = "logline account secret v1\n"
+
+// SecretFingerprint is the account.create receipt's secret_fingerprint:
+// the hex SHA-256 of "logline account secret v1\n" and the stored
+// secret_sha256 (hex). It lets the account file's secret hash be checked
+// against the ledger; since the secret is 256 random bits, a hash of its
+// hash tells nothing usable about it.
+func SecretFingerprint(secretSHA256 string) string {
+	sum := sha256.Sum256([]byte(secretFingerprintPrefix + secretSHA256))
+	return hex.EncodeToString(sum[:])
+}
+
 // ServiceAccount describes an account; the secret is never part of it.
 type ServiceAccount struct {
 	ID        string    `json:"id"`
@@ -127,8 +140,8 @@ type NewServiceAccount struct {
 // CreateServiceAccount creates an account for a tenant and a role and
 // returns it with its secret, which is not kept and cannot be shown again.
 // The role must mean something in the tenant. The creation is recorded as
-// an "account.create" receipt; if that fails the account is revoked and
-// the error returned.
+// an "account.create" receipt (with the secret's SecretFingerprint); if
+// that fails the account is revoked and the error returned.
 func (s *Service) CreateServiceAccount(ctx context.Context, req NewServiceAccount) (ServiceAccount, string, error) {
 	if req.Tenant == "" || req.Role == "" || len(req.Tenant) > 128 || len(req.Name) > 256 {
 		return ServiceAccount{}, "", badRequest(ReasonBadRequest, "tenant and role are required")
@@ -158,7 +171,7 @@ func (s *Service) CreateServiceAccount(ctx context.Context, req NewServiceAccoun
 		return ServiceAccount{}, "", internal(fmt.Errorf("identity: save service account: %w", err))
 	}
 	err = s.record(ctx, receiptSACreate, map[string]any{"id": rec.ID, "tenant": rec.Tenant, "role": rec.Role,
-		"name": rec.Name, "by": rec.CreatedBy, "at": now})
+		"name": rec.Name, "by": rec.CreatedBy, "at": now, "secret_fingerprint": SecretFingerprint(rec.SecretSHA256)})
 	if err != nil {
 		rec.Revoked, rec.RevokedBy = now.UTC(), "receipt-failure"
 		_ = s.accounts.save(rec)

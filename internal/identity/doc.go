@@ -63,6 +63,12 @@
 // rotation in Service.Maintain report to the ReceiptRecorder; a rotation
 // that cannot be recorded does not happen.
 //
+// The receipts describe the files: VerifyState rebuilds ring.json and every
+// service account file from them, byte for byte, and checks each key file
+// against its kid (logline ledger verify calls it). account.create carries
+// SecretFingerprint of the stored secret hash, so that the hash is checked
+// too without the secret ever being recorded.
+//
 // # Quotas
 //
 // Limiter keeps a token bucket per tenant and per (tenant, role) with a

@@ -62,9 +62,10 @@ const (
 const kindAudit = "audit"
 
 // auditOps are the operations of audit records: the receipts the identity
-// service records (internal/identity: receiptCreate and the like).
+// service records (internal/identity: receiptCreate and the like) and the
+// server's own (internal/server: auditRedactKey).
 func auditOps() arr {
-	return arr{"keys.create", "keys.rotate", "keys.retire", "account.create", "account.revoke"}
+	return arr{"keys.create", "keys.rotate", "keys.retire", "account.create", "account.revoke", "redact.key.create"}
 }
 
 // exampleNDJSON is the body of the NDJSON ingest example: one new span, one

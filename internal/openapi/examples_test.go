@@ -248,34 +248,37 @@ func TestRecordSchemaRefusesOtherShapes(t *testing.T) {
 }
 
 // The audit operations the document lists are the identity service's
-// receipts (its receipt* constants), no more, no fewer.
+// receipts (its receipt* constants) and the server's own (its audit*
+// constants), no more, no fewer.
 func TestAuditOpsAreIdentitysReceipts(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(repoRoot(t), "internal/identity/*.go"))
 	var theirs []string
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		af, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(af, func(n ast.Node) bool {
-			vs, ok := n.(*ast.ValueSpec)
-			if !ok {
+	for dir, prefix := range map[string]string{"internal/identity": "receipt", "internal/server": "audit"} {
+		files, _ := filepath.Glob(filepath.Join(repoRoot(t), dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			af, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ast.Inspect(af, func(n ast.Node) bool {
+				vs, ok := n.(*ast.ValueSpec)
+				if !ok {
+					return true
+				}
+				for i, name := range vs.Names {
+					if !strings.HasPrefix(name.Name, prefix) || i >= len(vs.Values) {
+						continue
+					}
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						v, _ := strconv.Unquote(lit.Value)
+						theirs = append(theirs, v)
+					}
+				}
 				return true
-			}
-			for i, name := range vs.Names {
-				if !strings.HasPrefix(name.Name, "receipt") || i >= len(vs.Values) {
-					continue
-				}
-				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					v, _ := strconv.Unquote(lit.Value)
-					theirs = append(theirs, v)
-				}
-			}
-			return true
-		})
+			})
+		}
 	}
 	var ours []string
 	for _, op := range auditOps() {

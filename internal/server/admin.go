@@ -27,7 +27,8 @@ import (
 // operator). Every change is a ledger record (kind "audit") with its receipt.
 
 // KindAudit is the ledger record kind of security events: key rotations,
-// service account changes. Its body is {"fields":{...},"op":"keys.rotate","ts":"..."}.
+// service account changes, the creation of the redaction key. Its body is
+// {"fields":{...},"op":"keys.rotate","ts":"..."}.
 const KindAudit = "audit"
 
 // auditRecorder makes identity's security events ledger records.
@@ -155,6 +156,28 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 // OperatorTenant is the tenant whose administrators run the server.
 const OperatorTenant = "system"
 
+// operatorFile is the bootstrap operator's credentials in <data>/identity,
+// written once for the human; the server never reads it.
+const operatorFile = "operator.json"
+
+// operatorRole is the bootstrap operator's role.
+const operatorRole = "admin"
+
+// operatorCredentials is the content of operatorFile:
+//
+//	{
+//	  "client_id": "<account id>",
+//	  "client_secret": "llsa_…",
+//	  "note": "exchange at POST /auth/token …",
+//	  "role": "admin",
+//	  "tenant": "system"
+//	}
+func operatorCredentials(id, secret string) []byte {
+	b, _ := json.MarshalIndent(map[string]string{"client_id": id, "client_secret": secret, "tenant": OperatorTenant, "role": operatorRole,
+		"note": "exchange at POST /auth/token (grant_type=client_credentials); create real accounts, then revoke this one and delete this file"}, "", "  ")
+	return append(b, '\n')
+}
+
 // bootstrapOperator creates, at the first start without --dev, an
 // administrator service account of the operator tenant, and writes its
 // credentials to <data>/identity/operator.json (mode 0600) — never to the
@@ -165,14 +188,12 @@ func (s *Server) bootstrapOperator(ctx context.Context) error {
 		return nil
 	}
 	acct, secret, err := s.identity.CreateServiceAccount(ctx, identity.NewServiceAccount{
-		Tenant: OperatorTenant, Role: "admin", Name: "bootstrap operator", CreatedBy: "logline serve (first start)"})
+		Tenant: OperatorTenant, Role: operatorRole, Name: "bootstrap operator", CreatedBy: "logline serve (first start)"})
 	if err != nil {
 		return fmt.Errorf("bootstrap operator account: %w", err)
 	}
-	path := filepath.Join(s.cfg.Data, "identity", "operator.json")
-	b, _ := json.MarshalIndent(map[string]string{"client_id": acct.ID, "client_secret": secret, "tenant": OperatorTenant, "role": "admin",
-		"note": "exchange at POST /auth/token (grant_type=client_credentials); create real accounts, then revoke this one and delete this file"}, "", "  ")
-	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
+	path := filepath.Join(s.cfg.Data, "identity", operatorFile)
+	if err := os.WriteFile(path, operatorCredentials(acct.ID, secret), 0o600); err != nil {
 		return err
 	}
 	s.log.Warn("first start: an operator service account was created; its credentials are in a file readable only by this user", "file", path, "client_id", acct.ID)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -70,13 +69,7 @@ func (s *Server) startCycle(ctx context.Context) error {
 		Base:   s.base,
 		Ledger: s.ledger,
 		Apply:  s.applyTenant,
-		Check: func(f *cycle.TenantFile) error {
-			var errs []error
-			for _, p := range f.Redact {
-				errs = append(errs, validRedactPath(p))
-			}
-			return errors.Join(errs...)
-		},
+		Check:  checkTenantFile,
 		Logger: s.log.With("component", "tenants"),
 	}
 	if err := s.watcher.Scan(ctx); err != nil {

@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
+	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -29,14 +32,32 @@ import (
 
 const redactPrefix = "hmac-sha256:"
 
+// redactKeyFile is the redaction key's file in <data>/identity.
+const redactKeyFile = "redact.key"
+
 type redactor struct {
 	key []byte
 	mu  sync.RWMutex
 	by  map[string][][]string // tenant -> paths
 }
 
-func loadRedactKey(dir string) ([]byte, error) {
-	path := filepath.Join(dir, "redact.key")
+// auditRedactKey is the audit op recording the creation of the redaction
+// key: {"fingerprint": redactKeyFingerprint(key)}. The key itself is never
+// recorded; the fingerprint lets logline ledger verify check the key file.
+const auditRedactKey = "redact.key.create"
+
+// redactKeyFingerprint is the hex SHA-256 of "logline redaction key v1\n"
+// and the key: a key of 256 random bits cannot be found from it.
+func redactKeyFingerprint(key []byte) string {
+	sum := sha256.Sum256(append([]byte("logline redaction key v1\n"), key...))
+	return hex.EncodeToString(sum[:])
+}
+
+// loadRedactKey reads dir/redact.key, or creates it. A new key is recorded
+// with rec (nil: not recorded, as under --dev) before it is written, so
+// that a key on disk always has its record, or is the older kind without.
+func loadRedactKey(ctx context.Context, dir string, rec identity.ReceiptRecorder) ([]byte, error) {
+	path := filepath.Join(dir, redactKeyFile)
 	if b, err := os.ReadFile(path); err == nil {
 		if len(b) != 32 {
 			return nil, fmt.Errorf("%s: want 32 bytes", path)
@@ -51,6 +72,11 @@ func loadRedactKey(dir string) ([]byte, error) {
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
+	}
+	if rec != nil {
+		if err := rec.Record(ctx, auditRedactKey, map[string]any{"fingerprint": redactKeyFingerprint(key)}); err != nil {
+			return nil, fmt.Errorf("record the new key: %w", err)
+		}
 	}
 	return key, atomicfile.Write(path, key, 0o600)
 }

@@ -133,9 +133,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	var auth gateway.Authenticator
 	var quota gateway.Quota
 	var revalidator gateway.Revalidator
+	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
 	if cfg.Dev {
 		auth = identity.DevAuthenticator{}
 	} else {
+		audit = auditRecorder{l: l, now: time.Now}
 		idCfg := identity.Config{
 			Issuer:      cfg.Auth.Issuer,
 			Audience:    cfg.Auth.Audience,
@@ -157,7 +159,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 				}
 			},
 			OperatorTenant: OperatorTenant,
-			Receipts:       auditRecorder{l: l, now: time.Now},
+			Receipts:       audit,
 			WriteError: func(w http.ResponseWriter, r *http.Request, err error) {
 				s.gateway.WriteProblem(w, r, err)
 			},
@@ -183,10 +185,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		}()
 	}
 
-	key, err := loadRedactKey(filepath.Join(cfg.Data, "identity"))
+	key, err := loadRedactKey(ctx, filepath.Join(cfg.Data, "identity"), audit)
 	if err != nil {
 		cancel()
 		s.bg.Wait()
+		if s.identity != nil {
+			s.identity.Close()
+		}
 		l.Close()
 		return nil, fmt.Errorf("redaction key: %w", err)
 	}

@@ -1,0 +1,382 @@
+package server
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/ledger"
+)
+
+// The state files of a data directory, besides the ledger and the derived
+// store, and how logline ledger verify checks them (VerifyState), reading
+// only:
+//
+//	bundle/local.key, local.key.pub   the standard bundle's signing key pair:
+//	                                  PEM as written, the public half matching
+//	jwks/ring.json, jwks/<kid>.key    rebuilt from the keys.* audit records;
+//	identity/accounts/<id>.json       the account.* records (identity.VerifyState)
+//	identity/users/<llid>.json        against their LLID (informational values)
+//	identity/operator.json            as written, naming the bootstrap account
+//	                                  with its secret
+//	identity/redact.key               32 bytes, fingerprint of its
+//	                                  redact.key.create record
+//	cfg/tenants/.applied.json         sealed (cycle.ReadApplied)
+//	cfg/tenants/<tenant>.yaml         operator input: a file that differs from
+//	                                  what the ledger last recorded is a note
+//
+// The lock files (LOCK, identity/.lock, jwks/.lock) are not checked: only
+// their flock matters, and LOCK's text is rewritten by each holder.
+
+// StateRecords gathers, while the ledger is verified, the records the state
+// files are checked against: the audit records and each tenant's last
+// config record. Pass Observe to ledger.VerifyOptions.CheckBody (wrapped).
+type StateRecords struct {
+	audits  []identity.Audit
+	redact  []string          // fingerprints of redact.key.create records
+	configs map[string][]byte // tenant -> body of its last config record
+	Audits  int               // audit records seen
+	Bad     int               // audit or config bodies that did not parse
+}
+
+// NewStateRecords returns an empty StateRecords.
+func NewStateRecords() *StateRecords { return &StateRecords{configs: map[string][]byte{}} }
+
+// Observe takes one record's kind and body (in ledger order); it copies
+// what it keeps.
+func (r *StateRecords) Observe(kind string, body []byte) {
+	switch kind {
+	case KindAudit:
+		r.Audits++
+		var a struct {
+			Op     string          `json:"op"`
+			Fields json.RawMessage `json:"fields"`
+		}
+		if json.Unmarshal(body, &a) != nil {
+			r.Bad++
+			return
+		}
+		if a.Op == auditRedactKey {
+			var f struct {
+				Fingerprint string `json:"fingerprint"`
+			}
+			json.Unmarshal(a.Fields, &f)
+			r.redact = append(r.redact, f.Fingerprint)
+			return
+		}
+		r.audits = append(r.audits, identity.Audit{Op: a.Op, Fields: a.Fields})
+	case ledger.KindConfig:
+		var c struct {
+			Tenant string `json:"tenant"`
+		}
+		if json.Unmarshal(body, &c) != nil || c.Tenant == "" {
+			r.Bad++
+			return
+		}
+		r.configs[c.Tenant] = bytes.Clone(body)
+	}
+}
+
+// StateReport is what VerifyState found. Findings name files relative to
+// the data directory.
+type StateReport struct {
+	BundleKey   bool // bundle/local.key and local.key.pub checked
+	Identity    *identity.StateReport
+	Operator    bool // identity/operator.json checked
+	RedactKey   bool // identity/redact.key checked against its record
+	Applied     bool // cfg/tenants/.applied.json checked
+	TenantFiles int  // tenant files as the ledger last recorded them
+	Audits      int  // audit records used
+	Problems    []identity.Finding
+	Notes       []identity.Finding
+}
+
+// OK reports whether no state file is damaged.
+func (r *StateReport) OK() bool { return len(r.Problems) == 0 }
+
+type stateCheck struct {
+	cfg  Config
+	load func(Config) (*bundle.Bundle, error)
+	recs *StateRecords
+	live bool
+	rep  *StateReport
+}
+
+func (c *stateCheck) rel(path string) string {
+	if p, err := filepath.Rel(c.cfg.Data, path); err == nil {
+		return filepath.ToSlash(p)
+	}
+	return path
+}
+
+func (c *stateCheck) problem(path, format string, args ...any) {
+	c.rep.Problems = append(c.rep.Problems, identity.Finding{File: c.rel(path), Reason: fmt.Sprintf(format, args...)})
+}
+
+func (c *stateCheck) note(path, format string, args ...any) {
+	c.rep.Notes = append(c.rep.Notes, identity.Finding{File: c.rel(path), Reason: fmt.Sprintf(format, args...)})
+}
+
+// VerifyState checks the state files of the data directory cfg.Data (see
+// above) against recs, the records of its ledger, which must have been
+// verified. It only reads: it never creates a key or any other file. live
+// says a server holds the directory (recs then end at its last signed
+// checkpoint): what it may have changed since is a note.
+func VerifyState(cfg Config, recs *StateRecords, live bool) *StateReport {
+	return verifyState(cfg, recs, live, LoadBundle)
+}
+
+// verifyState is VerifyState with the bundle loader.
+func verifyState(cfg Config, recs *StateRecords, live bool, load func(Config) (*bundle.Bundle, error)) *StateReport {
+	c := &stateCheck{cfg: cfg, recs: recs, live: live, load: load, rep: &StateReport{Audits: recs.Audits}}
+	if recs.Bad > 0 {
+		c.note(filepath.Join(cfg.Data, "ledger"), "%d audit or config records did not parse and were not used", recs.Bad)
+	}
+	c.bundleKey()
+	id := identity.VerifyState(filepath.Join(cfg.Data, "jwks"), filepath.Join(cfg.Data, "identity"), recs.audits, live)
+	for _, f := range id.Problems {
+		c.problem(f.File, "%s", f.Reason)
+	}
+	for _, f := range id.Notes {
+		c.note(f.File, "%s", f.Reason)
+	}
+	c.rep.Identity = id
+	c.operator(id)
+	c.redactKey()
+	c.tenants()
+	return c.rep
+}
+
+// bundleKey checks the standard bundle's key pair: each file exactly as
+// written, and the public half that of the private key.
+func (c *stateCheck) bundleKey() {
+	dir := filepath.Join(c.cfg.Data, "bundle")
+	keyPath, pubPath := filepath.Join(dir, "local.key"), filepath.Join(dir, "local.key.pub")
+	priv, err := os.ReadFile(keyPath)
+	pub, perr := os.ReadFile(pubPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && errors.Is(perr, fs.ErrNotExist):
+		return // no server has run with the standard bundle
+	case errors.Is(err, fs.ErrNotExist):
+		c.note(keyPath, "missing: the next start with the standard bundle makes a new key pair")
+		return
+	case err != nil:
+		c.problem(keyPath, "%v", err)
+		return
+	}
+	b, _ := pem.Decode(priv)
+	if b == nil || b.Type != "PRIVATE KEY" || !bytes.Equal(pem.EncodeToMemory(b), priv) {
+		c.problem(keyPath, "not a PEM \"PRIVATE KEY\" as written")
+		return
+	}
+	key, err := bundle.ParsePrivateKey(priv)
+	if err != nil {
+		c.problem(keyPath, "%v", err)
+		return
+	}
+	if der, _ := x509.MarshalPKCS8PrivateKey(key); !bytes.Equal(der, b.Bytes) {
+		c.problem(keyPath, "not the PKCS #8 encoding of an Ed25519 key")
+		return
+	}
+	if perr != nil {
+		c.problem(pubPath, "%v", perr)
+		return
+	}
+	der, _ := x509.MarshalPKIXPublicKey(key.Public().(ed25519.PublicKey))
+	if !bytes.Equal(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})) {
+		c.problem(pubPath, "is not the public half of bundle/local.key (one of the two is damaged)")
+		return
+	}
+	c.rep.BundleKey = true
+}
+
+// operator checks the bootstrap operator's credentials, if still there:
+// the file as written, naming the operator account with its secret.
+func (c *stateCheck) operator(id *identity.StateReport) {
+	path := filepath.Join(c.cfg.Data, "identity", operatorFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // deleted, as the note in it says
+	}
+	if err != nil {
+		c.problem(path, "%v", err)
+		return
+	}
+	var op map[string]string
+	if err := json.Unmarshal(data, &op); err != nil {
+		c.problem(path, "not JSON: %v", err)
+		return
+	}
+	if !bytes.Equal(data, operatorCredentials(op["client_id"], op["client_secret"])) {
+		c.problem(path, "not as the server writes it")
+		return
+	}
+	acct, ok := id.Account(op["client_id"])
+	switch {
+	case !ok && c.live:
+		c.note(path, "names account %s, not checked yet", op["client_id"])
+	case !ok:
+		c.problem(path, "names account %s, which is not an intact service account", op["client_id"])
+	case acct.Tenant != OperatorTenant || acct.Role != operatorRole:
+		c.problem(path, "names account %s, of tenant %s and role %s, not the bootstrap operator", acct.ID, acct.Tenant, acct.Role)
+	case !id.SecretMatches(acct.ID, op["client_secret"]):
+		c.problem(path, "client_secret is not the secret of account %s", acct.ID)
+	default:
+		c.rep.Operator = true
+		if !acct.Revoked.IsZero() {
+			c.note(path, "account %s is revoked: delete this file", acct.ID)
+		}
+	}
+}
+
+// redactKey checks the redaction key against its record.
+func (c *stateCheck) redactKey() {
+	path := filepath.Join(c.cfg.Data, "identity", redactKeyFile)
+	key, err := os.ReadFile(path)
+	recorded := len(c.recs.redact) > 0
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && recorded:
+		c.problem(path, "missing; the ledger records one (restore it from a backup: a new key would make redacted values unlinkable with earlier ones)")
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		c.problem(path, "%v", err)
+	case len(key) != 32:
+		c.problem(path, "%d bytes, want 32 (the server refuses to start)", len(key))
+	case !recorded:
+		c.note(path, "no redact.key.create record in the ledger (a key made by an earlier version, under --dev, or after the last checkpoint): not checked")
+	case redactKeyFingerprint(key) != c.recs.redact[len(c.recs.redact)-1]:
+		c.problem(path, "does not match the fingerprint of its redact.key.create record")
+	default:
+		c.rep.RedactKey = true
+	}
+}
+
+// tenants checks the watcher's sealed state and compares each tenant file
+// with what the ledger last recorded for its tenant. Tenant files are the
+// operator's input: one that differs was changed since it was applied (a
+// flipped bit included); the next start records it as a config record, or
+// refuses it. That is a note, not damage.
+func (c *stateCheck) tenants() {
+	dir := filepath.Join(c.cfg.Data, "cfg", "tenants")
+	var applied map[string]string
+	statePath := filepath.Join(dir, cycle.AppliedFile)
+	switch data, err := os.ReadFile(statePath); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		c.problem(statePath, "%v", err)
+	default:
+		m, sealed, err := cycle.ReadApplied(data)
+		switch {
+		case err != nil:
+			c.problem(statePath, "%v (the next start applies every tenant file again)", err)
+		case !sealed:
+			c.note(statePath, "written by an earlier version without a seal: not checked (sealed at the next change)")
+			applied = m
+		default:
+			c.rep.Applied = true
+			applied = m
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		c.problem(dir, "%v", err)
+		return
+	}
+	w := &cycle.Watcher{Check: checkTenantFile}
+	var baseErr error
+	seen := map[string]bool{}
+	for _, e := range ents {
+		tenant, ok := strings.CutSuffix(e.Name(), ".yaml")
+		if !ok || e.IsDir() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if !cycle.ValidTenantName(tenant) {
+			c.note(path, "ignored by the server: not a tenant name")
+			continue
+		}
+		seen[tenant] = true
+		data, err := os.ReadFile(path)
+		if err != nil {
+			c.problem(path, "%v", err)
+			continue
+		}
+		if w.Base == nil && baseErr == nil {
+			w.Base, baseErr = c.basePolicies()
+		}
+		sum := sha256.Sum256(data)
+		h, ok := applied[tenant]
+		changed := applied != nil && (!ok || h != hex.EncodeToString(sum[:]))
+		if baseErr != nil {
+			if changed {
+				c.note(path, "changed since it was last applied: the next start applies it as a signed config record")
+			} else {
+				c.note(path, "not compared with the ledger: %v", baseErr)
+			}
+			continue
+		}
+		_, doc, err := w.Parse(data)
+		var entry ledger.Entry
+		if err == nil {
+			entry, err = cycle.ConfigEntry(tenant, doc)
+		}
+		switch {
+		case err != nil:
+			c.note(path, "changed since it was last applied, and the server refuses it (%v): the configuration the ledger last recorded stays in force", err)
+		case changed:
+			c.note(path, "changed since it was last applied: the next start applies it as a signed config record")
+		case !bytes.Equal(entry.Body, c.recs.configs[tenant]) && applied == nil:
+			c.note(path, "differs from the configuration the ledger last recorded for %s: the next start applies it as a signed config record", tenant)
+		case !bytes.Equal(entry.Body, c.recs.configs[tenant]):
+			c.note(path, "as last applied, but the configuration the ledger last recorded for %s differs (the bundle's policies changed since?); the server keeps the ledger's", tenant)
+		default:
+			c.rep.TenantFiles++
+		}
+	}
+	for _, tenant := range slices.Sorted(func(yield func(string) bool) {
+		for t := range applied {
+			if !seen[t] && !yield(t) {
+				return
+			}
+		}
+	}) {
+		c.note(filepath.Join(dir, tenant+".yaml"), "removed since it was last applied: the next start returns %s to the defaults (a config record)", tenant)
+	}
+}
+
+// basePolicies returns the bundle's policies, loading the bundle without
+// creating its key.
+func (c *stateCheck) basePolicies() (map[string]any, error) {
+	if c.cfg.Bundle.Path == "" && !c.rep.BundleKey {
+		return nil, errors.New("no intact standard bundle key")
+	}
+	b, err := c.load(c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return BasePolicies(b), nil
+}
+
+// checkTenantFile is the server's check of a tenant file beyond the
+// watcher's: its redact list.
+func checkTenantFile(f *cycle.TenantFile) error {
+	var errs []error
+	for _, p := range f.Redact {
+		errs = append(errs, validRedactPath(p))
+	}
+	return errors.Join(errs...)
+}
