@@ -253,6 +253,9 @@ func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 	if rep.IndexNote != "" {
 		out["index_note"] = rep.IndexNote
 	}
+	if len(rep.Marks) > 0 {
+		out["marks"] = rep.Marks
+	}
 	if rep.Checkpoint != nil {
 		out["checkpoint_size"] = rep.Checkpoint.Size
 	}
@@ -285,6 +288,9 @@ func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 			size = rep.Checkpoint.Size
 		}
 		fmt.Fprintf(w, "note: %s holds the data directory; checked what its signed checkpoint of size %d covers\n", h, size)
+	}
+	for _, m := range rep.Marks {
+		fmt.Fprintf(w, "note: %s\n", m)
 	}
 	if t := rep.TornTail; t != nil {
 		fmt.Fprintf(w, "torn tail: %s: %s\n", t.Where(), t.Reason)

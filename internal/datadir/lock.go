@@ -2,8 +2,9 @@
 // a time changes it.
 //
 // A process that writes to the directory (`logline serve`, `logline ledger
-// reindex`) holds an exclusive advisory lock (flock) on the file LOCK at its
-// top, for as long as it runs; the kernel drops the lock when the process
+// reindex`) holds an exclusive advisory lock on the file LOCK at its top (an
+// open file description lock on Linux, flock elsewhere), for as long as it
+// runs; the kernel drops the lock when the process
 // ends, however it ends, so a crash never leaves a stale lock behind. The
 // holder writes who it is into the file, so that a second writer can say
 // whom it collided with:
@@ -14,9 +15,9 @@
 //	command logline serve
 //
 // Readers (`logline ledger verify`, `tail`, `proof`, `checkpoint`, `key`)
-// take no lock; they Probe it to learn whether a writer is running, and if
-// so they confine themselves to what that writer has made durable and
-// signed.
+// take no lock; they Probe it (testing, not taking, the lock) to learn
+// whether a writer is running, and if so they confine themselves to what
+// that writer has made durable and signed.
 package datadir
 
 import (
@@ -100,6 +101,10 @@ func Acquire(dir, command string) (*Lock, error) {
 		return nil, fmt.Errorf("datadir: %w", err)
 	}
 	held, err := tryLock(f, true)
+	for deadline := time.Now().Add(probeGrace); err == nil && !held && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		held, err = tryLock(f, true)
+	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("datadir: lock %s: %w", path, err)
@@ -144,12 +149,11 @@ func Probe(dir string) (*Holder, error) {
 		return nil, fmt.Errorf("datadir: %w", err)
 	}
 	defer f.Close()
-	free, err := tryLock(f, false)
+	held, err := lockHeld(f)
 	if err != nil {
 		return nil, fmt.Errorf("datadir: probe %s: %w", dir, err)
 	}
-	if free {
-		unlock(f)
+	if !held {
 		return nil, nil
 	}
 	h := readHolder(f)

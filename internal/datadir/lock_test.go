@@ -64,3 +64,37 @@ func TestProbeDoesNotTakeTheLock(t *testing.T) {
 	}
 	l.Release()
 }
+
+// Readers probing all the time never stand in a writer's way.
+func TestProbesDoNotBlockAWriter(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Acquire(dir, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				Probe(dir)
+			}
+		}
+	}()
+	for i := range 200 {
+		l, err := Acquire(dir, "logline serve")
+		if err != nil {
+			close(stop)
+			<-done
+			t.Fatalf("Acquire %d beside probes: %v", i, err)
+		}
+		l.Release()
+	}
+	close(stop)
+	<-done
+}

@@ -158,6 +158,9 @@ func asProblem(err error) *Problem {
 	if errors.Is(err, ledger.ErrIndexDamaged) {
 		return newProblem("index-damaged", "the ledger's index files are damaged (the records are not); the server rebuilds them from the records at its next start")
 	}
+	if errors.Is(err, ledger.ErrCorrupt) {
+		return newProblem("unavailable", "the ledger's records are damaged; it takes no appends until they are restored")
+	}
 	return newProblem("internal", "")
 }
 

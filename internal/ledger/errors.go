@@ -37,6 +37,9 @@ type CorruptError struct {
 	// Derived says the damaged file is derived from the segments (under
 	// ledger/index): rebuilt at the next open, or by a reindex.
 	Derived bool
+	// inRecords: a read met this damage in a record itself (not through a
+	// damaged index), and the ledger turned read-only.
+	inRecords bool
 }
 
 func (e *CorruptError) Error() string {

@@ -145,6 +145,9 @@ func (s *indexState) encode() []byte {
 
 func parseIndexState(b []byte) (indexState, error) {
 	s := indexState{}
+	if bytes.HasPrefix(b, []byte("logline index v1\n")) {
+		return s, errOldIndexFormat
+	}
 	body, sum, ok := cutChecksumLine(b)
 	if !ok {
 		return s, errors.New("index state has no checksum line")
@@ -221,6 +224,11 @@ type index struct {
 	done     chan struct{}
 	stopping atomic.Bool
 	err      atomic.Pointer[error]
+
+	// onDamage is told of a damaged run met by a merge; merges then stop
+	// (new runs are still written) until the next open rebuilds the index.
+	onDamage func(error)
+	noMerge  atomic.Bool
 }
 
 // deltaCapacity is the number of spans a delta holds: about 96 bytes each
@@ -245,12 +253,23 @@ func openIndex(fs vfs.FS, dir string, hash keyHasher, memBytes int64, readOnly b
 		}
 	}
 	err := x.load()
+	// Beside a running writer, a run the state lists may be merged away
+	// before it is opened: read the state again.
+	for try := 0; readOnly && errors.Is(err, os.ErrNotExist) && try < 20 && fileExists(fs, fs.PathJoin(dir, indexStateName)); try++ {
+		x.closeFiles()
+		x = &index{fs: fs, dir: dir, readOnly: readOnly, log: log, hash: hash, capacity: x.capacity}
+		x.init()
+		err = x.load()
+	}
 	if err != nil {
 		x.closeFiles()
 		if readOnly {
 			return nil, err
 		}
-		if !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, errOldIndexFormat):
+			log.Info("the index is of an earlier format; rebuilding it from the segments")
+		case !errors.Is(err, os.ErrNotExist):
 			log.Warn("index unreadable; rebuilding it from the segments", "err", err)
 			repaired("index", err.Error())
 		}
@@ -374,6 +393,10 @@ func (x *index) removeStray() error {
 	return nil
 }
 
+// errOldIndexFormat: the index was written by an earlier version; it is
+// rebuilt, which is not damage.
+var errOldIndexFormat = errors.New("index of an earlier format")
+
 // cutChecksumLine splits a state file into its body and the value of its
 // last line, "crc <8 hex digits>".
 func cutChecksumLine(b []byte) ([]byte, uint32, bool) {
@@ -467,12 +490,17 @@ func (x *index) compact() error {
 	if err := x.flushFrozen(); err != nil {
 		return err
 	}
-	for !x.stopping.Load() {
+	for !x.stopping.Load() && !x.noMerge.Load() {
 		k, i, ok := x.pickMerge()
 		if !ok {
 			return nil
 		}
 		if err := x.merge(k, i); err != nil {
+			if errors.Is(err, ErrCorrupt) && x.onDamage != nil {
+				x.noMerge.Store(true)
+				x.onDamage(err)
+				return nil
+			}
 			return err
 		}
 	}

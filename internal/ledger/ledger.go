@@ -91,7 +91,7 @@ type Options struct {
 	// OnRepair, if set, is called when derived files (what: "index",
 	// "tree") are found damaged and rebuilt from the segments at open, or
 	// found damaged while the ledger runs (they are then rebuilt at the
-	// next open).
+	// next open). It may be called from several goroutines at once.
 	OnRepair func(what, reason string)
 	// OnCommit, if set, is called after every durable group commit with its
 	// record count, byte count and the time its write and sync took.
@@ -265,15 +265,18 @@ type Ledger struct {
 	damageOnce atomic.Bool // a read met damaged index or tree files
 	// checkedAtOpen: every record was checked by Open.
 	checkedAtOpen bool
-	indexErr      atomic.Pointer[error] // set when the indexer stopped
-	notifyMu      sync.Mutex
-	notifyCh      chan struct{} // closed when durable or indexed advances
-	lastCkpt      atomic.Pointer[Checkpoint]
-	lastIndexed   atomic.Pointer[indexedBatch]
-	ckptMu        sync.Mutex // one checkpoint at a time
-	sinceCkpt     uint64     // records since the last checkpoint (indexer)
-	ckptAt        time.Time  // when the last checkpoint was written (indexer)
-	treeSaved     uint64     // the tree size the tree state file records
+	// damagedBelow: damage was found in the records while this many were
+	// durable; none of them is ever taken for a torn tail.
+	damagedBelow uint64
+	indexErr     atomic.Pointer[error] // set when the indexer stopped
+	notifyMu     sync.Mutex
+	notifyCh     chan struct{} // closed when durable or indexed advances
+	lastCkpt     atomic.Pointer[Checkpoint]
+	lastIndexed  atomic.Pointer[indexedBatch]
+	ckptMu       sync.Mutex // one checkpoint at a time
+	sinceCkpt    uint64     // records since the last checkpoint (indexer)
+	ckptAt       time.Time  // when the last checkpoint was written (indexer)
+	treeSaved    uint64     // the tree size the tree state file records
 
 	stats struct {
 		appended, duplicates, commits, bytes atomic.Uint64
@@ -443,7 +446,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 				return nil, fmt.Errorf("ledger: %w", err)
 			}
 			l.lock = lk
-		} else if opts.ReadOnly {
+		} else if opts.ReadOnly && !opts.DirLocked {
 			h, err := datadir.Probe(dir)
 			if err != nil {
 				return nil, fmt.Errorf("ledger: %w", err)
@@ -468,6 +471,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	l.sealWake = make(chan struct{}, 1)
 	l.toIndex = make(chan *commitBatch, 256)
 	l.open = l.newBatch()
+	l.idx.onDamage = func(err error) { l.indexDamaged("index", err) }
 	l.idx.start()
 	l.wg.Add(4)
 	go l.sealer()
@@ -689,6 +693,9 @@ func (l *Ledger) sameBody(b *commitBatch, i int32, body []byte) (bool, error) {
 func (l *Ledger) checkEntry(e *Entry) error {
 	if e.Kind == "" {
 		e.Kind = KindSpan
+	}
+	if len(e.Kind) > 64 {
+		return fmt.Errorf("%w: kind of %d letters", ErrInvalidEntry, len(e.Kind))
 	}
 	for _, c := range []byte(e.Kind) {
 		if c < 'a' || c > 'z' {
@@ -1230,8 +1237,10 @@ func (l *Ledger) indexer() {
 				l.notify()
 				continue
 			}
-			l.indexed.Store(b.first + uint64(len(b.recs)))
+			// The tree state first: a reader that sees indexed advance
+			// must find the tree there (RootAt, Prove).
 			l.lastIndexed.Store(&indexedBatch{size: b.sizeAfter, root: b.rootAfter, at: pos{seg: b.seg, off: b.segOff + int64(b.size)}})
+			l.indexed.Store(b.first + uint64(len(b.recs)))
 			l.notify()
 			if l.failed() == nil && l.checkpointDue(uint64(len(b.recs))) {
 				if err := l.checkpoint(); err != nil {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,15 @@ func (l *Ledger) readRecord(p pos, seq uint64) (Record, error) {
 	var scratch []byte
 	r, err := decodeRecord(line, &scratch)
 	if err != nil {
-		return Record{}, &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: seq, Reason: err.Error()}
+		cerr := &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: seq, Reason: err.Error()}
+		// The index found the right record, whole (its seq, and a line
+		// ending where the next begins; records hold no newline): the
+		// record itself is damaged, not the index.
+		if s, ok := lineSeq(line); ok && s == seq && bytes.IndexByte(line, '\n') < 0 {
+			cerr.inRecords = true
+			l.recordsDamaged(cerr)
+		}
+		return Record{}, cerr
 	}
 	if r.Seq != seq {
 		return Record{}, &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: seq, Reason: fmt.Sprintf("index points at seq %d", r.Seq)}
@@ -74,8 +83,24 @@ func (l *Ledger) readIndexed(seq uint64) (Record, pos, error) {
 	if !ok {
 		return Record{}, pos{}, fmt.Errorf("%w: index: no position for seq %d", ErrCorrupt, seq)
 	}
+	if err := l.checkPos(p, seq); err != nil {
+		return Record{}, pos{}, err
+	}
 	r, err := l.readRecord(p, seq)
 	return r, p, err
+}
+
+// checkPos checks that a position read from the index can be one of a
+// durable record, before anything is read or allocated by it.
+func (l *Ledger) checkPos(p pos, seq uint64) error {
+	d := l.durable.Load()
+	ok := p.seg >= 1 && p.off >= 0 && int64(p.n) <= int64(l.opts.MaxEntryBytes)+maxFrameBytes &&
+		(p.seg < d.end.seg || (p.seg == d.end.seg && p.end() <= d.end.off))
+	if !ok {
+		return &CorruptError{File: "ledger/index/positions", Offset: int64(seq) * posEntrySize, Derived: true,
+			Reason: fmt.Sprintf("seq %d: segment %d offset %d length %d is not where a durable record can be", seq, p.seg, p.off, p.n)}
+	}
+	return nil
 }
 
 // keysOf returns the lookup keys of a span record.
@@ -328,16 +353,30 @@ func (l *Ledger) trustedRootAt(size uint64) (Hash, error) {
 	if size == ib.size {
 		return ib.root, nil
 	}
+	// The anchor: the indexed tree, whose nodes are stored, or (a
+	// read-only view past the stored tree) the signed checkpoint, checked
+	// against the stored tree at open.
+	anchor, anchorRoot := ib.size, ib.root
+	if stored := l.tree.storedLeaves(); anchor > stored {
+		c := l.lastCkpt.Load()
+		if c == nil || c.Size < size || c.Size > stored {
+			return Hash{}, fmt.Errorf("%w: this read-only view holds the tree up to size %d only", ErrNotFound, stored)
+		}
+		anchor, anchorRoot = c.Size, c.Root
+		if size == anchor {
+			return anchorRoot, nil
+		}
+	}
 	root, err := l.tree.rootAt(size)
 	if err != nil {
 		return Hash{}, err
 	}
-	cons, err := l.tree.consistency(size, ib.size)
+	cons, err := l.tree.consistency(size, anchor)
 	if err != nil {
 		return Hash{}, err
 	}
-	if err := verifyConsistency(size, ib.size, root, ib.root, cons); err != nil {
-		return Hash{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree's root at size %d is not consistent with the current root at size %d: %w", ErrCorrupt, size, ib.size, err))
+	if err := verifyConsistency(size, anchor, root, anchorRoot, cons); err != nil {
+		return Hash{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree's root at size %d is not consistent with the trusted root at size %d: %w", ErrCorrupt, size, anchor, err))
 	}
 	return root, nil
 }
@@ -398,12 +437,18 @@ func (l *Ledger) seqPosition(seq uint64) (uint64, pos, error) {
 	n := l.idx.posN.Load()
 	if seq < n {
 		p, _, err := l.idx.position(seq)
+		if err == nil {
+			err = l.checkRead("index", l.checkPos(p, seq))
+		}
 		return seq, p, err
 	}
 	if n == 0 {
 		return 0, pos{seg: 1}, nil
 	}
 	p, _, err := l.idx.position(n - 1)
+	if err == nil {
+		err = l.checkRead("index", l.checkPos(p, n-1))
+	}
 	return n, pos{seg: p.seg, off: p.end()}, err
 }
 
@@ -518,8 +563,11 @@ func (r *Reader) Next() (Record, error) {
 		return Record{}, err
 	}
 	rec, err := decodeRecordCheck(line, &r.scratch, !r.skipLeaf)
-	if err != nil || rec.Seq != r.next-1 {
+	switch {
+	case err != nil:
 		return Record{}, &CorruptError{Segment: segmentName(r.seg), Seq: r.next - 1, Reason: fmt.Sprintf("unreadable record: %v", err)}
+	case rec.Seq != r.next-1:
+		return Record{}, &CorruptError{Segment: segmentName(r.seg), Seq: r.next - 1, Reason: fmt.Sprintf("sequence %d where %d was expected", rec.Seq, r.next-1)}
 	}
 	return rec, nil
 }

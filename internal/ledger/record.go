@@ -40,6 +40,9 @@ const (
 	leafB64   = 44 // base64 of 32 bytes
 	crcLen    = 8
 	maxSeqLen = 20
+	// maxFrameBytes bounds the framing around a body: seq, ts, leaf, crc
+	// and a kind of at most 64 letters.
+	maxFrameBytes = 256
 )
 
 // Record kinds.
@@ -165,16 +168,15 @@ func lineSeq(line []byte) (uint64, bool) {
 	if len(line) <= framePrefix || string(line[:framePrefix]) != frameStart {
 		return 0, false
 	}
-	var v uint64
 	d := 0
 	for ; framePrefix+d < len(line) && line[framePrefix+d] != ','; d++ {
 		c := line[framePrefix+d]
-		if c < '0' || c > '9' || d >= 20 || (d == 1 && line[framePrefix] == '0') {
+		if c < '0' || c > '9' || d >= maxSeqLen || (d == 1 && line[framePrefix] == '0') {
 			return 0, false
 		}
-		v = v*10 + uint64(c-'0')
 	}
-	return v, d > 0
+	v, err := strconv.ParseUint(string(line[framePrefix:framePrefix+d]), 10, 64)
+	return v, d > 0 && err == nil
 }
 
 // seqDigits returns the number of digits of a framed line's seq.

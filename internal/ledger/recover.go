@@ -30,11 +30,9 @@ func (l *Ledger) recover() error {
 		if !errors.As(err, &rb) {
 			if err == nil && !l.readOnly {
 				l.dropRebuildMark()
-				if why, ok := l.damageMark(); ok && l.checkedAtOpen {
+				if why, _, ok := l.damageMark(); ok && l.checkedAtOpen {
 					l.log.Warn("every record checked: the damage found before is no longer there", "was", why)
-					if err := l.fs.Remove(l.damageMarkPath()); err != nil {
-						l.log.Warn("cannot remove the damage mark", "err", err)
-					}
+					removeMark(l.fs, l.damageMarkPath(), l.log)
 				}
 			}
 			return err
@@ -125,9 +123,10 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 				all += st.Size()
 			}
 		}
-		why, damaged := l.damageMark()
+		why, durable, damaged := l.damageMark()
 		if damaged {
 			l.log.Warn("checking every record before serving: damage was found in the records before", "reason", why)
+			l.damagedBelow = durable
 		}
 		fullCheck = damaged || all <= l.opts.CheckAtOpen
 	}
@@ -496,6 +495,9 @@ func (c *catchUp) torn(n uint32, at, size int64, last bool, ckpt *Checkpoint, re
 	case ckpt != nil && c.next < ckpt.Size:
 		cerr.Reason += fmt.Sprintf(" (inside the signed checkpoint of size %d)", ckpt.Size)
 		return 0, cerr
+	case c.next < l.damagedBelow:
+		cerr.Reason += fmt.Sprintf(" (among the %d records that were durable when damage was found)", l.damagedBelow)
+		return 0, cerr
 	}
 	path := l.segs.path(n)
 	broken := fmt.Sprintf("%s.%d.broken", path, at)
@@ -609,8 +611,14 @@ func (c *catchUp) endRun() error {
 			}
 		}
 		if full {
-			// The compactor is not running yet: write the runs now.
-			return c.idx.compact()
+			// The compactor is not running yet: write the runs now. A
+			// damaged run met by a merge rebuilds the index.
+			if err := c.idx.compact(); err != nil {
+				if errors.Is(err, ErrCorrupt) {
+					return &rebuildNeeded{what: rebuildIndex, reason: err.Error(), err: err}
+				}
+				return err
+			}
 		}
 	}
 	return nil

@@ -3,7 +3,10 @@ package ledger
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Everything under ledger/index is derived from the segments and is rebuilt
@@ -47,9 +50,18 @@ func (l *Ledger) rebuildMark() (string, bool) {
 
 func (l *Ledger) dropRebuildMark() {
 	if fileExists(l.fs, l.rebuildMarkPath()) {
-		if err := l.fs.Remove(l.rebuildMarkPath()); err != nil {
-			l.log.Warn("cannot remove the rebuild mark", "err", err)
-		}
+		removeMark(l.fs, l.rebuildMarkPath(), l.log)
+	}
+}
+
+// removeMark removes a mark file durably.
+func removeMark(fs vfs.FS, path string, log *slog.Logger) {
+	err := fs.Remove(path)
+	if err == nil {
+		err = syncDir(fs, fs.PathDir(path))
+	}
+	if err != nil {
+		log.Warn("cannot remove "+fs.PathBase(path), "err", err)
 	}
 }
 
@@ -103,6 +115,9 @@ func (l *Ledger) endOf(n uint64) (pos, bool) {
 // become a second record), anything else (an I/O error) makes the ledger
 // read-only.
 func (l *Ledger) lookupFailed(err error) error {
+	if inRecords(err) {
+		return l.failed()
+	}
 	if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIndexDamaged) {
 		return l.indexDamaged("index", err)
 	}
@@ -113,8 +128,14 @@ func (l *Ledger) lookupFailed(err error) error {
 // checkRead passes a read's error through, noting damage to the index or
 // tree files.
 func (l *Ledger) checkRead(what string, err error) error {
-	if err != nil && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIndexDamaged)) {
+	if err != nil && !inRecords(err) && (errors.Is(err, ErrCorrupt) || errors.Is(err, ErrIndexDamaged)) {
 		return l.indexDamaged(what, err)
 	}
 	return err
+}
+
+// inRecords reports damage a read met in a record itself.
+func inRecords(err error) bool {
+	var ce *CorruptError
+	return errors.As(err, &ce) && ce.inRecords
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,14 +22,36 @@ const damageMarkName = "DAMAGED"
 
 func (l *Ledger) damageMarkPath() string { return l.fs.PathJoin(l.dir, "ledger", damageMarkName) }
 
-// damageMark reports whether the records were found damaged before, and
-// where.
-func (l *Ledger) damageMark() (string, bool) {
-	b, err := readFile(l.fs, l.damageMarkPath())
+// The damage mark holds the error, and the number of records that were
+// durable (acknowledged) when it was found:
+//
+//	ledger: corrupt: segment 000003.ndjson offset 1024 seq 211: …
+//	durable 215
+//
+// A bad record below that number is never taken for a torn tail.
+func damageMarkText(cerr error, durable uint64) []byte {
+	return fmt.Appendf(nil, "%s\ndurable %d\n", cerr, durable)
+}
+
+// damageMark reports whether the records were found damaged before, where,
+// and how many records were durable then.
+func (l *Ledger) damageMark() (string, uint64, bool) {
+	return readDamageMark(l.fs, l.damageMarkPath())
+}
+
+func readDamageMark(fs vfs.FS, path string) (string, uint64, bool) {
+	b, err := readFile(fs, path)
 	if err != nil {
-		return "", false
+		return "", 0, false
 	}
-	return strings.TrimSpace(string(b)), true
+	var durable uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "durable "); ok {
+			durable, _ = strconv.ParseUint(v, 10, 64)
+		}
+	}
+	why, _, _ := strings.Cut(string(b), "\n")
+	return why, durable, true
 }
 
 // CheckedAtOpen reports whether Open checked every record (see
@@ -39,7 +62,7 @@ func (l *Ledger) CheckedAtOpen() bool { return l.checkedAtOpen }
 // runs: the mark is written and the ledger turns read-only.
 func (l *Ledger) recordsDamaged(cerr *CorruptError) {
 	if !l.readOnly {
-		if err := writeFileAtomic(l.fs, l.damageMarkPath(), []byte(cerr.Error()+"\n"), 0o644); err != nil {
+		if err := writeFileAtomic(l.fs, l.damageMarkPath(), damageMarkText(cerr, l.Next()), 0o644); err != nil {
 			l.log.Error("cannot write the damage mark", "err", err)
 		}
 	}

@@ -140,6 +140,13 @@ func openTreeStore(fs vfs.FS, dir string, readOnly bool) (*treeStore, error) {
 	return t, nil
 }
 
+// storedLeaves returns the size of the tree whose nodes the store holds.
+func (t *treeStore) storedLeaves() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return uint64(t.sizes[0] / 32)
+}
+
 // setSize declares that the store holds the nodes of a tree of n leaves.
 func (t *treeStore) setSize(n uint64) {
 	t.mu.Lock()

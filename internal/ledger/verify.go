@@ -58,6 +58,9 @@ type VerifyReport struct {
 	// Live names the writer that held the directory during the check; the
 	// check then ended at its signed checkpoint.
 	Live *datadir.Holder
+	// Marks are what a server left for its next start: damage it found in
+	// the records (ledger/DAMAGED) or in the index (ledger/index/REBUILD).
+	Marks []string
 	// TornTail is a partial or unreadable record at the end of the last
 	// segment, after the signed checkpoint and within what a crash can
 	// leave unsynced: an unacknowledged write, which the next open moves
@@ -128,7 +131,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 	// names: it keys the index hashes and signs what comes next.
 	var hasher *keyHasher
 	if signer, err := loadOrCreateKey(fs, ledgerDir, "", nil, false); err == nil {
-		if signer.VerifierKey() != strings.TrimSpace(string(pub)) {
+		if len(pub) > 0 && signer.VerifierKey() != strings.TrimSpace(string(pub)) {
 			rep.Problem = &CorruptError{File: "ledger/key", Reason: "the signing key does not match ledger/key.pub"}
 			return rep, nil
 		}
@@ -176,7 +179,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix, err := openIndexCheck(fs, ledgerDir, hasher, limit)
+	ix, err := openIndexCheck(fs, ledgerDir, hasher, limit, opts.Live)
 	if err != nil {
 		return nil, err
 	}
@@ -249,13 +252,21 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 		}
 	}
 	// A bad record is a torn tail when it lies where a crash can leave an
-	// unsynced write: the last segment's last bytes, after the checkpoint.
+	// unsynced write: the last segment's last bytes, after the checkpoint,
+	// and past what was durable when the server found damage, if it did.
+	why, damagedBelow, damaged := readDamageMark(fs, fs.PathJoin(ledgerDir, damageMarkName))
+	if damaged {
+		rep.Marks = append(rep.Marks, "the server found damage in the records ("+why+"); it refuses to start until they are restored")
+	}
+	if b, err := readFile(fs, fs.PathJoin(ledgerDir, "index", rebuildMarkName)); err == nil {
+		rep.Marks = append(rep.Marks, "the server found its index damaged ("+strings.TrimSpace(string(b))+"); it rebuilds it at the next start")
+	}
 	bad := func(i int, name string, at, size int64, format string, args ...any) {
 		if problem != nil {
 			return
 		}
 		reason := fmt.Sprintf(format, args...)
-		torn := i == len(segs)-1 && size-at <= opts.MaxTornBytes && (rep.Checkpoint == nil || next >= rep.Checkpoint.Size)
+		torn := i == len(segs)-1 && size-at <= opts.MaxTornBytes && (rep.Checkpoint == nil || next >= rep.Checkpoint.Size) && next >= damagedBelow
 		if torn {
 			rep.TornTail = &CorruptError{Segment: name, Offset: at, Seq: next, Reason: reason + "; a write cut short before it was acknowledged: the next open moves it aside"}
 			return

@@ -25,6 +25,9 @@ type indexCheck struct {
 	hasher  *keyHasher
 	problem *CorruptError
 	note    string
+	// vanished: a run the state lists was not there (beside a writer, it
+	// may have been merged away meanwhile).
+	vanished bool
 
 	state   *indexState // nil: no index to check
 	idxNext uint64      // positions and lookups are checked below this
@@ -79,9 +82,17 @@ func (s *seqReader) read(b []byte) error {
 	return nil
 }
 
-func openIndexCheck(fs vfs.FS, ledgerDir string, hasher *keyHasher, limit uint64) (*indexCheck, error) {
+func openIndexCheck(fs vfs.FS, ledgerDir string, hasher *keyHasher, limit uint64, live bool) (*indexCheck, error) {
 	ix := &indexCheck{fs: fs, dir: fs.PathJoin(ledgerDir, "index"), hasher: hasher}
-	if err := ix.openLookups(limit); err != nil {
+	err := ix.openLookups(limit)
+	// Beside a running writer, a run the state lists may be merged away
+	// before it is opened: read the state again.
+	for try := 0; live && try < 20 && ix.vanished; try++ {
+		ix.close()
+		ix = &indexCheck{fs: fs, dir: fs.PathJoin(ledgerDir, "index"), hasher: hasher}
+		err = ix.openLookups(limit)
+	}
+	if err != nil {
 		ix.close()
 		return nil, err
 	}
@@ -109,6 +120,10 @@ func (ix *indexCheck) openLookups(limit uint64) error {
 		return err
 	}
 	st, err := parseIndexState(b)
+	if errors.Is(err, errOldIndexFormat) {
+		ix.note = "the index is of an earlier format (rebuilt at the next start)"
+		return nil
+	}
 	if err != nil {
 		ix.problem = ix.damaged(indexStateName, 0, "%v", err)
 		return nil
@@ -146,6 +161,7 @@ func (ix *indexCheck) openLookups(limit uint64) error {
 		for _, n := range st.runs[k] {
 			r, err := openRun(fs, ix.dir, k, n)
 			if err != nil {
+				ix.vanished = errors.Is(err, os.ErrNotExist)
 				ix.problem = ix.damaged(runName(k, n), 0, "%v", err)
 				return nil
 			}
