@@ -232,13 +232,14 @@ func TestScrubBesideAppends(t *testing.T) {
 	wg.Wait()
 }
 
-// Verify beside a writer whose compactor replaces run files.
-func TestVerifyBesideCompaction(t *testing.T) {
+// compactingWriter opens the damage base with small index parts and
+// appends to it in the background (at most 400 batches), so that its
+// compactor writes and merges runs all the time; it stops at the test's end.
+func compactingWriter(t *testing.T) (*vfs.MemFS, Options) {
 	fs, opts := damageBase(t)
 	opts.IndexMemTableBytes = 96 * 64
 	opts.CheckAtOpen = -1
 	l := mustOpen(t, fs, opts)
-	defer l.Close()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -249,11 +250,24 @@ func TestVerifyBesideCompaction(t *testing.T) {
 			for k := range 32 {
 				es = append(es, spanEntry("t_v", fmt.Sprintf("v_%d_%d", i, k), "x"))
 			}
-			mustAppend(t, l, es...)
+			if _, err := l.Append(context.Background(), es); err != nil {
+				t.Errorf("append: %v", err)
+				return
+			}
 			time.Sleep(time.Millisecond)
 		}
 	}()
-	defer func() { stop.Store(true); wg.Wait() }()
+	t.Cleanup(func() {
+		stop.Store(true)
+		wg.Wait()
+		l.Close()
+	})
+	return fs, opts
+}
+
+// Verify beside a writer whose compactor replaces run files.
+func TestVerifyBesideCompaction(t *testing.T) {
+	fs, _ := compactingWriter(t)
 	for i := 0; i < 25; i++ {
 		rep, err := Verify("data", VerifyOptions{FS: fs, Live: true})
 		if err != nil {
@@ -269,26 +283,7 @@ func TestVerifyBesideCompaction(t *testing.T) {
 // state read and its open leaves the view without an index, and Get of a
 // stored span answers ErrNotFound.
 func TestReadOnlyOpenBesideCompaction(t *testing.T) {
-	fs, opts := damageBase(t)
-	opts.IndexMemTableBytes = 96 * 64
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
-	defer l.Close()
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; !stop.Load() && i < 400; i++ {
-			var es []Entry
-			for k := range 32 {
-				es = append(es, spanEntry("t_v", fmt.Sprintf("v_%d_%d", i, k), "x"))
-			}
-			mustAppend(t, l, es...)
-			time.Sleep(time.Millisecond)
-		}
-	}()
-	defer func() { stop.Store(true); wg.Wait() }()
+	fs, opts := compactingWriter(t)
 	ro := opts
 	ro.ReadOnly = true
 	ro.FS = fs
