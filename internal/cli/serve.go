@@ -19,6 +19,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/server"
 )
 
@@ -210,10 +211,9 @@ func startingHandler() http.Handler {
 			w.Write([]byte(`{"status":"ok"}` + "\n"))
 			return
 		}
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.Header().Set("Retry-After", "1")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, `{"type":"/problems/unavailable","title":"service unavailable","status":503,"detail":"starting: recovering the ledger","instance":%q}`+"\n", r.URL.Path)
+		p := reply.NewProblem("unavailable", "starting: recovering the ledger")
+		p.RetryAfter = time.Second
+		reply.WriteProblem(w, r, p)
 	})
 }
 

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 )
 
@@ -19,8 +21,8 @@ import (
 // is charged anything; then it counts against the server's bounds and
 // against its client's share of them:
 //
-//	requests in flight   Overload.MaxRequests, per client MaxClientRequests
-//	body bytes read      Overload.MaxBytes,    per client MaxClientBytes
+//	requests in flight   Overload.MaxInflightRequests, per client MaxClientRequests
+//	body bytes read      Overload.MaxInflightBytes,    per client MaxClientBytes
 //
 // A client is the principal (tenant and subject), or before authentication
 // the remote address (its IP). Body bytes are charged as they are read, a
@@ -140,12 +142,12 @@ func subRequest(u *clientUse) { u.requests-- }
 // admitRequest counts a request against the server's bound and its
 // client's share; release ends it (and gives back every body byte it
 // read).
-func (g *Gateway) admitRequest(x *exchange, k clientKey) *Problem {
+func (g *Gateway) admitRequest(x *exchange, k clientKey) *reply.Problem {
 	o := g.cfg.Overload
 	n := g.inflight.Add(1)
-	if n > int64(o.MaxRequests) {
+	if n > int64(o.MaxInflightRequests) {
 		g.inflight.Add(-1)
-		return g.overloaded("%d requests in flight; the server takes at most %d (overload.max_inflight_requests)", n-1, o.MaxRequests)
+		return g.overloaded("%d requests in flight; the server takes at most %d (overload.max_inflight_requests)", n-1, o.MaxInflightRequests)
 	}
 	u := g.clients.acquire(k, func(u *clientUse) bool {
 		if u.requests >= o.MaxClientRequests {
@@ -178,32 +180,32 @@ func (g *Gateway) releaseRequest(x *exchange) {
 	x.use = nil
 }
 
-func (g *Gateway) overloaded(detail string, args ...any) *Problem {
+func (g *Gateway) overloaded(detail string, args ...any) *reply.Problem {
 	g.metrics.Throttled.WithLabelValues("overload").Inc()
-	p := newProblem("overloaded", detail, args...)
+	p := reply.NewProblem("overloaded", detail, args...)
 	p.RetryAfter = g.cfg.Overload.RetryAfter
 	return p
 }
 
-func (g *Gateway) shareExceeded(detail string, args ...any) *Problem {
+func (g *Gateway) shareExceeded(detail string, args ...any) *reply.Problem {
 	g.metrics.Throttled.WithLabelValues("client_share").Inc()
-	p := newProblem("too-many-in-flight", detail, args...)
+	p := reply.NewProblem("too-many-in-flight", detail, args...)
 	p.RetryAfter = g.cfg.Overload.RetryAfter
 	return p
 }
 
 // reserve charges n body bytes to the server and to the client, or says
 // which bound refuses them.
-func (g *Gateway) reserve(u *clientUse, n int64) *Problem {
+func (g *Gateway) reserve(u *clientUse, n int64) *reply.Problem {
 	o := g.cfg.Overload
-	if b := g.inflightBytes.Add(n); b > o.MaxBytes {
+	if b := g.inflightBytes.Add(n); b > int64(o.MaxInflightBytes) {
 		g.inflightBytes.Add(-n)
-		return g.overloaded("%s of request bodies in flight; the server takes at most %s (overload.max_inflight_bytes)", byteSize(b-n), byteSize(o.MaxBytes))
+		return g.overloaded("%s of request bodies in flight; the server takes at most %s (overload.max_inflight_bytes)", bytesize.Format(b-n), bytesize.Format(o.MaxInflightBytes))
 	}
-	if b := u.bytes.Add(n); b > o.MaxClientBytes {
+	if b := u.bytes.Add(n); b > int64(o.MaxClientBytes) {
 		u.bytes.Add(-n)
 		g.inflightBytes.Add(-n)
-		return g.shareExceeded("this client has %s of request bodies in flight; its share is %s (overload.max_client_bytes)", byteSize(b-n), byteSize(o.MaxClientBytes))
+		return g.shareExceeded("this client has %s of request bodies in flight; its share is %s (overload.max_client_bytes)", bytesize.Format(b-n), bytesize.Format(o.MaxClientBytes))
 	}
 	return nil
 }
@@ -254,18 +256,18 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	}
 	switch {
 	case b.read > b.limit:
-		b.err = newProblem("body-too-large", "body exceeds %s (%s)", byteSize(b.limit), b.limitName())
+		b.err = reply.NewProblem("body-too-large", "body exceeds %s (%s)", bytesize.Format(b.limit), b.limitName())
 		return n, b.err
 	case err == io.EOF:
 		b.done()
 	case err != nil && errors.Is(err, os.ErrDeadlineExceeded):
-		b.err = newProblem("request-timeout", "the body arrived slower than %s/s after %s (limits.body_min_rate, limits.body_grace)",
-			byteSize(b.g.cfg.Limits.BodyMinRate), b.g.cfg.Limits.BodyGrace)
+		b.err = reply.NewProblem("request-timeout", "the body arrived slower than %s/s after %s (limits.body_min_rate, limits.body_grace)",
+			bytesize.Format(b.g.cfg.Limits.BodyMinRate), b.g.cfg.Limits.BodyGrace)
 		return n, b.err
 	case err != nil:
 		var ge gzipError
 		if errors.As(err, &ge) {
-			b.err = newProblem("bad-request", "Content-Encoding gzip: %v", ge.err)
+			b.err = reply.NewProblem("bad-request", "Content-Encoding gzip: %v", ge.err)
 			return n, b.err
 		}
 	}
@@ -273,7 +275,7 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 }
 
 func (b *meteredBody) limitName() string {
-	if b.limit == b.g.cfg.Limits.UnauthBodyBytes {
+	if b.limit == int64(b.g.cfg.Limits.UnauthBodyBytes) {
 		return "limits.unauth_body_bytes"
 	}
 	return "limits.body_bytes"
@@ -357,7 +359,7 @@ func (z *gzipBody) Close() error { return z.src.Close() }
 // acceptEncoding checks the request's Content-Encoding: none (or
 // identity) is the body as it is; gzip is decoded where the route takes it;
 // anything else is 415 unsupported-encoding.
-func acceptEncoding(r *http.Request, gzipOK bool) (gz bool, p *Problem) {
+func acceptEncoding(r *http.Request, gzipOK bool) (gz bool, p *reply.Problem) {
 	vals := r.Header["Content-Encoding"]
 	if len(vals) == 0 {
 		return false, nil
@@ -370,12 +372,12 @@ func acceptEncoding(r *http.Request, gzipOK bool) (gz bool, p *Problem) {
 		if gzipOK {
 			return true, nil
 		}
-		return false, newProblem("unsupported-encoding", "Content-Encoding %s: %s takes an unencoded body", ce, r.URL.Path)
+		return false, reply.NewProblem("unsupported-encoding", "Content-Encoding %s: %s takes an unencoded body", ce, r.URL.Path)
 	}
 	if gzipOK {
-		return false, newProblem("unsupported-encoding", "Content-Encoding %s: send the body unencoded or as gzip", ce)
+		return false, reply.NewProblem("unsupported-encoding", "Content-Encoding %s: send the body unencoded or as gzip", ce)
 	}
-	return false, newProblem("unsupported-encoding", "Content-Encoding %s: %s takes an unencoded body", ce, r.URL.Path)
+	return false, reply.NewProblem("unsupported-encoding", "Content-Encoding %s: %s takes an unencoded body", ce, r.URL.Path)
 }
 
 // meterBody puts the request's body behind the meter (and the gzip

@@ -14,7 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -77,7 +79,7 @@ func (g *Gateway) derivedStream(w http.ResponseWriter, r *http.Request) error {
 			return werr == nil
 		})
 		if err != nil {
-			g.log.Warn("derived stream ended", "request_id", requestID(r), "err", err)
+			g.log.Warn("derived stream ended", "request_id", reply.RequestID(r), "err", err)
 			return nil
 		}
 		if werr != nil {
@@ -167,11 +169,11 @@ func (g *Gateway) derivedWS(w http.ResponseWriter, r *http.Request) error {
 
 func (g *Gateway) derivedParams(r *http.Request) (string, uint64, bool, error) {
 	if g.cfg.Derived == nil {
-		return "", 0, false, newProblem("unavailable", "derivation is not running on this server")
+		return "", 0, false, reply.NewProblem("unavailable", "derivation is not running on this server")
 	}
 	tenant := r.URL.Query().Get("tenant")
 	if tenant == "" {
-		return "", 0, false, newProblem("bad-request", "tenant= is required: derived streams are per tenant")
+		return "", 0, false, reply.NewProblem("bad-request", "tenant= is required: derived streams are per tenant")
 	}
 	if err := g.can(r, tenant, identity.CapStreamRead); err != nil {
 		return "", 0, false, err
@@ -181,12 +183,12 @@ func (g *Gateway) derivedParams(r *http.Request) (string, uint64, bool, error) {
 		return "", 0, false, err
 	}
 	if n := g.cfg.Derived.Len(tenant); cursor > n {
-		return "", 0, false, newProblem("bad-cursor", "cursor %d is past the end of tenant %q's derived stream (%d events)", cursor, tenant, n)
+		return "", 0, false, reply.NewProblem("bad-cursor", "cursor %d is past the end of tenant %q's derived stream (%d events)", cursor, tenant, n)
 	}
 	follow := false
 	if f := r.URL.Query().Get("follow"); f != "" {
 		if follow, err = strconv.ParseBool(f); err != nil {
-			return "", 0, false, newProblem("bad-request", "follow=%q is not a boolean", f)
+			return "", 0, false, reply.NewProblem("bad-request", "follow=%q is not a boolean", f)
 		}
 	}
 	return tenant, cursor, follow, nil
@@ -197,7 +199,7 @@ func (g *Gateway) derivedParams(r *http.Request) (string, uint64, bool, error) {
 func (g *Gateway) trajectory(w http.ResponseWriter, r *http.Request) error {
 	tenant, id := r.PathValue("tenant"), r.PathValue("id")
 	if g.cfg.Derived == nil {
-		return newProblem("unavailable", "derivation is not running on this server")
+		return reply.NewProblem("unavailable", "derivation is not running on this server")
 	}
 	if err := g.can(r, tenant, identity.CapStreamRead); err != nil {
 		return err
@@ -207,7 +209,7 @@ func (g *Gateway) trajectory(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(events) == 0 {
-		return newProblem("not-found", "no trajectory %q in tenant %q (or it is not derived yet)", id, tenant)
+		return reply.NewProblem("not-found", "no trajectory %q in tenant %q (or it is not derived yet)", id, tenant)
 	}
 	out := struct {
 		TrajectoryID string            `json:"trajectory_id"`
@@ -249,7 +251,7 @@ func (g *Gateway) trajectory(w http.ResponseWriter, r *http.Request) error {
 			out.Candidate = ev
 		}
 	}
-	return writeJSONStatus(w, http.StatusOK, out)
+	return reply.JSON(w, http.StatusOK, out)
 }
 
 // SummaryJSON is a dry run's answer.
@@ -304,7 +306,7 @@ func SummaryToJSON(s derive.Summary, events bool) SummaryJSON {
 // trajectory at the end; ?events=true adds the derived events.
 func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 	if g.cfg.DryRun == nil {
-		return newProblem("unavailable", "dry runs are not available on this server")
+		return reply.NewProblem("unavailable", "dry runs are not available on this server")
 	}
 	// The route's capability (quality.dryrun) was checked before the body.
 	p := principal(r)
@@ -320,9 +322,9 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 			return g.authProblem(err)
 		}
 	}
-	lim := g.cfg.Limits.BodyBytes
+	lim := int64(g.cfg.Limits.BodyBytes)
 	if r.ContentLength > lim {
-		return newProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", byteSize(r.ContentLength), byteSize(lim))
+		return reply.NewProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", bytesize.Format(r.ContentLength), bytesize.Format(lim))
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim))
 	if err != nil {
@@ -345,7 +347,7 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			return newProblem("invalid-json", "%v", err)
+			return reply.NewProblem("invalid-json", "%v", err)
 		}
 		overrides = map[string]any{}
 		if req.Policies != nil {
@@ -358,17 +360,17 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 			lines = append(lines, rawLine{n: i + 1, b: s, newline: true})
 		}
 		if len(lines) == 0 {
-			return newProblem("empty-body", "spans is empty")
+			return reply.NewProblem("empty-body", "spans is empty")
 		}
 	default:
-		return newProblem("unsupported-media-type", "send application/x-ndjson spans, or application/json {\"policies\":...,\"spans\":[...]}")
+		return reply.NewProblem("unsupported-media-type", "send application/x-ndjson spans, or application/json {\"policies\":...,\"spans\":[...]}")
 	}
 	if g.cfg.Quota != nil && len(lines) > 1 {
 		if err := g.cfg.Quota.AllowPrincipal(p, len(lines)-1); err != nil {
 			return g.authProblem(err)
 		}
 	}
-	plim := span.Limits{MaxBytes: g.cfg.Limits.LineBytes, MaxMembers: g.cfg.Limits.Members, MaxDepth: g.cfg.Limits.JSONDepth}
+	plim := span.Limits{MaxBytes: int(g.cfg.Limits.LineBytes), MaxMembers: g.cfg.Limits.Members, MaxDepth: g.cfg.Limits.JSONDepth}
 	spans := make([]*span.Span, 0, len(lines))
 	var rejected []lineResult
 	farFuture := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -386,11 +388,11 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var ce *derive.ConfigError
 		if errors.As(err, &ce) || errors.Is(err, derive.ErrInvalidConfig) {
-			return newProblem("bad-request", "policy: %v", err)
+			return reply.NewProblem("bad-request", "policy: %v", err)
 		}
 		return err
 	}
-	return writeJSONStatus(w, http.StatusOK, struct {
+	return reply.JSON(w, http.StatusOK, struct {
 		SummaryJSON
 		Rejected []lineResult `json:"rejected,omitempty"`
 	}{SummaryToJSON(sum, opts.KeepEvents), rejected})

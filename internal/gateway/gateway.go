@@ -22,12 +22,15 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/metrics"
@@ -91,40 +94,43 @@ type Quota interface {
 	AllowPrincipal(p *identity.Principal, n int) error
 }
 
-// Limits bound what one request may carry.
-type Limits struct {
-	BodyBytes       int64         // whole body; over it: 413 body-too-large
-	LineBytes       int           // one span; over it: that line is 413 line-too-large
-	LinesPerRequest int           // over it: 413 too-many-lines
-	JSONDepth       int           // nesting of one span
-	Members         int           // members of one span, all levels
-	FutureSkew      time.Duration // how far ahead of now "when" may be
+// LimitsConfig bounds what one request may carry. Its YAML keys are the
+// server configuration's section limits (limits.body_bytes ...), which the
+// problems name.
+type LimitsConfig struct {
+	BodyBytes       bytesize.Size `yaml:"body_bytes"`        // whole body; over it: 413 body-too-large
+	LineBytes       bytesize.Size `yaml:"line_bytes"`        // one span; over it: that line is 413 line-too-large
+	LinesPerRequest int           `yaml:"lines_per_request"` // over it: 413 too-many-lines
+	JSONDepth       int           `yaml:"json_depth"`        // nesting of one span
+	Members         int           `yaml:"members"`           // members of one span, all levels
+	FutureSkew      time.Duration `yaml:"future_skew"`       // how far ahead of now "when" may be
 	// HeaderBytes bounds the request line and header fields; over it: 431
 	// header-too-large. (The http.Server's MaxHeaderBytes must be larger,
 	// or net/http answers first, in plain text.)
-	HeaderBytes int
+	HeaderBytes bytesize.Size `yaml:"header_bytes"`
 	// UnauthBodyBytes bounds the body of a request that needs no principal
 	// (the token endpoint's form); a larger declared length is refused 413
 	// before anything is read.
-	UnauthBodyBytes int64
+	UnauthBodyBytes bytesize.Size `yaml:"unauth_body_bytes"`
 	// A body must arrive at BodyMinRate bytes a second after a grace of
 	// BodyGrace from its first read; slower: 408 request-timeout.
-	BodyGrace   time.Duration
-	BodyMinRate int64
+	BodyGrace   time.Duration `yaml:"body_grace"`
+	BodyMinRate bytesize.Size `yaml:"body_min_rate"`
 }
 
-// DefaultLimits are the limits of a zero Config.
-func DefaultLimits() Limits {
-	return Limits{BodyBytes: 16 << 20, LineBytes: 64 << 10, LinesPerRequest: 100_000, JSONDepth: 16, Members: 1024, FutureSkew: 5 * time.Minute,
+// DefaultLimitsConfig is the limits of a zero Config.
+func DefaultLimitsConfig() LimitsConfig {
+	return LimitsConfig{BodyBytes: 16 << 20, LineBytes: 64 << 10, LinesPerRequest: 100_000, JSONDepth: 16, Members: 1024, FutureSkew: 5 * time.Minute,
 		HeaderBytes: 64 << 10, UnauthBodyBytes: 8 << 10, BodyGrace: 10 * time.Second, BodyMinRate: 64 << 10}
 }
 
-// StreamConfig tunes the record streams.
+// StreamConfig tunes the record streams (the server configuration's
+// section stream).
 type StreamConfig struct {
-	FlushObjects   int           // flush after this many objects
-	FlushInterval  time.Duration // or this long after the first unflushed one
-	WSMaxLag       uint64        // a follower further behind than this is closed
-	WSWriteTimeout time.Duration // a follower that takes longer to take a message is closed
+	FlushObjects   int           `yaml:"flush_objects"`    // flush after this many objects
+	FlushInterval  time.Duration `yaml:"flush_interval"`   // or this long after the first unflushed one
+	WSMaxLag       uint64        `yaml:"ws_max_lag"`       // a follower further behind than this is closed
+	WSWriteTimeout time.Duration `yaml:"ws_write_timeout"` // a follower that takes longer to take a message is closed
 }
 
 // DefaultStreamConfig is the stream tuning of a zero Config.
@@ -132,28 +138,29 @@ func DefaultStreamConfig() StreamConfig {
 	return StreamConfig{FlushObjects: 256, FlushInterval: 50 * time.Millisecond, WSMaxLag: 1_000_000, WSWriteTimeout: 10 * time.Second}
 }
 
-// Overload bounds the work in flight, on the whole server and for each
-// client (a principal, or a remote address before authentication; see
+// OverloadConfig bounds the work in flight, on the whole server and for
+// each client (a principal, or a remote address before authentication; see
 // admission.go): over a server bound a request is refused 503 overloaded,
-// over a client's or tenant's share 429 too-many-in-flight.
-type Overload struct {
-	MaxRequests       int   // requests being served at once (streams aside)
-	MaxBytes          int64 // request body bytes read and held by requests in flight
-	MaxClientRequests int   // of MaxRequests, what one client may hold
-	MaxClientBytes    int64 // of MaxBytes, what one client may hold
-	MaxStreams        int   // record and derived streams open at once
-	MaxTenantStreams  int   // of MaxStreams, what one tenant's principals may hold
-	MaxClientStreams  int   // of MaxStreams, what one principal may hold
-	MaxDryRuns        int   // POST /quality/dryrun running at once
-	MaxTenantDryRuns  int   // of MaxDryRuns, what one tenant may run
-	RetryAfter        time.Duration
+// over a client's or tenant's share 429 too-many-in-flight. Its YAML keys
+// are the server configuration's section overload.
+type OverloadConfig struct {
+	MaxInflightRequests int           `yaml:"max_inflight_requests"` // requests being served at once (streams aside)
+	MaxInflightBytes    bytesize.Size `yaml:"max_inflight_bytes"`    // request body bytes read and held by requests in flight
+	MaxClientRequests   int           `yaml:"max_client_requests"`   // of MaxInflightRequests, what one client may hold
+	MaxClientBytes      bytesize.Size `yaml:"max_client_bytes"`      // of MaxInflightBytes, what one client may hold
+	MaxStreams          int           `yaml:"max_streams"`           // record and derived streams open at once
+	MaxTenantStreams    int           `yaml:"max_tenant_streams"`    // of MaxStreams, what one tenant's principals may hold
+	MaxClientStreams    int           `yaml:"max_client_streams"`    // of MaxStreams, what one principal may hold
+	MaxDryRuns          int           `yaml:"max_dry_runs"`          // POST /quality/dryrun running at once
+	MaxTenantDryRuns    int           `yaml:"max_tenant_dry_runs"`   // of MaxDryRuns, what one tenant may run
+	RetryAfter          time.Duration `yaml:"retry_after"`
 }
 
-// DefaultOverload is the overload bounds of a zero Config: each client may
-// take a quarter of the requests and bytes in flight, each tenant a quarter
-// of the streams and each principal a sixteenth.
-func DefaultOverload() Overload {
-	return Overload{MaxRequests: 1024, MaxBytes: 256 << 20, MaxClientRequests: 256, MaxClientBytes: 64 << 20,
+// DefaultOverloadConfig is the overload bounds of a zero Config: each
+// client may take a quarter of the requests and bytes in flight, each
+// tenant a quarter of the streams and each principal a sixteenth.
+func DefaultOverloadConfig() OverloadConfig {
+	return OverloadConfig{MaxInflightRequests: 1024, MaxInflightBytes: 256 << 20, MaxClientRequests: 256, MaxClientBytes: 64 << 20,
 		MaxStreams: 256, MaxTenantStreams: 64, MaxClientStreams: 16, MaxDryRuns: 2, MaxTenantDryRuns: 1, RetryAfter: time.Second}
 }
 
@@ -184,9 +191,9 @@ type Config struct {
 	DryRun       DryRunFunc
 	Metrics      *metrics.Set // nil: a private set
 	Logger       *slog.Logger
-	Limits       Limits
+	Limits       LimitsConfig
 	Stream       StreamConfig
-	Overload     Overload
+	Overload     OverloadConfig
 	Now          func() time.Time
 	// Mount adds routes of other subsystems beside the gateway's own. wrap
 	// gives a route the gateway's request id, log line, metrics, panic
@@ -225,20 +232,20 @@ func New(cfg Config) *Gateway {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Limits == (Limits{}) {
-		cfg.Limits = DefaultLimits()
+	if cfg.Limits == (LimitsConfig{}) {
+		cfg.Limits = DefaultLimitsConfig()
 	}
 	if cfg.Stream == (StreamConfig{}) {
 		cfg.Stream = DefaultStreamConfig()
 	}
-	dl := DefaultLimits()
+	dl := DefaultLimitsConfig()
 	fill(&cfg.Limits.HeaderBytes, dl.HeaderBytes)
 	fill(&cfg.Limits.UnauthBodyBytes, dl.UnauthBodyBytes)
 	fill(&cfg.Limits.BodyGrace, dl.BodyGrace)
 	fill(&cfg.Limits.BodyMinRate, dl.BodyMinRate)
-	do, o := DefaultOverload(), &cfg.Overload
-	fill(&o.MaxRequests, do.MaxRequests)
-	fill(&o.MaxBytes, do.MaxBytes)
+	do, o := DefaultOverloadConfig(), &cfg.Overload
+	fill(&o.MaxInflightRequests, do.MaxInflightRequests)
+	fill(&o.MaxInflightBytes, do.MaxInflightBytes)
 	fill(&o.MaxClientRequests, do.MaxClientRequests)
 	fill(&o.MaxClientBytes, do.MaxClientBytes)
 	fill(&o.MaxStreams, do.MaxStreams)
@@ -258,14 +265,14 @@ func New(cfg Config) *Gateway {
 	g.dryRuns.init()
 	g.routes()
 	g.headerTooLarge = g.wrap("header-too-large", func(w http.ResponseWriter, r *http.Request) error {
-		return newProblem("header-too-large", "the request line and header fields take %s; the server takes at most %s (limits.header_bytes)",
-			byteSize(int64(headerBytes(r))), byteSize(int64(g.cfg.Limits.HeaderBytes)))
+		return reply.NewProblem("header-too-large", "the request line and header fields take %s; the server takes at most %s (limits.header_bytes)",
+			bytesize.Format(headerBytes(r)), bytesize.Format(g.cfg.Limits.HeaderBytes))
 	}, routeOpts{})
 	return g
 }
 
 // fill sets a zero or negative *v to def.
-func fill[T int | int64 | time.Duration](v *T, def T) {
+func fill[T ~int | ~int64](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -324,7 +331,7 @@ func (g *Gateway) routes() {
 
 // ServeHTTP implements http.Handler.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if headerBytes(r) > g.cfg.Limits.HeaderBytes {
+	if headerBytes(r) > int(g.cfg.Limits.HeaderBytes) {
 		g.headerTooLarge.ServeHTTP(w, r)
 		return
 	}
@@ -336,39 +343,26 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type ctxKey int
 
-const (
-	keyRequestID ctxKey = iota
-	keyPrincipal
-)
-
-func requestID(r *http.Request) string {
-	if id, ok := r.Context().Value(keyRequestID).(string); ok {
-		return id
-	}
-	return ""
-}
+const keyPrincipal ctxKey = 0
 
 // PrincipalOf returns the authenticated caller of a request served through
 // the gateway, or nil.
 func PrincipalOf(r *http.Request) *identity.Principal { return principal(r) }
 
-// WriteProblem writes err as problem+json: a *Problem as it is, an identity
+// WriteProblem writes err as problem+json: a *reply.Problem as it is, an identity
 // refusal as 401/403/429, anything else as a 500 without details.
 func (g *Gateway) WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
 	var ie *identity.Error
 	if errors.As(err, &ie) {
-		writeProblem(w, r, g.authProblem(err))
+		reply.WriteProblem(w, r, g.authProblem(err))
 		return
 	}
 	p := asProblem(err)
 	if p.Status >= 500 {
-		g.log.Error("request failed", "request_id", requestID(r), "err", err)
+		g.log.Error("request failed", "request_id", reply.RequestID(r), "err", err)
 	}
-	writeProblem(w, r, p)
+	reply.WriteProblem(w, r, p)
 }
-
-// NewProblem returns a problem of a documented type (see /problems/).
-func NewProblem(name, detail string, args ...any) *Problem { return newProblem(name, detail, args...) }
 
 func principal(r *http.Request) *identity.Principal {
 	p, _ := r.Context().Value(keyPrincipal).(*identity.Principal)
@@ -417,7 +411,7 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
-		ctx := context.WithValue(r.Context(), keyRequestID, id)
+		ctx := reply.WithRequestID(r.Context(), id)
 		r = r.WithContext(ctx)
 		x := &exchange{sw: statusWriter{ResponseWriter: w}}
 		sw := &x.sw
@@ -432,7 +426,7 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 				}
 				g.log.Error("panic", "request_id", id, "route", route, "panic", v, "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					writeProblem(sw, r, newProblem("internal", ""))
+					reply.WriteProblem(sw, r, reply.NewProblem("internal", ""))
 				}
 			}
 			g.releaseRequest(x)
@@ -458,25 +452,25 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 		if o.auth {
 			var err error
 			if p, err = g.cfg.Auth.Authenticate(r); err != nil {
-				writeProblem(sw, r, g.authProblem(err))
+				reply.WriteProblem(sw, r, g.authProblem(err))
 				return
 			}
 			tenant = p.Tenant
 			r = r.WithContext(context.WithValue(r.Context(), keyPrincipal, p))
 			if o.cap != "" && !p.Dev && !slices.Contains(p.Caps, o.cap) {
 				g.metrics.AuthFailures.WithLabelValues("403", "capability").Inc()
-				writeProblem(sw, r, newProblem("forbidden", "%s may not use %s in tenant %q: its roles (%s) do not grant it",
+				reply.WriteProblem(sw, r, reply.NewProblem("forbidden", "%s may not use %s in tenant %q: its roles (%s) do not grant it",
 					p.Subject, o.cap, p.Tenant, strings.Join(p.Roles, ", ")))
 				return
 			}
 		}
 		if o.bounded {
 			if prob := g.admitRequest(x, clientOf(r, p)); prob != nil {
-				writeProblem(sw, r, prob)
+				reply.WriteProblem(sw, r, prob)
 				return
 			}
 			if prob := g.admitBody(x, w, r, o); prob != nil {
-				writeProblem(sw, r, prob)
+				reply.WriteProblem(sw, r, prob)
 				return
 			}
 		}
@@ -489,7 +483,7 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 				g.log.Error("request failed", "request_id", id, "route", route, "err", err)
 			}
 			if sw.status == 0 {
-				writeProblem(sw, r, p)
+				reply.WriteProblem(sw, r, p)
 			}
 		}
 	})
@@ -499,7 +493,7 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 // behind the meter. A request that needs no principal has its (small)
 // body read here, so that every refusal of it is a problem of this
 // package's.
-func (g *Gateway) admitBody(x *exchange, w http.ResponseWriter, r *http.Request, o routeOpts) *Problem {
+func (g *Gateway) admitBody(x *exchange, w http.ResponseWriter, r *http.Request, o routeOpts) *reply.Problem {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
@@ -507,12 +501,12 @@ func (g *Gateway) admitBody(x *exchange, w http.ResponseWriter, r *http.Request,
 	if prob != nil {
 		return prob
 	}
-	limit := g.cfg.Limits.BodyBytes
+	limit := int64(g.cfg.Limits.BodyBytes)
 	if !o.auth {
-		limit = g.cfg.Limits.UnauthBodyBytes
+		limit = int64(g.cfg.Limits.UnauthBodyBytes)
 		if r.ContentLength > limit {
-			return newProblem("body-too-large", "body of %s exceeds %s (limits.unauth_body_bytes): a request without a token carries a small form at most",
-				byteSize(r.ContentLength), byteSize(limit))
+			return reply.NewProblem("body-too-large", "body of %s exceeds %s (limits.unauth_body_bytes): a request without a token carries a small form at most",
+				bytesize.Format(r.ContentLength), bytesize.Format(limit))
 		}
 	}
 	g.meterBody(x, w, r, limit, gz)
@@ -521,49 +515,37 @@ func (g *Gateway) admitBody(x *exchange, w http.ResponseWriter, r *http.Request,
 	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		var pr *Problem
+		var pr *reply.Problem
 		if errors.As(err, &pr) {
 			return pr
 		}
-		return newProblem("bad-request", "reading the body: %v", err)
+		return reply.NewProblem("bad-request", "reading the body: %v", err)
 	}
 	r.Body = io.NopCloser(bytes.NewReader(b))
 	return nil
 }
 
-// authProblem maps an identity error to 401, 403 or 429.
-func (g *Gateway) authProblem(err error) *Problem {
+// authProblem renders a refusal of identity (identity.ProblemOf) and
+// counts it; an authenticator's error that is not identity's is a 401 all
+// the same.
+func (g *Gateway) authProblem(err error) *reply.Problem {
 	var ie *identity.Error
-	reason := "unknown"
-	if errors.As(err, &ie) {
-		reason = string(ie.Reason)
+	if !errors.As(err, &ie) {
+		g.metrics.AuthFailures.WithLabelValues("401", "unknown").Inc()
+		p := reply.NewProblem("unauthenticated", "%v", err)
+		p.Rule = "unknown"
+		return p
 	}
-	switch {
-	case errors.Is(err, identity.ErrQuota):
+	p := identity.ProblemOf(err)
+	switch p.Status {
+	case http.StatusTooManyRequests:
 		g.metrics.Throttled.WithLabelValues("quota").Inc()
-		p := newProblem("quota-exceeded", err.Error())
-		if ie != nil {
-			p.RetryAfter = ie.RetryAfter
-		}
-		return p
-	case errors.Is(err, identity.ErrForbidden):
-		g.metrics.AuthFailures.WithLabelValues("403", reason).Inc()
-		return newProblem("forbidden", "%v", err)
-	case ie != nil && ie.Kind == identity.KindBadRequest:
-		return newProblem("bad-request", "%v", err)
-	case ie != nil && ie.Kind == identity.KindNotFound:
-		return newProblem("not-found", "%v", err)
-	case ie != nil && ie.Kind == identity.KindUnavailable:
-		return newProblem("unavailable", "%v", err)
-	case ie != nil && ie.Kind != identity.KindUnauthenticated:
+	case http.StatusUnauthorized, http.StatusForbidden:
+		g.metrics.AuthFailures.WithLabelValues(strconv.Itoa(p.Status), p.Rule).Inc()
+	case http.StatusInternalServerError:
 		g.log.Error("identity failed", "err", err)
-		return newProblem("internal", "")
-	default:
-		g.metrics.AuthFailures.WithLabelValues("401", reason).Inc()
-		p := newProblem("unauthenticated", "%v", err)
-		p.Rule = reason
-		return p
 	}
+	return p
 }
 
 // can checks a capability on a tenant for the request's principal.
@@ -574,9 +556,9 @@ func (g *Gateway) can(r *http.Request, tenant string, c identity.Capability) err
 	}
 	g.metrics.AuthFailures.WithLabelValues("403", "capability").Inc()
 	if tenant != p.Tenant {
-		return newProblem("forbidden", "%s may not use %s on tenant %q (its tenant is %q)", p.Subject, c, tenant, p.Tenant)
+		return reply.NewProblem("forbidden", "%s may not use %s on tenant %q (its tenant is %q)", p.Subject, c, tenant, p.Tenant)
 	}
-	return newProblem("forbidden", "%s may not use %s on tenant %q", p.Subject, c, tenant)
+	return reply.NewProblem("forbidden", "%s may not use %s on tenant %q", p.Subject, c, tenant)
 }
 
 func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) error {
@@ -595,9 +577,9 @@ func (g *Gateway) notFound(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		return newProblem("method-not-allowed", "%s %s: this path takes %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
+		return reply.NewProblem("method-not-allowed", "%s %s: this path takes %s", r.Method, r.URL.Path, strings.Join(allow, ", "))
 	}
-	return newProblem("not-found", "no route %s %s", r.Method, r.URL.Path)
+	return reply.NewProblem("not-found", "no route %s %s", r.Method, r.URL.Path)
 }
 
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) error {
@@ -609,7 +591,7 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) error {
 func (g *Gateway) readyz(w http.ResponseWriter, r *http.Request) error {
 	if g.cfg.Ready != nil {
 		if err := g.cfg.Ready(); err != nil {
-			return newProblem("unavailable", "not ready: %v", err)
+			return reply.NewProblem("unavailable", "not ready: %v", err)
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -636,11 +618,9 @@ func securityHeaders(h http.Header) {
 // fewer per header and request). Nothing writes into a header value in
 // place; Add appends, which copies a full slice.
 var (
-	hdrNosniff     = []string{"nosniff"}
-	hdrNoReferrer  = []string{"no-referrer"}
-	hdrDeny        = []string{"DENY"}
-	hdrProblemJSON = []string{"application/problem+json"}
-	hdrNoStore     = []string{"no-store"}
+	hdrNosniff    = []string{"nosniff"}
+	hdrNoReferrer = []string{"no-referrer"}
+	hdrDeny       = []string{"DENY"}
 )
 
 // newRequestID returns "req_" and a new ULID.
@@ -650,14 +630,4 @@ func newRequestID() string {
 	id := ulid.Make()
 	_ = id.MarshalTextTo(b[4:])
 	return string(b[:])
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
 }

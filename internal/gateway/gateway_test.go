@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
@@ -49,7 +50,7 @@ func newTestGateway(t testing.TB, mutate func(*Config)) (*Gateway, *ledger.Ledge
 		Auth:   tenantAuth{"t_a"},
 		Now:    func() time.Time { return time.Date(2025, 10, 6, 0, 0, 0, 0, time.UTC) },
 	}
-	cfg.Limits = DefaultLimits()
+	cfg.Limits = DefaultLimitsConfig()
 	cfg.Limits.BodyBytes = 1 << 20
 	cfg.Limits.LineBytes = 4 << 10
 	cfg.Limits.LinesPerRequest = 1000
@@ -234,11 +235,11 @@ func TestMalformedRequests(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", w.Code, c.status, w.Body)
 			}
 			var resp struct {
-				Problem
+				reply.Problem
 				Results []struct {
 					Line    int
 					Status  string
-					Problem *Problem
+					Problem *reply.Problem
 				} `json:"results"`
 			}
 			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
@@ -334,7 +335,7 @@ func TestIdempotencyConflict(t *testing.T) {
 	}
 	other := spanWith("s_1", "data", `{"gross":29.9}`)
 	w := reqCase{contentType: "application/json", body: other}.do(t, g)
-	var p Problem
+	var p reply.Problem
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,9 @@ func TestIdempotencyConflict(t *testing.T) {
 }
 
 func TestOverload(t *testing.T) {
-	g, _ := newTestGateway(t, func(c *Config) { c.Overload = Overload{MaxRequests: 1, MaxBytes: 1 << 20, RetryAfter: 2 * time.Second} })
+	g, _ := newTestGateway(t, func(c *Config) {
+		c.Overload = OverloadConfig{MaxInflightRequests: 1, MaxInflightBytes: 1 << 20, RetryAfter: 2 * time.Second}
+	})
 	// Hold one request in flight, then send another.
 	g.inflight.Add(1)
 	w := reqCase{contentType: ndjson, body: goodSpan("o1")}.do(t, g)

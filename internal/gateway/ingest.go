@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
@@ -39,7 +41,7 @@ type lineResult struct {
 	Status  string          `json:"status"`
 	Seq     *uint64         `json:"seq,omitempty"`
 	Receipt *ledger.Receipt `json:"receipt,omitempty"`
-	Problem *Problem        `json:"problem,omitempty"`
+	Problem *reply.Problem  `json:"problem,omitempty"`
 }
 
 type ingestResponse struct {
@@ -59,14 +61,14 @@ const (
 
 func mediaKind(ct string) (bodyKind, error) {
 	if ct == "" {
-		return 0, newProblem("unsupported-media-type", "no Content-Type: send application/json or application/x-ndjson")
+		return 0, reply.NewProblem("unsupported-media-type", "no Content-Type: send application/json or application/x-ndjson")
 	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil {
-		return 0, newProblem("unsupported-media-type", "malformed Content-Type %q", ct)
+		return 0, reply.NewProblem("unsupported-media-type", "malformed Content-Type %q", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return 0, newProblem("unsupported-media-type", "charset %q: spans are UTF-8", cs)
+		return 0, reply.NewProblem("unsupported-media-type", "charset %q: spans are UTF-8", cs)
 	}
 	switch mt {
 	case "application/json":
@@ -74,7 +76,7 @@ func mediaKind(ct string) (bodyKind, error) {
 	case "application/x-ndjson", "application/ndjson", "application/jsonl":
 		return bodyNDJSON, nil
 	}
-	return 0, newProblem("unsupported-media-type", "Content-Type %s: send application/json or application/x-ndjson", mt)
+	return 0, reply.NewProblem("unsupported-media-type", "Content-Type %s: send application/json or application/x-ndjson", mt)
 }
 
 func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
@@ -90,15 +92,15 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 			return g.authProblem(err)
 		}
 	}
-	if r.ContentLength > lim.BodyBytes {
-		return newProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", byteSize(r.ContentLength), byteSize(lim.BodyBytes))
+	if r.ContentLength > int64(lim.BodyBytes) {
+		return reply.NewProblem("body-too-large", "body of %s exceeds %s (limits.body_bytes)", bytesize.Format(r.ContentLength), bytesize.Format(lim.BodyBytes))
 	}
-	body, err := readBody(w, r, lim.BodyBytes)
+	body, err := readBody(w, r, int64(lim.BodyBytes))
 	if err != nil {
-		return bodyError(err, lim.BodyBytes)
+		return bodyError(err, int64(lim.BodyBytes))
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
-		return newProblem("empty-body", "send at least one span")
+		return reply.NewProblem("empty-body", "send at least one span")
 	}
 	var lines []rawLine
 	switch kind {
@@ -123,7 +125,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	results := make([]lineResult, len(lines))
 	entries := make([]ledger.Entry, 0, len(lines))
 	at := make([]int, 0, len(lines)) // entries[i] is line at[i]
-	plim := span.Limits{MaxBytes: lim.LineBytes, MaxMembers: lim.Members, MaxDepth: lim.JSONDepth}
+	plim := span.Limits{MaxBytes: int(lim.LineBytes), MaxMembers: lim.Members, MaxDepth: lim.JSONDepth}
 	var rejected int
 	for i, ln := range lines {
 		res := &results[i]
@@ -164,7 +166,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 		g.metrics.AppendDuration.Observe(time.Since(start).Seconds())
 		if err != nil {
 			if errors.Is(err, ledger.ErrReadOnly) || errors.Is(err, ledger.ErrClosed) {
-				return newProblem("unavailable", "the ledger takes no appends: %v", err)
+				return reply.NewProblem("unavailable", "the ledger takes no appends: %v", err)
 			}
 			return fmt.Errorf("append: %w", err)
 		}
@@ -182,7 +184,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 				// The id is taken by other content: say so, never drop
 				// the new data silently.
 				res.Status, res.Receipt = "rejected", nil
-				res.Problem = newProblem("id-conflict", "span %q of tenant %q is stored at seq %d (leaf %s) with other content; nothing was appended: send new content under a new id",
+				res.Problem = reply.NewProblem("id-conflict", "span %q of tenant %q is stored at seq %d (leaf %s) with other content; nothing was appended: send new content under a new id",
 					entries[k].ID, entries[k].Tenant, rc.Seq, rc.Leaf)
 				rejected++
 				conflicts++
@@ -199,13 +201,13 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	}
 	resp := ingestResponse{Accepted: accepted, Duplicates: dups, Rejected: rejected, Results: results}
 	if accepted+dups == 0 {
-		var pr *Problem
+		var pr *reply.Problem
 		if len(results) == 1 {
 			// One span: its own problem is the answer.
 			c := *results[0].Problem
 			pr = &c
 		} else {
-			pr = newProblem("rejected", "%d of %d lines rejected", rejected, len(lines))
+			pr = reply.NewProblem("rejected", "%d of %d lines rejected", rejected, len(lines))
 			pr.Status = commonStatus(results)
 		}
 		pr.Results = results
@@ -220,13 +222,13 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 // bodyError is the problem of a failed body read: the meter's own (over a
 // bound, too slow, bad gzip), 413 past limit, or the read error.
 func bodyError(err error, limit int64) error {
-	var p *Problem
+	var p *reply.Problem
 	if errors.As(err, &p) {
 		return p
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return newProblem("body-too-large", "body exceeds %s (limits.body_bytes)", byteSize(limit))
+		return reply.NewProblem("body-too-large", "body exceeds %s (limits.body_bytes)", bytesize.Format(limit))
 	}
 	return fmt.Errorf("read body: %w", err)
 }
@@ -323,10 +325,10 @@ func commonStatus(results []lineResult) int {
 
 // checkLine decodes and checks one line. It returns the span, when it could
 // be decoded, and the problem that rejects it, if any.
-func (g *Gateway) checkLine(ln rawLine, plim span.Limits, p *identity.Principal, now time.Time) (*span.Span, *Problem) {
+func (g *Gateway) checkLine(ln rawLine, plim span.Limits, p *identity.Principal, now time.Time) (*span.Span, *reply.Problem) {
 	lim := g.cfg.Limits
-	if len(ln.b) > lim.LineBytes {
-		return nil, newProblem("line-too-large", "line of %s exceeds %s (limits.line_bytes)", byteSize(int64(len(ln.b))), byteSize(int64(lim.LineBytes)))
+	if len(ln.b) > int(lim.LineBytes) {
+		return nil, reply.NewProblem("line-too-large", "line of %s exceeds %s (limits.line_bytes)", bytesize.Format(len(ln.b)), bytesize.Format(lim.LineBytes))
 	}
 	if ln.err != nil {
 		return nil, ln.err
@@ -337,7 +339,7 @@ func (g *Gateway) checkLine(ln rawLine, plim span.Limits, p *identity.Principal,
 	}
 	if g.cfg.Validator != nil {
 		if rj := g.cfg.Validator.Validate(s); rj != nil {
-			pr := newProblem("invalid-span", "%s", rj.Detail)
+			pr := reply.NewProblem("invalid-span", "%s", rj.Detail)
 			pr.Field, pr.Validator, pr.At = rj.Field, rj.Validator, rj.At
 			pr.Rule = rj.Rule
 			if rj.Validator != "" {
@@ -349,13 +351,13 @@ func (g *Gateway) checkLine(ln rawLine, plim span.Limits, p *identity.Principal,
 		return s, prob
 	}
 	if s.WhenOK && lim.FutureSkew > 0 && s.When.After(now.Add(lim.FutureSkew)) {
-		pr := newProblem("future-when", "when %s is %s ahead of the server's clock; at most %s is allowed",
+		pr := reply.NewProblem("future-when", "when %s is %s ahead of the server's clock; at most %s is allowed",
 			s.WhenRaw, s.When.Sub(now).Round(time.Second), lim.FutureSkew)
 		pr.Field, pr.Rule = "when", "limits.future_skew"
 		return s, pr
 	}
 	if !p.Can(s.Tenant, identity.CapIngest) {
-		pr := newProblem("tenant-mismatch", "span for tenant %q; the caller's tenant is %q", s.Tenant, p.Tenant)
+		pr := reply.NewProblem("tenant-mismatch", "span for tenant %q; the caller's tenant is %q", s.Tenant, p.Tenant)
 		pr.Field, pr.Rule = "tenant", "tenant of the span must be the caller's"
 		return s, pr
 	}
@@ -363,34 +365,34 @@ func (g *Gateway) checkLine(ln rawLine, plim span.Limits, p *identity.Principal,
 }
 
 // decodeProblem turns a span.Parse error into a line's problem.
-func (g *Gateway) decodeProblem(err error, ln rawLine) *Problem {
+func (g *Gateway) decodeProblem(err error, ln rawLine) *reply.Problem {
 	var se *span.SyntaxError
 	var le *span.LimitError
 	var fe *span.FieldError
 	switch {
 	case errors.As(err, &se):
 		if ln.last && !ln.newline && se.Offset >= int64(len(ln.b))-1 {
-			return newProblem("truncated-line", "the last line ends without a newline in the middle of a JSON value (%s)", se.Msg)
+			return reply.NewProblem("truncated-line", "the last line ends without a newline in the middle of a JSON value (%s)", se.Msg)
 		}
-		return newProblem("invalid-json", "%s at byte %d", se.Msg, se.Offset)
+		return reply.NewProblem("invalid-json", "%s at byte %d", se.Msg, se.Offset)
 	case errors.As(err, &le):
 		if le.Limit == "bytes" {
-			return newProblem("line-too-large", "line of %d bytes exceeds %d (limits.line_bytes)", le.Got, le.Max)
+			return reply.NewProblem("line-too-large", "line of %d bytes exceeds %d (limits.line_bytes)", le.Got, le.Max)
 		}
-		pr := newProblem("limit-exceeded", "%v", err)
+		pr := reply.NewProblem("limit-exceeded", "%v", err)
 		pr.Rule = "limits." + map[string]string{"depth": "json_depth", "members": "members"}[le.Limit]
 		return pr
 	case errors.As(err, &fe):
-		pr := newProblem("invalid-span", "%s", fe.Msg)
+		pr := reply.NewProblem("invalid-span", "%s", fe.Msg)
 		pr.Field, pr.Rule = fe.Field, fe.Rule
 		return pr
 	}
-	return newProblem("invalid-json", "%v", err)
+	return reply.NewProblem("invalid-json", "%v", err)
 }
 
 // builtinContract is the span contract used when no bundle is loaded: the
 // rules of canonical_contract_v1.
-func builtinContract(s *span.Span) *Problem {
+func builtinContract(s *span.Span) *reply.Problem {
 	req := []struct {
 		name string
 		v    string
@@ -401,13 +403,13 @@ func builtinContract(s *span.Span) *Problem {
 	}
 	for _, f := range req {
 		if !present[f.name] || f.v == "" {
-			pr := newProblem("invalid-span", "field %q is required", f.name)
+			pr := reply.NewProblem("invalid-span", "field %q is required", f.name)
 			pr.Field, pr.Rule = f.name, fmt.Sprintf("require field %q", f.name)
 			return pr
 		}
 	}
 	if !s.WhenOK {
-		pr := newProblem("invalid-span", "field \"when\" is not RFC 3339: %s", strconv.Quote(s.WhenRaw))
+		pr := reply.NewProblem("invalid-span", "field \"when\" is not RFC 3339: %s", strconv.Quote(s.WhenRaw))
 		pr.Field, pr.Rule = "when", `require field "when" as "rfc3339"`
 		return pr
 	}
@@ -415,7 +417,7 @@ func builtinContract(s *span.Span) *Problem {
 		switch m {
 		case "id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data":
 		default:
-			pr := newProblem("invalid-span", "unknown field %q: put application fields under data", m)
+			pr := reply.NewProblem("invalid-span", "unknown field %q: put application fields under data", m)
 			pr.Field, pr.Rule = m, "unknown fields are rejected"
 			return pr
 		}
@@ -428,8 +430,8 @@ type rawLine struct {
 	n       int // line number (NDJSON) or element number (array), from 1
 	b       []byte
 	last    bool
-	newline bool     // the line ended with a newline
-	err     *Problem // a framing problem found while splitting
+	newline bool           // the line ended with a newline
+	err     *reply.Problem // a framing problem found while splitting
 }
 
 // splitNDJSON cuts a body into lines; blank lines are skipped but counted.
@@ -451,7 +453,7 @@ func splitNDJSON(body []byte, maxLines int) ([]rawLine, error) {
 			continue
 		}
 		if len(lines) == maxLines {
-			return nil, newProblem("too-many-lines", "more than %d spans in one request (limits.lines_per_request)", maxLines)
+			return nil, reply.NewProblem("too-many-lines", "more than %d spans in one request (limits.lines_per_request)", maxLines)
 		}
 		lines = append(lines, rawLine{n: n, b: line, newline: nl})
 	}
@@ -459,7 +461,7 @@ func splitNDJSON(body []byte, maxLines int) ([]rawLine, error) {
 		lines[len(lines)-1].last = true
 	}
 	if len(lines) == 0 {
-		return nil, newProblem("empty-body", "the body holds only blank lines")
+		return nil, reply.NewProblem("empty-body", "the body holds only blank lines")
 	}
 	return lines, nil
 }
@@ -470,16 +472,16 @@ func splitNDJSON(body []byte, maxLines int) ([]rawLine, error) {
 func splitJSON(body []byte, maxLines int) ([]rawLine, error) {
 	b := bytes.TrimSpace(body)
 	if len(b) == 0 {
-		return nil, newProblem("empty-body", "send at least one span")
+		return nil, reply.NewProblem("empty-body", "send at least one span")
 	}
 	if b[0] == '{' {
 		return []rawLine{{n: 1, b: b, last: true, newline: true}}, nil
 	}
 	if b[0] != '[' {
-		return nil, newProblem("invalid-json", "the body must be a span (a JSON object) or an array of spans; it starts with %q", b[0])
+		return nil, reply.NewProblem("invalid-json", "the body must be a span (a JSON object) or an array of spans; it starts with %q", b[0])
 	}
 	if b[len(b)-1] != ']' {
-		return nil, newProblem("invalid-json", "the array is not closed: the body ends with %q (truncated?)", b[len(b)-1])
+		return nil, reply.NewProblem("invalid-json", "the array is not closed: the body ends with %q (truncated?)", b[len(b)-1])
 	}
 	inner := b[1 : len(b)-1]
 	var lines []rawLine
@@ -491,10 +493,10 @@ func splitJSON(body []byte, maxLines int) ([]rawLine, error) {
 			if final && len(lines) == 0 {
 				return nil // []
 			}
-			return newProblem("invalid-json", "empty element in the array after element %d", len(lines))
+			return reply.NewProblem("invalid-json", "empty element in the array after element %d", len(lines))
 		}
 		if len(lines) == maxLines {
-			return newProblem("too-many-lines", "more than %d spans in one request (limits.lines_per_request)", maxLines)
+			return reply.NewProblem("too-many-lines", "more than %d spans in one request (limits.lines_per_request)", maxLines)
 		}
 		lines = append(lines, rawLine{n: len(lines) + 1, b: el, newline: true})
 		return nil
@@ -528,7 +530,7 @@ func splitJSON(body []byte, maxLines int) ([]rawLine, error) {
 		return nil, err
 	}
 	if len(lines) == 0 {
-		return nil, newProblem("empty-body", "the array holds no spans")
+		return nil, reply.NewProblem("empty-body", "the array holds no spans")
 	}
 	lines[len(lines)-1].last = true
 	return lines, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 )
 
@@ -153,13 +154,13 @@ func (g *Gateway) limitStreams(h handlerFunc) handlerFunc {
 
 // credentialEnd returns the problem a stream ends with when its context
 // ended for its credential, or nil.
-func credentialEnd(ctx context.Context, cursor uint64) *Problem {
-	var p *Problem
+func credentialEnd(ctx context.Context, cursor uint64) *reply.Problem {
+	var p *reply.Problem
 	switch context.Cause(ctx) {
 	case errTokenExpired:
-		p = newProblem("token-expired", "the stream's token expired; reconnect with a new token and cursor=%d", cursor)
+		p = reply.NewProblem("token-expired", "the stream's token expired; reconnect with a new token and cursor=%d", cursor)
 	case errTokenRevoked:
-		p = newProblem("token-revoked", "the stream's credential was revoked; reconnect with a new token and cursor=%d", cursor)
+		p = reply.NewProblem("token-revoked", "the stream's credential was revoked; reconnect with a new token and cursor=%d", cursor)
 	default:
 		return nil
 	}
@@ -193,7 +194,7 @@ type dryRuns struct {
 func (d *dryRuns) init() { d.byTenant = map[string]int{} }
 
 // admitDryRun takes a dry run slot for tenant, or says why not.
-func (g *Gateway) admitDryRun(tenant string) (release func(), p *Problem) {
+func (g *Gateway) admitDryRun(tenant string) (release func(), p *reply.Problem) {
 	o := g.cfg.Overload
 	d := &g.dryRuns
 	d.mu.Lock()

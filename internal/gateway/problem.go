@@ -1,191 +1,58 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
-
-// Problem is an RFC 9457 problem detail. Type is a relative URI under
-// /problems/; the gateway serves a short page for each type at that path.
-type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Instance  string `json:"instance,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	// For a rejected span: the field, the rule and where the rule is
-	// written (file:line:col of the contract).
-	Field     string `json:"field,omitempty"`
-	Rule      string `json:"rule,omitempty"`
-	Validator string `json:"validator,omitempty"`
-	At        string `json:"at,omitempty"`
-	// Results carries the per-line results when every line of an ingest
-	// request was rejected.
-	Results any `json:"results,omitempty"`
-	// Cursor, on the final line of a stream, is where to resume.
-	Cursor *uint64 `json:"cursor,omitempty"`
-	// RetryAfter, when set, is sent as the Retry-After header.
-	RetryAfter time.Duration `json:"-"`
-}
-
-func (p *Problem) Error() string {
-	if p.Detail != "" {
-		return p.Title + ": " + p.Detail
-	}
-	return p.Title
-}
-
-// problemType documents one problem type.
-type problemType struct {
-	name   string
-	status int
-	title  string
-	doc    string
-}
-
-// The problem types. Their names are part of the API: never rename one.
-var problemTypes = []problemType{
-	{"bad-request", 400, "bad request", "A query parameter or path element is missing or malformed; the detail names it."},
-	{"invalid-json", 400, "not valid JSON", "The body (or, for NDJSON, the line) is not a valid JSON text: a syntax error, invalid UTF-8, a duplicate member name. The detail gives the byte offset."},
-	{"truncated-line", 400, "truncated last line", "The last NDJSON line has no newline and is not a complete JSON object: the body was cut short. Nothing of it was stored."},
-	{"empty-body", 400, "empty body", "The request has no body, or only whitespace."},
-	{"bad-cursor", 400, "bad cursor", "The cursor is not a sequence number (a non-negative integer)."},
-	{"unauthenticated", 401, "authentication required", "The request carries no valid credential. Send Authorization: Bearer <LLST>; the reason says what was wrong with the one sent."},
-	{"token-expired", 401, "token expired", "The final line of an NDJSON stream (a WebSocket closes with code 4401 instead): the token the stream was opened with has expired. Get a new token and reconnect with the cursor member (cursor=N); nothing is lost or sent twice."},
-	{"token-revoked", 401, "token revoked", "The final line of an NDJSON stream (a WebSocket closes with code 4401 instead): the service account or person the stream was opened as was revoked. Reconnect with a new, valid token and the cursor member (cursor=N)."},
-	{"forbidden", 403, "not allowed", "The credential is valid but its roles do not grant the capability this route needs on this tenant; the detail names the capability. A route that takes a body checks it before reading the body."},
-	{"tenant-mismatch", 403, "span for another tenant", "The span names a tenant other than the caller's and the caller may not write there."},
-	{"not-found", 404, "not found", "Nothing is stored under that name, or the route does not exist."},
-	{"method-not-allowed", 405, "method not allowed", "The route exists but not with this method; the Allow header lists the ones it takes."},
-	{"request-timeout", 408, "body too slow", "The request body arrived slower than limits.body_min_rate after limits.body_grace. Nothing of it was stored; send it again at a steady pace."},
-	{"unsupported-media-type", 415, "unsupported media type", "POST /ingest takes application/json (one span or an array) or application/x-ndjson (one span per line)."},
-	{"unsupported-encoding", 415, "unsupported content encoding", "The body's Content-Encoding is not one the route takes: POST /ingest and POST /quality/dryrun take gzip (decoded up to limits.body_bytes) or none; every other route takes none."},
-	{"body-too-large", 413, "request body too large", "The body exceeds limits.body_bytes (decoded, for gzip), or limits.unauth_body_bytes for a request that needs no token. Split it into several requests."},
-	{"too-many-lines", 413, "too many lines", "The request holds more spans than limits.lines_per_request. Split it into several requests."},
-	{"line-too-large", 413, "line too large", "One line (one span) exceeds limits.line_bytes. That line was not stored; the others were handled on their own."},
-	{"id-conflict", 409, "id already stored with other content", "A span with this id is already stored for the tenant, with other content. Nothing was appended; seq and the detail name the stored record and its leaf hash. The id is the span's idempotency key: resending the same content is answered duplicate, new content needs a new id."},
-	{"invalid-span", 422, "span rejected by contract", "The span breaks a rule of the span contract: a required field is missing, a value has the wrong type or format. field, rule and at say which rule, written where."},
-	{"limit-exceeded", 422, "span exceeds a limit", "The span is nested too deeply or has too many members (limits.json_depth, limits.members)."},
-	{"future-when", 422, "when is in the future", "The span's when is further ahead of the server's clock than limits.future_skew allows, so it could close other trajectories early. Check the client's clock."},
-	{"rejected", 422, "every line was rejected", "No span of the request was stored; results gives each line's problem."},
-	{"quota-exceeded", 429, "quota exceeded", "The tenant or role is over its ingest quota (which dry runs count against too). Retry after the number of seconds in Retry-After."},
-	{"too-many-in-flight", 429, "over this client's share", "The caller (its principal, or its address before authentication) or its tenant holds its share of the server's requests, body bytes, streams or dry runs in flight (overload.max_client_*, max_tenant_*). Others are still served. Retry after the number of seconds in Retry-After."},
-	{"header-too-large", 431, "request header fields too large", "The request line and header fields exceed limits.header_bytes."},
-	{"derivation-behind", 429, "derivation is behind", "Derivation is more records behind the ledger than derive.max_backlog and the tenant's derived_events_perf.on_overload is reject_429 or slow_ingest. Nothing was stored; retry after the number of seconds in Retry-After."},
-	{"overloaded", 503, "server overloaded", "The server has too many requests or bytes in flight. Retry after the number of seconds in Retry-After."},
-	{"unavailable", 503, "service unavailable", "The server is starting or shutting down, its ledger took no appends (a storage error, records found damaged, or a read-only start), or, for /readyz, derivation stopped; the detail says which. Nothing was stored."},
-	{"index-damaged", 503, "index damaged", "The ledger's index or Merkle tree files are damaged, so this lookup, proof or duplicate check cannot be answered truthfully; the records themselves are intact. Nothing was stored. The server rebuilds those files from the records at its next start: operators, restart it (see the runbook)."},
-	{"internal", 500, "internal error", "Something failed inside the server. Nothing half-done was stored; quote the request_id when reporting it."},
-}
-
-// ProblemType documents one problem type of the API.
-type ProblemType struct {
-	Name   string // the last element of its type URI, /problems/NAME
-	Status int
-	Title  string
-	Doc    string
-}
-
-// ProblemTypes lists every problem type the API answers with.
-func ProblemTypes() []ProblemType {
-	out := make([]ProblemType, len(problemTypes))
-	for i, t := range problemTypes {
-		out[i] = ProblemType{Name: t.name, Status: t.status, Title: t.title, Doc: t.doc}
-	}
-	return out
-}
-
-func problemByName(name string) problemType {
-	i := slices.IndexFunc(problemTypes, func(t problemType) bool { return t.name == name })
-	if i < 0 {
-		panic("gateway: unknown problem type " + name)
-	}
-	return problemTypes[i]
-}
-
-// newProblem returns a problem of a registered type.
-func newProblem(name string, detail string, args ...any) *Problem {
-	t := problemByName(name)
-	if len(args) > 0 {
-		detail = fmt.Sprintf(detail, args...)
-	}
-	return &Problem{Type: "/problems/" + t.name, Title: t.title, Status: t.status, Detail: detail}
-}
-
-// writeProblem writes p as application/problem+json.
-func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
-	if p.Instance == "" {
-		p.Instance = r.URL.Path
-	}
-	if p.RequestID == "" {
-		p.RequestID = requestID(r)
-	}
-	h := w.Header()
-	h["Content-Type"] = hdrProblemJSON
-	h["Cache-Control"] = hdrNoStore
-	if p.RetryAfter > 0 {
-		h.Set("Retry-After", strconv.Itoa(int((p.RetryAfter+time.Second-1)/time.Second)))
-	}
-	w.WriteHeader(p.Status)
-	b, err := json.Marshal(p)
-	if err != nil {
-		b = []byte(`{"type":"/problems/internal","title":"internal error","status":500}`)
-	}
-	w.Write(append(b, '\n'))
-}
 
 // handlerFunc is an HTTP handler that returns an error; errors become
 // problem+json in one place (serve).
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// asProblem turns any error into a problem: a *Problem as it is, anything
-// else as an internal error whose detail is not shown to the client.
-func asProblem(err error) *Problem {
-	var p *Problem
+// asProblem turns any error into a problem: a *reply.Problem as it is,
+// damage to the ledger as 503, anything else as an internal error whose
+// detail is not shown to the client.
+func asProblem(err error) *reply.Problem {
+	var p *reply.Problem
 	if errors.As(err, &p) {
 		return p
 	}
 	if errors.Is(err, ledger.ErrIndexDamaged) {
-		return newProblem("index-damaged", "the ledger's index files are damaged (the records are not); the server rebuilds them from the records at its next start")
+		return reply.NewProblem("index-damaged", "the ledger's index files are damaged (the records are not); the server rebuilds them from the records at its next start")
 	}
 	if errors.Is(err, ledger.ErrCorrupt) {
-		return newProblem("unavailable", "the ledger's records are damaged; it takes no appends until they are restored")
+		return reply.NewProblem("unavailable", "the ledger's records are damaged; it takes no appends until they are restored")
 	}
-	return newProblem("internal", "")
+	return reply.NewProblem("internal", "")
 }
 
 // problemPages serves GET /problems/{name}: a short human page per type.
 func problemPages(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
-	i := slices.IndexFunc(problemTypes, func(t problemType) bool { return t.name == name })
-	if i < 0 {
-		return newProblem("not-found", "no problem type %q", name)
+	t, ok := reply.LookupProblemType(name)
+	if !ok {
+		return reply.NewProblem("not-found", "no problem type %q", name)
 	}
-	t := problemTypes[i]
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
-		w.Header().Set("Content-Type", "application/json")
-		return json.NewEncoder(w).Encode(map[string]any{"type": "/problems/" + t.name, "title": t.title, "status": t.status, "description": t.doc})
+		return reply.JSON(w, http.StatusOK, map[string]any{"type": "/problems/" + t.Name, "title": t.Title, "status": t.Status, "description": t.Doc})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	fmt.Fprintf(w, "<!doctype html><title>%s</title><h1>%d %s</h1><p><code>/problems/%s</code></p><p>%s</p>\n",
-		html.EscapeString(t.title), t.status, html.EscapeString(t.title), t.name, html.EscapeString(t.doc))
+		html.EscapeString(t.Title), t.Status, html.EscapeString(t.Title), t.Name, html.EscapeString(t.Doc))
 	return nil
 }
 
 // BacklogProblem is the answer to ingest while derivation is too far behind.
-func BacklogProblem(backlog, max uint64, retry time.Duration) *Problem {
-	p := newProblem("derivation-behind", "derivation is %d records behind the ledger; this server holds ingest back past %d", backlog, max)
+func BacklogProblem(backlog, max uint64, retry time.Duration) *reply.Problem {
+	p := reply.NewProblem("derivation-behind", "derivation is %d records behind the ledger; this server holds ingest back past %d", backlog, max)
 	p.RetryAfter = retry
 	return p
 }

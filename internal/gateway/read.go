@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
@@ -24,20 +25,9 @@ func toRecordJSON(r ledger.Record) recordJSON {
 	return recordJSON{Seq: r.Seq, TS: ledger.Timestamp{Time: r.TS}, Leaf: r.Leaf, Span: r.Body}
 }
 
-func writeJSONStatus(w http.ResponseWriter, status int, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
 func notFoundErr(err error, what string, args ...any) error {
 	if errors.Is(err, ledger.ErrNotFound) {
-		return newProblem("not-found", what, args...)
+		return reply.NewProblem("not-found", what, args...)
 	}
 	return err
 }
@@ -52,7 +42,7 @@ func (g *Gateway) getSpan(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundErr(err, "no span %q in tenant %q", id, tenant)
 	}
-	return writeJSONStatus(w, http.StatusOK, toRecordJSON(rec))
+	return reply.JSON(w, http.StatusOK, toRecordJSON(rec))
 }
 
 // GET /things/{tenant}/{this}?cursor=&limit= lists the spans of one thing in
@@ -71,7 +61,7 @@ func (g *Gateway) getThing(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if limit == 0 || limit > 10000 {
-		return newProblem("bad-request", "limit must be between 1 and 10000")
+		return reply.NewProblem("bad-request", "limit must be between 1 and 10000")
 	}
 	recs, err := g.cfg.Ledger.Thing(r.Context(), tenant, this, cursor, int(limit)+1)
 	if err != nil {
@@ -91,7 +81,7 @@ func (g *Gateway) getThing(w http.ResponseWriter, r *http.Request) error {
 		}
 		out.Spans = append(out.Spans, toRecordJSON(rec))
 	}
-	return writeJSONStatus(w, http.StatusOK, out)
+	return reply.JSON(w, http.StatusOK, out)
 }
 
 // GET /receipts/{tenant}/{id}
@@ -104,14 +94,14 @@ func (g *Gateway) getReceipt(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return notFoundErr(err, "no span %q in tenant %q", id, tenant)
 	}
-	return writeJSONStatus(w, http.StatusOK, rc)
+	return reply.JSON(w, http.StatusOK, rc)
 }
 
 // GET /ledger/checkpoint: the latest signed checkpoint, a C2SP signed note.
 func (g *Gateway) checkpoint(w http.ResponseWriter, r *http.Request) error {
 	c := g.cfg.Ledger.Checkpoint()
 	if c == nil {
-		return newProblem("not-found", "no checkpoint yet")
+		return reply.NewProblem("not-found", "no checkpoint yet")
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -138,7 +128,7 @@ func (g *Gateway) proof(w http.ResponseWriter, r *http.Request) error {
 	if size == 0 {
 		c := g.cfg.Ledger.Checkpoint()
 		if c == nil || c.Size == 0 {
-			return newProblem("not-found", "no checkpoint yet")
+			return reply.NewProblem("not-found", "no checkpoint yet")
 		}
 		size = c.Size
 	}
@@ -159,10 +149,10 @@ func (g *Gateway) proof(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return notFoundErr(err, "%v", err)
 		}
-		return writeJSONStatus(w, http.StatusOK, map[string]any{"from": from, "tree_size": size, "from_root": root1, "root": root2, "path": path})
+		return reply.JSON(w, http.StatusOK, map[string]any{"from": from, "tree_size": size, "from_root": root1, "root": root2, "path": path})
 	}
 	if !q.Has("seq") {
-		return newProblem("bad-request", "give seq= for an inclusion proof or from= for a consistency proof")
+		return reply.NewProblem("bad-request", "give seq= for an inclusion proof or from= for a consistency proof")
 	}
 	seq, err := uintParam(r, "seq", 0)
 	if err != nil {
@@ -176,7 +166,7 @@ func (g *Gateway) proof(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSONStatus(w, http.StatusOK, struct {
+	return reply.JSON(w, http.StatusOK, struct {
 		ledger.Proof
 		Root ledger.Hash `json:"root"`
 	}{p, root})
@@ -191,9 +181,9 @@ func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
 		if name == "cursor" {
-			return 0, newProblem("bad-cursor", "cursor %q is not a sequence number", s)
+			return 0, reply.NewProblem("bad-cursor", "cursor %q is not a sequence number", s)
 		}
-		return 0, newProblem("bad-request", "%s=%q is not a non-negative integer", name, s)
+		return 0, reply.NewProblem("bad-request", "%s=%q is not a non-negative integer", name, s)
 	}
 	return v, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -47,13 +48,13 @@ func (g *Gateway) streamParams(r *http.Request) (streamParams, error) {
 	sp.tenant = r.URL.Query().Get("tenant")
 	if f := r.URL.Query().Get("follow"); f != "" {
 		if sp.follow, err = strconv.ParseBool(f); err != nil {
-			return sp, newProblem("bad-request", "follow=%q is not a boolean", f)
+			return sp, reply.NewProblem("bad-request", "follow=%q is not a boolean", f)
 		}
 	}
 	p := principal(r)
 	if sp.tenant == "" {
 		if !p.Dev && !p.Can(p.Tenant, identity.CapCrossTenant) {
-			return sp, newProblem("forbidden", "streaming every tenant needs the cross_tenant capability; add tenant=%s", p.Tenant)
+			return sp, reply.NewProblem("forbidden", "streaming every tenant needs the cross_tenant capability; add tenant=%s", p.Tenant)
 		}
 		return sp, nil
 	}
@@ -130,7 +131,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if head := g.cfg.Ledger.Next(); sp.cursor > head {
-		return newProblem("bad-cursor", "cursor %d is past the end of the ledger (%d records)", sp.cursor, head)
+		return reply.NewProblem("bad-cursor", "cursor %d is past the end of the ledger (%d records)", sp.cursor, head)
 	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -183,7 +184,7 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		// The status line is gone; end the stream and log.
-		g.log.Warn("stream ended", "request_id", requestID(r), "err", err)
+		g.log.Warn("stream ended", "request_id", reply.RequestID(r), "err", err)
 	}
 	return nil
 }
@@ -213,11 +214,11 @@ func (b *lineBuffer) write() error {
 
 // endStream writes what is buffered (write), then p as the final line of
 // an NDJSON stream.
-func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, write func() error, p *Problem) error {
+func (g *Gateway) endStream(w http.ResponseWriter, r *http.Request, write func() error, p *reply.Problem) error {
 	if err := write(); err != nil {
 		return nil
 	}
-	p.Instance, p.RequestID = r.URL.Path, requestID(r)
+	p.Instance, p.RequestID = r.URL.Path, reply.RequestID(r)
 	b, err := json.Marshal(p)
 	if err != nil {
 		return nil
@@ -238,7 +239,7 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	sp.follow = true
 	if head := g.cfg.Ledger.Next(); sp.cursor > head {
-		return newProblem("bad-cursor", "cursor %d is past the end of the ledger (%d records)", sp.cursor, head)
+		return reply.NewProblem("bad-cursor", "cursor %d is past the end of the ledger (%d records)", sp.cursor, head)
 	}
 	opts := &websocket.AcceptOptions{OriginPatterns: g.cfg.CORSOrigins}
 	c, err := websocket.Accept(w, r, opts)
@@ -271,7 +272,7 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 	case ctx.Err() != nil:
 		c.Close(websocket.StatusGoingAway, "")
 	default:
-		g.log.Warn("websocket ended", "request_id", requestID(r), "err", err)
+		g.log.Warn("websocket ended", "request_id", reply.RequestID(r), "err", err)
 		c.Close(websocket.StatusInternalError, "stream failed; reconnect with the last cursor")
 	}
 	return nil

@@ -21,6 +21,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -64,7 +65,7 @@ func problemOf(t *testing.T, w *httptest.ResponseRecorder) string {
 	if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("HTTP %d %s, not a problem: %s", w.Code, ct, w.Body)
 	}
-	var p Problem
+	var p reply.Problem
 	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestDryRunBounds(t *testing.T) {
 	g, _ := newTestGateway(t, func(c *Config) {
 		c.Auth = keyAuth{"a": writerOf("t_a", "sa:a"), "a2": writerOf("t_a", "sa:a2"), "b": writerOf("t_b", "sa:b"), "c": writerOf("t_c", "sa:c")}
 		c.Quota = q
-		c.Overload = Overload{MaxDryRuns: 2, MaxTenantDryRuns: 1}
+		c.Overload = OverloadConfig{MaxDryRuns: 2, MaxTenantDryRuns: 1}
 		c.DryRun = func([]*span.Span, map[string]any, derive.SimOptions) (derive.Summary, error) {
 			started <- struct{}{}
 			<-release
@@ -245,7 +246,7 @@ func (q *countingQuota) spans(tenant string) int {
 func TestClientShareOfBodyBytes(t *testing.T) {
 	g, _ := newTestGateway(t, func(c *Config) {
 		c.Auth = keyAuth{"a": writerOf("t_a", "sa:a"), "a2": writerOf("t_a", "sa:a2")}
-		c.Overload = Overload{MaxBytes: 1 << 20, MaxClientBytes: 4 << 10}
+		c.Overload = OverloadConfig{MaxInflightBytes: 1 << 20, MaxClientBytes: 4 << 10}
 	})
 	// Client a holds most of its share in another request.
 	u := g.clients.acquire(clientKey{tenant: "t_a", subject: "sa:a"}, nil)
@@ -432,7 +433,7 @@ func TestStreamsEndWithTheirToken(t *testing.T) {
 	}
 	// The cursor to resume from follows the records received: the one
 	// record of t_a is seq 0.
-	var p Problem
+	var p reply.Problem
 	n, last, _ := strings.Cut(within("the expiring stream", expiredLine, 2*time.Second), "\n")
 	if err := json.Unmarshal([]byte(last), &p); err != nil || p.Type != "/problems/token-expired" || p.Cursor == nil || fmt.Sprint(*p.Cursor) != n {
 		t.Fatalf("expired stream's last line after %s records: %s %v", n, last, err)
@@ -444,7 +445,7 @@ func TestStreamsEndWithTheirToken(t *testing.T) {
 	rv.revoked["sa:long"] = true
 	rv.mu.Unlock()
 	g.Revoked("sa:long")
-	p = Problem{}
+	p = reply.Problem{}
 	_, last, _ = strings.Cut(within("the revoked stream", revokedLine, time.Second), "\n")
 	if err := json.Unmarshal([]byte(last), &p); err != nil || p.Type != "/problems/token-revoked" {
 		t.Fatalf("revoked stream's last line: %s %v", last, err)

@@ -40,101 +40,103 @@ type ReceiptRecorder interface {
 
 // Config configures a Service. The zero Config works: tokens signed by an
 // in-memory key, no login, no tenants (so no one gets a token until
-// memberships or service accounts exist).
+// memberships or service accounts exist). The fields with a YAML key are
+// what an operator configures, the server configuration's section auth
+// (auth.issuer, auth.oidc.client_id ...); the program sets the others.
 type Config struct {
 	// Issuer is the iss of every LLST, normally the public base URL of the
 	// server. Audience is its aud.
-	Issuer   string
-	Audience string
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
 	// TokenTTL is the lifetime of an LLST (15 min).
-	TokenTTL time.Duration
+	TokenTTL time.Duration `yaml:"-"`
 	// Skew is the clock skew tolerated on exp, nbf and iat (60 s).
-	Skew time.Duration
+	Skew time.Duration `yaml:"-"`
 	// MaxTokenBytes bounds a bearer token before it is parsed (8 KiB).
-	MaxTokenBytes int
+	MaxTokenBytes int `yaml:"-"`
 
 	// KeyDir is where signing keys persist (the server passes <data>/jwks/).
 	// Empty: keys live in memory and die with the process.
-	KeyDir string
+	KeyDir string `yaml:"-"`
 	// StateDir is where user records and service accounts persist.
 	// Empty: in memory.
-	StateDir string
+	StateDir string `yaml:"-"`
 	// RotateEvery is the scheduled rotation period of the signing key (24 h).
-	RotateEvery time.Duration
+	RotateEvery time.Duration `yaml:"rotate_every"`
 	// Overlap is how long a replaced key still verifies. It is raised to at
 	// least TokenTTL + Skew, so no token outlives its key.
-	Overlap time.Duration
+	Overlap time.Duration `yaml:"-"`
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS (5 min). It must
 	// be shorter than the overlap and than RotateEvery.
-	JWKSMaxAge time.Duration
+	JWKSMaxAge time.Duration `yaml:"-"`
 
 	// OIDC configures human login. Login is disabled while ClientID is empty.
-	OIDC OIDCConfig
+	OIDC OIDCConfig `yaml:"oidc"`
 
 	// Tenants holds per-tenant memberships, role overrides and quotas.
-	Tenants map[string]TenantConfig
+	Tenants map[string]TenantConfig `yaml:"-"`
 	// OperatorTenant is the tenant whose admins run the server (keys.rotate,
 	// cross_tenant). Those capabilities are never granted in other tenants,
 	// whatever their overrides say. Default "system".
-	OperatorTenant string
+	OperatorTenant string `yaml:"-"`
 	// DefaultQuota applies to tenants that set none.
-	DefaultQuota Quota
+	DefaultQuota Quota `yaml:"-"`
 	// MaxLimiters bounds the limiter registry (10000 buckets).
-	MaxLimiters int
+	MaxLimiters int `yaml:"-"`
 	// VerifyCacheSize bounds the cache of verified tokens (10000). Negative
 	// disables it.
-	VerifyCacheSize int
+	VerifyCacheSize int `yaml:"-"`
 
 	// Receipts gets the key and account events. Nil: not recorded.
-	Receipts ReceiptRecorder
+	Receipts ReceiptRecorder `yaml:"-"`
 	// OnReject is called with the reason of every refused bearer token, for
 	// metrics. It must be fast and must not block. Counters are also kept,
 	// see Service.RejectCounts.
-	OnReject func(Reason)
+	OnReject func(Reason) `yaml:"-"`
 	// OnRevoke is called with the subject ("sa:<id>" or a person's LLID)
 	// after its credentials are revoked (RevokeServiceAccount,
 	// RevokeSubject), so that what holds a principal of it (an open
 	// stream) can end: see Service.Revalidate. It must not block long.
-	OnRevoke func(subject string)
+	OnRevoke func(subject string) `yaml:"-"`
 	// WriteError writes a refusal from the handlers of this package. The
-	// gateway passes its problem+json writer so there is one place that
-	// renders errors. Nil: a minimal application/problem+json.
-	WriteError func(w http.ResponseWriter, r *http.Request, err error)
+	// gateway passes its own, which also counts and logs refusals. Nil:
+	// WriteProblem; either way the problem is ProblemOf's.
+	WriteError func(w http.ResponseWriter, r *http.Request, err error) `yaml:"-"`
 
 	// Now is the clock (time.Now). Rand is the source of keys, secrets,
 	// state and nonces (crypto/rand.Reader).
-	Now  func() time.Time
-	Rand io.Reader
+	Now  func() time.Time `yaml:"-"`
+	Rand io.Reader        `yaml:"-"`
 }
 
 // OIDCConfig configures login with an OpenID Connect provider.
 type OIDCConfig struct {
 	// Issuer of the provider; https://accounts.google.com by default.
-	Issuer       string
-	ClientID     string
-	ClientSecret string
+	Issuer       string `yaml:"issuer"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
 	// RedirectURL is this server's callback, as registered with the
 	// provider: https://<host>/auth/callback.
-	RedirectURL string
+	RedirectURL string `yaml:"redirect_url"`
 	// Scopes beyond openid (default: email, profile).
-	Scopes []string
+	Scopes []string `yaml:"-"`
 	// HostedDomain, when set, is required in the id_token's hd claim (Google
 	// Workspace domain) and sent as a hint.
-	HostedDomain string
+	HostedDomain string `yaml:"hosted_domain"`
 	// AuthStyle says how the client authenticates to the token endpoint
 	// (auto-detected by default).
-	AuthStyle oauth2.AuthStyle
+	AuthStyle oauth2.AuthStyle `yaml:"-"`
 	// HTTPClient talks to the provider (a client with a 10 s timeout).
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 	// LoginTTL bounds the time between /auth/login and /auth/callback, and
 	// the life of the one-time code handed to a CLI (10 min).
-	LoginTTL time.Duration
+	LoginTTL time.Duration `yaml:"-"`
 	// MaxPending bounds the pending logins and one-time codes kept (10000
 	// each); the oldest are dropped first.
-	MaxPending int
+	MaxPending int `yaml:"-"`
 	// SecureCookie forces the Secure attribute on the login-state cookie.
 	// It is also set when RedirectURL is https or the request came over TLS.
-	SecureCookie bool
+	SecureCookie bool `yaml:"-"`
 }
 
 // TenantConfig is what an administrator configures for a tenant.

@@ -79,8 +79,9 @@
 // # Errors and state
 //
 // Every refusal is an *Error with a Kind (401 unauthenticated, 403
-// forbidden, 400, 429, 503 ...) and a stable Reason; the gateway maps kinds
-// to problem+json types (WriteProblem is a default). Counts of refused
+// forbidden, 400, 429, 503 ...) and a stable Reason. ProblemOf turns it
+// into the API's problem+json (the kind's /problems/ type, the reason as
+// the rule), which the gateway and WriteProblem both write. Counts of refused
 // tokens by reason are in Service.RejectCounts and Config.OnReject. There
 // is no package state: a Service holds everything, its clock (Config.Now)
 // and randomness (Config.Rand) are injected, and a zero Config works.

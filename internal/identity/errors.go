@@ -3,8 +3,9 @@ package identity
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 )
 
 // Kind sorts refusals into the few answers an HTTP gateway gives. Each kind
@@ -29,23 +30,30 @@ const (
 	KindNotFound
 )
 
-// Status is the HTTP status code of the kind.
+// Status is the HTTP status code of the kind: its problem type's.
 func (k Kind) Status() int {
+	t, _ := reply.LookupProblemType(k.problemType())
+	return t.Status
+}
+
+// problemType names the problem type of the kind (see
+// reply.ProblemTypes).
+func (k Kind) problemType() string {
 	switch k {
 	case KindUnauthenticated:
-		return http.StatusUnauthorized
+		return "unauthenticated"
 	case KindForbidden:
-		return http.StatusForbidden
+		return "forbidden"
 	case KindBadRequest:
-		return http.StatusBadRequest
+		return "bad-request"
 	case KindQuota:
-		return http.StatusTooManyRequests
+		return "quota-exceeded"
 	case KindUnavailable:
-		return http.StatusServiceUnavailable
+		return "unavailable"
 	case KindNotFound:
-		return http.StatusNotFound
+		return "not-found"
 	default:
-		return http.StatusInternalServerError
+		return "internal"
 	}
 }
 
@@ -151,13 +159,6 @@ func (e *Error) Unwrap() error { return e.Err }
 // Status is the HTTP status code for the refusal.
 func (e *Error) Status() int { return e.Kind.Status() }
 
-// RetryAfterSeconds is the value of a Retry-After header: RetryAfter rounded
-// up to whole seconds, at least 1.
-func (e *Error) RetryAfterSeconds() int {
-	s := int((e.RetryAfter + time.Second - 1) / time.Second)
-	return max(s, 1)
-}
-
 // Is makes errors.Is(err, ErrUnauthenticated) and the other kind sentinels
 // work on any *Error of that kind.
 func (e *Error) Is(target error) bool {
@@ -189,6 +190,24 @@ const ErrDirLocked = constError("identity: directory locked by another process")
 type constError string
 
 func (e constError) Error() string { return string(e) }
+
+// ProblemOf returns the problem+json answer to err, a refusal of this
+// package: the problem type of its kind, err's message as the detail, its
+// reason as the rule and, over quota, its RetryAfter. An internal error, or
+// an error that is not an *Error, is an internal problem without details
+// (the cause is for the log).
+func ProblemOf(err error) *reply.Problem {
+	var e *Error
+	if !errors.As(err, &e) || e.Kind.problemType() == "internal" {
+		return reply.NewProblem("internal", "")
+	}
+	p := reply.NewProblem(e.Kind.problemType(), err.Error())
+	p.Rule = string(e.Reason)
+	if e.Kind == KindQuota {
+		p.RetryAfter = e.RetryAfter
+	}
+	return p
+}
 
 // ReasonOf returns the reason of err if it is (or wraps) an *Error, and ""
 // otherwise.

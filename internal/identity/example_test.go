@@ -2,12 +2,11 @@ package identity_test
 
 import (
 	"context"
-	"errors"
 	"log"
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 )
 
@@ -64,7 +63,7 @@ func Example() {
 			err = svc.Limiter().AllowPrincipal(p, 1) // 429 with Retry-After
 		}
 		if err != nil {
-			identity.WriteProblem(w, err) // or the gateway's own problem+json writer
+			identity.WriteProblem(w, r, err) // the gateway renders refusals the same way
 			return
 		}
 		// ... ingest as p.Subject in p.Tenant
@@ -77,12 +76,12 @@ func Example() {
 			err = identity.Authorize(p, "system", identity.CapKeysRotate)
 		}
 		if err != nil {
-			identity.WriteProblem(w, err)
+			identity.WriteProblem(w, r, err)
 			return
 		}
 		kid, err := svc.Rotate(r.Context())
 		if err != nil {
-			identity.WriteProblem(w, err)
+			identity.WriteProblem(w, r, err)
 			return
 		}
 		_, _ = w.Write([]byte(kid))
@@ -93,28 +92,22 @@ func Example() {
 			err = identity.Authorize(p, r.PathValue("tenant"), identity.CapAccountsAdmin)
 		}
 		if err != nil {
-			identity.WriteProblem(w, err)
+			identity.WriteProblem(w, r, err)
 			return
 		}
 		sa, secret, err := svc.CreateServiceAccount(r.Context(), identity.NewServiceAccount{
 			Tenant: r.PathValue("tenant"), Role: r.FormValue("role"), Name: r.FormValue("name"), CreatedBy: p.Subject,
 		})
 		if err != nil {
-			identity.WriteProblem(w, err)
+			identity.WriteProblem(w, r, err)
 			return
 		}
 		_, _ = w.Write([]byte(sa.ID + " " + secret)) // shown once
 	})
 
-	// Mapping errors in a gateway's own writer:
-	_ = func(err error) int {
-		var e *identity.Error
-		if errors.As(err, &e) {
-			if e.Kind == identity.KindQuota {
-				_ = strconv.Itoa(e.RetryAfterSeconds()) // Retry-After
-			}
-			return e.Status() // 401 unauthenticated, 403 forbidden, ...
-		}
-		return http.StatusInternalServerError
+	// A gateway of its own renders refusals as ProblemOf says (status,
+	// problem type, reason, Retry-After):
+	_ = func(w http.ResponseWriter, r *http.Request, err error) {
+		reply.WriteProblem(w, r, identity.ProblemOf(err))
 	}
 }

@@ -2,13 +2,14 @@ package identity
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 )
 
 // Paths of the handlers, as Register mounts them.
@@ -64,7 +65,7 @@ func (s *Service) TokenHandler() http.Handler {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
-		_ = writeJSON(w, http.StatusOK, t)
+		_ = reply.JSON(w, http.StatusOK, t)
 	})
 }
 
@@ -167,62 +168,28 @@ func (s *Service) JWKSHandler() http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err = w.Write(data)
-	return err
-}
-
-// writeError renders err with Config.WriteError, or as a minimal
-// problem+json (RFC 9457) when none is configured.
+// writeError renders err with Config.WriteError, or WriteProblem when
+// none is configured.
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if s.cfg.WriteError != nil {
 		s.cfg.WriteError(w, r, err)
 		return
 	}
-	WriteProblem(w, err)
+	WriteProblem(w, r, err)
 }
 
-// WriteProblem writes err as application/problem+json: the status of its
-// kind, "type" naming the kind, "reason" the machine reason, "detail" the
-// safe text (never Err, which may hold a library's message). 401s carry
-// WWW-Authenticate: Bearer, 429s Retry-After. The gateway may use it or
-// its own writer.
-func WriteProblem(w http.ResponseWriter, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = internal(err)
-	}
-	h := w.Header()
-	switch e.Kind {
-	case KindUnauthenticated:
-		if e.Reason == ReasonMissing {
-			h.Set("WWW-Authenticate", `Bearer realm="loglineos"`)
+// WriteProblem writes err as application/problem+json, as ProblemOf
+// says, through the API's one problem writer (reply.WriteProblem); a 401
+// carries WWW-Authenticate: Bearer. The gateway renders refusals the same
+// way (Config.WriteError).
+func WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
+	p := ProblemOf(err)
+	if p.Status == http.StatusUnauthorized {
+		if Reason(p.Rule) == ReasonMissing {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="loglineos"`)
 		} else {
-			h.Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="loglineos", error="invalid_token", error_description=%q`, string(e.Reason)))
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="loglineos", error="invalid_token", error_description=%q`, p.Rule))
 		}
-	case KindQuota:
-		h.Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds()))
 	}
-	h.Set("Content-Type", "application/problem+json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(e.Status())
-	_ = json.NewEncoder(w).Encode(struct {
-		Type   string `json:"type"`
-		Title  string `json:"title"`
-		Status int    `json:"status"`
-		Reason Reason `json:"reason"`
-		Detail string `json:"detail,omitempty"`
-	}{
-		Type:   "https://loglineos.dev/problems/" + e.Kind.String(),
-		Title:  http.StatusText(e.Status()),
-		Status: e.Status(),
-		Reason: e.Reason,
-		Detail: e.Detail,
-	})
+	reply.WriteProblem(w, r, p)
 }

@@ -98,7 +98,7 @@ func guarded(s *Service, c Capability) http.Handler {
 			err = Authorize(p, r.PathValue("tenant"), c)
 		}
 		if err != nil {
-			WriteProblem(w, err)
+			WriteProblem(w, r, err)
 			return
 		}
 		_ = json.NewEncoder(w).Encode(p)

@@ -19,6 +19,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 )
 
 // The login flow (OpenID Connect authorization code + PKCE S256):
@@ -306,7 +308,7 @@ func (l *loginFlow) callback(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, t)
+		return reply.JSON(w, http.StatusOK, t)
 	}
 	vals, err := l.s.randomStrings(1)
 	if err != nil {

@@ -128,7 +128,7 @@ func problem(t testing.TB, resp *http.Response) (int, Reason) {
 	t.Helper()
 	defer resp.Body.Close()
 	var p struct {
-		Reason Reason `json:"reason"`
+		Reason Reason `json:"rule"`
 	}
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {

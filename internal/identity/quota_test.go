@@ -3,6 +3,7 @@ package identity
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,10 @@ func TestQuotaRetryAfter(t *testing.T) {
 	if !errors.As(err, &e) || e.Kind != KindQuota || e.Status() != 429 || !errors.Is(err, ErrQuota) {
 		t.Fatalf("over quota: %v", err)
 	}
-	if e.RetryAfter != 500*time.Millisecond || e.RetryAfterSeconds() != 1 {
-		t.Errorf("RetryAfter = %v (%d s), want 500ms (1 s)", e.RetryAfter, e.RetryAfterSeconds())
+	w := httptest.NewRecorder()
+	WriteProblem(w, httptest.NewRequest("POST", "/ingest", nil), err)
+	if e.RetryAfter != 500*time.Millisecond || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("RetryAfter = %v (Retry-After: %q s), want 500ms (1 s)", e.RetryAfter, w.Header().Get("Retry-After"))
 	}
 	clock.Add(e.RetryAfter)
 	if err := l.Allow("acme", nil, 5); err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/ledger"
@@ -312,9 +313,9 @@ func contractProblem(b *bundle.Bundle, spanJSON string) (obj, error) {
 
 // problem returns a problem object of a registered type.
 func problem(name, detail string) obj {
-	for _, t := range problemTypes() {
-		if t.name == name {
-			p := obj{"type": "/problems/" + t.name, "title": t.title, "status": t.status}
+	for _, t := range reply.ProblemTypes() {
+		if t.Name == name {
+			p := obj{"type": "/problems/" + t.Name, "title": t.Title, "status": t.Status}
 			if detail != "" {
 				p["detail"] = detail
 			}

@@ -2,6 +2,7 @@ package openapi
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 )
 
@@ -65,8 +67,8 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 		return nil, err
 	}
 	var names []string
-	for _, t := range problemTypes() {
-		names = append(names, t.name)
+	for _, t := range reply.ProblemTypes() {
+		names = append(names, t.Name)
 	}
 	paths := obj{}
 	for _, rt := range routes(names) {
@@ -95,7 +97,7 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 			"description": infoDescription(opts),
 			"x-logline-bundle": obj{
 				"hash":    b.Hash(),
-				"schemas": toArr(sortedKeys(fromBundle)),
+				"schemas": toArr(slices.Sorted(maps.Keys(fromBundle))),
 			},
 		},
 		"tags": arr{
@@ -213,10 +215,10 @@ func operation(rt route, opts Options) (obj, error) {
 		names = append(names, "overloaded", "too-many-in-flight")
 	}
 	names = append(names, "header-too-large", "internal")
-	byStatus := map[int][]problemType{}
-	for _, t := range problemTypes() {
-		if slices.Contains(names, t.name) {
-			byStatus[t.status] = append(byStatus[t.status], t)
+	byStatus := map[int][]reply.ProblemType{}
+	for _, t := range reply.ProblemTypes() {
+		if slices.Contains(names, t.Name) {
+			byStatus[t.Status] = append(byStatus[t.Status], t)
 		}
 	}
 	variants := map[int][]problemVariant{}
@@ -229,14 +231,14 @@ func operation(rt route, opts Options) (obj, error) {
 			}
 		}
 	}
-	statuses := sortedKeys(byStatus)
+	statuses := slices.Sorted(maps.Keys(byStatus))
 	slices.Sort(statuses)
 	for _, status := range statuses {
 		var lines []string
 		examples := obj{}
 		for _, t := range byStatus[status] {
-			lines = append(lines, fmt.Sprintf("- `%s`: %s", t.name, t.doc))
-			examples[t.name] = exampleRef("problem-" + t.name)
+			lines = append(lines, fmt.Sprintf("- `%s`: %s", t.Name, t.Doc))
+			examples[t.Name] = exampleRef("problem-" + t.Name)
 		}
 		for _, v := range variants[status] {
 			examples[v.name] = exampleRef("problem-" + v.name)
@@ -274,9 +276,9 @@ func operation(rt route, opts Options) (obj, error) {
 }
 
 func problemStatus(name string) int {
-	for _, t := range problemTypes() {
-		if t.name == name {
-			return t.status
+	for _, t := range reply.ProblemTypes() {
+		if t.Name == name {
+			return t.Status
 		}
 	}
 	return 0
@@ -398,15 +400,6 @@ func examples(b *bundle.Bundle) (obj, error) {
 		out[k] = v
 	}
 	return out, nil
-}
-
-func sortedKeys[K interface{ ~string | ~int }, V any](m map[K]V) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // YAML returns the document in YAML. The same document gives the same bytes.

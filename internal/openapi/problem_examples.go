@@ -1,6 +1,10 @@
 package openapi
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/loglineos/loglineos/internal/gateway/reply"
+)
 
 // problemExamples returns an example of each problem type, as the gateway
 // writes it for a whole request (with instance and request_id), keyed
@@ -43,9 +47,9 @@ func problemExamples(invalid obj, results arr) (obj, error) {
 		"internal":               {"/ingest", "", nil},
 	}
 	out := obj{}
-	for _, t := range problemTypes() {
+	for _, t := range reply.ProblemTypes() {
 		var p obj
-		switch t.name {
+		switch t.Name {
 		case "invalid-span":
 			p = obj{}
 			for k, v := range invalid {
@@ -57,20 +61,20 @@ func problemExamples(invalid obj, results arr) (obj, error) {
 			p["instance"] = "/ingest"
 			p["results"] = results
 		default:
-			e, ok := examples[t.name]
+			e, ok := examples[t.Name]
 			if !ok {
-				return nil, fmt.Errorf("openapi: no example of problem type %s", t.name)
+				return nil, fmt.Errorf("openapi: no example of problem type %s", t.Name)
 			}
-			p = problem(t.name, e.detail)
+			p = problem(t.Name, e.detail)
 			p["instance"] = e.instance
 			for k, v := range e.extra {
 				p[k] = v
 			}
 		}
 		p["request_id"] = exampleRequest
-		out["problem-"+t.name] = obj{
-			"summary":     fmt.Sprintf("%d %s", t.status, t.name),
-			"description": t.doc,
+		out["problem-"+t.Name] = obj{
+			"summary":     fmt.Sprintf("%d %s", t.Status, t.Name),
+			"description": t.Doc,
 			"value":       p,
 		}
 	}

@@ -1,5 +1,9 @@
 package openapi
 
+import (
+	"github.com/loglineos/loglineos/internal/gateway/reply"
+)
+
 // route is one operation of the API, as the server mounts it
 // (internal/gateway routes(), internal/server mount()).
 type route struct {
@@ -513,9 +517,9 @@ func toArr(s []string) arr {
 }
 
 func problemDoc(name string) string {
-	for _, t := range problemTypes() {
-		if t.name == name {
-			return t.doc
+	for _, t := range reply.ProblemTypes() {
+		if t.Name == name {
+			return t.Doc
 		}
 	}
 	return ""

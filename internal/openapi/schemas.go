@@ -32,7 +32,7 @@ func apiSchemas() map[string]any {
 				"instance":   obj{"type": "string", "format": "uri-reference", "description": "The request path."},
 				"request_id": obj{"type": "string", "pattern": "^req_[0-9A-HJKMNP-TV-Z]{26}$", "description": "The X-Request-Id of the request; quote it when reporting a problem."},
 				"field":      str("For a rejected span: the member at fault."),
-				"rule":       str("For a rejected span: the rule, as written in the contract (validator: rule), or the limit (limits.json_depth). For 401: why the credential was refused (expired, bad_signature, invalid_client, ...)."),
+				"rule":       str("For a rejected span: the rule, as written in the contract (validator: rule), or the limit (limits.json_depth). For a refusal of the credential or its rights (401, 403, 429, ...): the reason (expired, bad_signature, invalid_client, cross_tenant, quota, ...)."),
 				"validator":  str("For a rejected span: the validator of the bundle that refused it."),
 				"at":         str("For a rejected span: where the rule is written (file:line:col of the .lll source)."),
 				"results":    obj{"type": "array", "items": ref("LineResult"), "description": "When every line of an ingest request was rejected: each line's result, as in IngestResponse."},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
@@ -56,6 +57,7 @@ func (s *Server) mountAdmin(mux *http.ServeMux, wrap func(string, http.Handler, 
 	}
 	route := func(pattern string, h func(w http.ResponseWriter, r *http.Request) error) {
 		mux.Handle(pattern, wrap(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store") // secrets, keys, accounts
 			if err := h(w, r); err != nil {
 				s.gateway.WriteProblem(w, r, err)
 			}
@@ -66,13 +68,6 @@ func (s *Server) mountAdmin(mux *http.ServeMux, wrap func(string, http.Handler, 
 	route("DELETE /admin/tenants/{tenant}/service-accounts/{id}", s.revokeAccount)
 	route("POST /admin/keys/rotate", s.rotateKeys)
 	route("GET /admin/keys", s.listKeys)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
@@ -88,16 +83,16 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return gateway.NewProblem("invalid-json", "%v", err)
+		return reply.NewProblem("invalid-json", "%v", err)
 	}
 	if req.Role == "" {
-		return gateway.NewProblem("bad-request", "role is required")
+		return reply.NewProblem("bad-request", "role is required")
 	}
 	acct, secret, err := s.identity.CreateServiceAccount(r.Context(), identity.NewServiceAccount{Tenant: tenant, Role: req.Role, Name: req.Name, CreatedBy: p.Subject})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, map[string]any{"account": acct, "client_id": acct.ID, "client_secret": secret,
+	return reply.JSON(w, http.StatusCreated, map[string]any{"account": acct, "client_id": acct.ID, "client_secret": secret,
 		"note": "the secret is shown this once; exchange it at POST /auth/token (grant_type=client_credentials)"})
 }
 
@@ -110,7 +105,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *http.Request) error {
 	if accts == nil {
 		accts = []identity.ServiceAccount{}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"tenant": tenant, "service_accounts": accts})
+	return reply.JSON(w, http.StatusOK, map[string]any{"tenant": tenant, "service_accounts": accts})
 }
 
 func (s *Server) revokeAccount(w http.ResponseWriter, r *http.Request) error {
@@ -124,7 +119,7 @@ func (s *Server) revokeAccount(w http.ResponseWriter, r *http.Request) error {
 		found = found || a.ID == id
 	}
 	if !found {
-		return gateway.NewProblem("not-found", "no service account %q in tenant %q", id, tenant)
+		return reply.NewProblem("not-found", "no service account %q in tenant %q", id, tenant)
 	}
 	if err := s.identity.RevokeServiceAccount(r.Context(), id, p.Subject); err != nil {
 		return err
@@ -142,7 +137,7 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"kid": kid, "keys": s.identity.Keys()})
+	return reply.JSON(w, http.StatusOK, map[string]any{"kid": kid, "keys": s.identity.Keys()})
 }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
@@ -150,7 +145,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) error {
 	if err := s.identity.Authorize(p, p.Tenant, identity.CapKeysRotate); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"keys": s.identity.Keys()})
+	return reply.JSON(w, http.StatusOK, map[string]any{"keys": s.identity.Keys()})
 }
 
 // OperatorTenant is the tenant whose administrators run the server.

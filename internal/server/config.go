@@ -16,7 +16,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
 
@@ -40,45 +42,14 @@ type Config struct {
 		Level  string `yaml:"level"`  // debug, info, warn, error
 	} `yaml:"log"`
 
-	Limits struct {
-		BodyBytes       ByteSize      `yaml:"body_bytes"`
-		LineBytes       ByteSize      `yaml:"line_bytes"`
-		LinesPerRequest int           `yaml:"lines_per_request"`
-		JSONDepth       int           `yaml:"json_depth"`
-		Members         int           `yaml:"members"`
-		FutureSkew      time.Duration `yaml:"future_skew"`
-		// HeaderBytes bounds the request line and headers (431 past it);
-		// UnauthBodyBytes the body of a request without a token (the token
-		// endpoint's form). A body must arrive at BodyMinRate bytes a
-		// second after BodyGrace (408 slower).
-		HeaderBytes     ByteSize      `yaml:"header_bytes"`
-		UnauthBodyBytes ByteSize      `yaml:"unauth_body_bytes"`
-		BodyGrace       time.Duration `yaml:"body_grace"`
-		BodyMinRate     ByteSize      `yaml:"body_min_rate"`
-	} `yaml:"limits"`
-
-	Stream struct {
-		FlushObjects   int           `yaml:"flush_objects"`
-		FlushInterval  time.Duration `yaml:"flush_interval"`
-		WSMaxLag       uint64        `yaml:"ws_max_lag"`
-		WSWriteTimeout time.Duration `yaml:"ws_write_timeout"`
-	} `yaml:"stream"`
-
-	// Overload bounds the work in flight on the server (503 past it) and
-	// each client's share of it (429 past it): a client is a principal, or
-	// a remote address before authentication.
-	Overload struct {
-		MaxInflightRequests int           `yaml:"max_inflight_requests"`
-		MaxInflightBytes    ByteSize      `yaml:"max_inflight_bytes"`
-		MaxClientRequests   int           `yaml:"max_client_requests"`
-		MaxClientBytes      ByteSize      `yaml:"max_client_bytes"`
-		MaxStreams          int           `yaml:"max_streams"`
-		MaxTenantStreams    int           `yaml:"max_tenant_streams"`
-		MaxClientStreams    int           `yaml:"max_client_streams"`
-		MaxDryRuns          int           `yaml:"max_dry_runs"`
-		MaxTenantDryRuns    int           `yaml:"max_tenant_dry_runs"`
-		RetryAfter          time.Duration `yaml:"retry_after"`
-	} `yaml:"overload"`
+	// Limits, Stream and Overload are the gateway's (their defaults are
+	// gateway.DefaultLimitsConfig, DefaultStreamConfig and
+	// DefaultOverloadConfig). Overload bounds the work in flight on the
+	// server (503 past it) and each client's share of it (429 past it): a
+	// client is a principal, or a remote address before authentication.
+	Limits   gateway.LimitsConfig   `yaml:"limits"`
+	Stream   gateway.StreamConfig   `yaml:"stream"`
+	Overload gateway.OverloadConfig `yaml:"overload"`
 
 	Timeouts struct {
 		ReadHeader time.Duration `yaml:"read_header"`
@@ -88,11 +59,14 @@ type Config struct {
 		Shutdown   time.Duration `yaml:"shutdown"`
 	} `yaml:"timeouts"`
 
+	// Ledger configures the ledger. Origin down to CheckpointInterval are
+	// ledger.Options, passed as they are (see ledgerOptions); a zero takes
+	// the ledger's default.
 	Ledger struct {
 		Origin             string        `yaml:"origin"`
-		SegmentBytes       ByteSize      `yaml:"segment_bytes"`
+		SegmentBytes       bytesize.Size `yaml:"segment_bytes"`
 		MaxBatchEntries    int           `yaml:"max_batch_entries"`
-		MaxBatchBytes      ByteSize      `yaml:"max_batch_bytes"`
+		MaxBatchBytes      bytesize.Size `yaml:"max_batch_bytes"`
 		MaxDelay           time.Duration `yaml:"max_delay"`
 		CheckpointEvery    uint64        `yaml:"checkpoint_every"`
 		CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
@@ -100,8 +74,8 @@ type Config struct {
 		// checked before the server serves (0: none); a larger one is
 		// checked by the scrubber, at ScrubRate, after the start and every
 		// ScrubEvery (rate 0: never).
-		CheckAtOpen ByteSize      `yaml:"check_at_open"`
-		ScrubRate   ByteSize      `yaml:"scrub_rate"`
+		CheckAtOpen bytesize.Size `yaml:"check_at_open"`
+		ScrubRate   bytesize.Size `yaml:"scrub_rate"`
 		ScrubEvery  time.Duration `yaml:"scrub_every"`
 		// ReadOnly opens the ledger read-only (salvage after damage): reads
 		// serve what is readable, ingest answers 503.
@@ -138,65 +112,31 @@ type Config struct {
 		Origins []string `yaml:"origins"`
 	} `yaml:"cors"`
 
-	Auth struct {
-		Issuer   string `yaml:"issuer"`
-		Audience string `yaml:"audience"`
-		OIDC     struct {
-			Issuer       string `yaml:"issuer"`
-			ClientID     string `yaml:"client_id"`
-			ClientSecret string `yaml:"client_secret"`
-			RedirectURL  string `yaml:"redirect_url"`
-			HostedDomain string `yaml:"hosted_domain"`
-		} `yaml:"oidc"`
-		RotateEvery time.Duration `yaml:"rotate_every"`
-	} `yaml:"auth"`
+	// Auth is identity's configuration: the keys of its section are the
+	// fields of identity.Config with a YAML key (issuer, audience,
+	// rotate_every, oidc.client_id ...); Open sets the rest.
+	Auth identity.Config `yaml:"auth"`
 }
 
 // DefaultConfig returns the embedded defaults: data in ./data, listening on
-// 127.0.0.1:8080.
+// 127.0.0.1:8080. The sections of other packages take their defaults from
+// them; what is set here is the server's own choice.
 func DefaultConfig() Config {
 	var c Config
 	c.Data = "./data"
 	c.Listen = "127.0.0.1:8080"
 	c.Log.Format = "text"
 	c.Log.Level = "info"
-	lim := gateway.DefaultLimits()
-	c.Limits.BodyBytes = ByteSize(lim.BodyBytes)
-	c.Limits.LineBytes = ByteSize(lim.LineBytes)
-	c.Limits.LinesPerRequest = lim.LinesPerRequest
-	c.Limits.JSONDepth = lim.JSONDepth
-	c.Limits.Members = lim.Members
-	c.Limits.FutureSkew = lim.FutureSkew
-	c.Limits.HeaderBytes = ByteSize(lim.HeaderBytes)
-	c.Limits.UnauthBodyBytes = ByteSize(lim.UnauthBodyBytes)
-	c.Limits.BodyGrace = lim.BodyGrace
-	c.Limits.BodyMinRate = ByteSize(lim.BodyMinRate)
-	c.Stream.FlushObjects = 256
-	c.Stream.FlushInterval = 50 * time.Millisecond
-	c.Stream.WSMaxLag = 1_000_000
-	c.Stream.WSWriteTimeout = 10 * time.Second
-	o := gateway.DefaultOverload()
-	c.Overload.MaxInflightRequests = o.MaxRequests
-	c.Overload.MaxInflightBytes = ByteSize(o.MaxBytes)
-	c.Overload.MaxClientRequests = o.MaxClientRequests
-	c.Overload.MaxClientBytes = ByteSize(o.MaxClientBytes)
-	c.Overload.MaxStreams = o.MaxStreams
-	c.Overload.MaxTenantStreams = o.MaxTenantStreams
-	c.Overload.MaxClientStreams = o.MaxClientStreams
-	c.Overload.MaxDryRuns = o.MaxDryRuns
-	c.Overload.MaxTenantDryRuns = o.MaxTenantDryRuns
-	c.Overload.RetryAfter = o.RetryAfter
+	c.Limits = gateway.DefaultLimitsConfig()
+	c.Stream = gateway.DefaultStreamConfig()
+	c.Overload = gateway.DefaultOverloadConfig()
 	c.Timeouts.ReadHeader = 10 * time.Second
 	c.Timeouts.Read = 2 * time.Minute
 	c.Timeouts.Write = 2 * time.Minute
 	c.Timeouts.Idle = 2 * time.Minute
 	c.Timeouts.Shutdown = 30 * time.Second
-	c.Ledger.Origin = "logline.local/ledger"
-	c.Ledger.SegmentBytes = 64 << 20
-	c.Ledger.MaxBatchEntries = 16384
-	c.Ledger.MaxBatchBytes = 8 << 20
-	c.Ledger.CheckpointEvery = 1_000_000
-	c.Ledger.CheckpointInterval = time.Second
+	c.Ledger.Origin = ledger.DefaultOrigin
+	c.Ledger.CheckpointInterval = time.Second // a server checkpoints more often than the ledger's default
 	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
 	c.Ledger.ScrubEvery = 24 * time.Hour
@@ -206,7 +146,6 @@ func DefaultConfig() Config {
 	c.Derive.TenantScanInterval = time.Second
 	c.Derive.BackgroundShare = 0.25
 	c.Auth.Audience = "logline"
-	c.Auth.RotateEvery = 24 * time.Hour
 	return c
 }
 
@@ -241,7 +180,7 @@ func walkEnv(v reflect.Value, prefix string, getenv func(string) string) error {
 		}
 		name := prefix + "_" + strings.ToUpper(tag)
 		fv := v.Field(i)
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(ByteSize(0)) {
+		if f.Type.Kind() == reflect.Struct {
 			if err := walkEnv(fv, name, getenv); err != nil {
 				return err
 			}
@@ -267,8 +206,8 @@ func setFromString(v reflect.Value, s string) error {
 		}
 		v.SetInt(int64(d))
 		return nil
-	case ByteSize:
-		b, err := ParseByteSize(s)
+	case bytesize.Size:
+		b, err := bytesize.Parse(s)
 		if err != nil {
 			return err
 		}
@@ -337,7 +276,7 @@ func (c *Config) Validate() error {
 		bad("limits: header_bytes, unauth_body_bytes, body_grace and body_min_rate must be positive")
 	}
 	if c.Limits.HeaderBytes > maxHeaderBytes {
-		bad("limits.header_bytes (%s) exceeds %s", c.Limits.HeaderBytes, ByteSize(maxHeaderBytes))
+		bad("limits.header_bytes (%s) exceeds %s", c.Limits.HeaderBytes, bytesize.Size(maxHeaderBytes))
 	}
 	if o := c.Overload; o.MaxClientRequests > o.MaxInflightRequests || o.MaxClientBytes > o.MaxInflightBytes ||
 		o.MaxTenantStreams > o.MaxStreams || o.MaxClientStreams > o.MaxTenantStreams || o.MaxTenantDryRuns > o.MaxDryRuns {
@@ -362,52 +301,6 @@ func (c *Config) Validate() error {
 		bad("bundle.path given without bundle.trust: name the public keys allowed to sign it")
 	}
 	return errors.Join(errs...)
-}
-
-// ByteSize is a size in bytes, written as 1024, 64KiB, 16MiB, 1GiB (KB, MB,
-// GB are accepted as the same binary units).
-type ByteSize int64
-
-func (b ByteSize) String() string {
-	switch {
-	case b >= 1<<30 && b%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", b>>30)
-	case b >= 1<<20 && b%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", b>>20)
-	case b >= 1<<10 && b%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", b>>10)
-	}
-	return strconv.FormatInt(int64(b), 10)
-}
-
-// ParseByteSize parses a ByteSize.
-func ParseByteSize(s string) (ByteSize, error) {
-	s = strings.TrimSpace(s)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q: want a number of bytes, optionally with KiB, MiB or GiB", s)
-	}
-	return ByteSize(n * mult), nil
-}
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseByteSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*b = v
-	return nil
 }
 
 // maxHeaderBytes is the http.Server's MaxHeaderBytes. The gateway enforces

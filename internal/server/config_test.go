@@ -3,9 +3,13 @@ package server
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.yaml.in/yaml/v3"
 )
 
 func TestConfigLayers(t *testing.T) {
@@ -35,6 +39,8 @@ func TestConfigRefusals(t *testing.T) {
 	}{
 		{"unknown key", "limits:\n  body_byte: 1\n", "", "field body_byte not found"},
 		{"bad size", "limits:\n  body_bytes: lots\n", "", "bad size"},
+		{"size past int64", "limits:\n  body_bytes: 8589934592GiB\n", "", "bad size"},
+		{"size past int64 in the environment", "", "LOGLINE_LEDGER_SCRUB_RATE=9223372036854775807KiB", "bad size"},
 		{"bad duration", "limits:\n  future_skew: soon\n", "", "duration"},
 		{"bad env", "", "LOGLINE_LIMITS_LINES_PER_REQUEST=many", "LOGLINE_LIMITS_LINES_PER_REQUEST"},
 		{"production without TLS", "production: true\n", "", "refusing to serve without TLS"},
@@ -75,5 +81,64 @@ func TestConfigRefusals(t *testing.T) {
 	c.Production, c.TrustedProxyTLS = true, true
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConfigKeys: the configuration's YAML keys and environment variables
+// are these, whichever package a section's type comes from; a key is
+// never renamed or dropped (deployed files and units name them).
+func TestConfigKeys(t *testing.T) {
+	want := []string{"auth.audience", "auth.issuer", "auth.oidc.client_id", "auth.oidc.client_secret", "auth.oidc.hosted_domain", "auth.oidc.issuer", "auth.oidc.redirect_url", "auth.rotate_every", "bundle.path", "bundle.trust", "cors.origins", "data", "derive.background_share", "derive.max_backlog", "derive.slow_ingest_wait", "derive.tenant_scan_interval", "derive.tick_interval", "dev", "ledger.check_at_open", "ledger.checkpoint_every", "ledger.checkpoint_interval", "ledger.max_batch_bytes", "ledger.max_batch_entries", "ledger.max_delay", "ledger.origin", "ledger.read_only", "ledger.scrub_every", "ledger.scrub_rate", "ledger.segment_bytes", "limits.body_bytes", "limits.body_grace", "limits.body_min_rate", "limits.future_skew", "limits.header_bytes", "limits.json_depth", "limits.line_bytes", "limits.lines_per_request", "limits.members", "limits.unauth_body_bytes", "listen", "log.format", "log.level", "overload.max_client_bytes", "overload.max_client_requests", "overload.max_client_streams", "overload.max_dry_runs", "overload.max_inflight_bytes", "overload.max_inflight_requests", "overload.max_streams", "overload.max_tenant_dry_runs", "overload.max_tenant_streams", "overload.retry_after", "production", "stream.flush_interval", "stream.flush_objects", "stream.ws_max_lag", "stream.ws_write_timeout", "timeouts.idle", "timeouts.read", "timeouts.read_header", "timeouts.shutdown", "timeouts.write", "tls.cert", "tls.key", "trusted_proxy_tls"}
+	var wantEnv []string
+	for _, k := range want {
+		wantEnv = append(wantEnv, "LOGLINE_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_")))
+	}
+
+	// Every key of the defaults, written out and read back strictly.
+	c := DefaultConfig()
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			got = append(got, prefix)
+			return
+		}
+		for k, x := range m {
+			if prefix != "" {
+				k = prefix + "." + k
+			}
+			walk(k, x)
+		}
+	}
+	walk("", doc)
+	slices.Sort(got)
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("YAML keys (-want +got):\n%s", d)
+	}
+	file := filepath.Join(t.TempDir(), "all.yaml")
+	os.WriteFile(file, b, 0o644)
+	back := DefaultConfig()
+	if err := back.LoadFile(file); err != nil {
+		t.Errorf("the defaults written out do not load: %v", err)
+	}
+
+	// Every key's environment variable is read.
+	var asked []string
+	if err := c.LoadEnv(func(name string) string { asked = append(asked, name); return "" }); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(asked)
+	slices.Sort(wantEnv)
+	if d := cmp.Diff(wantEnv, asked); d != "" {
+		t.Errorf("environment variables (-want +got):\n%s", d)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
@@ -73,8 +74,7 @@ func (s *Server) startCycle(ctx context.Context) error {
 		Logger: s.log.With("component", "tenants"),
 	}
 	if err := s.watcher.Scan(ctx); err != nil {
-		r.Close()
-		return fmt.Errorf("tenant configuration: %w", err)
+		return fmt.Errorf("tenant configuration: %w", err) // Open's cleanup closes the runner
 	}
 	s.metrics.Registry.MustRegister(cycleCollector{r})
 	return nil
@@ -160,7 +160,7 @@ func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts deriv
 		known := derivationPolicies()
 		for _, name := range slices.Sorted(maps.Keys(policies)) {
 			if !slices.Contains(known, name) {
-				return derive.Summary{}, gateway.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))
+				return derive.Summary{}, reply.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))
 			}
 		}
 	}

@@ -19,10 +19,12 @@ import (
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/metrics"
@@ -61,203 +63,51 @@ type Server struct {
 
 // Open recovers the ledger, loads the bundle and identity, and assembles the
 // gateway. It may take a while on a large ledger after a crash; Starting
-// serves /healthz and a not-ready /readyz meanwhile.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+// serves /healthz and a not-ready /readyz meanwhile. When it fails, what it
+// had opened is closed again, by the path Close takes.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, metrics: metrics.New()}
 	s.streamsCtx, s.cancelStreams = context.WithCancel(context.Background())
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return nil, err
-	}
-
-	start := time.Now()
-	// The server writes more than the ledger (derived/, identity/): it
-	// holds the data directory itself when the ledger opens read-only.
-	var lock *datadir.Lock
-	if cfg.Ledger.ReadOnly {
-		var err error
-		if lock, err = datadir.Acquire(cfg.Data, "logline serve"); err != nil {
-			return nil, err
-		}
-		log.Warn("the ledger is open read-only (salvage): ingest answers 503; reads serve what is readable")
-	}
-	l, err := ledger.Open(cfg.Data, ledger.Options{
-		Holder:      "logline serve",
-		ReadOnly:    cfg.Ledger.ReadOnly,
-		DirLocked:   lock != nil,
-		CheckAtOpen: checkAtOpen(cfg.Ledger.CheckAtOpen),
-		OnRepair: func(what, reason string) {
-			s.metrics.LedgerRepairs.WithLabelValues(what).Inc()
-		},
-		Origin:             cfg.Ledger.Origin,
-		SegmentBytes:       int64(cfg.Ledger.SegmentBytes),
-		MaxBatchEntries:    cfg.Ledger.MaxBatchEntries,
-		MaxBatchBytes:      int(cfg.Ledger.MaxBatchBytes),
-		MaxDelay:           cfg.Ledger.MaxDelay,
-		CheckpointEvery:    cfg.Ledger.CheckpointEvery,
-		CheckpointInterval: cfg.Ledger.CheckpointInterval,
-		Logger:             log.With("component", "ledger"),
-		OnCommit: func(records, bytes int, sync time.Duration) {
-			s.metrics.CommitRecords.Observe(float64(records))
-			s.metrics.CommitDuration.Observe(sync.Seconds())
-		},
-	})
-	if err != nil {
-		lock.Release()
-		if errors.Is(err, datadir.ErrLocked) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("open ledger: %w", err)
-	}
-	s.ledger, s.lock = l, lock
-	log.Info("ledger open", "records", l.Next(), "key", l.Signer().VerifierKey(), "took", time.Since(start).Round(time.Millisecond))
-
-	if err := s.loadBundle(); err != nil {
-		l.Close()
-		return nil, err
-	}
-	if s.openapi, err = openapi.Handler(s.bundle, openapi.Options{Dev: cfg.Dev}); err != nil {
-		// An operator's bundle may declare no schemas: the server runs, it
-		// just has no API document to give.
-		log.Warn("no OpenAPI document for this bundle", "err", err)
-		why := err.Error()
-		s.openapi = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s.gateway.WriteProblem(w, r, gateway.NewProblem("not-found", "no OpenAPI document: %s", why))
-		})
-	}
 	bgctx, cancel := context.WithCancel(context.Background())
 	s.bgCancel = cancel
-
-	var auth gateway.Authenticator
-	var quota gateway.Quota
-	var revalidator gateway.Revalidator
-	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
-	if cfg.Dev {
-		auth = identity.DevAuthenticator{}
-	} else {
-		audit = auditRecorder{l: l, now: time.Now}
-		idCfg := identity.Config{
-			Issuer:      cfg.Auth.Issuer,
-			Audience:    cfg.Auth.Audience,
-			KeyDir:      filepath.Join(cfg.Data, "jwks"),
-			StateDir:    filepath.Join(cfg.Data, "identity"),
-			RotateEvery: cfg.Auth.RotateEvery,
-			OIDC: identity.OIDCConfig{
-				Issuer:       cfg.Auth.OIDC.Issuer,
-				ClientID:     cfg.Auth.OIDC.ClientID,
-				ClientSecret: cfg.Auth.OIDC.ClientSecret,
-				RedirectURL:  cfg.Auth.OIDC.RedirectURL,
-				HostedDomain: cfg.Auth.OIDC.HostedDomain,
-			},
-			OnReject: func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() },
-			// Open streams end at the revocation of their credential.
-			OnRevoke: func(subject string) {
-				if s.gateway != nil {
-					s.gateway.Revoked(subject)
-				}
-			},
-			OperatorTenant: OperatorTenant,
-			Receipts:       audit,
-			WriteError: func(w http.ResponseWriter, r *http.Request, err error) {
-				s.gateway.WriteProblem(w, r, err)
-			},
-		}
-		id, err := identity.New(ctx, idCfg)
+	defer func() {
 		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("identity: %w", err)
+			s.close()
 		}
-		s.identity = id
-		auth = id
-		quota = id.Limiter()
-		revalidator = id
-		if err := s.bootstrapOperator(ctx); err != nil {
-			id.Close()
-			l.Close()
+	}()
+
+	if err := s.openLedger(); err != nil {
+		return nil, err
+	}
+	if err := s.loadBundle(); err != nil {
+		return nil, err
+	}
+	s.openapi = s.openAPIHandler()
+	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
+	if !cfg.Dev {
+		audit = auditRecorder{l: s.ledger, now: time.Now}
+		if err := s.openIdentity(ctx, bgctx, audit); err != nil {
 			return nil, err
 		}
-		s.bg.Add(1)
-		go func() {
-			defer s.bg.Done()
-			id.Run(bgctx, time.Minute, func(err error) { log.Error("key rotation", "err", err) })
-		}()
 	}
 
 	key, err := loadRedactKey(ctx, filepath.Join(cfg.Data, "identity"), audit)
 	if err != nil {
-		cancel()
-		s.bg.Wait()
-		if s.identity != nil {
-			s.identity.Close()
-		}
-		l.Close()
 		return nil, fmt.Errorf("redaction key: %w", err)
 	}
 	s.redact = &redactor{key: key, by: map[string][][]string{}}
 	if err := s.startCycle(ctx); err != nil {
-		cancel()
-		s.bg.Wait()
-		if s.identity != nil {
-			s.identity.Close()
-		}
-		l.Close()
 		return nil, err
 	}
 	s.runCycle(bgctx)
 
-	var validator gateway.Validator
-	if vs := s.bundle.IngestValidators(); len(vs) > 0 {
-		validator = bundleValidator(vs)
-	}
-	s.gateway = gateway.New(gateway.Config{
-		Ledger:      ledgerStore{l},
-		Auth:        auth,
-		Revalidator: revalidator,
-		Validator:   validator,
-		Quota:       quota,
-		Metrics:     s.metrics,
-		Logger:      log.With("component", "gateway"),
-		Limits: gateway.Limits{
-			BodyBytes:       int64(cfg.Limits.BodyBytes),
-			LineBytes:       int(cfg.Limits.LineBytes),
-			LinesPerRequest: cfg.Limits.LinesPerRequest,
-			JSONDepth:       cfg.Limits.JSONDepth,
-			Members:         cfg.Limits.Members,
-			FutureSkew:      cfg.Limits.FutureSkew,
-			HeaderBytes:     int(cfg.Limits.HeaderBytes),
-			UnauthBodyBytes: int64(cfg.Limits.UnauthBodyBytes),
-			BodyGrace:       cfg.Limits.BodyGrace,
-			BodyMinRate:     int64(cfg.Limits.BodyMinRate),
-		},
-		Stream: gateway.StreamConfig{
-			FlushObjects:   cfg.Stream.FlushObjects,
-			FlushInterval:  cfg.Stream.FlushInterval,
-			WSMaxLag:       cfg.Stream.WSMaxLag,
-			WSWriteTimeout: cfg.Stream.WSWriteTimeout,
-		},
-		Overload: gateway.Overload{
-			MaxRequests:       cfg.Overload.MaxInflightRequests,
-			MaxBytes:          int64(cfg.Overload.MaxInflightBytes),
-			MaxClientRequests: cfg.Overload.MaxClientRequests,
-			MaxClientBytes:    int64(cfg.Overload.MaxClientBytes),
-			MaxStreams:        cfg.Overload.MaxStreams,
-			MaxTenantStreams:  cfg.Overload.MaxTenantStreams,
-			MaxClientStreams:  cfg.Overload.MaxClientStreams,
-			MaxDryRuns:        cfg.Overload.MaxDryRuns,
-			MaxTenantDryRuns:  cfg.Overload.MaxTenantDryRuns,
-			RetryAfter:        cfg.Overload.RetryAfter,
-		},
-		Redactor:      s.redact,
-		Derived:       s.runner,
-		Backpressure:  backpressure{s},
-		DryRun:        s.dryRun,
-		StreamContext: s.streamsCtx,
-		CORSOrigins:   cfg.CORS.Origins,
-		Ready:         s.ready,
-		Mount:         s.mount,
-	})
+	s.gateway = gateway.New(s.gatewayConfig())
 	s.bg.Add(1)
 	go s.sampleGauges()
 	if !cfg.Ledger.ReadOnly && cfg.Ledger.ScrubRate > 0 {
@@ -267,9 +117,140 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
+// openLedger recovers and opens the ledger. The server writes more than
+// the ledger (derived/, identity/): it holds the data directory itself
+// when the ledger opens read-only.
+func (s *Server) openLedger() error {
+	start := time.Now()
+	if s.cfg.Ledger.ReadOnly {
+		lock, err := datadir.Acquire(s.cfg.Data, "logline serve")
+		if err != nil {
+			return err
+		}
+		s.lock = lock
+		s.log.Warn("the ledger is open read-only (salvage): ingest answers 503; reads serve what is readable")
+	}
+	l, err := ledger.Open(s.cfg.Data, s.ledgerOptions())
+	if err != nil {
+		if errors.Is(err, datadir.ErrLocked) {
+			return err
+		}
+		return fmt.Errorf("open ledger: %w", err)
+	}
+	s.ledger = l
+	s.log.Info("ledger open", "records", l.Next(), "key", l.Signer().VerifierKey(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// ledgerOptions is the section ledger as the ledger's options, with the
+// server's hooks.
+func (s *Server) ledgerOptions() ledger.Options {
+	c := s.cfg.Ledger
+	return ledger.Options{
+		Holder:      "logline serve",
+		ReadOnly:    c.ReadOnly,
+		DirLocked:   s.lock != nil,
+		CheckAtOpen: checkAtOpen(c.CheckAtOpen),
+		OnRepair: func(what, reason string) {
+			s.metrics.LedgerRepairs.WithLabelValues(what).Inc()
+		},
+		Origin:             c.Origin,
+		SegmentBytes:       int64(c.SegmentBytes),
+		MaxBatchEntries:    c.MaxBatchEntries,
+		MaxBatchBytes:      int(c.MaxBatchBytes),
+		MaxDelay:           c.MaxDelay,
+		CheckpointEvery:    c.CheckpointEvery,
+		CheckpointInterval: c.CheckpointInterval,
+		Logger:             s.log.With("component", "ledger"),
+		OnCommit: func(records, bytes int, sync time.Duration) {
+			s.metrics.CommitRecords.Observe(float64(records))
+			s.metrics.CommitDuration.Observe(sync.Seconds())
+		},
+	}
+}
+
+// openAPIHandler serves the bundle's OpenAPI document. An operator's bundle
+// may declare no schemas: the server runs, it just has no API document to
+// give, and says why (404).
+func (s *Server) openAPIHandler() http.Handler {
+	h, err := openapi.Handler(s.bundle, openapi.Options{Dev: s.cfg.Dev})
+	if err == nil {
+		return h
+	}
+	s.log.Warn("no OpenAPI document for this bundle", "err", err)
+	why := err.Error()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.gateway.WriteProblem(w, r, reply.NewProblem("not-found", "no OpenAPI document: %s", why))
+	})
+}
+
+// openIdentity opens identity with the section auth, creates the bootstrap
+// operator at the first start, and rotates the signing key in the
+// background until bg ends.
+func (s *Server) openIdentity(ctx, bg context.Context, audit identity.ReceiptRecorder) error {
+	c := s.cfg.Auth
+	c.KeyDir = filepath.Join(s.cfg.Data, "jwks")
+	c.StateDir = filepath.Join(s.cfg.Data, "identity")
+	c.OnReject = func(r identity.Reason) { s.metrics.InvalidTokens.WithLabelValues(string(r)).Inc() }
+	// Open streams end at the revocation of their credential.
+	c.OnRevoke = func(subject string) {
+		if s.gateway != nil {
+			s.gateway.Revoked(subject)
+		}
+	}
+	c.OperatorTenant = OperatorTenant
+	c.Receipts = audit
+	c.WriteError = func(w http.ResponseWriter, r *http.Request, err error) {
+		s.gateway.WriteProblem(w, r, err)
+	}
+	id, err := identity.New(ctx, c)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	s.identity = id
+	if err := s.bootstrapOperator(ctx); err != nil {
+		return err
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		id.Run(bg, time.Minute, func(err error) { s.log.Error("key rotation", "err", err) })
+	}()
+	return nil
+}
+
+// gatewayConfig assembles the gateway from the server's parts and the
+// sections limits, stream, overload and cors.
+func (s *Server) gatewayConfig() gateway.Config {
+	c := gateway.Config{
+		Ledger:        ledgerStore{s.ledger},
+		Auth:          identity.DevAuthenticator{},
+		Metrics:       s.metrics,
+		Logger:        s.log.With("component", "gateway"),
+		Limits:        s.cfg.Limits,
+		Stream:        s.cfg.Stream,
+		Overload:      s.cfg.Overload,
+		Redactor:      s.redact,
+		Derived:       s.runner,
+		Backpressure:  backpressure{s},
+		DryRun:        s.dryRun,
+		StreamContext: s.streamsCtx,
+		CORSOrigins:   s.cfg.CORS.Origins,
+		Ready:         s.ready,
+		Mount:         s.mount,
+	}
+	if s.identity != nil {
+		c.Auth, c.Revalidator, c.Quota = s.identity, s.identity, s.identity.Limiter()
+	}
+	if vs := s.bundle.IngestValidators(); len(vs) > 0 {
+		c.Validator = bundleValidator(vs)
+	}
+	return c
+}
+
 // checkAtOpen turns ledger.check_at_open into the ledger's option: 0
 // checks nothing at open (the scrubber does it all).
-func checkAtOpen(b ByteSize) int64 {
+func checkAtOpen(b bytesize.Size) int64 {
 	if b <= 0 {
 		return -1
 	}
@@ -467,6 +448,8 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
+// close stops what runs and closes what is open, in the reverse order of
+// Open; a failed Open takes it too, with only part of the server there.
 func (s *Server) close() error {
 	s.BeginShutdown()
 	s.bgCancel()
@@ -475,7 +458,13 @@ func (s *Server) close() error {
 	if s.identity != nil {
 		errs = append(errs, s.identity.Close())
 	}
-	errs = append(errs, s.runner.Close(), s.ledger.Close(), s.lock.Release())
+	if s.runner != nil {
+		errs = append(errs, s.runner.Close())
+	}
+	if s.ledger != nil {
+		errs = append(errs, s.ledger.Close())
+	}
+	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)
 }
 

@@ -17,8 +17,10 @@ package abi
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,7 +65,7 @@ func Inputs() map[string][]Field {
 }
 
 // InputNames returns the input type names, sorted.
-func InputNames() []string { return sortedKeys(Inputs()) }
+func InputNames() []string { return slices.Sorted(maps.Keys(Inputs())) }
 
 // EventNames returns the derived event types (inputs other than span), sorted.
 func EventNames() []string {
@@ -79,15 +81,6 @@ func EventNames() []string {
 // SpanMembers returns the top-level members of the span, in canonical order.
 func SpanMembers() []string {
 	return []string{"confirmed_by", "data", "did", "id", "status", "tenant", "this", "when", "who"}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Format is a format that "as FORMAT" checks.
@@ -197,7 +190,7 @@ func kindIs(reason string, k ir.Kind) func(ir.Value) (bool, string) {
 }
 
 // FormatNames returns the format names, sorted.
-func FormatNames() []string { return sortedKeys(Formats()) }
+func FormatNames() []string { return slices.Sorted(maps.Keys(Formats())) }
 
 // ValidRFC3339 reports whether s is an RFC 3339 timestamp and returns its
 // instant. It is span.ValidRFC3339, the definition the span decoder uses to
