@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/loglineos/loglineos/internal/server"
 )
 
 // The operator commands talk to a running server: its admin API holds the
@@ -25,7 +27,7 @@ type apiFlags struct {
 func (a *apiFlags) add(cmd *cobra.Command, stdio Stdio) {
 	def := stdio.getenv("LOGLINE_URL")
 	if def == "" {
-		def = "http://127.0.0.1:8080"
+		def = "http://" + server.DefaultConfig().Listen
 	}
 	cmd.Flags().StringVar(&a.url, "url", def, "server base URL (env LOGLINE_URL)")
 	cmd.Flags().StringVar(&a.token, "token", "", "bearer token (env LOGLINE_TOKEN)")
@@ -130,7 +132,7 @@ POST /auth/token, and prints the token, e.g. for
 				return err
 			}
 			if asJSON {
-				return writeJSON(stdio.Out, tok)
+				return printJSON(stdio.Out, tok)
 			}
 			fmt.Fprintln(stdio.Out, tok["access_token"])
 			return nil
@@ -191,7 +193,7 @@ func newAccountsCmd(stdio Stdio) *cobra.Command {
 			if err := call("POST", u, tok, "application/json", body, &out); err != nil {
 				return err
 			}
-			return writeJSON(stdio.Out, map[string]any{"client_id": out["client_id"], "client_secret": out["client_secret"], "tenant": tenant, "role": role})
+			return printJSON(stdio.Out, map[string]any{"client_id": out["client_id"], "client_secret": out["client_secret"], "tenant": tenant, "role": role})
 		},
 	}
 	createAPI.add(create, stdio)
@@ -217,7 +219,7 @@ func newAccountsCmd(stdio Stdio) *cobra.Command {
 			if err := call("GET", u, tok, "", nil, &out); err != nil {
 				return err
 			}
-			return writeJSON(stdio.Out, out)
+			return printJSON(stdio.Out, out)
 		},
 	}
 	listAPI.add(list, stdio)

@@ -108,7 +108,7 @@ so a server that falls behind shows it.`,
 				return err
 			}
 			if asJSON {
-				if err := writeJSON(stdio.Out, rep); err != nil {
+				if err := printJSON(stdio.Out, rep); err != nil {
 					return err
 				}
 			} else {

@@ -16,6 +16,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/server"
@@ -27,7 +28,7 @@ func newLedgerCmd(stdio Stdio) *cobra.Command {
 	cmd := group("ledger", "Inspect, verify and rebuild the span ledger")
 	def := stdio.getenv("LOGLINE_DATA")
 	if def == "" {
-		def = "./data"
+		def = server.DefaultConfig().Data
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", def, "data directory (env LOGLINE_DATA)")
 	cmd.AddCommand(
@@ -172,7 +173,7 @@ server's latest signed checkpoint covers, and says so.`,
 				},
 				Progress: func(done, total int64) {
 					if total > 0 {
-						p.printf("verifying: %d%% of %s", done*100/total, byteSize(total))
+						p.printf("verifying: %d%% of %s", done*100/total, bytesize.Format(total))
 					}
 				},
 			})
@@ -276,9 +277,7 @@ func writeVerifyJSON(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 		out["state"] = stateJSON(srep)
 		out["ok"] = out["ok"].(bool) && srep.OK()
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(out)
+	printJSON(w, out)
 }
 
 func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyReport, took time.Duration) {
@@ -308,7 +307,7 @@ func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 		ck = fmt.Sprintf("signed checkpoint of size %d verified", rep.Checkpoint.Size)
 	}
 	fmt.Fprintf(w, "ok: %d records in %d segments (%s), %d commits, root %s; %s; %d receipts journal lines checked; index: %d positions, %d commit entries, %d lookup entries, %d tree nodes checked (%s)\n",
-		rep.Records, rep.Segments, byteSize(rep.Bytes), rep.Commits, rep.Root, ck, rep.Journal,
+		rep.Records, rep.Segments, bytesize.Format(rep.Bytes), rep.Commits, rep.Root, ck, rep.Journal,
 		rep.Index["positions"], rep.Index["batches"], rep.Index["runs"], rep.Index["tree"], took.Round(time.Millisecond))
 	if rep.IndexNote != "" {
 		fmt.Fprintf(w, "note: %s\n", rep.IndexNote)
@@ -321,7 +320,7 @@ func writeVerifyText(w io.Writer, rep *ledger.VerifyReport, drep *cycle.VerifyRe
 		fmt.Fprintf(w, "derived: not checked: %s\n", drep.Stale)
 	default:
 		fmt.Fprintf(w, "derived: ok: %d events of %d tenants in %d files (%s) match a fresh derivation of the first %d records\n",
-			drep.Events, drep.Tenants, drep.Files, byteSize(drep.Bytes), drep.Cursor)
+			drep.Events, drep.Tenants, drep.Files, bytesize.Format(drep.Bytes), drep.Cursor)
 	}
 }
 
@@ -502,7 +501,7 @@ leaf hash, the path hashes, and the root they lead to.`,
 			if err != nil {
 				return err
 			}
-			return writeJSON(stdio.Out, proofJSON{Proof: p, Root: root})
+			return printJSON(stdio.Out, proofJSON{Proof: p, Root: root})
 		},
 	}
 	cmd.Flags().Int64Var(&seq, "seq", -1, "sequence number of the record")
@@ -513,12 +512,6 @@ leaf hash, the path hashes, and the root they lead to.`,
 type proofJSON struct {
 	ledger.Proof
 	Root ledger.Hash `json:"root"`
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func newLedgerCheckpointCmd(stdio Stdio, data *string) *cobra.Command {
@@ -756,16 +749,4 @@ of the same tree size, and that the checkpoint is signed by the key.`,
 	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().StringVar(&ckptFile, "checkpoint", "", "the signed checkpoint (a file, or - for stdin)")
 	return cmd
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

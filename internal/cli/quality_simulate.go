@@ -91,7 +91,7 @@ derived events as NDJSON.`,
 				return err
 			}
 			if asJSON {
-				return writeJSON(stdio.Out, struct {
+				return printJSON(stdio.Out, struct {
 					gateway.SummaryJSON
 					Rejected int `json:"rejected"`
 				}{gateway.SummaryToJSON(sum, false), rejected})

@@ -89,13 +89,13 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			return runServe(cmd.Context(), cfg, addrFile, stdio)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&data, "data", "./data", "data directory")
-	f.StringVar(&listen, "listen", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
+	f, def := cmd.Flags(), server.DefaultConfig()
+	f.StringVar(&data, "data", def.Data, "data directory")
+	f.StringVar(&listen, "listen", def.Listen, "address to listen on (port 0 picks a free port)")
 	f.StringVar(&config, "config", "", "YAML configuration file (env LOGLINE_CONFIG)")
 	f.BoolVar(&dev, "dev", false, "development mode: no login, every request is an administrator of the tenant it names")
-	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", def.Log.Format, "log format: text or json")
+	f.StringVar(&logLevel, "log-level", def.Log.Level, "log level: debug, info, warn or error")
 	f.StringVar(&addrFile, "addr-file", "", "write the address the server listens on to this file once it accepts connections")
 	f.StringVar(&bundlePath, "bundle", "", "run this signed .lllb bundle instead of the standard one")
 	f.StringSliceVar(&trust, "trust", nil, "public key file trusted to sign --bundle (repeatable)")

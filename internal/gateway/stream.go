@@ -278,7 +278,7 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-var errClosedSlow = errors.New("closed a slow consumer")
+var errClosedSlow = errors.New("gateway: closed a slow consumer")
 
 // wsContext is the context of a WebSocket stream: it ends with the
 // request's (the stream's credential, see limitStreams) or when the peer
