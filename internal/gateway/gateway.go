@@ -349,19 +349,26 @@ const keyPrincipal ctxKey = 0
 // the gateway, or nil.
 func PrincipalOf(r *http.Request) *identity.Principal { return principal(r) }
 
-// WriteProblem writes err as problem+json: a *reply.Problem as it is, an identity
-// refusal as 401/403/429, anything else as a 500 without details.
+// WriteProblem writes err as problem+json, as the gateway's own handlers'
+// errors are: see problemFor.
 func (g *Gateway) WriteProblem(w http.ResponseWriter, r *http.Request, err error) {
+	reply.WriteProblem(w, r, g.problemFor(r, err))
+}
+
+// problemFor is the problem that answers a handler's error: an identity
+// refusal as identity says (and counted), a *reply.Problem as it is, damage
+// to the ledger as 503, anything else as a 500 without details. Server
+// errors are logged with the request id.
+func (g *Gateway) problemFor(r *http.Request, err error) *reply.Problem {
 	var ie *identity.Error
 	if errors.As(err, &ie) {
-		reply.WriteProblem(w, r, g.authProblem(err))
-		return
+		return g.authProblem(err)
 	}
 	p := asProblem(err)
 	if p.Status >= 500 {
-		g.log.Error("request failed", "request_id", reply.RequestID(r), "err", err)
+		g.log.Error("request failed", "request_id", reply.RequestID(r), "path", r.URL.Path, "err", err)
 	}
-	reply.WriteProblem(w, r, p)
+	return p
 }
 
 func principal(r *http.Request) *identity.Principal {
@@ -478,10 +485,7 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				return // the client went away
 			}
-			p := asProblem(err)
-			if p.Status >= 500 {
-				g.log.Error("request failed", "request_id", id, "route", route, "err", err)
-			}
+			p := g.problemFor(r, err)
 			if sw.status == 0 {
 				reply.WriteProblem(sw, r, p)
 			}
