@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"reflect"
 	"regexp"
 	"slices"
@@ -129,9 +131,7 @@ func Parse(file string, data []byte, base map[string]any) (*File, error) {
 	cfg, err := ParseConfig(f.Doc)
 	p.placeAll(err)
 	f.Config = cfg
-	if _, err := ConfigEntry("-", f.Doc); err != nil {
-		p.add(0, fmt.Errorf("features and policies: not recordable: %w", err))
-	}
+	p.checkRecordable("", f.Doc)
 	if q := raw.Quotas; q.IngestPerSecond < 0 || q.Burst < 0 {
 		p.add(p.line("quotas"), errors.New("quotas: ingest_per_second and burst must not be negative"))
 	}
@@ -260,6 +260,32 @@ func (p *parser) overrides(raw fileYAML) map[string]any {
 		over[name] = normalize(v)
 	}
 	return over
+}
+
+// checkRecordable reports the values of v, the document a config record
+// will carry, that JSON cannot hold: YAML's .nan and .inf (in a policy
+// derivation does not read, so ParseConfig lets them through).
+func (p *parser) checkRecordable(path string, v any) {
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			p.add(p.line(path), fmt.Errorf("%s: %v cannot be recorded (JSON has no NaN or infinity)", path, x))
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			p.checkRecordable(join(k), x[k])
+		}
+	case []any:
+		for i, e := range x {
+			p.checkRecordable(fmt.Sprintf("%s[%d]", path, i), e)
+		}
+	}
 }
 
 // placeAll adds the problems of err (joined *derive.ConfigError values) at

@@ -39,4 +39,3 @@ func TestTenantFileMaxOpen(t *testing.T) {
 		}
 	}
 }
-
