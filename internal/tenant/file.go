@@ -28,7 +28,7 @@ import (
 //	  quality_meter:     {percentile_target: "p96", min_score: 60}
 //	redact:   ["data.customer_email"]
 //	members:  {"alice@example.com": [writer], "u_0123...": [admin]}
-//	roles:    {auditor: [read, verify]}
+//	roles:    {auditor: [stream.read, receipts.read]}
 //
 // Every member is optional. features and policies override the bundle's for
 // this tenant (see ParseConfig); they reach derivation through a config
@@ -119,12 +119,12 @@ type fileYAML struct {
 // The file is decoded once, strictly: a member that is not part of the
 // format is an error naming the nearest known one, and every error is an
 // *Error with the line it is written on. The error joins every problem
-// found.
+// found, in line order.
 func Parse(file string, data []byte, base map[string]any) (*File, error) {
 	p := &parser{file: file}
 	raw := p.decode(data)
 	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+		return nil, p.err()
 	}
 	f := &File{Quotas: raw.Quotas, Members: raw.Members, Roles: raw.Roles}
 	f.Doc = Merge(base, p.overrides(raw))
@@ -149,7 +149,7 @@ func Parse(file string, data []byte, base map[string]any) (*File, error) {
 		f.Redact = append(f.Redact, path)
 	}
 	if len(p.errs) > 0 {
-		return nil, errors.Join(p.errs...)
+		return nil, p.err()
 	}
 	return f, nil
 }
@@ -163,6 +163,13 @@ type parser struct {
 
 func (p *parser) add(line int, err error) {
 	p.errs = append(p.errs, &Error{File: p.file, Line: line, Err: err})
+}
+
+// err joins the problems in line order (those of one line in the order
+// found).
+func (p *parser) err() error {
+	slices.SortStableFunc(p.errs, func(a, b error) int { return a.(*Error).Line - b.(*Error).Line })
+	return errors.Join(p.errs...)
 }
 
 // yamlLine splits the line out of yaml's messages: "yaml: line 3: …" for

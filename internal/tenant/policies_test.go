@@ -12,7 +12,7 @@ import (
 	"github.com/loglineos/loglineos/internal/derive"
 )
 
-func TestParseTenantConfig(t *testing.T) {
+func TestParseConfig(t *testing.T) {
 	withAppendix := derive.DefaultTenantConfig()
 	withAppendix.Linker.CloseTimeout = 2 * time.Hour
 	withAppendix.Meter.MinScore = 60
@@ -84,7 +84,7 @@ func TestParseTenantConfig(t *testing.T) {
 	}
 }
 
-func TestParseTenantConfigErrors(t *testing.T) {
+func TestParseConfigErrors(t *testing.T) {
 	pol := func(name string, m map[string]any) map[string]any {
 		return map[string]any{"policies": map[string]any{name: m}}
 	}
