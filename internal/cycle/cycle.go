@@ -273,7 +273,7 @@ const snapshotMagic = "logline derived snapshot v2\n"
 
 // errOldSnapshot is a snapshot of an earlier format (the store is rebuilt;
 // it is not damage).
-var errOldSnapshot = errors.New("a derived snapshot of an earlier format")
+var errOldSnapshot = errors.New("cycle: derived snapshot of an earlier format")
 
 func (sn *snapshot) encode() []byte {
 	b := []byte(snapshotMagic)

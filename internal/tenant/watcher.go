@@ -195,8 +195,16 @@ func (w *Watcher) remove(ctx context.Context, name string) error {
 	return nil
 }
 
-// Run scans every interval until ctx ends.
+// DefaultScanInterval is how often Run scans when given no interval: a
+// changed file is applied within a second.
+const DefaultScanInterval = time.Second
+
+// Run scans every interval (DefaultScanInterval if not positive) until ctx
+// ends.
 func (w *Watcher) Run(ctx context.Context, every time.Duration) {
+	if every <= 0 {
+		every = DefaultScanInterval
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
