@@ -27,7 +27,7 @@ import (
 func BasePolicies(b *bundle.Bundle) map[string]any {
 	def := derive.DefaultTenantConfig().Features
 	policies := map[string]any{}
-	for _, name := range tenant.Policies() {
+	for _, name := range tenant.DerivationPolicies() {
 		p, ok := b.Policy(name)
 		if !ok {
 			continue
@@ -134,7 +134,7 @@ func (s *Server) applyTenant(name string, f *tenant.File) error {
 func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, error) {
 	cfg := s.defaultCfg
 	if policies, ok := overrides["policies"].(map[string]any); ok {
-		known := tenant.Policies()
+		known := tenant.DerivationPolicies()
 		for _, name := range slices.Sorted(maps.Keys(policies)) {
 			if !slices.Contains(known, name) {
 				return derive.Summary{}, gateway.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))

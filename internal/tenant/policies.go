@@ -88,9 +88,10 @@ const (
 	policyPerf   = "derived_events_perf"
 )
 
-// Policies names the policies derivation reads, in the order they are
-// documented. A tenant file's other policies are recorded and ignored.
-func Policies() []string { return []string{policyLinker, policyMeter, policyPerf} }
+// DerivationPolicies names the policies derivation reads, in the order
+// they are documented. A tenant file's other policies are recorded and
+// ignored.
+func DerivationPolicies() []string { return []string{policyLinker, policyMeter, policyPerf} }
 
 func setPolicies(c *derive.TenantConfig, v any, errs *problems) {
 	m, ok := asMap(v)
@@ -107,7 +108,7 @@ func setPolicies(c *derive.TenantConfig, v any, errs *problems) {
 		case policyPerf:
 			perf().set(c, m[name], errs)
 		default:
-			if s := suggest.DidYouMean(name, Policies()); s != "" {
+			if s := suggest.DidYouMean(name, DerivationPolicies()); s != "" {
 				errs.add("policies."+name, "unknown policy%s", s)
 			}
 		}

@@ -109,9 +109,9 @@ func TestAppliedStateSealed(t *testing.T) {
 }
 
 // TestScanRefusesUnrecordable: a file whose policies cannot be written as
-// JSON (a NaN in a policy derivation does not read) is refused like any bad
-// file: the scan goes on, the other tenants are recorded, and the server
-// can start.
+// JSON (a NaN, in a policy derivation does not read) is refused like any
+// bad file: the scan goes on, the other tenants are recorded, and the
+// server can start.
 func TestScanRefusesUnrecordable(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "t_nan.yaml"), []byte("policies:\n  other: {x: .nan}\n"), 0o644)
