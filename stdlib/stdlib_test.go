@@ -7,6 +7,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -31,7 +32,7 @@ func TestPoliciesMatchDerive(t *testing.T) {
 		}
 		policies[name] = m
 	}
-	got, err := derive.ParseTenantConfig(map[string]any{
+	got, err := tenant.ParseConfig(map[string]any{
 		"features": map[string]any{"trajectory": true, "diamond": true},
 		"policies": policies,
 	})

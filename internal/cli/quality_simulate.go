@@ -23,6 +23,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -58,7 +59,7 @@ derived events as NDJSON.`,
 			if err != nil {
 				return err
 			}
-			def, err := derive.ParseTenantConfig(base)
+			def, err := tenant.ParseConfig(base)
 			if err != nil {
 				return badErr("policy: %v", err)
 			}
@@ -76,7 +77,7 @@ derived events as NDJSON.`,
 			}
 			w := bufio.NewWriterSize(f, 1<<20)
 			var line []byte
-			sum, err := cycle.DryRun(spans, def, derive.SimOptions{CloseAtEnd: closeAtEnd, OnEvent: func(ev *derive.Event) error {
+			sum, err := cycle.DryRun(spans, def, derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: func(ev *derive.Event) error {
 				line = append(ev.AppendJSON(line[:0]), '\n')
 				_, err := w.Write(line)
 				return err
@@ -157,7 +158,7 @@ func basePolicies(policyFile string) (map[string]any, error) {
 	b2, _ := json.Marshal(over) // YAML maps to JSON-shaped maps
 	var norm map[string]any
 	json.Unmarshal(b2, &norm)
-	return cycle.Merge(base, norm), nil
+	return tenant.Merge(base, norm), nil
 }
 
 // replaceSources drops the standard policies.lll when a policy file is given,

@@ -39,6 +39,7 @@ import (
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // Source is the ledger as the cycle reads it.
@@ -47,8 +48,9 @@ type Source interface {
 	Next() uint64
 }
 
-// Options configure a Runner.
-type Options struct {
+// Config configures a Runner. Dir, Default and Fingerprint are required;
+// every other zero field takes the default named in its comment.
+type Config struct {
 	// Dir is the store's directory, normally <data>/derived.
 	Dir string
 	// Default is the configuration of tenants without a config record: the
@@ -57,13 +59,13 @@ type Options struct {
 	// Fingerprint names the policies (e.g. the bundle hash); a store derived
 	// under another is rebuilt.
 	Fingerprint string
-	// BatchRecords bounds the records applied per store batch (default 4096),
-	// and a smaller batch waits up to FlushDelay for more before it is
-	// written (default 20 ms).
+	// BatchRecords bounds the records applied per store batch
+	// (DefaultBatchRecords), and a smaller batch waits up to FlushDelay for
+	// more before it is written (DefaultFlushDelay).
 	BatchRecords int
 	FlushDelay   time.Duration
 	// SnapshotEvery and SnapshotInterval say how often the engine state is
-	// saved (defaults 100,000 records and 5 s).
+	// saved (DefaultSnapshotEvery records, DefaultSnapshotInterval).
 	SnapshotEvery    uint64
 	SnapshotInterval time.Duration
 	// While ingest is appending and derivation is less than LowWater
@@ -74,16 +76,48 @@ type Options struct {
 	Share    float64
 	LowWater uint64
 	// MaxOpenFiles bounds the tenant files the store keeps open at once, two
-	// a tenant (default 128); the least recently used are closed to open
-	// others. The trajectory index files (256 at most) are open besides.
+	// a tenant (DefaultMaxOpenFiles); the least recently used are closed to
+	// open others. The trajectory index files (256 at most) are open
+	// besides.
 	MaxOpenFiles int
-	Logger       *slog.Logger
+	// Logger gets the runner's warnings and errors. Nil: discarded.
+	Logger *slog.Logger
 }
 
-// DefaultMaxOpenFiles is Options.MaxOpenFiles's default: with the 256
-// trajectory index files, the store holds at most 384 descriptors, which
-// leaves most of a 1024 limit to the ledger and the connections.
-const DefaultMaxOpenFiles = 128
+// Defaults of Config.
+const (
+	DefaultBatchRecords     = 4096
+	DefaultFlushDelay       = 20 * time.Millisecond
+	DefaultSnapshotEvery    = 100_000
+	DefaultSnapshotInterval = 5 * time.Second
+	// DefaultMaxOpenFiles: with the 256 trajectory index files, the store
+	// holds at most 384 descriptors, which leaves most of a 1024 limit to
+	// the ledger and the connections.
+	DefaultMaxOpenFiles = 128
+)
+
+// withDefaults returns c with its zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.BatchRecords <= 0 {
+		c.BatchRecords = DefaultBatchRecords
+	}
+	if c.FlushDelay == 0 {
+		c.FlushDelay = DefaultFlushDelay
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if c.MaxOpenFiles <= 0 {
+		c.MaxOpenFiles = DefaultMaxOpenFiles
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
 
 // Reasons for rebuilding the derived store from the start of the ledger at
 // open (Runner.Rebuilt).
@@ -96,10 +130,10 @@ const (
 
 // Runner is the running cycle.
 type Runner struct {
-	opts Options
-	src  Source
-	log  *slog.Logger
-	st   *store
+	cfg Config
+	src Source
+	log *slog.Logger
+	st  *store
 
 	mu  sync.Mutex // guards eng
 	eng *derive.Engine
@@ -114,36 +148,19 @@ type Runner struct {
 
 // Open opens (or creates) the store and restores the engine from its last
 // snapshot. A store derived under other policies is emptied first.
-func Open(src Source, opts Options) (*Runner, error) {
-	if opts.BatchRecords <= 0 {
-		opts.BatchRecords = 4096
-	}
-	if opts.FlushDelay == 0 {
-		opts.FlushDelay = 20 * time.Millisecond
-	}
-	if opts.SnapshotEvery == 0 {
-		opts.SnapshotEvery = 100_000
-	}
-	if opts.SnapshotInterval <= 0 {
-		opts.SnapshotInterval = 5 * time.Second
-	}
-	if opts.MaxOpenFiles <= 0 {
-		opts.MaxOpenFiles = DefaultMaxOpenFiles
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	r := &Runner{opts: opts, src: src, log: opts.Logger, notifyCh: make(chan struct{})}
+func Open(src Source, cfg Config) (*Runner, error) {
+	cfg = cfg.withDefaults()
+	r := &Runner{cfg: cfg, src: src, log: cfg.Logger, notifyCh: make(chan struct{})}
 	if err := r.openStore(); err != nil {
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *Runner) snapshotPath() string { return filepath.Join(r.opts.Dir, "snapshot") }
+func (r *Runner) snapshotPath() string { return filepath.Join(r.cfg.Dir, "snapshot") }
 
 func (r *Runner) openStore() error {
-	def := r.opts.Default
+	def := r.cfg.Default
 	eng, err := derive.New(derive.Config{Default: &def})
 	if err != nil {
 		return err
@@ -154,7 +171,7 @@ func (r *Runner) openStore() error {
 	case errors.As(err, &re):
 		r.log.Warn("rebuilding the derived store from the start of the ledger", "reason", re.reason, "err", re.err)
 		r.rebuilt = re.reason
-		if err := os.RemoveAll(r.opts.Dir); err != nil {
+		if err := os.RemoveAll(r.cfg.Dir); err != nil {
 			return err
 		}
 		if eng, err = derive.New(derive.Config{Default: &def}); err != nil {
@@ -164,12 +181,12 @@ func (r *Runner) openStore() error {
 		return err
 	}
 	r.eng = eng
-	st, err := openStoreFiles(r.opts.Dir, r.opts.MaxOpenFiles, nil)
+	st, err := openStoreFiles(r.cfg.Dir, r.cfg.MaxOpenFiles, nil)
 	if err != nil {
 		return err
 	}
 	if sn == nil {
-		sn = &snapshot{fingerprint: r.opts.Fingerprint}
+		sn = &snapshot{fingerprint: r.cfg.Fingerprint}
 	}
 	if err := st.restoreLengths(sn.tenants, sn.buckets); err != nil {
 		st.close()
@@ -209,13 +226,13 @@ func (r *Runner) usableSnapshot(eng *derive.Engine) (*snapshot, error) {
 	if err != nil {
 		return nil, &rebuildError{RebuildSnapshot, err}
 	}
-	if sn.fingerprint != r.opts.Fingerprint {
+	if sn.fingerprint != r.cfg.Fingerprint {
 		return nil, &rebuildError{RebuildPolicies, errors.New("the policies changed")}
 	}
 	if err := eng.UnmarshalBinary(sn.engine); err != nil {
 		return nil, &rebuildError{RebuildSnapshot, err}
 	}
-	if err := checkFiles(r.opts.Dir, sn); err != nil {
+	if err := checkFiles(r.cfg.Dir, sn); err != nil {
 		return nil, &rebuildError{RebuildFiles, err}
 	}
 	return sn, nil
@@ -256,7 +273,7 @@ const snapshotMagic = "logline derived snapshot v2\n"
 
 // errOldSnapshot is a snapshot of an earlier format (the store is rebuilt;
 // it is not damage).
-var errOldSnapshot = errors.New("a derived snapshot of an earlier format")
+var errOldSnapshot = errors.New("cycle: derived snapshot of an earlier format")
 
 func (sn *snapshot) encode() []byte {
 	b := []byte(snapshotMagic)
@@ -377,7 +394,7 @@ func (r *Runner) writeSnapshot(cursor uint64) error {
 		return err
 	}
 	tenants, buckets := r.st.lengths()
-	sn := snapshot{fingerprint: r.opts.Fingerprint, cursor: cursor, tenants: tenants, buckets: buckets, engine: eng}
+	sn := snapshot{fingerprint: r.cfg.Fingerprint, cursor: cursor, tenants: tenants, buckets: buckets, engine: eng}
 	return atomicfile.Write(r.snapshotPath(), sn.encode(), 0o644)
 }
 
@@ -455,7 +472,7 @@ func (r *Runner) run(ctx context.Context) error {
 		if err := r.st.flush(); err != nil {
 			return err
 		}
-		snap = snap || sinceSn >= r.opts.SnapshotEvery || time.Since(lastSnap) >= r.opts.SnapshotInterval
+		snap = snap || sinceSn >= r.cfg.SnapshotEvery || time.Since(lastSnap) >= r.cfg.SnapshotInterval
 		if snap && sinceSn > 0 {
 			if err := r.writeSnapshot(next); err != nil {
 				return err
@@ -474,8 +491,8 @@ func (r *Runner) run(ctx context.Context) error {
 			// A small batch waits a little for more records before it is
 			// written: under a stream of small commits, flushing after
 			// each would cost more than deriving them.
-			if inBatch > 0 && inBatch < r.opts.BatchRecords {
-				if wait := r.opts.FlushDelay - time.Since(batchStart); wait > 0 {
+			if inBatch > 0 && inBatch < r.cfg.BatchRecords {
+				if wait := r.cfg.FlushDelay - time.Since(batchStart); wait > 0 {
 					wctx, cancel := context.WithTimeout(ctx, wait)
 					err := rd.Wait(wctx)
 					cancel()
@@ -490,7 +507,7 @@ func (r *Runner) run(ctx context.Context) error {
 			if err := commit(false); err != nil {
 				return err
 			}
-			wctx, cancel := context.WithTimeout(ctx, r.opts.SnapshotInterval)
+			wctx, cancel := context.WithTimeout(ctx, r.cfg.SnapshotInterval)
 			err := rd.Wait(wctx)
 			cancel()
 			if ctx.Err() != nil {
@@ -521,7 +538,7 @@ func (r *Runner) run(ctx context.Context) error {
 		}
 		inBatch++
 		sinceSn++
-		if inBatch >= r.opts.BatchRecords {
+		if inBatch >= r.cfg.BatchRecords {
 			if err := commit(false); err != nil {
 				return err
 			}
@@ -572,7 +589,7 @@ func step(eng *derive.Engine, evs []derive.Event, rec ledger.Record, log *slog.L
 // far behind: after working for a slice of time, it sleeps so that its work
 // is Share of the whole.
 func (r *Runner) yield(ctx context.Context, slice *time.Time, lastNext *uint64) error {
-	share := r.opts.Share
+	share := r.cfg.Share
 	if share <= 0 || share >= 1 {
 		return nil
 	}
@@ -583,7 +600,7 @@ func (r *Runner) yield(ctx context.Context, slice *time.Time, lastNext *uint64) 
 	next := r.src.Next()
 	busy := next != *lastNext
 	*lastNext = next
-	if busy && r.Backlog() < r.opts.LowWater {
+	if busy && r.Backlog() < r.cfg.LowWater {
 		pause := time.Duration(float64(worked) * (1 - share) / share)
 		select {
 		case <-ctx.Done():
@@ -613,12 +630,12 @@ func toInput(rec ledger.Record, log *slog.Logger) (derive.Input, bool) {
 		}
 		return derive.Input{Seq: rec.Seq, Kind: derive.KindTick, Tick: t}, true
 	case ledger.KindConfig:
-		tenant, cfg, err := DecodeConfig(rec.Body)
+		name, cfg, err := tenant.DecodeConfig(rec.Body)
 		if err != nil {
 			log.Warn("config record does not decode", "seq", rec.Seq, "err", err)
 			return derive.Input{}, false
 		}
-		return derive.Input{Seq: rec.Seq, Kind: derive.KindConfig, Tenant: tenant, Config: cfg}, true
+		return derive.Input{Seq: rec.Seq, Kind: derive.KindConfig, Tenant: name, Config: cfg}, true
 	}
 	return derive.Input{}, false
 }

@@ -54,7 +54,7 @@ func served(t *testing.T, r *Runner) string {
 func reopen(t *testing.T, l *ledger.Ledger, store string) (string, string) {
 	t.Helper()
 	// No flush delay: nothing else is appended while it catches up.
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", FlushDelay: time.Nanosecond})
+	r, err := Open(l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", FlushDelay: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}

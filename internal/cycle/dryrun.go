@@ -11,7 +11,7 @@ import (
 // whose (tenant, id) came before is a duplicate and is skipped, as ingest
 // would answer it. So, without ticks, the events equal what a server derives
 // after ingesting the same spans into an empty ledger.
-func DryRun(spans []*span.Span, def derive.TenantConfig, opts derive.SimOptions) (derive.Summary, error) {
+func DryRun(spans []*span.Span, def derive.TenantConfig, sim derive.SimConfig) (derive.Summary, error) {
 	type key struct{ tenant, id string }
 	seen := make(map[key]bool, len(spans))
 	inputs := func(yield func(derive.Input) bool) {
@@ -28,5 +28,5 @@ func DryRun(spans []*span.Span, def derive.TenantConfig, opts derive.SimOptions)
 			seq++
 		}
 	}
-	return derive.Simulate(inputs, derive.Config{Default: &def}, opts)
+	return derive.Simulate(inputs, derive.Config{Default: &def}, sim)
 }

@@ -2,11 +2,9 @@ package cycle
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -21,7 +19,8 @@ import (
 // trajectories close, and replay agrees). A config record puts a tenant's
 // configuration (features and policies, as in cfg/tenants/<tenant>.yaml) in
 // force from that point of the ledger on; "config":null returns the tenant
-// to the defaults.
+// to the defaults. Package tenant writes and reads config records
+// (tenant.ConfigEntry, tenant.DecodeConfig).
 
 // TickEntry returns the ledger entry of a clock tick at t.
 func TickEntry(t time.Time) ledger.Entry {
@@ -42,67 +41,4 @@ func DecodeTick(body []byte) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("tick clock %q is not RFC 3339", t.Clock)
 	}
 	return v, nil
-}
-
-// ConfigEntry returns the ledger entry putting a tenant's configuration in
-// force; a nil doc returns the tenant to the defaults. doc holds the
-// derivation part of the tenant file: "features" and "policies".
-func ConfigEntry(tenant string, doc map[string]any) (ledger.Entry, error) {
-	if tenant == "" {
-		return ledger.Entry{}, errors.New("config record without a tenant")
-	}
-	raw, err := json.Marshal(struct {
-		Config map[string]any `json:"config"`
-		Tenant string         `json:"tenant"`
-	}{doc, tenant})
-	if err != nil {
-		return ledger.Entry{}, err
-	}
-	body, err := span.Canonicalize(raw)
-	if err != nil {
-		return ledger.Entry{}, err
-	}
-	return ledger.Entry{Kind: ledger.KindConfig, Tenant: tenant, Body: body}, nil
-}
-
-// DecodeConfig reads a config record's body into the tenant and its
-// configuration (nil: back to the defaults). The base is the defaults the
-// record's values override.
-func DecodeConfig(body []byte) (string, *derive.TenantConfig, error) {
-	var rec struct {
-		Config map[string]any `json:"config"`
-		Tenant string         `json:"tenant"`
-	}
-	if err := json.Unmarshal(body, &rec); err != nil {
-		return "", nil, err
-	}
-	if rec.Tenant == "" {
-		return "", nil, errors.New("config record without a tenant")
-	}
-	if rec.Config == nil {
-		return rec.Tenant, nil, nil
-	}
-	cfg, err := derive.ParseTenantConfig(rec.Config)
-	if err != nil {
-		return "", nil, err
-	}
-	return rec.Tenant, &cfg, nil
-}
-
-// Merge lays overrides over base, recursively for maps; base is not changed.
-func Merge(base, overrides map[string]any) map[string]any {
-	out := make(map[string]any, len(base)+len(overrides))
-	for k, v := range base {
-		out[k] = v
-	}
-	for k, v := range overrides {
-		if bm, ok := out[k].(map[string]any); ok {
-			if om, ok := v.(map[string]any); ok {
-				out[k] = Merge(bm, om)
-				continue
-			}
-		}
-		out[k] = v
-	}
-	return out
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // The determinism test builds a ledger of spans, ticks and config records,
@@ -57,7 +58,7 @@ func replay(dir string, batch int) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(store)
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", BatchRecords: batch})
+	r, err := Open(l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", BatchRecords: batch})
 	if err != nil {
 		return "", err
 	}
@@ -109,7 +110,7 @@ func buildLedger(t *testing.T, dir string, n int) {
 	for i := 0; i < n; {
 		es := make([]ledger.Entry, 0, batch+2)
 		for ; len(es) < batch && i < n; i++ {
-			tenant := fmt.Sprintf("t_%d", i%5)
+			name := fmt.Sprintf("t_%d", i%5)
 			when := base.Add(time.Duration(i) * time.Second)
 			if rng.IntN(50) == 0 {
 				when = when.Add(-time.Duration(rng.IntN(7200)) * time.Second)
@@ -124,14 +125,14 @@ func buildLedger(t *testing.T, dir string, n int) {
 			}
 			id := fmt.Sprintf("s_%d", i)
 			body := fmt.Sprintf(`{%s"did":%q,"id":%q,"status":"confirmed","tenant":%q,"this":%q,"when":%q,"who":"u%d"}`,
-				conf, dids[rng.IntN(4)], id, tenant, this, when.Format(time.RFC3339), rng.IntN(9))
-			es = append(es, ledger.Entry{Tenant: tenant, ID: id, This: this, Body: []byte(body)})
+				conf, dids[rng.IntN(4)], id, name, this, when.Format(time.RFC3339), rng.IntN(9))
+			es = append(es, ledger.Entry{Tenant: name, ID: id, This: this, Body: []byte(body)})
 			if i%5000 == 4999 {
 				es = append(es, TickEntry(when.Add(time.Minute)))
 			}
 			if i == n/2 {
 				doc := map[string]any{"policies": map[string]any{"trajectory_linker": map[string]any{"close_on_did": []any{"sale.close"}, "key_fields": []any{"this"}}}}
-				cfg, err := ConfigEntry("t_1", Merge(map[string]any{}, doc))
+				cfg, err := tenant.ConfigEntry("t_1", tenant.Merge(map[string]any{}, doc))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -200,7 +201,7 @@ func TestEvictionReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	cfg, err := ConfigEntry("t_e", map[string]any{"policies": map[string]any{"trajectory_linker": map[string]any{"max_open_trajectories": 50}}})
+	cfg, err := tenant.ConfigEntry("t_e", map[string]any{"policies": map[string]any{"trajectory_linker": map[string]any{"max_open_trajectories": 50}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +230,9 @@ func TestEvictionReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Derive what is there, then stop (a snapshot at the end).
-		deriveWith(t, l, Options{Dir: staged, Default: derive.DefaultTenantConfig(), Fingerprint: "test", SnapshotEvery: 97, BatchRecords: 13 + stage})
+		deriveWith(t, l, Config{Dir: staged, Default: derive.DefaultTenantConfig(), Fingerprint: "test", SnapshotEvery: 97, BatchRecords: 13 + stage})
 	}
-	want := deriveWith(t, l, Options{Dir: staged, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
+	want := deriveWith(t, l, Config{Dir: staged, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
 	if n := strings.Count(want, `"reason":"evicted"`); n < 1000 {
 		t.Fatalf("only %d evictions", n)
 	}
@@ -241,7 +242,7 @@ func TestEvictionReplay(t *testing.T) {
 		}
 	}
 	for _, batch := range []int{1, 4096} {
-		got := deriveWith(t, l, Options{Dir: filepath.Join(dir, fmt.Sprintf("batch%d", batch)), Default: derive.DefaultTenantConfig(), Fingerprint: "test", BatchRecords: batch})
+		got := deriveWith(t, l, Config{Dir: filepath.Join(dir, fmt.Sprintf("batch%d", batch)), Default: derive.DefaultTenantConfig(), Fingerprint: "test", BatchRecords: batch})
 		if got != want {
 			t.Fatalf("batch %d: the derived streams differ from the staged derivation", batch)
 		}

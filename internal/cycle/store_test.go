@@ -24,13 +24,13 @@ import (
 // and returns the hash line of its streams.
 func deriveAll(t *testing.T, l *ledger.Ledger, store string, snapEvery uint64) string {
 	t.Helper()
-	return deriveWith(t, l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", SnapshotEvery: snapEvery})
+	return deriveWith(t, l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test", SnapshotEvery: snapEvery})
 }
 
 // deriveWith is deriveAll with any options.
-func deriveWith(t *testing.T, l *ledger.Ledger, opts Options) string {
+func deriveWith(t *testing.T, l *ledger.Ledger, cfg Config) string {
 	t.Helper()
-	r, err := Open(l, opts)
+	r, err := Open(l, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestStoreRestart(t *testing.T) {
 		t.Fatal("derived streams differ after a damaged snapshot")
 	}
 	// Another policy fingerprint rebuilds.
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "other"})
+	r, err := Open(l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "other"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestTrajectoryLookup(t *testing.T) {
 	l := openBuilt(t, dir, 5000)
 	store := filepath.Join(dir, "derived")
 	deriveAll(t, l, store, 1000)
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
+	r, err := Open(l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestFewOpenFiles(t *testing.T) {
 	l := openBuilt(t, dir, 5000)
 	want := deriveAll(t, l, filepath.Join(dir, "wide"), 1000)
 
-	r, err := Open(l, Options{Dir: filepath.Join(dir, "narrow"), Default: derive.DefaultTenantConfig(), Fingerprint: "test", MaxOpenFiles: 2, BatchRecords: 100})
+	r, err := Open(l, Config{Dir: filepath.Join(dir, "narrow"), Default: derive.DefaultTenantConfig(), Fingerprint: "test", MaxOpenFiles: 2, BatchRecords: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestVerify(t *testing.T) {
 	t.Logf("policies differing under one fingerprint: %v", rep.Problem)
 
 	// Beside a runner deriving records appended meanwhile.
-	r, err := Open(l, Options{Dir: store, Default: def, Fingerprint: "test", SnapshotEvery: 500})
+	r, err := Open(l, Config{Dir: store, Default: def, Fingerprint: "test", SnapshotEvery: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,40 +390,6 @@ func TestStepPanic(t *testing.T) {
 	}
 }
 
-// TestTenantFileMaxOpen: a tenant file's max_open_trajectories is read, and
-// a bad value is refused with its path.
-func TestTenantFileMaxOpen(t *testing.T) {
-	w := &Watcher{Base: map[string]any{}}
-	tests := []struct {
-		yaml    string
-		want    int
-		wantErr string
-	}{
-		{"policies:\n  trajectory_linker: {max_open_trajectories: 5000}\n", 5000, ""},
-		{"policies:\n  trajectory_linker: {close_timeout: 1h}\n", derive.DefaultMaxOpenTrajectories, ""},
-		{"policies:\n  trajectory_linker: {max_open_trajectories: 0}\n", 0, "policies.trajectory_linker.max_open_trajectories: must be a count between 1 and 2147483648, got 0"},
-		{"policies:\n  trajectory_linker: {max_open_trajectories: lots}\n", 0, `policies.trajectory_linker.max_open_trajectories: want an integer, got "lots"`},
-		{"policies:\n  trajectory_linker: {max_open_trajectories: 1.5e3}\n", 1500, ""},
-	}
-	for _, tc := range tests {
-		_, doc, err := w.Parse([]byte(tc.yaml))
-		if tc.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: %v", tc.yaml, err)
-			continue
-		}
-		cfg, err := derive.ParseTenantConfig(doc)
-		if err != nil || cfg.Linker.MaxOpen != tc.want {
-			t.Errorf("%q: max open %d (%v), want %d", tc.yaml, cfg.Linker.MaxOpen, err, tc.want)
-		}
-	}
-}
-
 // TestOldSnapshotFormat: a store written by an earlier version is rebuilt
 // (reason format), and Verify says so rather than calling it damage.
 func TestOldSnapshotFormat(t *testing.T) {
@@ -439,7 +405,7 @@ func TestOldSnapshotFormat(t *testing.T) {
 	if err != nil || rep.Problem != nil || !strings.Contains(rep.Stale, "earlier version") {
 		t.Fatalf("Verify: %+v %v", rep, err)
 	}
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
+	r, err := Open(l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +434,7 @@ func TestMissingFile(t *testing.T) {
 	if err != nil || rep.Problem == nil || rep.Problem.File != "t/"+filepath.Base(idx[0]) || rep.Problem.Found != "no such file" {
 		t.Fatalf("Verify: %+v %v", rep, err)
 	}
-	r, err := Open(l, Options{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
+	r, err := Open(l, Config{Dir: store, Default: derive.DefaultTenantConfig(), Fingerprint: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

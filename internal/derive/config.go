@@ -3,17 +3,19 @@ package derive
 import (
 	"errors"
 	"fmt"
-	"github.com/loglineos/loglineos/internal/lll/diag"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/suggest"
 )
 
-// ErrInvalidConfig is wrapped by every error that reports a bad policy value,
-// whether it comes from ParseTenantConfig, the per-policy parsers or
-// TenantConfig.Validate. The concrete errors are *ConfigError values.
-var ErrInvalidConfig = errors.New("invalid derivation config")
+// ErrInvalidConfig is wrapped by every error that reports a bad policy
+// value, whether it comes from TenantConfig.Validate or from the parser of
+// tenant configurations (package tenant). The concrete errors are
+// *ConfigError values.
+var ErrInvalidConfig = errors.New("derive: invalid config")
 
 // ConfigError reports one bad policy value. Path names the value as it is
 // written in a tenant configuration ("policies.quality_meter.min_score").
@@ -117,8 +119,9 @@ type PerfPolicy struct {
 }
 
 // TenantConfig is the complete derivation configuration of one tenant:
-// features and policies. It is a value; build it with DefaultTenantConfig or
-// ParseTenantConfig and check it with Validate.
+// features and policies. It is a value; build it with DefaultTenantConfig
+// (or read it from a tenant configuration with package tenant) and check it
+// with Validate.
 type TenantConfig struct {
 	Features Features
 	Linker   LinkerPolicy
@@ -276,12 +279,22 @@ const (
 	pathPerf   = "policies.derived_events_perf."
 )
 
+// compile checks c and turns it into the form the engine uses; the error
+// joins every problem, each a *ConfigError.
 func compile(c TenantConfig) (*compiled, error) {
 	var ce configErrors
 	k := &compiled{src: cloneConfig(c)}
+	k.compileLinker(c.Linker, &ce)
+	k.compileMeter(c.Meter, &ce)
+	k.compilePerf(c.Perf, &ce)
+	if err := ce.err(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
 
-	// trajectory_linker
-	l := c.Linker
+// compileLinker checks the trajectory_linker policy and sets its part of k.
+func (k *compiled) compileLinker(l LinkerPolicy, ce *configErrors) {
 	if len(l.KeyFields) == 0 || len(l.KeyFields) > maxKeyFields {
 		ce.add(pathLinker+"key_fields", "must list 1 to %d fields, got %d", maxKeyFields, len(l.KeyFields))
 	}
@@ -290,7 +303,7 @@ func compile(c TenantConfig) (*compiled, error) {
 		id, ok := lookupField(f)
 		switch {
 		case !ok:
-			ce.add(fmt.Sprintf("%skey_fields[%d]", pathLinker, i), "unknown span field %q%s (allowed: %s)", f, didYouMean(f, fieldNames()), strings.Join(fieldNames(), ", "))
+			ce.add(fmt.Sprintf("%skey_fields[%d]", pathLinker, i), "unknown span field %q%s (allowed: %s)", f, suggest.DidYouMean(f, fieldNames()), strings.Join(fieldNames(), ", "))
 		case seen[f]:
 			ce.add(fmt.Sprintf("%skey_fields[%d]", pathLinker, i), "field %q listed twice", f)
 		default:
@@ -330,9 +343,10 @@ func compile(c TenantConfig) (*compiled, error) {
 		ce.add(pathLinker+"max_open_trajectories", "must be a count between 1 and %d, got %d", int64(maxMaxOpen), l.MaxOpen)
 	}
 	k.maxOpen = min(max(l.MaxOpen, 1), maxMaxOpen)
+}
 
-	// quality_meter
-	m := c.Meter
+// compileMeter checks the quality_meter policy and sets its part of k.
+func (k *compiled) compileMeter(m MeterPolicy, ce *configErrors) {
 	w := m.Weights
 	for _, x := range []struct {
 		name string
@@ -375,9 +389,10 @@ func compile(c TenantConfig) (*compiled, error) {
 		ce.add(pathMeter+"window", "must be at least 1m, got %v", m.Window)
 	}
 	k.meterWin = int64(m.Window)
+}
 
-	// derived_events_perf
-	p := c.Perf
+// compilePerf checks the derived_events_perf policy and sets its part of k.
+func (k *compiled) compilePerf(p PerfPolicy, ce *configErrors) {
 	if p.MaxPerMinute < 0 || p.MaxPerMinute > maxMaxPerMinute {
 		ce.add(pathPerf+"max_per_minute", "must be between 0 (no cap) and %d, got %d", int64(maxMaxPerMinute), p.MaxPerMinute)
 	}
@@ -387,12 +402,8 @@ func compile(c TenantConfig) (*compiled, error) {
 		k.shed = true
 	case "slow_ingest", "reject_429":
 	default:
-		ce.add(pathPerf+"on_overload", `want "shed_derived", "slow_ingest" or "reject_429", got %q%s`, p.OnOverload, didYouMean(p.OnOverload, []string{"shed_derived", "slow_ingest", "reject_429"}))
+		ce.add(pathPerf+"on_overload", `want "shed_derived", "slow_ingest" or "reject_429", got %q%s`, p.OnOverload, suggest.DidYouMean(p.OnOverload, []string{"shed_derived", "slow_ingest", "reject_429"}))
 	}
-	if err := ce.err(); err != nil {
-		return nil, err
-	}
-	return k, nil
 }
 
 func hundredths(v int) string {
@@ -462,7 +473,7 @@ func compileException(x string) (matcher, string) {
 	}
 	f, ok := lookupField(name)
 	if !ok {
-		return matcher{}, fmt.Sprintf("unknown span field %q in %q%s (allowed: %s)", name, x, didYouMean(name, fieldNames()), strings.Join(fieldNames(), ", "))
+		return matcher{}, fmt.Sprintf("unknown span field %q in %q%s (allowed: %s)", name, x, suggest.DidYouMean(name, fieldNames()), strings.Join(fieldNames(), ", "))
 	}
 	if _, err := path.Match(pat, ""); err != nil {
 		return matcher{}, fmt.Sprintf("bad glob %q: %v", pat, err)
@@ -502,12 +513,4 @@ func cloneStrings(s []string) []string {
 		return nil
 	}
 	return append(make([]string, 0, len(s)), s...)
-}
-
-// didYouMean returns ` (did you mean "x"?)` for a plausible typo, or "".
-func didYouMean(s string, candidates []string) string {
-	if best := diag.Suggest(s, candidates); best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	}
-	return ""
 }

@@ -115,11 +115,12 @@
 // # Configuration
 //
 // TenantConfig holds features and the three policies with the defaults of
-// the standard bundle (DefaultTenantConfig). ParseTenantConfig and the
-// per-policy Parse functions build them from the generic map a YAML or JSON
-// decoder (and later the .lll policy values) produce, with errors that name
-// the offending value. A KindConfig record applies from its position on;
-// with a nil Config the tenant returns to the engine's default. The change of
+// the standard bundle (DefaultTenantConfig). The engine reads no
+// configuration syntax: package tenant builds TenantConfig values from
+// tenant files and config records, and Validate reports every bad value as
+// a *ConfigError that names it as written. A KindConfig record applies from
+// its position on; with a nil Config the tenant returns to the engine's
+// default. The change of
 // close_timeout or window applies to open trajectories at the next span or
 // tick; a change of the meter window restarts the tenant's distribution (the
 // old slices cannot be re-cut exactly). features.trajectory off stops
@@ -157,6 +158,6 @@
 // Simulate runs the same Step over a sequence of inputs in a fresh engine and
 // summarizes counts, the score distribution and the candidate rate. At the end
 // of the input, open trajectories stay open, exactly as after ingesting the
-// same records into an empty ledger; SimOptions.CloseAtEnd appends one
+// same records into an empty ledger; SimConfig.CloseAtEnd appends one
 // ordinary tick late enough to close them all.
 package derive

@@ -16,7 +16,7 @@ import (
 
 // ErrBadInput is wrapped by Step's errors: an input the engine refuses. A
 // refused input leaves the engine unchanged.
-var ErrBadInput = errors.New("bad derivation input")
+var ErrBadInput = errors.New("derive: bad input")
 
 // InputKind says what a ledger record is to the derivation.
 type InputKind uint8
@@ -157,29 +157,29 @@ func (e *Engine) Step(dst []Event, in Input) ([]Event, error) {
 	var k *compiled
 	switch {
 	case e.started && in.Seq <= e.lastSeq:
-		return dst, fmt.Errorf("derive: seq %d after %d: %w: sequence numbers must increase", in.Seq, e.lastSeq, ErrBadInput)
+		return dst, fmt.Errorf("%w: seq %d after %d: sequence numbers must increase", ErrBadInput, in.Seq, e.lastSeq)
 	case in.Kind == KindSpan:
 		switch {
 		case in.Span == nil:
-			return dst, fmt.Errorf("derive: seq %d: %w: span record without a span", in.Seq, ErrBadInput)
+			return dst, fmt.Errorf("%w: seq %d: span record without a span", ErrBadInput, in.Seq)
 		case !in.Span.WhenOK:
-			return dst, fmt.Errorf("derive: seq %d: %w: span %q has no valid when", in.Seq, ErrBadInput, in.Span.ID)
+			return dst, fmt.Errorf("%w: seq %d: span %q has no valid when", ErrBadInput, in.Seq, in.Span.ID)
 		case in.Span.Tenant == "":
-			return dst, fmt.Errorf("derive: seq %d: %w: span %q has no tenant", in.Seq, ErrBadInput, in.Span.ID)
+			return dst, fmt.Errorf("%w: seq %d: span %q has no tenant", ErrBadInput, in.Seq, in.Span.ID)
 		}
 	case in.Kind == KindTick:
 	case in.Kind == KindConfig:
 		if in.Tenant == "" {
-			return dst, fmt.Errorf("derive: seq %d: %w: config record without a tenant", in.Seq, ErrBadInput)
+			return dst, fmt.Errorf("%w: seq %d: config record without a tenant", ErrBadInput, in.Seq)
 		}
 		if in.Config != nil {
 			var err error
 			if k, err = compile(*in.Config); err != nil {
-				return dst, fmt.Errorf("derive: seq %d: %w: config of tenant %q: %w", in.Seq, ErrBadInput, in.Tenant, err)
+				return dst, fmt.Errorf("%w: seq %d: config of tenant %q: %w", ErrBadInput, in.Seq, in.Tenant, err)
 			}
 		}
 	default:
-		return dst, fmt.Errorf("derive: seq %d: %w: unknown input kind %d", in.Seq, ErrBadInput, in.Kind)
+		return dst, fmt.Errorf("%w: seq %d: unknown input kind %d", ErrBadInput, in.Seq, in.Kind)
 	}
 	e.started, e.lastSeq = true, in.Seq
 	switch in.Kind {
@@ -405,34 +405,10 @@ func fieldValue(sp *span.Span, f spanField) string {
 func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uint64) []Event {
 	k := t.cfg
 	tt := &t.traj
-	var key string
-	var i uint32
-	var found bool
-	if len(k.keyFields) == 1 {
-		key = fieldValue(sp, k.keyFields[0])
-		if key == "" {
-			t.stats.Unkeyed++
-			return dst
-		}
-		i, found = tt.index[key]
-	} else {
-		// Composite key: each value as uvarint(len) || bytes.
-		b := e.keyBuf[:0]
-		for _, f := range k.keyFields {
-			v := fieldValue(sp, f)
-			if v == "" {
-				t.stats.Unkeyed++
-				e.keyBuf = b
-				return dst
-			}
-			b = binary.AppendUvarint(b, uint64(len(v)))
-			b = append(b, v...)
-		}
-		e.keyBuf = b
-		i, found = tt.index[string(b)]
-		if !found {
-			key = string(b)
-		}
+	key, i, found, ok := e.lookup(t, sp)
+	if !ok {
+		t.stats.Unkeyed++
+		return dst
 	}
 	var s *traj
 	var pos uint32
@@ -450,43 +426,10 @@ func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uin
 		if tt.n >= k.maxOpen {
 			dst = e.evict(dst, t, tt.n-k.maxOpen+1, seq)
 		}
-		if len(k.keyFields) == 1 {
-			// The span's strings are substrings of its whole text: keeping
-			// one would keep the text alive as long as the trajectory.
-			key = strings.Clone(key)
-		}
-		i = tt.alloc()
-		s = tt.at(i)
-		s.id = e.trajectoryID(t.name, k, sp)
-		s.key = key
-		s.openClock, s.lastClock = t.clock, t.clock
-		s.minWhen, s.maxWhen = when, when
-		s.count = 1
-		tt.index[key] = i
-		tt.pushBack(lruList, i)
-		tt.pushBack(openList, i)
-		tt.n++
-		t.stats.Opened++
-		t.stats.Open++
+		i, s = e.open(t, sp, key, when)
 	}
 	if sp.Status == "confirmed" {
-		confirmed := false
-		for _, c := range sp.ConfirmedBy {
-			if c == "" {
-				continue
-			}
-			confirmed = true
-			if n := s.nconf(); n < MaxConfirmerSaturation {
-				h := fnv64(c)
-				if !slices.Contains(s.confirmers[:n], h) {
-					s.confirmers[n] = h
-					s.flags++
-				}
-			}
-		}
-		if confirmed && s.confirmed < math.MaxUint32 {
-			s.confirmed++
-		}
+		s.confirm(sp.ConfirmedBy)
 	}
 	t.stats.Linked++
 	dst = t.emit(dst, Event{
@@ -505,6 +448,84 @@ func (e *Engine) link(dst []Event, t *tenant, sp *span.Span, when int64, seq uin
 		}
 	}
 	return dst
+}
+
+// lookup finds the open trajectory of sp's key: its slot if found, else
+// the key a new trajectory would have. ok is false when a key field of sp
+// is empty (the span is not linked).
+func (e *Engine) lookup(t *tenant, sp *span.Span) (key string, i uint32, found, ok bool) {
+	k, tt := t.cfg, &t.traj
+	if len(k.keyFields) == 1 {
+		key = fieldValue(sp, k.keyFields[0])
+		if key == "" {
+			return "", 0, false, false
+		}
+		i, found = tt.index[key]
+		return key, i, found, true
+	}
+	// Composite key: each value as uvarint(len) || bytes.
+	b := e.keyBuf[:0]
+	for _, f := range k.keyFields {
+		v := fieldValue(sp, f)
+		if v == "" {
+			e.keyBuf = b
+			return "", 0, false, false
+		}
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	e.keyBuf = b
+	i, found = tt.index[string(b)]
+	if !found {
+		key = string(b)
+	}
+	return key, i, found, true
+}
+
+// open opens a trajectory for sp under key and returns its slot.
+func (e *Engine) open(t *tenant, sp *span.Span, key string, when int64) (uint32, *traj) {
+	tt := &t.traj
+	if len(t.cfg.keyFields) == 1 {
+		// The span's strings are substrings of its whole text: keeping
+		// one would keep the text alive as long as the trajectory.
+		key = strings.Clone(key)
+	}
+	i := tt.alloc()
+	s := tt.at(i)
+	s.id = e.trajectoryID(t.name, t.cfg, sp)
+	s.key = key
+	s.openClock, s.lastClock = t.clock, t.clock
+	s.minWhen, s.maxWhen = when, when
+	s.count = 1
+	tt.index[key] = i
+	tt.pushBack(lruList, i)
+	tt.pushBack(openList, i)
+	tt.n++
+	t.stats.Opened++
+	t.stats.Open++
+	return i, s
+}
+
+// confirm counts a confirmed span of s, and remembers its confirmers up to
+// MaxConfirmerSaturation distinct ones.
+func (s *traj) confirm(by []string) {
+	confirmed := false
+	for _, c := range by {
+		if c == "" {
+			continue
+		}
+		confirmed = true
+		if n := s.nconf(); n < MaxConfirmerSaturation {
+			h := fnv64(c)
+			if !slices.Contains(s.confirmers[:n], h) {
+				s.confirmers[n] = h
+				s.flags++
+			}
+		}
+	}
+	if confirmed && s.confirmed < math.MaxUint32 {
+		s.confirmed++
+	}
 }
 
 // close derives trajectory_closed, trajectory_quality and, if the meter says

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// SimOptions tune Simulate.
-type SimOptions struct {
+// SimConfig configures one Simulate run.
+type SimConfig struct {
 	// CloseAtEnd appends one Tick input after the last input (seq one past
 	// the last), late enough that every open trajectory closes by timeout:
 	// the latest tenant clock plus that tenant's window, plus 1ns. It is an
@@ -58,7 +58,7 @@ type Summary struct {
 // cfg, writes nothing anywhere, and summarizes. It uses Step, so its events
 // are byte for byte those a server derives from the same records. A slice
 // is passed as slices.Values(inputs).
-func Simulate(inputs iter.Seq[Input], cfg Config, opts SimOptions) (Summary, error) {
+func Simulate(inputs iter.Seq[Input], cfg Config, sim SimConfig) (Summary, error) {
 	e, err := New(cfg)
 	if err != nil {
 		return Summary{}, err
@@ -67,12 +67,12 @@ func Simulate(inputs iter.Seq[Input], cfg Config, opts SimOptions) (Summary, err
 	var buf []Event
 	emit := func(evs []Event) error {
 		sum.EventCount += uint64(len(evs))
-		if opts.KeepEvents {
+		if sim.KeepEvents {
 			sum.Events = append(sum.Events, evs...)
 		}
-		if opts.OnEvent != nil {
+		if sim.OnEvent != nil {
 			for i := range evs {
-				if err := opts.OnEvent(&evs[i]); err != nil {
+				if err := sim.OnEvent(&evs[i]); err != nil {
 					return err
 				}
 			}
@@ -97,7 +97,7 @@ func Simulate(inputs iter.Seq[Input], cfg Config, opts SimOptions) (Summary, err
 			return sum, err
 		}
 	}
-	if opts.CloseAtEnd && len(e.tenants) > 0 {
+	if sim.CloseAtEnd && len(e.tenants) > 0 {
 		tick := int64(math.MinInt64)
 		for _, t := range e.tenants {
 			if t.clock != noClock {

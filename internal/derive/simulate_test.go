@@ -22,7 +22,7 @@ func TestSimulateSmall(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		opts SimOptions
+		opts SimConfig
 		want Summary
 	}{{
 		name: "open trajectories stay open at the end",
@@ -36,7 +36,7 @@ func TestSimulateSmall(t *testing.T) {
 		},
 	}, {
 		name: "CloseAtEnd ticks past every deadline",
-		opts: SimOptions{CloseAtEnd: true},
+		opts: SimConfig{CloseAtEnd: true},
 		want: Summary{
 			Inputs: 7, Spans: 5, Ticks: 2,
 			Trajectories: 3, Open: 0, Timeout: 3, Excepted: 1,
@@ -70,7 +70,7 @@ func TestSimulateMatchesStep(t *testing.T) {
 	e, _ := New(Config{})
 	want := eventStream(t, e, inputs, nil)
 	var got []byte
-	sum, err := Simulate(slices.Values(inputs), Config{}, SimOptions{
+	sum, err := Simulate(slices.Values(inputs), Config{}, SimConfig{
 		KeepEvents: true,
 		OnEvent: func(ev *Event) error {
 			got = ev.AppendJSON(got)
@@ -97,7 +97,7 @@ func TestSimulateWorkloadRate(t *testing.T) {
 	for i := range scores {
 		scores[i] = 4 + rng.IntN(97)
 	}
-	sum, err := Simulate(slices.Values(trajectoryLedger(t, scores)), Config{}, SimOptions{CloseAtEnd: true})
+	sum, err := Simulate(slices.Values(trajectoryLedger(t, scores)), Config{}, SimConfig{CloseAtEnd: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,17 +112,17 @@ func TestSimulateWorkloadRate(t *testing.T) {
 
 func TestSimulateStopsOnErrors(t *testing.T) {
 	bad := []Input{spanIn(2, "s1", "order:1", 0), spanIn(1, "s2", "order:1", 0)}
-	if _, err := Simulate(slices.Values(bad), Config{}, SimOptions{}); !errors.Is(err, ErrBadInput) {
+	if _, err := Simulate(slices.Values(bad), Config{}, SimConfig{}); !errors.Is(err, ErrBadInput) {
 		t.Errorf("err = %v, want ErrBadInput", err)
 	}
 	stop := errors.New("stop")
-	_, err := Simulate(slices.Values(bad[:1]), Config{}, SimOptions{OnEvent: func(*Event) error { return stop }})
+	_, err := Simulate(slices.Values(bad[:1]), Config{}, SimConfig{OnEvent: func(*Event) error { return stop }})
 	if !errors.Is(err, stop) {
 		t.Errorf("err = %v, want the OnEvent error", err)
 	}
 	badCfg := DefaultTenantConfig()
 	badCfg.Linker.KeyFields = nil
-	if _, err := Simulate(slices.Values(bad[:1]), Config{Default: &badCfg}, SimOptions{}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := Simulate(slices.Values(bad[:1]), Config{Default: &badCfg}, SimConfig{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("err = %v, want ErrInvalidConfig", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // ErrBadSnapshot is wrapped by UnmarshalBinary's errors.
-var ErrBadSnapshot = errors.New("bad derivation snapshot")
+var ErrBadSnapshot = errors.New("derive: bad snapshot")
 
 // snapshotMagic starts every snapshot; its last byte is the format version.
 // A snapshot of another version is refused (the cycle then derives again
@@ -134,7 +134,7 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 func (e *Engine) UnmarshalBinary(data []byte) error {
 	ne, err := decodeSnapshot(data)
 	if err != nil {
-		return fmt.Errorf("derive: %w: %w", ErrBadSnapshot, err)
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	*e = *ne
 	return nil
@@ -169,116 +169,11 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 		if t.name == "" || (ti > 0 && e.tenants[ti-1].name >= t.name) {
 			return nil, errors.New("tenant names not sorted and unique")
 		}
-		t.traj.init()
-		if t.custom = r.bool(); t.custom {
-			c := r.config()
-			if r.err != nil {
-				return nil, r.err
-			}
-			if t.cfg, err = compile(c); err != nil {
-				return nil, fmt.Errorf("tenant %q config: %w", t.name, err)
-			}
-		}
-		t.meter.reconfigure(t.cfg)
-		t.clock = r.i()
-		st := &t.stats
-		for _, p := range []*uint64{&st.Spans, &st.Excepted, &st.Unkeyed, &st.Unlinked, &st.Linked, &st.Opened, &st.Open, &st.Timeout, &st.Rule, &st.Evicted, &st.Scored, &st.Candidates} {
-			*p = r.u()
-		}
-		for i := range st.Histogram {
-			st.Histogram[i] = r.u()
-		}
-		for i := range st.Shed {
-			st.Shed[i] = r.u()
-		}
-		st.LastThreshold = int(r.i())
-		st.LastThresholdSeq = r.u()
-		if st.LastThreshold < -1 || st.LastThreshold > 100 {
-			return nil, errors.New("bad last threshold")
-		}
-
-		m := &t.meter
-		m.started = r.bool()
-		m.cur = r.i()
-		m.credit = r.u()
-		m.tie = r.u()
-		if m.credit > CreditCap || m.tie >= CreditOne {
-			return nil, errors.New("meter accumulators out of range")
-		}
-		for row := 0; row < MeterSlices && r.err == nil; row++ {
-			nnz := r.count(2)
-			prev := -1
-			for j := 0; j < nnz && r.err == nil; j++ {
-				s, c := r.u(), r.u()
-				if s >= NumScores || int(s) <= prev || c == 0 || c > 1<<32-1 {
-					return nil, errors.New("bad meter histogram")
-				}
-				prev = int(s)
-				if m.ring == nil {
-					m.ring = new([MeterSlices][NumScores]uint32)
-				}
-				m.ring[row][s] = uint32(c)
-				m.total[s] += c
-				m.n += c
-			}
-		}
-
-		g := &t.guard
-		g.started = r.bool()
-		g.minute = r.i()
-		g.count = r.u()
-		for i := range g.shed {
-			g.shed[i] = r.u()
-		}
-
-		n := r.count(TrajectoryIDSize + 8)
-		tt := &t.traj
-		for j := 0; j < n && r.err == nil; j++ {
-			var s traj
-			copy(s.id[:], r.bytes(TrajectoryIDSize))
-			s.key = r.str()
-			s.openClock, s.lastClock, s.minWhen, s.maxWhen = r.i(), r.i(), r.i(), r.i()
-			cnt, conf, nc := r.u(), r.u(), r.u()
-			if cnt == 0 || cnt > 1<<32-1 || conf > cnt || nc > MaxConfirmerSaturation || s.minWhen > s.maxWhen ||
-				s.openClock > s.lastClock || s.lastClock > t.clock || s.openClock == noClock {
-				return nil, errors.New("bad trajectory")
-			}
-			s.count, s.confirmed, s.flags = uint32(cnt), uint32(conf), uint8(nc)
-			for c := uint64(0); c < nc; c++ {
-				s.confirmers[c] = binary.BigEndian.Uint64(r.bytes(8))
-			}
-			if r.err != nil {
-				break
-			}
-			if j > 0 && tt.at(uint32(j-1)).openClock > s.openClock {
-				return nil, errors.New("trajectories not in opening order")
-			}
-			if _, dup := tt.index[s.key]; dup {
-				return nil, errors.New("duplicate trajectory key")
-			}
-			*tt.at(tt.grow()) = s
-			tt.index[s.key] = uint32(j)
+		if err := r.tenant(t); err != nil {
+			return nil, err
 		}
 		if r.err != nil {
 			break
-		}
-		tt.n = int(tt.used)
-		if uint64(tt.n) != st.Open {
-			return nil, errors.New("open trajectory count mismatch")
-		}
-		if tt.n > t.cfg.maxOpen {
-			return nil, errors.New("more open trajectories than max_open_trajectories")
-		}
-		order := make([]uint32, tt.n)
-		for j := range order {
-			order[j] = uint32(j)
-			tt.pushBack(openList, uint32(j))
-		}
-		// The activity list is in lastClock order; among equal clocks the
-		// order does not matter (they expire together).
-		slices.SortStableFunc(order, func(a, b uint32) int { return cmp.Compare(tt.at(a).lastClock, tt.at(b).lastClock) })
-		for _, j := range order {
-			tt.pushBack(lruList, j)
 		}
 		e.byName[t.name] = t
 		e.tenants = append(e.tenants, t)
@@ -290,6 +185,138 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 		return nil, errors.New("trailing bytes")
 	}
 	return e, nil
+}
+
+// tenant reads the rest of a tenant after its name. It returns an error
+// for content that is not a valid state; a short read is left in r.err.
+func (r *dec) tenant(t *tenant) error {
+	t.traj.init()
+	if t.custom = r.bool(); t.custom {
+		c := r.config()
+		if r.err != nil {
+			return nil
+		}
+		var err error
+		if t.cfg, err = compile(c); err != nil {
+			return fmt.Errorf("tenant %q config: %w", t.name, err)
+		}
+	}
+	t.meter.reconfigure(t.cfg)
+	t.clock = r.i()
+	if err := r.stats(&t.stats); err != nil {
+		return err
+	}
+	if err := r.meter(&t.meter); err != nil {
+		return err
+	}
+	g := &t.guard
+	g.started = r.bool()
+	g.minute = r.i()
+	g.count = r.u()
+	for i := range g.shed {
+		g.shed[i] = r.u()
+	}
+	return r.trajectories(t)
+}
+
+func (r *dec) stats(st *Stats) error {
+	for _, p := range []*uint64{&st.Spans, &st.Excepted, &st.Unkeyed, &st.Unlinked, &st.Linked, &st.Opened, &st.Open, &st.Timeout, &st.Rule, &st.Evicted, &st.Scored, &st.Candidates} {
+		*p = r.u()
+	}
+	for i := range st.Histogram {
+		st.Histogram[i] = r.u()
+	}
+	for i := range st.Shed {
+		st.Shed[i] = r.u()
+	}
+	st.LastThreshold = int(r.i())
+	st.LastThresholdSeq = r.u()
+	if st.LastThreshold < -1 || st.LastThreshold > 100 {
+		return errors.New("bad last threshold")
+	}
+	return nil
+}
+
+func (r *dec) meter(m *meter) error {
+	m.started = r.bool()
+	m.cur = r.i()
+	m.credit = r.u()
+	m.tie = r.u()
+	if m.credit > CreditCap || m.tie >= CreditOne {
+		return errors.New("meter accumulators out of range")
+	}
+	for row := 0; row < MeterSlices && r.err == nil; row++ {
+		nnz := r.count(2)
+		prev := -1
+		for j := 0; j < nnz && r.err == nil; j++ {
+			s, c := r.u(), r.u()
+			if s >= NumScores || int(s) <= prev || c == 0 || c > 1<<32-1 {
+				return errors.New("bad meter histogram")
+			}
+			prev = int(s)
+			if m.ring == nil {
+				m.ring = new([MeterSlices][NumScores]uint32)
+			}
+			m.ring[row][s] = uint32(c)
+			m.total[s] += c
+			m.n += c
+		}
+	}
+	return nil
+}
+
+// trajectories reads a tenant's open trajectories and rebuilds its lists.
+func (r *dec) trajectories(t *tenant) error {
+	n := r.count(TrajectoryIDSize + 8)
+	tt := &t.traj
+	for j := 0; j < n && r.err == nil; j++ {
+		var s traj
+		copy(s.id[:], r.bytes(TrajectoryIDSize))
+		s.key = r.str()
+		s.openClock, s.lastClock, s.minWhen, s.maxWhen = r.i(), r.i(), r.i(), r.i()
+		cnt, conf, nc := r.u(), r.u(), r.u()
+		if cnt == 0 || cnt > 1<<32-1 || conf > cnt || nc > MaxConfirmerSaturation || s.minWhen > s.maxWhen ||
+			s.openClock > s.lastClock || s.lastClock > t.clock || s.openClock == noClock {
+			return errors.New("bad trajectory")
+		}
+		s.count, s.confirmed, s.flags = uint32(cnt), uint32(conf), uint8(nc)
+		for c := uint64(0); c < nc; c++ {
+			s.confirmers[c] = binary.BigEndian.Uint64(r.bytes(8))
+		}
+		if r.err != nil {
+			break
+		}
+		if j > 0 && tt.at(uint32(j-1)).openClock > s.openClock {
+			return errors.New("trajectories not in opening order")
+		}
+		if _, dup := tt.index[s.key]; dup {
+			return errors.New("duplicate trajectory key")
+		}
+		*tt.at(tt.grow()) = s
+		tt.index[s.key] = uint32(j)
+	}
+	if r.err != nil {
+		return nil
+	}
+	tt.n = int(tt.used)
+	if uint64(tt.n) != t.stats.Open {
+		return errors.New("open trajectory count mismatch")
+	}
+	if tt.n > t.cfg.maxOpen {
+		return errors.New("more open trajectories than max_open_trajectories")
+	}
+	order := make([]uint32, tt.n)
+	for j := range order {
+		order[j] = uint32(j)
+		tt.pushBack(openList, uint32(j))
+	}
+	// The activity list is in lastClock order; among equal clocks the
+	// order does not matter (they expire together).
+	slices.SortStableFunc(order, func(a, b uint32) int { return cmp.Compare(tt.at(a).lastClock, tt.at(b).lastClock) })
+	for _, j := range order {
+		tt.pushBack(lruList, j)
+	}
+	return nil
 }
 
 type enc struct{ b []byte }

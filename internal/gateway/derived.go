@@ -39,7 +39,7 @@ type Backpressure interface {
 
 // DryRunFunc runs the cycle over spans with a tenant's policy overrides and
 // writes nothing.
-type DryRunFunc func(spans []*span.Span, overrides map[string]any, opts derive.SimOptions) (derive.Summary, error)
+type DryRunFunc func(spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, error)
 
 // GET /derived/stream?tenant=&cursor=&follow= sends a tenant's derived
 // events, one canonical JSON object per line, from event number cursor. To
@@ -383,7 +383,7 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 		spans = append(spans, s)
 	}
 	q := r.URL.Query()
-	opts := derive.SimOptions{CloseAtEnd: q.Get("close_at_end") == "true", KeepEvents: q.Get("events") == "true"}
+	opts := derive.SimConfig{CloseAtEnd: q.Get("close_at_end") == "true", KeepEvents: q.Get("events") == "true"}
 	sum, err := g.cfg.DryRun(spans, overrides, opts)
 	if err != nil {
 		var ce *derive.ConfigError

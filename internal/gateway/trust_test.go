@@ -90,7 +90,7 @@ func TestCapabilityCheckedBeforeBody(t *testing.T) {
 		Caps: []identity.Capability{identity.CapStreamRead, identity.CapReceiptsRead}}
 	g, _ := newTestGateway(t, func(c *Config) {
 		c.Auth = keyAuth{"reader": reader}
-		c.DryRun = func([]*span.Span, map[string]any, derive.SimOptions) (derive.Summary, error) {
+		c.DryRun = func([]*span.Span, map[string]any, derive.SimConfig) (derive.Summary, error) {
 			return derive.Summary{}, nil
 		}
 	})
@@ -181,7 +181,7 @@ func TestDryRunBounds(t *testing.T) {
 		c.Auth = keyAuth{"a": writerOf("t_a", "sa:a"), "a2": writerOf("t_a", "sa:a2"), "b": writerOf("t_b", "sa:b"), "c": writerOf("t_c", "sa:c")}
 		c.Quota = q
 		c.Overload = OverloadConfig{MaxDryRuns: 2, MaxTenantDryRuns: 1}
-		c.DryRun = func([]*span.Span, map[string]any, derive.SimOptions) (derive.Summary, error) {
+		c.DryRun = func([]*span.Span, map[string]any, derive.SimConfig) (derive.Summary, error) {
 			started <- struct{}{}
 			<-release
 			return derive.Summary{}, nil

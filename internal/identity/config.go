@@ -5,8 +5,11 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -151,6 +154,33 @@ type TenantConfig struct {
 	Quota Quota
 	// RoleQuotas adds a bucket per role, checked as well as the tenant's.
 	RoleQuotas map[string]Quota
+}
+
+// TenantFromFile returns a tenant's configuration from the sections of its
+// tenant file that identity reads (package tenant): the quota; members,
+// each named by LLID ("u_…") or else by email, with their roles; and role
+// overrides, role name -> capability names. Members are in name order. It
+// checks nothing; Service.SetTenant does.
+func TenantFromFile(quota Quota, members, roles map[string][]string) TenantConfig {
+	tc := TenantConfig{Quota: quota}
+	for _, who := range slices.Sorted(maps.Keys(members)) {
+		m := Member{Roles: members[who]}
+		if strings.HasPrefix(who, "u_") && len(who) > 2 {
+			m.LLID = who
+		} else {
+			m.Email = who
+		}
+		tc.Members = append(tc.Members, m)
+	}
+	if len(roles) > 0 {
+		tc.Roles = map[string][]Capability{}
+		for role, caps := range roles {
+			for _, c := range caps {
+				tc.Roles[role] = append(tc.Roles[role], Capability(c))
+			}
+		}
+	}
+	return tc
 }
 
 // Member grants roles in a tenant to a person, named by LLID or by an

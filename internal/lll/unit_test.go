@@ -7,32 +7,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/loglineos/loglineos/internal/lll"
-	"github.com/loglineos/loglineos/internal/lll/diag"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/scanner"
 )
-
-func TestSuggest(t *testing.T) {
-	tests := []struct {
-		name  string
-		cands []string
-		want  string
-	}{
-		{"rfc3389", []string{"rfc3339", "string"}, "rfc3339"},
-		{"wen", []string{"who", "when", "did"}, "when"},
-		{"polcy", []string{"policy", "validator"}, "policy"},
-		{"trajectroy", []string{"cluster", "diamond", "trajectory"}, "trajectory"},
-		{"x", []string{"id", "who"}, ""},
-		{"completely_different", []string{"policy"}, ""},
-		{"id", []string{"id"}, ""},
-	}
-	for _, tt := range tests {
-		if got := diag.Suggest(tt.name, tt.cands); got != tt.want {
-			t.Errorf("Suggest(%q) = %q, want %q", tt.name, got, tt.want)
-		}
-	}
-}
 
 func TestParseDuration(t *testing.T) {
 	tests := []struct {

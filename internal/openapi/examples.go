@@ -348,7 +348,7 @@ func newDerivation() (*derivation, error) {
 		}
 		inputs = append(inputs, derive.Input{Seq: in.seq, Kind: derive.KindSpan, Span: s})
 	}
-	sum, err := derive.Simulate(slices.Values(inputs), derive.Config{}, derive.SimOptions{CloseAtEnd: true, KeepEvents: true})
+	sum, err := derive.Simulate(slices.Values(inputs), derive.Config{}, derive.SimConfig{CloseAtEnd: true, KeepEvents: true})
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +368,7 @@ func newDerivation() (*derivation, error) {
 		}
 		dry = append(dry, derive.Input{Seq: uint64(i), Kind: derive.KindSpan, Span: s})
 	}
-	if d.dryRun, err = derive.Simulate(slices.Values(dry), derive.Config{}, derive.SimOptions{CloseAtEnd: true}); err != nil {
+	if d.dryRun, err = derive.Simulate(slices.Values(dry), derive.Config{}, derive.SimConfig{CloseAtEnd: true}); err != nil {
 		return nil, err
 	}
 	return d, nil

@@ -20,6 +20,7 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // Config is the server's configuration. DefaultConfig gives the embedded
@@ -143,7 +144,7 @@ func DefaultConfig() Config {
 	c.Derive.TickInterval = time.Minute
 	c.Derive.MaxBacklog = 1_000_000
 	c.Derive.SlowIngestWait = 5 * time.Second
-	c.Derive.TenantScanInterval = time.Second
+	c.Derive.TenantScanInterval = tenant.DefaultScanInterval
 	c.Derive.BackgroundShare = 0.25
 	c.Auth.Audience = "logline"
 	return c

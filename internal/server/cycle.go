@@ -19,6 +19,7 @@ import (
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // BasePolicies returns the derivation configuration the bundle sets for
@@ -27,7 +28,7 @@ import (
 func BasePolicies(b *bundle.Bundle) map[string]any {
 	def := derive.DefaultTenantConfig().Features
 	policies := map[string]any{}
-	for _, name := range derivationPolicies() {
+	for _, name := range tenant.DerivationPolicies() {
 		p, ok := b.Policy(name)
 		if !ok {
 			continue
@@ -48,12 +49,12 @@ func BasePolicies(b *bundle.Bundle) map[string]any {
 // and the tenant configuration watcher.
 func (s *Server) startCycle(ctx context.Context) error {
 	s.base = BasePolicies(s.bundle)
-	def, err := derive.ParseTenantConfig(s.base)
+	def, err := tenant.ParseConfig(s.base)
 	if err != nil {
 		return fmt.Errorf("the bundle's policies: %w", err)
 	}
 	s.defaultCfg = def
-	r, err := cycle.Open(s.ledger, cycle.Options{
+	r, err := cycle.Open(s.ledger, cycle.Config{
 		Dir:         filepath.Join(s.cfg.Data, "derived"),
 		Default:     def,
 		Fingerprint: s.bundle.Hash(),
@@ -65,12 +66,11 @@ func (s *Server) startCycle(ctx context.Context) error {
 		return err
 	}
 	s.runner = r
-	s.watcher = &cycle.Watcher{
+	s.watcher = &tenant.Watcher{
 		Dir:    filepath.Join(s.cfg.Data, "cfg", "tenants"),
 		Base:   s.base,
 		Ledger: s.ledger,
 		Apply:  s.applyTenant,
-		Check:  checkTenantFile,
 		Logger: s.log.With("component", "tenants"),
 	}
 	if err := s.watcher.Scan(ctx); err != nil {
@@ -113,51 +113,28 @@ func (s *Server) runCycle(ctx context.Context) {
 }
 
 // applyTenant applies a tenant file's redaction list, and gives identity its
-// quotas and members.
-func (s *Server) applyTenant(tenant string, f *cycle.TenantFile) error {
+// quotas, members and roles; f is nil when the file was removed.
+func (s *Server) applyTenant(name string, f *tenant.File) error {
 	if f == nil {
-		s.redact.set(tenant, nil)
+		s.redact.set(name, nil)
 	} else {
-		s.redact.set(tenant, f.Redact)
+		s.redact.set(name, f.Redact)
 	}
 	if s.identity == nil {
 		return nil
 	}
 	if f == nil {
-		return s.identity.SetTenant(tenant, identity.TenantConfig{})
+		return s.identity.SetTenant(name, identity.TenantConfig{})
 	}
-	tc := identity.TenantConfig{Quota: identity.Quota{IngestPerSecond: f.Quotas.IngestPerSecond, Burst: f.Quotas.Burst}}
-	for who, roles := range f.Members {
-		m := identity.Member{Roles: roles}
-		if len(who) > 2 && who[:2] == "u_" {
-			m.LLID = who
-		} else {
-			m.Email = who
-		}
-		tc.Members = append(tc.Members, m)
-	}
-	if len(f.Roles) > 0 {
-		tc.Roles = map[string][]identity.Capability{}
-		for role, caps := range f.Roles {
-			for _, c := range caps {
-				tc.Roles[role] = append(tc.Roles[role], identity.Capability(c))
-			}
-		}
-	}
-	return s.identity.SetTenant(tenant, tc)
-}
-
-// derivationPolicies names the policies the cycle reads.
-func derivationPolicies() []string {
-	return []string{"trajectory_linker", "quality_meter", "derived_events_perf"}
+	return s.identity.SetTenant(name, identity.TenantFromFile(identity.Quota(f.Quotas), f.Members, f.Roles))
 }
 
 // dryRun runs the cycle over spans with a tenant's policy overrides. A
 // policy the cycle does not read is refused, not ignored.
-func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts derive.SimOptions) (derive.Summary, error) {
+func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, error) {
 	cfg := s.defaultCfg
 	if policies, ok := overrides["policies"].(map[string]any); ok {
-		known := derivationPolicies()
+		known := tenant.DerivationPolicies()
 		for _, name := range slices.Sorted(maps.Keys(policies)) {
 			if !slices.Contains(known, name) {
 				return derive.Summary{}, reply.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))
@@ -165,7 +142,7 @@ func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts deriv
 		}
 	}
 	if len(overrides) > 0 {
-		c, err := derive.ParseTenantConfig(cycle.Merge(s.base, overrides))
+		c, err := tenant.ParseConfig(tenant.Merge(s.base, overrides))
 		if err != nil {
 			return derive.Summary{}, err
 		}

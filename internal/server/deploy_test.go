@@ -9,8 +9,7 @@ import (
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/bundle"
-	"github.com/loglineos/loglineos/internal/cycle"
-	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -38,12 +37,11 @@ func TestDeployFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &cycle.Watcher{Base: BasePolicies(b)}
-	f, doc, err := w.Parse(tf)
+	f, err := tenant.Parse("", tf, BasePolicies(b))
 	if err != nil {
 		t.Fatalf("deploy/tenant.example.yaml: %v", err)
 	}
-	if cfg, err := derive.ParseTenantConfig(doc); err != nil || cfg.Linker.MaxOpen != 200_000 {
+	if cfg, err := tenant.ParseConfig(f.Doc); err != nil || cfg.Linker.MaxOpen != 200_000 {
 		t.Fatalf("tenant example's policies read as %+v, %v", cfg.Linker, err)
 	}
 	if f.Quotas.IngestPerSecond != 2000 || len(f.Members) != 2 {

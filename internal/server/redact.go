@@ -28,7 +28,8 @@ import (
 // JSON. Equal values give equal hashes within one server, so spans can still
 // be linked by them, and the value cannot be read back without the key
 // (data/identity/redact.key, mode 0600). Identity members (id, tenant) and
-// when cannot be redacted: the ledger and derivation need them.
+// when cannot be redacted: the ledger and derivation need them, and
+// tenant.Parse refuses a list that names them.
 
 const redactPrefix = "hmac-sha256:"
 
@@ -81,43 +82,16 @@ func loadRedactKey(ctx context.Context, dir string, rec identity.ReceiptRecorder
 	return key, atomicfile.Write(path, key, 0o600)
 }
 
-// validRedactPath checks a redact entry.
-func validRedactPath(p string) error {
-	parts := strings.Split(p, ".")
-	switch parts[0] {
-	case "id", "tenant", "when":
-		return fmt.Errorf("redact %q: %s cannot be redacted (the ledger and derivation need it)", p, parts[0])
-	case "who", "did", "this", "status", "confirmed_by":
-		if len(parts) > 1 {
-			return fmt.Errorf("redact %q: %s has no members", p, parts[0])
-		}
-	case "data":
-		if len(parts) < 2 {
-			return errors.New(`redact "data": name a member of data, e.g. data.customer_email`)
-		}
-	default:
-		return fmt.Errorf("redact %q: not a span field (who, did, this, status, confirmed_by or data.<member>)", p)
-	}
-	for _, s := range parts {
-		if s == "" {
-			return fmt.Errorf("redact %q: empty path element", p)
-		}
-	}
-	return nil
-}
-
-func (r *redactor) set(tenant string, paths []string) {
+// set puts a tenant's redaction list in force (tenant.File.Redact: each
+// field as its path of member names); none redacts nothing.
+func (r *redactor) set(tenant string, paths [][]string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(paths) == 0 {
 		delete(r.by, tenant)
 		return
 	}
-	var ps [][]string
-	for _, p := range paths {
-		ps = append(ps, strings.Split(p, "."))
-	}
-	r.by[tenant] = ps
+	r.by[tenant] = paths
 }
 
 // Redact returns the span with the tenant's redacted fields replaced, or the

@@ -12,8 +12,8 @@ import (
 
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
-	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // Reindex deletes everything derived from the segments (the ledger's
@@ -48,11 +48,11 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(st
 	if err != nil {
 		return 0, 0, err
 	}
-	def, err := derive.ParseTenantConfig(BasePolicies(b))
+	def, err := tenant.ParseConfig(BasePolicies(b))
 	if err != nil {
 		return 0, 0, fmt.Errorf("the bundle's policies: %w", err)
 	}
-	r, err := cycle.Open(l, cycle.Options{Dir: filepath.Join(cfg.Data, "derived"), Default: def, Fingerprint: b.Hash(), Logger: log})
+	r, err := cycle.Open(l, cycle.Config{Dir: filepath.Join(cfg.Data, "derived"), Default: def, Fingerprint: b.Hash(), Logger: log})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -99,7 +99,7 @@ func VerifyDerived(cfg Config, l cycle.Source, live bool) (*cycle.VerifyReport, 
 	if err != nil {
 		return nil, err
 	}
-	def, err := derive.ParseTenantConfig(BasePolicies(b))
+	def, err := tenant.ParseConfig(BasePolicies(b))
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's policies: %w", err)
 	}

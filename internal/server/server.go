@@ -30,6 +30,7 @@ import (
 	"github.com/loglineos/loglineos/internal/metrics"
 	"github.com/loglineos/loglineos/internal/openapi"
 	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -48,7 +49,7 @@ type Server struct {
 	openapi    http.Handler
 	redact     *redactor
 	runner     *cycle.Runner
-	watcher    *cycle.Watcher
+	watcher    *tenant.Watcher
 	base       map[string]any
 	defaultCfg derive.TenantConfig
 

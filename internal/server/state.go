@@ -17,9 +17,9 @@ import (
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/bundle"
-	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // The state files of a data directory, besides the ledger and the derived
@@ -35,7 +35,7 @@ import (
 //	                                  with its secret
 //	identity/redact.key               32 bytes, fingerprint of its
 //	                                  redact.key.create record
-//	cfg/tenants/.applied.json         sealed (cycle.ReadApplied)
+//	cfg/tenants/.applied.json         sealed (tenant.ReadApplied)
 //	cfg/tenants/<tenant>.yaml         operator input: a file that differs from
 //	                                  what the ledger last recorded is a note
 //
@@ -273,13 +273,13 @@ func (c *stateCheck) redactKey() {
 func (c *stateCheck) tenants() {
 	dir := filepath.Join(c.cfg.Data, "cfg", "tenants")
 	var applied map[string]string
-	statePath := filepath.Join(dir, cycle.AppliedFile)
+	statePath := filepath.Join(dir, tenant.AppliedFile)
 	switch data, err := os.ReadFile(statePath); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		c.problem(statePath, "%v", err)
 	default:
-		m, sealed, err := cycle.ReadApplied(data)
+		m, sealed, err := tenant.ReadApplied(data)
 		switch {
 		case err != nil:
 			c.problem(statePath, "%v (the next start applies every tenant file again)", err)
@@ -296,30 +296,30 @@ func (c *stateCheck) tenants() {
 		c.problem(dir, "%v", err)
 		return
 	}
-	w := &cycle.Watcher{Check: checkTenantFile}
+	var base map[string]any
 	var baseErr error
 	seen := map[string]bool{}
 	for _, e := range ents {
-		tenant, ok := strings.CutSuffix(e.Name(), ".yaml")
+		name, ok := strings.CutSuffix(e.Name(), ".yaml")
 		if !ok || e.IsDir() {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		if !cycle.ValidTenantName(tenant) {
+		if !tenant.ValidName(name) {
 			c.note(path, "ignored by the server: not a tenant name")
 			continue
 		}
-		seen[tenant] = true
+		seen[name] = true
 		data, err := os.ReadFile(path)
 		if err != nil {
 			c.problem(path, "%v", err)
 			continue
 		}
-		if w.Base == nil && baseErr == nil {
-			w.Base, baseErr = c.basePolicies()
+		if base == nil && baseErr == nil {
+			base, baseErr = c.basePolicies()
 		}
 		sum := sha256.Sum256(data)
-		h, ok := applied[tenant]
+		h, ok := applied[name]
 		changed := applied != nil && (!ok || h != hex.EncodeToString(sum[:]))
 		if baseErr != nil {
 			if changed {
@@ -329,32 +329,32 @@ func (c *stateCheck) tenants() {
 			}
 			continue
 		}
-		_, doc, err := w.Parse(data)
+		f, err := tenant.Parse("", data, base)
 		var entry ledger.Entry
 		if err == nil {
-			entry, err = cycle.ConfigEntry(tenant, doc)
+			entry, err = tenant.ConfigEntry(name, f.Doc)
 		}
 		switch {
 		case err != nil:
 			c.note(path, "changed since it was last applied, and the server refuses it (%v): the configuration the ledger last recorded stays in force", err)
 		case changed:
 			c.note(path, "changed since it was last applied: the next start applies it as a signed config record")
-		case !bytes.Equal(entry.Body, c.recs.configs[tenant]) && applied == nil:
-			c.note(path, "differs from the configuration the ledger last recorded for %s: the next start applies it as a signed config record", tenant)
-		case !bytes.Equal(entry.Body, c.recs.configs[tenant]):
-			c.note(path, "as last applied, but the configuration the ledger last recorded for %s differs (the bundle's policies changed since?); the server keeps the ledger's", tenant)
+		case !bytes.Equal(entry.Body, c.recs.configs[name]) && applied == nil:
+			c.note(path, "differs from the configuration the ledger last recorded for %s: the next start applies it as a signed config record", name)
+		case !bytes.Equal(entry.Body, c.recs.configs[name]):
+			c.note(path, "as last applied, but the configuration the ledger last recorded for %s differs (the bundle's policies changed since?); the server keeps the ledger's", name)
 		default:
 			c.rep.TenantFiles++
 		}
 	}
-	for _, tenant := range slices.Sorted(func(yield func(string) bool) {
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for t := range applied {
 			if !seen[t] && !yield(t) {
 				return
 			}
 		}
 	}) {
-		c.note(filepath.Join(dir, tenant+".yaml"), "removed since it was last applied: the next start returns %s to the defaults (a config record)", tenant)
+		c.note(filepath.Join(dir, name+".yaml"), "removed since it was last applied: the next start returns %s to the defaults (a config record)", name)
 	}
 }
 
@@ -369,14 +369,4 @@ func (c *stateCheck) basePolicies() (map[string]any, error) {
 		return nil, err
 	}
 	return BasePolicies(b), nil
-}
-
-// checkTenantFile is the server's check of a tenant file beyond the
-// watcher's: its redact list.
-func checkTenantFile(f *cycle.TenantFile) error {
-	var errs []error
-	for _, p := range f.Redact {
-		errs = append(errs, validRedactPath(p))
-	}
-	return errors.Join(errs...)
 }

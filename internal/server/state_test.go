@@ -17,10 +17,10 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/loglineos/loglineos/internal/bundle"
-	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
 // stateData is a stopped production data directory with a history: a
@@ -226,7 +226,7 @@ func TestVerifyStateFindings(t *testing.T) {
 		}, nil, []string{"cfg/tenants/t_bakery.yaml: changed since it was last applied: the next start applies it as a signed config record"}},
 		{"tenant file refused", func(t *testing.T, d *stateData) {
 			rewrite(t, d.tenant, func(s string) string { return strings.Replace(s, "features", "featurez", 1) })
-		}, nil, []string{"cfg/tenants/t_bakery.yaml: changed since it was last applied, and the server refuses it (yaml: unmarshal errors:\n  line 1: field featurez not found in type cycle.TenantFile): the configuration the ledger last recorded stays in force"}},
+		}, nil, []string{"cfg/tenants/t_bakery.yaml: changed since it was last applied, and the server refuses it (line 1: featurez: unknown member (did you mean \"features\"?) (known: features, policies, quotas, members, roles, redact)): the configuration the ledger last recorded stays in force"}},
 		{"tenant file removed", func(t *testing.T, d *stateData) { os.Remove(d.tenant) },
 			nil, []string{"cfg/tenants/t_bakery.yaml: removed since it was last applied: the next start returns t_bakery to the defaults (a config record)"}},
 		{"tenant file added", func(t *testing.T, d *stateData) {
@@ -239,7 +239,7 @@ func TestVerifyStateFindings(t *testing.T) {
 		}, []string{"cfg/tenants/.applied.json: not as the server writes it (the next start applies every tenant file again)"}, nil},
 		{"tenant state unsealed", func(t *testing.T, d *stateData) {
 			rewrite(t, d.path("cfg/tenants/.applied.json"), func(s string) string {
-				applied, _, _ := cycle.ReadApplied([]byte(s))
+				applied, _, _ := tenant.ReadApplied([]byte(s))
 				b, _ := json.Marshal(applied)
 				return string(b)
 			})

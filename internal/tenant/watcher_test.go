@@ -1,4 +1,4 @@
-package cycle
+package tenant
 
 import (
 	"context"
@@ -105,5 +105,27 @@ func TestAppliedStateSealed(t *testing.T) {
 	}
 	if data, _ = os.ReadFile(path); !strings.Contains(string(data), `"sha256"`) {
 		t.Errorf("not rewritten sealed: %s", data)
+	}
+}
+
+// TestScanRefusesUnrecordable: a file whose policies cannot be written as
+// JSON (a NaN, in a policy derivation does not read) is refused like any
+// bad file: the scan goes on, the other tenants are recorded, and the
+// server can start.
+func TestScanRefusesUnrecordable(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t_nan.yaml"), []byte("policies:\n  other: {x: .nan}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "t_ok.yaml"), []byte("features: {cluster: true}\n"), 0o644)
+	log := &appendLog{}
+	var logged strings.Builder
+	w := &Watcher{Dir: dir, Ledger: log, Logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	if err := w.Scan(context.Background()); err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	if log.len() != 1 || log.entries[0].Tenant != "t_ok" {
+		t.Fatalf("recorded %d entries, want t_ok's alone", log.len())
+	}
+	if !strings.Contains(logged.String(), "tenant file refused") || !strings.Contains(logged.String(), "policies.other.x") {
+		t.Errorf("log: %s", logged.String())
 	}
 }
