@@ -18,6 +18,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -90,7 +91,7 @@ func readKey(arg, dir string) (string, error) {
 		return "", usageErr("--key is a signing (private) key; pass its verifier key (logline ledger key prints it)")
 	}
 	key := strings.TrimSpace(arg)
-	_, keyErr := ledger.NewVerifier(key)
+	_, keyErr := ledgerfmt.NewVerifier(key)
 	if keyErr == nil {
 		return key, nil
 	}
@@ -106,7 +107,7 @@ func readKey(arg, dir string) (string, error) {
 	if strings.HasPrefix(key, signingKeyPrefix) {
 		return "", usageErr("--key %q: the file holds a signing (private) key; pass its verifier key (logline ledger key prints it)", arg)
 	}
-	if _, err := ledger.NewVerifier(key); err != nil {
+	if _, err := ledgerfmt.NewVerifier(key); err != nil {
 		return "", usageErr("--key %q: the file holds no verifier key (%v)", arg, err)
 	}
 	return key, nil
@@ -511,8 +512,8 @@ leaf hash, the path hashes, and the root they lead to.`,
 }
 
 type proofJSON struct {
-	ledger.Proof
-	Root ledger.Hash `json:"root"`
+	ledgerfmt.Proof
+	Root ledgerfmt.Hash `json:"root"`
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -538,7 +539,7 @@ func newLedgerCheckpointCmd(stdio Stdio, data *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := ledger.NewVerifier(vkey)
+			v, err := ledgerfmt.NewVerifier(vkey)
 			if err != nil {
 				return err
 			}
@@ -638,7 +639,7 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 			if err != nil {
 				return err
 			}
-			var r ledger.Receipt
+			var r ledgerfmt.Receipt
 			if err := unmarshalReceipt(rb, &r); err != nil {
 				return badErr("receipt: %v", err)
 			}
@@ -650,7 +651,7 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 			if err != nil {
 				return badErr("span: %v", err)
 			}
-			if err := v.VerifyReceipt(&r, ledger.KindSpan, body); err != nil {
+			if err := v.VerifyReceipt(&r, ledgerfmt.KindSpan, body); err != nil {
 				return badErr("%v", err)
 			}
 			fmt.Fprintf(stdio.Out, "ok: span %s of %s is record %d, signed by %s at %s\n",
@@ -665,12 +666,12 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 
 // verifierFor returns the verifier of the key given as --key (see readKey),
 // or of the ledger in data.
-func verifierFor(key, data string) (*ledger.Verifier, error) {
+func verifierFor(key, data string) (*ledgerfmt.Verifier, error) {
 	vkey, err := readKey(key, data)
 	if err != nil {
 		return nil, err
 	}
-	v, err := ledger.NewVerifier(vkey)
+	v, err := ledgerfmt.NewVerifier(vkey)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -679,9 +680,9 @@ func verifierFor(key, data string) (*ledger.Verifier, error) {
 
 // unmarshalReceipt accepts a receipt alone or wrapped in an ingest result
 // ({"receipt":{...}}).
-func unmarshalReceipt(b []byte, r *ledger.Receipt) error {
+func unmarshalReceipt(b []byte, r *ledgerfmt.Receipt) error {
 	var wrapped struct {
-		Receipt *ledger.Receipt `json:"receipt"`
+		Receipt *ledgerfmt.Receipt `json:"receipt"`
 	}
 	if err := json.Unmarshal(b, &wrapped); err == nil && wrapped.Receipt != nil {
 		*r = *wrapped.Receipt

@@ -8,6 +8,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -26,7 +27,7 @@ import (
 // TickEntry returns the ledger entry of a clock tick at t.
 func TickEntry(t time.Time) ledger.Entry {
 	body := fmt.Sprintf(`{"clock":%q}`, t.UTC().Format(time.RFC3339Nano))
-	return ledger.Entry{Kind: ledger.KindTick, Body: []byte(body)}
+	return ledger.Entry{Kind: ledgerfmt.KindTick, Body: []byte(body)}
 }
 
 // DecodeTick reads a tick record's body.
@@ -62,7 +63,7 @@ func ConfigEntry(tenant string, doc map[string]any) (ledger.Entry, error) {
 	if err != nil {
 		return ledger.Entry{}, err
 	}
-	return ledger.Entry{Kind: ledger.KindConfig, Tenant: tenant, Body: body}, nil
+	return ledger.Entry{Kind: ledgerfmt.KindConfig, Tenant: tenant, Body: body}, nil
 }
 
 // DecodeConfig reads a config record's body into the tenant and its

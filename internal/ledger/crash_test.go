@@ -19,6 +19,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // acked is what appenders were told: entries and their receipts.
@@ -29,13 +31,13 @@ type acked struct {
 
 type ackedSpan struct {
 	body     []byte
-	receipt  Receipt
+	receipt  ledgerfmt.Receipt
 	verified bool // the receipt was checked against body once
 }
 
 // sameReceipt is cmp.Equal for receipts, fast enough to run on every
 // acknowledged span after every crash.
-func sameReceipt(a, b Receipt) bool {
+func sameReceipt(a, b ledgerfmt.Receipt) bool {
 	return a.Op == b.Op && a.SpanID == b.SpanID && a.Tenant == b.Tenant && a.Seq == b.Seq && a.Leaf == b.Leaf &&
 		a.Batch.First == b.Batch.First && a.Batch.Size == b.Batch.Size && a.Batch.Root == b.Batch.Root &&
 		slices.Equal(a.Batch.Path, b.Batch.Path) && (a.Batch.Path == nil) == (b.Batch.Path == nil) &&
@@ -88,7 +90,7 @@ func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, opts Options, want ma
 		// Unchanged receipt and body: checking the signature again would
 		// check the same bytes.
 		if !a.verified {
-			if err := v.VerifyReceipt(&rc, KindSpan, rec.Body); err != nil {
+			if err := v.VerifyReceipt(&rc, ledgerfmt.KindSpan, rec.Body); err != nil {
 				t.Fatalf("receipt of %s: %v", id, err)
 			}
 			a.verified = true

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/google/go-cmp/cmp"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 
 	"github.com/loglineos/loglineos/internal/datadir"
 )
@@ -355,7 +357,7 @@ func TestDamageFoundWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyInclusion(p.Index, p.TreeSize, p.Leaf, p.Path, l.Checkpoint().Root); err != nil {
+	if err := ledgerfmt.VerifyInclusion(p.Index, p.TreeSize, p.Leaf, p.Path, l.Checkpoint().Root); err != nil {
 		t.Fatalf("proof after rebuild: %v", err)
 	}
 	if len(repairs) == 0 {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the committed fuzz seed corpus")
@@ -27,7 +29,7 @@ func sampleSegment(t testing.TB, n int) []byte {
 			ts = ts.Add(time.Millisecond)
 		}
 		e := spanEntry("t_a", fmt.Sprintf("s_%d", i), "order:1")
-		buf, _ = enc.appendRecord(buf, uint64(i), ts.AppendFormat(nil, tsLayout), KindSpan, e.Body)
+		buf, _ = enc.appendRecord(buf, uint64(i), ts.AppendFormat(nil, tsLayout), ledgerfmt.KindSpan, e.Body)
 	}
 	return buf
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The SIGKILL test runs this test binary again as a child that appends with
@@ -32,9 +34,9 @@ func TestMain(m *testing.M) {
 }
 
 type ackLine struct {
-	ID      string  `json:"id"`
-	Body    string  `json:"body"`
-	Receipt Receipt `json:"receipt"`
+	ID      string            `json:"id"`
+	Body    string            `json:"body"`
+	Receipt ledgerfmt.Receipt `json:"receipt"`
 }
 
 func killChild(dir string) int {

@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/loglineos/loglineos/internal/datadir"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // DefaultCheckAtOpen is Options.CheckAtOpen's default.
@@ -190,7 +191,7 @@ func (s Status) String() string {
 // the stored record).
 type Result struct {
 	Status  Status
-	Receipt Receipt
+	Receipt ledgerfmt.Receipt
 }
 
 // Ledger is an open ledger. Its methods are safe for concurrent use.
@@ -199,7 +200,7 @@ type Ledger struct {
 	fs     vfs.FS
 	dir    string // data directory
 	segDir string
-	signer *Signer
+	signer *ledgerfmt.Signer
 	log    *slog.Logger
 	lock   *datadir.Lock // nil: the caller holds it, or nothing to hold
 	// live, for a read-only ledger, is the writer running beside it: the
@@ -238,7 +239,7 @@ type Ledger struct {
 	// Buffers of written batches, for new ones.
 	freeBufs   chan []byte
 	freeNodes  chan []treeNode
-	freeLeaves chan []Hash
+	freeLeaves chan []ledgerfmt.Hash
 	sealWake   chan struct{} // committer -> sealer: lines to hash
 
 	// Indexer state.
@@ -271,7 +272,7 @@ type Ledger struct {
 	indexErr     atomic.Pointer[error] // set when the indexer stopped
 	notifyMu     sync.Mutex
 	notifyCh     chan struct{} // closed when durable or indexed advances
-	lastCkpt     atomic.Pointer[Checkpoint]
+	lastCkpt     atomic.Pointer[ledgerfmt.Checkpoint]
 	lastIndexed  atomic.Pointer[indexedBatch]
 	ckptMu       sync.Mutex // one checkpoint at a time
 	sinceCkpt    uint64     // records since the last checkpoint (indexer)
@@ -378,7 +379,7 @@ type commitBatch struct {
 	// are the leaf hashes of recs[:hashed]. Once taken by the syncer, the
 	// sealer leaves the batch alone.
 	sealMu sync.Mutex
-	leaves []Hash // fixed capacity: it never moves
+	leaves []ledgerfmt.Hash // fixed capacity: it never moves
 	hashed int
 	taken  bool
 	wakeAt int // the committer wakes the sealer when recs reach this
@@ -390,11 +391,11 @@ type commitBatch struct {
 	done  []*appendReq // requests completed by this batch
 
 	// Set at seal and after sync.
-	rootAfter Hash // tree root once this batch is in
+	rootAfter ledgerfmt.Hash // tree root once this batch is in
 	sizeAfter uint64
 	seg       uint32
 	segOff    int64
-	receipt   BatchReceipt
+	receipt   ledgerfmt.BatchReceipt
 	btree     *batchTree
 }
 
@@ -402,7 +403,7 @@ type batchRec struct {
 	req    *appendReq
 	off    int32 // offset of the line in buf
 	n      int32 // line length without newline
-	leaf   Hash
+	leaf   ledgerfmt.Hash
 	hid    uint64 // keyed hash of (tenant, id), for spans
 	kind   string
 	tenant string
@@ -467,7 +468,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 	l.reqs = make(chan *appendReq, 4096)
 	l.freeBufs = make(chan []byte, 4)
 	l.freeNodes = make(chan []treeNode, 4)
-	l.freeLeaves = make(chan []Hash, 4)
+	l.freeLeaves = make(chan []ledgerfmt.Hash, 4)
 	l.sealWake = make(chan struct{}, 1)
 	l.toIndex = make(chan *commitBatch, 256)
 	l.open = l.newBatch()
@@ -482,7 +483,7 @@ func Open(dir string, opts Options) (*Ledger, error) {
 }
 
 // Signer returns the ledger's signer (its public key, origin and key id).
-func (l *Ledger) Signer() *Signer { return l.signer }
+func (l *Ledger) Signer() *ledgerfmt.Signer { return l.signer }
 
 // Close stops accepting appends, commits what was accepted, brings the
 // indexes up to date, writes a final checkpoint and closes the files.
@@ -626,11 +627,11 @@ func (l *Ledger) buildResults(req *appendReq) error {
 	if n == 0 {
 		return nil
 	}
-	paths := make([]Hash, 0, npath)
-	ids := make([]byte, 0, n*receiptIDLen)
+	paths := make([]ledgerfmt.Hash, 0, npath)
+	ids := make([]byte, 0, n*ledgerfmt.ReceiptIDLen)
 	for _, r := range req.refs {
 		if r.b != nil {
-			ids = appendReceiptID(ids, r.b.first+uint64(r.i), r.b.ts)
+			ids = ledgerfmt.AppendReceiptID(ids, r.b.first+uint64(r.i), r.b.ts)
 		}
 	}
 	jtis := string(ids)
@@ -644,12 +645,12 @@ func (l *Ledger) buildResults(req *appendReq) error {
 		rec := &b.recs[r.i]
 		at := len(paths)
 		paths = b.btree.appendPath(paths, int(r.i))
-		rc := Receipt{
+		rc := ledgerfmt.Receipt{
 			Op:    b.receipt.Op,
 			Seq:   b.first + uint64(r.i),
 			Leaf:  rec.leaf,
 			Batch: b.receipt.Batch,
-			JTI:   jtis[k*receiptIDLen : (k+1)*receiptIDLen],
+			JTI:   jtis[k*ledgerfmt.ReceiptIDLen : (k+1)*ledgerfmt.ReceiptIDLen],
 			KID:   b.receipt.KID,
 			Sig:   b.receipt.Sig,
 			TS:    b.receipt.TS,
@@ -658,7 +659,7 @@ func (l *Ledger) buildResults(req *appendReq) error {
 		if len(paths) > at {
 			rc.Batch.Path = paths[at:len(paths):len(paths)]
 		}
-		if rec.kind == KindSpan {
+		if rec.kind == ledgerfmt.KindSpan {
 			rc.SpanID, rc.Tenant = rec.id, rec.tenant
 		}
 		status := Accepted
@@ -692,7 +693,7 @@ func (l *Ledger) sameBody(b *commitBatch, i int32, body []byte) (bool, error) {
 
 func (l *Ledger) checkEntry(e *Entry) error {
 	if e.Kind == "" {
-		e.Kind = KindSpan
+		e.Kind = ledgerfmt.KindSpan
 	}
 	if len(e.Kind) > 64 {
 		return fmt.Errorf("%w: kind of %d letters", ErrInvalidEntry, len(e.Kind))
@@ -702,7 +703,7 @@ func (l *Ledger) checkEntry(e *Entry) error {
 			return fmt.Errorf("%w: kind %q", ErrInvalidEntry, e.Kind)
 		}
 	}
-	if e.Kind == KindSpan && (e.Tenant == "" || e.ID == "") {
+	if e.Kind == ledgerfmt.KindSpan && (e.Tenant == "" || e.ID == "") {
 		return fmt.Errorf("%w: a span needs a tenant and an id", ErrInvalidEntry)
 	}
 	if len(e.Body) < 2 || e.Body[0] != '{' || e.Body[len(e.Body)-1] != '}' {
@@ -781,7 +782,7 @@ func (l *Ledger) committer() {
 				e := &req.entries[i]
 				pl := &places[i-start]
 				*pl = placement{}
-				if e.Kind == KindSpan {
+				if e.Kind == ledgerfmt.KindSpan {
 					pl.span, pl.h = true, l.hash.id(e.Tenant, e.ID)
 				}
 			}
@@ -950,7 +951,7 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 		case lv := <-l.freeLeaves:
 			b.leaves = lv
 		default:
-			b.leaves = make([]Hash, min(2*l.fill.recs+64, l.opts.MaxBatchEntries+64))
+			b.leaves = make([]ledgerfmt.Hash, min(2*l.fill.recs+64, l.opts.MaxBatchEntries+64))
 		}
 		b.wakeAt = sealChunk
 		b.ts = l.nextTS()
@@ -969,7 +970,7 @@ func (l *Ledger) place(b *commitBatch, req *appendReq, i int, h uint64) {
 	})
 	l.fill.last.buf, l.fill.last.recs = len(b.buf), len(b.recs)
 	req.refs[i] = recRef{b: b, i: int32(len(b.recs) - 1)}
-	if e.Kind == KindSpan {
+	if e.Kind == ledgerfmt.KindSpan {
 		l.dedup.add(h)
 		l.pending.add(pendingRec{h: h, seq: seq, batch: b, i: int32(len(b.recs) - 1)})
 	}
@@ -1144,7 +1145,7 @@ func (l *Ledger) writeBatch(b *commitBatch) error {
 // sealBatch computes the batch tree, the tree root after the batch and the
 // signed batch receipt.
 func (l *Ledger) sealBatch(b *commitBatch) {
-	leaves := make([]Hash, len(b.recs))
+	leaves := make([]ledgerfmt.Hash, len(b.recs))
 	for i := range b.recs {
 		leaves[i] = b.recs[i].leaf
 	}
@@ -1158,19 +1159,19 @@ func (l *Ledger) sealBatch(b *commitBatch) {
 		b.nodes = make([]treeNode, 0, 2*len(b.recs)+64)
 	}
 	for i := range b.recs {
-		l.rng.append(b.recs[i].leaf, func(level uint, index uint64, h *Hash) {
+		l.rng.append(b.recs[i].leaf, func(level uint, index uint64, h *ledgerfmt.Hash) {
 			b.nodes = append(b.nodes, treeNode{level: level, index: index, hash: *h})
 		})
 	}
 	b.sizeAfter = l.rng.size
 	b.rootAfter = l.rng.root()
 	root := b.btree.root()
-	b.receipt = BatchReceipt{
-		Op:    OpAppend,
-		Batch: BatchRef{First: b.first, Size: uint64(len(b.recs)), Root: root},
-		KID:   l.signer.kid,
-		Sig:   l.signer.Sign(BatchStatement(l.signer.origin, b.first, uint64(len(b.recs)), root, b.ts)),
-		TS:    Timestamp{b.ts},
+	b.receipt = ledgerfmt.BatchReceipt{
+		Op:    ledgerfmt.OpAppend,
+		Batch: ledgerfmt.BatchRef{First: b.first, Size: uint64(len(b.recs)), Root: root},
+		KID:   l.signer.KeyID(),
+		Sig:   l.signer.Sign(ledgerfmt.BatchStatement(l.signer.Origin(), b.first, uint64(len(b.recs)), root, b.ts)),
+		TS:    ledgerfmt.Timestamp{Time: b.ts},
 	}
 }
 
@@ -1260,7 +1261,7 @@ func (l *Ledger) indexer() {
 // indexedBatch is the tree state after the last indexed batch.
 type indexedBatch struct {
 	size uint64
-	root Hash
+	root ledgerfmt.Hash
 	at   pos
 }
 
@@ -1292,7 +1293,7 @@ func (l *Ledger) indexBatch(b *commitBatch) error {
 	for i := range b.recs {
 		r := &b.recs[i]
 		positions = appendPos(positions, pos{seg: b.seg, off: b.segOff + int64(r.off), n: uint32(r.n)})
-		if r.kind != KindSpan {
+		if r.kind != ledgerfmt.KindSpan {
 			continue
 		}
 		if i == 0 || r.tenant != lastTenant {

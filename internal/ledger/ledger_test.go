@@ -17,6 +17,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // spanEntry builds a span entry whose body is already canonical (members in
@@ -64,9 +66,9 @@ func mustAppend(t testing.TB, l *Ledger, entries ...Entry) []Result {
 	return res
 }
 
-func verifier(t testing.TB, l *Ledger) *Verifier {
+func verifier(t testing.TB, l *Ledger) *ledgerfmt.Verifier {
 	t.Helper()
-	v, err := NewVerifier(l.Signer().VerifierKey())
+	v, err := ledgerfmt.NewVerifier(l.Signer().VerifierKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +96,7 @@ func TestAppendReadBack(t *testing.T) {
 		if r.Receipt.Seq != uint64(i) {
 			t.Fatalf("entry %d: seq %d", i, r.Receipt.Seq)
 		}
-		if err := v.VerifyReceipt(&r.Receipt, KindSpan, want[i].Body); err != nil {
+		if err := v.VerifyReceipt(&r.Receipt, ledgerfmt.KindSpan, want[i].Body); err != nil {
 			t.Fatalf("entry %d: receipt: %v", i, err)
 		}
 	}
@@ -193,7 +195,7 @@ func TestIdempotency(t *testing.T) {
 		if diff := cmp.Diff(want.Receipt, again[i].Receipt); diff != "" {
 			t.Fatalf("resend %d: receipt differs:\n%s", i, diff)
 		}
-		if err := v.VerifyReceipt(&again[i].Receipt, KindSpan, []Entry{c, b, a}[i].Body); err != nil {
+		if err := v.VerifyReceipt(&again[i].Receipt, ledgerfmt.KindSpan, []Entry{c, b, a}[i].Body); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,7 +265,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	// 16 writers send overlapping ids at once: each id is stored once and
 	// everybody gets the same receipt for it.
 	var mu sync.Mutex
-	seen := map[string]Receipt{}
+	seen := map[string]ledgerfmt.Receipt{}
 	var wg sync.WaitGroup
 	for w := range 16 {
 		wg.Add(1)
@@ -333,7 +335,7 @@ func TestMerkleCompatibility(t *testing.T) {
 	}
 	var tsb [tsLen]byte
 	var in []byte
-	in = appendLeafInput(in, rec.Seq, rec.TS.AppendFormat(tsb[:0], tsLayout), rec.Kind, rec.Body)
+	in = ledgerfmt.AppendLeafInput(in, rec.Seq, rec.TS.AppendFormat(tsb[:0], tsLayout), rec.Kind, rec.Body)
 	if got := rfc6962.DefaultHasher.HashLeaf(in); !bytes.Equal(got, leaves[7]) {
 		t.Fatal("leaf is not the RFC 6962 leaf hash of the leaf input")
 	}
@@ -355,7 +357,7 @@ func TestMerkleCompatibility(t *testing.T) {
 		t.Fatalf("note.Open: %v\n%q", err, c.Note)
 	}
 	root, _ := ref.GetRootHash(nil)
-	if want := fmt.Sprintf("%s\n300\n%s\n", l.Signer().Origin(), Hash(root)); n.Text != want {
+	if want := fmt.Sprintf("%s\n300\n%s\n", l.Signer().Origin(), ledgerfmt.Hash(root)); n.Text != want {
 		t.Fatalf("checkpoint text %q, want %q", n.Text, want)
 	}
 
@@ -401,10 +403,10 @@ func TestBatchTreeIsRFC6962(t *testing.T) {
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	for n := 1; n <= 70; n++ {
 		ref := rf.NewEmptyRange(0)
-		leaves := make([]Hash, n)
+		leaves := make([]ledgerfmt.Hash, n)
 		raw := make([][]byte, n)
 		for i := range leaves {
-			leaves[i] = Hash(rfc6962.DefaultHasher.HashLeaf([]byte{byte(i), byte(n)}))
+			leaves[i] = ledgerfmt.Hash(rfc6962.DefaultHasher.HashLeaf([]byte{byte(i), byte(n)}))
 			raw[i] = leaves[i][:]
 			_ = ref.Append(raw[i], nil)
 		}
@@ -435,31 +437,31 @@ func TestReceiptTampering(t *testing.T) {
 	e := spanEntry("t_a", "s_1", "x")
 	res := mustAppend(t, l, e, spanEntry("t_a", "s_2", "x"), spanEntry("t_a", "s_3", "x"))
 	good := res[0].Receipt
-	if err := v.VerifyReceipt(&good, KindSpan, e.Body); err != nil {
+	if err := v.VerifyReceipt(&good, ledgerfmt.KindSpan, e.Body); err != nil {
 		t.Fatal(err)
 	}
 	other := spanEntry("t_a", "s_2", "x")
-	cases := map[string]func(r *Receipt) []byte{
-		"another span's body": func(r *Receipt) []byte { return other.Body },
-		"changed body": func(r *Receipt) []byte {
+	cases := map[string]func(r *ledgerfmt.Receipt) []byte{
+		"another span's body": func(r *ledgerfmt.Receipt) []byte { return other.Body },
+		"changed body": func(r *ledgerfmt.Receipt) []byte {
 			return bytes.Replace(e.Body, []byte("dan"), []byte("eve"), 1)
 		},
-		"seq":       func(r *Receipt) []byte { r.Seq++; return e.Body },
-		"ts":        func(r *Receipt) []byte { r.TS.Time = r.TS.Add(time.Second); return e.Body },
-		"batch":     func(r *Receipt) []byte { r.Batch.Size = 2; return e.Body },
-		"root":      func(r *Receipt) []byte { r.Batch.Root[0] ^= 1; return e.Body },
-		"path":      func(r *Receipt) []byte { r.Batch.Path[0][3] ^= 1; return e.Body },
-		"signature": func(r *Receipt) []byte { r.Sig[5] ^= 1; return e.Body },
-		"kid":       func(r *Receipt) []byte { r.KID = "00000000"; return e.Body },
-		"jti":       func(r *Receipt) []byte { r.JTI = "r_x"; return e.Body },
-		"span id":   func(r *Receipt) []byte { r.SpanID = "s_9"; return e.Body },
+		"seq":       func(r *ledgerfmt.Receipt) []byte { r.Seq++; return e.Body },
+		"ts":        func(r *ledgerfmt.Receipt) []byte { r.TS.Time = r.TS.Add(time.Second); return e.Body },
+		"batch":     func(r *ledgerfmt.Receipt) []byte { r.Batch.Size = 2; return e.Body },
+		"root":      func(r *ledgerfmt.Receipt) []byte { r.Batch.Root[0] ^= 1; return e.Body },
+		"path":      func(r *ledgerfmt.Receipt) []byte { r.Batch.Path[0][3] ^= 1; return e.Body },
+		"signature": func(r *ledgerfmt.Receipt) []byte { r.Sig[5] ^= 1; return e.Body },
+		"kid":       func(r *ledgerfmt.Receipt) []byte { r.KID = "00000000"; return e.Body },
+		"jti":       func(r *ledgerfmt.Receipt) []byte { r.JTI = "r_x"; return e.Body },
+		"span id":   func(r *ledgerfmt.Receipt) []byte { r.SpanID = "s_9"; return e.Body },
 	}
 	for name, mutate := range cases {
 		r := good
 		r.Sig = append([]byte(nil), good.Sig...)
-		r.Batch.Path = append([]Hash(nil), good.Batch.Path...)
+		r.Batch.Path = append([]ledgerfmt.Hash(nil), good.Batch.Path...)
 		body := mutate(&r)
-		if err := v.VerifyReceipt(&r, KindSpan, body); !errors.Is(err, ErrBadReceipt) {
+		if err := v.VerifyReceipt(&r, ledgerfmt.KindSpan, body); !errors.Is(err, ledgerfmt.ErrBadReceipt) {
 			t.Errorf("%s: VerifyReceipt = %v, want ErrBadReceipt", name, err)
 		}
 	}
@@ -467,7 +469,7 @@ func TestReceiptTampering(t *testing.T) {
 	fs2 := vfs.NewMem()
 	l2 := mustOpen(t, fs2, testOptions(fs2))
 	defer l2.Close()
-	if err := verifier(t, l2).VerifyReceipt(&good, KindSpan, e.Body); !errors.Is(err, ErrBadReceipt) {
+	if err := verifier(t, l2).VerifyReceipt(&good, ledgerfmt.KindSpan, e.Body); !errors.Is(err, ledgerfmt.ErrBadReceipt) {
 		t.Errorf("other key: %v", err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // recover brings the ledger to a consistent state at open.
@@ -317,7 +319,7 @@ var errStopScan = errors.New("ledger: stop scan")
 
 // finishRecovery checks what was caught up against the checkpoint and sets
 // the ledger's running state.
-func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bool, next uint64, lastTS time.Time, end pos, startSeq, idxNext, jNext uint64) error {
+func (l *Ledger) finishRecovery(ckpt *ledgerfmt.Checkpoint, rng compactRange, treeFresh bool, next uint64, lastTS time.Time, end pos, startSeq, idxNext, jNext uint64) error {
 	missing := func(what string, n uint64) error {
 		return &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: next,
 			Reason: fmt.Sprintf("%s covers %d records but the segments hold %d: acknowledged records are missing", what, n, next)}
@@ -338,7 +340,7 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bo
 				return missing("the signed checkpoint", ckpt.Size)
 			}
 		} else {
-			var root Hash
+			var root ledgerfmt.Hash
 			var err error
 			if ckpt.Size == rng.size {
 				root = rng.root()
@@ -416,10 +418,10 @@ type catchUp struct {
 	// The current commit (run of records with the same ts).
 	runTS     time.Time
 	runFirst  uint64
-	runLeaves []Hash
+	runLeaves []ledgerfmt.Hash
 }
 
-func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *Checkpoint, progress func(int64)) (int64, error) {
+func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *ledgerfmt.Checkpoint, progress func(int64)) (int64, error) {
 	l := c.l
 	f, err := l.fs.Open(l.segs.path(n))
 	if err != nil {
@@ -477,7 +479,7 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *Checkpoint,
 }
 
 // torn handles an invalid record at offset at of segment n.
-func (c *catchUp) torn(n uint32, at, size int64, last bool, ckpt *Checkpoint, reason string) (int64, error) {
+func (c *catchUp) torn(n uint32, at, size int64, last bool, ckpt *ledgerfmt.Checkpoint, reason string) (int64, error) {
 	l := c.l
 	cerr := &CorruptError{Segment: segmentName(n), Offset: at, Seq: c.next, Reason: reason}
 	if l.readOnly {
@@ -525,7 +527,7 @@ func (c *catchUp) apply(r Record, p pos) error {
 	}
 	c.runLeaves = append(c.runLeaves, r.Leaf)
 	if r.Seq >= c.treeFrom {
-		c.rng.append(r.Leaf, func(level uint, index uint64, h *Hash) {
+		c.rng.append(r.Leaf, func(level uint, index uint64, h *ledgerfmt.Hash) {
 			c.nodes = append(c.nodes, treeNode{level: level, index: index, hash: *h})
 		})
 		if len(c.nodes) >= 1<<16 {
@@ -546,7 +548,7 @@ func (c *catchUp) apply(r Record, p pos) error {
 			c.posFirst = r.Seq
 		}
 		c.posBuf = appendPos(c.posBuf, p)
-		if r.Kind == KindSpan {
+		if r.Kind == ledgerfmt.KindSpan {
 			var k spanKeys
 			if err := json.Unmarshal(r.Body, &k); err != nil {
 				return &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: r.Seq, Reason: "span body is not JSON: " + err.Error()}
@@ -578,12 +580,12 @@ func (c *catchUp) endRun() error {
 	if needIndex || needJournal {
 		bt := newBatchTree(c.runLeaves)
 		n := uint64(len(c.runLeaves))
-		br := BatchReceipt{
-			Op:    OpAppend,
-			Batch: BatchRef{First: c.runFirst, Size: n, Root: bt.root()},
-			KID:   l.signer.kid,
-			Sig:   l.signer.Sign(BatchStatement(l.signer.origin, c.runFirst, n, bt.root(), c.runTS)),
-			TS:    Timestamp{c.runTS},
+		br := ledgerfmt.BatchReceipt{
+			Op:    ledgerfmt.OpAppend,
+			Batch: ledgerfmt.BatchRef{First: c.runFirst, Size: n, Root: bt.root()},
+			KID:   l.signer.KeyID(),
+			Sig:   l.signer.Sign(ledgerfmt.BatchStatement(l.signer.Origin(), c.runFirst, n, bt.root(), c.runTS)),
+			TS:    ledgerfmt.Timestamp{Time: c.runTS},
 		}
 		if needIndex {
 			if err := c.idx.writeBatch(c.batches, appendBatchEntry(make([]byte, 0, batchEntrySize), &br)); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/loglineos/loglineos/internal/datadir"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // VerifyOptions configure Verify.
@@ -46,8 +47,8 @@ type VerifyReport struct {
 	Records    uint64
 	Bytes      int64
 	Commits    uint64
-	Root       Hash        // root of the tree of the records checked
-	Checkpoint *Checkpoint // the latest signed checkpoint, if any
+	Root       ledgerfmt.Hash        // root of the tree of the records checked
+	Checkpoint *ledgerfmt.Checkpoint // the latest signed checkpoint, if any
 	// Journal is the number of receipts journal lines checked.
 	Journal uint64
 	// Index counts the entries of the derived files checked against the
@@ -119,7 +120,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 		}
 		vkey = strings.TrimSpace(string(pub))
 	}
-	v, err := NewVerifier(vkey)
+	v, err := ledgerfmt.NewVerifier(vkey)
 	if err != nil {
 		if opts.VerifierKey == "" {
 			rep.Problem = &CorruptError{File: "ledger/key.pub", Reason: err.Error()}
@@ -201,7 +202,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 		lastTS    time.Time
 		runTS     time.Time
 		runFirst  uint64
-		runLeaves []Hash
+		runLeaves []ledgerfmt.Hash
 		scratch   []byte
 		problem   *CorruptError
 	)
@@ -228,7 +229,7 @@ func Verify(dir string, opts VerifyOptions) (*VerifyReport, error) {
 			// The journal may trail the segments; the rest is unchecked.
 		default:
 			rep.Journal++
-			var br BatchReceipt
+			var br ledgerfmt.BatchReceipt
 			switch {
 			case json.Unmarshal(line, &br) != nil:
 				fail("receipts", 0, runFirst, "journal line is not a batch receipt: %.80s", line)

@@ -20,6 +20,7 @@ import (
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The state files of a data directory, besides the ledger and the derived
@@ -79,7 +80,7 @@ func (r *StateRecords) Observe(kind string, body []byte) {
 			return
 		}
 		r.audits = append(r.audits, identity.Audit{Op: a.Op, Fields: a.Fields})
-	case ledger.KindConfig:
+	case ledgerfmt.KindConfig:
 		var c struct {
 			Tenant string `json:"tenant"`
 		}
