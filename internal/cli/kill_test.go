@@ -151,7 +151,7 @@ func TestKillServeDuringIngest(t *testing.T) {
 		}
 	}
 
-	rep, err := ledger.Verify(data, ledger.VerifyOptions{CheckBody: canonicalBody})
+	rep, err := ledger.Verify(data, ledger.VerifyConfig{CheckBody: canonicalBody})
 	if err != nil {
 		t.Fatal(err)
 	}

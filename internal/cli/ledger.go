@@ -165,7 +165,7 @@ server's latest signed checkpoint covers, and says so.`,
 			p := newProgress(stdio.Err)
 			start := time.Now()
 			recs := server.NewStateRecords()
-			rep, err := ledger.Verify(*data, ledger.VerifyOptions{
+			rep, err := ledger.Verify(*data, ledger.VerifyConfig{
 				VerifierKey: vkey,
 				CheckBody: func(kind string, body []byte) error {
 					recs.Observe(kind, body)
@@ -229,7 +229,7 @@ func corruptJSON(c *ledger.CorruptError) map[string]any {
 // verifyDerived compares the derived store with a fresh derivation of the
 // ledger, opened read-only.
 func verifyDerived(cfg server.Config, live bool) (*cycle.VerifyReport, error) {
-	l, err := ledger.Open(cfg.Data, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(cfg.Data, ledger.Config{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +408,7 @@ end). --follow keeps printing records as they become durable.`,
 			next := uint64(0)
 			first := true
 			for {
-				l, err := ledger.Open(*data, ledger.Options{ReadOnly: true})
+				l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
 				if err != nil {
 					return err
 				}
@@ -490,7 +490,7 @@ leaf hash, the path hashes, and the root they lead to.`,
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			l, err := ledger.Open(*data, ledger.Options{ReadOnly: true})
+			l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
 			if err != nil {
 				return err
 			}

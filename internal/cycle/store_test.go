@@ -48,7 +48,7 @@ func deriveWith(t *testing.T, l *ledger.Ledger, opts Options) string {
 func openBuilt(t *testing.T, dir string, n int) *ledger.Ledger {
 	t.Helper()
 	buildLedger(t, dir, n)
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(dir, ledger.Config{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestFewOpenFiles(t *testing.T) {
 func TestVerify(t *testing.T) {
 	dir := t.TempDir()
 	buildLedger(t, dir, 3000)
-	l, err := ledger.Open(dir, ledger.Options{Logger: slog.New(slog.DiscardHandler)})
+	l, err := ledger.Open(dir, ledger.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func benchDir(b *testing.B) string {
 }
 
 func benchOpen(b *testing.B, dir string) *Ledger {
-	l, err := Open(dir, Options{})
+	l, err := Open(dir, Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -537,7 +537,7 @@ func BenchmarkReopen(b *testing.B) {
 	var total time.Duration
 	for range b.N {
 		t0 := time.Now()
-		l, err := Open(dir, Options{})
+		l, err := Open(dir, Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"os"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -42,16 +44,25 @@ func (l *Ledger) readCheckpoint() (*ledgerfmt.Checkpoint, error) {
 	return c, nil
 }
 
+// checkpointer is the bookkeeping of checkpoints: the indexer writes them
+// as they fall due, Close and WriteCheckpoint on demand, one at a time.
+type checkpointer struct {
+	mu        sync.Mutex
+	since     uint64    // records indexed since the last checkpoint
+	at        time.Time // when the last checkpoint was written
+	treeSaved uint64    // the tree size the tree state file records
+}
+
 // checkpointDue counts n more indexed records and reports whether a
 // checkpoint is due, by count or by time.
 func (l *Ledger) checkpointDue(n uint64) bool {
-	l.ckptMu.Lock()
-	defer l.ckptMu.Unlock()
-	l.sinceCkpt += n
-	if l.sinceCkpt == 0 {
+	l.ckpt.mu.Lock()
+	defer l.ckpt.mu.Unlock()
+	l.ckpt.since += n
+	if l.ckpt.since == 0 {
 		return false
 	}
-	return l.sinceCkpt >= l.opts.CheckpointEvery || l.opts.Now().Sub(l.ckptAt) >= l.opts.CheckpointInterval
+	return l.ckpt.since >= l.cfg.CheckpointEvery || l.cfg.Now().Sub(l.ckpt.at) >= l.cfg.CheckpointInterval
 }
 
 // WriteCheckpoint waits until everything durable is indexed and writes a
@@ -76,13 +87,13 @@ func (l *Ledger) WriteCheckpoint(ctx context.Context) (*ledgerfmt.Checkpoint, er
 // files and the receipts journal are synced, the tree state recorded, and a
 // checkpoint for the indexed size written.
 func (l *Ledger) checkpoint() error {
-	l.ckptMu.Lock()
-	defer l.ckptMu.Unlock()
+	l.ckpt.mu.Lock()
+	defer l.ckpt.mu.Unlock()
 	ib := l.lastIndexed.Load()
 	if ib == nil {
 		return nil
 	}
-	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.treeSaved == ib.size {
+	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.ckpt.treeSaved == ib.size {
 		return nil
 	}
 	if err := l.tree.sync(); err != nil {
@@ -102,9 +113,9 @@ func (l *Ledger) checkpoint() error {
 		return err
 	}
 	l.lastCkpt.Store(c)
-	l.treeSaved = ib.size
-	l.sinceCkpt = 0
-	l.ckptAt = l.opts.Now()
+	l.ckpt.treeSaved = ib.size
+	l.ckpt.since = 0
+	l.ckpt.at = l.cfg.Now()
 	return nil
 }
 

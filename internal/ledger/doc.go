@@ -67,7 +67,7 @@
 // # Memory
 //
 // The indexes live on disk; memory holds a fixed-size dedup filter
-// (Options.DedupFilterBytes), at most two in-memory index parts
-// (Options.IndexMemTableBytes), a 16-byte fence entry per 4 KiB of index
+// (Config.DedupFilterBytes), at most two in-memory index parts
+// (Config.IndexMemTableBytes), a 16-byte fence entry per 4 KiB of index
 // run, and the batches in flight. It stays flat as the ledger grows.
 package ledger

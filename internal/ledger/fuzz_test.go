@@ -88,7 +88,7 @@ func runRecover(t *testing.T, data []byte) {
 		w, _ := fs.Create("data/ledger/segments/000001.ndjson", vfs.WriteCategoryUnspecified)
 		w.Write(data)
 		w.Close()
-		l, err := Open("data", Options{FS: fs, IndexMemTableBytes: 256 << 10, DedupFilterBytes: 64 << 10})
+		l, err := Open("data", Config{FS: fs, IndexMemTableBytes: 256 << 10, DedupFilterBytes: 64 << 10})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open failed without ErrCorrupt: %v", err)
@@ -120,7 +120,7 @@ func runRecover(t *testing.T, data []byte) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Verify("data", VerifyOptions{FS: fs})
+		rep, err := Verify("data", VerifyConfig{FS: fs})
 		if err != nil {
 			t.Fatal(err)
 		}

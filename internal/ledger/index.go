@@ -397,7 +397,7 @@ func (x *index) removeStray() error {
 
 // errOldIndexFormat: the index was written by an earlier version; it is
 // rebuilt, which is not damage.
-var errOldIndexFormat = errors.New("index of an earlier format")
+var errOldIndexFormat = errors.New("ledger: index of an earlier format")
 
 // cutChecksumLine splits a state file into its body and the value of its
 // last line, "crc <8 hex digits>".

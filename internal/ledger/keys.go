@@ -28,9 +28,6 @@ func loadOrCreateKey(fs vfs.FS, dir, origin string, rnd io.Reader, create bool) 
 	case !create:
 		return nil, fmt.Errorf("ledger: no signing key in %s: %w", dir, err)
 	}
-	if origin == "" {
-		origin = DefaultOrigin
-	}
 	skey, vkey, err := ledgerfmt.GenerateKey(rnd, origin)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: generate signing key: %w", err)
@@ -43,7 +40,3 @@ func loadOrCreateKey(fs vfs.FS, dir, origin string, rnd io.Reader, create bool) 
 	}
 	return ledgerfmt.NewSigner(skey)
 }
-
-// DefaultOrigin is the origin given to a new ledger unless Options say
-// otherwise.
-const DefaultOrigin = "logline.local/ledger"

@@ -41,7 +41,7 @@ type ackLine struct {
 
 func killChild(dir string) int {
 	round, _ := strconv.Atoi(os.Getenv("LOGLINE_LEDGER_KILL_ROUND"))
-	l, err := Open(dir, Options{SegmentBytes: 256 << 10, CheckpointEvery: 500, CheckpointInterval: 50 * time.Millisecond})
+	l, err := Open(dir, Config{SegmentBytes: 256 << 10, CheckpointEvery: 500, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		return 3
@@ -145,6 +145,6 @@ func TestSIGKILL(t *testing.T) {
 		}
 		cmd.Wait()
 		t.Logf("round %d: %d acknowledged this life, %d in all", round, got, len(acked))
-		checkRecoveredAt(t, vfs.Default, dir, Options{}, acked)
+		checkRecoveredAt(t, vfs.Default, dir, Config{}, acked)
 	}
 }

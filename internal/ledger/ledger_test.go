@@ -41,16 +41,16 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
-func testOptions(fs vfs.FS) Options {
+func testConfig(fs vfs.FS) Config {
 	clk := &fakeClock{t: time.Date(2025, 10, 5, 22, 0, 0, 0, time.UTC)}
-	return Options{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100,
+	return Config{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100,
 		IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
 }
 
-func mustOpen(t testing.TB, fs vfs.FS, opts Options) *Ledger {
+func mustOpen(t testing.TB, fs vfs.FS, cfg Config) *Ledger {
 	t.Helper()
-	opts.FS = fs
-	l, err := Open("data", opts)
+	cfg.FS = fs
+	l, err := Open("data", cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -77,7 +77,7 @@ func verifier(t testing.TB, l *Ledger) *ledgerfmt.Verifier {
 
 func TestAppendReadBack(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	v := verifier(t, l)
 
@@ -176,7 +176,7 @@ func TestAppendReadBack(t *testing.T) {
 
 func TestIdempotency(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	v := verifier(t, l)
 	a, b, c := spanEntry("t_a", "s_1", "x"), spanEntry("t_a", "s_2", "x"), spanEntry("t_b", "s_1", "x")
 	first := mustAppend(t, l, a, b, a, c) // a twice in one request
@@ -206,7 +206,7 @@ func TestIdempotency(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, testOptions(fs))
+	l = mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	again = mustAppend(t, l, a)
 	if again[0].Status != Duplicate || again[0].Receipt.Seq != 0 {
@@ -222,7 +222,7 @@ func TestIdempotency(t *testing.T) {
 // request, or found after a reopen; nothing is appended.
 func TestIdempotencyConflict(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	a := spanEntry("t_a", "s_1", "x")
 	a2 := spanEntry("t_a", "s_1", "y") // same id, other content
 	b, b2 := spanEntry("t_a", "s_2", "x"), spanEntry("t_a", "s_2", "z")
@@ -253,14 +253,14 @@ func TestIdempotencyConflict(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, testOptions(fs))
+	l = mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	check(l)
 }
 
 func TestConcurrentDuplicates(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	// 16 writers send overlapping ids at once: each id is stored once and
 	// everybody gets the same receipt for it.
@@ -300,9 +300,9 @@ func TestConcurrentDuplicates(t *testing.T) {
 
 func TestMerkleCompatibility(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.CheckpointEvery = 1 << 30
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.CheckpointEvery = 1 << 30
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	ctx := context.Background()
 
@@ -431,7 +431,7 @@ func TestBatchTreeIsRFC6962(t *testing.T) {
 
 func TestReceiptTampering(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	v := verifier(t, l)
 	e := spanEntry("t_a", "s_1", "x")
@@ -467,7 +467,7 @@ func TestReceiptTampering(t *testing.T) {
 	}
 	// Another ledger's key refuses it.
 	fs2 := vfs.NewMem()
-	l2 := mustOpen(t, fs2, testOptions(fs2))
+	l2 := mustOpen(t, fs2, testConfig(fs2))
 	defer l2.Close()
 	if err := verifier(t, l2).VerifyReceipt(&good, ledgerfmt.KindSpan, e.Body); !errors.Is(err, ledgerfmt.ErrBadReceipt) {
 		t.Errorf("other key: %v", err)
@@ -547,9 +547,9 @@ func readAll(t *testing.T, fs vfs.FS, name string) []byte {
 
 func TestReindexIsIdentical(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 16 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 16 << 10
+	l := mustOpen(t, fs, cfg)
 	for i := range 40 {
 		var es []Entry
 		for k := range 25 {
@@ -560,7 +560,7 @@ func TestReindexIsIdentical(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	before := indexContents(t, l)
 	treeBefore := readAll(t, fs, "data/ledger/index/tree/L00")
 	names, _ := fs.List("data/receipts")
@@ -580,7 +580,7 @@ func TestReindexIsIdentical(t *testing.T) {
 	if err := fs.RemoveAll("data/receipts"); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {
 		t.Fatalf("rebuilt index differs:\n%s", diff)
 	}
@@ -605,16 +605,16 @@ func TestReindexIsIdentical(t *testing.T) {
 
 func TestVerifyIntact(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 8 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 8 << 10
+	l := mustOpen(t, fs, cfg)
 	for i := range 30 {
 		mustAppend(t, l, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"), spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify("data", VerifyOptions{FS: fs})
+	rep, err := Verify("data", VerifyConfig{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,11 +628,11 @@ func TestVerifyIntact(t *testing.T) {
 
 func TestReopenAndAppend(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 4 << 10
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 4 << 10
 	var all []Entry
 	for life := range 5 {
-		l := mustOpen(t, fs, opts)
+		l := mustOpen(t, fs, cfg)
 		for i := range 7 {
 			e := spanEntry("t_a", fmt.Sprintf("s_%d_%d", life, i), "x")
 			all = append(all, e)
@@ -644,11 +644,11 @@ func TestReopenAndAppend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := Verify("data", VerifyOptions{FS: fs})
+	rep, err := Verify("data", VerifyConfig{FS: fs})
 	if err != nil || rep.Problem != nil || rep.Records != uint64(len(all)) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
-	l := mustOpen(t, fs, opts)
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	for _, e := range all {
 		rec, err := l.Get(context.Background(), e.Tenant, e.ID)
@@ -662,10 +662,10 @@ func TestReopenAndAppend(t *testing.T) {
 // through many flushed and merged runs, across reopening and rebuilding.
 func TestIndexRuns(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.IndexMemTableBytes = 1 // the smallest part: 64 spans
-	opts.SegmentBytes = 256 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.IndexMemTableBytes = 1 // the smallest part: 64 spans
+	cfg.SegmentBytes = 256 << 10
+	l := mustOpen(t, fs, cfg)
 	var all []Entry
 	for i := 0; len(all) < 3000; i++ {
 		var es []Entry
@@ -746,7 +746,7 @@ func TestIndexRuns(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	check(l, "reopened")
 	before := indexContents(t, l)
 	if err := l.Close(); err != nil {
@@ -755,7 +755,7 @@ func TestIndexRuns(t *testing.T) {
 	if err := fs.RemoveAll("data/ledger/index"); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	defer l.Close()
 	check(l, "rebuilt")
 	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {

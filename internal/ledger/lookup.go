@@ -37,7 +37,7 @@ import (
 // Recent entries live in memory, in a delta: entries in seq order, and an
 // open-addressing table from hash to the newest entry with that hash, each
 // entry linking to the previous one with the same hash (no Go pointers).
-// When a delta holds Options.IndexMemTableBytes worth of spans it is frozen
+// When a delta holds Config.IndexMemTableBytes worth of spans it is frozen
 // (still searchable) and a background goroutine sorts it by (hash, seq) and
 // writes it as one immutable run file per kind, <kind>-NNNNNNNN.run:
 //

@@ -96,7 +96,7 @@ func (l *Ledger) readIndexed(seq uint64) (Record, pos, error) {
 // durable record, before anything is read or allocated by it.
 func (l *Ledger) checkPos(p pos, seq uint64) error {
 	d := l.durable.Load()
-	ok := p.seg >= 1 && p.off >= 0 && int64(p.n) <= int64(l.opts.MaxEntryBytes)+maxFrameBytes &&
+	ok := p.seg >= 1 && p.off >= 0 && int64(p.n) <= int64(l.cfg.MaxEntryBytes)+maxFrameBytes &&
 		(p.seg < d.end.seg || (p.seg == d.end.seg && p.end() <= d.end.off))
 	if !ok {
 		return &CorruptError{File: "ledger/index/positions", Offset: int64(seq) * posEntrySize, Derived: true,

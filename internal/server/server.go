@@ -83,7 +83,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		log.Warn("the ledger is open read-only (salvage): ingest answers 503; reads serve what is readable")
 	}
-	l, err := ledger.Open(cfg.Data, ledger.Options{
+	l, err := ledger.Open(cfg.Data, ledger.Config{
 		Holder:      "logline serve",
 		ReadOnly:    cfg.Ledger.ReadOnly,
 		DirLocked:   lock != nil,

@@ -45,7 +45,7 @@ import (
 
 // StateRecords gathers, while the ledger is verified, the records the state
 // files are checked against: the audit records and each tenant's last
-// config record. Pass Observe to ledger.VerifyOptions.CheckBody (wrapped).
+// config record. Pass Observe to ledger.VerifyConfig.CheckBody (wrapped).
 type StateRecords struct {
 	audits  []identity.Audit
 	redact  []string          // fingerprints of redact.key.create records
