@@ -224,32 +224,6 @@ func (l *Ledger) Receipt(ctx context.Context, tenant, id string) (ledgerfmt.Rece
 	return r, l.checkRead("index", err)
 }
 
-// ReceiptAt returns the receipt of the record with sequence number seq.
-func (l *Ledger) ReceiptAt(ctx context.Context, seq uint64) (ledgerfmt.Receipt, error) {
-	if err := l.checkReadable(); err != nil {
-		return ledgerfmt.Receipt{}, err
-	}
-	if err := l.waitIndexed(ctx); err != nil {
-		return ledgerfmt.Receipt{}, err
-	}
-	if seq >= l.indexed.Load() {
-		return ledgerfmt.Receipt{}, ErrNotFound
-	}
-	r, err := l.receiptBySeq(seq, "", "")
-	if err != nil {
-		return ledgerfmt.Receipt{}, l.checkRead("index", err)
-	}
-	if r.SpanID == "" {
-		// Name the span when the record is one.
-		if rec, _, err := l.readIndexed(seq); err == nil {
-			if k, ok := keysOf(&rec); ok {
-				r.SpanID, r.Tenant = k.ID, k.Tenant
-			}
-		}
-	}
-	return r, nil
-}
-
 // receiptBySeq assembles the receipt of an indexed record from its batch
 // receipt and the batch's leaves.
 func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (ledgerfmt.Receipt, error) {

@@ -113,9 +113,6 @@ func (v *Verifier) Origin() string { return v.origin }
 // KeyID returns the key id.
 func (v *Verifier) KeyID() string { return v.kid }
 
-// Note returns the key as a signed-note verifier, for note.Open.
-func (v *Verifier) Note() note.Verifier { return v.note }
-
 // GenerateKey creates a signing key for a ledger with the given origin and
 // returns it in signed-note private and public forms. A nil rnd means
 // crypto/rand.

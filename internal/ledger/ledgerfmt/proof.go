@@ -20,12 +20,6 @@ type Proof struct {
 	Path     []Hash `json:"path"`
 }
 
-// Verify checks that the proof's path leads from its leaf to root, the root
-// of the tree of p.TreeSize records.
-func (p *Proof) Verify(root Hash) error {
-	return VerifyInclusion(p.Index, p.TreeSize, p.Leaf, p.Path, root)
-}
-
 // VerifyInclusion checks that path is the audit path of leaf index in the
 // tree of size leaves whose root is root (RFC 6962).
 func VerifyInclusion(index, size uint64, leaf Hash, path []Hash, root Hash) error {
