@@ -56,13 +56,13 @@ type checkpointer struct {
 // checkpointDue counts n more indexed records and reports whether a
 // checkpoint is due, by count or by time.
 func (l *Ledger) checkpointDue(n uint64) bool {
-	l.ckpt.mu.Lock()
-	defer l.ckpt.mu.Unlock()
-	l.ckpt.since += n
-	if l.ckpt.since == 0 {
+	l.checkpoints.mu.Lock()
+	defer l.checkpoints.mu.Unlock()
+	l.checkpoints.since += n
+	if l.checkpoints.since == 0 {
 		return false
 	}
-	return l.ckpt.since >= l.cfg.CheckpointEvery || l.cfg.Now().Sub(l.ckpt.at) >= l.cfg.CheckpointInterval
+	return l.checkpoints.since >= l.cfg.CheckpointEvery || l.cfg.Now().Sub(l.checkpoints.at) >= l.cfg.CheckpointInterval
 }
 
 // WriteCheckpoint waits until everything durable is indexed and writes a
@@ -87,13 +87,13 @@ func (l *Ledger) WriteCheckpoint(ctx context.Context) (*ledgerfmt.Checkpoint, er
 // files and the receipts journal are synced, the tree state recorded, and a
 // checkpoint for the indexed size written.
 func (l *Ledger) checkpoint() error {
-	l.ckpt.mu.Lock()
-	defer l.ckpt.mu.Unlock()
+	l.checkpoints.mu.Lock()
+	defer l.checkpoints.mu.Unlock()
 	ib := l.lastIndexed.Load()
 	if ib == nil {
 		return nil
 	}
-	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.ckpt.treeSaved == ib.size {
+	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.checkpoints.treeSaved == ib.size {
 		return nil
 	}
 	if err := l.tree.sync(); err != nil {
@@ -113,9 +113,9 @@ func (l *Ledger) checkpoint() error {
 		return err
 	}
 	l.lastCkpt.Store(c)
-	l.ckpt.treeSaved = ib.size
-	l.ckpt.since = 0
-	l.ckpt.at = l.cfg.Now()
+	l.checkpoints.treeSaved = ib.size
+	l.checkpoints.since = 0
+	l.checkpoints.at = l.cfg.Now()
 	return nil
 }
 

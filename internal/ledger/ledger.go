@@ -87,12 +87,12 @@ type Ledger struct {
 	// The write path (batch.go): its stages, each run by its own goroutine
 	// once a writable ledger is open, the open batch they pass along, and
 	// the checkpoints' bookkeeping.
-	committer committer
-	sealer    sealer
-	syncer    syncer
-	indexer   indexer
-	slot      batchSlot
-	ckpt      checkpointer
+	committer   committer
+	sealer      sealer
+	syncer      syncer
+	indexer     indexer
+	slot        batchSlot
+	checkpoints checkpointer
 
 	// Published state.
 	durable    atomic.Pointer[durableEnd]

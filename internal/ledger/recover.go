@@ -109,7 +109,7 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 		r.treeFrom, r.rng = 0, compactRange{}
 		l.tree.setSize(0)
 	}
-	l.ckpt.treeSaved = r.treeFrom
+	l.checkpoints.treeSaved = r.treeFrom
 	// The journal is trusted as far as the checkpoint that wrote the tree
 	// state; the rest is written again from the segments.
 	if l.jrnl, err = openJournal(l.fs, l.fs.PathJoin(l.dir, "receipts"), r.ts.journal, r.ts.jsize, l.readOnly); err != nil {
@@ -395,7 +395,7 @@ func (r *recovery) finish(rng compactRange, next uint64, lastTS time.Time, end p
 		}
 	}
 	l.lastIndexed.Store(&indexedBatch{size: next, root: root, at: end})
-	l.ckpt.at = l.cfg.Now()
+	l.checkpoints.at = l.cfg.Now()
 	if l.readOnly {
 		return nil
 	}
@@ -404,7 +404,7 @@ func (r *recovery) finish(rng compactRange, next uint64, lastTS time.Time, end p
 		return err
 	}
 	l.syncer.active = a
-	if ckpt == nil || ckpt.Size != next || l.ckpt.treeSaved != next {
+	if ckpt == nil || ckpt.Size != next || l.checkpoints.treeSaved != next {
 		return l.checkpoint()
 	}
 	return nil
