@@ -191,11 +191,11 @@ func DefaultConfig() Config {
 	c.Timeouts.Write = 2 * time.Minute
 	c.Timeouts.Idle = 2 * time.Minute
 	c.Timeouts.Shutdown = 30 * time.Second
-	c.Ledger.Origin = ledger.DefaultOrigin
-	c.Ledger.SegmentBytes = ledger.DefaultSegmentBytes
-	c.Ledger.MaxBatchEntries = ledger.DefaultMaxBatchEntries
-	c.Ledger.MaxBatchBytes = ledger.DefaultMaxBatchBytes
-	c.Ledger.CheckpointEvery = ledger.DefaultCheckpointEvery
+	c.Ledger.Origin = "logline.local/ledger"
+	c.Ledger.SegmentBytes = 64 << 20
+	c.Ledger.MaxBatchEntries = 16384
+	c.Ledger.MaxBatchBytes = 8 << 20
+	c.Ledger.CheckpointEvery = 1_000_000
 	c.Ledger.CheckpointInterval = time.Second
 	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
