@@ -1,10 +1,11 @@
 package client
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // Span is one fact, in its wire form: who did what to which thing, when,
@@ -46,26 +47,11 @@ type Span struct {
 
 // Hash is a SHA-256 hash: a record's leaf hash or a Merkle tree node. It is
 // standard base64 on the wire.
-type Hash [32]byte
+type Hash = ledgerfmt.Hash
 
-// String returns the standard base64 form.
-func (h Hash) String() string { return base64.StdEncoding.EncodeToString(h[:]) }
-
-// MarshalText implements encoding.TextMarshaler.
-func (h Hash) MarshalText() ([]byte, error) {
-	return base64.StdEncoding.AppendEncode(nil, h[:]), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (h *Hash) UnmarshalText(b []byte) error {
-	var buf [33]byte
-	n, err := base64.StdEncoding.Decode(buf[:], b)
-	if err != nil || n != len(h) {
-		return fmt.Errorf("loglineos: bad hash %q: want base64 of 32 bytes", b)
-	}
-	copy(h[:], buf[:n])
-	return nil
-}
+// Timestamp is a time as the ledger writes it: RFC 3339 in UTC with six
+// fractional digits ("2025-10-05T22:18:07.214000Z"). It embeds a time.Time.
+type Timestamp = ledgerfmt.Timestamp
 
 // Receipt is the server's signed acknowledgement that a span was appended to
 // the ledger:
@@ -79,30 +65,17 @@ func (h *Hash) UnmarshalText(b []byte) error {
 // receipt adds the span's place in the batch (Seq, Leaf and the audit Path of
 // Leaf in the batch tree), so VerifyReceipt can check it alone, offline, with
 // the span's bytes and the ledger's verifier key.
-type Receipt struct {
-	Op     string `json:"op"`
-	SpanID string `json:"span_id,omitempty"`
-	Tenant string `json:"tenant,omitempty"`
-	// Seq is the span's sequence number in the ledger.
-	Seq uint64 `json:"seq"`
-	// Leaf is the span record's RFC 6962 leaf hash.
-	Leaf  Hash  `json:"leaf"`
-	Batch Batch `json:"batch"`
-	// JTI is the receipt's unique id, derived from Seq and TS.
-	JTI string `json:"jti"`
-	// KID names the signing key: the key hash of the verifier key.
-	KID string    `json:"kid"`
-	Sig []byte    `json:"sig"`
-	TS  time.Time `json:"ts"`
-}
+//
+// Its fields: Op ("ledger.append"), SpanID and Tenant, Seq (the span's
+// sequence number in the ledger), Leaf (the span record's RFC 6962 leaf
+// hash), Batch, JTI (the receipt's unique id, derived from Seq and TS), KID
+// (the key hash of the verifier key that signed it), Sig and TS (the
+// commit's time).
+type Receipt = ledgerfmt.Receipt
 
-// Batch is a receipt's reference to the group commit that stored its span.
-type Batch struct {
-	First uint64 `json:"first"`
-	Size  uint64 `json:"size"`
-	Root  Hash   `json:"root"`
-	Path  []Hash `json:"path,omitempty"`
-}
+// Batch is a receipt's reference to the group commit that stored its span:
+// First, Size, the batch tree's Root and the span's audit Path in it.
+type Batch = ledgerfmt.BatchRef
 
 // Record is one record of the ledger: a stored span (Kind "span") or, in a
 // stream of every tenant, a record the server appends itself ("tick",
@@ -161,10 +134,6 @@ type Proof struct {
 //	uE5F…base64 root…=
 //
 //	— logline.local/ledger Az3gr…base64(keyid||sig)…
-type Checkpoint struct {
-	Origin string
-	Size   uint64
-	Root   Hash
-	// Note is the whole signed note.
-	Note []byte
-}
+//
+// Its fields are Origin, Size, Root and Note, the whole signed note.
+type Checkpoint = ledgerfmt.Checkpoint

@@ -3,10 +3,7 @@ package client
 import (
 	"fmt"
 
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
-
-	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -23,7 +20,7 @@ import (
 // formatting: it is canonicalized first. A receipt that does not verify is
 // ErrBadReceipt, wrapped with the reason.
 func VerifyReceipt(verifierKey string, r Receipt, spanJSON []byte) error {
-	v, err := ledger.NewVerifier(verifierKey)
+	v, err := ledgerfmt.NewVerifier(verifierKey)
 	if err != nil {
 		return fmt.Errorf("loglineos: %w", err)
 	}
@@ -34,27 +31,7 @@ func VerifyReceipt(verifierKey string, r Receipt, spanJSON []byte) error {
 	if len(canon) == 0 || canon[0] != '{' {
 		return fmt.Errorf("%w: the span is not a JSON object", ErrBadReceipt)
 	}
-	lr := ledger.Receipt{
-		Op:     r.Op,
-		SpanID: r.SpanID,
-		Tenant: r.Tenant,
-		Seq:    r.Seq,
-		Leaf:   ledger.Hash(r.Leaf),
-		Batch: ledger.BatchRef{
-			First: r.Batch.First,
-			Size:  r.Batch.Size,
-			Root:  ledger.Hash(r.Batch.Root),
-			Path:  make([]ledger.Hash, len(r.Batch.Path)),
-		},
-		JTI: r.JTI,
-		KID: r.KID,
-		Sig: r.Sig,
-		TS:  ledger.Timestamp{Time: r.TS},
-	}
-	for i, h := range r.Batch.Path {
-		lr.Batch.Path[i] = ledger.Hash(h)
-	}
-	if err := v.VerifyReceipt(&lr, ledger.KindSpan, canon); err != nil {
+	if err := v.VerifyReceipt(&r, ledgerfmt.KindSpan, canon); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadReceipt, err)
 	}
 	return nil
@@ -63,19 +40,19 @@ func VerifyReceipt(verifierKey string, r Receipt, spanJSON []byte) error {
 // OpenCheckpoint verifies a signed checkpoint note with the key and reads
 // it. A note the key did not sign, or for another origin, is ErrBadProof.
 func OpenCheckpoint(verifierKey string, note []byte) (*Checkpoint, error) {
-	v, err := ledger.NewVerifier(verifierKey)
+	v, err := ledgerfmt.NewVerifier(verifierKey)
 	if err != nil {
 		return nil, fmt.Errorf("loglineos: %w", err)
 	}
 	return openCheckpoint(v, note)
 }
 
-func openCheckpoint(v *ledger.Verifier, note []byte) (*Checkpoint, error) {
+func openCheckpoint(v *ledgerfmt.Verifier, note []byte) (*Checkpoint, error) {
 	c, err := v.OpenCheckpoint(note)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadProof, err)
 	}
-	return &Checkpoint{Origin: c.Origin, Size: c.Size, Root: Hash(c.Root), Note: c.Note}, nil
+	return c, nil
 }
 
 // VerifyProof checks, offline, that p proves leaf p.Leaf is record p.Index
@@ -88,7 +65,7 @@ func openCheckpoint(v *ledger.Verifier, note []byte) (*Checkpoint, error) {
 // VerifyProof says nothing about which record has that leaf hash;
 // VerifyInclusion ties the proof to a record too.
 func VerifyProof(verifierKey string, p Proof, checkpointNote []byte) error {
-	v, err := ledger.NewVerifier(verifierKey)
+	v, err := ledgerfmt.NewVerifier(verifierKey)
 	if err != nil {
 		return fmt.Errorf("loglineos: %w", err)
 	}
@@ -102,11 +79,7 @@ func VerifyProof(verifierKey string, p Proof, checkpointNote []byte) error {
 	if p.Root != (Hash{}) && p.Root != cp.Root {
 		return fmt.Errorf("%w: the proof's root %s is not the checkpoint's %s", ErrBadProof, p.Root, cp.Root)
 	}
-	path := make([][]byte, len(p.Path))
-	for i := range p.Path {
-		path[i] = p.Path[i][:]
-	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.Index, p.TreeSize, p.Leaf[:], path, cp.Root[:]); err != nil {
+	if err := ledgerfmt.VerifyInclusion(p.Index, p.TreeSize, p.Leaf, p.Path, cp.Root); err != nil {
 		return fmt.Errorf("%w: record %d: %v", ErrBadProof, p.Index, err)
 	}
 	return nil
@@ -130,7 +103,7 @@ func VerifyInclusion(verifierKey string, rec Record, p Proof, checkpointNote []b
 // sequence number, time, kind and body, as the ledger computes it:
 // SHA-256(0x00 || {"seq":S,"ts":"T","KIND":BODY}).
 func (r Record) VerifyLeaf() error {
-	if got := Hash(ledger.LeafHash(r.Seq, r.TS, r.Kind, r.Body)); got != r.Leaf {
+	if got := ledgerfmt.LeafHash(r.Seq, r.TS, r.Kind, r.Body); got != r.Leaf {
 		return fmt.Errorf("loglineos: record %d: leaf hash %s does not match its contents (%s)", r.Seq, r.Leaf, got)
 	}
 	return nil

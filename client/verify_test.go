@@ -8,12 +8,13 @@ import (
 
 	"github.com/loglineos/loglineos/client"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // otherKey is a verifier key of another ledger with the same origin.
 func otherKey(t *testing.T) string {
 	t.Helper()
-	_, vkey, err := ledger.GenerateKey(nil, ledger.DefaultOrigin)
+	_, vkey, err := ledgerfmt.GenerateKey(nil, ledger.DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestVerifyReceipt(t *testing.T) {
 			r.Batch.Path[0][0] ^= 1
 		}},
 		{name: "forged batch root", receipt: func(r *client.Receipt) { r.Batch.Root[0] ^= 1 }},
-		{name: "forged time", receipt: func(r *client.Receipt) { r.TS = r.TS.Add(1000) }},
+		{name: "forged time", receipt: func(r *client.Receipt) { r.TS.Time = r.TS.Add(1000) }},
 		{name: "forged jti", receipt: func(r *client.Receipt) { r.JTI = "r_01JD8X3K2M4N5P6Q7R8S9T0V1W" }},
 		{name: "another ledger's key", key: otherKey(t)},
 		{name: "not JSON", json: []byte(`{"id":`)},

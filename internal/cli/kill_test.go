@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -37,7 +38,7 @@ func TestKillServeDuringIngest(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	type acked struct {
 		body    []byte
-		receipt ledger.Receipt
+		receipt ledgerfmt.Receipt
 	}
 	var mu sync.Mutex
 	accepted := map[string]acked{}
@@ -90,7 +91,7 @@ func TestKillServeDuringIngest(t *testing.T) {
 					var out struct {
 						Results []struct {
 							Status  string
-							Receipt *ledger.Receipt
+							Receipt *ledgerfmt.Receipt
 						}
 					}
 					err = json.NewDecoder(resp.Body).Decode(&out)
@@ -150,7 +151,7 @@ func TestKillServeDuringIngest(t *testing.T) {
 		}
 	}
 
-	rep, err := ledger.Verify(data, ledger.VerifyOptions{CheckBody: canonicalBody})
+	rep, err := ledger.Verify(data, ledger.VerifyConfig{CheckBody: canonicalBody})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,12 +163,12 @@ func TestKillServeDuringIngest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := ledger.NewVerifier(string(b))
+	v, err := ledgerfmt.NewVerifier(string(b))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for id, a := range accepted {
-		if err := v.VerifyReceipt(&a.receipt, ledger.KindSpan, a.body); err != nil {
+		if err := v.VerifyReceipt(&a.receipt, ledgerfmt.KindSpan, a.body); err != nil {
 			t.Fatalf("receipt of %s: %v", id, err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -91,7 +92,7 @@ func readKey(arg, dir string) (string, error) {
 		return "", usageErr("--key is a signing (private) key; pass its verifier key (logline ledger key prints it)")
 	}
 	key := strings.TrimSpace(arg)
-	_, keyErr := ledger.NewVerifier(key)
+	_, keyErr := ledgerfmt.NewVerifier(key)
 	if keyErr == nil {
 		return key, nil
 	}
@@ -107,7 +108,7 @@ func readKey(arg, dir string) (string, error) {
 	if strings.HasPrefix(key, signingKeyPrefix) {
 		return "", usageErr("--key %q: the file holds a signing (private) key; pass its verifier key (logline ledger key prints it)", arg)
 	}
-	if _, err := ledger.NewVerifier(key); err != nil {
+	if _, err := ledgerfmt.NewVerifier(key); err != nil {
 		return "", usageErr("--key %q: the file holds no verifier key (%v)", arg, err)
 	}
 	return key, nil
@@ -165,7 +166,7 @@ server's latest signed checkpoint covers, and says so.`,
 			p := newProgress(stdio.Err)
 			start := time.Now()
 			recs := server.NewStateRecords()
-			rep, err := ledger.Verify(*data, ledger.VerifyOptions{
+			rep, err := ledger.Verify(*data, ledger.VerifyConfig{
 				VerifierKey: vkey,
 				CheckBody: func(kind string, body []byte) error {
 					recs.Observe(kind, body)
@@ -229,7 +230,7 @@ func corruptJSON(c *ledger.CorruptError) map[string]any {
 // verifyDerived compares the derived store with a fresh derivation of the
 // ledger, opened read-only.
 func verifyDerived(cfg server.Config, live bool) (*cycle.VerifyReport, error) {
-	l, err := ledger.Open(cfg.Data, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(cfg.Data, ledger.Config{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +407,7 @@ end). --follow keeps printing records as they become durable.`,
 			next := uint64(0)
 			first := true
 			for {
-				l, err := ledger.Open(*data, ledger.Options{ReadOnly: true})
+				l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
 				if err != nil {
 					return err
 				}
@@ -488,7 +489,7 @@ leaf hash, the path hashes, and the root they lead to.`,
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			l, err := ledger.Open(*data, ledger.Options{ReadOnly: true})
+			l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
 			if err != nil {
 				return err
 			}
@@ -510,8 +511,8 @@ leaf hash, the path hashes, and the root they lead to.`,
 }
 
 type proofJSON struct {
-	ledger.Proof
-	Root ledger.Hash `json:"root"`
+	ledgerfmt.Proof
+	Root ledgerfmt.Hash `json:"root"`
 }
 
 func newLedgerCheckpointCmd(stdio Stdio, data *string) *cobra.Command {
@@ -531,7 +532,7 @@ func newLedgerCheckpointCmd(stdio Stdio, data *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := ledger.NewVerifier(vkey)
+			v, err := ledgerfmt.NewVerifier(vkey)
 			if err != nil {
 				return err
 			}
@@ -631,7 +632,7 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 			if err != nil {
 				return err
 			}
-			var r ledger.Receipt
+			var r ledgerfmt.Receipt
 			if err := unmarshalReceipt(rb, &r); err != nil {
 				return badErr("receipt: %v", err)
 			}
@@ -643,7 +644,7 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 			if err != nil {
 				return badErr("span: %v", err)
 			}
-			if err := v.VerifyReceipt(&r, ledger.KindSpan, body); err != nil {
+			if err := v.VerifyReceipt(&r, ledgerfmt.KindSpan, body); err != nil {
 				return badErr("%v", err)
 			}
 			fmt.Fprintf(stdio.Out, "ok: span %s of %s is record %d, signed by %s at %s\n",
@@ -658,12 +659,12 @@ JSON form; it is canonicalized first. Use "-" to read either file from stdin.`,
 
 // verifierFor returns the verifier of the key given as --key (see readKey),
 // or of the ledger in data.
-func verifierFor(key, data string) (*ledger.Verifier, error) {
+func verifierFor(key, data string) (*ledgerfmt.Verifier, error) {
 	vkey, err := readKey(key, data)
 	if err != nil {
 		return nil, err
 	}
-	v, err := ledger.NewVerifier(vkey)
+	v, err := ledgerfmt.NewVerifier(vkey)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -672,9 +673,9 @@ func verifierFor(key, data string) (*ledger.Verifier, error) {
 
 // unmarshalReceipt accepts a receipt alone or wrapped in an ingest result
 // ({"receipt":{...}}).
-func unmarshalReceipt(b []byte, r *ledger.Receipt) error {
+func unmarshalReceipt(b []byte, r *ledgerfmt.Receipt) error {
 	var wrapped struct {
-		Receipt *ledger.Receipt `json:"receipt"`
+		Receipt *ledgerfmt.Receipt `json:"receipt"`
 	}
 	if err := json.Unmarshal(b, &wrapped); err == nil && wrapped.Receipt != nil {
 		*r = *wrapped.Receipt

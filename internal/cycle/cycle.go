@@ -38,6 +38,7 @@ import (
 	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
@@ -615,21 +616,21 @@ func (r *Runner) yield(ctx context.Context, slice *time.Time, lastNext *uint64) 
 // toInput turns a ledger record into the engine's input.
 func toInput(rec ledger.Record, log *slog.Logger) (derive.Input, bool) {
 	switch rec.Kind {
-	case ledger.KindSpan:
+	case ledgerfmt.KindSpan:
 		s, err := span.Parse(rec.Body, span.Limits{MaxBytes: len(rec.Body) + 1, MaxMembers: 1 << 20, MaxDepth: 64})
 		if err != nil {
 			log.Warn("span record does not decode", "seq", rec.Seq, "err", err)
 			return derive.Input{}, false
 		}
 		return derive.Input{Seq: rec.Seq, Kind: derive.KindSpan, Span: s}, true
-	case ledger.KindTick:
+	case ledgerfmt.KindTick:
 		t, err := DecodeTick(rec.Body)
 		if err != nil {
 			log.Warn("tick record does not decode", "seq", rec.Seq, "err", err)
 			return derive.Input{}, false
 		}
 		return derive.Input{Seq: rec.Seq, Kind: derive.KindTick, Tick: t}, true
-	case ledger.KindConfig:
+	case ledgerfmt.KindConfig:
 		name, cfg, err := tenant.DecodeConfig(rec.Body)
 		if err != nil {
 			log.Warn("config record does not decode", "seq", rec.Seq, "err", err)

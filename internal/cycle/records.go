@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -25,7 +26,7 @@ import (
 // TickEntry returns the ledger entry of a clock tick at t.
 func TickEntry(t time.Time) ledger.Entry {
 	body := fmt.Sprintf(`{"clock":%q}`, t.UTC().Format(time.RFC3339Nano))
-	return ledger.Entry{Kind: ledger.KindTick, Body: []byte(body)}
+	return ledger.Entry{Kind: ledgerfmt.KindTick, Body: []byte(body)}
 }
 
 // DecodeTick reads a tick record's body.

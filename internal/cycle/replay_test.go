@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 // replay derives the ledger in dir into a new store and returns the hash of
 // all streams.
 func replay(dir string, batch int) (string, error) {
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(dir, ledger.Config{ReadOnly: true})
 	if err != nil {
 		return "", err
 	}
@@ -97,7 +97,7 @@ func replay(dir string, batch int) (string, error) {
 // records and a config change halfway.
 func buildLedger(t *testing.T, dir string, n int) {
 	t.Helper()
-	l, err := ledger.Open(dir, ledger.Options{Logger: slog.New(slog.DiscardHandler)})
+	l, err := ledger.Open(dir, ledger.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestReplayDeterminism(t *testing.T) {
 // snapshot keeps the opening order eviction follows).
 func TestEvictionReplay(t *testing.T) {
 	dir := t.TempDir()
-	l, err := ledger.Open(dir, ledger.Options{Logger: slog.New(slog.DiscardHandler)})
+	l, err := ledger.Open(dir, ledger.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

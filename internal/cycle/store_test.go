@@ -18,6 +18,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // deriveAll runs a runner over the ledger until it has derived everything
@@ -47,7 +48,7 @@ func deriveWith(t *testing.T, l *ledger.Ledger, cfg Config) string {
 func openBuilt(t *testing.T, dir string, n int) *ledger.Ledger {
 	t.Helper()
 	buildLedger(t, dir, n)
-	l, err := ledger.Open(dir, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(dir, ledger.Config{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestFewOpenFiles(t *testing.T) {
 func TestVerify(t *testing.T) {
 	dir := t.TempDir()
 	buildLedger(t, dir, 3000)
-	l, err := ledger.Open(dir, ledger.Options{Logger: slog.New(slog.DiscardHandler)})
+	l, err := ledger.Open(dir, ledger.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +384,7 @@ func treeSums(t *testing.T, dir string) map[string]string {
 // TestStepPanic: a panic inside derivation (here: a nil engine) is an error
 // naming the record, not a crash of the process.
 func TestStepPanic(t *testing.T) {
-	rec := ledger.Record{Seq: 7, Kind: ledger.KindSpan, Body: []byte(`{"did":"d","id":"s","status":"ok","tenant":"t","this":"x","when":"2025-10-05T00:00:00Z","who":"w"}`)}
+	rec := ledger.Record{Seq: 7, Kind: ledgerfmt.KindSpan, Body: []byte(`{"did":"d","id":"s","status":"ok","tenant":"t","this":"x","when":"2025-10-05T00:00:00Z","who":"w"}`)}
 	_, err := step(nil, nil, rec, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "seq 7: derivation panicked") {
 		t.Fatalf("got %v", err)

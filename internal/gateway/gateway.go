@@ -33,6 +33,7 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/metrics"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -42,11 +43,11 @@ type Ledger interface {
 	Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error)
 	Get(ctx context.Context, tenant, id string) (ledger.Record, error)
 	Thing(ctx context.Context, tenant, this string, from uint64, limit int) ([]ledger.Record, error)
-	Receipt(ctx context.Context, tenant, id string) (ledger.Receipt, error)
-	Prove(ctx context.Context, seq, size uint64) (ledger.Proof, error)
-	ProveConsistency(ctx context.Context, size1, size2 uint64) ([]ledger.Hash, error)
-	RootAt(ctx context.Context, size uint64) (ledger.Hash, error)
-	Checkpoint() *ledger.Checkpoint
+	Receipt(ctx context.Context, tenant, id string) (ledgerfmt.Receipt, error)
+	Prove(ctx context.Context, seq, size uint64) (ledgerfmt.Proof, error)
+	ProveConsistency(ctx context.Context, size1, size2 uint64) ([]ledgerfmt.Hash, error)
+	RootAt(ctx context.Context, size uint64) (ledgerfmt.Hash, error)
+	Checkpoint() *ledgerfmt.Checkpoint
 	VerifierKey() string
 	Next() uint64
 	OpenReader(from uint64) (RecordReader, error)

@@ -40,7 +40,7 @@ func (l testLedger) OpenReader(from uint64) (RecordReader, error) {
 
 func newTestGateway(t testing.TB, mutate func(*Config)) (*Gateway, *ledger.Ledger) {
 	t.Helper()
-	l, err := ledger.Open("data", ledger.Options{FS: vfs.NewMem(), IndexCacheBytes: 1 << 20, IndexMemTableBytes: 1 << 20})
+	l, err := ledger.Open("data", ledger.Config{FS: vfs.NewMem(), IndexCacheBytes: 1 << 20, IndexMemTableBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}

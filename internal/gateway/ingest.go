@@ -16,6 +16,7 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -36,12 +37,12 @@ import (
 
 // lineResult is one line's outcome on the wire.
 type lineResult struct {
-	Line    int             `json:"line"`
-	ID      string          `json:"id,omitempty"`
-	Status  string          `json:"status"`
-	Seq     *uint64         `json:"seq,omitempty"`
-	Receipt *ledger.Receipt `json:"receipt,omitempty"`
-	Problem *reply.Problem  `json:"problem,omitempty"`
+	Line    int                `json:"line"`
+	ID      string             `json:"id,omitempty"`
+	Status  string             `json:"status"`
+	Seq     *uint64            `json:"seq,omitempty"`
+	Receipt *ledgerfmt.Receipt `json:"receipt,omitempty"`
+	Problem *reply.Problem     `json:"problem,omitempty"`
 }
 
 type ingestResponse struct {
@@ -148,7 +149,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 			}
 			s = rs
 		}
-		entries = append(entries, ledger.Entry{Kind: ledger.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()})
+		entries = append(entries, ledger.Entry{Kind: ledgerfmt.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()})
 		at = append(at, i)
 	}
 	g.metrics.IngestSpans.WithLabelValues("rejected").Add(float64(rejected))
@@ -280,10 +281,10 @@ func appendIngestResponse(dst []byte, resp *ingestResponse) []byte {
 			dst = strconv.AppendInt(dst, int64(res.Line), 10)
 			if res.ID != "" {
 				dst = append(dst, `,"id":`...)
-				dst = ledger.AppendJSONString(dst, res.ID)
+				dst = ledgerfmt.AppendJSONString(dst, res.ID)
 			}
 			dst = append(dst, `,"status":`...)
-			dst = ledger.AppendJSONString(dst, res.Status)
+			dst = ledgerfmt.AppendJSONString(dst, res.Status)
 			if res.Seq != nil {
 				dst = append(dst, `,"seq":`...)
 				dst = strconv.AppendUint(dst, *res.Seq, 10)

@@ -10,19 +10,20 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // recordJSON is a stored record as the API shows it: the span (or other
 // body) with its place in the ledger.
 type recordJSON struct {
-	Seq  uint64           `json:"seq"`
-	TS   ledger.Timestamp `json:"ts"`
-	Leaf ledger.Hash      `json:"leaf"`
-	Span json.RawMessage  `json:"span"`
+	Seq  uint64              `json:"seq"`
+	TS   ledgerfmt.Timestamp `json:"ts"`
+	Leaf ledgerfmt.Hash      `json:"leaf"`
+	Span json.RawMessage     `json:"span"`
 }
 
 func toRecordJSON(r ledger.Record) recordJSON {
-	return recordJSON{Seq: r.Seq, TS: ledger.Timestamp{Time: r.TS}, Leaf: r.Leaf, Span: r.Body}
+	return recordJSON{Seq: r.Seq, TS: ledgerfmt.Timestamp{Time: r.TS}, Leaf: r.Leaf, Span: r.Body}
 }
 
 func notFoundErr(err error, what string, args ...any) error {
@@ -167,8 +168,8 @@ func (g *Gateway) proof(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return reply.JSON(w, http.StatusOK, struct {
-		ledger.Proof
-		Root ledger.Hash `json:"root"`
+		ledgerfmt.Proof
+		Root ledgerfmt.Hash `json:"root"`
 	}{p, root})
 }
 

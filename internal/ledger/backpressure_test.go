@@ -29,8 +29,8 @@ func TestSlowIndexerSlowsAppends(t *testing.T) {
 		}
 		return nil
 	}))
-	opts := testOptions(fs)
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	base := runtime.NumGoroutine()
 	slow.Store(true)

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The benchmarks write to a real directory (BENCH_DIR, or the test's temp
@@ -43,7 +45,7 @@ func benchDir(b *testing.B) string {
 }
 
 func benchOpen(b *testing.B, dir string) *Ledger {
-	l, err := Open(dir, Options{})
+	l, err := Open(dir, Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -224,7 +226,7 @@ func benchRaw(b *testing.B, writers, batch int) {
 			var buf []byte
 			for k := range batch {
 				e := benchSpan(w, r*batch+k)
-				buf, _ = enc.appendRecord(buf, uint64(r*batch+k), ts, KindSpan, e.Body)
+				buf, _ = enc.appendRecord(buf, uint64(r*batch+k), ts, ledgerfmt.KindSpan, e.Body)
 			}
 			blobs[w][r] = buf
 		}
@@ -297,7 +299,7 @@ func rawLatency1(b *testing.B, prealloc bool) {
 	lines := make([][]byte, b.N)
 	total := 0
 	for i := range lines {
-		lines[i], _ = enc.appendRecord(nil, uint64(i), ts, KindSpan, benchSpan(0, i).Body)
+		lines[i], _ = enc.appendRecord(nil, uint64(i), ts, ledgerfmt.KindSpan, benchSpan(0, i).Body)
 		total += len(lines[i])
 	}
 	if prealloc {
@@ -404,7 +406,7 @@ func benchRawOpenLoop(b *testing.B, inFlight int) {
 	ts := time.Now().UTC().AppendFormat(nil, tsLayout)
 	lines := make([][]byte, b.N)
 	for i := range lines {
-		lines[i], _ = enc.appendRecord(nil, uint64(i), ts, KindSpan, benchSpan(0, i).Body)
+		lines[i], _ = enc.appendRecord(nil, uint64(i), ts, ledgerfmt.KindSpan, benchSpan(0, i).Body)
 	}
 	type waiter struct {
 		line []byte
@@ -535,7 +537,7 @@ func BenchmarkReopen(b *testing.B) {
 	var total time.Duration
 	for range b.N {
 		t0 := time.Now()
-		l, err := Open(dir, Options{})
+		l, err := Open(dir, Config{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import "math/bits"
 // block (one cache line) and sets one bit in each of its eight words, so a
 // test or an insert touches one cache line.
 //
-// Its size is fixed (Options.DedupFilterBytes, default 64 MiB), so memory
+// Its size is fixed (Config.DedupFilterBytes, default 64 MiB), so memory
 // stays flat as the ledger grows and the false-positive rate rises instead.
 // With n ids and m bytes, λ = 64n/m ids share a block and the rate is about
 // (1 - (63/64)^λ)^8: for 64 MiB, 2e-7 at 10 million ids, 1e-4 at 25 million,

@@ -8,85 +8,24 @@ import (
 	"hash/crc32"
 	"os"
 	"strconv"
-	"strings"
+	"sync"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"golang.org/x/mod/sumdb/note"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
-// Checkpoints are C2SP checkpoints in a signed note:
-//
-//	logline.local/ledger
-//	42
-//	uE5F…base64 root…=
-//
-//	— logline.local/ledger Az3gr…base64(keyid||sig)…
-//
-// The body is the origin, the tree size in decimal and the standard base64
-// root hash, one per line. The latest is kept in ledger/checkpoint, written
-// atomically, at least every Options.CheckpointEvery records and
-// Options.CheckpointInterval, and at Close. It verifies with
-// golang.org/x/mod/sumdb/note and the key printed by `logline ledger key`.
-
-// Checkpoint is a signed tree head.
-type Checkpoint struct {
-	Origin string
-	Size   uint64
-	Root   Hash
-	// Note is the whole signed note.
-	Note []byte
-}
-
-func checkpointText(origin string, size uint64, root Hash) string {
-	return origin + "\n" + strconv.FormatUint(size, 10) + "\n" + root.String() + "\n"
-}
-
-// SignCheckpoint signs a tree head of the given size and root.
-func (s *Signer) SignCheckpoint(size uint64, root Hash) (*Checkpoint, error) {
-	msg, err := note.Sign(&note.Note{Text: checkpointText(s.origin, size, root)}, s.note)
-	if err != nil {
-		return nil, fmt.Errorf("ledger: sign checkpoint: %w", err)
-	}
-	return &Checkpoint{Origin: s.origin, Size: size, Root: root, Note: msg}, nil
-}
-
-// OpenCheckpoint verifies a signed checkpoint with the key and parses it.
-func (v *Verifier) OpenCheckpoint(msg []byte) (*Checkpoint, error) {
-	n, err := note.Open(msg, note.VerifierList(v.note))
-	if err != nil {
-		return nil, fmt.Errorf("ledger: checkpoint: %w", err)
-	}
-	c, err := parseCheckpointText(n.Text)
-	if err != nil {
-		return nil, err
-	}
-	if c.Origin != v.origin {
-		return nil, fmt.Errorf("ledger: checkpoint: origin %q, want %q", c.Origin, v.origin)
-	}
-	c.Note = msg
-	return c, nil
-}
-
-func parseCheckpointText(text string) (*Checkpoint, error) {
-	lines := strings.Split(text, "\n")
-	if len(lines) < 4 || lines[len(lines)-1] != "" {
-		return nil, errors.New("ledger: checkpoint: want origin, size and root lines")
-	}
-	size, err := strconv.ParseUint(lines[1], 10, 64)
-	if err != nil || (len(lines[1]) > 1 && lines[1][0] == '0') {
-		return nil, fmt.Errorf("ledger: checkpoint: bad size %q", lines[1])
-	}
-	var root Hash
-	if err := root.UnmarshalText([]byte(lines[2])); err != nil {
-		return nil, fmt.Errorf("ledger: checkpoint: bad root: %w", err)
-	}
-	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
-}
+// The latest signed checkpoint (ledgerfmt.Checkpoint) is kept in
+// ledger/checkpoint, written atomically, at least every
+// Config.CheckpointEvery records and Config.CheckpointInterval, and at
+// Close. It verifies with golang.org/x/mod/sumdb/note and the key printed by
+// `logline ledger key`.
 
 func (l *Ledger) checkpointPath() string { return l.fs.PathJoin(l.dir, "ledger", "checkpoint") }
 
 // readCheckpoint reads and verifies ledger/checkpoint; nil when none exists.
-func (l *Ledger) readCheckpoint() (*Checkpoint, error) {
+func (l *Ledger) readCheckpoint() (*ledgerfmt.Checkpoint, error) {
 	b, err := readFile(l.fs, l.checkpointPath())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -94,7 +33,7 @@ func (l *Ledger) readCheckpoint() (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read checkpoint: %w", err)
 	}
-	v, err := NewVerifier(l.signer.vkey)
+	v, err := ledgerfmt.NewVerifier(l.signer.VerifierKey())
 	if err != nil {
 		return nil, err
 	}
@@ -105,21 +44,30 @@ func (l *Ledger) readCheckpoint() (*Checkpoint, error) {
 	return c, nil
 }
 
+// checkpointer is the bookkeeping of checkpoints: the indexer writes them
+// as they fall due, Close and WriteCheckpoint on demand, one at a time.
+type checkpointer struct {
+	mu        sync.Mutex
+	since     uint64    // records indexed since the last checkpoint
+	at        time.Time // when the last checkpoint was written
+	treeSaved uint64    // the tree size the tree state file records
+}
+
 // checkpointDue counts n more indexed records and reports whether a
 // checkpoint is due, by count or by time.
 func (l *Ledger) checkpointDue(n uint64) bool {
-	l.ckptMu.Lock()
-	defer l.ckptMu.Unlock()
-	l.sinceCkpt += n
-	if l.sinceCkpt == 0 {
+	l.checkpoints.mu.Lock()
+	defer l.checkpoints.mu.Unlock()
+	l.checkpoints.since += n
+	if l.checkpoints.since == 0 {
 		return false
 	}
-	return l.sinceCkpt >= l.opts.CheckpointEvery || l.opts.Now().Sub(l.ckptAt) >= l.opts.CheckpointInterval
+	return l.checkpoints.since >= l.cfg.CheckpointEvery || l.cfg.Now().Sub(l.checkpoints.at) >= l.cfg.CheckpointInterval
 }
 
 // WriteCheckpoint waits until everything durable is indexed and writes a
 // signed checkpoint for it, unless the latest already covers it.
-func (l *Ledger) WriteCheckpoint(ctx context.Context) (*Checkpoint, error) {
+func (l *Ledger) WriteCheckpoint(ctx context.Context) (*ledgerfmt.Checkpoint, error) {
 	if err := l.checkClosed(); err != nil {
 		return nil, err
 	}
@@ -139,13 +87,13 @@ func (l *Ledger) WriteCheckpoint(ctx context.Context) (*Checkpoint, error) {
 // files and the receipts journal are synced, the tree state recorded, and a
 // checkpoint for the indexed size written.
 func (l *Ledger) checkpoint() error {
-	l.ckptMu.Lock()
-	defer l.ckptMu.Unlock()
+	l.checkpoints.mu.Lock()
+	defer l.checkpoints.mu.Unlock()
 	ib := l.lastIndexed.Load()
 	if ib == nil {
 		return nil
 	}
-	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.treeSaved == ib.size {
+	if c := l.lastCkpt.Load(); c != nil && c.Size == ib.size && l.checkpoints.treeSaved == ib.size {
 		return nil
 	}
 	if err := l.tree.sync(); err != nil {
@@ -165,14 +113,14 @@ func (l *Ledger) checkpoint() error {
 		return err
 	}
 	l.lastCkpt.Store(c)
-	l.treeSaved = ib.size
-	l.sinceCkpt = 0
-	l.ckptAt = l.opts.Now()
+	l.checkpoints.treeSaved = ib.size
+	l.checkpoints.since = 0
+	l.checkpoints.at = l.cfg.Now()
 	return nil
 }
 
 // Checkpoint returns the latest signed checkpoint, or nil before the first.
-func (l *Ledger) Checkpoint() *Checkpoint { return l.lastCkpt.Load() }
+func (l *Ledger) Checkpoint() *ledgerfmt.Checkpoint { return l.lastCkpt.Load() }
 
 // treeState is what ledger/index/tree/state records at each checkpoint: the
 // tree files hold every node of the tree of size leaves, record size starts

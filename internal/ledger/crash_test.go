@@ -19,6 +19,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // acked is what appenders were told: entries and their receipts.
@@ -29,13 +31,13 @@ type acked struct {
 
 type ackedSpan struct {
 	body     []byte
-	receipt  Receipt
+	receipt  ledgerfmt.Receipt
 	verified bool // the receipt was checked against body once
 }
 
 // sameReceipt is cmp.Equal for receipts, fast enough to run on every
 // acknowledged span after every crash.
-func sameReceipt(a, b Receipt) bool {
+func sameReceipt(a, b ledgerfmt.Receipt) bool {
 	return a.Op == b.Op && a.SpanID == b.SpanID && a.Tenant == b.Tenant && a.Seq == b.Seq && a.Leaf == b.Leaf &&
 		a.Batch.First == b.Batch.First && a.Batch.Size == b.Batch.Size && a.Batch.Root == b.Batch.Root &&
 		slices.Equal(a.Batch.Path, b.Batch.Path) && (a.Batch.Path == nil) == (b.Batch.Path == nil) &&
@@ -56,15 +58,15 @@ func (a *acked) snapshot() map[string]ackedSpan {
 // checkRecovered opens a crashed copy and checks that every acknowledged span
 // is there byte for byte with its receipt, that no id is stored twice, and
 // that Verify passes.
-func checkRecovered(t *testing.T, fs vfs.FS, opts Options, want map[string]ackedSpan) {
+func checkRecovered(t *testing.T, fs vfs.FS, cfg Config, want map[string]ackedSpan) {
 	t.Helper()
-	checkRecoveredAt(t, fs, "data", opts, want)
+	checkRecoveredAt(t, fs, "data", cfg, want)
 }
 
-func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, opts Options, want map[string]ackedSpan) {
+func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, cfg Config, want map[string]ackedSpan) {
 	t.Helper()
-	opts.FS = fs
-	l, err := Open(dir, opts)
+	cfg.FS = fs
+	l, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -88,7 +90,7 @@ func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, opts Options, want ma
 		// Unchanged receipt and body: checking the signature again would
 		// check the same bytes.
 		if !a.verified {
-			if err := v.VerifyReceipt(&rc, KindSpan, rec.Body); err != nil {
+			if err := v.VerifyReceipt(&rc, ledgerfmt.KindSpan, rec.Body); err != nil {
 				t.Fatalf("receipt of %s: %v", id, err)
 			}
 			a.verified = true
@@ -120,7 +122,7 @@ func checkRecoveredAt(t *testing.T, fs vfs.FS, dir string, opts Options, want ma
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(dir, VerifyOptions{FS: fs})
+	rep, err := Verify(dir, VerifyConfig{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,10 +141,10 @@ func TestCrashAnyMoment(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for round := range rounds {
 		fs := vfs.NewCrashableMem()
-		opts := testOptions(fs)
-		opts.SegmentBytes = 32 << 10
-		opts.CheckpointEvery = uint64(50 + rng.IntN(200))
-		l := mustOpen(t, fs, opts)
+		cfg := testConfig(fs)
+		cfg.SegmentBytes = 32 << 10
+		cfg.CheckpointEvery = uint64(50 + rng.IntN(200))
+		l := mustOpen(t, fs, cfg)
 		ack := &acked{m: map[string]ackedSpan{}}
 		var stop atomic.Bool
 		var wg sync.WaitGroup
@@ -181,7 +183,7 @@ func TestCrashAnyMoment(t *testing.T) {
 		wg.Wait()
 		l.Close()
 		t.Logf("round %d: %d acknowledged", round, len(want))
-		checkRecovered(t, crashed, opts, want)
+		checkRecovered(t, crashed, cfg, want)
 	}
 }
 
@@ -189,10 +191,10 @@ func TestCrashAnyMoment(t *testing.T) {
 // as a crash before its sync completed could, and recovers.
 func TestTornTail(t *testing.T) {
 	fs := vfs.NewCrashableMem()
-	opts := testOptions(fs)
-	opts.CheckpointEvery = 1 << 30
-	opts.CheckpointInterval = time.Hour
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.CheckpointEvery = 1 << 30
+	cfg.CheckpointInterval = time.Hour
+	l := mustOpen(t, fs, cfg)
 	ack := &acked{m: map[string]ackedSpan{}}
 	for i := range 10 {
 		es := []Entry{spanEntry("t_a", fmt.Sprintf("s_%d", i), "x")}
@@ -220,7 +222,7 @@ func TestTornTail(t *testing.T) {
 		if err := rewritePrefix(c, seg, cut); err != nil {
 			t.Fatal(err)
 		}
-		checkRecovered(t, c, opts, before)
+		checkRecovered(t, c, cfg, before)
 		// The complete lines before the cut survive; the rest is in .broken.
 		kept := 0
 		lastEnd := start
@@ -230,7 +232,7 @@ func TestTornTail(t *testing.T) {
 				lastEnd = e
 			}
 		}
-		l := mustOpen(t, c, opts)
+		l := mustOpen(t, c, cfg)
 		if got, want := l.Next(), uint64(10+kept); got != want {
 			t.Fatalf("cut at %d: %d records, want %d", cut, got, want)
 		}
@@ -261,8 +263,8 @@ func TestTornTail(t *testing.T) {
 // covers is corruption, not a torn tail.
 func TestTruncatedCheckpointedRecords(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	l := mustOpen(t, fs, cfg)
 	for i := range 5 {
 		mustAppend(t, l, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"))
 	}
@@ -275,12 +277,12 @@ func TestTruncatedCheckpointedRecords(t *testing.T) {
 	// A large ledger (not read whole at open) finds the records missing
 	// that its index covers; a small one finds the record cut inside the
 	// signed checkpoint as it reads every record.
-	_, err := Open("data", Options{FS: fs, CheckAtOpen: -1})
+	_, err := Open("data", Config{FS: fs, CheckAtOpen: -1})
 	var ce *CorruptError
 	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "acknowledged records are missing") {
 		t.Fatalf("Open = %v, want a CorruptError about missing records", err)
 	}
-	_, err = Open("data", Options{FS: fs})
+	_, err = Open("data", Config{FS: fs})
 	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "inside the signed checkpoint of size 5") {
 		t.Fatalf("Open = %v, want a CorruptError about a record cut inside the checkpoint", err)
 	}
@@ -288,12 +290,12 @@ func TestTruncatedCheckpointedRecords(t *testing.T) {
 	if err := fs.RemoveAll("data/ledger/index"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Open("data", Options{FS: fs})
+	_, err = Open("data", Config{FS: fs})
 	if !errors.As(err, &ce) || !strings.Contains(ce.Reason, "checkpoint") {
 		t.Fatalf("Open without index = %v, want a CorruptError about the checkpoint", err)
 	}
 	// Read-only inspection still opens.
-	ro, err := Open("data", Options{FS: fs, ReadOnly: true})
+	ro, err := Open("data", Config{FS: fs, ReadOnly: true})
 	if err != nil {
 		t.Fatalf("read-only open: %v", err)
 	}
@@ -304,9 +306,9 @@ func TestTruncatedCheckpointedRecords(t *testing.T) {
 // and an open that has to read the segment refuses.
 func TestByteFlips(t *testing.T) {
 	fs := vfs.NewCrashableMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 8 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 8 << 10
+	l := mustOpen(t, fs, cfg)
 	for i := range 60 {
 		mustAppend(t, l, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"), spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
 	}
@@ -335,7 +337,7 @@ func TestByteFlips(t *testing.T) {
 		f.Write(b)
 		f.Sync()
 		f.Close()
-		rep, err := Verify("data", VerifyOptions{FS: c})
+		rep, err := Verify("data", VerifyConfig{FS: c})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -354,7 +356,7 @@ func TestByteFlips(t *testing.T) {
 	f.Write(b)
 	f.Close()
 	c.RemoveAll("data/ledger/index")
-	_, err := Open("data", Options{FS: c})
+	_, err := Open("data", Config{FS: c})
 	var ce *CorruptError
 	if !errors.As(err, &ce) || ce.Segment != "000002.ndjson" || !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Open = %v, want ErrCorrupt in 000002.ndjson", err)
@@ -385,8 +387,8 @@ func TestStorageErrors(t *testing.T) {
 				}
 				return nil
 			}))
-			opts := testOptions(fs)
-			l := mustOpen(t, fs, opts)
+			cfg := testConfig(fs)
+			l := mustOpen(t, fs, cfg)
 			ack := &acked{m: map[string]ackedSpan{}}
 			for i := range 20 {
 				e := spanEntry("t_a", fmt.Sprintf("s_%d", i), "x")
@@ -418,7 +420,7 @@ func TestStorageErrors(t *testing.T) {
 			}
 			l.Close()
 			// What was acknowledged survives a crash now.
-			checkRecovered(t, mem.CrashClone(vfs.CrashCloneCfg{}), opts, ack.snapshot())
+			checkRecovered(t, mem.CrashClone(vfs.CrashCloneCfg{}), cfg, ack.snapshot())
 		})
 	}
 }

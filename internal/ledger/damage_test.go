@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/google/go-cmp/cmp"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 
 	"github.com/loglineos/loglineos/internal/datadir"
 )
@@ -20,13 +22,13 @@ import (
 // damageBase builds a closed ledger with sealed segments, several lookup
 // runs per kind, a tree of a few levels and a receipts journal, and returns
 // its file system and the options it was written with.
-func damageBase(t *testing.T) (*vfs.MemFS, Options) {
+func damageBase(t *testing.T) (*vfs.MemFS, Config) {
 	t.Helper()
 	fs := vfs.NewCrashableMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 16 << 10
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 16 << 10
 	for round := range 3 {
-		l := mustOpen(t, fs, opts)
+		l := mustOpen(t, fs, cfg)
 		for i := range 10 {
 			var es []Entry
 			for k := range 7 {
@@ -38,7 +40,7 @@ func damageBase(t *testing.T) (*vfs.MemFS, Options) {
 			t.Fatal(err)
 		}
 	}
-	return fs, opts
+	return fs, cfg
 }
 
 // served is what a ledger answers: every span by id, every thing's and
@@ -126,8 +128,8 @@ func seqs(rs []Record) []uint64 {
 // is rebuilt, or the bytes are past what it trusts). The table of results
 // is logged.
 func TestFlipCampaign(t *testing.T) {
-	base, opts := damageBase(t)
-	l := mustOpen(t, base.CrashClone(vfs.CrashCloneCfg{}), opts)
+	base, cfg := damageBase(t)
+	l := mustOpen(t, base.CrashClone(vfs.CrashCloneCfg{}), cfg)
 	want, err := served(t, l)
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +198,7 @@ func TestFlipCampaign(t *testing.T) {
 				f, _ := c.Create(name, vfs.WriteCategoryUnspecified)
 				f.Write(b)
 				f.Close()
-				rep, err := Verify("data", VerifyOptions{FS: c})
+				rep, err := Verify("data", VerifyConfig{FS: c})
 				if err != nil {
 					t.Errorf("%s offset %d: Verify: %v", kind, off, err)
 					continue
@@ -205,7 +207,7 @@ func TestFlipCampaign(t *testing.T) {
 					results[ki].verify++
 					continue
 				}
-				o := opts
+				o := cfg
 				o.FS = c
 				l, err := Open("data", o)
 				if err != nil {
@@ -273,11 +275,11 @@ func firstRun(t *testing.T, fs vfs.FS, kind string) string {
 // A damaged id run must never let a stored id pass for a new one: the
 // index is rebuilt at open, and the id stays a duplicate.
 func TestDamagedIDRunIsRebuiltAtOpen(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	flipFile(t, fs, firstRun(t, fs, "id"), 40)
 	var repairs []string
-	opts.OnRepair = func(what, reason string) { repairs = append(repairs, what+": "+reason) }
-	l := mustOpen(t, fs, opts)
+	cfg.OnRepair = func(what, reason string) { repairs = append(repairs, what+": "+reason) }
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	if len(repairs) == 0 || !strings.HasPrefix(repairs[0], "index: ") {
 		t.Errorf("repairs = %q, want the index rebuilt", repairs)
@@ -294,15 +296,15 @@ func TestDamagedIDRunIsRebuiltAtOpen(t *testing.T) {
 // Damage met while the ledger runs fails the read (never a shorter
 // answer), marks the index, and the next open rebuilds it.
 func TestDamageFoundWhileRunning(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	var mu sync.Mutex
 	var repairs []string
-	opts.OnRepair = func(what, reason string) {
+	cfg.OnRepair = func(what, reason string) {
 		mu.Lock()
 		repairs = append(repairs, what)
 		mu.Unlock()
 	}
-	l := mustOpen(t, fs, opts)
+	l := mustOpen(t, fs, cfg)
 	ctx := context.Background()
 	want, err := l.Thing(ctx, "t_0", "o:0", 0, 0)
 	if err != nil || len(want) == 0 {
@@ -345,7 +347,7 @@ func TestDamageFoundWhileRunning(t *testing.T) {
 		t.Fatalf("no rebuild mark: %v", err)
 	}
 	repairs = nil
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	defer l.Close()
 	got, err := l.Thing(ctx, "t_0", "o:0", 0, 0)
 	if err != nil || !slices.Equal(seqs(got), seqs(want)) {
@@ -355,7 +357,7 @@ func TestDamageFoundWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyInclusion(p.Index, p.TreeSize, p.Leaf, p.Path, l.Checkpoint().Root); err != nil {
+	if err := ledgerfmt.VerifyInclusion(p.Index, p.TreeSize, p.Leaf, p.Path, l.Checkpoint().Root); err != nil {
 		t.Fatalf("proof after rebuild: %v", err)
 	}
 	if len(repairs) == 0 {
@@ -369,7 +371,7 @@ func TestDamageFoundWhileRunning(t *testing.T) {
 // A stored tree that disagrees with the signed checkpoint is recomputed
 // from the records; the ledger opens.
 func TestTreeMismatchIsRebuiltNotRefused(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	// The top stored node of the compact range: its level file's first node.
 	names, _ := fs.List("data/ledger/index/tree")
 	slices.Sort(names)
@@ -377,19 +379,19 @@ func TestTreeMismatchIsRebuiltNotRefused(t *testing.T) {
 	flipFile(t, fs, "data/ledger/index/tree/"+top, 0)
 	base := fs.CrashClone(vfs.CrashCloneCfg{})
 	var repairs []string
-	opts.OnRepair = func(what, reason string) { repairs = append(repairs, what) }
-	opts.CheckAtOpen = -1 // a large ledger: the tree is loaded, not recomputed
-	l := mustOpen(t, fs, opts)
+	cfg.OnRepair = func(what, reason string) { repairs = append(repairs, what) }
+	cfg.CheckAtOpen = -1 // a large ledger: the tree is loaded, not recomputed
+	l := mustOpen(t, fs, cfg)
 	l.Close()
 	if !slices.Contains(repairs, "tree") {
 		t.Errorf("repairs = %v, want the tree rebuilt", repairs)
 	}
 	// A small ledger recomputes its tree at every open.
-	opts.CheckAtOpen = 0
-	l = mustOpen(t, base, opts)
+	cfg.CheckAtOpen = 0
+	l = mustOpen(t, base, cfg)
 	l.Close()
 	for _, fs := range []vfs.FS{fs, base} {
-		rep, err := Verify("data", VerifyOptions{FS: fs})
+		rep, err := Verify("data", VerifyConfig{FS: fs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,17 +417,17 @@ func flipRecordByte(t *testing.T, fs vfs.FS) string {
 
 // A record damaged in the middle of a sealed segment stops the start.
 func TestMidSegmentCorruptionStopsTheStart(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	flipRecordByte(t, fs)
-	opts.FS = fs
-	_, err := Open("data", opts)
+	cfg.FS = fs
+	_, err := Open("data", cfg)
 	var ce *CorruptError
 	if !errors.As(err, &ce) || ce.Segment != "000001.ndjson" {
 		t.Fatalf("Open = %v, want a *CorruptError in 000001.ndjson", err)
 	}
 	// A read-only open (salvage) serves what is readable; the damaged
 	// record is an error, never wrong data.
-	ro := opts
+	ro := cfg
 	ro.ReadOnly = true
 	l, err := Open("data", ro)
 	if err != nil {
@@ -451,11 +453,11 @@ func TestMidSegmentCorruptionStopsTheStart(t *testing.T) {
 // On a ledger too large to check at open, the scrubber finds the damage:
 // appends stop, and later opens refuse until the record is restored.
 func TestScrubFindsDamage(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	seg := "data/ledger/segments/000001.ndjson"
 	orig := readAll(t, fs, seg)
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
+	cfg.CheckAtOpen = -1
+	l := mustOpen(t, fs, cfg)
 	if l.CheckedAtOpen() {
 		t.Fatal("CheckAtOpen -1 checked every record")
 	}
@@ -475,15 +477,15 @@ func TestScrubFindsDamage(t *testing.T) {
 		t.Fatal("Err() = nil after damage")
 	}
 	l.Close()
-	opts.FS = fs
-	if _, err := Open("data", opts); !errors.As(err, &ce) {
+	cfg.FS = fs
+	if _, err := Open("data", cfg); !errors.As(err, &ce) {
 		t.Fatalf("reopen = %v, want the damage reported", err)
 	}
 	// The record restored from a copy: the ledger opens, the mark goes.
 	f, _ := fs.Create(seg, vfs.WriteCategoryUnspecified)
 	f.Write(orig)
 	f.Close()
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	defer l.Close()
 	if !l.CheckedAtOpen() {
 		t.Error("the open after damage did not check every record")
@@ -496,8 +498,8 @@ func TestScrubFindsDamage(t *testing.T) {
 
 // Scrub keeps to its rate.
 func TestScrubRate(t *testing.T) {
-	fs, opts := damageBase(t)
-	l := mustOpen(t, fs, opts)
+	fs, cfg := damageBase(t)
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	var size int64
 	names, _ := fs.List("data/ledger/segments")
@@ -516,7 +518,7 @@ func TestScrubRate(t *testing.T) {
 
 // Read-only opens and Verify change nothing, not even beside a writer.
 func TestReadOnlyChangesNothing(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	// A torn tail and a stale index: what a writable open would repair.
 	f, _ := fs.OpenReadWrite("data/ledger/segments/000002.ndjson", vfs.WriteCategoryUnspecified)
 	st, _ := f.Stat()
@@ -524,7 +526,7 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 	f.Close()
 	fs.Remove("data/ledger/index/state")
 	before := dirFiles(t, fs, "data")
-	ro := opts
+	ro := cfg
 	ro.ReadOnly = true
 	l := mustOpen(t, fs, ro)
 	rd, err := l.NewReader(0)
@@ -541,7 +543,7 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Close()
-	if _, err := Verify("data", VerifyOptions{FS: fs}); err != nil {
+	if _, err := Verify("data", VerifyConfig{FS: fs}); err != nil {
 		t.Fatal(err)
 	}
 	if d := cmp.Diff(before, dirFiles(t, fs, "data")); d != "" {
@@ -554,8 +556,8 @@ func TestReadOnlyChangesNothing(t *testing.T) {
 // covers, however far the writer has gone since.
 func TestReadOnlyViewBesideAWriter(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
-	w, err := Open(dir, opts)
+	cfg := Config{CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
+	w, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,10 +572,10 @@ func TestReadOnlyViewBesideAWriter(t *testing.T) {
 	for i := range 15 {
 		mustAppend(t, w, spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
 	}
-	if _, err := Open(dir, opts); !errors.Is(err, datadir.ErrLocked) {
+	if _, err := Open(dir, cfg); !errors.Is(err, datadir.ErrLocked) {
 		t.Fatalf("a second writer: %v, want datadir.ErrLocked", err)
 	}
-	ro := opts
+	ro := cfg
 	ro.ReadOnly = true
 	l, err := Open(dir, ro)
 	if err != nil {
@@ -583,7 +585,7 @@ func TestReadOnlyViewBesideAWriter(t *testing.T) {
 		t.Errorf("read-only view beside the writer has %d records, want the checkpoint's 20", l.Next())
 	}
 	l.Close()
-	rep, err := Verify(dir, VerifyOptions{})
+	rep, err := Verify(dir, VerifyConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,18 +9,21 @@
 //	LOCK                            held by the one process writing the directory
 //	                                (package datadir)
 //	ledger/segments/NNNNNN.ndjson   the records, one framed line each (record.go)
-//	ledger/key, ledger/key.pub      the signing key (keys.go)
-//	ledger/checkpoint               the latest signed tree head (checkpoint.go)
+//	ledger/key, ledger/key.pub      the signing key (keys.go; its form in ledgerfmt)
+//	ledger/checkpoint               the latest signed tree head (checkpoint.go;
+//	                                its form in ledgerfmt)
 //	ledger/DAMAGED                  damage found in the records (scrub.go)
 //	ledger/index/                   derived: positions, commits, lookups (index.go,
 //	                                lookup.go) and the Merkle tree (tree.go)
 //	ledger/index/REBUILD            damage found in the derived files (repair.go)
-//	receipts/YYYY-MM-DD.ndjson      the batch receipts, one per commit (journal.go)
+//	receipts/YYYY-MM-DD.ndjson      the batch receipts, one per commit (journal.go;
+//	                                their form in ledgerfmt)
 //
 // The segments are the truth. Everything under ledger/index and the
 // receipts journal is derived from them, synced only now and then, and
 // brought up to the segments at open by reading the records after the point
-// each recorded as complete (recover.go). Deleting ledger/index rebuilds it.
+// each recorded as complete (recover.go, catchup.go). Deleting ledger/index
+// rebuilds it.
 //
 // # Trust
 //
@@ -29,11 +32,18 @@
 // by Scrub in the background, and damage to records stops appends for good
 // (scrub.go). The derived files carry checksums or are checked against the
 // records they point at, and are rebuilt from the segments when damaged
-// (repair.go). Verify checks every byte a server trusts (verify.go,
-// verify_index.go). Open takes the data directory for one process
+// (repair.go). Verify checks every byte a server trusts (verify.go and
+// the verify_*.go files). Open takes the data directory for one process
 // (package datadir); read-only opens beside it see its signed checkpoint.
 //
+// What leaves the server (leaf hashes, receipts, checkpoints, proofs, keys)
+// is defined in package ledgerfmt, which the Go SDK uses too.
+//
 // # Writing
+//
+// The write path is a pipeline of stages, each its own type, file and
+// goroutine (batch.go draws it): committer (commit.go), sealer
+// (sealer.go), syncer (syncer.go) and indexer (indexer.go).
 //
 // Append hands a request to the committer goroutine, which resolves
 // duplicates, numbers the records and frames them into the open batch; a
@@ -62,12 +72,12 @@
 // the common case, a new id, costs no I/O and no lock. A "maybe" is settled
 // against the pending spans, then the index, confirming each candidate by
 // reading its record: the index stores hashes, never keys. See committer in
-// ledger.go for why that is complete.
+// commit.go for why that is complete.
 //
 // # Memory
 //
 // The indexes live on disk; memory holds a fixed-size dedup filter
-// (Options.DedupFilterBytes), at most two in-memory index parts
-// (Options.IndexMemTableBytes), a 16-byte fence entry per 4 KiB of index
+// (Config.DedupFilterBytes), at most two in-memory index parts
+// (Config.IndexMemTableBytes), a 16-byte fence entry per 4 KiB of index
 // run, and the batches in flight. It stays flat as the ledger grows.
 package ledger

@@ -9,7 +9,7 @@ var (
 	// ErrCorrupt means the stored records are not what was written: a bad
 	// checksum or hash inside a sealed segment, a gap, or a checkpoint that
 	// the records no longer match. Open returns it (as a *CorruptError when
-	// the place is known) unless Options.ReadOnly is set.
+	// the place is known) unless Config.ReadOnly is set.
 	ErrCorrupt = errors.New("ledger: corrupt")
 	// ErrReadOnly is returned by Append after a write or sync error made the
 	// ledger read-only, or when it was opened read-only. The error that

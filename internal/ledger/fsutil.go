@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/atomicfile"
 )
 
 func readFile(fs vfs.FS, name string) ([]byte, error) {
@@ -17,38 +19,45 @@ func readFile(fs vfs.FS, name string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// writeFileAtomic writes a whole file safely: a temporary file is written and
-// synced, renamed over name, and the directory synced. On a real file system
-// the file gets mode perm before any byte is written.
+// writeFileAtomic replaces name with data safely (atomicfile.WriteFS): a
+// temporary file is written and synced, renamed over name, and the
+// directory synced. On the operating system's file system the file has
+// mode perm before any byte is written.
 func writeFileAtomic(fs vfs.FS, name string, data []byte, perm os.FileMode) error {
-	tmp := name + ".tmp"
-	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return fmt.Errorf("ledger: create %s: %w", tmp, err)
+	if err := atomicfile.WriteFS(atomicFS{fs}, name, data, perm); err != nil {
+		return fmt.Errorf("ledger: write %s: %w", name, err)
 	}
-	if vfs.Root(fs) == vfs.Default {
-		if err := os.Chmod(tmp, perm); err != nil {
+	return nil
+}
+
+// atomicFS is the ledger's file system as atomicfile.FS.
+type atomicFS struct{ fs vfs.FS }
+
+// CreateExcl creates name; vfs has no exclusive create, but atomicfile's
+// temporary names are unique.
+func (a atomicFS) CreateExcl(name string, perm os.FileMode) (atomicfile.File, error) {
+	f, err := a.fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, err
+	}
+	if vfs.Root(a.fs) == vfs.Default {
+		if err := os.Chmod(name, perm); err != nil {
 			f.Close()
-			return fmt.Errorf("ledger: chmod %s: %w", tmp, err)
+			return nil, err
 		}
 	}
-	// vfs.File.Write may modify the buffer it is given; the caller keeps data.
-	if _, err := f.Write(append([]byte(nil), data...)); err != nil {
-		f.Close()
-		return fmt.Errorf("ledger: write %s: %w", tmp, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("ledger: sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("ledger: close %s: %w", tmp, err)
-	}
-	if err := fs.Rename(tmp, name); err != nil {
-		return fmt.Errorf("ledger: rename %s: %w", tmp, err)
-	}
-	return syncDir(fs, fs.PathDir(name))
+	return copyingFile{f}, nil
 }
+
+func (a atomicFS) Rename(oldname, newname string) error { return a.fs.Rename(oldname, newname) }
+func (a atomicFS) Remove(name string) error             { return a.fs.Remove(name) }
+func (a atomicFS) SyncDir(dir string) error             { return syncDir(a.fs, dir) }
+
+// copyingFile writes a copy of what it is given: vfs.File.Write may modify
+// the buffer, which the caller keeps.
+type copyingFile struct{ vfs.File }
+
+func (f copyingFile) Write(p []byte) (int, error) { return f.File.Write(append([]byte(nil), p...)) }
 
 func syncDir(fs vfs.FS, dir string) error {
 	d, err := fs.OpenDir(dir)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the committed fuzz seed corpus")
@@ -27,7 +29,7 @@ func sampleSegment(t testing.TB, n int) []byte {
 			ts = ts.Add(time.Millisecond)
 		}
 		e := spanEntry("t_a", fmt.Sprintf("s_%d", i), "order:1")
-		buf, _ = enc.appendRecord(buf, uint64(i), ts.AppendFormat(nil, tsLayout), KindSpan, e.Body)
+		buf, _ = enc.appendRecord(buf, uint64(i), ts.AppendFormat(nil, tsLayout), ledgerfmt.KindSpan, e.Body)
 	}
 	return buf
 }
@@ -86,7 +88,7 @@ func runRecover(t *testing.T, data []byte) {
 		w, _ := fs.Create("data/ledger/segments/000001.ndjson", vfs.WriteCategoryUnspecified)
 		w.Write(data)
 		w.Close()
-		l, err := Open("data", Options{FS: fs, IndexMemTableBytes: 256 << 10, DedupFilterBytes: 64 << 10})
+		l, err := Open("data", Config{FS: fs, IndexMemTableBytes: 256 << 10, DedupFilterBytes: 64 << 10})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Open failed without ErrCorrupt: %v", err)
@@ -118,7 +120,7 @@ func runRecover(t *testing.T, data []byte) {
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Verify("data", VerifyOptions{FS: fs})
+		rep, err := Verify("data", VerifyConfig{FS: fs})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The indexes are files under ledger/index, all derived from the segments.
@@ -90,7 +92,7 @@ func decodePos(b []byte) pos {
 }
 
 // appendBatchEntry appends the batches-file entry of a batch receipt.
-func appendBatchEntry(b []byte, br *BatchReceipt) []byte {
+func appendBatchEntry(b []byte, br *ledgerfmt.BatchReceipt) []byte {
 	start := len(b)
 	b = binary.BigEndian.AppendUint64(b, br.Batch.First)
 	b = binary.BigEndian.AppendUint64(b, br.Batch.Size)
@@ -104,17 +106,17 @@ func appendBatchEntry(b []byte, br *BatchReceipt) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Update(0, castagnoli, b[start:]))
 }
 
-func decodeBatchEntry(b []byte) (BatchReceipt, error) {
+func decodeBatchEntry(b []byte) (ledgerfmt.BatchReceipt, error) {
 	if len(b) != batchEntrySize || crc32.Update(0, castagnoli, b[:124]) != binary.BigEndian.Uint32(b[124:]) {
-		return BatchReceipt{}, fmt.Errorf("%w: index: bad batch entry", ErrCorrupt)
+		return ledgerfmt.BatchReceipt{}, fmt.Errorf("%w: index: bad batch entry", ErrCorrupt)
 	}
-	br := BatchReceipt{
-		Op: OpAppend,
-		Batch: BatchRef{
+	br := ledgerfmt.BatchReceipt{
+		Op: ledgerfmt.OpAppend,
+		Batch: ledgerfmt.BatchRef{
 			First: binary.BigEndian.Uint64(b),
 			Size:  binary.BigEndian.Uint64(b[8:]),
 		},
-		TS:  Timestamp{time.UnixMicro(int64(binary.BigEndian.Uint64(b[16:]))).UTC()},
+		TS:  ledgerfmt.Timestamp{Time: time.UnixMicro(int64(binary.BigEndian.Uint64(b[16:]))).UTC()},
 		Sig: append([]byte(nil), b[56:120]...),
 		KID: fmt.Sprintf("%08x", binary.BigEndian.Uint32(b[120:])),
 	}
@@ -395,7 +397,7 @@ func (x *index) removeStray() error {
 
 // errOldIndexFormat: the index was written by an earlier version; it is
 // rebuilt, which is not damage.
-var errOldIndexFormat = errors.New("index of an earlier format")
+var errOldIndexFormat = errors.New("ledger: index of an earlier format")
 
 // cutChecksumLine splits a state file into its body and the value of its
 // last line, "crc <8 hex digits>".
@@ -784,10 +786,10 @@ func (x *index) position(seq uint64) (pos, bool, error) {
 // entries' first seqs grow with their index, so the search guesses by
 // interpolation, every other step, and halves the range otherwise: a few
 // reads usually, O(log n) at worst.
-func (x *index) batchFor(seq uint64) (BatchReceipt, error) {
+func (x *index) batchFor(seq uint64) (ledgerfmt.BatchReceipt, error) {
 	n := x.batN.Load()
 	if n == 0 {
-		return BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
+		return ledgerfmt.BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
 	}
 	var b [8]byte
 	first := func(i uint64) (uint64, error) {
@@ -808,7 +810,7 @@ func (x *index) batchFor(seq uint64) (BatchReceipt, error) {
 		}
 		f, err := first(mid)
 		if err != nil {
-			return BatchReceipt{}, err
+			return ledgerfmt.BatchReceipt{}, err
 		}
 		if f <= seq {
 			lo, fLo = mid, f
@@ -818,14 +820,14 @@ func (x *index) batchFor(seq uint64) (BatchReceipt, error) {
 	}
 	e := make([]byte, batchEntrySize)
 	if _, err := x.batF.ReadAt(e, int64(lo)*batchEntrySize); err != nil && !errors.Is(err, io.EOF) {
-		return BatchReceipt{}, fmt.Errorf("ledger: read index batches: %w", err)
+		return ledgerfmt.BatchReceipt{}, fmt.Errorf("ledger: read index batches: %w", err)
 	}
 	br, err := decodeBatchEntry(e)
 	if err != nil {
-		return BatchReceipt{}, err
+		return ledgerfmt.BatchReceipt{}, err
 	}
 	if seq < br.Batch.First || seq >= br.Batch.First+br.Batch.Size {
-		return BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
+		return ledgerfmt.BatchReceipt{}, fmt.Errorf("%w: no commit holds seq %d", ErrCorrupt, seq)
 	}
 	return br, nil
 }

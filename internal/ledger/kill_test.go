@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The SIGKILL test runs this test binary again as a child that appends with
@@ -32,14 +34,14 @@ func TestMain(m *testing.M) {
 }
 
 type ackLine struct {
-	ID      string  `json:"id"`
-	Body    string  `json:"body"`
-	Receipt Receipt `json:"receipt"`
+	ID      string            `json:"id"`
+	Body    string            `json:"body"`
+	Receipt ledgerfmt.Receipt `json:"receipt"`
 }
 
 func killChild(dir string) int {
 	round, _ := strconv.Atoi(os.Getenv("LOGLINE_LEDGER_KILL_ROUND"))
-	l, err := Open(dir, Options{SegmentBytes: 256 << 10, CheckpointEvery: 500, CheckpointInterval: 50 * time.Millisecond})
+	l, err := Open(dir, Config{SegmentBytes: 256 << 10, CheckpointEvery: 500, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		return 3
@@ -143,6 +145,6 @@ func TestSIGKILL(t *testing.T) {
 		}
 		cmd.Wait()
 		t.Logf("round %d: %d acknowledged this life, %d in all", round, got, len(acked))
-		checkRecoveredAt(t, vfs.Default, dir, Options{}, acked)
+		checkRecoveredAt(t, vfs.Default, dir, Config{}, acked)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // spanEntry builds a span entry whose body is already canonical (members in
@@ -39,16 +41,16 @@ func (c *fakeClock) Now() time.Time {
 	return c.t
 }
 
-func testOptions(fs vfs.FS) Options {
+func testConfig(fs vfs.FS) Config {
 	clk := &fakeClock{t: time.Date(2025, 10, 5, 22, 0, 0, 0, time.UTC)}
-	return Options{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100,
+	return Config{FS: fs, Now: clk.Now, SegmentBytes: 64 << 10, CheckpointEvery: 100,
 		IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
 }
 
-func mustOpen(t testing.TB, fs vfs.FS, opts Options) *Ledger {
+func mustOpen(t testing.TB, fs vfs.FS, cfg Config) *Ledger {
 	t.Helper()
-	opts.FS = fs
-	l, err := Open("data", opts)
+	cfg.FS = fs
+	l, err := Open("data", cfg)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -64,9 +66,9 @@ func mustAppend(t testing.TB, l *Ledger, entries ...Entry) []Result {
 	return res
 }
 
-func verifier(t testing.TB, l *Ledger) *Verifier {
+func verifier(t testing.TB, l *Ledger) *ledgerfmt.Verifier {
 	t.Helper()
-	v, err := NewVerifier(l.Signer().VerifierKey())
+	v, err := ledgerfmt.NewVerifier(l.Signer().VerifierKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func verifier(t testing.TB, l *Ledger) *Verifier {
 
 func TestAppendReadBack(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	v := verifier(t, l)
 
@@ -94,7 +96,7 @@ func TestAppendReadBack(t *testing.T) {
 		if r.Receipt.Seq != uint64(i) {
 			t.Fatalf("entry %d: seq %d", i, r.Receipt.Seq)
 		}
-		if err := v.VerifyReceipt(&r.Receipt, KindSpan, want[i].Body); err != nil {
+		if err := v.VerifyReceipt(&r.Receipt, ledgerfmt.KindSpan, want[i].Body); err != nil {
 			t.Fatalf("entry %d: receipt: %v", i, err)
 		}
 	}
@@ -174,7 +176,7 @@ func TestAppendReadBack(t *testing.T) {
 
 func TestIdempotency(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	v := verifier(t, l)
 	a, b, c := spanEntry("t_a", "s_1", "x"), spanEntry("t_a", "s_2", "x"), spanEntry("t_b", "s_1", "x")
 	first := mustAppend(t, l, a, b, a, c) // a twice in one request
@@ -193,7 +195,7 @@ func TestIdempotency(t *testing.T) {
 		if diff := cmp.Diff(want.Receipt, again[i].Receipt); diff != "" {
 			t.Fatalf("resend %d: receipt differs:\n%s", i, diff)
 		}
-		if err := v.VerifyReceipt(&again[i].Receipt, KindSpan, []Entry{c, b, a}[i].Body); err != nil {
+		if err := v.VerifyReceipt(&again[i].Receipt, ledgerfmt.KindSpan, []Entry{c, b, a}[i].Body); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -204,7 +206,7 @@ func TestIdempotency(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, testOptions(fs))
+	l = mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	again = mustAppend(t, l, a)
 	if again[0].Status != Duplicate || again[0].Receipt.Seq != 0 {
@@ -220,7 +222,7 @@ func TestIdempotency(t *testing.T) {
 // request, or found after a reopen; nothing is appended.
 func TestIdempotencyConflict(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	a := spanEntry("t_a", "s_1", "x")
 	a2 := spanEntry("t_a", "s_1", "y") // same id, other content
 	b, b2 := spanEntry("t_a", "s_2", "x"), spanEntry("t_a", "s_2", "z")
@@ -251,19 +253,19 @@ func TestIdempotencyConflict(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, testOptions(fs))
+	l = mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	check(l)
 }
 
 func TestConcurrentDuplicates(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	// 16 writers send overlapping ids at once: each id is stored once and
 	// everybody gets the same receipt for it.
 	var mu sync.Mutex
-	seen := map[string]Receipt{}
+	seen := map[string]ledgerfmt.Receipt{}
 	var wg sync.WaitGroup
 	for w := range 16 {
 		wg.Add(1)
@@ -298,9 +300,9 @@ func TestConcurrentDuplicates(t *testing.T) {
 
 func TestMerkleCompatibility(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.CheckpointEvery = 1 << 30
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.CheckpointEvery = 1 << 30
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	ctx := context.Background()
 
@@ -333,7 +335,7 @@ func TestMerkleCompatibility(t *testing.T) {
 	}
 	var tsb [tsLen]byte
 	var in []byte
-	in = appendLeafInput(in, rec.Seq, rec.TS.AppendFormat(tsb[:0], tsLayout), rec.Kind, rec.Body)
+	in = ledgerfmt.AppendLeafInput(in, rec.Seq, rec.TS.AppendFormat(tsb[:0], tsLayout), rec.Kind, rec.Body)
 	if got := rfc6962.DefaultHasher.HashLeaf(in); !bytes.Equal(got, leaves[7]) {
 		t.Fatal("leaf is not the RFC 6962 leaf hash of the leaf input")
 	}
@@ -355,7 +357,7 @@ func TestMerkleCompatibility(t *testing.T) {
 		t.Fatalf("note.Open: %v\n%q", err, c.Note)
 	}
 	root, _ := ref.GetRootHash(nil)
-	if want := fmt.Sprintf("%s\n300\n%s\n", l.Signer().Origin(), Hash(root)); n.Text != want {
+	if want := fmt.Sprintf("%s\n300\n%s\n", l.Signer().Origin(), ledgerfmt.Hash(root)); n.Text != want {
 		t.Fatalf("checkpoint text %q, want %q", n.Text, want)
 	}
 
@@ -401,10 +403,10 @@ func TestBatchTreeIsRFC6962(t *testing.T) {
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	for n := 1; n <= 70; n++ {
 		ref := rf.NewEmptyRange(0)
-		leaves := make([]Hash, n)
+		leaves := make([]ledgerfmt.Hash, n)
 		raw := make([][]byte, n)
 		for i := range leaves {
-			leaves[i] = Hash(rfc6962.DefaultHasher.HashLeaf([]byte{byte(i), byte(n)}))
+			leaves[i] = ledgerfmt.Hash(rfc6962.DefaultHasher.HashLeaf([]byte{byte(i), byte(n)}))
 			raw[i] = leaves[i][:]
 			_ = ref.Append(raw[i], nil)
 		}
@@ -429,45 +431,45 @@ func TestBatchTreeIsRFC6962(t *testing.T) {
 
 func TestReceiptTampering(t *testing.T) {
 	fs := vfs.NewMem()
-	l := mustOpen(t, fs, testOptions(fs))
+	l := mustOpen(t, fs, testConfig(fs))
 	defer l.Close()
 	v := verifier(t, l)
 	e := spanEntry("t_a", "s_1", "x")
 	res := mustAppend(t, l, e, spanEntry("t_a", "s_2", "x"), spanEntry("t_a", "s_3", "x"))
 	good := res[0].Receipt
-	if err := v.VerifyReceipt(&good, KindSpan, e.Body); err != nil {
+	if err := v.VerifyReceipt(&good, ledgerfmt.KindSpan, e.Body); err != nil {
 		t.Fatal(err)
 	}
 	other := spanEntry("t_a", "s_2", "x")
-	cases := map[string]func(r *Receipt) []byte{
-		"another span's body": func(r *Receipt) []byte { return other.Body },
-		"changed body": func(r *Receipt) []byte {
+	cases := map[string]func(r *ledgerfmt.Receipt) []byte{
+		"another span's body": func(r *ledgerfmt.Receipt) []byte { return other.Body },
+		"changed body": func(r *ledgerfmt.Receipt) []byte {
 			return bytes.Replace(e.Body, []byte("dan"), []byte("eve"), 1)
 		},
-		"seq":       func(r *Receipt) []byte { r.Seq++; return e.Body },
-		"ts":        func(r *Receipt) []byte { r.TS.Time = r.TS.Add(time.Second); return e.Body },
-		"batch":     func(r *Receipt) []byte { r.Batch.Size = 2; return e.Body },
-		"root":      func(r *Receipt) []byte { r.Batch.Root[0] ^= 1; return e.Body },
-		"path":      func(r *Receipt) []byte { r.Batch.Path[0][3] ^= 1; return e.Body },
-		"signature": func(r *Receipt) []byte { r.Sig[5] ^= 1; return e.Body },
-		"kid":       func(r *Receipt) []byte { r.KID = "00000000"; return e.Body },
-		"jti":       func(r *Receipt) []byte { r.JTI = "r_x"; return e.Body },
-		"span id":   func(r *Receipt) []byte { r.SpanID = "s_9"; return e.Body },
+		"seq":       func(r *ledgerfmt.Receipt) []byte { r.Seq++; return e.Body },
+		"ts":        func(r *ledgerfmt.Receipt) []byte { r.TS.Time = r.TS.Add(time.Second); return e.Body },
+		"batch":     func(r *ledgerfmt.Receipt) []byte { r.Batch.Size = 2; return e.Body },
+		"root":      func(r *ledgerfmt.Receipt) []byte { r.Batch.Root[0] ^= 1; return e.Body },
+		"path":      func(r *ledgerfmt.Receipt) []byte { r.Batch.Path[0][3] ^= 1; return e.Body },
+		"signature": func(r *ledgerfmt.Receipt) []byte { r.Sig[5] ^= 1; return e.Body },
+		"kid":       func(r *ledgerfmt.Receipt) []byte { r.KID = "00000000"; return e.Body },
+		"jti":       func(r *ledgerfmt.Receipt) []byte { r.JTI = "r_x"; return e.Body },
+		"span id":   func(r *ledgerfmt.Receipt) []byte { r.SpanID = "s_9"; return e.Body },
 	}
 	for name, mutate := range cases {
 		r := good
 		r.Sig = append([]byte(nil), good.Sig...)
-		r.Batch.Path = append([]Hash(nil), good.Batch.Path...)
+		r.Batch.Path = append([]ledgerfmt.Hash(nil), good.Batch.Path...)
 		body := mutate(&r)
-		if err := v.VerifyReceipt(&r, KindSpan, body); !errors.Is(err, ErrBadReceipt) {
+		if err := v.VerifyReceipt(&r, ledgerfmt.KindSpan, body); !errors.Is(err, ledgerfmt.ErrBadReceipt) {
 			t.Errorf("%s: VerifyReceipt = %v, want ErrBadReceipt", name, err)
 		}
 	}
 	// Another ledger's key refuses it.
 	fs2 := vfs.NewMem()
-	l2 := mustOpen(t, fs2, testOptions(fs2))
+	l2 := mustOpen(t, fs2, testConfig(fs2))
 	defer l2.Close()
-	if err := verifier(t, l2).VerifyReceipt(&good, KindSpan, e.Body); !errors.Is(err, ErrBadReceipt) {
+	if err := verifier(t, l2).VerifyReceipt(&good, ledgerfmt.KindSpan, e.Body); !errors.Is(err, ledgerfmt.ErrBadReceipt) {
 		t.Errorf("other key: %v", err)
 	}
 }
@@ -545,9 +547,9 @@ func readAll(t *testing.T, fs vfs.FS, name string) []byte {
 
 func TestReindexIsIdentical(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 16 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 16 << 10
+	l := mustOpen(t, fs, cfg)
 	for i := range 40 {
 		var es []Entry
 		for k := range 25 {
@@ -558,7 +560,7 @@ func TestReindexIsIdentical(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	before := indexContents(t, l)
 	treeBefore := readAll(t, fs, "data/ledger/index/tree/L00")
 	names, _ := fs.List("data/receipts")
@@ -578,7 +580,7 @@ func TestReindexIsIdentical(t *testing.T) {
 	if err := fs.RemoveAll("data/receipts"); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {
 		t.Fatalf("rebuilt index differs:\n%s", diff)
 	}
@@ -603,16 +605,16 @@ func TestReindexIsIdentical(t *testing.T) {
 
 func TestVerifyIntact(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 8 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 8 << 10
+	l := mustOpen(t, fs, cfg)
 	for i := range 30 {
 		mustAppend(t, l, spanEntry("t_a", fmt.Sprintf("s_%d", i), "x"), spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify("data", VerifyOptions{FS: fs})
+	rep, err := Verify("data", VerifyConfig{FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -626,11 +628,11 @@ func TestVerifyIntact(t *testing.T) {
 
 func TestReopenAndAppend(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.SegmentBytes = 4 << 10
+	cfg := testConfig(fs)
+	cfg.SegmentBytes = 4 << 10
 	var all []Entry
 	for life := range 5 {
-		l := mustOpen(t, fs, opts)
+		l := mustOpen(t, fs, cfg)
 		for i := range 7 {
 			e := spanEntry("t_a", fmt.Sprintf("s_%d_%d", life, i), "x")
 			all = append(all, e)
@@ -642,11 +644,11 @@ func TestReopenAndAppend(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := Verify("data", VerifyOptions{FS: fs})
+	rep, err := Verify("data", VerifyConfig{FS: fs})
 	if err != nil || rep.Problem != nil || rep.Records != uint64(len(all)) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
-	l := mustOpen(t, fs, opts)
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	for _, e := range all {
 		rec, err := l.Get(context.Background(), e.Tenant, e.ID)
@@ -660,10 +662,10 @@ func TestReopenAndAppend(t *testing.T) {
 // through many flushed and merged runs, across reopening and rebuilding.
 func TestIndexRuns(t *testing.T) {
 	fs := vfs.NewMem()
-	opts := testOptions(fs)
-	opts.IndexMemTableBytes = 1 // the smallest part: 64 spans
-	opts.SegmentBytes = 256 << 10
-	l := mustOpen(t, fs, opts)
+	cfg := testConfig(fs)
+	cfg.IndexMemTableBytes = 1 // the smallest part: 64 spans
+	cfg.SegmentBytes = 256 << 10
+	l := mustOpen(t, fs, cfg)
 	var all []Entry
 	for i := 0; len(all) < 3000; i++ {
 		var es []Entry
@@ -744,7 +746,7 @@ func TestIndexRuns(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	check(l, "reopened")
 	before := indexContents(t, l)
 	if err := l.Close(); err != nil {
@@ -753,7 +755,7 @@ func TestIndexRuns(t *testing.T) {
 	if err := fs.RemoveAll("data/ledger/index"); err != nil {
 		t.Fatal(err)
 	}
-	l = mustOpen(t, fs, opts)
+	l = mustOpen(t, fs, cfg)
 	defer l.Close()
 	check(l, "rebuilt")
 	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {

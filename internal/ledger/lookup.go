@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The lookup indexes map a key to the sequence numbers of the records that
@@ -36,7 +37,7 @@ import (
 // Recent entries live in memory, in a delta: entries in seq order, and an
 // open-addressing table from hash to the newest entry with that hash, each
 // entry linking to the previous one with the same hash (no Go pointers).
-// When a delta holds Options.IndexMemTableBytes worth of spans it is frozen
+// When a delta holds Config.IndexMemTableBytes worth of spans it is frozen
 // (still searchable) and a background goroutine sorts it by (hash, seq) and
 // writes it as one immutable run file per kind, <kind>-NNNNNNNN.run:
 //
@@ -103,11 +104,9 @@ type keyHasher struct{ seed uint64 }
 
 // newKeyHasher derives the hash seed from the signing key: secret, and the
 // same for an index rebuilt from the segments.
-func newKeyHasher(s *Signer) keyHasher {
-	h := sha256.New()
-	h.Write([]byte("logline ledger index seed v1\n"))
-	h.Write(s.priv.Seed())
-	return keyHasher{seed: binary.LittleEndian.Uint64(h.Sum(nil))}
+func newKeyHasher(s *ledgerfmt.Signer) keyHasher {
+	secret := s.DeriveSecret("logline ledger index seed v1\n")
+	return keyHasher{seed: binary.LittleEndian.Uint64(secret[:])}
 }
 
 // sum hashes the seed (8 bytes, little-endian), the kind (1), three zero

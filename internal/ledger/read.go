@@ -9,6 +9,8 @@ import (
 	"io"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // Reads see durable records only. Lookups by key go through the indexes,
@@ -94,7 +96,7 @@ func (l *Ledger) readIndexed(seq uint64) (Record, pos, error) {
 // durable record, before anything is read or allocated by it.
 func (l *Ledger) checkPos(p pos, seq uint64) error {
 	d := l.durable.Load()
-	ok := p.seg >= 1 && p.off >= 0 && int64(p.n) <= int64(l.opts.MaxEntryBytes)+maxFrameBytes &&
+	ok := p.seg >= 1 && p.off >= 0 && int64(p.n) <= int64(l.cfg.MaxEntryBytes)+maxFrameBytes &&
 		(p.seg < d.end.seg || (p.seg == d.end.seg && p.end() <= d.end.off))
 	if !ok {
 		return &CorruptError{File: "ledger/index/positions", Offset: int64(seq) * posEntrySize, Derived: true,
@@ -106,7 +108,7 @@ func (l *Ledger) checkPos(p pos, seq uint64) error {
 // keysOf returns the lookup keys of a span record.
 func keysOf(r *Record) (spanKeys, bool) {
 	var k spanKeys
-	if r.Kind != KindSpan || json.Unmarshal(r.Body, &k) != nil {
+	if r.Kind != ledgerfmt.KindSpan || json.Unmarshal(r.Body, &k) != nil {
 		return k, false
 	}
 	return k, true
@@ -204,56 +206,30 @@ func (l *Ledger) scanIndex(ctx context.Context, k int, h uint64, match func(span
 }
 
 // Receipt returns the receipt of the span stored under (tenant, id).
-func (l *Ledger) Receipt(ctx context.Context, tenant, id string) (Receipt, error) {
+func (l *Ledger) Receipt(ctx context.Context, tenant, id string) (ledgerfmt.Receipt, error) {
 	if err := l.checkReadable(); err != nil {
-		return Receipt{}, err
+		return ledgerfmt.Receipt{}, err
 	}
 	if err := l.waitIndexed(ctx); err != nil {
-		return Receipt{}, err
+		return ledgerfmt.Receipt{}, err
 	}
 	seq, _, ok, err := l.lookupID(l.hash.id(tenant, id), tenant, id)
 	if err != nil {
-		return Receipt{}, l.checkRead("index", err)
+		return ledgerfmt.Receipt{}, l.checkRead("index", err)
 	}
 	if !ok {
-		return Receipt{}, ErrNotFound
+		return ledgerfmt.Receipt{}, ErrNotFound
 	}
 	r, err := l.receiptBySeq(seq, tenant, id)
 	return r, l.checkRead("index", err)
 }
 
-// ReceiptAt returns the receipt of the record with sequence number seq.
-func (l *Ledger) ReceiptAt(ctx context.Context, seq uint64) (Receipt, error) {
-	if err := l.checkReadable(); err != nil {
-		return Receipt{}, err
-	}
-	if err := l.waitIndexed(ctx); err != nil {
-		return Receipt{}, err
-	}
-	if seq >= l.indexed.Load() {
-		return Receipt{}, ErrNotFound
-	}
-	r, err := l.receiptBySeq(seq, "", "")
-	if err != nil {
-		return Receipt{}, l.checkRead("index", err)
-	}
-	if r.SpanID == "" {
-		// Name the span when the record is one.
-		if rec, _, err := l.readIndexed(seq); err == nil {
-			if k, ok := keysOf(&rec); ok {
-				r.SpanID, r.Tenant = k.ID, k.Tenant
-			}
-		}
-	}
-	return r, nil
-}
-
 // receiptBySeq assembles the receipt of an indexed record from its batch
 // receipt and the batch's leaves.
-func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (Receipt, error) {
+func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (ledgerfmt.Receipt, error) {
 	br, err := l.idx.batchFor(seq)
 	if err != nil {
-		return Receipt{}, err
+		return ledgerfmt.Receipt{}, err
 	}
 	leaves, err := l.tree.leaves(br.Batch.First, br.Batch.Size)
 	var bt *batchTree
@@ -266,10 +242,10 @@ func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (Receipt, error) {
 		// root says whether they are the right ones.
 		werr := fmt.Errorf("%w: the stored leaves of commit %d do not match its receipt", ErrCorrupt, br.Batch.First)
 		if leaves, err = l.leavesOfRecords(br.Batch.First, br.Batch.Size); err != nil {
-			return Receipt{}, fmt.Errorf("%w (nor can the records be read: %w)", werr, err)
+			return ledgerfmt.Receipt{}, fmt.Errorf("%w (nor can the records be read: %w)", werr, err)
 		}
 		if bt = newBatchTree(leaves); bt.root() != br.Batch.Root {
-			return Receipt{}, fmt.Errorf("%w, nor do the records' leaves", werr)
+			return ledgerfmt.Receipt{}, fmt.Errorf("%w, nor do the records' leaves", werr)
 		}
 		l.indexDamaged("tree", werr)
 	}
@@ -277,10 +253,28 @@ func (l *Ledger) receiptBySeq(seq uint64, tenant, id string) (Receipt, error) {
 	return receiptFor(&br, seq, leaves[i], bt.path(i), id, tenant), nil
 }
 
+// receiptFor assembles the receipt of one record of a batch.
+func receiptFor(b *ledgerfmt.BatchReceipt, seq uint64, leaf ledgerfmt.Hash, path []ledgerfmt.Hash, spanID, tenant string) ledgerfmt.Receipt {
+	ref := b.Batch
+	ref.Path = path
+	return ledgerfmt.Receipt{
+		Op:     b.Op,
+		SpanID: spanID,
+		Tenant: tenant,
+		Seq:    seq,
+		Leaf:   leaf,
+		Batch:  ref,
+		JTI:    ledgerfmt.ReceiptID(seq, b.TS.Time),
+		KID:    b.KID,
+		Sig:    b.Sig,
+		TS:     b.TS,
+	}
+}
+
 // leavesOfRecords reads the leaf hashes of records [first, first+n) from
 // the records themselves.
-func (l *Ledger) leavesOfRecords(first, n uint64) ([]Hash, error) {
-	out := make([]Hash, 0, n)
+func (l *Ledger) leavesOfRecords(first, n uint64) ([]ledgerfmt.Hash, error) {
+	out := make([]ledgerfmt.Hash, 0, n)
 	for seq := first; seq < first+n; seq++ {
 		r, _, err := l.readIndexed(seq)
 		if err != nil {
@@ -291,14 +285,6 @@ func (l *Ledger) leavesOfRecords(first, n uint64) ([]Hash, error) {
 	return out, nil
 }
 
-// Proof is an RFC 6962 inclusion proof of one record in a tree size.
-type Proof struct {
-	Index    uint64 `json:"leaf_index"`
-	TreeSize uint64 `json:"tree_size"`
-	Leaf     Hash   `json:"leaf_hash"`
-	Path     []Hash `json:"path"`
-}
-
 // Prove returns the inclusion proof of record seq in the tree of the given
 // size. Size 0 means the latest checkpoint's size.
 //
@@ -307,48 +293,48 @@ type Proof struct {
 // against the root of the indexed tree, which the ledger computed as it
 // appended (or checked against the signed checkpoint at open). Damaged
 // tree files give an ErrIndexDamaged error, never a wrong proof.
-func (l *Ledger) Prove(ctx context.Context, seq, size uint64) (Proof, error) {
+func (l *Ledger) Prove(ctx context.Context, seq, size uint64) (ledgerfmt.Proof, error) {
 	if err := l.waitIndexed(ctx); err != nil {
-		return Proof{}, err
+		return ledgerfmt.Proof{}, err
 	}
 	if size == 0 {
 		c := l.lastCkpt.Load()
 		if c == nil {
-			return Proof{}, fmt.Errorf("%w: no checkpoint yet", ErrNotFound)
+			return ledgerfmt.Proof{}, fmt.Errorf("%w: no checkpoint yet", ErrNotFound)
 		}
 		size = c.Size
 	}
 	if n := l.indexed.Load(); size > n {
-		return Proof{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
+		return ledgerfmt.Proof{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
 	}
 	if seq >= size {
-		return Proof{}, fmt.Errorf("%w: seq %d is not in a tree of size %d", ErrNotFound, seq, size)
+		return ledgerfmt.Proof{}, fmt.Errorf("%w: seq %d is not in a tree of size %d", ErrNotFound, seq, size)
 	}
 	leaf, err := l.tree.node(0, seq)
 	if err != nil {
-		return Proof{}, err
+		return ledgerfmt.Proof{}, err
 	}
 	path, err := l.tree.inclusion(seq, size)
 	if err != nil {
-		return Proof{}, err
+		return ledgerfmt.Proof{}, err
 	}
 	root, err := l.trustedRootAt(size)
 	if err != nil {
-		return Proof{}, err
+		return ledgerfmt.Proof{}, err
 	}
-	if err := verifyInclusion(seq, size, leaf, path, root); err != nil {
-		return Proof{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree gives a proof of seq %d in size %d that does not verify: %w", ErrCorrupt, seq, size, err))
+	if err := ledgerfmt.VerifyInclusion(seq, size, leaf, path, root); err != nil {
+		return ledgerfmt.Proof{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree gives a proof of seq %d in size %d that does not verify: %w", ErrCorrupt, seq, size, err))
 	}
-	return Proof{Index: seq, TreeSize: size, Leaf: leaf, Path: path}, nil
+	return ledgerfmt.Proof{Index: seq, TreeSize: size, Leaf: leaf, Path: path}, nil
 }
 
 // trustedRootAt returns the root of the tree of size leaves, read from the
 // tree files and checked against the root of the indexed tree, which the
 // ledger holds in memory.
-func (l *Ledger) trustedRootAt(size uint64) (Hash, error) {
+func (l *Ledger) trustedRootAt(size uint64) (ledgerfmt.Hash, error) {
 	ib := l.lastIndexed.Load()
 	if size > ib.size {
-		return Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, ib.size)
+		return ledgerfmt.Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, ib.size)
 	}
 	if size == ib.size {
 		return ib.root, nil
@@ -360,7 +346,7 @@ func (l *Ledger) trustedRootAt(size uint64) (Hash, error) {
 	if stored := l.tree.storedLeaves(); anchor > stored {
 		c := l.lastCkpt.Load()
 		if c == nil || c.Size < size || c.Size > stored {
-			return Hash{}, fmt.Errorf("%w: this read-only view holds the tree up to size %d only", ErrNotFound, stored)
+			return ledgerfmt.Hash{}, fmt.Errorf("%w: this read-only view holds the tree up to size %d only", ErrNotFound, stored)
 		}
 		anchor, anchorRoot = c.Size, c.Root
 		if size == anchor {
@@ -369,21 +355,21 @@ func (l *Ledger) trustedRootAt(size uint64) (Hash, error) {
 	}
 	root, err := l.tree.rootAt(size)
 	if err != nil {
-		return Hash{}, err
+		return ledgerfmt.Hash{}, err
 	}
 	cons, err := l.tree.consistency(size, anchor)
 	if err != nil {
-		return Hash{}, err
+		return ledgerfmt.Hash{}, err
 	}
-	if err := verifyConsistency(size, anchor, root, anchorRoot, cons); err != nil {
-		return Hash{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree's root at size %d is not consistent with the trusted root at size %d: %w", ErrCorrupt, size, anchor, err))
+	if err := ledgerfmt.VerifyConsistency(size, anchor, root, anchorRoot, cons); err != nil {
+		return ledgerfmt.Hash{}, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree's root at size %d is not consistent with the trusted root at size %d: %w", ErrCorrupt, size, anchor, err))
 	}
 	return root, nil
 }
 
 // ProveConsistency returns the RFC 6962 consistency proof between two tree
 // sizes, checked like Prove's.
-func (l *Ledger) ProveConsistency(ctx context.Context, size1, size2 uint64) ([]Hash, error) {
+func (l *Ledger) ProveConsistency(ctx context.Context, size1, size2 uint64) ([]ledgerfmt.Hash, error) {
 	if err := l.waitIndexed(ctx); err != nil {
 		return nil, err
 	}
@@ -402,19 +388,19 @@ func (l *Ledger) ProveConsistency(ctx context.Context, size1, size2 uint64) ([]H
 	if err != nil {
 		return nil, err
 	}
-	if err := verifyConsistency(size1, size2, root1, root2, cons); err != nil {
+	if err := ledgerfmt.VerifyConsistency(size1, size2, root1, root2, cons); err != nil {
 		return nil, l.indexDamaged("tree", fmt.Errorf("%w: the stored tree gives a consistency proof %d..%d that does not verify: %w", ErrCorrupt, size1, size2, err))
 	}
 	return cons, nil
 }
 
 // RootAt returns the tree root at a size the ledger has reached.
-func (l *Ledger) RootAt(ctx context.Context, size uint64) (Hash, error) {
+func (l *Ledger) RootAt(ctx context.Context, size uint64) (ledgerfmt.Hash, error) {
 	if err := l.waitIndexed(ctx); err != nil {
-		return Hash{}, err
+		return ledgerfmt.Hash{}, err
 	}
 	if n := l.indexed.Load(); size > n {
-		return Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
+		return ledgerfmt.Hash{}, fmt.Errorf("%w: tree size %d is beyond the ledger's %d", ErrNotFound, size, n)
 	}
 	return l.trustedRootAt(size)
 }

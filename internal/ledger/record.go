@@ -9,6 +9,8 @@ import (
 	"hash/crc32"
 	"strconv"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The record framing. Each record of a segment is one line:
@@ -35,7 +37,7 @@ import (
 // A segment is such lines back to back and nothing else, so grep and jq read
 // it as it is.
 const (
-	tsLayout  = "2006-01-02T15:04:05.000000Z"
+	tsLayout  = ledgerfmt.TimeLayout
 	tsLen     = len(tsLayout)
 	leafB64   = 44 // base64 of 32 bytes
 	crcLen    = 8
@@ -45,42 +47,13 @@ const (
 	maxFrameBytes = 256
 )
 
-// Record kinds.
-const (
-	KindSpan   = "span"
-	KindTick   = "tick"
-	KindConfig = "config"
-)
-
-// Hash is a SHA-256 hash: a leaf or a node of the Merkle tree.
-type Hash [32]byte
-
-// String returns the standard base64 form used on the wire.
-func (h Hash) String() string { return base64.StdEncoding.EncodeToString(h[:]) }
-
-// MarshalText implements encoding.TextMarshaler (base64).
-func (h Hash) MarshalText() ([]byte, error) {
-	return base64.StdEncoding.AppendEncode(nil, h[:]), nil
-}
-
-// UnmarshalText implements encoding.TextUnmarshaler (base64).
-func (h *Hash) UnmarshalText(b []byte) error {
-	var buf [33]byte
-	n, err := base64.StdEncoding.Decode(buf[:], b)
-	if err != nil || n != 32 {
-		return fmt.Errorf("ledger: bad hash %q: want base64 of 32 bytes", b)
-	}
-	copy(h[:], buf[:32])
-	return nil
-}
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Record is one decoded ledger record.
 type Record struct {
 	Seq  uint64
 	TS   time.Time
-	Leaf Hash
+	Leaf ledgerfmt.Hash
 	Kind string
 	// Body is the canonical JSON body. It aliases the buffer the record was
 	// read from unless the record came from the ledger's read API, which
@@ -88,32 +61,9 @@ type Record struct {
 	Body []byte
 }
 
-// leafPrefix is "\x00" + `{"seq":` — the RFC 6962 leaf prefix then the leaf
-// input's first bytes.
-func appendLeafInput(dst []byte, seq uint64, ts []byte, kind string, body []byte) []byte {
-	dst = append(dst, `{"seq":`...)
-	dst = strconv.AppendUint(dst, seq, 10)
-	dst = append(dst, `,"ts":"`...)
-	dst = append(dst, ts...)
-	dst = append(dst, `","`...)
-	dst = append(dst, kind...)
-	dst = append(dst, `":`...)
-	dst = append(dst, body...)
-	dst = append(dst, '}')
-	return dst
-}
-
-// LeafHash returns the RFC 6962 leaf hash of a record: SHA-256 of 0x00 and
-// the leaf input {"seq":S,"ts":"T","KIND":BODY}.
-func LeafHash(seq uint64, ts time.Time, kind string, body []byte) Hash {
-	var scratch []byte
-	return leafHash(&scratch, seq, ts.UTC().AppendFormat(nil, tsLayout), kind, body)
-}
-
 // leafHash computes a leaf hash, building the input in *scratch.
-func leafHash(scratch *[]byte, seq uint64, ts []byte, kind string, body []byte) Hash {
-	b := append((*scratch)[:0], 0)
-	b = appendLeafInput(b, seq, ts, kind, body)
+func leafHash(scratch *[]byte, seq uint64, ts []byte, kind string, body []byte) ledgerfmt.Hash {
+	b := ledgerfmt.AppendLeafInput(append((*scratch)[:0], 0), seq, ts, kind, body)
 	*scratch = b
 	return sha256.Sum256(b)
 }
@@ -157,7 +107,7 @@ func appendFrame(dst []byte, seq uint64, ts []byte, kind string, body []byte) []
 
 // sealLine computes the leaf hash of a line made by appendFrame (without
 // its newline) and writes the leaf and the crc into it.
-func (e *encoder) sealLine(line []byte) Hash {
+func (e *encoder) sealLine(line []byte) ledgerfmt.Hash {
 	leaf := e.leafOf(line)
 	fillLine(line, &leaf)
 	return leaf
@@ -191,7 +141,7 @@ func seqDigits(line []byte) int {
 // leafOf computes the leaf hash of a framed line, sealed or not: the leaf
 // input is the line without its leaf and crc members, two slices of it.
 // It only reads the line.
-func (e *encoder) leafOf(line []byte) Hash {
+func (e *encoder) leafOf(line []byte) ledgerfmt.Hash {
 	d := seqDigits(line)
 	if e.sha == nil {
 		e.sha = sha256.New()
@@ -200,11 +150,11 @@ func (e *encoder) leafOf(line []byte) Hash {
 	e.sha.Write(e.zero[:])
 	e.sha.Write(line[:leafInput1+d])
 	e.sha.Write(line[leafInput2+d:])
-	return Hash(e.sha.Sum(e.sum[:0]))
+	return ledgerfmt.Hash(e.sha.Sum(e.sum[:0]))
 }
 
 // fillLine writes a framed line's leaf and crc.
-func fillLine(line []byte, leaf *Hash) {
+func fillLine(line []byte, leaf *ledgerfmt.Hash) {
 	d := seqDigits(line)
 	base64.StdEncoding.Encode(line[frameLeafAt+d:frameLeafAt+d+leafB64], leaf[:])
 	crcAt := frameCRCAt + d
@@ -216,7 +166,7 @@ func fillLine(line []byte, leaf *Hash) {
 // appendRecord appends the framed line of a record to dst and returns the
 // extended buffer and the record's leaf hash. ts must be formatted with
 // tsLayout.
-func (e *encoder) appendRecord(dst []byte, seq uint64, ts []byte, kind string, body []byte) ([]byte, Hash) {
+func (e *encoder) appendRecord(dst []byte, seq uint64, ts []byte, kind string, body []byte) ([]byte, ledgerfmt.Hash) {
 	start := len(dst)
 	dst = appendFrame(dst, seq, ts, kind, body)
 	return dst, e.sealLine(dst[start : len(dst)-1])
@@ -372,12 +322,12 @@ func decodeRecordCheck(line []byte, scratch *[]byte, checkLeaf bool) (Record, er
 // internKind avoids allocating the kind string for the known kinds.
 func internKind(b []byte) string {
 	switch string(b) {
-	case KindSpan:
-		return KindSpan
-	case KindTick:
-		return KindTick
-	case KindConfig:
-		return KindConfig
+	case ledgerfmt.KindSpan:
+		return ledgerfmt.KindSpan
+	case ledgerfmt.KindTick:
+		return ledgerfmt.KindTick
+	case ledgerfmt.KindConfig:
+		return ledgerfmt.KindConfig
 	}
 	return string(b)
 }

@@ -1,12 +1,12 @@
 package ledger
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // recover brings the ledger to a consistent state at open.
@@ -82,92 +82,170 @@ func (e *rebuildNeeded) Error() string { return e.err.Error() }
 // recoverOnce is one attempt at recovery; drop names the derived files to
 // start afresh, recomputed from every record.
 func (l *Ledger) recoverOnce(drop rebuildSet) error {
+	r := &recovery{l: l, drop: drop, ledgerDir: l.fs.PathJoin(l.dir, "ledger")}
+	if err := r.openKeyAndSegments(); err != nil {
+		return err
+	}
+	r.decideFullCheck()
+	if err := r.applyRebuildMark(); err != nil {
+		return err
+	}
+	if err := r.openIndex(); err != nil {
+		return err
+	}
+	if err := r.openTree(); err != nil {
+		return err
+	}
+	ckpt, err := l.readCheckpoint()
+	if err != nil {
+		return err
+	}
+	r.ckpt = ckpt
+	r.limitToLiveView()
+	r.treeFrom = r.ts.size
+	if r.fullCheck {
+		// Every record is read: the tree is recomputed from them too, and
+		// written again (the same bytes, unless the files were damaged).
+		r.treeFrom, r.rng = 0, compactRange{}
+		l.tree.setSize(0)
+	}
+	l.checkpoints.treeSaved = r.treeFrom
+	// The journal is trusted as far as the checkpoint that wrote the tree
+	// state; the rest is written again from the segments.
+	if l.jrnl, err = openJournal(l.fs, l.fs.PathJoin(l.dir, "receipts"), r.ts.journal, r.ts.jsize, l.readOnly); err != nil {
+		return err
+	}
+	return r.catchUp()
+}
+
+// recovery is what one attempt at recovery found and decided, in the order
+// of its steps.
+type recovery struct {
+	l         *Ledger
+	ledgerDir string
+	drop      rebuildSet // derived files started afresh
+	segs      []uint32
+	// fullCheck: every record is checked before serving.
+	fullCheck bool
+	wm        indexState            // how far the index files are complete
+	ts        treeState             // how far the tree files (and the journal) are
+	rng       compactRange          // the tree of ts.size leaves
+	ckpt      *ledgerfmt.Checkpoint // the latest signed checkpoint
+	// limit: a read-only view beside a running writer ends at its signed
+	// checkpoint, since what follows may be half written.
+	limit uint64
+	// treeFrom: the tree is recomputed from this record on; from the
+	// first, a mismatch with the checkpoint can only be the records'.
+	treeFrom uint64
+}
+
+// openKeyAndSegments creates the directories and the signing key of a new
+// ledger, reads the key and lists the segments, creating the first.
+func (r *recovery) openKeyAndSegments() error {
+	l := r.l
 	fs := l.fs
 	ro := l.readOnly
-	ledgerDir := fs.PathJoin(l.dir, "ledger")
 	if !ro {
 		if err := mkdirAllSynced(fs, l.segDir); err != nil {
 			return fmt.Errorf("ledger: create %s: %w", l.segDir, err)
 		}
-		if err := mkdirAllSynced(fs, fs.PathJoin(ledgerDir, "index")); err != nil {
+		if err := mkdirAllSynced(fs, fs.PathJoin(r.ledgerDir, "index")); err != nil {
 			return fmt.Errorf("ledger: create index dir: %w", err)
 		}
 	}
-	signer, err := loadOrCreateKey(fs, ledgerDir, l.opts.Origin, l.opts.Rand, !ro)
+	signer, err := loadOrCreateKey(fs, r.ledgerDir, l.cfg.Origin, l.cfg.Rand, !ro)
 	if err != nil {
 		return err
 	}
 	l.signer = signer
-
-	segs, err := listSegments(fs, l.segDir)
+	r.segs, err = listSegments(fs, l.segDir)
 	if err != nil && !(ro && errors.Is(err, os.ErrNotExist)) {
 		return err
 	}
-	if len(segs) == 0 && !ro {
+	if len(r.segs) == 0 && !ro {
 		a, err := createSegment(fs, l.segDir, 1)
 		if err != nil {
 			return err
 		}
 		a.f.Close()
-		segs = []uint32{1}
+		r.segs = []uint32{1}
 	}
+	return nil
+}
 
-	// Every record is checked before serving when the ledger is small
-	// enough, or when damage was found in its records before; the tree is
-	// then recomputed from them, and the index files compared with them.
-	fullCheck := false
-	if !ro {
-		var all int64
-		for _, n := range segs {
-			if st, err := fs.Stat(l.segs.path(n)); err == nil {
-				all += st.Size()
-			}
-		}
-		why, durable, damaged := l.damageMark()
-		if damaged {
-			l.log.Warn("checking every record before serving: damage was found in the records before", "reason", why)
-			l.damagedBelow = durable
-		}
-		fullCheck = damaged || all <= l.opts.CheckAtOpen
+// decideFullCheck: every record is checked before serving when the ledger
+// is small enough, or when damage was found in its records before; the
+// tree is then recomputed from them, and the index files compared with
+// them.
+func (r *recovery) decideFullCheck() {
+	l := r.l
+	if l.readOnly {
+		return
 	}
-
-	// A damage found while the ledger last ran asks for the derived files
-	// to be rebuilt.
-	idxDir := fs.PathJoin(ledgerDir, "index")
-	if !ro {
-		if why, ok := l.rebuildMark(); ok {
-			l.log.Warn("rebuilding the indexes and the tree from the segments: damage was found while the ledger ran", "reason", why)
-			l.repaired("index", why)
-			l.repaired("tree", why)
-			drop |= rebuildTree | rebuildIndex
-		}
-		if drop&rebuildIndex != 0 {
-			if err := dropIndexState(fs, idxDir); err != nil {
-				return err
-			}
+	var all int64
+	for _, n := range r.segs {
+		if st, err := l.fs.Stat(l.segs.path(n)); err == nil {
+			all += st.Size()
 		}
 	}
+	why, durable, damaged := l.damageMark()
+	if damaged {
+		l.log.Warn("checking every record before serving: damage was found in the records before", "reason", why)
+		l.damagedBelow = durable
+	}
+	r.fullCheck = damaged || all <= l.cfg.CheckAtOpen
+}
 
-	// Indexes.
-	l.hash = newKeyHasher(signer)
-	wm := indexState{at: pos{seg: 1}}
-	l.idx, err = openIndex(fs, idxDir, l.hash, l.opts.IndexMemTableBytes, ro, l.log, l.repaired)
+// applyRebuildMark: damage found while the ledger last ran asks for the
+// derived files to be rebuilt.
+func (r *recovery) applyRebuildMark() error {
+	l := r.l
+	if l.readOnly {
+		return nil
+	}
+	if why, ok := l.rebuildMark(); ok {
+		l.log.Warn("rebuilding the indexes and the tree from the segments: damage was found while the ledger ran", "reason", why)
+		l.repaired("index", why)
+		l.repaired("tree", why)
+		r.drop |= rebuildTree | rebuildIndex
+	}
+	if r.drop&rebuildIndex != 0 {
+		return dropIndexState(l.fs, l.fs.PathJoin(r.ledgerDir, "index"))
+	}
+	return nil
+}
+
+// openIndex opens the index files (none, read-only, when they cannot be
+// read) and notes how far they are complete.
+func (r *recovery) openIndex() error {
+	l := r.l
+	idxDir := l.fs.PathJoin(r.ledgerDir, "index")
+	l.hash = newKeyHasher(l.signer)
+	r.wm = indexState{at: pos{seg: 1}}
+	var err error
+	l.idx, err = openIndex(l.fs, idxDir, l.hash, l.cfg.IndexMemTableBytes, l.readOnly, l.log, l.repaired)
 	switch {
-	case err != nil && ro:
+	case err != nil && l.readOnly:
 		l.log.Warn("no readable index: lookups will find nothing", "dir", idxDir, "err", err)
 		l.idx = nil
 	case err != nil:
 		return fmt.Errorf("ledger: open index: %w", err)
 	default:
-		wm = l.idx.state
+		r.wm = l.idx.state
 	}
+	return nil
+}
 
-	// Tree.
-	treeDir := fs.PathJoin(ledgerDir, "index", "tree")
+// openTree opens the tree files and loads the tree their state file
+// records, or starts the tree afresh when that cannot be trusted.
+func (r *recovery) openTree() error {
+	l := r.l
+	fs := l.fs
+	treeDir := fs.PathJoin(r.ledgerDir, "index", "tree")
 	l.state = stateFile{path: fs.PathJoin(treeDir, "state")}
 	ts, ok := l.state.read(fs)
 	switch {
-	case drop&rebuildTree != 0:
+	case r.drop&rebuildTree != 0:
 		ts = treeState{at: pos{seg: 1}}
 	case !ok && fileExists(fs, l.state.path):
 		l.log.Warn("tree state unreadable; rebuilding the tree from the segments")
@@ -176,9 +254,10 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 	case !ok:
 		ts = treeState{at: pos{seg: 1}}
 	}
-	if ro && !fileExists(fs, treeDir) {
+	var err error
+	if l.readOnly && !fileExists(fs, treeDir) {
 		l.tree = &treeStore{fs: fs, dir: treeDir}
-	} else if l.tree, err = openTreeStore(fs, treeDir, ro); err != nil {
+	} else if l.tree, err = openTreeStore(fs, treeDir, l.readOnly); err != nil {
 		return err
 	}
 	l.tree.setSize(ts.size)
@@ -190,77 +269,60 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 		l.tree.setSize(0)
 		rng = compactRange{}
 	}
+	r.ts, r.rng = ts, rng
+	return nil
+}
 
-	ckpt, err := l.readCheckpoint()
-	if err != nil {
-		return err
+// limitToLiveView ends a read-only view beside a running writer at the
+// writer's signed checkpoint: what follows may be half written.
+func (r *recovery) limitToLiveView() {
+	l := r.l
+	r.limit = ^uint64(0)
+	if l.live == nil {
+		return
 	}
-
-	// Beside a running writer, a read-only view ends at its signed
-	// checkpoint: what follows may be half written.
-	limit := ^uint64(0)
-	if l.live != nil {
-		limit = 0
-		if ckpt != nil {
-			limit = ckpt.Size
-		}
-		if ts.size > limit {
-			if r, err := l.tree.loadRange(limit); err == nil {
-				// Start at the view's end: the tree is known there.
-				at, ok := l.endOf(limit)
-				if ok {
-					ts, rng = treeState{size: limit, at: at}, r
-				}
-			}
-			if ts.size > limit {
-				ts, rng = treeState{at: pos{seg: 1}}, compactRange{}
+	r.limit = 0
+	if r.ckpt != nil {
+		r.limit = r.ckpt.Size
+	}
+	if r.ts.size > r.limit {
+		if rng, err := l.tree.loadRange(r.limit); err == nil {
+			// Start at the view's end: the tree is known there.
+			at, ok := l.endOf(r.limit)
+			if ok {
+				r.ts, r.rng = treeState{size: r.limit, at: at}, rng
 			}
 		}
-		if wm.next > limit {
-			wm = indexState{next: ts.size, at: ts.at}
+		if r.ts.size > r.limit {
+			r.ts, r.rng = treeState{at: pos{seg: 1}}, compactRange{}
 		}
 	}
-
-	treeFrom := ts.size
-	if fullCheck {
-		// Every record is read: the tree is recomputed from them too, and
-		// written again (the same bytes, unless the files were damaged).
-		treeFrom, rng = 0, compactRange{}
-		l.tree.setSize(0)
+	if r.wm.next > r.limit {
+		r.wm = indexState{next: r.ts.size, at: r.ts.at}
 	}
-	// treeFresh: the tree is recomputed from the first record, so a
-	// mismatch with the checkpoint can only be the records'.
-	treeFresh := treeFrom == 0
+}
 
-	l.treeSaved = treeFrom
-
-	// The journal is trusted as far as the checkpoint that wrote the tree
-	// state; the rest is written again from the segments.
-	jrnl, err := openJournal(fs, fs.PathJoin(l.dir, "receipts"), ts.journal, ts.jsize, ro)
-	if err != nil {
-		return err
+// catchUp reads the records from the earlier of the tree state (which the
+// journal follows) and the index state, or from the first when every
+// record is checked, applies them to what lags, and finishes recovery.
+func (r *recovery) catchUp() error {
+	l := r.l
+	start, startSeq := r.ts.at, r.ts.size
+	if r.wm.next < startSeq {
+		start, startSeq = r.wm.at, r.wm.next
 	}
-	l.jrnl = jrnl
-	jNext := ts.size
-
-	// Where to start reading: the earlier of the tree state (which the
-	// journal follows) and the index state.
-	start, startSeq := ts.at, ts.size
-	if wm.next < startSeq {
-		start, startSeq = wm.at, wm.next
+	if len(r.segs) == 0 {
+		return r.finish(r.rng, 0, time.Time{}, pos{seg: 1})
 	}
-	if len(segs) == 0 {
-		return l.finishRecovery(ckpt, rng, treeFresh, 0, time.Time{}, pos{seg: 1}, startSeq, wm.next, jNext)
-	}
+	segs := r.segs
 	if start.seg < segs[0] || start.seg > segs[len(segs)-1] {
 		return &CorruptError{Segment: segmentName(start.seg), Offset: start.off, Seq: startSeq, Reason: "segment named by the index or tree state is missing"}
 	}
-
-	c := catchUp{l: l, rng: rng, treeFrom: treeFrom, indexFrom: wm.next, journalFrom: jNext, next: startSeq, nextPos: start, batches: wm.batches, limit: limit, leafFrom: startSeq}
-	if !ro {
+	c := catchUp{l: l, rng: r.rng, treeFrom: r.treeFrom, indexFrom: r.wm.next, journalFrom: r.ts.size, next: startSeq, nextPos: start, batches: r.wm.batches, limit: r.limit, ckpt: r.ckpt, leafFrom: startSeq}
+	if !l.readOnly {
 		c.idx = l.idx
-		if fullCheck {
-			start, startSeq = pos{seg: segs[0]}, 0
+		if r.fullCheck {
+			start = pos{seg: segs[0]}
 			c.next, c.nextPos = 0, start
 			if err := c.checkIndexFiles(); err != nil {
 				return err
@@ -268,66 +330,44 @@ func (l *Ledger) recoverOnce(drop rebuildSet) error {
 			l.checkedAtOpen = true
 		}
 	}
-	var total, done int64
-	for _, n := range segs[start.seg-segs[0]:] {
-		if st, err := fs.Stat(l.segs.path(n)); err == nil {
-			total += st.Size()
-		}
-	}
-	total -= start.off
-	end := start
-	for i, n := range segs[start.seg-segs[0]:] {
-		last := n == segs[len(segs)-1]
-		from := int64(0)
-		if i == 0 {
-			from = start.off
-		}
-		endOff, err := c.scanSegment(n, from, last, ckpt, func(d int64) {
-			if l.opts.Progress != nil {
-				l.opts.Progress(done+d, total)
-			}
-		})
-		if errors.Is(err, errStopScan) {
-			end = pos{seg: n, off: endOff}
-			break
-		}
-		if err != nil {
-			return err
-		}
-		done += endOff - from
-		end = pos{seg: n, off: endOff}
+	end, err := c.scanFrom(segs[start.seg-segs[0]:], start)
+	if err != nil {
+		return err
 	}
 	if err := c.finish(); err != nil {
 		return err
 	}
-	if !ro {
-		l.dedup = newDedupFilter(l.opts.DedupFilterBytes)
-		if err := l.idx.fillFilter(l.dedup); err != nil {
+	if !l.readOnly {
+		l.committer.dedup = newDedupFilter(l.cfg.DedupFilterBytes)
+		if err := l.idx.fillFilter(l.committer.dedup); err != nil {
 			if errors.Is(err, ErrCorrupt) {
 				return &rebuildNeeded{what: rebuildIndex, reason: err.Error(), err: err}
 			}
 			return err
 		}
 	}
-	return l.finishRecovery(ckpt, c.rng, treeFresh, c.next, c.lastTS, end, startSeq, wm.next, jNext)
+	return r.finish(c.rng, c.next, c.lastTS, end)
 }
 
 // errStopScan ends a read-only scan at the first unreadable record.
 var errStopScan = errors.New("ledger: stop scan")
 
-// finishRecovery checks what was caught up against the checkpoint and sets
-// the ledger's running state.
-func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bool, next uint64, lastTS time.Time, end pos, startSeq, idxNext, jNext uint64) error {
+// finish checks what was caught up (the tree rng, the records before next,
+// the last at lastTS, ending at end) against the checkpoint and sets the
+// ledger's running state.
+func (r *recovery) finish(rng compactRange, next uint64, lastTS time.Time, end pos) error {
+	l := r.l
+	ckpt := r.ckpt
 	missing := func(what string, n uint64) error {
 		return &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: next,
 			Reason: fmt.Sprintf("%s covers %d records but the segments hold %d: acknowledged records are missing", what, n, next)}
 	}
 	if !l.readOnly {
 		switch {
-		case idxNext > next:
-			return missing("the index", idxNext)
-		case jNext > next:
-			return missing("the receipts journal", jNext)
+		case r.wm.next > next:
+			return missing("the index", r.wm.next)
+		case r.ts.size > next:
+			return missing("the receipts journal", r.ts.size)
 		case rng.size != next:
 			return missing("the tree", rng.size)
 		}
@@ -337,28 +377,14 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bo
 			if !l.readOnly {
 				return missing("the signed checkpoint", ckpt.Size)
 			}
-		} else {
-			var root Hash
-			var err error
-			if ckpt.Size == rng.size {
-				root = rng.root()
-			} else {
-				root, err = l.tree.rootAt(ckpt.Size)
-			}
-			if err == nil && root != ckpt.Root {
-				cerr := &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: ckpt.Size,
-					Reason: "the records do not match the signed checkpoint"}
-				if treeFresh || l.readOnly {
-					return cerr
-				}
-				return &rebuildNeeded{what: rebuildTree, reason: fmt.Sprintf("the stored tree's root at size %d differs from the signed checkpoint's", ckpt.Size), err: cerr}
-			}
+		} else if err := r.checkCheckpoint(rng, end); err != nil {
+			return err
 		}
 		l.lastCkpt.Store(ckpt)
 	}
-	l.nextSeq = next
-	l.lastTS = lastTS
-	l.rng = rng
+	l.committer.nextSeq = next
+	l.committer.lastTS = lastTS
+	l.syncer.rng = rng
 	l.durable.Store(&durableEnd{next: next, end: end})
 	l.indexed.Store(next)
 	root := rng.root()
@@ -369,7 +395,7 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bo
 		}
 	}
 	l.lastIndexed.Store(&indexedBatch{size: next, root: root, at: end})
-	l.ckptAt = l.opts.Now()
+	l.checkpoints.at = l.cfg.Now()
 	if l.readOnly {
 		return nil
 	}
@@ -377,330 +403,33 @@ func (l *Ledger) finishRecovery(ckpt *Checkpoint, rng compactRange, treeFresh bo
 	if err != nil {
 		return err
 	}
-	l.active = a
-	if ckpt == nil || ckpt.Size != next || l.treeSaved != next {
+	l.syncer.active = a
+	if ckpt == nil || ckpt.Size != next || l.checkpoints.treeSaved != next {
 		return l.checkpoint()
 	}
 	return nil
 }
 
-// catchUp applies the records read at open to the tree, the index and the
-// receipts journal, each from its own starting point.
-type catchUp struct {
-	l                                *Ledger
-	rng                              compactRange
-	treeFrom, indexFrom, journalFrom uint64
-	next                             uint64 // the sequence number expected next
-	nextPos                          pos    // and where it starts
-	lastTS                           time.Time
-
-	nodes   []treeNode
-	scratch []byte
-
-	// The index catch-up; idx is nil when read-only.
-	idx      *index
-	posFirst uint64
-	posBuf   []byte
-	spans    []spanHashes
-	batches  uint64 // batch entries written
-
-	// limit ends the scan at that sequence number (a read-only view).
-	limit uint64
-	// leafFrom: the leaf hashes of records from this one on are checked.
-	leafFrom uint64
-	// When every record is checked at open, the positions and batch
-	// entries before indexFrom are compared with them.
-	posChk, batChk *seqReader
-	batChecked     uint64
-
-	// The current commit (run of records with the same ts).
-	runTS     time.Time
-	runFirst  uint64
-	runLeaves []Hash
-}
-
-func (c *catchUp) scanSegment(n uint32, from int64, last bool, ckpt *Checkpoint, progress func(int64)) (int64, error) {
-	l := c.l
-	f, err := l.fs.Open(l.segs.path(n))
-	if err != nil {
-		return 0, fmt.Errorf("ledger: open segment %s: %w", segmentName(n), err)
+// checkCheckpoint checks the signed checkpoint, of at most as many records
+// as were read, against the tree: a mismatch is the records' when the tree
+// was recomputed from them all, else the stored tree is rebuilt first.
+func (r *recovery) checkCheckpoint(rng compactRange, end pos) error {
+	l := r.l
+	ckpt := r.ckpt
+	var root ledgerfmt.Hash
+	var err error
+	if ckpt.Size == rng.size {
+		root = rng.root()
+	} else {
+		root, err = l.tree.rootAt(ckpt.Size)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := st.Size()
-	if from > size {
-		if l.readOnly {
-			l.roProblem = &CorruptError{Segment: segmentName(n), Offset: size, Seq: c.next, Reason: "segment shorter than the index says"}
-			return size, errStopScan
-		}
-		return 0, &CorruptError{Segment: segmentName(n), Offset: size, Seq: c.next,
-			Reason: fmt.Sprintf("the segment ends at %d but acknowledged records reach %d: acknowledged records are missing", size, from)}
-	}
-	sc := newLineScanner(f, from)
-	var lines int
-	for {
-		if c.next >= c.limit {
-			return sc.offset(), errStopScan
-		}
-		line, at, err := sc.next()
-		if errors.Is(err, io.EOF) {
-			if len(sc.partial()) == 0 {
-				return at, nil
-			}
-			return c.torn(n, at, size, last, ckpt, "partial record at the end of the segment")
-		}
-		if err != nil {
-			return 0, fmt.Errorf("ledger: read segment %s: %w", segmentName(n), err)
-		}
-		// Records before the catch-up proper (checked in full at open) are
-		// checked by their CRC; the leaf hashes of the rest are recomputed,
-		// as the tree is built from them.
-		r, err := decodeRecordCheck(line, &c.scratch, c.next >= c.leafFrom)
-		switch {
-		case err != nil:
-			return c.torn(n, at, size, last, ckpt, err.Error())
-		case r.Seq != c.next:
-			return c.torn(n, at, size, last, ckpt, fmt.Sprintf("sequence %d where %d was expected", r.Seq, c.next))
-		case r.TS.Before(c.lastTS):
-			return c.torn(n, at, size, last, ckpt, "ts goes backwards")
-		}
-		if err := c.apply(r, pos{seg: n, off: at, n: uint32(len(line))}); err != nil {
-			return 0, err
-		}
-		if lines++; lines%65536 == 0 {
-			progress(at - from)
-		}
-	}
-}
-
-// torn handles an invalid record at offset at of segment n.
-func (c *catchUp) torn(n uint32, at, size int64, last bool, ckpt *Checkpoint, reason string) (int64, error) {
-	l := c.l
-	cerr := &CorruptError{Segment: segmentName(n), Offset: at, Seq: c.next, Reason: reason}
-	if l.readOnly {
-		// Inspection reads up to the problem and reports it, nothing more.
-		l.log.Warn("unreadable records left in place (read-only)", "err", cerr)
-		l.roProblem = cerr
-		return at, errStopScan
-	}
-	switch {
-	case !last:
-		return 0, cerr
-	case size-at > l.opts.maxTornBytes():
-		cerr.Reason += fmt.Sprintf(" (%d bytes before the end: more than a crash can leave unsynced)", size-at)
-		return 0, cerr
-	case ckpt != nil && c.next < ckpt.Size:
-		cerr.Reason += fmt.Sprintf(" (inside the signed checkpoint of size %d)", ckpt.Size)
-		return 0, cerr
-	case c.next < l.damagedBelow:
-		cerr.Reason += fmt.Sprintf(" (among the %d records that were durable when damage was found)", l.damagedBelow)
-		return 0, cerr
-	}
-	path := l.segs.path(n)
-	broken := fmt.Sprintf("%s.%d.broken", path, at)
-	for i := 1; fileExists(l.fs, broken); i++ {
-		broken = fmt.Sprintf("%s.%d.broken.%d", path, at, i)
-	}
-	if err := copyRange(l.fs, path, broken, at, size); err != nil {
-		return 0, fmt.Errorf("ledger: keep torn tail: %w", err)
-	}
-	if err := rewritePrefix(l.fs, path, at); err != nil {
-		return 0, fmt.Errorf("ledger: cut torn tail: %w", err)
-	}
-	l.segs.forget(n)
-	l.log.Warn("torn tail moved aside", "segment", segmentName(n), "offset", at, "bytes", size-at,
-		"kept_in", l.fs.PathBase(broken), "reason", reason)
-	return at, nil
-}
-
-func (c *catchUp) apply(r Record, p pos) error {
-	if r.TS != c.runTS || len(c.runLeaves) == 0 {
-		if err := c.endRun(); err != nil {
-			return err
-		}
-		c.runTS, c.runFirst = r.TS, r.Seq
-	}
-	c.runLeaves = append(c.runLeaves, r.Leaf)
-	if r.Seq >= c.treeFrom {
-		c.rng.append(r.Leaf, func(level uint, index uint64, h *Hash) {
-			c.nodes = append(c.nodes, treeNode{level: level, index: index, hash: *h})
-		})
-		if len(c.nodes) >= 1<<16 {
-			if err := c.flushNodes(); err != nil {
-				return err
-			}
-		}
-	}
-	if c.posChk != nil && r.Seq < c.indexFrom {
-		var b [posEntrySize]byte
-		if err := c.posChk.read(b[:]); err != nil || decodePos(b[:]) != p {
-			return &rebuildNeeded{what: rebuildIndex, reason: fmt.Sprintf("positions entry %d does not match the record", r.Seq),
-				err: &CorruptError{File: "ledger/index/positions", Offset: int64(r.Seq) * posEntrySize, Reason: "does not match the records"}}
-		}
-	}
-	if r.Seq >= c.indexFrom && c.idx != nil {
-		if len(c.posBuf) == 0 {
-			c.posFirst = r.Seq
-		}
-		c.posBuf = appendPos(c.posBuf, p)
-		if r.Kind == KindSpan {
-			var k spanKeys
-			if err := json.Unmarshal(r.Body, &k); err != nil {
-				return &CorruptError{Segment: segmentName(p.seg), Offset: p.off, Seq: r.Seq, Reason: "span body is not JSON: " + err.Error()}
-			}
-			h := c.l.hash
-			c.spans = append(c.spans, spanHashes{seq: r.Seq, id: h.id(k.Tenant, k.ID), thing: h.thing(k.Tenant, k.This), tenant: h.tenant(k.Tenant)})
-		}
-	}
-	c.next = r.Seq + 1
-	c.nextPos = pos{seg: p.seg, off: p.end()}
-	c.lastTS = r.TS
-	return nil
-}
-
-// endRun finishes the commit being read: its batch receipt goes to the
-// index and the journal where they need it, and its spans to the lookups.
-func (c *catchUp) endRun() error {
-	if len(c.runLeaves) == 0 {
+	if err != nil || root == ckpt.Root {
 		return nil
 	}
-	l := c.l
-	needIndex := c.runFirst >= c.indexFrom && c.idx != nil
-	needJournal := c.runFirst >= c.journalFrom && !l.readOnly
-	if c.batChk != nil && c.runFirst < c.indexFrom && c.batChecked < c.batches {
-		if err := c.checkBatchEntry(); err != nil {
-			return err
-		}
+	cerr := &CorruptError{Segment: segmentName(end.seg), Offset: end.off, Seq: ckpt.Size,
+		Reason: "the records do not match the signed checkpoint"}
+	if r.treeFrom == 0 || l.readOnly {
+		return cerr
 	}
-	if needIndex || needJournal {
-		bt := newBatchTree(c.runLeaves)
-		n := uint64(len(c.runLeaves))
-		br := BatchReceipt{
-			Op:    OpAppend,
-			Batch: BatchRef{First: c.runFirst, Size: n, Root: bt.root()},
-			KID:   l.signer.kid,
-			Sig:   l.signer.Sign(BatchStatement(l.signer.origin, c.runFirst, n, bt.root(), c.runTS)),
-			TS:    Timestamp{c.runTS},
-		}
-		if needIndex {
-			if err := c.idx.writeBatch(c.batches, appendBatchEntry(make([]byte, 0, batchEntrySize), &br)); err != nil {
-				return err
-			}
-			c.batches++
-		}
-		if needJournal {
-			line, err := json.Marshal(&br)
-			if err != nil {
-				return err
-			}
-			if _, _, err := l.jrnl.append(c.runTS, line); err != nil {
-				return err
-			}
-		}
-	}
-	c.runLeaves = c.runLeaves[:0]
-	if needIndex {
-		full := c.idx.add(c.spans, c.next, c.nextPos, c.batches)
-		c.spans = c.spans[:0]
-		if full || len(c.posBuf) >= 1<<20 {
-			if err := c.flushPositions(); err != nil {
-				return err
-			}
-		}
-		if full {
-			// The compactor is not running yet: write the runs now. A
-			// damaged run met by a merge rebuilds the index.
-			if err := c.idx.compact(); err != nil {
-				if errors.Is(err, ErrCorrupt) {
-					return &rebuildNeeded{what: rebuildIndex, reason: err.Error(), err: err}
-				}
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (c *catchUp) flushPositions() error {
-	if len(c.posBuf) == 0 {
-		return nil
-	}
-	err := c.idx.writePositions(c.posFirst, c.posBuf)
-	c.posBuf = nil
-	return err
-}
-
-func (c *catchUp) flushNodes() error {
-	if len(c.nodes) == 0 {
-		return nil
-	}
-	if c.l.readOnly {
-		c.nodes = c.nodes[:0]
-		return nil
-	}
-	err := c.l.tree.appendNodes(c.nodes)
-	c.nodes = c.nodes[:0]
-	return err
-}
-
-func (c *catchUp) finish() error {
-	if err := c.endRun(); err != nil {
-		return err
-	}
-	if err := c.flushNodes(); err != nil {
-		return err
-	}
-	if c.idx != nil {
-		return c.flushPositions()
-	}
-	return nil
-}
-
-// checkIndexFiles prepares the comparison of the index files with the
-// records (every record is read at open) and checks every lookup run's
-// blocks: damage to any of them rebuilds the index.
-func (c *catchUp) checkIndexFiles() error {
-	x := c.idx
-	if c.indexFrom == 0 {
-		return nil
-	}
-	c.posChk = newSeqReader(x.posF, "ledger/index/positions")
-	c.batChk = newSeqReader(x.batF, "ledger/index/batches")
-	for k := range numKinds {
-		if k == kindID {
-			continue // read whole by fillFilter
-		}
-		for _, r := range x.runs[k] {
-			if err := r.each(func(entry) {}); err != nil {
-				return &rebuildNeeded{what: rebuildIndex, reason: err.Error(), err: err}
-			}
-		}
-	}
-	return nil
-}
-
-// checkBatchEntry compares the next batch entry with the commit just read.
-func (c *catchUp) checkBatchEntry() error {
-	b := make([]byte, batchEntrySize)
-	at := c.batChecked
-	c.batChecked++
-	bad := func(why string) error {
-		return &rebuildNeeded{what: rebuildIndex, reason: fmt.Sprintf("batch entry %d %s", at, why),
-			err: &CorruptError{File: "ledger/index/batches", Offset: int64(at) * batchEntrySize, Reason: why}}
-	}
-	if err := c.batChk.read(b); err != nil {
-		return bad(err.Error())
-	}
-	br, err := decodeBatchEntry(b)
-	if err != nil {
-		return bad("fails its checksum")
-	}
-	if br.Batch.First != c.runFirst || br.Batch.Size != uint64(len(c.runLeaves)) || br.TS.UnixMicro() != c.runTS.UnixMicro() ||
-		br.Batch.Root != newBatchTree(c.runLeaves).root() {
-		return bad("does not match the records")
-	}
-	return nil
+	return &rebuildNeeded{what: rebuildTree, reason: fmt.Sprintf("the stored tree's root at size %d differs from the signed checkpoint's", ckpt.Size), err: cerr}
 }

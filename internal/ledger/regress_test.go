@@ -23,8 +23,8 @@ import (
 // and limits the view to the last signed checkpoint.
 func TestReadOnlyWithTheLockHeldSeesEverything(t *testing.T) {
 	dir := t.TempDir()
-	opts := Options{DirLocked: true, CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
-	w, err := Open(dir, opts) // stands for a writer that crashed after these appends
+	cfg := Config{DirLocked: true, CheckpointEvery: 1 << 40, CheckpointInterval: time.Hour, IndexMemTableBytes: 1 << 20, DedupFilterBytes: 1 << 20}
+	w, err := Open(dir, cfg) // stands for a writer that crashed after these appends
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestReadOnlyWithTheLockHeldSeesEverything(t *testing.T) {
 	for i := range 15 {
 		mustAppend(t, w, spanEntry("t_a", fmt.Sprintf("u_%d", i), "y"))
 	}
-	ro := Options{ReadOnly: true}
+	ro := Config{ReadOnly: true}
 	l, err := Open(dir, ro)
 	if err != nil {
 		t.Fatal(err)
@@ -66,9 +66,9 @@ func TestReadOnlyWithTheLockHeldSeesEverything(t *testing.T) {
 // makes the duplicate check fail with a non-corrupt error: lookupFailed
 // then turns the whole ledger read-only, instead of failing the request.
 func TestDamagedPositionFailsOnlyTheRequest(t *testing.T) {
-	fs, opts := damageBase(t)
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
+	fs, cfg := damageBase(t)
+	cfg.CheckAtOpen = -1
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	flipFile(t, fs, "data/ledger/index/positions", 16*1+0) // seq 1, top byte of seg
 	_, err := l.Append(context.Background(), []Entry{spanEntry("t_1", "s_0_0_1", "o:1")})
@@ -80,9 +80,9 @@ func TestDamagedPositionFailsOnlyTheRequest(t *testing.T) {
 
 // Get over the same damage: a plain error, no ErrIndexDamaged, no mark.
 func TestDamagedPositionIsIndexDamage(t *testing.T) {
-	fs, opts := damageBase(t)
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
+	fs, cfg := damageBase(t)
+	cfg.CheckAtOpen = -1
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	flipFile(t, fs, "data/ledger/index/positions", 16*1+0)
 	_, err := l.Get(context.Background(), "t_1", "s_0_0_1")
@@ -93,9 +93,9 @@ func TestDamagedPositionIsIndexDamage(t *testing.T) {
 
 // The length field of a positions entry sizes the read buffer unchecked.
 func TestDamagedPositionLengthIsChecked(t *testing.T) {
-	fs, opts := damageBase(t)
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
+	fs, cfg := damageBase(t)
+	cfg.CheckAtOpen = -1
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	flipFile(t, fs, "data/ledger/index/positions", 16*1+13) // n ^= 0x5a<<16
 	var a, b runtime.MemStats
@@ -112,14 +112,14 @@ func TestDamagedPositionLengthIsChecked(t *testing.T) {
 // writer crashed after its last checkpoint): trustedRootAt needs stored
 // nodes up to the records' end, which a read-only open never writes.
 func TestReadOnlyProofsAfterACrash(t *testing.T) {
-	base, opts := damageBase(t)
-	l := mustOpen(t, base, opts)
+	base, cfg := damageBase(t)
+	l := mustOpen(t, base, cfg)
 	for i := range 5 {
 		mustAppend(t, l, spanEntry("t_c", fmt.Sprintf("c_%d", i), "x"))
 	}
 	crashed := base.CrashClone(vfs.CrashCloneCfg{})
 	l.Close()
-	ro := opts
+	ro := cfg
 	ro.FS = crashed
 	ro.ReadOnly = true
 	var repairs []string
@@ -147,9 +147,9 @@ func TestReadOnlyProofsAfterACrash(t *testing.T) {
 // takes it for a torn tail: it cuts it and every record after it, then
 // removes the DAMAGED mark, and the ledger reuses their sequence numbers.
 func TestDamageFoundIsNeverATornTail(t *testing.T) {
-	fs, opts := damageBase(t)
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
+	fs, cfg := damageBase(t)
+	cfg.CheckAtOpen = -1
+	l := mustOpen(t, fs, cfg)
 	for i := range 5 {
 		mustAppend(t, l, spanEntry("t_d", fmt.Sprintf("d_%d", i), "x"))
 	}
@@ -169,7 +169,7 @@ func TestDamageFoundIsNeverATornTail(t *testing.T) {
 	}
 	t.Logf("scrub: %v", ce)
 	l.Close()
-	o := opts
+	o := cfg
 	o.FS = fs
 	l2, err := Open("data", o)
 	if err == nil {
@@ -183,12 +183,12 @@ func TestDamageFoundIsNeverATornTail(t *testing.T) {
 // request) makes the ledger read-only for good, logged as damaged records,
 // with no rebuild mark.
 func TestDamagedRunMetByAMerge(t *testing.T) {
-	fs, opts := damageBase(t)
+	fs, cfg := damageBase(t)
 	names, _ := fs.List("data/ledger/index")
 	t.Logf("index files: %v", names)
-	opts.CheckAtOpen = -1
-	opts.IndexMemTableBytes = 96 * 64
-	l := mustOpen(t, fs, opts)
+	cfg.CheckAtOpen = -1
+	cfg.IndexMemTableBytes = 96 * 64
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	flipFile(t, fs, firstRun(t, fs, "thing"), 20)
 	for i := 0; i < 40 && l.Err() == nil; i++ {
@@ -210,9 +210,9 @@ func TestDamagedRunMetByAMerge(t *testing.T) {
 }
 
 func TestScrubBesideAppends(t *testing.T) {
-	fs, opts := damageBase(t)
-	opts.SegmentBytes = 4 << 10
-	l := mustOpen(t, fs, opts)
+	fs, cfg := damageBase(t)
+	cfg.SegmentBytes = 4 << 10
+	l := mustOpen(t, fs, cfg)
 	defer l.Close()
 	var stop atomic.Bool
 	var wg sync.WaitGroup
@@ -235,11 +235,11 @@ func TestScrubBesideAppends(t *testing.T) {
 // compactingWriter opens the damage base with small index parts and
 // appends to it in the background (at most 400 batches), so that its
 // compactor writes and merges runs all the time; it stops at the test's end.
-func compactingWriter(t *testing.T) (*vfs.MemFS, Options) {
-	fs, opts := damageBase(t)
-	opts.IndexMemTableBytes = 96 * 64
-	opts.CheckAtOpen = -1
-	l := mustOpen(t, fs, opts)
+func compactingWriter(t *testing.T) (*vfs.MemFS, Config) {
+	fs, cfg := damageBase(t)
+	cfg.IndexMemTableBytes = 96 * 64
+	cfg.CheckAtOpen = -1
+	l := mustOpen(t, fs, cfg)
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -262,14 +262,14 @@ func compactingWriter(t *testing.T) (*vfs.MemFS, Options) {
 		wg.Wait()
 		l.Close()
 	})
-	return fs, opts
+	return fs, cfg
 }
 
 // Verify beside a writer whose compactor replaces run files.
 func TestVerifyBesideCompaction(t *testing.T) {
 	fs, _ := compactingWriter(t)
 	for i := 0; i < 25; i++ {
-		rep, err := Verify("data", VerifyOptions{FS: fs, Live: true})
+		rep, err := Verify("data", VerifyConfig{FS: fs, Live: true})
 		if err != nil {
 			t.Fatalf("verify %d: %v", i, err)
 		}
@@ -283,8 +283,8 @@ func TestVerifyBesideCompaction(t *testing.T) {
 // state read and its open leaves the view without an index, and Get of a
 // stored span answers ErrNotFound.
 func TestReadOnlyOpenBesideCompaction(t *testing.T) {
-	fs, opts := compactingWriter(t)
-	ro := opts
+	fs, cfg := compactingWriter(t)
+	ro := cfg
 	ro.ReadOnly = true
 	ro.FS = fs
 	for i := 0; i < 100; i++ {

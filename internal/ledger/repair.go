@@ -67,8 +67,8 @@ func removeMark(fs vfs.FS, path string, log *slog.Logger) {
 
 // repaired reports a rebuild (at open) or damage found (while running).
 func (l *Ledger) repaired(what, reason string) {
-	if l.opts.OnRepair != nil {
-		l.opts.OnRepair(what, reason)
+	if l.cfg.OnRepair != nil {
+		l.cfg.OnRepair(what, reason)
 	}
 }
 

@@ -55,7 +55,7 @@ func readDamageMark(fs vfs.FS, path string) (string, uint64, bool) {
 }
 
 // CheckedAtOpen reports whether Open checked every record (see
-// Options.CheckAtOpen); Scrub need not run right away then.
+// Config.CheckAtOpen); Scrub need not run right away then.
 func (l *Ledger) CheckedAtOpen() bool { return l.checkedAtOpen }
 
 // recordsDamaged handles damage found in the records while the ledger

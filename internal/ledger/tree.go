@@ -11,7 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // The Merkle tree is the RFC 6962 tree whose leaves are the records' leaf
@@ -26,7 +27,7 @@ import (
 // they are known to hold; anything after that is recomputed from the
 // segments at open.
 
-func hashChildren(l, r *Hash) Hash {
+func hashChildren(l, r *ledgerfmt.Hash) ledgerfmt.Hash {
 	var buf [65]byte
 	buf[0] = 1
 	copy(buf[1:], l[:])
@@ -38,12 +39,12 @@ func hashChildren(l, r *Hash) Hash {
 // [0, size), left to right (highest level first).
 type compactRange struct {
 	size   uint64
-	hashes []Hash
+	hashes []ledgerfmt.Hash
 }
 
 // append adds a leaf and calls visit for the leaf and for each node it
 // completes, bottom-up.
-func (c *compactRange) append(leaf Hash, visit func(level uint, index uint64, h *Hash)) {
+func (c *compactRange) append(leaf ledgerfmt.Hash, visit func(level uint, index uint64, h *ledgerfmt.Hash)) {
 	h := leaf
 	idx := c.size
 	if visit != nil {
@@ -67,7 +68,7 @@ func (c *compactRange) append(leaf Hash, visit func(level uint, index uint64, h 
 
 // root returns the tree head of the range. The root of the empty tree is
 // SHA-256 of the empty string.
-func (c *compactRange) root() Hash {
+func (c *compactRange) root() ledgerfmt.Hash {
 	if len(c.hashes) == 0 {
 		return sha256.Sum256(nil)
 	}
@@ -236,8 +237,8 @@ func (t *treeStore) sync() error {
 }
 
 // node reads one stored node.
-func (t *treeStore) node(level uint, index uint64) (Hash, error) {
-	var h Hash
+func (t *treeStore) node(level uint, index uint64) (ledgerfmt.Hash, error) {
+	var h ledgerfmt.Hash
 	t.mu.Lock()
 	if int(level) >= t.levels || int64(index+1)*32 > t.sizes[level] {
 		t.mu.Unlock()
@@ -252,7 +253,7 @@ func (t *treeStore) node(level uint, index uint64) (Hash, error) {
 }
 
 // leaves reads the leaf hashes [first, first+n).
-func (t *treeStore) leaves(first, n uint64) ([]Hash, error) {
+func (t *treeStore) leaves(first, n uint64) ([]ledgerfmt.Hash, error) {
 	t.mu.Lock()
 	if t.levels == 0 || int64(first+n)*32 > t.sizes[0] {
 		t.mu.Unlock()
@@ -264,7 +265,7 @@ func (t *treeStore) leaves(first, n uint64) ([]Hash, error) {
 	if _, err := f.ReadAt(buf, int64(first)*32); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("ledger: read leaves: %w", err)
 	}
-	out := make([]Hash, n)
+	out := make([]ledgerfmt.Hash, n)
 	for i := range out {
 		copy(out[i][:], buf[i*32:])
 	}
@@ -286,10 +287,10 @@ func (t *treeStore) loadRange(n uint64) (compactRange, error) {
 }
 
 // rootAt computes the root of the tree of n leaves from the stored nodes.
-func (t *treeStore) rootAt(n uint64) (Hash, error) {
+func (t *treeStore) rootAt(n uint64) (ledgerfmt.Hash, error) {
 	c, err := t.loadRange(n)
 	if err != nil {
-		return Hash{}, err
+		return ledgerfmt.Hash{}, err
 	}
 	return c.root(), nil
 }
@@ -304,14 +305,14 @@ func (t *treeStore) fetch(nodes proof.Nodes) ([][]byte, error) {
 		hashes[i] = h[:]
 	}
 	return nodes.Rehash(hashes, func(l, r []byte) []byte {
-		h := hashChildren((*Hash)(l), (*Hash)(r))
+		h := hashChildren((*ledgerfmt.Hash)(l), (*ledgerfmt.Hash)(r))
 		return h[:]
 	})
 }
 
 // inclusion returns the RFC 6962 inclusion proof of leaf index in the tree of
 // the given size.
-func (t *treeStore) inclusion(index, size uint64) ([]Hash, error) {
+func (t *treeStore) inclusion(index, size uint64) ([]ledgerfmt.Hash, error) {
 	nodes, err := proof.Inclusion(index, size)
 	if err != nil {
 		return nil, err
@@ -321,7 +322,7 @@ func (t *treeStore) inclusion(index, size uint64) ([]Hash, error) {
 }
 
 // consistency returns the RFC 6962 consistency proof between two sizes.
-func (t *treeStore) consistency(size1, size2 uint64) ([]Hash, error) {
+func (t *treeStore) consistency(size1, size2 uint64) ([]ledgerfmt.Hash, error) {
 	nodes, err := proof.Consistency(size1, size2)
 	if err != nil {
 		return nil, err
@@ -330,8 +331,8 @@ func (t *treeStore) consistency(size1, size2 uint64) ([]Hash, error) {
 	return toHashes(p), err
 }
 
-func toHashes(p [][]byte) []Hash {
-	out := make([]Hash, len(p))
+func toHashes(p [][]byte) []ledgerfmt.Hash {
+	out := make([]ledgerfmt.Hash, len(p))
 	for i := range p {
 		copy(out[i][:], p[i])
 	}
@@ -355,24 +356,24 @@ func (t *treeStore) close() error {
 type treeNode struct {
 	level uint
 	index uint64
-	hash  Hash
+	hash  ledgerfmt.Hash
 }
 
 // batchTree is the RFC 6962 tree over the leaves of one group commit. Level 0
 // holds the leaves; an odd last node is carried up unchanged, which gives the
 // same tree as RFC 6962's split at the largest power of two.
 type batchTree struct {
-	levels [][]Hash
+	levels [][]ledgerfmt.Hash
 }
 
-func newBatchTree(leaves []Hash) *batchTree {
-	t := &batchTree{levels: [][]Hash{leaves}}
+func newBatchTree(leaves []ledgerfmt.Hash) *batchTree {
+	t := &batchTree{levels: [][]ledgerfmt.Hash{leaves}}
 	// The levels above the leaves share one allocation.
 	var above int
 	for n := len(leaves); n > 1; n = (n + 1) / 2 {
 		above += (n + 1) / 2
 	}
-	slab := make([]Hash, above)
+	slab := make([]ledgerfmt.Hash, above)
 	cur := leaves
 	for len(cur) > 1 {
 		next := slab[: (len(cur)+1)/2 : (len(cur)+1)/2]
@@ -389,18 +390,18 @@ func newBatchTree(leaves []Hash) *batchTree {
 	return t
 }
 
-func (t *batchTree) root() Hash { return t.levels[len(t.levels)-1][0] }
+func (t *batchTree) root() ledgerfmt.Hash { return t.levels[len(t.levels)-1][0] }
 
 // path returns the audit path of leaf i, bottom-up.
-func (t *batchTree) path(i int) []Hash {
+func (t *batchTree) path(i int) []ledgerfmt.Hash {
 	if len(t.levels) == 1 {
 		return nil
 	}
-	return t.appendPath(make([]Hash, 0, len(t.levels)-1), i)
+	return t.appendPath(make([]ledgerfmt.Hash, 0, len(t.levels)-1), i)
 }
 
 // appendPath appends the audit path of leaf i to dst.
-func (t *batchTree) appendPath(dst []Hash, i int) []Hash {
+func (t *batchTree) appendPath(dst []ledgerfmt.Hash, i int) []ledgerfmt.Hash {
 	for _, lv := range t.levels[:len(t.levels)-1] {
 		if s := i ^ 1; s < len(lv) {
 			dst = append(dst, lv[s])
@@ -408,22 +409,4 @@ func (t *batchTree) appendPath(dst []Hash, i int) []Hash {
 		i >>= 1
 	}
 	return dst
-}
-
-// verifyInclusion checks an inclusion proof against a root (RFC 6962).
-func verifyInclusion(index, size uint64, leaf Hash, path []Hash, root Hash) error {
-	return proof.VerifyInclusion(rfc6962.DefaultHasher, index, size, leaf[:], hashBytes(path), root[:])
-}
-
-// verifyConsistency checks a consistency proof between two roots.
-func verifyConsistency(size1, size2 uint64, root1, root2 Hash, cons []Hash) error {
-	return proof.VerifyConsistency(rfc6962.DefaultHasher, size1, size2, hashBytes(cons), root1[:], root2[:])
-}
-
-func hashBytes(hs []Hash) [][]byte {
-	out := make([][]byte, len(hs))
-	for i := range hs {
-		out[i] = hs[i][:]
-	}
-	return out
 }

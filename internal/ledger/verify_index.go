@@ -12,6 +12,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // indexCheck checks the derived files under ledger/index against the
@@ -229,7 +231,7 @@ func (ix *indexCheck) record(r *Record, p pos) *CorruptError {
 		return ix.damaged("positions", int64(r.Seq)*posEntrySize, "seq %d: entry says segment %d offset %d length %d, the record is at segment %d offset %d length %d",
 			r.Seq, got.seg, got.off, got.n, p.seg, p.off, p.n)
 	}
-	if ix.hasher == nil || r.Kind != KindSpan {
+	if ix.hasher == nil || r.Kind != ledgerfmt.KindSpan {
 		return nil
 	}
 	k, ok := keysOf(r)
@@ -253,7 +255,7 @@ func (ix *indexCheck) record(r *Record, p pos) *CorruptError {
 }
 
 // commit checks the batch entry of the next commit.
-func (ix *indexCheck) commit(first, size uint64, ts time.Time, root Hash) *CorruptError {
+func (ix *indexCheck) commit(first, size uint64, ts time.Time, root ledgerfmt.Hash) *CorruptError {
 	if ix.state == nil || ix.batches >= ix.state.batches || first+size > ix.idxNext {
 		return nil
 	}
@@ -277,12 +279,12 @@ func (ix *indexCheck) commit(first, size uint64, ts time.Time, root Hash) *Corru
 
 // node checks a node of the tree recomputed from the records against the
 // stored one (a compactRange visitor).
-func (ix *indexCheck) node(level uint, index uint64, h *Hash) {
+func (ix *indexCheck) node(level uint, index uint64, h *ledgerfmt.Hash) {
 	if ix.treeErr != nil || int(level) >= len(ix.levels) || (index+1)<<level > ix.treeSize {
 		return
 	}
 	lr := ix.levels[level]
-	var got Hash
+	var got ledgerfmt.Hash
 	if err := lr.read(got[:]); err != nil {
 		ix.treeErr = ix.damaged(fmt.Sprintf("tree/L%02d", level), lr.off, "%v", err)
 		return

@@ -19,7 +19,7 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 
 	"github.com/loglineos/loglineos/internal/bundle"
-	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -79,14 +79,14 @@ func exampleNDJSON() string {
 type exampleLedger struct {
 	vkey       string
 	records    map[uint64][]byte // framed lines, without the newline
-	receipts   map[uint64]ledger.Receipt
+	receipts   map[uint64]ledgerfmt.Receipt
 	checkpoint []byte
 	size       uint64
-	root       ledger.Hash
-	inclusion  []ledger.Hash // of record 41 in the tree of size
+	root       ledgerfmt.Hash
+	inclusion  []ledgerfmt.Hash // of record 41 in the tree of size
 	consFrom   uint64
-	consRoot   ledger.Hash
-	consistent []ledger.Hash // from consFrom to size
+	consRoot   ledgerfmt.Hash
+	consistent []ledgerfmt.Hash // from consFrom to size
 }
 
 func exampleTime(s string) time.Time {
@@ -109,7 +109,7 @@ func newExampleLedger() (*exampleLedger, error) {
 	}
 	parts := strings.SplitN(vkey, "+", 3)
 	skey := "PRIVATE+KEY+" + parts[0] + "+" + parts[1] + "+" + base64.StdEncoding.EncodeToString(append([]byte{1}, seed[:]...))
-	signer, err := ledger.NewSigner(skey)
+	signer, err := ledgerfmt.NewSigner(skey)
 	if err != nil {
 		return nil, err
 	}
@@ -119,9 +119,9 @@ func newExampleLedger() (*exampleLedger, error) {
 	ts40 := exampleTime("2025-10-05T22:19:30.530Z")
 	bodies := map[uint64]string{12: exampleSpan1, 40: exampleSpanCafe, 41: exampleSpan2, 42: exampleSpan3}
 	others := map[uint64]struct{ kind, body string }{
-		9: {kindAudit, exampleAudit}, 10: {ledger.KindConfig, exampleConfig}, 11: {ledger.KindTick, exampleTick}}
-	l := &exampleLedger{vkey: signer.VerifierKey(), records: map[uint64][]byte{}, receipts: map[uint64]ledger.Receipt{}, size: size}
-	leaves := make([]ledger.Hash, size)
+		9: {kindAudit, exampleAudit}, 10: {ledgerfmt.KindConfig, exampleConfig}, 11: {ledgerfmt.KindTick, exampleTick}}
+	l := &exampleLedger{vkey: signer.VerifierKey(), records: map[uint64][]byte{}, receipts: map[uint64]ledgerfmt.Receipt{}, size: size}
+	leaves := make([]ledgerfmt.Hash, size)
 	for seq := range uint64(size) {
 		ts := ts40
 		switch {
@@ -132,7 +132,7 @@ func newExampleLedger() (*exampleLedger, error) {
 		case seq < 40:
 			ts = ts12.Add(time.Duration(seq-12) * time.Second)
 		}
-		kind := ledger.KindSpan
+		kind := ledgerfmt.KindSpan
 		body, ok := bodies[seq]
 		if o, other := others[seq]; other {
 			kind, body, ok = o.kind, o.body, true
@@ -144,7 +144,7 @@ func newExampleLedger() (*exampleLedger, error) {
 		if err != nil {
 			return nil, err
 		}
-		leaves[seq] = ledger.LeafHash(seq, ts, kind, canon)
+		leaves[seq] = ledgerfmt.LeafHash(seq, ts, kind, canon)
 		if ok {
 			l.records[seq] = frameRecord(seq, ts, leaves[seq], kind, canon)
 		}
@@ -156,16 +156,16 @@ func newExampleLedger() (*exampleLedger, error) {
 	}{{12, 1, ts12}, {40, 3, ts40}} {
 		batch := leaves[c.first : c.first+c.n]
 		root := mth(batch)
-		sig := ed25519.Sign(priv, ledger.BatchStatement(exampleOrigin, c.first, c.n, root, c.ts))
+		sig := ed25519.Sign(priv, ledgerfmt.BatchStatement(exampleOrigin, c.first, c.n, root, c.ts))
 		for seq := c.first; seq < c.first+c.n; seq++ {
 			var ids struct{ ID, Tenant string }
 			if err := json.Unmarshal([]byte(bodies[seq]), &ids); err != nil {
 				return nil, err
 			}
-			l.receipts[seq] = ledger.Receipt{
-				Op: ledger.OpAppend, SpanID: ids.ID, Tenant: ids.Tenant, Seq: seq, Leaf: leaves[seq],
-				Batch: ledger.BatchRef{First: c.first, Size: c.n, Root: root, Path: inclusion(int(seq-c.first), batch)},
-				JTI:   ledger.ReceiptID(seq, c.ts), KID: signer.KeyID(), Sig: sig, TS: ledger.Timestamp{Time: c.ts},
+			l.receipts[seq] = ledgerfmt.Receipt{
+				Op: ledgerfmt.OpAppend, SpanID: ids.ID, Tenant: ids.Tenant, Seq: seq, Leaf: leaves[seq],
+				Batch: ledgerfmt.BatchRef{First: c.first, Size: c.n, Root: root, Path: inclusion(int(seq-c.first), batch)},
+				JTI:   ledgerfmt.ReceiptID(seq, c.ts), KID: signer.KeyID(), Sig: sig, TS: ledgerfmt.Timestamp{Time: c.ts},
 			}
 		}
 	}
@@ -184,8 +184,8 @@ func newExampleLedger() (*exampleLedger, error) {
 
 // frameRecord writes a record line as a segment holds it (see internal/ledger's
 // record framing): the CRC-32C covers every byte but its own eight digits.
-func frameRecord(seq uint64, ts time.Time, leaf ledger.Hash, kind string, body []byte) []byte {
-	tsb, _ := ledger.Timestamp{Time: ts}.MarshalJSON()
+func frameRecord(seq uint64, ts time.Time, leaf ledgerfmt.Hash, kind string, body []byte) []byte {
+	tsb, _ := ledgerfmt.Timestamp{Time: ts}.MarshalJSON()
 	head := fmt.Sprintf(`{"seq":%d,"ts":%s,"leaf":"%s","crc":"`, seq, tsb, leaf)
 	tail := fmt.Sprintf(`","%s":%s}`, kind, body)
 	c := crc32.Checksum([]byte(head+tail), crc32.MakeTable(crc32.Castagnoli))
@@ -195,7 +195,7 @@ func frameRecord(seq uint64, ts time.Time, leaf ledger.Hash, kind string, body [
 // The RFC 6962 Merkle tree hash, inclusion path and consistency proof
 // (RFC 6962 §2.1), over leaf hashes.
 
-func hashChildren(l, r ledger.Hash) ledger.Hash {
+func hashChildren(l, r ledgerfmt.Hash) ledgerfmt.Hash {
 	return sha256.Sum256(append(append([]byte{1}, l[:]...), r[:]...))
 }
 
@@ -208,7 +208,7 @@ func split(n int) int {
 	return k
 }
 
-func mth(d []ledger.Hash) ledger.Hash {
+func mth(d []ledgerfmt.Hash) ledgerfmt.Hash {
 	if len(d) == 1 {
 		return d[0]
 	}
@@ -216,7 +216,7 @@ func mth(d []ledger.Hash) ledger.Hash {
 	return hashChildren(mth(d[:k]), mth(d[k:]))
 }
 
-func inclusion(m int, d []ledger.Hash) []ledger.Hash {
+func inclusion(m int, d []ledgerfmt.Hash) []ledgerfmt.Hash {
 	if len(d) <= 1 {
 		return nil
 	}
@@ -227,14 +227,14 @@ func inclusion(m int, d []ledger.Hash) []ledger.Hash {
 	return append(inclusion(m-k, d[k:]), mth(d[:k]))
 }
 
-func consistency(m int, d []ledger.Hash) []ledger.Hash {
-	var sub func(m int, d []ledger.Hash, whole bool) []ledger.Hash
-	sub = func(m int, d []ledger.Hash, whole bool) []ledger.Hash {
+func consistency(m int, d []ledgerfmt.Hash) []ledgerfmt.Hash {
+	var sub func(m int, d []ledgerfmt.Hash, whole bool) []ledgerfmt.Hash
+	sub = func(m int, d []ledgerfmt.Hash, whole bool) []ledgerfmt.Hash {
 		if m == len(d) {
 			if whole {
 				return nil
 			}
-			return []ledger.Hash{mth(d)}
+			return []ledgerfmt.Hash{mth(d)}
 		}
 		k := split(len(d))
 		if m <= k {

@@ -17,7 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -63,13 +63,13 @@ func canonical(t *testing.T, s string) []byte {
 func TestExamplesVerify(t *testing.T) {
 	ex := exampleValues(t)
 	vkey := strings.TrimSpace(ex["verifier-key"].(string))
-	v, err := ledger.NewVerifier(vkey)
+	v, err := ledgerfmt.NewVerifier(vkey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	receipt := func(x any) *ledger.Receipt {
+	receipt := func(x any) *ledgerfmt.Receipt {
 		b, _ := json.Marshal(x)
-		var r ledger.Receipt
+		var r ledgerfmt.Receipt
 		if err := json.Unmarshal(b, &r); err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestExamplesVerify(t *testing.T) {
 		{"accepted line", answer[0].(map[string]any)["receipt"], exampleSpan2},
 		{"duplicate line", answer[1].(map[string]any)["receipt"], exampleSpan1},
 	} {
-		if err := v.VerifyReceipt(receipt(c.receipt), ledger.KindSpan, canonical(t, c.span)); err != nil {
+		if err := v.VerifyReceipt(receipt(c.receipt), ledgerfmt.KindSpan, canonical(t, c.span)); err != nil {
 			t.Errorf("%s: %v", c.name, err)
 		}
 	}
@@ -112,8 +112,8 @@ func TestExamplesVerify(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSuffix(streams, "\n"), "\n") {
 		var r struct {
 			Seq  uint64
-			TS   ledger.Timestamp
-			Leaf ledger.Hash
+			TS   ledgerfmt.Timestamp
+			Leaf ledgerfmt.Hash
 			CRC  string
 		}
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
@@ -128,7 +128,7 @@ func TestExamplesVerify(t *testing.T) {
 				kind, body = k, v
 			}
 		}
-		if got := ledger.LeafHash(r.Seq, r.TS.Time, kind, body); got != r.Leaf {
+		if got := ledgerfmt.LeafHash(r.Seq, r.TS.Time, kind, body); got != r.Leaf {
 			t.Errorf("record %d (%s): leaf %s, want %s", r.Seq, kind, r.Leaf, got)
 		}
 		i := strings.Index(line, `"crc":"`) + len(`"crc":"`)
@@ -178,7 +178,7 @@ func TestNDJSONExamplesHoldTheirItems(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{kindAudit, ledger.KindConfig, ledger.KindTick, ledger.KindSpan}; !slices.Equal(kinds, want) {
+	if want := []string{kindAudit, ledgerfmt.KindConfig, ledgerfmt.KindTick, ledgerfmt.KindSpan}; !slices.Equal(kinds, want) {
 		t.Errorf("stream-every-kind holds records of kinds %v, want %v", kinds, want)
 	}
 	events := lines("derived-ndjson")

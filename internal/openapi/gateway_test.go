@@ -57,7 +57,7 @@ func (vs contract) Validate(s *span.Span) *gateway.Rejection {
 
 func newGateway(t *testing.T, b *bundle.Bundle) (*gateway.Gateway, *ledger.Ledger) {
 	t.Helper()
-	l, err := ledger.Open("data", ledger.Options{FS: vfs.NewMem(), Origin: exampleOrigin})
+	l, err := ledger.Open("data", ledger.Config{FS: vfs.NewMem(), Origin: exampleOrigin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/openapi"
 	"github.com/loglineos/loglineos/internal/server"
 )
@@ -152,7 +152,7 @@ func TestStreamOfEveryRecordKindMatchesTheSchema(t *testing.T) {
 
 	// Wait until every kind is in the ledger (a tick and the config record
 	// come from the background), then check the whole stream.
-	want := []string{ledger.KindSpan, ledger.KindTick, ledger.KindConfig, server.KindAudit}
+	want := []string{ledgerfmt.KindSpan, ledgerfmt.KindTick, ledgerfmt.KindConfig, server.KindAudit}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		w := do("GET", "/ledger/stream?cursor=0", "")

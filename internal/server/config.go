@@ -61,7 +61,7 @@ type Config struct {
 	} `yaml:"timeouts"`
 
 	// Ledger configures the ledger. Origin down to CheckpointInterval are
-	// ledger.Options, passed as they are (see ledgerOptions); a zero takes
+	// ledger.Config, passed as they are (see ledgerOptions); a zero takes
 	// the ledger's default.
 	Ledger struct {
 		Origin             string        `yaml:"origin"`

@@ -35,7 +35,7 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(st
 			return 0, 0, err
 		}
 	}
-	l, err := ledger.Open(cfg.Data, ledger.Options{Logger: log, DirLocked: true, Progress: func(done, total int64) {
+	l, err := ledger.Open(cfg.Data, ledger.Config{Logger: log, DirLocked: true, Progress: func(done, total int64) {
 		if progress != nil {
 			progress("ledger", done, total)
 		}

@@ -145,9 +145,9 @@ func (s *Server) openLedger() error {
 
 // ledgerOptions is the section ledger as the ledger's options, with the
 // server's hooks.
-func (s *Server) ledgerOptions() ledger.Options {
+func (s *Server) ledgerOptions() ledger.Config {
 	c := s.cfg.Ledger
-	return ledger.Options{
+	return ledger.Config{
 		Holder:      "logline serve",
 		ReadOnly:    c.ReadOnly,
 		DirLocked:   s.lock != nil,

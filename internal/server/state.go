@@ -19,6 +19,7 @@ import (
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
@@ -44,7 +45,7 @@ import (
 
 // StateRecords gathers, while the ledger is verified, the records the state
 // files are checked against: the audit records and each tenant's last
-// config record. Pass Observe to ledger.VerifyOptions.CheckBody (wrapped).
+// config record. Pass Observe to ledger.VerifyConfig.CheckBody (wrapped).
 type StateRecords struct {
 	audits  []identity.Audit
 	redact  []string          // fingerprints of redact.key.create records
@@ -79,7 +80,7 @@ func (r *StateRecords) Observe(kind string, body []byte) {
 			return
 		}
 		r.audits = append(r.audits, identity.Audit{Op: a.Op, Fields: a.Fields})
-	case ledger.KindConfig:
+	case ledgerfmt.KindConfig:
 		var c struct {
 			Tenant string `json:"tenant"`
 		}

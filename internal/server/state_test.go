@@ -85,7 +85,7 @@ func newStateData(t *testing.T) *stateData {
 func (d *stateData) records(t *testing.T) *StateRecords {
 	t.Helper()
 	recs := NewStateRecords()
-	rep, err := ledger.Verify(d.cfg.Data, ledger.VerifyOptions{CheckBody: func(kind string, body []byte) error {
+	rep, err := ledger.Verify(d.cfg.Data, ledger.VerifyConfig{CheckBody: func(kind string, body []byte) error {
 		recs.Observe(kind, body)
 		return nil
 	}})
@@ -293,7 +293,7 @@ func TestVerifyStateLive(t *testing.T) {
 	// The records up to, but not including, the revocation and the
 	// rotation.
 	n := 0
-	ledger.Verify(d.cfg.Data, ledger.VerifyOptions{CheckBody: func(kind string, body []byte) error {
+	ledger.Verify(d.cfg.Data, ledger.VerifyConfig{CheckBody: func(kind string, body []byte) error {
 		if n++; n <= 5 {
 			recs.Observe(kind, body)
 		}

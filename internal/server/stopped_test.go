@@ -112,7 +112,7 @@ func TestVerifyDerived(t *testing.T) {
 	post(t, ts.URL, bytes.ReplaceAll(workload(500, 8), []byte(`"id":"s_`), []byte(`"id":"u_`)))
 	waitDerived(t, s)
 
-	l, err := ledger.Open(data, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(data, ledger.Config{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -43,7 +44,7 @@ func ConfigEntry(tenant string, doc map[string]any) (ledger.Entry, error) {
 	if err != nil {
 		return ledger.Entry{}, fmt.Errorf("tenant: config record of %s: %w", tenant, err)
 	}
-	return ledger.Entry{Kind: ledger.KindConfig, Tenant: tenant, Body: body}, nil
+	return ledger.Entry{Kind: ledgerfmt.KindConfig, Tenant: tenant, Body: body}, nil
 }
 
 // DecodeConfig reads a config record's body into the tenant and its

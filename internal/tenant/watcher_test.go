@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // appendLog is an Appender that keeps the entries.
@@ -25,7 +26,7 @@ func (a *appendLog) Append(_ context.Context, es []ledger.Entry) ([]ledger.Resul
 	defer a.mu.Unlock()
 	out := make([]ledger.Result, len(es))
 	for i, e := range es {
-		out[i].Receipt = ledger.Receipt{Seq: uint64(len(a.entries))}
+		out[i].Receipt = ledgerfmt.Receipt{Seq: uint64(len(a.entries))}
 		a.entries = append(a.entries, e)
 	}
 	return out, nil

@@ -1,4 +1,4 @@
-package ledger
+package ledgerfmt
 
 import (
 	"bytes"
@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/transparency-dev/merkle/proof"
-	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // Receipts. One ed25519 signature covers a whole group commit: it signs the
@@ -36,62 +34,52 @@ import (
 // The jti is "r_" and a ULID whose time is ts (milliseconds) and whose 80-bit
 // entropy is the sequence number, so each receipt has a unique, derivable id.
 //
-// receipts/YYYY-MM-DD.ndjson (the UTC day of ts) keeps one line per commit,
-// the batch receipt, with the same members but no span, seq, leaf or path;
-// a span's receipt is assembled from it on request.
+// The server's receipts journal (receipts/YYYY-MM-DD.ndjson) keeps one line
+// per commit, the batch receipt, with the same members but no span, seq,
+// leaf or path; a span's receipt is assembled from it on request.
 
 // OpAppend is the operation of a ledger append receipt.
 const OpAppend = "ledger.append"
 
-// Timestamp is a ledger time, written as RFC 3339 UTC with microseconds.
-type Timestamp struct{ time.Time }
-
-// MarshalJSON implements json.Marshaler.
-func (t Timestamp) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, tsLen+2)
-	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, tsLayout)
-	return append(b, '"'), nil
-}
-
-// UnmarshalJSON implements json.Unmarshaler; it accepts any RFC 3339 time.
-func (t *Timestamp) UnmarshalJSON(b []byte) error {
-	s, err := strconv.Unquote(string(b))
-	if err != nil {
-		return fmt.Errorf("ledger: bad timestamp %s", b)
-	}
-	v, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return fmt.Errorf("ledger: bad timestamp %s", b)
-	}
-	t.Time = v
-	return nil
-}
-
-// BatchRef is a receipt's reference to its group commit.
+// BatchRef is a receipt's reference to the group commit that stored its
+// record.
 type BatchRef struct {
+	// First is the sequence number of the commit's first record.
 	First uint64 `json:"first"`
-	Size  uint64 `json:"size"`
-	Root  Hash   `json:"root"`
-	Path  []Hash `json:"path,omitempty"`
+	// Size is the number of records in the commit.
+	Size uint64 `json:"size"`
+	// Root is the root of the batch tree, whose leaves are the commit's
+	// leaf hashes in order.
+	Root Hash `json:"root"`
+	// Path is the audit path of the record's leaf in the batch tree (empty
+	// in a batch receipt).
+	Path []Hash `json:"path,omitempty"`
 }
 
 // Receipt is the signed acknowledgement of one appended record.
 type Receipt struct {
-	Op     string    `json:"op"`
-	SpanID string    `json:"span_id,omitempty"`
-	Tenant string    `json:"tenant,omitempty"`
-	Seq    uint64    `json:"seq"`
-	Leaf   Hash      `json:"leaf"`
-	Batch  BatchRef  `json:"batch"`
-	JTI    string    `json:"jti"`
-	KID    string    `json:"kid"`
-	Sig    []byte    `json:"sig"`
-	TS     Timestamp `json:"ts"`
+	// Op is OpAppend.
+	Op string `json:"op"`
+	// SpanID and Tenant name the span (empty for other records).
+	SpanID string `json:"span_id,omitempty"`
+	Tenant string `json:"tenant,omitempty"`
+	// Seq is the record's sequence number in the ledger.
+	Seq uint64 `json:"seq"`
+	// Leaf is the record's RFC 6962 leaf hash.
+	Leaf  Hash     `json:"leaf"`
+	Batch BatchRef `json:"batch"`
+	// JTI is the receipt's unique id, derived from Seq and TS.
+	JTI string `json:"jti"`
+	// KID names the signing key: the key hash of the verifier key.
+	KID string `json:"kid"`
+	// Sig is the ed25519 signature of the batch statement.
+	Sig []byte `json:"sig"`
+	// TS is the commit's time, shared by all its records.
+	TS Timestamp `json:"ts"`
 }
 
-// BatchReceipt is the signed statement of one group commit, as stored in the
-// receipts journal.
+// BatchReceipt is the signed statement of one group commit, as the receipts
+// journal stores it.
 type BatchReceipt struct {
 	Op    string    `json:"op"`
 	Batch BatchRef  `json:"batch"`
@@ -112,20 +100,22 @@ func BatchStatement(origin string, first, size uint64, root Hash, ts time.Time) 
 	b.WriteByte(' ')
 	b.WriteString(root.String())
 	b.WriteByte(' ')
-	b.Write(ts.UTC().AppendFormat(nil, tsLayout))
+	b.Write(ts.UTC().AppendFormat(nil, TimeLayout))
 	b.WriteByte('\n')
 	return b.Bytes()
 }
 
 // ReceiptID returns the jti of the receipt of record seq appended at ts.
 func ReceiptID(seq uint64, ts time.Time) string {
-	return string(appendReceiptID(make([]byte, 0, receiptIDLen), seq, ts))
+	return string(AppendReceiptID(make([]byte, 0, ReceiptIDLen), seq, ts))
 }
 
-// receiptIDLen is the length of a jti: "r_" and 26 characters of ULID.
-const receiptIDLen = 2 + ulid.EncodedSize
+// ReceiptIDLen is the length of a jti: "r_" and 26 characters of ULID.
+const ReceiptIDLen = 2 + ulid.EncodedSize
 
-func appendReceiptID(dst []byte, seq uint64, ts time.Time) []byte {
+// AppendReceiptID appends the jti of the receipt of record seq appended at
+// ts to dst.
+func AppendReceiptID(dst []byte, seq uint64, ts time.Time) []byte {
 	var id ulid.ULID
 	_ = id.SetTime(uint64(ts.UnixMilli()))
 	var ent [10]byte
@@ -137,26 +127,9 @@ func appendReceiptID(dst []byte, seq uint64, ts time.Time) []byte {
 	return dst
 }
 
-// receiptFor assembles the receipt of one record of a batch.
-func receiptFor(b *BatchReceipt, seq uint64, leaf Hash, path []Hash, spanID, tenant string) Receipt {
-	ref := b.Batch
-	ref.Path = path
-	return Receipt{
-		Op:     b.Op,
-		SpanID: spanID,
-		Tenant: tenant,
-		Seq:    seq,
-		Leaf:   leaf,
-		Batch:  ref,
-		JTI:    ReceiptID(seq, b.TS.Time),
-		KID:    b.KID,
-		Sig:    b.Sig,
-		TS:     b.TS,
-	}
-}
-
-// ErrBadReceipt is returned (wrapped) by the receipt checks.
-var ErrBadReceipt = errors.New("receipt does not verify")
+// ErrBadReceipt is returned (wrapped, with the reason) by the receipt
+// checks.
+var ErrBadReceipt = errors.New("ledgerfmt: receipt does not verify")
 
 func receiptErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadReceipt, fmt.Sprintf(format, args...))
@@ -207,11 +180,7 @@ func (v *Verifier) VerifyReceipt(r *Receipt, kind string, body []byte) error {
 	if r.Seq < r.Batch.First || r.Seq-r.Batch.First >= r.Batch.Size {
 		return receiptErr("seq %d outside batch [%d,+%d)", r.Seq, r.Batch.First, r.Batch.Size)
 	}
-	path := make([][]byte, len(r.Batch.Path))
-	for i := range r.Batch.Path {
-		path[i] = r.Batch.Path[i][:]
-	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, r.Seq-r.Batch.First, r.Batch.Size, r.Leaf[:], path, r.Batch.Root[:]); err != nil {
+	if err := VerifyInclusion(r.Seq-r.Batch.First, r.Batch.Size, r.Leaf, r.Batch.Path, r.Batch.Root); err != nil {
 		return receiptErr("leaf not in batch: %v", err)
 	}
 	if err := v.VerifyBatch(&BatchReceipt{Op: r.Op, Batch: r.Batch, KID: r.KID, Sig: r.Sig, TS: r.TS}); err != nil {

@@ -1,4 +1,4 @@
-package ledger
+package ledgerfmt
 
 import (
 	"encoding/base64"
@@ -56,7 +56,7 @@ func (r *Receipt) AppendJSON(dst []byte) []byte {
 		dst = append(dst, '"')
 	}
 	dst = append(dst, `,"ts":"`...)
-	dst = r.TS.UTC().AppendFormat(dst, tsLayout)
+	dst = r.TS.UTC().AppendFormat(dst, TimeLayout)
 	return append(dst, `"}`...)
 }
 

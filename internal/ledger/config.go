@@ -1,0 +1,163 @@
+package ledger
+
+import (
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The defaults of Config, for the layers above to reuse.
+const (
+	DefaultOrigin             = "logline.local/ledger"
+	DefaultSegmentBytes       = 64 << 20
+	DefaultMaxBatchEntries    = 16384
+	DefaultMaxBatchBytes      = 8 << 20
+	DefaultMaxEntryBytes      = 1 << 20
+	DefaultCheckpointEvery    = 1_000_000
+	DefaultCheckpointInterval = 10 * time.Second
+	DefaultIndexMemTableBytes = 16 << 20
+	DefaultDedupFilterBytes   = 64 << 20
+	DefaultCheckAtOpen        = 256 << 20
+	DefaultHolder             = "logline"
+)
+
+// Config configures a ledger. The zero value works: data on the real file
+// system, the defaults above.
+type Config struct {
+	// FS is the file system; nil means the real one. Tests pass an in-memory
+	// or fault-injecting one.
+	FS vfs.FS
+	// Origin names the ledger in its checkpoints and keys. It is used only
+	// when the signing key is created, at first open. Default DefaultOrigin.
+	Origin string
+	// SegmentBytes is the size at which a segment is sealed and the next one
+	// started. Default DefaultSegmentBytes (64 MiB).
+	SegmentBytes int64
+	// MaxBatchEntries and MaxBatchBytes bound one group commit. Defaults
+	// DefaultMaxBatchEntries (16384 records) and DefaultMaxBatchBytes
+	// (8 MiB).
+	MaxBatchEntries int
+	MaxBatchBytes   int
+	// MaxDelay lets a commit wait this long for more appenders once it has
+	// one. Zero (the default) never waits: an idle ledger commits at once.
+	MaxDelay time.Duration
+	// MaxEntryBytes bounds one record's body. Default DefaultMaxEntryBytes
+	// (1 MiB).
+	MaxEntryBytes int
+	// CheckpointEvery and CheckpointInterval say how often a signed
+	// checkpoint is written: after that many records, or that much time with
+	// new records, whichever comes first; and always at Close. Defaults
+	// DefaultCheckpointEvery (1,000,000 records) and
+	// DefaultCheckpointInterval (10 s).
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
+	// IndexCacheBytes is ignored: the index files are read through the
+	// operating system's page cache. It is kept so that old configurations
+	// still compile.
+	IndexCacheBytes int64
+	// IndexMemTableBytes bounds the in-memory part of the lookup indexes
+	// (the newest spans' entries, about 96 bytes a span) before it is written
+	// to disk; two such parts exist while one is being written. It also
+	// bounds what a crash leaves to re-index at open. Default
+	// DefaultIndexMemTableBytes (16 MiB, about 175,000 spans).
+	IndexMemTableBytes int64
+	// DedupFilterBytes sizes the filter that tells new span ids from stored
+	// ones without reading the index. It is allocated at open whatever the
+	// ledger's size; past about 50 million spans per 64 MiB its false
+	// positives (each costing an index lookup) grow. Default
+	// DefaultDedupFilterBytes (64 MiB).
+	DedupFilterBytes int
+	// ReadOnly opens the ledger for inspection: nothing is written or
+	// repaired, corruption is reported by Verify rather than refused. Beside
+	// a running writer (another process holding the data directory), a
+	// read-only ledger sees the records of the writer's latest signed
+	// checkpoint and nothing after it: the rest may still be in flight.
+	ReadOnly bool
+	// CheckAtOpen: when the segments hold at most this many bytes, Open
+	// checks every record (framing, CRC, sequence, time) before it returns,
+	// so that a damaged record stops the start. A larger ledger is checked
+	// by Scrub once open (its records are checked as they are read, too).
+	// Default DefaultCheckAtOpen (256 MiB); negative never checks
+	// everything at open, unless Scrub found damage before (ledger/DAMAGED).
+	CheckAtOpen int64
+	// DirLocked says the caller holds the data directory's lock
+	// (datadir.Acquire) itself. Otherwise a writable Open on the operating
+	// system's file system takes it, naming itself Holder, and gives it up
+	// at Close; a second writer then fails at once with datadir.ErrLocked.
+	DirLocked bool
+	// Holder names this process in the lock file. Default DefaultHolder.
+	Holder string
+	// Now and Rand replace the clock and the randomness (for the key).
+	Now  func() time.Time
+	Rand io.Reader
+	// Logger receives recovery notes and index messages.
+	Logger *slog.Logger
+	// OnRepair, if set, is called when derived files (what: "index",
+	// "tree") are found damaged and rebuilt from the segments at open, or
+	// found damaged while the ledger runs (they are then rebuilt at the
+	// next open). It may be called from several goroutines at once.
+	OnRepair func(what, reason string)
+	// OnCommit, if set, is called after every durable group commit with its
+	// record count, byte count and the time its write and sync took.
+	OnCommit func(records, bytes int, sync time.Duration)
+	// Progress, if set, is called during long scans at open with the bytes
+	// done and the bytes in all.
+	Progress func(done, total int64)
+}
+
+func (c *Config) setDefaults() {
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.Origin == "" {
+		c.Origin = DefaultOrigin
+	}
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.MaxBatchEntries <= 0 {
+		c.MaxBatchEntries = DefaultMaxBatchEntries
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if c.MaxEntryBytes <= 0 {
+		c.MaxEntryBytes = DefaultMaxEntryBytes
+	}
+	if c.CheckpointEvery == 0 {
+		c.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.IndexMemTableBytes <= 0 {
+		c.IndexMemTableBytes = DefaultIndexMemTableBytes
+	}
+	if c.DedupFilterBytes <= 0 {
+		c.DedupFilterBytes = DefaultDedupFilterBytes
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Holder == "" {
+		c.Holder = DefaultHolder
+	}
+	if c.CheckAtOpen == 0 {
+		c.CheckAtOpen = DefaultCheckAtOpen
+	}
+}
+
+// maxTornBytes bounds the unsynced bytes a crash can leave at the end of the
+// last segment: one group commit is written and synced at a time.
+func (c *Config) maxTornBytes() int64 {
+	return max(16<<20, 2*int64(c.MaxBatchBytes+c.MaxEntryBytes+1024))
+}
