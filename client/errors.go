@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/gateway/reply"
 )
 
 // Sentinel errors. An *Error answers errors.Is for the one that matches its
@@ -31,23 +33,11 @@ var (
 
 // Problem is an RFC 9457 problem detail as the server sends it, for a whole
 // request (in an *Error) or for one rejected span of an ingest request (in
-// a LineResult). Type is a relative URI such as "/problems/invalid-span";
-// the server serves a short page describing each type at that path, and the
-// names never change.
-type Problem struct {
-	Type      string `json:"type"`
-	Title     string `json:"title"`
-	Status    int    `json:"status"`
-	Detail    string `json:"detail,omitempty"`
-	Instance  string `json:"instance,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
-	// For a rejected span: the field, the rule it broke, the validator that
-	// holds the rule and where the rule is written (file:line:col).
-	Field     string `json:"field,omitempty"`
-	Rule      string `json:"rule,omitempty"`
-	Validator string `json:"validator,omitempty"`
-	At        string `json:"at,omitempty"`
-}
+// a LineResult): the server's own type. Type is a relative URI such as
+// "/problems/invalid-span"; the server serves a short page describing each
+// type at that path, and the names never change. Cursor, on the last line
+// of a stream that ended (a token revoked or expired), is where to resume.
+type Problem = reply.Problem
 
 // Error is a request the server answered with an error status. Problem is
 // the server's problem+json body; for an answer that carried none (a proxy's
