@@ -3,7 +3,8 @@ package derive
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/loglineos/loglineos/internal/jsonstr"
 )
 
 // EventType is the kind of a derived event.
@@ -149,10 +150,10 @@ func (ev Event) AppendJSON(dst []byte) []byte {
 		dst = strconv.AppendUint(dst, uint64(ev.Position), 10)
 		dst = ev.appendSeq(dst)
 		dst = append(dst, `,"src_span_id":`...)
-		dst = appendString(dst, ev.SrcSpanID)
+		dst = jsonstr.AppendCanonical(dst, ev.SrcSpanID)
 		dst = ev.appendTenant(dst)
 		dst = append(dst, `,"this":`...)
-		dst = appendString(dst, ev.This)
+		dst = jsonstr.AppendCanonical(dst, ev.This)
 		dst = ev.appendTail(dst, true)
 	case ClosedEvent:
 		dst = append(dst, `{"reason":"`...)
@@ -220,7 +221,7 @@ func (ev *Event) appendSeq(dst []byte) []byte {
 
 func (ev *Event) appendTenant(dst []byte) []byte {
 	dst = append(dst, `,"tenant":`...)
-	return appendString(dst, ev.Tenant)
+	return jsonstr.AppendCanonical(dst, ev.Tenant)
 }
 
 // appendTail appends trajectory_id (when withID), ts and type, and closes the
@@ -242,51 +243,4 @@ func (ev *Event) appendTail(dst []byte, withID bool) []byte {
 // trailing zeros trimmed, independent of the process's time zone.
 func appendTime(dst []byte, ns int64) []byte {
 	return time.Unix(0, ns).UTC().AppendFormat(dst, time.RFC3339Nano)
-}
-
-// appendString appends s as a JSON string, escaped as RFC 8785 requires.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
+	"github.com/loglineos/loglineos/internal/jsonstr"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
@@ -281,10 +282,10 @@ func appendIngestResponse(dst []byte, resp *ingestResponse) []byte {
 			dst = strconv.AppendInt(dst, int64(res.Line), 10)
 			if res.ID != "" {
 				dst = append(dst, `,"id":`...)
-				dst = ledgerfmt.AppendJSONString(dst, res.ID)
+				dst = jsonstr.Append(dst, res.ID)
 			}
 			dst = append(dst, `,"status":`...)
-			dst = ledgerfmt.AppendJSONString(dst, res.Status)
+			dst = jsonstr.Append(dst, res.Status)
 			if res.Seq != nil {
 				dst = append(dst, `,"seq":`...)
 				dst = strconv.AppendUint(dst, *res.Seq, 10)
