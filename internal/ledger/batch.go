@@ -87,7 +87,7 @@ type recRef struct {
 func (b *commitBatch) empty() bool { return len(b.recs) == 0 && len(b.dups) == 0 && len(b.done) == 0 }
 
 func (b *commitBatch) full(cfg *Config) bool {
-	return len(b.recs) >= cfg.MaxBatchEntries || len(b.buf) >= cfg.MaxBatchBytes
+	return len(b.recs) >= cfg.MaxBatchEntries || len(b.buf) >= int(cfg.MaxBatchBytes)
 }
 
 // complete wakes the requests a durable batch completes; each assembles

@@ -271,7 +271,7 @@ func (c *committer) startBatch(b *commitBatch) {
 	case buf := <-c.freeBufs:
 		b.buf = buf
 	default:
-		b.buf = make([]byte, 0, min(c.fill.buf+c.fill.buf/4+4096, cfg.MaxBatchBytes+cfg.MaxEntryBytes+4096))
+		b.buf = make([]byte, 0, min(c.fill.buf+c.fill.buf/4+4096, int(cfg.MaxBatchBytes)+cfg.MaxEntryBytes+4096))
 	}
 	b.recs = make([]batchRec, 0, min(c.fill.last.recs+c.fill.last.recs/8+16, cfg.MaxBatchEntries+1))
 	select {

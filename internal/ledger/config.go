@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/loglineos/loglineos/internal/bytesize"
 )
 
 // The defaults of Config, for the layers above to reuse.
@@ -25,87 +27,88 @@ const (
 )
 
 // Config configures a ledger. The zero value works: data on the real file
-// system, the defaults above.
+// system, the defaults above. The fields an operator sets carry their YAML
+// names: the server's configuration holds a Config as its ledger section.
 type Config struct {
 	// FS is the file system; nil means the real one. Tests pass an in-memory
 	// or fault-injecting one.
-	FS vfs.FS
+	FS vfs.FS `yaml:"-"`
 	// Origin names the ledger in its checkpoints and keys. It is used only
 	// when the signing key is created, at first open. Default DefaultOrigin.
-	Origin string
+	Origin string `yaml:"origin"`
 	// SegmentBytes is the size at which a segment is sealed and the next one
 	// started. Default DefaultSegmentBytes (64 MiB).
-	SegmentBytes int64
+	SegmentBytes bytesize.Size `yaml:"segment_bytes"`
 	// MaxBatchEntries and MaxBatchBytes bound one group commit. Defaults
 	// DefaultMaxBatchEntries (16384 records) and DefaultMaxBatchBytes
 	// (8 MiB).
-	MaxBatchEntries int
-	MaxBatchBytes   int
+	MaxBatchEntries int           `yaml:"max_batch_entries"`
+	MaxBatchBytes   bytesize.Size `yaml:"max_batch_bytes"`
 	// MaxDelay lets a commit wait this long for more appenders once it has
 	// one. Zero (the default) never waits: an idle ledger commits at once.
-	MaxDelay time.Duration
+	MaxDelay time.Duration `yaml:"max_delay"`
 	// MaxEntryBytes bounds one record's body. Default DefaultMaxEntryBytes
 	// (1 MiB).
-	MaxEntryBytes int
+	MaxEntryBytes int `yaml:"-"`
 	// CheckpointEvery and CheckpointInterval say how often a signed
 	// checkpoint is written: after that many records, or that much time with
 	// new records, whichever comes first; and always at Close. Defaults
 	// DefaultCheckpointEvery (1,000,000 records) and
 	// DefaultCheckpointInterval (10 s).
-	CheckpointEvery    uint64
-	CheckpointInterval time.Duration
+	CheckpointEvery    uint64        `yaml:"checkpoint_every"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 	// IndexCacheBytes is ignored: the index files are read through the
 	// operating system's page cache. It is kept so that old configurations
 	// still compile.
-	IndexCacheBytes int64
+	IndexCacheBytes int64 `yaml:"-"`
 	// IndexMemTableBytes bounds the in-memory part of the lookup indexes
 	// (the newest spans' entries, about 96 bytes a span) before it is written
 	// to disk; two such parts exist while one is being written. It also
 	// bounds what a crash leaves to re-index at open. Default
 	// DefaultIndexMemTableBytes (16 MiB, about 175,000 spans).
-	IndexMemTableBytes int64
+	IndexMemTableBytes int64 `yaml:"-"`
 	// DedupFilterBytes sizes the filter that tells new span ids from stored
 	// ones without reading the index. It is allocated at open whatever the
 	// ledger's size; past about 50 million spans per 64 MiB its false
 	// positives (each costing an index lookup) grow. Default
 	// DefaultDedupFilterBytes (64 MiB).
-	DedupFilterBytes int
+	DedupFilterBytes int `yaml:"-"`
 	// ReadOnly opens the ledger for inspection: nothing is written or
 	// repaired, corruption is reported by Verify rather than refused. Beside
 	// a running writer (another process holding the data directory), a
 	// read-only ledger sees the records of the writer's latest signed
 	// checkpoint and nothing after it: the rest may still be in flight.
-	ReadOnly bool
+	ReadOnly bool `yaml:"read_only"`
 	// CheckAtOpen: when the segments hold at most this many bytes, Open
 	// checks every record (framing, CRC, sequence, time) before it returns,
 	// so that a damaged record stops the start. A larger ledger is checked
 	// by Scrub once open (its records are checked as they are read, too).
 	// Default DefaultCheckAtOpen (256 MiB); negative never checks
 	// everything at open, unless Scrub found damage before (ledger/DAMAGED).
-	CheckAtOpen int64
+	CheckAtOpen bytesize.Size `yaml:"check_at_open"`
 	// DirLocked says the caller holds the data directory's lock
 	// (datadir.Acquire) itself. Otherwise a writable Open on the operating
 	// system's file system takes it, naming itself Holder, and gives it up
 	// at Close; a second writer then fails at once with datadir.ErrLocked.
-	DirLocked bool
+	DirLocked bool `yaml:"-"`
 	// Holder names this process in the lock file. Default DefaultHolder.
-	Holder string
+	Holder string `yaml:"-"`
 	// Now and Rand replace the clock and the randomness (for the key).
-	Now  func() time.Time
-	Rand io.Reader
+	Now  func() time.Time `yaml:"-"`
+	Rand io.Reader        `yaml:"-"`
 	// Logger receives recovery notes and index messages.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 	// OnRepair, if set, is called when derived files (what: "index",
 	// "tree") are found damaged and rebuilt from the segments at open, or
 	// found damaged while the ledger runs (they are then rebuilt at the
 	// next open). It may be called from several goroutines at once.
-	OnRepair func(what, reason string)
+	OnRepair func(what, reason string) `yaml:"-"`
 	// OnCommit, if set, is called after every durable group commit with its
 	// record count, byte count and the time its write and sync took.
-	OnCommit func(records, bytes int, sync time.Duration)
+	OnCommit func(records, bytes int, sync time.Duration) `yaml:"-"`
 	// Progress, if set, is called during long scans at open with the bytes
 	// done and the bytes in all.
-	Progress func(done, total int64)
+	Progress func(done, total int64) `yaml:"-"`
 }
 
 func (c *Config) setDefaults() {
@@ -159,5 +162,5 @@ func (c *Config) setDefaults() {
 // maxTornBytes bounds the unsynced bytes a crash can leave at the end of the
 // last segment: one group commit is written and synced at a time.
 func (c *Config) maxTornBytes() int64 {
-	return max(16<<20, 2*int64(c.MaxBatchBytes+c.MaxEntryBytes+1024))
+	return max(16<<20, 2*(int64(c.MaxBatchBytes)+int64(c.MaxEntryBytes)+1024))
 }

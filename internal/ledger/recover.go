@@ -193,7 +193,7 @@ func (r *recovery) decideFullCheck() {
 		l.log.Warn("checking every record before serving: damage was found in the records before", "reason", why)
 		l.damagedBelow = durable
 	}
-	r.fullCheck = damaged || all <= l.cfg.CheckAtOpen
+	r.fullCheck = damaged || all <= int64(l.cfg.CheckAtOpen)
 }
 
 // applyRebuildMark: damage found while the ledger last ran asks for the

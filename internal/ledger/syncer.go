@@ -158,7 +158,7 @@ func (s *syncer) sealAndComplete(b *commitBatch, synced <-chan error, err error)
 // writes them with one write.
 func (s *syncer) writeBatch(b *commitBatch) error {
 	l := s.l
-	if s.active.size > 0 && s.active.size+int64(len(b.buf)) > l.cfg.SegmentBytes {
+	if s.active.size > 0 && s.active.size+int64(len(b.buf)) > int64(l.cfg.SegmentBytes) {
 		next, err := createSegment(l.fs, l.segDir, s.active.num+1)
 		if err != nil {
 			return err

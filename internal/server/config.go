@@ -60,27 +60,16 @@ type Config struct {
 		Shutdown   time.Duration `yaml:"shutdown"`
 	} `yaml:"timeouts"`
 
-	// Ledger configures the ledger. Origin down to CheckpointInterval are
-	// ledger.Config, passed as they are (see ledgerOptions); a zero takes
-	// the ledger's default.
+	// Ledger is the ledger's own configuration (its YAML names: origin,
+	// segment_bytes, check_at_open …; a zero takes the ledger's default),
+	// passed as it is, with how the server scrubs it:
+	// every record is checked in the background at ScrubRate (0: never),
+	// after the start unless the open checked them all, then every
+	// ScrubEvery.
 	Ledger struct {
-		Origin             string        `yaml:"origin"`
-		SegmentBytes       bytesize.Size `yaml:"segment_bytes"`
-		MaxBatchEntries    int           `yaml:"max_batch_entries"`
-		MaxBatchBytes      bytesize.Size `yaml:"max_batch_bytes"`
-		MaxDelay           time.Duration `yaml:"max_delay"`
-		CheckpointEvery    uint64        `yaml:"checkpoint_every"`
-		CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
-		// CheckAtOpen: a ledger of at most this many bytes has every record
-		// checked before the server serves (0: none); a larger one is
-		// checked by the scrubber, at ScrubRate, after the start and every
-		// ScrubEvery (rate 0: never).
-		CheckAtOpen bytesize.Size `yaml:"check_at_open"`
-		ScrubRate   bytesize.Size `yaml:"scrub_rate"`
-		ScrubEvery  time.Duration `yaml:"scrub_every"`
-		// ReadOnly opens the ledger read-only (salvage after damage): reads
-		// serve what is readable, ingest answers 503.
-		ReadOnly bool `yaml:"read_only"`
+		ledger.Config `yaml:",inline"`
+		ScrubRate     bytesize.Size `yaml:"scrub_rate"`
+		ScrubEvery    time.Duration `yaml:"scrub_every"`
 	} `yaml:"ledger"`
 
 	// Derive tunes the neutral cycle: the clock tick records the server
@@ -136,9 +125,7 @@ func DefaultConfig() Config {
 	c.Timeouts.Write = 2 * time.Minute
 	c.Timeouts.Idle = 2 * time.Minute
 	c.Timeouts.Shutdown = 30 * time.Second
-	c.Ledger.Origin = ledger.DefaultOrigin
 	c.Ledger.CheckpointInterval = time.Second // a server checkpoints more often than the ledger's default
-	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
 	c.Ledger.ScrubEvery = 24 * time.Hour
 	c.Derive.TickInterval = time.Minute
@@ -175,12 +162,20 @@ func walkEnv(v reflect.Value, prefix string, getenv func(string) string) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		fv := v.Field(i)
+		if opts == "inline" && f.Type.Kind() == reflect.Struct {
+			// An embedded section (the ledger's Config): its keys are the
+			// section's own.
+			if err := walkEnv(fv, prefix, getenv); err != nil {
+				return err
+			}
+			continue
+		}
 		if tag == "" || tag == "-" {
 			continue
 		}
 		name := prefix + "_" + strings.ToUpper(tag)
-		fv := v.Field(i)
 		if f.Type.Kind() == reflect.Struct {
 			if err := walkEnv(fv, name, getenv); err != nil {
 				return err

@@ -19,7 +19,6 @@ import (
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/bundle"
-	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/derive"
@@ -146,28 +145,18 @@ func (s *Server) openLedger() error {
 // ledgerOptions is the section ledger as the ledger's options, with the
 // server's hooks.
 func (s *Server) ledgerOptions() ledger.Config {
-	c := s.cfg.Ledger
-	return ledger.Config{
-		Holder:      "logline serve",
-		ReadOnly:    c.ReadOnly,
-		DirLocked:   s.lock != nil,
-		CheckAtOpen: checkAtOpen(c.CheckAtOpen),
-		OnRepair: func(what, reason string) {
-			s.metrics.LedgerRepairs.WithLabelValues(what).Inc()
-		},
-		Origin:             c.Origin,
-		SegmentBytes:       int64(c.SegmentBytes),
-		MaxBatchEntries:    c.MaxBatchEntries,
-		MaxBatchBytes:      int(c.MaxBatchBytes),
-		MaxDelay:           c.MaxDelay,
-		CheckpointEvery:    c.CheckpointEvery,
-		CheckpointInterval: c.CheckpointInterval,
-		Logger:             s.log.With("component", "ledger"),
-		OnCommit: func(records, bytes int, sync time.Duration) {
-			s.metrics.CommitRecords.Observe(float64(records))
-			s.metrics.CommitDuration.Observe(sync.Seconds())
-		},
+	c := s.cfg.Ledger.Config
+	c.Holder = "logline serve"
+	c.DirLocked = s.lock != nil
+	c.Logger = s.log.With("component", "ledger")
+	c.OnRepair = func(what, reason string) {
+		s.metrics.LedgerRepairs.WithLabelValues(what).Inc()
 	}
+	c.OnCommit = func(records, bytes int, sync time.Duration) {
+		s.metrics.CommitRecords.Observe(float64(records))
+		s.metrics.CommitDuration.Observe(sync.Seconds())
+	}
+	return c
 }
 
 // openAPIHandler serves the bundle's OpenAPI document. An operator's bundle
@@ -249,14 +238,6 @@ func (s *Server) gatewayConfig() gateway.Config {
 	return c
 }
 
-// checkAtOpen turns ledger.check_at_open into the ledger's option: 0
-// checks nothing at open (the scrubber does it all).
-func checkAtOpen(b bytesize.Size) int64 {
-	if b <= 0 {
-		return -1
-	}
-	return int64(b)
-}
 
 // scrub checks every record in the background, at ledger.scrub_rate: once
 // after the start unless the open checked them all, then every
