@@ -238,7 +238,6 @@ func (s *Server) gatewayConfig() gateway.Config {
 	return c
 }
 
-
 // scrub checks every record in the background, at ledger.scrub_rate: once
 // after the start unless the open checked them all, then every
 // ledger.scrub_every. Damage stops appends (the ledger says where) and
