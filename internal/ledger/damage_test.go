@@ -593,3 +593,23 @@ func TestReadOnlyViewBesideAWriter(t *testing.T) {
 		t.Errorf("Verify beside the writer: live %v, %d records, problem %v; want the checkpoint's 20", rep.Live, rep.Records, rep.Problem)
 	}
 }
+
+// A crash in a whole-file write leaves its temporary file; the next open
+// removes it.
+func TestOpenRemovesTemporaryFiles(t *testing.T) {
+	fs, opts := damageBase(t)
+	for _, name := range []string{"data/ledger/.checkpoint.0123456789abcdef.tmp", "data/ledger/index/tree/.state.0123456789abcdef.tmp"} {
+		f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	l := mustOpen(t, fs, opts)
+	l.Close()
+	for _, name := range []string{"data/ledger/.checkpoint.0123456789abcdef.tmp", "data/ledger/index/tree/.state.0123456789abcdef.tmp"} {
+		if _, err := fs.Stat(name); err == nil {
+			t.Errorf("%s is still there", name)
+		}
+	}
+}

@@ -3,7 +3,9 @@ package ledger
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -103,4 +105,20 @@ func mkdirAllSynced(fs vfs.FS, dir string) error {
 		}
 	}
 	return nil
+}
+
+// removeTemps removes the temporary files a crash left in dir: names
+// starting with a dot and ending in ".tmp".
+func removeTemps(fs vfs.FS, dir string, log *slog.Logger) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, ".") && strings.HasSuffix(n, ".tmp") {
+			if err := fs.Remove(fs.PathJoin(dir, n)); err != nil {
+				log.Warn("cannot remove a temporary file", "file", n, "err", err)
+			}
+		}
+	}
 }

@@ -152,6 +152,11 @@ func (r *recovery) openKeyAndSegments() error {
 		if err := mkdirAllSynced(fs, fs.PathJoin(r.ledgerDir, "index")); err != nil {
 			return fmt.Errorf("ledger: create index dir: %w", err)
 		}
+		// A crash in the middle of a whole-file write leaves its temporary
+		// file (atomicfile's ".NAME.<random>.tmp").
+		for _, dir := range []string{r.ledgerDir, fs.PathJoin(r.ledgerDir, "index", "tree")} {
+			removeTemps(fs, dir, l.log)
+		}
 	}
 	signer, err := loadOrCreateKey(fs, r.ledgerDir, l.cfg.Origin, l.cfg.Rand, !ro)
 	if err != nil {

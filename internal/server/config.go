@@ -61,8 +61,9 @@ type Config struct {
 	} `yaml:"timeouts"`
 
 	// Ledger is the ledger's own configuration (its YAML names: origin,
-	// segment_bytes, check_at_open …; a zero takes the ledger's default),
-	// passed as it is, with how the server scrubs it:
+	// segment_bytes, check_at_open …; a zero takes the ledger's default,
+	// except check_at_open, where 0 checks nothing at open and leaves
+	// every record to the scrubber), with how the server scrubs it:
 	// every record is checked in the background at ScrubRate (0: never),
 	// after the start unless the open checked them all, then every
 	// ScrubEvery.
@@ -126,6 +127,7 @@ func DefaultConfig() Config {
 	c.Timeouts.Idle = 2 * time.Minute
 	c.Timeouts.Shutdown = 30 * time.Second
 	c.Ledger.CheckpointInterval = time.Second // a server checkpoints more often than the ledger's default
+	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
 	c.Ledger.ScrubEvery = 24 * time.Hour
 	c.Derive.TickInterval = time.Minute

@@ -146,6 +146,9 @@ func (s *Server) openLedger() error {
 // server's hooks.
 func (s *Server) ledgerOptions() ledger.Config {
 	c := s.cfg.Ledger.Config
+	if c.CheckAtOpen <= 0 {
+		c.CheckAtOpen = -1 // check_at_open: 0 checks nothing at open
+	}
 	c.Holder = "logline serve"
 	c.DirLocked = s.lock != nil
 	c.Logger = s.log.With("component", "ledger")

@@ -136,6 +136,9 @@ func Parse(file string, data []byte, base map[string]any) (*File, error) {
 		p.add(p.line("quotas"), errors.New("quotas: ingest_per_second and burst must not be negative"))
 	}
 	for _, n := range raw.Redact {
+		if n.Tag == "!!null" {
+			continue // redact: [~] names nothing
+		}
 		var entry string
 		if err := n.Decode(&entry); err != nil {
 			p.addYAML("redact", err)
@@ -237,6 +240,12 @@ func (p *parser) checkMembers(path string, n *yaml.Node, known []string) {
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k := n.Content[i]
+		if k.Tag == "!!merge" {
+			// A merge key (<<: *defaults): the merged mappings' members are
+			// this mapping's, and may be overridden here.
+			p.checkMerged(path, n.Content[i+1], known)
+			continue
+		}
 		name := path + "." + k.Value
 		if path == "" {
 			name = k.Value
@@ -251,6 +260,20 @@ func (p *parser) checkMembers(path string, n *yaml.Node, known []string) {
 	}
 }
 
+// checkMerged checks the members of what a merge key merges: a mapping, or
+// a sequence of them.
+func (p *parser) checkMerged(path string, v *yaml.Node, known []string) {
+	v = resolve(v)
+	switch v.Kind {
+	case yaml.MappingNode:
+		p.checkMembers(path, v, known)
+	case yaml.SequenceNode:
+		for _, m := range v.Content {
+			p.checkMerged(path, m, known)
+		}
+	}
+}
+
 // overrides returns the file's features and policies in generic form, as
 // they override the base: a member left out or null overrides nothing.
 func (p *parser) overrides(raw fileYAML) map[string]any {
@@ -259,8 +282,17 @@ func (p *parser) overrides(raw fileYAML) map[string]any {
 		if n.Kind == 0 || n.Tag == "!!null" {
 			continue
 		}
+		// A mapping is read with its keys as written (1.0 stays "1.0"), as
+		// the records always held them.
 		var v any
-		if err := n.Decode(&v); err != nil {
+		if n.Kind == yaml.MappingNode {
+			var m map[string]any
+			if err := n.Decode(&m); err != nil {
+				p.addYAML(name, err)
+				continue
+			}
+			v = m
+		} else if err := n.Decode(&v); err != nil {
 			p.addYAML(name, err)
 			continue
 		}

@@ -70,3 +70,62 @@ func TestParseErrors(t *testing.T) {
 		t.Errorf("lines of %v (-want +got):\n%s", err, diff)
 	}
 }
+
+// YAML merge keys, which the strict decoding of earlier versions took,
+// still parse: a file recorded then must not be refused now.
+func TestMergeKeysAccepted(t *testing.T) {
+	for _, in := range []string{
+		"quotas: {<<: {ingest_per_second: 5}, burst: 10}\n",
+		"<<: {quotas: {burst: 3}}\n",
+		"base: &b {ingest_per_second: 7}\n",
+	} {
+		f, err := Parse("t.yaml", []byte(in), nil)
+		if in == "base: &b {ingest_per_second: 7}\n" {
+			if err == nil {
+				t.Errorf("%q: an unknown member was accepted", in)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if f.Quotas.Burst == 0 {
+			t.Errorf("%q: quotas %+v, want the merged ones", in, f.Quotas)
+		}
+	}
+	// A merged mapping's members are checked too.
+	if _, err := Parse("t.yaml", []byte("quotas: {<<: {burts: 5}}\n"), nil); err == nil || !strings.Contains(err.Error(), `did you mean "burst"`) {
+		t.Errorf("a misspelt merged member: %v", err)
+	}
+}
+
+// A policy named by a scalar that is not a string is recorded by its text,
+// as earlier versions recorded it.
+func TestPolicyNameRecordedAsWritten(t *testing.T) {
+	for _, c := range []struct{ in, key string }{
+		{"policies: {1.0: {a: 1}}\n", `"1.0":`},
+		{"policies: {2024-01-02: {a: 1}}\n", `"2024-01-02":`},
+	} {
+		f, err := Parse("t.yaml", []byte(c.in), nil)
+		if err != nil {
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		e, err := ConfigEntry("t_a", f.Doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(e.Body), c.key) {
+			t.Errorf("%q recorded as %s, want the key %s", c.in, e.Body, c.key)
+		}
+	}
+}
+
+// redact: [~] names nothing, as before.
+func TestRedactNullEntry(t *testing.T) {
+	f, err := Parse("t.yaml", []byte("redact: [~]\n"), nil)
+	if err != nil || len(f.Redact) != 0 {
+		t.Fatalf("redact: [~]: %v, %v", f, err)
+	}
+}

@@ -144,8 +144,13 @@ func (w *Watcher) scanFile(ctx context.Context, name, path string) (bool, error)
 		if !w.started && w.Apply != nil {
 			// Already in the ledger; the rest of the server keeps its part
 			// in memory.
-			if f, err := Parse(path, data, w.Base); err == nil {
-				w.Apply(name, f)
+			f, err := Parse(path, data, w.Base)
+			if err != nil {
+				// Recorded once, refused now (a stricter parse): say so,
+				// the tenant's quotas, members and redaction are missing.
+				w.log().Error("tenant file recorded before is refused now; its quotas, members and redaction are not in force until it is fixed", "file", path, "err", err)
+			} else if err := w.Apply(name, f); err != nil {
+				w.log().Error("tenant quotas/members not applied", "tenant", name, "err", err)
 			}
 		}
 		return false, nil
