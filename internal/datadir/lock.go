@@ -127,6 +127,27 @@ func Acquire(dir, command string) (*Lock, error) {
 	return &Lock{dir: dir, f: f}, nil
 }
 
+// LockFile takes an exclusive lock on the file at path (created if
+// needed, mode 0600) and writes nothing into it: for a part of a data
+// directory that guards itself (the identity's key ring and state). It
+// fails at once with a *LockedError when another open file holds it.
+func LockFile(path string) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("datadir: %w", err)
+	}
+	held, err := tryLock(f, true)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("datadir: lock %s: %w", path, err)
+	}
+	if !held {
+		f.Close()
+		return nil, &LockedError{Dir: filepath.Dir(path)}
+	}
+	return &Lock{dir: filepath.Dir(path), f: f}, nil
+}
+
 // Release gives the directory up. The file stays; its content no longer
 // matters once it is not locked.
 func (l *Lock) Release() error {

@@ -98,3 +98,25 @@ func TestProbesDoNotBlockAWriter(t *testing.T) {
 	close(stop)
 	<-done
 }
+
+// LockFile guards one file, writes nothing into it, and says when another
+// open file holds it.
+func TestLockFile(t *testing.T) {
+	path := t.TempDir() + "/.lock"
+	a, err := LockFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LockFile(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second LockFile: %v, want ErrLocked", err)
+	}
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Errorf("LockFile wrote %q", b)
+	}
+	a.Release()
+	b, err := LockFile(path)
+	if err != nil {
+		t.Fatalf("LockFile after Release: %v", err)
+	}
+	b.Release()
+}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/loglineos/loglineos/internal/datadir"
 )
 
 // Service is the identity subsystem of a server: it logs people in, issues
@@ -31,7 +32,7 @@ type Service struct {
 	limiter  *Limiter
 	login    *loginFlow
 	rejects  rejectCounters
-	locks    []*os.File
+	locks    []*datadir.Lock
 	closed   sync.Once
 }
 
@@ -96,8 +97,8 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 // used afterwards. It is safe to call more than once.
 func (s *Service) Close() error {
 	s.closed.Do(func() {
-		for _, f := range s.locks {
-			f.Close()
+		for _, l := range s.locks {
+			l.Release()
 		}
 	})
 	return nil
