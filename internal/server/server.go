@@ -28,6 +28,7 @@ import (
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/metrics"
 	"github.com/loglineos/loglineos/internal/openapi"
+	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
@@ -45,12 +46,14 @@ type Server struct {
 	bundle   *bundle.Bundle
 	gateway  *gateway.Gateway
 
-	openapi    http.Handler
-	redact     *redactor
-	runner     *cycle.Runner
-	watcher    *tenant.Watcher
-	base       map[string]any
-	defaultCfg derive.TenantConfig
+	openapi        http.Handler
+	redact         *redactor
+	runner         *cycle.Runner
+	runtime        *runtime.Runtime // nil when the ledger is read-only
+	tenantRuntimes tenantRuntimes
+	watcher        *tenant.Watcher
+	base           map[string]any
+	defaultCfg     derive.TenantConfig
 
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc
@@ -88,6 +91,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := s.loadBundle(); err != nil {
 		return nil, err
 	}
+	if err := s.openRuntime(); err != nil {
+		return nil, err
+	}
 	s.openapi = s.openAPIHandler()
 	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
 	if !cfg.Dev {
@@ -108,6 +114,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	s.runCycle(bgctx)
 
 	s.gateway = gateway.New(s.gatewayConfig())
+	s.runRuntime(bgctx)
 	s.bg.Add(1)
 	go s.sampleGauges()
 	if !cfg.Ledger.ReadOnly && cfg.Ledger.ScrubRate > 0 {
@@ -302,6 +309,7 @@ func LoadBundle(cfg Config) (*bundle.Bundle, error) {
 		}
 		data = b
 		opts.TrustedFiles = cfg.Bundle.Trust
+		opts.AllowedCaps = cfg.Runtime.Caps
 	} else {
 		key, err := localBundleKey(filepath.Join(cfg.Data, "bundle"))
 		if err != nil {
@@ -355,6 +363,7 @@ func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handle
 		mux.Handle("GET /.well-known/jwks.json", wrap("GET /.well-known/jwks.json", s.identity.JWKSHandler(), false))
 	}
 	s.mountAdmin(mux, wrap)
+	s.mountRuntime(mux, wrap)
 }
 
 // metricsHandler serves GET /metrics to a caller with metrics.read (an
@@ -444,6 +453,9 @@ func (s *Server) close() error {
 	}
 	if s.runner != nil {
 		errs = append(errs, s.runner.Close())
+	}
+	if s.runtime != nil {
+		errs = append(errs, s.runtime.Close())
 	}
 	if s.ledger != nil {
 		errs = append(errs, s.ledger.Close())

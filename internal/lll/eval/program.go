@@ -553,6 +553,9 @@ type Action struct {
 	Pos    string
 	Call   string // "ws.send"
 	Args   []ir.Value
+	// Input says the last argument is the input itself, the route having
+	// omitted it: the span's canonical JSON (as a string) or the event.
+	Input bool
 }
 
 func compileRouter(p *ir.Program, r *ir.Router) (*Router, error) {
@@ -609,6 +612,7 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 			a.Args = append(a.Args, v)
 		}
 		if len(a.Args) < rt.nParams {
+			a.Input = true
 			if in.Span != nil {
 				a.Args = append(a.Args, ir.StringValue(string(in.Span.Canonical())))
 			} else {
