@@ -504,6 +504,13 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 			out[k], _ = x.Get(k)
 		}
 	}
+	size := valueBytes + mapBytes
+	for k := range out {
+		size += mapEntryBytes + int64(len(k))
+	}
+	if err := fr.alloc(v.IR.Emit.Pos, size); err != nil {
+		return Result{}, err
+	}
 	e := ir.MapValue(out)
 	res.Emitted = &e
 	return res, nil
@@ -610,7 +617,11 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 		}
 		if len(a.Args) < rt.nParams {
 			if in.Span != nil {
-				a.Args = append(a.Args, ir.StringValue(string(in.Span.Canonical())))
+				c := in.Span.Canonical()
+				if err := fr.alloc(rt.ir.Pos, valueBytes+int64(len(c))); err != nil {
+					return nil, err
+				}
+				a.Args = append(a.Args, ir.StringValue(string(c)))
 			} else {
 				a.Args = append(a.Args, in.Event)
 			}
