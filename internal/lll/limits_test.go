@@ -99,12 +99,13 @@ func TestEvalLimits(t *testing.T) {
 		{name: "host call returns a big list", guard: `kv.get("k") != ""`, uses: "kv.get", span: dataSpan(t, 10),
 			env: &eval.Env{Host: returns(bigList)}, code: diag.ByteBudget},
 		{name: "host call returns a small value", guard: `kv.get("k") != ""`, uses: "kv.get", span: dataSpan(t, 10),
-			env: &eval.Env{Host: returns(ir.StringValue("v"))}},
+			env: &eval.Env{Host: returns(ir.StringValue("v")), Timeout: time.Minute}},
 		{name: "slow host call", guard: `kv.get("k") != ""`, uses: "kv.get", span: dataSpan(t, 10),
 			env: &eval.Env{Host: blocks(), Timeout: 5 * time.Millisecond}, code: diag.Deadline, wantMsg: "deadline of 5ms"},
 		{name: "deadline at the periodic check", guard: "len(" + chain("who", 300) + ") > 0", span: dataSpan(t, 10),
 			env: &eval.Env{Timeout: time.Nanosecond}, code: diag.Deadline, wantMsg: "deadline of 1ns"},
-		{name: "many steps within the deadline", guard: "len(" + chain("who", 300) + ") > 0", span: dataSpan(t, 10)},
+		{name: "many steps within the deadline", guard: "len(" + chain("who", 300) + ") > 0", span: dataSpan(t, 10),
+			env: &eval.Env{Timeout: time.Minute}},
 		{name: "the caller's deadline", guard: "len(" + chain("who", 300) + ") > 0", span: dataSpan(t, 10),
 			ctx: expired, code: diag.Canceled},
 		{name: "the caller's deadline in a slow host call", guard: `kv.get("k") != ""`, uses: "kv.get", span: dataSpan(t, 10),
@@ -154,6 +155,7 @@ func TestEvalLimitsOfKernels(t *testing.T) {
   check percentile(score) >= 0
 }`)
 	ev := ir.MapValue(map[string]ir.Value{"type": ir.StringValue("trajectory_quality"), "score": ir.IntValue(50)})
+	big := ir.StringValue(strings.Repeat("x", 5<<20)) // made before the run, which must not take its time
 	tests := []struct {
 		name   string
 		kernel kernelFunc
@@ -161,7 +163,7 @@ func TestEvalLimitsOfKernels(t *testing.T) {
 		code   diag.Code
 	}{
 		{"big result", func(context.Context, string, eval.Input, []ir.Value) (ir.Value, error) {
-			return ir.StringValue(strings.Repeat("x", 5<<20)), nil
+			return big, nil
 		}, eval.Env{}, diag.ByteBudget},
 		{"slow", func(context.Context, string, eval.Input, []ir.Value) (ir.Value, error) {
 			time.Sleep(2 * time.Millisecond)
@@ -169,7 +171,7 @@ func TestEvalLimitsOfKernels(t *testing.T) {
 		}, eval.Env{Timeout: time.Millisecond}, diag.Deadline},
 		{"quick", func(context.Context, string, eval.Input, []ir.Value) (ir.Value, error) {
 			return ir.IntValue(1), nil
-		}, eval.Env{}, ""},
+		}, eval.Env{Timeout: time.Minute}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,7 +203,7 @@ func TestEvalLimitsFailAlone(t *testing.T) {
 }`)
 	rt := ep.Routers()[0]
 	s := whoSpan(t, 1000)
-	good := &eval.Env{Host: returns(ir.StringValue("v"))}
+	good := &eval.Env{Host: returns(ir.StringValue("v")), Timeout: time.Minute}
 	bad := []*eval.Env{{Host: returns(ir.StringValue("v")), MaxBytes: 2000}, {Host: blocks(), Timeout: time.Millisecond}}
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

@@ -37,6 +37,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"strings"
@@ -74,10 +75,44 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("error[%s]: %s", e.Code, e.Msg)
 }
 
-// Input is what a run examines: a span, or a derived event (a map value).
+// Input is what a run examines: a span, or a derived event or a webhook
+// (a map value).
 type Input struct {
 	Span  *span.Span
 	Event ir.Value
+}
+
+// Webhook is a webhook the server accepted, as routers of input "webhook"
+// (abi.InputWebhook) see it.
+type Webhook struct {
+	Source     string    // the configured source name ("stripe")
+	ID         string    // the webhook-id ("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+	ReceivedAt time.Time // when the server accepted it
+	Tenant     string
+	Payload    []byte // the JSON body; empty for none (payload is then null)
+}
+
+// Input returns the webhook as the input of a run: Event is the map
+//
+//	{source: "stripe", id: "msg_...", received_at: <timestamp>, tenant: "acme", payload: <the decoded body>}
+//
+// with numbers of the payload read as the language's numbers. It fails
+// (an *Error LLL102) when the payload is not one JSON value.
+func (w Webhook) Input() (Input, error) {
+	payload := ir.NullValue()
+	if len(w.Payload) > 0 {
+		var err error
+		if payload, err = decodeJSON("payload", w.Payload); err != nil {
+			return Input{}, err
+		}
+	}
+	return Input{Event: ir.MapValue(map[string]ir.Value{
+		"source":      ir.StringValue(w.Source),
+		"id":          ir.StringValue(w.ID),
+		"received_at": ir.TimestampValue(w.ReceivedAt),
+		"tenant":      ir.StringValue(w.Tenant),
+		"payload":     payload,
+	})}, nil
 }
 
 // Kernels provides the stateful kernels (percentile, window_count,
@@ -359,7 +394,7 @@ func (fr *frame) decodeData(b []byte, pos string) (ir.Value, error) {
 	if err := fr.alloc(pos, int64(len(b))); err != nil {
 		return ir.Value{}, err
 	}
-	v, err := decodeJSON(b)
+	v, err := decodeJSON("data", b)
 	if err != nil {
 		return v, err
 	}
@@ -369,16 +404,20 @@ func (fr *frame) decodeData(b []byte, pos string) (ir.Value, error) {
 	return v, nil
 }
 
-func decodeJSON(b []byte) (ir.Value, error) {
+// decodeJSON decodes one JSON value, what (data, payload) the errors name.
+func decodeJSON(what string, b []byte) (ir.Value, error) {
 	d := json.NewDecoder(strings.NewReader(string(b)))
 	d.UseNumber()
 	var x any
 	if err := d.Decode(&x); err != nil {
-		return ir.Value{}, rtErr(diag.RuntimeType, "", "data is not valid JSON: %v", err)
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s is not valid JSON: %v", what, err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s is not valid JSON: more after the first value", what)
 	}
 	v, err := ir.FromJSON(x)
 	if err != nil {
-		return ir.Value{}, rtErr(diag.RuntimeType, "", "data: %v", err)
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s: %v", what, err)
 	}
 	return v, nil
 }

@@ -155,6 +155,9 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 		if in == abi.InputSpan && !spanIn {
 			return nil, fmt.Errorf("span cannot be mixed with other inputs")
 		}
+		if in == abi.InputWebhook {
+			return nil, fmt.Errorf("the input %s is for routers only", in)
+		}
 	}
 	c := &compiler{prog: p, inputSpan: spanIn}
 	cv := &Validator{IR: v, spanInput: spanIn}
@@ -563,6 +566,14 @@ type Action struct {
 }
 
 func compileRouter(p *ir.Program, r *ir.Router) (*Router, error) {
+	for _, in := range r.Input {
+		if _, ok := abi.Inputs()[in]; !ok {
+			return nil, fmt.Errorf("unknown input %q", in)
+		}
+		if in == abi.InputWebhook && len(r.Input) > 1 {
+			return nil, fmt.Errorf("the input %s cannot be combined with other inputs", in)
+		}
+	}
 	spanIn := len(r.Input) == 1 && r.Input[0] == abi.InputSpan
 	c := &compiler{prog: p, inputSpan: spanIn}
 	out := &Router{IR: r}
