@@ -181,7 +181,7 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 		var probe struct {
 			Type string `json:"type"`
 		}
-		json.Unmarshal(line, &probe) //nolint:errcheck // a line that is not an object is a span line, refused by span.Parse
+		_ = json.Unmarshal(line, &probe) // a line that is not an object is a span line, which span.Parse refuses
 		switch {
 		case contains(events, probe.Type):
 			runEvent(ctx, b, env, line, &res)
