@@ -155,6 +155,9 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 		if in == abi.InputSpan && !spanIn {
 			return nil, fmt.Errorf("span cannot be mixed with other inputs")
 		}
+		if in == abi.InputWebhook {
+			return nil, fmt.Errorf("the input %s is for routers only", in)
+		}
 	}
 	c := &compiler{prog: p, inputSpan: spanIn}
 	cv := &Validator{IR: v, spanInput: spanIn}
@@ -504,6 +507,13 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 			out[k], _ = x.Get(k)
 		}
 	}
+	size := valueBytes + mapBytes
+	for k := range out {
+		size += mapEntryBytes + int64(len(k))
+	}
+	if err := fr.alloc(v.IR.Emit.Pos, size); err != nil {
+		return Result{}, err
+	}
 	e := ir.MapValue(out)
 	res.Emitted = &e
 	return res, nil
@@ -559,6 +569,14 @@ type Action struct {
 }
 
 func compileRouter(p *ir.Program, r *ir.Router) (*Router, error) {
+	for _, in := range r.Input {
+		if _, ok := abi.Inputs()[in]; !ok {
+			return nil, fmt.Errorf("unknown input %q", in)
+		}
+		if in == abi.InputWebhook && len(r.Input) > 1 {
+			return nil, fmt.Errorf("the input %s cannot be combined with other inputs", in)
+		}
+	}
 	spanIn := len(r.Input) == 1 && r.Input[0] == abi.InputSpan
 	c := &compiler{prog: p, inputSpan: spanIn}
 	out := &Router{IR: r}
@@ -614,7 +632,11 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 		if len(a.Args) < rt.nParams {
 			a.Input = true
 			if in.Span != nil {
-				a.Args = append(a.Args, ir.StringValue(string(in.Span.Canonical())))
+				c := in.Span.Canonical()
+				if err := fr.alloc(rt.ir.Pos, valueBytes+int64(len(c))); err != nil {
+					return nil, err
+				}
+				a.Args = append(a.Args, ir.StringValue(string(c)))
 			} else {
 				a.Args = append(a.Args, in.Event)
 			}
