@@ -161,3 +161,41 @@ func checkDeliveries(ts *testscript.TestScript, dir, secret string) {
 		fmt.Fprintf(ts.Stdout(), "ok %s %s\n", d.ID, d.Path)
 	}
 }
+
+// cmdSendHook posts a webhook to the server as a third party would, signed
+// from the specification (not with the server's code):
+//
+//	sendhook PATH SECRET ID AGE @FILE    POST FILE to $URL/PATH with webhook-id ID and a
+//	                                     timestamp AGE old (a duration: 0s, 10m); the answer
+//	                                     goes to stdout, its status to stderr
+//
+// The command fails on a 4xx or 5xx answer unless negated.
+func cmdSendHook(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 5 {
+		ts.Fatalf("usage: sendhook PATH SECRET ID AGE @FILE")
+	}
+	age, err := time.ParseDuration(args[3])
+	ts.Check(err)
+	body := []byte(ts.ReadFile(strings.TrimPrefix(args[4], "@")))
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(args[1], "whsec_"))
+	ts.Check(err)
+	stamp := strconv.FormatInt(time.Now().Add(-age).Unix(), 10)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(args[2] + "." + stamp + "."))
+	mac.Write(body)
+	req, err := http.NewRequest("POST", ts.Getenv("URL")+args[0], strings.NewReader(string(body)))
+	ts.Check(err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("webhook-id", args[2])
+	req.Header.Set("webhook-timestamp", stamp)
+	req.Header.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	ts.Stdout().Write(b)
+	fmt.Fprintf(ts.Stderr(), "HTTP %d\n", resp.StatusCode)
+	if failed := resp.StatusCode >= 400; failed != neg {
+		ts.Fatalf("HTTP %d: %s", resp.StatusCode, b)
+	}
+}

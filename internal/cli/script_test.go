@@ -58,6 +58,7 @@ func TestScript(t *testing.T) {
 			"flipbyte":   cmdFlipByte,
 			"replace":    cmdReplace,
 			"receiver":   cmdReceiver,
+			"sendhook":   cmdSendHook,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond != "standardwebhooks" {

@@ -64,7 +64,14 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 			rt.log.Error("derived event does not decode", "seq", rec.Seq, "err", err)
 			continue
 		}
+		n := len(acts)
 		acts, tenants = rt.route(rs, eval.Input{Event: v}, ev.Tenant, acts, tenants)
+		for j := n; j < len(acts); j++ {
+			if a := &acts[j]; a.Input {
+				// The event itself: sent as the derivation wrote it.
+				a.Args[len(a.Args)-1] = ir.StringValue(string(line))
+			}
+		}
 	}
 	for i := range acts {
 		rt.perform(rec, i, &acts[i], tenants[i])
@@ -192,7 +199,7 @@ func payload(a *eval.Action) ([]byte, error) {
 	if a.Input && v.Kind() == ir.String {
 		return []byte(v.Str()), nil
 	}
-	return json.Marshal(v)
+	return json.Marshal(v.Interface())
 }
 
 // spanBody is the span ledger.append appends: the payload (a map, or a
@@ -209,13 +216,7 @@ func spanBody(a *eval.Action, tenant, id string) ([]byte, error) {
 			return nil, err
 		}
 	case v.Kind() == ir.Map:
-		b, err := json.Marshal(v)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, err
-		}
+		m, _ = v.Interface().(map[string]any)
 	default:
 		return nil, fmt.Errorf("payload is %s", v.Kind())
 	}
