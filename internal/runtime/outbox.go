@@ -6,14 +6,15 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
 	"sync"
+	"strconv"
 	"time"
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
+	"github.com/loglineos/loglineos/internal/jsonstr"
 )
 
 // The outbox is the runtime's durable log, <data>/runtime/outbox. Each line
@@ -49,6 +50,7 @@ type outbox struct {
 	w       *bufio.Writer
 	size    int64
 	dirty   bool
+	scratch []byte
 	routed  uint64 // every record below this seq is routed (durably)
 	maxSeen uint64 // 1 + the highest seq of a queued action, 0 if none
 }
@@ -143,10 +145,53 @@ func decodeEntry(line []byte) (*entry, bool) {
 	return &e, true
 }
 
+// encodeEntry appends e's line. It writes what encoding/json would
+// (without reflection: this is on the routing path), so that decodeEntry
+// reads it back with json.Unmarshal.
 func encodeEntry(dst []byte, e *entry) []byte {
-	js, _ := json.Marshal(e) // entry has no values that fail to encode
-	dst = fmt.Appendf(dst, "%08x ", crc32.Checksum(js, castagnoli))
-	dst = append(dst, js...)
+	start := len(dst)
+	dst = append(dst, "00000000 "...)
+	js := len(dst)
+	dst = append(dst, `{"t":`...)
+	dst = jsonstr.Append(dst, e.T)
+	str := func(name, v string) {
+		if v != "" {
+			dst = append(dst, `,"`...)
+			dst = append(dst, name...)
+			dst = append(dst, `":`...)
+			dst = jsonstr.Append(dst, v)
+		}
+	}
+	num := func(name string, v uint64) {
+		if v != 0 {
+			dst = append(dst, `,"`...)
+			dst = append(dst, name...)
+			dst = append(dst, `":`...)
+			dst = strconv.AppendUint(dst, v, 10)
+		}
+	}
+	str("id", e.ID)
+	num("seq", e.Seq)
+	str("tenant", e.Tenant)
+	str("router", e.Router)
+	str("call", e.Call)
+	str("url", e.URL)
+	str("body", e.Body)
+	num("depth", uint64(e.Depth))
+	num("n", uint64(e.N))
+	num("status", uint64(e.Status))
+	str("error", e.Error)
+	if !e.At.IsZero() {
+		dst = append(dst, `,"at":"`...)
+		dst = e.At.AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
+	}
+	dst = append(dst, '}')
+	sum := crc32.Checksum(dst[js:], castagnoli)
+	const hexd = "0123456789abcdef"
+	for i := range 8 {
+		dst[start+i] = hexd[(sum>>(28-4*i))&0xf]
+	}
 	return append(dst, '\n')
 }
 
@@ -167,13 +212,12 @@ func (ob *outbox) add(es ...*entry) error {
 	if ob.f == nil {
 		return errClosed
 	}
-	var buf []byte
 	for _, e := range es {
-		buf = encodeEntry(buf[:0], e)
-		if _, err := ob.w.Write(buf); err != nil {
+		ob.scratch = encodeEntry(ob.scratch[:0], e)
+		if _, err := ob.w.Write(ob.scratch); err != nil {
 			return err
 		}
-		ob.size += int64(len(buf))
+		ob.size += int64(len(ob.scratch))
 		ob.note(e)
 	}
 	ob.dirty = true

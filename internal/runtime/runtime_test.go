@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -589,5 +590,35 @@ func TestRoutedMarkOutlivesTheLog(t *testing.T) {
 	}
 	if n := rt.Pending(); n != 0 {
 		t.Fatalf("%d deliveries queued again for records already routed", n)
+	}
+}
+
+// The outbox's own encoder writes what encoding/json would, and its lines
+// read back as written.
+func TestEncodeEntryMatchesEncodingJSON(t *testing.T) {
+	es := []*entry{
+		{T: "q", ID: "msg_1", Seq: 12, Tenant: "acme", Router: "r", Call: "http.request", URL: "https://x.example/a?b=<c>&d",
+			Body: "{\"a\":\"é\\u2028\\n\"}", Depth: 2, At: time.Date(2025, 10, 5, 9, 0, 0, 123456789, time.UTC)},
+		{T: "a", ID: "msg_1", N: 3, Status: 503, Error: "answered 503 Service Unavailable"},
+		{T: "r", Seq: 99},
+		{T: "x", ID: "msg_\xff", At: time.Date(2025, 10, 5, 9, 0, 0, 0, time.FixedZone("x", 3600))},
+	}
+	for _, e := range es {
+		line := encodeEntry(nil, e)
+		want, _ := json.Marshal(e)
+		if got := line[9 : len(line)-1]; string(got) != string(want) {
+			t.Errorf("encodeEntry =\n%s\nencoding/json:\n%s", got, want)
+		}
+		back, ok := decodeEntry(line)
+		if !ok {
+			t.Fatalf("decodeEntry refuses %s", line)
+		}
+		if back.ID != e.ID && e.ID != "msg_\xff" || back.Seq != e.Seq || back.Body != e.Body || !back.At.Equal(e.At) {
+			t.Errorf("round trip: %+v, want %+v", back, e)
+		}
+		line[12] ^= 1
+		if _, ok := decodeEntry(line); ok {
+			t.Errorf("a flipped byte is not caught: %s", line)
+		}
 	}
 }

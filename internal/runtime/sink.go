@@ -118,7 +118,11 @@ func (rt *Runtime) perform(rec ledger.Record, i int, a *eval.Action, tenant stri
 }
 
 func (rt *Runtime) do(rec ledger.Record, i int, a *eval.Action, tenant string) string {
-	return rt.doKeyed(msgID(rec.Seq, i), rec.Seq, a, tenant, depthOf(rec))
+	depth := 0
+	if a.Call == "ledger.append" {
+		depth = depthOf(rec)
+	}
+	return rt.doKeyed(msgID(rec.Seq, i), rec.Seq, a, tenant, depth)
 }
 
 // doKeyed carries out an action whose effects are identified by id (the
@@ -169,16 +173,27 @@ func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string,
 // allowed reports whether call may run for tenant: the bundle's caps, the
 // server's and the tenant's. crypto.verify needs none.
 func (rt *Runtime) allowed(tenant, call string) bool {
-	f, ok := abi.Funcs()[call]
+	c, ok := hostCaps[call]
 	if !ok {
 		return false
 	}
-	if f.Cap == "" {
+	if c == "" {
 		return true
 	}
-	return contains(rt.cfg.BundleCaps, f.Cap) && contains(rt.cfg.ServerCaps, f.Cap) &&
-		rt.cfg.Tenants.Runtime(tenant).Allows(f.Cap)
+	return contains(rt.cfg.BundleCaps, c) && contains(rt.cfg.ServerCaps, c) &&
+		rt.cfg.Tenants.Runtime(tenant).Allows(c)
 }
+
+// hostCaps maps each host call to the capability it needs ("" for none).
+var hostCaps = func() map[string]string {
+	m := map[string]string{}
+	for name, f := range abi.Funcs() {
+		if f.Kind == "host" {
+			m[name] = f.Cap
+		}
+	}
+	return m
+}()
 
 func contains(s []string, x string) bool {
 	for _, v := range s {
