@@ -9,8 +9,8 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"sync"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
