@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -26,8 +27,10 @@ import (
 //	                                        first FAILFIRST requests and 204 after
 //	receiver fail N                         answer 503 to the next N requests
 //	receiver sameid DIR PATH                fail unless every request to PATH carried one webhook-id
-//	receiver check DIR SECRET               verify every saved delivery that was answered 204 and
-//	                                        print "ok <webhook-id> <path>" for each, in order
+//	receiver check DIR SECRET [@KEYFILE]    verify every saved delivery that was answered 204 (its
+//	                                        "v1," signature, and its "v1a," one with the public key
+//	                                        of GET /webhooks/key saved in KEYFILE) and print
+//	                                        "ok <webhook-id> <path>" for each, in order
 //
 // check verifies signatures with code written here from the Standard Webhooks
 // specification alone (not the server's), and fails on any that does not
@@ -88,10 +91,20 @@ func cmdReceiver(ts *testscript.TestScript, neg bool, args []string) {
 			fmt.Fprintf(ts.Stdout(), "%s %d requests\n", id, n)
 		}
 	case "check":
-		if len(args) != 3 {
-			ts.Fatalf("usage: receiver check DIR SECRET")
+		if len(args) != 3 && len(args) != 4 {
+			ts.Fatalf("usage: receiver check DIR SECRET [@KEYFILE]")
 		}
-		checkDeliveries(ts, ts.MkAbs(args[1]), args[2])
+		var pub ed25519.PublicKey
+		if len(args) == 4 {
+			var k struct {
+				PublicKey string `json:"public_key"`
+			}
+			ts.Check(json.Unmarshal([]byte(ts.ReadFile(strings.TrimPrefix(args[3], "@"))), &k))
+			b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(k.PublicKey, "whpk_"))
+			ts.Check(err)
+			pub = b
+		}
+		checkDeliveries(ts, ts.MkAbs(args[1]), args[2], pub)
 	default:
 		ts.Fatalf("unknown receiver command %q", args[0])
 	}
@@ -138,7 +151,7 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // specification: the signed content is id.timestamp.body, signed with
 // HMAC-SHA256 under the base64 key after "whsec_", sent as "v1,<base64>"
 // among space-separated signatures.
-func checkDeliveries(ts *testscript.TestScript, dir, secret string) {
+func checkDeliveries(ts *testscript.TestScript, dir, secret string, pub ed25519.PublicKey) {
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
 	ts.Check(err)
 	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
@@ -151,12 +164,16 @@ func checkDeliveries(ts *testscript.TestScript, dir, secret string) {
 		mac := hmac.New(sha256.New, key)
 		mac.Write([]byte(d.ID + "." + d.Timestamp + "." + d.Body))
 		want := "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
-		ok := false
+		ok, okA := false, pub == nil
 		for _, s := range strings.Fields(d.Signature) {
 			ok = ok || hmac.Equal([]byte(s), []byte(want))
+			if sig, found := strings.CutPrefix(s, "v1a,"); found && pub != nil {
+				raw, err := base64.StdEncoding.DecodeString(sig)
+				okA = okA || (err == nil && ed25519.Verify(pub, []byte(d.ID+"."+d.Timestamp+"."+d.Body), raw))
+			}
 		}
-		if !ok {
-			ts.Fatalf("%s: signature %q does not verify (want %s)", f, d.Signature, want)
+		if !ok || !okA {
+			ts.Fatalf("%s: signatures %q do not verify (v1 %v, v1a %v; want v1 %s)", f, d.Signature, ok, okA, want)
 		}
 		fmt.Fprintf(ts.Stdout(), "ok %s %s\n", d.ID, d.Path)
 	}

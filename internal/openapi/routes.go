@@ -512,6 +512,16 @@ func routes(problemNames []string) []route {
 			extra:    map[string]string{"404": "not-found when the tenant has no such source."},
 		},
 		{
+			method: "GET", path: "/webhooks/key", id: "webhookKey", tag: "runtime",
+			summary:     "The key that verifies this server's webhook deliveries (v1a)",
+			description: "Every delivery carries two signatures: \"v1,\" with the endpoint's whsec_ secret, and \"v1a,\" (Ed25519) with this server's key, whose public half this returns as whpk_<base64>. A receiver that holds no secret can verify with it.",
+			bounded:     true,
+			responses: obj{"200": obj{
+				"description": "The public key.",
+				"content":     jsonContent(obj{"type": "object", "properties": obj{"public_key": obj{"type": "string", "pattern": "^whpk_"}}}, obj{"key": obj{"value": obj{"public_key": "whpk_11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}}}),
+			}},
+		},
+		{
 			method: "GET", path: "/webhooks/{tenant}/deliveries", id: "webhookDeliveries", tag: "runtime",
 			summary:     "The delivery log of a tenant's webhooks and router appends",
 			description: "Every action the tenant's routers queued that is still pending, and the last finished ones, newest first: webhook-id, router, call, URL, the record (seq) that caused it, state (pending, delivered, dead), attempts, the last status or error, and when the next attempt is due.",

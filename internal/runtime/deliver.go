@@ -156,7 +156,8 @@ func (rt *Runtime) post(ctx context.Context, d *delivery) (int, error) {
 	now := rt.cfg.Now()
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "LogLineOS-Webhooks/1")
-	webhook.SetHeaders(req.Header, d.q.ID, now, webhook.Sign(ep.Key, d.q.ID, now, []byte(d.q.Body)))
+	body := []byte(d.q.Body)
+	webhook.SetHeaders(req.Header, d.q.ID, now, webhook.Sign(ep.Key, d.q.ID, now, body), webhook.SignEd25519(rt.key, d.q.ID, now, body))
 	resp, err := rt.cfg.Client(ep.AllowPrivate).Do(req)
 	if err != nil {
 		return 0, err

@@ -28,6 +28,7 @@ package runtime
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
@@ -42,6 +43,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loglineos/loglineos/client/webhook"
+	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -181,6 +184,7 @@ type Runtime struct {
 	wg       sync.WaitGroup
 	timers   map[*delivery]*time.Timer
 	seen     seenIDs
+	key      ed25519.PrivateKey // signs deliveries ("v1a,"), beside each endpoint's secret
 }
 
 // tenantQueue is a tenant's deliveries: how many are pending, and the
@@ -224,6 +228,10 @@ func Open(cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("runtime: outbox: %w", err)
 	}
 	rt.ob = ob
+	if rt.key, err = loadKey(filepath.Join(cfg.Dir, "webhook.key")); err != nil {
+		ob.close()
+		return nil, fmt.Errorf("runtime: webhook signing key: %w", err)
+	}
 	for _, e := range entries {
 		rt.replay(e)
 	}
@@ -388,3 +396,29 @@ func msgID(seq uint64, i int) string {
 }
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// PublicKey returns the key that verifies the "v1a," signatures of this
+// server's deliveries, as "whpk_<base64>".
+func (rt *Runtime) PublicKey() string {
+	return webhook.FormatPublicKey(rt.key.Public().(ed25519.PublicKey))
+}
+
+// loadKey reads the server's webhook signing key ("whsk_…"), creating it
+// at the first start.
+func loadKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return webhook.ParsePrivateKey(strings.TrimSpace(string(b)))
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	_, k, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(path, []byte(webhook.FormatPrivateKey(k)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return k, nil
+}

@@ -101,6 +101,7 @@ func (a routerAppender) AppendSpan(ctx context.Context, tenant string, body []by
 // mountRuntime adds the runtime's routes:
 //
 //	POST /webhooks/in/{tenant}/{source}                 webhooks in (the signature authenticates)
+//	GET  /webhooks/key                                   the key of deliveries' "v1a," signatures
 //	GET  /webhooks/{tenant}/deliveries                   the delivery log (stream.read)
 //	POST /webhooks/{tenant}/deliveries/{id}/redeliver    deliver again (policy.write)
 //	GET  /channels/{tenant}/{channel}                    ws.send's payloads, NDJSON or WebSocket (stream.read)
@@ -112,6 +113,9 @@ func (s *Server) mountRuntime(mux *http.ServeMux, wrap func(route string, h http
 		mux.Handle(pattern, wrap(pattern, h, auth))
 	}
 	route("POST /webhooks/in/{tenant}/{source}", false, s.webhookIn)
+	route("GET /webhooks/key", false, func(w http.ResponseWriter, r *http.Request) {
+		reply.JSON(w, http.StatusOK, map[string]string{"public_key": s.runtime.PublicKey()})
+	})
 	route("GET /webhooks/{tenant}/deliveries", true, func(w http.ResponseWriter, r *http.Request) {
 		t := r.PathValue("tenant")
 		if !s.authorize(w, r, t, identity.CapStreamRead) {
