@@ -36,6 +36,7 @@ type delivery struct {
 	lastAt     time.Time
 	doneAt     time.Time
 	next       time.Time // when it is due again
+	durable    time.Time // when the record that caused it became durable (this run only)
 	running    bool
 }
 
@@ -48,7 +49,7 @@ type breaker struct {
 }
 
 // enqueue adds a queued action unless one with its id exists already.
-func (rt *Runtime) enqueue(e *entry) string {
+func (rt *Runtime) enqueue(e *entry, durable time.Time) string {
 	e.At = rt.cfg.Now().UTC()
 	rt.mu.Lock()
 	if _, dup := rt.all[e.ID]; dup {
@@ -61,7 +62,7 @@ func (rt *Runtime) enqueue(e *entry) string {
 		return OutcomeError
 	}
 	rt.mu.Lock()
-	d := &delivery{q: e, state: statePending}
+	d := &delivery{q: e, state: statePending, durable: durable}
 	rt.all[e.ID] = d
 	rt.queue(e.Tenant).pending++
 	rt.ready = append(rt.ready, d)
@@ -221,7 +222,11 @@ func (rt *Runtime) settle(d *delivery, status int, err error) {
 	switch {
 	case final != nil && final.T == "d":
 		outcome = stateDelivered
-		rt.m.latency.WithLabelValues(d.q.Call).Observe(now.Sub(d.q.At).Seconds())
+		from := d.durable
+		if from.IsZero() {
+			from = d.q.At // queued by an earlier run
+		}
+		rt.m.latency.WithLabelValues(d.q.Call).Observe(now.Sub(from).Seconds())
 	case final != nil:
 		outcome = stateDead
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
@@ -122,12 +123,12 @@ func (rt *Runtime) do(rec ledger.Record, i int, a *eval.Action, tenant string) s
 	if a.Call == "ledger.append" {
 		depth = depthOf(rec)
 	}
-	return rt.doKeyed(msgID(rec.Seq, i), rec.Seq, a, tenant, depth)
+	return rt.doKeyed(msgID(rec.Seq, i), rec.Seq, a, tenant, depth, rec.TS)
 }
 
 // doKeyed carries out an action whose effects are identified by id (the
 // webhook-id of a delivery; "rt<depth>_" and its tail for a span).
-func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string, depth int) string {
+func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string, depth int, durable time.Time) string {
 	if !rt.allowed(tenant, a.Call) {
 		return OutcomeDenied
 	}
@@ -155,7 +156,7 @@ func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string,
 			return OutcomeBadAction
 		}
 		return rt.enqueue(&entry{T: "q", ID: id, Seq: seq, Tenant: tenant,
-			Router: a.Router, Call: a.Call, URL: url, Body: string(body)})
+			Router: a.Router, Call: a.Call, URL: url, Body: string(body)}, durable)
 	case "ledger.append":
 		if depth >= MaxDepth {
 			return OutcomeDepth
@@ -165,7 +166,7 @@ func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string,
 			return OutcomeBadAction
 		}
 		return rt.enqueue(&entry{T: "q", ID: id, Seq: seq, Tenant: tenant,
-			Router: a.Router, Call: a.Call, Body: string(body), Depth: depth + 1})
+			Router: a.Router, Call: a.Call, Body: string(body), Depth: depth + 1}, durable)
 	}
 	return OutcomeBadAction
 }
