@@ -528,6 +528,9 @@ func (r *Runner) run(ctx context.Context) error {
 			wctx, cancel := context.WithTimeout(ctx, r.cfg.SnapshotInterval)
 			err := rd.Wait(wctx)
 			cancel()
+			// Time spent waiting for records is not work: the share
+			// counts from here.
+			slice = time.Now()
 			if ctx.Err() != nil {
 				return commit(true)
 			}

@@ -1,8 +1,13 @@
 package runtime
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // BenchmarkRecord routes spans through one router with an http.request on
@@ -37,4 +42,36 @@ func BenchmarkRecord(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// BenchmarkDeliver delivers queued webhooks to a local endpoint that
+// answers 204 at once: the delivery path alone (signing, the POST over
+// loopback with keep-alive, the outcome in the outbox).
+func BenchmarkDeliver(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	rs, caps := compile(b, fmt.Sprintf(hookRouter, srv.URL))
+	rt, err := Open(Config{Dir: b.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
+		Tenants: tenants{"acme": endpointTenant(srv.URL, "http.request")}, KeepDone: 1, QueuePerTenant: b.N + 1,
+		Client: func(bool) *http.Client { return srv.Client() }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	body := sale("s_1")
+	for i := range b.N {
+		rt.Record(spanRecord(uint64(i+1), body), nil)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ResetTimer()
+	go rt.Run(ctx)
+	for rt.Pending() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }

@@ -45,7 +45,8 @@ import (
 type outbox struct {
 	path string
 
-	mu      sync.Mutex
+	syncMu  sync.Mutex // held by sync, rewrite and close
+	mu      sync.Mutex // guards the rest
 	f       *os.File
 	w       *bufio.Writer
 	size    int64
@@ -224,24 +225,29 @@ func (ob *outbox) add(es ...*entry) error {
 	return nil
 }
 
-// sync flushes and fsyncs what was added.
+// sync flushes and fsyncs what was added. The fsync runs outside mu, so
+// that routing and deliveries go on adding while the disk catches up;
+// syncMu keeps one sync (and close) at a time.
 func (ob *outbox) sync() error {
+	ob.syncMu.Lock()
+	defer ob.syncMu.Unlock()
 	ob.mu.Lock()
-	defer ob.mu.Unlock()
 	if ob.f == nil {
+		ob.mu.Unlock()
 		return errClosed
 	}
 	if !ob.dirty {
+		ob.mu.Unlock()
 		return nil
 	}
-	if err := ob.w.Flush(); err != nil {
+	err := ob.w.Flush()
+	ob.dirty = err != nil
+	f := ob.f
+	ob.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if err := ob.f.Sync(); err != nil {
-		return err
-	}
-	ob.dirty = false
-	return nil
+	return f.Sync()
 }
 
 // marks returns the routed mark and 1 + the highest queued seq.
@@ -253,6 +259,8 @@ func (ob *outbox) marks() (routed, seen uint64) {
 
 // rewrite replaces the file with keep (compaction), atomically.
 func (ob *outbox) rewrite(keep []*entry) error {
+	ob.syncMu.Lock()
+	defer ob.syncMu.Unlock()
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	if err := ob.w.Flush(); err != nil {
@@ -277,6 +285,8 @@ func (ob *outbox) rewrite(keep []*entry) error {
 }
 
 func (ob *outbox) close() error {
+	ob.syncMu.Lock()
+	defer ob.syncMu.Unlock()
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	if ob.f == nil {
