@@ -69,7 +69,8 @@ func TestBakery(t *testing.T) {
 		ClientID     string `json:"client_id"`
 		ClientSecret string `json:"client_secret"`
 	}
-	json.Unmarshal([]byte(logline(t, ctx, "accounts", "create", "--url", base, "--credentials", filepath.Join(data, "identity", "operator.json"),
+	operatorFile := filepath.Join(data, "identity", "operator.json")
+	json.Unmarshal([]byte(logline(t, ctx, "accounts", "create", "--url", base, "--credentials", operatorFile,
 		"--tenant", "bakery", "--role", "app", "--name", "till")), &acct)
 	// logline ledger key --data data
 	key := strings.TrimSpace(logline(t, ctx, "ledger", "key", "--data", data))
@@ -114,8 +115,12 @@ func TestBakery(t *testing.T) {
 		}
 	}
 
-	// Every sale is in the ledger, where the till says.
-	op := operator(t, base, data)
+	// Every sale is in the ledger, where the till says, as the operator
+	// reads it: logline token issue --credentials data/identity/operator.json
+	op, err := client.New(base, client.WithToken(strings.TrimSpace(logline(t, ctx, "token", "issue", "--url", base, "--credentials", operatorFile))))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range spans {
 		rec, err := op.Span(ctx, "bakery", s.ID)
 		if err != nil || rec.Seq != s.Seq {
@@ -277,25 +282,4 @@ func startServer(t *testing.T, data, bundle, trust string) string {
 		}
 	})
 	return "http://" + ln.Addr().String()
-}
-
-// operator is a client with the bootstrap operator's credentials.
-func operator(t *testing.T, base, data string) *client.Client {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(data, "identity", "operator.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var op struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := json.Unmarshal(b, &op); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(base, client.WithServiceAccount(op.ClientID, op.ClientSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
