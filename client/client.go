@@ -185,6 +185,8 @@ type call struct {
 	// mayRetry, when set, says whether this request may be sent again; nil
 	// means it always may.
 	mayRetry func() bool
+	// anonymous sends no token (the token exchange itself).
+	anonymous bool
 }
 
 // response is an answer read in full.
@@ -206,8 +208,9 @@ func retryable(status int) bool {
 	return false
 }
 
-// newRequest builds a request with the client's headers.
-func (c *Client) newRequest(ctx context.Context, method, u string, body []byte, ctype string) (*http.Request, error) {
+// newRequest builds a request with the client's headers, and its token
+// unless anonymous.
+func (c *Client) newRequest(ctx context.Context, method, u string, body []byte, ctype string, anonymous bool) (*http.Request, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -220,6 +223,9 @@ func (c *Client) newRequest(ctx context.Context, method, u string, body []byte, 
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.Header.Set("User-Agent", c.ua)
+	if anonymous {
+		return req, nil
+	}
 	if err := c.authorize(ctx, req.Header); err != nil {
 		return nil, err
 	}
@@ -282,7 +288,7 @@ func isTransport(err error) bool {
 
 // once sends a call once and reads the answer.
 func (c *Client) once(ctx context.Context, cl call, u string) (*response, error) {
-	req, err := c.newRequest(ctx, cl.method, u, cl.body, cl.ctype)
+	req, err := c.newRequest(ctx, cl.method, u, cl.body, cl.ctype, cl.anonymous)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,13 @@
 // carrying the server's RFC 9457 problem; errors.Is matches it against
 // ErrNotFound, ErrUnauthenticated, ErrForbidden and ErrRateLimited.
 //
+// # Authentication
+//
+// An app authenticates as a service account of its tenant:
+// WithServiceAccount exchanges the account's id and secret at
+// POST /auth/token for a short-lived token (an LLST) and renews it before it
+// expires. WithToken and WithTokenSource send a token got some other way.
+//
 // # Ingest
 //
 // Client.Ingest sends spans in one request (NDJSON) and returns one

@@ -170,7 +170,7 @@ func (s *streamer) deliver(line []byte, yield func(Record, error) bool, sent *in
 // records it delivered, whether the caller stopped, and why the connection
 // ended (nil for a clean end of the response).
 func (s *streamer) ndjson(ctx context.Context, yield func(Record, error) bool) (sent int, stopped bool, err error) {
-	req, err := s.c.newRequest(ctx, http.MethodGet, s.c.endpoint("/ledger/stream", s.query()), nil, "")
+	req, err := s.c.newRequest(ctx, http.MethodGet, s.c.endpoint("/ledger/stream", s.query()), nil, "", false)
 	if err != nil {
 		return 0, false, &recordError{err} // not worth a reconnection either
 	}
