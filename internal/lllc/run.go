@@ -17,6 +17,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -51,6 +52,8 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	replay := fs.String("replay", "", "run only if the bundle's replay_token is `TOKEN`")
 	in := fs.String("in", "", "read NDJSON from `FILE` (- for standard input)")
 	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond)")
+	var envs multi
+	fs.Var(&envs, "env", "give env.get the value `NAME=VALUE` (the recorded environment); repeatable")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, loglinerunUsage)
 		fs.PrintDefaults()
@@ -79,7 +82,15 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case *in == "":
 		return usage("--in is required")
 	}
-	env := &eval.Env{Features: map[string]bool{}}
+	host := &runtime.StaticHost{Caps: caps, Env: map[string]string{}}
+	for _, kv := range envs {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return usage("--env %q: want NAME=VALUE", kv)
+		}
+		host.Env[name] = value
+	}
+	env := &eval.Env{Features: map[string]bool{}, Host: host}
 	for _, f := range strings.Split(*features, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -95,6 +106,9 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	b, err := bundle.Load(data, bundle.LoadOptions{TrustedFiles: trust, AllowedCaps: caps})
+	if errors.Is(err, bundle.ErrCapNotAllowed) {
+		err = fmt.Errorf("%w; --allow-cap grants it", err)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %s: %v\n", *bundlePath, err)
 		return 1

@@ -30,6 +30,20 @@ func (h *Host) Call(_ context.Context, name string, args []ir.Value) (ir.Value, 
 		h.rt.m.evalFailures.WithLabelValues(h.rt.m.tenant(h.tenant), name).Inc()
 		return ir.Value{}, fmt.Errorf("%w for tenant %s (the bundle's caps_allow, the server's runtime.caps and the tenant's runtime.caps must all list it)", ErrDenied, h.tenant)
 	}
+	var env map[string]string
+	if t := h.rt.cfg.Tenants.Runtime(h.tenant); t != nil {
+		env = t.Env
+	}
+	v, err := callExpr(name, args, env)
+	if err != nil {
+		h.rt.m.evalFailures.WithLabelValues(h.rt.m.tenant(h.tenant), name).Inc()
+	}
+	return v, err
+}
+
+// callExpr performs a host call made inside an expression, once allowed,
+// with env as the recorded environment.
+func callExpr(name string, args []ir.Value, env map[string]string) (ir.Value, error) {
 	switch name {
 	case "crypto.verify":
 		return CryptoVerify(args)
@@ -37,13 +51,28 @@ func (h *Host) Call(_ context.Context, name string, args []ir.Value) (ir.Value, 
 		if len(args) != 1 || args[0].Kind() != ir.String {
 			return ir.Value{}, errors.New("env.get takes one string")
 		}
-		if v, ok := h.rt.cfg.Tenants.Runtime(h.tenant).Env[args[0].Str()]; ok {
+		if v, ok := env[args[0].Str()]; ok {
 			return ir.StringValue(v), nil
 		}
 		return ir.NullValue(), nil
 	}
-	h.rt.m.evalFailures.WithLabelValues(h.rt.m.tenant(h.tenant), name).Inc()
-	return ir.Value{}, fmt.Errorf("%s is not available in this server's runtime yet", name)
+	return ir.Value{}, fmt.Errorf("%s is not available in this runtime yet", name)
+}
+
+// StaticHost is the host of evaluations outside a server (loglinerun): the
+// calls of expressions under the capabilities in Caps, env.get reading Env.
+// Route actions are not performed: the caller prints them.
+type StaticHost struct {
+	Caps []string
+	Env  map[string]string
+}
+
+// Call performs one host call.
+func (h *StaticHost) Call(_ context.Context, name string, args []ir.Value) (ir.Value, error) {
+	if c, ok := hostCaps[name]; !ok || (c != "" && !contains(h.Caps, c)) {
+		return ir.Value{}, fmt.Errorf("%w (allow it with --allow-cap %s)", ErrDenied, name)
+	}
+	return callExpr(name, args, h.Env)
 }
 
 // CryptoVerify is crypto.verify(public_key, message, signature): an

@@ -321,6 +321,9 @@ func LoadBundle(cfg Config) (*bundle.Bundle, error) {
 		opts.Trusted = []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
 	}
 	b, err := bundle.Load(data, opts)
+	if errors.Is(err, bundle.ErrCapNotAllowed) {
+		return nil, fmt.Errorf("bundle: %w; runtime.caps in the server's configuration grants it", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bundle: %w", err)
 	}
