@@ -622,3 +622,42 @@ func TestEncodeEntryMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// A router whose evaluation exceeds the sandbox's limits fails for that
+// input alone: counted, logged, and the next input is routed as usual.
+func TestRouterOverItsLimitsFailsAlone(t *testing.T) {
+	terms := strings.TrimSuffix(strings.Repeat("lower(data.s) + ", 80), " + ")
+	src := `router greedy {
+  uses "ws.send"
+  route when did == "big" and len(` + terms + `) > 0 to ws.send("c")
+  route when did == "sale.post" to ws.send("c")
+}`
+	rs, caps := compile(t, src)
+	rt, err := Open(Config{Dir: t.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
+		Tenants: tenants{"acme": {Caps: []string{"ws.send"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	sub := rt.Subscribe("acme", "c")
+	big := fmt.Sprintf(`{"id":"s_big","tenant":"acme","who":"w","did":"big","this":"o","when":"2025-10-05T09:00:00Z","status":"confirmed","data":{"s":%q}}`, strings.Repeat("x", 60<<10))
+	if err := rt.Record(spanRecord(1, big), nil); err != nil {
+		t.Fatalf("Record of the greedy input: %v", err)
+	}
+	if err := rt.Record(spanRecord(2, sale("s_2")), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-sub.C:
+		if !strings.Contains(string(b), `"id":"s_2"`) {
+			t.Fatalf("payload %s, want the second span's", b)
+		}
+	default:
+		t.Fatal("the span after the greedy one was not routed")
+	}
+	select {
+	case b := <-sub.C:
+		t.Fatalf("unexpected payload %.80s", b)
+	default:
+	}
+}
