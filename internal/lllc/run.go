@@ -10,23 +10,33 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
-const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--replay TOKEN] --in spans.ndjson
+const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--replay TOKEN] --in spans.ndjson [--derived FILE]
 
 Verifies a bundle (hash, signature, trusted key, ABI, capabilities) and runs
 it over NDJSON input ("-" for standard input): each span line goes through
 the span validators and routers, each derived-event line (an object whose
 "type" is a derived event) through the validators of its type. One JSON
 result per input line is written to standard output.
+
+The accepted spans then go through the derivation, the same as logline
+serve's, under the bundle's pipeline, validators and policies; --derived
+receives its events as NDJSON: what a server running the bundle derives
+after ingesting the same lines into an empty ledger (no clock ticks).
+Kernels (percentile, window_count, ...) run only there: a derived-event
+line whose validator calls one reports an error.
 Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage errors.
 
 Flags:
@@ -48,7 +58,8 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&caps, "allow-cap", "allow the capability `CAP` (e.g. ws.send); repeatable; none by default")
 	replay := fs.String("replay", "", "run only if the bundle's replay_token is `TOKEN`")
 	in := fs.String("in", "", "read NDJSON from `FILE` (- for standard input)")
-	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond)")
+	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond) for the validators of the input lines")
+	derived := fs.String("derived", "", "write the derived events of the accepted spans to `FILE` (NDJSON)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, loglinerunUsage)
 		fs.PrintDefaults()
@@ -111,8 +122,11 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		r = f
 	}
-	env.Kernels = NewMeter(b)
-	counts, err := Run(context.Background(), b, env, r, stdout)
+	var accepted []*span.Span
+	counts, err := Run(context.Background(), b, env, r, stdout, func(s *span.Span) { accepted = append(accepted, s) })
+	if err == nil && *derived != "" {
+		err = Derive(b, accepted, *derived)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
 		return 1
@@ -160,8 +174,9 @@ type action struct {
 
 // Run runs a loaded bundle over NDJSON from r, writing one JSON result per
 // line to w, and returns how many lines had each status (accepted,
-// rejected, checked, error).
-func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer) (map[string]int, error) {
+// rejected, checked, error). accept, if not nil, receives every accepted
+// span in order.
+func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer, accept func(*span.Span)) (map[string]int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), span.DefaultMaxBytes+1)
 	enc := json.NewEncoder(w)
@@ -182,7 +197,9 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 		if json.Unmarshal(line, &probe) == nil && contains(events, probe.Type) {
 			runEvent(ctx, b, env, line, &res)
 		} else {
-			runSpan(ctx, b, env, line, &res)
+			if s := runSpan(ctx, b, env, line, &res); s != nil && accept != nil {
+				accept(s)
+			}
 		}
 		counts[res.Status]++
 		if err := enc.Encode(res); err != nil {
@@ -195,11 +212,12 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 	return counts, nil
 }
 
-func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
+// runSpan checks one span line and returns the span when it is accepted.
+func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) *span.Span {
 	s, err := span.Parse(line, span.Limits{})
 	if err != nil {
 		res.Status, res.Error = "rejected", err.Error()
-		return
+		return nil
 	}
 	res.ID = s.ID
 	for _, v := range b.IngestValidators() {
@@ -209,7 +227,7 @@ func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, 
 				continue
 			}
 			res.Status, res.Violation = "rejected", vi
-			return
+			return nil
 		}
 	}
 	res.Status = "accepted"
@@ -226,6 +244,35 @@ func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, 
 			res.Actions = append(res.Actions, toAction(a))
 		}
 	}
+	return s
+}
+
+// Derive runs the derivation of b (its pipeline, validators and policies,
+// as logline serve does) over spans numbered as an empty ledger would
+// number them, and writes the derived events to the file out as NDJSON.
+func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
+	def, err := tenant.ParseConfig(tenant.BasePolicies(b))
+	if err != nil {
+		return fmt.Errorf("the bundle's policies: %w", err)
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	var line []byte
+	_, err = derive.Simulate(derive.SpanInputs(slices.Values(spans)), derive.Config{Default: &def, Rules: derive.CompileRules(b.Program())}, derive.SimConfig{OnEvent: func(ev *derive.Event) error {
+		line = append(ev.AppendJSON(line[:0]), '\n')
+		_, err := w.Write(line)
+		return err
+	}})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func toAction(a eval.Action) action {
@@ -264,11 +311,6 @@ func runEvent(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte,
 		}
 		if r.Emitted != nil {
 			res.Emitted = append(res.Emitted, r.Emitted.Interface())
-		}
-	}
-	if m, ok := env.Kernels.(*meter); ok && res.Type == "trajectory_quality" {
-		if s, ok := ev.Get("score"); ok && s.Kind() == ir.Number {
-			m.observe(tsOf(eval.Input{Event: ev}), s.Micros())
 		}
 	}
 }

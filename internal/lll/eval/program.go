@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -489,10 +490,23 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 	if v.IR.Emit == nil {
 		return res, nil
 	}
-	out := map[string]ir.Value{"type": ir.StringValue(v.IR.Emit.Event)}
+	// The members, kept sorted: the event type, those of the input the
+	// emitted event has, then what the with kernels give (a later one
+	// replaces an earlier one of the same name).
+	n := 1 + len(v.emitKeys)
+	keys, vals := make([]string, 0, n+4), make([]ir.Value, 0, n+4)
+	set := func(k string, x ir.Value) {
+		i, found := slices.BinarySearch(keys, k)
+		if found {
+			vals[i] = x
+			return
+		}
+		keys, vals = slices.Insert(keys, i, k), slices.Insert(vals, i, x)
+	}
+	set("type", ir.StringValue(v.IR.Emit.Event))
 	for _, k := range v.emitKeys {
 		if x, ok := ev.Get(k); ok {
-			out[k] = x
+			set(k, x)
 		}
 	}
 	for _, w := range v.emitWith {
@@ -501,10 +515,11 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 			return Result{}, err
 		}
 		for _, k := range x.Keys() {
-			out[k], _ = x.Get(k)
+			y, _ := x.Get(k)
+			set(k, y)
 		}
 	}
-	e := ir.MapValue(out)
+	e := ir.SortedMapValue(keys, vals)
 	res.Emitted = &e
 	return res, nil
 }

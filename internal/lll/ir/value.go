@@ -61,6 +61,14 @@ func MapValue(entries map[string]Value) Value {
 	return Value{kind: Map, m: &mapValue{keys: keys, vals: vals}}
 }
 
+// SortedMapValue returns the map keys[i] -> vals[i] without copying: keys
+// must be sorted and unique and as long as vals, and neither slice may
+// change while the value is in use. It is MapValue for callers that build
+// the same shape of map many times (a derivation's events).
+func SortedMapValue(keys []string, vals []Value) Value {
+	return Value{kind: Map, m: &mapValue{keys: keys, vals: vals}}
+}
+
 func b2i(b bool) int64 {
 	if b {
 		return 1
