@@ -223,7 +223,7 @@ func Load(data []byte, opts LoadOptions) (*Bundle, error) {
 			if len(opts.AllowedCaps) > 0 {
 				allowed = strings.Join(opts.AllowedCaps, ", ")
 			}
-			return nil, refuse(ErrCapNotAllowed, "bundle needs capability %q, which this deployment does not allow (allowed: %s)", c, allowed)
+			return nil, refuse(ErrCapNotAllowed, "bundle needs capability %q, which this deployment does not allow (allowed: %s); runtime.caps in the server's configuration grants it", c, allowed)
 		}
 	}
 	prog, sources, err := decode(p)

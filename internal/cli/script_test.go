@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -55,9 +57,27 @@ func TestScript(t *testing.T) {
 			"wsread":     cmdWSRead,
 			"flipbyte":   cmdFlipByte,
 			"replace":    cmdReplace,
+			"receiver":   cmdReceiver,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond != "standardwebhooks" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			lib := os.Getenv("LOGLINE_TEST_STANDARDWEBHOOKS")
+			_, nodeErr := exec.LookPath("node")
+			_, err := os.Stat(filepath.Join(lib, "package.json"))
+			return lib != "" && err == nil && nodeErr == nil, nil
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("LOGLINE_LEDGER_CHECKPOINT_INTERVAL", "100ms")
+			std, err := filepath.Abs("../../stdlib")
+			if err != nil {
+				return err
+			}
+			env.Setenv("STDLIB", std)
+			if lib := os.Getenv("LOGLINE_TEST_STANDARDWEBHOOKS"); lib != "" {
+				env.Setenv("LOGLINE_TEST_STANDARDWEBHOOKS", lib)
+			}
 			return nil
 		},
 	})

@@ -49,11 +49,23 @@ type Source interface {
 	Next() uint64
 }
 
+// Sink is given, in ledger order, every record the runner applies and the
+// events derived from it (routers run there). Sync(next) is called before a
+// snapshot makes the cursor durable at next: what the sink did for the
+// records below next must then be durable, for they are not offered again.
+// After a restart the records past the last snapshot are offered again.
+type Sink interface {
+	Record(rec ledger.Record, evs []derive.Event) error
+	Sync(next uint64) error
+}
+
 // Config configures a Runner. Dir, Default and Fingerprint are required;
 // every other zero field takes the default named in its comment.
 type Config struct {
 	// Dir is the store's directory, normally <data>/derived.
 	Dir string
+	// Sink, if set, is given every record and its events (see Sink).
+	Sink Sink
 	// Default is the configuration of tenants without a config record: the
 	// bundle's policies.
 	Default derive.TenantConfig
@@ -478,6 +490,11 @@ func (r *Runner) run(ctx context.Context) error {
 		}
 		snap = snap || sinceSn >= r.cfg.SnapshotEvery || time.Since(lastSnap) >= r.cfg.SnapshotInterval
 		if snap && sinceSn > 0 {
+			if r.cfg.Sink != nil {
+				if err := r.cfg.Sink.Sync(next); err != nil {
+					return fmt.Errorf("sink: %w", err)
+				}
+			}
 			if err := r.writeSnapshot(next); err != nil {
 				return err
 			}
@@ -536,6 +553,11 @@ func (r *Runner) run(ctx context.Context) error {
 		}
 		line = r.st.addEvents(evs, line)
 		r.events.Add(uint64(len(evs)))
+		if r.cfg.Sink != nil {
+			if err := r.cfg.Sink.Record(rec, evs); err != nil {
+				return fmt.Errorf("sink: seq %d: %w", rec.Seq, err)
+			}
+		}
 		next = rec.Seq + 1
 		if inBatch == 0 {
 			batchStart = time.Now()

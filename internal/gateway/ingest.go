@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,25 +133,18 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	for i, ln := range lines {
 		res := &results[i]
 		res.Line = ln.n
-		s, prob := g.checkLine(ln, plim, p, now)
+		e, id, prob, err := g.entryOf(ln, plim, p, now)
+		if err != nil {
+			return err
+		}
+		res.ID = id
 		if prob != nil {
 			res.Status = "rejected"
 			res.Problem = prob
-			if s != nil {
-				res.ID = s.ID
-			}
 			rejected++
 			continue
 		}
-		res.ID = s.ID
-		if g.cfg.Redactor != nil {
-			rs, err := g.cfg.Redactor.Redact(s)
-			if err != nil {
-				return fmt.Errorf("redact line %d: %w", ln.n, err)
-			}
-			s = rs
-		}
-		entries = append(entries, ledger.Entry{Kind: ledgerfmt.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()})
+		entries = append(entries, e)
 		at = append(at, i)
 	}
 	g.metrics.IngestSpans.WithLabelValues("rejected").Add(float64(rejected))
@@ -219,6 +213,56 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(appendIngestResponse(make([]byte, 0, 64+len(results)*700), &resp))
 	return err
+}
+
+// entryOf checks a line and returns the ledger entry of its span
+// (redacted), the span's id when known, or the line's problem.
+func (g *Gateway) entryOf(ln rawLine, plim span.Limits, p *identity.Principal, now time.Time) (ledger.Entry, string, *reply.Problem, error) {
+	s, prob := g.checkLine(ln, plim, p, now)
+	if prob != nil {
+		if s != nil {
+			return ledger.Entry{}, s.ID, prob, nil
+		}
+		return ledger.Entry{}, "", prob, nil
+	}
+	if g.cfg.Redactor != nil {
+		rs, err := g.cfg.Redactor.Redact(s)
+		if err != nil {
+			return ledger.Entry{}, s.ID, nil, fmt.Errorf("redact line %d: %w", ln.n, err)
+		}
+		s = rs
+	}
+	return ledger.Entry{Kind: ledgerfmt.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()}, s.ID, nil, nil
+}
+
+// Submit validates one span as POST /ingest does for a line sent by p, and
+// appends it: the path of spans that routers append and that webhooks in
+// turn into spans. It returns the receipt and whether the span was a
+// duplicate of one stored; a refused span is a *reply.Problem.
+func (g *Gateway) Submit(ctx context.Context, p *identity.Principal, body []byte) (ledgerfmt.Receipt, bool, error) {
+	lim := g.cfg.Limits
+	plim := span.Limits{MaxBytes: int(lim.LineBytes), MaxMembers: lim.Members, MaxDepth: lim.JSONDepth}
+	e, _, prob, err := g.entryOf(rawLine{n: 1, b: body}, plim, p, g.cfg.Now())
+	if err != nil {
+		return ledgerfmt.Receipt{}, false, err
+	}
+	if prob != nil {
+		return ledgerfmt.Receipt{}, false, prob
+	}
+	out, err := g.cfg.Ledger.Append(ctx, []ledger.Entry{e})
+	if err != nil {
+		return ledgerfmt.Receipt{}, false, err
+	}
+	switch o := out[0]; o.Status {
+	case ledger.Conflict:
+		return ledgerfmt.Receipt{}, false, reply.NewProblem("id-conflict", "span %q of tenant %q is stored at seq %d with other content", e.ID, e.Tenant, o.Receipt.Seq)
+	case ledger.Duplicate:
+		return o.Receipt, true, nil
+	default:
+		g.metrics.IngestSpans.WithLabelValues("accepted").Inc()
+		g.metrics.Receipts.Inc()
+		return o.Receipt, false, nil
+	}
 }
 
 // bodyError is the problem of a failed body read: the meter's own (over a

@@ -8,7 +8,7 @@ import (
 	"github.com/loglineos/loglineos/internal/span"
 )
 
-func spanOf(t *testing.T, s string) *span.Span {
+func spanOf(t testing.TB, s string) *span.Span {
 	t.Helper()
 	sp, err := span.Parse([]byte(s), span.Limits{})
 	if err != nil {
@@ -18,7 +18,7 @@ func spanOf(t *testing.T, s string) *span.Span {
 }
 
 // compileEval compiles one source, e.lll, that must check, for EVAL.
-func compileEval(t *testing.T, src string) *eval.Program {
+func compileEval(t testing.TB, src string) *eval.Program {
 	t.Helper()
 	prog, errs := lll.Compile([]lll.Source{{Name: "e.lll", Text: []byte(src)}})
 	if errs != nil {

@@ -28,8 +28,10 @@ const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb
 Verifies a bundle (hash, signature, trusted key, ABI, capabilities) and runs
 it over NDJSON input ("-" for standard input): each span line goes through
 the span validators and routers, each derived-event line (an object whose
-"type" is a derived event) through the validators of its type. One JSON
-result per input line is written to standard output.
+"type" is a derived event) through the validators of its type, each
+webhook line ({"type":"webhook","source":S,"id":ID,"received_at":RFC3339,
+"tenant":T,"payload":JSON}) through the webhook routers. One JSON result
+per input line is written to standard output.
 
 The accepted spans then go through the derivation, the same as logline
 serve's, under the bundle's pipeline, validators and policies; --derived
@@ -174,8 +176,8 @@ type action struct {
 
 // Run runs a loaded bundle over NDJSON from r, writing one JSON result per
 // line to w, and returns how many lines had each status (accepted,
-// rejected, checked, error). accept, if not nil, receives every accepted
-// span in order.
+// rejected, checked, routed, error). accept, if not nil, receives every
+// accepted span in order.
 func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer, accept func(*span.Span)) (map[string]int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), span.DefaultMaxBytes+1)
@@ -194,9 +196,13 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 		var probe struct {
 			Type string `json:"type"`
 		}
-		if json.Unmarshal(line, &probe) == nil && contains(events, probe.Type) {
+		_ = json.Unmarshal(line, &probe) // a line that is not an object is a span line, which span.Parse refuses
+		switch {
+		case contains(events, probe.Type):
 			runEvent(ctx, b, env, line, &res)
-		} else {
+		case probe.Type == abi.InputWebhook:
+			runWebhook(ctx, b, env, line, &res)
+		default:
 			if s := runSpan(ctx, b, env, line, &res); s != nil && accept != nil {
 				accept(s)
 			}
@@ -231,20 +237,26 @@ func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, 
 		}
 	}
 	res.Status = "accepted"
+	runRouters(ctx, b, env, abi.InputSpan, eval.Input{Span: s}, res)
+	return s
+}
+
+// runRouters runs the routers of the input type typ; a router that fails
+// gives the result's error, and the others still run.
+func runRouters(ctx context.Context, b *bundle.Bundle, env *eval.Env, typ string, in eval.Input, res *result) {
 	for _, rt := range b.Routers() {
-		if !contains(rt.IR.Input, abi.InputSpan) {
+		if !contains(rt.IR.Input, typ) {
 			continue
 		}
-		acts, err := rt.Route(ctx, eval.Input{Span: s}, env)
+		acts, err := rt.Route(ctx, in, env)
 		if err != nil {
-			res.Error = err.Error()
+			res.Error = fmt.Sprintf("%s: %v", rt.IR.Name, err)
 			continue
 		}
 		for _, a := range acts {
 			res.Actions = append(res.Actions, toAction(a))
 		}
 	}
-	return s
 }
 
 // Derive runs the derivation of b (its pipeline, validators and policies,
@@ -273,6 +285,45 @@ func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
 		err = cerr
 	}
 	return err
+}
+
+// runWebhook runs the webhook routers over a webhook line.
+func runWebhook(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
+	var w struct {
+		Type       string          `json:"type"`
+		Source     string          `json:"source"`
+		ID         string          `json:"id"`
+		ReceivedAt string          `json:"received_at"`
+		Tenant     string          `json:"tenant"`
+		Payload    json.RawMessage `json:"payload"`
+	}
+	d := json.NewDecoder(bytes.NewReader(line))
+	d.DisallowUnknownFields()
+	res.Type = abi.InputWebhook
+	if err := d.Decode(&w); err != nil {
+		res.Status, res.Error = "rejected", "webhook: "+err.Error()
+		return
+	}
+	res.ID = w.ID
+	at, ok := abi.ValidRFC3339(w.ReceivedAt)
+	switch {
+	case w.Source == "":
+		res.Status, res.Error = "rejected", "webhook: source is required"
+		return
+	case w.ID == "":
+		res.Status, res.Error = "rejected", "webhook: id is required"
+		return
+	case !ok:
+		res.Status, res.Error = "rejected", fmt.Sprintf("webhook: received_at is not RFC 3339: %q", w.ReceivedAt)
+		return
+	}
+	in, err := eval.Webhook{Source: w.Source, ID: w.ID, ReceivedAt: at, Tenant: w.Tenant, Payload: w.Payload}.Input()
+	if err != nil {
+		res.Status, res.Error = "rejected", "webhook: "+err.Error()
+		return
+	}
+	res.Status = "routed"
+	runRouters(ctx, b, env, abi.InputWebhook, in, res)
 }
 
 func toAction(a eval.Action) action {

@@ -106,6 +106,7 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 			obj{"name": "lookups", "description": "Spans, things and receipts by name."},
 			obj{"name": "proofs", "description": "Checkpoints, proofs and the key that verifies them."},
 			obj{"name": "derived", "description": "The neutral cycle: derived events, trajectories, dry runs."},
+			obj{"name": "runtime", "description": "What the bundle's routers do: webhooks in and out, their delivery log, channels."},
 			obj{"name": "operations", "description": "Health and metrics."},
 			obj{"name": "identity", "description": "Login and tokens (not served with --dev)."},
 			obj{"name": "admin", "description": "Service accounts and signing keys (not served with --dev)."},

@@ -116,7 +116,7 @@ func routes(problemNames []string) []route {
 				}),
 			}},
 			problems: []string{"invalid-json", "truncated-line", "empty-body", "tenant-mismatch", "body-too-large", "too-many-lines", "line-too-large",
-				"unsupported-media-type", "unsupported-encoding", "request-timeout", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "unavailable", "index-damaged"},
+				"unsupported-media-type", "unsupported-encoding", "request-timeout", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "webhook-queue-full", "unavailable", "index-damaged"},
 			extra: map[string]string{"413": "For a line too large, only when it is the request's only line; otherwise the line is rejected on its own."},
 		},
 		{
@@ -492,6 +492,57 @@ func routes(problemNames []string) []route {
 			responses: obj{"200": obj{
 				"description": "The keys and their states.",
 				"content":     jsonContent(ref("SigningKeys"), obj{"keys": exampleRef("keys")}),
+			}},
+		},
+		{
+			method: "POST", path: "/webhooks/in/{tenant}/{source}", id: "webhookIn", tag: "runtime",
+			summary: "Receive a webhook (Standard Webhooks) and turn it into spans",
+			description: "A third party's webhook, signed as the Standard Webhooks specification says (webhook-id, webhook-timestamp, webhook-signature: \"v1,\" HMAC-SHA256 with the source's whsec_ secret, or \"v1a,\" Ed25519). " +
+				"The signature authenticates the request: no token. The source and its secret or public key are runtime.sources.<source> in the tenant's file. " +
+				"A timestamp more than five minutes from the server's clock, or a webhook-id already received, is refused and nothing is stored. " +
+				"The body (a JSON value) is handed to the bundle's routers whose input is \"webhook\" (fields source, id, received_at, tenant, payload); their ledger.append actions are performed before the answer, which lists the spans appended with their receipts.",
+			bounded: true,
+			params:  arr{pathParam("tenant", "The tenant the webhook is for.", "t_bakery"), pathParam("source", "The sender, as named in runtime.sources.", "stripe")},
+			body:    obj{"required": true, "content": obj{"application/json": obj{"schema": obj{"description": "Any JSON value: the sender's event."}}}},
+			responses: obj{"200": obj{
+				"description": "The spans the routers appended (status accepted, duplicate or rejected, with receipts).",
+				"content":     jsonContent(obj{"type": "object", "properties": obj{"tenant": obj{"type": "string"}, "source": obj{"type": "string"}, "spans": obj{"type": "array", "items": obj{"type": "object"}}}}, nil),
+			}},
+			problems: []string{"bad-signature", "stale-webhook", "webhook-replay", "not-found", "invalid-json", "body-too-large"},
+			extra:    map[string]string{"404": "not-found when the tenant has no such source."},
+		},
+		{
+			method: "GET", path: "/webhooks/{tenant}/deliveries", id: "webhookDeliveries", tag: "runtime",
+			summary:     "The delivery log of a tenant's webhooks and router appends",
+			description: "Every action the tenant's routers queued that is still pending, and the last finished ones, newest first: webhook-id, router, call, URL, the record (seq) that caused it, state (pending, delivered, dead), attempts, the last status or error, and when the next attempt is due.",
+			auth:        true, capability: "stream.read", bounded: true,
+			params: arr{pathParam("tenant", "The tenant.", "t_bakery")},
+			responses: obj{"200": obj{
+				"description": "The log.",
+				"content":     jsonContent(obj{"type": "object", "properties": obj{"tenant": obj{"type": "string"}, "deliveries": obj{"type": "array", "items": obj{"type": "object"}}}}, nil),
+			}},
+		},
+		{
+			method: "POST", path: "/webhooks/{tenant}/deliveries/{id}/redeliver", id: "webhookRedeliver", tag: "runtime",
+			summary:     "Deliver a finished delivery again",
+			description: "Queues the delivery again with the same webhook-id (a receiver that remembers ids sees a duplicate), a new timestamp and signature; it survives a restart.",
+			auth:        true, capability: "policy.write", bounded: true,
+			params: arr{pathParam("tenant", "The tenant.", "t_bakery"), pathParam("id", "The webhook-id.", "msg_ddlodswcvcw26jkxptfbjw3xkn")},
+			responses: obj{"202": obj{
+				"description": "Queued.",
+				"content":     jsonContent(obj{"type": "object", "properties": obj{"id": obj{"type": "string"}, "state": obj{"type": "string"}}}, nil),
+			}},
+			problems: []string{"not-found"},
+		},
+		{
+			method: "GET", path: "/channels/{tenant}/{channel}", id: "channel", tag: "runtime",
+			summary:     "Follow what routers send to a channel (ws.send), NDJSON or WebSocket",
+			description: "The payloads the tenant's routers send to the channel with ws.send from now on, one JSON value a line (or one a WebSocket text message when the request upgrades). Live only: nothing is kept for a subscriber that was not there, and one that falls behind by more than 1024 payloads is dropped.",
+			auth:        true, capability: "stream.read",
+			params: arr{pathParam("tenant", "The tenant.", "t_bakery"), pathParam("channel", "The channel, as the router names it.", "big-sales")},
+			responses: obj{"200": obj{
+				"description": "Payloads, one per line.",
+				"content":     obj{"application/x-ndjson": obj{"schema": obj{"type": "string", "description": "One JSON value per line."}}},
 			}},
 		},
 		{

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,9 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/runtime"
+	"github.com/loglineos/loglineos/internal/suggest"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
@@ -51,6 +55,21 @@ type Config struct {
 	Limits   gateway.LimitsConfig   `yaml:"limits"`
 	Stream   gateway.StreamConfig   `yaml:"stream"`
 	Overload gateway.OverloadConfig `yaml:"overload"`
+
+	// Runtime is what the bundle's routers may do on this server. Caps are
+	// the host calls it allows (none by default): a bundle whose caps_allow
+	// asks for another is refused at start, and each tenant allows its own
+	// in its file (runtime.caps). The rest tunes the delivery of queued
+	// actions (webhooks, appends); their defaults are runtime.Default*.
+	Runtime struct {
+		Caps           []string      `yaml:"caps"`
+		Workers        int           `yaml:"workers"`
+		Timeout        time.Duration `yaml:"timeout"`
+		MaxAttempts    int           `yaml:"max_attempts"`
+		Backoff        time.Duration `yaml:"backoff"`
+		MaxBackoff     time.Duration `yaml:"max_backoff"`
+		QueuePerTenant int           `yaml:"queue_per_tenant"`
+	} `yaml:"runtime"`
 
 	Timeouts struct {
 		ReadHeader time.Duration `yaml:"read_header"`
@@ -130,6 +149,13 @@ func DefaultConfig() Config {
 	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
 	c.Ledger.ScrubEvery = 24 * time.Hour
+	c.Runtime.Caps = []string{}
+	c.Runtime.Workers = runtime.DefaultWorkers
+	c.Runtime.Timeout = runtime.DefaultTimeout
+	c.Runtime.MaxAttempts = runtime.DefaultMaxAttempts
+	c.Runtime.Backoff = runtime.DefaultBackoff
+	c.Runtime.MaxBackoff = runtime.DefaultMaxBackoff
+	c.Runtime.QueuePerTenant = runtime.DefaultQueuePerTenant
 	c.Derive.TickInterval = time.Minute
 	c.Derive.MaxBacklog = 1_000_000
 	c.Derive.SlowIngestWait = 5 * time.Second
@@ -253,6 +279,11 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if c.Data == "" {
 		bad("data: empty")
+	}
+	for _, cp := range c.Runtime.Caps {
+		if !slices.Contains(abi.Caps(), cp) {
+			bad("runtime.caps: unknown capability %q%s (known: %s)", cp, suggest.DidYouMean(cp, abi.Caps()), strings.Join(abi.Caps(), ", "))
+		}
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen %q: %v", c.Listen, err)

@@ -39,6 +39,7 @@ func (s *Server) startCycle(ctx context.Context) error {
 		Share:       s.cfg.Derive.BackgroundShare,
 		LowWater:    s.cfg.Derive.MaxBacklog / 2,
 		Logger:      s.log.With("component", "cycle"),
+		Sink:        s.sink(),
 	})
 	if err != nil {
 		return err
@@ -56,6 +57,14 @@ func (s *Server) startCycle(ctx context.Context) error {
 	}
 	s.metrics.Registry.MustRegister(cycleCollector{r})
 	return nil
+}
+
+// sink is the cycle's sink: the runtime, when there is one.
+func (s *Server) sink() cycle.Sink {
+	if s.runtime == nil {
+		return nil
+	}
+	return s.runtime
 }
 
 // runCycle runs the background parts of the cycle until ctx ends.
@@ -95,8 +104,10 @@ func (s *Server) runCycle(ctx context.Context) {
 func (s *Server) applyTenant(name string, f *tenant.File) error {
 	if f == nil {
 		s.redact.set(name, nil)
+		s.tenantRuntimes.set(name, nil)
 	} else {
 		s.redact.set(name, f.Redact)
+		s.tenantRuntimes.set(name, f.Runtime)
 	}
 	if s.identity == nil {
 		return nil
@@ -139,6 +150,11 @@ type backpressure struct {
 }
 
 func (b backpressure) Admit(ctx context.Context, tenant string) error {
+	if rt := b.s.runtime; rt != nil && rt.Full(tenant) {
+		p := reply.NewProblem("webhook-queue-full", "tenant %q has %d or more deliveries pending (runtime.queue_per_tenant); ingest resumes as they drain", tenant, b.s.cfg.Runtime.QueuePerTenant)
+		p.RetryAfter = 5 * time.Second
+		return p
+	}
 	r, max := b.s.runner, b.s.cfg.Derive.MaxBacklog
 	if max == 0 || r.Backlog() <= max {
 		return nil

@@ -28,6 +28,7 @@ import (
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/metrics"
 	"github.com/loglineos/loglineos/internal/openapi"
+	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
@@ -45,13 +46,15 @@ type Server struct {
 	bundle   *bundle.Bundle
 	gateway  *gateway.Gateway
 
-	openapi    http.Handler
-	redact     *redactor
-	runner     *cycle.Runner
-	watcher    *tenant.Watcher
-	base       map[string]any
-	defaultCfg derive.TenantConfig
-	rules      *derive.Rules // the bundle's pipeline and validators the derivation runs
+	openapi        http.Handler
+	redact         *redactor
+	runner         *cycle.Runner
+	runtime        *runtime.Runtime // nil when the ledger is read-only
+	tenantRuntimes tenantRuntimes
+	watcher        *tenant.Watcher
+	base           map[string]any
+	defaultCfg     derive.TenantConfig
+	rules          *derive.Rules // the bundle's pipeline and validators the derivation runs
 
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc
@@ -89,6 +92,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	if err := s.loadBundle(); err != nil {
 		return nil, err
 	}
+	if err := s.openRuntime(); err != nil {
+		return nil, err
+	}
 	s.openapi = s.openAPIHandler()
 	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
 	if !cfg.Dev {
@@ -109,6 +115,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	s.runCycle(bgctx)
 
 	s.gateway = gateway.New(s.gatewayConfig())
+	s.runRuntime(bgctx)
 	s.bg.Add(1)
 	go s.sampleGauges()
 	if !cfg.Ledger.ReadOnly && cfg.Ledger.ScrubRate > 0 {
@@ -303,6 +310,7 @@ func LoadBundle(cfg Config) (*bundle.Bundle, error) {
 		}
 		data = b
 		opts.TrustedFiles = cfg.Bundle.Trust
+		opts.AllowedCaps = cfg.Runtime.Caps
 	} else {
 		key, err := localBundleKey(filepath.Join(cfg.Data, "bundle"))
 		if err != nil {
@@ -356,6 +364,7 @@ func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handle
 		mux.Handle("GET /.well-known/jwks.json", wrap("GET /.well-known/jwks.json", s.identity.JWKSHandler(), false))
 	}
 	s.mountAdmin(mux, wrap)
+	s.mountRuntime(mux, wrap)
 }
 
 // metricsHandler serves GET /metrics to a caller with metrics.read (an
@@ -445,6 +454,9 @@ func (s *Server) close() error {
 	}
 	if s.runner != nil {
 		errs = append(errs, s.runner.Close())
+	}
+	if s.runtime != nil {
+		errs = append(errs, s.runtime.Close())
 	}
 	if s.ledger != nil {
 		errs = append(errs, s.ledger.Close())

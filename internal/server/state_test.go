@@ -226,7 +226,7 @@ func TestVerifyStateFindings(t *testing.T) {
 		}, nil, []string{"cfg/tenants/t_bakery.yaml: changed since it was last applied: the next start applies it as a signed config record"}},
 		{"tenant file refused", func(t *testing.T, d *stateData) {
 			rewrite(t, d.tenant, func(s string) string { return strings.Replace(s, "features", "featurez", 1) })
-		}, nil, []string{"cfg/tenants/t_bakery.yaml: changed since it was last applied, and the server refuses it (line 1: featurez: unknown member (did you mean \"features\"?) (known: features, policies, quotas, members, roles, redact)): the configuration the ledger last recorded stays in force"}},
+		}, nil, []string{"cfg/tenants/t_bakery.yaml: changed since it was last applied, and the server refuses it (line 1: featurez: unknown member (did you mean \"features\"?) (known: features, policies, quotas, members, roles, redact, runtime)): the configuration the ledger last recorded stays in force"}},
 		{"tenant file removed", func(t *testing.T, d *stateData) { os.Remove(d.tenant) },
 			nil, []string{"cfg/tenants/t_bakery.yaml: removed since it was last applied: the next start returns t_bakery to the defaults (a config record)"}},
 		{"tenant file added", func(t *testing.T, d *stateData) {

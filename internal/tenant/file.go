@@ -56,6 +56,8 @@ type File struct {
 	// hashes before anything is written, each as its path of member names:
 	// ["who"], ["data", "customer_email"].
 	Redact [][]string
+	// Runtime is what the tenant's routers may do (nil: nothing).
+	Runtime *Runtime
 }
 
 // Quotas are a tenant's ingest token bucket: IngestPerSecond sustained,
@@ -109,6 +111,7 @@ type fileYAML struct {
 	Members  map[string][]string `yaml:"members"`
 	Roles    map[string][]string `yaml:"roles"`
 	Redact   []yaml.Node         `yaml:"redact"`
+	Runtime  *Runtime            `yaml:"runtime"`
 }
 
 // Parse decodes and checks a tenant file, named file in errors (a path, or
@@ -126,7 +129,8 @@ func Parse(file string, data []byte, base map[string]any) (*File, error) {
 	if len(p.errs) > 0 {
 		return nil, p.err()
 	}
-	f := &File{Quotas: raw.Quotas, Members: raw.Members, Roles: raw.Roles}
+	f := &File{Quotas: raw.Quotas, Members: raw.Members, Roles: raw.Roles, Runtime: raw.Runtime}
+	p.checkRuntime(f.Runtime)
 	f.Doc = Merge(base, p.overrides(raw))
 	cfg, err := ParseConfig(f.Doc)
 	p.placeAll(err)
@@ -226,6 +230,7 @@ func (p *parser) decode(data []byte) fileYAML {
 	if _, q := member(root, "quotas"); q != nil && q.Kind == yaml.MappingNode {
 		p.checkMembers("quotas", q, yamlNames(raw.Quotas))
 	}
+	p.checkRuntimeMembers(root)
 	if len(p.errs) == 0 {
 		if err := root.Decode(&raw); err != nil {
 			p.addYAML("", err)
@@ -386,7 +391,7 @@ func yamlNames(v any) []string {
 	t := reflect.TypeOf(v)
 	names := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
-		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name != "" && name != "-" {
 			names = append(names, name)
 		}
 	}

@@ -3,8 +3,8 @@
 // the checker (which names exist, with which types), the interpreter (what
 // a format accepts) and the documentation agree on:
 //
-//   - the input types: the span and the four derived events of the neutral
-//     cycle, with their fields;
+//   - the input types: the span, the four derived events of the neutral
+//     cycle and the webhook, with their fields;
 //   - the formats that "as" accepts (rfc3339, array, ...);
 //   - the pure builtins (len, lower, upper, has);
 //   - the kernels, stateful functions implemented in Go by the host
@@ -43,6 +43,11 @@ type Field struct {
 // Input types.
 const (
 	InputSpan = "span"
+	// InputWebhook is a webhook the server accepted, for routers only
+	// (never with other inputs): its source (the configured name), id
+	// (the webhook-id), received_at, tenant and payload (the decoded JSON
+	// body).
+	InputWebhook = "webhook"
 )
 
 // Inputs returns the fields of each input type, by name.
@@ -61,17 +66,19 @@ func Inputs() map[string][]Field {
 			{"components", ir.MapOf(num)}, {"tenant", str}, {"ts", ts}, {"seq", num}},
 		"diamond_candidate": {{"type", str}, {"trajectory_id", str}, {"score", num},
 			{"threshold", num}, {"tenant", str}, {"ts", ts}, {"seq", num}},
+		InputWebhook: {{"source", str}, {"id", str}, {"received_at", ts}, {"tenant", str}, {"payload", ir.TAny}},
 	}
 }
 
 // InputNames returns the input type names, sorted.
 func InputNames() []string { return slices.Sorted(maps.Keys(Inputs())) }
 
-// EventNames returns the derived event types (inputs other than span), sorted.
+// EventNames returns the derived event types (inputs other than span and
+// webhook), sorted.
 func EventNames() []string {
 	var out []string
 	for _, n := range InputNames() {
-		if n != InputSpan {
+		if n != InputSpan && n != InputWebhook {
 			out = append(out, n)
 		}
 	}

@@ -53,8 +53,9 @@ func (c *checker) newScope(decl string, inputs []string) *scope {
 	return sc
 }
 
-// inputsOf reads "input: "a|b"" from a body (default span).
-func (c *checker) inputsOf(d *ast.Decl) []string {
+// inputsOf reads "input: "a|b"" from a body (default span). The webhook
+// input is for routers, alone.
+func (c *checker) inputsOf(d *ast.Decl, router bool) []string {
 	for _, s := range d.Body {
 		p, ok := s.(*ast.Prop)
 		if !ok || p.Name.Name != "input" {
@@ -75,6 +76,16 @@ func (c *checker) inputsOf(d *ast.Decl) []string {
 			}
 			if !contains(ins, part) {
 				ins = append(ins, part)
+			}
+		}
+		if contains(ins, abi.InputWebhook) {
+			switch {
+			case !router:
+				c.errorf(l.Pos(), l.End(), diag.WrongContext, "the input %q is for routers only", abi.InputWebhook)
+				return []string{abi.InputWebhook} // its fields: no second error for each
+			case len(ins) > 1:
+				c.errorf(l.Pos(), l.End(), diag.WrongContext, "the input %q cannot be combined with other inputs", abi.InputWebhook)
+				return []string{abi.InputWebhook}
 			}
 		}
 		if len(ins) == 0 {
@@ -137,7 +148,7 @@ func (c *checker) capsOf(sc *scope, declared map[string]*ast.BasicLit) []string 
 
 func (c *checker) validator(d *ast.Decl) *ir.Validator {
 	v := &ir.Validator{Name: d.Name.Name, Pos: d.Pos().String(), OnFail: "reject", Rules: []*ir.Rule{}}
-	v.Input = c.inputsOf(d)
+	v.Input = c.inputsOf(d, false)
 	sc := c.newScope("validator "+v.Name, v.Input)
 	seen := map[string]token.Pos{}
 	declared := map[string]*ast.BasicLit{}
@@ -417,7 +428,7 @@ func keysOf[V any](m map[string]V) []string {
 
 func (c *checker) router(d *ast.Decl) *ir.Router {
 	r := &ir.Router{Name: d.Name.Name, Pos: d.Pos().String(), Routes: []*ir.Route{}}
-	r.Input = c.inputsOf(d)
+	r.Input = c.inputsOf(d, true)
 	sc := c.newScope("router "+r.Name, r.Input)
 	seen := map[string]token.Pos{}
 	declared := map[string]*ast.BasicLit{}

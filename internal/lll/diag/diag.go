@@ -69,6 +69,8 @@ const (
 	RuntimeType       Code = "LLL102" // a dynamic value had the wrong type at run time
 	Arithmetic        Code = "LLL103" // overflow or division by zero
 	KernelUnavailable Code = "LLL104" // a kernel the host did not provide
+	ByteBudget        Code = "LLL105" // evaluation created more bytes of values than its budget
+	Deadline          Code = "LLL106" // evaluation ran past its deadline
 )
 
 // codeTable maps every code to its one-line meaning.
@@ -93,6 +95,7 @@ func codeTable() map[Code]string {
 		WrongContext: "used out of context", SchemaDisagrees: "schema and contract disagree", StepBudget: "step budget exceeded",
 		Canceled: "evaluation canceled", RuntimeType: "runtime type error",
 		Arithmetic: "arithmetic error", KernelUnavailable: "kernel not available",
+		ByteBudget: "byte budget exceeded", Deadline: "deadline exceeded",
 	}
 }
 

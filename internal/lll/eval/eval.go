@@ -8,19 +8,41 @@
 //
 // Evaluation is pure: feature flags, policy overrides, kernels (stateful Go
 // functions such as percentile) and host calls come only from the Env the
-// caller passes. Each run has a step budget (Env.MaxSteps, DefaultMaxSteps
-// when zero) and honours context cancellation; exceeding either is an
-// *Error with code LLL100 or LLL101, as are runtime type errors (LLL102),
+// caller passes. Each run (one CheckSpan, CheckEvent, Route or Enabled)
+// has its own limits, so a run that exceeds one fails alone:
+//
+//	limit                     Env field  default           error
+//	steps                     MaxSteps   DefaultMaxSteps   LLL100
+//	the caller's context      -          -                 LLL101
+//	bytes of values created   MaxBytes   DefaultMaxBytes   LLL105
+//	wall-clock deadline       Timeout    DefaultTimeout    LLL106
+//
+// Every limit is an *Error, as are runtime type errors (LLL102),
 // arithmetic errors (LLL103) and missing kernels (LLL104).
+//
+// The context and the deadline are looked at every 256 steps (not at
+// every step: reading the clock costs more than a step) and after every
+// kernel and host call; a host call's context carries the deadline, so a
+// slow call can stop early. The byte budget is charged, before the value
+// is made where that is possible, for every value a run creates: strings
+// of +, lower and upper, list and map literals, the JSON of a span's data
+// when a rule reads it, the arguments of a call and the values kernels
+// and host calls return. The charge is approximate but errs high (see
+// valueSize): a value's 64-byte slot even for a number, a string's bytes,
+// a map's entries twice (its keys and values, and the Go map they are
+// built from).
 package eval
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"strings"
+	"time"
+	"unsafe"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/diag"
@@ -30,6 +52,14 @@ import (
 
 // DefaultMaxSteps is the step budget of a run when Env.MaxSteps is zero.
 const DefaultMaxSteps = 100_000
+
+// DefaultMaxBytes is the byte budget of a run when Env.MaxBytes is zero:
+// 4 MiB, twice what the data of the largest span the default span limits
+// admit (64 KiB of zeros in an array) is charged when decoded.
+const DefaultMaxBytes = 4 << 20
+
+// DefaultTimeout is how long a run may take when Env.Timeout is zero.
+const DefaultTimeout = 50 * time.Millisecond
 
 // Error is a runtime error.
 type Error struct {
@@ -45,10 +75,44 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("error[%s]: %s", e.Code, e.Msg)
 }
 
-// Input is what a run examines: a span, or a derived event (a map value).
+// Input is what a run examines: a span, or a derived event or a webhook
+// (a map value).
 type Input struct {
 	Span  *span.Span
 	Event ir.Value
+}
+
+// Webhook is a webhook the server accepted, as routers of input "webhook"
+// (abi.InputWebhook) see it.
+type Webhook struct {
+	Source     string    // the configured source name ("stripe")
+	ID         string    // the webhook-id ("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W")
+	ReceivedAt time.Time // when the server accepted it
+	Tenant     string
+	Payload    []byte // the JSON body; empty for none (payload is then null)
+}
+
+// Input returns the webhook as the input of a run: Event is the map
+//
+//	{source: "stripe", id: "msg_...", received_at: <timestamp>, tenant: "acme", payload: <the decoded body>}
+//
+// with numbers of the payload read as the language's numbers. It fails
+// (an *Error LLL102) when the payload is not one JSON value.
+func (w Webhook) Input() (Input, error) {
+	payload := ir.NullValue()
+	if len(w.Payload) > 0 {
+		var err error
+		if payload, err = decodeJSON("payload", w.Payload); err != nil {
+			return Input{}, err
+		}
+	}
+	return Input{Event: ir.MapValue(map[string]ir.Value{
+		"source":      ir.StringValue(w.Source),
+		"id":          ir.StringValue(w.ID),
+		"received_at": ir.TimestampValue(w.ReceivedAt),
+		"tenant":      ir.StringValue(w.Tenant),
+		"payload":     payload,
+	})}, nil
 }
 
 // Kernels provides the stateful kernels (percentile, window_count,
@@ -72,7 +136,15 @@ type Env struct {
 	Policies map[string]*ir.Policy
 	Kernels  Kernels
 	Host     Host
+	// MaxSteps bounds the steps of a run (DefaultMaxSteps when <= 0).
 	MaxSteps int64
+	// MaxBytes bounds the bytes of the values a run creates
+	// (DefaultMaxBytes when <= 0).
+	MaxBytes int64
+	// Timeout bounds the wall-clock time of a run (DefaultTimeout when
+	// zero; a negative Timeout sets no deadline, for runs that must give
+	// the same answer whatever the machine's load, such as a replay).
+	Timeout time.Duration
 }
 
 type frame struct {
@@ -81,6 +153,10 @@ type frame struct {
 	in       Input
 	steps    int64
 	max      int64
+	bytes    int64
+	maxBytes int64
+	timeout  time.Duration
+	deadline time.Time // zero: none
 	data     ir.Value
 	dataDone bool
 	dataErr  error
@@ -91,25 +167,100 @@ type fn func(fr *frame) (ir.Value, error)
 func (fr *frame) step(pos string) error {
 	fr.steps++
 	if fr.steps > fr.max {
+		if err := fr.check(pos); err != nil {
+			return err
+		}
 		return &Error{Code: diag.StepBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d steps", fr.max)}
 	}
-	if fr.steps&255 == 0 && fr.ctx != nil {
-		if err := fr.ctx.Err(); err != nil {
-			return &Error{Code: diag.Canceled, Pos: pos, Msg: "evaluation canceled: " + err.Error()}
-		}
+	if fr.steps&255 == 0 {
+		return fr.check(pos)
 	}
 	return nil
 }
 
-func newFrame(ctx context.Context, env *Env, in Input) *frame {
-	fr := &frame{ctx: ctx, env: env, in: in, max: DefaultMaxSteps}
-	if env != nil && env.MaxSteps > 0 {
-		fr.max = env.MaxSteps
-	}
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
-			fr.max = -1
+// check returns the error of a run whose context is done or whose deadline
+// has passed.
+func (fr *frame) check(pos string) error {
+	if fr.ctx != nil {
+		if err := fr.ctx.Err(); err != nil {
+			return &Error{Code: diag.Canceled, Pos: pos, Msg: "evaluation canceled: " + err.Error()}
 		}
+	}
+	if !fr.deadline.IsZero() && !time.Now().Before(fr.deadline) {
+		return &Error{Code: diag.Deadline, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its deadline of %s", fr.timeout)}
+	}
+	return nil
+}
+
+// alloc charges n bytes of values to the run's byte budget.
+func (fr *frame) alloc(pos string, n int64) error {
+	fr.bytes += n
+	if fr.bytes > fr.maxBytes {
+		return &Error{Code: diag.ByteBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d bytes of values", fr.maxBytes)}
+	}
+	return nil
+}
+
+// allocValue charges a value made outside the run (by a kernel, a host
+// call or the JSON decoder).
+func (fr *frame) allocValue(pos string, v ir.Value) error {
+	return fr.alloc(pos, valueSize(v, fr.maxBytes-fr.bytes))
+}
+
+// What the byte budget charges (see the package doc).
+const (
+	valueBytes    = int64(unsafe.Sizeof(ir.Value{})) // a value's slot
+	sliceBytes    = 24                               // a slice header
+	mapBytes      = 48                               // a map's header and key and value slices
+	mapEntryBytes = 2 * (16 + valueBytes)            // a key and value in the map and in the Go map it is made from
+)
+
+// valueSize returns the bytes charged for v, counting only until they
+// exceed limit (so a huge value costs no more than the budget to measure).
+func valueSize(v ir.Value, limit int64) int64 {
+	n := valueBytes
+	switch v.Kind() {
+	case ir.String:
+		n += int64(len(v.Str()))
+	case ir.List:
+		n += sliceBytes
+		for _, e := range v.List() {
+			if n > limit {
+				break
+			}
+			n += valueSize(e, limit-n)
+		}
+	case ir.Map:
+		n += mapBytes
+		for _, k := range v.Keys() {
+			if n > limit {
+				break
+			}
+			e, _ := v.Get(k)
+			n += mapEntryBytes + int64(len(k)) + valueSize(e, limit-n) - valueBytes
+		}
+	}
+	return n
+}
+
+func newFrame(ctx context.Context, env *Env, in Input) *frame {
+	fr := &frame{ctx: ctx, env: env, in: in, max: DefaultMaxSteps, maxBytes: DefaultMaxBytes, timeout: DefaultTimeout}
+	if env != nil {
+		if env.MaxSteps > 0 {
+			fr.max = env.MaxSteps
+		}
+		if env.MaxBytes > 0 {
+			fr.maxBytes = env.MaxBytes
+		}
+		if env.Timeout != 0 {
+			fr.timeout = env.Timeout
+		}
+	}
+	if fr.timeout > 0 {
+		fr.deadline = time.Now().Add(fr.timeout)
+	}
+	if ctx != nil && ctx.Err() != nil {
+		fr.max = 0 // the first step fails, with the context's error
 	}
 	return fr
 }
@@ -207,6 +358,9 @@ func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
 		if s.ConfirmedBy == nil {
 			return ir.NullValue(), nil
 		}
+		if err := fr.alloc(pos, valueBytes+sliceBytes+valueBytes*int64(len(s.ConfirmedBy))); err != nil {
+			return ir.Value{}, err
+		}
 		l := make([]ir.Value, len(s.ConfirmedBy))
 		for i, c := range s.ConfirmedBy {
 			l[i] = ir.StringValue(c)
@@ -216,7 +370,7 @@ func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
 		if !fr.dataDone {
 			fr.dataDone = true
 			if s.Data != nil {
-				fr.data, fr.dataErr = decodeJSON(s.Data)
+				fr.data, fr.dataErr = fr.decodeData(s.Data, pos)
 			}
 		}
 		return fr.data, fr.dataErr
@@ -234,16 +388,36 @@ func fieldName(f spanField) string {
 	return [...]string{"", "id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data"}[f]
 }
 
-func decodeJSON(b []byte) (ir.Value, error) {
+// decodeData decodes the JSON of a span's data, charging the copy of the
+// bytes it decodes and the value it makes.
+func (fr *frame) decodeData(b []byte, pos string) (ir.Value, error) {
+	if err := fr.alloc(pos, int64(len(b))); err != nil {
+		return ir.Value{}, err
+	}
+	v, err := decodeJSON("data", b)
+	if err != nil {
+		return v, err
+	}
+	if err := fr.allocValue(pos, v); err != nil {
+		return ir.Value{}, err
+	}
+	return v, nil
+}
+
+// decodeJSON decodes one JSON value, what (data, payload) the errors name.
+func decodeJSON(what string, b []byte) (ir.Value, error) {
 	d := json.NewDecoder(strings.NewReader(string(b)))
 	d.UseNumber()
 	var x any
 	if err := d.Decode(&x); err != nil {
-		return ir.Value{}, rtErr(diag.RuntimeType, "", "data is not valid JSON: %v", err)
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s is not valid JSON: %v", what, err)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s is not valid JSON: more after the first value", what)
 	}
 	v, err := ir.FromJSON(x)
 	if err != nil {
-		return ir.Value{}, rtErr(diag.RuntimeType, "", "data: %v", err)
+		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s: %v", what, err)
 	}
 	return v, nil
 }
@@ -380,6 +554,9 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.step(pos); err != nil {
 				return ir.Value{}, err
 			}
+			if err := fr.alloc(pos, valueBytes+sliceBytes+valueBytes*int64(len(args))); err != nil {
+				return ir.Value{}, err
+			}
 			l := make([]ir.Value, len(args))
 			for i, a := range args {
 				v, err := a(fr)
@@ -395,8 +572,15 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			return nil, fmt.Errorf("map at %s: %d keys for %d values", pos, len(e.Path), len(args))
 		}
 		keys := e.Path
+		size := valueBytes + mapBytes
+		for _, k := range keys {
+			size += mapEntryBytes + int64(len(k))
+		}
 		return func(fr *frame) (ir.Value, error) {
 			if err := fr.step(pos); err != nil {
+				return ir.Value{}, err
+			}
+			if err := fr.alloc(pos, size); err != nil {
 				return ir.Value{}, err
 			}
 			m := make(map[string]ir.Value, len(args))
@@ -422,6 +606,9 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.step(pos); err != nil {
 				return ir.Value{}, err
 			}
+			if err := fr.alloc(pos, sliceBytes+valueBytes*int64(len(args))); err != nil {
+				return ir.Value{}, err
+			}
 			vals := make([]ir.Value, len(args))
 			for i, a := range args {
 				v, err := a(fr)
@@ -439,22 +626,37 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 					return ir.Value{}, rtErr(diag.KernelUnavailable, pos, "kernel %s is not available here (kernels run in the derivation)", name)
 				}
 				v, err := fr.env.Kernels.Kernel(ctx, name, fr.in, vals)
-				if err != nil {
-					return v, wrapHost(err, pos, name)
-				}
-				return v, nil
+				return fr.returned(pos, name, v, err)
 			}
 			if fr.env == nil || fr.env.Host == nil {
 				return ir.Value{}, rtErr(diag.KernelUnavailable, pos, "host call %s is not available here", name)
 			}
-			v, err := fr.env.Host.Call(ctx, name, vals)
-			if err != nil {
-				return v, wrapHost(err, pos, name)
+			if !fr.deadline.IsZero() {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, fr.deadline)
+				defer cancel()
 			}
-			return v, nil
+			v, err := fr.env.Host.Call(ctx, name, vals)
+			return fr.returned(pos, name, v, err)
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown operator %q at %s", e.Op, pos)
+}
+
+// returned is the outcome of a kernel or host call: the run's context and
+// deadline are looked at (a call may have taken long, or failed because
+// they ended), then the value returned is charged.
+func (fr *frame) returned(pos, name string, v ir.Value, err error) (ir.Value, error) {
+	if cerr := fr.check(pos); cerr != nil {
+		return ir.Value{}, cerr
+	}
+	if err != nil {
+		return v, wrapHost(err, pos, name)
+	}
+	if err := fr.allocValue(pos, v); err != nil {
+		return ir.Value{}, err
+	}
+	return v, nil
 }
 
 func wrapHost(err error, pos, name string) error {
@@ -513,7 +715,7 @@ func (c *compiler) field(e *ir.Expr) (fn, error) {
 		}
 		v, err := fr.spanValue(f, pos)
 		if err != nil {
-			if has {
+			if has && !isLimit(err) {
 				return ir.BoolValue(false), nil
 			}
 			return v, err
@@ -524,6 +726,20 @@ func (c *compiler) field(e *ir.Expr) (fn, error) {
 		}
 		return v, nil
 	}, nil
+}
+
+// isLimit reports whether err is a run's limit (steps, bytes, deadline,
+// context), which no expression may hide.
+func isLimit(err error) bool {
+	e, ok := err.(*Error)
+	if !ok {
+		return false
+	}
+	switch e.Code {
+	case diag.StepBudget, diag.Canceled, diag.ByteBudget, diag.Deadline:
+		return true
+	}
+	return false
 }
 
 func boolOf(fr *frame, x fn, pos string) (bool, error) {
@@ -542,10 +758,10 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 		return nil, fmt.Errorf("builtin %s at %s: want 1 argument", name, pos)
 	}
 	x := args[0]
-	var op func(v ir.Value) (ir.Value, error)
+	var op func(fr *frame, v ir.Value) (ir.Value, error)
 	switch name {
 	case "len":
-		op = func(v ir.Value) (ir.Value, error) {
+		op = func(_ *frame, v ir.Value) (ir.Value, error) {
 			switch v.Kind() {
 			case ir.String, ir.List, ir.Map:
 				return ir.IntValue(int64(v.Len())), nil
@@ -559,9 +775,14 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 		if name == "upper" {
 			f = strings.ToUpper
 		}
-		op = func(v ir.Value) (ir.Value, error) {
+		op = func(fr *frame, v ir.Value) (ir.Value, error) {
 			if v.Kind() != ir.String {
 				return ir.Value{}, rtErr(diag.RuntimeType, pos, "%s of a %s", name, v.Kind())
+			}
+			// The upper or lower case of a string is at most 3 times as
+			// long (an invalid byte becomes the 3-byte U+FFFD).
+			if err := fr.alloc(pos, valueBytes+3*int64(len(v.Str()))); err != nil {
+				return ir.Value{}, err
 			}
 			return ir.StringValue(f(v.Str())), nil
 		}
@@ -576,7 +797,7 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 		if err != nil {
 			return v, err
 		}
-		return op(v)
+		return op(fr, v)
 	}, nil
 }
 
@@ -599,6 +820,11 @@ func (c *compiler) binary(op ir.Op, x, y fn, e *ir.Expr, pos string) (fn, error)
 		b, err := y(fr)
 		if err != nil {
 			return b, err
+		}
+		if op == ir.OpAdd && a.Kind() == ir.String && b.Kind() == ir.String {
+			if err := fr.alloc(pos, valueBytes+int64(len(a.Str())+len(b.Str()))); err != nil {
+				return ir.Value{}, err
+			}
 		}
 		switch op {
 		case ir.OpEq:

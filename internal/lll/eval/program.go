@@ -156,6 +156,9 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 		if in == abi.InputSpan && !spanIn {
 			return nil, fmt.Errorf("span cannot be mixed with other inputs")
 		}
+		if in == abi.InputWebhook {
+			return nil, fmt.Errorf("the input %s is for routers only", in)
+		}
 	}
 	c := &compiler{prog: p, inputSpan: spanIn}
 	cv := &Validator{IR: v, spanInput: spanIn}
@@ -519,6 +522,13 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 			set(k, y)
 		}
 	}
+	size := valueBytes + mapBytes
+	for _, k := range keys {
+		size += mapEntryBytes + int64(len(k))
+	}
+	if err := fr.alloc(v.IR.Emit.Pos, size); err != nil {
+		return Result{}, err
+	}
 	e := ir.SortedMapValue(keys, vals)
 	res.Emitted = &e
 	return res, nil
@@ -568,9 +578,20 @@ type Action struct {
 	Pos    string
 	Call   string // "ws.send"
 	Args   []ir.Value
+	// Input says the last argument is the input itself, the route having
+	// omitted it: the span's canonical JSON (as a string) or the event.
+	Input bool
 }
 
 func compileRouter(p *ir.Program, r *ir.Router) (*Router, error) {
+	for _, in := range r.Input {
+		if _, ok := abi.Inputs()[in]; !ok {
+			return nil, fmt.Errorf("unknown input %q", in)
+		}
+		if in == abi.InputWebhook && len(r.Input) > 1 {
+			return nil, fmt.Errorf("the input %s cannot be combined with other inputs", in)
+		}
+	}
 	spanIn := len(r.Input) == 1 && r.Input[0] == abi.InputSpan
 	c := &compiler{prog: p, inputSpan: spanIn}
 	out := &Router{IR: r}
@@ -624,8 +645,13 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 			a.Args = append(a.Args, v)
 		}
 		if len(a.Args) < rt.nParams {
+			a.Input = true
 			if in.Span != nil {
-				a.Args = append(a.Args, ir.StringValue(string(in.Span.Canonical())))
+				c := in.Span.Canonical()
+				if err := fr.alloc(rt.ir.Pos, valueBytes+int64(len(c))); err != nil {
+					return nil, err
+				}
+				a.Args = append(a.Args, ir.StringValue(string(c)))
 			} else {
 				a.Args = append(a.Args, in.Event)
 			}

@@ -1,0 +1,67 @@
+package runtime
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/loglineos/loglineos/internal/lll/ir"
+)
+
+// Host returns the host of evaluations for tenant: the calls an
+// expression may make (env.get, kv.get, crypto.verify), each under the
+// capabilities the bundle, the server and the tenant allow.
+func (rt *Runtime) Host(tenant string) *Host { return &Host{rt: rt, tenant: tenant} }
+
+// Host performs the host calls of one tenant's evaluations.
+type Host struct {
+	rt     *Runtime
+	tenant string
+}
+
+// ErrDenied is the error of a host call the capabilities do not allow.
+var ErrDenied = errors.New("capability not allowed")
+
+// Call performs one host call.
+func (h *Host) Call(_ context.Context, name string, args []ir.Value) (ir.Value, error) {
+	if !h.rt.allowed(h.tenant, name) {
+		h.rt.m.evalFailures.WithLabelValues(h.rt.m.tenant(h.tenant), name).Inc()
+		return ir.Value{}, fmt.Errorf("%w for tenant %s (the bundle's caps_allow, the server's runtime.caps and the tenant's runtime.caps must all list it)", ErrDenied, h.tenant)
+	}
+	switch name {
+	case "crypto.verify":
+		return CryptoVerify(args)
+	case "env.get":
+		if len(args) != 1 || args[0].Kind() != ir.String {
+			return ir.Value{}, errors.New("env.get takes one string")
+		}
+		if v, ok := h.rt.cfg.Tenants.Runtime(h.tenant).Env[args[0].Str()]; ok {
+			return ir.StringValue(v), nil
+		}
+		return ir.NullValue(), nil
+	}
+	h.rt.m.evalFailures.WithLabelValues(h.rt.m.tenant(h.tenant), name).Inc()
+	return ir.Value{}, fmt.Errorf("%s is not available in this server's runtime yet", name)
+}
+
+// CryptoVerify is crypto.verify(public_key, message, signature): an
+// ed25519 signature check, with the key and the signature in standard
+// base64. A malformed key or signature verifies false.
+func CryptoVerify(args []ir.Value) (ir.Value, error) {
+	if len(args) != 3 {
+		return ir.Value{}, errors.New("crypto.verify takes three strings")
+	}
+	for _, a := range args {
+		if a.Kind() != ir.String {
+			return ir.Value{}, errors.New("crypto.verify takes three strings")
+		}
+	}
+	key, err1 := base64.StdEncoding.DecodeString(args[0].Str())
+	sig, err2 := base64.StdEncoding.DecodeString(args[2].Str())
+	if err1 != nil || err2 != nil || len(key) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return ir.BoolValue(false), nil
+	}
+	return ir.BoolValue(ed25519.Verify(key, []byte(args[1].Str()), sig)), nil
+}

@@ -1,0 +1,252 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/loglineos/loglineos/internal/atomicfile"
+)
+
+// The outbox is the runtime's durable log, <data>/runtime/outbox. Each line
+// is one entry, written as
+//
+//	<crc32c of the JSON, 8 hex digits> <JSON>\n
+//
+// and the JSON is one of:
+//
+//	{"t":"q","id":"msg_…","seq":12,"tenant":"acme","router":"tills","call":"http.request",
+//	 "url":"https://…","body":"…","depth":0,"at":"…"}    an action queued
+//	{"t":"a","id":"msg_…","n":1,"status":200,"error":"","at":"…"}   an attempt's outcome
+//	{"t":"d","id":"msg_…","at":"…"}                                  delivered (final)
+//	{"t":"x","id":"msg_…","error":"…","at":"…"}                      given up (final)
+//	{"t":"r","seq":12}                                               every record below seq is routed
+//
+// An action is queued before the record after it is routed: the "r" mark
+// and every "q" are synced before the cycle's cursor moves past their
+// record (Sink.Sync), and the span itself was durable in the ledger before
+// it was acknowledged, so an action is never lost: after a crash, the
+// records past the last mark are routed again, and the actions already
+// queued are recognised by their id (derived from the record and the
+// route) and not queued twice.
+//
+// A torn last line (a crash mid-write) is cut at open. The file is
+// compacted at open when it is large: the entries of pending actions and
+// the recent history are kept.
+type outbox struct {
+	path string
+
+	mu      sync.Mutex
+	f       *os.File
+	w       *bufio.Writer
+	size    int64
+	dirty   bool
+	routed  uint64 // every record below this seq is routed (durably)
+	maxSeen uint64 // 1 + the highest seq of a queued action, 0 if none
+}
+
+// entry is one outbox line.
+type entry struct {
+	T      string    `json:"t"`
+	ID     string    `json:"id,omitempty"`
+	Seq    uint64    `json:"seq,omitempty"`
+	Tenant string    `json:"tenant,omitempty"`
+	Router string    `json:"router,omitempty"`
+	Call   string    `json:"call,omitempty"`
+	URL    string    `json:"url,omitempty"`
+	Body   string    `json:"body,omitempty"`
+	Depth  int       `json:"depth,omitempty"`
+	N      int       `json:"n,omitempty"`
+	Status int       `json:"status,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// compactAt is the size past which the outbox is compacted at open.
+const compactAt = 64 << 20
+
+// openOutbox reads the outbox at path (creating it), calls replay with each
+// intact entry in order, and cuts a torn tail.
+func openOutbox(path string, replay func(e *entry)) (*outbox, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	ob := &outbox{path: path, f: f}
+	good, err := ob.read(replay)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	ob.size = good
+	ob.w = bufio.NewWriterSize(f, 64<<10)
+	return ob, nil
+}
+
+// read replays the intact entries and returns the length of the intact
+// prefix.
+func (ob *outbox) read(replay func(e *entry)) (int64, error) {
+	r := bufio.NewReaderSize(ob.f, 64<<10)
+	var good int64
+	for {
+		line, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			return good, nil // a line without its newline is torn
+		}
+		if err != nil {
+			return 0, err
+		}
+		e, ok := decodeEntry(line)
+		if !ok {
+			return good, nil
+		}
+		good += int64(len(line))
+		ob.note(e)
+		replay(e)
+	}
+}
+
+func decodeEntry(line []byte) (*entry, bool) {
+	if len(line) < 10 || line[8] != ' ' {
+		return nil, false
+	}
+	var sum [4]byte
+	if _, err := hex.Decode(sum[:], line[:8]); err != nil {
+		return nil, false
+	}
+	js := line[9 : len(line)-1]
+	if crc32.Checksum(js, castagnoli) != uint32(sum[0])<<24|uint32(sum[1])<<16|uint32(sum[2])<<8|uint32(sum[3]) {
+		return nil, false
+	}
+	var e entry
+	if json.Unmarshal(js, &e) != nil {
+		return nil, false
+	}
+	return &e, true
+}
+
+func encodeEntry(dst []byte, e *entry) []byte {
+	js, _ := json.Marshal(e) // entry has no values that fail to encode
+	dst = fmt.Appendf(dst, "%08x ", crc32.Checksum(js, castagnoli))
+	dst = append(dst, js...)
+	return append(dst, '\n')
+}
+
+// note keeps the marks an entry moves.
+func (ob *outbox) note(e *entry) {
+	switch e.T {
+	case "r":
+		ob.routed = max(ob.routed, e.Seq)
+	case "q":
+		ob.maxSeen = max(ob.maxSeen, e.Seq+1)
+	}
+}
+
+// add appends entries (buffered; Sync makes them durable).
+func (ob *outbox) add(es ...*entry) error {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.f == nil {
+		return errClosed
+	}
+	var buf []byte
+	for _, e := range es {
+		buf = encodeEntry(buf[:0], e)
+		if _, err := ob.w.Write(buf); err != nil {
+			return err
+		}
+		ob.size += int64(len(buf))
+		ob.note(e)
+	}
+	ob.dirty = true
+	return nil
+}
+
+// sync flushes and fsyncs what was added.
+func (ob *outbox) sync() error {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.f == nil {
+		return errClosed
+	}
+	if !ob.dirty {
+		return nil
+	}
+	if err := ob.w.Flush(); err != nil {
+		return err
+	}
+	if err := ob.f.Sync(); err != nil {
+		return err
+	}
+	ob.dirty = false
+	return nil
+}
+
+// marks returns the routed mark and 1 + the highest queued seq.
+func (ob *outbox) marks() (routed, seen uint64) {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	return ob.routed, ob.maxSeen
+}
+
+// rewrite replaces the file with keep (compaction), atomically.
+func (ob *outbox) rewrite(keep []*entry) error {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if err := ob.w.Flush(); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	var line []byte
+	for _, e := range keep {
+		line = encodeEntry(line[:0], e)
+		buf.Write(line)
+	}
+	if err := atomicfile.Write(ob.path, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(ob.path, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	ob.f.Close()
+	ob.f, ob.w, ob.size, ob.dirty = f, bufio.NewWriterSize(f, 64<<10), int64(buf.Len()), false
+	return nil
+}
+
+func (ob *outbox) close() error {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.f == nil {
+		return nil
+	}
+	err := ob.w.Flush()
+	if e := ob.f.Sync(); err == nil {
+		err = e
+	}
+	if e := ob.f.Close(); err == nil {
+		err = e
+	}
+	ob.f = nil
+	return err
+}
+
+var errClosed = errors.New("runtime: closed")

@@ -1,0 +1,301 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// Outcomes of an action, the outcome label of runtime_actions_total.
+const (
+	OutcomeQueued    = "queued"      // in the outbox
+	OutcomeSent      = "sent"        // ws.send published
+	OutcomeDenied    = "denied"      // a capability the tenant does not allow
+	OutcomeNoRoute   = "not_allowed" // http.request to a URL the tenant does not list
+	OutcomeDepth     = "depth"       // ledger.append past MaxDepth
+	OutcomeBadAction = "invalid"     // arguments the call cannot take
+	OutcomeError     = "error"       // the router's evaluation failed
+)
+
+// Record routes one record and the events derived from it; the cycle calls
+// it in ledger order. Records the outbox says are routed already (a
+// restart re-derives from the cycle's last snapshot) are skipped, and the
+// actions of the last record routed before a crash are recognised by id.
+func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
+	if len(rt.byInput) == 0 {
+		return nil
+	}
+	routed, seen := rt.ob.marks()
+	if rec.Seq < routed || (seen > 0 && rec.Seq+1 < seen) {
+		return nil
+	}
+	var acts []eval.Action
+	var tenants []string
+	if rec.Kind == ledgerfmt.KindSpan {
+		if rs := rt.byInput[abi.InputSpan]; len(rs) > 0 {
+			s, err := span.Parse(rec.Body, span.Limits{})
+			if err == nil {
+				acts, tenants = rt.route(rs, eval.Input{Span: s}, s.Tenant, acts, tenants)
+			}
+		}
+	}
+	var line []byte
+	for i := range evs {
+		ev := &evs[i]
+		rs := rt.byInput[ev.Type.String()]
+		if len(rs) == 0 {
+			continue
+		}
+		line = ev.AppendJSON(line[:0])
+		v, err := eventValue(line)
+		if err != nil {
+			rt.log.Error("derived event does not decode", "seq", rec.Seq, "err", err)
+			continue
+		}
+		acts, tenants = rt.route(rs, eval.Input{Event: v}, ev.Tenant, acts, tenants)
+	}
+	for i := range acts {
+		rt.perform(rec, i, &acts[i], tenants[i])
+	}
+	return nil
+}
+
+// route runs routers over one input of tenant and appends their actions.
+func (rt *Runtime) route(rs []*eval.Router, in eval.Input, tenant string, acts []eval.Action, tenants []string) ([]eval.Action, []string) {
+	env := &eval.Env{Host: rt.Host(tenant)}
+	for _, r := range rs {
+		out, err := r.Route(context.Background(), in, env)
+		if err != nil {
+			rt.m.actions.WithLabelValues(rt.m.tenant(tenant), r.IR.Name, "", OutcomeError).Inc()
+			rt.log.Warn("router failed", "router", r.IR.Name, "tenant", tenant, "span", spanID(in), "err", err)
+			continue
+		}
+		for range out {
+			tenants = append(tenants, tenant)
+		}
+		acts = append(acts, out...)
+	}
+	return acts, tenants
+}
+
+func spanID(in eval.Input) string {
+	if in.Span != nil {
+		return in.Span.ID
+	}
+	if v, ok := in.Event.Get("trajectory_id"); ok {
+		return v.Str()
+	}
+	return ""
+}
+
+// perform carries out the i-th action of record rec.
+func (rt *Runtime) perform(rec ledger.Record, i int, a *eval.Action, tenant string) {
+	outcome := rt.do(rec, i, a, tenant)
+	rt.m.actions.WithLabelValues(rt.m.tenant(tenant), a.Router, a.Call, outcome).Inc()
+	if outcome != OutcomeQueued && outcome != OutcomeSent {
+		rt.log.Warn("router action not performed", "router", a.Router, "call", a.Call, "at", a.Pos,
+			"tenant", tenant, "seq", rec.Seq, "outcome", outcome)
+	}
+}
+
+func (rt *Runtime) do(rec ledger.Record, i int, a *eval.Action, tenant string) string {
+	return rt.doKeyed(msgID(rec.Seq, i), rec.Seq, a, tenant, depthOf(rec))
+}
+
+// doKeyed carries out an action whose effects are identified by id (the
+// webhook-id of a delivery; "rt<depth>_" and its tail for a span).
+func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string, depth int) string {
+	if !rt.allowed(tenant, a.Call) {
+		return OutcomeDenied
+	}
+	switch a.Call {
+	case "ws.send":
+		if len(a.Args) < 1 || a.Args[0].Kind() != ir.String {
+			return OutcomeBadAction
+		}
+		body, err := payload(a)
+		if err != nil {
+			return OutcomeBadAction
+		}
+		rt.hub.publish(tenant, a.Args[0].Str(), body)
+		return OutcomeSent
+	case "http.request":
+		if len(a.Args) < 1 || a.Args[0].Kind() != ir.String {
+			return OutcomeBadAction
+		}
+		url := a.Args[0].Str()
+		if _, ok := rt.cfg.Tenants.Runtime(tenant).Endpoint(url); !ok {
+			return OutcomeNoRoute
+		}
+		body, err := payload(a)
+		if err != nil {
+			return OutcomeBadAction
+		}
+		return rt.enqueue(&entry{T: "q", ID: id, Seq: seq, Tenant: tenant,
+			Router: a.Router, Call: a.Call, URL: url, Body: string(body)})
+	case "ledger.append":
+		if depth >= MaxDepth {
+			return OutcomeDepth
+		}
+		body, err := spanBody(a, tenant, fmt.Sprintf("rt%d_%s", depth+1, strings.TrimPrefix(id, "msg_")))
+		if err != nil {
+			return OutcomeBadAction
+		}
+		return rt.enqueue(&entry{T: "q", ID: id, Seq: seq, Tenant: tenant,
+			Router: a.Router, Call: a.Call, Body: string(body), Depth: depth + 1})
+	}
+	return OutcomeBadAction
+}
+
+// allowed reports whether call may run for tenant: the bundle's caps, the
+// server's and the tenant's. crypto.verify needs none.
+func (rt *Runtime) allowed(tenant, call string) bool {
+	f, ok := abi.Funcs()[call]
+	if !ok {
+		return false
+	}
+	if f.Cap == "" {
+		return true
+	}
+	return contains(rt.cfg.BundleCaps, f.Cap) && contains(rt.cfg.ServerCaps, f.Cap) &&
+		rt.cfg.Tenants.Runtime(tenant).Allows(f.Cap)
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// payload is the body an action sends: its last argument as JSON (the
+// span's canonical JSON when the route passed the input itself).
+func payload(a *eval.Action) ([]byte, error) {
+	if len(a.Args) < 2 {
+		return []byte("null"), nil
+	}
+	v := a.Args[len(a.Args)-1]
+	if a.Input && v.Kind() == ir.String {
+		return []byte(v.Str()), nil
+	}
+	return json.Marshal(v)
+}
+
+// spanBody is the span ledger.append appends: the payload (a map, or a
+// string holding a JSON object), with the tenant and id the runtime sets.
+func spanBody(a *eval.Action, tenant, id string) ([]byte, error) {
+	if len(a.Args) < 1 {
+		return nil, fmt.Errorf("no payload")
+	}
+	v := a.Args[0]
+	var m map[string]any
+	switch {
+	case v.Kind() == ir.String:
+		if err := json.Unmarshal([]byte(v.Str()), &m); err != nil {
+			return nil, err
+		}
+	case v.Kind() == ir.Map:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("payload is %s", v.Kind())
+	}
+	if m == nil {
+		return nil, fmt.Errorf("payload is null")
+	}
+	if t, ok := m["tenant"]; ok && t != tenant {
+		return nil, fmt.Errorf("tenant %v is not the router's tenant", t)
+	}
+	m["tenant"], m["id"] = tenant, id
+	return json.Marshal(m)
+}
+
+// depthOf is how many router appends led to rec: the n of an "rt<n>_" id.
+func depthOf(rec ledger.Record) int {
+	if rec.Kind != ledgerfmt.KindSpan {
+		return 0
+	}
+	var probe struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(rec.Body, &probe) != nil || !strings.HasPrefix(probe.ID, "rt") {
+		return 0
+	}
+	n, rest, ok := strings.Cut(probe.ID[2:], "_")
+	if !ok || rest == "" {
+		return 0
+	}
+	d, err := strconv.Atoi(n)
+	if err != nil || d < 0 {
+		return 0
+	}
+	return d
+}
+
+// Sync makes the actions queued so far durable, and marks every record
+// below next as routed. The cycle calls it before its cursor moves past
+// them durably.
+func (rt *Runtime) Sync(next uint64) error {
+	if len(rt.byInput) == 0 {
+		return nil
+	}
+	routed, _ := rt.ob.marks()
+	if next > routed {
+		if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
+			return err
+		}
+	}
+	return rt.ob.sync()
+}
+
+// decodeValue decodes a JSON text into a value of the language.
+func decodeValue(b []byte) (ir.Value, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var x any
+	if err := d.Decode(&x); err != nil {
+		return ir.Value{}, err
+	}
+	if d.More() {
+		return ir.Value{}, errors.New("more than one JSON value")
+	}
+	return ir.FromJSON(x)
+}
+
+// eventValue decodes a derived event, its ts a timestamp as its input type
+// declares.
+func eventValue(line []byte) (ir.Value, error) {
+	v, err := decodeValue(line)
+	if err != nil || v.Kind() != ir.Map {
+		return v, err
+	}
+	m := map[string]ir.Value{}
+	for _, k := range v.Keys() {
+		m[k], _ = v.Get(k)
+	}
+	if ts, ok := m["ts"]; ok && ts.Kind() == ir.String {
+		if t, ok := abi.ValidRFC3339(ts.Str()); ok {
+			m["ts"] = ir.TimestampValue(t)
+		}
+	}
+	return ir.MapValue(m), nil
+}
