@@ -69,8 +69,10 @@ const (
 // before percentile(score) hold.
 //
 // A guard or emit clause that fails at run time (an arithmetic error, the
-// step budget) counts as not holding: derivation must go on, and the same
-// records fail the same way on every replay.
+// step or byte budget) counts as not holding: derivation must go on, and the
+// same records fail the same way on every replay. The runs have no
+// wall-clock deadline (eval.Env.Timeout < 0), which would make what is
+// derived depend on the machine's load.
 type Rules struct {
 	link  []*eval.Pipeline  // pipelines deriving on link_open_or_continue
 	score []*eval.Validator // take trajectory_closed, emit trajectory_quality
@@ -170,6 +172,10 @@ func (e *Engine) bind(k *compiled) error {
 		Features: map[string]bool{"trajectory": c.Features.Trajectory, "diamond": c.Features.Diamond, "cluster": c.Features.Cluster},
 		Policies: policyValues(k),
 		Kernels:  e.kern,
+		// No wall-clock deadline: what is derived must not depend on the
+		// machine's speed or load. The step and byte budgets stay: they
+		// count work, so the same records hit them on every replay.
+		Timeout: -1,
 	}
 	k.linkOn = false
 	for _, pl := range e.rules.link {

@@ -2,11 +2,16 @@ package derive
 
 import (
 	"bytes"
+	"context"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -101,5 +106,54 @@ func TestMeterKnobsOff(t *testing.T) {
 	}
 	if len(neither) <= len(noBudget) {
 		t.Errorf("tie_rationing off too: %d candidates, want more than the %d with it on", len(neither), len(noBudget))
+	}
+}
+
+// slowKernels answers as the engine's kernels do, except that its first
+// components() takes longer than a run's default deadline, as a kernel may
+// on a loaded machine.
+type slowKernels struct {
+	eval.Kernels
+	slept bool
+}
+
+func (s *slowKernels) Kernel(ctx context.Context, name string, in eval.Input, args []ir.Value) (ir.Value, error) {
+	if name == kernelComponents && !s.slept {
+		s.slept = true
+		time.Sleep(eval.DefaultTimeout + 10*time.Millisecond)
+	}
+	return s.Kernels.Kernel(ctx, name, in, args)
+}
+
+// The derivation's .lll runs have no wall-clock deadline: a slow machine
+// derives what a fast one does.
+func TestRulesNoDeadline(t *testing.T) {
+	inputs := slices.Collect(defaultLedger(20_000).ledger())
+	run := func(slow bool) ([]Event, bool) {
+		e, err := New(Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sk := &slowKernels{Kernels: e.kern}
+		var out []Event
+		for _, in := range inputs {
+			if out, err = e.Step(out, in); err != nil {
+				t.Fatal(err)
+			}
+			for _, tn := range e.tenants {
+				if slow {
+					tn.cfg.env.Kernels = sk // a configuration record makes a new env
+				}
+			}
+		}
+		return out, sk.slept
+	}
+	want, _ := run(false)
+	got, slept := run(true)
+	if !slept {
+		t.Fatal("the workload closes no trajectory: components() never ran")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("a slow kernel changed the derived events (-fast +slow):\n%s", diff)
 	}
 }
