@@ -254,7 +254,8 @@ type kernels struct {
 	phi uint64     // the share of ties the quota has room for, in CreditOne units
 	tie int8       // the tie decision of this event: 0 not taken, 1 admitted, -1 refused
 
-	shapes *eventShapes
+	shapes  *eventShapes
+	scratch eval.Scratch // the memory of the validators' runs
 }
 
 // Kernel implements eval.Kernels.
@@ -407,14 +408,15 @@ func (sh *eventShapes) value(ev *Event) ir.Value {
 }
 
 // check runs the validators vs on ev (for tenant t) and returns what the
-// first that applies, passes its rules and emits emitted.
+// first that applies, passes its rules and emits emitted; that value is
+// valid until the next check.
 func (e *Engine) check(vs []*eval.Validator, t *tenant, ev *Event) (ir.Value, bool) {
 	if len(vs) == 0 {
 		return ir.Value{}, false
 	}
 	in := e.kern.shapes.value(ev)
 	for _, v := range vs {
-		res, err := v.CheckEvent(context.Background(), in, t.cfg.env)
+		res, err := v.CheckEventWith(context.Background(), in, t.cfg.env, &e.kern.scratch)
 		if err != nil || !res.Applied || res.Violation != nil || res.Emitted == nil {
 			continue
 		}
