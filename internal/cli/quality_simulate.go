@@ -73,21 +73,12 @@ derived events as NDJSON.`,
 			if err != nil {
 				return err
 			}
-			f, err := os.Create(out)
+			ef, err := cycle.CreateEventFile(out)
 			if err != nil {
 				return usageErr("--out: %v", err)
 			}
-			w := bufio.NewWriterSize(f, 1<<20)
-			var line []byte
-			sum, err := cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: func(ev *derive.Event) error {
-				line = append(ev.AppendJSON(line[:0]), '\n')
-				_, err := w.Write(line)
-				return err
-			}})
-			if err == nil {
-				err = w.Flush()
-			}
-			if cerr := f.Close(); err == nil {
+			sum, err := cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: ef.Write})
+			if cerr := ef.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {

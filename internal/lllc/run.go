@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -261,27 +261,19 @@ func runRouters(ctx context.Context, b *bundle.Bundle, env *eval.Env, typ string
 
 // Derive runs the derivation of b (its pipeline, validators and policies,
 // as logline serve does) over spans numbered as an empty ledger would
-// number them, and writes the derived events to the file out as NDJSON.
+// number them (cycle.DryRun), and writes the derived events to the file
+// out as NDJSON.
 func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
 	def, err := tenant.ParseConfig(tenant.BasePolicies(b))
 	if err != nil {
 		return fmt.Errorf("the bundle's policies: %w", err)
 	}
-	f, err := os.Create(out)
+	ef, err := cycle.CreateEventFile(out)
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriter(f)
-	var line []byte
-	_, err = derive.Simulate(derive.SpanInputs(slices.Values(spans)), derive.Config{Default: &def, Rules: derive.CompileRules(b.Program())}, derive.SimConfig{OnEvent: func(ev *derive.Event) error {
-		line = append(ev.AppendJSON(line[:0]), '\n')
-		_, err := w.Write(line)
-		return err
-	}})
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
+	_, err = cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{OnEvent: ef.Write})
+	if cerr := ef.Close(); err == nil {
 		err = cerr
 	}
 	return err

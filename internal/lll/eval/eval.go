@@ -8,8 +8,8 @@
 //
 // Evaluation is pure: feature flags, policy overrides, kernels (stateful Go
 // functions such as percentile) and host calls come only from the Env the
-// caller passes. Each run (one CheckSpan, CheckEvent, Route or Enabled)
-// has its own limits, so a run that exceeds one fails alone:
+// caller passes. Each run (one CheckSpan, CheckEvent, CheckEventWith, Route
+// or Enabled) has its own limits, so a run that exceeds one fails alone:
 //
 //	limit                     Env field  default           error
 //	steps                     MaxSteps   DefaultMaxSteps   LLL100
