@@ -21,7 +21,6 @@ import (
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/lll"
-	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
@@ -32,7 +31,8 @@ func newQualityCmd(stdio Stdio) *cobra.Command {
 }
 
 func newQualitySimulateCmd(stdio Stdio) *cobra.Command {
-	var spansFile, policyFile, out string
+	var spansFile, policyFile, out, bundleFile string
+	var trust []string
 	var closeAtEnd, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "simulate --spans input.ndjson [--policy POLICY] --out result.logline",
@@ -43,8 +43,10 @@ and writes nothing to any ledger. Spans the contract rejects and duplicates
 are skipped, as ingest would, so the result equals what a server derives
 after ingesting the same file into an empty ledger (without clock ticks).
 
-Without --policy it uses the standard bundle's policies; --policy takes a
-.lll file (its policies replace the standard ones by name) or a YAML file
+It runs the standard bundle, or with --bundle (and --trust, as logline
+serve's bundle) a signed bundle's contract, policies, pipeline and
+validators. Without --policy it uses the bundle's policies; --policy takes
+a .lll file (its policies replace the standard ones by name) or a YAML file
 shaped like a tenant file (features: and policies: overrides).
 
 It prints counts, the score distribution (p50/p95/p99 and, on a terminal, a
@@ -55,7 +57,11 @@ derived events as NDJSON.`,
 			if spansFile == "" || out == "" {
 				return usageErr("--spans and --out are required")
 			}
-			base, err := basePolicies(policyFile)
+			b, err := simulatedBundle(bundleFile, trust)
+			if err != nil {
+				return err
+			}
+			base, err := basePolicies(b, policyFile)
 			if err != nil {
 				return err
 			}
@@ -63,29 +69,16 @@ derived events as NDJSON.`,
 			if err != nil {
 				return badErr("policy: %v", err)
 			}
-			validators, err := stdlibValidators()
+			spans, rejected, err := readSpans(spansFile, b.IngestValidators())
 			if err != nil {
 				return err
 			}
-			spans, rejected, err := readSpans(spansFile, validators)
-			if err != nil {
-				return err
-			}
-			f, err := os.Create(out)
+			ef, err := cycle.CreateEventFile(out)
 			if err != nil {
 				return usageErr("--out: %v", err)
 			}
-			w := bufio.NewWriterSize(f, 1<<20)
-			var line []byte
-			sum, err := cycle.DryRun(spans, def, derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: func(ev *derive.Event) error {
-				line = append(ev.AppendJSON(line[:0]), '\n')
-				_, err := w.Write(line)
-				return err
-			}})
-			if err == nil {
-				err = w.Flush()
-			}
-			if cerr := f.Close(); err == nil {
+			sum, err := cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: ef.Write})
+			if cerr := ef.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
@@ -106,19 +99,40 @@ derived events as NDJSON.`,
 	f.StringVar(&spansFile, "spans", "", "NDJSON file of spans (- for stdin)")
 	f.StringVar(&policyFile, "policy", "", ".lll or YAML policy file (default: the standard bundle's policies)")
 	f.StringVar(&out, "out", "", "file to write the derived events to (NDJSON)")
+	f.StringVar(&bundleFile, "bundle", "", "signed bundle `FILE` (.lllb) to run instead of the standard bundle")
+	f.StringArrayVar(&trust, "trust", nil, "trust the ed25519 public key in `FILE` (PEM) for --bundle; repeatable")
 	f.BoolVar(&closeAtEnd, "close-at-end", false, "close every trajectory still open at the end (one late clock tick)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	return cmd
 }
 
-// basePolicies returns the derivation configuration map: the standard
-// bundle's, with a policy file's overrides.
-func basePolicies(policyFile string) (map[string]any, error) {
-	b, err := standardBundle()
-	if err != nil {
-		return nil, err
+// simulatedBundle loads the bundle in file, signed by a key in trust, or
+// builds the standard bundle when file is "".
+func simulatedBundle(file string, trust []string) (*bundle.Bundle, error) {
+	if file == "" {
+		if len(trust) > 0 {
+			return nil, usageErr("--trust needs --bundle")
+		}
+		return standardBundle()
 	}
-	base := server.BasePolicies(b)
+	if len(trust) == 0 {
+		return nil, usageErr("--bundle needs --trust: only bundles signed by a trusted key run")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usageErr("--bundle: %v", err)
+	}
+	b, err := bundle.Load(data, bundle.LoadOptions{TrustedFiles: trust})
+	if err != nil {
+		return nil, badErr("%s: %v", file, err)
+	}
+	return b, nil
+}
+
+// basePolicies returns the derivation configuration map: the bundle b's,
+// with a policy file's overrides.
+func basePolicies(b *bundle.Bundle, policyFile string) (map[string]any, error) {
+	base := tenant.BasePolicies(b)
 	if policyFile == "" {
 		return base, nil
 	}
@@ -137,7 +151,7 @@ func basePolicies(policyFile string) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return server.BasePolicies(pb), nil
+		return tenant.BasePolicies(pb), nil
 	}
 	var doc struct {
 		Features map[string]any `yaml:"features"`
@@ -193,14 +207,6 @@ func standardBundle() (*bundle.Bundle, error) {
 		return nil, err
 	}
 	return bundle.Load(data, bundle.LoadOptions{Trusted: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}})
-}
-
-func stdlibValidators() ([]*bundle.Validator, error) {
-	b, err := standardBundle()
-	if err != nil {
-		return nil, err
-	}
-	return b.IngestValidators(), nil
 }
 
 // readSpans decodes an NDJSON file of spans, skipping (and counting) those

@@ -44,6 +44,9 @@ func TestMain(m *testing.M) {
 		"loglinec": func() {
 			os.Exit(lllc.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 		},
+		"loglinerun": func() {
+			os.Exit(lllc.RunMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		},
 	})
 }
 

@@ -69,6 +69,9 @@ type Config struct {
 	// Default is the configuration of tenants without a config record: the
 	// bundle's policies.
 	Default derive.TenantConfig
+	// Rules are the bundle's pipeline and validators the derivation runs;
+	// nil means the standard bundle's (see derive.Config).
+	Rules *derive.Rules
 	// Fingerprint names the policies (e.g. the bundle hash); a store derived
 	// under another is rebuilt.
 	Fingerprint string
@@ -174,7 +177,7 @@ func (r *Runner) snapshotPath() string { return filepath.Join(r.cfg.Dir, "snapsh
 
 func (r *Runner) openStore() error {
 	def := r.cfg.Default
-	eng, err := derive.New(derive.Config{Default: &def})
+	eng, err := derive.New(derive.Config{Default: &def, Rules: r.cfg.Rules})
 	if err != nil {
 		return err
 	}
@@ -187,7 +190,7 @@ func (r *Runner) openStore() error {
 		if err := os.RemoveAll(r.cfg.Dir); err != nil {
 			return err
 		}
-		if eng, err = derive.New(derive.Config{Default: &def}); err != nil {
+		if eng, err = derive.New(derive.Config{Default: &def, Rules: r.cfg.Rules}); err != nil {
 			return err
 		}
 	case err != nil:

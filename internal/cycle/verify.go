@@ -72,8 +72,8 @@ var errDiffers = errors.New("cycle: derived file differs from derivation")
 // Verify checks the derived store in dir against the ledger src without
 // changing any file, so it may run beside a server using the store: it
 // derives the ledger again, from its first record up to the snapshot's
-// cursor, with the policies def (the bundle's, whose fingerprint the
-// snapshot must carry), and compares byte for byte every tenant's event
+// cursor, with the policies def and the rules of the bundle (whose
+// fingerprint the snapshot must carry; nil rules are the standard bundle's), and compares byte for byte every tenant's event
 // file and event index, the 256 trajectory index files (up to the lengths
 // the snapshot records: what follows is cut off at the next start) and the
 // engine state the snapshot holds. It reports the first difference, or
@@ -81,7 +81,7 @@ var errDiffers = errors.New("cycle: derived file differs from derivation")
 // error is for failures to read. live says src is a read-only view beside a
 // running server, which ends at the server's signed checkpoint: a snapshot
 // past that end is then not compared (Stale says so) rather than damage.
-func Verify(src Source, dir string, def derive.TenantConfig, fingerprint string, live bool) (*VerifyReport, error) {
+func Verify(src Source, dir string, def derive.TenantConfig, rules *derive.Rules, fingerprint string, live bool) (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	b, err := os.ReadFile(filepath.Join(dir, "snapshot"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -110,7 +110,7 @@ func Verify(src Source, dir string, def derive.TenantConfig, fingerprint string,
 		rep.Stale = fmt.Sprintf("not compared beside the running server: its derived snapshot (cursor %d) is past its signed checkpoint (%d records); run again", sn.cursor, src.Next())
 		return rep, nil
 	}
-	eng, err := derive.New(derive.Config{Default: &def})
+	eng, err := derive.New(derive.Config{Default: &def, Rules: rules})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/suggest"
 )
 
@@ -95,7 +96,7 @@ type MeterPolicy struct {
 	// PercentileTarget is "pNN" or "pNN.N" (1 <= NN.N <= 99.9). Default "p96".
 	PercentileTarget string
 	// MinScore is the lowest score that can become a candidate (0..100).
-	// Default 50.
+	// Default 60.
 	MinScore int
 	// Warmup is the number of scores the sliding window must hold before any
 	// candidate is flagged. Default 100.
@@ -103,6 +104,16 @@ type MeterPolicy struct {
 	// Window is the event-time width of the meter's sliding window (at least
 	// one minute). Default 168h (seven days).
 	Window time.Duration
+	// TieRationing (tie_rationing) admits, of the scores equal to the
+	// threshold, only the share the tail quota has room for (the tie
+	// accumulator); off, every score equal to the threshold is at or above
+	// the target. Default on.
+	TieRationing bool
+	// CreditBudget (credit_budget) holds candidates to the tail share of the
+	// scores decided after warm-up (the credit accumulator, capped at
+	// CreditCap); off, every score the meter's guard admits is a candidate.
+	// Default on.
+	CreditBudget bool
 }
 
 // PerfPolicy is the derived_events_perf policy.
@@ -138,9 +149,11 @@ const (
 	DefaultPersistenceSaturation = 12 * time.Hour
 	DefaultConfirmerSaturation   = 3
 	DefaultPercentileTarget      = "p96"
-	DefaultMinScore              = 50
+	DefaultMinScore              = 60
 	DefaultWarmup                = 100
 	DefaultMeterWindow           = 168 * time.Hour
+	DefaultTieRationing          = true
+	DefaultCreditBudget          = true
 	DefaultOnOverload            = "shed_derived"
 	// DefaultMaxOpenTrajectories is max_open_trajectories' default: a
 	// million open trajectories cost a tenant about 200 MB of the server's
@@ -187,6 +200,8 @@ func DefaultMeterPolicy() MeterPolicy {
 		MinScore:              DefaultMinScore,
 		Warmup:                DefaultWarmup,
 		Window:                DefaultMeterWindow,
+		TieRationing:          DefaultTieRationing,
+		CreditBudget:          DefaultCreditBudget,
 	}
 }
 
@@ -260,9 +275,15 @@ type compiled struct {
 	minScore   int
 	warmup     uint64
 	meterWin   int64 // ns
+	tieRation  bool
+	credit     bool
 
 	maxPerMinute uint64 // 0: no cap
 	shed         bool
+
+	// Set by Engine.bind from the engine's Rules.
+	env    *eval.Env // the features and policies as .lll programs see them
+	linkOn bool      // the linking pipeline's guard holds: spans are linked
 }
 
 type configErrors struct{ errs []error }
@@ -389,6 +410,7 @@ func (k *compiled) compileMeter(m MeterPolicy, ce *configErrors) {
 		ce.add(pathMeter+"window", "must be at least 1m, got %v", m.Window)
 	}
 	k.meterWin = int64(m.Window)
+	k.tieRation, k.credit = m.TieRationing, m.CreditBudget
 }
 
 // compilePerf checks the derived_events_perf policy and sets its part of k.

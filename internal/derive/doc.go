@@ -95,7 +95,10 @@
 // When a trajectory closes, trajectory_closed is followed by its
 // trajectory_quality (score 0..100, the sum of the mass, persistence and
 // verification points) and, when the meter flags it, diamond_candidate with
-// the threshold used. The formula, the fixed-point arithmetic and the meter's
+// the threshold used. Whether spans are linked, what is scored and what the
+// meter flags is the bundle's .lll (its pipeline's guard and its
+// validators' when / emit clauses), evaluated by package lll/eval with the
+// kernels as Go functions over the engine's state: see Rules. The formula, the fixed-point arithmetic and the meter's
 // percentile, tie and rate rules are specified in docs/quality.md.
 //
 // # Events of one record, in order
@@ -123,10 +126,11 @@
 // default. The change of
 // close_timeout or window applies to open trajectories at the next span or
 // tick; a change of the meter window restarts the tenant's distribution (the
-// old slices cannot be re-cut exactly). features.trajectory off stops
-// linking but lets open trajectories close and be scored; features.diamond
-// off suppresses candidate events while the meter keeps running;
-// features.cluster is accepted and has no effect.
+// old slices cannot be re-cut exactly). With the standard bundle,
+// features.trajectory off stops linking but lets open trajectories close and
+// be scored; features.diamond off suppresses candidates while the meter's
+// window keeps taking every score; features.cluster is accepted and has no
+// effect.
 //
 // # Guardrail
 //

@@ -51,6 +51,9 @@ type Config struct {
 	// Default is the configuration of every tenant that has no KindConfig
 	// record in force; nil means DefaultTenantConfig().
 	Default *TenantConfig
+	// Rules are the bundle's pipeline and validators the derivation runs
+	// (see Rules); nil means the standard bundle's (StandardRules).
+	Rules *Rules
 }
 
 // Engine is the derivation: a deterministic state machine over ledger
@@ -58,6 +61,8 @@ type Config struct {
 // with DefaultTenantConfig. An Engine is not safe for concurrent use.
 type Engine struct {
 	ready    bool
+	rules    *Rules
+	kern     *kernels
 	def      *compiled
 	tenants  []*tenant // sorted by name
 	byName   map[string]*tenant
@@ -91,7 +96,7 @@ type Stats struct {
 	Spans    uint64 // spans seen
 	Excepted uint64 // spans matching an exception, never linked
 	Unkeyed  uint64 // spans with an empty key field, never linked
-	Unlinked uint64 // spans seen while features.trajectory was off
+	Unlinked uint64 // spans seen while the linking pipeline's guard did not hold
 	Linked   uint64 // spans linked (= trajectory_edge derived)
 	Opened   uint64 // trajectories opened
 	Open     uint64 // trajectories open now
@@ -124,18 +129,29 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.setup(k)
+	rules := cfg.Rules
+	if rules == nil {
+		if rules, err = StandardRules(); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.setup(k, rules); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
-func (e *Engine) setup(def *compiled) {
+func (e *Engine) setup(def *compiled, rules *Rules) error {
 	e.ready = true
+	e.rules = rules
+	e.kern = &kernels{shapes: newEventShapes(rules)}
 	e.def = def
 	e.tenants = nil
 	e.byName = make(map[string]*tenant)
 	e.last = nil
 	e.started, e.lastSeq = false, 0
 	e.haveTick, e.tickMax = false, 0
+	return e.bind(def)
 }
 
 func (e *Engine) init() {
@@ -144,7 +160,13 @@ func (e *Engine) init() {
 		if err != nil {
 			panic("derive: default config invalid: " + err.Error()) // a bug, caught by tests
 		}
-		e.setup(k)
+		rules, err := StandardRules()
+		if err == nil {
+			err = e.setup(k, rules)
+		}
+		if err != nil {
+			panic("derive: standard rules: " + err.Error()) // a bug, caught by tests
+		}
 	}
 }
 
@@ -174,7 +196,10 @@ func (e *Engine) Step(dst []Event, in Input) ([]Event, error) {
 		}
 		if in.Config != nil {
 			var err error
-			if k, err = compile(*in.Config); err != nil {
+			if k, err = compile(*in.Config); err == nil {
+				err = e.bind(k)
+			}
+			if err != nil {
 				return dst, fmt.Errorf("%w: seq %d: config of tenant %q: %w", ErrBadInput, in.Seq, in.Tenant, err)
 			}
 		}
@@ -244,7 +269,7 @@ func (e *Engine) stepSpan(dst []Event, seq uint64, sp *span.Span) []Event {
 	t.stats.Spans++
 	dst = e.advance(dst, t, max(t.clock, when), seq)
 	k := t.cfg
-	if !k.src.Features.Trajectory {
+	if !k.linkOn {
 		t.stats.Unlinked++
 		return dst
 	}
@@ -533,15 +558,14 @@ func (s *traj) confirm(by []string) {
 func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq uint64) []Event {
 	k := t.cfg
 	s := t.traj.at(i)
-	id := s.id
-	dst = t.emit(dst, Event{Type: ClosedEvent, Reason: reason, Trajectory: id, Tenant: t.name, TS: t.clock, Seq: seq})
+	ev := Event{Type: ClosedEvent, Reason: reason, Trajectory: s.id, Tenant: t.name, TS: t.clock, Seq: seq}
+	dst = t.emit(dst, ev)
 	c := scoreOf(measures{
 		spans:      uint64(s.count),
 		persist:    uint64(s.maxWhen) - uint64(s.minWhen),
 		confirmed:  uint64(s.confirmed),
 		confirmers: uint64(s.nconf()),
 	}, k)
-	score := c.Mass + c.Persistence + c.Verification
 	t.traj.remove(i)
 	switch reason {
 	case ReasonTimeout:
@@ -552,17 +576,45 @@ func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq
 		t.stats.Evicted++
 	}
 	t.stats.Open--
+	ks := e.kern
+	ks.t, ks.c, ks.thr, ks.tie = t, c, -1, 0
+	q, ok := e.check(e.rules.score, t, &ev)
+	if !ok {
+		return dst
+	}
+	ev.Type, ev.Reason = QualityEvent, 0
+	ev.Components = Components{
+		Mass:         memberInt(q, 0, "components", "mass"),
+		Persistence:  memberInt(q, 0, "components", "persistence"),
+		Verification: memberInt(q, 0, "components", "verification"),
+	}
+	ev.Score = min(max(memberInt(q, ev.Components.Mass+ev.Components.Persistence+ev.Components.Verification, "score"), 0), NumScores-1)
 	t.stats.Scored++
-	t.stats.Histogram[score]++
-	dst = t.emit(dst, Event{Type: QualityEvent, Trajectory: id, Score: score, Components: c, Tenant: t.name, TS: t.clock, Seq: seq})
-	d := t.meter.observe(score, k)
-	if d.threshold >= 0 {
-		t.stats.LastThreshold, t.stats.LastThresholdSeq = d.threshold, seq
+	t.stats.Histogram[ev.Score]++
+	dst = t.emit(dst, ev)
+	return e.decide(dst, t, ev)
+}
+
+// decide runs the meter on the trajectory_quality event ev: the credit
+// accrues, the meter's validators say whether the score is eligible, the
+// credit budget whether it is a candidate; then the score enters the
+// window.
+func (e *Engine) decide(dst []Event, t *tenant, ev Event) []Event {
+	k, m := t.cfg, &t.meter
+	ks := e.kern
+	ks.t, ks.thr, ks.phi, ks.tie = t, -1, 0, 0
+	if m.n > 0 {
+		ks.thr, ks.phi = m.threshold(k.qpm)
+		t.stats.LastThreshold, t.stats.LastThresholdSeq = ks.thr, ev.Seq
 	}
-	if d.candidate && k.src.Features.Diamond {
+	m.accrue(k)
+	if d, ok := e.check(e.rules.meter, t, &ev); ok && (!k.credit || m.spend()) {
 		t.stats.Candidates++
-		dst = t.emit(dst, Event{Type: CandidateEvent, Trajectory: id, Score: score, Threshold: d.threshold, Tenant: t.name, TS: t.clock, Seq: seq})
+		ev.Type, ev.Components = CandidateEvent, Components{}
+		ev.Threshold = memberInt(d, max(ks.thr, 0), "threshold")
+		dst = t.emit(dst, ev)
 	}
+	m.add(ev.Score)
 	return dst
 }
 

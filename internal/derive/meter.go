@@ -77,45 +77,67 @@ func (m *meter) advance(clock int64) {
 	m.cur = idx
 }
 
-// decision is the meter's verdict on one score.
-type decision struct {
-	candidate bool
-	threshold int // -1 when the window was empty
+// accrue adds one score's worth of credit, (1000-qpm)/1000 of a candidate,
+// capped at CreditCap, when the window holds at least warmup scores (and at
+// least one). It is called for every score decided, before the meter's
+// guard, whatever the guard then says.
+func (m *meter) accrue(k *compiled) {
+	if !k.credit || m.n == 0 || m.n < k.warmup {
+		return
+	}
+	accrual := (1000 - k.qpm) * CreditOne / 1000
+	m.credit = min(m.credit+accrual, CreditCap)
 }
 
-// observe decides whether score is a candidate against the scores already in
-// the window, then adds it to the window.
-func (m *meter) observe(score int, k *compiled) decision {
-	d := decision{threshold: -1}
-	if m.n > 0 {
-		t, phi := m.threshold(k.qpm)
-		d.threshold = t
-		if m.n >= k.warmup {
-			accrual := (1000 - k.qpm) * CreditOne / 1000
-			m.credit = min(m.credit+accrual, CreditCap)
-			if score >= k.minScore {
-				eligible := score > t
-				if score == t {
-					m.tie += phi
-					if m.tie >= CreditOne {
-						m.tie -= CreditOne
-						eligible = true
-					}
-				}
-				if eligible && m.credit >= CreditOne {
-					m.credit -= CreditOne
-					d.candidate = true
-				}
-			}
-		}
+// spend takes one candidate's credit, reporting whether there was one.
+func (m *meter) spend() bool {
+	if m.credit < CreditOne {
+		return false
 	}
+	m.credit -= CreditOne
+	return true
+}
+
+// ration adds phi to the tie accumulator and reports whether it reached one
+// candidate's worth (which it then spends): the score tied with the
+// threshold is admitted.
+func (m *meter) ration(phi uint64) bool {
+	m.tie += phi
+	if m.tie < CreditOne {
+		return false
+	}
+	m.tie -= CreditOne
+	return true
+}
+
+// add puts score into the window's current slice.
+func (m *meter) add(score int) {
 	if m.ring == nil {
 		m.ring = new([MeterSlices][NumScores]uint32)
 	}
 	m.ring[floorMod(m.cur, MeterSlices)][score]++
 	m.total[score]++
 	m.n++
-	return d
+}
+
+// rank returns, in permille, the highest percentile target p (0..999) at
+// which a score of x micros (a score times 1e6) is at or above the window's
+// threshold T(p): with c = count(<= x), x >= T(p) exactly when
+// 1000*c > p*n, so the answer is min(ceil(1000*c/n) - 1, 999), and 0 when
+// no score of the window is <= x or the window is empty.
+func (m *meter) rank(x int64) uint64 {
+	if m.n == 0 || x < 0 {
+		return 0
+	}
+	var c uint64
+	for s := 0; s < NumScores && int64(s)*1_000_000 <= x; s++ {
+		c += m.total[s]
+	}
+	if c == 0 {
+		return 0
+	}
+	p := (1000*c+m.n-1)/m.n - 1
+	return min(p, 999)
 }
 
 // threshold returns T, the qpm-permille percentile of the window, and phi,

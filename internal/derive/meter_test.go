@@ -24,6 +24,36 @@ func compiledMeter(t testing.TB, mod func(*MeterPolicy)) *compiled {
 	return k
 }
 
+// meterRig decides scores of one tenant the way the engine does, through
+// the standard rules (the meter's validator and its kernels).
+type meterRig struct {
+	e *Engine
+	t *tenant
+}
+
+func newMeterRig(tb testing.TB, mod func(*MeterPolicy)) *meterRig {
+	tb.Helper()
+	c := DefaultTenantConfig()
+	if mod != nil {
+		mod(&c.Meter)
+	}
+	e, err := New(Config{Default: &c})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	t := e.tenant("t")
+	t.meter.advance(0)
+	return &meterRig{e: e, t: t}
+}
+
+// observe decides score and adds it to the window; it reports whether the
+// score was a candidate.
+func (r *meterRig) observe(score int) bool {
+	n := r.t.stats.Candidates
+	r.e.decide(nil, r.t, Event{Type: QualityEvent, Score: score, Tenant: r.t.name})
+	return r.t.stats.Candidates > n
+}
+
 // The threshold and the tie share agree with their definitions, checked
 // against sorted lists.
 func TestMeterThresholdDefinition(t *testing.T) {
@@ -41,7 +71,7 @@ func TestMeterThresholdDefinition(t *testing.T) {
 				s = 60 + rng.IntN(5) // many ties
 			}
 			scores = append(scores, s)
-			m.observe(s, k)
+			m.add(s)
 		}
 		sort.Ints(scores)
 		qpm := uint64(10 + rng.IntN(990))
@@ -83,11 +113,11 @@ func TestMeterWindowSlides(t *testing.T) {
 	m.reconfigure(k)
 	m.advance(0)
 	for i := 0; i < 10; i++ {
-		m.observe(90, k)
+		m.add(90)
 	}
 	m.advance(int64(12 * time.Hour))
 	for i := 0; i < 5; i++ {
-		m.observe(10, k)
+		m.add(10)
 	}
 	if m.n != 15 {
 		t.Fatalf("n = %d, want 15", m.n)
@@ -108,7 +138,7 @@ func TestMeterWindowSlides(t *testing.T) {
 	var m2 meter
 	m2.reconfigure(k)
 	m2.advance(-int64(30 * time.Minute))
-	m2.observe(5, k)
+	m2.add(5)
 	m2.advance(int64(22*time.Hour + 59*time.Minute)) // slices -1..22
 	if m2.n != 1 {
 		t.Fatalf("n = %d, want 1", m2.n)
@@ -198,18 +228,16 @@ func (rc *rateCheck) verify(t *testing.T, name string) {
 // The meter alone, 200,000 scores per workload, one score a minute (so the
 // seven-day window slides through the run and holds about 10,000 scores).
 func TestMeterWorkloads(t *testing.T) {
-	k := compiledMeter(t, nil)
 	for i, w := range workloads() {
+		r := newMeterRig(t, nil)
+		k, m := r.t.cfg, &r.t.meter
 		rng := rand.New(rand.NewPCG(uint64(i), 99))
-		var m meter
-		m.reconfigure(k)
 		rc := rateCheck{warmup: k.warmup, minScore: k.minScore}
 		for j := 0; j < 200_000; j++ {
 			m.advance(int64(j) * int64(time.Minute))
 			n := m.n
 			s := w.draw(rng)
-			d := m.observe(s, k)
-			rc.add(n, s, d.candidate)
+			rc.add(n, s, r.observe(s))
 		}
 		rc.verify(t, w.name)
 	}

@@ -4,7 +4,33 @@ import (
 	"iter"
 	"math"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/span"
 )
+
+// SpanInputs numbers spans as an empty ledger would if they were ingested
+// in this order: seq 0, 1, ..., a span whose (tenant, id) came before being
+// a duplicate that is skipped, as ingest would answer it. Deriving them
+// (without clock ticks) gives what a server derives after ingesting the
+// same spans into an empty ledger.
+func SpanInputs(spans iter.Seq[*span.Span]) iter.Seq[Input] {
+	type key struct{ tenant, id string }
+	return func(yield func(Input) bool) {
+		seen := map[key]bool{}
+		var seq uint64
+		for s := range spans {
+			k := key{s.Tenant, s.ID}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if !yield(Input{Seq: seq, Kind: KindSpan, Span: s}) {
+				return
+			}
+			seq++
+		}
+	}
+}
 
 // SimConfig configures one Simulate run.
 type SimConfig struct {

@@ -16,14 +16,14 @@ var ErrBadSnapshot = errors.New("derive: bad snapshot")
 // snapshotMagic starts every snapshot; its last byte is the format version.
 // A snapshot of another version is refused (the cycle then derives again
 // from the start of the ledger).
-const snapshotMagic = "LLDERIV\x02"
+const snapshotMagic = "LLDERIV\x03"
 
 // MarshalBinary returns the engine state as deterministic bytes: equal states
 // give equal bytes, whatever the history of slot reuse or map layout. Format
-// (version 2), integers as uvarint, signed ones as zig-zag varint, strings
+// (version 3), integers as uvarint, signed ones as zig-zag varint, strings
 // and lists length-prefixed:
 //
-//	"LLDERIV\x02"
+//	"LLDERIV\x03"
 //	config(default)
 //	started lastSeq haveTick tickMax
 //	count, then per tenant in name order:
@@ -131,8 +131,12 @@ func (e *Engine) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary replaces the engine state with the one in data, as written
 // by MarshalBinary (including the default configuration). On error the
 // engine is unchanged.
+//
+// The engine keeps its Rules (they are not part of the state): a snapshot
+// restores under the rules of the bundle the engine was made for.
 func (e *Engine) UnmarshalBinary(data []byte) error {
-	ne, err := decodeSnapshot(data)
+	e.init()
+	ne, err := decodeSnapshot(data, e.rules)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
@@ -140,7 +144,7 @@ func (e *Engine) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func decodeSnapshot(data []byte) (*Engine, error) {
+func decodeSnapshot(data []byte, rules *Rules) (*Engine, error) {
 	if len(data) < len(snapshotMagic)+4 || string(data[:len(snapshotMagic)]) != snapshotMagic {
 		return nil, errors.New("not a version 1 snapshot")
 	}
@@ -158,7 +162,9 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("default config: %w", err)
 	}
-	e.setup(def)
+	if err := e.setup(def, rules); err != nil {
+		return nil, fmt.Errorf("default config: %w", err)
+	}
 	e.started = r.bool()
 	e.lastSeq = r.u()
 	e.haveTick = r.bool()
@@ -171,6 +177,11 @@ func decodeSnapshot(data []byte) (*Engine, error) {
 		}
 		if err := r.tenant(t); err != nil {
 			return nil, err
+		}
+		if t.custom && r.err == nil {
+			if err := e.bind(t.cfg); err != nil {
+				return nil, fmt.Errorf("tenant %q config: %w", t.name, err)
+			}
 		}
 		if r.err != nil {
 			break
@@ -360,6 +371,8 @@ func (w *enc) config(c *TenantConfig) {
 	w.i(int64(m.MinScore))
 	w.i(int64(m.Warmup))
 	w.i(int64(m.Window))
+	w.bool(m.TieRationing)
+	w.bool(m.CreditBudget)
 	w.i(int64(c.Perf.MaxPerMinute))
 	w.str(c.Perf.OnOverload)
 }
@@ -461,6 +474,8 @@ func (r *dec) config() TenantConfig {
 	m.MinScore = int(r.i())
 	m.Warmup = int(r.i())
 	m.Window = durationOf(r.i())
+	m.TieRationing = r.bool()
+	m.CreditBudget = r.bool()
 	c.Perf.MaxPerMinute = int(r.i())
 	c.Perf.OnOverload = r.str()
 	return c

@@ -160,12 +160,12 @@ func runCase(t *testing.T, a *txtar.Archive) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &eval.Env{Features: map[string]bool{}, Kernels: lllc.NewMeter(b)}
+	env := &eval.Env{Features: map[string]bool{}}
 	for _, f := range features {
 		env.Features[f] = true
 	}
 	var out bytes.Buffer
-	if _, err := lllc.Run(context.Background(), b, env, bytes.NewReader(input), &out); err != nil {
+	if _, err := lllc.Run(context.Background(), b, env, bytes.NewReader(input), &out, nil); err != nil {
 		t.Fatal(err)
 	}
 	got["out/eval"] = out.Bytes()

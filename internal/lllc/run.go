@@ -14,14 +14,17 @@ import (
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cycle"
+	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/internal/tenant"
 )
 
-const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--replay TOKEN] --in spans.ndjson
+const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--allow-cap CAP]... [--env NAME=VALUE]... [--replay TOKEN] --in spans.ndjson [--derived FILE]
 
 Verifies a bundle (hash, signature, trusted key, ABI, capabilities) and runs
 it over NDJSON input ("-" for standard input): each span line goes through
@@ -30,6 +33,13 @@ the span validators and routers, each derived-event line (an object whose
 webhook line ({"type":"webhook","source":S,"id":ID,"received_at":RFC3339,
 "tenant":T,"payload":JSON}) through the webhook routers. One JSON result
 per input line is written to standard output.
+
+The accepted spans then go through the derivation, the same as logline
+serve's, under the bundle's pipeline, validators and policies; --derived
+receives its events as NDJSON: what a server running the bundle derives
+after ingesting the same lines into an empty ledger (no clock ticks).
+Kernels (percentile, window_count, ...) run only there: a derived-event
+line whose validator calls one reports an error.
 Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage errors.
 
 Flags:
@@ -51,7 +61,8 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&caps, "allow-cap", "allow the capability `CAP` (e.g. ws.send); repeatable; none by default")
 	replay := fs.String("replay", "", "run only if the bundle's replay_token is `TOKEN`")
 	in := fs.String("in", "", "read NDJSON from `FILE` (- for standard input)")
-	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond)")
+	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond) for the validators of the input lines")
+	derived := fs.String("derived", "", "write the derived events of the accepted spans to `FILE` (NDJSON)")
 	var envs multi
 	fs.Var(&envs, "env", "give env.get the value `NAME=VALUE` (the recorded environment); repeatable")
 	fs.Usage = func() {
@@ -127,8 +138,11 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		r = f
 	}
-	env.Kernels = NewMeter(b)
-	counts, err := Run(context.Background(), b, env, r, stdout)
+	var accepted []*span.Span
+	counts, err := Run(context.Background(), b, env, r, stdout, func(s *span.Span) { accepted = append(accepted, s) })
+	if err == nil && *derived != "" {
+		err = Derive(b, accepted, *derived)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
 		return 1
@@ -176,8 +190,9 @@ type action struct {
 
 // Run runs a loaded bundle over NDJSON from r, writing one JSON result per
 // line to w, and returns how many lines had each status (accepted,
-// rejected, checked, routed, error).
-func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer) (map[string]int, error) {
+// rejected, checked, routed, error). accept, if not nil, receives every
+// accepted span in order.
+func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer, accept func(*span.Span)) (map[string]int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), span.DefaultMaxBytes+1)
 	enc := json.NewEncoder(w)
@@ -202,7 +217,9 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 		case probe.Type == abi.InputWebhook:
 			runWebhook(ctx, b, env, line, &res)
 		default:
-			runSpan(ctx, b, env, line, &res)
+			if s := runSpan(ctx, b, env, line, &res); s != nil && accept != nil {
+				accept(s)
+			}
 		}
 		counts[res.Status]++
 		if err := enc.Encode(res); err != nil {
@@ -215,11 +232,12 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 	return counts, nil
 }
 
-func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
+// runSpan checks one span line and returns the span when it is accepted.
+func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) *span.Span {
 	s, err := span.Parse(line, span.Limits{})
 	if err != nil {
 		res.Status, res.Error = "rejected", err.Error()
-		return
+		return nil
 	}
 	res.ID = s.ID
 	for _, v := range b.IngestValidators() {
@@ -229,11 +247,12 @@ func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, 
 				continue
 			}
 			res.Status, res.Violation = "rejected", vi
-			return
+			return nil
 		}
 	}
 	res.Status = "accepted"
 	runRouters(ctx, b, env, abi.InputSpan, eval.Input{Span: s}, res)
+	return s
 }
 
 // runRouters runs the routers of the input type typ; a router that fails
@@ -252,6 +271,26 @@ func runRouters(ctx context.Context, b *bundle.Bundle, env *eval.Env, typ string
 			res.Actions = append(res.Actions, toAction(a))
 		}
 	}
+}
+
+// Derive runs the derivation of b (its pipeline, validators and policies,
+// as logline serve does) over spans numbered as an empty ledger would
+// number them (cycle.DryRun), and writes the derived events to the file
+// out as NDJSON.
+func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
+	def, err := tenant.ParseConfig(tenant.BasePolicies(b))
+	if err != nil {
+		return fmt.Errorf("the bundle's policies: %w", err)
+	}
+	ef, err := cycle.CreateEventFile(out)
+	if err != nil {
+		return err
+	}
+	_, err = cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{OnEvent: ef.Write})
+	if cerr := ef.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // runWebhook runs the webhook routers over a webhook line.
@@ -329,11 +368,6 @@ func runEvent(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte,
 		}
 		if r.Emitted != nil {
 			res.Emitted = append(res.Emitted, r.Emitted.Interface())
-		}
-	}
-	if m, ok := env.Kernels.(*meter); ok && res.Type == "trajectory_quality" {
-		if s, ok := ev.Get("score"); ok && s.Kind() == ir.Number {
-			m.observe(tsOf(eval.Input{Event: ev}), s.Micros())
 		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
@@ -22,41 +21,20 @@ import (
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
-// BasePolicies returns the derivation configuration the bundle sets for
-// every tenant: derive's default features and the bundle's linker, meter and
-// perf policies, as a map a tenant file's overrides are merged into.
-func BasePolicies(b *bundle.Bundle) map[string]any {
-	def := derive.DefaultTenantConfig().Features
-	policies := map[string]any{}
-	for _, name := range tenant.DerivationPolicies() {
-		p, ok := b.Policy(name)
-		if !ok {
-			continue
-		}
-		m := map[string]any{}
-		for _, f := range p.IR().Fields {
-			m[f.Key] = f.Value.Interface()
-		}
-		policies[name] = m
-	}
-	return map[string]any{
-		"features": map[string]any{"trajectory": def.Trajectory, "diamond": def.Diamond, "cluster": def.Cluster},
-		"policies": policies,
-	}
-}
-
 // startCycle opens the derived store and starts the runner, the clock ticks
 // and the tenant configuration watcher.
 func (s *Server) startCycle(ctx context.Context) error {
-	s.base = BasePolicies(s.bundle)
+	s.base = tenant.BasePolicies(s.bundle)
 	def, err := tenant.ParseConfig(s.base)
 	if err != nil {
 		return fmt.Errorf("the bundle's policies: %w", err)
 	}
 	s.defaultCfg = def
+	s.rules = derive.CompileRules(s.bundle.Program())
 	r, err := cycle.Open(s.ledger, cycle.Config{
 		Dir:         filepath.Join(s.cfg.Data, "derived"),
 		Default:     def,
+		Rules:       s.rules,
 		Fingerprint: s.bundle.Hash(),
 		Share:       s.cfg.Derive.BackgroundShare,
 		LowWater:    s.cfg.Derive.MaxBacklog / 2,
@@ -159,7 +137,7 @@ func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts deriv
 		}
 		cfg = c
 	}
-	return cycle.DryRun(spans, cfg, opts)
+	return cycle.DryRun(spans, cfg, s.rules, opts)
 }
 
 // backpressure holds ingest back while derivation is more than MaxBacklog

@@ -37,7 +37,7 @@ func TestDeployFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := tenant.Parse("", tf, BasePolicies(b))
+	f, err := tenant.Parse("", tf, tenant.BasePolicies(b))
 	if err != nil {
 		t.Fatalf("deploy/tenant.example.yaml: %v", err)
 	}

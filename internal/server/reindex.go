@@ -12,6 +12,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
+	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
@@ -48,11 +49,11 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(st
 	if err != nil {
 		return 0, 0, err
 	}
-	def, err := tenant.ParseConfig(BasePolicies(b))
+	def, err := tenant.ParseConfig(tenant.BasePolicies(b))
 	if err != nil {
 		return 0, 0, fmt.Errorf("the bundle's policies: %w", err)
 	}
-	r, err := cycle.Open(l, cycle.Config{Dir: filepath.Join(cfg.Data, "derived"), Default: def, Fingerprint: b.Hash(), Logger: log})
+	r, err := cycle.Open(l, cycle.Config{Dir: filepath.Join(cfg.Data, "derived"), Default: def, Rules: derive.CompileRules(b.Program()), Fingerprint: b.Hash(), Logger: log})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -99,9 +100,9 @@ func VerifyDerived(cfg Config, l cycle.Source, live bool) (*cycle.VerifyReport, 
 	if err != nil {
 		return nil, err
 	}
-	def, err := tenant.ParseConfig(BasePolicies(b))
+	def, err := tenant.ParseConfig(tenant.BasePolicies(b))
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's policies: %w", err)
 	}
-	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, b.Hash(), live)
+	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, derive.CompileRules(b.Program()), b.Hash(), live)
 }

@@ -54,6 +54,7 @@ type Server struct {
 	watcher        *tenant.Watcher
 	base           map[string]any
 	defaultCfg     derive.TenantConfig
+	rules          *derive.Rules // the bundle's pipeline and validators the derivation runs
 
 	streamsCtx    context.Context
 	cancelStreams context.CancelFunc

@@ -369,5 +369,5 @@ func (c *stateCheck) basePolicies() (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return BasePolicies(b), nil
+	return tenant.BasePolicies(b), nil
 }

@@ -17,7 +17,7 @@ var update = flag.Bool("update", false, "rewrite the expected sections of testda
 
 // TestFiles parses the in.yaml of every testdata/files/*.txtar case over
 // the standard bundle's features and policies (testdata/base.json, as
-// server.BasePolicies gives them) and compares:
+// BasePolicies gives them) and compares:
 //
 //	out/record  the body of the config record: ledger format, as earlier
 //	            versions wrote it for the same file; -update adds it to a

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/suggest"
 )
@@ -28,7 +29,8 @@ import (
 //	  quality_meter:       {weights: {mass: 0.4, persistence: 0.3, verification: 0.3},
 //	                        mass_saturation: 10, persistence_saturation: "12h",
 //	                        confirmer_saturation: 3, percentile_target: "p96",
-//	                        min_score: 50, warmup: 100, window: "168h"}
+//	                        min_score: 60, warmup: 100, window: "168h",
+//	                        tie_rationing: true, credit_budget: true}
 //	  derived_events_perf: {max_per_minute: 0, on_overload: "shed_derived"}
 //
 // Other top-level members (quotas, redact, ...) and other policies belong to
@@ -211,6 +213,8 @@ func meter() section {
 		field("min_score", toInt, func(c *derive.TenantConfig) *int { return &c.Meter.MinScore }),
 		field("warmup", toInt, func(c *derive.TenantConfig) *int { return &c.Meter.Warmup }),
 		field("window", toDuration, func(c *derive.TenantConfig) *time.Duration { return &c.Meter.Window }),
+		field("tie_rationing", toBool, func(c *derive.TenantConfig) *bool { return &c.Meter.TieRationing }),
+		field("credit_budget", toBool, func(c *derive.TenantConfig) *bool { return &c.Meter.CreditBudget }),
 	}}
 }
 
@@ -419,4 +423,27 @@ func parseHundredths(s string) (int, error) {
 	i, _ := strconv.Atoi("0" + ip)
 	f, _ := strconv.Atoi(fp)
 	return i*100 + f, nil
+}
+
+// BasePolicies returns the derivation configuration the bundle sets for
+// every tenant: derive's default features and the bundle's linker, meter and
+// perf policies, as a map a tenant file's overrides are merged into.
+func BasePolicies(b *bundle.Bundle) map[string]any {
+	def := derive.DefaultTenantConfig().Features
+	policies := map[string]any{}
+	for _, name := range DerivationPolicies() {
+		p, ok := b.Policy(name)
+		if !ok {
+			continue
+		}
+		m := map[string]any{}
+		for _, f := range p.IR().Fields {
+			m[f.Key] = f.Value.Interface()
+		}
+		policies[name] = m
+	}
+	return map[string]any{
+		"features": map[string]any{"trajectory": def.Trajectory, "diamond": def.Diamond, "cluster": def.Cluster},
+		"policies": policies,
+	}
 }

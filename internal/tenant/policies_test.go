@@ -27,7 +27,7 @@ func TestParseConfig(t *testing.T) {
 	everything.Meter = derive.MeterPolicy{
 		Weights: derive.Weights{Mass: 35, Persistence: 25, Verification: 40}, MassSaturation: 12,
 		PersistenceSaturation: 6 * time.Hour, ConfirmerSaturation: 2, PercentileTarget: "p97.5",
-		MinScore: 55, Warmup: 250, Window: 72 * time.Hour,
+		MinScore: 55, Warmup: 250, Window: 72 * time.Hour, TieRationing: false, CreditBudget: false,
 	}
 	everything.Perf = derive.PerfPolicy{MaxPerMinute: 6000, OnOverload: "reject_429"}
 
@@ -60,7 +60,7 @@ func TestParseConfig(t *testing.T) {
 		                             "max_open_trajectories":250000},
 		        "quality_meter":{"weights":{"mass":0.35,"persistence":0.25,"verification":"0.4"},"mass_saturation":12,
 		                         "persistence_saturation":"6h","confirmer_saturation":2,"percentile_target":"p97.5",
-		                         "min_score":55,"warmup":250,"window":"72h"},
+		                         "min_score":55,"warmup":250,"window":"72h","tie_rationing":false,"credit_budget":false},
 		        "derived_events_perf":{"max_per_minute":6000,"on_overload":"reject_429"},
 		        "validators":{"anything":"belongs to someone else"}}}`,
 		want: everything,

@@ -8,8 +8,8 @@
 //
 // Evaluation is pure: feature flags, policy overrides, kernels (stateful Go
 // functions such as percentile) and host calls come only from the Env the
-// caller passes. Each run (one CheckSpan, CheckEvent, Route or Enabled)
-// has its own limits, so a run that exceeds one fails alone:
+// caller passes. Each run (one CheckSpan, CheckEvent, CheckEventWith, Route
+// or Enabled) has its own limits, so a run that exceeds one fails alone:
 //
 //	limit                     Env field  default           error
 //	steps                     MaxSteps   DefaultMaxSteps   LLL100
@@ -40,6 +40,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 	"strings"
 	"time"
 	"unsafe"
@@ -117,7 +118,8 @@ func (w Webhook) Input() (Input, error) {
 
 // Kernels provides the stateful kernels (percentile, window_count,
 // threshold, components, ...). Implementations live with the state they
-// keep (the derivation); the interpreter only calls them.
+// keep (the derivation); the interpreter only calls them. Kernel may not
+// keep args after it returns: the interpreter reuses their memory.
 type Kernels interface {
 	Kernel(ctx context.Context, name string, in Input, args []ir.Value) (ir.Value, error)
 }
@@ -160,6 +162,9 @@ type frame struct {
 	data     ir.Value
 	dataDone bool
 	dataErr  error
+	// args is a stack of the arguments of the kernel calls in progress,
+	// kept from one run to the next when the frame is (see Scratch).
+	args []ir.Value
 }
 
 type fn func(fr *frame) (ir.Value, error)
@@ -232,19 +237,26 @@ func valueSize(v ir.Value, limit int64) int64 {
 		}
 	case ir.Map:
 		n += mapBytes
-		for _, k := range v.Keys() {
+		vals := v.Values()
+		for i, k := range v.Keys() {
 			if n > limit {
 				break
 			}
-			e, _ := v.Get(k)
-			n += mapEntryBytes + int64(len(k)) + valueSize(e, limit-n) - valueBytes
+			n += mapEntryBytes + int64(len(k)) + valueSize(vals[i], limit-n) - valueBytes
 		}
 	}
 	return n
 }
 
 func newFrame(ctx context.Context, env *Env, in Input) *frame {
-	fr := &frame{ctx: ctx, env: env, in: in, max: DefaultMaxSteps, maxBytes: DefaultMaxBytes, timeout: DefaultTimeout}
+	fr := &frame{}
+	fr.reset(ctx, env, in)
+	return fr
+}
+
+// reset readies fr for a new run, keeping the memory of its argument stack.
+func (fr *frame) reset(ctx context.Context, env *Env, in Input) {
+	*fr = frame{ctx: ctx, env: env, in: in, max: DefaultMaxSteps, maxBytes: DefaultMaxBytes, timeout: DefaultTimeout, args: fr.args[:0]}
 	if env != nil {
 		if env.MaxSteps > 0 {
 			fr.max = env.MaxSteps
@@ -262,7 +274,6 @@ func newFrame(ctx context.Context, env *Env, in Input) *frame {
 	if ctx != nil && ctx.Err() != nil {
 		fr.max = 0 // the first step fails, with the context's error
 	}
-	return fr
 }
 
 func rtErr(code diag.Code, pos, format string, args ...any) error {
@@ -609,25 +620,34 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.alloc(pos, sliceBytes+valueBytes*int64(len(args))); err != nil {
 				return ir.Value{}, err
 			}
-			vals := make([]ir.Value, len(args))
-			for i, a := range args {
+			// The arguments go on the frame's stack (a call among them
+			// pushes and pops its own above them) and are popped on
+			// return: kernels do not keep them.
+			base := len(fr.args)
+			for _, a := range args {
 				v, err := a(fr)
 				if err != nil {
+					fr.pop(base)
 					return v, err
 				}
-				vals[i] = v
+				fr.args = append(fr.args, v)
 			}
+			vals := fr.args[base:len(fr.args):len(fr.args)]
 			ctx := fr.ctx
 			if ctx == nil {
 				ctx = context.Background()
 			}
 			if kernel {
 				if fr.env == nil || fr.env.Kernels == nil {
+					fr.pop(base)
 					return ir.Value{}, rtErr(diag.KernelUnavailable, pos, "kernel %s is not available here (kernels run in the derivation)", name)
 				}
 				v, err := fr.env.Kernels.Kernel(ctx, name, fr.in, vals)
+				fr.pop(base)
 				return fr.returned(pos, name, v, err)
 			}
+			vals = slices.Clone(vals) // a host may keep its arguments
+			fr.pop(base)
 			if fr.env == nil || fr.env.Host == nil {
 				return ir.Value{}, rtErr(diag.KernelUnavailable, pos, "host call %s is not available here", name)
 			}
@@ -641,6 +661,12 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown operator %q at %s", e.Op, pos)
+}
+
+// pop drops the arguments above base from the stack of kernel arguments.
+func (fr *frame) pop(base int) {
+	clear(fr.args[base:])
+	fr.args = fr.args[:base]
 }
 
 // returned is the outcome of a kernel or host call: the run's context and

@@ -3,6 +3,7 @@ package eval
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -438,11 +439,43 @@ type Result struct {
 // member). Errors of the guard or of the emit kernels are returned; rules
 // that fail give a Violation.
 func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Result, error) {
+	return v.CheckEventWith(ctx, ev, env, &Scratch{})
+}
+
+// Scratch is memory that runs reuse from one to the next: the frame of a
+// run, the arguments of its kernel calls and the members of the event it
+// emits. A caller that runs validators many times in a row (the
+// derivation, twice at every close) keeps one, and a run then allocates
+// nothing of its own. The event a run emits lives in the Scratch: it is
+// valid until the next run on the same Scratch. A Scratch is not safe for
+// concurrent use; the zero Scratch is ready.
+type Scratch struct {
+	fr      frame
+	keys    []string
+	vals    []ir.Value
+	emitted ir.Value
+}
+
+// set sets the member k of the event being emitted, keeping the members
+// sorted (a later value replaces an earlier one of the same name).
+func (s *Scratch) set(k string, x ir.Value) {
+	i, found := slices.BinarySearch(s.keys, k)
+	if found {
+		s.vals[i] = x
+		return
+	}
+	s.keys, s.vals = slices.Insert(s.keys, i, k), slices.Insert(s.vals, i, x)
+}
+
+// CheckEventWith is CheckEvent with the memory of s: Result.Emitted points
+// into s and is valid until the next run on s.
+func (v *Validator) CheckEventWith(ctx context.Context, ev ir.Value, env *Env, s *Scratch) (Result, error) {
 	typ, _ := ev.Get("type")
 	if v.spanInput || !v.AppliesTo(typ.Str()) {
 		return Result{}, nil
 	}
-	fr := newFrame(ctx, env, Input{Event: ev})
+	fr := &s.fr
+	fr.reset(ctx, env, Input{Event: ev})
 	if v.guard != nil {
 		ok, err := boolOf(fr, v.guard, v.IR.Pos)
 		if err != nil {
@@ -492,10 +525,14 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 	if v.IR.Emit == nil {
 		return res, nil
 	}
-	out := map[string]ir.Value{"type": ir.StringValue(v.IR.Emit.Event)}
+	// The members: the event type, those of the input the emitted event
+	// has, then what the with kernels give.
+	clear(s.vals)
+	s.keys, s.vals = s.keys[:0], s.vals[:0]
+	s.set("type", ir.StringValue(v.IR.Emit.Event))
 	for _, k := range v.emitKeys {
 		if x, ok := ev.Get(k); ok {
-			out[k] = x
+			s.set(k, x)
 		}
 	}
 	for _, w := range v.emitWith {
@@ -503,19 +540,20 @@ func (v *Validator) CheckEvent(ctx context.Context, ev ir.Value, env *Env) (Resu
 		if err != nil {
 			return Result{}, err
 		}
-		for _, k := range x.Keys() {
-			out[k], _ = x.Get(k)
+		vals := x.Values()
+		for i, k := range x.Keys() {
+			s.set(k, vals[i])
 		}
 	}
 	size := valueBytes + mapBytes
-	for k := range out {
+	for _, k := range s.keys {
 		size += mapEntryBytes + int64(len(k))
 	}
 	if err := fr.alloc(v.IR.Emit.Pos, size); err != nil {
 		return Result{}, err
 	}
-	e := ir.MapValue(out)
-	res.Emitted = &e
+	s.emitted.SetSortedMap(s.keys, s.vals)
+	res.Emitted = &s.emitted
 	return res, nil
 }
 

@@ -61,6 +61,26 @@ func MapValue(entries map[string]Value) Value {
 	return Value{kind: Map, m: &mapValue{keys: keys, vals: vals}}
 }
 
+// SortedMapValue returns the map keys[i] -> vals[i] without copying: keys
+// must be sorted and unique and as long as vals, and neither slice may
+// change while the value is in use. It is MapValue for callers that build
+// the same shape of map many times (a derivation's events).
+func SortedMapValue(keys []string, vals []Value) Value {
+	return Value{kind: Map, m: &mapValue{keys: keys, vals: vals}}
+}
+
+// SetSortedMap makes *v the map keys[i] -> vals[i], as SortedMapValue
+// does, reusing the memory of *v when it is a map already: every copy of
+// the old *v then changes with it. It is for a buffer of the caller's own
+// that is rebuilt many times and whose maps are not kept.
+func (v *Value) SetSortedMap(keys []string, vals []Value) {
+	if v.kind != Map || v.m == nil {
+		*v = SortedMapValue(keys, vals)
+		return
+	}
+	v.m.keys, v.m.vals = keys, vals
+}
+
 func b2i(b bool) int64 {
 	if b {
 		return 1
@@ -111,13 +131,31 @@ func (v Value) Keys() []string {
 	return v.m.keys
 }
 
+// Values returns the values of a map, in the order of Keys.
+func (v Value) Values() []Value {
+	if v.m == nil {
+		return nil
+	}
+	return v.m.vals
+}
+
 // Get returns the value of key in a map.
 func (v Value) Get(key string) (Value, bool) {
 	if v.m == nil {
 		return Value{}, false
 	}
-	i := sort.SearchStrings(v.m.keys, key)
-	if i < len(v.m.keys) && v.m.keys[i] == key {
+	keys := v.m.keys
+	if len(keys) <= 8 {
+		// A scan beats a binary search on the small maps of events.
+		for i, k := range keys {
+			if k == key {
+				return v.m.vals[i], true
+			}
+		}
+		return Value{}, false
+	}
+	i := sort.SearchStrings(keys, key)
+	if i < len(keys) && keys[i] == key {
 		return v.m.vals[i], true
 	}
 	return Value{}, false
