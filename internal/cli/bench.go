@@ -19,7 +19,7 @@ import (
 )
 
 func newBenchCmd(stdio Stdio) *cobra.Command {
-	return group("bench", "Load generators", newBenchIngestCmd(stdio))
+	return group("bench", "Load generators", newBenchIngestCmd(stdio), newBenchSinkCmd(stdio))
 }
 
 // benchReport is what bench ingest measured. It counts only what the server
