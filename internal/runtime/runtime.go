@@ -143,7 +143,14 @@ func (c *Config) defaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Client == nil {
-		c.Client = func(allowPrivate bool) *http.Client { return newClient(allowPrivate, c.Timeout) }
+		// Two clients for the life of the runtime (connections are reused).
+		strict, open := newClient(false, c.Timeout), newClient(true, c.Timeout)
+		c.Client = func(allowPrivate bool) *http.Client {
+			if allowPrivate {
+				return open
+			}
+			return strict
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -659,5 +660,35 @@ func TestRouterOverItsLimitsFailsAlone(t *testing.T) {
 	case b := <-sub.C:
 		t.Fatalf("unexpected payload %.80s", b)
 	default:
+	}
+}
+
+// Deliveries reuse their connections: the default clients live as long as
+// the runtime (a client per request opened a connection per delivery).
+func TestDeliveriesReuseConnections(t *testing.T) {
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	rt := open(t, t.TempDir(), fmt.Sprintf(hookRouter, srv.URL), tenants{"acme": endpointTenant(srv.URL, "http.request")}, nil,
+		func(c *Config) { c.Client = nil; c.Workers = 2 })
+	run(t, rt)
+	const n = 60
+	for seq := uint64(1); seq <= n; seq++ {
+		rt.Record(spanRecord(seq, sale(fmt.Sprint("s_", seq))), nil)
+	}
+	waitFor(t, "deliveries", func() bool { return rt.Pending() == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if conns > 4 {
+		t.Fatalf("%d connections for %d deliveries from 2 workers", conns, n)
 	}
 }
