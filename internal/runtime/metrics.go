@@ -30,7 +30,7 @@ func newMetrics(set *metrics.Set) (*runtimeMetrics, error) {
 		attemptSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "logline_runtime_attempt_seconds",
 			Help: "Duration of one delivery attempt.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}, []string{"call"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "logline_runtime_delivery_latency_seconds",
-			Help: "From the record that caused an action becoming durable (acknowledged) to the action's delivery.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"call"}),
+			Help: "From the record that caused an action becoming durable (acknowledged) to the action's delivery.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 20)}, []string{"call"}),
 		queued: prometheus.NewCounter(prometheus.CounterOpts{Name: "logline_runtime_queued_total",
 			Help: "Actions queued in the outbox."}),
 		breakerOpen: prometheus.NewCounter(prometheus.CounterOpts{Name: "logline_runtime_breaker_opened_total",
