@@ -59,7 +59,7 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var trust, caps multi
 	fs.Var(&trust, "trust", "trust the ed25519 public key in `FILE` (PEM); repeatable")
 	fs.Var(&caps, "allow-cap", "allow the capability `CAP` (e.g. ws.send); repeatable; none by default")
-	replay := fs.String("replay", "", "run only if the bundle's replay_token is `TOKEN`")
+	replay := fs.String("replay", "", "replay the trace `FILE` a server recorded (runtime.trace) and report the first divergence; a value that is not a file is a token: run only if the bundle's replay_token is it")
 	in := fs.String("in", "", "read NDJSON from `FILE` (- for standard input)")
 	features := fs.String("features", "", "turn on the feature flags in `LIST` (e.g. trajectory,diamond) for the validators of the input lines")
 	derived := fs.String("derived", "", "write the derived events of the accepted spans to `FILE` (NDJSON)")
@@ -90,8 +90,8 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return usage("--bundle is required")
 	case len(trust) == 0:
 		return usage("--trust is required: only bundles signed by a trusted key run")
-	case *in == "":
-		return usage("--in is required")
+	case *in == "" && !isFile(*replay):
+		return usage("--in is required (or --replay TRACE)")
 	}
 	host := &runtime.StaticHost{Caps: caps, Env: map[string]string{}}
 	for _, kv := range envs {
@@ -123,6 +123,9 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %s: %v\n", *bundlePath, err)
 		return 1
+	}
+	if isFile(*replay) {
+		return replayTrace(b, *replay, stdout, stderr)
 	}
 	if *replay != "" && *replay != b.Manifest.ReplayToken {
 		fmt.Fprintf(stderr, "loglinerun: --replay %q does not match the bundle's replay_token %q\n", *replay, b.Manifest.ReplayToken)
@@ -370,4 +373,32 @@ func runEvent(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte,
 			res.Emitted = append(res.Emitted, r.Emitted.Interface())
 		}
 	}
+}
+
+func isFile(path string) bool {
+	fi, err := os.Stat(path)
+	return path != "" && err == nil && fi.Mode().IsRegular()
+}
+
+// replayTrace re-runs the routers of the evaluations a trace recorded, with
+// the trace as their host, and says whether every one gives the recorded
+// calls and actions (exit 0) or where the first differs (exit 1).
+func replayTrace(b *bundle.Bundle, path string, stdout, stderr io.Writer) int {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
+		return 1
+	}
+	defer f.Close()
+	n, div, err := runtime.Replay(b.Routers(), f)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "loglinerun: %s: %v\n", path, err)
+		return 1
+	case div != nil:
+		fmt.Fprintf(stdout, "divergence after %d identical evaluations: %v\n", n, div)
+		return 1
+	}
+	fmt.Fprintf(stdout, "replayed %d evaluations: identical\n", n)
+	return 0
 }

@@ -33,6 +33,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -114,6 +115,10 @@ type Config struct {
 	Client func(allowPrivate bool) *http.Client
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Trace, if set, receives a trace of every router evaluation (see
+	// TraceLine); BundleHash names the bundle in its header.
+	Trace      io.Writer
+	BundleHash string
 }
 
 func (c *Config) defaults() {
@@ -191,6 +196,7 @@ type Runtime struct {
 	wg       sync.WaitGroup
 	timers   map[*delivery]*time.Timer
 	seen     seenIDs
+	trace    *tracer
 	key      ed25519.PrivateKey // signs deliveries ("v1a,"), beside each endpoint's secret
 }
 
@@ -215,6 +221,13 @@ func Open(cfg Config) (*Runtime, error) {
 		all: map[string]*delivery{}, tenants: map[string]*tenantQueue{}, breakers: map[string]*breaker{},
 		timers: map[*delivery]*time.Timer{}}
 	rt.cond = sync.NewCond(&rt.mu)
+	if cfg.Trace != nil {
+		t, err := newTracer(cfg.Trace, cfg.BundleHash)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: trace: %w", err)
+		}
+		rt.trace = t
+	}
 	for _, r := range cfg.Routers {
 		in := r.IR.Input
 		if len(in) == 0 {
@@ -393,7 +406,11 @@ func (rt *Runtime) Run(ctx context.Context) {
 // Close syncs and closes the outbox. Call it after Run returned.
 func (rt *Runtime) Close() error {
 	rt.hub.closeAll()
-	return rt.ob.close()
+	err := rt.ob.close()
+	if rt.trace != nil {
+		err = errors.Join(err, rt.trace.flush())
+	}
+	return err
 }
 
 // msgID is the deterministic id of the i-th action of record seq.

@@ -48,7 +48,7 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 		if rs := rt.byInput[abi.InputSpan]; len(rs) > 0 {
 			s, err := span.Parse(rec.Body, span.Limits{})
 			if err == nil {
-				acts, tenants = rt.route(rs, eval.Input{Span: s}, s.Tenant, acts, tenants)
+				acts, tenants = rt.route(rs, eval.Input{Span: s}, abi.InputSpan, nil, rec.Seq, s.Tenant, acts, tenants)
 			}
 		}
 	}
@@ -66,7 +66,7 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 			continue
 		}
 		n := len(acts)
-		acts, tenants = rt.route(rs, eval.Input{Event: v}, ev.Tenant, acts, tenants)
+		acts, tenants = rt.route(rs, eval.Input{Event: v}, ev.Type.String(), line, rec.Seq, ev.Tenant, acts, tenants)
 		for j := n; j < len(acts); j++ {
 			if a := &acts[j]; a.Input {
 				// The event itself: sent as the derivation wrote it.
@@ -81,10 +81,23 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 }
 
 // route runs routers over one input of tenant and appends their actions.
-func (rt *Runtime) route(rs []*eval.Router, in eval.Input, tenant string, acts []eval.Action, tenants []string) ([]eval.Action, []string) {
-	env := &eval.Env{Host: rt.Host(tenant)}
+// kind is the input type, raw the input's JSON (for the trace), seq the
+// record (0 for a webhook).
+func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []byte, seq uint64, tenant string, acts []eval.Action, tenants []string) ([]eval.Action, []string) {
+	host := eval.Host(rt.Host(tenant))
 	for _, r := range rs {
+		var rec *recordingHost
+		if rt.trace != nil {
+			rec = &recordingHost{h: host}
+		}
+		env := &eval.Env{Host: host}
+		if rec != nil {
+			env.Host = rec
+		}
 		out, err := r.Route(context.Background(), in, env)
+		if rec != nil {
+			rt.writeTrace(r, in, kind, raw, seq, tenant, rec.calls, out, err)
+		}
 		if err != nil {
 			rt.m.actions.WithLabelValues(rt.m.tenant(tenant), r.IR.Name, "", OutcomeError).Inc()
 			rt.log.Warn("router failed", "router", r.IR.Name, "tenant", tenant, "span", spanID(in), "err", err)
@@ -96,6 +109,22 @@ func (rt *Runtime) route(rs []*eval.Router, in eval.Input, tenant string, acts [
 		acts = append(acts, out...)
 	}
 	return acts, tenants
+}
+
+// writeTrace writes one evaluation to the trace.
+func (rt *Runtime) writeTrace(r *eval.Router, in eval.Input, kind string, raw []byte, seq uint64, tenant string, calls []TraceCall, out []eval.Action, err error) {
+	tl := TraceLine{Seq: seq, Tenant: tenant, Router: r.IR.Name, Input: kind, Calls: calls, Actions: traceActions(out)}
+	if in.Span != nil {
+		tl.Span = string(in.Span.Canonical())
+	} else {
+		tl.Event = raw
+	}
+	if err != nil {
+		tl.Error = err.Error()
+	}
+	if werr := rt.trace.write(tl); werr != nil {
+		rt.log.Error("trace write failed", "err", werr)
+	}
 }
 
 func spanID(in eval.Input) string {
@@ -274,6 +303,11 @@ func depthOf(rec ledger.Record) int {
 func (rt *Runtime) Sync(next uint64) error {
 	if len(rt.byInput) == 0 {
 		return nil
+	}
+	if rt.trace != nil {
+		if err := rt.trace.flush(); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
 	}
 	routed, _ := rt.ob.marks()
 	if next > routed {

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -95,11 +96,15 @@ func (rt *Runtime) Receive(ctx context.Context, tenant, source string, h http.He
 		rt.m.webhooksIn.WithLabelValues(rt.m.tenant(tenant), "replay").Inc()
 		return nil, fmt.Errorf("%w: webhook-id %q from %s", ErrReplay, id, source)
 	}
-	in := eval.Input{Event: ir.MapValue(map[string]ir.Value{
+	ev := ir.MapValue(map[string]ir.Value{
 		"source": ir.StringValue(source), "id": ir.StringValue(id), "tenant": ir.StringValue(tenant),
 		"received_at": ir.TimestampValue(now.UTC().Truncate(time.Microsecond)), "payload": payload,
-	})}
-	acts, tenants := rt.route(rt.byInput[InputWebhook], in, tenant, nil, nil)
+	})
+	var raw []byte
+	if rt.trace != nil {
+		raw, _ = json.Marshal(ev.Interface())
+	}
+	acts, tenants := rt.route(rt.byInput[InputWebhook], eval.Input{Event: ev}, InputWebhook, raw, 0, tenant, nil, nil)
 	var out []Appended
 	dups := 0
 	for i := range acts {

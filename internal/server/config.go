@@ -69,6 +69,9 @@ type Config struct {
 		Backoff        time.Duration `yaml:"backoff"`
 		MaxBackoff     time.Duration `yaml:"max_backoff"`
 		QueuePerTenant int           `yaml:"queue_per_tenant"`
+		// Trace appends a trace of every router evaluation to
+		// <data>/runtime/trace.ndjson, for loglinerun --replay.
+		Trace bool `yaml:"trace"`
 	} `yaml:"runtime"`
 
 	Timeouts struct {

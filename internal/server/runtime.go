@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -54,7 +56,32 @@ func (s *Server) openRuntime() error {
 		return nil
 	}
 	rc := s.cfg.Runtime
+	var trace io.Writer
+	if rc.Trace {
+		dir := filepath.Join(s.cfg.Data, "runtime")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(filepath.Join(dir, "trace.ndjson"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("runtime trace: %w", err)
+		}
+		s.traceFile, trace = f, f
+		// A crash may have torn the last line: end it, so that this
+		// start's header begins a line of its own.
+		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
+			last := make([]byte, 1)
+			if r, err := os.Open(f.Name()); err == nil {
+				if _, err := r.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+					f.Write([]byte("\n"))
+				}
+				r.Close()
+			}
+		}
+	}
 	rt, err := runtime.Open(runtime.Config{
+		Trace:          trace,
+		BundleHash:     s.bundle.Hash(),
 		Dir:            filepath.Join(s.cfg.Data, "runtime"),
 		Routers:        s.bundle.Routers(),
 		BundleCaps:     s.bundle.Manifest.CapsAllow,

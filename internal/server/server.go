@@ -50,6 +50,7 @@ type Server struct {
 	redact         *redactor
 	runner         *cycle.Runner
 	runtime        *runtime.Runtime // nil when the ledger is read-only
+	traceFile      *os.File         // runtime.trace
 	tenantRuntimes tenantRuntimes
 	watcher        *tenant.Watcher
 	base           map[string]any
@@ -460,6 +461,9 @@ func (s *Server) close() error {
 	}
 	if s.runtime != nil {
 		errs = append(errs, s.runtime.Close())
+	}
+	if s.traceFile != nil {
+		errs = append(errs, s.traceFile.Close())
 	}
 	if s.ledger != nil {
 		errs = append(errs, s.ledger.Close())

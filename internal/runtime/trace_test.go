@@ -1,0 +1,118 @@
+package runtime
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+)
+
+const tracedRouters = `router tills {
+  uses "http.request"
+  uses "env.get"
+  route when did == "sale.post" and env.get("mode") != "off" to http.request(env.get("hook"), {id: id, mode: env.get("mode")})
+  route when did == "sale.void" and crypto.verify("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "", who) to http.request(env.get("hook"))
+}
+router candidates {
+  input: "diamond_candidate"
+  uses "http.request"
+  uses "env.get"
+  route when score >= 50 to http.request(env.get("hook"))
+}`
+
+// A trace recorded over 10,000 records (spans with env.get, crypto.verify
+// and http.request, and derived events) replays byte for byte; a one-byte
+// change is reported as a divergence at the line and record changed.
+func TestTraceReplays(t *testing.T) {
+	url := "http://127.0.0.1:1/hook"
+	ten := endpointTenant(url, "http.request", "env.get")
+	ten.Env["mode"] = "live"
+	var trace bytes.Buffer
+	rs, caps := compile(t, tracedRouters)
+	rt, err := Open(Config{Dir: t.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
+		Tenants: tenants{"acme": ten}, Trace: &trace, BundleHash: "sha256:test", KeepDone: 1, QueuePerTenant: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10_000
+	for seq := uint64(1); seq <= n; seq++ {
+		did, who := "sale.post", "till"
+		switch seq % 7 {
+		case 3:
+			did = "sale.pack"
+		case 5:
+			did, who = "sale.void", "5VZDAMNgrHKQhuLMgG6CioSHfx645dl02HPgZSJJAVVfuIIVkKM7rMYeOXAc+bRr0lv18FlbviRlUUFDjnoQCw=="
+		}
+		body := fmt.Sprintf(`{"id":"s_%d","tenant":"acme","who":%q,"did":%q,"this":"order:%d","when":"2025-10-05T09:00:00Z","status":"confirmed"}`, seq, who, did, seq%100)
+		var evs []derive.Event
+		if seq%10 == 0 {
+			evs = []derive.Event{{Type: derive.CandidateEvent, Tenant: "acme", Trajectory: derive.TrajectoryID{byte(seq)}, Score: int(seq % 100), Seq: seq, TS: 1e18}}
+		}
+		if err := rt.Record(ledger.Record{Seq: seq, Kind: ledgerfmt.KindSpan, Body: []byte(body)}, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(trace.String()), "\n")
+	if len(lines) < n {
+		t.Fatalf("%d trace lines for %d records", len(lines), n)
+	}
+
+	got, div, err := Replay(rs, strings.NewReader(trace.String()))
+	if err != nil || div != nil || got != len(lines)-1 {
+		t.Fatalf("replay: %d evaluations, divergence %v, err %v; want %d, none", got, div, err, len(lines)-1)
+	}
+
+	// One byte changed in a recorded env value, in an action, in the input.
+	tests := []struct {
+		name, old, new, what string
+	}{
+		{"env value", `"args":["mode"],"result":"live"},{"name":"env.get","args":["hook"],"result":"http://127.0.0.1:1/hook"},{"name":"env.get","args":["mode"],"result":"live"`,
+			`"args":["mode"],"result":"live"},{"name":"env.get","args":["hook"],"result":"http://127.0.0.1:1/hook"},{"name":"env.get","args":["mode"],"result":"livE"`, "actions"},
+		{"call", `"args":["mode"]`, `"args":["modE"]`, "call 1"},
+		{"action", `"args":["http://127.0.0.1:1/hook",{"id":"s_`, `"args":["http://127.0.0.1:1/hooK",{"id":"s_`, "actions"},
+		{"input", `"did\":\"sale.pack\"`, `"did\":\"sale.post\"`, "call 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := -1
+			for i := 1; i < len(lines); i++ {
+				if strings.Contains(lines[i], tt.old) && i > 5000 {
+					at = i
+					break
+				}
+			}
+			if at < 0 {
+				t.Fatalf("no line after 5000 holds %s", tt.old)
+			}
+			changed := append([]string{}, lines...)
+			changed[at] = strings.Replace(changed[at], tt.old, tt.new, 1)
+			_, div, err := Replay(rs, strings.NewReader(strings.Join(changed, "\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if div == nil || div.Line != at+1 || div.What != tt.what {
+				t.Fatalf("divergence %v, want line %d (%s)", div, at+1, tt.what)
+			}
+			var tl TraceLine
+			jsonUnmarshal(t, lines[at], &tl)
+			if div.Seq != tl.Seq {
+				t.Fatalf("divergence at seq %d, want %d", div.Seq, tl.Seq)
+			}
+		})
+	}
+}
+
+func jsonUnmarshal(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatal(err)
+	}
+}
