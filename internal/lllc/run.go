@@ -24,7 +24,7 @@ import (
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
-const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--allow-cap CAP]... [--env NAME=VALUE]... [--replay TOKEN] --in spans.ndjson [--derived FILE]
+const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--allow-cap CAP]... [--env NAME=VALUE]... [--replay TOKEN|TRACE] --in spans.ndjson [--derived FILE]
 
 Verifies a bundle (hash, signature, trusted key, ABI, capabilities) and runs
 it over NDJSON input ("-" for standard input): each span line goes through
