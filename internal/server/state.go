@@ -302,12 +302,19 @@ func (c *stateCheck) tenants() {
 	seen := map[string]bool{}
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".yaml")
+		if !ok {
+			name, ok = strings.CutSuffix(e.Name(), ".lll")
+		}
 		if !ok || e.IsDir() {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
 		if !tenant.ValidName(name) {
 			c.note(path, "ignored by the server: not a tenant name")
+			continue
+		}
+		if seen[name] {
+			c.note(path, "ignored by the server: the tenant's .lll file is in force")
 			continue
 		}
 		seen[name] = true
@@ -330,7 +337,12 @@ func (c *stateCheck) tenants() {
 			}
 			continue
 		}
-		f, err := tenant.Parse("", data, base)
+		var f *tenant.File
+		if strings.HasSuffix(e.Name(), ".lll") {
+			f, err = tenant.ParseLLL(e.Name(), data, base)
+		} else {
+			f, err = tenant.Parse("", data, base)
+		}
 		var entry ledger.Entry
 		if err == nil {
 			entry, err = tenant.ConfigEntry(name, f.Doc)

@@ -98,11 +98,19 @@ func (w *Watcher) Scan(ctx context.Context) error {
 	changed := false
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".yaml")
+		if !ok {
+			name, ok = strings.CutSuffix(e.Name(), ".lll")
+		}
 		if !ok || e.IsDir() {
 			continue
 		}
 		if !ValidName(name) {
 			w.log().Warn("tenant file ignored: bad tenant name", "file", e.Name())
+			continue
+		}
+		if seen[name] {
+			// Read in name order: <tenant>.lll before <tenant>.yaml.
+			w.log().Error("tenant file ignored: the tenant has a .lll file too, which is in force; keep one", "file", e.Name())
 			continue
 		}
 		seen[name] = true
@@ -144,7 +152,7 @@ func (w *Watcher) scanFile(ctx context.Context, name, path string) (bool, error)
 		if !w.started && w.Apply != nil {
 			// Already in the ledger; the rest of the server keeps its part
 			// in memory.
-			f, err := Parse(path, data, w.Base)
+			f, err := ParseFile(path, data, w.Base)
 			if err != nil {
 				// Recorded once, refused now (a stricter parse): say so,
 				// the tenant's quotas, members and redaction are missing.
@@ -155,7 +163,7 @@ func (w *Watcher) scanFile(ctx context.Context, name, path string) (bool, error)
 		}
 		return false, nil
 	}
-	f, err := Parse(path, data, w.Base)
+	f, err := ParseFile(path, data, w.Base)
 	if err != nil {
 		if w.problems[name] != h {
 			w.log().Error("tenant file refused; the previous configuration stays in force", "file", path, "err", err)

@@ -1,0 +1,90 @@
+package tenant
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// A tenant's policies written in .lll give the same configuration, and the
+// same config record, as the same policies written in YAML.
+func TestParseLLLMatchesYAML(t *testing.T) {
+	base := readBase(t)
+	ll, err := ParseLLL("t_a.lll", []byte(`policy quality_meter {
+  min_score: 70
+  percentile_target: "p90"
+}
+policy trajectory_linker {
+  close_timeout: "2h"
+  close_on_did: ["sale.close"]
+}
+`), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ym, err := Parse("t_a.yaml", []byte(`policies:
+  quality_meter: {min_score: 70, percentile_target: "p90"}
+  trajectory_linker: {close_timeout: "2h", close_on_did: ["sale.close"]}
+`), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ym.Config, ll.Config); diff != "" {
+		t.Errorf("configuration (-yaml +lll):\n%s", diff)
+	}
+	a, _ := ConfigEntry("t_a", ym.Doc)
+	b, _ := ConfigEntry("t_a", ll.Doc)
+	if string(a.Body) != string(b.Body) {
+		t.Errorf("config records differ:\nyaml %s\nlll  %s", a.Body, b.Body)
+	}
+	if ll.Config.Meter.MinScore != 70 {
+		t.Errorf("min_score %d, want 70", ll.Config.Meter.MinScore)
+	}
+}
+
+func TestParseLLLErrors(t *testing.T) {
+	base := readBase(t)
+	tests := []struct {
+		name, src, want string
+	}{
+		{"unknown key", "policy quality_meter {\n  min_scor: 70\n}\n", "t_a.lll:2:3: error[LLL"},
+		{"out of range", "policy quality_meter {\n  min_score: 170\n}\n", "t_a.lll:2:"},
+		{"not a policy", "policy quality_meter {\n  min_score: 70\n}\nvalidator v {\n  require field \"id\"\n}\n", "t_a.lll:4: a tenant file in .lll holds policy declarations only"},
+		{"syntax", "policy quality_meter {\n  min_score 70\n", "t_a.lll:1:22: error[LLL014]: policy quality_meter: '{' is never closed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseLLL("t_a.lll", []byte(tt.src), base)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ParseLLL = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The watcher records a tenant's .lll file; a .yaml beside it is ignored,
+// and said so.
+func TestScanLLLFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t_a.lll"), []byte("policy quality_meter {\n  min_score: 75\n}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "t_a.yaml"), []byte("policies: {quality_meter: {min_score: 10}}\n"), 0o644)
+	log := &appendLog{}
+	var logged strings.Builder
+	var applied *File
+	w := &Watcher{Dir: dir, Ledger: log, Base: readBase(t), Logger: slog.New(slog.NewTextHandler(&logged, nil)),
+		Apply: func(name string, f *File) error { applied = f; return nil }}
+	if err := w.Scan(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if log.len() != 1 || applied == nil || applied.Config.Meter.MinScore != 75 {
+		t.Fatalf("recorded %d, applied %+v: want the .lll file's min_score 75", log.len(), applied)
+	}
+	if !strings.Contains(logged.String(), "t_a.yaml") || !strings.Contains(logged.String(), "has a .lll file too") {
+		t.Errorf("log: %s", logged.String())
+	}
+}
