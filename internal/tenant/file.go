@@ -133,7 +133,7 @@ func Parse(file string, data []byte, base map[string]any) (*File, error) {
 	p.checkRuntime(f.Runtime)
 	f.Doc = Merge(base, p.overrides(raw))
 	cfg, err := ParseConfig(f.Doc)
-	p.placeAll(err)
+	p.placeAll(err, nil)
 	f.Config = cfg
 	p.checkRecordable("", f.Doc)
 	if q := raw.Quotas; q.IngestPerSecond < 0 || q.Burst < 0 {
@@ -333,8 +333,11 @@ func (p *parser) checkRecordable(path string, v any) {
 }
 
 // placeAll adds the problems of err (joined *derive.ConfigError values) at
-// the lines their paths are written on.
-func (p *parser) placeAll(err error) {
+// the lines their paths are written on (lineOf; p.line when nil).
+func (p *parser) placeAll(err error, lineOf func(path string) int) {
+	if lineOf == nil {
+		lineOf = p.line
+	}
 	if err == nil {
 		return
 	}
@@ -345,7 +348,7 @@ func (p *parser) placeAll(err error) {
 	for _, e := range errs {
 		line := 0
 		if ce, ok := e.(*derive.ConfigError); ok {
-			line = p.line(ce.Path)
+			line = lineOf(ce.Path)
 		}
 		p.add(line, e)
 	}

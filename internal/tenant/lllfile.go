@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 )
@@ -50,21 +49,14 @@ func ParseLLL(file string, data []byte, base map[string]any) (*File, error) {
 	f := &File{}
 	f.Doc = Merge(base, map[string]any{"policies": policies})
 	cfg, err := ParseConfig(f.Doc)
-	if err != nil {
-		errs := []error{err}
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			errs = j.Unwrap()
-		}
-		for _, e := range errs {
-			line := 0
-			if ce, ok := e.(*derive.ConfigError); ok {
-				for path := ce.Path; path != "" && line == 0; path = parent(path) {
-					line = lines[path]
-				}
+	p.placeAll(err, func(path string) int {
+		for ; path != ""; path = parent(path) {
+			if line, ok := lines[path]; ok {
+				return line
 			}
-			p.add(line, e)
 		}
-	}
+		return 0
+	})
 	f.Config = cfg
 	p.checkRecordable("", f.Doc)
 	if len(p.errs) > 0 {
