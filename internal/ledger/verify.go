@@ -168,6 +168,12 @@ func (v *verification) open(dir string) error {
 	if err != nil || v.rep.Problem != nil {
 		return err
 	}
+	// The checkpoint before the segments' names: beside a live writer, a
+	// segment begun after the listing would hold records the checkpoint
+	// read later covers.
+	if err := v.openCheckpoint(ledgerDir); err != nil || v.rep.Problem != nil {
+		return err
+	}
 	v.segDir = fs.PathJoin(ledgerDir, "segments")
 	if v.segs, err = listSegments(fs, v.segDir); err != nil {
 		if errors.Is(err, ErrCorrupt) {
@@ -177,9 +183,6 @@ func (v *verification) open(dir string) error {
 		return err
 	}
 	v.rep.Segments = len(v.segs)
-	if err := v.openCheckpoint(ledgerDir); err != nil || v.rep.Problem != nil {
-		return err
-	}
 	v.limit = ^uint64(0)
 	if v.cfg.Live {
 		v.limit = 0
