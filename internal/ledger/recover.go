@@ -316,6 +316,14 @@ func (r *recovery) catchUp() error {
 	if r.wm.next < startSeq {
 		start, startSeq = r.wm.at, r.wm.next
 	}
+	if l.readOnly {
+		// Beside a running writer (detected or not) the states read since
+		// the listing may name a segment begun after it: list again
+		// (segments only grow).
+		if segs, err := listSegments(l.fs, l.segDir); err == nil {
+			r.segs = segs
+		}
+	}
 	if len(r.segs) == 0 {
 		return r.finish(r.rng, 0, time.Time{}, pos{seg: 1})
 	}
