@@ -509,6 +509,10 @@ func TestReceive(t *testing.T) {
 	if got := ap.got(); len(got) != 1 {
 		t.Fatalf("%d spans stored, want only the good webhook's", len(got))
 	}
+	// A tenant without a runtime section has no sources.
+	if _, err := rt.Receive(ctx, "nobody", "stripe", signed("msg_5", now, k), body); !errors.Is(err, ErrUnknownSource) {
+		t.Fatalf("a tenant without a runtime section: %v, want ErrUnknownSource", err)
+	}
 
 	// After a restart the seen ids are gone, yet the replay appends the same
 	// span ids, which the ledger answers duplicate: still a replay.

@@ -72,7 +72,12 @@ func (s *seenIDs) add(key string, now time.Time) bool {
 // routers whose input is "webhook"; their ledger.append actions are
 // performed before Receive returns, and it returns the spans appended.
 func (rt *Runtime) Receive(ctx context.Context, tenant, source string, h http.Header, body []byte) ([]Appended, error) {
-	src, ok := rt.cfg.Tenants.Runtime(tenant).Sources[source]
+	conf := rt.cfg.Tenants.Runtime(tenant)
+	if conf == nil {
+		rt.m.webhooksIn.WithLabelValues(rt.m.tenant(tenant), "unknown_source").Inc()
+		return nil, fmt.Errorf("%w %q for tenant %q (the tenant has no runtime section)", ErrUnknownSource, source, tenant)
+	}
+	src, ok := conf.Sources[source]
 	if !ok || src.Verifier == nil {
 		rt.m.webhooksIn.WithLabelValues(rt.m.tenant(tenant), "unknown_source").Inc()
 		return nil, fmt.Errorf("%w %q for tenant %q (runtime.sources in its file)", ErrUnknownSource, source, tenant)
