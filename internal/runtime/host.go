@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/loglineos/loglineos/internal/lll/ir"
 )
@@ -69,7 +70,7 @@ type StaticHost struct {
 
 // Call performs one host call.
 func (h *StaticHost) Call(_ context.Context, name string, args []ir.Value) (ir.Value, error) {
-	if c, ok := hostCaps[name]; !ok || (c != "" && !contains(h.Caps, c)) {
+	if c, ok := hostCaps[name]; !ok || (c != "" && !slices.Contains(h.Caps, c)) {
 		return ir.Value{}, fmt.Errorf("%w (allow it with --allow-cap %s)", ErrDenied, name)
 	}
 	return callExpr(name, args, h.Env)

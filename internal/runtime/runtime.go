@@ -121,26 +121,23 @@ type Config struct {
 	BundleHash string
 }
 
+// fill sets *v to d when it is not positive.
+func fill[T int | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
 func (c *Config) defaults() {
-	fill := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	fillD := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
 	fill(&c.Workers, DefaultWorkers)
 	fill(&c.MaxAttempts, DefaultMaxAttempts)
 	fill(&c.QueuePerTenant, DefaultQueuePerTenant)
 	fill(&c.BreakerAfter, DefaultBreakerAfter)
 	fill(&c.KeepDone, DefaultKeepDone)
-	fillD(&c.Timeout, DefaultTimeout)
-	fillD(&c.Backoff, DefaultBackoff)
-	fillD(&c.MaxBackoff, DefaultMaxBackoff)
-	fillD(&c.BreakerCool, DefaultBreakerCool)
+	fill(&c.Timeout, DefaultTimeout)
+	fill(&c.Backoff, DefaultBackoff)
+	fill(&c.MaxBackoff, DefaultMaxBackoff)
+	fill(&c.BreakerCool, DefaultBreakerCool)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -415,7 +412,12 @@ func (rt *Runtime) Close() error {
 
 // msgID is the deterministic id of the i-th action of record seq.
 func msgID(seq uint64, i int) string {
-	h := sha256.Sum256([]byte(strconv.FormatUint(seq, 10) + "/" + strconv.Itoa(i)))
+	return idOf(strconv.FormatUint(seq, 10) + "/" + strconv.Itoa(i))
+}
+
+// idOf is "msg_" and 26 base32 characters of sha256(key).
+func idOf(key string) string {
+	h := sha256.Sum256([]byte(key))
 	return "msg_" + strings.ToLower(b32.EncodeToString(h[:])[:26])
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -210,7 +211,7 @@ func (rt *Runtime) allowed(tenant, call string) bool {
 	if c == "" {
 		return true
 	}
-	return contains(rt.cfg.BundleCaps, c) && contains(rt.cfg.ServerCaps, c) &&
+	return slices.Contains(rt.cfg.BundleCaps, c) && slices.Contains(rt.cfg.ServerCaps, c) &&
 		rt.cfg.Tenants.Runtime(tenant).Allows(c)
 }
 
@@ -224,15 +225,6 @@ var hostCaps = func() map[string]string {
 	}
 	return m
 }()
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
 
 // payload is the body an action sends: its last argument as JSON (the
 // span's canonical JSON when the route passed the input itself).
@@ -336,17 +328,27 @@ func decodeValue(b []byte) (ir.Value, error) {
 // declares.
 func eventValue(line []byte) (ir.Value, error) {
 	v, err := decodeValue(line)
-	if err != nil || v.Kind() != ir.Map {
+	if err != nil {
 		return v, err
+	}
+	return withTimestamp(v, "ts"), nil
+}
+
+// withTimestamp returns map v with its member name, an RFC 3339 string in
+// JSON, as the timestamp its input type declares.
+func withTimestamp(v ir.Value, name string) ir.Value {
+	ts, ok := v.Get(name)
+	if v.Kind() != ir.Map || !ok || ts.Kind() != ir.String {
+		return v
+	}
+	t, ok := abi.ValidRFC3339(ts.Str())
+	if !ok {
+		return v
 	}
 	m := map[string]ir.Value{}
 	for _, k := range v.Keys() {
 		m[k], _ = v.Get(k)
 	}
-	if ts, ok := m["ts"]; ok && ts.Kind() == ir.String {
-		if t, ok := abi.ValidRFC3339(ts.Str()); ok {
-			m["ts"] = ir.TimestampValue(t)
-		}
-	}
-	return ir.MapValue(m), nil
+	m[name] = ir.TimestampValue(t)
+	return ir.MapValue(m)
 }

@@ -214,7 +214,7 @@ func replayOne(byName map[string]*eval.Router, tl *TraceLine) *Divergence {
 			return &Divergence{What: "input", Recorded: string(tl.Event), Got: err.Error()}
 		}
 		if tl.Input == InputWebhook {
-			v = webhookValue(v)
+			v = withTimestamp(v, "received_at")
 		}
 		in.Event = v
 	}
@@ -237,21 +237,6 @@ func replayOne(byName map[string]*eval.Router, tl *TraceLine) *Divergence {
 		return &Divergence{What: "actions", Recorded: want, Got: got}
 	}
 	return nil
-}
-
-// webhookValue makes received_at a timestamp again, as the webhook input
-// declares it.
-func webhookValue(v ir.Value) ir.Value {
-	m := map[string]ir.Value{}
-	for _, k := range v.Keys() {
-		m[k], _ = v.Get(k)
-	}
-	if ts, ok := m["received_at"]; ok && ts.Kind() == ir.String {
-		if t, ok := abi.ValidRFC3339(ts.Str()); ok {
-			m["received_at"] = ir.TimestampValue(t)
-		}
-	}
-	return ir.MapValue(m)
 }
 
 func show(v any) string {

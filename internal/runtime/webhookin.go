@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,8 +113,7 @@ func (rt *Runtime) Receive(ctx context.Context, tenant, source string, h http.He
 	dups := 0
 	for i := range acts {
 		a := &acts[i]
-		key := sha256.Sum256([]byte(tenant + "\x00" + source + "\x00" + id + "\x00" + fmt.Sprint(i)))
-		mid := "msg_" + strings.ToLower(b32.EncodeToString(key[:])[:26])
+		mid := idOf(tenant + "\x00" + source + "\x00" + id + "\x00" + fmt.Sprint(i))
 		if a.Call != "ledger.append" {
 			outcome := rt.doKeyed(mid, 0, a, tenants[i], 0, now)
 			rt.m.actions.WithLabelValues(rt.m.tenant(tenant), a.Router, a.Call, outcome).Inc()

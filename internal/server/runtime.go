@@ -62,7 +62,7 @@ func (s *Server) openRuntime() error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(filepath.Join(dir, "trace.ndjson"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		f, err := os.OpenFile(filepath.Join(dir, "trace.ndjson"), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return fmt.Errorf("runtime trace: %w", err)
 		}
@@ -71,11 +71,8 @@ func (s *Server) openRuntime() error {
 		// start's header begins a line of its own.
 		if fi, err := f.Stat(); err == nil && fi.Size() > 0 {
 			last := make([]byte, 1)
-			if r, err := os.Open(f.Name()); err == nil {
-				if _, err := r.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
-					f.Write([]byte("\n"))
-				}
-				r.Close()
+			if _, err := f.ReadAt(last, fi.Size()-1); err == nil && last[0] != '\n' {
+				f.Write([]byte("\n"))
 			}
 		}
 	}

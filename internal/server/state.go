@@ -301,10 +301,7 @@ func (c *stateCheck) tenants() {
 	var baseErr error
 	seen := map[string]bool{}
 	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".yaml")
-		if !ok {
-			name, ok = strings.CutSuffix(e.Name(), ".lll")
-		}
+		name, ok := tenant.NameOf(e.Name())
 		if !ok || e.IsDir() {
 			continue
 		}

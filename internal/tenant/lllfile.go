@@ -65,6 +65,16 @@ func ParseLLL(file string, data []byte, base map[string]any) (*File, error) {
 	return f, nil
 }
 
+// NameOf returns the tenant a file of cfg/tenants is for: <tenant>.yaml or
+// <tenant>.lll (read in name order, so a tenant's .lll comes first and is
+// the one in force).
+func NameOf(file string) (string, bool) {
+	if name, ok := strings.CutSuffix(file, ".yaml"); ok {
+		return name, true
+	}
+	return strings.CutSuffix(file, ".lll")
+}
+
 // ParseFile parses a tenant file by its name: .lll with ParseLLL, else Parse.
 func ParseFile(path string, data []byte, base map[string]any) (*File, error) {
 	if strings.HasSuffix(path, ".lll") {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
@@ -97,10 +96,7 @@ func (w *Watcher) Scan(ctx context.Context) error {
 	seen := map[string]bool{}
 	changed := false
 	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".yaml")
-		if !ok {
-			name, ok = strings.CutSuffix(e.Name(), ".lll")
-		}
+		name, ok := NameOf(e.Name())
 		if !ok || e.IsDir() {
 			continue
 		}
