@@ -56,7 +56,12 @@ const (
 	exampleAudit  = `{"fields":{"at":"2025-10-05T21:09:00Z","by":"sa:01K6TPZ3M0Q4R5S6T7V8W9X0YA","id":"01K6TQ4Z8N3D5W7XB2C9E1F0GK","name":"till 7","role":"app","tenant":"t_bakery"},"op":"account.create","ts":"2025-10-05T21:09:00Z"}`
 	exampleConfig = `{"config":{"features":{"diamond":true,"trajectory":true},"policies":{"trajectory_linker":{"close_timeout":"2h"}}},"tenant":"t_bakery"}`
 	exampleTick   = `{"clock":"2025-10-05T21:11:00Z"}`
+	exampleKV     = `{"bundle":"sha256:5f0c6b1d2e3a4f5061728394a5b6c7d8e9f00112233445566778899aabbccddee","cause":7,"id":"msg_4q2cxm7h3ojvbsrd6wztk5ae2i","key":"order:12344","router":"firsts","tenant":"t_cafe","value":"s_0007"}`
 )
+
+// kindKV is the record kind of a router's kv.set (internal/runtime's
+// KindKV).
+const kindKV = "kv"
 
 // kindAudit is the record kind of audit records (internal/server's
 // KindAudit, which this package cannot import).
@@ -98,7 +103,7 @@ func exampleTime(s string) time.Time {
 }
 
 // newExampleLedger builds the example ledger: 43 records, 12 and 40 to 42
-// the story's, 9 to 11 the server's own (audit, config, tick), the others
+// the story's, 8 to 11 the server's own (kv, audit, config, tick), the others
 // fillers of tenant t_cafe.
 func newExampleLedger() (*exampleLedger, error) {
 	seed := sha256.Sum256([]byte("loglineos openapi example key; never use it for anything else"))
@@ -119,7 +124,7 @@ func newExampleLedger() (*exampleLedger, error) {
 	ts40 := exampleTime("2025-10-05T22:19:30.530Z")
 	bodies := map[uint64]string{12: exampleSpan1, 40: exampleSpanCafe, 41: exampleSpan2, 42: exampleSpan3}
 	others := map[uint64]struct{ kind, body string }{
-		9: {kindAudit, exampleAudit}, 10: {ledgerfmt.KindConfig, exampleConfig}, 11: {ledgerfmt.KindTick, exampleTick}}
+		8: {kindKV, exampleKV}, 9: {kindAudit, exampleAudit}, 10: {ledgerfmt.KindConfig, exampleConfig}, 11: {ledgerfmt.KindTick, exampleTick}}
 	l := &exampleLedger{vkey: signer.VerifierKey(), records: map[uint64][]byte{}, receipts: map[uint64]ledgerfmt.Receipt{}, size: size}
 	leaves := make([]ledgerfmt.Hash, size)
 	for seq := range uint64(size) {

@@ -178,7 +178,7 @@ func TestNDJSONExamplesHoldTheirItems(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{kindAudit, ledgerfmt.KindConfig, ledgerfmt.KindTick, ledgerfmt.KindSpan}; !slices.Equal(kinds, want) {
+	if want := []string{kindKV, kindAudit, ledgerfmt.KindConfig, ledgerfmt.KindTick, ledgerfmt.KindSpan}; !slices.Equal(kinds, want) {
 		t.Errorf("stream-every-kind holds records of kinds %v, want %v", kinds, want)
 	}
 	events := lines("derived-ndjson")

@@ -376,10 +376,10 @@ func examples(b *bundle.Bundle) (obj, error) {
 		"record": obj{"summary": "Record 41: span s_2", "value": l.record(41, false)},
 		"stream-ndjson": obj{"summary": "Records 41 and 42 (cursor=41&tenant=t_bakery)",
 			"value": lines(41, 42)},
-		"stream-every-kind": obj{"summary": "Records 9 to 12, one of each kind: audit, config, tick, span (cursor=9, an operator's stream of every tenant)",
-			"description": "Record 9: the service account till 7 was created; 10: t_bakery's tenant file put close_timeout 2h in force; 11: a clock tick; 12: span s_1. " +
+		"stream-every-kind": obj{"summary": "Records 8 to 12, one of each kind: kv, audit, config, tick, span (cursor=8, an operator's stream of every tenant)",
+			"description": "Record 8: a router of t_cafe set a key when it routed record 7; 9: the service account till 7 was created; 10: t_bakery's tenant file put close_timeout 2h in force; 11: a clock tick; 12: span s_1. " +
 				"A tenant's stream (tenant=) sends its spans only.",
-			"value": lines(9, 10, 11, 12)},
+			"value": lines(8, 9, 10, 11, 12)},
 		"thing-page": obj{"summary": "The spans of order:12345",
 			"value": obj{"tenant": exampleTenant, "this": "order:12345",
 				"spans": arr{l.record(12, false), l.record(41, false), l.record(42, false)}}},

@@ -100,7 +100,8 @@ func apiSchemas() map[string]any {
 				"The streams send the record line exactly as the segment holds it, with crc; lookups leave crc out and hold spans only. " +
 				"Every record has exactly one kind: span (a client's span, the only kind a tenant's stream sends), or one the server appends itself: " +
 				"tick (a clock tick that moves derivation time forward), config (a tenant's configuration put in force from that point of the ledger on) " +
-				"and audit (a security event: token keys created, rotated or retired, service accounts created or revoked). " +
+				"audit (a security event: token keys created, rotated or retired, service accounts created or revoked) " +
+				"and kv (a router's kv.set, which the key-value store of routers is the fold of). " +
 				"The kind is the name of the member, not a value, so it cannot be an OpenAPI discriminator: oneOf says which member each kind requires.",
 			"required":             arr{"seq", "ts", "leaf"},
 			"additionalProperties": false,
@@ -113,12 +114,14 @@ func apiSchemas() map[string]any {
 				"tick":   ref("Tick"),
 				"config": ref("TenantConfig"),
 				"audit":  ref("AuditEvent"),
+				"kv":     ref("KVWrite"),
 			},
 			"oneOf": arr{
 				obj{"title": "span record", "required": arr{"span"}},
 				obj{"title": "tick record", "required": arr{"tick"}},
 				obj{"title": "config record", "required": arr{"config"}},
 				obj{"title": "audit record", "required": arr{"audit"}},
+				obj{"title": "kv record", "required": arr{"kv"}},
 			},
 		},
 		"Tick": obj{
@@ -165,6 +168,24 @@ func apiSchemas() map[string]any {
 				"fields": obj{"type": "object", "description": "The event's details (see the description for each op)."},
 			},
 			"examples": arr{rawValue(exampleAudit)},
+		},
+		"KVWrite": obj{
+			"type": "object",
+			"description": "The body of a kv record: a router's kv.set, performed when the record cause was routed. " +
+				"A tenant's key-value store is the fold of its kv records in ledger order (value null deletes the key); " +
+				"the server rebuilds it from them when its cache is missing (logline ledger reindex).",
+			"required":             arr{"bundle", "cause", "id", "key", "router", "tenant", "value"},
+			"additionalProperties": false,
+			"properties": obj{
+				"bundle": obj{"type": "string", "description": "The hash of the bundle whose router wrote it."},
+				"cause":  seq("The seq of the record whose routing wrote it."),
+				"id":     obj{"type": "string", "pattern": "^msg_[a-z2-7]{26}$", "description": "The action's id, derived from the record and the route."},
+				"key":    obj{"type": "string", "minLength": 1, "maxLength": 256},
+				"router": obj{"type": "string"},
+				"tenant": obj{"type": "string"},
+				"value":  obj{"description": "The value set (any JSON value, at most 64 KiB of it); null deletes the key."},
+			},
+			"examples": arr{rawValue(exampleKV)},
 		},
 		"ThingPage": obj{
 			"type":        "object",

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 )
 
@@ -20,6 +21,10 @@ func (rt *Runtime) Host(tenant string) *Host { return &Host{rt: rt, tenant: tena
 type Host struct {
 	rt     *Runtime
 	tenant string
+	// txn holds the kv writes of the record being routed (nil for a
+	// webhook: kv.set is refused); staged, the evaluation's own.
+	txn    *kvTxn
+	staged []kvWrite
 }
 
 // ErrDenied is the error of a host call the capabilities do not allow.
@@ -35,7 +40,13 @@ func (h *Host) Call(_ context.Context, name string, args []ir.Value) (ir.Value, 
 	if t := h.rt.cfg.Tenants.Runtime(h.tenant); t != nil {
 		env = t.Env
 	}
-	v, err := callExpr(name, args, env)
+	var v ir.Value
+	var err error
+	if name == "kv.get" {
+		v, err = h.kvGet(args)
+	} else {
+		v, err = callExpr(name, args, env)
+	}
 	if err != nil {
 		h.rt.m.evalFailures.WithLabelValues(h.rt.m.tenant(h.tenant), name).Inc()
 	}
@@ -57,15 +68,18 @@ func callExpr(name string, args []ir.Value, env map[string]string) (ir.Value, er
 		}
 		return ir.NullValue(), nil
 	}
-	return ir.Value{}, fmt.Errorf("%s is not available in this runtime yet", name)
+	return ir.Value{}, fmt.Errorf("%s is not a host call of expressions", name)
 }
 
 // StaticHost is the host of evaluations outside a server (loglinerun): the
-// calls of expressions under the capabilities in Caps, env.get reading Env.
-// Route actions are not performed: the caller prints them.
+// calls of expressions under the capabilities in Caps, env.get reading Env,
+// kv.get reading what the run's kv.set actions wrote (in memory, from an
+// empty store). Other route actions are not performed: the caller prints
+// them.
 type StaticHost struct {
 	Caps []string
 	Env  map[string]string
+	kv   map[string]string // key -> value JSON
 }
 
 // Call performs one host call.
@@ -73,7 +87,36 @@ func (h *StaticHost) Call(_ context.Context, name string, args []ir.Value) (ir.V
 	if c, ok := hostCaps[name]; !ok || (c != "" && !slices.Contains(h.Caps, c)) {
 		return ir.Value{}, fmt.Errorf("%w (allow it with --allow-cap %s)", ErrDenied, name)
 	}
+	if name == "kv.get" {
+		if len(args) != 1 || args[0].Kind() != ir.String {
+			return ir.Value{}, errors.New("kv.get takes one string")
+		}
+		if v, ok := h.kv[args[0].Str()]; ok {
+			return decodeValue([]byte(v))
+		}
+		return ir.NullValue(), nil
+	}
 	return callExpr(name, args, h.Env)
+}
+
+// Stage performs a kv.set at once, in memory.
+func (h *StaticHost) Stage(_ context.Context, a *eval.Action) error {
+	if a.Call != "kv.set" || !slices.Contains(h.Caps, "kv.set") {
+		return nil
+	}
+	key, v, err := kvArgs(a)
+	if err != nil {
+		return err
+	}
+	if h.kv == nil {
+		h.kv = map[string]string{}
+	}
+	if v == "null" {
+		delete(h.kv, key)
+	} else {
+		h.kv[key] = v
+	}
+	return nil
 }
 
 // CryptoVerify is crypto.verify(public_key, message, signature): an

@@ -29,6 +29,8 @@ import (
 //	{"t":"a","id":"msg_…","n":1,"status":200,"error":"","at":"…"}   an attempt's outcome
 //	{"t":"d","id":"msg_…","at":"…"}                                  delivered (final)
 //	{"t":"x","id":"msg_…","error":"…","at":"…"}                      given up (final)
+//	{"t":"k","id":"msg_…","seq":12,"tenant":"acme","router":"tills","call":"kv.set",
+//	 "key":"…","body":"<the value's JSON>"}                         a kv.set performed (kv.go)
 //	{"t":"r","seq":12}                                               every record below seq is routed
 //
 // An action is queued before the record after it is routed: the "r" mark
@@ -65,6 +67,7 @@ type entry struct {
 	Router string    `json:"router,omitempty"`
 	Call   string    `json:"call,omitempty"`
 	URL    string    `json:"url,omitempty"`
+	Key    string    `json:"key,omitempty"`
 	Body   string    `json:"body,omitempty"`
 	Depth  int       `json:"depth,omitempty"`
 	N      int       `json:"n,omitempty"`
@@ -177,6 +180,7 @@ func encodeEntry(dst []byte, e *entry) []byte {
 	str("router", e.Router)
 	str("call", e.Call)
 	str("url", e.URL)
+	str("key", e.Key)
 	str("body", e.Body)
 	num("depth", uint64(e.Depth))
 	num("n", uint64(e.N))
@@ -201,7 +205,7 @@ func (ob *outbox) note(e *entry) {
 	switch e.T {
 	case "r":
 		ob.routed = max(ob.routed, e.Seq)
-	case "q":
+	case "q", "k":
 		ob.maxSeen = max(ob.maxSeen, e.Seq+1)
 	}
 }

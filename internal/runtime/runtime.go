@@ -96,6 +96,12 @@ type Config struct {
 	BundleCaps, ServerCaps []string
 	Tenants                Tenants
 	Appender               Appender
+	// Ledger records the kv.set of routers (kind "kv"); nil: kv.get and
+	// kv.set fail.
+	Ledger Ledger
+	// KVQuota bounds the bytes of keys and values of a tenant's store
+	// (DefaultKVQuota when zero).
+	KVQuota int
 	// Metrics is the server's metric set (nil: none registered).
 	Metrics *metrics.Set
 	Logger  *slog.Logger
@@ -134,6 +140,7 @@ func (c *Config) defaults() {
 	fill(&c.QueuePerTenant, DefaultQueuePerTenant)
 	fill(&c.BreakerAfter, DefaultBreakerAfter)
 	fill(&c.KeepDone, DefaultKeepDone)
+	fill(&c.KVQuota, DefaultKVQuota)
 	fill(&c.Timeout, DefaultTimeout)
 	fill(&c.Backoff, DefaultBackoff)
 	fill(&c.MaxBackoff, DefaultMaxBackoff)
@@ -194,6 +201,7 @@ type Runtime struct {
 	timers   map[*delivery]*time.Timer
 	seen     seenIDs
 	trace    *tracer
+	kv       *kvStore
 	key      ed25519.PrivateKey // signs deliveries ("v1a,"), beside each endpoint's secret
 }
 
@@ -252,6 +260,10 @@ func Open(cfg Config) (*Runtime, error) {
 	for _, e := range entries {
 		rt.replay(e)
 	}
+	if err := rt.openStore(entries); err != nil {
+		ob.close()
+		return nil, err
+	}
 	if ob.size > compactAt {
 		if err := ob.rewrite(rt.keep()); err != nil {
 			ob.close()
@@ -259,6 +271,38 @@ func Open(cfg Config) (*Runtime, error) {
 		}
 	}
 	return rt, nil
+}
+
+// openStore rebuilds the key-value store, records in the ledger the writes
+// the outbox holds that it does not, and marks routed the records whose
+// writes are all in the ledger.
+func (rt *Runtime) openStore(entries []*entry) error {
+	routed, seen := rt.ob.marks()
+	if seen > 0 {
+		// Routing is in order: the records below the last one with an
+		// action queued are routed; that one is routed again (its
+		// actions already queued are known by their ids).
+		routed = max(routed, seen-1)
+	}
+	routed, err := rt.openKV(routed, entries)
+	if err != nil {
+		return err
+	}
+	if err := rt.kv.syncKV(context.Background()); err != nil {
+		return err
+	}
+	if old, _ := rt.ob.marks(); routed > old {
+		if err := rt.ob.add(&entry{T: "r", Seq: routed}); err != nil {
+			return err
+		}
+	}
+	if err := rt.ob.sync(); err != nil {
+		return err
+	}
+	if err := rt.kv.save(routed); err != nil {
+		return fmt.Errorf("runtime: kv.json: %w", err)
+	}
+	return nil
 }
 
 // replay applies an outbox entry read at open.
@@ -295,8 +339,11 @@ func (rt *Runtime) replay(e *entry) {
 // keep returns the entries a compacted outbox holds: the routed mark, and
 // every delivery still pending or kept for the log, with its last attempt.
 func (rt *Runtime) keep() []*entry {
-	routed, seen := rt.ob.marks()
-	out := []*entry{{T: "r", Seq: max(routed, seen)}}
+	// openStore moved the mark to the last record with an action queued
+	// (routed again, its actions known by their ids); kv writes ("k")
+	// below it are in the ledger.
+	routed, _ := rt.ob.marks()
+	out := []*entry{{T: "r", Seq: routed}}
 	for _, d := range rt.all {
 		out = append(out, d.q)
 		if d.attempts > 0 {

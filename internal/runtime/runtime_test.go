@@ -265,7 +265,8 @@ func TestCapabilityMatrix(t *testing.T) {
 		"ws.send":       `route to ws.send("ch")`,
 		"ledger.append": `route to ledger.append({who: "router", did: "x", this: "t", when: "2025-10-05T09:00:00Z", status: "confirmed"})`,
 		"env.get":       `route when env.get("hook") != "" to ws.send("env")`,
-		"kv.get":        `route when kv.get("k") == "" to ws.send("kv")`,
+		"kv.get":        `route when kv.get("k") == "v" to ws.send("kv")`,
+		"kv.set":        `route to kv.set("k", "v")`,
 		"crypto.verify": fmt.Sprintf(`route when crypto.verify(%q, "m", %q) to ws.send("crypto")`, key, sig),
 	}
 	for call, route := range routes {
@@ -306,8 +307,9 @@ func TestCapabilityMatrix(t *testing.T) {
 				}
 				ten := endpointTenant(srv.URL, tenantCaps...)
 				ap := &appender{}
+				l := openLedger(t, t.TempDir())
 				cfg := Config{Dir: t.TempDir(), Routers: rs, BundleCaps: bundleCaps, ServerCaps: serverCaps,
-					Tenants: tenants{"acme": ten}, Appender: ap}
+					Tenants: tenants{"acme": ten}, Appender: ap, Ledger: l}
 				rt, err := Open(cfg)
 				if deny == "server" && call != "crypto.verify" {
 					// A bundle needing what the server does not allow never loads.
@@ -320,6 +322,10 @@ func TestCapabilityMatrix(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer rt.Close()
+				if call == "kv.get" {
+					// The key kv.get reads was written by an earlier record.
+					rt.kv.apply("acme", "k", `"v"`)
+				}
 				sub := rt.Subscribe("acme", map[string]string{"env.get": "env", "kv.get": "kv", "crypto.verify": "crypto", "ws.send": "ch"}[call])
 				if err := rt.Record(spanRecord(1, sale("s_1")), nil); err != nil {
 					t.Fatal(err)
@@ -328,6 +334,11 @@ func TestCapabilityMatrix(t *testing.T) {
 				switch call {
 				case "http.request", "ledger.append":
 					did = rt.Pending() == 1
+				case "kv.set":
+					if err := rt.Sync(2); err != nil {
+						t.Fatal(err)
+					}
+					did = len(kvRecords(t, l)) == 1
 				default:
 					select {
 					case <-sub.C:
@@ -336,9 +347,6 @@ func TestCapabilityMatrix(t *testing.T) {
 					}
 				}
 				want := deny == "" || call == "crypto.verify"
-				if call == "kv.get" {
-					want = false // not built: refused everywhere
-				}
 				if did != want {
 					t.Fatalf("performed = %v, want %v", did, want)
 				}

@@ -24,6 +24,7 @@ import (
 const (
 	OutcomeQueued    = "queued"      // in the outbox
 	OutcomeSent      = "sent"        // ws.send published
+	OutcomeStored    = "stored"      // kv.set performed
 	OutcomeDenied    = "denied"      // a capability the tenant does not allow
 	OutcomeNoRoute   = "not_allowed" // http.request to a URL the tenant does not list
 	OutcomeDepth     = "depth"       // ledger.append past MaxDepth
@@ -45,11 +46,12 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 	}
 	var acts []eval.Action
 	var tenants []string
+	txn := &kvTxn{}
 	if rec.Kind == ledgerfmt.KindSpan {
 		if rs := rt.byInput[abi.InputSpan]; len(rs) > 0 {
 			s, err := span.Parse(rec.Body, span.Limits{})
 			if err == nil {
-				acts, tenants = rt.route(rs, eval.Input{Span: s}, abi.InputSpan, nil, rec.Seq, s.Tenant, acts, tenants)
+				acts, tenants = rt.route(rs, eval.Input{Span: s}, abi.InputSpan, nil, rec.Seq, s.Tenant, txn, acts, tenants)
 			}
 		}
 	}
@@ -67,7 +69,7 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 			continue
 		}
 		n := len(acts)
-		acts, tenants = rt.route(rs, eval.Input{Event: v}, ev.Type.String(), line, rec.Seq, ev.Tenant, acts, tenants)
+		acts, tenants = rt.route(rs, eval.Input{Event: v}, ev.Type.String(), line, rec.Seq, ev.Tenant, txn, acts, tenants)
 		for j := n; j < len(acts); j++ {
 			if a := &acts[j]; a.Input {
 				// The event itself: sent as the derivation wrote it.
@@ -83,10 +85,12 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 
 // route runs routers over one input of tenant and appends their actions.
 // kind is the input type, raw the input's JSON (for the trace), seq the
-// record (0 for a webhook).
-func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []byte, seq uint64, tenant string, acts []eval.Action, tenants []string) ([]eval.Action, []string) {
-	host := eval.Host(rt.Host(tenant))
+// record (0 for a webhook), txn the kv writes of the record's evaluations
+// so far (nil for a webhook).
+func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []byte, seq uint64, tenant string, txn *kvTxn, acts []eval.Action, tenants []string) ([]eval.Action, []string) {
 	for _, r := range rs {
+		h := &Host{rt: rt, tenant: tenant, txn: txn}
+		host := eval.Host(h)
 		var rec *recordingHost
 		if rt.trace != nil {
 			rec = &recordingHost{h: host}
@@ -103,6 +107,9 @@ func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []by
 			rt.m.actions.WithLabelValues(rt.m.tenant(tenant), r.IR.Name, "", OutcomeError).Inc()
 			rt.log.Warn("router failed", "router", r.IR.Name, "tenant", tenant, "span", spanID(in), "err", err)
 			continue
+		}
+		if txn != nil {
+			txn.w = append(txn.w, h.staged...)
 		}
 		for range out {
 			tenants = append(tenants, tenant)
@@ -163,6 +170,8 @@ func (rt *Runtime) doKeyed(id string, seq uint64, a *eval.Action, tenant string,
 		return OutcomeDenied
 	}
 	switch a.Call {
+	case "kv.set":
+		return rt.setKV(id, seq, a, tenant)
 	case "ws.send":
 		if len(a.Args) < 1 || a.Args[0].Kind() != ir.String {
 			return OutcomeBadAction
@@ -302,12 +311,26 @@ func (rt *Runtime) Sync(next uint64) error {
 		}
 	}
 	routed, _ := rt.ob.marks()
-	if next > routed {
-		if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
+	if next <= routed {
+		return rt.ob.sync()
+	}
+	if rt.kv.pendingWrites() {
+		// The writes are in the outbox before they are in the ledger, and
+		// in the ledger before the mark.
+		if err := rt.ob.sync(); err != nil {
+			return err
+		}
+		if err := rt.kv.syncKV(context.Background()); err != nil {
 			return err
 		}
 	}
-	return rt.ob.sync()
+	if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
+		return err
+	}
+	if err := rt.ob.sync(); err != nil {
+		return err
+	}
+	return rt.kv.save(next)
 }
 
 // decodeValue decodes a JSON text into a value of the language.

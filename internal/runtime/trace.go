@@ -111,6 +111,15 @@ func (r *recordingHost) Call(ctx context.Context, name string, args []ir.Value) 
 	return v, err
 }
 
+// Stage passes a route's action to the host it records, so that a kv.set
+// is read back by the evaluation's later routes.
+func (r *recordingHost) Stage(ctx context.Context, a *eval.Action) error {
+	if st, ok := r.h.(eval.Stager); ok {
+		return st.Stage(ctx, a)
+	}
+	return nil
+}
+
 func plain(vs []ir.Value) []any {
 	out := make([]any, len(vs))
 	for i, v := range vs {

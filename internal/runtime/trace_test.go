@@ -18,6 +18,14 @@ const tracedRouters = `router tills {
   route when did == "sale.post" and env.get("mode") != "off" to http.request(env.get("hook"), {id: id, mode: env.get("mode")})
   route when did == "sale.void" and crypto.verify("11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "", who) to http.request(env.get("hook"))
 }
+router last {
+  uses "kv.get"
+  uses "kv.set"
+  uses "http.request"
+  uses "env.get"
+  route when did != "sale.void" to http.request(env.get("hook"), {this: this, before: kv.get(this)})
+  route to kv.set(this, id)
+}
 router candidates {
   input: "diamond_candidate"
   uses "http.request"
@@ -25,17 +33,19 @@ router candidates {
   route when score >= 50 to http.request(env.get("hook"))
 }`
 
-// A trace recorded over 10,000 records (spans with env.get, crypto.verify
-// and http.request, and derived events) replays byte for byte; a one-byte
-// change is reported as a divergence at the line and record changed.
+// A trace recorded over 10,000 records (spans with env.get, kv.get,
+// kv.set, crypto.verify and http.request, and derived events) replays byte
+// for byte; a one-byte change is reported as a divergence at the line and
+// record changed.
 func TestTraceReplays(t *testing.T) {
 	url := "http://127.0.0.1:1/hook"
-	ten := endpointTenant(url, "http.request", "env.get")
+	ten := endpointTenant(url, "http.request", "env.get", "kv.get", "kv.set")
 	ten.Env["mode"] = "live"
 	var trace bytes.Buffer
 	rs, caps := compile(t, tracedRouters)
 	rt, err := Open(Config{Dir: t.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
-		Tenants: tenants{"acme": ten}, Trace: &trace, BundleHash: "sha256:test", KeepDone: 1, QueuePerTenant: 1 << 30})
+		Tenants: tenants{"acme": ten}, Trace: &trace, BundleHash: "sha256:test", KeepDone: 1, QueuePerTenant: 1 << 30,
+		Ledger: openLedger(t, t.TempDir())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,6 +66,11 @@ func TestTraceReplays(t *testing.T) {
 		if err := rt.Record(ledger.Record{Seq: seq, Kind: ledgerfmt.KindSpan, Body: []byte(body)}, evs); err != nil {
 			t.Fatal(err)
 		}
+		if seq%1000 == 0 {
+			if err := rt.Sync(seq + 1); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := rt.Close(); err != nil {
 		t.Fatal(err)
@@ -72,19 +87,20 @@ func TestTraceReplays(t *testing.T) {
 
 	// One byte changed in a recorded env value, in an action, in the input.
 	tests := []struct {
-		name, old, new, what string
+		name, old, new, what, router string
 	}{
 		{"env value", `"args":["mode"],"result":"live"},{"name":"env.get","args":["hook"],"result":"http://127.0.0.1:1/hook"},{"name":"env.get","args":["mode"],"result":"live"`,
-			`"args":["mode"],"result":"live"},{"name":"env.get","args":["hook"],"result":"http://127.0.0.1:1/hook"},{"name":"env.get","args":["mode"],"result":"livE"`, "actions"},
-		{"call", `"args":["mode"]`, `"args":["modE"]`, "call 1"},
-		{"action", `"args":["http://127.0.0.1:1/hook",{"id":"s_`, `"args":["http://127.0.0.1:1/hooK",{"id":"s_`, "actions"},
-		{"input", `"did\":\"sale.pack\"`, `"did\":\"sale.post\"`, "call 1"},
+			`"args":["mode"],"result":"live"},{"name":"env.get","args":["hook"],"result":"http://127.0.0.1:1/hook"},{"name":"env.get","args":["mode"],"result":"livE"`, "actions", ""},
+		{"call", `"args":["mode"]`, `"args":["modE"]`, "call 1", ""},
+		{"action", `"args":["http://127.0.0.1:1/hook",{"id":"s_`, `"args":["http://127.0.0.1:1/hooK",{"id":"s_`, "actions", ""},
+		{"input", `"did\":\"sale.pack\"`, `"did\":\"sale.post\"`, "call 1", "tills"},
+		{"kv read", `{"name":"kv.get","args":["order:42"],"result":"s_`, `{"name":"kv.get","args":["order:42"],"result":"S_`, "actions", "last"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			at := -1
 			for i := 1; i < len(lines); i++ {
-				if strings.Contains(lines[i], tt.old) && i > 5000 {
+				if strings.Contains(lines[i], tt.old) && i > 5000 && strings.Contains(lines[i], `"router":"`+tt.router) {
 					at = i
 					break
 				}

@@ -108,7 +108,7 @@ func (rt *Runtime) Receive(ctx context.Context, tenant, source string, h http.He
 	if rt.trace != nil {
 		raw, _ = json.Marshal(ev.Interface())
 	}
-	acts, tenants := rt.route(rt.byInput[InputWebhook], eval.Input{Event: ev}, InputWebhook, raw, 0, tenant, nil, nil)
+	acts, tenants := rt.route(rt.byInput[InputWebhook], eval.Input{Event: ev}, InputWebhook, raw, 0, tenant, nil, nil, nil)
 	var out []Appended
 	dups := 0
 	for i := range acts {

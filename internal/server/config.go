@@ -69,6 +69,9 @@ type Config struct {
 		Backoff        time.Duration `yaml:"backoff"`
 		MaxBackoff     time.Duration `yaml:"max_backoff"`
 		QueuePerTenant int           `yaml:"queue_per_tenant"`
+		// KVQuota bounds the bytes of keys and values of each tenant's
+		// key-value store (kv.set).
+		KVQuota bytesize.Size `yaml:"kv_quota"`
 		// Trace appends a trace of every router evaluation to
 		// <data>/runtime/trace.ndjson, for loglinerun --replay.
 		Trace bool `yaml:"trace"`
@@ -159,6 +162,7 @@ func DefaultConfig() Config {
 	c.Runtime.Backoff = runtime.DefaultBackoff
 	c.Runtime.MaxBackoff = runtime.DefaultMaxBackoff
 	c.Runtime.QueuePerTenant = runtime.DefaultQueuePerTenant
+	c.Runtime.KVQuota = runtime.DefaultKVQuota
 	c.Derive.TickInterval = time.Minute
 	c.Derive.MaxBacklog = 1_000_000
 	c.Derive.SlowIngestWait = 5 * time.Second
@@ -306,6 +310,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.HeaderBytes <= 0 || c.Limits.UnauthBodyBytes <= 0 || c.Limits.BodyGrace <= 0 || c.Limits.BodyMinRate <= 0 {
 		bad("limits: header_bytes, unauth_body_bytes, body_grace and body_min_rate must be positive")
+	}
+	if c.Runtime.KVQuota <= 0 || c.Runtime.KVQuota > 1<<30 {
+		bad("runtime.kv_quota (%s) must be positive and at most 1GiB", c.Runtime.KVQuota)
 	}
 	if c.Limits.HeaderBytes > maxHeaderBytes {
 		bad("limits.header_bytes (%s) exceeds %s", c.Limits.HeaderBytes, bytesize.Size(maxHeaderBytes))

@@ -31,7 +31,9 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(st
 		return 0, 0, err
 	}
 	defer lock.Release()
-	for _, dir := range []string{filepath.Join("ledger", "index"), "receipts", "derived"} {
+	// runtime/kv.json is the fold of the ledger's kv records: the next
+	// start rebuilds it.
+	for _, dir := range []string{filepath.Join("ledger", "index"), "receipts", "derived", filepath.Join("runtime", "kv.json")} {
 		if err := os.RemoveAll(filepath.Join(cfg.Data, dir)); err != nil {
 			return 0, 0, err
 		}

@@ -93,6 +93,8 @@ func (s *Server) openRuntime() error {
 		Backoff:        rc.Backoff,
 		MaxBackoff:     rc.MaxBackoff,
 		QueuePerTenant: rc.QueuePerTenant,
+		Ledger:         s.ledger,
+		KVQuota:        int(rc.KVQuota),
 	})
 	if err != nil {
 		return err

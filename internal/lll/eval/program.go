@@ -593,6 +593,14 @@ type compiledRoute struct {
 	args    []fn
 }
 
+// Stager is a Host told of each action as its route produces it, before
+// the next route runs: what a route's kv.set writes is what a later route
+// of the same evaluation reads with kv.get (read-your-writes). An error
+// fails the evaluation.
+type Stager interface {
+	Stage(ctx context.Context, a *Action) error
+}
+
 // Action is a host call a router asks for. Routers do not perform I/O:
 // the runtime performs the actions, under the bundle's capabilities.
 type Action struct {
@@ -677,6 +685,13 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 				a.Args = append(a.Args, ir.StringValue(string(c)))
 			} else {
 				a.Args = append(a.Args, in.Event)
+			}
+		}
+		if env != nil {
+			if st, ok := env.Host.(Stager); ok {
+				if err := st.Stage(ctx, &a); err != nil {
+					return nil, wrapHost(err, rt.ir.Pos, a.Call)
+				}
 			}
 		}
 		out = append(out, a)
