@@ -165,7 +165,7 @@ server's latest signed checkpoint covers, and says so.`,
 			}
 			p := newProgress(stdio.Err)
 			start := time.Now()
-			recs := server.NewStateRecords()
+			recs := server.NewStateRecords(*data)
 			rep, err := ledger.Verify(*data, ledger.VerifyConfig{
 				VerifierKey: vkey,
 				CheckBody: func(kind string, body []byte) error {
@@ -352,6 +352,9 @@ func stateChecked(r *server.StateReport) []string {
 	}
 	if r.TenantFiles > 0 {
 		out = append(out, fmt.Sprintf("%d tenant files", r.TenantFiles))
+	}
+	if r.KVKeys > 0 {
+		out = append(out, fmt.Sprintf("runtime/kv.json (%d keys)", r.KVKeys))
 	}
 	return out
 }

@@ -86,8 +86,8 @@ type kvSpace struct {
 	size int // bytes of keys and values
 }
 
-// kvFile is kv.json.
-type kvFile struct {
+// KVFile is kv.json.
+type KVFile struct {
 	// Routed: the fold holds the writes of every record below it;
 	// LedgerNext: and no kv record of the ledger from it on.
 	Routed     uint64                       `json:"routed"`
@@ -123,7 +123,7 @@ func (s *kvStore) apply(tenant, key, value string) {
 // records below routed. It returns the seq below which every record is
 // routed (routed, raised past the records whose writes the ledger holds).
 func (rt *Runtime) openKV(routed uint64, outbox []*entry) (uint64, error) {
-	s := &kvStore{path: filepath.Join(rt.cfg.Dir, "kv.json"), quota: rt.cfg.KVQuota, bundle: rt.cfg.BundleHash,
+	s := &kvStore{path: filepath.Join(rt.cfg.Dir, KVFileName), quota: rt.cfg.KVQuota, bundle: rt.cfg.BundleHash,
 		l: rt.cfg.Ledger, spaces: map[string]*kvSpace{}}
 	rt.kv = s
 	if !slices.Contains(rt.cfg.BundleCaps, "kv.get") && !slices.Contains(rt.cfg.BundleCaps, "kv.set") {
@@ -132,14 +132,11 @@ func (rt *Runtime) openKV(routed uint64, outbox []*entry) (uint64, error) {
 	if s.l == nil {
 		return routed, nil
 	}
-	var f kvFile
-	if b, err := os.ReadFile(s.path); err == nil {
-		if err := json.Unmarshal(b, &f); err != nil {
-			rt.log.Warn("runtime: kv.json is damaged; rebuilding the key-value store from the ledger", "err", err)
-			f = kvFile{}
-		}
+	var f KVFile
+	if ff, err := ReadKVFile(s.path); err == nil {
+		f = *ff
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return 0, err
+		rt.log.Warn("runtime: kv.json is damaged; rebuilding the key-value store from the ledger", "err", err)
 	}
 	for t, m := range f.Tenants {
 		for k, v := range m {
@@ -175,6 +172,22 @@ func (rt *Runtime) openKV(routed uint64, outbox []*entry) (uint64, error) {
 	}
 	s.dirty = true
 	return routed, nil
+}
+
+// KVFileName is the store's cache in the runtime's directory.
+const KVFileName = "kv.json"
+
+// ReadKVFile reads kv.json.
+func ReadKVFile(path string) (*KVFile, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f KVFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("not JSON: %w", err)
+	}
+	return &f, nil
 }
 
 func orNull(s string) string {
@@ -263,7 +276,7 @@ func (s *kvStore) save(routed uint64) error {
 		s.mu.Unlock()
 		return nil
 	}
-	f := kvFile{Routed: routed, LedgerNext: s.l.Next(), Tenants: map[string]map[string]string{}}
+	f := KVFile{Routed: routed, LedgerNext: s.l.Next(), Tenants: map[string]map[string]string{}}
 	for t, sp := range s.spaces {
 		if len(sp.m) > 0 {
 			f.Tenants[t] = sp.m

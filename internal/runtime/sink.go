@@ -149,7 +149,7 @@ func spanID(in eval.Input) string {
 func (rt *Runtime) perform(rec ledger.Record, i int, a *eval.Action, tenant string) {
 	outcome := rt.do(rec, i, a, tenant)
 	rt.m.actions.WithLabelValues(rt.m.tenant(tenant), a.Router, a.Call, outcome).Inc()
-	if outcome != OutcomeQueued && outcome != OutcomeSent {
+	if outcome != OutcomeQueued && outcome != OutcomeSent && outcome != OutcomeStored {
 		rt.log.Warn("router action not performed", "router", a.Router, "call", a.Call, "at", a.Pos,
 			"tenant", tenant, "seq", rec.Seq, "outcome", outcome)
 	}

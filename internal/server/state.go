@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
@@ -52,15 +54,48 @@ type StateRecords struct {
 	configs map[string][]byte // tenant -> body of its last config record
 	Audits  int               // audit records seen
 	Bad     int               // audit or config bodies that did not parse
+
+	n         uint64                        // records observed: the seq of the next
+	kvThrough uint64                        // kv records below it are folded (kv.json's ledger_next)
+	kv        map[string]map[string]string // their fold: tenant -> key -> value JSON
 }
 
-// NewStateRecords returns an empty StateRecords.
-func NewStateRecords() *StateRecords { return &StateRecords{configs: map[string][]byte{}} }
+// NewStateRecords returns an empty StateRecords. data is the data
+// directory: the kv records below the point runtime/kv.json says it holds
+// are folded, to check it.
+func NewStateRecords(data string) *StateRecords {
+	r := &StateRecords{configs: map[string][]byte{}, kv: map[string]map[string]string{}}
+	if f, err := runtime.ReadKVFile(filepath.Join(data, "runtime", runtime.KVFileName)); err == nil {
+		r.kvThrough = f.LedgerNext
+	}
+	return r
+}
 
-// Observe takes one record's kind and body (in ledger order); it copies
-// what it keeps.
+// Observe takes each record's kind and body, in ledger order from the
+// first; it copies what it keeps.
 func (r *StateRecords) Observe(kind string, body []byte) {
+	seq := r.n
+	r.n++
 	switch kind {
+	case runtime.KindKV:
+		var kv runtime.KVRecord
+		if seq >= r.kvThrough {
+			return
+		}
+		if json.Unmarshal(body, &kv) != nil {
+			r.Bad++
+			return
+		}
+		m := r.kv[kv.Tenant]
+		if m == nil {
+			m = map[string]string{}
+			r.kv[kv.Tenant] = m
+		}
+		if string(kv.Value) == "null" {
+			delete(m, kv.Key)
+		} else {
+			m[kv.Key] = string(kv.Value)
+		}
 	case KindAudit:
 		r.Audits++
 		var a struct {
@@ -100,6 +135,7 @@ type StateReport struct {
 	Operator    bool // identity/operator.json checked
 	RedactKey   bool // identity/redact.key checked against its record
 	Applied     bool // cfg/tenants/.applied.json checked
+	KVKeys      int  // keys of runtime/kv.json checked against the ledger's kv records
 	TenantFiles int  // tenant files as the ledger last recorded them
 	Audits      int  // audit records used
 	Problems    []identity.Finding
@@ -159,7 +195,94 @@ func verifyState(cfg Config, recs *StateRecords, live bool, load func(Config) (*
 	c.operator(id)
 	c.redactKey()
 	c.tenants()
+	c.kvStore()
 	return c.rep
+}
+
+// kvStore checks runtime/kv.json, the cache of the routers' key-value
+// store, against the fold of the ledger's kv records it says it holds.
+func (c *stateCheck) kvStore() {
+	path := filepath.Join(c.cfg.Data, "runtime", runtime.KVFileName)
+	f, err := runtime.ReadKVFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	const fix = "(a cache: delete it, or run logline ledger reindex, and the next start rebuilds it from the ledger)"
+	if err != nil {
+		c.problem(path, "%v %s", err, fix)
+		return
+	}
+	if f.LedgerNext > c.recs.n {
+		c.note(path, "holds the kv records below seq %d, past the %d records checked", f.LedgerNext, c.recs.n)
+		return
+	}
+	if t, k, why := kvDiff(f.Tenants, c.recs.kv); why != "" {
+		if c.live {
+			c.note(path, "key %q of tenant %q %s, as a running server may leave it", k, t, why)
+			return
+		}
+		c.problem(path, "key %q of tenant %q %s %s", k, t, why, fix)
+		return
+	}
+	for _, m := range f.Tenants {
+		c.rep.KVKeys += len(m)
+	}
+}
+
+// kvDiff names the first key (in tenant and key order) whose value in
+// file differs from ledger's, comparing values as JSON.
+func kvDiff(file, ledger map[string]map[string]string) (tenant, key, why string) {
+	var tenants []string
+	for t := range file {
+		tenants = append(tenants, t)
+	}
+	for t := range ledger {
+		if _, ok := file[t]; !ok {
+			tenants = append(tenants, t)
+		}
+	}
+	slices.Sort(tenants)
+	for _, t := range tenants {
+		fm, lm := file[t], ledger[t]
+		var keys []string
+		for k := range fm {
+			keys = append(keys, k)
+		}
+		for k := range lm {
+			if _, ok := fm[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			fv, fok := fm[k]
+			lv, lok := lm[k]
+			switch {
+			case !lok:
+				return t, k, "is set in the file, not by the ledger's kv records"
+			case !fok:
+				return t, k, "is missing from the file (the ledger's kv records set it)"
+			case !sameJSON(fv, lv):
+				return t, k, fmt.Sprintf("is %s in the file, %s by the ledger's kv records", clipJSON(fv), clipJSON(lv))
+			}
+		}
+	}
+	return "", "", ""
+}
+
+func sameJSON(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return a == b
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func clipJSON(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
 }
 
 // bundleKey checks the standard bundle's key pair: each file exactly as

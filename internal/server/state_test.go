@@ -84,7 +84,7 @@ func newStateData(t *testing.T) *stateData {
 // records verifies the ledger and returns what VerifyState checks against.
 func (d *stateData) records(t *testing.T) *StateRecords {
 	t.Helper()
-	recs := NewStateRecords()
+	recs := NewStateRecords(d.cfg.Data)
 	rep, err := ledger.Verify(d.cfg.Data, ledger.VerifyConfig{CheckBody: func(kind string, body []byte) error {
 		recs.Observe(kind, body)
 		return nil
@@ -138,7 +138,7 @@ func TestVerifyStateIntact(t *testing.T) {
 	empty.Data = t.TempDir()
 	os.MkdirAll(filepath.Join(empty.Data, "cfg", "tenants"), 0o755)
 	os.WriteFile(filepath.Join(empty.Data, "cfg", "tenants", "t_x.yaml"), []byte("features: {cluster: true}\n"), 0o644)
-	r = VerifyState(empty, NewStateRecords(), false)
+	r = VerifyState(empty, NewStateRecords(empty.Data), false)
 	if fs := dirFiles(t, empty.Data); len(fs) != 1 || len(r.Problems) != 0 || len(r.Notes) != 1 {
 		t.Errorf("empty directory: files %v, problems %q, notes %q", fs, findings(r.Problems), findings(r.Notes))
 	}
@@ -289,7 +289,7 @@ func generateKeyPEM() (priv, pub []byte, err error) {
 // last checkpoint is a note.
 func TestVerifyStateLive(t *testing.T) {
 	d := newStateData(t)
-	recs := NewStateRecords()
+	recs := NewStateRecords(d.cfg.Data)
 	// The records up to, but not including, the revocation and the
 	// rotation.
 	n := 0
