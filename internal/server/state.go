@@ -55,8 +55,8 @@ type StateRecords struct {
 	Audits  int               // audit records seen
 	Bad     int               // audit or config bodies that did not parse
 
-	n         uint64                        // records observed: the seq of the next
-	kvThrough uint64                        // kv records below it are folded (kv.json's ledger_next)
+	n         uint64                       // records observed: the seq of the next
+	kvThrough uint64                       // kv records below it are folded (kv.json's ledger_next)
 	kv        map[string]map[string]string // their fold: tenant -> key -> value JSON
 }
 
