@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/loglineos/loglineos/internal/ledger"
 )
 
 // BenchmarkRecord routes spans through one router with an http.request on
@@ -26,6 +29,48 @@ func BenchmarkRecord(b *testing.B) {
 	bodies := make([]string, 1024)
 	for i := range bodies {
 		bodies[i] = sale(fmt.Sprintf("s_%d", i))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		seq := uint64(i + 1)
+		if err := rt.Record(spanRecord(seq, bodies[i%len(bodies)]), nil); err != nil {
+			b.Fatal(err)
+		}
+		if seq%4096 == 0 {
+			if err := rt.Sync(seq + 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// BenchmarkRecordKV routes spans through a router that reads and writes
+// the key-value store on every span (1,024 keys): the kv.get, the staged
+// write, the outbox "k" line and, every 4,096 records (a cycle snapshot),
+// the ledger append of the writes (fsync) and kv.json.
+func BenchmarkRecordKV(b *testing.B) {
+	rs, caps := compile(b, `router seen {
+  uses "kv.get"
+  uses "kv.set"
+  route when len(kv.get(this)) >= 0 to kv.set(this, id)
+}`)
+	l, err := ledger.Open(b.TempDir(), ledger.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	rt, err := Open(Config{Dir: b.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
+		Tenants: tenants{"acme": endpointTenant("http://127.0.0.1:1/", "kv.get", "kv.set")}, Ledger: l})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	bodies := make([]string, 1024)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf(`{"id":"s_%d","tenant":"acme","who":"till","did":"sale.post","this":"order:%d","when":"2025-10-05T09:00:00Z","status":"confirmed"}`, i, i)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

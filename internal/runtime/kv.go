@@ -84,6 +84,9 @@ type kvStore struct {
 type kvSpace struct {
 	m    map[string]string
 	size int // bytes of keys and values
+	// dec caches the values kv.get decoded (a value is decoded from its
+	// JSON once, not at every read).
+	dec map[string]ir.Value
 }
 
 // KVFile is kv.json.
@@ -107,6 +110,7 @@ func (s *kvStore) space(tenant string) *kvSpace {
 // apply sets a key (an empty or "null" value deletes it). mu is held.
 func (s *kvStore) apply(tenant, key, value string) {
 	sp := s.space(tenant)
+	delete(sp.dec, key)
 	if old, ok := sp.m[key]; ok {
 		sp.size -= len(key) + len(old)
 		delete(sp.m, key)
@@ -296,14 +300,30 @@ func (s *kvStore) save(routed uint64) error {
 	return err
 }
 
-// get returns the JSON of tenant's key ("" when unset).
-func (s *kvStore) get(tenant, key string) string {
+// get returns the value of tenant's key (null when unset).
+func (s *kvStore) get(tenant, key string) (ir.Value, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sp := s.spaces[tenant]; sp != nil {
-		return sp.m[key]
+	sp := s.spaces[tenant]
+	if sp == nil {
+		return ir.NullValue(), nil
 	}
-	return ""
+	if v, ok := sp.dec[key]; ok {
+		return v, nil
+	}
+	js, ok := sp.m[key]
+	if !ok {
+		return ir.NullValue(), nil
+	}
+	v, err := decodeValue([]byte(js))
+	if err != nil {
+		return v, err
+	}
+	if sp.dec == nil {
+		sp.dec = map[string]ir.Value{}
+	}
+	sp.dec[key] = v
+	return v, nil
 }
 
 // kvWrite is a write staged or performed: a key's new value's JSON
@@ -360,9 +380,9 @@ func (h *Host) kvGet(args []ir.Value) (ir.Value, error) {
 		v, ok = lookup(h.txn.w, h.tenant, key)
 	}
 	if !ok {
-		v = h.rt.kv.get(h.tenant, key)
+		return h.rt.kv.get(h.tenant, key)
 	}
-	if v == "" || v == "null" {
+	if v == "null" {
 		return ir.NullValue(), nil
 	}
 	return decodeValue([]byte(v))

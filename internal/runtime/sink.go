@@ -46,7 +46,9 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 	}
 	var acts []eval.Action
 	var tenants []string
-	txn := &kvTxn{}
+	// The cycle routes one record at a time: its kv transaction is reused.
+	txn := &rt.txn
+	txn.w = txn.w[:0]
 	if rec.Kind == ledgerfmt.KindSpan {
 		if rs := rt.byInput[abi.InputSpan]; len(rs) > 0 {
 			s, err := span.Parse(rec.Body, span.Limits{})
@@ -88,9 +90,10 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 // record (0 for a webhook), txn the kv writes of the record's evaluations
 // so far (nil for a webhook).
 func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []byte, seq uint64, tenant string, txn *kvTxn, acts []eval.Action, tenants []string) ([]eval.Action, []string) {
+	h := &Host{rt: rt, tenant: tenant, txn: txn}
+	host := eval.Host(h)
 	for _, r := range rs {
-		h := &Host{rt: rt, tenant: tenant, txn: txn}
-		host := eval.Host(h)
+		h.staged = h.staged[:0]
 		var rec *recordingHost
 		if rt.trace != nil {
 			rec = &recordingHost{h: host}
