@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -182,18 +183,27 @@ func checkDeliveries(ts *testscript.TestScript, dir, secret string, pub ed25519.
 // cmdSendHook posts a webhook to the server as a third party would, signed
 // from the specification (not with the server's code):
 //
-//	sendhook PATH SECRET ID AGE @FILE    POST FILE to $URL/PATH with webhook-id ID and a
-//	                                     timestamp AGE old (a duration: 0s, 10m); the answer
-//	                                     goes to stdout, its status to stderr
+//	sendhook PATH SECRET ID AGE @FILE [PAD]
+//	                                     POST FILE to $URL/PATH with webhook-id ID and a
+//	                                     timestamp AGE old (a duration: 0s, 10m), its JSON
+//	                                     object given a member "pad" of PAD bytes if set; the
+//	                                     answer goes to stdout, its status to stderr
 //
 // The command fails on a 4xx or 5xx answer unless negated.
 func cmdSendHook(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 5 {
-		ts.Fatalf("usage: sendhook PATH SECRET ID AGE @FILE")
+	if len(args) != 5 && len(args) != 6 {
+		ts.Fatalf("usage: sendhook PATH SECRET ID AGE @FILE [PAD]")
 	}
 	age, err := time.ParseDuration(args[3])
 	ts.Check(err)
 	body := []byte(ts.ReadFile(strings.TrimPrefix(args[4], "@")))
+	if len(args) == 6 {
+		// A member "pad" of PAD bytes, to make the event that much larger.
+		n, err := strconv.Atoi(args[5])
+		ts.Check(err)
+		body = bytes.TrimSpace(body)
+		body = append(body[:len(body)-1], `,"pad":"`+strings.Repeat("x", n)+`"}`...)
+	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(args[1], "whsec_"))
 	ts.Check(err)
 	stamp := strconv.FormatInt(time.Now().Add(-age).Unix(), 10)

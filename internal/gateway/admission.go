@@ -220,16 +220,18 @@ type deadliner interface {
 // stops at limit, and keeps its connection's read deadline to the minimum
 // rate.
 type meteredBody struct {
-	g       *Gateway
-	src     io.ReadCloser
-	use     *clientUse
-	limit   int64 // past it: 413 body-too-large
-	read    int64
-	charged int64
-	dl      deadliner // nil when the writer cannot set one
-	start   time.Time
-	until   time.Time // the deadline set, zero before the first read
-	err     error
+	g     *Gateway
+	src   io.ReadCloser
+	use   *clientUse
+	limit int64 // past it: 413 body-too-large
+	// limitKey names the setting of limit, when a route set its own.
+	limitKey string
+	read     int64
+	charged  int64
+	dl       deadliner // nil when the writer cannot set one
+	start    time.Time
+	until    time.Time // the deadline set, zero before the first read
+	err      error
 }
 
 // Read implements io.Reader.
@@ -275,6 +277,9 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 }
 
 func (b *meteredBody) limitName() string {
+	if b.limitKey != "" {
+		return b.limitKey
+	}
 	if b.limit == int64(b.g.cfg.Limits.UnauthBodyBytes) {
 		return "limits.unauth_body_bytes"
 	}

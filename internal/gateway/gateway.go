@@ -200,7 +200,7 @@ type Config struct {
 	// gives a route the gateway's request id, log line, metrics, panic
 	// recovery and overload bound; with auth, the caller must authenticate
 	// and PrincipalOf(r) names it.
-	Mount func(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler)
+	Mount func(mux *http.ServeMux, wrap Wrap)
 	// StreamContext ends every record stream when it is done (at shutdown,
 	// so that draining does not wait for followers).
 	StreamContext context.Context
@@ -285,6 +285,27 @@ type routeOpts struct {
 	bounded bool                // counts against the overload limits; its body is metered
 	cap     identity.Capability // the principal must hold it (in its tenant) before the body is read
 	gzip    bool                // takes a body with Content-Encoding: gzip
+	// bodyBytes, if set, bounds the body of a route that needs no
+	// principal instead of Limits.UnauthBodyBytes; bodyKey names its
+	// setting in refusals.
+	bodyBytes int64
+	bodyKey   string
+}
+
+// Wrap gives a mounted route the gateway's request id, log line, metrics,
+// panic recovery and overload bound; with auth, the caller must
+// authenticate and PrincipalOf(r) names it.
+type Wrap func(route string, h http.Handler, auth bool, opts ...RouteOption) http.Handler
+
+// A RouteOption changes how Wrap admits a route's requests.
+type RouteOption func(*routeOpts)
+
+// UnauthBody lets a route that needs no principal (one that authenticates
+// its requests itself, as signed webhooks do) take bodies of n bytes
+// instead of limits.unauth_body_bytes; key names the setting of n in the
+// problem that refuses a larger one.
+func UnauthBody(n bytesize.Size, key string) RouteOption {
+	return func(o *routeOpts) { o.bodyBytes, o.bodyKey = int64(n), key }
 }
 
 func (g *Gateway) routes() {
@@ -319,11 +340,15 @@ func (g *Gateway) routes() {
 		g.mux.Handle(rt.pattern, g.wrap(rt.pattern, rt.h, rt.o))
 	}
 	if g.cfg.Mount != nil {
-		g.cfg.Mount(g.mux, func(route string, h http.Handler, auth bool) http.Handler {
+		g.cfg.Mount(g.mux, func(route string, h http.Handler, auth bool, opts ...RouteOption) http.Handler {
+			o := routeOpts{auth: auth, bounded: true}
+			for _, opt := range opts {
+				opt(&o)
+			}
 			return g.wrap(route, func(w http.ResponseWriter, r *http.Request) error {
 				h.ServeHTTP(w, r)
 				return nil
-			}, routeOpts{auth: auth, bounded: true})
+			}, o)
 		})
 	}
 	// Anything else: 404 or 405 as problems.
@@ -509,12 +534,18 @@ func (g *Gateway) admitBody(x *exchange, w http.ResponseWriter, r *http.Request,
 	limit := int64(g.cfg.Limits.BodyBytes)
 	if !o.auth {
 		limit = int64(g.cfg.Limits.UnauthBodyBytes)
-		if r.ContentLength > limit {
+		if o.bodyBytes > 0 {
+			limit = o.bodyBytes
+			if r.ContentLength > limit {
+				return reply.NewProblem("body-too-large", "body of %s exceeds %s (%s)", bytesize.Format(r.ContentLength), bytesize.Format(limit), o.bodyKey)
+			}
+		} else if r.ContentLength > limit {
 			return reply.NewProblem("body-too-large", "body of %s exceeds %s (limits.unauth_body_bytes): a request without a token carries a small form at most",
 				bytesize.Format(r.ContentLength), bytesize.Format(limit))
 		}
 	}
 	g.meterBody(x, w, r, limit, gz)
+	x.body.limitKey = o.bodyKey
 	if o.auth {
 		return nil
 	}

@@ -274,7 +274,7 @@ func TestClientShareOfBodyBytes(t *testing.T) {
 func TestUnauthenticatedBody(t *testing.T) {
 	var got []byte
 	g, _ := newTestGateway(t, func(c *Config) {
-		c.Mount = func(mux *http.ServeMux, wrap func(string, http.Handler, bool) http.Handler) {
+		c.Mount = func(mux *http.ServeMux, wrap Wrap) {
 			mux.Handle("POST /form", wrap("POST /form", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				got, _ = io.ReadAll(r.Body)
 			}), false))

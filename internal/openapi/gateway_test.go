@@ -68,7 +68,7 @@ func newGateway(t *testing.T, b *bundle.Bundle) (*gateway.Gateway, *ledger.Ledge
 		t.Fatal(err)
 	}
 	g := gateway.New(gateway.Config{
-		Mount: func(mux *http.ServeMux, wrap func(string, http.Handler, bool) http.Handler) {
+		Mount: func(mux *http.ServeMux, wrap gateway.Wrap) {
 			mux.Handle("GET /openapi.yaml", wrap("GET /openapi.yaml", oa, false))
 		},
 		Ledger:    testLedger{l},

@@ -202,7 +202,7 @@ type Runtime struct {
 	seen     seenIDs
 	trace    *tracer
 	kv       *kvStore
-	txn      kvTxn // the kv writes of the record being routed (Record)
+	txn      kvTxn              // the kv writes of the record being routed (Record)
 	key      ed25519.PrivateKey // signs deliveries ("v1a,"), beside each endpoint's secret
 }
 

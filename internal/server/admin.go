@@ -51,7 +51,7 @@ func (a auditRecorder) Record(ctx context.Context, op string, fields map[string]
 	return err
 }
 
-func (s *Server) mountAdmin(mux *http.ServeMux, wrap func(string, http.Handler, bool) http.Handler) {
+func (s *Server) mountAdmin(mux *http.ServeMux, wrap gateway.Wrap) {
 	if s.identity == nil {
 		return
 	}

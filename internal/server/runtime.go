@@ -13,7 +13,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
@@ -131,14 +130,17 @@ func (a routerAppender) AppendSpan(ctx context.Context, tenant string, body []by
 //	GET  /webhooks/{tenant}/deliveries                   the delivery log (stream.read)
 //	POST /webhooks/{tenant}/deliveries/{id}/redeliver    deliver again (policy.write)
 //	GET  /channels/{tenant}/{channel}                    ws.send's payloads, NDJSON or WebSocket (stream.read)
-func (s *Server) mountRuntime(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler) {
+func (s *Server) mountRuntime(mux *http.ServeMux, wrap gateway.Wrap) {
 	if s.runtime == nil {
 		return
 	}
 	route := func(pattern string, auth bool, h http.HandlerFunc) {
 		mux.Handle(pattern, wrap(pattern, h, auth))
 	}
-	route("POST /webhooks/in/{tenant}/{source}", false, s.webhookIn)
+	// A webhook's signature authenticates it once its body is read: it
+	// may be larger than a form (runtime.webhook_in_bytes).
+	mux.Handle("POST /webhooks/in/{tenant}/{source}", wrap("POST /webhooks/in/{tenant}/{source}", http.HandlerFunc(s.webhookIn), false,
+		gateway.UnauthBody(s.cfg.Runtime.WebhookInBytes, "runtime.webhook_in_bytes")))
 	route("GET /webhooks/key", false, func(w http.ResponseWriter, r *http.Request) {
 		reply.JSON(w, http.StatusOK, map[string]string{"public_key": s.runtime.PublicKey()})
 	})
@@ -178,13 +180,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, tenant string
 // webhookIn serves POST /webhooks/in/{tenant}/{source}.
 func (s *Server) webhookIn(w http.ResponseWriter, r *http.Request) {
 	t, src := r.PathValue("tenant"), r.PathValue("source")
-	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.Limits.UnauthBodyBytes)+1))
+	// The gateway read the body, within runtime.webhook_in_bytes.
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.gateway.WriteProblem(w, r, err)
-		return
-	}
-	if len(body) > int(s.cfg.Limits.UnauthBodyBytes) {
-		reply.WriteProblem(w, r, reply.NewProblem("body-too-large", "a webhook body may hold at most %s (limits.unauth_body_bytes)", bytesize.Format(s.cfg.Limits.UnauthBodyBytes)))
 		return
 	}
 	spans, err := s.runtime.Receive(r.Context(), t, src, r.Header, body)

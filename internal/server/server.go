@@ -357,7 +357,7 @@ func localBundleKey(dir string) (ed25519.PrivateKey, error) {
 }
 
 // mount adds the routes of the other subsystems beside the gateway's.
-func (s *Server) mount(mux *http.ServeMux, wrap func(route string, h http.Handler, auth bool) http.Handler) {
+func (s *Server) mount(mux *http.ServeMux, wrap gateway.Wrap) {
 	mux.Handle("GET /metrics", wrap("GET /metrics", s.metricsHandler(), true))
 	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler(), false))
 	mux.Handle("GET /openapi.yaml", wrap("GET /openapi.yaml", s.openapi, false))
