@@ -353,6 +353,9 @@ func stateChecked(r *server.StateReport) []string {
 	if r.TenantFiles > 0 {
 		out = append(out, fmt.Sprintf("%d tenant files", r.TenantFiles))
 	}
+	if r.Outbox > 0 {
+		out = append(out, fmt.Sprintf("runtime/outbox (%d lines)", r.Outbox))
+	}
 	if r.KVKeys > 0 {
 		out = append(out, fmt.Sprintf("runtime/kv.json (%d keys)", r.KVKeys))
 	}

@@ -273,3 +273,47 @@ func TestKVRecordBody(t *testing.T) {
 		t.Fatalf("%+v %v", r, err)
 	}
 }
+
+// CheckDir finds a damaged outbox line and a changed signing key; a torn
+// last line is only a note.
+func TestCheckDir(t *testing.T) {
+	dir := t.TempDir()
+	rt := open(t, dir, kvRouters, kvTenant(), nil, func(c *Config) { c.Ledger = openLedger(t, t.TempDir()) })
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := rt.Record(thingSpan(seq, "order:1"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rt.Sync(4); err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	n, found := CheckDir(dir)
+	if n < 7 || len(found) != 0 {
+		t.Fatalf("clean: %d lines, %+v", n, found)
+	}
+	ob := filepath.Join(dir, "outbox")
+	good, _ := os.ReadFile(ob)
+	change := func(name string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change("outbox", append(slices.Clone(good), `0000`...))
+	if _, found := CheckDir(dir); len(found) != 1 || found[0].Damaged || !strings.Contains(found[0].Reason, "torn") {
+		t.Fatalf("torn tail: %+v", found)
+	}
+	bad := slices.Clone(good)
+	bad[20] ^= 1
+	change("outbox", bad)
+	if _, found := CheckDir(dir); len(found) != 1 || !found[0].Damaged || !strings.Contains(found[0].Reason, "line 1 of") {
+		t.Fatalf("damaged line: %+v", found)
+	}
+	change("outbox", good)
+	key, _ := os.ReadFile(filepath.Join(dir, "webhook.key"))
+	change("webhook.key", append(key, '\n'))
+	if _, found := CheckDir(dir); len(found) != 1 || !found[0].Damaged || !strings.Contains(found[0].Reason, "as the runtime writes it") {
+		t.Fatalf("changed key: %+v", found)
+	}
+}

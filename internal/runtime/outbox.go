@@ -6,13 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/loglineos/loglineos/client/webhook"
 	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/jsonstr"
 )
@@ -308,3 +312,64 @@ func (ob *outbox) close() error {
 }
 
 var errClosed = errors.New("runtime: closed")
+
+// A Finding is what CheckDir found wrong with one of the runtime's files.
+type Finding struct {
+	File    string // a path under the runtime's directory
+	Reason  string
+	Damaged bool // false: a note (a torn tail, a file a start makes anew)
+}
+
+// CheckDir checks the runtime's files in dir, as logline ledger verify
+// does: the webhook signing key as the runtime writes it, and the checksum
+// of every outbox line (a torn last line is a note: the next start cuts
+// it). It returns the outbox lines checked.
+func CheckDir(dir string) (lines int, found []Finding) {
+	keyPath := filepath.Join(dir, "webhook.key")
+	switch b, err := os.ReadFile(keyPath); {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		found = append(found, Finding{keyPath, err.Error(), true})
+	default:
+		k, err := webhook.ParsePrivateKey(strings.TrimSpace(string(b)))
+		if err != nil {
+			found = append(found, Finding{keyPath, err.Error(), true})
+		} else if string(b) != webhook.FormatPrivateKey(k)+"\n" {
+			found = append(found, Finding{keyPath, "not as the runtime writes it", true})
+		}
+	}
+	obPath := filepath.Join(dir, "outbox")
+	f, err := os.Open(obPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, found
+	}
+	if err != nil {
+		return 0, append(found, Finding{obPath, err.Error(), true})
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 64<<10)
+	var bad []int // lines whose checksum fails
+	for {
+		line, err := r.ReadBytes('\n')
+		if errors.Is(err, io.EOF) {
+			if len(line) > 0 {
+				found = append(found, Finding{obPath, fmt.Sprintf("line %d is torn (the next start cuts it)", lines+1), false})
+			}
+			break
+		}
+		if err != nil {
+			return lines, append(found, Finding{obPath, err.Error(), true})
+		}
+		lines++
+		if _, ok := decodeEntry(line); !ok {
+			bad = append(bad, lines)
+		}
+	}
+	switch {
+	case len(bad) == 1 && bad[0] == lines:
+		found = append(found, Finding{obPath, fmt.Sprintf("line %d, the last, does not check (a torn write: the next start cuts it)", lines), false})
+	case len(bad) > 0:
+		found = append(found, Finding{obPath, fmt.Sprintf("line %d of %d does not check (%d such lines): the next start keeps only the lines before it, and the actions after it are lost", bad[0], lines, len(bad)), true})
+	}
+	return lines, found
+}

@@ -136,6 +136,7 @@ type StateReport struct {
 	RedactKey   bool // identity/redact.key checked against its record
 	Applied     bool // cfg/tenants/.applied.json checked
 	KVKeys      int  // keys of runtime/kv.json checked against the ledger's kv records
+	Outbox      int  // lines of runtime/outbox checked
 	TenantFiles int  // tenant files as the ledger last recorded them
 	Audits      int  // audit records used
 	Problems    []identity.Finding
@@ -196,6 +197,15 @@ func verifyState(cfg Config, recs *StateRecords, live bool, load func(Config) (*
 	c.redactKey()
 	c.tenants()
 	c.kvStore()
+	lines, found := runtime.CheckDir(filepath.Join(c.cfg.Data, "runtime"))
+	c.rep.Outbox = lines
+	for _, f := range found {
+		if f.Damaged {
+			c.problem(f.File, "%s", f.Reason)
+		} else {
+			c.note(f.File, "%s", f.Reason)
+		}
+	}
 	return c.rep
 }
 
