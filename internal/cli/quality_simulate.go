@@ -31,7 +31,7 @@ func newQualityCmd(stdio Stdio) *cobra.Command {
 }
 
 func newQualitySimulateCmd(stdio Stdio) *cobra.Command {
-	var spansFile, policyFile, out, bundleFile string
+	var spansFile, policyFile, tenantFile, out, bundleFile string
 	var trust []string
 	var closeAtEnd, asJSON bool
 	cmd := &cobra.Command{
@@ -48,6 +48,9 @@ serve's bundle) a signed bundle's contract, policies, pipeline and
 validators. Without --policy it uses the bundle's policies; --policy takes
 a .lll file (its policies replace the standard ones by name) or a YAML file
 shaped like a tenant file (features: and policies: overrides).
+--tenant-config takes a tenant's file (cfg/tenants/<tenant>.yaml or .lll),
+checked as the server checks it, and runs under its policy as the server
+does (POST /quality/dryrun?tenant=): both name the policy by the same hash.
 
 It prints counts, the score distribution (p50/p95/p99 and, on a terminal, a
 histogram), the candidate count, rate and threshold; --out receives the
@@ -61,7 +64,25 @@ derived events as NDJSON.`,
 			if err != nil {
 				return err
 			}
+			if policyFile != "" && tenantFile != "" {
+				return usageErr("give --policy or --tenant-config, not both")
+			}
 			base, err := basePolicies(b, policyFile)
+			if err != nil {
+				return err
+			}
+			if tenantFile != "" {
+				data, err := os.ReadFile(tenantFile)
+				if err != nil {
+					return usageErr("--tenant-config: %v", err)
+				}
+				f, err := tenant.ParseFile(tenantFile, data, base)
+				if err != nil {
+					return badErr("%v", err)
+				}
+				base = f.Doc
+			}
+			hash, err := tenant.PolicyHash(base)
 			if err != nil {
 				return err
 			}
@@ -87,10 +108,12 @@ derived events as NDJSON.`,
 			if asJSON {
 				return printJSON(stdio.Out, struct {
 					gateway.SummaryJSON
-					Rejected int `json:"rejected"`
-				}{gateway.SummaryToJSON(sum, false), rejected})
+					PolicyHash string `json:"policy_hash"`
+					Rejected   int    `json:"rejected"`
+				}{gateway.SummaryToJSON(sum, false), hash, rejected})
 			}
 			printSummary(stdio.Out, sum, rejected, isTerminal(stdio.Out))
+			fmt.Fprintf(stdio.Out, "policy: %s\n", hash)
 			fmt.Fprintf(stdio.Out, "derived events: %d, written to %s\n", sum.EventCount, out)
 			return nil
 		},
@@ -98,6 +121,7 @@ derived events as NDJSON.`,
 	f := cmd.Flags()
 	f.StringVar(&spansFile, "spans", "", "NDJSON file of spans (- for stdin)")
 	f.StringVar(&policyFile, "policy", "", ".lll or YAML policy file (default: the standard bundle's policies)")
+	f.StringVar(&tenantFile, "tenant-config", "", "a tenant's file (.yaml or .lll): run under its policy, as the server does for the tenant")
 	f.StringVar(&out, "out", "", "file to write the derived events to (NDJSON)")
 	f.StringVar(&bundleFile, "bundle", "", "signed bundle `FILE` (.lllb) to run instead of the standard bundle")
 	f.StringArrayVar(&trust, "trust", nil, "trust the ed25519 public key in `FILE` (PEM) for --bundle; repeatable")

@@ -39,7 +39,19 @@ type Backpressure interface {
 
 // DryRunFunc runs the cycle over spans with a tenant's policy overrides and
 // writes nothing.
-type DryRunFunc func(spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, error)
+type DryRunFunc func(tenant string, spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, DryRunPolicy, error)
+
+// DryRunPolicy says which policy a dry run used: the tenant's in force
+// (its tenant file over the bundle's) or the bundle's when the tenant has
+// no file, with the body's overrides over it. Hash is "sha256:" and the
+// hex SHA-256 of that configuration's canonical JSON, the same for
+// logline quality simulate given the same tenant file.
+type DryRunPolicy struct {
+	Tenant    string `json:"tenant"`
+	Source    string `json:"source"` // "tenant file" or "bundle"
+	Overrides bool   `json:"overrides"`
+	Hash      string `json:"hash"`
+}
 
 // GET /derived/stream?tenant=&cursor=&follow= sends a tenant's derived
 // events, one canonical JSON object per line, from event number cursor. To
@@ -301,15 +313,25 @@ func SummaryToJSON(s derive.Summary, events bool) SummaryJSON {
 
 // POST /quality/dryrun runs the cycle over the spans of the body, through
 // the same code as live derivation, and stores nothing. The body is NDJSON
-// spans (the standard policies), or JSON {"policies":{...},"features":{...},
-// "spans":[...]} to try other policies. ?close_at_end=true closes every
-// trajectory at the end; ?events=true adds the derived events.
+// spans, run under the caller's tenant's policy in force (?tenant= names
+// another tenant the caller may dry-run in), or JSON {"policies":{...},
+// "features":{...},"spans":[...]} to try other policies over it.
+// ?close_at_end=true closes every trajectory at the end; ?events=true adds
+// the derived events. The answer's policy says which policy was used.
 func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 	if g.cfg.DryRun == nil {
 		return reply.NewProblem("unavailable", "dry runs are not available on this server")
 	}
-	// The route's capability (quality.dryrun) was checked before the body.
+	// The route's capability (quality.dryrun) was checked before the body,
+	// in the caller's tenant; another tenant needs it there.
 	p := principal(r)
+	tenant := p.Tenant
+	if t := r.URL.Query().Get("tenant"); t != "" && t != tenant {
+		if err := identity.Authorize(p, t, identity.CapQualityDryrun); err != nil {
+			return err
+		}
+		tenant = t
+	}
 	release, prob := g.admitDryRun(p.Tenant)
 	if prob != nil {
 		return prob
@@ -384,7 +406,7 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	opts := derive.SimConfig{CloseAtEnd: q.Get("close_at_end") == "true", KeepEvents: q.Get("events") == "true"}
-	sum, err := g.cfg.DryRun(spans, overrides, opts)
+	sum, pol, err := g.cfg.DryRun(tenant, spans, overrides, opts)
 	if err != nil {
 		var ce *derive.ConfigError
 		if errors.As(err, &ce) || errors.Is(err, derive.ErrInvalidConfig) {
@@ -394,6 +416,7 @@ func (g *Gateway) dryRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	return reply.JSON(w, http.StatusOK, struct {
 		SummaryJSON
+		Policy   DryRunPolicy `json:"policy"`
 		Rejected []lineResult `json:"rejected,omitempty"`
-	}{SummaryToJSON(sum, opts.KeepEvents), rejected})
+	}{SummaryToJSON(sum, opts.KeepEvents), pol, rejected})
 }

@@ -90,8 +90,8 @@ func TestCapabilityCheckedBeforeBody(t *testing.T) {
 		Caps: []identity.Capability{identity.CapStreamRead, identity.CapReceiptsRead}}
 	g, _ := newTestGateway(t, func(c *Config) {
 		c.Auth = keyAuth{"reader": reader}
-		c.DryRun = func([]*span.Span, map[string]any, derive.SimConfig) (derive.Summary, error) {
-			return derive.Summary{}, nil
+		c.DryRun = func(string, []*span.Span, map[string]any, derive.SimConfig) (derive.Summary, DryRunPolicy, error) {
+			return derive.Summary{}, DryRunPolicy{}, nil
 		}
 	})
 	for _, tt := range []struct{ path, capability string }{{"/ingest", "ingest"}, {"/quality/dryrun", "quality.dryrun"}} {
@@ -181,10 +181,10 @@ func TestDryRunBounds(t *testing.T) {
 		c.Auth = keyAuth{"a": writerOf("t_a", "sa:a"), "a2": writerOf("t_a", "sa:a2"), "b": writerOf("t_b", "sa:b"), "c": writerOf("t_c", "sa:c")}
 		c.Quota = q
 		c.Overload = OverloadConfig{MaxDryRuns: 2, MaxTenantDryRuns: 1}
-		c.DryRun = func([]*span.Span, map[string]any, derive.SimConfig) (derive.Summary, error) {
+		c.DryRun = func(string, []*span.Span, map[string]any, derive.SimConfig) (derive.Summary, DryRunPolicy, error) {
 			started <- struct{}{}
 			<-release
-			return derive.Summary{}, nil
+			return derive.Summary{}, DryRunPolicy{}, nil
 		}
 	})
 	body := goodSpan("d_1") + "\n" + goodSpan("d_2") + "\n" + goodSpan("d_3") + "\n"

@@ -327,8 +327,10 @@ func examples(b *bundle.Bundle) (obj, error) {
 	dry := obj{"summary": "A dry run of the NDJSON example, close_at_end=true",
 		"value": jsonValue(struct {
 			gateway.SummaryJSON
-			Rejected arr `json:"rejected"`
-		}{gateway.SummaryToJSON(d.dryRun, false), arr{lineBad}})}
+			Policy   gateway.DryRunPolicy `json:"policy"`
+			Rejected arr                  `json:"rejected"`
+		}{gateway.SummaryToJSON(d.dryRun, false), gateway.DryRunPolicy{Tenant: exampleTenant, Source: "tenant file",
+			Hash: "sha256:9f1c2d0e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"}, arr{lineBad}})}
 	out["derived-ndjson"] = obj{"summary": "The events of order:12345's trajectory (cursor=0&tenant=t_bakery)", "value": derived.String()}
 	out["trajectory"] = obj{"summary": "The trajectory of order:12345, closed by timeout and scored", "value": traj}
 	out["dryrun-answer"] = dry

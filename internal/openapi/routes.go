@@ -288,9 +288,11 @@ func routes(problemNames []string) []route {
 			method: "POST", path: "/quality/dryrun", id: "qualityDryRun", tag: "derived",
 			summary: "Run the cycle over spans without storing anything",
 			description: "Runs the neutral cycle over the body's spans through the same engine as live derivation, numbered as an empty ledger would number them, and writes nothing. " +
-				"The body is NDJSON spans (the bundle's policies), or JSON with policies and features to try. Lines the contract rejects are left out and listed in rejected.",
+				"The body is NDJSON spans, run under the tenant's policy in force (its tenant file over the bundle's policies; the bundle's alone when the tenant has none), or JSON with policies and features to lay over it. " +
+				"policy in the answer names the policy used and its hash. Lines the contract rejects are left out and listed in rejected.",
 			auth: true, capability: "quality.dryrun", bounded: true,
 			params: arr{
+				queryParam("tenant", "The tenant whose policy to run under (default: the caller's); the caller needs quality.dryrun in it.", obj{"type": "string"}),
 				queryParam("close_at_end", "Close every trajectory at the end (as a clock tick past every window would), so that all are scored.", obj{"type": "boolean", "default": false}),
 				queryParam("events", "Add the derived events to the answer.", obj{"type": "boolean", "default": false}),
 			},

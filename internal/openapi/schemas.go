@@ -268,8 +268,16 @@ func apiSchemas() map[string]any {
 		"DryRunSummary": obj{
 			"type":        "object",
 			"description": "What the cycle derives from the spans, computed by the same engine as live derivation; nothing is written.",
-			"required":    arr{"spans", "trajectories", "open", "closed", "excepted", "scored", "score", "candidates", "candidate_rate", "threshold", "shed", "event_count"},
+			"required":    arr{"spans", "trajectories", "open", "closed", "excepted", "scored", "score", "candidates", "candidate_rate", "threshold", "shed", "event_count", "policy"},
 			"properties": obj{
+				"policy": obj{"type": "object", "description": "The policy the run used: the tenant's in force (its tenant file over the bundle's policies), or the bundle's when the tenant has no file, with the request's policies and features over it.",
+					"required": arr{"tenant", "source", "overrides", "hash"}, "additionalProperties": false,
+					"properties": obj{
+						"tenant":    obj{"type": "string"},
+						"source":    obj{"type": "string", "enum": arr{"tenant file", "bundle"}},
+						"overrides": obj{"type": "boolean", "description": "Whether the request's policies or features were laid over it."},
+						"hash":      obj{"type": "string", "pattern": "^sha256:[0-9a-f]{64}$", "description": "SHA-256 of the configuration's canonical JSON (the config member of a config record); logline quality simulate --tenant-config prints the same for the same tenant file."},
+					}},
 				"spans":        obj{"type": "integer", "minimum": 0},
 				"trajectories": obj{"type": "integer", "minimum": 0, "description": "Trajectories opened."},
 				"open":         obj{"type": "integer", "minimum": 0, "description": "Still open at the end."},

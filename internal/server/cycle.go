@@ -105,9 +105,11 @@ func (s *Server) applyTenant(name string, f *tenant.File) error {
 	if f == nil {
 		s.redact.set(name, nil)
 		s.tenantRuntimes.set(name, nil)
+		s.tenantDocs.Delete(name)
 	} else {
 		s.redact.set(name, f.Redact)
 		s.tenantRuntimes.set(name, f.Runtime)
+		s.tenantDocs.Store(name, f.Doc)
 	}
 	if s.identity == nil {
 		return nil
@@ -118,26 +120,33 @@ func (s *Server) applyTenant(name string, f *tenant.File) error {
 	return s.identity.SetTenant(name, identity.TenantFromFile(identity.Quota(f.Quotas), f.Members, f.Roles))
 }
 
-// dryRun runs the cycle over spans with a tenant's policy overrides. A
-// policy the cycle does not read is refused, not ignored.
-func (s *Server) dryRun(spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, error) {
-	cfg := s.defaultCfg
+// dryRun runs the cycle over spans with tenant's policy in force and the
+// overrides over it. A policy the cycle does not read is refused, not
+// ignored.
+func (s *Server) dryRun(tenantName string, spans []*span.Span, overrides map[string]any, opts derive.SimConfig) (derive.Summary, gateway.DryRunPolicy, error) {
+	pol := gateway.DryRunPolicy{Tenant: tenantName, Source: "bundle", Overrides: len(overrides) > 0}
 	if policies, ok := overrides["policies"].(map[string]any); ok {
 		known := tenant.DerivationPolicies()
 		for _, name := range slices.Sorted(maps.Keys(policies)) {
 			if !slices.Contains(known, name) {
-				return derive.Summary{}, reply.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))
+				return derive.Summary{}, pol, reply.NewProblem("bad-request", "unknown policy %q; the known policies are %s", name, strings.Join(known, ", "))
 			}
 		}
 	}
-	if len(overrides) > 0 {
-		c, err := tenant.ParseConfig(tenant.Merge(s.base, overrides))
-		if err != nil {
-			return derive.Summary{}, err
-		}
-		cfg = c
+	doc := s.base
+	if d, ok := s.tenantDocs.Load(tenantName); ok {
+		doc, pol.Source = d.(map[string]any), "tenant file"
 	}
-	return cycle.DryRun(spans, cfg, s.rules, opts)
+	doc = tenant.Merge(doc, overrides)
+	cfg, err := tenant.ParseConfig(doc)
+	if err != nil {
+		return derive.Summary{}, pol, err
+	}
+	if pol.Hash, err = tenant.PolicyHash(doc); err != nil {
+		return derive.Summary{}, pol, err
+	}
+	sum, err := cycle.DryRun(spans, cfg, s.rules, opts)
+	return sum, pol, err
 }
 
 // backpressure holds ingest back while derivation is more than MaxBacklog

@@ -153,7 +153,7 @@ func TestSimulateEqualsLive(t *testing.T) {
 		spans = append(spans, sp)
 	}
 	sim := map[string][]string{}
-	sum, err := s.dryRun(spans, nil, derive.SimConfig{OnEvent: func(ev *derive.Event) error {
+	sum, _, err := s.dryRun("t_0", spans, nil, derive.SimConfig{OnEvent: func(ev *derive.Event) error {
 		sim[ev.Tenant] = append(sim[ev.Tenant], string(ev.AppendJSON(nil)))
 		return nil
 	}})

@@ -54,6 +54,7 @@ type Server struct {
 	tenantRuntimes tenantRuntimes
 	watcher        *tenant.Watcher
 	base           map[string]any
+	tenantDocs     sync.Map // tenant -> the derivation doc of its file in force (dry runs)
 	defaultCfg     derive.TenantConfig
 	rules          *derive.Rules // the bundle's pipeline and validators the derivation runs
 

@@ -1,6 +1,8 @@
 package tenant
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +47,21 @@ func ConfigEntry(tenant string, doc map[string]any) (ledger.Entry, error) {
 		return ledger.Entry{}, fmt.Errorf("tenant: config record of %s: %w", tenant, err)
 	}
 	return ledger.Entry{Kind: ledgerfmt.KindConfig, Tenant: tenant, Body: body}, nil
+}
+
+// PolicyHash names a derivation configuration doc (the "config" of a
+// config record): "sha256:" and the hex SHA-256 of its canonical JSON.
+func PolicyHash(doc map[string]any) (string, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return "", err
+	}
+	c, err := span.Canonicalize(raw)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 // DecodeConfig reads a config record's body into the tenant and its
