@@ -66,6 +66,9 @@ type Config struct {
 	Dir string
 	// Sink, if set, is given every record and its events (see Sink).
 	Sink Sink
+	// Observe, if set, sees the events derived from each record as they
+	// are derived (for metrics); it must not keep evs.
+	Observe func(evs []derive.Event)
 	// Default is the configuration of tenants without a config record: the
 	// bundle's policies.
 	Default derive.TenantConfig
@@ -556,6 +559,9 @@ func (r *Runner) run(ctx context.Context) error {
 		}
 		line = r.st.addEvents(evs, line)
 		r.events.Add(uint64(len(evs)))
+		if r.cfg.Observe != nil && len(evs) > 0 {
+			r.cfg.Observe(evs)
+		}
 		if r.cfg.Sink != nil {
 			if err := r.cfg.Sink.Record(rec, evs); err != nil {
 				return fmt.Errorf("sink: seq %d: %w", rec.Seq, err)
@@ -714,6 +720,14 @@ func (r *Runner) Percentiles(tenant string) (p50, p95, p99 int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.eng.Percentiles(tenant)
+}
+
+// Threshold returns a tenant's meter threshold at its percentile target;
+// ok is false while its window is empty.
+func (r *Runner) Threshold(tenant string) (int, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.eng.Threshold(tenant)
 }
 
 // Tenants lists the tenants the engine knows.

@@ -558,7 +558,7 @@ func (s *traj) confirm(by []string) {
 func (e *Engine) close(dst []Event, t *tenant, i uint32, reason CloseReason, seq uint64) []Event {
 	k := t.cfg
 	s := t.traj.at(i)
-	ev := Event{Type: ClosedEvent, Reason: reason, Trajectory: s.id, Tenant: t.name, TS: t.clock, Seq: seq}
+	ev := Event{Type: ClosedEvent, Reason: reason, Trajectory: s.id, Tenant: t.name, TS: t.clock, Seq: seq, Lifetime: max(0, t.clock-s.minWhen)}
 	dst = t.emit(dst, ev)
 	c := scoreOf(measures{
 		spans:      uint64(s.count),
@@ -683,6 +683,18 @@ func (e *Engine) Percentiles(tenant string) (p50, p95, p99 int) {
 		return 0, 0, 0
 	}
 	return t.meter.percentile(50), t.meter.percentile(95), t.meter.percentile(99)
+}
+
+// Threshold returns the meter's current threshold for tenant: the score at
+// its percentile_target of the window (what a score must reach to rank at
+// the target); ok is false while the window is empty.
+func (e *Engine) Threshold(tenant string) (threshold int, ok bool) {
+	t := e.byName[tenant]
+	if t == nil || t.meter.n == 0 {
+		return 0, false
+	}
+	th, _ := t.meter.threshold(t.cfg.qpm)
+	return th, true
 }
 
 // Clock returns tenant's derivation clock; ok is false while the tenant has

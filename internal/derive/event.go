@@ -125,6 +125,10 @@ type Event struct {
 	This       string
 	ShedMinute int64 // start of the shed minute, Unix nanoseconds
 	Shed       ShedCounts
+	// Lifetime is, for a trajectory_closed event, the event time from the
+	// trajectory's earliest span to its close, in nanoseconds (for the
+	// close latency metric; not part of the event's JSON).
+	Lifetime int64
 }
 
 // Time returns TS as a time.Time in UTC.

@@ -40,6 +40,7 @@ func (s *Server) startCycle(ctx context.Context) error {
 		LowWater:    s.cfg.Derive.MaxBacklog / 2,
 		Logger:      s.log.With("component", "cycle"),
 		Sink:        s.sink(),
+		Observe:     s.observeEvents(),
 	})
 	if err != nil {
 		return err
@@ -201,6 +202,7 @@ var (
 	descScored      = prometheus.NewDesc("logline_quality_scores_total", "Trajectory quality scores given.", []string{"tenant"}, nil)
 	descCandidates  = prometheus.NewDesc("logline_quality_candidates_total", "diamond_candidate flags raised.", []string{"tenant"}, nil)
 	descPercentile  = prometheus.NewDesc("logline_quality_score_percentile", "Current score percentile of the tenant's sliding window (quality.pXX.current).", []string{"tenant", "percentile"}, nil)
+	descThreshold   = prometheus.NewDesc("logline_quality_threshold", "The meter's current threshold: the score at the tenant's percentile_target of its window (quality.pXX.current at the target), what a score must reach to be flagged; absent while the window is empty.", []string{"tenant", "target"}, nil)
 	descQualifiedPM = prometheus.NewDesc("logline_quality_candidate_ratio", "Candidates over scores given.", []string{"tenant"}, nil)
 	descStopped     = prometheus.NewDesc("logline_derive_stopped", "1 when derivation has stopped on an error (the log and /readyz say which), else 0.", nil, nil)
 	descRebuilds    = prometheus.NewDesc("logline_derive_rebuilds_total", "Rebuilds of the derived store from the start of the ledger at start, by reason: policies (the bundle changed), format (an upgrade changed the snapshot format), snapshot (unreadable), files (a derived file differs from its recorded checksum).", []string{"reason"}, nil)
@@ -208,7 +210,7 @@ var (
 )
 
 func (c cycleCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descBacklog, descEvents, descActive, descOpened, descClosed, descScored, descCandidates, descPercentile, descQualifiedPM, descStopped, descRebuilds, descOpenFiles} {
+	for _, d := range []*prometheus.Desc{descBacklog, descEvents, descActive, descOpened, descClosed, descScored, descCandidates, descPercentile, descThreshold, descQualifiedPM, descStopped, descRebuilds, descOpenFiles} {
 		ch <- d
 	}
 }
@@ -253,6 +255,29 @@ func (c cycleCollector) Collect(ch chan<- prometheus.Metric) {
 			v    int
 		}{{"p50", p50}, {"p95", p95}, {"p99", p99}} {
 			ch <- prometheus.MustNewConstMetric(descPercentile, prometheus.GaugeValue, float64(p.v), t, p.name)
+		}
+		if th, ok := c.r.Threshold(t); ok {
+			ch <- prometheus.MustNewConstMetric(descThreshold, prometheus.GaugeValue, float64(th), t, c.r.TenantConfig(t).Meter.PercentileTarget)
+		}
+	}
+}
+
+// observeEvents returns the cycle's observer of derived events: the close
+// latency (trajectory.close_latency_ms) of every trajectory closed, the
+// event time from its earliest span to its close, by tenant.
+func (s *Server) observeEvents() func([]derive.Event) {
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "logline_trajectory_close_latency_seconds",
+		Help: "Event time from a trajectory's earliest span to its close (trajectory.close_latency_ms), by tenant; counted as derivation closes them (again after a restart re-derives from a snapshot).",
+		// 1 s to about 48 days, each bucket 4 times the last.
+		Buckets: prometheus.ExponentialBuckets(1, 4, 13),
+	}, []string{"tenant"})
+	s.metrics.Registry.MustRegister(h)
+	return func(evs []derive.Event) {
+		for i := range evs {
+			if ev := &evs[i]; ev.Type == derive.ClosedEvent {
+				h.WithLabelValues(s.metrics.Tenant(ev.Tenant)).Observe(float64(ev.Lifetime) / 1e9)
+			}
 		}
 	}
 }
