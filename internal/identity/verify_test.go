@@ -166,8 +166,14 @@ func TestVerifyStateFindsDamage(t *testing.T) {
 		{"key seed", func(t *testing.T, f *stateFixture) {
 			kid := f.ring(t).Keys[1].KID
 			edit(t, filepath.Join(f.keyDir, kid+keyFileSuffix), func(s string) string {
+				// Another base64url character (flipping a bit could make
+				// '-' or '_' one that is not base64url at all).
 				i := strings.Index(s, `"seed":"`) + 8
-				return s[:i] + string(s[i]^1) + s[i+1:]
+				c := "A"
+				if s[i] == 'A' {
+					c = "B"
+				}
+				return s[:i] + c + s[i+1:]
 			})
 		}, "", "holds another key than its kid"},
 		{"key seed padding bits", func(t *testing.T, f *stateFixture) {

@@ -390,15 +390,18 @@ func replayTrace(b *bundle.Bundle, path string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer f.Close()
-	n, div, err := runtime.Replay(b.Routers(), f)
+	res, div, err := runtime.Replay(b.Routers(), f)
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "loglinerun: %s: %v\n", path, err)
 		return 1
 	case div != nil:
-		fmt.Fprintf(stdout, "divergence after %d identical evaluations: %v\n", n, div)
+		fmt.Fprintf(stdout, "divergence after %d identical evaluations: %v\n", res.Evaluations, div)
 		return 1
 	}
-	fmt.Fprintf(stdout, "replayed %d evaluations: identical\n", n)
+	fmt.Fprintf(stdout, "replayed %d evaluations: identical\n", res.Evaluations)
+	if res.Cut > 0 {
+		fmt.Fprintf(stdout, "note: %d of them ended at their deadline when recorded (a loaded machine): compared as far as they went\n", res.Cut)
+	}
 	return 0
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/diag"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/span"
@@ -157,7 +159,31 @@ var ErrBadTrace = errors.New("runtime: bad trace")
 // the trace as the host, and returns how many it replayed and the first
 // divergence (nil when every evaluation gives the recorded calls, actions
 // and errors, byte for byte).
-func Replay(routers []*eval.Router, r io.Reader) (int, *Divergence, error) {
+//
+// An evaluation recorded as ended by its wall-clock deadline (LLL106) or
+// its context (LLL101), as one may under load, depends on the clock: it is
+// compared as far as it went (its host calls, in order) and counted in
+// Replayed.Cut, not as a divergence.
+func Replay(routers []*eval.Router, r io.Reader) (Replayed, *Divergence, error) {
+	var res Replayed
+	n, div, err := replay(routers, r, &res)
+	res.Evaluations = n
+	return res, div, err
+}
+
+// Replayed counts what Replay compared.
+type Replayed struct {
+	Evaluations int // identical, Cut included
+	Cut         int // recorded as ended by a deadline: compared up to it
+}
+
+// clockBound reports whether a recorded evaluation error came from the
+// clock (its deadline or its context), not from what it evaluated.
+func clockBound(err string) bool {
+	return strings.Contains(err, "error["+string(diag.Deadline)+"]") || strings.Contains(err, "error["+string(diag.Canceled)+"]")
+}
+
+func replay(routers []*eval.Router, r io.Reader, res *Replayed) (int, *Divergence, error) {
 	byName := map[string]*eval.Router{}
 	for _, rt := range routers {
 		byName[rt.IR.Name] = rt
@@ -192,6 +218,9 @@ func Replay(routers []*eval.Router, r io.Reader) (int, *Divergence, error) {
 			continue
 		}
 		div := replayOne(byName, &tl)
+		if div == nil && clockBound(tl.Error) {
+			res.Cut++
+		}
 		if div != nil {
 			div.Line, div.Seq, div.Router = lineNo, tl.Seq, tl.Router
 			return n, div, nil
@@ -227,10 +256,18 @@ func replayOne(byName map[string]*eval.Router, tl *TraceLine) *Divergence {
 		}
 		in.Event = v
 	}
-	host := &replayHost{calls: tl.Calls}
+	host := &replayHost{calls: tl.Calls, cut: clockBound(tl.Error)}
 	acts, err := rt.Route(context.Background(), in, &eval.Env{Host: host, Timeout: -1})
 	if host.div != nil {
 		return host.div
+	}
+	if host.cut {
+		// Cut short by the clock when recorded: its calls matched as far
+		// as it went; what it did not reach cannot be compared.
+		if host.next < len(tl.Calls) {
+			return &Divergence{What: fmt.Sprintf("call %d", host.next+1), Recorded: show(tl.Calls[host.next]), Got: "no call"}
+		}
+		return nil
 	}
 	if host.next < len(tl.Calls) {
 		return &Divergence{What: fmt.Sprintf("call %d", host.next+1), Recorded: show(tl.Calls[host.next]), Got: "no call"}
@@ -259,12 +296,21 @@ type replayHost struct {
 	calls []TraceCall
 	next  int
 	div   *Divergence
+	// cut: the recorded evaluation ended at its deadline, so a call past
+	// the recorded ones is where it stopped, not a divergence.
+	cut bool
 }
+
+// errCut ends the replay of an evaluation past where its recording stopped.
+var errCut = errors.New("replay: the recorded evaluation stopped here (its deadline)")
 
 func (h *replayHost) Call(_ context.Context, name string, args []ir.Value) (ir.Value, error) {
 	i := h.next
 	h.next++
 	got := TraceCall{Name: name, Args: plain(args)}
+	if i >= len(h.calls) && h.cut {
+		return ir.Value{}, errCut
+	}
 	if i >= len(h.calls) {
 		h.fail(fmt.Sprintf("call %d", i+1), "no call", show(got))
 		return ir.Value{}, errors.New("replay: the trace has no more calls")

@@ -80,8 +80,8 @@ func TestTraceReplays(t *testing.T) {
 		t.Fatalf("%d trace lines for %d records", len(lines), n)
 	}
 
-	got, div, err := Replay(rs, strings.NewReader(trace.String()))
-	if err != nil || div != nil || got != len(lines)-1 {
+	res, div, err := Replay(rs, strings.NewReader(trace.String()))
+	if got := res.Evaluations; err != nil || div != nil || got != len(lines)-1 {
 		t.Fatalf("replay: %d evaluations, divergence %v, err %v; want %d, none", got, div, err, len(lines)-1)
 	}
 
@@ -130,5 +130,32 @@ func jsonUnmarshal(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An evaluation recorded as ended by its deadline (a loaded machine) is
+// compared as far as it went, and counted as cut; the same line with
+// another error is a divergence.
+func TestReplayOfAnEvaluationCutByItsDeadline(t *testing.T) {
+	rs, _ := compile(t, tracedRouters)
+	span := `{"id":"s_1","tenant":"acme","who":"till","did":"sale.post","this":"order:1","when":"2025-10-05T09:00:00Z","status":"confirmed"}`
+	line := func(calls []TraceCall, errText string) string {
+		b, err := json.Marshal(TraceLine{Seq: 1, Tenant: "acme", Router: "tills", Input: "span", Span: span, Calls: calls, Error: errText})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return `{"trace":"` + TraceFormat + `","bundle":"sha256:test"}` + "\n" + string(b) + "\n"
+	}
+	first := []TraceCall{{Name: "env.get", Args: []any{"mode"}, Result: "live"}}
+	res, div, err := Replay(rs, strings.NewReader(line(first, "app.lll:4:3: error[LLL106]: evaluation ran past its deadline of 50ms")))
+	if err != nil || div != nil || res.Evaluations != 1 || res.Cut != 1 {
+		t.Fatalf("cut by its deadline: %+v %v %v", res, div, err)
+	}
+	wrong := []TraceCall{{Name: "env.get", Args: []any{"mood"}, Result: "live"}}
+	if _, div, _ := Replay(rs, strings.NewReader(line(wrong, "app.lll:4:3: error[LLL106]: evaluation ran past its deadline of 50ms"))); div == nil || div.What != "call 1" {
+		t.Fatalf("a cut evaluation whose calls differ: divergence %v", div)
+	}
+	if _, div, _ := Replay(rs, strings.NewReader(line(first, "app.lll:4:3: error[LLL102]: want a bool"))); div == nil {
+		t.Fatal("an evaluation that stopped on another error replays as identical")
 	}
 }

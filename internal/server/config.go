@@ -73,7 +73,7 @@ type Config struct {
 		// key-value store (kv.set).
 		KVQuota bytesize.Size `yaml:"kv_quota"`
 		// WebhookInBytes bounds the body of a webhook in (read before its
-		// signature can be checked).
+		// signature can be checked); limits.body_bytes bounds it too.
 		WebhookInBytes bytesize.Size `yaml:"webhook_in_bytes"`
 		// Trace appends a trace of every router evaluation to
 		// <data>/runtime/trace.ndjson, for loglinerun --replay.
@@ -315,8 +315,8 @@ func (c *Config) Validate() error {
 	if c.Limits.HeaderBytes <= 0 || c.Limits.UnauthBodyBytes <= 0 || c.Limits.BodyGrace <= 0 || c.Limits.BodyMinRate <= 0 {
 		bad("limits: header_bytes, unauth_body_bytes, body_grace and body_min_rate must be positive")
 	}
-	if c.Runtime.WebhookInBytes <= 0 || c.Runtime.WebhookInBytes > c.Limits.BodyBytes {
-		bad("runtime.webhook_in_bytes (%s) must be positive and at most limits.body_bytes (%s)", c.Runtime.WebhookInBytes, c.Limits.BodyBytes)
+	if c.Runtime.WebhookInBytes <= 0 {
+		bad("runtime.webhook_in_bytes must be positive")
 	}
 	if c.Runtime.KVQuota <= 0 || c.Runtime.KVQuota > 1<<30 {
 		bad("runtime.kv_quota (%s) must be positive and at most 1GiB", c.Runtime.KVQuota)

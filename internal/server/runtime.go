@@ -140,7 +140,7 @@ func (s *Server) mountRuntime(mux *http.ServeMux, wrap gateway.Wrap) {
 	// A webhook's signature authenticates it once its body is read: it
 	// may be larger than a form (runtime.webhook_in_bytes).
 	mux.Handle("POST /webhooks/in/{tenant}/{source}", wrap("POST /webhooks/in/{tenant}/{source}", http.HandlerFunc(s.webhookIn), false,
-		gateway.UnauthBody(s.cfg.Runtime.WebhookInBytes, "runtime.webhook_in_bytes")))
+		gateway.UnauthBody(min(s.cfg.Runtime.WebhookInBytes, s.cfg.Limits.BodyBytes), "runtime.webhook_in_bytes")))
 	route("GET /webhooks/key", false, func(w http.ResponseWriter, r *http.Request) {
 		reply.JSON(w, http.StatusOK, map[string]string{"public_key": s.runtime.PublicKey()})
 	})
