@@ -133,6 +133,7 @@ func (g *Gateway) derivedWS(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer c.CloseNow()
+	defer g.wsOpen(tenant)()
 	ctx, stop := wsContext(r, c)
 	defer stop()
 	if g.cfg.StreamContext != nil {

@@ -201,6 +201,9 @@ type Config struct {
 	// recovery and overload bound; with auth, the caller must authenticate
 	// and PrincipalOf(r) names it.
 	Mount func(mux *http.ServeMux, wrap Wrap)
+	// OnWebSocket, if set, is told how long each WebSocket stream was open
+	// when it ends, with the tenant it streamed (billing: ws_minutes).
+	OnWebSocket func(tenant string, open time.Duration)
 	// StreamContext ends every record stream when it is done (at shutdown,
 	// so that draining does not wait for followers).
 	StreamContext context.Context

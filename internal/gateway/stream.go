@@ -247,6 +247,11 @@ func (g *Gateway) websocket(w http.ResponseWriter, r *http.Request) error {
 		return nil // Accept wrote the response
 	}
 	defer c.CloseNow()
+	tenant := sp.tenant
+	if tenant == "" {
+		tenant = principal(r).Tenant // an operator's stream of every tenant
+	}
+	defer g.wsOpen(tenant)()
 	ctx, cancel := wsContext(r, c)
 	defer cancel()
 	cfg := g.cfg.Stream
@@ -284,6 +289,16 @@ var errClosedSlow = errors.New("gateway: closed a slow consumer")
 // request's (the stream's credential, see limitStreams) or when the peer
 // closes. (CloseRead's context alone would drop the connection the moment
 // the request's context ends, before a close frame could say why.)
+// wsOpen notes a WebSocket stream of tenant opening; the function it
+// returns, deferred, reports how long it was open.
+func (g *Gateway) wsOpen(tenant string) func() {
+	if g.cfg.OnWebSocket == nil {
+		return func() {}
+	}
+	start := time.Now()
+	return func() { g.cfg.OnWebSocket(tenant, time.Since(start)) }
+}
+
 func wsContext(r *http.Request, c *websocket.Conn) (context.Context, context.CancelFunc) {
 	peer := c.CloseRead(context.WithoutCancel(r.Context()))
 	ctx, cancel := context.WithCancel(r.Context())

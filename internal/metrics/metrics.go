@@ -39,7 +39,7 @@ type Set struct {
 	Inflight        prometheus.Gauge
 
 	IngestSpans    *prometheus.CounterVec // result: accepted, duplicate, rejected
-	IngestByTenant *prometheus.CounterVec // tenant (billing: ingest_spans_count)
+	IngestByTenant *prometheus.CounterVec // tenant: accepted since the start (billing's count is the ledger's)
 
 	AppendDuration prometheus.Histogram // one Append call, as the gateway waits for it
 	CommitRecords  prometheus.Histogram // records per group commit
@@ -84,7 +84,7 @@ func New() *Set {
 			Name: "logline_ingest_spans_total", Help: "Spans received, by result: accepted, duplicate or rejected.",
 		}, []string{"result"}),
 		IngestByTenant: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logline_billing_ingest_spans_total", Help: "Spans accepted, by tenant (billing: ingest_spans_count).",
+			Name: "logline_ingest_tenant_spans_total", Help: "Spans accepted since the server started, by tenant (logline_billing_ingest_spans_total counts them from the ledger, across restarts).",
 		}, []string{"tenant"}),
 		AppendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "logline_ledger_append_duration_seconds", Help: "Time from handing spans to the ledger to their durable receipts.",
@@ -197,6 +197,9 @@ func (s *Set) Public() map[string]any {
 	// Every tenant's count together: the public counters name no tenant
 	// (the per-tenant series are on /metrics, for metrics.read).
 	out["billing.ingest_spans_count"] = sum("logline_billing_ingest_spans_total", nil)
+	out["billing.derived_spans_count"] = sum("logline_billing_derived_spans_total", nil)
+	out["billing.exports_gb"] = sum("logline_billing_exports_bytes_total", nil) / 1e9
+	out["billing.ws_minutes"] = sum("logline_billing_ws_seconds_total", nil) / 60
 	return out
 }
 

@@ -345,6 +345,28 @@ func routes(problemNames []string) []route {
 			}},
 		},
 		{
+			method: "GET", path: "/billing", id: "billing", tag: "operations",
+			summary: "Every tenant's billing counters",
+			description: "The four counters a tenant is billed by, in the units their names say: ingest_spans_count (its spans in the ledger, as derivation has seen them), derived_spans_count (events in its derived stream), " +
+				"exports_gb (bytes of its exports served, over 10^9) and ws_minutes (its WebSocket streams, counted as each ends). All survive restarts: the first two come from the ledger, the other two from <data>/billing.json. " +
+				"Unlike /metrics, every tenant is listed (no cap). Needs metrics.read.",
+			auth: true, capability: "metrics.read", bounded: true,
+			params: arr{queryParam("tenant", "Only this tenant (its counters are zero if it has used nothing).", obj{"type": "string"})},
+			responses: obj{"200": obj{
+				"description": "The counters by tenant.",
+				"content": jsonContent(obj{"type": "object", "required": arr{"tenants"}, "properties": obj{
+					"tenants": obj{"type": "object", "additionalProperties": obj{
+						"type": "object", "required": arr{"ingest_spans_count", "derived_spans_count", "exports_gb", "ws_minutes"},
+						"properties": obj{
+							"ingest_spans_count":  obj{"type": "integer", "minimum": 0},
+							"derived_spans_count": obj{"type": "integer", "minimum": 0},
+							"exports_gb":          obj{"type": "number", "minimum": 0},
+							"ws_minutes":          obj{"type": "number", "minimum": 0},
+						}}}}},
+					obj{"bill": obj{"value": obj{"tenants": obj{"t_bakery": obj{"ingest_spans_count": 1204, "derived_spans_count": 2381, "exports_gb": 0.0042, "ws_minutes": 2}}}}}),
+			}},
+		},
+		{
 			method: "GET", path: "/metrics/public", id: "publicMetrics", tag: "operations",
 			summary: "Public counters",
 			bounded: true,

@@ -227,6 +227,8 @@ func (s *Server) channel(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer c.CloseNow()
+		opened := time.Now()
+		defer func() { s.billing.addWS(t, time.Since(opened)) }()
 		ctx = c.CloseRead(ctx)
 		for {
 			select {

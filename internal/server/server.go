@@ -55,6 +55,7 @@ type Server struct {
 	watcher        *tenant.Watcher
 	base           map[string]any
 	tenantDocs     sync.Map // tenant -> the derivation doc of its file in force (dry runs)
+	billing        *billing
 	defaultCfg     derive.TenantConfig
 	rules          *derive.Rules // the bundle's pipeline and validators the derivation runs
 
@@ -115,6 +116,17 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		return nil, err
 	}
 	s.runCycle(bgctx)
+	if s.billing, err = openBilling(cfg.Data); err != nil {
+		return nil, fmt.Errorf("billing: %w", err)
+	}
+	s.metrics.Registry.MustRegister(billingCollector{s})
+	if !cfg.Ledger.ReadOnly {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.billing.run(bgctx, func(err error) { s.log.Error("billing.json not written", "err", err) })
+		}()
+	}
 
 	s.gateway = gateway.New(s.gatewayConfig())
 	s.runRuntime(bgctx)
@@ -241,6 +253,7 @@ func (s *Server) gatewayConfig() gateway.Config {
 		CORSOrigins:   s.cfg.CORS.Origins,
 		Ready:         s.ready,
 		Mount:         s.mount,
+		OnWebSocket:   s.billing.addWS,
 	}
 	if s.identity != nil {
 		c.Auth, c.Revalidator, c.Quota = s.identity, s.identity, s.identity.Limiter()
@@ -361,6 +374,7 @@ func localBundleKey(dir string) (ed25519.PrivateKey, error) {
 func (s *Server) mount(mux *http.ServeMux, wrap gateway.Wrap) {
 	mux.Handle("GET /metrics", wrap("GET /metrics", s.metricsHandler(), true))
 	mux.Handle("GET /metrics/public", wrap("GET /metrics/public", s.metrics.PublicHandler(), false))
+	mux.Handle("GET /billing", wrap("GET /billing", s.billingHandler(), true))
 	mux.Handle("GET /openapi.yaml", wrap("GET /openapi.yaml", s.openapi, false))
 	if s.identity != nil {
 		mux.Handle("GET /auth/login", wrap("GET /auth/login", s.identity.LoginHandler(), false))
