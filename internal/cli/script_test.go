@@ -29,7 +29,7 @@ import (
 //	http METHOD PATH [@FILE [TYPE]] send a request to $URL; body to stdout, "HTTP <status>" to stderr
 //	flipbyte FILE OFFSET            flip the bits of one byte of FILE (OFFSET < 0 counts from the end)
 //	replace FILE OLD NEW            replace the first OLD in FILE by NEW, in place
-//	waitfor PATH REGEXP            GET $URL/PATH until the body matches (10 s at most)
+//	waitfor [-DUR] PATH REGEXP     GET $URL/PATH until the body matches (DUR, 10 s by default, at most)
 //	wsread PATH N [@FILE]          open a WebSocket at $URL/PATH, then POST FILE to /ingest
 //	                               (NDJSON) if given, and print the next N messages
 
@@ -143,12 +143,18 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdWaitFor(ts *testscript.TestScript, neg bool, args []string) {
+	wait := 10 * time.Second
+	if len(args) == 3 && strings.HasPrefix(args[0], "-") {
+		d, err := time.ParseDuration(args[0][1:])
+		ts.Check(err)
+		wait, args = d, args[1:]
+	}
 	if len(args) != 2 {
-		ts.Fatalf("usage: waitfor PATH REGEXP")
+		ts.Fatalf("usage: waitfor [-DURATION] PATH REGEXP")
 	}
 	re := regexp.MustCompile(args[1])
 	var last []byte
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(ts.Getenv("URL") + args[0])
 		ts.Check(err)
