@@ -41,6 +41,8 @@ func newLedgerCmd(stdio Stdio) *cobra.Command {
 		newLedgerReindexCmd(stdio, &data),
 		newLedgerVerifyReceiptCmd(stdio, &data),
 		newLedgerVerifyProofCmd(stdio, &data),
+		newLedgerExportCmd(stdio, &data),
+		newLedgerVerifyExportCmd(stdio, &data),
 	)
 	return cmd
 }

@@ -49,6 +49,9 @@ type Ledger interface {
 	RootAt(ctx context.Context, size uint64) (ledgerfmt.Hash, error)
 	Checkpoint() *ledgerfmt.Checkpoint
 	VerifierKey() string
+	// Tenant and Signer serve exports (package export).
+	Tenant(ctx context.Context, tenant string, from uint64, limit int) ([]ledger.Record, error)
+	Signer() *ledgerfmt.Signer
 	Next() uint64
 	OpenReader(from uint64) (RecordReader, error)
 }
@@ -326,6 +329,7 @@ func (g *Gateway) routes() {
 		{"GET /spans/{tenant}/{id}", g.getSpan, read},
 		{"GET /things/{tenant}/{this}", g.getThing, read},
 		{"GET /receipts/{tenant}/{id}", g.getReceipt, read},
+		{"GET /exports/{tenant}", g.limitStreams(g.export), streams},
 		{"GET /ledger/checkpoint", g.checkpoint, open},
 		{"GET /ledger/proof", g.proof, open},
 		{"GET /ledger/key", g.key, open},
