@@ -125,7 +125,7 @@ func apiSchemas() map[string]any {
 			},
 		},
 		"ExportLine": obj{
-			"type": "object",
+			"type":        "object",
 			"description": "One line of a signed tenant export (docs/exports.md): the header (the first line), a span record with its inclusion proof, or the trailer (the last line).",
 			"oneOf": arr{
 				obj{
