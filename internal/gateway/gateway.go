@@ -49,8 +49,8 @@ type Ledger interface {
 	RootAt(ctx context.Context, size uint64) (ledgerfmt.Hash, error)
 	Checkpoint() *ledgerfmt.Checkpoint
 	VerifierKey() string
-	// Tenant and Signer serve exports (package export).
-	Tenant(ctx context.Context, tenant string, from uint64, limit int) ([]ledger.Record, error)
+	// NewReader and Signer serve exports (package export).
+	NewReader(from uint64) (*ledger.Reader, error)
 	Signer() *ledgerfmt.Signer
 	Next() uint64
 	OpenReader(from uint64) (RecordReader, error)

@@ -7,29 +7,33 @@
 // (export.go), which verifies it too; docs/exports.md describes it for
 // third parties.
 //
-// The writer streams: it reads the tenant's records through the ledger's
-// tenant index a page at a time and writes each line as it goes, hashing
-// the bytes for the manifest.
+// The writer streams: it reads the records of the range in order, keeps
+// the tenant's spans and writes each line as it goes, hashing the bytes for
+// the manifest. It reads the segments rather than the tenant index, which a
+// read-only view beside a running server does not hold whole: an export
+// reads every record of its range, its tenant's or not.
 package export
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 
+	"github.com/loglineos/loglineos/internal/jsonstr"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // Source is what an export reads of the ledger; *ledger.Ledger is one.
 type Source interface {
-	// Tenant returns up to limit spans of a tenant in ledger order from
-	// sequence number from.
-	Tenant(ctx context.Context, tenant string, from uint64, limit int) ([]ledger.Record, error)
+	// NewReader returns a reader of the records in order from seq from.
+	NewReader(from uint64) (*ledger.Reader, error)
 	// Prove returns the inclusion proof of seq in the tree of size records.
 	Prove(ctx context.Context, seq, size uint64) (ledgerfmt.Proof, error)
 	// Checkpoint returns the latest signed checkpoint, nil before the first.
@@ -48,9 +52,9 @@ var (
 	ErrTenant = errors.New("export: bad tenant")
 )
 
-// pageSize is how many records the writer reads from the tenant index at a
-// time.
-const pageSize = 512
+// progressEvery is how many records the writer reads between calls of its
+// progress function.
+const progressEvery = 4096
 
 // Export is one export, its range fixed against the checkpoint it is
 // proved in.
@@ -97,6 +101,20 @@ type Summary struct {
 	Bytes   int64
 }
 
+// spanTenant returns the tenant of a span body, as the ledger's tenant
+// index reads it. The caller has checked that the body holds the tenant's
+// member in canonical form ("tenant":"T"), which a span of another tenant
+// can hold too, in its data.
+func spanTenant(body []byte) string {
+	var k struct {
+		Tenant string `json:"tenant"`
+	}
+	if json.Unmarshal(body, &k) != nil {
+		return ""
+	}
+	return k.Tenant
+}
+
 // hashWriter counts and hashes what it writes through.
 type hashWriter struct {
 	w   io.Writer
@@ -111,8 +129,8 @@ func (h *hashWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// Write writes the export to w. progress, when not nil, is called after
-// each page with the sequence number the export has reached. A failure
+// Write writes the export to w. progress, when not nil, is called every
+// few thousand records with the sequence number the export has reached. A failure
 // after the first byte leaves w holding an export without its manifest,
 // which no verifier accepts.
 func (e *Export) Write(ctx context.Context, w io.Writer, progress func(seq uint64)) (Summary, error) {
@@ -120,40 +138,43 @@ func (e *Export) Write(ctx context.Context, w io.Writer, progress func(seq uint6
 	bw := bufio.NewWriterSize(hw, 64<<10)
 	buf := ledgerfmt.AppendExportHeader(make([]byte, 0, 4<<10), e.tenant, e.from, e.to, e.ckpt.Note)
 	var n uint64
-	for from := e.from; from < e.to; {
-		if err := ctx.Err(); err != nil {
-			return Summary{}, err
+	rd, err := e.src.NewReader(e.from)
+	if err != nil {
+		return Summary{}, fmt.Errorf("export: read from %d: %w", e.from, err)
+	}
+	defer rd.Close()
+	mark := []byte(`"tenant":`)
+	mark = jsonstr.AppendCanonical(mark, e.tenant)
+	for seq := e.from; seq < e.to; seq++ {
+		if seq%progressEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return Summary{}, err
+			}
+			if progress != nil {
+				progress(seq)
+			}
 		}
-		recs, err := e.src.Tenant(ctx, e.tenant, from, pageSize)
+		r, err := rd.Next()
 		if err != nil {
-			return Summary{}, fmt.Errorf("export: read tenant %s from %d: %w", e.tenant, from, err)
+			return Summary{}, fmt.Errorf("export: read seq %d: %w", seq, err)
 		}
-		for _, r := range recs {
-			if r.Seq >= e.to {
-				break
-			}
-			p, err := e.src.Prove(ctx, r.Seq, e.ckpt.Size)
-			if err != nil {
-				return Summary{}, fmt.Errorf("export: prove seq %d: %w", r.Seq, err)
-			}
-			if p.Leaf != r.Leaf {
-				return Summary{}, fmt.Errorf("export: seq %d: the tree's leaf %s is not the record's %s", r.Seq, p.Leaf, r.Leaf)
-			}
-			buf = ledgerfmt.AppendExportRecord(buf, r.Seq, r.TS, r.Leaf, r.Body, p.Path)
-			n++
-			if len(buf) >= 32<<10 {
-				if _, err := bw.Write(buf); err != nil {
-					return Summary{}, fmt.Errorf("export: write: %w", err)
-				}
-				buf = buf[:0]
-			}
+		if r.Kind != ledgerfmt.KindSpan || !bytes.Contains(r.Body, mark) || spanTenant(r.Body) != e.tenant {
+			continue
 		}
-		if len(recs) < pageSize || recs[len(recs)-1].Seq >= e.to {
-			break
+		p, err := e.src.Prove(ctx, r.Seq, e.ckpt.Size)
+		if err != nil {
+			return Summary{}, fmt.Errorf("export: prove seq %d: %w", r.Seq, err)
 		}
-		from = recs[len(recs)-1].Seq + 1
-		if progress != nil {
-			progress(from)
+		if p.Leaf != r.Leaf {
+			return Summary{}, fmt.Errorf("export: seq %d: the tree's leaf %s is not the record's %s", r.Seq, p.Leaf, r.Leaf)
+		}
+		buf = ledgerfmt.AppendExportRecord(buf, r.Seq, r.TS, r.Leaf, r.Body, p.Path)
+		n++
+		if len(buf) >= 32<<10 {
+			if _, err := bw.Write(buf); err != nil {
+				return Summary{}, fmt.Errorf("export: write: %w", err)
+			}
+			buf = buf[:0]
 		}
 	}
 	if _, err := bw.Write(buf); err != nil {
