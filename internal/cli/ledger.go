@@ -55,6 +55,15 @@ func checkData(dir string) error {
 	return nil
 }
 
+// openReadOnly opens the ledger in dir read-only, as the commands that
+// inspect it beside a running server do.
+func openReadOnly(dir string) (*ledger.Ledger, error) {
+	if err := checkData(dir); err != nil {
+		return nil, err
+	}
+	return ledger.Open(dir, ledger.Config{ReadOnly: true})
+}
+
 // canonicalBody checks that a record body is in canonical form.
 func canonicalBody(kind string, body []byte) error {
 	c, err := span.Canonicalize(body)
@@ -494,10 +503,7 @@ leaf hash, the path hashes, and the root they lead to.`,
 			if size < 0 {
 				return usageErr("--size must not be negative")
 			}
-			if err := checkData(*data); err != nil {
-				return err
-			}
-			l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
+			l, err := openReadOnly(*data)
 			if err != nil {
 				return err
 			}

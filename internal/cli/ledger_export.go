@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/export"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
@@ -40,10 +39,7 @@ header's "to"). 'logline ledger verify-export' checks a file offline.`,
 			case from < 0 || to < 0:
 				return usageErr("--from and --to must not be negative")
 			}
-			if err := checkData(*data); err != nil {
-				return err
-			}
-			l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
+			l, err := openReadOnly(*data)
 			if err != nil {
 				return err
 			}

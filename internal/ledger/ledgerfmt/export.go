@@ -381,7 +381,7 @@ func (x *exportVerifier) header(b []byte) error {
 		return x.fail("not an export of version %d", ExportVersion)
 	}
 	if h.From == nil || h.To == nil || *h.From > *h.To {
-		return x.fail("the header's range is missing or empty the wrong way round")
+		return x.fail("the header's range is missing, or from is past to")
 	}
 	if err := CheckExportTenant(h.Tenant); err != nil {
 		return x.fail("%v", err)
