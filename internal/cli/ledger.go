@@ -41,6 +41,8 @@ func newLedgerCmd(stdio Stdio) *cobra.Command {
 		newLedgerReindexCmd(stdio, &data),
 		newLedgerVerifyReceiptCmd(stdio, &data),
 		newLedgerVerifyProofCmd(stdio, &data),
+		newLedgerExportCmd(stdio, &data),
+		newLedgerVerifyExportCmd(stdio, &data),
 	)
 	return cmd
 }
@@ -51,6 +53,15 @@ func checkData(dir string) error {
 		return usageErr("no ledger in %s (--data)", dir)
 	}
 	return nil
+}
+
+// openReadOnly opens the ledger in dir read-only, as the commands that
+// inspect it beside a running server do.
+func openReadOnly(dir string) (*ledger.Ledger, error) {
+	if err := checkData(dir); err != nil {
+		return nil, err
+	}
+	return ledger.Open(dir, ledger.Config{ReadOnly: true})
 }
 
 // canonicalBody checks that a record body is in canonical form.
@@ -492,10 +503,7 @@ leaf hash, the path hashes, and the root they lead to.`,
 			if size < 0 {
 				return usageErr("--size must not be negative")
 			}
-			if err := checkData(*data); err != nil {
-				return err
-			}
-			l, err := ledger.Open(*data, ledger.Config{ReadOnly: true})
+			l, err := openReadOnly(*data)
 			if err != nil {
 				return err
 			}

@@ -49,6 +49,9 @@ type Ledger interface {
 	RootAt(ctx context.Context, size uint64) (ledgerfmt.Hash, error)
 	Checkpoint() *ledgerfmt.Checkpoint
 	VerifierKey() string
+	// NewReader and Signer serve exports (package export).
+	NewReader(from uint64) (*ledger.Reader, error)
+	Signer() *ledgerfmt.Signer
 	Next() uint64
 	OpenReader(from uint64) (RecordReader, error)
 }
@@ -204,6 +207,9 @@ type Config struct {
 	// OnWebSocket, if set, is told how long each WebSocket stream was open
 	// when it ends, with the tenant it streamed (billing: ws_minutes).
 	OnWebSocket func(tenant string, open time.Duration)
+	// OnExport, if set, is told the bytes of each export served, with its
+	// tenant (billing: exports_gb).
+	OnExport func(tenant string, bytes int64)
 	// StreamContext ends every record stream when it is done (at shutdown,
 	// so that draining does not wait for followers).
 	StreamContext context.Context
@@ -329,6 +335,7 @@ func (g *Gateway) routes() {
 		{"GET /spans/{tenant}/{id}", g.getSpan, read},
 		{"GET /things/{tenant}/{this}", g.getThing, read},
 		{"GET /receipts/{tenant}/{id}", g.getReceipt, read},
+		{"GET /exports/{tenant}", g.limitStreams(g.export), streams},
 		{"GET /ledger/checkpoint", g.checkpoint, open},
 		{"GET /ledger/proof", g.proof, open},
 		{"GET /ledger/key", g.key, open},

@@ -239,8 +239,11 @@ func checkResponse(t *testing.T, doc *openapi3.T, name string, x exchange, w *ht
 				t.Fatalf("%s: %v", name, err)
 			}
 			item := "Record"
-			if strings.HasPrefix(pattern, "/derived/") {
+			switch {
+			case strings.HasPrefix(pattern, "/derived/"):
 				item = "DerivedEvent"
+			case strings.HasPrefix(pattern, "/exports/"):
+				item = "ExportLine"
 			}
 			if err := visit(schema(t, doc, item), v); err != nil {
 				t.Errorf("%s: line %d is not a %s: %v", name, n+1, item, err)

@@ -21,6 +21,7 @@ func problemExamples(invalid obj, results arr) (obj, error) {
 		"truncated-line":         {"/ingest", "the last line ends without a newline in the middle of a JSON value (unexpected end of JSON input)", nil},
 		"empty-body":             {"/ingest", "send at least one span", nil},
 		"bad-cursor":             {"/ledger/stream", `cursor "next" is not a sequence number`, nil},
+		"bad-range":              {"/exports/t_bakery", "export: bad range: to=120 is past the latest signed checkpoint (98 records)", nil},
 		"unauthenticated":        {"/ingest", "identity: expired", obj{"rule": "expired"}},
 		"token-expired":          {"/ledger/stream", "the stream's token expired; reconnect with a new token and cursor=42", obj{"cursor": 42}},
 		"token-revoked":          {"/ledger/stream", "the stream's credential was revoked; reconnect with a new token and cursor=42", obj{"cursor": 42}},

@@ -190,6 +190,30 @@ func routes(problemNames []string) []route {
 			problems: []string{"not-found", "index-damaged"},
 		},
 		{
+			method: "GET", path: "/exports/{tenant}", id: "exportTenant", tag: "proofs",
+			summary: "A signed export of one tenant's spans (NDJSON)",
+			description: "The tenant's spans with from <= seq < to, each with its RFC 6962 inclusion proof in the ledger's latest signed checkpoint, " +
+				"between a header carrying that checkpoint and a trailer carrying a manifest signed with the ledger's key (docs/exports.md). " +
+				"It holds nothing of other tenants but hashes inside the proofs, and verifies offline with the verifier key (GET /ledger/key): logline ledger verify-export. " +
+				"It is streamed as it is written; an export cut short lacks its manifest and verifies as such. Exports chain: start the next one at the previous one's to.\n\n" +
+				"An export lives no longer than its token: it is cut short at the token's expiry or revocation.",
+			auth: true, capability: "export",
+			params: arr{tenant,
+				queryParam("from", "The first sequence number: 0, or the previous export's to.", obj{"type": "integer", "minimum": 0, "default": 0}),
+				queryParam("to", "The sequence number to stop before; at most, and by default, the latest signed checkpoint's size. Past it: 400 bad-range.", obj{"type": "integer", "minimum": 0})},
+			responses: obj{"200": obj{
+				"description": "The export: a header line, one line per span, the manifest line.",
+				"content": obj{"application/x-ndjson": obj{
+					"schema": obj{"type": "string", "description": "One ExportLine per line (NDJSON): the header, one span record with its proof per line, the trailer."},
+					"example": "{\"logline_export\":1,\"tenant\":\"t_bakery\",\"from\":0,\"to\":3,\"checkpoint\":\"logline.local/ledger\\n3\\nuE5F…=\\n\\n— logline.local/ledger Az3g…\\n\"}\n" +
+						"{\"seq\":0,\"ts\":\"2025-10-05T22:18:07.214000Z\",\"leaf\":\"3q2+7w…=\",\"span\":{…},\"proof\":[\"H1…=\",\"H2…=\"]}\n" +
+						"{\"manifest\":\"logline-export/1\\ntenant t_bakery\\nrange 0 3\\nrecords 1\\ncheckpoint 3 uE5F…=\\nsha256 9f86…\\n\\n— logline.local/ledger Bz7q…\\n\"}\n",
+				}},
+			}},
+			problems: streamProblems("bad-range", "bad-request", "not-found", "index-damaged"),
+			extra:    streamExtra,
+		},
+		{
 			method: "GET", path: "/ledger/checkpoint", id: "getCheckpoint", tag: "proofs",
 			summary:     "The latest signed checkpoint",
 			description: "A C2SP checkpoint (origin, tree size, base64 root) in a signed note, signed by the ledger's key; it verifies with golang.org/x/mod/sumdb/note and GET /ledger/key.",

@@ -124,6 +124,41 @@ func apiSchemas() map[string]any {
 				obj{"title": "kv record", "required": arr{"kv"}},
 			},
 		},
+		"ExportLine": obj{
+			"type":        "object",
+			"description": "One line of a signed tenant export (docs/exports.md): the header (the first line), a span record with its inclusion proof, or the trailer (the last line).",
+			"oneOf": arr{
+				obj{
+					"title": "header", "type": "object", "additionalProperties": false,
+					"required": arr{"logline_export", "tenant", "from", "to", "checkpoint"},
+					"properties": obj{
+						"logline_export": obj{"type": "integer", "enum": arr{1}, "description": "The format version."},
+						"tenant":         obj{"type": "string", "minLength": 1},
+						"from":           seq("The first sequence number of the range."),
+						"to":             seq("The sequence number the range stops before."),
+						"checkpoint":     obj{"type": "string", "description": "The ledger's signed checkpoint (a C2SP signed note), verbatim: the records' proofs lead to its root."},
+					},
+				},
+				obj{
+					"title": "span record", "type": "object", "additionalProperties": false,
+					"required": arr{"seq", "ts", "leaf", "span", "proof"},
+					"properties": obj{
+						"seq":   seq("The sequence number: the leaf index."),
+						"ts":    ref("Timestamp"),
+						"leaf":  obj{"$ref": "#/components/schemas/Hash", "description": "The RFC 6962 leaf hash: SHA-256 of 0x00 and {\"seq\":S,\"ts\":\"T\",\"span\":BODY}."},
+						"span":  ref("span"),
+						"proof": obj{"type": "array", "items": ref("Hash"), "description": "The audit path of the leaf in the tree of the checkpoint's size, from the leaf upwards (RFC 6962)."},
+					},
+				},
+				obj{
+					"title": "trailer", "type": "object", "additionalProperties": false,
+					"required": arr{"manifest"},
+					"properties": obj{
+						"manifest": obj{"type": "string", "description": "A signed note, signed with the ledger's key: logline-export/1, tenant, range, records, checkpoint size and root, and the SHA-256 of every byte before this line."},
+					},
+				},
+			},
+		},
 		"Tick": obj{
 			"type":                 "object",
 			"description":          "The body of a tick record: the server's clock when it appended the tick. It moves every tenant's derivation clock forward to clock, so idle trajectories close by timeout, and a replay of the ledger closes them at the same record.",

@@ -254,6 +254,7 @@ func (s *Server) gatewayConfig() gateway.Config {
 		Ready:         s.ready,
 		Mount:         s.mount,
 		OnWebSocket:   s.billing.addWS,
+		OnExport:      s.billing.addExport,
 	}
 	if s.identity != nil {
 		c.Auth, c.Revalidator, c.Quota = s.identity, s.identity, s.identity.Limiter()

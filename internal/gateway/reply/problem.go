@@ -57,6 +57,7 @@ var problemTypes = []ProblemType{
 	{"truncated-line", 400, "truncated last line", "The last NDJSON line has no newline and is not a complete JSON object: the body was cut short. Nothing of it was stored."},
 	{"empty-body", 400, "empty body", "The request has no body, or only whitespace."},
 	{"bad-cursor", 400, "bad cursor", "The cursor is not a sequence number (a non-negative integer)."},
+	{"bad-range", 400, "bad range", "An export's from or to is not a sequence number, from is past to, or to is past the ledger's latest signed checkpoint (an export holds only what the ledger has signed)."},
 	{"unauthenticated", 401, "authentication required", "The request carries no valid credential. Send Authorization: Bearer <LLST>; the reason says what was wrong with the one sent."},
 	{"token-expired", 401, "token expired", "The final line of an NDJSON stream (a WebSocket closes with code 4401 instead): the token the stream was opened with has expired. Get a new token and reconnect with the cursor member (cursor=N); nothing is lost or sent twice."},
 	{"token-revoked", 401, "token revoked", "The final line of an NDJSON stream (a WebSocket closes with code 4401 instead): the service account or person the stream was opened as was revoked. Reconnect with a new, valid token and the cursor member (cursor=N)."},
