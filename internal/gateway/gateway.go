@@ -96,6 +96,7 @@ type Redactor interface {
 // Quota admits n spans for a principal or says when to retry.
 type Quota interface {
 	AllowPrincipal(p *identity.Principal, n int) error
+	AllowCost(p *identity.Principal, n int) error
 }
 
 // LimitsConfig bounds what one request may carry. Its YAML keys are the
@@ -299,7 +300,24 @@ type routeOpts struct {
 	// setting in refusals.
 	bodyBytes int64
 	bodyKey   string
+	// cost is what a request takes from its tenant's (and roles') quota
+	// buckets before it is served (see Cost*); ingest and dry runs are
+	// charged by the span instead.
+	cost int
 }
+
+// The costs of requests against a tenant's quota buckets, in the unit of
+// one span ingested (tenant files: quotas.ingest_per_second and burst,
+// per tenant and per role).
+const (
+	CostRead   = 1   // a span, a thing, a receipt, a trajectory, a delivery log
+	CostStream = 10  // opening a record, derived-event or channel stream
+	CostExport = 100 // starting an export
+)
+
+// Cost sets what a mounted route's request takes from the quota buckets
+// (CostRead when not set).
+func Cost(n int) RouteOption { return func(o *routeOpts) { o.cost = n } }
 
 // Wrap gives a mounted route the gateway's request id, log line, metrics,
 // panic recovery and overload bound; with auth, the caller must
@@ -321,8 +339,9 @@ func (g *Gateway) routes() {
 	var (
 		public  = routeOpts{}
 		open    = routeOpts{bounded: true}
-		read    = routeOpts{auth: true, bounded: true}
-		streams = routeOpts{auth: true}
+		read    = routeOpts{auth: true, bounded: true, cost: CostRead}
+		streams = routeOpts{auth: true, cost: CostStream}
+		exports = routeOpts{auth: true, cost: CostExport}
 	)
 	for _, rt := range []struct {
 		pattern string
@@ -335,7 +354,7 @@ func (g *Gateway) routes() {
 		{"GET /spans/{tenant}/{id}", g.getSpan, read},
 		{"GET /things/{tenant}/{this}", g.getThing, read},
 		{"GET /receipts/{tenant}/{id}", g.getReceipt, read},
-		{"GET /exports/{tenant}", g.limitStreams(g.export), streams},
+		{"GET /exports/{tenant}", g.limitStreams(g.export), exports},
 		{"GET /ledger/checkpoint", g.checkpoint, open},
 		{"GET /ledger/proof", g.proof, open},
 		{"GET /ledger/key", g.key, open},
@@ -352,6 +371,9 @@ func (g *Gateway) routes() {
 	if g.cfg.Mount != nil {
 		g.cfg.Mount(g.mux, func(route string, h http.Handler, auth bool, opts ...RouteOption) http.Handler {
 			o := routeOpts{auth: auth, bounded: true}
+			if auth {
+				o.cost = CostRead
+			}
 			for _, opt := range opts {
 				opt(&o)
 			}
@@ -505,6 +527,12 @@ func (g *Gateway) wrap(route string, h handlerFunc, o routeOpts) http.Handler {
 				reply.WriteProblem(sw, r, reply.NewProblem("forbidden", "%s may not use %s in tenant %q: its roles (%s) do not grant it",
 					p.Subject, o.cap, p.Tenant, strings.Join(p.Roles, ", ")))
 				return
+			}
+			if o.cost > 0 && g.cfg.Quota != nil {
+				if err := g.cfg.Quota.AllowCost(p, o.cost); err != nil {
+					reply.WriteProblem(sw, r, g.authProblem(err))
+					return
+				}
 			}
 		}
 		if o.bounded {

@@ -225,6 +225,12 @@ type countingQuota struct {
 	n  map[string]int
 }
 
+// AllowCost counts route costs apart (cost:<tenant>), so that span counts
+// stay what the dry run charged.
+func (q *countingQuota) AllowCost(p *identity.Principal, n int) error {
+	return q.AllowPrincipal(&identity.Principal{Tenant: "cost:" + p.Tenant}, n)
+}
+
 func (q *countingQuota) AllowPrincipal(p *identity.Principal, n int) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -195,6 +195,22 @@ func (l *Limiter) AllowPrincipal(p *Principal, n int) error {
 	return l.Allow(p.Tenant, p.Roles, n)
 }
 
+// AllowCost charges a request's cost n to p's tenant and roles, as
+// AllowPrincipal, except that a cost above a bucket's burst takes the whole
+// burst (an expensive request stays possible under a small quota).
+func (l *Limiter) AllowCost(p *Principal, n int) error {
+	t := l.table.Load()
+	n = min(n, t.quota(limKey{tenant: p.Tenant}).Burst)
+	if rq := t.roles[p.Tenant]; len(rq) > 0 {
+		for _, role := range p.Roles {
+			if q, ok := rq[role]; ok {
+				n = min(n, q.Burst)
+			}
+		}
+	}
+	return l.Allow(p.Tenant, p.Roles, max(n, 1))
+}
+
 // bucket returns the limiter of k, creating it (and evicting the least
 // recently used of the shard) if needed.
 func (l *Limiter) bucket(k limKey, t *quotaTable, now time.Time) *rate.Limiter {

@@ -118,7 +118,14 @@ func (s *Server) applyTenant(name string, f *tenant.File) error {
 	if f == nil {
 		return s.identity.SetTenant(name, identity.TenantConfig{})
 	}
-	return s.identity.SetTenant(name, identity.TenantFromFile(identity.Quota(f.Quotas), f.Members, f.Roles))
+	tc := identity.TenantFromFile(identity.Quota{IngestPerSecond: f.Quotas.IngestPerSecond, Burst: f.Quotas.Burst}, f.Members, f.Roles)
+	if len(f.Quotas.Roles) > 0 {
+		tc.RoleQuotas = map[string]identity.Quota{}
+		for role, q := range f.Quotas.Roles {
+			tc.RoleQuotas[role] = identity.Quota(q)
+		}
+	}
+	return s.identity.SetTenant(name, tc)
 }
 
 // dryRun runs the cycle over spans with tenant's policy in force and the

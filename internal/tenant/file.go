@@ -60,9 +60,18 @@ type File struct {
 	Runtime *Runtime
 }
 
-// Quotas are a tenant's ingest token bucket: IngestPerSecond sustained,
-// Burst at once.
+// Quotas are a tenant's token bucket: IngestPerSecond sustained, Burst at
+// once, in units of one span ingested (reads, streams, exports and dry runs
+// cost their documented weights), and a bucket of its own for each role in
+// Roles, checked as well as the tenant's.
 type Quotas struct {
+	IngestPerSecond float64              `yaml:"ingest_per_second"`
+	Burst           int                  `yaml:"burst"`
+	Roles           map[string]RoleQuota `yaml:"roles"`
+}
+
+// RoleQuota is the bucket of the principals holding a role.
+type RoleQuota struct {
 	IngestPerSecond float64 `yaml:"ingest_per_second"`
 	Burst           int     `yaml:"burst"`
 }
@@ -138,6 +147,11 @@ func Parse(file string, data []byte, base map[string]any) (*File, error) {
 	p.checkRecordable("", f.Doc)
 	if q := raw.Quotas; q.IngestPerSecond < 0 || q.Burst < 0 {
 		p.add(p.line("quotas"), errors.New("quotas: ingest_per_second and burst must not be negative"))
+	}
+	for _, role := range slices.Sorted(maps.Keys(raw.Quotas.Roles)) {
+		if q := raw.Quotas.Roles[role]; q.IngestPerSecond <= 0 || q.Burst <= 0 {
+			p.add(p.line("quotas"), fmt.Errorf("quotas.roles.%s: ingest_per_second and burst must both be positive", role))
+		}
 	}
 	for _, n := range raw.Redact {
 		if n.Tag == "!!null" {
@@ -229,6 +243,13 @@ func (p *parser) decode(data []byte) fileYAML {
 	p.checkMembers("", root, yamlNames(raw))
 	if _, q := member(root, "quotas"); q != nil && q.Kind == yaml.MappingNode {
 		p.checkMembers("quotas", q, yamlNames(raw.Quotas))
+		if _, roles := member(q, "roles"); roles != nil && roles.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(roles.Content); i += 2 {
+				if rq := resolve(roles.Content[i+1]); rq.Kind == yaml.MappingNode {
+					p.checkMembers("quotas.roles."+roles.Content[i].Value, rq, yamlNames(RoleQuota{}))
+				}
+			}
+		}
 	}
 	p.checkRuntimeMembers(root)
 	if len(p.errs) == 0 {

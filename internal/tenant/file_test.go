@@ -129,3 +129,25 @@ func TestRedactNullEntry(t *testing.T) {
 		t.Fatalf("redact: [~]: %v, %v", f, err)
 	}
 }
+
+// TestRoleQuotas: quotas.roles gives roles buckets of their own; an
+// unknown member is named at its line, a bucket that is not positive is
+// refused.
+func TestRoleQuotas(t *testing.T) {
+	f, err := Parse("t.yaml", []byte("quotas:\n  burst: 20\n  roles:\n    reader: {ingest_per_second: 2.5, burst: 5}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Quotas.Roles["reader"]; got != (RoleQuota{IngestPerSecond: 2.5, Burst: 5}) || f.Quotas.Burst != 20 {
+		t.Fatalf("quotas %+v", f.Quotas)
+	}
+	for _, tc := range []struct{ src, want string }{
+		{"quotas:\n  roles:\n    reader: {ingest_per_second: 1, brust: 5}\n", `t.yaml:3: quotas.roles.reader.brust: unknown member (did you mean "burst"?)`},
+		{"quotas:\n  roles:\n    reader: {ingest_per_second: 1}\n", "quotas.roles.reader: ingest_per_second and burst must both be positive"},
+	} {
+		_, err := Parse("t.yaml", []byte(tc.src), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}

@@ -76,7 +76,7 @@ var problemTypes = []ProblemType{
 	{"limit-exceeded", 422, "span exceeds a limit", "The span is nested too deeply or has too many members (limits.json_depth, limits.members)."},
 	{"future-when", 422, "when is in the future", "The span's when is further ahead of the server's clock than limits.future_skew allows, so it could close other trajectories early. Check the client's clock."},
 	{"rejected", 422, "every line was rejected", "No span of the request was stored; results gives each line's problem."},
-	{"quota-exceeded", 429, "quota exceeded", "The tenant or role is over its ingest quota (which dry runs count against too). Retry after the number of seconds in Retry-After."},
+	{"quota-exceeded", 429, "quota exceeded", "The tenant or one of the caller's roles is over its quota: spans ingested and dry-run count one each, reads one, opening a stream ten, starting an export a hundred. Retry after the number of seconds in Retry-After."},
 	{"too-many-in-flight", 429, "over this client's share", "The caller (its principal, or its address before authentication) or its tenant holds its share of the server's requests, body bytes, streams or dry runs in flight (overload.max_client_*, max_tenant_*). Others are still served. Retry after the number of seconds in Retry-After."},
 	{"header-too-large", 431, "request header fields too large", "The request line and header fields exceed limits.header_bytes."},
 	{"derivation-behind", 429, "derivation is behind", "Derivation is more records behind the ledger than derive.max_backlog and the tenant's derived_events_perf.on_overload is reject_429 or slow_ingest. Nothing was stored; retry after the number of seconds in Retry-After."},
