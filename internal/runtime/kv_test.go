@@ -136,8 +136,10 @@ func TestKVReadYourWritesPersistsAndRebuilds(t *testing.T) {
 }
 
 // A crash before the cycle's Sync: the writes of the routed records are in
-// the outbox only. At open they are recorded in the ledger, the last
-// record with actions is routed again, and no write is recorded twice.
+// the outbox only, and the last record's were torn from its mark. At open
+// the writes of the records routed whole are recorded in the ledger, the
+// torn record is routed again from the state before it, and no write is
+// recorded twice.
 func TestKVSurvivesACrashBeforeSync(t *testing.T) {
 	dir, ldir := t.TempDir(), t.TempDir()
 	l := openLedger(t, ldir)
@@ -148,8 +150,21 @@ func TestKVSurvivesACrashBeforeSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// No Sync: close the outbox as a crash after a flush would leave it.
+	// No Sync: close the outbox as a crash after a flush would leave it,
+	// and tear the last record's mark away.
 	if err := rt.ob.close(); err != nil {
+		t.Fatal(err)
+	}
+	ob := filepath.Join(dir, "outbox")
+	b, err := os.ReadFile(ob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"t":"r","seq":4`) {
+		t.Fatalf("the outbox does not end with record 3's mark: %s", last)
+	}
+	if err := os.WriteFile(ob, []byte(strings.Join(lines[:len(lines)-1], "")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(kvRecords(t, l)); n != 0 {

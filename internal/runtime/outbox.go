@@ -37,13 +37,14 @@ import (
 //	 "key":"…","body":"<the value's JSON>"}                         a kv.set performed (kv.go)
 //	{"t":"r","seq":12}                                               every record below seq is routed
 //
-// An action is queued before the record after it is routed: the "r" mark
-// and every "q" are synced before the cycle's cursor moves past their
-// record (Sink.Sync), and the span itself was durable in the ledger before
-// it was acknowledged, so an action is never lost: after a crash, the
-// records past the last mark are routed again, and the actions already
-// queued are recognised by their id (derived from the record and the
-// route) and not queued twice.
+// The actions of a record are followed by an "r" mark naming the record
+// after it, so the records below the last mark are routed whole. Marks and
+// actions are synced before the cycle's cursor moves past their record
+// (Sink.Sync), and the span itself was durable in the ledger before it was
+// acknowledged, so an action is never lost: after a crash, the records
+// past the last mark are routed again, and the actions already queued are
+// recognised by their id (derived from the record and the route) and not
+// queued twice.
 //
 // A torn last line (a crash mid-write) is cut at open. The file is
 // compacted at open when it is large: the entries of pending actions and

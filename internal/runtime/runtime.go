@@ -278,13 +278,10 @@ func Open(cfg Config) (*Runtime, error) {
 // the outbox holds that it does not, and marks routed the records whose
 // writes are all in the ledger.
 func (rt *Runtime) openStore(entries []*entry) error {
-	routed, seen := rt.ob.marks()
-	if seen > 0 {
-		// Routing is in order: the records below the last one with an
-		// action queued are routed; that one is routed again (its
-		// actions already queued are known by their ids).
-		routed = max(routed, seen-1)
-	}
+	// Each record with actions is followed by a mark: the records below
+	// the last are routed whole; the actions after it belong to a record
+	// routed again (those already queued are known by their ids).
+	routed, _ := rt.ob.marks()
 	routed, err := rt.openKV(routed, entries)
 	if err != nil {
 		return err

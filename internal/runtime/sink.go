@@ -82,6 +82,14 @@ func (rt *Runtime) Record(rec ledger.Record, evs []derive.Event) error {
 	for i := range acts {
 		rt.perform(rec, i, &acts[i], tenants[i])
 	}
+	if len(acts) > 0 {
+		// The record is routed whole: its actions in the outbox before
+		// this mark are all of them (a crash that tears them leaves the
+		// record to be routed again, its kv writes left out of the store).
+		if err := rt.ob.add(&entry{T: "r", Seq: rec.Seq + 1}); err != nil {
+			rt.log.Error("outbox write failed", "err", err)
+		}
+	}
 	return nil
 }
 
@@ -313,10 +321,6 @@ func (rt *Runtime) Sync(next uint64) error {
 			return fmt.Errorf("trace: %w", err)
 		}
 	}
-	routed, _ := rt.ob.marks()
-	if next <= routed {
-		return rt.ob.sync()
-	}
 	if rt.kv.pendingWrites() {
 		// The writes are in the outbox before they are in the ledger, and
 		// in the ledger before the mark.
@@ -327,8 +331,10 @@ func (rt *Runtime) Sync(next uint64) error {
 			return err
 		}
 	}
-	if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
-		return err
+	if routed, _ := rt.ob.marks(); next > routed {
+		if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
+			return err
+		}
 	}
 	if err := rt.ob.sync(); err != nil {
 		return err
