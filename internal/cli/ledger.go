@@ -196,13 +196,10 @@ server's latest signed checkpoint covers, and says so.`,
 			var drep *cycle.VerifyReport
 			var srep *server.StateReport
 			if rep.Problem == nil {
-				cfg := server.DefaultConfig()
-				if config != "" {
-					if err := cfg.LoadFile(config); err != nil {
-						return usageErr("config: %v", err)
-					}
+				cfg, err := serverConfig(stdio, config, *data)
+				if err != nil {
+					return err
 				}
-				cfg.Data = *data
 				if drep, err = verifyDerived(cfg, rep.Live != nil); err != nil {
 					return err
 				}
@@ -580,6 +577,7 @@ func newLedgerKeyCmd(stdio Stdio, data *string) *cobra.Command {
 
 func newLedgerReindexCmd(stdio Stdio, data *string) *cobra.Command {
 	var config string
+	var unroutedOK bool
 	cmd := &cobra.Command{
 		Use:   "reindex",
 		Short: "Rebuild the indexes, the Merkle tree files, the receipts journal and the derived streams",
@@ -593,16 +591,13 @@ result is identical to what was there. The server must not be running.`,
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			cfg := server.DefaultConfig()
-			if config != "" {
-				if err := cfg.LoadFile(config); err != nil {
-					return usageErr("config: %v", err)
-				}
+			cfg, err := serverConfig(stdio, config, *data)
+			if err != nil {
+				return err
 			}
-			cfg.Data = *data
 			start := time.Now()
 			p := newProgress(stdio.Err)
-			n, events, err := server.Reindex(cmd.Context(), cfg, newLogger(stdio.Err, "text", "warn"), func(stage string, done, total int64) {
+			n, events, err := server.Reindex(cmd.Context(), cfg, newLogger(stdio.Err, "text", "warn"), unroutedOK, func(stage string, done, total int64) {
 				if total > 0 {
 					p.printf("reindexing %s: %d%%", stage, done*100/total)
 				}
@@ -616,6 +611,7 @@ result is identical to what was there. The server must not be running.`,
 		},
 	}
 	cmd.Flags().StringVar(&config, "config", "", "the server's YAML configuration (for its bundle)")
+	cmd.Flags().BoolVar(&unroutedOK, "unrouted-ok", false, "reindex even if the bundle's routers have not seen every record (their actions are then never performed)")
 	return cmd
 }
 
@@ -764,4 +760,25 @@ of the same tree size, and that the checkpoint is signed by the key.`,
 	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().StringVar(&ckptFile, "checkpoint", "", "the signed checkpoint (a file, or - for stdin)")
 	return cmd
+}
+
+// serverConfig is the configuration the server on data runs with, as serve
+// reads it: the defaults, the YAML file (config, or env LOGLINE_CONFIG),
+// then the LOGLINE_* environment variables. Commands that replay the
+// ledger with the server's bundle (verify, reindex) read it.
+func serverConfig(stdio Stdio, config, data string) (server.Config, error) {
+	cfg := server.DefaultConfig()
+	if config == "" {
+		config = stdio.getenv("LOGLINE_CONFIG")
+	}
+	if config != "" {
+		if err := cfg.LoadFile(config); err != nil {
+			return cfg, usageErr("config: %v", err)
+		}
+	}
+	if err := cfg.LoadEnv(stdio.getenv); err != nil {
+		return cfg, usageErr("environment: %v", err)
+	}
+	cfg.Data = data
+	return cfg, nil
 }

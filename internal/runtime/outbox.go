@@ -374,3 +374,21 @@ func CheckDir(dir string) (lines int, found []Finding) {
 	}
 	return lines, found
 }
+
+// RoutedMark returns the routed mark of the outbox in dir: every record
+// below it was routed (0 without an outbox).
+func RoutedMark(dir string) (uint64, error) {
+	f, err := os.Open(filepath.Join(dir, "outbox"))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	ob := &outbox{f: f}
+	if _, err := ob.read(func(*entry) {}); err != nil {
+		return 0, err
+	}
+	return ob.routed, nil
+}

@@ -256,7 +256,7 @@ func TestHotReloadAndReplay(t *testing.T) {
 	s.Close()
 	cfg := DefaultConfig()
 	cfg.Data = data
-	if _, _, err := Reindex(context.Background(), cfg, slog.New(slog.DiscardHandler), nil); err != nil {
+	if _, _, err := Reindex(context.Background(), cfg, slog.New(slog.DiscardHandler), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := testServer(t, data, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
@@ -24,13 +26,24 @@ import (
 // directory (package datadir) throughout, and fails at once naming the
 // holder when a server, or another command, holds it. It returns the
 // number of records and of derived events.
-func Reindex(ctx context.Context, cfg Config, log *slog.Logger, progress func(stage string, done, total int64)) (uint64, uint64, error) {
+//
+// Reindex moves derivation to the end of the ledger without running the
+// bundle's routers, so it refuses (ErrUnrouted) while records past the
+// runtime's routed mark have not been routed (after a crash, or a stop
+// with derivation behind), unless unroutedOK: their router actions would
+// never be performed.
+func Reindex(ctx context.Context, cfg Config, log *slog.Logger, unroutedOK bool, progress func(stage string, done, total int64)) (uint64, uint64, error) {
 	// Nothing is deleted unless this process holds the directory.
 	lock, err := datadir.Acquire(cfg.Data, "logline ledger reindex")
 	if err != nil {
 		return 0, 0, err
 	}
 	defer lock.Release()
+	if !unroutedOK {
+		if err := checkRouted(cfg); err != nil {
+			return 0, 0, err
+		}
+	}
 	// runtime/kv.json is the fold of the ledger's kv records: the next
 	// start rebuilds it.
 	for _, dir := range []string{filepath.Join("ledger", "index"), "receipts", "derived", filepath.Join("runtime", "kv.json")} {
@@ -107,4 +120,69 @@ func VerifyDerived(cfg Config, l cycle.Source, live bool) (*cycle.VerifyReport, 
 		return nil, fmt.Errorf("the bundle's policies: %w", err)
 	}
 	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, derive.CompileRules(b.Program()), b.Hash(), live)
+}
+
+// ErrUnrouted is returned by Reindex when records have not been routed.
+var ErrUnrouted = errors.New("records not routed yet")
+
+// checkRouted refuses when the bundle has routers and the runtime's routed
+// mark is behind the end of the ledger.
+func checkRouted(cfg Config) error {
+	b, err := LoadBundle(cfg)
+	if err != nil {
+		return err
+	}
+	if len(b.Routers()) == 0 {
+		return nil
+	}
+	routed, err := runtime.RoutedMark(filepath.Join(cfg.Data, "runtime"))
+	if err != nil {
+		return fmt.Errorf("runtime outbox: %w", err)
+	}
+	l, err := ledger.Open(cfg.Data, ledger.Config{ReadOnly: true, DirLocked: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	// The runtime's own kv records, appended as it syncs, route nothing.
+	first, n, err := unroutable(l, routed)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: the bundle's routers have not seen the records from seq %d on (%d of them; the server stopped uncleanly, or before derivation caught up); "+
+			"start the server once and stop it when /readyz is ready and logline_derive_backlog_records is 0, then reindex; "+
+			"--unrouted-ok reindexes anyway, and those records' router actions are never performed", ErrUnrouted, first, n)
+	}
+	return nil
+}
+
+// unroutable counts the records from seq from on that routers could act
+// on (any but the runtime's kv records), and returns the first one's seq.
+func unroutable(l *ledger.Ledger, from uint64) (first uint64, n int, err error) {
+	if from >= l.Next() {
+		return 0, 0, nil
+	}
+	rd, err := l.NewReader(from)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rd.Close()
+	rd.SkipLeafCheck()
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return first, n, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		if rec.Kind == runtime.KindKV {
+			continue
+		}
+		if n == 0 {
+			first = rec.Seq
+		}
+		n++
+	}
 }
