@@ -30,13 +30,17 @@
 // # Consistency
 //
 // The records are exactly the tree of the checkpoint: Restore arrives at
-// the same root. The state files are written by the server after the
-// records that describe them (audit and config records); Take copies them
-// first, then waits (TakeConfig.Wait) for a signed checkpoint that covers
-// every record written by then, and checks that none of them changed
-// meanwhile (trying again when one did). A tenant file is operator input
-// and may be newer than S: logline ledger verify notes the difference, and
-// the restored server applies it at start.
+// the same root. The state files are described by records (audit and
+// config records) that the server appends as it writes them; Take copies
+// them first, notes where the segments end, then waits (TakeConfig.Wait)
+// for a signed checkpoint written after that which covers every record
+// written by then, and checks that none of the state files changed
+// meanwhile (copying them again when one did). Left uncovered is a state
+// change whose record was still being committed when the copy ended and
+// whose commit the new checkpoint just missed: logline ledger verify on the
+// restored directory names such a file. A tenant file is operator input and
+// may be newer than S: verify notes the difference, and the restored
+// server applies it at start.
 package snapshot
 
 import (

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,14 +27,15 @@ import (
 	"github.com/loglineos/loglineos/internal/server"
 )
 
-// devServer starts a server without login on a fresh data directory,
-// served on 127.0.0.1, and returns the directory, its base URL and a stop
-// function (also run at cleanup).
-func devServer(t *testing.T) (data, base string, stop func()) {
+// startServer starts a server on a fresh data directory, served on
+// 127.0.0.1, without login (dev) or in production mode, and returns the
+// directory, its base URL and a stop function (also run at cleanup).
+func startServer(t *testing.T, dev bool) (data, base string, stop func()) {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Data = t.TempDir()
-	cfg.Dev = true
+	cfg.Dev = dev
+	cfg.Production, cfg.TrustedProxyTLS = !dev, !dev
 	cfg.Derive.TickInterval = 0
 	cfg.Ledger.CheckpointInterval = 20 * time.Millisecond
 	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
@@ -102,7 +104,7 @@ func TestSnapshotUnderLoad(t *testing.T) {
 	// Each writer goes on until two requests after the snapshot, at most
 	// maxRequests.
 	const writers, maxRequests, perRequest = 64, 60, 4
-	data, base, stop := devServer(t)
+	data, base, stop := startServer(t, true)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: writers}, Timeout: 10 * time.Second}
 	var (
 		mu       sync.Mutex
@@ -197,9 +199,15 @@ func TestSnapshotUnderLoad(t *testing.T) {
 	if r.Manifest.Root != m.Root {
 		t.Errorf("restored manifest root %s, want %s", r.Manifest.Root, m.Root)
 	}
-	rep, err := ledger.Verify(cfg.Data, ledger.VerifyConfig{})
-	if err != nil || rep.Problem != nil {
-		t.Fatalf("Verify of the restored directory: %v %+v", err, rep.Problem)
+	rep, srep := verifyAll(t, cfg)
+	if rep.Problem != nil {
+		t.Fatalf("Verify of the restored directory: %+v", rep.Problem)
+	}
+	origCfg := cfg
+	origCfg.Data = data
+	_, origState := verifyAll(t, origCfg)
+	if diff := cmp.Diff(origState.Notes, srep.Notes); !srep.OK() || diff != "" {
+		t.Errorf("the restored state files: problems %+v; notes (-original +restored):\n%s", srep.Problems, diff)
 	}
 	if rep.Checkpoint == nil || rep.Checkpoint.Size != m.Size || rep.Checkpoint.Root != m.Root || rep.Records != m.Size {
 		t.Fatalf("restored: %d records, checkpoint %+v; want %d records of root %s", rep.Records, rep.Checkpoint, m.Size, m.Root)
@@ -256,6 +264,21 @@ func TestSnapshotUnderLoad(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("derived/ of the restored directory differs from a reindex (-want +got):\n%s", diff)
 	}
+}
+
+// verifyAll checks the ledger and the state files of cfg.Data, as logline
+// ledger verify does.
+func verifyAll(t *testing.T, cfg server.Config) (*ledger.VerifyReport, *server.StateReport) {
+	t.Helper()
+	recs := server.NewStateRecords(cfg.Data)
+	rep, err := ledger.Verify(cfg.Data, ledger.VerifyConfig{CheckBody: func(kind string, body []byte) error {
+		recs.Observe(kind, body)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep, server.VerifyState(cfg, recs, false)
 }
 
 // recordBodies returns the body of every record of l by seq.
@@ -411,4 +434,56 @@ func readTreeIfAny(t *testing.T, dir string) map[string]string {
 		return nil
 	}
 	return readTree(t, dir)
+}
+
+// TestSnapshotCoversStateFiles: an account created just before the
+// snapshot has its audit record in the snapshot's tree, so the restored
+// state files verify against the restored ledger.
+func TestSnapshotCoversStateFiles(t *testing.T) {
+	data, base, _ := startServer(t, false)
+	client := &http.Client{Timeout: 10 * time.Second}
+	b, err := os.ReadFile(filepath.Join(data, "identity", "operator.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var op map[string]string
+	if err := json.Unmarshal(b, &op); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.PostForm(base+"/auth/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {op["client_id"]}, "client_secret": {op["client_secret"]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	req, _ := http.NewRequest("POST", base+"/admin/tenants/t_0/service-accounts", strings.NewReader(`{"role":"writer"}`))
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err = client.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("create account: HTTP %d", resp.StatusCode)
+	}
+	snap := filepath.Join(t.TempDir(), "snap")
+	taken, err := Take(context.Background(), TakeConfig{Data: data, Out: snap, Wait: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(taken.Notes) > 0 {
+		t.Errorf("Take notes: %q", taken.Notes)
+	}
+	cfg := server.DefaultConfig()
+	cfg.Data = filepath.Join(t.TempDir(), "restored")
+	if _, err := Restore(context.Background(), RestoreConfig{From: snap, Server: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	_, srep := verifyAll(t, cfg)
+	if !srep.OK() || srep.Identity == nil || srep.Identity.Accounts == 0 {
+		t.Errorf("restored state: problems %+v, report %+v", srep.Problems, srep.Identity)
+	}
 }
