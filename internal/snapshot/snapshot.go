@@ -34,7 +34,8 @@
 // config records) that the server appends as it writes them; Take copies
 // them first, notes where the segments end, then waits (TakeConfig.Wait)
 // for a signed checkpoint written after that which covers every record
-// written by then, and checks that none of the state files changed
+// written by then (or, when nothing was appended for a moment, takes the
+// latest if it does), and checks that none of the state files changed
 // meanwhile (copying them again when one did). Left uncovered is a state
 // change whose record was still being committed when the copy ended and
 // whose commit the new checkpoint just missed: logline ledger verify on the

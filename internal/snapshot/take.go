@@ -156,63 +156,65 @@ func (t *taking) stateAndCheckpoint(ctx context.Context) (*ledger.Ledger, error)
 	}
 	// A state file is written just before its record is appended: beside a
 	// running server, a checkpoint signed after the mark covers that
-	// record too, unless it was signed within the record's commit.
+	// record too (unless it was signed within the record's commit), and so
+	// does one older when nothing was appended for a poll after the mark.
 	atMark, _ := os.ReadFile(filepath.Join(t.cfg.Data, "ledger", "checkpoint"))
+	markedAt := t.cfg.Now()
 	deadline := t.cfg.Now().Add(t.cfg.Wait)
+	live, err := datadir.Probe(t.cfg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	var l *ledger.Ledger
+	var c *ledgerfmt.Checkpoint
+	var ext []ledger.SegmentExtent
 	for {
-		live, err := datadir.Probe(t.cfg.Data)
-		if err != nil {
-			return nil, fmt.Errorf("snapshot: %w", err)
+		if l == nil {
+			if l, err = ledger.Open(t.cfg.Data, ledger.Config{ReadOnly: true}); err != nil {
+				return nil, err
+			}
+			if c = l.Checkpoint(); c != nil {
+				if ext, err = l.Extent(c.Size); err != nil {
+					l.Close()
+					return nil, err
+				}
+			}
 		}
-		l, err := ledger.Open(t.cfg.Data, ledger.Config{ReadOnly: true})
-		if err != nil {
-			return nil, err
-		}
-		c := l.Checkpoint()
-		var ext []ledger.SegmentExtent
-		if c != nil {
-			if ext, err = l.Extent(c.Size); err != nil {
+		covered := c != nil && mark.coveredBy(ext)
+		if covered && live != nil && bytes.Equal(c.Note, atMark) {
+			now, err := segmentsEnd(t.cfg.Data)
+			if err != nil {
 				l.Close()
 				return nil, err
 			}
+			covered = now == mark && t.cfg.Now().Sub(markedAt) >= pollEvery
 		}
-		covered := c != nil && (live == nil || !bytes.Equal(c.Note, atMark)) && mark.coveredBy(ext)
+		late := !t.cfg.Now().Before(deadline)
 		switch {
 		case covered:
 			return l, nil
 		case c != nil && live == nil:
 			t.out.Notes = append(t.out.Notes, fmt.Sprintf("the records after the signed checkpoint of size %d (not signed: the server stopped without closing) are left out", c.Size))
 			return l, nil
-		case c != nil && !t.cfg.Now().Before(deadline):
+		case c != nil && late:
 			t.out.Notes = append(t.out.Notes, fmt.Sprintf("no signed checkpoint covered the records written while the state files were copied within %s: they may be newer than the checkpoint of size %d", t.cfg.Wait, c.Size))
 			return l, nil
-		case c == nil && (live == nil || !t.cfg.Now().Before(deadline)):
+		case c == nil && (live == nil || late):
 			l.Close()
 			return nil, fmt.Errorf("snapshot: no signed checkpoint yet in %s", t.cfg.Data)
 		}
-		l.Close()
-		if err := waitCheckpoint(ctx, t.cfg.Data, c, pollEvery); err != nil {
-			return nil, err
+		select {
+		case <-ctx.Done():
+			l.Close()
+			return nil, ctx.Err()
+		case <-time.After(pollEvery):
+		}
+		// Open again only for a new checkpoint.
+		if b, err := os.ReadFile(filepath.Join(t.cfg.Data, "ledger", "checkpoint")); err != nil || c == nil || !bytes.Equal(b, c.Note) {
+			l.Close()
+			l = nil
 		}
 	}
-}
-
-// waitCheckpoint waits one poll, and more while the checkpoint file still
-// holds c.
-func waitCheckpoint(ctx context.Context, data string, c *ledgerfmt.Checkpoint, every time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(every):
-	}
-	if c == nil {
-		return nil
-	}
-	b, err := os.ReadFile(filepath.Join(data, "ledger", "checkpoint"))
-	if err == nil && bytes.Equal(b, c.Note) {
-		return waitCheckpoint(ctx, data, nil, every)
-	}
-	return nil
 }
 
 // stateUnchanged reports whether the state files of the data directory are
