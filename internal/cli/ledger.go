@@ -66,6 +66,19 @@ func openReadOnly(dir string) (*ledger.Ledger, error) {
 	return ledger.Open(dir, ledger.Config{ReadOnly: true})
 }
 
+// serverConfig returns the configuration of the server on data: the
+// defaults, or the YAML file config when set.
+func serverConfig(config, data string) (server.Config, error) {
+	cfg := server.DefaultConfig()
+	if config != "" {
+		if err := cfg.LoadFile(config); err != nil {
+			return cfg, usageErr("config: %v", err)
+		}
+	}
+	cfg.Data = data
+	return cfg, nil
+}
+
 // canonicalBody checks that a record body is in canonical form.
 func canonicalBody(kind string, body []byte) error {
 	c, err := span.Canonicalize(body)
@@ -198,13 +211,10 @@ server's latest signed checkpoint covers, and says so.`,
 			var drep *cycle.VerifyReport
 			var srep *server.StateReport
 			if rep.Problem == nil {
-				cfg := server.DefaultConfig()
-				if config != "" {
-					if err := cfg.LoadFile(config); err != nil {
-						return usageErr("config: %v", err)
-					}
+				cfg, err := serverConfig(config, *data)
+				if err != nil {
+					return err
 				}
-				cfg.Data = *data
 				if drep, err = verifyDerived(cfg, rep.Live != nil); err != nil {
 					return err
 				}
@@ -595,13 +605,10 @@ result is identical to what was there. The server must not be running.`,
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			cfg := server.DefaultConfig()
-			if config != "" {
-				if err := cfg.LoadFile(config); err != nil {
-					return usageErr("config: %v", err)
-				}
+			cfg, err := serverConfig(config, *data)
+			if err != nil {
+				return err
 			}
-			cfg.Data = *data
 			start := time.Now()
 			p := newProgress(stdio.Err)
 			n, events, err := server.Reindex(cmd.Context(), cfg, newLogger(stdio.Err, "text", "warn"), func(stage string, done, total int64) {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loglineos/loglineos/internal/bytesize"
-	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/snapshot"
 )
 
@@ -92,13 +91,10 @@ refused, exit status 1, and --data is left empty.`,
 					return err
 				}
 			}
-			cfg := server.DefaultConfig()
-			if config != "" {
-				if err := cfg.LoadFile(config); err != nil {
-					return usageErr("config: %v", err)
-				}
+			cfg, err := serverConfig(config, *data)
+			if err != nil {
+				return err
 			}
-			cfg.Data = *data
 			p := newProgress(stdio.Err)
 			start := time.Now()
 			r, err := snapshot.Restore(cmd.Context(), snapshot.RestoreConfig{From: from, Server: cfg, Key: vkey,
