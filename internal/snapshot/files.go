@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/loglineos/loglineos/internal/atomicfile"
 )
 
 // copier copies files into a directory tree, hashing what it copies, and
@@ -116,21 +118,9 @@ func (c *copier) link(src, rel string) (f File, linked bool, err error) {
 // syncDirs makes the directories the copier made durable.
 func (c *copier) syncDirs() error {
 	for d := range c.dirs {
-		if err := syncDir(d); err != nil {
-			return err
+		if err := atomicfile.SyncDir(d); err != nil {
+			return fmt.Errorf("snapshot: sync %s: %w", d, err)
 		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("snapshot: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("snapshot: sync %s: %w", dir, err)
 	}
 	return nil
 }

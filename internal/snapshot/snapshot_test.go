@@ -38,6 +38,7 @@ func startServer(t *testing.T, dev bool) (data, base string, stop func()) {
 	cfg.Production, cfg.TrustedProxyTLS = !dev, !dev
 	cfg.Derive.TickInterval = 0
 	cfg.Ledger.CheckpointInterval = 20 * time.Millisecond
+	cfg.Ledger.SegmentBytes = 64 << 10 // sealed segments to link
 	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +174,9 @@ func TestSnapshotUnderLoad(t *testing.T) {
 	m := taken.Manifest
 	if len(taken.Notes) > 0 {
 		t.Errorf("Take notes: %q", taken.Notes)
+	}
+	if taken.Linked == 0 {
+		t.Errorf("no sealed segment was linked")
 	}
 	if atStart >= atDone || atDone >= int64(len(receipts)) || m.Size == 0 {
 		t.Fatalf("the snapshot (%d records) was not taken under load: %d, %d and %d spans accepted at its start, its end and the end of the load", m.Size, atStart, atDone, len(receipts))
