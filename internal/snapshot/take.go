@@ -250,6 +250,7 @@ func (t *taking) ledger(l *ledger.Ledger) error {
 	if err != nil {
 		return err
 	}
+	t.done = 0
 	for _, e := range ext {
 		t.total += e.Bytes
 	}
