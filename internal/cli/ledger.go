@@ -43,6 +43,8 @@ func newLedgerCmd(stdio Stdio) *cobra.Command {
 		newLedgerVerifyProofCmd(stdio, &data),
 		newLedgerExportCmd(stdio, &data),
 		newLedgerVerifyExportCmd(stdio, &data),
+		newLedgerSnapshotCmd(stdio, &data),
+		newLedgerRestoreCmd(stdio, &data),
 	)
 	return cmd
 }
