@@ -162,13 +162,16 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
+// apiVersion is the path prefix of the API version the client speaks.
+const apiVersion = "/v1"
+
 // endpoint returns the URL of the API path p (whose segments the caller has
 // escaped) with the query q.
 func (c *Client) endpoint(p string, q url.Values) string {
 	u := *c.base
 	u.RawPath = ""
 	u.Path = ""
-	s := u.String() + c.base.EscapedPath() + p
+	s := u.String() + c.base.EscapedPath() + apiVersion + p
 	if len(q) > 0 {
 		s += "?" + q.Encode()
 	}

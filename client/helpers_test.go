@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +44,9 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	}
 	var h http.Handler = s.Handler()
 	if o.wrap != nil {
-		h = o.wrap(h)
+		// The wraps look at the route's path, as the server's mux does:
+		// without the API version the client puts first.
+		h = unversioned(o.wrap(h))
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -166,5 +169,21 @@ func problemHandler(status int, typ, title string, header ...string) http.Handle
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(status)
 		fmt.Fprintf(w, `{"type":%q,"title":%q,"status":%d,"detail":"injected by the test"}`+"\n", typ, title, status)
+	})
+}
+
+// unversioned serves h with the API version taken off the front of the
+// path, when it is there (the server takes it off as well).
+func unversioned(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := strings.CutPrefix(r.URL.Path, "/v1/"); ok {
+			r2 := r.Clone(r.Context())
+			r2.URL.Path, r2.URL.RawPath = "/"+p, ""
+			if rp, ok := strings.CutPrefix(r.URL.RawPath, "/v1/"); ok {
+				r2.URL.RawPath = "/" + rp
+			}
+			r = r2
+		}
+		h.ServeHTTP(w, r)
 	})
 }

@@ -66,7 +66,7 @@ func TestLookups(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 		mux := http.NewServeMux()
-		mux.Handle("/api/", http.StripPrefix("/api", rc.wrap(paged)))
+		mux.Handle("/api/", http.StripPrefix("/api", unversioned(rc.wrap(paged))))
 		return mux
 	}})
 	c := newClient(t, ts.URL+"/api/")

@@ -21,7 +21,7 @@ func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Add("Vary", "Origin")
-	h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-LogLine-Deprecation")
+	h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, X-LogLine-Deprecation, Deprecation, Sunset, Link")
 }
 
 // corsPreflight answers OPTIONS preflight requests; it reports whether it did.

@@ -396,6 +396,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.corsPreflight(w, r) {
 		return
 	}
+	version(w, r)
 	g.mux.ServeHTTP(w, r)
 }
 

@@ -121,6 +121,8 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 					"schema": obj{"type": "string", "pattern": "^req_[0-9A-HJKMNP-TV-Z]{26}$"}},
 				"Retry-After": obj{"description": "Seconds to wait before retrying.", "schema": obj{"type": "integer", "minimum": 1}},
 				"Allow":       obj{"description": "The methods the path takes.", "schema": obj{"type": "string"}},
+				"X-LogLine-Deprecation": obj{"description": "On a response to a deprecated use of the API (a path without /v1): the last day it works, the path to use instead and what is deprecated, as in `2027-12-31; link=\"/v1/ingest\"; info=\"unversioned paths: use /v1\"`.",
+					"schema": obj{"type": "string"}},
 			},
 			"securitySchemes": securitySchemes(opts),
 		},
@@ -128,9 +130,9 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 	if opts.Dev {
 		delete(doc["components"].(obj)["securitySchemes"].(obj), "clientBasic")
 	}
-	if opts.ServerURL != "" {
-		doc["servers"] = arr{obj{"url": opts.ServerURL}}
-	}
+	// Every path is served under the version prefix; the unprefixed ones
+	// are deprecated aliases (X-LogLine-Deprecation).
+	doc["servers"] = arr{obj{"url": strings.TrimRight(opts.ServerURL, "/") + gateway.APIVersion, "description": "API version " + APIVersion}}
 	n, err := normalize(doc)
 	if err != nil {
 		return nil, err
@@ -162,6 +164,9 @@ func infoDescription(opts Options) string {
 			"appends them durably to an append-only, tamper-evident ledger with signed receipts, and derives trajectories and quality scores.",
 		"The schemas span, trajectory_edge, trajectory_closed, trajectory_quality and diamond_candidate are generated from the bundle's .lll `schema` declarations (JSON Schema 2020-12); x-logline-bundle names the bundle.",
 		auth,
+		"**Versions.** Every path is served under `/v1` (the server URL above): `POST /v1/ingest`. The same paths without the prefix are deprecated aliases of version 1: " +
+			"a response to one carries `X-LogLine-Deprecation: <last day>; link=\"<the /v1 path>\"; info=\"...\"`, with `Deprecation`, `Sunset` and `Link rel=successor-version`. " +
+			"Changes are listed in CHANGELOG.md; a deprecated path or parameter keeps working until its last day.",
 		"**Errors** are `application/problem+json` (RFC 9457, schema Problem), never a stack trace. A problem's type is a relative URI: `GET /problems/{name}` describes it. " +
 			"Every response carries X-Request-Id; 429 and 503 carry Retry-After. Unknown paths answer 404 not-found, known paths with another method 405 method-not-allowed (with Allow).",
 		"**Idempotency.** A span's id is its idempotency key within its tenant: posting it again appends nothing and answers the original receipt.",
