@@ -102,6 +102,9 @@ type Config struct {
 	// KVQuota bounds the bytes of keys and values of a tenant's store
 	// (DefaultKVQuota when zero).
 	KVQuota int
+	// EvalTimeout is the wall-clock deadline of one router evaluation
+	// (eval.DefaultTimeout when zero): one that runs past it fails alone.
+	EvalTimeout time.Duration
 	// Metrics is the server's metric set (nil: none registered).
 	Metrics *metrics.Set
 	Logger  *slog.Logger

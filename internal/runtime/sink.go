@@ -106,7 +106,7 @@ func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []by
 		if rt.trace != nil {
 			rec = &recordingHost{h: host}
 		}
-		env := &eval.Env{Host: host}
+		env := &eval.Env{Host: host, Timeout: rt.cfg.EvalTimeout}
 		if rec != nil {
 			env.Host = rec
 		}

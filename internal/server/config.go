@@ -22,6 +22,7 @@ import (
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/suggest"
 	"github.com/loglineos/loglineos/internal/tenant"
@@ -72,6 +73,9 @@ type Config struct {
 		// KVQuota bounds the bytes of keys and values of each tenant's
 		// key-value store (kv.set).
 		KVQuota bytesize.Size `yaml:"kv_quota"`
+		// EvalTimeout is the deadline of one router evaluation; one that
+		// runs past it fails alone (counted, logged).
+		EvalTimeout time.Duration `yaml:"eval_timeout"`
 		// WebhookInBytes bounds the body of a webhook in (read before its
 		// signature can be checked); limits.body_bytes bounds it too.
 		WebhookInBytes bytesize.Size `yaml:"webhook_in_bytes"`
@@ -167,6 +171,7 @@ func DefaultConfig() Config {
 	c.Runtime.QueuePerTenant = runtime.DefaultQueuePerTenant
 	c.Runtime.KVQuota = runtime.DefaultKVQuota
 	c.Runtime.WebhookInBytes = 256 << 10
+	c.Runtime.EvalTimeout = eval.DefaultTimeout
 	c.Derive.TickInterval = time.Minute
 	c.Derive.MaxBacklog = 1_000_000
 	c.Derive.SlowIngestWait = 5 * time.Second
@@ -314,6 +319,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.HeaderBytes <= 0 || c.Limits.UnauthBodyBytes <= 0 || c.Limits.BodyGrace <= 0 || c.Limits.BodyMinRate <= 0 {
 		bad("limits: header_bytes, unauth_body_bytes, body_grace and body_min_rate must be positive")
+	}
+	if c.Runtime.EvalTimeout <= 0 {
+		bad("runtime.eval_timeout must be positive")
 	}
 	if c.Runtime.WebhookInBytes <= 0 {
 		bad("runtime.webhook_in_bytes must be positive")

@@ -94,6 +94,7 @@ func (s *Server) openRuntime() error {
 		QueuePerTenant: rc.QueuePerTenant,
 		Ledger:         s.ledger,
 		KVQuota:        int(rc.KVQuota),
+		EvalTimeout:    rc.EvalTimeout,
 	})
 	if err != nil {
 		return err
