@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -242,29 +243,9 @@ func (c *stateCheck) kvStore() {
 // kvDiff names the first key (in tenant and key order) whose value in
 // file differs from ledger's, comparing values as JSON.
 func kvDiff(file, ledger map[string]map[string]string) (tenant, key, why string) {
-	var tenants []string
-	for t := range file {
-		tenants = append(tenants, t)
-	}
-	for t := range ledger {
-		if _, ok := file[t]; !ok {
-			tenants = append(tenants, t)
-		}
-	}
-	slices.Sort(tenants)
-	for _, t := range tenants {
+	for _, t := range unionKeys(file, ledger) {
 		fm, lm := file[t], ledger[t]
-		var keys []string
-		for k := range fm {
-			keys = append(keys, k)
-		}
-		for k := range lm {
-			if _, ok := fm[k]; !ok {
-				keys = append(keys, k)
-			}
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range unionKeys(fm, lm) {
 			fv, fok := fm[k]
 			lv, lok := lm[k]
 			switch {
@@ -278,6 +259,18 @@ func kvDiff(file, ledger map[string]map[string]string) (tenant, key, why string)
 		}
 	}
 	return "", "", ""
+}
+
+// unionKeys returns the keys of a and b, sorted, each once.
+func unionKeys[V any](a, b map[string]V) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 func sameJSON(a, b string) bool {
