@@ -2,7 +2,7 @@
 //
 //	canonical.lll  validator canonical_contract_v1, the span contract
 //	policies.lll   policies trajectory_linker, quality_meter,
-//	               derived_events_perf with the defaults of SPEC §4
+//	               derived_events_perf with the defaults of docs/quality.md
 //	pipelines.lll  pipeline trajectory_linker, validators
 //	               trajectory_quality_score and quality_meter_v1_1
 //	schemas.lll    schemas of the span and the four derived events

@@ -45,7 +45,7 @@ func TestPoliciesMatchDerive(t *testing.T) {
 }
 
 // TestCompiles checks that the standard sources compile and declare what
-// the issue and SPEC name.
+// the product names.
 func TestCompiles(t *testing.T) {
 	prog, err := stdlib.Compile()
 	if err != nil {

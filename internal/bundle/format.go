@@ -89,7 +89,7 @@ func kindNames() []string {
 	return []string{"pipelines", "policies", "routers", "schemas", "sources", "validators"}
 }
 
-// Manifest is the signed description of a bundle (SPEC §5).
+// Manifest is the signed description of a bundle (docs/lll.md).
 type Manifest struct {
 	ABI          string    `json:"abi"`
 	CapsAllow    []string  `json:"caps_allow"`

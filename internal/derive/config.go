@@ -30,7 +30,7 @@ func (e *ConfigError) Error() string { return "derive: " + e.Path + ": " + e.Msg
 // Unwrap makes errors.Is(err, ErrInvalidConfig) true.
 func (e *ConfigError) Unwrap() error { return ErrInvalidConfig }
 
-// Features are a tenant's feature flags (SPEC §4).
+// Features are a tenant's feature flags (docs/quality.md).
 //
 // Trajectory turns the linker on: spans are linked, trajectories close and
 // are scored. When it is turned off, new spans are no longer linked, but the

@@ -1,4 +1,4 @@
-// Package derive is the neutral cycle of LogLineOS (SPEC §4) as a pure,
+// Package derive is the neutral cycle of LogLineOS (docs/quality.md) as a pure,
 // deterministic core: the trajectory linker, the trajectory quality score, the
 // Quality Meter v1.1 with its diamond_candidate flag, and the
 // derived_events_perf guardrail.

@@ -30,7 +30,7 @@ func TestScoreTable(t *testing.T) {
 		{"one pending span", Measures{Spans: 1}, def, Components{4, 0, 0}},
 		{"perfect", Measures{Spans: 10, Persistence: 12 * time.Hour, Confirmed: 10, Confirmers: 3}, def, Components{40, 30, 30}},
 		{"beyond every saturation", Measures{Spans: 500, Persistence: 1000 * time.Hour, Confirmed: 500, Confirmers: 4}, def, Components{40, 30, 30}},
-		// SPEC §4's example event: 31+24+23 = 78. verification 9/10*(3+2)/6*30 = 22.5, rounded half up.
+		// The reference example event: 31+24+23 = 78. verification 9/10*(3+2)/6*30 = 22.5, rounded half up.
 		{"spec example", Measures{Spans: 10, Persistence: 9*time.Hour + 36*time.Minute, Confirmed: 9, Confirmers: 2}, spec, Components{31, 24, 23}},
 		{"half up: 30 * 1/4 = 7.5 -> 8", Measures{Spans: 1, Persistence: 0}, func() MeterPolicy { p := w304030; p.MassSaturation = 4; return p }(), Components{8, 0, 0}},
 		{"just below half: 40 * 1h/12h = 3.33 -> 3", Measures{Spans: 1, Persistence: time.Hour}, w304030, Components{3, 3, 0}},

@@ -1,6 +1,6 @@
 // Package ledger is LogLineOS's span ledger: an embedded, append-only,
 // tamper-evident log of records with group commit, signed receipts,
-// checkpoints, indexes and crash recovery (SPEC §3).
+// checkpoints, indexes and crash recovery (docs/architecture.md).
 //
 // # Files
 //

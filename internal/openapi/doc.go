@@ -1,5 +1,5 @@
 // Package openapi builds the OpenAPI 3.1 document of LogLineOS's HTTP API
-// (SPEC §5, §6): the document `logline openapi` writes and the server serves
+// (docs/apps.md): the document `logline openapi` writes and the server serves
 // at GET /openapi.yaml.
 //
 // # What comes from where

@@ -23,7 +23,7 @@ import (
 	"github.com/loglineos/loglineos/internal/span"
 )
 
-// The examples tell one story, a bakery's order 12345 (SPEC Appendix A):
+// The examples tell one story, a bakery's order 12345 (docs/apps.md):
 // s_1 was stored as record 12; later a client posts s_2, s_1 again and a
 // span with a bad "when", and gets an accepted line (record 41), a duplicate
 // (record 12's receipt) and a rejected line. Records 40 to 42 were one group

@@ -52,7 +52,7 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 		}
 		desc := fmt.Sprintf("Declared by the bundle (schema %s in its .lll sources).", name)
 		if name == "span" {
-			desc = "A span: who did what to which thing, when, confirmed by whom (SPEC §2). Declared by the bundle (schema span in its .lll sources); the bundle's span contract (its ingest validators) is what POST /ingest enforces."
+			desc = "A span: who did what to which thing, when, confirmed by whom (docs/apps.md). Declared by the bundle (schema span in its .lll sources); the bundle's span contract (its ingest validators) is what POST /ingest enforces."
 		} else if slices.Contains(abi.EventNames(), name) {
 			desc = fmt.Sprintf("The derived event %s. Declared by the bundle (schema %s in its .lll sources).", name, name)
 		}

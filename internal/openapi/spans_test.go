@@ -26,14 +26,14 @@ type sample struct {
 	raw  string
 }
 
-// The examples of SPEC.md (which lives outside the repository): §2's wire
+// The reference examples of the span's wire
 // form and the span of Appendix A's record line.
 func specSamples() []sample {
 	return []sample{
-		{"SPEC §2", `{"id":"s_01JD8X3K2M4N5P6Q7R8S9T0V1W","tenant":"t_voulezvous","who":"dan","did":"sale.post",
+		{"reference span", `{"id":"s_01JD8X3K2M4N5P6Q7R8S9T0V1W","tenant":"t_voulezvous","who":"dan","did":"sale.post",
  "this":"order:12345","when":"2025-10-05T22:18:07Z","confirmed_by":["pos://register-7"],
  "status":"confirmed","data":{"gross":19.90,"items":3}}`},
-		{"SPEC Appendix A", `{"confirmed_by":["pos://register-7"],"data":{"gross":19.9,"items":3},"did":"sale.post","id":"s_01FJ...","status":"confirmed","tenant":"t_voulezvous","this":"order:12345","when":"2025-10-05T22:18:07Z","who":"dan"}`},
+		{"reference appendix span", `{"confirmed_by":["pos://register-7"],"data":{"gross":19.9,"items":3},"did":"sale.post","id":"s_01FJ...","status":"confirmed","tenant":"t_voulezvous","this":"order:12345","when":"2025-10-05T22:18:07Z","who":"dan"}`},
 	}
 }
 
@@ -101,7 +101,7 @@ func candidates(from string, data []byte, lines bool) []sample {
 
 // collectSamples gathers the sample spans: the gateway tests' span
 // literals (goodSpan and the like), the *.json and *.ndjson sections of the
-// CLI scripts, the README's examples and SPEC's.
+// CLI scripts, the README's examples and the reference ones.
 func collectSamples(t *testing.T) []sample {
 	t.Helper()
 	root := repoRoot(t)
@@ -258,7 +258,7 @@ func TestSampleSpansMatchTheSchema(t *testing.T) {
 	}
 	t.Logf("%d sample spans: %d valid, %d invalid, all judged alike by the schema and the contract", len(samples), good, bad)
 	// The collection is not empty by accident: goodSpan, the scripts'
-	// spans, the README's two and SPEC's two.
+	// spans, the README's two and the two reference ones.
 	if good < 10 || bad < 3 {
 		t.Errorf("only %d valid and %d invalid samples found", good, bad)
 	}

@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// specSpan is the SPEC §2 example, as an app would send it: members in the
+// specSpan is the reference example span, as an app would send it: members in the
 // app's order, not sorted. 232 bytes.
 var specSpan = []byte(`{"id":"s_01JD8X3K2M4N5P6Q7R8S9T0V1W","tenant":"t_voulezvous","who":"dan","did":"sale.post","this":"order:12345","when":"2025-10-05T22:18:07Z","confirmed_by":["pos://register-7"],"status":"confirmed","data":{"gross":19.90,"items":3}}`)
 
-// benchSpans are the inputs of the benchmarks: the SPEC example and a
+// benchSpans are the inputs of the benchmarks: the reference example and a
 // 299-byte span with a few more data members.
 //
 // Besides ns/op (wall clock), each benchmark reports cpu-ns/op: the CPU
