@@ -81,6 +81,11 @@ func TestScript(t *testing.T) {
 				return err
 			}
 			env.Setenv("STDLIB", std)
+			deploy, err := filepath.Abs("../../deploy")
+			if err != nil {
+				return err
+			}
+			env.Setenv("DEPLOY", deploy)
 			if lib := os.Getenv("LOGLINE_TEST_STANDARDWEBHOOKS"); lib != "" {
 				env.Setenv("LOGLINE_TEST_STANDARDWEBHOOKS", lib)
 			}
