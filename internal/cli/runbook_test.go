@@ -147,3 +147,77 @@ func someMatch(msg string, lits []string) bool {
 	}
 	return false
 }
+
+// runbooksNotScripted are the sections of docs/runbooks.md that no script
+// performs, each with why and what tests it instead. Keep it short: a new
+// runbook gets a script (testdata/script/runbook_<slug>.txtar).
+var runbooksNotScripted = map[string]string{
+	// A failing disk or a scrub finding damage cannot be made on demand
+	// under a real binary: internal/ledger's fault-injecting vfs tests and
+	// internal/server's TestScrubberStopsAppendsOnDamage perform it.
+	"The ledger turned read-only (`/readyz` says so; ingest answers 503)": "fault injection",
+	// Derivation stopping needs an error it cannot skip (a derived file it
+	// cannot write): internal/server's TestDerivationStoppedNotReady.
+	"Derivation stopped (`/readyz`: `not ready: derivation stopped: …`)": "fault injection",
+	// The bounds need hundreds of concurrent clients: internal/gateway's
+	// trust tests.
+	"Overload: 503 `overloaded`, 429 `too-many-in-flight`": "load",
+}
+
+// TestEveryRunbookHasAScript holds docs/runbooks.md to the scripts: every
+// "## " section is performed by a script whose leading comment lines name
+// it ("# Runbook: <section title>"), unless runbooksNotScripted says why
+// not; so a new runbook without a script fails, and so does a script that
+// names a section the runbook no longer has.
+func TestEveryRunbookHasAScript(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/runbooks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sections []string
+	for _, line := range strings.Split(string(doc), "\n") {
+		if title, ok := strings.CutPrefix(line, "## "); ok {
+			sections = append(sections, strings.TrimSpace(title))
+		}
+	}
+	if len(sections) < 10 {
+		t.Fatalf("found only %d sections in the runbook", len(sections))
+	}
+	named := map[string][]string{} // section -> scripts
+	scripts, err := filepath.Glob("testdata/script/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range scripts {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			title, ok := strings.CutPrefix(line, "# Runbook: ")
+			if !ok {
+				break
+			}
+			named[strings.TrimSpace(title)] = append(named[strings.TrimSpace(title)], filepath.Base(name))
+		}
+	}
+	for _, s := range sections {
+		_, exempt := runbooksNotScripted[s]
+		switch {
+		case exempt && len(named[s]) > 0:
+			t.Errorf("runbook %q is performed by %v and also listed as not scripted", s, named[s])
+		case !exempt && len(named[s]) == 0:
+			t.Errorf("runbook %q is performed by no script (want a first line \"# Runbook: %s\")", s, s)
+		}
+	}
+	for title, names := range named {
+		if !slices.Contains(sections, title) {
+			t.Errorf("%v name the runbook %q, which docs/runbooks.md does not have", names, title)
+		}
+	}
+	for title := range runbooksNotScripted {
+		if !slices.Contains(sections, title) {
+			t.Errorf("runbooksNotScripted lists %q, which docs/runbooks.md does not have", title)
+		}
+	}
+}

@@ -26,7 +26,9 @@ import (
 // Extra commands:
 //
 //	waitserver ADDRFILE            wait until the server that writes ADDRFILE is ready; set $URL
-//	http METHOD PATH [@FILE [TYPE]] send a request to $URL; body to stdout, "HTTP <status>" to stderr
+//	http [-token FILE] METHOD PATH [@FILE [TYPE]]
+//	                               send a request to $URL (with the bearer token FILE holds);
+//	                               body to stdout, "HTTP <status>" to stderr
 //	flipbyte FILE OFFSET            flip the bits of one byte of FILE (OFFSET < 0 counts from the end)
 //	replace FILE OLD NEW            replace the first OLD in FILE by NEW, in place
 //	waitfor [-DUR] PATH REGEXP     GET $URL/PATH until the body matches (DUR, 10 s by default, at most)
@@ -79,6 +81,11 @@ func TestScript(t *testing.T) {
 				return err
 			}
 			env.Setenv("STDLIB", std)
+			deploy, err := filepath.Abs("../../deploy")
+			if err != nil {
+				return err
+			}
+			env.Setenv("DEPLOY", deploy)
 			if lib := os.Getenv("LOGLINE_TEST_STANDARDWEBHOOKS"); lib != "" {
 				env.Setenv("LOGLINE_TEST_STANDARDWEBHOOKS", lib)
 			}
@@ -110,8 +117,12 @@ func cmdWaitServer(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	var token string
+	if len(args) > 2 && args[0] == "-token" {
+		token, args = strings.TrimSpace(ts.ReadFile(args[1])), args[2:]
+	}
 	if len(args) < 2 || len(args) > 4 {
-		ts.Fatalf("usage: http METHOD PATH [@FILE [TYPE]]")
+		ts.Fatalf("usage: http [-token FILE] METHOD PATH [@FILE [TYPE]]")
 	}
 	var body io.Reader
 	ctype := "application/x-ndjson"
@@ -129,6 +140,9 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	ts.Check(err)
