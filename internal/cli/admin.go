@@ -65,7 +65,7 @@ func exchange(base, credentials string) (map[string]any, error) {
 	}
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {c.ClientID}, "client_secret": {c.ClientSecret}}
 	var out map[string]any
-	if err := call("POST", strings.TrimRight(base, "/")+"/auth/token", "", "application/x-www-form-urlencoded", []byte(form.Encode()), &out); err != nil {
+	if err := call("POST", strings.TrimRight(base, "/")+"/v1/auth/token", "", "application/x-www-form-urlencoded", []byte(form.Encode()), &out); err != nil {
 		return nil, err
 	}
 	if _, ok := out["access_token"].(string); !ok {
@@ -145,10 +145,18 @@ POST /auth/token, and prints the token, e.g. for
 
 func newKeysCmd(stdio Stdio) *cobra.Command {
 	var api apiFlags
+	var compromised bool
 	rotate := &cobra.Command{
-		Use:   "rotate [--url URL] [--token TOKEN | --credentials FILE]",
+		Use:   "rotate [--compromised] [--url URL] [--token TOKEN | --credentials FILE]",
 		Short: "Rotate the key that signs tokens (the old one keeps verifying for the overlap)",
-		Args:  noArgs,
+		Long: `rotate makes the next signing key the active one; the old one keeps verifying
+tokens for the overlap (16 minutes), so nobody is logged out.
+
+--compromised is for a leak: the active and the next key (both on the
+server's disk) are replaced by new ones at once, and every key that may have
+leaked stops verifying now. Every token issued before is refused: apps
+exchange their credentials again, people log in again.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tok, err := api.bearer(stdio)
 			if err != nil {
@@ -158,7 +166,11 @@ func newKeysCmd(stdio Stdio) *cobra.Command {
 				KID  string           `json:"kid"`
 				Keys []map[string]any `json:"keys"`
 			}
-			if err := call("POST", strings.TrimRight(api.url, "/")+"/admin/keys/rotate", tok, "", nil, &out); err != nil {
+			u := strings.TrimRight(api.url, "/") + "/v1/admin/keys/rotate"
+			if compromised {
+				u += "?reason=compromised"
+			}
+			if err := call("POST", u, tok, "", nil, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdio.Out, "rotated: tokens are now signed with key %s\n", out.KID)
@@ -169,6 +181,7 @@ func newKeysCmd(stdio Stdio) *cobra.Command {
 		},
 	}
 	api.add(rotate, stdio)
+	rotate.Flags().BoolVar(&compromised, "compromised", false, "a leak: replace the active and the next key at once; every token issued before stops verifying")
 	return group("keys", "Token signing keys", rotate)
 }
 
@@ -189,7 +202,7 @@ func newAccountsCmd(stdio Stdio) *cobra.Command {
 			}
 			body, _ := json.Marshal(map[string]string{"role": role, "name": name})
 			var out map[string]any
-			u := strings.TrimRight(createAPI.url, "/") + "/admin/tenants/" + url.PathEscape(tenant) + "/service-accounts"
+			u := strings.TrimRight(createAPI.url, "/") + "/v1/admin/tenants/" + url.PathEscape(tenant) + "/service-accounts"
 			if err := call("POST", u, tok, "application/json", body, &out); err != nil {
 				return err
 			}
@@ -215,7 +228,7 @@ func newAccountsCmd(stdio Stdio) *cobra.Command {
 				return err
 			}
 			var out any
-			u := strings.TrimRight(listAPI.url, "/") + "/admin/tenants/" + url.PathEscape(listTenant) + "/service-accounts"
+			u := strings.TrimRight(listAPI.url, "/") + "/v1/admin/tenants/" + url.PathEscape(listTenant) + "/service-accounts"
 			if err := call("GET", u, tok, "", nil, &out); err != nil {
 				return err
 			}
@@ -243,7 +256,7 @@ func newAccountsCmd(stdio Stdio) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			u := strings.TrimRight(revokeAPI.url, "/") + "/admin/tenants/" + url.PathEscape(revokeTenant) + "/service-accounts/" + url.PathEscape(args[0])
+			u := strings.TrimRight(revokeAPI.url, "/") + "/v1/admin/tenants/" + url.PathEscape(revokeTenant) + "/service-accounts/" + url.PathEscape(args[0])
 			if err := call("DELETE", u, tok, "", nil, nil); err != nil {
 				return err
 			}

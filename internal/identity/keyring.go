@@ -62,6 +62,9 @@ const (
 	receiptRetire  = "keys.retire"
 	rotateManual   = "manual"
 	rotateSchedule = "scheduled"
+	// rotateCompromised replaces the active and the next key at once, with
+	// no overlap: every token signed before stops verifying.
+	rotateCompromised = "compromised"
 )
 
 type ringKey struct {
@@ -280,14 +283,24 @@ func (r *keyRing) rotateLocked(ctx context.Context, reason string) (string, erro
 	var keys []*ringKey
 	var next *ringKey
 	var created []*ringKey
+	overlap := r.overlap
+	compromised := reason == rotateCompromised
+	if compromised {
+		overlap = 0
+	}
 	for _, k := range old.keys {
 		c := *k
-		switch k.state {
-		case keyActive:
-			c.state, c.deactivated, c.verifyUntil = keyVerifyOnly, now, now.Add(r.overlap)
-		case keyNext:
+		switch {
+		case k.state == keyActive:
+			c.state, c.deactivated, c.verifyUntil = keyVerifyOnly, now, now.Add(overlap)
+		case k.state == keyNext && compromised:
+			// Kept beside the active key, so leaked with it: never used.
+			c.state, c.deactivated, c.verifyUntil = keyVerifyOnly, now, now
+		case k.state == keyNext:
 			c.state, c.activated = keyActive, now
 			next = &c
+		case k.state == keyVerifyOnly && compromised:
+			c.verifyUntil = now // leaked too: the overlap ends now
 		}
 		keys = append(keys, &c)
 	}
@@ -315,7 +328,7 @@ func (r *keyRing) rotateLocked(ctx context.Context, reason string) (string, erro
 		"kid":          next.kid,
 		"previous_kid": old.active.kid,
 		"next_kid":     fresh.kid,
-		"verify_until": now.Add(r.overlap),
+		"verify_until": now.Add(overlap),
 		"at":           now,
 	})
 	if err != nil {

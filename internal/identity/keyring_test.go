@@ -385,3 +385,71 @@ func TestConcurrentUse(t *testing.T) {
 	close(done)
 	wg.Wait()
 }
+
+// A rotation for a leak replaces the active and the next key at once, with
+// no overlap: every token signed before is refused at once, and so is one
+// forged with the leaked next key; new tokens verify; the ring still
+// matches the ledger's key records.
+func TestRotationCompromised(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	rec := &auditLog{}
+	dir := t.TempDir()
+	s := newTestService(t, clock, func(c *Config) { c.KeyDir = dir; c.Receipts = rec })
+	kid1 := s.ring.snapshot().active.kid
+	nextKey := s.ring.snapshot().keys[1]
+	if nextKey.state != keyNext {
+		t.Fatalf("key 1 is %v, want the next key", nextKey.state)
+	}
+	tok1 := mustIssue(t, s)
+	if _, err := s.Authenticate(bearer(tok1)); err != nil {
+		t.Fatal(err)
+	}
+	// An ordinary rotation first, so that a key is still verifying when
+	// the leak is found.
+	if _, err := s.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok2 := mustIssue(t, s)
+	leakedNext := s.ring.snapshot().keys[len(s.ring.snapshot().keys)-1]
+	forged := rawJWS(t, leakedNext.priv, map[string]any{"alg": "EdDSA", "kid": leakedNext.kid, "typ": "llst+jwt"},
+		with(claimsAt(clock.Now()), "iss", "https://logline.test"))
+
+	kid3, err := s.RotateCompromised(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kid3 == leakedNext.kid || kid3 == kid1 || kid3 == nextKey.kid {
+		t.Fatalf("the compromised rotation activated %s, a key that may have leaked", kid3)
+	}
+	all := rec.all()
+	var got map[string]any
+	json.Unmarshal(all[len(all)-1].Fields, &got)
+	if all[len(all)-1].Op != receiptRotate || got["reason"] != rotateCompromised || got["kid"] != kid3 {
+		t.Errorf("rotate receipt %s %v", all[len(all)-1].Op, got)
+	}
+	for name, tok := range map[string]string{"tok1 (verify-only key)": tok1, "tok2 (active key)": tok2, "forged (next key)": forged} {
+		if _, err := s.Authenticate(bearer(tok)); err == nil {
+			t.Errorf("%s still verifies after the compromised rotation", name)
+		}
+	}
+	tok3 := mustIssue(t, s)
+	if _, err := s.Authenticate(bearer(tok3)); err != nil || !strings.Contains(mustHeader(t, tok3), kid3) {
+		t.Fatalf("a new token: %v", err)
+	}
+	// The ring still matches the key records, before and after the
+	// leaked keys are retired.
+	for _, when := range []string{"at once", "after maintenance"} {
+		rep := VerifyState(dir, t.TempDir(), rec.all(), false)
+		if len(rep.Problems) > 0 {
+			t.Fatalf("%s: VerifyState problems %v", when, rep.Problems)
+		}
+		clock.Add(time.Second)
+		if err := s.ring.maintain(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.Keys()); n != 2 {
+		t.Errorf("%d keys after the leaked ones are retired, want 2 (active, next): %v", n, stateOf(s))
+	}
+}

@@ -230,6 +230,15 @@ func (s *Service) Rotate(ctx context.Context) (string, error) {
 	return s.ring.rotate(ctx, rotateManual)
 }
 
+// RotateCompromised replaces the active and the next signing keys at once
+// for a leak: the keys that may have leaked (the active, the next, and
+// those still verifying) stop verifying now, so every token issued before
+// is refused, and callers exchange their credentials again. It returns the
+// new active key's id.
+func (s *Service) RotateCompromised(ctx context.Context) (string, error) {
+	return s.ring.rotate(ctx, rotateCompromised)
+}
+
 // KeyInfo describes a key of the ring (never the private part).
 type KeyInfo struct {
 	KID         string    `json:"kid"`

@@ -193,6 +193,7 @@ func listDir(dir string) ([]os.DirEntry, error) {
 
 // keyEvent is the fields of a keys.* receipt.
 type keyEvent struct {
+	Reason      string    `json:"reason"`
 	KID         string    `json:"kid"`
 	NextKID     string    `json:"next_kid"`
 	PreviousKID string    `json:"previous_kid"`
@@ -226,13 +227,18 @@ func ringFromAudits(audits []Audit) (items []manifestItem, known map[string]bool
 			known[ev.KID], known[ev.NextKID] = true, true
 		case receiptRotate:
 			promoted := false
+			compromised := ev.Reason == rotateCompromised
 			for i := range items {
-				switch items[i].State {
-				case keyActive:
+				switch {
+				case items[i].State == keyActive:
 					items[i].State, items[i].Deactivated, items[i].VerifyUntil = keyVerifyOnly, ev.At, ev.VerifyUntil
-				case keyNext:
+				case items[i].State == keyNext && compromised:
+					items[i].State, items[i].Deactivated, items[i].VerifyUntil = keyVerifyOnly, ev.At, ev.At
+				case items[i].State == keyNext:
 					items[i].State, items[i].Activated = keyActive, ev.At
 					promoted = true
+				case items[i].State == keyVerifyOnly && compromised:
+					items[i].VerifyUntil = ev.At
 				}
 			}
 			if !promoted {

@@ -525,9 +525,12 @@ func routes(problemNames []string) []route {
 		},
 		{
 			method: "POST", path: "/admin/keys/rotate", id: "rotateKeys", tag: "admin", identity: true,
-			summary:     "Rotate the LLST signing key",
-			description: "The next key becomes active and a new next key is published; the old one verifies until its tokens have expired. Needs keys.rotate, which only the operator tenant's administrators hold. The rotation is a ledger record (kind audit) with its receipt.",
-			auth:        true, capability: "keys.rotate", bounded: true,
+			summary: "Rotate the LLST signing key",
+			description: "The next key becomes active and a new next key is published; the old one verifies until its tokens have expired. " +
+				"With reason=compromised (a leak), the active and the next key are both replaced by new ones and every key that may have leaked stops verifying at once: every token issued before is refused. " +
+				"Needs keys.rotate, which only the operator tenant's administrators hold. The rotation is a ledger record (kind audit) with its receipt.",
+			auth: true, capability: "keys.rotate", bounded: true,
+			params: arr{queryParam("reason", "manual (default): the old key keeps verifying for the overlap; compromised: no overlap, for a leak.", obj{"type": "string", "enum": arr{"manual", "compromised"}, "default": "manual"})},
 			responses: obj{"200": obj{
 				"description": "The new active key's id and the key ring.",
 				"content":     jsonContent(ref("SigningKeys"), obj{"rotated": exampleRef("keys-rotated")}),

@@ -191,7 +191,7 @@ func apiSchemas() map[string]any {
 			"type": "object",
 			"description": "The body of an audit record: a security event of the server's identity service, recorded in the ledger before it takes effect " +
 				"(a change whose record cannot be appended is undone). fields depend on op: " +
-				"keys.create: kid, next_kid, alg, at; keys.rotate: reason (manual or scheduled), kid (now active), previous_kid, next_kid, verify_until, at; keys.retire: kids, at; " +
+				"keys.create: kid, next_kid, alg, at; keys.rotate: reason (manual, scheduled or compromised), kid (now active), previous_kid, next_kid, verify_until, at; keys.retire: kids, at; " +
 				"account.create: id, tenant, role, name, by, at, secret_fingerprint (SHA-256 of \"logline account secret v1\\n\" and the stored SHA-256 of the secret); account.revoke: id, tenant, by, at; " +
 				"redact.key.create: fingerprint (SHA-256 of \"logline redaction key v1\\n\" and the PII redaction key). " +
 				"Key ids are the token signing keys' (GET /.well-known/jwks.json), not the ledger's; no secret or key is ever recorded, and the fingerprints let logline ledger verify check the files that hold them.",

@@ -21,7 +21,7 @@ import (
 //	POST   /admin/tenants/{tenant}/service-accounts        {"role":"app","name":"till"} -> the account and its secret, once
 //	GET    /admin/tenants/{tenant}/service-accounts        -> the accounts (never secrets)
 //	DELETE /admin/tenants/{tenant}/service-accounts/{id}   revoke
-//	POST   /admin/keys/rotate                              -> the new signing key id
+//	POST   /admin/keys/rotate[?reason=compromised]         -> the new signing key id
 //	GET    /admin/keys                                     -> the token signing keys and their states
 //
 // Each needs a capability: accounts.admin on the tenant, keys.rotate (an
@@ -133,7 +133,16 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	if err := s.identity.Authorize(p, p.Tenant, identity.CapKeysRotate); err != nil {
 		return err
 	}
-	kid, err := s.identity.Rotate(r.Context())
+	rotate := s.identity.Rotate
+	switch reason := r.URL.Query().Get("reason"); reason {
+	case "", "manual":
+	case "compromised":
+		// A leak: no overlap; every token issued before is refused.
+		rotate = s.identity.RotateCompromised
+	default:
+		return reply.NewProblem("bad-request", "reason=%q: want manual (the old key keeps verifying for the overlap) or compromised (the keys that may have leaked stop verifying now)", reason)
+	}
+	kid, err := rotate(r.Context())
 	if err != nil {
 		return err
 	}
