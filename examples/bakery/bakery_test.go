@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/loglineos/loglineos/internal/cli"
 	"github.com/loglineos/loglineos/internal/lllc"
 	"github.com/loglineos/loglineos/internal/server"
+	"github.com/loglineos/loglineos/internal/server/servertest"
 )
 
 // webhookSecret is the endpoint's secret in tenant.yaml.
@@ -264,22 +264,5 @@ func startServer(t *testing.T, data, bundle, trust string) string {
 	cfg.Runtime.Backoff = 50 * time.Millisecond
 	cfg.Ledger.CheckpointInterval = 100 * time.Millisecond
 	cfg.Derive.TickInterval = 0
-	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := cfg.HTTPServer(s.Handler(), nil)
-	go srv.Serve(ln)
-	t.Cleanup(func() {
-		s.BeginShutdown()
-		srv.Close()
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return "http://" + ln.Addr().String()
+	return servertest.Start(t, cfg).URL
 }

@@ -5,8 +5,6 @@ package cli
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/loglineos/loglineos/internal/server"
+	"github.com/loglineos/loglineos/internal/server/servertest"
 )
 
 // Gates of the end-to-end smoke benchmark (.ci/run runs it without -race).
@@ -48,22 +47,7 @@ func TestSmoke(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "t_smoke.yaml"), []byte("policies:\n  trajectory_linker: {close_on_did: [bench.post]}\n  quality_meter: {warmup: 10}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := cfg.HTTPServer(s.Handler(), nil)
-	go srv.Serve(ln)
-	defer func() {
-		s.BeginShutdown()
-		srv.Close()
-		s.Close()
-	}()
-	url := "http://" + ln.Addr().String()
+	url := servertest.Start(t, cfg).URL
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/server"
+	"github.com/loglineos/loglineos/internal/server/servertest"
 )
 
 // startServer starts a server on a fresh data directory, served on
@@ -39,26 +39,8 @@ func startServer(t *testing.T, dev bool) (data, base string, stop func()) {
 	cfg.Derive.TickInterval = 0
 	cfg.Ledger.CheckpointInterval = 20 * time.Millisecond
 	cfg.Ledger.SegmentBytes = 64 << 10 // sealed segments to link
-	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := cfg.HTTPServer(s.Handler(), nil)
-	go srv.Serve(ln)
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			s.BeginShutdown()
-			srv.Close()
-			s.Close()
-		})
-	}
-	t.Cleanup(stop)
-	return cfg.Data, "http://" + ln.Addr().String(), stop
+	ts := servertest.Start(t, cfg)
+	return cfg.Data, ts.URL, ts.Stop
 }
 
 // issued is a receipt the server gave for a span.
