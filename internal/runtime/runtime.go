@@ -292,15 +292,25 @@ func (rt *Runtime) openStore(entries []*entry) error {
 	if err := rt.kv.syncKV(context.Background()); err != nil {
 		return err
 	}
-	if old, _ := rt.ob.marks(); routed > old {
-		if err := rt.ob.add(&entry{T: "r", Seq: routed}); err != nil {
+	if err := rt.markRouted(routed); err != nil {
+		return err
+	}
+	return nil
+}
+
+// markRouted marks every record below next routed (durably) and writes
+// kv.json as of that mark. The kv writes of those records must be in the
+// ledger already.
+func (rt *Runtime) markRouted(next uint64) error {
+	if routed, _ := rt.ob.marks(); next > routed {
+		if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
 			return err
 		}
 	}
 	if err := rt.ob.sync(); err != nil {
 		return err
 	}
-	if err := rt.kv.save(routed); err != nil {
+	if err := rt.kv.save(next); err != nil {
 		return fmt.Errorf("runtime: kv.json: %w", err)
 	}
 	return nil

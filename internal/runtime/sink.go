@@ -331,15 +331,7 @@ func (rt *Runtime) Sync(next uint64) error {
 			return err
 		}
 	}
-	if routed, _ := rt.ob.marks(); next > routed {
-		if err := rt.ob.add(&entry{T: "r", Seq: next}); err != nil {
-			return err
-		}
-	}
-	if err := rt.ob.sync(); err != nil {
-		return err
-	}
-	return rt.kv.save(next)
+	return rt.markRouted(next)
 }
 
 // decodeValue decodes a JSON text into a value of the language.
