@@ -730,6 +730,13 @@ func (r *Runner) Threshold(tenant string) (int, bool) {
 	return r.eng.Threshold(tenant)
 }
 
+// Window returns a tenant's meter window, counted by score, and its size.
+func (r *Runner) Window(tenant string) (hist [derive.NumScores]uint64, n uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.eng.Window(tenant)
+}
+
 // Tenants lists the tenants the engine knows.
 func (r *Runner) Tenants() []string {
 	r.mu.Lock()

@@ -697,6 +697,15 @@ func (e *Engine) Threshold(tenant string) (threshold int, ok bool) {
 	return th, true
 }
 
+// Window returns the scores in tenant's meter window, counted by score
+// (what the threshold is taken from), and their number.
+func (e *Engine) Window(tenant string) (hist [NumScores]uint64, n uint64) {
+	if t := e.byName[tenant]; t != nil {
+		return t.meter.total, t.meter.n
+	}
+	return hist, 0
+}
+
 // Clock returns tenant's derivation clock; ok is false while the tenant has
 // seen no time.
 func (e *Engine) Clock(tenant string) (clock time.Time, ok bool) {

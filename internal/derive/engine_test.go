@@ -666,6 +666,15 @@ func TestPercentilesAndStats(t *testing.T) {
 	if p50 != 20 || p95 != 40 || p99 != 40 {
 		t.Errorf("p50/p95/p99 = %d/%d/%d, want 20/40/40", p50, p95, p99)
 	}
+	// The window the console draws: 100 scores, 10 of each mass level
+	// (4, 8, …, 40), whose percentiles are the meter's.
+	hist, n := e.Window("t")
+	if n != 100 || hist[4] != 10 || hist[40] != 10 || histPercentile(&hist, n, 50) != p50 || histPercentile(&hist, n, 99) != p99 {
+		t.Errorf("window: n=%d hist[4]=%d hist[40]=%d", n, hist[4], hist[40])
+	}
+	if _, n := e.Window("nobody"); n != 0 {
+		t.Errorf("unknown tenant's window holds %d", n)
+	}
 	st := e.Stats("t")
 	if st.Scored != 100 || st.Opened != 100 || st.Timeout != 100 || st.Linked != 550 || st.Open != 0 {
 		t.Errorf("stats %+v", st)

@@ -142,6 +142,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 			res.Status = "rejected"
 			res.Problem = prob
 			rejected++
+			g.countRejected(e.Tenant, p)
 			continue
 		}
 		entries = append(entries, e)
@@ -184,6 +185,7 @@ func (g *Gateway) ingest(w http.ResponseWriter, r *http.Request) error {
 					entries[k].ID, entries[k].Tenant, rc.Seq, rc.Leaf)
 				rejected++
 				conflicts++
+				g.countRejected(entries[k].Tenant, p)
 				continue
 			}
 			res.Status = "accepted"
@@ -221,7 +223,7 @@ func (g *Gateway) entryOf(ln rawLine, plim span.Limits, p *identity.Principal, n
 	s, prob := g.checkLine(ln, plim, p, now)
 	if prob != nil {
 		if s != nil {
-			return ledger.Entry{}, s.ID, prob, nil
+			return ledger.Entry{Tenant: s.Tenant}, s.ID, prob, nil
 		}
 		return ledger.Entry{}, "", prob, nil
 	}
@@ -233,6 +235,18 @@ func (g *Gateway) entryOf(ln rawLine, plim span.Limits, p *identity.Principal, n
 		s = rs
 	}
 	return ledger.Entry{Kind: ledgerfmt.KindSpan, Tenant: s.Tenant, ID: s.ID, This: s.This, Body: s.Canonical()}, s.ID, nil, nil
+}
+
+// countRejected counts a rejected line against the caller's tenant; in
+// development, where the caller has none, against the tenant the line
+// names. A line cannot charge a tenant that is not its caller's.
+func (g *Gateway) countRejected(tenant string, p *identity.Principal) {
+	if !p.Dev || tenant == "" {
+		tenant = p.Tenant
+	}
+	if tenant != "" {
+		g.metrics.RejectByTenant.WithLabelValues(g.metrics.Tenant(tenant)).Inc()
+	}
 }
 
 // Submit validates one span as POST /ingest does for a line sent by p, and

@@ -41,7 +41,8 @@ var Deprecations = []Deprecation{
 		Since: "2026-12-05", Sunset: "2027-12-31",
 		Match: func(r *http.Request) (string, bool) {
 			p := r.URL.Path
-			if strings.HasPrefix(p, APIVersion+"/") || p == "/" || !strings.HasPrefix(p, "/") {
+			// The web console's pages are not API: they have no /v1 form.
+			if strings.HasPrefix(p, APIVersion+"/") || p == "/" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/console/") {
 				return "", false
 			}
 			return APIVersion + p, true

@@ -30,6 +30,10 @@ func TestVersionPrefixAndDeprecations(t *testing.T) {
 	if w := send(g, "GET", "/v1/spans/t_a/s_a%2Fb", "k", "", nil); w.Code != 404 || !strings.Contains(w.Body.String(), "s_a/b") {
 		t.Fatalf("/v1/spans/t_a/s_a%%2Fb: HTTP %d %s", w.Code, w.Body)
 	}
+	// The console's pages are not API: no version, no deprecation.
+	if w := send(g, "GET", "/console/", "", "", nil); w.Header().Get("X-LogLine-Deprecation") != "" {
+		t.Fatalf("/console/ is said deprecated: %q", w.Header().Get("X-LogLine-Deprecation"))
+	}
 	// An unknown path under the prefix is the same 404 problem.
 	if w := send(g, "GET", "/v1/nope", "", "", nil); w.Code != 404 || w.Header().Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("/v1/nope: HTTP %d %s", w.Code, w.Header().Get("Content-Type"))

@@ -183,7 +183,7 @@ func (l *loginFlow) start(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := pendingLogin{tenant: q.Get("tenant"), clientState: q.Get("state")}
 	if ru := q.Get("redirect_uri"); ru != "" {
-		if err := checkLoopback(ru); err != nil {
+		if err := l.checkRedirect(ru, r); err != nil {
 			return err
 		}
 		p.redirect = ru
@@ -216,6 +216,32 @@ func (l *loginFlow) start(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, oc.AuthCodeURL(state, opts...), http.StatusFound)
 	return nil
+}
+
+// ConsolePath is the web console's page, the one redirect_uri besides
+// loopback ones that a login may return to: on this server's own origin,
+// so the one-time code reaches the page that started the login (and its
+// PKCE verifier), never another site.
+const ConsolePath = "/console/"
+
+// checkRedirect accepts a CLI's loopback redirect_uri, or the console's
+// page on the origin the login was started at (https when the server's
+// cookies are secure).
+func (l *loginFlow) checkRedirect(raw string, r *http.Request) error {
+	lerr := checkLoopback(raw)
+	if lerr == nil {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	scheme := "http"
+	if l.secure(r) {
+		scheme = "https"
+	}
+	if err == nil && u.Scheme == scheme && u.Host == r.Host && u.Path == ConsolePath && u.RawQuery == "" &&
+		u.User == nil && u.Fragment == "" && u.Opaque == "" && r.Host != "" {
+		return nil
+	}
+	return badRequest(ReasonBadRedirect, "redirect_uri must be http://127.0.0.1:PORT/… or http://[::1]:PORT/… (a CLI), or %s://%s%s (the console)", scheme, r.Host, ConsolePath)
 }
 
 // checkLoopback accepts http URLs on the IPv4 or IPv6 loopback address,

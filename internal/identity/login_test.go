@@ -359,6 +359,7 @@ func TestLoginRefusals(t *testing.T) {
 		}
 		return &customUser{sub: "sub-" + email, extra: m}
 	}
+	pkce := "&code_challenge_method=S256&code_challenge=" + strings.Repeat("a", 43)
 	tests := []struct {
 		name   string
 		env    *oidcEnv
@@ -392,6 +393,11 @@ func TestLoginRefusals(t *testing.T) {
 		{"redirect_uri without PKCE", e, nil, "?redirect_uri=http://127.0.0.1:9/cb", 400, ReasonBadRequest},
 		{"redirect_uri with plain PKCE", e, nil, "?redirect_uri=http://127.0.0.1:9/cb&code_challenge_method=plain&code_challenge=" + strings.Repeat("a", 43), 400, ReasonBadRequest},
 		{"repeated parameter", e, nil, "?tenant=acme&tenant=globex", 400, ReasonBadRequest},
+		// The console's page is accepted on this server's own origin only
+		// (TestConsoleLogin in internal/console signs in through it; this
+		// test server is on a loopback address, which CLIs may use anyway).
+		{"console of another origin", e, nil, "?redirect_uri=http://evil.example" + ConsolePath + pkce, 400, ReasonBadRedirect},
+		{"console over https on an http server", e, nil, "?redirect_uri=" + url.QueryEscape(strings.Replace(e.srv.URL, "http:", "https:", 1)+ConsolePath) + pkce, 400, ReasonBadRedirect},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -640,5 +646,40 @@ func TestLLID(t *testing.T) {
 	}
 	if !validLLID(a) || len(a) != 34 {
 		t.Errorf("LLID %q has the wrong shape", a)
+	}
+}
+
+// checkRedirect: besides loopback URLs, only the console's page on the
+// origin the login started at, in the scheme the server is reached by.
+func TestCheckRedirectConsole(t *testing.T) {
+	plain := &loginFlow{}
+	tls := &loginFlow{httpsRedirect: true}
+	tests := []struct {
+		name string
+		l    *loginFlow
+		host string
+		uri  string
+		ok   bool
+	}{
+		{"console, same origin", plain, "logline.example", "http://logline.example/console/", true},
+		{"console over https behind TLS", tls, "logline.example", "https://logline.example/console/", true},
+		{"console over http behind TLS", tls, "logline.example", "http://logline.example/console/", false},
+		{"console of another host", plain, "logline.example", "http://evil.example/console/", false},
+		{"console with a port that differs", plain, "logline.example:8080", "http://logline.example:9090/console/", false},
+		{"another path", plain, "logline.example", "http://logline.example/console/x", false},
+		{"console with a query", plain, "logline.example", "http://logline.example/console/?next=evil", false},
+		{"console with a fragment", plain, "logline.example", "http://logline.example/console/#x", false},
+		{"console with user info", plain, "logline.example", "http://a@logline.example/console/", false},
+		{"a relative path", plain, "logline.example", "/console/", false},
+		{"loopback CLI", plain, "logline.example", "http://127.0.0.1:7777/cb", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "http://"+tt.host+"/auth/login", nil)
+			err := tt.l.checkRedirect(tt.uri, r)
+			if (err == nil) != tt.ok {
+				t.Fatalf("checkRedirect(%q) from host %s = %v, want ok=%v", tt.uri, tt.host, err, tt.ok)
+			}
+		})
 	}
 }

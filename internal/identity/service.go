@@ -127,6 +127,20 @@ func (s *Service) SetTenant(name string, t TenantConfig) error {
 // Tenants returns a copy of the tenants' configuration in force.
 func (s *Service) Tenants() map[string]TenantConfig { return s.tenantsCopy() }
 
+// QuotaOf returns the ingest bucket a tenant's requests take from: its
+// tenant file's, or the default.
+func (s *Service) QuotaOf(tenant string) Quota {
+	if st := s.tenants.Load(); st != nil {
+		if t, ok := st.config[tenant]; ok && t.Quota != (Quota{}) {
+			return t.Quota
+		}
+	}
+	return s.cfg.DefaultQuota
+}
+
+// OperatorTenant returns the tenant whose administrators run the server.
+func (s *Service) OperatorTenant() string { return s.cfg.OperatorTenant }
+
 func (s *Service) tenantsCopy() map[string]TenantConfig {
 	m := map[string]TenantConfig{}
 	if st := s.tenants.Load(); st != nil {

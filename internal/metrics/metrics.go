@@ -40,6 +40,7 @@ type Set struct {
 
 	IngestSpans    *prometheus.CounterVec // result: accepted, duplicate, rejected
 	IngestByTenant *prometheus.CounterVec // tenant: accepted since the start (billing's count is the ledger's)
+	RejectByTenant *prometheus.CounterVec // tenant: lines rejected since the start
 
 	AppendDuration prometheus.Histogram // one Append call, as the gateway waits for it
 	CommitRecords  prometheus.Histogram // records per group commit
@@ -86,6 +87,9 @@ func New() *Set {
 		IngestByTenant: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logline_ingest_tenant_spans_total", Help: "Spans accepted since the server started, by tenant (logline_billing_ingest_spans_total counts them from the ledger, across restarts).",
 		}, []string{"tenant"}),
+		RejectByTenant: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logline_ingest_tenant_rejected_total", Help: "Span lines rejected since the server started, by the caller's tenant (in development, the tenant the line names).",
+		}, []string{"tenant"}),
 		AppendDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "logline_ledger_append_duration_seconds", Help: "Time from handing spans to the ledger to their durable receipts.",
 			Buckets: latency,
@@ -116,7 +120,7 @@ func New() *Set {
 		tenants: map[string]bool{},
 	}
 	reg.MustRegister(s.Requests, s.RequestDuration, s.AuthFailures, s.Throttled, s.InvalidTokens, s.Inflight,
-		s.IngestSpans, s.IngestByTenant, s.AppendDuration, s.CommitRecords, s.CommitDuration, s.Receipts,
+		s.IngestSpans, s.IngestByTenant, s.RejectByTenant, s.AppendDuration, s.CommitRecords, s.CommitDuration, s.Receipts,
 		s.LedgerRecords, s.IndexBacklog, s.LedgerReadOnly, s.LedgerRepairs)
 	return s
 }

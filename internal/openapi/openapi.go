@@ -108,6 +108,7 @@ func Document(b *bundle.Bundle, opts Options) (Doc, error) {
 			obj{"name": "derived", "description": "The neutral cycle: derived events, trajectories, dry runs."},
 			obj{"name": "runtime", "description": "What the bundle's routers do: webhooks in and out, their delivery log, channels."},
 			obj{"name": "operations", "description": "Health and metrics."},
+			obj{"name": "console", "description": "The overviews the web console (/console/, pages for people, not API) reads."},
 			obj{"name": "identity", "description": "Login and tokens (not served with --dev)."},
 			obj{"name": "admin", "description": "Service accounts and signing keys (not served with --dev)."},
 			obj{"name": "meta", "description": "This document and the problem types."},

@@ -343,6 +343,55 @@ func routes(problemNames []string) []route {
 				"503": "The server runs overload.max_dry_runs at once (overloaded)."},
 		},
 		{
+			method: "GET", path: "/overview/{tenant}", id: "tenantOverview", tag: "console",
+			summary: "A tenant at a glance: counters, derivation, the meter's window, latest candidates, quota",
+			description: "What the web console (/console/) shows for a tenant, in one read: its spans (in the ledger as derivation has seen them; accepted and rejected by POST /ingest since the server started), " +
+				"where derivation stands (cursor, backlog and backpressure are the server's), the quality meter's window counted by score (0..100) with the threshold at the percentile target, " +
+				"its latest diamond_candidate events (newest first, from its last 5000 derived events) and its ingest quota (null under --dev). ledger_next is where a stream of what arrives from now on starts.",
+			auth: true, capability: "stream.read", bounded: true,
+			params: arr{tenant},
+			responses: obj{"200": obj{
+				"description": "The overview.",
+				"content": jsonContent(obj{"type": "object", "required": arr{"tenant", "ledger_next", "ingest", "derivation", "meter", "candidates", "quota"}, "properties": obj{
+					"tenant":      obj{"type": "string"},
+					"ledger_next": obj{"type": "integer", "minimum": 0},
+					"ingest":      ref("IngestCounts"),
+					"derivation":  ref("DerivationState"),
+					"meter": obj{"type": "object", "required": arr{"scores", "n", "threshold", "percentile_target", "min_score", "warmup", "diamond_enabled"}, "properties": obj{
+						"scores":            obj{"type": "array", "minItems": 101, "maxItems": 101, "items": obj{"type": "integer", "minimum": 0}, "description": "scores[s] is how many scores of s the window holds."},
+						"n":                 obj{"type": "integer", "minimum": 0},
+						"threshold":         obj{"type": []any{"integer", "null"}, "minimum": 0, "maximum": 100},
+						"percentile_target": obj{"type": "string"},
+						"min_score":         obj{"type": "integer"},
+						"warmup":            obj{"type": "integer"},
+						"diamond_enabled":   obj{"type": "boolean"},
+					}},
+					"candidates": obj{"type": "array", "items": obj{"type": "object"}},
+					"quota": obj{"oneOf": arr{obj{"type": "null"}, obj{"type": "object", "required": arr{"ingest_per_second", "burst"}, "properties": obj{
+						"ingest_per_second": obj{"type": "number"}, "burst": obj{"type": "integer"}}}}},
+				}}, nil),
+			}},
+			problems: []string{"unavailable"},
+		},
+		{
+			method: "GET", path: "/overview", id: "serverOverview", tag: "console",
+			summary:     "The server at a glance: every tenant's line, derivation and the ledger",
+			description: "What the web console's operator view shows: the ledger's next sequence number and latest checkpoint size, derivation's cursor, backlog and backpressure, and a line per tenant derivation knows. Names every tenant, so the caller needs metrics.read (an operator).",
+			auth:        true, capability: "metrics.read", bounded: true,
+			responses: obj{"200": obj{
+				"description": "The overview.",
+				"content": jsonContent(obj{"type": "object", "required": arr{"ledger_next", "checkpoint_size", "derivation", "tenants", "dev"}, "properties": obj{
+					"ledger_next":     obj{"type": "integer", "minimum": 0},
+					"checkpoint_size": obj{"type": "integer", "minimum": 0},
+					"derivation":      ref("DerivationState"),
+					"dev":             obj{"type": "boolean"},
+					"operator_tenant": obj{"type": "string"},
+					"tenants": obj{"type": "object", "additionalProperties": obj{"allOf": arr{ref("IngestCounts"), obj{"type": "object", "properties": obj{
+						"derived_events": obj{"type": "integer"}, "open_trajectories": obj{"type": "integer"}, "candidates": obj{"type": "integer"}}}}}},
+				}}, nil),
+			}},
+		},
+		{
 			method: "GET", path: "/healthz", id: "healthz", tag: "operations",
 			summary:   "Liveness",
 			responses: obj{"200": obj{"description": "The process is serving.", "content": jsonContent(ref("Health"), obj{"ok": obj{"value": obj{"status": "ok"}}})}},

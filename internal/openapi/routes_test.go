@@ -74,6 +74,11 @@ func mountedInSource(t *testing.T) map[string]string {
 // source mounts one, the tests hold it to the same rules as the others.
 func notYetMounted() []string { return []string{"GET /openapi.yaml"} }
 
+// notAPI are mounted routes that are pages for people, not API: the web
+// console and the root that leads to it. They have no /v1 form and no
+// place in the API's document.
+func notAPI() []string { return []string{"GET /console/", "GET /{$}"} }
+
 // Every route the code mounts is documented, and every documented route is
 // mounted somewhere.
 func TestEveryMountedRouteIsDocumented(t *testing.T) {
@@ -83,7 +88,7 @@ func TestEveryMountedRouteIsDocumented(t *testing.T) {
 	}
 	doc := documented(document(t, standardBundle(t), Options{}))
 	for route, at := range mounted {
-		if !slices.Contains(doc, route) {
+		if !slices.Contains(doc, route) && !slices.Contains(notAPI(), route) {
 			t.Errorf("%s (mounted at %s) is not documented: add it to internal/openapi/routes.go", route, at)
 		}
 	}

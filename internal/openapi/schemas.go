@@ -336,6 +336,29 @@ func apiSchemas() map[string]any {
 				"rejected":       obj{"type": "array", "items": ref("LineResult"), "description": "The lines the contract rejected (left out of the run)."},
 			},
 		},
+		"IngestCounts": obj{
+			"type": "object", "required": arr{"spans", "accepted_since_start", "rejected_since_start"},
+			"properties": obj{
+				"spans":                obj{"type": "integer", "minimum": 0, "description": "Spans in the ledger, as derivation has seen them."},
+				"accepted_since_start": obj{"type": "integer", "minimum": 0},
+				"rejected_since_start": obj{"type": "integer", "minimum": 0},
+			},
+		},
+		"DerivationState": obj{
+			"type": "object", "required": arr{"cursor", "backlog", "max_backlog", "backpressure"},
+			"properties": obj{
+				"cursor":            obj{"type": "integer", "minimum": 0},
+				"backlog":           obj{"type": "integer", "minimum": 0, "description": "Durable records not derived yet."},
+				"max_backlog":       obj{"type": "integer", "minimum": 0},
+				"backpressure":      obj{"enum": arr{"ok", "holding", "stopped"}, "description": "holding: ingest waits (then 429/503) while the backlog is past max_backlog; stopped: derivation is not running."},
+				"error":             obj{"type": "string"},
+				"derived_events":    obj{"type": "integer", "minimum": 0},
+				"linked":            obj{"type": "integer", "minimum": 0},
+				"open_trajectories": obj{"type": "integer", "minimum": 0},
+				"scored":            obj{"type": "integer", "minimum": 0},
+				"candidates":        obj{"type": "integer", "minimum": 0},
+			},
+		},
 		"Health": obj{
 			"type": "object", "required": arr{"status"},
 			"properties": obj{"status": obj{"const": "ok"}},

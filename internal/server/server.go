@@ -385,6 +385,7 @@ func (s *Server) mount(mux *http.ServeMux, wrap gateway.Wrap) {
 	}
 	s.mountAdmin(mux, wrap)
 	s.mountRuntime(mux, wrap)
+	s.mountConsole(mux, wrap)
 }
 
 // metricsHandler serves GET /metrics to a caller with metrics.read (an
