@@ -249,6 +249,29 @@ func TestConsoleDev(t *testing.T) {
 		t.Fatalf("checkpoint check in the page: data-ok=%q %q", ok, txt)
 	}
 
+	// Later checkpoints are checked against the last one verified here: a
+	// consistency proof shows the ledger only grew; a remembered root the
+	// ledger does not extend is reported as a rewrite.
+	post(t, srv.URL, "", spanLine("t_bakery", 21, 0, false))
+	waitFor(t, ctx, `fetch("/v1/ledger/checkpoint").then(r => r.text()).then(n => Number(n.split("\n")[1]) >= 45)`, "#checkpoint")
+	do(t, ctx, "verify the checkpoint again",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("checkpoint-result").removeAttribute("data-ok")`),
+		chromedp.Click(chromedp.ID("verify-checkpoint")),
+		chromedp.WaitVisible(chromedp.CSS(`#checkpoint-result[data-ok]`)),
+	)
+	if ok, txt := attr(t, ctx, "#checkpoint-result", "data-ok"), text(t, ctx, "#checkpoint-result"); ok != "true" || !strings.Contains(txt, "extends the checkpoint of") {
+		t.Fatalf("second checkpoint check: data-ok=%q %q", ok, txt)
+	}
+	do(t, ctx, "remember a root the ledger never had, and verify",
+		chromedp.Evaluate[chromedp.Void](`localStorage.setItem("logline.seen.logline.local/ledger", JSON.stringify({size: 40, root: btoa("x".repeat(32))}));
+			document.getElementById("checkpoint-result").removeAttribute("data-ok")`),
+		chromedp.Click(chromedp.ID("verify-checkpoint")),
+		chromedp.WaitVisible(chromedp.CSS(`#checkpoint-result[data-ok]`)),
+	)
+	if ok, txt := attr(t, ctx, "#checkpoint-result", "data-ok"), text(t, ctx, "#checkpoint-result"); ok != "false" || !strings.Contains(txt, "rewritten") {
+		t.Fatalf("checkpoint check against a forged history: data-ok=%q %q", ok, txt)
+	}
+
 	// The histogram: the page's bars are the meter's window, and the
 	// window holds the scores of the derived stream's trajectory_quality
 	// events (all of them: the history spans less than the window).
@@ -360,8 +383,8 @@ func TestConsoleDev(t *testing.T) {
 		chromedp.WaitVisible(chromedp.Search(`//table[@id="tenants"]//button[text()="t_bakery"]`)),
 	)
 	row := get(t, ctx, "read the tenant's row", chromedp.Text(chromedp.Search(`//table[@id="tenants"]//tr[.//button[text()="t_bakery"]]`)))
-	if !strings.HasPrefix(row, "t_bakery\t43\t43\t0\t") { // 1+2+…+6 twice, and one more: all accepted, none rejected
-		t.Errorf("operator row for t_bakery: %q, want 43 spans, 43 accepted, 0 rejected", row)
+	if !strings.HasPrefix(row, "t_bakery\t44\t44\t0\t") { // 1+2+…+6 twice, and two more: all accepted, none rejected
+		t.Errorf("operator row for t_bakery: %q, want 44 spans, 44 accepted, 0 rejected", row)
 	}
 	screenshot(t, ctx, "console-operator")
 }
