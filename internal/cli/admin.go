@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,13 +78,29 @@ func exchange(base, credentials string) (map[string]any, error) {
 // call sends a request and decodes a JSON answer into out; a problem answer
 // becomes an error with its type and detail.
 func call(method, u, token, ctype string, body []byte, out any) error {
+	status, b, err := send(method, u, token, ctype, body)
+	if err != nil {
+		return err
+	}
+	if status >= 400 {
+		return problemErr(method, u, status, b)
+	}
+	if out != nil && len(b) > 0 {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// newRequest makes a request to a server's API, with the bearer token when
+// there is one.
+func newRequest(ctx context.Context, method, u, token, ctype string, body []byte) (*http.Request, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, u, r)
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
 	if err != nil {
-		return usageErr("%v", err)
+		return nil, usageErr("%v", err)
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -91,25 +108,35 @@ func call(method, u, token, ctype string, body []byte, out any) error {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return req, nil
+}
+
+// send sends a request and returns the answer's status and body (its first
+// 16 MiB).
+func send(method, u, token, ctype string, body []byte) (int, []byte, error) {
+	req, err := newRequest(context.Background(), method, u, token, ctype, body)
+	if err != nil {
+		return 0, nil, err
+	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if resp.StatusCode >= 400 {
-		var p struct {
-			Type, Title, Detail string
-		}
-		if json.Unmarshal(b, &p) == nil && p.Type != "" {
-			return badErr("%s %s: HTTP %d %s: %s (%s)", method, u, resp.StatusCode, p.Title, p.Detail, p.Type)
-		}
-		return badErr("%s %s: HTTP %d", method, u, resp.StatusCode)
+	return resp.StatusCode, b, nil
+}
+
+// problemErr is the error of an answer of status 400 or more: the
+// problem's title, detail and type when the body is a problem.
+func problemErr(method, u string, status int, b []byte) error {
+	var p struct {
+		Type, Title, Detail string
 	}
-	if out != nil && len(b) > 0 {
-		return json.Unmarshal(b, out)
+	if json.Unmarshal(b, &p) == nil && p.Type != "" {
+		return badErr("%s %s: HTTP %d %s: %s (%s)", method, u, status, p.Title, p.Detail, p.Type)
 	}
-	return nil
+	return badErr("%s %s: HTTP %d", method, u, status)
 }
 
 func newTokenCmd(stdio Stdio) *cobra.Command {

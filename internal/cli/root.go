@@ -123,6 +123,8 @@ and derives trajectories, quality scores and diamond candidates.`,
 	})
 	root.AddCommand(
 		newServeCmd(stdio),
+		newPostCmd(stdio),
+		newWatchCmd(stdio),
 		newLedgerCmd(stdio),
 		newBenchCmd(stdio),
 		newQualityCmd(stdio),
