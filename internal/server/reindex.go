@@ -79,13 +79,17 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, unroutedOK bool,
 	go func() { done <- r.Run(rctx) }()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	for r.Cursor() < end && r.Err() == nil && ctx.Err() == nil {
+	// Progress from the start to the end of derivation, both included.
+	for {
+		if progress != nil {
+			progress("derived", int64(r.Cursor()), int64(end))
+		}
+		if r.Cursor() >= end || r.Err() != nil || ctx.Err() != nil {
+			break
+		}
 		select {
 		case <-r.Changed():
 		case <-t.C:
-		}
-		if progress != nil {
-			progress("derived", int64(r.Cursor()), int64(end))
 		}
 	}
 	cancel()
