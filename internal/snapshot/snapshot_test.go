@@ -477,8 +477,8 @@ func TestSnapshotCoversStateFiles(t *testing.T) {
 	if _, err := Restore(context.Background(), RestoreConfig{From: snap, Server: cfg, Progress: progress}); err != nil {
 		t.Fatal(err)
 	}
-	if len(stages) < 2 || stages[0] != "copy" || stages[len(stages)-1] != "verify" || last[0] != last[1] {
-		t.Errorf("progress: stages %q, last %d of %d; want copy ... verify, done", stages, last[0], last[1])
+	if len(stages) < 3 || stages[0] != "copy" || stages[len(stages)-2] != "derived" || stages[len(stages)-1] != "verify" || last[0] != last[1] {
+		t.Errorf("progress: stages %q, last %d of %d; want copy ... derived, verify, done", stages, last[0], last[1])
 	}
 	_, srep := verifyAll(t, cfg)
 	if !srep.OK() || srep.Identity == nil || srep.Identity.Accounts == 0 {
