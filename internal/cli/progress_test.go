@@ -3,35 +3,8 @@ package cli
 import (
 	"bytes"
 	"errors"
-	"os"
 	"testing"
 )
-
-// TestIsTerminal: a file, a pipe and /dev/null (a character device, but
-// no terminal) are not terminals, and get no progress (nor histogram).
-func TestIsTerminal(t *testing.T) {
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer devnull.Close()
-	file, err := os.Create(t.TempDir() + "/f")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer file.Close()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	for name, f := range map[string]*os.File{"/dev/null": devnull, "file": file, "pipe": w} {
-		if isTerminal(f) {
-			t.Errorf("isTerminal(%s) = true, want false", name)
-		}
-	}
-}
 
 // TestNewReporter: LOGLINE_PROGRESS forces the progress line on or off,
 // --no-progress turns it off whatever the variable says, and a value that
