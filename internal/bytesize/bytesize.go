@@ -7,7 +7,9 @@
 //
 // (KB, MB and GB are read as the same binary units, B as bytes); String
 // writes it back that way. Format writes a size for a reader of a message
-// or a report: "16 MiB", "512 bytes", "17825793 bytes (17.0 MiB)".
+// or a report: "16 MiB", "512 bytes", "17825793 bytes (17.0 MiB)"; Short
+// writes it where a line has little room (a progress line): "17.0 MiB",
+// "512 B".
 package bytesize
 
 import (
@@ -88,4 +90,16 @@ func Format[T ~int | ~int64](size T) string {
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// Short writes size in the largest unit it reaches, to one decimal, or in
+// bytes below 1 KiB: "512 B", "1.5 KiB", "17.0 MiB".
+func Short[T ~int | ~int64](size T) string {
+	n := int64(size)
+	for _, u := range units {
+		if n >= u.n {
+			return fmt.Sprintf("%.1f %s", float64(n)/float64(u.n), u.suffix)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
 }

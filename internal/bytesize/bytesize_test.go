@@ -76,6 +76,25 @@ func TestFormat(t *testing.T) {
 	}
 }
 
+func TestShort(t *testing.T) {
+	for _, tc := range []struct {
+		in   int64
+		want string
+	}{
+		{0, "0 B"},
+		{1023, "1023 B"},
+		{1024, "1.0 KiB"},
+		{1536, "1.5 KiB"},
+		{16<<20 + 1, "16.0 MiB"},
+		{3<<30 + 1<<29, "3.5 GiB"},
+		{5 << 40, "5120.0 GiB"},
+	} {
+		if got := Short(tc.in); got != tc.want {
+			t.Errorf("Short(%d) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestUnmarshalYAML(t *testing.T) {
 	var v struct {
 		A Size `yaml:"a"`

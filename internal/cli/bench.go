@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/loglineos/loglineos/internal/progress"
 )
 
 func newBenchCmd(stdio Stdio) *cobra.Command {
@@ -67,7 +69,7 @@ func newBenchIngestCmd(stdio Stdio) *cobra.Command {
 		batch, conc, size  int
 		duration           time.Duration
 		rate               float64
-		asJSON             bool
+		asJSON, noProgress bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest --url URL",
@@ -102,8 +104,12 @@ so a server that falls behind shows it.`,
 			if rate < 0 {
 				return usageErr("--rate must not be negative")
 			}
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			rep, err := benchIngest(cmd.Context(), benchOpts{url: strings.TrimRight(url, "/"), tenant: tenant, token: token,
-				spans: spans, batch: batch, conc: conc, size: size, duration: duration, rate: rate}, newProgress(stdio.Err))
+				spans: spans, batch: batch, conc: conc, size: size, duration: duration, rate: rate}, p)
 			if err != nil {
 				return err
 			}
@@ -141,6 +147,7 @@ so a server that falls behind shows it.`,
 	f.IntVar(&size, "size", 300, "approximate bytes per span")
 	f.Float64Var(&rate, "rate", 0, "send this many requests per second on a fixed schedule (open loop); 0: as fast as answered")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 
@@ -152,7 +159,9 @@ type benchOpts struct {
 	rate               float64
 }
 
-func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport, error) {
+// benchIngest runs the load o describes, showing on p (if not nil) the
+// spans sent and answered.
+func benchIngest(ctx context.Context, o benchOpts, p *progress.Reporter) (*benchReport, error) {
 	var run [6]byte
 	rand.Read(run[:])
 	runID := hex.EncodeToString(run[:])
@@ -279,23 +288,9 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 			}
 		}()
 	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				el := time.Since(begin).Seconds()
-				prog.printf("bench: %d/%d spans sent, %.0f spans/s accepted, %d requests failed", sent.Load(), o.spans, float64(accepted.Load())/el, failed.Load())
-			}
-		}
-	}()
+	stop := showBench(p, o.spans, &sent, &failed)
 	wg.Wait()
-	close(done)
-	prog.done()
+	stop()
 	el := time.Since(begin).Seconds()
 	rep.Spans, rep.Accepted, rep.Duplicates, rep.Rejected = sent.Load(), accepted.Load(), dups.Load(), rejected.Load()
 	rep.tried, rep.Requests, rep.Failed = tried.Load(), reqs.Load(), failed.Load()
@@ -311,6 +306,36 @@ func benchIngest(ctx context.Context, o benchOpts, prog *progress) (*benchReport
 		rep.LatencyMS.Max = float64(lat[len(lat)-1].Microseconds()) / 1000
 	}
 	return rep, nil
+}
+
+// showBench shows on p, until stop is called, the spans sent and answered
+// of total, and the requests failed if any.
+func showBench(p *progress.Reporter, total int64, sent, failed *atomic.Int64) (stop func()) {
+	if p == nil {
+		return func() {}
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(progress.DefaultInterval)
+		defer t.Stop()
+		for {
+			if n := failed.Load(); n > 0 {
+				p.SetNote(fmt.Sprintf("%d requests failed", n))
+			}
+			p.Update("bench ingest", progress.Spans, sent.Load(), total)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		p.Clear()
+	}
 }
 
 // verdicts is what an ingest answer says of the spans of its request.

@@ -20,6 +20,7 @@ import (
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+	"github.com/loglineos/loglineos/internal/progress"
 	"github.com/loglineos/loglineos/internal/server"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -129,7 +130,7 @@ func readKey(arg, dir string) (string, error) {
 
 func newLedgerVerifyCmd(stdio Stdio, data *string) *cobra.Command {
 	var key, config string
-	var asJSON, strict bool
+	var asJSON, strict, noProgress bool
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check every byte the server trusts: records, Merkle tree, checkpoint, receipts journal and indexes",
@@ -176,7 +177,10 @@ server's latest signed checkpoint covers, and says so.`,
 					return err
 				}
 			}
-			p := newProgress(stdio.Err)
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			recs := server.NewStateRecords(*data)
 			rep, err := ledger.Verify(*data, ledger.VerifyConfig{
@@ -185,13 +189,9 @@ server's latest signed checkpoint covers, and says so.`,
 					recs.Observe(kind, body)
 					return canonicalBody(kind, body)
 				},
-				Progress: func(done, total int64) {
-					if total > 0 {
-						p.printf("verifying: %d%% of %s", done*100/total, bytesize.Format(total))
-					}
-				},
+				Progress: p.Func("verifying records", progress.Bytes),
 			})
-			p.done()
+			p.Clear()
 			if err != nil {
 				return err
 			}
@@ -202,7 +202,9 @@ server's latest signed checkpoint covers, and says so.`,
 				if err != nil {
 					return err
 				}
-				if drep, err = verifyDerived(cfg, rep.Live != nil); err != nil {
+				drep, err = verifyDerived(cfg, rep.Live != nil, p.Func("verifying derived streams", progress.Records))
+				p.Clear()
+				if err != nil {
 					return err
 				}
 				srep = server.VerifyState(cfg, recs, rep.Live != nil)
@@ -224,6 +226,7 @@ server's latest signed checkpoint covers, and says so.`,
 	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 on a torn tail too")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 
@@ -238,14 +241,14 @@ func corruptJSON(c *ledger.CorruptError) map[string]any {
 }
 
 // verifyDerived compares the derived store with a fresh derivation of the
-// ledger, opened read-only.
-func verifyDerived(cfg server.Config, live bool) (*cycle.VerifyReport, error) {
+// ledger, opened read-only, reporting how far it got (if report is not nil).
+func verifyDerived(cfg server.Config, live bool, report func(done, total int64)) (*cycle.VerifyReport, error) {
 	l, err := ledger.Open(cfg.Data, ledger.Config{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	return server.VerifyDerived(cfg, l, live)
+	return server.VerifyDerived(cfg, l, live, report)
 }
 
 func derivedJSON(d *cycle.VerifyReport) map[string]any {
@@ -579,7 +582,7 @@ func newLedgerKeyCmd(stdio Stdio, data *string) *cobra.Command {
 
 func newLedgerReindexCmd(stdio Stdio, data *string) *cobra.Command {
 	var config string
-	var unroutedOK bool
+	var unroutedOK, noProgress bool
 	cmd := &cobra.Command{
 		Use:   "reindex",
 		Short: "Rebuild the indexes, the Merkle tree files, the receipts journal and the derived streams",
@@ -597,14 +600,13 @@ result is identical to what was there. The server must not be running.`,
 			if err != nil {
 				return err
 			}
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
-			p := newProgress(stdio.Err)
-			n, events, err := server.Reindex(cmd.Context(), cfg, newLogger(stdio.Err, "text", "warn"), unroutedOK, func(stage string, done, total int64) {
-				if total > 0 {
-					p.printf("reindexing %s: %d%%", stage, done*100/total)
-				}
-			})
-			p.done()
+			n, events, err := server.Reindex(cmd.Context(), cfg, newLogger(stdio.Err, "text", "warn"), unroutedOK, stagedProgress(p))
+			p.Clear()
 			if err != nil {
 				return err
 			}
@@ -614,6 +616,7 @@ result is identical to what was there. The server must not be running.`,
 	}
 	cmd.Flags().StringVar(&config, "config", "", "the server's YAML configuration (for its bundle)")
 	cmd.Flags().BoolVar(&unroutedOK, "unrouted-ok", false, "reindex even if the bundle's routers have not seen every record (their actions are then never performed)")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 

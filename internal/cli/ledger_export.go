@@ -12,11 +12,13 @@ import (
 
 	"github.com/loglineos/loglineos/internal/ledger/export"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+	"github.com/loglineos/loglineos/internal/progress"
 )
 
 func newLedgerExportCmd(stdio Stdio, data *string) *cobra.Command {
 	var tenant, out string
 	var from, to int64
+	var noProgress bool
 	cmd := &cobra.Command{
 		Use:   "export --tenant T --out FILE [--from SEQ] [--to SEQ]",
 		Short: "Write a signed export of one tenant's spans, verifiable offline",
@@ -39,6 +41,10 @@ header's "to"). 'logline ledger verify-export' checks a file offline.`,
 			case from < 0 || to < 0:
 				return usageErr("--from and --to must not be negative")
 			}
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			l, err := openReadOnly(*data)
 			if err != nil {
 				return err
@@ -49,19 +55,18 @@ header's "to"). 'logline ledger verify-export' checks a file offline.`,
 				return badErr("%v", err)
 			}
 			first, end := e.Range()
-			p := newProgress(stdio.Err)
-			progress := func(seq uint64) {
-				if end > first {
-					p.printf("exporting %s: %d%%", tenant, (seq-first)*100/(end-first))
-				}
+			var report func(seq uint64)
+			if p != nil {
+				what := "exporting tenant " + tenant
+				report = func(seq uint64) { p.Update(what, progress.Records, int64(seq-first), int64(end-first)) }
 			}
 			var sum export.Summary
 			err = writeOut(out, stdio.Out, func(w io.Writer) error {
 				var err error
-				sum, err = e.Write(cmd.Context(), w, progress)
+				sum, err = e.Write(cmd.Context(), w, report)
 				return err
 			})
-			p.done()
+			p.Clear()
 			if err != nil {
 				return badErr("%v", err)
 			}
@@ -74,6 +79,7 @@ header's "to"). 'logline ledger verify-export' checks a file offline.`,
 	cmd.Flags().StringVar(&out, "out", "", "the file to write (- for stdout); written whole or not at all")
 	cmd.Flags().Int64Var(&from, "from", 0, "the first sequence number (the previous export's end)")
 	cmd.Flags().Int64Var(&to, "to", 0, "the sequence number to stop before (default: the latest checkpoint's size)")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 
@@ -111,6 +117,7 @@ func writeOut(name string, stdout io.Writer, write func(io.Writer) error) (err e
 
 func newLedgerVerifyExportCmd(stdio Stdio, data *string) *cobra.Command {
 	var key string
+	var noProgress bool
 	cmd := &cobra.Command{
 		Use:   "verify-export FILE [--key KEY]",
 		Short: "Check a signed tenant export, offline",
@@ -130,16 +137,22 @@ within the range and in order, and their count. Use "-" to read stdin.`,
 			if err != nil {
 				return err
 			}
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			var r io.Reader = stdio.In
+			var size int64
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
 					return usageErr("%v", err)
 				}
 				defer f.Close()
-				r = f
+				r, size = f, fileSize(f)
 			}
-			m, err := v.VerifyExport(r)
+			m, err := v.VerifyExport(newProgressReader(r, size, p.Func("verifying the export", progress.Bytes)))
+			p.Clear()
 			var ee *ledgerfmt.ExportError
 			switch {
 			case errors.As(err, &ee):
@@ -152,5 +165,6 @@ within the range and in order, and their count. Use "-" to read stdin.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", keyFlagHelp)
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }

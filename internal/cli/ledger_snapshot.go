@@ -9,12 +9,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loglineos/loglineos/internal/bytesize"
+	"github.com/loglineos/loglineos/internal/progress"
 	"github.com/loglineos/loglineos/internal/snapshot"
 )
 
 func newLedgerSnapshotCmd(stdio Stdio, data *string) *cobra.Command {
 	var out string
 	var wait time.Duration
+	var noProgress bool
 	cmd := &cobra.Command{
 		Use:   "snapshot --out SNAPDIR",
 		Short: "Copy the data directory as of its latest signed checkpoint, beside a running server",
@@ -42,13 +44,14 @@ keep it as secret as the data directory.`,
 			if err := checkData(*data); err != nil {
 				return err
 			}
-			p := newProgress(stdio.Err)
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			t, err := snapshot.Take(cmd.Context(), snapshot.TakeConfig{Data: *data, Out: out, Wait: wait,
-				Progress: func(done, total int64) {
-					p.printf("snapshot: %d%% of %s", done*100/total, bytesize.Format(total))
-				}})
-			p.done()
+				Progress: p.Func("copying the ledger", progress.Bytes)})
+			p.Clear()
 			if err != nil {
 				return snapshotErr(err)
 			}
@@ -63,11 +66,13 @@ keep it as secret as the data directory.`,
 	}
 	cmd.Flags().StringVar(&out, "out", "", "the snapshot directory (must not exist or be empty)")
 	cmd.Flags().DurationVar(&wait, "wait", snapshot.DefaultWait, "how long to wait for a signed checkpoint that covers the state files")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 
 func newLedgerRestoreCmd(stdio Stdio, data *string) *cobra.Command {
 	var from, key, config string
+	var noProgress bool
 	cmd := &cobra.Command{
 		Use:   "restore --from SNAPDIR --data NEWDIR [--key KEY]",
 		Short: "Rebuild a data directory from a snapshot, and verify it",
@@ -95,16 +100,14 @@ refused, exit status 1, and --data is left empty.`,
 			if err != nil {
 				return err
 			}
-			p := newProgress(stdio.Err)
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			r, err := snapshot.Restore(cmd.Context(), snapshot.RestoreConfig{From: from, Server: cfg, Key: vkey,
-				Logger: newLogger(stdio.Err, "text", "warn"),
-				Progress: func(stage string, done, total int64) {
-					if total > 0 {
-						p.printf("restoring: %s: %d%%", stage, done*100/total)
-					}
-				}})
-			p.done()
+				Logger: newLogger(stdio.Err, "text", "warn"), Progress: stagedProgress(p)})
+			p.Clear()
 			if err != nil {
 				return snapshotErr(err)
 			}
@@ -117,6 +120,7 @@ refused, exit status 1, and --data is left empty.`,
 	cmd.Flags().StringVar(&from, "from", "", "the snapshot directory")
 	cmd.Flags().StringVar(&key, "key", "", strings.Replace(keyFlagHelp, "(default: the ledger's key.pub in --data)", "(default: the snapshot's ledger/key.pub)", 1))
 	cmd.Flags().StringVar(&config, "config", "", "the server's YAML configuration (for its bundle)")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 

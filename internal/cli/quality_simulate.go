@@ -21,6 +21,7 @@ import (
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/progress"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
@@ -33,7 +34,7 @@ func newQualityCmd(stdio Stdio) *cobra.Command {
 func newQualitySimulateCmd(stdio Stdio) *cobra.Command {
 	var spansFile, policyFile, tenantFile, out, bundleFile string
 	var trust []string
-	var closeAtEnd, asJSON bool
+	var closeAtEnd, asJSON, noProgress bool
 	cmd := &cobra.Command{
 		Use:   "simulate --spans input.ndjson [--policy POLICY] --out result.logline",
 		Short: "Run the cycle over a file of spans and report trajectories, scores and candidates",
@@ -59,6 +60,10 @@ derived events as NDJSON.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if spansFile == "" || out == "" {
 				return usageErr("--spans and --out are required")
+			}
+			p, err := newReporter(stdio, noProgress)
+			if err != nil {
+				return err
 			}
 			b, err := simulatedBundle(bundleFile, trust)
 			if err != nil {
@@ -90,7 +95,8 @@ derived events as NDJSON.`,
 			if err != nil {
 				return badErr("policy: %v", err)
 			}
-			spans, rejected, err := readSpans(spansFile, b.IngestValidators())
+			spans, rejected, err := readSpans(spansFile, b.IngestValidators(), p.Func("reading spans", progress.Bytes))
+			p.Clear()
 			if err != nil {
 				return err
 			}
@@ -98,7 +104,12 @@ derived events as NDJSON.`,
 			if err != nil {
 				return usageErr("--out: %v", err)
 			}
-			sum, err := cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: ef.Write})
+			sim := derive.SimConfig{CloseAtEnd: closeAtEnd, OnEvent: ef.Write}
+			if p != nil {
+				sim.Progress = func(in uint64) { p.Update("deriving", progress.Spans, int64(in), int64(len(spans))) }
+			}
+			sum, err := cycle.DryRun(spans, def, derive.CompileRules(b.Program()), sim)
+			p.Clear()
 			if cerr := ef.Close(); err == nil {
 				err = cerr
 			}
@@ -127,6 +138,7 @@ derived events as NDJSON.`,
 	f.StringArrayVar(&trust, "trust", nil, "trust the ed25519 public key in `FILE` (PEM) for --bundle; repeatable")
 	f.BoolVar(&closeAtEnd, "close-at-end", false, "close every trajectory still open at the end (one late clock tick)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	addNoProgressFlag(cmd, &noProgress)
 	return cmd
 }
 
@@ -234,20 +246,17 @@ func standardBundle() (*bundle.Bundle, error) {
 }
 
 // readSpans decodes an NDJSON file of spans, skipping (and counting) those
-// the contract rejects.
-func readSpans(name string, validators []*bundle.Validator) ([]*span.Span, int, error) {
-	var r io.Reader
-	if name == "-" {
-		r = os.Stdin
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
+// the contract rejects, and reports the bytes read (if report is not nil).
+func readSpans(name string, validators []*bundle.Validator, report func(done, total int64)) ([]*span.Span, int, error) {
+	f := os.Stdin
+	if name != "-" {
+		var err error
+		if f, err = os.Open(name); err != nil {
 			return nil, 0, usageErr("--spans: %v", err)
 		}
 		defer f.Close()
-		r = f
 	}
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(newProgressReader(f, fileSize(f), report))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	var spans []*span.Span
 	rejected := 0

@@ -103,7 +103,7 @@ func TestDerivedDamage(t *testing.T) {
 	if rebuilt != "" {
 		t.Fatalf("an undamaged store was rebuilt: %s", rebuilt)
 	}
-	if rep, err := Verify(l, pristine, derive.DefaultTenantConfig(), nil, "test", false); err != nil || rep.Problem != nil || rep.Stale != "" {
+	if rep, err := Verify(l, pristine, derive.DefaultTenantConfig(), nil, "test", false, nil); err != nil || rep.Problem != nil || rep.Stale != "" {
 		t.Fatalf("undamaged store: %+v %v", rep, err)
 	}
 
@@ -141,7 +141,7 @@ func TestDerivedDamage(t *testing.T) {
 			linkTree(t, pristine, copyDir, names[k])
 			flipByte(t, filepath.Join(copyDir, names[k]), off, mask)
 
-			rep, err := Verify(l, copyDir, derive.DefaultTenantConfig(), nil, "test", false)
+			rep, err := Verify(l, copyDir, derive.DefaultTenantConfig(), nil, "test", false, nil)
 			if err != nil {
 				t.Fatalf("%s byte %d: Verify: %v", names[k], off, err)
 			}
@@ -172,7 +172,7 @@ func TestDerivedDamage(t *testing.T) {
 		t.Logf("%-10s %d flips in %d files: reported and harmless %d, reported only %d, harmless only %d, neither %d",
 			kind.name, flips, len(names), both, reported, harmless, neither)
 	}
-	if rep, err := Verify(l, pristine, derive.DefaultTenantConfig(), nil, "test", false); err != nil || rep.Problem != nil {
+	if rep, err := Verify(l, pristine, derive.DefaultTenantConfig(), nil, "test", false, nil); err != nil || rep.Problem != nil {
 		t.Fatalf("the undamaged store changed: %+v %v", rep, err)
 	}
 }

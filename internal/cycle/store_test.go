@@ -301,15 +301,21 @@ func TestVerify(t *testing.T) {
 	store := filepath.Join(dir, "derived")
 	def := derive.DefaultTenantConfig()
 
-	rep, err := Verify(l, store, def, nil, "test", false)
+	rep, err := Verify(l, store, def, nil, "test", false, nil)
 	if err != nil || rep.Stale == "" || rep.Problem != nil {
 		t.Fatalf("no store: %+v %v", rep, err)
 	}
 	deriveAll(t, l, store, 1000)
 	before := treeSums(t, store)
-	rep, err = Verify(l, store, def, nil, "test", false)
+	var calls [][2]int64
+	rep, err = Verify(l, store, def, nil, "test", false, func(done, total int64) { calls = append(calls, [2]int64{done, total}) })
 	if err != nil || rep.Stale != "" || rep.Problem != nil {
 		t.Fatalf("undamaged: %+v %v", rep, err)
+	}
+	// Progress every 1024 records derived again, and after the last.
+	n := int64(l.Next())
+	if diff := cmp.Diff([][2]int64{{1024, n}, {2048, n}, {n, n}}, calls); diff != "" {
+		t.Errorf("progress (-want +got):\n%s", diff)
 	}
 	if rep.Cursor != l.Next() || rep.Tenants != 5 || rep.Events == 0 || rep.Files < 5*2+1+100 || rep.Bytes == 0 {
 		t.Fatalf("counts: %+v", rep)
@@ -318,7 +324,7 @@ func TestVerify(t *testing.T) {
 	if diff := cmp.Diff(before, treeSums(t, store)); diff != "" {
 		t.Fatalf("Verify changed files:\n%s", diff)
 	}
-	rep, err = Verify(l, store, def, nil, "other", false)
+	rep, err = Verify(l, store, def, nil, "other", false, nil)
 	if err != nil || !strings.Contains(rep.Stale, "other policies") || rep.Problem != nil {
 		t.Fatalf("other policies: %+v %v", rep, err)
 	}
@@ -326,7 +332,7 @@ func TestVerify(t *testing.T) {
 	// that is a difference.
 	other := def
 	other.Linker.CloseTimeout = time.Minute
-	rep, err = Verify(l, store, other, nil, "test", false)
+	rep, err = Verify(l, store, other, nil, "test", false, nil)
 	if err != nil || rep.Problem == nil {
 		t.Fatalf("policies differing under one fingerprint: %+v %v", rep, err)
 	}
@@ -351,7 +357,7 @@ func TestVerify(t *testing.T) {
 		if _, err := l.Append(context.Background(), es); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Verify(l, store, def, nil, "test", false)
+		rep, err := Verify(l, store, def, nil, "test", false, nil)
 		if err != nil || rep.Problem != nil || rep.Stale != "" {
 			t.Fatalf("beside a runner: %+v %v", rep, err)
 		}
@@ -402,7 +408,7 @@ func TestOldSnapshotFormat(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(store, "snapshot"), old, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(l, store, derive.DefaultTenantConfig(), nil, "test", false)
+	rep, err := Verify(l, store, derive.DefaultTenantConfig(), nil, "test", false, nil)
 	if err != nil || rep.Problem != nil || !strings.Contains(rep.Stale, "earlier version") {
 		t.Fatalf("Verify: %+v %v", rep, err)
 	}
@@ -431,7 +437,7 @@ func TestMissingFile(t *testing.T) {
 	if err := os.Remove(idx[0]); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := Verify(l, store, derive.DefaultTenantConfig(), nil, "test", false)
+	rep, err := Verify(l, store, derive.DefaultTenantConfig(), nil, "test", false, nil)
 	if err != nil || rep.Problem == nil || rep.Problem.File != "t/"+filepath.Base(idx[0]) || rep.Problem.Found != "no such file" {
 		t.Fatalf("Verify: %+v %v", rep, err)
 	}

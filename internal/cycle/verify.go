@@ -81,7 +81,9 @@ var errDiffers = errors.New("cycle: derived file differs from derivation")
 // error is for failures to read. live says src is a read-only view beside a
 // running server, which ends at the server's signed checkpoint: a snapshot
 // past that end is then not compared (Stale says so) rather than damage.
-func Verify(src Source, dir string, def derive.TenantConfig, rules *derive.Rules, fingerprint string, live bool) (*VerifyReport, error) {
+// progress, if not nil, is called every verifyProgressEvery records derived
+// again and after the last, with their count and the cursor.
+func Verify(src Source, dir string, def derive.TenantConfig, rules *derive.Rules, fingerprint string, live bool, progress func(done, total int64)) (*VerifyReport, error) {
 	rep := &VerifyReport{}
 	b, err := os.ReadFile(filepath.Join(dir, "snapshot"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -119,7 +121,7 @@ func Verify(src Source, dir string, def derive.TenantConfig, rules *derive.Rules
 		return nil, fmt.Errorf("cycle: %w", err)
 	}
 	defer st.close()
-	if err := rederive(src, sn.cursor, eng, st, rep); err != nil {
+	if err := rederive(src, sn.cursor, eng, st, rep, progress); err != nil {
 		if errors.Is(err, errDiffers) {
 			rep.Problem = st.cmp.problem
 			return rep, nil
@@ -145,8 +147,13 @@ func Verify(src Source, dir string, def derive.TenantConfig, rules *derive.Rules
 	return rep, nil
 }
 
-// rederive derives the records before cursor into the comparing store st.
-func rederive(src Source, cursor uint64, eng *derive.Engine, st *store, rep *VerifyReport) error {
+// verifyProgressEvery is how many records Verify derives again between
+// calls of its progress function.
+const verifyProgressEvery = 1024
+
+// rederive derives the records before cursor into the comparing store st,
+// reporting to progress (if not nil) as it goes.
+func rederive(src Source, cursor uint64, eng *derive.Engine, st *store, rep *VerifyReport, progress func(done, total int64)) error {
 	if cursor == 0 {
 		return nil
 	}
@@ -177,12 +184,16 @@ func rederive(src Source, cursor uint64, eng *derive.Engine, st *store, rep *Ver
 		}
 		line = st.addEvents(evs, line)
 		rep.Events += uint64(len(evs))
-		if n++; n%4096 == 0 || rec.Seq+1 >= cursor {
+		last := rec.Seq+1 >= cursor
+		if n++; n%4096 == 0 || last {
 			if err := st.flush(); err != nil {
 				return err
 			}
 		}
-		if rec.Seq+1 >= cursor {
+		if progress != nil && (n%verifyProgressEvery == 0 || last) {
+			progress(int64(rec.Seq+1), int64(cursor))
+		}
+		if last {
 			return nil
 		}
 	}

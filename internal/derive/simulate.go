@@ -47,7 +47,14 @@ type SimConfig struct {
 	// OnEvent, if set, is called with every derived event in order; an
 	// error stops the simulation and is returned.
 	OnEvent func(*Event) error
+	// Progress, if set, is called with the number of inputs consumed so
+	// far every SimProgressEvery inputs and after the last one.
+	Progress func(inputs uint64)
 }
+
+// SimProgressEvery is how many inputs Simulate consumes between calls of
+// SimConfig.Progress.
+const SimProgressEvery = 4096
 
 // Summary is the outcome of a simulation (a dry run of the cycle).
 type Summary struct {
@@ -122,6 +129,12 @@ func Simulate(inputs iter.Seq[Input], cfg Config, sim SimConfig) (Summary, error
 		if err := emit(buf); err != nil {
 			return sum, err
 		}
+		if sim.Progress != nil && sum.Inputs%SimProgressEvery == 0 {
+			sim.Progress(sum.Inputs)
+		}
+	}
+	if sim.Progress != nil && sum.Inputs%SimProgressEvery != 0 {
+		sim.Progress(sum.Inputs)
 	}
 	if sim.CloseAtEnd && len(e.tenants) > 0 {
 		tick := int64(math.MinInt64)

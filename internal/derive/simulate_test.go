@@ -91,6 +91,28 @@ func TestSimulateMatchesStep(t *testing.T) {
 		sum.Spans, sum.Trajectories, sum.Open, sum.Scored, sum.P50, sum.P95, sum.P99, sum.Candidates, sum.CandidatePPM, sum.Threshold, sum.Shed)
 }
 
+// TestSimulateProgress: progress every SimProgressEvery inputs and after
+// the last, never twice for the same count.
+func TestSimulateProgress(t *testing.T) {
+	for _, n := range []int{0, 10_000, 2 * SimProgressEvery} {
+		inputs := slices.Collect(defaultLedger(n).ledger())
+		var got []uint64
+		if _, err := Simulate(slices.Values(inputs), Config{}, SimConfig{Progress: func(in uint64) { got = append(got, in) }}); err != nil {
+			t.Fatal(err)
+		}
+		var want []uint64
+		for i := SimProgressEvery; i <= len(inputs); i += SimProgressEvery {
+			want = append(want, uint64(i))
+		}
+		if len(inputs)%SimProgressEvery != 0 {
+			want = append(want, uint64(len(inputs)))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%d inputs: progress (-want +got):\n%s", len(inputs), diff)
+		}
+	}
+}
+
 func TestSimulateWorkloadRate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	scores := make([]int, 30_000)

@@ -19,6 +19,7 @@ type catchUp struct {
 	next                             uint64 // the sequence number expected next
 	nextPos                          pos    // and where it starts
 	lastTS                           time.Time
+	lines                            int // records read, for progress
 
 	nodes   []treeNode
 	scratch []byte
@@ -104,7 +105,6 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, progress func(int
 			Reason: fmt.Sprintf("the segment ends at %d but acknowledged records reach %d: acknowledged records are missing", size, from)}
 	}
 	sc := newLineScanner(f, from)
-	var lines int
 	for {
 		if c.next >= c.limit {
 			return sc.offset(), errStopScan
@@ -134,7 +134,7 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, progress func(int
 		if err := c.apply(r, pos{seg: n, off: at, n: uint32(len(line))}); err != nil {
 			return 0, err
 		}
-		if lines++; lines%65536 == 0 {
+		if c.lines++; c.lines%progressEvery == 0 {
 			progress(at - from)
 		}
 	}

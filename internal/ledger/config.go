@@ -106,8 +106,8 @@ type Config struct {
 	// OnCommit, if set, is called after every durable group commit with its
 	// record count, byte count and the time its write and sync took.
 	OnCommit func(records, bytes int, sync time.Duration) `yaml:"-"`
-	// Progress, if set, is called during long scans at open with the bytes
-	// done and the bytes in all.
+	// Progress, if set, is called during long scans at open, every
+	// progressEvery records, with the bytes done and the bytes in all.
 	Progress func(done, total int64) `yaml:"-"`
 }
 

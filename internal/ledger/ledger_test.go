@@ -626,6 +626,67 @@ func TestVerifyIntact(t *testing.T) {
 	}
 }
 
+// TestVerifyProgress: Verify reports the segment bytes done every
+// progressEvery records, across segments, never backwards, and all of them
+// at the end.
+func TestVerifyProgress(t *testing.T) {
+	fs := vfs.NewMem()
+	const n = progressEvery + 100
+	appendSpans(t, fs, n)
+	var calls [][2]int64
+	rep, err := Verify("data", VerifyConfig{FS: fs, Progress: func(done, total int64) { calls = append(calls, [2]int64{done, total}) }})
+	if err != nil || rep.Problem != nil {
+		t.Fatalf("verify: %v %+v", err, rep)
+	}
+	// The records span many segments: they count all the same.
+	if len(calls) != 2 {
+		t.Fatalf("progress called %d times, want 2 (at record %d of %d, and the end): %v", len(calls), progressEvery, n, calls)
+	}
+	for i, c := range calls {
+		if c[1] != rep.Bytes || c[0] > c[1] || (i > 0 && c[0] < calls[i-1][0]) {
+			t.Errorf("call %d: %d of %d bytes (the segments hold %d)", i, c[0], c[1], rep.Bytes)
+		}
+	}
+	if last := calls[len(calls)-1]; last[0] != last[1] {
+		t.Errorf("last call: %d of %d bytes, want all", last[0], last[1])
+	}
+}
+
+// TestOpenProgress: rebuilding the index at open (as reindex does)
+// reports the bytes scanned every progressEvery records, across segments.
+func TestOpenProgress(t *testing.T) {
+	fs := vfs.NewMem()
+	const n = progressEvery + 100
+	appendSpans(t, fs, n)
+	if err := fs.RemoveAll("data/ledger/index"); err != nil {
+		t.Fatal(err)
+	}
+	var calls [][2]int64
+	cfg := testConfig(fs)
+	cfg.Progress = func(done, total int64) { calls = append(calls, [2]int64{done, total}) }
+	l := mustOpen(t, fs, cfg)
+	defer l.Close()
+	if len(calls) != 1 || calls[0][0] <= 0 || calls[0][0] >= calls[0][1] {
+		t.Fatalf("progress calls %v, want one, at record %d of %d", calls, progressEvery, n)
+	}
+}
+
+// appendSpans writes a ledger of n spans in fs, in batches of 1000.
+func appendSpans(t *testing.T, fs vfs.FS, n int) {
+	t.Helper()
+	l := mustOpen(t, fs, testConfig(fs))
+	for i := 0; i < n; i += 1000 {
+		var es []Entry
+		for j := i; j < min(n, i+1000); j++ {
+			es = append(es, spanEntry("t_a", fmt.Sprintf("s_%d", j), "x"))
+		}
+		mustAppend(t, l, es...)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestReopenAndAppend(t *testing.T) {
 	fs := vfs.NewMem()
 	cfg := testConfig(fs)

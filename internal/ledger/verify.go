@@ -24,7 +24,8 @@ type VerifyConfig struct {
 	// CheckBody, if set, is called with every record's kind and body, e.g.
 	// to check that a span body is in canonical form.
 	CheckBody func(kind string, body []byte) error
-	// Progress, if set, is called now and then with bytes done and total.
+	// Progress, if set, is called every progressEvery records and at the
+	// end with the segment bytes done and their total.
 	Progress func(done, total int64)
 	// Live says a writer holds the data directory: only what its latest
 	// signed checkpoint covers is checked. On the real file system Verify
@@ -135,6 +136,7 @@ type verification struct {
 	// durable; a bad record below it is no torn tail.
 	damagedBelow uint64
 	total, done  int64 // bytes of the segments, and read so far
+	lines        int   // records read, for progress
 
 	// The records checked so far.
 	rng     compactRange

@@ -8,6 +8,11 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
+// progressEvery is how many records the scans of every segment (Verify,
+// and the catch-up at open) read between calls of their progress
+// function: some tens a second at their speed.
+const progressEvery = 4096
+
 // checkSegments reads the records of every segment in order, up to the
 // limit, and checks each and the commits, checkpoint and derived files as
 // it goes.
@@ -43,7 +48,6 @@ func (v *verification) checkSegment(n uint32, last bool) error {
 	}
 	size := st.Size()
 	sc := newLineScanner(f, 0)
-	var lines int
 	for !v.stopped() && v.next < v.limit {
 		line, at, err := sc.next()
 		if errors.Is(err, io.EOF) {
@@ -59,7 +63,7 @@ func (v *verification) checkSegment(n uint32, last bool) error {
 		if !v.checkRecord(n, line, at, last, size) {
 			return nil
 		}
-		if lines++; lines%65536 == 0 && v.cfg.Progress != nil {
+		if v.lines++; v.lines%progressEvery == 0 && v.cfg.Progress != nil {
 			v.cfg.Progress(v.done+at, v.total)
 		}
 	}

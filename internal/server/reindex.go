@@ -79,13 +79,17 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, unroutedOK bool,
 	go func() { done <- r.Run(rctx) }()
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	for r.Cursor() < end && r.Err() == nil && ctx.Err() == nil {
+	// Progress from the start to the end of derivation, both included.
+	for {
+		if progress != nil {
+			progress("derived", int64(r.Cursor()), int64(end))
+		}
+		if r.Cursor() >= end || r.Err() != nil || ctx.Err() != nil {
+			break
+		}
 		select {
 		case <-r.Changed():
 		case <-t.C:
-		}
-		if progress != nil {
-			progress("derived", int64(r.Cursor()), int64(end))
 		}
 	}
 	cancel()
@@ -101,8 +105,9 @@ func Reindex(ctx context.Context, cfg Config, log *slog.Logger, unroutedOK bool,
 // VerifyDerived compares the derived store of the server configured by cfg
 // with a fresh derivation of its ledger l under the bundle's policies (see
 // cycle.Verify). It changes no file, so the server may be running; open l
-// read-only then.
-func VerifyDerived(cfg Config, l cycle.Source, live bool) (*cycle.VerifyReport, error) {
+// read-only then. progress, if not nil, is called now and then with the
+// records derived again and their total.
+func VerifyDerived(cfg Config, l cycle.Source, live bool, progress func(done, total int64)) (*cycle.VerifyReport, error) {
 	if cfg.Bundle.Path == "" {
 		// The standard bundle is signed with a key of the data directory;
 		// without one nothing was derived yet (and LoadBundle would make
@@ -119,7 +124,7 @@ func VerifyDerived(cfg Config, l cycle.Source, live bool) (*cycle.VerifyReport, 
 	if err != nil {
 		return nil, fmt.Errorf("the bundle's policies: %w", err)
 	}
-	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, derive.CompileRules(b.Program()), b.Hash(), live)
+	return cycle.Verify(l, filepath.Join(cfg.Data, "derived"), def, derive.CompileRules(b.Program()), b.Hash(), live, progress)
 }
 
 // ErrUnrouted is returned by Reindex when records have not been routed.

@@ -94,7 +94,7 @@ func TestVerifyDerived(t *testing.T) {
 	data := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.Data = data
-	if rep, err := VerifyDerived(cfg, nil, false); err != nil || rep.Stale == "" {
+	if rep, err := VerifyDerived(cfg, nil, false, nil); err != nil || rep.Stale == "" {
 		t.Fatalf("empty data directory: %+v %v", rep, err)
 	}
 	if _, err := os.Stat(filepath.Join(data, "bundle")); err == nil {
@@ -117,7 +117,7 @@ func TestVerifyDerived(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	rep, err := VerifyDerived(cfg, l, false)
+	rep, err := VerifyDerived(cfg, l, false, nil)
 	if err != nil || rep.Problem != nil || rep.Stale != "" || rep.Events == 0 {
 		t.Fatalf("beside the running server: %+v %v", rep, err)
 	}
@@ -131,7 +131,7 @@ func TestVerifyDerived(t *testing.T) {
 	}
 	b[len(b)/3] ^= 0x20
 	os.WriteFile(files[0], b, 0o644)
-	rep, err = VerifyDerived(cfg, l, false)
+	rep, err = VerifyDerived(cfg, l, false, nil)
 	if err != nil || rep.Problem == nil || !strings.HasPrefix(rep.Problem.File, "t/") {
 		t.Fatalf("a flipped byte: %+v %v", rep, err)
 	}

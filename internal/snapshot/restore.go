@@ -26,7 +26,7 @@ type RestoreConfig struct {
 	// Logger logs the rebuild; nil discards.
 	Logger *slog.Logger
 	// Progress, if set, is called now and then with the stage ("copy", then
-	// Reindex's), the bytes or records done and their total.
+	// Reindex's, then "verify"), the bytes or records done and their total.
 	Progress func(stage string, done, total int64)
 }
 
@@ -93,7 +93,11 @@ func Restore(ctx context.Context, cfg RestoreConfig) (_ *Restored, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: rebuild: %w", err)
 	}
-	rep, err := ledger.Verify(dst, ledger.VerifyConfig{VerifierKey: vkey})
+	vcfg := ledger.VerifyConfig{VerifierKey: vkey}
+	if cfg.Progress != nil {
+		vcfg.Progress = func(done, total int64) { cfg.Progress("verify", done, total) }
+	}
+	rep, err := ledger.Verify(dst, vcfg)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: verify: %w", err)
 	}

@@ -465,8 +465,20 @@ func TestSnapshotCoversStateFiles(t *testing.T) {
 	}
 	cfg := server.DefaultConfig()
 	cfg.Data = filepath.Join(t.TempDir(), "restored")
-	if _, err := Restore(context.Background(), RestoreConfig{From: snap, Server: cfg}); err != nil {
+	// Progress goes through the stages in order, the last done.
+	var stages []string
+	var last [2]int64
+	progress := func(stage string, done, total int64) {
+		if len(stages) == 0 || stages[len(stages)-1] != stage {
+			stages = append(stages, stage)
+		}
+		last = [2]int64{done, total}
+	}
+	if _, err := Restore(context.Background(), RestoreConfig{From: snap, Server: cfg, Progress: progress}); err != nil {
 		t.Fatal(err)
+	}
+	if len(stages) < 3 || stages[0] != "copy" || stages[len(stages)-2] != "derived" || stages[len(stages)-1] != "verify" || last[0] != last[1] {
+		t.Errorf("progress: stages %q, last %d of %d; want copy ... derived, verify, done", stages, last[0], last[1])
 	}
 	_, srep := verifyAll(t, cfg)
 	if !srep.OK() || srep.Identity == nil || srep.Identity.Accounts == 0 {
