@@ -330,3 +330,6 @@ func (p *Pool) Put(in *Instance) {
 	p.free = append(p.free, in)
 	p.mu.Unlock()
 }
+
+// Memory returns the instance's memory, for tests and audits.
+func (in *Instance) Memory() api.Memory { return in.mem }

@@ -19,7 +19,7 @@ import (
 
 const contract = "canonical_contract_v1"
 
-func setup(t *testing.T) (*ir.Program, *eval.Validator, *vm.Pool) {
+func setup(t testing.TB) (*ir.Program, *eval.Validator, *vm.Pool) {
 	t.Helper()
 	p, err := stdlib.Compile()
 	if err != nil {
@@ -174,5 +174,57 @@ func TestPool(t *testing.T) {
 	pool.Put(a)
 	if c, _ := pool.Get(ctx); c != a {
 		t.Fatal("Get after Put did not reuse the instance")
+	}
+}
+
+// TestMemoryFixed: the memory's minimum is its maximum, so it cannot grow.
+func TestMemoryFixed(t *testing.T) {
+	_, _, pool := setup(t)
+	in, err := pool.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := in.Memory().Grow(1); ok {
+		t.Fatal("the memory grew")
+	}
+}
+
+// TestAllocs: a run over a span allocates nothing in steady state.
+func TestAllocs(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := span.Parse([]byte(`{"id":"s","tenant":"t","who":"w","did":"d","this":"t","when":"2025-10-05T22:18:07Z","status":"pending","data":{"a":1}}`), span.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if vi, _, err := in.CheckSpan(ctx, contract, s, 0); vi != nil || err != nil {
+			t.Fatal(vi, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations a run, want 0", allocs)
+	}
+}
+
+// BenchmarkCheckSpan runs the canonical contract on the module (a span
+// that passes, its field table copied in each time).
+func BenchmarkCheckSpan(b *testing.B) {
+	_, _, pool := setup(b)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := span.Parse([]byte(`{"id":"s_01JD8X3K2M4N5P6Q7R8S9T0V1W","tenant":"t_voulezvous","who":"dan","did":"sale.post","this":"order:12345","when":"2025-10-05T22:18:07Z","confirmed_by":["pos://register-7"],"status":"confirmed","data":{"gross":19.90,"items":3}}`), span.Limits{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if vi, _, err := in.CheckSpan(ctx, contract, s, 0); vi != nil || err != nil {
+			b.Fatal(vi, err)
+		}
 	}
 }
