@@ -14,6 +14,8 @@
 //	check    tree -> typed IR (names, types, duplicates, capabilities)
 //	ir       the typed IR, its JSON and text forms
 //	eval     the interpreter (EVAL backend) over the IR
+//	wasm     the AOT-WASM backend: encoder, layout, codegen, runner
+//	         (it covers the span validators' field rules so far)
 //	diag     diagnostics: codes, sorting, printing with carets, suggestions
 //
 // The language is described in docs/lll.md.

@@ -276,10 +276,22 @@ func (v *Validator) Validate(s *span.Span) *Violation {
 // runtime error, the step budget, cancellation) fails: its violation's
 // Detail says why.
 func (v *Validator) CheckSpan(ctx context.Context, s *span.Span, env *Env) *Violation {
+	vi, _ := v.CheckSpanSteps(ctx, s, env)
+	return vi
+}
+
+// CheckSpanSteps is CheckSpan that also returns the steps the run counted
+// against its budget: what a second backend's fuel must match.
+func (v *Validator) CheckSpanSteps(ctx context.Context, s *span.Span, env *Env) (_ *Violation, steps int64) {
 	if !v.spanInput {
-		return nil
+		return nil, 0
 	}
 	var fr *frame
+	defer func() {
+		if fr != nil {
+			steps = fr.steps
+		}
+	}()
 	frameOf := func() *frame {
 		if fr == nil {
 			fr = newFrame(ctx, env, Input{Span: s})
@@ -289,31 +301,31 @@ func (v *Validator) CheckSpan(ctx context.Context, s *span.Span, env *Env) *Viol
 	if v.guard != nil {
 		ok, err := boolOf(frameOf(), v.guard, v.IR.Pos)
 		if err != nil {
-			return &Violation{Validator: v.IR.Name, Rule: "when", Detail: "cannot evaluate: " + err.Error(), Pos: v.IR.Pos, Action: v.IR.OnFail}
+			return &Violation{Validator: v.IR.Name, Rule: "when", Detail: "cannot evaluate: " + err.Error(), Pos: v.IR.Pos, Action: v.IR.OnFail}, 0
 		}
 		if !ok {
-			return nil
+			return nil, 0
 		}
 	}
 	for _, r := range v.rules {
 		switch r.ir.Kind {
 		case ir.RuleRequire, ir.RuleAllow:
 			if vi := v.spanFieldRule(r, s, frameOf); vi != nil {
-				return vi
+				return vi, 0
 			}
 		case ir.RuleClosed:
 			for _, m := range s.Members {
 				if b := memberBit(m); b == 0 || r.allowed&b == 0 {
-					return v.violation(r.ir, m, fmt.Sprintf("unknown field %q (allowed: %s)", clip(m), strings.Join(r.allowL, ", ")))
+					return v.violation(r.ir, m, fmt.Sprintf("unknown field %q (allowed: %s)", clip(m), strings.Join(r.allowL, ", "))), 0
 				}
 			}
 		case ir.RuleCheck:
 			if vi := v.checkRule(r, frameOf()); vi != nil {
-				return vi
+				return vi, 0
 			}
 		}
 	}
-	return nil
+	return nil, 0
 }
 
 func (v *Validator) checkRule(r *rule, fr *frame) *Violation {

@@ -1,0 +1,286 @@
+// Package codegen compiles the IR of a program (package ir) to a
+// WebAssembly 1.0 module laid out as package layout describes.
+//
+// It compiles the span validators of a program, one exported function
+// each, and compiles a rule exactly as the interpreter (package eval)
+// decides it, branch for branch: a top-level field rule
+// (require/allow field F [as FORMAT] [in [...]]) along the interpreter's
+// fast path over the span's fields, reject unknown fields as a loop over
+// the member list. Those rules are checked by the interpreter without
+// counting steps, so the code for them charges no fuel either.
+//
+// What it does not compile yet it refuses with an error wrapping
+// ErrUnsupported, never approximates: guards, check rules (expressions),
+// dotted fields (data.gross), formats other than those the interpreter's
+// fast path decides for the field (rfc3339 on when, string on a string
+// field, array and array_of_strings on confirmed_by, object on data), in
+// [...] on when, confirmed_by or data. Event validators, pipelines and
+// routers are not part of the module.
+//
+// The module's functions are, in order: streq (the byte equality of two
+// strings in memory), then one function a span validator, in the order of
+// the program. It imports nothing.
+package codegen
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/enc"
+	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
+)
+
+// ErrUnsupported is wrapped by the errors of Compile for a program that
+// uses what the backend does not compile yet.
+var ErrUnsupported = errors.New("codegen: not supported by the wasm backend yet")
+
+// Output is a compiled module.
+type Output struct {
+	// Wasm is the binary module.
+	Wasm []byte
+	// Validators names the span validators the module exports, in order.
+	Validators []string
+}
+
+// The module's types, globals and functions, by index.
+const (
+	typeStreq     = 0 // (i32 ptr, i32 len, i32 ptr, i32 len) -> i32
+	typeValidator = 1 // () -> i32
+	globalFuel    = 0
+	globalTrap    = 1
+	funcStreq     = 0
+)
+
+// Compile compiles the span validators of p.
+func Compile(p *ir.Program) (*Output, error) {
+	m := &enc.Module{
+		Types: []enc.FuncType{
+			{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
+			{Results: []enc.ValType{enc.I32}},
+		},
+		Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
+		Memory: &enc.Memory{Min: layout.MemoryPages, Max: layout.MemoryPages},
+		Globals: []enc.Global{
+			{Type: enc.I64, Mutable: true},
+			{Type: enc.I32, Mutable: true},
+		},
+		Exports: []enc.Export{
+			{Name: layout.GlobalFuel, Kind: enc.ExternGlobal, Index: globalFuel},
+			{Name: layout.GlobalTrap, Kind: enc.ExternGlobal, Index: globalTrap},
+			{Name: "memory", Kind: enc.ExternMemory},
+		},
+	}
+	out := &Output{}
+	c := &consts{}
+	for _, v := range p.Validators {
+		if len(v.Input) != 1 || v.Input[0] != abi.InputSpan {
+			continue
+		}
+		body, err := validator(v, c)
+		if err != nil {
+			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
+		}
+		m.Exports = append(m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(m.Funcs))})
+		m.Funcs = append(m.Funcs, enc.Func{Type: typeValidator, Locals: []enc.ValType{enc.I32}, Body: body})
+		out.Validators = append(out.Validators, v.Name)
+	}
+	if len(c.data) > layout.ConstSize {
+		return nil, fmt.Errorf("%w: %d bytes of constants, over %d", ErrUnsupported, len(c.data), layout.ConstSize)
+	}
+	if len(c.data) > 0 {
+		m.Data = []enc.Data{{Offset: layout.ConstBase, Bytes: c.data}}
+	}
+	b, err := m.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("codegen: %w", err)
+	}
+	out.Wasm = b
+	return out, nil
+}
+
+// consts places constant strings in the constant region, once each.
+type consts struct {
+	data []byte
+	at   map[string]uint32
+}
+
+func (c *consts) place(s string) uint32 {
+	if off, ok := c.at[s]; ok {
+		return off
+	}
+	if c.at == nil {
+		c.at = map[string]uint32{}
+	}
+	off := layout.ConstBase + uint32(len(c.data))
+	c.data = append(c.data, s...)
+	c.at[s] = off
+	return off
+}
+
+// streq is func(a, alen, b, blen) -> i32: whether the bytes are equal.
+func streq() []byte {
+	var c enc.Code
+	c.LocalGet(1).LocalGet(3).Op(enc.OpI32Ne).Block(enc.OpIf, enc.BlockEmpty).I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(1).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 1)
+	c.LocalGet(0).Mem(enc.OpI32Load8U, 0, 0).LocalGet(2).Mem(enc.OpI32Load8U, 0, 0).Op(enc.OpI32Ne).
+		Block(enc.OpIf, enc.BlockEmpty).I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
+	for _, l := range []uint32{0, 2} {
+		c.LocalGet(l).I32Const(1).Op(enc.OpI32Add).LocalSet(l)
+	}
+	c.LocalGet(1).I32Const(1).Op(enc.OpI32Sub).LocalSet(1)
+	c.Index(enc.OpBr, 0).Op(enc.OpEnd).Op(enc.OpEnd)
+	c.I32Const(1)
+	return c
+}
+
+// validator returns the body of a span validator's function.
+func validator(v *ir.Validator, cs *consts) ([]byte, error) {
+	if v.Guard != nil {
+		return nil, fmt.Errorf("%w: a guard (when ...)", ErrUnsupported)
+	}
+	var c enc.Code
+	for i, r := range v.Rules {
+		var err error
+		switch r.Kind {
+		case ir.RuleRequire, ir.RuleAllow:
+			err = fieldRule(&c, i, r, cs)
+		case ir.RuleClosed:
+			closedRule(&c, i, r)
+		default:
+			err = fmt.Errorf("%w: rule %q at %s", ErrUnsupported, r.Source, r.Pos)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	c.I32Const(0)
+	return c, nil
+}
+
+// fail writes the reason and returns 1 + the rule's index.
+func fail(c *enc.Code, rule int, reason int32) {
+	c.I32Const(layout.OutBase).I32Const(reason).Mem(enc.OpI32Store, 2, 0)
+	c.I32Const(int32(rule + 1)).Op(enc.OpReturn)
+}
+
+func slotLoad(c *enc.Code, f layout.Field, op byte, align, off uint32) {
+	c.I32Const(int32(layout.Slot(f))).Mem(op, align, off)
+}
+
+// fieldRule compiles require/allow field F along the interpreter's fast
+// path (eval's spanFieldRule with an empty path).
+func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
+	unsupported := func(what string) error {
+		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
+	}
+	f := layout.FieldOf(r.Field)
+	if f == layout.FieldNone {
+		return unsupported("a field that is not a top-level span field")
+	}
+	require := r.Kind == ir.RuleRequire
+	str := f != layout.FieldConfirmedBy && f != layout.FieldData // a string member (when included)
+	// Decide, as eval does, what follows presence, before emitting code.
+	var check func()
+	switch {
+	case r.In != nil && str && f != layout.FieldWhen:
+		if r.Format != "" && r.Format != "string" {
+			return unsupported("format " + r.Format + " with in [...]")
+		}
+		var offs, lens []int32
+		for _, x := range r.In {
+			if x.Kind() != ir.String {
+				return unsupported("a value of in [...] that is not a string")
+			}
+			offs, lens = append(offs, int32(cs.place(x.Str()))), append(lens, int32(len(x.Str())))
+		}
+		check = func() {
+			for k := range offs {
+				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
+				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+				c.I32Const(offs[k]).I32Const(lens[k]).Index(enc.OpCall, funcStreq).Index(enc.OpBrIf, 0)
+			}
+			fail(c, i, layout.ReasonNotOneOf)
+		}
+	case r.In != nil:
+		return unsupported("in [...] on " + r.Field)
+	case r.Format == "":
+		check = func() {}
+	case f == layout.FieldWhen && r.Format == "rfc3339":
+		check = func() {
+			slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotFlags)
+			c.I32Const(layout.FlagTime).Op(enc.OpI32And).Index(enc.OpBrIf, 0)
+			fail(c, i, layout.ReasonFormat)
+		}
+	case f == layout.FieldConfirmedBy && (r.Format == "array" || r.Format == "array_of_strings"),
+		str && f != layout.FieldWhen && r.Format == "string":
+		check = func() {}
+	case f == layout.FieldData && r.Format == "object":
+		// Anything but an object leaves the interpreter's fast path; the
+		// span decoder refuses such spans, so the module traps rather
+		// than guess.
+		check = func() {
+			slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotKind)
+			c.I32Const(layout.KindObject).Op(enc.OpI32Eq).Index(enc.OpBrIf, 0)
+			c.I32Const(layout.TrapUnsupported).Index(enc.OpGlobalSet, globalTrap).Op(enc.OpUnreachable)
+		}
+	default:
+		return unsupported("format " + r.Format + " on " + r.Field)
+	}
+
+	c.Block(enc.OpBlock, enc.BlockEmpty) // the rule; br to its end passes it
+	if str {
+		// present: a non-empty string; a member that is empty is present
+		// for allow (its format is checked) and empty for require.
+		slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+		slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotFlags)
+		c.I32Const(layout.FlagMember).Op(enc.OpI32And).Block(enc.OpIf, enc.BlockEmpty)
+		if require {
+			fail(c, i, layout.ReasonEmpty)
+		}
+		c.Op(enc.OpElse)
+		if require {
+			fail(c, i, layout.ReasonRequired)
+		} else {
+			c.Index(enc.OpBr, 2)
+		}
+		c.Op(enc.OpEnd).Op(enc.OpEnd)
+	} else {
+		slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotKind)
+		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+		if require {
+			fail(c, i, layout.ReasonRequired)
+		} else {
+			c.Index(enc.OpBr, 1)
+		}
+		c.Op(enc.OpEnd)
+	}
+	check()
+	c.Op(enc.OpEnd)
+	return nil
+}
+
+// closedRule compiles reject unknown fields: the first member whose field
+// the rule does not allow (or that is no span field) fails.
+func closedRule(c *enc.Code, i int, r *ir.Rule) {
+	var mask int32
+	for _, a := range r.Allowed {
+		if f := layout.FieldOf(a); f != layout.FieldNone {
+			mask |= 1 << f
+		}
+	}
+	const j = 0 // the function's one local: the member index
+	c.I32Const(0).LocalSet(j)
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(j).I32Const(layout.InBase).Mem(enc.OpI32Load, 2, 0).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
+	c.I32Const(mask).LocalGet(j).Mem(enc.OpI32Load8U, 0, layout.InBase+layout.MembersOff).Op(enc.OpI32ShrU).
+		I32Const(1).Op(enc.OpI32And).Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+	c.I32Const(layout.OutBase).LocalGet(j).Mem(enc.OpI32Store, 2, 4)
+	fail(c, i, layout.ReasonUnknown)
+	c.Op(enc.OpEnd)
+	c.LocalGet(j).I32Const(1).Op(enc.OpI32Add).LocalSet(j).Index(enc.OpBr, 0)
+	c.Op(enc.OpEnd).Op(enc.OpEnd)
+}

@@ -1,0 +1,28 @@
+// Package wasm is the home of the AOT-WASM backend: .lll programs (package
+// ir) compiled ahead of time to WebAssembly 1.0 modules and run in a
+// sandbox (wazero), held to the interpreter (package eval) by a shadow run
+// that must never diverge.
+//
+// The backend is one phase a package, as the rest of internal/lll:
+//
+//	enc       a deterministic WebAssembly 1.0 binary encoder: LEB128,
+//	          sections in their fixed order, instruction sequences
+//	layout    the contract between the host and the guest: the field table
+//	          a span is decoded into, the output words, the exported
+//	          globals (fuel, trap) and the trap codes
+//	codegen   ir.Program -> module (enc.Module), for what it covers;
+//	          anything else is refused with ErrUnsupported, never
+//	          approximated
+//	vm        the host side: compiles a module with wazero, writes a span's
+//	          field table into an instance's memory, calls a validator,
+//	          reads its verdict and fuel, keeps a pool of instances
+//	wasmtest  test helpers: every module a test emits is checked by
+//	          wasm-validate (Debian's wabt) and wazero's CompileModule
+//
+// What is covered today is the span validators whose rules are top-level
+// field rules (require/allow with the formats the canonical span contract
+// uses, in [...] over strings, reject unknown fields): the canonical
+// contract of the standard bundle. Guards, check rules, expressions,
+// kernels, host calls, event validators, pipelines and routers are not
+// compiled yet; codegen refuses them.
+package wasm

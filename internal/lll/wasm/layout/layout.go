@@ -1,0 +1,164 @@
+// Package layout is the contract between the host and a compiled module:
+// where the host writes a span, where the guest writes its answer, which
+// globals it exports and what its trap codes mean. Everything here is part
+// of the format of the modules the backend emits; codegen writes code
+// against it and the host (package vm) fills and reads memory by it.
+//
+// # Memory
+//
+// One memory of MemoryPages pages, minimum = maximum (it cannot grow):
+//
+//	ConstBase 0x0000  constants the compiler places (the strings of in [...]),
+//	                  at most ConstSize bytes, a data segment of the module
+//	OutBase   0x4000  the answer: u32 reason (Reason*), u32 member index
+//	                  (for ReasonUnknown: which member of the member list)
+//	InBase    0x4040  the input, written by the host in one copy per span:
+//	          +0      u32 member count n
+//	          +4      u32 0
+//	          +8      SlotCount slots of SlotSize bytes, slot f for field f
+//	          +MembersOff  n bytes: the field id of each top-level member,
+//	                  in canonical order (0 for a name the span has no field of)
+//	          then    the bytes of the string fields, which slots point at
+//
+// All integers are little-endian, as WebAssembly loads them.
+//
+// # Slots
+//
+// Slot f (f a Field, 1..9) describes one top-level member of the span, as
+// the span decoder (package span) decoded it, the decoder the interpreter
+// uses too:
+//
+//	+0  u8   kind (Kind*)
+//	+1  u8   flags (Flag*)
+//	+2  u16  0
+//	+4  u32  length: bytes of a string, elements of a list, bytes of the
+//	         canonical JSON of an object
+//	+8  u32  offset of a string's bytes in memory (0 otherwise)
+//	+12 u32  0
+//	+16 i64  value: for when, its instant in Unix nanoseconds when FlagTime
+//
+// # Globals and traps
+//
+// The module exports GlobalFuel (a mutable i64) and GlobalTrap (a mutable
+// i32). The host sets fuel to the run's step budget before a call; the
+// guest decrements it at the points where the interpreter counts a step
+// and traps (TrapFuel) when it falls below zero, so budget - fuel after a
+// call is the steps the interpreter would have counted. Before executing
+// unreachable the guest stores its reason in trap; a trap with trap = 0 is
+// a fault of the module itself.
+//
+// Each span validator is an exported function () -> i32 named
+// ValidatorExport(name): 0 when the span passes, else 1 + the index of the
+// rule that fails, its reason in the output words.
+package layout
+
+// Memory layout (part of the format).
+const (
+	PageSize    = 64 << 10
+	MemoryPages = 2
+	ConstBase   = 0x0000
+	ConstSize   = 0x4000
+	OutBase     = 0x4000
+	InBase      = 0x4040
+	SlotCount   = 10
+	SlotSize    = 24
+	MembersOff  = 8 + SlotCount*SlotSize
+	// InSize is room for the input: a span whose table is larger is
+	// refused by the host.
+	InSize = MemoryPages*PageSize - InBase
+)
+
+// Offsets within a slot (part of the format).
+const (
+	SlotKind   = 0
+	SlotFlags  = 1
+	SlotLen    = 4
+	SlotOffset = 8
+	SlotValue  = 16
+)
+
+// Field is a top-level member of a span, by its slot.
+type Field uint8
+
+// The fields, in the order of the interpreter's span fields (part of the
+// format).
+const (
+	FieldNone Field = iota
+	FieldID
+	FieldTenant
+	FieldWho
+	FieldDid
+	FieldThis
+	FieldWhen
+	FieldStatus
+	FieldConfirmedBy
+	FieldData
+)
+
+// FieldOf returns the field of a member name, FieldNone for others.
+func FieldOf(name string) Field {
+	switch name {
+	case "id":
+		return FieldID
+	case "tenant":
+		return FieldTenant
+	case "who":
+		return FieldWho
+	case "did":
+		return FieldDid
+	case "this":
+		return FieldThis
+	case "when":
+		return FieldWhen
+	case "status":
+		return FieldStatus
+	case "confirmed_by":
+		return FieldConfirmedBy
+	case "data":
+		return FieldData
+	}
+	return FieldNone
+}
+
+// Slot returns the address of the slot of f.
+func Slot(f Field) uint32 { return InBase + 8 + uint32(f)*SlotSize }
+
+// Kinds of a slot (part of the format).
+const (
+	KindAbsent  = 0
+	KindString  = 1
+	KindStrings = 2 // a list of strings (confirmed_by)
+	KindObject  = 3 // a JSON object (data); its bytes are not copied
+	KindOther   = 4 // any other JSON value
+)
+
+// Flags of a slot (part of the format).
+const (
+	FlagMember = 1 << 0 // the member is present in the span, even if empty
+	FlagTime   = 1 << 1 // when: a valid RFC 3339 timestamp, its instant in the value
+)
+
+// Reasons a rule fails, in the first output word (part of the format).
+const (
+	ReasonRequired = 1 // a required field is absent
+	ReasonEmpty    = 2 // a required string field is present but empty
+	ReasonFormat   = 3 // a field does not match the rule's format
+	ReasonNotOneOf = 4 // a field is not one of the rule's values
+	ReasonUnknown  = 5 // a member the closed rule does not allow; its index in the second word
+)
+
+// Exported globals (part of the format).
+const (
+	GlobalFuel = "fuel"
+	GlobalTrap = "trap"
+)
+
+// Trap codes, in the trap global (part of the format).
+const (
+	TrapNone        = 0
+	TrapFuel        = 1 // the step budget is exhausted: the interpreter's LLL100
+	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object)
+)
+
+// ValidatorExport returns the export name of the span validator name.
+func ValidatorExport(name string) string { return "validator:" + name }

@@ -1,0 +1,230 @@
+package vm_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
+	"github.com/loglineos/loglineos/internal/span"
+	"github.com/loglineos/loglineos/stdlib"
+)
+
+const contract = "canonical_contract_v1"
+
+func setup(t testing.TB) (*ir.Program, *eval.Validator, *vm.Pool) {
+	t.Helper()
+	p, err := stdlib.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	m, err := vm.Compile(ctx, out.Wasm, p, out.Validators)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close(ctx) })
+	return p, ep.Validator(contract), vm.NewPool(m)
+}
+
+// members of a valid span, as raw JSON, and the variants the generator
+// draws each member from: valid values, and each kind of invalid one.
+func variants() map[string][]string {
+	return map[string][]string{
+		"id":                             {`"s_01JD8X3K2M4N5P6Q7R8S9T0V1W"`, `""`, "-"},
+		"tenant":                         {`"t_voulezvous"`, `""`, "-"},
+		"who":                            {`"dan"`, `""`, "-", `"` + strings.Repeat("w", 80) + `"`},
+		"did":                            {`"sale.post"`, `""`, "-"},
+		"this":                           {`"order:12345"`, `""`, "-"},
+		"when":                           {`"2025-10-05T22:18:07Z"`, `"2025-10-05T22:18:07.214+02:00"`, `"2025-13-45"`, `"yesterday"`, `""`, "-", `"` + strings.Repeat("9", 70) + `"`},
+		"status":                         {`"confirmed"`, `"pending"`, `"rejected"`, `"cancelled"`, `"confirmed "`, `"Confirmed"`, `"confirme"`, `""`, "-"},
+		"confirmed_by":                   {"-", `["pos://register-7"]`, `[]`, `["a","b"]`},
+		"data":                           {"-", `{}`, `{"gross":19.9,"items":3}`},
+		"extra":                          {"-", `1`, `"x"`},
+		"":                               {"-", `null`},
+		"aaa":                            {"-", `true`},
+		"zzz_" + strings.Repeat("z", 70): {"-", `0`},
+	}
+}
+
+// genSpan draws one span: mostly valid members, sometimes one of the
+// invalid variants, members in a random order.
+func genSpan(r *rand.Rand, vs map[string][]string) []byte {
+	names := make([]string, 0, len(vs))
+	for k := range vs {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	var b strings.Builder
+	b.WriteByte('{')
+	for _, k := range names {
+		opts := vs[k]
+		v := opts[0]
+		if r.IntN(4) == 0 {
+			v = opts[r.IntN(len(opts))]
+		}
+		if v == "-" {
+			continue
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		q, _ := json.Marshal(k)
+		b.Write(q)
+		b.WriteByte(':')
+		b.WriteString(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String())
+}
+
+// TestDifferential runs the interpreter and the module over generated
+// spans, valid and each kind of invalid: the same verdict, the same
+// failing rule and detail, the same steps (fuel) used.
+func TestDifferential(t *testing.T) {
+	_, ev, pool := setup(t)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Put(in)
+	r := rand.New(rand.NewPCG(1, 2))
+	vs := variants()
+	seen := map[string]int{}
+	for n := range 3000 {
+		line := genSpan(r, vs)
+		if n == 0 {
+			line = []byte(`{"id":"s_1","tenant":"t","who":"dan","did":"x","this":"y","when":"2025-10-05T22:18:07Z","status":"confirmed"}`)
+		}
+		s, err := span.Parse(line, span.Limits{})
+		if err != nil {
+			t.Fatalf("span %d %s: %v", n, line, err)
+		}
+		want, steps := ev.CheckSpanSteps(ctx, s, &eval.Env{MaxSteps: eval.DefaultMaxSteps})
+		got, res, err := in.CheckSpan(ctx, contract, s, eval.DefaultMaxSteps)
+		if err != nil {
+			t.Fatalf("span %d %s: %v", n, line, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("span %d %s: violation (-eval +wasm):\n%s", n, line, diff)
+		}
+		if res.FuelUsed != steps {
+			t.Fatalf("span %d %s: fuel used %d, eval counted %d steps", n, line, res.FuelUsed, steps)
+		}
+		key := "pass"
+		if want != nil {
+			key = want.Rule
+			if strings.HasPrefix(want.Detail, "field") {
+				key += " / " + strings.SplitN(want.Detail, " ", 4)[2]
+			}
+		}
+		seen[key]++
+	}
+	// The generator must reach every rule of the contract, and pass.
+	for _, must := range []string{"pass", `require field "id" / is`, `require field "when" as "rfc3339" / is`,
+		`require field "status" in ["confirmed", "pending", "rejected", "cancelled"] / is`, "reject unknown fields"} {
+		if seen[must] == 0 {
+			t.Errorf("no span gave %q; seen %v", must, seen)
+		}
+	}
+	t.Logf("outcomes: %v", seen)
+}
+
+// TestPool: instances come back and are reused; two instances do not
+// share memory.
+func TestPool(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	a, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b {
+		t.Fatal("two Gets without a Put gave one instance")
+	}
+	bad, _ := span.Parse([]byte(`{"id":"x"}`), span.Limits{})
+	good, _ := span.Parse([]byte(`{"id":"s","tenant":"t","who":"w","did":"d","this":"t","when":"2025-10-05T22:18:07Z","status":"pending"}`), span.Limits{})
+	if vi, _, err := a.CheckSpan(ctx, contract, bad, 0); err != nil || vi == nil {
+		t.Fatalf("bad span: %v, %v", vi, err)
+	}
+	if vi, _, err := b.CheckSpan(ctx, contract, good, 0); err != nil || vi != nil {
+		t.Fatalf("good span: %v, %v", vi, err)
+	}
+	pool.Put(a)
+	if c, _ := pool.Get(ctx); c != a {
+		t.Fatal("Get after Put did not reuse the instance")
+	}
+}
+
+// TestMemoryFixed: the memory's minimum is its maximum, so it cannot grow.
+func TestMemoryFixed(t *testing.T) {
+	_, _, pool := setup(t)
+	in, err := pool.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := in.Memory().Grow(1); ok {
+		t.Fatal("the memory grew")
+	}
+}
+
+// TestAllocs: a run over a span allocates nothing in steady state.
+func TestAllocs(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := span.Parse([]byte(`{"id":"s","tenant":"t","who":"w","did":"d","this":"t","when":"2025-10-05T22:18:07Z","status":"pending","data":{"a":1}}`), span.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if vi, _, err := in.CheckSpan(ctx, contract, s, 0); vi != nil || err != nil {
+			t.Fatal(vi, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations a run, want 0", allocs)
+	}
+}
+
+// BenchmarkCheckSpan runs the canonical contract on the module (a span
+// that passes, its field table copied in each time).
+func BenchmarkCheckSpan(b *testing.B) {
+	_, _, pool := setup(b)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, _ := span.Parse([]byte(`{"id":"s_01JD8X3K2M4N5P6Q7R8S9T0V1W","tenant":"t_voulezvous","who":"dan","did":"sale.post","this":"order:12345","when":"2025-10-05T22:18:07Z","confirmed_by":["pos://register-7"],"status":"confirmed","data":{"gross":19.90,"items":3}}`), span.Limits{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if vi, _, err := in.CheckSpan(ctx, contract, s, 0); vi != nil || err != nil {
+			b.Fatal(vi, err)
+		}
+	}
+}
