@@ -132,6 +132,7 @@ func exampleServer() (url string, stop func()) {
 	cfg := server.DefaultConfig()
 	cfg.Data = dir
 	cfg.Dev = true
+	cfg.Ledger.DedupFilterBytes = 1 << 20 // enough for an example, quick to set up
 	s, err := server.Open(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		log.Fatal(err)

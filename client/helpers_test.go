@@ -35,6 +35,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	cfg := server.DefaultConfig()
 	cfg.Data = t.TempDir()
 	cfg.Dev = true
+	small(&cfg)
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
@@ -57,6 +58,13 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		}
 	})
 	return &testServer{srv: s, URL: hs.URL}
+}
+
+// small sizes a test server's ledger for a few spans: the default dedup
+// filter (64 MiB, every page touched at open) takes most of a second to
+// set up under the race detector.
+func small(cfg *server.Config) {
+	cfg.Ledger.DedupFilterBytes = 1 << 20
 }
 
 // fastRetry retries quickly, so that tests of retries stay short.
