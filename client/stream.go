@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -184,7 +183,7 @@ func (s *streamer) ndjson(ctx context.Context, yield func(Record, error) bool) (
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return 0, false, errorFrom(&response{status: resp.StatusCode, header: resp.Header, body: b, retryAfter: retryAfter(resp.Header, time.Now())})
+		return 0, false, errorFrom(newResponse("/ledger/stream", resp, b))
 	}
 	lr := lineReader{r: bufio.NewReaderSize(resp.Body, 64<<10), max: 16 << 20}
 	for {
@@ -222,7 +221,7 @@ func (s *streamer) websocket(ctx context.Context, yield func(Record, error) bool
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			b, _ := io.ReadAll(resp.Body)
-			return 0, false, errorFrom(&response{status: resp.StatusCode, header: resp.Header, body: b, retryAfter: retryAfter(resp.Header, time.Now())})
+			return 0, false, errorFrom(newResponse("/ledger/ws", resp, b))
 		}
 		return 0, false, err
 	}
