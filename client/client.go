@@ -29,6 +29,7 @@ type Client struct {
 	token func(context.Context) (string, error)
 	ua    string
 	retry RetryPolicy
+	now   func() time.Time // the clock tokens are renewed by
 }
 
 // An Option configures a Client.
@@ -170,7 +171,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("loglineos: base URL %q: no query or fragment, please", baseURL)
 	}
-	c := &Client{base: u, hc: &http.Client{}, ua: DefaultUserAgent, retry: RetryPolicy{}.withDefaults()}
+	c := &Client{base: u, hc: &http.Client{}, ua: DefaultUserAgent, retry: RetryPolicy{}.withDefaults(), now: time.Now}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
