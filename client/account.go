@@ -74,7 +74,10 @@ func ReadAccountFile(path string) (*Account, error) {
 	if len(b) > maxAccountFile {
 		return nil, bad("larger than %d bytes: not a credentials file", maxAccountFile)
 	}
-	if b = bytes.TrimSpace(b); len(b) == 0 || b[0] != '{' {
+	if b = bytes.TrimSpace(b); len(b) == 0 {
+		return nil, bad("empty")
+	}
+	if b[0] != '{' {
 		return nil, bad(`not a JSON object (want {"client_id":…,"client_secret":…}, as logline accounts create prints it)`)
 	}
 	var a Account

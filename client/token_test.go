@@ -172,7 +172,7 @@ func TestReadAccountFile(t *testing.T) {
 		is      error   // besides ErrBadAccountFile
 	}{
 		{name: "missing", want: "no such file or directory", is: fs.ErrNotExist},
-		{name: "empty", content: ptr(""), want: "not a JSON object"},
+		{name: "empty", content: ptr(" \n"), want: "empty"},
 		{name: "not JSON", content: ptr("client_id=sa_1\n"), want: "not a JSON object"},
 		{name: "a JSON array", content: ptr(`["sa_1","llsa_s"]`), want: "not a JSON object"},
 		{name: "cut short", content: ptr(`{"client_id":"sa_1","client_secret":"llsa`), want: "not valid JSON"},
