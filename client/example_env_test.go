@@ -122,15 +122,8 @@ func authServer() (url, tillJSON string) {
 // authServer.
 func exampleAccount() (id, secret string) {
 	_, tillJSON := authServer()
-	b, err := os.ReadFile(tillJSON)
+	a, err := client.ReadAccountFile(tillJSON)
 	if err != nil {
-		log.Fatal(err)
-	}
-	var a struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := json.Unmarshal(b, &a); err != nil {
 		log.Fatal(err)
 	}
 	return a.ClientID, a.ClientSecret
@@ -157,6 +150,17 @@ func bakerySale(id string) client.Span {
 	return client.Span{ID: id, Tenant: "t_bakery", Who: "dan", Did: "sale.post", This: "order:1",
 		When: time.Date(2025, 10, 5, 22, 18, 7, 0, time.UTC), Status: "confirmed",
 		ConfirmedBy: []string{"pos://register-7"}, Data: json.RawMessage(`{"gross":19.9,"items":3}`)}
+}
+
+// sendsASpan sends one span of t_bakery with this id, and reports whether
+// it was stored: what the examples of the options print to show that the
+// client works.
+func sendsASpan(c *client.Client, id string) bool {
+	res, err := c.Ingest(context.Background(), bakerySale(id))
+	if err != nil {
+		log.Fatal(err)
+	}
+	return res.Results[0].Stored()
 }
 
 // mustIngest ingests spans and exits unless every one is stored.

@@ -68,11 +68,7 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_new_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_new_1"))
 
 	_, err = client.New("logline.example")
 	fmt.Println(err)
@@ -88,11 +84,7 @@ func ExampleWithHTTPClient() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_httpclient_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_httpclient_1"))
 	// Output: true
 }
 
@@ -103,11 +95,7 @@ func ExampleWithToken() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_token_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_token_1"))
 	// Output: true
 }
 
@@ -134,11 +122,7 @@ func ExampleWithTokenSource() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(ctx, bakerySale("s_tokensource_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_tokensource_1"))
 	// Output: true
 }
 
@@ -148,11 +132,7 @@ func ExampleWithUserAgent() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_useragent_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_useragent_1"))
 	// Output: true
 }
 
@@ -166,11 +146,7 @@ func ExampleWithRetry() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_retry_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_retry_1"))
 	// Output: true
 }
 
@@ -181,11 +157,7 @@ func ExampleWithServiceAccount() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_serviceaccount_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_serviceaccount_1"))
 	// Output: true
 }
 
@@ -197,11 +169,7 @@ func ExampleWithAccountFile() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	res, err := c.Ingest(context.Background(), bakerySale("s_accountfile_1"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(res.Results[0].Stored())
+	fmt.Println(sendsASpan(c, "s_accountfile_1"))
 
 	_, err = client.New(url, client.WithAccountFile("/nonexistent/till.json"))
 	fmt.Println(err)

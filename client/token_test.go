@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,18 +22,11 @@ import (
 // bootstrap operator at its first start.
 func operator(t *testing.T, data string) (id, secret string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(data, "identity", "operator.json"))
+	a, err := client.ReadAccountFile(filepath.Join(data, "identity", "operator.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var op struct {
-		ClientID     string `json:"client_id"`
-		ClientSecret string `json:"client_secret"`
-	}
-	if err := json.Unmarshal(b, &op); err != nil {
-		t.Fatal(err)
-	}
-	return op.ClientID, op.ClientSecret
+	return a.ClientID, a.ClientSecret
 }
 
 func TestWithServiceAccount(t *testing.T) {
