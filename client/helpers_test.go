@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,6 +167,25 @@ func (rc *routeCounter) count(route string) int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.n[route]
+}
+
+// switchable lets the cases of a table share one server, each with its
+// own wrap: give its wrap to startServer, then use before each case.
+type switchable struct {
+	inner   http.Handler // the server's handler
+	current atomic.Pointer[http.Handler]
+}
+
+func (s *switchable) wrap(h http.Handler) http.Handler {
+	s.inner = h
+	s.current.Store(&h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.current.Load()).ServeHTTP(w, r) })
+}
+
+// use serves the next requests through wrap(the server's handler).
+func (s *switchable) use(wrap func(http.Handler) http.Handler) {
+	h := wrap(s.inner)
+	s.current.Store(&h)
 }
 
 // problemHandler answers with a problem.

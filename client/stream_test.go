@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -216,12 +215,8 @@ func TestStreamResume(t *testing.T) {
 		cursors: nil, // where the cuts fall depends on framing; checked below
 	}}
 	// One ledger for every case, each with its own cutter.
-	var current atomic.Pointer[http.Handler]
-	ts := startServer(t, serverOpts{wrap: func(h http.Handler) http.Handler {
-		current.Store(&h)
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) })
-	}})
-	inner := *current.Load()
+	var sw switchable
+	ts := startServer(t, serverOpts{wrap: sw.wrap})
 	c := newClient(t, ts.URL)
 	for i := range 10 { // t_a at even seqs, t_b at odd
 		tenant := []string{"t_a", "t_b"}[i%2]
@@ -230,8 +225,7 @@ func TestStreamResume(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cut := &cutter{cuts: tt.cut.cuts, after: tt.cut.after, wsBytes: tt.cut.wsBytes}
-			h := cut.wrap(inner)
-			current.Store(&h)
+			sw.use(cut.wrap)
 			got, err := collect(t, c.Stream(testCtx(t), tt.opts), len(tt.want))
 			if err != nil {
 				t.Fatal(err)
