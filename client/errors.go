@@ -138,6 +138,27 @@ func errorFrom(r *response) *Error {
 	return e
 }
 
+// prefix starts every message of the SDK's errors.
+const prefix = "loglineos: "
+
+// after is err said after what (which starts with prefix),
+// with err's own prefix left out so that it is said once; errors.Is and
+// errors.As see err.
+func after(what string, err error) error {
+	return &afterError{what: what, err: err}
+}
+
+type afterError struct {
+	what string
+	err  error
+}
+
+func (e *afterError) Error() string {
+	return e.what + ": " + strings.TrimPrefix(e.err.Error(), prefix)
+}
+
+func (e *afterError) Unwrap() error { return e.err }
+
 func isProblem(ct string) bool {
 	ct, _, _ = strings.Cut(ct, ";")
 	ct = strings.TrimSpace(strings.ToLower(ct))

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loglineos/loglineos/client"
 	"github.com/loglineos/loglineos/internal/server"
@@ -65,6 +67,15 @@ func TestErrorsSayEachOnce(t *testing.T) {
 		cfg: func(c *server.Config) { c.Dev = false; data = c.Data },
 		wrap: func(h http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.URL.Path == "/ledger/stream" && r.URL.Query().Get("tenant") == "t_away": // a stream that never connects
+					problemHandler(http.StatusServiceUnavailable, "/problems/overloaded", "server overloaded", "X-Request-Id", "req_injected").ServeHTTP(w, r)
+					return
+				case r.UserAgent() == "hang": // a request that is never answered
+					io.Copy(io.Discard, r.Body) // then the server sees the client go
+					<-r.Context().Done()
+					return
+				}
 				if r.URL.Path == "/spans/proxy/s_1" { // a proxy's page, no problem
 					w.Header().Set("X-Request-Id", "req_from_the_proxy")
 					w.Header().Set("Content-Type", "text/html")
@@ -171,4 +182,21 @@ func TestErrorsSayEachOnce(t *testing.T) {
 	}
 	_, err = b.Add(ctx, sale(tenant, "s_3", "order:1"))
 	saysOnce(t, "Add after Close", err)
+
+	hung := client.NewBatcher(newClient(t, ts.URL, client.WithServiceAccount(id, secret), client.WithUserAgent("hang")), client.BatchOptions{MaxDelay: time.Millisecond})
+	pending, err := hung.Add(ctx, sale(tenant, "s_4", "order:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := hung.Close(closeCtx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want the deadline", err)
+	}
+	_, err = pending.Wait(ctx)
+	saysOnce(t, "a span whose batcher closed before the answer", err)
+
+	for _, err := range c.Stream(ctx, client.StreamOptions{Tenant: "t_away", Retries: 2}) {
+		saysOnce(t, "a stream that gives up", err)
+	}
 }

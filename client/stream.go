@@ -102,7 +102,7 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions) iter.Seq2[Recor
 				if err == nil {
 					err = errors.New("the server kept ending the stream")
 				}
-				yield(Record{}, fmt.Errorf("loglineos: stream: giving up after %d failed connections at cursor %d: %w", failures, s.next, err))
+				yield(Record{}, after(fmt.Sprintf("loglineos: stream: giving up after %d failed connections at cursor %d", failures, s.next), err))
 				return
 			}
 			wait := c.retry.backoff(failures)
