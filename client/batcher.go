@@ -244,7 +244,7 @@ func (b *Batcher) send(items []item) {
 	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) && b.ctx.Err() != nil {
-			err = fmt.Errorf("loglineos: batcher closed before the request was answered: %w", err)
+			err = after("loglineos: batcher closed before the request was answered", err)
 		}
 		for _, it := range items {
 			it.p.resolve(LineResult{}, err)

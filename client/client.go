@@ -29,6 +29,7 @@ type Client struct {
 	token func(context.Context) (string, error)
 	ua    string
 	retry RetryPolicy
+	now   func() time.Time // the clock tokens are renewed by
 }
 
 // An Option configures a Client.
@@ -58,13 +59,30 @@ func WithToken(token string) Option {
 // reconnection) for the bearer token to send, so that a short-lived LLST can
 // be refreshed. src should cache the token and refresh it shortly before it
 // expires; it is called concurrently. An empty token sends no Authorization
-// header. An error from src fails the request without sending it.
+// header. An error from src fails the request without sending it, wrapped:
+// "loglineos: token source: <src's error>".
+//
+// A golang.org/x/oauth2 TokenSource fits in a line:
+//
+//	client.WithTokenSource(func(context.Context) (string, error) {
+//		t, err := ts.Token()
+//		if err != nil {
+//			return "", err
+//		}
+//		return t.AccessToken, nil
+//	})
 func WithTokenSource(src func(ctx context.Context) (string, error)) Option {
 	return func(c *Client) error {
 		if src == nil {
 			return errors.New("loglineos: nil token source")
 		}
-		c.token = src
+		c.token = func(ctx context.Context) (string, error) {
+			tok, err := src(ctx)
+			if err != nil {
+				return "", fmt.Errorf("loglineos: token source: %w", err)
+			}
+			return tok, nil
+		}
 		return nil
 	}
 }
@@ -153,7 +171,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("loglineos: base URL %q: no query or fragment, please", baseURL)
 	}
-	c := &Client{base: u, hc: &http.Client{}, ua: DefaultUserAgent, retry: RetryPolicy{}.withDefaults()}
+	c := &Client{base: u, hc: &http.Client{}, ua: DefaultUserAgent, retry: RetryPolicy{}.withDefaults(), now: time.Now}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -194,6 +212,7 @@ type call struct {
 
 // response is an answer read in full.
 type response struct {
+	path       string // the call's path, as the server's problems name it
 	status     int
 	header     http.Header
 	body       []byte
@@ -235,13 +254,16 @@ func (c *Client) newRequest(ctx context.Context, method, u string, body []byte, 
 	return req, nil
 }
 
+// authorize sets the Authorization header from the token source. Its
+// errors are the SDK's own already (an *Error of the token exchange, a
+// wrapped error of the caller's source): they are returned as they are.
 func (c *Client) authorize(ctx context.Context, h http.Header) error {
 	if c.token == nil {
 		return nil
 	}
 	tok, err := c.token(ctx)
 	if err != nil {
-		return fmt.Errorf("loglineos: token: %w", err)
+		return err
 	}
 	if tok != "" {
 		h.Set("Authorization", "Bearer "+tok)
@@ -307,7 +329,12 @@ func (c *Client) once(ctx context.Context, cl call, u string) (*response, error)
 	if len(body) > maxResponse {
 		return nil, fmt.Errorf("loglineos: %s %s: answer larger than %d bytes", cl.method, cl.path, maxResponse)
 	}
-	return &response{status: hr.StatusCode, header: hr.Header, body: body, retryAfter: retryAfter(hr.Header, time.Now())}, nil
+	return newResponse(cl.path, hr, body), nil
+}
+
+// newResponse is the answer hr to a call of path, with its body read.
+func newResponse(path string, hr *http.Response, body []byte) *response {
+	return &response{path: path, status: hr.StatusCode, header: hr.Header, body: body, retryAfter: retryAfter(hr.Header, time.Now())}
 }
 
 // retryAfter parses a Retry-After header: seconds or an HTTP date.

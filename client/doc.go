@@ -2,12 +2,13 @@
 // it posts spans, reads the ledger back (lookups and resumable record
 // streams), and checks the server's receipts and proofs offline.
 //
-//	c, err := client.New("https://logline.example", client.WithTokenSource(llst))
+//	c, err := client.New("https://logline.example", client.WithAccountFile("till.json"))
 //	res, err := c.Ingest(ctx, client.Span{ID: "s_1", Tenant: "t_bakery", Who: "dan",
 //		Did: "sale.post", This: "order:12345", When: time.Now(), Status: "confirmed"})
 //
 // Every call takes a context. A request the server refuses is an *Error
-// carrying the server's RFC 9457 problem; errors.Is matches it against
+// carrying the server's RFC 9457 problem (type, detail, status) and the
+// request's id, to quote to the operator; errors.Is matches it against
 // ErrNotFound, ErrUnauthenticated, ErrForbidden and ErrRateLimited.
 //
 // # Authentication
@@ -15,7 +16,9 @@
 // An app authenticates as a service account of its tenant:
 // WithServiceAccount exchanges the account's id and secret at
 // POST /auth/token for a short-lived token (an LLST) and renews it before it
-// expires. WithToken and WithTokenSource send a token got some other way.
+// expires; WithAccountFile reads them from the credentials file that
+// `logline accounts create` prints. WithToken and WithTokenSource send a
+// token got some other way.
 //
 // # Ingest
 //
@@ -45,10 +48,12 @@
 //
 // # Verification
 //
-// VerifyReceipt checks a receipt against the span's bytes; VerifyProof and
-// VerifyInclusion check an RFC 6962 inclusion proof against a signed
-// checkpoint (a C2SP signed note); OpenCheckpoint verifies and reads a
-// checkpoint. They need only the ledger's verifier key (`logline ledger
+// VerifyReceipt checks a receipt against the span's bytes (the span as
+// stored: a tenant that redacts fields stores other bytes than those sent,
+// and VerifyReceipt of the span as sent says so with ErrSpanMismatch);
+// VerifyProof and VerifyInclusion check an RFC 6962 inclusion proof against
+// a signed checkpoint (a C2SP signed note); OpenCheckpoint verifies and
+// reads a checkpoint. They need only the ledger's verifier key (`logline ledger
 // key`), which should come from the ledger's operator, not from the server
 // being checked.
 package client

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 	cfg := server.DefaultConfig()
 	cfg.Data = t.TempDir()
 	cfg.Dev = true
+	small(&cfg)
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
@@ -57,6 +59,13 @@ func startServer(t testing.TB, o serverOpts) *testServer {
 		}
 	})
 	return &testServer{srv: s, URL: hs.URL}
+}
+
+// small sizes a test server's ledger for a few spans: the default dedup
+// filter (64 MiB, every page touched at open) takes most of a second to
+// set up under the race detector.
+func small(cfg *server.Config) {
+	cfg.Ledger.DedupFilterBytes = 1 << 20
 }
 
 // fastRetry retries quickly, so that tests of retries stay short.
@@ -158,6 +167,25 @@ func (rc *routeCounter) count(route string) int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.n[route]
+}
+
+// switchable lets the cases of a table share one server, each with its
+// own wrap: give its wrap to startServer, then use before each case.
+type switchable struct {
+	inner   http.Handler // the server's handler
+	current atomic.Pointer[http.Handler]
+}
+
+func (s *switchable) wrap(h http.Handler) http.Handler {
+	s.inner = h
+	s.current.Store(&h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*s.current.Load()).ServeHTTP(w, r) })
+}
+
+// use serves the next requests through wrap(the server's handler).
+func (s *switchable) use(wrap func(http.Handler) http.Handler) {
+	h := wrap(s.inner)
+	s.current.Store(&h)
 }
 
 // problemHandler answers with a problem.

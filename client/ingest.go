@@ -44,7 +44,8 @@ type LineResult struct {
 	Seq     uint64   `json:"seq"`
 	Receipt *Receipt `json:"receipt,omitempty"`
 	// Problem is set for rejected spans: type, title, status, detail, and
-	// for contract violations the field, rule and where the rule is written.
+	// for contract violations the field, rule and where the rule is written;
+	// its RequestID is the ingest request's.
 	Problem *Problem `json:"problem,omitempty"`
 }
 
@@ -190,9 +191,13 @@ func (c *Client) ingest(ctx context.Context, body []byte, n int, mayRetry func()
 	if len(res.Results) != n {
 		return nil, fmt.Errorf("loglineos: ingest: the server answered %d results for %d spans", len(res.Results), n)
 	}
+	id := r.header.Get("X-Request-Id")
 	for i, lr := range res.Results {
 		if lr.Line != i+1 {
 			return nil, fmt.Errorf("loglineos: ingest: result %d is for line %d", i+1, lr.Line)
+		}
+		if lr.Problem != nil && lr.Problem.RequestID == "" {
+			lr.Problem.RequestID = id
 		}
 	}
 	return &res, nil

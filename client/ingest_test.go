@@ -218,10 +218,13 @@ func TestIngestRequestErrors(t *testing.T) {
 		status:   418,
 		requests: 1,
 	}}
+	// The cases without a configuration of their own share a server.
+	var shared switchable
+	sharedURL := startServer(t, serverOpts{wrap: shared.wrap}).URL
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var rc routeCounter
-			ts := startServer(t, serverOpts{cfg: tt.cfg, wrap: func(h http.Handler) http.Handler {
+			wrap := func(h http.Handler) http.Handler {
 				if tt.inject != nil {
 					inner := h
 					h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -233,8 +236,14 @@ func TestIngestRequestErrors(t *testing.T) {
 					})
 				}
 				return rc.wrap(h)
-			}})
-			c := newClient(t, ts.URL)
+			}
+			url := sharedURL
+			if tt.cfg != nil {
+				url = startServer(t, serverOpts{cfg: tt.cfg, wrap: wrap}).URL
+			} else {
+				shared.use(wrap)
+			}
+			c := newClient(t, url)
 			res, err := c.Ingest(testCtx(t), tt.spans...)
 			var ae *client.Error
 			if !errors.As(err, &ae) {

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -103,7 +102,7 @@ func (c *Client) Stream(ctx context.Context, opts StreamOptions) iter.Seq2[Recor
 				if err == nil {
 					err = errors.New("the server kept ending the stream")
 				}
-				yield(Record{}, fmt.Errorf("loglineos: stream: giving up after %d failed connections at cursor %d: %w", failures, s.next, err))
+				yield(Record{}, after(fmt.Sprintf("loglineos: stream: giving up after %d failed connections at cursor %d", failures, s.next), err))
 				return
 			}
 			wait := c.retry.backoff(failures)
@@ -184,7 +183,7 @@ func (s *streamer) ndjson(ctx context.Context, yield func(Record, error) bool) (
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return 0, false, errorFrom(&response{status: resp.StatusCode, header: resp.Header, body: b, retryAfter: retryAfter(resp.Header, time.Now())})
+		return 0, false, errorFrom(newResponse("/ledger/stream", resp, b))
 	}
 	lr := lineReader{r: bufio.NewReaderSize(resp.Body, 64<<10), max: 16 << 20}
 	for {
@@ -222,7 +221,7 @@ func (s *streamer) websocket(ctx context.Context, yield func(Record, error) bool
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			b, _ := io.ReadAll(resp.Body)
-			return 0, false, errorFrom(&response{status: resp.StatusCode, header: resp.Header, body: b, retryAfter: retryAfter(resp.Header, time.Now())})
+			return 0, false, errorFrom(newResponse("/ledger/ws", resp, b))
 		}
 		return 0, false, err
 	}

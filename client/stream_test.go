@@ -214,15 +214,18 @@ func TestStreamResume(t *testing.T) {
 		want:    seqRange(0, 10, 1),
 		cursors: nil, // where the cuts fall depends on framing; checked below
 	}}
+	// One ledger for every case, each with its own cutter.
+	var sw switchable
+	ts := startServer(t, serverOpts{wrap: sw.wrap})
+	c := newClient(t, ts.URL)
+	for i := range 10 { // t_a at even seqs, t_b at odd
+		tenant := []string{"t_a", "t_b"}[i%2]
+		ingest(t, c, sale(tenant, "s_1"+string(rune('0'+i)), "order:1"))
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cut := &cutter{cuts: tt.cut.cuts, after: tt.cut.after, wsBytes: tt.cut.wsBytes}
-			ts := startServer(t, serverOpts{wrap: cut.wrap})
-			c := newClient(t, ts.URL)
-			for i := range 10 { // t_a at even seqs, t_b at odd
-				tenant := []string{"t_a", "t_b"}[i%2]
-				ingest(t, c, sale(tenant, "s_1"+string(rune('0'+i)), "order:1"))
-			}
+			sw.use(cut.wrap)
 			got, err := collect(t, c.Stream(testCtx(t), tt.opts), len(tt.want))
 			if err != nil {
 				t.Fatal(err)

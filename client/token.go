@@ -25,22 +25,42 @@ const renewBefore = time.Minute
 //
 // The account is created by an administrator of its tenant
 // (`logline accounts create --tenant T --role app`), which shows the secret
-// once: keep it out of source code and logs.
+// once: keep it out of source code and logs, in a file that WithAccountFile
+// reads, say.
 func WithServiceAccount(id, secret string) Option {
+	return func(c *Client) error { return c.useServiceAccount(id, secret) }
+}
+
+// WithAccountFile is WithServiceAccount with the id and secret read from a
+// credentials file (see Account and ReadAccountFile): the JSON that
+// `logline accounts create` prints, or a server's operator.json. The file
+// is read once, by New; a file that cannot be used fails New with
+// ErrBadAccountFile, naming the file and what is wrong. Keep the file
+// readable by the app alone (mode 0600).
+func WithAccountFile(path string) Option {
 	return func(c *Client) error {
-		if id == "" || secret == "" {
-			return fmt.Errorf("loglineos: service account: id and secret are required")
+		a, err := ReadAccountFile(path)
+		if err != nil {
+			return err
 		}
-		c.token = newServiceAccount(c, id, secret).token
-		return nil
+		return c.useServiceAccount(a.ClientID, a.ClientSecret)
 	}
+}
+
+// useServiceAccount makes the client exchange the service account's id and
+// secret for its tokens.
+func (c *Client) useServiceAccount(id, secret string) error {
+	if id == "" || secret == "" {
+		return fmt.Errorf("loglineos: service account: id and secret are required")
+	}
+	c.token = newServiceAccount(c, id, secret).token
+	return nil
 }
 
 // serviceAccount is the token source of WithServiceAccount.
 type serviceAccount struct {
 	c    *Client
 	form []byte
-	now  func() time.Time
 	// sem is held while the token is read or exchanged: it guards tok and
 	// renew, and lets a waiting request give up when its context ends.
 	sem   chan struct{}
@@ -50,7 +70,7 @@ type serviceAccount struct {
 
 func newServiceAccount(c *Client, id, secret string) *serviceAccount {
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
-	return &serviceAccount{c: c, form: []byte(form.Encode()), now: time.Now, sem: make(chan struct{}, 1)}
+	return &serviceAccount{c: c, form: []byte(form.Encode()), sem: make(chan struct{}, 1)}
 }
 
 // token returns the kept token, exchanging the credentials for a new one
@@ -62,10 +82,10 @@ func (sa *serviceAccount) token(ctx context.Context) (string, error) {
 		return "", ctx.Err()
 	}
 	defer func() { <-sa.sem }()
-	if sa.tok != "" && sa.now().Before(sa.renew) {
+	if sa.tok != "" && sa.c.now().Before(sa.renew) {
 		return sa.tok, nil
 	}
-	start := sa.now()
+	start := sa.c.now()
 	r, err := sa.c.do(ctx, call{method: http.MethodPost, path: "/auth/token", body: sa.form,
 		ctype: "application/x-www-form-urlencoded", anonymous: true})
 	if err != nil {

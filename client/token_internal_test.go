@@ -29,8 +29,8 @@ func TestServiceAccountRenews(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Date(2025, 10, 5, 22, 0, 0, 0, time.UTC)
+	c.now = func() time.Time { return now }
 	sa := newServiceAccount(c, "sa_1", "llsa_s")
-	sa.now = func() time.Time { return now }
 	ctx := context.Background()
 	for _, tt := range []struct {
 		after time.Duration // since the first exchange

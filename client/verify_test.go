@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/loglineos/loglineos/client"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+	"github.com/loglineos/loglineos/internal/server"
 )
 
 // otherKey is a verifier key of another ledger with the same origin.
@@ -282,4 +286,65 @@ func reformat(t *testing.T, b []byte) []byte {
 	}
 	out.WriteString("\n}")
 	return out.Bytes()
+}
+
+// TestVerifyReceiptRedacted checks what VerifyReceipt says for a tenant
+// that redacts fields: the receipt is for the span as stored, so against
+// the span as sent it is ErrSpanMismatch, whose message says to verify
+// against the span read back, and against that span it verifies.
+func TestVerifyReceiptRedacted(t *testing.T) {
+	ts := startServer(t, serverOpts{cfg: func(c *server.Config) {
+		dir := filepath.Join(c.Data, "cfg", "tenants")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "t_pii.yaml"), []byte("redact: [who, data.customer_email]\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	c := newClient(t, ts.URL)
+	ctx := testCtx(t)
+	key, err := c.Key(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sale("t_pii", "s_1", "order:1")
+	s.Who, s.Data = "Alice Private", []byte(`{"customer_email":"alice@example.com","gross":19.9}`)
+	other := sale("t_pii", "s_2", "order:1")
+	res := ingest(t, c, s, other)
+	r := *res.Results[0].Receipt
+
+	err = client.VerifyReceipt(key, r, mustMarshal(t, s))
+	if !errors.Is(err, client.ErrSpanMismatch) || !errors.Is(err, client.ErrBadReceipt) {
+		t.Fatalf("against the span as sent: %v, want ErrSpanMismatch and ErrBadReceipt", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "redacts") || !strings.Contains(msg, "Client.Span") {
+		t.Errorf("%q does not say that the receipt is for the span as stored, to read back with Client.Span", msg)
+	}
+
+	stored, err := c.Span(ctx, "t_pii", "s_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored.Body, []byte("Alice Private")) {
+		t.Fatalf("the tenant does not redact who: %s", stored.Body)
+	}
+	if err := client.VerifyReceipt(key, r, stored.Body); err != nil {
+		t.Errorf("against the span read back: %v", err)
+	}
+
+	// A receipt that does not verify, or is for another span, is not a
+	// mismatch of content.
+	forged := r
+	forged.Sig = bytes.Clone(r.Sig)
+	forged.Sig[0] ^= 1
+	for name, err := range map[string]error{
+		"a forged signature":   client.VerifyReceipt(key, forged, stored.Body),
+		"another span":         client.VerifyReceipt(key, *res.Results[1].Receipt, stored.Body),
+		"another ledger's key": client.VerifyReceipt(otherKey(t), r, stored.Body),
+	} {
+		if !errors.Is(err, client.ErrBadReceipt) || errors.Is(err, client.ErrSpanMismatch) {
+			t.Errorf("%s: %v, want ErrBadReceipt and not ErrSpanMismatch", name, err)
+		}
+	}
 }

@@ -1,7 +1,6 @@
 package ledgerfmt
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -47,14 +46,14 @@ func (s *Signer) SignCheckpoint(size uint64, root Hash) (*Checkpoint, error) {
 func (v *Verifier) OpenCheckpoint(msg []byte) (*Checkpoint, error) {
 	n, err := note.Open(msg, note.VerifierList(v.note))
 	if err != nil {
-		return nil, fmt.Errorf("ledgerfmt: checkpoint: %w", err)
+		return nil, &Error{Err: ErrBadCheckpoint, Reason: err.Error()}
 	}
 	c, err := parseCheckpointText(n.Text)
 	if err != nil {
 		return nil, err
 	}
 	if c.Origin != v.origin {
-		return nil, fmt.Errorf("ledgerfmt: checkpoint: origin %q, want %q", c.Origin, v.origin)
+		return nil, &Error{Err: ErrBadCheckpoint, Reason: fmt.Sprintf("origin %q, want %q", c.Origin, v.origin)}
 	}
 	c.Note = msg
 	return c, nil
@@ -63,15 +62,15 @@ func (v *Verifier) OpenCheckpoint(msg []byte) (*Checkpoint, error) {
 func parseCheckpointText(text string) (*Checkpoint, error) {
 	lines := strings.Split(text, "\n")
 	if len(lines) < 4 || lines[len(lines)-1] != "" {
-		return nil, errors.New("ledgerfmt: checkpoint: want origin, size and root lines")
+		return nil, &Error{Err: ErrBadCheckpoint, Reason: "want origin, size and root lines"}
 	}
 	size, err := strconv.ParseUint(lines[1], 10, 64)
 	if err != nil || (len(lines[1]) > 1 && lines[1][0] == '0') {
-		return nil, fmt.Errorf("ledgerfmt: checkpoint: bad size %q", lines[1])
+		return nil, &Error{Err: ErrBadCheckpoint, Reason: fmt.Sprintf("bad size %q", lines[1])}
 	}
 	var root Hash
 	if err := root.UnmarshalText([]byte(lines[2])); err != nil {
-		return nil, fmt.Errorf("ledgerfmt: checkpoint: bad root: %w", err)
+		return nil, &Error{Err: ErrBadCheckpoint, Reason: fmt.Sprintf("bad root %q", lines[2])}
 	}
 	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
 }

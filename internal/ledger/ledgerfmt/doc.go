@@ -18,4 +18,9 @@
 //     the ledger's Merkle tree, checked with transparency-dev/merkle.
 //   - The keys (keys.go): signed-note ed25519 keys; the verifier key is what
 //     `logline ledger key` prints.
+//
+// A receipt, checkpoint or verifier key that does not verify or parse is an
+// *Error (errors.go): its sentinel (ErrBadReceipt, ErrBadCheckpoint,
+// ErrBadVerifierKey) and the reason apart, so that a caller with sentinels
+// of its own (the Go SDK) says the reason under its own once.
 package ledgerfmt

@@ -92,12 +92,12 @@ type Verifier struct {
 func NewVerifier(vkey string) (*Verifier, error) {
 	nv, err := note.NewVerifier(strings.TrimSpace(vkey))
 	if err != nil {
-		return nil, fmt.Errorf("ledgerfmt: verifier key: %w", err)
+		return nil, &Error{Err: ErrBadVerifierKey, Reason: err.Error()}
 	}
 	parts := strings.SplitN(strings.TrimSpace(vkey), "+", 3)
 	raw, err := base64.StdEncoding.DecodeString(parts[2])
 	if err != nil || len(raw) != 1+ed25519.PublicKeySize || raw[0] != 1 {
-		return nil, errors.New("ledgerfmt: verifier key: not an ed25519 key")
+		return nil, &Error{Err: ErrBadVerifierKey, Reason: "not an ed25519 key"}
 	}
 	return &Verifier{
 		origin: nv.Name(),

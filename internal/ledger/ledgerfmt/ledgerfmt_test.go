@@ -87,8 +87,8 @@ func TestParseCheckpointText(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("parseCheckpointText(%q) = %v, want ok %v", tc.text, err, tc.ok)
 		}
-		if err != nil && !strings.HasPrefix(err.Error(), "ledgerfmt: checkpoint: ") {
-			t.Errorf("error %q does not name the package and the checkpoint", err)
+		if err != nil && (!errors.Is(err, ErrBadCheckpoint) || !strings.HasPrefix(err.Error(), "ledgerfmt: bad checkpoint: ")) {
+			t.Errorf("error %q is not ErrBadCheckpoint, or does not name the package and the checkpoint", err)
 		}
 	}
 }
@@ -117,20 +117,41 @@ func TestVerifyReceipt(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		change func(r *Receipt)
+		body   string // instead of body
+		// otherContent: the receipt verifies and names the span, the body
+		// is not the one it is for.
+		otherContent bool
 	}{
-		{"another span", func(r *Receipt) { r.SpanID = "s_2" }},
-		{"another seq", func(r *Receipt) { r.Seq = 8 }},
-		{"another time", func(r *Receipt) { r.TS.Time = r.TS.Add(time.Microsecond) }},
-		{"another root", func(r *Receipt) { r.Batch.Root[0] ^= 1 }},
-		{"another jti", func(r *Receipt) { r.JTI = ReceiptID(8, r.TS.Time) }},
-		{"another key", func(r *Receipt) { r.KID = "00000000" }},
-		{"a bad signature", func(r *Receipt) { r.Sig = append([]byte(nil), r.Sig...); r.Sig[0] ^= 1 }},
-		{"a longer path", func(r *Receipt) { r.Batch.Path = []Hash{{}} }},
+		{name: "another span", change: func(r *Receipt) { r.SpanID = "s_2" }},
+		{name: "another seq", change: func(r *Receipt) { r.Seq = 8 }},
+		{name: "another time", change: func(r *Receipt) { r.TS.Time = r.TS.Add(time.Microsecond) }},
+		{name: "another root", change: func(r *Receipt) { r.Batch.Root[0] ^= 1 }},
+		{name: "another jti", change: func(r *Receipt) { r.JTI = ReceiptID(8, r.TS.Time) }},
+		{name: "another key", change: func(r *Receipt) { r.KID = "00000000" }},
+		{name: "a bad signature", change: func(r *Receipt) { r.Sig = append([]byte(nil), r.Sig...); r.Sig[0] ^= 1 }},
+		{name: "a longer path", change: func(r *Receipt) { r.Batch.Path = []Hash{{}} }},
+		{name: "another leaf", change: func(r *Receipt) { r.Leaf[0] ^= 1 }},
+		{name: "the body of another span", body: `{"id":"s_2","tenant":"t_a"}`},
+		{name: "other content", body: `{"id":"s_1","tenant":"t_a","who":"hmac-sha256:AAAA"}`, otherContent: true},
 	} {
-		r := good
-		tc.change(&r)
-		if err := v.VerifyReceipt(&r, KindSpan, body); !errors.Is(err, ErrBadReceipt) {
-			t.Errorf("%s: VerifyReceipt = %v, want ErrBadReceipt", tc.name, err)
+		r, b := good, body
+		if tc.change != nil {
+			tc.change(&r)
+		}
+		if tc.body != "" {
+			b = []byte(tc.body)
+		}
+		err := v.VerifyReceipt(&r, KindSpan, b)
+		var fe *Error
+		if !errors.Is(err, ErrBadReceipt) || !errors.As(err, &fe) {
+			t.Errorf("%s: VerifyReceipt = %v, want an *Error of ErrBadReceipt", tc.name, err)
+			continue
+		}
+		if fe.OtherContent != tc.otherContent {
+			t.Errorf("%s: OtherContent %v, want %v (%v)", tc.name, fe.OtherContent, tc.otherContent, err)
+		}
+		if want := ErrBadReceipt.Error() + ": " + fe.Reason; err.Error() != want {
+			t.Errorf("%s: %q, want %q", tc.name, err, want)
 		}
 	}
 }
@@ -143,14 +164,14 @@ func TestVerifyConsistency(t *testing.T) {
 	if err := VerifyConsistency(1, 2, a, root2, []Hash{b}); err != nil {
 		t.Fatalf("VerifyConsistency: %v", err)
 	}
-	if err := VerifyConsistency(1, 2, a, root2, []Hash{a}); err == nil {
-		t.Fatal("a wrong consistency proof verified")
+	if err := VerifyConsistency(1, 2, a, root2, []Hash{a}); err == nil || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a wrong consistency proof: %q, want an error in one line", err)
 	}
 	if err := VerifyInclusion(1, 2, b, []Hash{a}, root2); err != nil {
 		t.Fatalf("VerifyInclusion: %v", err)
 	}
-	if err := VerifyInclusion(0, 2, b, []Hash{a}, root2); err == nil {
-		t.Fatal("a wrong inclusion proof verified")
+	if err := VerifyInclusion(0, 2, b, []Hash{a}, root2); err == nil || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("a wrong inclusion proof: %q, want an error in one line", err)
 	}
 }
 

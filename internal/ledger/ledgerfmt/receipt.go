@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -127,12 +126,10 @@ func AppendReceiptID(dst []byte, seq uint64, ts time.Time) []byte {
 	return dst
 }
 
-// ErrBadReceipt is returned (wrapped, with the reason) by the receipt
-// checks.
-var ErrBadReceipt = errors.New("ledgerfmt: receipt does not verify")
-
+// receiptErr is the *Error (ErrBadReceipt) of a receipt that does not
+// verify.
 func receiptErr(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrBadReceipt, fmt.Sprintf(format, args...))
+	return &Error{Err: ErrBadReceipt, Reason: fmt.Sprintf(format, args...)}
 }
 
 // VerifyBatch checks a batch receipt's signature against the key.
@@ -155,27 +152,14 @@ func (v *Verifier) VerifyBatch(b *BatchReceipt) error {
 
 // VerifyReceipt checks a receipt against the record it acknowledges: kind
 // and body are the record's kind ("span") and canonical JSON body. It checks
-// that the receipt names the span, that the leaf hash is the record's, that
-// the leaf is in the batch tree, that the batch statement is signed by this
-// key, and that the jti is the one derived from seq and ts.
+// the receipt itself first (the leaf is in the batch tree, the batch
+// statement is signed by this key, the jti is the one derived from seq and
+// ts), then that it names the span and that the leaf hash is the record's.
+// A failure is an *Error (ErrBadReceipt); one of the record alone, for a
+// receipt that verifies and names the span, has OtherContent set.
 func (v *Verifier) VerifyReceipt(r *Receipt, kind string, body []byte) error {
 	if r.KID != v.kid {
 		return receiptErr("signed by key %s, not %s", r.KID, v.kid)
-	}
-	if kind == KindSpan {
-		var ids struct {
-			ID     string `json:"id"`
-			Tenant string `json:"tenant"`
-		}
-		if err := json.Unmarshal(body, &ids); err != nil {
-			return receiptErr("span is not JSON: %v", err)
-		}
-		if ids.ID != r.SpanID || ids.Tenant != r.Tenant {
-			return receiptErr("receipt is for span %s/%s, not %s/%s", r.Tenant, r.SpanID, ids.Tenant, ids.ID)
-		}
-	}
-	if leaf := LeafHash(r.Seq, r.TS.Time, kind, body); leaf != r.Leaf {
-		return receiptErr("leaf hash %s does not match the record (%s)", r.Leaf, leaf)
 	}
 	if r.Seq < r.Batch.First || r.Seq-r.Batch.First >= r.Batch.Size {
 		return receiptErr("seq %d outside batch [%d,+%d)", r.Seq, r.Batch.First, r.Batch.Size)
@@ -188,6 +172,22 @@ func (v *Verifier) VerifyReceipt(r *Receipt, kind string, body []byte) error {
 	}
 	if want := ReceiptID(r.Seq, r.TS.Time); r.JTI != want {
 		return receiptErr("jti %s, want %s", r.JTI, want)
+	}
+	if kind == KindSpan {
+		var ids struct {
+			ID     string `json:"id"`
+			Tenant string `json:"tenant"`
+		}
+		if err := json.Unmarshal(body, &ids); err != nil {
+			return receiptErr("span is not JSON: %v", err)
+		}
+		if ids.ID != r.SpanID || ids.Tenant != r.Tenant {
+			return receiptErr("it is for span %s/%s, not %s/%s", r.Tenant, r.SpanID, ids.Tenant, ids.ID)
+		}
+	}
+	if leaf := LeafHash(r.Seq, r.TS.Time, kind, body); leaf != r.Leaf {
+		return &Error{Err: ErrBadReceipt, OtherContent: true,
+			Reason: fmt.Sprintf("leaf hash %s does not match the record (%s)", r.Leaf, leaf)}
 	}
 	return nil
 }
