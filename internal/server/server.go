@@ -184,18 +184,26 @@ func (s *Server) ledgerOptions() ledger.Config {
 	return c
 }
 
-// openAPIHandler serves the bundle's OpenAPI document. An operator's bundle
-// may declare no schemas: the server runs, it just has no API document to
-// give, and says why (404).
+// openAPIHandler serves the bundle's OpenAPI document, built at the first
+// request (building it takes a good part of a second under the race
+// detector, and most servers are never asked). An operator's bundle may
+// declare no schemas: the server runs, it just has no API document to
+// give, and says why (404, and a warning logged once).
 func (s *Server) openAPIHandler() http.Handler {
-	h, err := openapi.Handler(s.bundle, openapi.Options{Dev: s.cfg.Dev})
-	if err == nil {
-		return h
-	}
-	s.log.Warn("no OpenAPI document for this bundle", "err", err)
-	why := err.Error()
+	build := sync.OnceValues(func() (http.Handler, error) {
+		h, err := openapi.Handler(s.bundle, openapi.Options{Dev: s.cfg.Dev})
+		if err != nil {
+			s.log.Warn("no OpenAPI document for this bundle", "err", err)
+		}
+		return h, err
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.gateway.WriteProblem(w, r, reply.NewProblem("not-found", "no OpenAPI document: %s", why))
+		h, err := build()
+		if err != nil {
+			s.gateway.WriteProblem(w, r, reply.NewProblem("not-found", "no OpenAPI document: %s", err.Error()))
+			return
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 
