@@ -114,8 +114,8 @@ func BenchmarkOpenTrajectoryMemory(b *testing.B) {
 // The memory acceptance: at most 256 bytes of heap per open trajectory with
 // 1,000,000 of them open.
 func TestOpenTrajectoryMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("opens a million trajectories")
+	if testing.Short() || raceEnabled {
+		t.Skip("opens a million trajectories (and measures memory, which the race detector inflates): .ci/run runs it without -race")
 	}
 	per := openTrajectoryBytes(t, 1_000_000)
 	t.Logf("%.1f bytes per open trajectory (1,000,000 open)", per)

@@ -109,7 +109,7 @@ func TestDeterminismHelper(t *testing.T) {
 
 func TestDeterminism(t *testing.T) {
 	spans := 1_000_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		spans = 100_000
 	}
 	runs := []struct {

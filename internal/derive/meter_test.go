@@ -340,7 +340,7 @@ func trajectoryLedger(t testing.TB, scores []int) []Input {
 // none during warm-up, none below min_score.
 func TestEngineWorkloads(t *testing.T) {
 	n := 100_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 20_000
 	}
 	for i, w := range workloads() {

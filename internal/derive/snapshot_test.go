@@ -32,7 +32,7 @@ func eventStream(t testing.TB, e *Engine, inputs []Input, out []byte) []byte {
 
 func TestSnapshotResumeEqualsUninterrupted(t *testing.T) {
 	n := 200_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 30_000
 	}
 	inputs := slices.Collect(defaultLedger(n).ledger())
