@@ -47,6 +47,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/diag"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -175,7 +176,7 @@ func (fr *frame) step(pos string) error {
 		if err := fr.check(pos); err != nil {
 			return err
 		}
-		return &Error{Code: diag.StepBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d steps", fr.max)}
+		return budgetError(pos, fr.max)
 	}
 	if fr.steps&255 == 0 {
 		return fr.check(pos)
@@ -282,65 +283,6 @@ func rtErr(code diag.Code, pos, format string, args ...any) error {
 
 // ---- span fields ----
 
-type spanField uint8
-
-const (
-	fNone spanField = iota
-	fID
-	fTenant
-	fWho
-	fDid
-	fThis
-	fWhen
-	fStatus
-	fConfirmedBy
-	fData
-)
-
-func spanFieldOf(name string) spanField {
-	switch name {
-	case "id":
-		return fID
-	case "tenant":
-		return fTenant
-	case "who":
-		return fWho
-	case "did":
-		return fDid
-	case "this":
-		return fThis
-	case "when":
-		return fWhen
-	case "status":
-		return fStatus
-	case "confirmed_by":
-		return fConfirmedBy
-	case "data":
-		return fData
-	}
-	return fNone
-}
-
-func spanString(s *span.Span, f spanField) string {
-	switch f {
-	case fID:
-		return s.ID
-	case fTenant:
-		return s.Tenant
-	case fWho:
-		return s.Who
-	case fDid:
-		return s.Did
-	case fThis:
-		return s.This
-	case fWhen:
-		return s.WhenRaw
-	case fStatus:
-		return s.Status
-	}
-	return ""
-}
-
 func hasMember(s *span.Span, name string) bool {
 	for _, m := range s.Members {
 		if m == name {
@@ -351,10 +293,10 @@ func hasMember(s *span.Span, name string) bool {
 }
 
 // spanValue returns the value of a span field (null when absent).
-func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
+func (fr *frame) spanValue(f spanfield.Field, pos string) (ir.Value, error) {
 	s := fr.in.Span
 	switch f {
-	case fWhen:
+	case spanfield.When:
 		if s.WhenRaw == "" {
 			return ir.NullValue(), nil
 		}
@@ -365,7 +307,7 @@ func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
 			return ir.TimestampValue(t), nil
 		}
 		return ir.Value{}, rtErr(diag.RuntimeType, pos, "field when is not RFC 3339: %q", clip(s.WhenRaw))
-	case fConfirmedBy:
+	case spanfield.ConfirmedBy:
 		if s.ConfirmedBy == nil {
 			return ir.NullValue(), nil
 		}
@@ -377,7 +319,7 @@ func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
 			l[i] = ir.StringValue(c)
 		}
 		return ir.ListValue(l), nil
-	case fData:
+	case spanfield.Data:
 		if !fr.dataDone {
 			fr.dataDone = true
 			if s.Data != nil {
@@ -385,18 +327,14 @@ func (fr *frame) spanValue(f spanField, pos string) (ir.Value, error) {
 			}
 		}
 		return fr.data, fr.dataErr
-	case fNone:
+	case spanfield.None:
 		return ir.NullValue(), nil
 	}
-	str := spanString(s, f)
-	if str == "" && !hasMember(s, fieldName(f)) {
+	str := spanfield.String(s, f)
+	if str == "" && !hasMember(s, f.Name()) {
 		return ir.NullValue(), nil
 	}
 	return ir.StringValue(str), nil
-}
-
-func fieldName(f spanField) string {
-	return [...]string{"", "id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data"}[f]
 }
 
 // decodeData decodes the JSON of a span's data, charging the copy of the
@@ -431,13 +369,6 @@ func decodeJSON(what string, b []byte) (ir.Value, error) {
 		return ir.Value{}, rtErr(diag.RuntimeType, "", "%s: %v", what, err)
 	}
 	return v, nil
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:61] + "..."
-	}
-	return s
 }
 
 // ---- expressions ----
@@ -718,8 +649,8 @@ func (c *compiler) field(e *ir.Expr) (fn, error) {
 			return v, nil
 		}, nil
 	}
-	f := spanFieldOf(name)
-	if f == fNone {
+	f := spanfield.Of(name)
+	if f == spanfield.None {
 		return nil, fmt.Errorf("unknown span field %q at %s", name, pos)
 	}
 	return func(fr *frame) (ir.Value, error) {
@@ -732,12 +663,12 @@ func (c *compiler) field(e *ir.Expr) (fn, error) {
 		}
 		if has && len(path) == 0 {
 			switch f {
-			case fConfirmedBy:
+			case spanfield.ConfirmedBy:
 				return ir.BoolValue(s.ConfirmedBy != nil), nil
-			case fData:
+			case spanfield.Data:
 				return ir.BoolValue(s.Data != nil), nil
 			}
-			return ir.BoolValue(spanString(s, f) != "" || hasMember(s, name)), nil
+			return ir.BoolValue(spanfield.String(s, f) != "" || hasMember(s, name)), nil
 		}
 		v, err := fr.spanValue(f, pos)
 		if err != nil {

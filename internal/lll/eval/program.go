@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -109,7 +110,7 @@ type Validator struct {
 type rule struct {
 	ir      *ir.Rule
 	top     string // top-level member
-	field   spanField
+	field   spanfield.Field
 	path    []string
 	format  *abi.Format
 	allowed uint16 // span members allowed (closed), by memberBit
@@ -134,14 +135,9 @@ func (r *rule) oneOf(v ir.Value) bool {
 	return false
 }
 
-// notOneOf is the violation of a value the rule does not allow.
-func (v *Validator) notOneOf(r *rule, val string) *Violation {
-	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is not one of %s: %s", r.ir.Field, r.inShow, clip(val)))
-}
-
 func memberBit(name string) uint16 {
-	f := spanFieldOf(name)
-	if f == fNone {
+	f := spanfield.Of(name)
+	if f == spanfield.None {
 		return 0
 	}
 	return 1 << f
@@ -180,8 +176,8 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 				cr.path = strings.Split(rest, ".")
 			}
 			if spanIn {
-				cr.field = spanFieldOf(top)
-				if cr.field == fNone {
+				cr.field = spanfield.Of(top)
+				if cr.field == spanfield.None {
 					return nil, fmt.Errorf("unknown span field %q", top)
 				}
 			}
@@ -301,7 +297,7 @@ func (v *Validator) CheckSpanSteps(ctx context.Context, s *span.Span, env *Env) 
 	if v.guard != nil {
 		ok, err := boolOf(frameOf(), v.guard, v.IR.Pos)
 		if err != nil {
-			return &Violation{Validator: v.IR.Name, Rule: "when", Detail: "cannot evaluate: " + err.Error(), Pos: v.IR.Pos, Action: v.IR.OnFail}, 0
+			return v.cannotEvaluate(nil, err), 0
 		}
 		if !ok {
 			return nil, 0
@@ -316,7 +312,7 @@ func (v *Validator) CheckSpanSteps(ctx context.Context, s *span.Span, env *Env) 
 		case ir.RuleClosed:
 			for _, m := range s.Members {
 				if b := memberBit(m); b == 0 || r.allowed&b == 0 {
-					return v.violation(r.ir, m, fmt.Sprintf("unknown field %q (allowed: %s)", clip(m), strings.Join(r.allowL, ", "))), 0
+					return v.unknown(r, m), 0
 				}
 			}
 		case ir.RuleCheck:
@@ -331,14 +327,10 @@ func (v *Validator) CheckSpanSteps(ctx context.Context, s *span.Span, env *Env) 
 func (v *Validator) checkRule(r *rule, fr *frame) *Violation {
 	ok, err := boolOf(fr, r.cond, r.ir.Pos)
 	if err != nil {
-		return v.violation(r.ir, "", "cannot evaluate: "+err.Error())
+		return v.cannotEvaluate(r, err)
 	}
 	if !ok {
-		d := r.ir.Message
-		if d == "" {
-			d = "check failed: " + strings.TrimSpace(strings.TrimPrefix(r.ir.Source, "check"))
-		}
-		return v.violation(r.ir, "", d)
+		return v.checkFailed(r)
 	}
 	return nil
 }
@@ -350,34 +342,34 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 		// Fast path: top-level members.
 		present := false
 		switch r.field {
-		case fConfirmedBy:
+		case spanfield.ConfirmedBy:
 			present = s.ConfirmedBy != nil
-		case fData:
+		case spanfield.Data:
 			present = s.Data != nil
 		default:
-			present = spanString(s, r.field) != ""
+			present = spanfield.String(s, r.field) != ""
 		}
 		if !present {
-			if r.field != fConfirmedBy && r.field != fData && hasMember(s, r.top) {
+			if r.field != spanfield.ConfirmedBy && r.field != spanfield.Data && hasMember(s, r.top) {
 				if require {
-					return v.violation(r.ir, name, fmt.Sprintf("field %q is empty", name))
+					return v.empty(r)
 				}
 				present = true // an empty string, allowed: check its format
 			} else if require {
-				return v.violation(r.ir, name, fmt.Sprintf("field %q is required", name))
+				return v.required(r)
 			} else {
 				return nil
 			}
 		}
-		if r.in != nil && r.field != fConfirmedBy && r.field != fData && r.field != fWhen {
+		if r.in != nil && r.field != spanfield.ConfirmedBy && r.field != spanfield.Data && r.field != spanfield.When {
 			// A top-level string member: its format, then its value.
 			if r.format != nil {
-				if ok, reason := r.format.Match(ir.StringValue(spanString(s, r.field))); !ok {
-					return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(fmt.Sprintf("%q", spanString(s, r.field)))))
+				if ok, reason := r.format.Match(ir.StringValue(spanfield.String(s, r.field))); !ok {
+					return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(fmt.Sprintf("%q", spanfield.String(s, r.field)))))
 				}
 			}
-			if str := spanString(s, r.field); !r.inStr[str] {
-				return v.notOneOf(r, fmt.Sprintf("%q", str))
+			if str := spanfield.String(s, r.field); !r.inStr[str] {
+				return v.notOneOfString(r, str)
 			}
 			return nil
 		}
@@ -385,36 +377,36 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 			return nil
 		}
 		switch f := r.format.Name; {
-		case r.field == fWhen && f == "rfc3339":
+		case r.field == spanfield.When && f == "rfc3339":
 			if s.WhenOK {
 				return nil
 			}
 			if _, ok := abi.ValidRFC3339(s.WhenRaw); ok {
 				return nil
 			}
-			return v.violation(r.ir, name, fmt.Sprintf("field %q is not RFC 3339: %q", name, clip(s.WhenRaw)))
-		case r.field == fConfirmedBy && (f == "array" || f == "array_of_strings"):
+			return v.notRFC3339(r, s.WhenRaw)
+		case r.field == spanfield.ConfirmedBy && (f == "array" || f == "array_of_strings"):
 			return nil
-		case r.field == fData && f == "object":
+		case r.field == spanfield.Data && f == "object":
 			if len(s.Data) > 0 && s.Data[0] == '{' {
 				return nil
 			}
-		case r.field != fConfirmedBy && r.field != fData && r.field != fWhen && f == "string":
+		case r.field != spanfield.ConfirmedBy && r.field != spanfield.Data && r.field != spanfield.When && f == "string":
 			return nil
 		}
 	}
 	fr := frameOf()
 	val, err := fr.spanValue(r.field, r.ir.Pos)
-	if err != nil && r.field == fWhen {
+	if err != nil && r.field == spanfield.When {
 		val, err = ir.StringValue(s.WhenRaw), nil
 	}
 	if err != nil {
-		return v.violation(r.ir, name, "cannot evaluate: "+err.Error())
+		return v.cannotEvaluate(r, err)
 	}
 	val, _ = walk(val, r.path)
 	if val.IsNull() {
 		if require {
-			return v.violation(r.ir, name, fmt.Sprintf("field %q is required", name))
+			return v.required(r)
 		}
 		return nil
 	}
@@ -505,7 +497,7 @@ func (v *Validator) CheckEventWith(ctx context.Context, ev ir.Value, env *Env, s
 			val, _ = walk(val, r.path)
 			if val.IsNull() {
 				if r.ir.Kind == ir.RuleRequire {
-					res.Violation = v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is required", r.ir.Field))
+					res.Violation = v.required(r)
 					return res, nil
 				}
 				continue
@@ -523,7 +515,7 @@ func (v *Validator) CheckEventWith(ctx context.Context, ev ir.Value, env *Env, s
 		case ir.RuleClosed:
 			for _, k := range ev.Keys() {
 				if !contains(r.allowL, k) {
-					res.Violation = v.violation(r.ir, k, fmt.Sprintf("unknown field %q (allowed: %s)", clip(k), strings.Join(r.allowL, ", ")))
+					res.Violation = v.unknown(r, k)
 					return res, nil
 				}
 			}

@@ -21,8 +21,10 @@
 //
 // What is covered today is the span validators whose rules are top-level
 // field rules (require/allow with the formats the canonical span contract
-// uses, in [...] over strings, reject unknown fields): the canonical
-// contract of the standard bundle. Guards, check rules, expressions,
-// kernels, host calls, event validators, pipelines and routers are not
-// compiled yet; codegen refuses them.
+// uses, in [...] over strings, reject unknown fields), with guards and check
+// rules over a first subset of expressions (constants, the string fields'
+// values, has, ==, !=, the orders over numbers, in over list literals, len
+// of a string, not, and, or), fuel charged where the interpreter counts its
+// steps. Other expressions, kernels, host calls, event validators,
+// pipelines and routers are not compiled yet; codegen refuses them.
 package wasm

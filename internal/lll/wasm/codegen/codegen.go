@@ -9,17 +9,28 @@
 // the member list. Those rules are checked by the interpreter without
 // counting steps, so the code for them charges no fuel either.
 //
+// Guards and check rules are compiled for a first subset of expressions
+// (see expr.go): constants, the values of the top-level string fields, has
+// over a top-level field, ==, !=, <, <=, >, >= over numbers, in over a list
+// literal, len of a string, not, and, or. Fuel is charged where the
+// interpreter counts a step and in the same order (every operator but not,
+// and, or and neg, before its operands), so a module runs out of fuel at
+// the step the interpreter does; the charge points are listed in
+// Output.Points for the host to word that violation.
+//
 // What it does not compile yet it refuses with an error wrapping
-// ErrUnsupported, never approximates: guards, check rules (expressions),
-// dotted fields (data.gross), formats other than those the interpreter's
-// fast path decides for the field (rfc3339 on when, string on a string
-// field, array and array_of_strings on confirmed_by, object on data), in
-// [...] on when, confirmed_by or data. Event validators, pipelines and
-// routers are not part of the module.
+// ErrUnsupported, never approximates: other operators and builtins,
+// policies, features, kernels, host calls, the values of when,
+// confirmed_by and data, dotted fields (data.gross), formats other than
+// those the interpreter's fast path decides for the field (rfc3339 on
+// when, string on a string field, array and array_of_strings on
+// confirmed_by, object on data), in [...] on when, confirmed_by or data.
+// Event validators, pipelines and routers are not part of the module.
 //
 // The module's functions are, in order: streq (the byte equality of two
-// strings in memory), then one function a span validator, in the order of
-// the program. It imports nothing.
+// strings in memory), one function a span validator, in the order of the
+// program, then the helpers expressions use (string equality), in the
+// order of their first use. It imports nothing.
 package codegen
 
 import (
@@ -27,6 +38,7 @@ import (
 	"fmt"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/enc"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
@@ -42,9 +54,14 @@ type Output struct {
 	Wasm []byte
 	// Validators names the span validators the module exports, in order.
 	Validators []string
+	// Points are the module's charge points, by the index the module
+	// reports when its fuel runs out at one.
+	Points []Point
 }
 
-// The module's types, globals and functions, by index.
+// The module's types, globals and functions, by index. The span
+// validators follow streq, one function each; the helpers expressions
+// need come after them, in the order of their first use.
 const (
 	typeStreq     = 0 // (i32 ptr, i32 len, i32 ptr, i32 len) -> i32
 	typeValidator = 1 // () -> i32
@@ -53,51 +70,69 @@ const (
 	funcStreq     = 0
 )
 
+// gen is one compilation.
+type gen struct {
+	m        *enc.Module
+	out      *Output
+	consts   consts
+	later    []enc.Func // the helpers, after the validators
+	nextFunc uint32     // the index of the next helper
+	strEq    uint32     // the string equality helper, 0 until used
+}
+
 // Compile compiles the span validators of p.
 func Compile(p *ir.Program) (*Output, error) {
-	m := &enc.Module{
-		Types: []enc.FuncType{
-			{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
-			{Results: []enc.ValType{enc.I32}},
+	g := &gen{
+		m: &enc.Module{
+			Types: []enc.FuncType{
+				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
+				{Results: []enc.ValType{enc.I32}},
+			},
+			Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
+			Memory: &enc.Memory{Min: layout.MemoryPages, Max: layout.MemoryPages},
+			Globals: []enc.Global{
+				{Type: enc.I64, Mutable: true},
+				{Type: enc.I32, Mutable: true},
+			},
+			Exports: []enc.Export{
+				{Name: layout.GlobalFuel, Kind: enc.ExternGlobal, Index: globalFuel},
+				{Name: layout.GlobalTrap, Kind: enc.ExternGlobal, Index: globalTrap},
+				{Name: "memory", Kind: enc.ExternMemory},
+			},
 		},
-		Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
-		Memory: &enc.Memory{Min: layout.MemoryPages, Max: layout.MemoryPages},
-		Globals: []enc.Global{
-			{Type: enc.I64, Mutable: true},
-			{Type: enc.I32, Mutable: true},
-		},
-		Exports: []enc.Export{
-			{Name: layout.GlobalFuel, Kind: enc.ExternGlobal, Index: globalFuel},
-			{Name: layout.GlobalTrap, Kind: enc.ExternGlobal, Index: globalTrap},
-			{Name: "memory", Kind: enc.ExternMemory},
-		},
+		out:      &Output{},
+		nextFunc: 1,
 	}
-	out := &Output{}
-	c := &consts{}
+	var spanValidators []*ir.Validator
 	for _, v := range p.Validators {
-		if len(v.Input) != 1 || v.Input[0] != abi.InputSpan {
-			continue
+		if len(v.Input) == 1 && v.Input[0] == abi.InputSpan {
+			spanValidators = append(spanValidators, v)
 		}
-		body, err := validator(v, c)
-		if err != nil {
+	}
+	g.nextFunc += uint32(len(spanValidators))
+	for _, v := range spanValidators {
+		f := &fn{g: g, v: v, c: &enc.Code{}, locals: []enc.ValType{enc.I32}}
+		if err := f.validator(); err != nil {
 			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
 		}
-		m.Exports = append(m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(m.Funcs))})
-		m.Funcs = append(m.Funcs, enc.Func{Type: typeValidator, Locals: []enc.ValType{enc.I32}, Body: body})
-		out.Validators = append(out.Validators, v.Name)
+		g.m.Exports = append(g.m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(g.m.Funcs))})
+		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
+		g.out.Validators = append(g.out.Validators, v.Name)
 	}
+	g.m.Funcs = append(g.m.Funcs, g.later...)
+	c := &g.consts
 	if len(c.data) > layout.ConstSize {
 		return nil, fmt.Errorf("%w: %d bytes of constants, over %d", ErrUnsupported, len(c.data), layout.ConstSize)
 	}
 	if len(c.data) > 0 {
-		m.Data = []enc.Data{{Offset: layout.ConstBase, Bytes: c.data}}
+		g.m.Data = []enc.Data{{Offset: layout.ConstBase, Bytes: c.data}}
 	}
-	b, err := m.Encode()
+	b, err := g.m.Encode()
 	if err != nil {
 		return nil, fmt.Errorf("codegen: %w", err)
 	}
-	out.Wasm = b
-	return out, nil
+	g.out.Wasm = b
+	return g.out, nil
 }
 
 // consts places constant strings in the constant region, once each.
@@ -136,28 +171,41 @@ func streq() []byte {
 	return c
 }
 
-// validator returns the body of a span validator's function.
-func validator(v *ir.Validator, cs *consts) ([]byte, error) {
+// validator compiles the body of a span validator's function: its guard
+// (a false guard passes), then its rules in order, the first that fails
+// returning 1 + its index.
+func (f *fn) validator() error {
+	v, c := f.v, f.c
 	if v.Guard != nil {
-		return nil, fmt.Errorf("%w: a guard (when ...)", ErrUnsupported)
+		f.rule = -1
+		if err := f.cond(v.Guard); err != nil {
+			return fmt.Errorf("the guard: %w", err)
+		}
+		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty).I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
 	}
-	var c enc.Code
 	for i, r := range v.Rules {
+		f.rule = i
 		var err error
 		switch r.Kind {
 		case ir.RuleRequire, ir.RuleAllow:
-			err = fieldRule(&c, i, r, cs)
+			err = fieldRule(c, i, r, &f.g.consts)
 		case ir.RuleClosed:
-			closedRule(&c, i, r)
+			closedRule(c, i, r)
+		case ir.RuleCheck:
+			if err = f.cond(r.Cond); err == nil {
+				c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+				fail(c, i, layout.ReasonCheck)
+				c.Op(enc.OpEnd)
+			}
 		default:
 			err = fmt.Errorf("%w: rule %q at %s", ErrUnsupported, r.Source, r.Pos)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
 	c.I32Const(0)
-	return c, nil
+	return nil
 }
 
 // fail writes the reason and returns 1 + the rule's index.
@@ -166,7 +214,7 @@ func fail(c *enc.Code, rule int, reason int32) {
 	c.I32Const(int32(rule + 1)).Op(enc.OpReturn)
 }
 
-func slotLoad(c *enc.Code, f layout.Field, op byte, align, off uint32) {
+func slotLoad(c *enc.Code, f spanfield.Field, op byte, align, off uint32) {
 	c.I32Const(int32(layout.Slot(f))).Mem(op, align, off)
 }
 
@@ -176,16 +224,16 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 	unsupported := func(what string) error {
 		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
 	}
-	f := layout.FieldOf(r.Field)
-	if f == layout.FieldNone {
+	f := spanfield.Of(r.Field)
+	if f == spanfield.None {
 		return unsupported("a field that is not a top-level span field")
 	}
 	require := r.Kind == ir.RuleRequire
-	str := f != layout.FieldConfirmedBy && f != layout.FieldData // a string member (when included)
+	str := f != spanfield.ConfirmedBy && f != spanfield.Data // a string member (when included)
 	// Decide, as eval does, what follows presence, before emitting code.
 	var check func()
 	switch {
-	case r.In != nil && str && f != layout.FieldWhen:
+	case r.In != nil && str && f != spanfield.When:
 		if r.Format != "" && r.Format != "string" {
 			return unsupported("format " + r.Format + " with in [...]")
 		}
@@ -208,16 +256,16 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 		return unsupported("in [...] on " + r.Field)
 	case r.Format == "":
 		check = func() {}
-	case f == layout.FieldWhen && r.Format == "rfc3339":
+	case f == spanfield.When && r.Format == "rfc3339":
 		check = func() {
 			slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotFlags)
 			c.I32Const(layout.FlagTime).Op(enc.OpI32And).Index(enc.OpBrIf, 0)
 			fail(c, i, layout.ReasonFormat)
 		}
-	case f == layout.FieldConfirmedBy && (r.Format == "array" || r.Format == "array_of_strings"),
-		str && f != layout.FieldWhen && r.Format == "string":
+	case f == spanfield.ConfirmedBy && (r.Format == "array" || r.Format == "array_of_strings"),
+		str && f != spanfield.When && r.Format == "string":
 		check = func() {}
-	case f == layout.FieldData && r.Format == "object":
+	case f == spanfield.Data && r.Format == "object":
 		// Anything but an object leaves the interpreter's fast path; the
 		// span decoder refuses such spans, so the module traps rather
 		// than guess.
@@ -268,7 +316,7 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	var mask int32
 	for _, a := range r.Allowed {
-		if f := layout.FieldOf(a); f != layout.FieldNone {
+		if f := spanfield.Of(a); f != spanfield.None {
 			mask |= 1 << f
 		}
 	}

@@ -51,19 +51,62 @@ func TestStdlib(t *testing.T) {
 			t.Fatalf("a second compilation differs (err %v)", err)
 		}
 	}
-	golden := filepath.Join("testdata", "stdlib.wasm.hex")
-	got := hexLines(out.Wasm)
+	golden(t, "stdlib.wasm.hex", out.Wasm)
+}
+
+// golden compares a module with its golden bytes in testdata/name
+// (-update rewrites them).
+func golden(t *testing.T, name string, wasm []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	got := hexLines(wasm)
 	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(golden)
+	want, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("module bytes (-want +got; sha256 %x):\n%s", sha256.Sum256(out.Wasm), diff)
+		t.Errorf("module bytes of %s (-want +got; sha256 %x):\n%s", name, sha256.Sum256(wasm), diff)
+	}
+}
+
+// exprsSrc has a guard and check rules over every operator codegen
+// compiles.
+const exprsSrc = `validator exprs {
+  when has(who) and not (status == "draft")
+  require field "did"
+  check who != "" or len(this) >= 3 else "who or a long this"
+  check did in ["sale.post", "sale.void", who] else "a known did"
+  check len(id) < 40 and len(id) > 0 and len(id) <= 39 and len(id) == len(id)
+  check has(confirmed_by) or not has(data) or status in ["pending", 1, true]
+  on_fail "reject"
+}
+`
+
+// TestExprs compiles a validator with a guard and check rules, checks the
+// module with both validators and against its golden bytes
+// (testdata/exprs.wasm.hex) and its charge points.
+func TestExprs(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, exprsSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "exprs", out.Wasm)
+	golden(t, "exprs.wasm.hex", out.Wasm)
+	// The guard's charge points: has(who), then eq and its operands (not
+	// and and charge none).
+	want := []codegen.Point{
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:8"},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:33"},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:26"},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:36"},
+	}
+	if diff := cmp.Diff(want, out.Points[:4]); diff != "" {
+		t.Errorf("the guard's charge points (-want +got):\n%s", diff)
 	}
 }
 
@@ -106,10 +149,16 @@ func TestRules(t *testing.T) {
 // ErrUnsupported, never compiled to something else.
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
-		"guard":        "when who == \"dan\"\nrequire field \"did\"",
-		"check":        "check len(who) < 10",
-		"dotted field": `require field "data.gross"`,
-		"format":       `require field "who" as "rfc3339"`,
+		"guard on a feature": "when features.trajectory\nrequire field \"did\"",
+		"matches":            `check not (did matches "test.*")`,
+		"lower":              "check lower(who) == who",
+		"dotted has":         "check has(data.gross)",
+		"when's value":       `check when == when`,
+		"string order":       `check who < "m"`,
+		"len of a list":      "check len(confirmed_by) > 0",
+		"arithmetic":         "check len(who) + 1 > 2",
+		"dotted field":       `require field "data.gross"`,
+		"format":             `require field "who" as "rfc3339"`,
 	} {
 		src = "validator v {\n" + src + "\non_fail \"reject\"\n}\n"
 		p, errs := lll.Compile([]lll.Source{{Name: "t.lll", Text: []byte(src)}})

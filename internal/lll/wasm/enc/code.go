@@ -31,7 +31,12 @@ const (
 	OpI32LtU      = 0x49
 	OpI32GeU      = 0x4f
 	OpI64Eqz      = 0x50
+	OpI64Eq       = 0x51
+	OpI64Ne       = 0x52
 	OpI64LtS      = 0x53
+	OpI64GtS      = 0x55
+	OpI64LeS      = 0x57
+	OpI64GeS      = 0x59
 	OpI32Add      = 0x6a
 	OpI32Sub      = 0x6b
 	OpI32And      = 0x71
@@ -39,12 +44,17 @@ const (
 	OpI32Shl      = 0x74
 	OpI32ShrU     = 0x76
 	OpI64Sub      = 0x7d
+	OpI64Mul      = 0x7e
+	OpI64ShrU     = 0x88
+	OpI32WrapI64  = 0xa7
+	OpI64ExtendU  = 0xad // i64.extend_i32_u
 )
 
 // Block types (part of the format): a block without results, or with one.
 const (
 	BlockEmpty = 0x40
 	BlockI32   = byte(I32)
+	BlockI64   = byte(I64)
 )
 
 // Code is a sequence of instructions being written. Its methods append one

@@ -11,7 +11,9 @@
 //	ConstBase 0x0000  constants the compiler places (the strings of in [...]),
 //	                  at most ConstSize bytes, a data segment of the module
 //	OutBase   0x4000  the answer: u32 reason (Reason*), u32 member index
-//	                  (for ReasonUnknown: which member of the member list)
+//	                  (for ReasonUnknown: which member of the member list;
+//	                  after TrapFuel: the charge point where fuel ran out,
+//	                  an index into the compiler's table of them)
 //	InBase    0x4040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
 //	          +4      u32 0
@@ -24,9 +26,9 @@
 //
 // # Slots
 //
-// Slot f (f a Field, 1..9) describes one top-level member of the span, as
-// the span decoder (package span) decoded it, the decoder the interpreter
-// uses too:
+// Slot f (f a spanfield.Field, 1..9, in the order package spanfield
+// fixes) describes one top-level member of the span, as the span decoder
+// (package span) decoded it, the decoder the interpreter uses too:
 //
 //	+0  u8   kind (Kind*)
 //	+1  u8   flags (Flag*)
@@ -52,6 +54,8 @@
 // rule that fails, its reason in the output words.
 package layout
 
+import "github.com/loglineos/loglineos/internal/lll/eval/spanfield"
+
 // Memory layout (part of the format).
 const (
 	PageSize    = 64 << 10
@@ -60,7 +64,7 @@ const (
 	ConstSize   = 0x4000
 	OutBase     = 0x4000
 	InBase      = 0x4040
-	SlotCount   = 10
+	SlotCount   = spanfield.Count
 	SlotSize    = 24
 	MembersOff  = 8 + SlotCount*SlotSize
 	// InSize is room for the input: a span whose table is larger is
@@ -77,51 +81,8 @@ const (
 	SlotValue  = 16
 )
 
-// Field is a top-level member of a span, by its slot.
-type Field uint8
-
-// The fields, in the order of the interpreter's span fields (part of the
-// format).
-const (
-	FieldNone Field = iota
-	FieldID
-	FieldTenant
-	FieldWho
-	FieldDid
-	FieldThis
-	FieldWhen
-	FieldStatus
-	FieldConfirmedBy
-	FieldData
-)
-
-// FieldOf returns the field of a member name, FieldNone for others.
-func FieldOf(name string) Field {
-	switch name {
-	case "id":
-		return FieldID
-	case "tenant":
-		return FieldTenant
-	case "who":
-		return FieldWho
-	case "did":
-		return FieldDid
-	case "this":
-		return FieldThis
-	case "when":
-		return FieldWhen
-	case "status":
-		return FieldStatus
-	case "confirmed_by":
-		return FieldConfirmedBy
-	case "data":
-		return FieldData
-	}
-	return FieldNone
-}
-
 // Slot returns the address of the slot of f.
-func Slot(f Field) uint32 { return InBase + 8 + uint32(f)*SlotSize }
+func Slot(f spanfield.Field) uint32 { return InBase + 8 + uint32(f)*SlotSize }
 
 // Kinds of a slot (part of the format).
 const (
@@ -145,6 +106,7 @@ const (
 	ReasonFormat   = 3 // a field does not match the rule's format
 	ReasonNotOneOf = 4 // a field is not one of the rule's values
 	ReasonUnknown  = 5 // a member the closed rule does not allow; its index in the second word
+	ReasonCheck    = 6 // a check rule's condition does not hold
 )
 
 // Exported globals (part of the format).
@@ -156,7 +118,7 @@ const (
 // Trap codes, in the trap global (part of the format).
 const (
 	TrapNone        = 0
-	TrapFuel        = 1 // the step budget is exhausted: the interpreter's LLL100
+	TrapFuel        = 1 // the step budget is exhausted (the interpreter's LLL100); the second output word is the charge point
 	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object)
 )
 

@@ -20,12 +20,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/tetratelabs/wazero"
@@ -50,34 +51,34 @@ var (
 // Features are the WebAssembly features a module may use.
 const Features = api.CoreFeaturesV1 | api.CoreFeatureSignExtensionOps
 
-// Module is a compiled module and the rules of the validators it exports.
+// Module is a compiled module and the interpreter's validators it
+// answers for, which word its violations.
 type Module struct {
 	rt         wazero.Runtime
 	cm         wazero.CompiledModule
-	validators map[string]*ir.Validator
+	validators map[string]*eval.Validator
+	points     []codegen.Point
 }
 
-// Compile compiles wasm, whose span validators are those of p named in
-// names (codegen.Output.Validators).
-func Compile(ctx context.Context, wasm []byte, p *ir.Program, names []string) (m *Module, err error) {
+// Compile compiles the module out, which codegen compiled from p.
+func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module, err error) {
+	ep, err := eval.Compile(p)
+	if err != nil {
+		return nil, fmt.Errorf("vm: %w", err)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(Features))
 	defer func() {
 		if err != nil {
 			_ = rt.Close(ctx)
 		}
 	}()
-	cm, err := rt.CompileModule(ctx, wasm)
+	cm, err := rt.CompileModule(ctx, out.Wasm)
 	if err != nil {
 		return nil, fmt.Errorf("vm: compile: %w", err)
 	}
-	m = &Module{rt: rt, cm: cm, validators: map[string]*ir.Validator{}}
-	for _, name := range names {
-		var v *ir.Validator
-		for _, x := range p.Validators {
-			if x.Name == name {
-				v = x
-			}
-		}
+	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points}
+	for _, name := range out.Validators {
+		v := ep.Validator(name)
 		if v == nil {
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
@@ -131,11 +132,18 @@ type Result struct {
 	// FuelUsed is the steps the run counted (the budget minus the fuel
 	// left), what the interpreter counts for the same run.
 	FuelUsed int64
+	// Trap is the module's trap code: layout.TrapFuel when the budget ran
+	// out (the violation then says so, as the interpreter's does), else
+	// layout.TrapNone.
+	Trap uint32
 }
 
 // CheckSpan runs the validator name over s with a step budget of budget
 // (eval.DefaultMaxSteps when <= 0), as eval's Validator.CheckSpan does
-// with an Env of that MaxSteps: nil when the span passes.
+// with an Env of that MaxSteps and no deadline: nil when the span passes,
+// else the interpreter's violation. A run whose budget runs out is a
+// violation too (cannot evaluate: ... LLL100), as it is for the
+// interpreter, with Result.Trap = layout.TrapFuel.
 func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, budget int64) (*eval.Violation, Result, error) {
 	f, v := in.funcs[name], in.m.validators[name]
 	if f == nil {
@@ -151,10 +159,21 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 	in.trap.Set(0)
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	out, _ := in.mem.Read(layout.OutBase, 8)
+	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
-		switch in.trap.Get() {
+		res.Trap = uint32(in.trap.Get())
+		switch res.Trap {
 		case layout.TrapFuel:
-			return nil, res, fmt.Errorf("vm: %s: evaluation exceeded its budget of %d steps", name, budget)
+			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
+				return nil, res, fmt.Errorf("%w: %s: out of fuel at point %d of %d", ErrTrap, name, word, len(in.m.points))
+			}
+			pt := in.m.points[word]
+			vi, err := v.SpanViolation(s, eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget})
+			if err != nil {
+				return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
+			}
+			return vi, res, nil
 		case layout.TrapUnsupported:
 			return nil, res, fmt.Errorf("%w: %s", ErrUnsupported, name)
 		}
@@ -164,20 +183,22 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 	if rule == 0 {
 		return nil, res, nil
 	}
-	if rule > len(v.Rules) {
-		return nil, res, fmt.Errorf("%w: %s: rule %d of %d", ErrTrap, name, rule, len(v.Rules))
+	w, ok := why(reason)
+	if !ok {
+		return nil, res, fmt.Errorf("%w: %s: reason %d", ErrTrap, name, reason)
 	}
-	out, _ := in.mem.Read(layout.OutBase, 8)
-	reason, member := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
-	vi, err := violation(v, v.Rules[rule-1], s, reason, member)
-	return vi, res, err
+	vi, err := v.SpanViolation(s, eval.Failure{Why: w, Rule: rule - 1, Member: int(word)})
+	if err != nil {
+		return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
+	}
+	return vi, res, nil
 }
 
 // write lays s out in the input region in one copy.
 func (in *Instance) write(s *span.Span) error {
 	size := layout.MembersOff + len(s.Members)
-	for f := layout.FieldID; f <= layout.FieldStatus; f++ {
-		size += len(spanString(s, f))
+	for f := spanfield.ID; f <= spanfield.Status; f++ {
+		size += len(spanfield.String(s, f))
 	}
 	if size > layout.InSize {
 		return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, layout.InSize)
@@ -191,30 +212,30 @@ func (in *Instance) write(s *span.Span) error {
 	binary.LittleEndian.PutUint32(b, uint32(len(s.Members)))
 	str := layout.MembersOff + len(s.Members)
 	for i, m := range s.Members {
-		b[layout.MembersOff+i] = byte(layout.FieldOf(m))
-		f := layout.FieldOf(m)
-		if f == layout.FieldNone {
+		b[layout.MembersOff+i] = byte(spanfield.Of(m))
+		f := spanfield.Of(m)
+		if f == spanfield.None {
 			continue
 		}
 		slot := b[8+int(f)*layout.SlotSize:][:layout.SlotSize]
 		slot[layout.SlotFlags] = layout.FlagMember
 		switch f {
-		case layout.FieldConfirmedBy:
+		case spanfield.ConfirmedBy:
 			slot[layout.SlotKind] = layout.KindStrings
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.ConfirmedBy)))
-		case layout.FieldData:
+		case spanfield.Data:
 			slot[layout.SlotKind] = layout.KindOther
 			if len(s.Data) > 0 && s.Data[0] == '{' {
 				slot[layout.SlotKind] = layout.KindObject
 			}
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.Data)))
 		default:
-			x := spanString(s, f)
+			x := spanfield.String(s, f)
 			slot[layout.SlotKind] = layout.KindString
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(x)))
 			binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+str))
 			str += copy(b[str:], x)
-			if f == layout.FieldWhen {
+			if f == spanfield.When {
 				if t, ok := when(s); ok {
 					slot[layout.SlotFlags] |= layout.FlagTime
 					binary.LittleEndian.PutUint64(slot[layout.SlotValue:], uint64(t))
@@ -239,63 +260,23 @@ func when(s *span.Span) (int64, bool) {
 	return t.UnixNano(), ok
 }
 
-func spanString(s *span.Span, f layout.Field) string {
-	switch f {
-	case layout.FieldID:
-		return s.ID
-	case layout.FieldTenant:
-		return s.Tenant
-	case layout.FieldWho:
-		return s.Who
-	case layout.FieldDid:
-		return s.Did
-	case layout.FieldThis:
-		return s.This
-	case layout.FieldWhen:
-		return s.WhenRaw
-	case layout.FieldStatus:
-		return s.Status
-	}
-	return ""
-}
-
-// violation builds the interpreter's violation for a rule that failed for
-// reason (member: the index of the member, for ReasonUnknown).
-func violation(v *ir.Validator, r *ir.Rule, s *span.Span, reason, member uint32) (*eval.Violation, error) {
-	vi := &eval.Violation{Validator: v.Name, Rule: r.Source, Field: r.Field, Pos: r.Pos, Action: v.OnFail}
-	f := layout.FieldOf(r.Field)
+// why maps the module's reasons to the interpreter's.
+func why(reason uint32) (eval.Why, bool) {
 	switch reason {
 	case layout.ReasonRequired:
-		vi.Detail = fmt.Sprintf("field %q is required", r.Field)
+		return eval.WhyRequired, true
 	case layout.ReasonEmpty:
-		vi.Detail = fmt.Sprintf("field %q is empty", r.Field)
+		return eval.WhyEmpty, true
 	case layout.ReasonFormat:
-		vi.Detail = fmt.Sprintf("field %q is not RFC 3339: %q", r.Field, clip(s.WhenRaw))
+		return eval.WhyNotRFC3339, true
 	case layout.ReasonNotOneOf:
-		shown := make([]string, len(r.In))
-		for i, x := range r.In {
-			shown[i] = fmt.Sprintf("%q", x.Str())
-		}
-		vi.Detail = fmt.Sprintf("field %q is not one of %s: %s", r.Field, strings.Join(shown, ", "), clip(fmt.Sprintf("%q", spanString(s, f))))
+		return eval.WhyNotOneOf, true
 	case layout.ReasonUnknown:
-		if int(member) >= len(s.Members) {
-			return nil, fmt.Errorf("%w: %s: member %d of %d", ErrTrap, v.Name, member, len(s.Members))
-		}
-		m := s.Members[member]
-		vi.Field = m
-		vi.Detail = fmt.Sprintf("unknown field %q (allowed: %s)", clip(m), strings.Join(r.Allowed, ", "))
-	default:
-		return nil, fmt.Errorf("%w: %s: reason %d", ErrTrap, v.Name, reason)
+		return eval.WhyUnknown, true
+	case layout.ReasonCheck:
+		return eval.WhyCheck, true
 	}
-	return vi, nil
-}
-
-// clip shortens a text shown in a violation as the interpreter does.
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:61] + "..."
-	}
-	return s
+	return 0, false
 }
 
 // Close releases the instance.

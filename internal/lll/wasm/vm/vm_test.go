@@ -34,7 +34,7 @@ func setup(t testing.TB) (*ir.Program, *eval.Validator, *vm.Pool) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	m, err := vm.Compile(ctx, out.Wasm, p, out.Validators)
+	m, err := vm.Compile(ctx, p, out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,155 @@
+package eval
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/loglineos/loglineos/internal/lll/diag"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// Why says why a span fails a validator, as a second backend (a
+// WebAssembly module) reports it.
+type Why uint8
+
+// The reasons a span fails.
+const (
+	WhyRequired   Why = iota + 1 // a required field is absent
+	WhyEmpty                     // a required string field is present but empty
+	WhyNotRFC3339                // when is not RFC 3339
+	WhyNotOneOf                  // a top-level string field is not one of the rule's values
+	WhyUnknown                   // a member the closed rule does not allow
+	WhyCheck                     // a check's condition does not hold
+	WhyBudget                    // the step budget ran out (LLL100)
+)
+
+// Failure is the failure of a span a second backend found, which
+// Validator.SpanViolation turns into the violation the interpreter gives,
+// worded by the same code.
+type Failure struct {
+	Why Why
+	// Rule is the index of the failing rule in the validator's rules; for
+	// WhyBudget, -1 when the budget ran out in the guard.
+	Rule int
+	// Member is the index of the member in the span's Members
+	// (WhyUnknown).
+	Member int
+	// Pos is the position of the expression whose step exceeded the
+	// budget, and Budget the budget (WhyBudget).
+	Pos    string
+	Budget int64
+}
+
+// SpanViolation returns the violation of s that f describes, as
+// CheckSpan words it. It fails when f does not fit the validator or the
+// span (a rule or member out of range, a reason the rule cannot give).
+func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
+	if f.Why == WhyBudget && f.Rule == -1 && v.guard != nil {
+		return v.cannotEvaluate(nil, budgetError(f.Pos, f.Budget)), nil
+	}
+	if f.Rule < 0 || f.Rule >= len(v.rules) {
+		return nil, fmt.Errorf("eval: validator %s: failure of rule %d of %d", v.IR.Name, f.Rule, len(v.rules))
+	}
+	r := v.rules[f.Rule]
+	bad := func() (*Violation, error) {
+		return nil, fmt.Errorf("eval: validator %s: rule %q cannot fail with reason %d", v.IR.Name, r.ir.Source, f.Why)
+	}
+	field := r.ir.Kind == ir.RuleRequire || r.ir.Kind == ir.RuleAllow
+	switch f.Why {
+	case WhyRequired:
+		if field {
+			return v.required(r), nil
+		}
+	case WhyEmpty:
+		if field && r.field.IsString() {
+			return v.empty(r), nil
+		}
+	case WhyNotRFC3339:
+		if field {
+			return v.notRFC3339(r, s.WhenRaw), nil
+		}
+	case WhyNotOneOf:
+		if field && r.in != nil {
+			return v.notOneOfString(r, spanfield.String(s, r.field)), nil
+		}
+	case WhyUnknown:
+		if r.ir.Kind == ir.RuleClosed && f.Member >= 0 && f.Member < len(s.Members) {
+			return v.unknown(r, s.Members[f.Member]), nil
+		}
+	case WhyCheck:
+		if r.cond != nil {
+			return v.checkFailed(r), nil
+		}
+	case WhyBudget:
+		if r.cond != nil {
+			return v.cannotEvaluate(r, budgetError(f.Pos, f.Budget)), nil
+		}
+	}
+	return bad()
+}
+
+// budgetError is the error of a run whose step budget max ran out at the
+// expression at pos.
+func budgetError(pos string, max int64) error {
+	return &Error{Code: diag.StepBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d steps", max)}
+}
+
+// The wording of violations, for both backends.
+
+func (v *Validator) required(r *rule) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is required", r.ir.Field))
+}
+
+func (v *Validator) empty(r *rule) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is empty", r.ir.Field))
+}
+
+func (v *Validator) notRFC3339(r *rule, raw string) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is not RFC 3339: %q", r.ir.Field, clip(raw)))
+}
+
+// notOneOf is the violation of a value the rule does not allow, val as
+// shown.
+func (v *Validator) notOneOf(r *rule, val string) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q is not one of %s: %s", r.ir.Field, r.inShow, clip(val)))
+}
+
+// notOneOfString is notOneOf of a string.
+func (v *Validator) notOneOfString(r *rule, str string) *Violation {
+	return v.notOneOf(r, fmt.Sprintf("%q", str))
+}
+
+func (v *Validator) unknown(r *rule, member string) *Violation {
+	return v.violation(r.ir, member, fmt.Sprintf("unknown field %q (allowed: %s)", clip(member), strings.Join(r.allowL, ", ")))
+}
+
+func (v *Validator) checkFailed(r *rule) *Violation {
+	d := r.ir.Message
+	if d == "" {
+		d = "check failed: " + strings.TrimSpace(strings.TrimPrefix(r.ir.Source, "check"))
+	}
+	return v.violation(r.ir, "", d)
+}
+
+// cannotEvaluate is the violation of a rule (nil: the guard) whose
+// evaluation failed with err.
+func (v *Validator) cannotEvaluate(r *rule, err error) *Violation {
+	if r == nil {
+		return &Violation{Validator: v.IR.Name, Rule: "when", Detail: "cannot evaluate: " + err.Error(), Pos: v.IR.Pos, Action: v.IR.OnFail}
+	}
+	field := ""
+	if r.ir.Kind == ir.RuleRequire || r.ir.Kind == ir.RuleAllow {
+		field = r.ir.Field
+	}
+	return v.violation(r.ir, field, "cannot evaluate: "+err.Error())
+}
+
+// clip shortens a text shown in a violation.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
+}

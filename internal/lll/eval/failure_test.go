@@ -1,0 +1,63 @@
+package eval_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// TestSpanViolation: a failure a second backend reports is worded as
+// CheckSpan words it; a failure that does not fit the validator is an
+// error.
+func TestSpanViolation(t *testing.T) {
+	src := "validator v {\n  require field \"who\"\n  check who == \"dan\" else \"not dan\"\n  reject unknown fields\n  on_fail \"reject\"\n}\n"
+	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := ep.Validator("v")
+	for _, tc := range []struct {
+		span string
+		f    eval.Failure
+	}{
+		{`{"id":"x"}`, eval.Failure{Why: eval.WhyRequired, Rule: 0}},
+		{`{"who":""}`, eval.Failure{Why: eval.WhyEmpty, Rule: 0}},
+		{`{"who":"ann"}`, eval.Failure{Why: eval.WhyCheck, Rule: 1}},
+		{`{"who":"dan","extra":1}`, eval.Failure{Why: eval.WhyUnknown, Rule: 2, Member: 0}}, // members in canonical order,
+	} {
+		s, err := span.Parse([]byte(tc.span), span.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := v.SpanViolation(s, tc.f)
+		if err != nil {
+			t.Errorf("%s: %v", tc.span, err)
+			continue
+		}
+		if diff := cmp.Diff(v.CheckSpan(context.Background(), s, nil), got); diff != "" {
+			t.Errorf("%s: (-CheckSpan +SpanViolation):\n%s", tc.span, diff)
+		}
+	}
+	s, _ := span.Parse([]byte(`{"who":"dan","extra":1}`), span.Limits{})
+	for _, f := range []eval.Failure{
+		{Why: eval.WhyRequired, Rule: 3},
+		{Why: eval.WhyRequired, Rule: -1},
+		{Why: eval.WhyBudget, Rule: -1}, // no guard
+		{Why: eval.WhyCheck, Rule: 0},
+		{Why: eval.WhyNotOneOf, Rule: 0}, // no in [...]
+		{Why: eval.WhyUnknown, Rule: 2, Member: 2},
+		{Why: 99, Rule: 0},
+	} {
+		if vi, err := v.SpanViolation(s, f); err == nil {
+			t.Errorf("%+v: %v, want an error", f, vi)
+		}
+	}
+}

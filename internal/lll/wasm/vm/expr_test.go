@@ -1,0 +1,266 @@
+package vm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
+	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// exprGen writes random well-typed expressions of the subset codegen
+// compiles: has over every top-level field, the string fields' values,
+// string, number and bool constants, ==, !=, the orders over numbers, in
+// over list literals, len of a string, not, and, or.
+type exprGen struct{ r *rand.Rand }
+
+// The string fields, every field, and the string constants drawn.
+func genStrFields() []string { return []string{"id", "tenant", "who", "did", "this", "status"} }
+func genAllFields() []string {
+	return []string{"id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data"}
+}
+func genStrings() []string { return []string{`"dan"`, `"sale.post"`, `""`, `"confirmed"`, `"x"`} }
+
+func (g exprGen) pick(s []string) string { return s[g.r.IntN(len(s))] }
+
+func (g exprGen) str() string {
+	if g.r.IntN(3) == 0 {
+		return g.pick(genStrings())
+	}
+	return g.pick(genStrFields())
+}
+
+func (g exprGen) num() string {
+	if g.r.IntN(3) == 0 {
+		return fmt.Sprint(g.r.IntN(12))
+	}
+	return "len(" + g.str() + ")"
+}
+
+func (g exprGen) boolean(depth int) string {
+	n := 7
+	if depth <= 0 {
+		n = 4
+	}
+	switch g.r.IntN(n) {
+	case 0:
+		return "has(" + g.pick(genAllFields()) + ")"
+	case 1:
+		return g.str() + g.pick([]string{" == ", " != "}) + g.str()
+	case 2:
+		return g.num() + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num()
+	case 3:
+		elems := make([]string, g.r.IntN(4))
+		for i := range elems {
+			elems[i] = g.str()
+		}
+		return g.str() + " in [" + strings.Join(elems, ", ") + "]"
+	case 4:
+		return "not (" + g.boolean(depth-1) + ")"
+	case 5:
+		return "(" + g.boolean(depth-1) + ") and (" + g.boolean(depth-1) + ")"
+	}
+	return "(" + g.boolean(depth-1) + ") or (" + g.boolean(depth-1) + ")"
+}
+
+// program writes a span validator: sometimes a guard, a field rule or
+// two, one to three check rules.
+func (g exprGen) program() string {
+	var b strings.Builder
+	b.WriteString("validator g {\n")
+	if g.r.IntN(2) == 0 {
+		b.WriteString("  when " + g.boolean(3) + "\n")
+	}
+	if g.r.IntN(3) == 0 {
+		b.WriteString(`  require field "who"` + "\n")
+	}
+	for i := range 1 + g.r.IntN(3) {
+		b.WriteString("  check " + g.boolean(3))
+		if i%2 == 1 {
+			b.WriteString(` else "rule ` + fmt.Sprint(i) + `"`)
+		}
+		b.WriteString("\n")
+	}
+	if g.r.IntN(3) == 0 {
+		b.WriteString("  reject unknown fields\n")
+	}
+	b.WriteString("  on_fail \"reject\"\n}\n")
+	return b.String()
+}
+
+// exprVariants are the span members the expressions' spans draw from:
+// those of the canonical contract's test and values the expressions'
+// constants name.
+func exprVariants() map[string][]string {
+	vs := variants()
+	for _, k := range []string{"who", "did", "this", "status", "tenant"} {
+		vs[k] = append(vs[k], `"dan"`, `"sale.post"`, `"x"`, `"confirmed"`, `""`, "-", "-")
+	}
+	return vs
+}
+
+// TestDifferentialExprs runs the interpreter and the module over generated
+// programs of the subset codegen compiles and generated spans: the same
+// violation (every field) and the same fuel; then again with a step budget
+// drawn at or below what the run needs: the module traps with TrapFuel
+// exactly when the interpreter's violation is its LLL100 budget error, at
+// the same step count and with the same violation.
+func TestDifferentialExprs(t *testing.T) {
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(3, 4))
+	g := exprGen{r: r}
+	vs := exprVariants()
+	seen := map[string]int{}
+	const programs, spans = 150, 40
+	for pn := range programs {
+		src := g.program()
+		p, errs := lll.Compile([]lll.Source{{Name: "g.lll", Text: []byte(src)}})
+		if len(errs) > 0 {
+			t.Fatalf("program %d does not compile: %v\n%s", pn, errs, src)
+		}
+		out, err := codegen.Compile(p)
+		if err != nil {
+			t.Fatalf("program %d: %v\n%s", pn, err, src)
+		}
+		ep, err := eval.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := ep.Validator("g")
+		m, err := vm.Compile(ctx, p, out)
+		if err != nil {
+			t.Fatalf("program %d: %v\n%s", pn, err, src)
+		}
+		in, err := m.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for sn := range spans {
+			line := genSpan(r, vs)
+			s, err := span.Parse(line, span.Limits{})
+			if err != nil {
+				t.Fatalf("span %s: %v", line, err)
+			}
+			full, steps := ev.CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
+			budgets := []int64{eval.DefaultMaxSteps}
+			if steps > 0 {
+				budgets = append(budgets, 1+r.Int64N(steps))
+			}
+			for _, budget := range budgets {
+				want, wantSteps := full, steps
+				if budget != eval.DefaultMaxSteps {
+					want, wantSteps = ev.CheckSpanSteps(ctx, s, &eval.Env{MaxSteps: budget, Timeout: -1})
+				}
+				got, res, err := in.CheckSpan(ctx, "g", s, budget)
+				if err != nil {
+					t.Fatalf("program %d span %d %s budget %d: %v\n%s", pn, sn, line, budget, err, src)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Fatalf("program %d span %d %s budget %d: violation (-eval +wasm):\n%s\n%s", pn, sn, line, budget, diff, src)
+				}
+				if res.FuelUsed != wantSteps {
+					t.Fatalf("program %d span %d %s budget %d: fuel used %d, eval counted %d steps\n%s", pn, sn, line, budget, res.FuelUsed, wantSteps, src)
+				}
+				outOfFuel := want != nil && strings.Contains(want.Detail, "error[LLL100]")
+				if trapped := res.Trap == layout.TrapFuel; trapped != outOfFuel {
+					t.Fatalf("program %d span %d %s budget %d: trap %d, eval's violation %v\n%s", pn, sn, line, budget, res.Trap, want, src)
+				}
+				seen[outcome(want)]++
+			}
+		}
+		if err := m.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field"} {
+		if seen[must] == 0 {
+			t.Errorf("no run gave %q; seen %v", must, seen)
+		}
+	}
+	t.Logf("outcomes: %v", seen)
+}
+
+func outcome(vi *eval.Violation) string {
+	switch {
+	case vi == nil:
+		return "pass"
+	case strings.Contains(vi.Detail, "error[LLL100]") && vi.Rule == "when":
+		return "guard out of fuel"
+	case strings.Contains(vi.Detail, "error[LLL100]"):
+		return "check out of fuel"
+	case strings.HasPrefix(vi.Detail, "check failed"):
+		return "check"
+	case strings.HasPrefix(vi.Detail, "rule "):
+		return "check else"
+	}
+	return "field"
+}
+
+// TestFuelExhausted: a check of known steps runs out of fuel at the
+// budget where the interpreter does, with trap code TrapFuel, the same
+// count and the interpreter's violation (at the expression whose step
+// exceeded the budget).
+func TestFuelExhausted(t *testing.T) {
+	ctx := context.Background()
+	// 1 (in) + 1 (who) + 1 (the list) + 3 (its elements) = 6 steps.
+	src := "validator f {\n  check who in [\"a\", \"b\", \"dan\"]\n  on_fail \"warn\"\n}\n"
+	p, errs := lll.Compile([]lll.Source{{Name: "f.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, _ := eval.Compile(p)
+	m, err := vm.Compile(ctx, p, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	in, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := span.Parse([]byte(`{"who":"dan"}`), span.Limits{})
+	for budget := int64(1); budget <= 7; budget++ {
+		want, steps := ep.Validator("f").CheckSpanSteps(ctx, s, &eval.Env{MaxSteps: budget, Timeout: -1})
+		got, res, err := in.CheckSpan(ctx, "f", s, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("budget %d: violation (-eval +wasm):\n%s", budget, diff)
+		}
+		wantTrap, wantSteps := uint32(layout.TrapFuel), budget+1
+		if budget >= 6 {
+			wantTrap, wantSteps = layout.TrapNone, 6
+		}
+		if res.Trap != wantTrap || res.FuelUsed != wantSteps || steps != wantSteps {
+			t.Errorf("budget %d: trap %d after %d steps (eval %d), want trap %d after %d", budget, res.Trap, res.FuelUsed, steps, wantTrap, wantSteps)
+		}
+	}
+}
+
+// TestNoValidator: an instance answers only for its module's validators.
+func TestNoValidator(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := span.Parse([]byte(`{}`), span.Limits{})
+	if _, _, err := in.CheckSpan(ctx, "nope", s, 0); !errors.Is(err, vm.ErrNoValidator) {
+		t.Errorf("err = %v, want ErrNoValidator", err)
+	}
+}
