@@ -12,8 +12,9 @@
 // durations and timestamps, with all state behind named kernels and host
 // calls.
 //
-// Shaped for a second backend. The AOT-WASM backend (package wasm, which
-// so far compiles the span validators' field rules) compiles this same IR: every value is an int64 (numbers as
+// Shaped for a second backend. The AOT-WASM backend (package wasm; so far
+// span validators: field rules, and guards and checks over a subset of the
+// expressions) compiles this same IR: every value is an int64 (numbers as
 // millionths, durations and timestamps as nanoseconds, bools as 0/1) or a
 // string, list or map that lives in linear memory; every operator maps to a
 // short instruction sequence (arithmetic with explicit overflow checks, as
