@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync"
 
 	"github.com/loglineos/loglineos/internal/console"
 	"github.com/loglineos/loglineos/internal/derive"
@@ -26,12 +27,26 @@ import (
 // served at /console/ to anyone: it holds no data, and every read it makes
 // carries the caller's token.
 
-// recentCandidates is how many of a tenant's latest diamond candidates an
-// overview lists, found among its last candidateScan derived events.
+// maxRecentCandidates is how many of a tenant's latest diamond candidates
+// an overview lists, found among its last candidateScan derived events.
 const (
-	recentCandidates = 20
-	candidateScan    = 5000
+	maxRecentCandidates = 20
+	candidateScan       = 5000
 )
+
+// candidateCache keeps each tenant's latest candidates with the length of
+// its derived stream they were read at (tenants with derived events only): the stream only grows, so while
+// its length is the same (between events, most of a console's polls) the
+// list is too, and the scan is not repeated.
+type candidateCache struct {
+	mu sync.Mutex
+	m  map[string]cachedCandidates
+}
+
+type cachedCandidates struct {
+	n   uint64
+	evs []json.RawMessage
+}
 
 // TenantOverview is the answer of GET /overview/{tenant}.
 type TenantOverview struct {
@@ -201,8 +216,14 @@ func (s *Server) derivationState() DerivationState {
 // recentCandidates returns a tenant's latest diamond_candidate events,
 // newest first, from its last candidateScan derived events.
 func (s *Server) recentCandidates(tenant string) []json.RawMessage {
-	out := []json.RawMessage{}
 	n := s.runner.Len(tenant)
+	c := &s.candidates
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if got, ok := c.m[tenant]; ok && got.n == n {
+		return got.evs
+	}
+	out := []json.RawMessage{}
 	from := uint64(0)
 	if n > candidateScan {
 		from = n - candidateScan
@@ -211,13 +232,21 @@ func (s *Server) recentCandidates(tenant string) []json.RawMessage {
 	_, _ = s.runner.Events(tenant, from, func(_ uint64, ev []byte) bool {
 		if bytes.Contains(ev, marker) {
 			out = append(out, json.RawMessage(slices.Clone(ev)))
-			if len(out) > recentCandidates {
+			if len(out) > maxRecentCandidates {
 				out = out[1:]
 			}
 		}
 		return true
 	})
 	slices.Reverse(out)
+	// Only tenants derivation knows are kept: a name nobody uses (any
+	// name may be asked under --dev) leaves nothing behind.
+	if n > 0 {
+		if c.m == nil {
+			c.m = map[string]cachedCandidates{}
+		}
+		c.m[tenant] = cachedCandidates{n: n, evs: out}
+	}
 	return out
 }
 

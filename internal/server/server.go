@@ -56,6 +56,7 @@ type Server struct {
 	base           map[string]any
 	tenantDocs     sync.Map // tenant -> the derivation doc of its file in force (dry runs)
 	billing        *billing
+	candidates     candidateCache // the overview's latest candidates by tenant
 	defaultCfg     derive.TenantConfig
 	rules          *derive.Rules // the bundle's pipeline and validators the derivation runs
 
