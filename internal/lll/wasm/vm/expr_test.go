@@ -20,7 +20,8 @@ import (
 // exprGen writes random well-typed expressions of the subset codegen
 // compiles: has over every top-level field, the string fields' values,
 // string, number and bool constants, ==, !=, the orders over numbers, in
-// over list literals, len of a string, not, and, or.
+// over list literals, len of a string, + - * / and unary minus over
+// numbers (with constants that overflow and divide by zero), not, and, or.
 type exprGen struct{ r *rand.Rand }
 
 // The string fields, every field, and the string constants drawn.
@@ -39,11 +40,29 @@ func (g exprGen) str() string {
 	return g.pick(genStrFields())
 }
 
-func (g exprGen) num() string {
-	if g.r.IntN(3) == 0 {
-		return fmt.Sprint(g.r.IntN(12))
+// genNumbers are number constants drawn besides small integers: near the
+// largest number (sums and products overflow), fractions (quotients grow)
+// and zero (division by zero).
+func genNumbers() []string {
+	return []string{"9223372036853.999999", "9000000000000", "3037000", "0.5", "0.000001", "0", "0", "1.25"}
+}
+
+func (g exprGen) num(depth int) string {
+	n := 6
+	if depth <= 0 {
+		n = 3
 	}
-	return "len(" + g.str() + ")"
+	switch g.r.IntN(n) {
+	case 0:
+		return fmt.Sprint(g.r.IntN(12))
+	case 1:
+		return g.pick(genNumbers())
+	case 2:
+		return "len(" + g.str() + ")"
+	case 3:
+		return "-(" + g.num(depth-1) + ")"
+	}
+	return "(" + g.num(depth-1) + g.pick([]string{" + ", " - ", " * ", " / "}) + g.num(depth-1) + ")"
 }
 
 func (g exprGen) boolean(depth int) string {
@@ -57,7 +76,7 @@ func (g exprGen) boolean(depth int) string {
 	case 1:
 		return g.str() + g.pick([]string{" == ", " != "}) + g.str()
 	case 2:
-		return g.num() + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num()
+		return g.num(2) + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num(2)
 	case 3:
 		elems := make([]string, g.r.IntN(4))
 		for i := range elems {
@@ -78,7 +97,7 @@ func (g exprGen) program() string {
 	var b strings.Builder
 	b.WriteString("validator g {\n")
 	if g.r.IntN(2) == 0 {
-		b.WriteString("  when " + g.boolean(3) + "\n")
+		b.WriteString("  when " + g.boolean(1+g.r.IntN(3)) + "\n")
 	}
 	if g.r.IntN(3) == 0 {
 		b.WriteString(`  require field "who"` + "\n")
@@ -113,7 +132,9 @@ func exprVariants() map[string][]string {
 // violation (every field) and the same fuel; then again with a step budget
 // drawn at or below what the run needs: the module traps with TrapFuel
 // exactly when the interpreter's violation is its LLL100 budget error, at
-// the same step count and with the same violation.
+// the same step count and with the same violation; it traps with
+// TrapFault exactly when the interpreter's violation is an LLL103
+// arithmetic error.
 func TestDifferentialExprs(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -170,9 +191,15 @@ func TestDifferentialExprs(t *testing.T) {
 				if res.FuelUsed != wantSteps {
 					t.Fatalf("program %d span %d %s budget %d: fuel used %d, eval counted %d steps\n%s", pn, sn, line, budget, res.FuelUsed, wantSteps, src)
 				}
-				outOfFuel := want != nil && strings.Contains(want.Detail, "error[LLL100]")
-				if trapped := res.Trap == layout.TrapFuel; trapped != outOfFuel {
-					t.Fatalf("program %d span %d %s budget %d: trap %d, eval's violation %v\n%s", pn, sn, line, budget, res.Trap, want, src)
+				wantTrap := uint32(layout.TrapNone)
+				switch {
+				case want != nil && strings.Contains(want.Detail, "error[LLL100]"):
+					wantTrap = layout.TrapFuel
+				case want != nil && strings.Contains(want.Detail, "error[LLL103]"):
+					wantTrap = layout.TrapFault
+				}
+				if res.Trap != wantTrap {
+					t.Fatalf("program %d span %d %s budget %d: trap %d, want %d: eval's violation %v\n%s", pn, sn, line, budget, res.Trap, wantTrap, want, src)
 				}
 				seen[outcome(want)]++
 			}
@@ -181,7 +208,8 @@ func TestDifferentialExprs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field"} {
+	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
+		"guard division by zero", "check division by zero", "guard overflow", "check overflow"} {
 		if seen[must] == 0 {
 			t.Errorf("no run gave %q; seen %v", must, seen)
 		}
@@ -197,6 +225,14 @@ func outcome(vi *eval.Violation) string {
 		return "guard out of fuel"
 	case strings.Contains(vi.Detail, "error[LLL100]"):
 		return "check out of fuel"
+	case strings.Contains(vi.Detail, "division by zero") && vi.Rule == "when":
+		return "guard division by zero"
+	case strings.Contains(vi.Detail, "division by zero"):
+		return "check division by zero"
+	case strings.Contains(vi.Detail, "arithmetic overflow") && vi.Rule == "when":
+		return "guard overflow"
+	case strings.Contains(vi.Detail, "arithmetic overflow"):
+		return "check overflow"
 	case strings.HasPrefix(vi.Detail, "check failed"):
 		return "check"
 	case strings.HasPrefix(vi.Detail, "rule "):
@@ -262,5 +298,90 @@ func TestNoValidator(t *testing.T) {
 	s, _ := span.Parse([]byte(`{}`), span.Limits{})
 	if _, _, err := in.CheckSpan(ctx, "nope", s, 0); !errors.Is(err, vm.ErrNoValidator) {
 		t.Errorf("err = %v, want ErrNoValidator", err)
+	}
+}
+
+// TestArith: arithmetic at its edges gives the interpreter's answer: the
+// same value (each true case holds for both), the same overflow where the
+// interpreter reports one (including its overflows of a product or
+// quotient of exactly 2^63, and its wrapping negation of the smallest
+// number), division by zero, with the same fuel.
+func TestArith(t *testing.T) {
+	const minNum = "(-(9223372036853.999999) - 0.775809)" // the smallest number, -2^63 millionths
+	for _, tc := range []struct {
+		expr  string
+		fault string // "": the expression holds
+	}{
+		{"7 / 2 == 3.5", ""},
+		{"-(7) / 2 == -(3.5)", ""},
+		{"1 / 3 == 0.333333", ""},
+		{"-(1) / 3 == -(0.333333)", ""},
+		{"2 / -(3) == -(0.666666)", ""},
+		{"0.000001 * 0.5 == 0", ""},
+		{"-(0.000001) * 0.5 == 0", ""},
+		{"3037000 * 3037000 == 9223369000000", ""},
+		{"1 / 0.000001 == 1000000", ""},
+		{"9223372036853.999999 * 1 == 9223372036853.999999", ""},
+		{"-(9223372036853.999999) * -(1) == 9223372036853.999999", ""},
+		{"9223372036853.999999 + 0.775808 - 0.775808 == 9223372036853.999999", ""},
+		{"-(" + minNum + ") == " + minNum, ""},
+		{"0 - " + minNum + " == " + minNum, ""},
+		{"len(who) * 2 - 1 == 5", ""},
+		{"9223372036853.999999 + 0.775809 > 0", "arithmetic overflow"},
+		{minNum + " - 0.000001 < 0", "arithmetic overflow"},
+		{"1 - " + minNum + " == " + minNum + " + 1", ""}, // the interpreter negates the smallest number to itself, then adds
+		{minNum + " * 1 < 0", "arithmetic overflow"},
+		{minNum + " / 1 < 0", "arithmetic overflow"},
+		{minNum + " * -(1) > 0", "arithmetic overflow"},
+		{"4611686018427.387904 * 2 > 0", "arithmetic overflow"},
+		{"-(4611686018427.387904) * 2 < 0", "arithmetic overflow"},
+		{"9223372036853.999999 * 1.000001 > 0", "arithmetic overflow"},
+		{"9223372036853 / 0.000001 > 0", "arithmetic overflow"},
+		{"1 / 0 > 0", "division by zero"},
+		{"0 / 0 > 0", "division by zero"},
+		{"1 / (0.5 - 0.5) > 0", "division by zero"},
+		{"1 / len(did) > 0", "division by zero"},
+	} {
+		src := "validator a {\n  check " + tc.expr + "\n  on_fail \"warn\"\n}\n"
+		p, errs := lll.Compile([]lll.Source{{Name: "a.lll", Text: []byte(src)}})
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", tc.expr, errs)
+		}
+		out, err := codegen.Compile(p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		ep, _ := eval.Compile(p)
+		ctx := context.Background()
+		m, err := vm.Compile(ctx, p, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := m.NewInstance(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := span.Parse([]byte(`{"who":"dan"}`), span.Limits{})
+		want, steps := ep.Validator("a").CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
+		if (want == nil) != (tc.fault == "") || want != nil && !strings.Contains(want.Detail, "error[LLL103]: "+tc.fault) {
+			t.Fatalf("%s: the interpreter says %v, want fault %q", tc.expr, want, tc.fault)
+		}
+		got, res, err := in.CheckSpan(ctx, "a", s, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: violation (-eval +wasm):\n%s", tc.expr, diff)
+		}
+		wantTrap := uint32(layout.TrapNone)
+		if tc.fault != "" {
+			wantTrap = layout.TrapFault
+		}
+		if res.Trap != wantTrap || res.FuelUsed != steps {
+			t.Errorf("%s: trap %d after %d steps, want trap %d after %d", tc.expr, res.Trap, res.FuelUsed, wantTrap, steps)
+		}
+		if err := m.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -133,8 +133,9 @@ type Result struct {
 	// left), what the interpreter counts for the same run.
 	FuelUsed int64
 	// Trap is the module's trap code: layout.TrapFuel when the budget ran
-	// out (the violation then says so, as the interpreter's does), else
-	// layout.TrapNone.
+	// out, layout.TrapFault when an expression failed (overflow, division
+	// by zero; the violation then says so, as the interpreter's does),
+	// else layout.TrapNone.
 	Trap uint32
 }
 
@@ -143,7 +144,8 @@ type Result struct {
 // with an Env of that MaxSteps and no deadline: nil when the span passes,
 // else the interpreter's violation. A run whose budget runs out is a
 // violation too (cannot evaluate: ... LLL100), as it is for the
-// interpreter, with Result.Trap = layout.TrapFuel.
+// interpreter, with Result.Trap = layout.TrapFuel; so is an arithmetic
+// fault (LLL103), with layout.TrapFault.
 func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, budget int64) (*eval.Violation, Result, error) {
 	f, v := in.funcs[name], in.m.validators[name]
 	if f == nil {
@@ -159,17 +161,27 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 	in.trap.Set(0)
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
-	out, _ := in.mem.Read(layout.OutBase, 8)
+	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
 	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 		switch res.Trap {
-		case layout.TrapFuel:
+		case layout.TrapFuel, layout.TrapFault:
 			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
-				return nil, res, fmt.Errorf("%w: %s: out of fuel at point %d of %d", ErrTrap, name, word, len(in.m.points))
+				return nil, res, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
 			}
 			pt := in.m.points[word]
-			vi, err := v.SpanViolation(s, eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget})
+			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
+			if res.Trap == layout.TrapFault {
+				fl, ok := fault(reason)
+				if !ok {
+					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
+				}
+				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op,
+					A: ir.NumberMicros(int64(binary.LittleEndian.Uint64(out[layout.OutA:]))),
+					B: ir.NumberMicros(int64(binary.LittleEndian.Uint64(out[layout.OutB:])))}
+			}
+			vi, err := v.SpanViolation(s, f)
 			if err != nil {
 				return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
 			}
@@ -275,6 +287,17 @@ func why(reason uint32) (eval.Why, bool) {
 		return eval.WhyUnknown, true
 	case layout.ReasonCheck:
 		return eval.WhyCheck, true
+	}
+	return 0, false
+}
+
+// fault maps the module's faults to the interpreter's.
+func fault(code uint32) (eval.Fault, bool) {
+	switch code {
+	case layout.FaultOverflow:
+		return eval.FaultOverflow, true
+	case layout.FaultDivZero:
+		return eval.FaultDivZero, true
 	}
 	return 0, false
 }
