@@ -866,7 +866,7 @@ func compare(a, b ir.Value, pos string) (int, error) {
 	case a.Kind() == ir.String && b.Kind() == ir.String:
 		return strings.Compare(a.Str(), b.Str()), nil
 	}
-	return 0, rtErr(diag.RuntimeType, pos, "cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))
+	return 0, orderError(a, b, pos)
 }
 
 // mulDiv returns a*b/c rounded toward zero, or false on overflow.

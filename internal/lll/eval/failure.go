@@ -34,6 +34,7 @@ type Fault uint8
 const (
 	FaultOverflow Fault = iota + 1 // arithmetic overflow in A Op B (LLL103)
 	FaultDivZero                   // division by zero (LLL103)
+	FaultOrder                     // A and B cannot be ordered (LLL102)
 )
 
 // Failure is the failure of a span a second backend found, which
@@ -69,6 +70,8 @@ func (f Failure) err() error {
 		return overflowError(f.Op, f.A, f.B, f.Pos)
 	case f.Why == WhyFault && f.Fault == FaultDivZero:
 		return divisionByZero(f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultOrder:
+		return orderError(f.A, f.B, f.Pos)
 	}
 	return nil
 }
@@ -135,6 +138,12 @@ func overflowError(op ir.Op, a, b ir.Value, pos string) error {
 // divisionByZero is the error of a division by zero at pos.
 func divisionByZero(pos string) error {
 	return &Error{Code: diag.Arithmetic, Pos: pos, Msg: "division by zero"}
+}
+
+// orderError is the error of ordering a and b, of kinds without an order,
+// at pos.
+func orderError(a, b ir.Value, pos string) error {
+	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))}
 }
 
 // The wording of violations, for both backends.

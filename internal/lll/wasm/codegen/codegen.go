@@ -11,9 +11,9 @@
 //
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
-// over a top-level field, ==, !=, <, <=, >, >= over numbers, in over a list
-// literal, len of a string, +, -, *, / and unary minus over numbers, not,
-// and, or. Fuel is charged where the interpreter counts a step and in the
+// over a top-level field, ==, !=, <, <=, >, >= over numbers and over
+// strings, in over a list literal, len of a string, +, -, *, / and unary
+// minus over numbers, not, and, or. Fuel is charged where the interpreter counts a step and in the
 // same order (every operator but not, and, or and neg, before its
 // operands), so a module runs out of fuel at the step the interpreter
 // does; the charge points are listed in Output.Points for the host to word
@@ -25,7 +25,9 @@
 // negation of the smallest number wrapping to itself as eval's does. A
 // fault traps with layout.TrapFault, the fault, the operands and the
 // operator's charge point in the output, for the host to word the
-// interpreter's LLL103 violation.
+// interpreter's LLL103 violation. Strings are ordered by their bytes as
+// strings.Compare orders them; a null among them traps with FaultOrder,
+// for the interpreter's LLL102 ("cannot order").
 //
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins,
@@ -39,8 +41,8 @@
 //
 // The module's functions are, in order: streq (the byte equality of two
 // strings in memory), one function a span validator, in the order of the
-// program, then the helpers expressions use (string equality, a*b/c), in
-// the order of their first use. It imports nothing.
+// program, then the helpers expressions use (string equality, a*b/c,
+// string order), in the order of their first use. It imports nothing.
 package codegen
 
 import (
@@ -89,6 +91,7 @@ type gen struct {
 	nextFunc uint32     // the index of the next helper
 	strEq    uint32     // the string equality helper, 0 until used
 	mulDivFn uint32     // the a*b/c helper, 0 until used
+	strCmp   uint32     // the string order helper, 0 until used
 }
 
 // Compile compiles the span validators of p.

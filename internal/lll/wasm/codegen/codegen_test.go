@@ -110,17 +110,20 @@ func TestExprs(t *testing.T) {
 	}
 }
 
-// arithSrc uses each arithmetic operator, in a guard and in checks.
+// arithSrc uses each arithmetic operator, in a guard and in checks, and
+// the orders over strings.
 const arithSrc = `validator arith {
   when len(who) * 2 - 1 > -(3)
   check len(did) / 2 + 0.5 >= 1 else "a did"
   check 9000000000000 * len(this) - len(id) / 0.25 != 0
+  check who < did or "a" >= this or who <= "b" or did > who
   on_fail "reject"
 }
 `
 
 // TestArithModule compiles arithmetic (each operator, the product and
-// quotient helper once), checks the module with both validators, against
+// quotient helper once) and string order (its helper once), checks the
+// module with both validators, against
 // its golden bytes (testdata/arith.wasm.hex) and its charge points: one
 // for each operator but neg, with the operator.
 func TestArithModule(t *testing.T) {
@@ -184,7 +187,7 @@ func TestUnsupported(t *testing.T) {
 		"lower":              "check lower(who) == who",
 		"dotted has":         "check has(data.gross)",
 		"when's value":       `check when == when`,
-		"string order":       `check who < "m"`,
+		"duration order":     "check 1h < 2h",
 		"len of a list":      "check len(confirmed_by) > 0",
 		"concatenation":      `check who + "x" == "danx"`,
 		"duration sum":       "check 1h + 1h > 1h",

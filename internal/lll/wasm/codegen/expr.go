@@ -164,7 +164,7 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 		c.Op(enc.OpEnd)
 		return kBool, nil
 	case ir.OpEq, ir.OpNe, ir.OpLt, ir.OpLe, ir.OpGt, ir.OpGe:
-		_, a, b, err := f.binary(e)
+		pt, a, b, err := f.binary(e)
 		if err != nil {
 			return 0, err
 		}
@@ -176,19 +176,15 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 			}
 			return kBool, nil
 		}
+		if a == kStr && b == kStr {
+			f.strOrder(e.Op, pt)
+			return kBool, nil
+		}
 		if a != kNum || b != kNum {
-			return 0, f.unsupported(e, "an order of values that are not both numbers")
+			return 0, f.unsupported(e, "an order of values that are not both numbers or both strings")
 		}
-		switch e.Op {
-		case ir.OpLt:
-			c.Op(enc.OpI64LtS)
-		case ir.OpLe:
-			c.Op(enc.OpI64LeS)
-		case ir.OpGt:
-			c.Op(enc.OpI64GtS)
-		default:
-			c.Op(enc.OpI64GeS)
-		}
+		num, _ := order(e.Op)
+		c.Op(num)
 		return kBool, nil
 	case ir.OpIn:
 		return f.in(e)
@@ -336,6 +332,81 @@ func (f *fn) binary(e *ir.Expr) (pt uint32, a, b kind, err error) {
 	return pt, a, b, nil
 }
 
+// operands stores the two values on the stack in the output (and leaves
+// them in locals x and y) with the charge point pt, for the host to word a
+// fault at pt.
+func (f *fn) operands(pt uint32) (x, y uint32) {
+	c := f.c
+	x, y = f.local(enc.I64), f.local(enc.I64)
+	c.LocalSet(y).LocalSet(x)
+	c.I32Const(layout.OutBase).LocalGet(x).Mem(enc.OpI64Store, 3, layout.OutA)
+	c.I32Const(layout.OutBase).LocalGet(y).Mem(enc.OpI64Store, 3, layout.OutB)
+	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
+	return x, y
+}
+
+// strOrder compiles <, <=, >, >= over the two strings on the stack as
+// eval's compare does: strings.Compare of their bytes; a null on either
+// side cannot be ordered (FaultOrder, the interpreter's LLL102).
+func (f *fn) strOrder(op ir.Op, pt uint32) {
+	c := f.c
+	x, y := f.operands(pt)
+	// Offsets are below 2^17, so the high words' or is all ones only with a null.
+	c.LocalGet(x).LocalGet(y).Op(enc.OpI64Or).I64Const(32).Op(enc.OpI64ShrU).I64Const(0xffffffff).Op(enc.OpI64Eq)
+	c.Block(enc.OpIf, enc.BlockEmpty)
+	fault(c, layout.FaultOrder)
+	c.Op(enc.OpEnd)
+	for _, l := range []uint32{x, y} {
+		c.LocalGet(l).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64)
+		c.LocalGet(l).Op(enc.OpI32WrapI64)
+	}
+	_, str := order(op)
+	c.Index(enc.OpCall, f.g.strCompare()).I32Const(0).Op(str)
+}
+
+// order returns the instruction of <, <=, >, >= (op) over two numbers
+// (i64), and over the result of a string comparison and 0 (i32).
+func order(op ir.Op) (num, str byte) {
+	switch op {
+	case ir.OpLt:
+		return enc.OpI64LtS, enc.OpI32LtS
+	case ir.OpLe:
+		return enc.OpI64LeS, enc.OpI32LeS
+	case ir.OpGt:
+		return enc.OpI64GtS, enc.OpI32GtS
+	}
+	return enc.OpI64GeS, enc.OpI32GeS
+}
+
+// strCompare returns the index of the function (a, alen, b, blen) -> i32
+// that compares two strings' bytes as strings.Compare does (-1, 0, 1),
+// adding it to the module at its first use.
+func (g *gen) strCompare() uint32 {
+	if g.strCmp != 0 {
+		return g.strCmp
+	}
+	const a, alen, b, blen, n = 0, 1, 2, 3, 4 // n: the bytes left to compare
+	var c enc.Code
+	// n = min(alen, blen)
+	c.LocalGet(alen).LocalGet(blen).LocalGet(alen).LocalGet(blen).Op(enc.OpI32LtU).Op(enc.OpSelect).LocalSet(n)
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(n).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 1)
+	c.LocalGet(a).Mem(enc.OpI32Load8U, 0, 0).LocalGet(b).Mem(enc.OpI32Load8U, 0, 0).Op(enc.OpI32Ne).Block(enc.OpIf, enc.BlockEmpty)
+	c.I32Const(-1).I32Const(1).LocalGet(a).Mem(enc.OpI32Load8U, 0, 0).LocalGet(b).Mem(enc.OpI32Load8U, 0, 0).Op(enc.OpI32LtU).
+		Op(enc.OpSelect).Op(enc.OpReturn).Op(enc.OpEnd)
+	for _, l := range []uint32{a, b} {
+		c.LocalGet(l).I32Const(1).Op(enc.OpI32Add).LocalSet(l)
+	}
+	c.LocalGet(n).I32Const(1).Op(enc.OpI32Sub).LocalSet(n)
+	c.Index(enc.OpBr, 0).Op(enc.OpEnd).Op(enc.OpEnd)
+	// A common prefix: the shorter first.
+	c.LocalGet(alen).LocalGet(blen).Op(enc.OpI32GtU).LocalGet(alen).LocalGet(blen).Op(enc.OpI32LtU).Op(enc.OpI32Sub)
+	g.later = append(g.later, enc.Func{Type: typeStreq, Locals: []enc.ValType{enc.I32}, Body: c})
+	g.strCmp = g.nextFunc
+	g.nextFunc++
+	return g.strCmp
+}
+
 // arith compiles a + b, a - b, a * b, a / b over numbers as eval's arith
 // does on millionths: a step for the operator before its operands; then
 // the operands and the operator's charge point in the output, for the host
@@ -351,11 +422,7 @@ func (f *fn) arith(e *ir.Expr) (kind, error) {
 	if a != kNum || b != kNum {
 		return 0, f.unsupported(e, string(e.Op)+" of values that are not both numbers")
 	}
-	x, y := f.local(enc.I64), f.local(enc.I64)
-	c.LocalSet(y).LocalSet(x)
-	c.I32Const(layout.OutBase).LocalGet(x).Mem(enc.OpI64Store, 3, layout.OutA)
-	c.I32Const(layout.OutBase).LocalGet(y).Mem(enc.OpI64Store, 3, layout.OutB)
-	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
+	x, y := f.operands(pt)
 	switch e.Op {
 	case ir.OpAdd, ir.OpSub:
 		if e.Op == ir.OpSub {

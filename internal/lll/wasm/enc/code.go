@@ -29,7 +29,12 @@ const (
 	OpI32Eqz      = 0x45
 	OpI32Eq       = 0x46
 	OpI32Ne       = 0x47
+	OpI32LtS      = 0x48
 	OpI32LtU      = 0x49
+	OpI32GtS      = 0x4a
+	OpI32GtU      = 0x4b
+	OpI32LeS      = 0x4c
+	OpI32GeS      = 0x4e
 	OpI32GeU      = 0x4f
 	OpI64Eqz      = 0x50
 	OpI64Eq       = 0x51

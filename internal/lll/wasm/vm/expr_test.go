@@ -21,7 +21,8 @@ import (
 // compiles: has over every top-level field, the string fields' values,
 // string, number and bool constants, ==, !=, the orders over numbers, in
 // over list literals, len of a string, + - * / and unary minus over
-// numbers (with constants that overflow and divide by zero), not, and, or.
+// numbers (with constants that overflow and divide by zero), the orders
+// over strings (null among them), not, and, or.
 type exprGen struct{ r *rand.Rand }
 
 // The string fields, every field, and the string constants drawn.
@@ -29,7 +30,9 @@ func genStrFields() []string { return []string{"id", "tenant", "who", "did", "th
 func genAllFields() []string {
 	return []string{"id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data"}
 }
-func genStrings() []string { return []string{`"dan"`, `"sale.post"`, `""`, `"confirmed"`, `"x"`} }
+func genStrings() []string {
+	return []string{`"dan"`, `"sale.post"`, `""`, `"confirmed"`, `"x"`, `"é"`}
+}
 
 func (g exprGen) pick(s []string) string { return s[g.r.IntN(len(s))] }
 
@@ -74,7 +77,7 @@ func (g exprGen) boolean(depth int) string {
 	case 0:
 		return "has(" + g.pick(genAllFields()) + ")"
 	case 1:
-		return g.str() + g.pick([]string{" == ", " != "}) + g.str()
+		return g.str() + g.pick([]string{" == ", " != ", " < ", " <= ", " > ", " >= "}) + g.str()
 	case 2:
 		return g.num(2) + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num(2)
 	case 3:
@@ -91,12 +94,12 @@ func (g exprGen) boolean(depth int) string {
 	return "(" + g.boolean(depth-1) + ") or (" + g.boolean(depth-1) + ")"
 }
 
-// program writes a span validator: sometimes a guard, a field rule or
+// program writes a span validator: most often a guard, a field rule or
 // two, one to three check rules.
 func (g exprGen) program() string {
 	var b strings.Builder
 	b.WriteString("validator g {\n")
-	if g.r.IntN(2) == 0 {
+	if g.r.IntN(3) != 0 {
 		b.WriteString("  when " + g.boolean(1+g.r.IntN(3)) + "\n")
 	}
 	if g.r.IntN(3) == 0 {
@@ -122,7 +125,7 @@ func (g exprGen) program() string {
 func exprVariants() map[string][]string {
 	vs := variants()
 	for _, k := range []string{"who", "did", "this", "status", "tenant"} {
-		vs[k] = append(vs[k], `"dan"`, `"sale.post"`, `"x"`, `"confirmed"`, `""`, "-", "-")
+		vs[k] = append(vs[k], `"dan"`, `"sale.post"`, `"x"`, `"confirmed"`, `""`, `"é"`, `"da"`, "-", "-")
 	}
 	return vs
 }
@@ -134,7 +137,7 @@ func exprVariants() map[string][]string {
 // exactly when the interpreter's violation is its LLL100 budget error, at
 // the same step count and with the same violation; it traps with
 // TrapFault exactly when the interpreter's violation is an LLL103
-// arithmetic error.
+// arithmetic error or an LLL102 order of a null.
 func TestDifferentialExprs(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -195,7 +198,7 @@ func TestDifferentialExprs(t *testing.T) {
 				switch {
 				case want != nil && strings.Contains(want.Detail, "error[LLL100]"):
 					wantTrap = layout.TrapFuel
-				case want != nil && strings.Contains(want.Detail, "error[LLL103]"):
+				case want != nil && (strings.Contains(want.Detail, "error[LLL103]") || strings.Contains(want.Detail, "error[LLL102]")):
 					wantTrap = layout.TrapFault
 				}
 				if res.Trap != wantTrap {
@@ -209,7 +212,7 @@ func TestDifferentialExprs(t *testing.T) {
 		}
 	}
 	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
-		"guard division by zero", "check division by zero", "guard overflow", "check overflow"} {
+		"guard division by zero", "check division by zero", "guard overflow", "check overflow", "guard type error", "check type error"} {
 		if seen[must] == 0 {
 			t.Errorf("no run gave %q; seen %v", must, seen)
 		}
@@ -218,21 +221,24 @@ func TestDifferentialExprs(t *testing.T) {
 }
 
 func outcome(vi *eval.Violation) string {
-	switch {
-	case vi == nil:
+	if vi == nil {
 		return "pass"
-	case strings.Contains(vi.Detail, "error[LLL100]") && vi.Rule == "when":
-		return "guard out of fuel"
-	case strings.Contains(vi.Detail, "error[LLL100]"):
-		return "check out of fuel"
-	case strings.Contains(vi.Detail, "division by zero") && vi.Rule == "when":
-		return "guard division by zero"
-	case strings.Contains(vi.Detail, "division by zero"):
-		return "check division by zero"
-	case strings.Contains(vi.Detail, "arithmetic overflow") && vi.Rule == "when":
-		return "guard overflow"
-	case strings.Contains(vi.Detail, "arithmetic overflow"):
-		return "check overflow"
+	}
+	where := "check"
+	if vi.Rule == "when" {
+		where = "guard"
+	}
+	for _, k := range []struct{ in, name string }{
+		{"error[LLL100]", "out of fuel"},
+		{"division by zero", "division by zero"},
+		{"arithmetic overflow", "overflow"},
+		{"error[LLL102]", "type error"},
+	} {
+		if strings.Contains(vi.Detail, k.in) {
+			return where + " " + k.name
+		}
+	}
+	switch {
 	case strings.HasPrefix(vi.Detail, "check failed"):
 		return "check"
 	case strings.HasPrefix(vi.Detail, "rule "):
@@ -342,46 +348,79 @@ func TestArith(t *testing.T) {
 		{"1 / (0.5 - 0.5) > 0", "division by zero"},
 		{"1 / len(did) > 0", "division by zero"},
 	} {
-		src := "validator a {\n  check " + tc.expr + "\n  on_fail \"warn\"\n}\n"
-		p, errs := lll.Compile([]lll.Source{{Name: "a.lll", Text: []byte(src)}})
-		if len(errs) > 0 {
-			t.Fatalf("%s: %v", tc.expr, errs)
-		}
-		out, err := codegen.Compile(p)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.expr, err)
-		}
-		ep, _ := eval.Compile(p)
-		ctx := context.Background()
-		m, err := vm.Compile(ctx, p, out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, err := m.NewInstance(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, _ := span.Parse([]byte(`{"who":"dan"}`), span.Limits{})
-		want, steps := ep.Validator("a").CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
-		if (want == nil) != (tc.fault == "") || want != nil && !strings.Contains(want.Detail, "error[LLL103]: "+tc.fault) {
-			t.Fatalf("%s: the interpreter says %v, want fault %q", tc.expr, want, tc.fault)
-		}
-		got, res, err := in.CheckSpan(ctx, "a", s, 0)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.expr, err)
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s: violation (-eval +wasm):\n%s", tc.expr, diff)
-		}
-		wantTrap := uint32(layout.TrapNone)
-		if tc.fault != "" {
-			wantTrap = layout.TrapFault
-		}
-		if res.Trap != wantTrap || res.FuelUsed != steps {
-			t.Errorf("%s: trap %d after %d steps, want trap %d after %d", tc.expr, res.Trap, res.FuelUsed, wantTrap, steps)
-		}
-		if err := m.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
+		edge(t, tc.expr, `{"who":"dan"}`, tc.fault)
+	}
+}
+
+// TestStringOrder: strings are ordered by their bytes (unsigned, the
+// shorter of a common prefix first) as the interpreter orders them; a null
+// cannot be ordered (LLL102, worded with both operands).
+func TestStringOrder(t *testing.T) {
+	for _, tc := range []struct {
+		expr  string
+		fault string // "": the expression holds
+	}{
+		{`"da" < who`, ""},
+		{`who < "dana"`, ""},
+		{`who <= "dan" and who >= "dan"`, ""},
+		{`"" < who`, ""},
+		{`"x" < "é"`, ""},
+		{`"é" > "z"`, ""},
+		{`not ("b" < "a")`, ""},
+		{`"ab" > "a"`, ""},
+		{`did < who`, "cannot order null null and string"},
+		{`who > did`, "cannot order string \"dan\" and null null"},
+		{`did >= this`, "cannot order null null and null null"},
+	} {
+		edge(t, tc.expr, `{"who":"dan"}`, tc.fault)
+	}
+}
+
+// edge checks a check rule over one span on both backends: the
+// interpreter's verdict is the one expected (pass, or a violation whose
+// detail has fault), and the module gives the same violation, trap and
+// fuel.
+func edge(t *testing.T, expr, line, fault string) {
+	t.Helper()
+	src := "validator a {\n  check " + expr + "\n  on_fail \"warn\"\n}\n"
+	p, errs := lll.Compile([]lll.Source{{Name: "a.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatalf("%s: %v", expr, errs)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	ep, _ := eval.Compile(p)
+	ctx := context.Background()
+	m, err := vm.Compile(ctx, p, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := span.Parse([]byte(line), span.Limits{})
+	want, steps := ep.Validator("a").CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
+	if (want == nil) != (fault == "") || want != nil && !strings.Contains(want.Detail, fault) {
+		t.Fatalf("%s: the interpreter says %v, want fault %q", expr, want, fault)
+	}
+	got, res, err := in.CheckSpan(ctx, "a", s, 0)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s: violation (-eval +wasm):\n%s", expr, diff)
+	}
+	wantTrap := uint32(layout.TrapNone)
+	if fault != "" {
+		wantTrap = layout.TrapFault
+	}
+	if res.Trap != wantTrap || res.FuelUsed != steps {
+		t.Errorf("%s: trap %d after %d steps, want trap %d after %d", expr, res.Trap, res.FuelUsed, wantTrap, steps)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -177,9 +177,18 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 				if !ok {
 					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
 				}
-				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op,
-					A: ir.NumberMicros(int64(binary.LittleEndian.Uint64(out[layout.OutA:]))),
-					B: ir.NumberMicros(int64(binary.LittleEndian.Uint64(out[layout.OutB:])))}
+				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op}
+				a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
+				if fl == eval.FaultOrder {
+					var okA, okB bool
+					f.A, okA = in.str(a)
+					f.B, okB = in.str(b)
+					if !okA || !okB {
+						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
+					}
+				} else {
+					f.A, f.B = ir.NumberMicros(int64(a)), ir.NumberMicros(int64(b))
+				}
 			}
 			vi, err := v.SpanViolation(s, f)
 			if err != nil {
@@ -298,8 +307,23 @@ func fault(code uint32) (eval.Fault, bool) {
 		return eval.FaultOverflow, true
 	case layout.FaultDivZero:
 		return eval.FaultDivZero, true
+	case layout.FaultOrder:
+		return eval.FaultOrder, true
 	}
 	return 0, false
+}
+
+// str returns the string a module's value offset<<32 | length names in
+// its memory, or null (offset 2^32-1); false when it is out of memory.
+func (in *Instance) str(v uint64) (ir.Value, bool) {
+	if v>>32 == 0xffffffff {
+		return ir.NullValue(), true
+	}
+	b, ok := in.mem.Read(uint32(v>>32), uint32(v))
+	if !ok {
+		return ir.Value{}, false
+	}
+	return ir.StringValue(string(b)), true
 }
 
 // Close releases the instance.
