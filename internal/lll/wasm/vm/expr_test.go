@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
@@ -422,5 +425,60 @@ func edge(t *testing.T, expr, line, fault string) {
 	}
 	if err := m.Close(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestArithRandom: products and quotients of random numbers of every
+// magnitude (and sums and differences near the largest) give the
+// interpreter's value or its overflow on both backends; the interpreter's
+// verdict is checked against math/big (a product or quotient truncated
+// toward zero overflows when its magnitude exceeds the largest number).
+func TestArithRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	maxLit := big.NewInt(9223372036853999999) // the largest literal, in millionths
+	// draw returns a number below 10^k millionths, k drawn from lo to
+	// hi-1 (19: up to the largest literal), of either sign.
+	draw := func(lo, hi int) *big.Int {
+		limit := maxLit.Int64() + 1
+		if k := lo + r.IntN(hi-lo); k < 19 {
+			limit = int64(math.Pow10(k))
+		}
+		n := big.NewInt(r.Int64N(limit))
+		if r.IntN(2) == 0 {
+			n.Neg(n)
+		}
+		return n
+	}
+	lit := func(n *big.Int) string { return "(" + ir.FormatMicros(n.Int64()) + ")" }
+	scale, maxNum := big.NewInt(ir.NumberScale), big.NewInt(math.MaxInt64)
+	seen := map[string]int{}
+	for range 200 {
+		a, b := draw(0, 20), draw(0, 20)
+		op, want := " * ", new(big.Int).Mul(a, b)
+		want.Quo(want, scale)
+		if r.IntN(2) == 0 {
+			if r.IntN(2) == 0 {
+				a, b = draw(14, 20), draw(0, 7) // a large number over one below 1
+			}
+			if b.Sign() == 0 {
+				continue
+			}
+			op, want = " / ", new(big.Int).Mul(a, scale)
+			want.Quo(want, b)
+		}
+		expr, fault := lit(a)+op+lit(b)+" > 0", "arithmetic overflow"
+		if new(big.Int).Abs(want).Cmp(maxNum) <= 0 {
+			if new(big.Int).Abs(want).Cmp(maxLit) > 0 {
+				continue // a value no literal can name
+			}
+			expr, fault = lit(a)+op+lit(b)+" == "+lit(want), ""
+		}
+		edge(t, expr, `{}`, fault)
+		seen[op+fault]++
+	}
+	for _, k := range []string{" * ", " / ", " * arithmetic overflow", " / arithmetic overflow"} {
+		if seen[k] < 10 {
+			t.Errorf("%d cases of %q, want 10 or more; seen %v", seen[k], k, seen)
+		}
 	}
 }
