@@ -866,7 +866,7 @@ func compare(a, b ir.Value, pos string) (int, error) {
 	case a.Kind() == ir.String && b.Kind() == ir.String:
 		return strings.Compare(a.Str(), b.Str()), nil
 	}
-	return 0, rtErr(diag.RuntimeType, pos, "cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))
+	return 0, orderError(a, b, pos)
 }
 
 // mulDiv returns a*b/c rounded toward zero, or false on overflow.
@@ -900,9 +900,7 @@ func abs64(x int64) uint64 {
 func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
 	ak, bk := a.Kind(), b.Kind()
 	num := func(k ir.Kind) bool { return k == ir.Number || k == ir.Percentile }
-	overflow := func() (ir.Value, error) {
-		return ir.Value{}, rtErr(diag.Arithmetic, pos, "arithmetic overflow in %s %s %s", clip(a.String()), op, clip(b.String()))
-	}
+	overflow := func() (ir.Value, error) { return ir.Value{}, overflowError(op, a, b, pos) }
 	add := func(x, y int64) (int64, bool) {
 		s := x + y
 		return s, !((x > 0 && y > 0 && s < 0) || (x < 0 && y < 0 && s >= 0))
@@ -960,7 +958,7 @@ func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
 		}
 	case ir.OpDiv:
 		if b.Micros() == 0 {
-			return ir.Value{}, rtErr(diag.Arithmetic, pos, "division by zero")
+			return ir.Value{}, divisionByZero(pos)
 		}
 		switch {
 		case num(ak) && num(bk):

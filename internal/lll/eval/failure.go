@@ -23,6 +23,18 @@ const (
 	WhyUnknown                   // a member the closed rule does not allow
 	WhyCheck                     // a check's condition does not hold
 	WhyBudget                    // the step budget ran out (LLL100)
+	WhyFault                     // an expression failed at run time (Failure.Fault says how)
+)
+
+// Fault is how an expression failed at run time, as a second backend
+// reports it (WhyFault).
+type Fault uint8
+
+// The run-time faults.
+const (
+	FaultOverflow Fault = iota + 1 // arithmetic overflow in A Op B (LLL103)
+	FaultDivZero                   // division by zero (LLL103)
+	FaultOrder                     // A and B cannot be ordered (LLL102)
 )
 
 // Failure is the failure of a span a second backend found, which
@@ -37,17 +49,39 @@ type Failure struct {
 	// (WhyUnknown).
 	Member int
 	// Pos is the position of the expression whose step exceeded the
-	// budget, and Budget the budget (WhyBudget).
+	// budget, and Budget the budget (WhyBudget); or the position of the
+	// expression that failed (WhyFault).
 	Pos    string
 	Budget int64
+	// Fault is how the expression at Pos failed, Op its operator and A
+	// and B its operands (WhyFault).
+	Fault Fault
+	Op    ir.Op
+	A, B  ir.Value
+}
+
+// err returns the error of the run f describes (WhyBudget, WhyFault), as
+// the interpreter words it, or nil.
+func (f Failure) err() error {
+	switch {
+	case f.Why == WhyBudget:
+		return budgetError(f.Pos, f.Budget)
+	case f.Why == WhyFault && f.Fault == FaultOverflow:
+		return overflowError(f.Op, f.A, f.B, f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultDivZero:
+		return divisionByZero(f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultOrder:
+		return orderError(f.A, f.B, f.Pos)
+	}
+	return nil
 }
 
 // SpanViolation returns the violation of s that f describes, as
 // CheckSpan words it. It fails when f does not fit the validator or the
 // span (a rule or member out of range, a reason the rule cannot give).
 func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
-	if f.Why == WhyBudget && f.Rule == -1 && v.guard != nil {
-		return v.cannotEvaluate(nil, budgetError(f.Pos, f.Budget)), nil
+	if err := f.err(); err != nil && f.Rule == -1 && v.guard != nil {
+		return v.cannotEvaluate(nil, err), nil
 	}
 	if f.Rule < 0 || f.Rule >= len(v.rules) {
 		return nil, fmt.Errorf("eval: validator %s: failure of rule %d of %d", v.IR.Name, f.Rule, len(v.rules))
@@ -82,9 +116,9 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 		if r.cond != nil {
 			return v.checkFailed(r), nil
 		}
-	case WhyBudget:
-		if r.cond != nil {
-			return v.cannotEvaluate(r, budgetError(f.Pos, f.Budget)), nil
+	case WhyBudget, WhyFault:
+		if err := f.err(); err != nil && r.cond != nil {
+			return v.cannotEvaluate(r, err), nil
 		}
 	}
 	return bad()
@@ -94,6 +128,22 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 // expression at pos.
 func budgetError(pos string, max int64) error {
 	return &Error{Code: diag.StepBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d steps", max)}
+}
+
+// overflowError is the error of a op b overflowing at pos.
+func overflowError(op ir.Op, a, b ir.Value, pos string) error {
+	return &Error{Code: diag.Arithmetic, Pos: pos, Msg: fmt.Sprintf("arithmetic overflow in %s %s %s", clip(a.String()), op, clip(b.String()))}
+}
+
+// divisionByZero is the error of a division by zero at pos.
+func divisionByZero(pos string) error {
+	return &Error{Code: diag.Arithmetic, Pos: pos, Msg: "division by zero"}
+}
+
+// orderError is the error of ordering a and b, of kinds without an order,
+// at pos.
+func orderError(a, b ir.Value, pos string) error {
+	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))}
 }
 
 // The wording of violations, for both backends.

@@ -2,11 +2,13 @@ package eval_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/span"
 )
 
@@ -55,6 +57,61 @@ func TestSpanViolation(t *testing.T) {
 		{Why: eval.WhyNotOneOf, Rule: 0}, // no in [...]
 		{Why: eval.WhyUnknown, Rule: 2, Member: 2},
 		{Why: 99, Rule: 0},
+	} {
+		if vi, err := v.SpanViolation(s, f); err == nil {
+			t.Errorf("%+v: %v, want an error", f, vi)
+		}
+	}
+}
+
+// TestSpanViolationFault: an arithmetic fault or an order of values
+// without one a second backend reports (in the guard, in a check) is
+// worded as CheckSpan words it.
+func TestSpanViolationFault(t *testing.T) {
+	src := "validator w {\n  when 9000000000000 * len(who) >= 0\n  check 1 / len(did) > 0\n  check did < who\n  on_fail \"reject\"\n}\n"
+	p, errs := lll.Compile([]lll.Source{{Name: "w.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := ep.Validator("w")
+	guard, check, order := p.Validators[0].Guard.Args[0], p.Validators[0].Rules[0].Cond.Args[0], p.Validators[0].Rules[1].Cond
+	for _, tc := range []struct {
+		span string
+		f    eval.Failure
+	}{
+		{`{"who":"dan"}`, eval.Failure{Why: eval.WhyFault, Rule: -1, Pos: guard.Pos, Fault: eval.FaultOverflow, Op: guard.Op,
+			A: ir.IntValue(9000000000000), B: ir.IntValue(3)}},
+		{`{"who":""}`, eval.Failure{Why: eval.WhyFault, Rule: 0, Pos: check.Pos, Fault: eval.FaultDivZero, Op: check.Op,
+			A: ir.IntValue(1), B: ir.IntValue(0)}},
+		{`{"did":"x"}`, eval.Failure{Why: eval.WhyFault, Rule: 1, Pos: order.Pos, Fault: eval.FaultOrder, Op: order.Op,
+			A: ir.StringValue("x"), B: ir.NullValue()}},
+	} {
+		s, err := span.Parse([]byte(tc.span), span.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := v.CheckSpan(context.Background(), s, nil)
+		if want == nil || !strings.Contains(want.Detail, "LLL103") && !strings.Contains(want.Detail, "LLL102") {
+			t.Fatalf("%s: CheckSpan gives %v, want an LLL102 or LLL103 violation", tc.span, want)
+		}
+		got, err := v.SpanViolation(s, tc.f)
+		if err != nil {
+			t.Errorf("%s: %v", tc.span, err)
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: (-CheckSpan +SpanViolation):\n%s", tc.span, diff)
+		}
+	}
+	s, _ := span.Parse([]byte(`{"who":"dan"}`), span.Limits{})
+	for _, f := range []eval.Failure{
+		{Why: eval.WhyFault, Rule: 0},                           // no fault
+		{Why: eval.WhyFault, Rule: 0, Fault: 99},                // an unknown fault
+		{Why: eval.WhyFault, Rule: 2, Fault: eval.FaultDivZero}, // no such rule
 	} {
 		if vi, err := v.SpanViolation(s, f); err == nil {
 			t.Errorf("%+v: %v, want an error", f, vi)

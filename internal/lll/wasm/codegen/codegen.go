@@ -11,15 +11,27 @@
 //
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
-// over a top-level field, ==, !=, <, <=, >, >= over numbers, in over a list
-// literal, len of a string, not, and, or. Fuel is charged where the
-// interpreter counts a step and in the same order (every operator but not,
-// and, or and neg, before its operands), so a module runs out of fuel at
-// the step the interpreter does; the charge points are listed in
-// Output.Points for the host to word that violation.
+// over a top-level field, ==, !=, <, <=, >, >= over numbers and over
+// strings, in over a list literal, len of a string, +, -, *, / and unary
+// minus over numbers, not, and, or. Fuel is charged where the interpreter counts a step and in the
+// same order (every operator but not, and, or and neg, before its
+// operands), so a module runs out of fuel at the step the interpreter
+// does; the charge points are listed in Output.Points for the host to word
+// that violation.
+//
+// Arithmetic is the interpreter's on millionths, bit for bit: sums checked
+// for overflow, products and quotients through a 128-bit a*b/c that
+// reports overflow where eval's mulDiv does, division by zero refused, the
+// negation of the smallest number wrapping to itself as eval's does. A
+// fault traps with layout.TrapFault, the fault, the operands and the
+// operator's charge point in the output, for the host to word the
+// interpreter's LLL103 violation. Strings are ordered by their bytes as
+// strings.Compare orders them; a null among them traps with FaultOrder,
+// for the interpreter's LLL102 ("cannot order").
 //
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins,
+// string concatenation, arithmetic over durations and timestamps,
 // policies, features, kernels, host calls, the values of when,
 // confirmed_by and data, dotted fields (data.gross), formats other than
 // those the interpreter's fast path decides for the field (rfc3339 on
@@ -29,8 +41,8 @@
 //
 // The module's functions are, in order: streq (the byte equality of two
 // strings in memory), one function a span validator, in the order of the
-// program, then the helpers expressions use (string equality), in the
-// order of their first use. It imports nothing.
+// program, then the helpers expressions use (string equality, a*b/c,
+// string order), in the order of their first use. It imports nothing.
 package codegen
 
 import (
@@ -78,6 +90,8 @@ type gen struct {
 	later    []enc.Func // the helpers, after the validators
 	nextFunc uint32     // the index of the next helper
 	strEq    uint32     // the string equality helper, 0 until used
+	mulDivFn uint32     // the a*b/c helper, 0 until used
+	strCmp   uint32     // the string order helper, 0 until used
 }
 
 // Compile compiles the span validators of p.

@@ -100,12 +100,45 @@ func TestExprs(t *testing.T) {
 	// The guard's charge points: has(who), then eq and its operands (not
 	// and and charge none).
 	want := []codegen.Point{
-		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:8"},
-		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:33"},
-		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:26"},
-		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:36"},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:8", Op: ir.OpHas},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:33", Op: ir.OpEq},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:26", Op: ir.OpField},
+		{Validator: "exprs", Rule: -1, Pos: "t.lll:2:36", Op: ir.OpConst},
 	}
 	if diff := cmp.Diff(want, out.Points[:4]); diff != "" {
+		t.Errorf("the guard's charge points (-want +got):\n%s", diff)
+	}
+}
+
+// arithSrc uses each arithmetic operator, in a guard and in checks, and
+// the orders over strings.
+const arithSrc = `validator arith {
+  when len(who) * 2 - 1 > -(3)
+  check len(did) / 2 + 0.5 >= 1 else "a did"
+  check 9000000000000 * len(this) - len(id) / 0.25 != 0
+  check who < did or "a" >= this or who <= "b" or did > who
+  on_fail "reject"
+}
+`
+
+// TestArithModule compiles arithmetic (each operator, the product and
+// quotient helper once) and string order (its helper once), checks the
+// module with both validators, against
+// its golden bytes (testdata/arith.wasm.hex) and its charge points: one
+// for each operator but neg, with the operator.
+func TestArithModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, arithSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "arith", out.Wasm)
+	golden(t, "arith.wasm.hex", out.Wasm)
+	var ops []ir.Op
+	for _, pt := range out.Points[:7] {
+		ops = append(ops, pt.Op)
+	}
+	want := []ir.Op{ir.OpGt, ir.OpSub, ir.OpMul, ir.OpCall, ir.OpField, ir.OpConst, ir.OpConst}
+	if diff := cmp.Diff(want, ops); diff != "" {
 		t.Errorf("the guard's charge points (-want +got):\n%s", diff)
 	}
 }
@@ -154,9 +187,10 @@ func TestUnsupported(t *testing.T) {
 		"lower":              "check lower(who) == who",
 		"dotted has":         "check has(data.gross)",
 		"when's value":       `check when == when`,
-		"string order":       `check who < "m"`,
+		"duration order":     "check 1h < 2h",
 		"len of a list":      "check len(confirmed_by) > 0",
-		"arithmetic":         "check len(who) + 1 > 2",
+		"concatenation":      `check who + "x" == "danx"`,
+		"duration sum":       "check 1h + 1h > 1h",
 		"dotted field":       `require field "data.gross"`,
 		"format":             `require field "who" as "rfc3339"`,
 	} {

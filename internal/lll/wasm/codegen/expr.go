@@ -18,6 +18,7 @@ type Point struct {
 	Validator string
 	Rule      int    // the index of the rule; -1: the guard
 	Pos       string // the expression's position
+	Op        ir.Op  // the expression's operator (to word a fault there)
 }
 
 // maxNodes bounds the expressions of one validator. The interpreter
@@ -71,15 +72,17 @@ func (f *fn) unsupported(e *ir.Expr, what string) error {
 
 // charge emits the interpreter's step at e: fuel -= 1; if fuel < 0, the
 // point's index in the second output word, trap = TrapFuel, unreachable.
-func (f *fn) charge(e *ir.Expr) {
+// It returns the point's index.
+func (f *fn) charge(e *ir.Expr) uint32 {
 	pt := uint32(len(f.g.out.Points))
-	f.g.out.Points = append(f.g.out.Points, Point{Validator: f.v.Name, Rule: f.rule, Pos: e.Pos})
+	f.g.out.Points = append(f.g.out.Points, Point{Validator: f.v.Name, Rule: f.rule, Pos: e.Pos, Op: e.Op})
 	c := f.c
 	c.Index(enc.OpGlobalGet, globalFuel).I64Const(1).Op(enc.OpI64Sub).Index(enc.OpGlobalSet, globalFuel)
 	c.Index(enc.OpGlobalGet, globalFuel).I64Const(0).Op(enc.OpI64LtS).Block(enc.OpIf, enc.BlockEmpty)
 	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
 	c.I32Const(layout.TrapFuel).Index(enc.OpGlobalSet, globalTrap).Op(enc.OpUnreachable)
 	c.Op(enc.OpEnd)
+	return pt
 }
 
 // cond compiles a guard or a check's condition, which must be a bool.
@@ -161,15 +164,7 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 		c.Op(enc.OpEnd)
 		return kBool, nil
 	case ir.OpEq, ir.OpNe, ir.OpLt, ir.OpLe, ir.OpGt, ir.OpGe:
-		if len(e.Args) != 2 {
-			return 0, f.unsupported(e, string(e.Op)+" without two operands")
-		}
-		f.charge(e)
-		a, err := f.expr(e.Args[0])
-		if err != nil {
-			return 0, err
-		}
-		b, err := f.expr(e.Args[1])
+		pt, a, b, err := f.binary(e)
 		if err != nil {
 			return 0, err
 		}
@@ -181,22 +176,35 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 			}
 			return kBool, nil
 		}
+		if a == kStr && b == kStr {
+			f.strOrder(e.Op, pt)
+			return kBool, nil
+		}
 		if a != kNum || b != kNum {
-			return 0, f.unsupported(e, "an order of values that are not both numbers")
+			return 0, f.unsupported(e, "an order of values that are not both numbers or both strings")
 		}
-		switch e.Op {
-		case ir.OpLt:
-			c.Op(enc.OpI64LtS)
-		case ir.OpLe:
-			c.Op(enc.OpI64LeS)
-		case ir.OpGt:
-			c.Op(enc.OpI64GtS)
-		default:
-			c.Op(enc.OpI64GeS)
-		}
+		num, _ := order(e.Op)
+		c.Op(num)
 		return kBool, nil
 	case ir.OpIn:
 		return f.in(e)
+	case ir.OpNeg:
+		if len(e.Args) != 1 {
+			return 0, f.unsupported(e, "neg without one operand")
+		}
+		k, err := f.expr(e.Args[0])
+		if err != nil {
+			return 0, err
+		}
+		if k != kNum {
+			return 0, f.unsupported(e, "neg of what is not a number")
+		}
+		// The interpreter negates without a check (its -x wraps), and so
+		// does x * -1.
+		c.I64Const(-1).Op(enc.OpI64Mul)
+		return kNum, nil
+	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv:
+		return f.arith(e)
 	case ir.OpCall:
 		if e.Name != "len" || len(e.Args) != 1 {
 			return 0, f.unsupported(e, "the builtin "+e.Name)
@@ -306,4 +314,224 @@ func (g *gen) strEqual() uint32 {
 		g.nextFunc++
 	}
 	return g.strEq
+}
+
+// binary compiles the step of a binary operator and its two operands,
+// returning the step's charge point and the operands' kinds.
+func (f *fn) binary(e *ir.Expr) (pt uint32, a, b kind, err error) {
+	if len(e.Args) != 2 {
+		return 0, 0, 0, f.unsupported(e, string(e.Op)+" without two operands")
+	}
+	pt = f.charge(e)
+	if a, err = f.expr(e.Args[0]); err != nil {
+		return 0, 0, 0, err
+	}
+	if b, err = f.expr(e.Args[1]); err != nil {
+		return 0, 0, 0, err
+	}
+	return pt, a, b, nil
+}
+
+// operands stores the two values on the stack in the output (and leaves
+// them in locals x and y) with the charge point pt, for the host to word a
+// fault at pt.
+func (f *fn) operands(pt uint32) (x, y uint32) {
+	c := f.c
+	x, y = f.local(enc.I64), f.local(enc.I64)
+	c.LocalSet(y).LocalSet(x)
+	c.I32Const(layout.OutBase).LocalGet(x).Mem(enc.OpI64Store, 3, layout.OutA)
+	c.I32Const(layout.OutBase).LocalGet(y).Mem(enc.OpI64Store, 3, layout.OutB)
+	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
+	return x, y
+}
+
+// strOrder compiles <, <=, >, >= over the two strings on the stack as
+// eval's compare does: strings.Compare of their bytes; a null on either
+// side cannot be ordered (FaultOrder, the interpreter's LLL102).
+func (f *fn) strOrder(op ir.Op, pt uint32) {
+	c := f.c
+	x, y := f.operands(pt)
+	// Offsets are below 2^17, so the high words' or is all ones only with a null.
+	c.LocalGet(x).LocalGet(y).Op(enc.OpI64Or).I64Const(32).Op(enc.OpI64ShrU).I64Const(0xffffffff).Op(enc.OpI64Eq)
+	c.Block(enc.OpIf, enc.BlockEmpty)
+	fault(c, layout.FaultOrder)
+	c.Op(enc.OpEnd)
+	for _, l := range []uint32{x, y} {
+		c.LocalGet(l).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64)
+		c.LocalGet(l).Op(enc.OpI32WrapI64)
+	}
+	_, str := order(op)
+	c.Index(enc.OpCall, f.g.strCompare()).I32Const(0).Op(str)
+}
+
+// order returns the instruction of <, <=, >, >= (op) over two numbers
+// (i64), and over the result of a string comparison and 0 (i32).
+func order(op ir.Op) (num, str byte) {
+	switch op {
+	case ir.OpLt:
+		return enc.OpI64LtS, enc.OpI32LtS
+	case ir.OpLe:
+		return enc.OpI64LeS, enc.OpI32LeS
+	case ir.OpGt:
+		return enc.OpI64GtS, enc.OpI32GtS
+	}
+	return enc.OpI64GeS, enc.OpI32GeS
+}
+
+// strCompare returns the index of the function (a, alen, b, blen) -> i32
+// that compares two strings' bytes as strings.Compare does (-1, 0, 1),
+// adding it to the module at its first use.
+func (g *gen) strCompare() uint32 {
+	if g.strCmp != 0 {
+		return g.strCmp
+	}
+	const a, alen, b, blen, n = 0, 1, 2, 3, 4 // n: the bytes left to compare
+	var c enc.Code
+	// n = min(alen, blen)
+	c.LocalGet(alen).LocalGet(blen).LocalGet(alen).LocalGet(blen).Op(enc.OpI32LtU).Op(enc.OpSelect).LocalSet(n)
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(n).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 1)
+	c.LocalGet(a).Mem(enc.OpI32Load8U, 0, 0).LocalGet(b).Mem(enc.OpI32Load8U, 0, 0).Op(enc.OpI32Ne).Block(enc.OpIf, enc.BlockEmpty)
+	c.I32Const(-1).I32Const(1).LocalGet(a).Mem(enc.OpI32Load8U, 0, 0).LocalGet(b).Mem(enc.OpI32Load8U, 0, 0).Op(enc.OpI32LtU).
+		Op(enc.OpSelect).Op(enc.OpReturn).Op(enc.OpEnd)
+	for _, l := range []uint32{a, b} {
+		c.LocalGet(l).I32Const(1).Op(enc.OpI32Add).LocalSet(l)
+	}
+	c.LocalGet(n).I32Const(1).Op(enc.OpI32Sub).LocalSet(n)
+	c.Index(enc.OpBr, 0).Op(enc.OpEnd).Op(enc.OpEnd)
+	// A common prefix: the shorter first.
+	c.LocalGet(alen).LocalGet(blen).Op(enc.OpI32GtU).LocalGet(alen).LocalGet(blen).Op(enc.OpI32LtU).Op(enc.OpI32Sub)
+	g.later = append(g.later, enc.Func{Type: typeStreq, Locals: []enc.ValType{enc.I32}, Body: c})
+	g.strCmp = g.nextFunc
+	g.nextFunc++
+	return g.strCmp
+}
+
+// arith compiles a + b, a - b, a * b, a / b over numbers as eval's arith
+// does on millionths: a step for the operator before its operands; then
+// the operands and the operator's charge point in the output, for the host
+// to word a fault (layout.TrapFault); a sum whose sign the operands' do
+// not explain overflows; a product or quotient is mulDiv's (a*b/10^6,
+// a*10^6/b), after division by zero is refused.
+func (f *fn) arith(e *ir.Expr) (kind, error) {
+	c := f.c
+	pt, a, b, err := f.binary(e)
+	if err != nil {
+		return 0, err
+	}
+	if a != kNum || b != kNum {
+		return 0, f.unsupported(e, string(e.Op)+" of values that are not both numbers")
+	}
+	x, y := f.operands(pt)
+	switch e.Op {
+	case ir.OpAdd, ir.OpSub:
+		if e.Op == ir.OpSub {
+			c.LocalGet(y).I64Const(-1).Op(enc.OpI64Mul).LocalSet(y) // -b, wrapping as the interpreter's
+		}
+		s := f.local(enc.I64)
+		c.LocalGet(x).LocalGet(y).Op(enc.OpI64Add).LocalSet(s)
+		// Overflow: x and y of one sign, s of the other.
+		c.LocalGet(x).LocalGet(s).Op(enc.OpI64Xor).LocalGet(y).LocalGet(s).Op(enc.OpI64Xor).Op(enc.OpI64And).
+			I64Const(0).Op(enc.OpI64LtS).Block(enc.OpIf, enc.BlockEmpty)
+		fault(c, layout.FaultOverflow)
+		c.Op(enc.OpEnd).LocalGet(s)
+	case ir.OpMul:
+		c.LocalGet(x).LocalGet(y).I64Const(ir.NumberScale).Index(enc.OpCall, f.g.mulDiv())
+	default:
+		c.LocalGet(y).Op(enc.OpI64Eqz).Block(enc.OpIf, enc.BlockEmpty)
+		fault(c, layout.FaultDivZero)
+		c.Op(enc.OpEnd)
+		c.LocalGet(x).I64Const(ir.NumberScale).LocalGet(y).Index(enc.OpCall, f.g.mulDiv())
+	}
+	return kNum, nil
+}
+
+// fault stores the fault in the first output word and traps with
+// layout.TrapFault.
+func fault(c *enc.Code, fault int32) {
+	c.I32Const(layout.OutBase).I32Const(fault).Mem(enc.OpI32Store, 2, 0)
+	c.I32Const(layout.TrapFault).Index(enc.OpGlobalSet, globalTrap).Op(enc.OpUnreachable)
+}
+
+// mulDiv returns the index of the function (i64 a, i64 b, i64 c) -> i64
+// that computes a*b/c rounded toward zero as eval's mulDiv does, with the
+// 128-bit product of |a| and |b| divided by |c| bit by bit, and that
+// traps with FaultOverflow where eval's reports overflow (a quotient of 64
+// bits or more, or above the largest i64), adding it at its first use.
+func (g *gen) mulDiv() uint32 {
+	if g.mulDivFn != 0 {
+		return g.mulDivFn
+	}
+	g.m.Types = append(g.m.Types, enc.FuncType{Params: []enc.ValType{enc.I64, enc.I64, enc.I64}, Results: []enc.ValType{enc.I64}})
+	const (
+		ua, ub, uc = 3, 4, 5 // |a|, |b|, |c|
+		hi, lo     = 6, 7    // |a|*|b|, then the remainder and the bits left
+		q, mid, p  = 8, 9, 10
+		i, neg     = 11, 12
+	)
+	var c enc.Code
+	// neg = (a < 0) != (b < 0) != (c < 0)
+	for k, l := range []uint32{0, 1, 2} {
+		c.LocalGet(l).I64Const(0).Op(enc.OpI64LtS)
+		if k > 0 {
+			c.Op(enc.OpI32Xor)
+		}
+	}
+	c.LocalSet(neg)
+	for k, l := range []uint32{0, 1, 2} {
+		c.LocalGet(l).I64Const(-1).Op(enc.OpI64Mul).LocalGet(l).LocalGet(l).I64Const(0).Op(enc.OpI64LtS).Op(enc.OpSelect).LocalSet(ua + uint32(k))
+	}
+	low := func(l uint32) { c.LocalGet(l).I64Const(0xffffffff).Op(enc.OpI64And) }
+	high := func(l uint32) { c.LocalGet(l).I64Const(32).Op(enc.OpI64ShrU) }
+	mul := func(x func(uint32), y func(uint32)) { x(ua); y(ub); c.Op(enc.OpI64Mul) }
+	// p = a0*b0; mid = p>>32 + lo32(a0*b1) + lo32(a1*b0)
+	mul(low, low)
+	c.LocalSet(p)
+	high(p)
+	mul(low, high)
+	c.LocalSet(q) // q holds a0*b1 for now
+	low(q)
+	c.Op(enc.OpI64Add)
+	mul(high, low)
+	c.LocalSet(i) // i holds a1*b0 for now
+	low(i)
+	c.Op(enc.OpI64Add).LocalSet(mid)
+	// lo = mid<<32 | lo32(p); hi = a1*b1 + a0*b1>>32 + a1*b0>>32 + mid>>32
+	c.LocalGet(mid).I64Const(32).Op(enc.OpI64Shl)
+	low(p)
+	c.Op(enc.OpI64Or).LocalSet(lo)
+	mul(high, high)
+	high(q)
+	c.Op(enc.OpI64Add)
+	high(i)
+	c.Op(enc.OpI64Add)
+	high(mid)
+	c.Op(enc.OpI64Add).LocalSet(hi)
+	overflow := func() {
+		c.Block(enc.OpIf, enc.BlockEmpty)
+		fault(&c, layout.FaultOverflow)
+		c.Op(enc.OpEnd)
+	}
+	c.LocalGet(hi).LocalGet(uc).Op(enc.OpI64GeU)
+	overflow()
+	// 64 steps of long division; hi < uc <= 2^63, so hi<<1 fits.
+	c.I64Const(0).LocalSet(q).I64Const(64).LocalSet(i)
+	c.Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(hi).I64Const(1).Op(enc.OpI64Shl).LocalGet(lo).I64Const(63).Op(enc.OpI64ShrU).Op(enc.OpI64Or).LocalSet(hi)
+	c.LocalGet(lo).I64Const(1).Op(enc.OpI64Shl).LocalSet(lo)
+	c.LocalGet(q).I64Const(1).Op(enc.OpI64Shl).LocalSet(q)
+	c.LocalGet(hi).LocalGet(uc).Op(enc.OpI64GeU).Block(enc.OpIf, enc.BlockEmpty)
+	c.LocalGet(hi).LocalGet(uc).Op(enc.OpI64Sub).LocalSet(hi)
+	c.LocalGet(q).I64Const(1).Op(enc.OpI64Or).LocalSet(q)
+	c.Op(enc.OpEnd)
+	c.LocalGet(i).I64Const(1).Op(enc.OpI64Sub).Index(enc.OpLocalTee, i).I64Const(0).Op(enc.OpI64Ne).Index(enc.OpBrIf, 0)
+	c.Op(enc.OpEnd)
+	c.LocalGet(q).I64Const(0).Op(enc.OpI64LtS) // q > MaxInt64
+	overflow()
+	c.LocalGet(q).I64Const(-1).Op(enc.OpI64Mul).LocalGet(q).LocalGet(neg).Op(enc.OpSelect)
+	locals := []enc.ValType{enc.I64, enc.I64, enc.I64, enc.I64, enc.I64, enc.I64, enc.I64, enc.I64, enc.I64, enc.I32}
+	g.later = append(g.later, enc.Func{Type: uint32(len(g.m.Types) - 1), Locals: locals, Body: c})
+	g.mulDivFn = g.nextFunc
+	g.nextFunc++
+	return g.mulDivFn
 }

@@ -14,6 +14,11 @@
 //	                  (for ReasonUnknown: which member of the member list;
 //	                  after TrapFuel: the charge point where fuel ran out,
 //	                  an index into the compiler's table of them)
+//	          +8      after TrapFault: i64 a, i64 b, the operands of the
+//	                  operator that failed (numbers in millionths; for
+//	                  FaultOrder strings: offset<<32 | length, or -1<<32
+//	                  for null); the first word is then the fault
+//	                  (Fault*), the second the operator's charge point
 //	InBase    0x4040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
 //	          +4      u32 0
@@ -120,6 +125,21 @@ const (
 	TrapNone        = 0
 	TrapFuel        = 1 // the step budget is exhausted (the interpreter's LLL100); the second output word is the charge point
 	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object)
+	TrapFault       = 3 // an expression failed (the interpreter's LLL102, LLL103); the output words say how and where
+)
+
+// Faults of an expression, in the first output word after TrapFault (part
+// of the format).
+const (
+	FaultOverflow = 1 // arithmetic overflow
+	FaultDivZero  = 2 // division by zero
+	FaultOrder    = 3 // an order of strings of which one is null (the interpreter's LLL102)
+)
+
+// Offsets of the operands of a fault in the output (part of the format).
+const (
+	OutA = 8
+	OutB = 16
 )
 
 // ValidatorExport returns the export name of the span validator name.

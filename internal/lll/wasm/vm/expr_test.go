@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
@@ -20,7 +23,9 @@ import (
 // exprGen writes random well-typed expressions of the subset codegen
 // compiles: has over every top-level field, the string fields' values,
 // string, number and bool constants, ==, !=, the orders over numbers, in
-// over list literals, len of a string, not, and, or.
+// over list literals, len of a string, + - * / and unary minus over
+// numbers (with constants that overflow and divide by zero), the orders
+// over strings (null among them), not, and, or.
 type exprGen struct{ r *rand.Rand }
 
 // The string fields, every field, and the string constants drawn.
@@ -28,7 +33,9 @@ func genStrFields() []string { return []string{"id", "tenant", "who", "did", "th
 func genAllFields() []string {
 	return []string{"id", "tenant", "who", "did", "this", "when", "status", "confirmed_by", "data"}
 }
-func genStrings() []string { return []string{`"dan"`, `"sale.post"`, `""`, `"confirmed"`, `"x"`} }
+func genStrings() []string {
+	return []string{`"dan"`, `"sale.post"`, `""`, `"confirmed"`, `"x"`, `"é"`}
+}
 
 func (g exprGen) pick(s []string) string { return s[g.r.IntN(len(s))] }
 
@@ -39,11 +46,29 @@ func (g exprGen) str() string {
 	return g.pick(genStrFields())
 }
 
-func (g exprGen) num() string {
-	if g.r.IntN(3) == 0 {
-		return fmt.Sprint(g.r.IntN(12))
+// genNumbers are number constants drawn besides small integers: near the
+// largest number (sums and products overflow), fractions (quotients grow)
+// and zero (division by zero).
+func genNumbers() []string {
+	return []string{"9223372036853.999999", "9000000000000", "3037000", "0.5", "0.000001", "0", "0", "1.25"}
+}
+
+func (g exprGen) num(depth int) string {
+	n := 6
+	if depth <= 0 {
+		n = 3
 	}
-	return "len(" + g.str() + ")"
+	switch g.r.IntN(n) {
+	case 0:
+		return fmt.Sprint(g.r.IntN(12))
+	case 1:
+		return g.pick(genNumbers())
+	case 2:
+		return "len(" + g.str() + ")"
+	case 3:
+		return "-(" + g.num(depth-1) + ")"
+	}
+	return "(" + g.num(depth-1) + g.pick([]string{" + ", " - ", " * ", " / "}) + g.num(depth-1) + ")"
 }
 
 func (g exprGen) boolean(depth int) string {
@@ -55,9 +80,9 @@ func (g exprGen) boolean(depth int) string {
 	case 0:
 		return "has(" + g.pick(genAllFields()) + ")"
 	case 1:
-		return g.str() + g.pick([]string{" == ", " != "}) + g.str()
+		return g.str() + g.pick([]string{" == ", " != ", " < ", " <= ", " > ", " >= "}) + g.str()
 	case 2:
-		return g.num() + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num()
+		return g.num(2) + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num(2)
 	case 3:
 		elems := make([]string, g.r.IntN(4))
 		for i := range elems {
@@ -72,13 +97,13 @@ func (g exprGen) boolean(depth int) string {
 	return "(" + g.boolean(depth-1) + ") or (" + g.boolean(depth-1) + ")"
 }
 
-// program writes a span validator: sometimes a guard, a field rule or
+// program writes a span validator: most often a guard, a field rule or
 // two, one to three check rules.
 func (g exprGen) program() string {
 	var b strings.Builder
 	b.WriteString("validator g {\n")
-	if g.r.IntN(2) == 0 {
-		b.WriteString("  when " + g.boolean(3) + "\n")
+	if g.r.IntN(3) != 0 {
+		b.WriteString("  when " + g.boolean(1+g.r.IntN(3)) + "\n")
 	}
 	if g.r.IntN(3) == 0 {
 		b.WriteString(`  require field "who"` + "\n")
@@ -103,7 +128,7 @@ func (g exprGen) program() string {
 func exprVariants() map[string][]string {
 	vs := variants()
 	for _, k := range []string{"who", "did", "this", "status", "tenant"} {
-		vs[k] = append(vs[k], `"dan"`, `"sale.post"`, `"x"`, `"confirmed"`, `""`, "-", "-")
+		vs[k] = append(vs[k], `"dan"`, `"sale.post"`, `"x"`, `"confirmed"`, `""`, `"é"`, `"da"`, "-", "-")
 	}
 	return vs
 }
@@ -113,7 +138,9 @@ func exprVariants() map[string][]string {
 // violation (every field) and the same fuel; then again with a step budget
 // drawn at or below what the run needs: the module traps with TrapFuel
 // exactly when the interpreter's violation is its LLL100 budget error, at
-// the same step count and with the same violation.
+// the same step count and with the same violation; it traps with
+// TrapFault exactly when the interpreter's violation is an LLL103
+// arithmetic error or an LLL102 order of a null.
 func TestDifferentialExprs(t *testing.T) {
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -170,9 +197,15 @@ func TestDifferentialExprs(t *testing.T) {
 				if res.FuelUsed != wantSteps {
 					t.Fatalf("program %d span %d %s budget %d: fuel used %d, eval counted %d steps\n%s", pn, sn, line, budget, res.FuelUsed, wantSteps, src)
 				}
-				outOfFuel := want != nil && strings.Contains(want.Detail, "error[LLL100]")
-				if trapped := res.Trap == layout.TrapFuel; trapped != outOfFuel {
-					t.Fatalf("program %d span %d %s budget %d: trap %d, eval's violation %v\n%s", pn, sn, line, budget, res.Trap, want, src)
+				wantTrap := uint32(layout.TrapNone)
+				switch {
+				case want != nil && strings.Contains(want.Detail, "error[LLL100]"):
+					wantTrap = layout.TrapFuel
+				case want != nil && (strings.Contains(want.Detail, "error[LLL103]") || strings.Contains(want.Detail, "error[LLL102]")):
+					wantTrap = layout.TrapFault
+				}
+				if res.Trap != wantTrap {
+					t.Fatalf("program %d span %d %s budget %d: trap %d, want %d: eval's violation %v\n%s", pn, sn, line, budget, res.Trap, wantTrap, want, src)
 				}
 				seen[outcome(want)]++
 			}
@@ -181,7 +214,8 @@ func TestDifferentialExprs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field"} {
+	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
+		"guard division by zero", "check division by zero", "guard overflow", "check overflow", "guard type error", "check type error"} {
 		if seen[must] == 0 {
 			t.Errorf("no run gave %q; seen %v", must, seen)
 		}
@@ -190,13 +224,24 @@ func TestDifferentialExprs(t *testing.T) {
 }
 
 func outcome(vi *eval.Violation) string {
-	switch {
-	case vi == nil:
+	if vi == nil {
 		return "pass"
-	case strings.Contains(vi.Detail, "error[LLL100]") && vi.Rule == "when":
-		return "guard out of fuel"
-	case strings.Contains(vi.Detail, "error[LLL100]"):
-		return "check out of fuel"
+	}
+	where := "check"
+	if vi.Rule == "when" {
+		where = "guard"
+	}
+	for _, k := range []struct{ in, name string }{
+		{"error[LLL100]", "out of fuel"},
+		{"division by zero", "division by zero"},
+		{"arithmetic overflow", "overflow"},
+		{"error[LLL102]", "type error"},
+	} {
+		if strings.Contains(vi.Detail, k.in) {
+			return where + " " + k.name
+		}
+	}
+	switch {
 	case strings.HasPrefix(vi.Detail, "check failed"):
 		return "check"
 	case strings.HasPrefix(vi.Detail, "rule "):
@@ -262,5 +307,178 @@ func TestNoValidator(t *testing.T) {
 	s, _ := span.Parse([]byte(`{}`), span.Limits{})
 	if _, _, err := in.CheckSpan(ctx, "nope", s, 0); !errors.Is(err, vm.ErrNoValidator) {
 		t.Errorf("err = %v, want ErrNoValidator", err)
+	}
+}
+
+// TestArith: arithmetic at its edges gives the interpreter's answer: the
+// same value (each true case holds for both), the same overflow where the
+// interpreter reports one (including its overflows of a product or
+// quotient of exactly 2^63, and its wrapping negation of the smallest
+// number), division by zero, with the same fuel.
+func TestArith(t *testing.T) {
+	const minNum = "(-(9223372036853.999999) - 0.775809)" // the smallest number, -2^63 millionths
+	for _, tc := range []struct {
+		expr  string
+		fault string // "": the expression holds
+	}{
+		{"7 / 2 == 3.5", ""},
+		{"-(7) / 2 == -(3.5)", ""},
+		{"1 / 3 == 0.333333", ""},
+		{"-(1) / 3 == -(0.333333)", ""},
+		{"2 / -(3) == -(0.666666)", ""},
+		{"0.000001 * 0.5 == 0", ""},
+		{"-(0.000001) * 0.5 == 0", ""},
+		{"3037000 * 3037000 == 9223369000000", ""},
+		{"1 / 0.000001 == 1000000", ""},
+		{"9223372036853.999999 * 1 == 9223372036853.999999", ""},
+		{"-(9223372036853.999999) * -(1) == 9223372036853.999999", ""},
+		{"9223372036853.999999 + 0.775808 - 0.775808 == 9223372036853.999999", ""},
+		{"-(" + minNum + ") == " + minNum, ""},
+		{"0 - " + minNum + " == " + minNum, ""},
+		{"len(who) * 2 - 1 == 5", ""},
+		{"9223372036853.999999 + 0.775809 > 0", "arithmetic overflow"},
+		{minNum + " - 0.000001 < 0", "arithmetic overflow"},
+		{"1 - " + minNum + " == " + minNum + " + 1", ""}, // the interpreter negates the smallest number to itself, then adds
+		{minNum + " * 1 < 0", "arithmetic overflow"},
+		{minNum + " / 1 < 0", "arithmetic overflow"},
+		{minNum + " * -(1) > 0", "arithmetic overflow"},
+		{"4611686018427.387904 * 2 > 0", "arithmetic overflow"},
+		{"-(4611686018427.387904) * 2 < 0", "arithmetic overflow"},
+		{"9223372036853.999999 * 1.000001 > 0", "arithmetic overflow"},
+		{"9223372036853 / 0.000001 > 0", "arithmetic overflow"},
+		{"1 / 0 > 0", "division by zero"},
+		{"0 / 0 > 0", "division by zero"},
+		{"1 / (0.5 - 0.5) > 0", "division by zero"},
+		{"1 / len(did) > 0", "division by zero"},
+	} {
+		edge(t, tc.expr, `{"who":"dan"}`, tc.fault)
+	}
+}
+
+// TestStringOrder: strings are ordered by their bytes (unsigned, the
+// shorter of a common prefix first) as the interpreter orders them; a null
+// cannot be ordered (LLL102, worded with both operands).
+func TestStringOrder(t *testing.T) {
+	for _, tc := range []struct {
+		expr  string
+		fault string // "": the expression holds
+	}{
+		{`"da" < who`, ""},
+		{`who < "dana"`, ""},
+		{`who <= "dan" and who >= "dan"`, ""},
+		{`"" < who`, ""},
+		{`"x" < "é"`, ""},
+		{`"é" > "z"`, ""},
+		{`not ("b" < "a")`, ""},
+		{`"ab" > "a"`, ""},
+		{`did < who`, "cannot order null null and string"},
+		{`who > did`, "cannot order string \"dan\" and null null"},
+		{`did >= this`, "cannot order null null and null null"},
+	} {
+		edge(t, tc.expr, `{"who":"dan"}`, tc.fault)
+	}
+}
+
+// edge checks a check rule over one span on both backends: the
+// interpreter's verdict is the one expected (pass, or a violation whose
+// detail has fault), and the module gives the same violation, trap and
+// fuel.
+func edge(t *testing.T, expr, line, fault string) {
+	t.Helper()
+	src := "validator a {\n  check " + expr + "\n  on_fail \"warn\"\n}\n"
+	p, errs := lll.Compile([]lll.Source{{Name: "a.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatalf("%s: %v", expr, errs)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	ep, _ := eval.Compile(p)
+	ctx := context.Background()
+	m, err := vm.Compile(ctx, p, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := span.Parse([]byte(line), span.Limits{})
+	want, steps := ep.Validator("a").CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
+	if (want == nil) != (fault == "") || want != nil && !strings.Contains(want.Detail, fault) {
+		t.Fatalf("%s: the interpreter says %v, want fault %q", expr, want, fault)
+	}
+	got, res, err := in.CheckSpan(ctx, "a", s, 0)
+	if err != nil {
+		t.Fatalf("%s: %v", expr, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s: violation (-eval +wasm):\n%s", expr, diff)
+	}
+	wantTrap := uint32(layout.TrapNone)
+	if fault != "" {
+		wantTrap = layout.TrapFault
+	}
+	if res.Trap != wantTrap || res.FuelUsed != steps {
+		t.Errorf("%s: trap %d after %d steps, want trap %d after %d", expr, res.Trap, res.FuelUsed, wantTrap, steps)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestArithRandom: products and quotients of random numbers of every
+// magnitude (and sums and differences near the largest) give the
+// interpreter's value or its overflow on both backends; the interpreter's
+// verdict is checked against math/big (a product or quotient truncated
+// toward zero overflows when its magnitude exceeds the largest number).
+func TestArithRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	maxLit := big.NewInt(9223372036853999999) // the largest literal, in millionths
+	// draw returns a number below 10^k millionths, k drawn from lo to
+	// hi-1 (19: up to the largest literal), of either sign.
+	draw := func(lo, hi int) *big.Int {
+		limit := maxLit.Int64() + 1
+		if k := lo + r.IntN(hi-lo); k < 19 {
+			limit = int64(math.Pow10(k))
+		}
+		n := big.NewInt(r.Int64N(limit))
+		if r.IntN(2) == 0 {
+			n.Neg(n)
+		}
+		return n
+	}
+	lit := func(n *big.Int) string { return "(" + ir.FormatMicros(n.Int64()) + ")" }
+	scale, maxNum := big.NewInt(ir.NumberScale), big.NewInt(math.MaxInt64)
+	seen := map[string]int{}
+	for range 200 {
+		a, b := draw(0, 20), draw(0, 20)
+		op, want := " * ", new(big.Int).Mul(a, b)
+		want.Quo(want, scale)
+		if r.IntN(2) == 0 {
+			if r.IntN(2) == 0 {
+				a, b = draw(14, 20), draw(0, 7) // a large number over one below 1
+			}
+			if b.Sign() == 0 {
+				continue
+			}
+			op, want = " / ", new(big.Int).Mul(a, scale)
+			want.Quo(want, b)
+		}
+		expr, fault := lit(a)+op+lit(b)+" > 0", "arithmetic overflow"
+		if new(big.Int).Abs(want).Cmp(maxNum) <= 0 {
+			if new(big.Int).Abs(want).Cmp(maxLit) > 0 {
+				continue // a value no literal can name
+			}
+			expr, fault = lit(a)+op+lit(b)+" == "+lit(want), ""
+		}
+		edge(t, expr, `{}`, fault)
+		seen[op+fault]++
+	}
+	for _, k := range []string{" * ", " / ", " * arithmetic overflow", " / arithmetic overflow"} {
+		if seen[k] < 10 {
+			t.Errorf("%d cases of %q, want 10 or more; seen %v", seen[k], k, seen)
+		}
 	}
 }

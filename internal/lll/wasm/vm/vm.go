@@ -133,8 +133,9 @@ type Result struct {
 	// left), what the interpreter counts for the same run.
 	FuelUsed int64
 	// Trap is the module's trap code: layout.TrapFuel when the budget ran
-	// out (the violation then says so, as the interpreter's does), else
-	// layout.TrapNone.
+	// out, layout.TrapFault when an expression failed (overflow, division
+	// by zero; the violation then says so, as the interpreter's does),
+	// else layout.TrapNone.
 	Trap uint32
 }
 
@@ -143,7 +144,8 @@ type Result struct {
 // with an Env of that MaxSteps and no deadline: nil when the span passes,
 // else the interpreter's violation. A run whose budget runs out is a
 // violation too (cannot evaluate: ... LLL100), as it is for the
-// interpreter, with Result.Trap = layout.TrapFuel.
+// interpreter, with Result.Trap = layout.TrapFuel; so is an arithmetic
+// fault (LLL103), with layout.TrapFault.
 func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, budget int64) (*eval.Violation, Result, error) {
 	f, v := in.funcs[name], in.m.validators[name]
 	if f == nil {
@@ -159,17 +161,36 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 	in.trap.Set(0)
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
-	out, _ := in.mem.Read(layout.OutBase, 8)
+	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
 	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 		switch res.Trap {
-		case layout.TrapFuel:
+		case layout.TrapFuel, layout.TrapFault:
 			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
-				return nil, res, fmt.Errorf("%w: %s: out of fuel at point %d of %d", ErrTrap, name, word, len(in.m.points))
+				return nil, res, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
 			}
 			pt := in.m.points[word]
-			vi, err := v.SpanViolation(s, eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget})
+			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
+			if res.Trap == layout.TrapFault {
+				fl, ok := fault(reason)
+				if !ok {
+					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
+				}
+				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op}
+				a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
+				if fl == eval.FaultOrder {
+					var okA, okB bool
+					f.A, okA = in.str(a)
+					f.B, okB = in.str(b)
+					if !okA || !okB {
+						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
+					}
+				} else {
+					f.A, f.B = ir.NumberMicros(int64(a)), ir.NumberMicros(int64(b))
+				}
+			}
+			vi, err := v.SpanViolation(s, f)
 			if err != nil {
 				return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
 			}
@@ -277,6 +298,32 @@ func why(reason uint32) (eval.Why, bool) {
 		return eval.WhyCheck, true
 	}
 	return 0, false
+}
+
+// fault maps the module's faults to the interpreter's.
+func fault(code uint32) (eval.Fault, bool) {
+	switch code {
+	case layout.FaultOverflow:
+		return eval.FaultOverflow, true
+	case layout.FaultDivZero:
+		return eval.FaultDivZero, true
+	case layout.FaultOrder:
+		return eval.FaultOrder, true
+	}
+	return 0, false
+}
+
+// str returns the string a module's value offset<<32 | length names in
+// its memory, or null (offset 2^32-1); false when it is out of memory.
+func (in *Instance) str(v uint64) (ir.Value, bool) {
+	if v>>32 == 0xffffffff {
+		return ir.NullValue(), true
+	}
+	b, ok := in.mem.Read(uint32(v>>32), uint32(v))
+	if !ok {
+		return ir.Value{}, false
+	}
+	return ir.StringValue(string(b)), true
 }
 
 // Close releases the instance.
