@@ -12,6 +12,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 )
 
 // BuildOptions are the optional parts of a bundle.
@@ -21,6 +22,11 @@ type BuildOptions struct {
 	ReplayToken string
 	// OmitSources leaves the .lll sources out of the bundle.
 	OmitSources bool
+	// Wasm compiles the span validators to a WebAssembly module and
+	// carries it in the bundle (see the package doc). A program the
+	// compiler cannot compile whole is refused with an error that wraps
+	// codegen.ErrUnsupported and names the construct and its position.
+	Wasm bool
 }
 
 type resource struct {
@@ -77,6 +83,18 @@ func Build(p *ir.Program, sources []lll.Source, key ed25519.PrivateKey, opts Bui
 		if err := add("validators", x.Name, x); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Wasm {
+		out, err := codegen.Compile(p)
+		if err != nil {
+			return nil, fmt.Errorf("bundle: build: %w", err)
+		}
+		desc, err := json.Marshal(describe(out))
+		if err != nil {
+			return nil, fmt.Errorf("bundle: build: encode the module's description: %w", err)
+		}
+		res = append(res, resource{"wasm/" + wasmDesc, desc}, resource{"wasm/" + wasmModule, out.Wasm})
+		m.Resources.Wasm = []string{wasmDesc, wasmModule}
 	}
 	if !opts.OmitSources {
 		for _, s := range sources {

@@ -12,6 +12,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/scanner"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 )
 
 // Aliases of the types a bundle hands out, so that callers need import
@@ -34,6 +35,7 @@ type Bundle struct {
 	// Sources are the .lll sources the bundle carries (for audits).
 	Sources []lll.Source
 	prog    *eval.Program
+	wasm    *codegen.Output
 }
 
 // Hash returns the bundle's hash (the manifest's "sha256:...").

@@ -13,11 +13,14 @@
 //	count times:
 //	  nlen     uint16    length of the name
 //	  name     nlen bytes, "KIND/NAME", KIND one of pipelines, policies,
-//	           routers, schemas, sources, validators; strictly increasing
+//	           routers, schemas, sources, validators, wasm; strictly
+//	           increasing
 //	  plen     uint32    length of the payload
-//	  payload  plen bytes: for sources the .lll text, otherwise the JSON
-//	           encoding of the ir.Pipeline, ir.Policy, ir.Router, ir.Schema
-//	           or ir.Validator
+//	  payload  plen bytes: for sources the .lll text, for wasm/module.wasm
+//	           the WebAssembly module, for wasm/module.json its
+//	           description (see Wasm), otherwise the JSON encoding of the
+//	           ir.Pipeline, ir.Policy, ir.Router, ir.Schema or
+//	           ir.Validator
 //	--- end of resource section ---
 //	signature  64 bytes  ed25519 over SigContext followed by every byte
 //	                     before the signature
@@ -29,13 +32,31 @@
 //	{"abi":"v1","caps_allow":["ws.send"],"hash":"sha256:...",
 //	 "replay_token":"...",   (only when set)
 //	 "resources":{"pipelines":[...],"policies":[...],"routers":[...],
-//	              "schemas":[...],"validators":[...]},
+//	              "schemas":[...],"validators":[...],
+//	              "wasm":["module.json","module.wasm"]},  (only with a module)
 //	 "signing_key_id":"..."}
 //
 // caps_allow is the sorted union of the capabilities the program uses
 // (the "uses" of its declarations); resources lists the names of each kind,
 // sorted. Nothing in a bundle depends on the time, the machine or the order
 // of the input files, so the same sources give the same bytes.
+//
+// # The WebAssembly module
+//
+// A bundle built with BuildOptions.Wasm also carries its span validators
+// compiled to WebAssembly (package codegen): wasm/module.wasm, the module
+// as codegen wrote it, and wasm/module.json, what a host needs to run it:
+//
+//	{"format":"lll-wasm-1","validators":["canonical_contract_v1"],
+//	 "points":[{"validator":"...","rule":0,"pos":"file:line:col","op":"=="}]}
+//
+// format is the module's memory layout and exports (layout.Format); a
+// runtime refuses a module of another format. Both resources are inside
+// the hashed and signed section, so a module cannot be changed or swapped
+// without the signature failing; Load checks that the module starts with
+// the WebAssembly magic and version and that its description names only
+// span validators of the program. The module runs in package vm; a
+// bundle without one runs on the interpreter only.
 //
 // # Loading
 //
@@ -86,7 +107,7 @@ const (
 
 // Resource kinds, in the order they sort.
 func kindNames() []string {
-	return []string{"pipelines", "policies", "routers", "schemas", "sources", "validators"}
+	return []string{"pipelines", "policies", "routers", "schemas", "sources", "validators", "wasm"}
 }
 
 // Manifest is the signed description of a bundle (docs/lll.md).
@@ -106,6 +127,9 @@ type Resources struct {
 	Routers    []string `json:"routers"`
 	Schemas    []string `json:"schemas"`
 	Validators []string `json:"validators"`
+	// Wasm is ["module.json", "module.wasm"] when the bundle carries a
+	// WebAssembly module, else absent.
+	Wasm []string `json:"wasm,omitempty"`
 }
 
 // KeyID returns the id of a public key: the first 8 bytes of its SHA-256,

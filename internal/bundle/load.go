@@ -239,7 +239,11 @@ func Load(data []byte, opts LoadOptions) (*Bundle, error) {
 	if err != nil {
 		return nil, refuse(ErrMalformed, "%v", err)
 	}
-	return &Bundle{Manifest: *m, IR: prog, prog: ep, Sources: sources}, nil
+	wasm, err := decodeWasm(m, p.Resources, prog)
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{Manifest: *m, IR: prog, prog: ep, Sources: sources, wasm: wasm}, nil
 }
 
 func contains(s []string, x string) bool {
@@ -266,12 +270,12 @@ func decode(p *Parts) (*ir.Program, []lll.Source, error) {
 		if !ok || name == "" || !contains(kindNames(), kind) {
 			return nil, nil, refuse(ErrMalformed, "resource %q has an unknown kind", r.Name)
 		}
-		if kind != "sources" {
+		if kind != "sources" && kind != "wasm" {
 			have[kind] = append(have[kind], name)
 		}
 	}
 	for _, kind := range kindNames() {
-		if kind == "sources" {
+		if kind == "sources" || kind == "wasm" {
 			continue
 		}
 		want, got := listed[kind], have[kind]
@@ -293,6 +297,12 @@ func decode(p *Parts) (*ir.Program, []lll.Source, error) {
 		}
 		if kind == "sources" {
 			sources = append(sources, lll.Source{Name: name, Text: r.Payload})
+			continue
+		}
+		if kind == "wasm" {
+			if !contains(m.Resources.Wasm, name) {
+				return nil, nil, refuse(ErrMalformed, "the bundle holds %s, which the manifest does not list", r.Name)
+			}
 			continue
 		}
 		var got string

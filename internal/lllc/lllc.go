@@ -29,12 +29,18 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/diag"
 )
 
-const loglinecUsage = `usage: loglinec [-o out.lllb] [--key signing.key] [--replay-token TOKEN] FILE.lll...
+const loglinecUsage = `usage: loglinec [-o out.lllb] [--key signing.key] [--replay-token TOKEN] [--backend eval|wasm] FILE.lll...
        loglinec --emit ir|manifest FILE.lll...     print instead of writing a bundle
        loglinec --emit manifest BUNDLE.lllb        print the manifest of a bundle
+       loglinec --emit wasm -o X.wasm FILE.lll...  write the span validators' WebAssembly module alone
+       loglinec --emit wasm -o X.wasm BUNDLE.lllb  write the module a bundle carries, as signed
        loglinec keygen [NAME]                      write NAME (private, 0600) and NAME.pub
 
-Compiles .lll sources into a bundle signed with an ed25519 key.
+Compiles .lll sources into a bundle signed with an ed25519 key. With
+--backend wasm the bundle also carries the span validators compiled to
+WebAssembly (for loglinerun and logline serve --backend wasm|shadow); a
+program the WebAssembly compiler does not cover yet is refused, naming the
+construct and its position.
 Exit status: 0 ok, 1 when a source or key is bad, 2 on usage errors.
 
 Flags:
@@ -49,8 +55,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	out := fs.String("o", "out.lllb", "write the bundle to `FILE`")
 	keyFile := fs.String("key", "signing.key", "sign with the ed25519 private key in `FILE` (PEM)")
-	emit := fs.String("emit", "", "print `WHAT` (ir or manifest) to standard output instead of writing a bundle")
+	emit := fs.String("emit", "", "print `WHAT` (ir or manifest) to standard output, or write the wasm module to -o, instead of writing a bundle")
 	replay := fs.String("replay-token", "", "write `TOKEN` as the manifest's replay_token")
+	backend := fs.String("backend", "eval", "`BACKEND`s the bundle carries code for: eval (the IR, always) or wasm (the IR and a WebAssembly module)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, loglinecUsage)
 		fs.PrintDefaults()
@@ -62,8 +69,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if *emit != "" && *emit != "ir" && *emit != "manifest" {
-		fmt.Fprintf(stderr, "loglinec: --emit %s: want ir or manifest\n", *emit)
+	if *emit != "" && *emit != "ir" && *emit != "manifest" && *emit != "wasm" {
+		fmt.Fprintf(stderr, "loglinec: --emit %s: want ir, manifest or wasm\n", *emit)
+		return 2
+	}
+	if *backend != "eval" && *backend != "wasm" {
+		fmt.Fprintf(stderr, "loglinec: --backend %s: want eval or wasm\n", *backend)
+		return 2
+	}
+	outSet := false
+	fs.Visit(func(f *flag.Flag) { outSet = outSet || f.Name == "o" })
+	if *emit == "wasm" && (!outSet || !strings.HasSuffix(*out, ".wasm")) {
+		fmt.Fprintln(stderr, "loglinec: --emit wasm writes a binary module: give it -o FILE.wasm")
 		return 2
 	}
 	if len(files) == 0 {
@@ -73,6 +90,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	if *emit == "manifest" && len(files) == 1 && strings.HasSuffix(files[0], ".lllb") {
 		return printBundleManifest(files[0], stdout, stderr)
+	}
+	if *emit == "wasm" && len(files) == 1 && strings.HasSuffix(files[0], ".lllb") {
+		return writeBundleModule(files[0], *out, stderr)
 	}
 	srcs, err := readSources(files)
 	if err != nil {
@@ -89,6 +109,9 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, prog.String())
 		return 0
 	}
+	if *emit == "wasm" {
+		return writeModule(prog, *out, stderr)
+	}
 	keyPEM, err := os.ReadFile(*keyFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinec: signing key: %v (create one with: loglinec keygen)\n", err)
@@ -99,7 +122,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loglinec: signing key %s: %v\n", *keyFile, err)
 		return 1
 	}
-	data, errs, err := bundle.Compile(srcs, key, bundle.BuildOptions{ReplayToken: *replay})
+	data, errs, err := bundle.Compile(srcs, key, bundle.BuildOptions{ReplayToken: *replay, Wasm: *backend == "wasm"})
 	if err == nil && len(errs) > 0 {
 		err = errs
 	}

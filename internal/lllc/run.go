@@ -17,6 +17,7 @@ import (
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/runtime"
@@ -24,7 +25,7 @@ import (
 	"github.com/loglineos/loglineos/internal/tenant"
 )
 
-const loglinerunUsage = `usage: loglinerun [--backend eval|wasm] --bundle X.lllb --trust KEY.pub [--allow-cap CAP]... [--env NAME=VALUE]... [--replay TOKEN|TRACE] --in spans.ndjson [--derived FILE]
+const loglinerunUsage = `usage: loglinerun [--backend eval|wasm|shadow] --bundle X.lllb --trust KEY.pub [--allow-cap CAP]... [--env NAME=VALUE]... [--replay TOKEN|TRACE] --in spans.ndjson [--derived FILE]
 
 Verifies a bundle (hash, signature, trusted key, ABI, capabilities) and runs
 it over NDJSON input ("-" for standard input): each span line goes through
@@ -40,7 +41,16 @@ receives its events as NDJSON: what a server running the bundle derives
 after ingesting the same lines into an empty ledger (no clock ticks).
 Kernels (percentile, window_count, ...) run only there: a derived-event
 line whose validator calls one reports an error.
-Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage errors.
+
+--backend wasm runs the span validators on the WebAssembly module the
+bundle carries (loglinec --backend wasm); --backend shadow runs them on both
+the interpreter and the module and compares every outcome (violation and
+steps counted): each divergence is written to standard error as a line
+"loglinerun: divergence: {json}" with the span id and both outcomes. The
+results written are the interpreter's. Event validators and routers run on
+the interpreter under every backend.
+Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage
+errors, 3 when --backend shadow saw a divergence (or the module failed).
 
 Flags:
 `
@@ -54,7 +64,7 @@ func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loglinerun", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	backend := fs.String("backend", "eval", "run with `BACKEND`: eval (the interpreter); wasm is not built yet")
+	backendName := fs.String("backend", "eval", "run the span validators on `BACKEND`: eval (the interpreter), wasm (the bundle's module) or shadow (both, compared)")
 	bundlePath := fs.String("bundle", "", "the bundle `FILE` (.lllb)")
 	var trust, caps multi
 	fs.Var(&trust, "trust", "trust the ed25519 public key in `FILE` (PEM); repeatable")
@@ -79,13 +89,12 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loglinerun: "+format+"\n", a...)
 		return 2
 	}
+	kind, err := backend.ParseKind(*backendName)
 	switch {
+	case err != nil:
+		return usage("--backend %s: want eval, wasm or shadow", *backendName)
 	case fs.NArg() > 0:
 		return usage("unexpected argument %q", fs.Arg(0))
-	case *backend == "wasm":
-		return usage("--backend wasm is not built yet (the AOT-WASM backend comes in a later version); use --backend eval")
-	case *backend != "eval":
-		return usage("--backend %s: want eval or wasm", *backend)
 	case *bundlePath == "":
 		return usage("--bundle is required")
 	case len(trust) == 0:
@@ -127,6 +136,16 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if isFile(*replay) {
 		return replayTrace(b, *replay, stdout, stderr)
 	}
+	enc := json.NewEncoder(stderr)
+	spans, err := backend.New(context.Background(), b, kind, backend.Options{OnDivergence: func(d backend.Divergence) {
+		fmt.Fprint(stderr, "loglinerun: divergence: ")
+		_ = enc.Encode(d)
+	}})
+	if err != nil {
+		fmt.Fprintf(stderr, "loglinerun: %s: --backend %s: %v\n", *bundlePath, kind, err)
+		return 1
+	}
+	defer spans.Close(context.Background())
 	if *replay != "" && *replay != b.Manifest.ReplayToken {
 		fmt.Fprintf(stderr, "loglinerun: --replay %q does not match the bundle's replay_token %q\n", *replay, b.Manifest.ReplayToken)
 		return 1
@@ -142,7 +161,7 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		r = f
 	}
 	var accepted []*span.Span
-	counts, err := Run(context.Background(), b, env, r, stdout, func(s *span.Span) { accepted = append(accepted, s) })
+	counts, err := RunOn(context.Background(), spans, b, env, r, stdout, func(s *span.Span) { accepted = append(accepted, s) })
 	if err == nil && *derived != "" {
 		err = Derive(b, accepted, *derived)
 	}
@@ -160,6 +179,13 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
 	}
 	fmt.Fprintf(stderr, "loglinerun: %s\n", strings.Join(parts, ", "))
+	if kind != backend.Eval {
+		st := spans.Stats()
+		fmt.Fprintf(stderr, "loglinerun: backend %s: %d module runs, %d answered by the interpreter, %d divergences\n", kind, st.Runs, st.Fallbacks, st.Divergences)
+		if st.Divergences > 0 {
+			return 3
+		}
+	}
 	return 0
 }
 
@@ -196,6 +222,16 @@ type action struct {
 // rejected, checked, routed, error). accept, if not nil, receives every
 // accepted span in order.
 func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer, accept func(*span.Span)) (map[string]int, error) {
+	spans, err := backend.New(ctx, b, backend.Eval, backend.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return RunOn(ctx, spans, b, env, r, w, accept)
+}
+
+// RunOn is Run with the span validators on the backend of spans, which
+// was made from b.
+func RunOn(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env *eval.Env, r io.Reader, w io.Writer, accept func(*span.Span)) (map[string]int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), span.DefaultMaxBytes+1)
 	enc := json.NewEncoder(w)
@@ -220,7 +256,7 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 		case probe.Type == abi.InputWebhook:
 			runWebhook(ctx, b, env, line, &res)
 		default:
-			if s := runSpan(ctx, b, env, line, &res); s != nil && accept != nil {
+			if s := runSpan(ctx, spans, b, env, line, &res); s != nil && accept != nil {
 				accept(s)
 			}
 		}
@@ -236,15 +272,15 @@ func Run(ctx context.Context, b *bundle.Bundle, env *eval.Env, r io.Reader, w io
 }
 
 // runSpan checks one span line and returns the span when it is accepted.
-func runSpan(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) *span.Span {
+func runSpan(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env *eval.Env, line []byte, res *result) *span.Span {
 	s, err := span.Parse(line, span.Limits{})
 	if err != nil {
 		res.Status, res.Error = "rejected", err.Error()
 		return nil
 	}
 	res.ID = s.ID
-	for _, v := range b.IngestValidators() {
-		if vi := v.CheckSpan(ctx, s, env); vi != nil {
+	for _, v := range spans.Validators() {
+		if vi := spans.CheckSpan(ctx, v, s, env); vi != nil {
 			if vi.Action == "warn" {
 				res.Warnings = append(res.Warnings, vi)
 				continue

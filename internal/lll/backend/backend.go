@@ -1,0 +1,265 @@
+// Package backend runs a bundle's span validators on the backend a
+// deployment chooses:
+//
+//   - eval: the interpreter (package eval), the reference;
+//   - wasm: the WebAssembly module the bundle carries (package vm), built
+//     by loglinec --backend wasm. An input the module was not compiled for
+//     (vm.ErrUnsupported, vm.ErrTooLarge) is answered by the interpreter
+//     and counted as a fallback; it is never guessed. A module that fails
+//     otherwise (a trap it should not raise) is answered by the
+//     interpreter too, and reported as a Divergence;
+//   - shadow: both, every evaluation, and their outcomes compared: the
+//     violation (validator, rule, field, detail, position, action) and the
+//     steps counted (the module's fuel used against the interpreter's
+//     steps, which also settles the trap: a module whose fuel ran out
+//     reports the interpreter's LLL100 violation). A difference is a
+//     Divergence, handed to Options.OnDivergence; the interpreter's answer
+//     is the one returned.
+//
+// Only span validators are compiled to the module; event validators,
+// pipelines and routers run on the interpreter under every backend.
+//
+// A Spans is safe for concurrent use: each wasm evaluation takes an
+// instance from a pool (wazero's instances are not safe for concurrent
+// calls) and gives it back.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync/atomic"
+
+	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// Kind is a backend.
+type Kind string
+
+// The backends.
+const (
+	Eval   Kind = "eval"
+	Wasm   Kind = "wasm"
+	Shadow Kind = "shadow"
+)
+
+// Kinds returns the backends, in the order the documentation lists them.
+func Kinds() []Kind { return []Kind{Eval, Wasm, Shadow} }
+
+// ErrUnknownKind is returned by ParseKind for a name that is not a backend.
+var ErrUnknownKind = errors.New("backend: unknown backend")
+
+// ErrNoModule is returned by New for wasm and shadow when the bundle
+// carries no module, or a module without one of its span validators.
+var ErrNoModule = errors.New("backend: the bundle carries no WebAssembly module for its span validators")
+
+// ParseKind returns the backend called s.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds() {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("%w %q: want eval, wasm or shadow", ErrUnknownKind, s)
+}
+
+// Outcome is what one backend answered for one span and validator.
+type Outcome struct {
+	Violation *eval.Violation `json:"violation"`
+	Steps     int64           `json:"steps"`
+	Error     string          `json:"error,omitempty"`
+}
+
+// Divergence is an evaluation on which the backends disagreed.
+type Divergence struct {
+	Validator string  `json:"validator"`
+	SpanID    string  `json:"span_id"`
+	Eval      Outcome `json:"eval"`
+	Wasm      Outcome `json:"wasm"`
+}
+
+// Options configure a Spans.
+type Options struct {
+	// OnDivergence receives every divergence in shadow mode, on the
+	// goroutine that checked the span.
+	OnDivergence func(Divergence)
+}
+
+// Stats are a Spans's counters since New.
+type Stats struct {
+	// Runs counts the evaluations of the module (wasm and shadow).
+	Runs int64
+	// Fallbacks counts the evaluations the module could not take, answered
+	// by the interpreter (wasm) or not compared (shadow).
+	Fallbacks int64
+	// Divergences counts the evaluations on which the backends disagreed
+	// (shadow) or the module failed (wasm, shadow).
+	Divergences int64
+}
+
+// Spans checks spans against a bundle's span validators on one backend.
+type Spans struct {
+	kind        Kind
+	validators  []*eval.Validator
+	mod         *vm.Module
+	pool        *vm.Pool
+	opts        Options
+	runs        atomic.Int64
+	fallbacks   atomic.Int64
+	divergences atomic.Int64
+}
+
+// New prepares the span validators of b to run on kind. For wasm and
+// shadow it compiles the bundle's module (wazero) and checks that it
+// exports every span validator; Close releases it.
+func New(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans, error) {
+	if _, err := ParseKind(string(kind)); err != nil {
+		return nil, err
+	}
+	if kind != Eval && b.Wasm() == nil {
+		return nil, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
+	}
+	return newSpans(ctx, kind, b.IngestValidators(), b.IR, b.Wasm(), opts)
+}
+
+// newSpans runs validators on kind, with the module out compiled from
+// prog (unused for eval).
+func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog *ir.Program, out *codegen.Output, opts Options) (*Spans, error) {
+	c := &Spans{kind: kind, validators: validators, opts: opts}
+	if kind == Eval {
+		return c, nil
+	}
+	for _, v := range c.validators {
+		if !contains(out.Validators, v.IR.Name) {
+			return nil, fmt.Errorf("%w: the module does not export %s", ErrNoModule, v.IR.Name)
+		}
+	}
+	m, err := vm.Compile(ctx, prog, out)
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	c.mod, c.pool = m, vm.NewPool(m)
+	return c, nil
+}
+
+// Close releases the module, if any.
+func (c *Spans) Close(ctx context.Context) error {
+	if c.mod == nil {
+		return nil
+	}
+	return c.mod.Close(ctx)
+}
+
+// Kind returns the backend.
+func (c *Spans) Kind() Kind { return c.kind }
+
+// Validators returns the span validators, in the order they run (sorted by
+// name, as bundle.IngestValidators).
+func (c *Spans) Validators() []*eval.Validator { return c.validators }
+
+// Stats returns the counters.
+func (c *Spans) Stats() Stats {
+	return Stats{Runs: c.runs.Load(), Fallbacks: c.fallbacks.Load(), Divergences: c.divergences.Load()}
+}
+
+// CheckSpan checks s against v, one of Validators, as v.CheckSpan(ctx, s,
+// env) does, on the backend: nil when the span passes. The module counts
+// the same step budget (env.MaxSteps); it has no wall-clock deadline, its
+// fuel bounds it.
+func (c *Spans) CheckSpan(ctx context.Context, v *eval.Validator, s *span.Span, env *eval.Env) *eval.Violation {
+	switch c.kind {
+	case Wasm:
+		vi, res, err := c.runWasm(ctx, v, s, env)
+		if err == nil {
+			return vi
+		}
+		want, steps := v.CheckSpanSteps(ctx, s, env)
+		if !isFallback(err) {
+			c.diverged(v, s, Outcome{Violation: want, Steps: steps}, Outcome{Steps: res.FuelUsed, Error: err.Error()})
+		}
+		return want
+	case Shadow:
+		want, steps := v.CheckSpanSteps(ctx, s, env)
+		vi, res, err := c.runWasm(ctx, v, s, env)
+		if isFallback(err) {
+			return want
+		}
+		got := Outcome{Violation: vi, Steps: res.FuelUsed}
+		if err != nil {
+			got.Error = err.Error()
+		}
+		if err != nil || got.Steps != steps || !reflect.DeepEqual(vi, want) {
+			c.diverged(v, s, Outcome{Violation: want, Steps: steps}, got)
+		}
+		return want
+	}
+	return v.CheckSpan(ctx, s, env)
+}
+
+func (c *Spans) diverged(v *eval.Validator, s *span.Span, e, w Outcome) {
+	c.divergences.Add(1)
+	if c.opts.OnDivergence != nil {
+		c.opts.OnDivergence(Divergence{Validator: v.IR.Name, SpanID: s.ID, Eval: e, Wasm: w})
+	}
+}
+
+// runWasm runs v on the module; an error that is a fallback has been
+// counted as one.
+func (c *Spans) runWasm(ctx context.Context, v *eval.Validator, s *span.Span, env *eval.Env) (*eval.Violation, vm.Result, error) {
+	c.runs.Add(1)
+	in, err := c.pool.Get(ctx)
+	if err != nil {
+		return nil, vm.Result{}, err
+	}
+	var budget int64
+	if env != nil {
+		budget = env.MaxSteps
+	}
+	vi, res, err := in.CheckSpan(ctx, v.IR.Name, s, budget)
+	c.pool.Put(in)
+	if isFallback(err) {
+		c.fallbacks.Add(1)
+	}
+	return vi, res, err
+}
+
+func isFallback(err error) bool {
+	return errors.Is(err, vm.ErrUnsupported) || errors.Is(err, vm.ErrTooLarge)
+}
+
+// String words a divergence on one line: the span, the validator and both
+// outcomes.
+func (d Divergence) String() string {
+	return fmt.Sprintf("span %q, validator %s: eval %s; wasm %s", d.SpanID, d.Validator, d.Eval, d.Wasm)
+}
+
+// String words an outcome: its violation or "pass", and the steps.
+func (o Outcome) String() string {
+	var b strings.Builder
+	switch {
+	case o.Error != "":
+		b.WriteString("error: " + o.Error)
+	case o.Violation == nil:
+		b.WriteString("pass")
+	default:
+		fmt.Fprintf(&b, "%s: %s (%s at %s, %s)", o.Violation.Field, o.Violation.Detail, o.Violation.Rule, o.Violation.Pos, o.Violation.Action)
+	}
+	fmt.Fprintf(&b, ", %d steps", o.Steps)
+	return b.String()
+}
+
+func contains(s []string, x string) bool {
+	for _, y := range s {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
