@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -16,9 +17,11 @@ import (
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/lll/diag"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/scanner"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lllc"
 )
 
@@ -169,5 +172,36 @@ func runCase(t *testing.T, a *txtar.Archive) map[string][]byte {
 		t.Fatal(err)
 	}
 	got["out/eval"] = out.Bytes()
+	shadowCase(t, srcs, key, caps, env, input, out.Bytes())
 	return got
+}
+
+// shadowCase runs a case whose span validators compile to WebAssembly
+// again with them in shadow mode: the same results, no divergence.
+func shadowCase(t *testing.T, srcs []lll.Source, key ed25519.PrivateKey, caps []string, env *eval.Env, input, want []byte) {
+	t.Helper()
+	data, _, err := bundle.Compile(srcs, key, bundle.BuildOptions{Wasm: true})
+	if errors.Is(err, codegen.ErrUnsupported) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.Load(data, bundle.LoadOptions{Trusted: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, AllowedCaps: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	spans, err := backend.New(ctx, b, backend.Shadow, backend.Options{OnDivergence: func(d backend.Divergence) { t.Errorf("divergence: %s", d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spans.Close(ctx)
+	var out bytes.Buffer
+	if _, err := lllc.RunOn(ctx, spans, b, env, bytes.NewReader(input), &out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(string(want), out.String()); diff != "" {
+		t.Errorf("shadow results differ from eval's (-eval +shadow):\n%s", diff)
+	}
 }
