@@ -25,9 +25,9 @@ import (
 
 func newServeCmd(stdio Stdio) *cobra.Command {
 	var (
-		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr string
-		trust                                                                      []string
-		dev, readOnly                                                              bool
+		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr, backendName string
+		trust                                                                                   []string
+		dev, readOnly                                                                           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -42,6 +42,12 @@ LOGLINE_CONFIG), then environment variables named after the YAML keys
 
 --dev runs without login: every request acts as an administrator of the
 tenant it names. It is for a laptop, never for production.
+
+--backend wasm runs the span validators on the bundle's WebAssembly module
+(an operator's bundle built with loglinec --backend wasm; the standard
+bundle's is compiled at start); --backend shadow runs both it and the
+interpreter on every span, keeps the interpreter's answer and counts each
+disagreement in logline_runtime_divergence_total.
 
 One server at a time uses a data directory: a second one (or a command that
 changes the directory, like ledger reindex) exits 1 naming the holder.
@@ -75,6 +81,7 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			set("log-level", func() { cfg.Log.Level = logLevel })
 			set("bundle", func() { cfg.Bundle.Path = bundlePath })
 			set("trust", func() { cfg.Bundle.Trust = trust })
+			set("backend", func() { cfg.Bundle.Backend = backendName })
 			set("read-only", func() { cfg.Ledger.ReadOnly = readOnly })
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -99,6 +106,7 @@ flight, ends streams, and writes a final signed checkpoint.`,
 	f.StringVar(&addrFile, "addr-file", "", "write the address the server listens on to this file once it accepts connections")
 	f.StringVar(&bundlePath, "bundle", "", "run this signed .lllb bundle instead of the standard one")
 	f.StringSliceVar(&trust, "trust", nil, "public key file trusted to sign --bundle (repeatable)")
+	f.StringVar(&backendName, "backend", def.Bundle.Backend, "run the span validators on eval (the interpreter), wasm (the bundle's WebAssembly module) or shadow (both, compared on every span)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address")
 	f.BoolVar(&readOnly, "read-only", false, "open the ledger read-only (salvage after damage): reads serve what is readable, ingest answers 503")
 	return cmd

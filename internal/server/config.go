@@ -22,6 +22,7 @@ import (
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/runtime"
 	"github.com/loglineos/loglineos/internal/suggest"
@@ -124,6 +125,13 @@ type Config struct {
 	Bundle struct {
 		Path  string   `yaml:"path"`
 		Trust []string `yaml:"trust"`
+		// Backend runs the span validators on eval (the interpreter),
+		// wasm (the bundle's WebAssembly module) or shadow (both, every
+		// span, divergences counted in logline_runtime_divergence_total
+		// and logged). An operator's bundle needs a module for wasm and
+		// shadow (loglinec --backend wasm); the standard bundle's is
+		// compiled at start from its signed IR.
+		Backend string `yaml:"backend"`
 	} `yaml:"bundle"`
 
 	TLS struct {
@@ -162,6 +170,7 @@ func DefaultConfig() Config {
 	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
 	c.Ledger.ScrubEvery = 24 * time.Hour
+	c.Bundle.Backend = string(backend.Eval)
 	c.Runtime.Caps = []string{}
 	c.Runtime.Workers = runtime.DefaultWorkers
 	c.Runtime.Timeout = runtime.DefaultTimeout
@@ -350,6 +359,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Derive.BackgroundShare < 0 || c.Derive.BackgroundShare > 1 {
 		bad("derive.background_share %v: want a fraction between 0 and 1", c.Derive.BackgroundShare)
+	}
+	if _, err := backend.ParseKind(c.Bundle.Backend); err != nil {
+		bad("bundle.backend: %q: want eval, wasm or shadow", c.Bundle.Backend)
 	}
 	if c.Bundle.Path != "" && len(c.Bundle.Trust) == 0 {
 		bad("bundle.path given without bundle.trust: name the public keys allowed to sign it")

@@ -26,10 +26,10 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/metrics"
 	"github.com/loglineos/loglineos/internal/openapi"
 	"github.com/loglineos/loglineos/internal/runtime"
-	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 	"github.com/loglineos/loglineos/stdlib"
 )
@@ -44,6 +44,7 @@ type Server struct {
 	lock     *datadir.Lock     // held here when the ledger is read-only
 	identity *identity.Service // nil in --dev
 	bundle   *bundle.Bundle
+	spans    *backend.Spans // the bundle's span validators on bundle.backend
 	gateway  *gateway.Gateway
 
 	openapi        http.Handler
@@ -95,6 +96,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 	if err := s.loadBundle(); err != nil {
 		return nil, err
+	}
+	if err := s.openBackend(); err != nil {
+		return nil, fmt.Errorf("bundle.backend %s: %w", s.cfg.Bundle.Backend, err)
 	}
 	if err := s.openRuntime(); err != nil {
 		return nil, err
@@ -268,8 +272,8 @@ func (s *Server) gatewayConfig() gateway.Config {
 	if s.identity != nil {
 		c.Auth, c.Revalidator, c.Quota = s.identity, s.identity, s.identity.Limiter()
 	}
-	if vs := s.bundle.IngestValidators(); len(vs) > 0 {
-		c.Validator = bundleValidator(vs)
+	if len(s.spans.Validators()) > 0 {
+		c.Validator = bundleValidator{s.spans}
 	}
 	return c
 }
@@ -494,6 +498,9 @@ func (s *Server) close() error {
 	if s.ledger != nil {
 		errs = append(errs, s.ledger.Close())
 	}
+	if s.spans != nil {
+		errs = append(errs, s.spans.Close(context.Background()))
+	}
 	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)
 }
@@ -505,17 +512,4 @@ func (l ledgerStore) VerifierKey() string { return l.Signer().VerifierKey() }
 
 func (l ledgerStore) OpenReader(from uint64) (gateway.RecordReader, error) {
 	return l.NewReader(from)
-}
-
-// bundleValidator runs the bundle's ingest validators; the first violation
-// rejects the span.
-type bundleValidator []*bundle.Validator
-
-func (vs bundleValidator) Validate(s *span.Span) *gateway.Rejection {
-	for _, v := range vs {
-		if vi := v.Validate(s); vi != nil {
-			return &gateway.Rejection{Validator: vi.Validator, Rule: vi.Rule, Field: vi.Field, Detail: vi.Detail, At: vi.Pos}
-		}
-	}
-	return nil
 }

@@ -90,6 +90,11 @@ type Options struct {
 	// OnDivergence receives every divergence in shadow mode, on the
 	// goroutine that checked the span.
 	OnDivergence func(Divergence)
+	// Compile compiles the module from the bundle's IR when the bundle
+	// carries none, for a bundle whose signer is the process itself (a
+	// server's standard bundle): the module is then derived from the
+	// signed IR by this binary rather than signed itself.
+	Compile bool
 }
 
 // Stats are a Spans's counters since New.
@@ -123,10 +128,17 @@ func New(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans
 	if _, err := ParseKind(string(kind)); err != nil {
 		return nil, err
 	}
-	if kind != Eval && b.Wasm() == nil {
-		return nil, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
+	out := b.Wasm()
+	if kind != Eval && out == nil {
+		if !opts.Compile {
+			return nil, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
+		}
+		var err error
+		if out, err = codegen.Compile(b.IR); err != nil {
+			return nil, fmt.Errorf("backend: %w", err)
+		}
 	}
-	return newSpans(ctx, kind, b.IngestValidators(), b.IR, b.Wasm(), opts)
+	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
 }
 
 // newSpans runs validators on kind, with the module out compiled from

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/loglineos/loglineos/internal/gateway"
+	"github.com/loglineos/loglineos/internal/lll/backend"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// openBackend prepares the span validators on bundle.backend and
+// registers its metrics: logline_runtime_divergence_total (by validator),
+// logline_runtime_wasm_runs_total and logline_runtime_wasm_fallbacks_total.
+// Divergences are logged, at most ten a minute after the first ten.
+func (s *Server) openBackend() error {
+	kind, err := backend.ParseKind(s.cfg.Bundle.Backend)
+	if err != nil {
+		return err
+	}
+	divs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logline_runtime_divergence_total",
+		Help: "Span evaluations on which the wasm backend and the interpreter disagreed (bundle.backend shadow) or the module failed (wasm, shadow), by validator."},
+		[]string{"validator"})
+	logs := rate.Sometimes{First: 10, Interval: 6 * time.Second}
+	sp, err := backend.New(context.Background(), s.bundle, kind, backend.Options{
+		Compile: s.cfg.Bundle.Path == "",
+		OnDivergence: func(d backend.Divergence) {
+			divs.WithLabelValues(d.Validator).Inc()
+			logs.Do(func() {
+				s.log.Error("backend divergence: the wasm module and the interpreter disagree on a span; the interpreter's answer was kept",
+					"span", d.SpanID, "validator", d.Validator, "eval", d.Eval.String(), "wasm", d.Wasm.String())
+			})
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s.spans = sp
+	for _, v := range sp.Validators() {
+		divs.WithLabelValues(v.IR.Name) // a series at 0 from the start, for alerts on its increase
+	}
+	runs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_runs_total",
+		Help: "Span evaluations run on the wasm module (bundle.backend wasm or shadow)."},
+		func() float64 { return float64(sp.Stats().Runs) })
+	fallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_fallbacks_total",
+		Help: "Span evaluations the wasm module was not compiled for, answered by the interpreter."},
+		func() float64 { return float64(sp.Stats().Fallbacks) })
+	for _, c := range []prometheus.Collector{divs, runs, fallbacks} {
+		if err := s.metrics.Registry.Register(c); err != nil {
+			return err
+		}
+	}
+	s.log.Info("span validators", "backend", kind)
+	return nil
+}
+
+// bundleValidator runs the bundle's ingest validators on the configured
+// backend; the first violation rejects the span.
+type bundleValidator struct{ spans *backend.Spans }
+
+func (bv bundleValidator) Validate(s *span.Span) *gateway.Rejection {
+	for _, v := range bv.spans.Validators() {
+		if vi := bv.spans.CheckSpan(context.Background(), v, s, nil); vi != nil {
+			return &gateway.Rejection{Validator: vi.Validator, Rule: vi.Rule, Field: vi.Field, Detail: vi.Detail, At: vi.Pos}
+		}
+	}
+	return nil
+}
