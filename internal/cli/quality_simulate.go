@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"github.com/loglineos/loglineos/internal/derive"
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/progress"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
@@ -32,7 +34,7 @@ func newQualityCmd(stdio Stdio) *cobra.Command {
 }
 
 func newQualitySimulateCmd(stdio Stdio) *cobra.Command {
-	var spansFile, policyFile, tenantFile, out, bundleFile string
+	var spansFile, policyFile, tenantFile, out, bundleFile, backendName string
 	var trust []string
 	var closeAtEnd, asJSON, noProgress bool
 	cmd := &cobra.Command{
@@ -95,10 +97,27 @@ derived events as NDJSON.`,
 			if err != nil {
 				return badErr("policy: %v", err)
 			}
-			spans, rejected, err := readSpans(spansFile, b.IngestValidators(), p.Func("reading spans", progress.Bytes))
+			kind, err := backend.ParseKind(backendName)
+			if err != nil {
+				return usageErr("--backend %s: want eval, wasm or shadow", backendName)
+			}
+			checker, err := backend.New(cmd.Context(), b, kind, backend.Options{
+				Compile: bundleFile == "",
+				OnDivergence: func(d backend.Divergence) {
+					fmt.Fprintf(stdio.Err, "logline: divergence: %s\n", d)
+				},
+			})
+			if err != nil {
+				return badErr("--backend %s: %v", kind, err)
+			}
+			defer checker.Close(context.Background())
+			spans, rejected, err := readSpans(spansFile, checker, p.Func("reading spans", progress.Bytes))
 			p.Clear()
 			if err != nil {
 				return err
+			}
+			if n := checker.Stats().Divergences; n > 0 {
+				return badErr("--backend shadow: %d divergences between the interpreter and the wasm module (listed above)", n)
 			}
 			ef, err := cycle.CreateEventFile(out)
 			if err != nil {
@@ -136,6 +155,7 @@ derived events as NDJSON.`,
 	f.StringVar(&out, "out", "", "file to write the derived events to (NDJSON)")
 	f.StringVar(&bundleFile, "bundle", "", "signed bundle `FILE` (.lllb) to run instead of the standard bundle")
 	f.StringArrayVar(&trust, "trust", nil, "trust the ed25519 public key in `FILE` (PEM) for --bundle; repeatable")
+	f.StringVar(&backendName, "backend", string(backend.Eval), "check the spans' contract on eval, wasm (the bundle's module) or shadow (both; a divergence fails the command)")
 	f.BoolVar(&closeAtEnd, "close-at-end", false, "close every trajectory still open at the end (one late clock tick)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	addNoProgressFlag(cmd, &noProgress)
@@ -247,7 +267,7 @@ func standardBundle() (*bundle.Bundle, error) {
 
 // readSpans decodes an NDJSON file of spans, skipping (and counting) those
 // the contract rejects, and reports the bytes read (if report is not nil).
-func readSpans(name string, validators []*bundle.Validator, report func(done, total int64)) ([]*span.Span, int, error) {
+func readSpans(name string, checker *backend.Spans, report func(done, total int64)) ([]*span.Span, int, error) {
 	f := os.Stdin
 	if name != "-" {
 		var err error
@@ -271,8 +291,8 @@ func readSpans(name string, validators []*bundle.Validator, report func(done, to
 			continue
 		}
 		ok := true
-		for _, v := range validators {
-			if v.Validate(s) != nil {
+		for _, v := range checker.Validators() {
+			if checker.CheckSpan(context.Background(), v, s, nil) != nil {
 				ok = false
 				break
 			}
