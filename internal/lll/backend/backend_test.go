@@ -13,10 +13,21 @@ import (
 	"github.com/loglineos/loglineos/internal/span"
 )
 
-func compile(t *testing.T, src string, wasm bool) *bundle.Bundle {
+func compile(t testing.TB, src string, wasm bool) *bundle.Bundle {
+	t.Helper()
+	return build(t, []lll.Source{{Name: "v.lll", Text: []byte(src)}}, wasm)
+}
+
+// compileText builds src with its module.
+func compileText(t testing.TB, src string) *bundle.Bundle { return compile(t, src, true) }
+
+// compileSources builds srcs with their module.
+func compileSources(t testing.TB, srcs []lll.Source) *bundle.Bundle { return build(t, srcs, true) }
+
+func build(t testing.TB, srcs []lll.Source, wasm bool) *bundle.Bundle {
 	t.Helper()
 	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
-	data, errs, err := bundle.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}}, key, bundle.BuildOptions{Wasm: wasm})
+	data, errs, err := bundle.Compile(srcs, key, bundle.BuildOptions{Wasm: wasm})
 	if err != nil || errs != nil {
 		t.Fatal(err, errs)
 	}
@@ -27,7 +38,7 @@ func compile(t *testing.T, src string, wasm bool) *bundle.Bundle {
 	return b
 }
 
-func parse(t *testing.T, line string) *span.Span {
+func parse(t testing.TB, line string) *span.Span {
 	t.Helper()
 	s, err := span.Parse([]byte(line), span.Limits{})
 	if err != nil {
