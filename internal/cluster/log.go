@@ -1,0 +1,71 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Log is the integrated log, LEDGER_INTEGRATED, as an integrator writes
+// it: fenced appends only.
+type Log struct {
+	js jetstream.JetStream
+	s  jetstream.Stream
+}
+
+// OpenLog opens the integrated log (Setup made it).
+func OpenLog(ctx context.Context, js jetstream.JetStream) (*Log, error) {
+	s, err := js.Stream(ctx, StreamIntegrated)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+	}
+	return &Log{js: js, s: s}, nil
+}
+
+// Last returns the log's last sequence (0 when empty).
+func (g *Log) Last(ctx context.Context) (uint64, error) {
+	info, err := g.s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Fence appends the epoch marker of lease l after the log's sequence
+// last, which its writer has read and applied: from then on, appends that
+// name an earlier sequence are refused. It returns the marker's sequence.
+func (g *Log) Fence(ctx context.Context, l *Lease, last uint64) (uint64, error) {
+	return g.append(ctx, l, "epoch", last, []byte(l.Holder()))
+}
+
+// Append appends payload after the sequence last, for lease l; it returns
+// the new message's sequence, or an error wrapping ErrFenced when last is
+// no longer the log's last sequence.
+func (g *Log) Append(ctx context.Context, l *Lease, last uint64, payload []byte) (uint64, error) {
+	return g.append(ctx, l, "batch", last, payload)
+}
+
+func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, payload []byte) (uint64, error) {
+	m := nats.NewMsg(SubjectIntegrated)
+	m.Data = payload
+	m.Header.Set(HeaderEpoch, strconv.FormatUint(l.Epoch(), 10))
+	m.Header.Set(HeaderKind, kind)
+	// The message id makes a retry after an unanswered publish idempotent:
+	// JetStream answers a duplicate id with the first message's sequence
+	// (within the stream's duplicate window) before it checks the expected
+	// last sequence, so a publish that landed is not mistaken for fencing.
+	id := fmt.Sprintf("%d/%d", l.Epoch(), last)
+	ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequence(last), jetstream.WithMsgID(id))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
+		}
+		return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+	}
+	return ack.Sequence, nil
+}

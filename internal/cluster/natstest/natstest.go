@@ -1,0 +1,249 @@
+// Package natstest runs a NATS JetStream cluster inside a test process:
+// real nats-server nodes with file storage in temporary directories, real
+// routes between them on loopback ports, and a proxy in front of every
+// node's cluster port so a test can cut a node off from the others (a
+// partition) and heal it.
+//
+//	node 0 ──route──▶ proxy 1 ──▶ node 1's cluster port
+//	node 2 ──route──▶ proxy 1 ──┘
+//
+// Every route goes through the proxy of the node it reaches: the nodes'
+// configured routes are the proxies, and each node advertises its proxy as
+// its route address, so no node learns another's real cluster port and
+// connects around them. A proxy reads the connecting server's id from its
+// CONNECT line; cutting node i off cuts its own proxy and, on the others,
+// the connections node i opened. Ports are chosen once, so a node killed
+// and restarted comes back at the same addresses with the same store, as
+// a machine that rebooted would.
+//
+// Every node is configured as the cluster mode requires in production:
+// JetStream with file storage and sync_interval: always (an fsync after
+// every write, before the write is acknowledged).
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t       testing.TB
+	name    string
+	nodes   []*Node
+	proxies []*Proxy // in front of each node's cluster port
+}
+
+// Node is one nats-server of a Cluster.
+type Node struct {
+	Index       int
+	Name        string
+	Dir         string // the JetStream store directory
+	ClientPort  int
+	ClusterPort int
+
+	mu  sync.Mutex
+	srv *server.Server
+}
+
+// Start starts an n-node cluster and waits until JetStream has a meta
+// leader and every node is current. It stops everything at the test's end.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, name: "logline-test"}
+	base := t.TempDir()
+	for i := range n {
+		c.nodes = append(c.nodes, &Node{Index: i, Name: fmt.Sprintf("n%d", i), Dir: filepath.Join(base, fmt.Sprintf("n%d", i)),
+			ClientPort: freePort(t), ClusterPort: freePort(t)})
+	}
+	for i := range n {
+		p, err := NewProxy(fmt.Sprintf("127.0.0.1:%d", c.nodes[i].ClusterPort))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.proxies = append(c.proxies, p)
+	}
+	t.Cleanup(c.Shutdown)
+	for i := range n {
+		c.Restart(i)
+	}
+	c.WaitReady(30 * time.Second)
+	return c
+}
+
+// Options returns node i's configuration.
+func (c *Cluster) Options(i int) *server.Options {
+	nd := c.nodes[i]
+	var routes []*url.URL
+	for j := range c.nodes {
+		if j != i {
+			routes = append(routes, &url.URL{Scheme: "nats-route", Host: c.proxies[j].Addr()})
+		}
+	}
+	return &server.Options{
+		ServerName: nd.Name,
+		Host:       "127.0.0.1",
+		Port:       nd.ClientPort,
+		NoLog:      true,
+		NoSigs:     true,
+		JetStream:  true,
+		StoreDir:   nd.Dir,
+		SyncAlways: true,
+		Cluster: server.ClusterOpts{
+			Name: c.name,
+			Host: "127.0.0.1",
+			Port: nd.ClusterPort,
+			// Without it, nodes tell each other their own cluster
+			// addresses and connect there directly, around the proxies.
+			Advertise: c.proxies[i].Addr(),
+		},
+		Routes: routes,
+	}
+}
+
+// Restart starts node i (again), with its store as it was left.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.srv != nil && nd.srv.Running() {
+		c.t.Fatalf("natstest: node %d is running", i)
+	}
+	s, err := server.NewServer(c.Options(i))
+	if err != nil {
+		c.t.Fatalf("natstest: node %d: %v", i, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(20 * time.Second) {
+		c.t.Fatalf("natstest: node %d did not start", i)
+	}
+	nd.srv = s
+}
+
+// Kill stops node i at once, as a crash would from the cluster's point of
+// view (its store keeps what it synced).
+func (c *Cluster) Kill(i int) {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	s := nd.srv
+	nd.mu.Unlock()
+	if s != nil {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+}
+
+// Partition cuts node i off from every other node until Heal.
+func (c *Cluster) Partition(i int) {
+	c.t.Helper()
+	s := c.Server(i)
+	if s == nil {
+		c.t.Fatalf("natstest: node %d is not running", i)
+	}
+	for j, p := range c.proxies {
+		if j == i {
+			p.Cut()
+		} else {
+			p.CutFrom(s.ID())
+		}
+	}
+}
+
+// Heal restores every route.
+func (c *Cluster) Heal() {
+	for _, p := range c.proxies {
+		p.Heal()
+	}
+}
+
+// Server returns node i's server (nil before its first start).
+func (c *Cluster) Server(i int) *server.Server {
+	nd := c.nodes[i]
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.srv
+}
+
+// Nodes returns the nodes.
+func (c *Cluster) Nodes() []*Node { return c.nodes }
+
+// URLs returns every node's client URL, comma-separated, as NATS clients
+// take them.
+func (c *Cluster) URLs() string {
+	var u []string
+	for _, nd := range c.nodes {
+		u = append(u, fmt.Sprintf("nats://127.0.0.1:%d", nd.ClientPort))
+	}
+	return strings.Join(u, ",")
+}
+
+// URL returns node i's client URL.
+func (c *Cluster) URL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].ClientPort) }
+
+// WaitReady waits until the running nodes have a JetStream meta leader
+// that sees them all as peers and each is current.
+func (c *Cluster) WaitReady(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c.ready() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("natstest: the cluster did not become ready in %s", timeout)
+}
+
+func (c *Cluster) ready() bool {
+	running := 0
+	var leader *server.Server
+	for i := range c.nodes {
+		s := c.Server(i)
+		if s == nil || !s.Running() {
+			continue
+		}
+		running++
+		if s.JetStreamIsLeader() {
+			leader = s
+		}
+	}
+	if leader == nil || len(leader.JetStreamClusterPeers()) < running {
+		return false
+	}
+	for i := range c.nodes {
+		if s := c.Server(i); s != nil && s.Running() && !s.JetStreamIsCurrent() {
+			return false
+		}
+	}
+	return true
+}
+
+// Shutdown stops every node and proxy.
+func (c *Cluster) Shutdown() {
+	for i := range c.nodes {
+		c.Kill(i)
+	}
+	for _, p := range c.proxies {
+		p.Close()
+	}
+}
+
+// freePort returns a loopback TCP port free at the time of the call.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
