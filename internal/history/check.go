@@ -73,8 +73,8 @@ type Report struct {
 	InfoPresent int
 	// Records counts the ledger records checked.
 	Records int
-	// Anomalies lists what was found, by Kind, then in the order of the
-	// ledger (for stored keys) or of the history.
+	// Anomalies lists what was found, by Kind; within a kind, in ledger
+	// order for stored spans, in history order for the others.
 	Anomalies []Anomaly
 }
 
