@@ -73,8 +73,9 @@ type Report struct {
 	InfoPresent int
 	// Records counts the ledger records checked.
 	Records int
-	// Anomalies lists what was found, by Kind; within a kind, in ledger
-	// order for stored spans, in history order for the others.
+	// Anomalies lists what was found, by Kind; within a kind in ledger
+	// order, except lost spans, wrong receipts and reorderings, which
+	// come in history order.
 	Anomalies []Anomaly
 }
 
