@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/history"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 	"github.com/loglineos/loglineos/internal/span"
@@ -42,6 +43,9 @@ func TestKillServeDuringIngest(t *testing.T) {
 	}
 	var mu sync.Mutex
 	accepted := map[string]acked{}
+	// hist records what every client was told; it is checked against the
+	// whole ledger at the end.
+	hist := &history.History{}
 
 	start := func() (*exec.Cmd, string) {
 		addrFile := filepath.Join(dir, "addr")
@@ -65,7 +69,8 @@ func TestKillServeDuringIngest(t *testing.T) {
 		return nil, ""
 	}
 
-	for round := range 6 {
+	const rounds = 6
+	for round := range rounds {
 		cmd, url := start()
 		var stop atomic.Bool
 		var wg sync.WaitGroup
@@ -78,34 +83,37 @@ func TestKillServeDuringIngest(t *testing.T) {
 				for i := 0; !stop.Load(); i++ {
 					var body bytes.Buffer
 					var bodies [][]byte
+					var ops []*history.Op
 					for k := range 10 {
-						line := fmt.Sprintf(`{"id":"r%d_c%d_%d_%d","tenant":"t_kill","who":"c%d","did":"sale.post","this":"order:%d","when":"2025-10-05T22:18:07Z","status":"confirmed","data":{"k":%d}}`,
-							round, c, i, k, c, i%50, k)
-						bodies = append(bodies, []byte(line))
+						id := fmt.Sprintf("r%d_c%d_%d_%d", round, c, i, k)
+						line := fmt.Sprintf(`{"id":"%s","tenant":"t_kill","who":"c%d","did":"sale.post","this":"order:%d","when":"2025-10-05T22:18:07Z","status":"confirmed","data":{"k":%d}}`,
+							id, c, i%50, k)
+						canon, err := span.Canonicalize([]byte(line))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						bodies = append(bodies, canon)
+						ops = append(ops, hist.Invoke(fmt.Sprintf("r%d_c%d", round, c), "t_kill", id, canon))
 						body.WriteString(line + "\n")
 					}
 					resp, err := client.Post(url+"/ingest", "application/x-ndjson", &body)
 					if err != nil {
-						return // the server is gone
-					}
-					var out struct {
-						Results []struct {
-							Status  string
-							Receipt *ledgerfmt.Receipt
+						for _, op := range ops {
+							op.Info(err.Error()) // the server is gone
 						}
+						return
 					}
+					var out struct{ Results []ingestResult }
 					err = json.NewDecoder(resp.Body).Decode(&out)
 					resp.Body.Close()
-					if err != nil || resp.StatusCode != 200 {
+					if !recordOutcomes(t, ops, resp.StatusCode, err, out.Results) {
 						return
 					}
 					mu.Lock()
 					for k, r := range out.Results {
 						if r.Status == "accepted" || r.Status == "duplicate" {
-							canon, _ := span.Canonicalize(bodies[k])
-							var ids struct{ ID string }
-							json.Unmarshal(bodies[k], &ids)
-							accepted[ids.ID] = acked{body: canon, receipt: *r.Receipt}
+							accepted[r.ID] = acked{body: bodies[k], receipt: *r.Receipt}
 						}
 					}
 					mu.Unlock()
@@ -176,4 +184,57 @@ func TestKillServeDuringIngest(t *testing.T) {
 		t.Fatalf("%d records for %d acknowledged spans", rep.Records, len(accepted))
 	}
 	t.Logf("%d records verified, %d acknowledged spans checked", rep.Records, len(accepted))
+
+	recs, err := history.ReadLedger(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := history.Check(hist, recs)
+	t.Logf("history: %d rounds, %s", rounds, check)
+	if !check.Clean() {
+		t.Fatal("the ledger is not what the clients were told")
+	}
+}
+
+// ingestResult is one line's result in an ingest answer.
+type ingestResult struct {
+	ID      string
+	Status  string
+	Receipt *ledgerfmt.Receipt
+}
+
+// recordOutcomes completes the operations of one ingest request, one a
+// line, from its answer (HTTP status, decoding error, results), and says
+// whether the answer was a complete 200.
+func recordOutcomes(t *testing.T, ops []*history.Op, status int, err error, results []ingestResult) bool {
+	t.Helper()
+	all := func(complete func(*history.Op, string), reason string) bool {
+		for _, op := range ops {
+			complete(op, reason)
+		}
+		return false
+	}
+	switch {
+	case err != nil: // cut short by the kill
+		return all((*history.Op).Info, fmt.Sprintf("HTTP %d, answer unreadable: %v", status, err))
+	case status >= 400 && status < 500 && results == nil: // the whole request refused
+		return all((*history.Op).Fail, fmt.Sprintf("HTTP %d", status))
+	case status != 200 && (status < 400 || status >= 500):
+		return all((*history.Op).Info, fmt.Sprintf("HTTP %d", status))
+	case len(results) != len(ops):
+		t.Errorf("HTTP %d with %d results for %d lines", status, len(results), len(ops))
+		return all((*history.Op).Info, "malformed answer")
+	}
+	for k, r := range results {
+		switch {
+		case (r.Status == "accepted" || r.Status == "duplicate") && r.Receipt != nil:
+			ops[k].Ok(*r.Receipt)
+		case r.Status == "rejected":
+			ops[k].Fail("rejected")
+		default:
+			t.Errorf("line %d: status %q (receipt %v)", k+1, r.Status, r.Receipt != nil)
+			ops[k].Info("malformed result")
+		}
+	}
+	return status == 200
 }
