@@ -1,0 +1,102 @@
+package backend
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/txtar"
+
+	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// FuzzShadow is the differential fuzz target: a program (any text; the
+// fuzzer finds the ones that compile, starting from the golden programs
+// and the standard bundle) and a span line (any bytes, starting from the
+// golden inputs), run in shadow mode at the step budget the fuzzer
+// picks: whenever the program compiles to WebAssembly and the line is a
+// span, the backends must agree, violation and steps. CI runs it for a
+// bounded time (.ci/run); its corpus is testdata/fuzz/FuzzShadow.
+func FuzzShadow(f *testing.F) {
+	var progs, lines [][]byte
+	files, _ := filepath.Glob("../testdata/*.txtar")
+	for _, file := range files {
+		a, err := txtar.ParseFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, x := range a.Files {
+			switch {
+			case strings.HasSuffix(x.Name, ".lll"):
+				progs = append(progs, x.Data)
+			case x.Name == "in.ndjson":
+				for _, l := range strings.Split(string(x.Data), "\n") {
+					if l != "" {
+						lines = append(lines, []byte(l))
+					}
+				}
+			}
+		}
+	}
+	std, err := os.ReadFile("../../../stdlib/canonical.lll")
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := os.ReadFile("testdata/good_span.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	progs, lines = append(progs, std, []byte(heavySource())), append(lines, good)
+	for i, p := range progs {
+		f.Add(p, lines[i%len(lines)], uint16(0))
+		f.Add(p, good, uint16(i%16))
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, src, line []byte, budget uint16) {
+		prog, errs := lll.Compile([]lll.Source{{Name: "f.lll", Text: src}})
+		if len(errs) > 0 {
+			return
+		}
+		out, err := codegen.Compile(prog)
+		if err != nil {
+			return
+		}
+		s, err := span.Parse(line, span.Limits{})
+		if err != nil {
+			return
+		}
+		ep, err := eval.Compile(prog)
+		if err != nil {
+			t.Fatalf("checked program does not compile for eval: %v", err)
+		}
+		var vs []*eval.Validator
+		for _, v := range ep.Validators() {
+			if v.AppliesTo(abi.InputSpan) {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			return
+		}
+		c, err := newSpans(ctx, Shadow, vs, prog, out, Options{OnDivergence: func(d Divergence) {
+			t.Errorf("divergence: %s\nprogram:\n%s", d, src)
+		}})
+		if err != nil {
+			t.Fatalf("module of a program codegen compiled: %v", err)
+		}
+		defer c.Close(ctx)
+		env := &eval.Env{Timeout: -1, MaxSteps: int64(budget)}
+		for _, v := range vs {
+			c.CheckSpan(ctx, v, s, env)
+		}
+		if st := c.Stats(); st.Runs != int64(len(vs)) {
+			t.Errorf("stats %+v after %d validators", st, len(vs))
+		}
+	})
+}
