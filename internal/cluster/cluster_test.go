@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,5 +242,35 @@ func TestQuorum(t *testing.T) {
 		if want := fmt.Sprintf("batch %d %d", l.Epoch(), i); m != want {
 			t.Fatalf("message %d: %q, want %q", i+1, m, want)
 		}
+	}
+}
+
+// TestCheckSync: a cluster whose servers sync every write passes; one
+// with JetStream's default (a sync every two minutes, acknowledging
+// before) is refused, every server named.
+func TestCheckSync(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		cfg  natstest.Config
+		want string
+	}{
+		{natstest.Config{}, ""},
+		{natstest.Config{SyncInterval: 2 * time.Minute}, "(servers n0, n1, n2)"},
+	} {
+		c := natstest.StartConfig(t, 3, tc.cfg)
+		sys, err := nats.Connect(c.URLs(), nats.UserInfo(natstest.SystemUser, natstest.SystemPassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cluster.CheckSync(ctx, sys, 3)
+		sys.Close()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("sync always: %v", err)
+		case tc.want != "" && (!errors.Is(err, cluster.ErrNotDurable) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("sync every %s: err = %v, want ErrNotDurable naming %s", tc.cfg.SyncInterval, err, tc.want)
+		}
+		c.Shutdown()
 	}
 }

@@ -40,6 +40,7 @@ type Cluster struct {
 	name    string
 	nodes   []*Node
 	proxies []*Proxy // in front of each node's cluster port
+	cfg     Config
 }
 
 // Node is one nats-server of a Cluster.
@@ -54,11 +55,29 @@ type Node struct {
 	srv *server.Server
 }
 
+// Config changes what Start runs.
+type Config struct {
+	// SyncInterval, when not zero, replaces sync_interval: always (for
+	// tests of the check that refuses such a cluster).
+	SyncInterval time.Duration
+}
+
+// The system account's user, for requests such as
+// $SYS.REQ.SERVER.PING.VARZ. Clients without credentials are the
+// application user of the global account.
+const (
+	SystemUser     = "sys"
+	SystemPassword = "sys"
+)
+
 // Start starts an n-node cluster and waits until JetStream has a meta
 // leader and every node is current. It stops everything at the test's end.
-func Start(t testing.TB, n int) *Cluster {
+func Start(t testing.TB, n int) *Cluster { return StartConfig(t, n, Config{}) }
+
+// StartConfig is Start with cfg.
+func StartConfig(t testing.TB, n int, cfg Config) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, name: "logline-test"}
+	c := &Cluster{t: t, name: "logline-test", cfg: cfg}
 	base := t.TempDir()
 	for i := range n {
 		c.nodes = append(c.nodes, &Node{Index: i, Name: fmt.Sprintf("n%d", i), Dir: filepath.Join(base, fmt.Sprintf("n%d", i)),
@@ -88,15 +107,24 @@ func (c *Cluster) Options(i int) *server.Options {
 			routes = append(routes, &url.URL{Scheme: "nats-route", Host: c.proxies[j].Addr()})
 		}
 	}
+	sys := server.NewAccount("SYS")
 	return &server.Options{
-		ServerName: nd.Name,
-		Host:       "127.0.0.1",
-		Port:       nd.ClientPort,
-		NoLog:      true,
-		NoSigs:     true,
-		JetStream:  true,
-		StoreDir:   nd.Dir,
-		SyncAlways: true,
+		ServerName:    nd.Name,
+		Host:          "127.0.0.1",
+		Port:          nd.ClientPort,
+		NoLog:         true,
+		NoSigs:        true,
+		JetStream:     true,
+		StoreDir:      nd.Dir,
+		SyncAlways:    c.cfg.SyncInterval == 0,
+		SyncInterval:  c.cfg.SyncInterval,
+		Accounts:      []*server.Account{sys},
+		SystemAccount: "SYS",
+		Users: []*server.User{
+			{Username: SystemUser, Password: SystemPassword, Account: sys},
+			{Username: "app", Password: "app"},
+		},
+		NoAuthUser: "app",
 		Cluster: server.ClusterOpts{
 			Name: c.name,
 			Host: "127.0.0.1",
