@@ -23,8 +23,9 @@
 // field rules (require/allow with the formats the canonical span contract
 // uses, in [...] over strings, reject unknown fields), with guards and check
 // rules over a first subset of expressions (constants, the string fields'
-// values, has, ==, !=, the orders over numbers, in over list literals, len
-// of a string, not, and, or), fuel charged where the interpreter counts its
+// values, has, ==, !=, the orders over numbers and strings, in over list
+// literals, matches, len of a string, arithmetic over numbers, not, and,
+// or), fuel charged where the interpreter counts its
 // steps. Other expressions, kernels, host calls, event validators,
 // pipelines and routers are not compiled yet; codegen refuses them.
 package wasm

@@ -12,7 +12,7 @@
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
 // over a top-level field, ==, !=, <, <=, >, >= over numbers and over
-// strings, in over a list literal, len of a string, +, -, *, / and unary
+// strings, in over a list literal, matches, len of a string, +, -, *, / and unary
 // minus over numbers, not, and, or. Fuel is charged where the interpreter counts a step and in the
 // same order (every operator but not, and, or and neg, before its
 // operands), so a module runs out of fuel at the step the interpreter
@@ -29,6 +29,11 @@
 // strings.Compare orders them; a null among them traps with FaultOrder,
 // for the interpreter's LLL102 ("cannot order").
 //
+// x matches "glob" (the pattern is a constant) is compiled to a matcher
+// of that pattern that does what Go's path.Match does with it, step for
+// step (see glob.go), on every input: runes decoded as
+// utf8.DecodeRuneInString decodes them; a null x does not match.
+//
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins,
 // string concatenation, arithmetic over durations and timestamps,
@@ -42,7 +47,8 @@
 // The module's functions are, in order: streq (the byte equality of two
 // strings in memory), one function a span validator, in the order of the
 // program, then the helpers expressions use (string equality, a*b/c,
-// string order), in the order of their first use. It imports nothing.
+// string order, the rune decoder, a glob's chunks followed by its
+// matcher), in the order of their first use. It imports nothing.
 package codegen
 
 import (
@@ -87,11 +93,13 @@ type gen struct {
 	m        *enc.Module
 	out      *Output
 	consts   consts
-	later    []enc.Func // the helpers, after the validators
-	nextFunc uint32     // the index of the next helper
-	strEq    uint32     // the string equality helper, 0 until used
-	mulDivFn uint32     // the a*b/c helper, 0 until used
-	strCmp   uint32     // the string order helper, 0 until used
+	later    []enc.Func        // the helpers, after the validators
+	nextFunc uint32            // the index of the next helper
+	strEq    uint32            // the string equality helper, 0 until used
+	mulDivFn uint32            // the a*b/c helper, 0 until used
+	strCmp   uint32            // the string order helper, 0 until used
+	decodeFn uint32            // the rune decoder, 0 until used
+	globs    map[string]uint32 // the matcher of each glob, by pattern
 }
 
 // Compile compiles the span validators of p.

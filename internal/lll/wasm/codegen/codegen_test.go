@@ -183,7 +183,6 @@ func TestRules(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
 		"guard on a feature": "when features.trajectory\nrequire field \"did\"",
-		"matches":            `check not (did matches "test.*")`,
 		"lower":              "check lower(who) == who",
 		"dotted has":         "check has(data.gross)",
 		"when's value":       `check when == when`,
@@ -204,4 +203,25 @@ func TestUnsupported(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrUnsupported", name, err)
 		}
 	}
+}
+
+// globSrc uses matches with patterns of every element, one of them twice.
+const globSrc = `validator glob {
+  when did matches "sale.*"
+  check who matches "[a-c]?[^/]*" or this matches "*/\\**" or status matches "sale.*" else "a known who"
+  check not (id matches "s_?")
+  on_fail "reject"
+}
+`
+
+// TestGlobModule compiles matches (a matcher a pattern, used twice but
+// added once; its chunks; the rune decoder), checks the module with both
+// validators and against its golden bytes (testdata/glob.wasm.hex).
+func TestGlobModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, globSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "glob", out.Wasm)
+	golden(t, "glob.wasm.hex", out.Wasm)
 }

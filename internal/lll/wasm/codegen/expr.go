@@ -188,6 +188,8 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 		return kBool, nil
 	case ir.OpIn:
 		return f.in(e)
+	case ir.OpMatches:
+		return f.matches(e)
 	case ir.OpNeg:
 		if len(e.Args) != 1 {
 			return 0, f.unsupported(e, "neg without one operand")
@@ -534,4 +536,35 @@ func (g *gen) mulDiv() uint32 {
 	g.mulDivFn = g.nextFunc
 	g.nextFunc++
 	return g.mulDivFn
+}
+
+// matches compiles x matches "glob" as eval does: a step for matches, then
+// those of x and of the constant pattern; a null x does not match; a
+// string is matched by the pattern's matcher (glob.go).
+func (f *fn) matches(e *ir.Expr) (kind, error) {
+	if len(e.Args) != 2 || e.Args[1].Op != ir.OpConst || e.Args[1].Value == nil || e.Args[1].Value.Kind() != ir.String {
+		return 0, f.unsupported(e, "matches without a constant pattern")
+	}
+	match, err := f.g.glob(e.Args[1].Value.Str())
+	if err != nil {
+		return 0, err
+	}
+	c := f.c
+	f.charge(e)
+	k, err := f.expr(e.Args[0])
+	if err != nil {
+		return 0, err
+	}
+	if k != kStr {
+		return 0, f.unsupported(e, "matches of what is not a string")
+	}
+	f.nodes++
+	f.charge(e.Args[1])
+	x := f.local(enc.I64)
+	c.LocalSet(x)
+	c.LocalGet(x).I64Const(32).Op(enc.OpI64ShrU).I64Const(0xffffffff).Op(enc.OpI64Eq)
+	c.Block(enc.OpIf, enc.BlockI32).I32Const(0).Op(enc.OpElse)
+	c.LocalGet(x).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalGet(x).Op(enc.OpI32WrapI64).Index(enc.OpCall, match)
+	c.Op(enc.OpEnd)
+	return kBool, nil
 }

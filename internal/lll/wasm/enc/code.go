@@ -34,6 +34,7 @@ const (
 	OpI32GtS      = 0x4a
 	OpI32GtU      = 0x4b
 	OpI32LeS      = 0x4c
+	OpI32LeU      = 0x4d
 	OpI32GeS      = 0x4e
 	OpI32GeU      = 0x4f
 	OpI64Eqz      = 0x50

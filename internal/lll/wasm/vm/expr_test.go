@@ -22,6 +22,7 @@ import (
 
 // exprGen writes random well-typed expressions of the subset codegen
 // compiles: has over every top-level field, the string fields' values,
+// matches with a constant pattern,
 // string, number and bool constants, ==, !=, the orders over numbers, in
 // over list literals, len of a string, + - * / and unary minus over
 // numbers (with constants that overflow and divide by zero), the orders
@@ -35,6 +36,11 @@ func genAllFields() []string {
 }
 func genStrings() []string {
 	return []string{`"dan"`, `"sale.post"`, `""`, `"confirmed"`, `"x"`, `"é"`}
+}
+
+// genGlobs are the patterns of matches drawn.
+func genGlobs() []string {
+	return []string{`"sale.*"`, `"*"`, `"d?n"`, `"[a-d]*"`, `"*.post"`, `"[^x]*"`, `"?"`, `"*é*"`, `"con*ed"`}
 }
 
 func (g exprGen) pick(s []string) string { return s[g.r.IntN(len(s))] }
@@ -72,13 +78,15 @@ func (g exprGen) num(depth int) string {
 }
 
 func (g exprGen) boolean(depth int) string {
-	n := 7
+	n := 8
 	if depth <= 0 {
-		n = 4
+		n = 5
 	}
 	switch g.r.IntN(n) {
 	case 0:
 		return "has(" + g.pick(genAllFields()) + ")"
+	case 4:
+		return g.str() + " matches " + g.pick(genGlobs())
 	case 1:
 		return g.str() + g.pick([]string{" == ", " != ", " < ", " <= ", " > ", " >= "}) + g.str()
 	case 2:
@@ -89,9 +97,9 @@ func (g exprGen) boolean(depth int) string {
 			elems[i] = g.str()
 		}
 		return g.str() + " in [" + strings.Join(elems, ", ") + "]"
-	case 4:
-		return "not (" + g.boolean(depth-1) + ")"
 	case 5:
+		return "not (" + g.boolean(depth-1) + ")"
+	case 6:
 		return "(" + g.boolean(depth-1) + ") and (" + g.boolean(depth-1) + ")"
 	}
 	return "(" + g.boolean(depth-1) + ") or (" + g.boolean(depth-1) + ")"
@@ -147,7 +155,7 @@ func TestDifferentialExprs(t *testing.T) {
 	g := exprGen{r: r}
 	vs := exprVariants()
 	seen := map[string]int{}
-	const programs, spans = 150, 40
+	const programs, spans = 200, 40
 	for pn := range programs {
 		src := g.program()
 		p, errs := lll.Compile([]lll.Source{{Name: "g.lll", Text: []byte(src)}})
