@@ -202,7 +202,7 @@ func (fr *frame) check(pos string) error {
 func (fr *frame) alloc(pos string, n int64) error {
 	fr.bytes += n
 	if fr.bytes > fr.maxBytes {
-		return &Error{Code: diag.ByteBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d bytes of values", fr.maxBytes)}
+		return bytesError(pos, fr.maxBytes)
 	}
 	return nil
 }
@@ -219,6 +219,17 @@ const (
 	sliceBytes    = 24                               // a slice header
 	mapBytes      = 48                               // a map's header and key and value slices
 	mapEntryBytes = 2 * (16 + valueBytes)            // a key and value in the map and in the Go map it is made from
+)
+
+// ValueBytes and SliceBytes are what the byte budget charges for a
+// value's slot and for a slice header: a second backend charges them
+// where the interpreter does (a list literal of n elements costs
+// ValueBytes + SliceBytes + n*ValueBytes, the upper or lower case of a
+// string of n bytes ValueBytes + 3*n, the concatenation of strings of n
+// and m bytes ValueBytes + n + m).
+const (
+	ValueBytes = valueBytes
+	SliceBytes = sliceBytes
 )
 
 // valueSize returns the bytes charged for v, counting only until they
@@ -725,7 +736,7 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 			case ir.Null:
 				return ir.IntValue(0), nil
 			}
-			return ir.Value{}, rtErr(diag.RuntimeType, pos, "len of a %s", v.Kind())
+			return ir.Value{}, builtinError("len", v, pos)
 		}
 	case "lower", "upper":
 		f := strings.ToLower
@@ -734,7 +745,7 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 		}
 		op = func(fr *frame, v ir.Value) (ir.Value, error) {
 			if v.Kind() != ir.String {
-				return ir.Value{}, rtErr(diag.RuntimeType, pos, "%s of a %s", name, v.Kind())
+				return ir.Value{}, builtinError(name, v, pos)
 			}
 			// The upper or lower case of a string is at most 3 times as
 			// long (an invalid byte becomes the 3-byte U+FFFD).
@@ -924,7 +935,7 @@ func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
 		case ak == ir.String && bk == ir.String && op == ir.OpAdd:
 			return ir.StringValue(a.Str() + b.Str()), nil
 		default:
-			return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot %s %s and %s", op, ak, bk)
+			return ir.Value{}, operandsError(op, a, b, pos)
 		}
 		s, ok := add(a.Micros(), y)
 		if !ok {
@@ -975,5 +986,5 @@ func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
 			return ir.DurationValue(durationOf(r)), nil
 		}
 	}
-	return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot %s %s and %s", op, ak, bk)
+	return ir.Value{}, operandsError(op, a, b, pos)
 }

@@ -35,6 +35,8 @@ const (
 	FaultOverflow Fault = iota + 1 // arithmetic overflow in A Op B (LLL103)
 	FaultDivZero                   // division by zero (LLL103)
 	FaultOrder                     // A and B cannot be ordered (LLL102)
+	FaultBytes                     // the byte budget (Failure.Budget) ran out (LLL105)
+	FaultType                      // Op (or the builtin Name) does not take A (and B) (LLL102)
 )
 
 // Failure is the failure of a span a second backend found, which
@@ -50,13 +52,15 @@ type Failure struct {
 	Member int
 	// Pos is the position of the expression whose step exceeded the
 	// budget, and Budget the budget (WhyBudget); or the position of the
-	// expression that failed (WhyFault).
+	// expression that failed (WhyFault), and for FaultBytes Budget the
+	// byte budget.
 	Pos    string
 	Budget int64
-	// Fault is how the expression at Pos failed, Op its operator and A
-	// and B its operands (WhyFault).
+	// Fault is how the expression at Pos failed, Op its operator (Name
+	// the builtin's, for a call) and A and B its operands (WhyFault).
 	Fault Fault
 	Op    ir.Op
+	Name  string
 	A, B  ir.Value
 }
 
@@ -72,6 +76,12 @@ func (f Failure) err() error {
 		return divisionByZero(f.Pos)
 	case f.Why == WhyFault && f.Fault == FaultOrder:
 		return orderError(f.A, f.B, f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultBytes:
+		return bytesError(f.Pos, f.Budget)
+	case f.Why == WhyFault && f.Fault == FaultType && f.Op == ir.OpCall:
+		return builtinError(f.Name, f.A, f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultType:
+		return operandsError(f.Op, f.A, f.B, f.Pos)
 	}
 	return nil
 }
@@ -144,6 +154,24 @@ func divisionByZero(pos string) error {
 // at pos.
 func orderError(a, b ir.Value, pos string) error {
 	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))}
+}
+
+// bytesError is the error of a run whose byte budget max ran out at the
+// expression at pos.
+func bytesError(pos string, max int64) error {
+	return &Error{Code: diag.ByteBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d bytes of values", max)}
+}
+
+// operandsError is the error of an operator op that does not take values
+// of the kinds of a and b, at pos.
+func operandsError(op ir.Op, a, b ir.Value, pos string) error {
+	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("cannot %s %s and %s", op, a.Kind(), b.Kind())}
+}
+
+// builtinError is the error of the builtin name (lower, upper, len) of a
+// value of a kind it does not take, at pos.
+func builtinError(name string, v ir.Value, pos string) error {
+	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("%s of a %s", name, v.Kind())}
 }
 
 // The wording of violations, for both backends.

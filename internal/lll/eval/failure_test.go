@@ -118,3 +118,48 @@ func TestSpanViolationFault(t *testing.T) {
 		}
 	}
 }
+
+// TestSpanViolationStrings: the faults of strings a second backend
+// reports (lower of a null, a concatenation with a null, the byte budget
+// running out) are worded as CheckSpan words them.
+func TestSpanViolationStrings(t *testing.T) {
+	src := "validator w {\n  check upper(did) != \"\"\n  check who + this != \"\"\n  check lower(who) != \"\"\n  on_fail \"reject\"\n}\n"
+	p, errs := lll.Compile([]lll.Source{{Name: "w.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := ep.Validator("w")
+	upper, concat, lower := p.Validators[0].Rules[0].Cond.Args[0], p.Validators[0].Rules[1].Cond.Args[0], p.Validators[0].Rules[2].Cond.Args[0]
+	for _, tc := range []struct {
+		span     string
+		maxBytes int64
+		f        eval.Failure
+	}{
+		{`{"who":"dan"}`, 0, eval.Failure{Why: eval.WhyFault, Rule: 0, Pos: upper.Pos, Fault: eval.FaultType, Op: upper.Op, Name: "upper",
+			A: ir.NullValue()}},
+		{`{"who":"dan","did":"x"}`, 0, eval.Failure{Why: eval.WhyFault, Rule: 1, Pos: concat.Pos, Fault: eval.FaultType, Op: concat.Op,
+			A: ir.StringValue("dan"), B: ir.NullValue()}},
+		{`{"who":"dan","did":"x","this":"y"}`, 200, eval.Failure{Why: eval.WhyFault, Rule: 2, Pos: lower.Pos, Fault: eval.FaultBytes, Budget: 200}},
+	} {
+		s, err := span.Parse([]byte(tc.span), span.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := v.CheckSpan(context.Background(), s, &eval.Env{MaxBytes: tc.maxBytes, Timeout: -1})
+		if want == nil || !strings.Contains(want.Detail, "LLL105") && !strings.Contains(want.Detail, "LLL102") {
+			t.Fatalf("%s: CheckSpan gives %v, want an LLL102 or LLL105 violation", tc.span, want)
+		}
+		got, err := v.SpanViolation(s, tc.f)
+		if err != nil {
+			t.Errorf("%s: %v", tc.span, err)
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: (-CheckSpan +SpanViolation):\n%s", tc.span, diff)
+		}
+	}
+}

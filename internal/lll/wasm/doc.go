@@ -24,8 +24,8 @@
 // uses, in [...] over strings, reject unknown fields), with guards and check
 // rules over a first subset of expressions (constants, the string fields'
 // values, has, ==, !=, the orders over numbers and strings, in over list
-// literals, matches, len of a string, arithmetic over numbers, not, and,
-// or), fuel charged where the interpreter counts its
-// steps. Other expressions, kernels, host calls, event validators,
+// literals, matches, len, lower and upper of a string, concatenation,
+// arithmetic over numbers, not, and, or), fuel and bytes charged where the
+// interpreter counts its steps and bytes. Other expressions, kernels, host calls, event validators,
 // pipelines and routers are not compiled yet; codegen refuses them.
 package wasm

@@ -12,7 +12,8 @@
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
 // over a top-level field, ==, !=, <, <=, >, >= over numbers and over
-// strings, in over a list literal, matches, len of a string, +, -, *, / and unary
+// strings, in over a list literal, matches, len of a string, lower and
+// upper of a string, the concatenation of strings, +, -, *, / and unary
 // minus over numbers, not, and, or. Fuel is charged where the interpreter counts a step and in the
 // same order (every operator but not, and, or and neg, before its
 // operands), so a module runs out of fuel at the step the interpreter
@@ -29,6 +30,17 @@
 // strings.Compare orders them; a null among them traps with FaultOrder,
 // for the interpreter's LLL102 ("cannot order").
 //
+// Strings a run makes (lower, upper, +) are written in the scratch region
+// (layout.ScratchBase); the byte budget is charged where and as the
+// interpreter charges it (a list literal, the case of a string, a
+// concatenation; eval.ValueBytes), a budget that runs out trapping with
+// FaultBytes for the interpreter's LLL105; lower or upper of a null and a
+// concatenation with a null trap with FaultType (LLL102). lower and upper
+// map ASCII as strings.ToLower and strings.ToUpper do; the module has no
+// table of Unicode's cases, so at a byte that is not ASCII it traps with
+// layout.TrapUnsupported and the host asks the interpreter, as it does
+// when the scratch region is full.
+//
 // x matches "glob" (the pattern is a constant) is compiled to a matcher
 // of that pattern that does what Go's path.Match does with it, step for
 // step (see glob.go), on every input: runes decoded as
@@ -36,7 +48,7 @@
 //
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins,
-// string concatenation, arithmetic over durations and timestamps,
+// arithmetic over durations and timestamps,
 // policies, features, kernels, host calls, the values of when,
 // confirmed_by and data, dotted fields (data.gross), formats other than
 // those the interpreter's fast path decides for the field (rfc3339 on
@@ -48,7 +60,8 @@
 // strings in memory), one function a span validator, in the order of the
 // program, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
-// matcher), in the order of their first use. It imports nothing.
+// matcher, the case of a string, concatenation), in the order of their
+// first use. It imports nothing.
 package codegen
 
 import (
@@ -85,6 +98,8 @@ const (
 	typeValidator = 1 // () -> i32
 	globalFuel    = 0
 	globalTrap    = 1
+	globalBytes   = 2 // the byte budget left
+	globalScratch = 3 // the next free byte of the scratch region (not exported)
 	funcStreq     = 0
 )
 
@@ -98,6 +113,8 @@ type gen struct {
 	strEq    uint32            // the string equality helper, 0 until used
 	mulDivFn uint32            // the a*b/c helper, 0 until used
 	strCmp   uint32            // the string order helper, 0 until used
+	caseFn   uint32            // the lower and upper helper, 0 until used
+	concatFn uint32            // the concatenation helper, 0 until used
 	decodeFn uint32            // the rune decoder, 0 until used
 	globs    map[string]uint32 // the matcher of each glob, by pattern
 }
@@ -115,10 +132,13 @@ func Compile(p *ir.Program) (*Output, error) {
 			Globals: []enc.Global{
 				{Type: enc.I64, Mutable: true},
 				{Type: enc.I32, Mutable: true},
+				{Type: enc.I64, Mutable: true},
+				{Type: enc.I32, Mutable: true, Init: layout.ScratchBase},
 			},
 			Exports: []enc.Export{
 				{Name: layout.GlobalFuel, Kind: enc.ExternGlobal, Index: globalFuel},
 				{Name: layout.GlobalTrap, Kind: enc.ExternGlobal, Index: globalTrap},
+				{Name: layout.GlobalBytes, Kind: enc.ExternGlobal, Index: globalBytes},
 				{Name: "memory", Kind: enc.ExternMemory},
 			},
 		},
@@ -198,6 +218,7 @@ func streq() []byte {
 // returning 1 + its index.
 func (f *fn) validator() error {
 	v, c := f.v, f.c
+	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
 	if v.Guard != nil {
 		f.rule = -1
 		if err := f.cond(v.Guard); err != nil {

@@ -183,12 +183,11 @@ func TestRules(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
 		"guard on a feature": "when features.trajectory\nrequire field \"did\"",
-		"lower":              "check lower(who) == who",
 		"dotted has":         "check has(data.gross)",
 		"when's value":       `check when == when`,
 		"duration order":     "check 1h < 2h",
 		"len of a list":      "check len(confirmed_by) > 0",
-		"concatenation":      `check who + "x" == "danx"`,
+		"index":              `check [who, did][0] == "dan"`,
 		"duration sum":       "check 1h + 1h > 1h",
 		"dotted field":       `require field "data.gross"`,
 		"format":             `require field "who" as "rfc3339"`,
@@ -224,4 +223,35 @@ func TestGlobModule(t *testing.T) {
 	}
 	wasmtest.Validate(t, "glob", out.Wasm)
 	golden(t, "glob.wasm.hex", out.Wasm)
+}
+
+// stringsSrc uses lower, upper and concatenation (their helpers once
+// each), with a list literal charged to the byte budget.
+const stringsSrc = `validator strs {
+  when lower(did) matches "sale.*"
+  check upper(who + "-" + this) != "" or lower(who) in ["dan", upper(did)] else "a case"
+  on_fail "reject"
+}
+`
+
+// TestStringsModule compiles lower, upper and concatenation, checks the
+// module with both validators and against its golden bytes
+// (testdata/strings.wasm.hex), and the names of its builtins' charge
+// points.
+func TestStringsModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, stringsSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "strings", out.Wasm)
+	golden(t, "strings.wasm.hex", out.Wasm)
+	var names []string
+	for _, pt := range out.Points {
+		if pt.Op == ir.OpCall {
+			names = append(names, pt.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"lower", "upper", "lower", "upper"}, names); diff != "" {
+		t.Errorf("the builtins' charge points (-want +got):\n%s", diff)
+	}
 }

@@ -3,6 +3,7 @@ package codegen
 import (
 	"fmt"
 
+	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/enc"
@@ -19,12 +20,11 @@ type Point struct {
 	Rule      int    // the index of the rule; -1: the guard
 	Pos       string // the expression's position
 	Op        ir.Op  // the expression's operator (to word a fault there)
+	Name      string // the builtin's name, for a call
 }
 
-// maxNodes bounds the expressions of one validator. The interpreter
-// charges its byte budget for list literals only, in this subset, at most
-// 152 bytes a node: 4096 nodes stay far below eval.DefaultMaxBytes, so a
-// module never has to decide the byte budget.
+// maxNodes bounds the expressions of one validator (and so the size of
+// its code).
 const maxNodes = 4096
 
 // kind is the static kind of an expression's value in the subset compiled,
@@ -74,15 +74,33 @@ func (f *fn) unsupported(e *ir.Expr, what string) error {
 // point's index in the second output word, trap = TrapFuel, unreachable.
 // It returns the point's index.
 func (f *fn) charge(e *ir.Expr) uint32 {
-	pt := uint32(len(f.g.out.Points))
-	f.g.out.Points = append(f.g.out.Points, Point{Validator: f.v.Name, Rule: f.rule, Pos: e.Pos, Op: e.Op})
+	i := uint32(len(f.g.out.Points))
+	pt := Point{Validator: f.v.Name, Rule: f.rule, Pos: e.Pos, Op: e.Op}
+	if e.Op == ir.OpCall {
+		pt.Name = e.Name
+	}
+	f.g.out.Points = append(f.g.out.Points, pt)
 	c := f.c
 	c.Index(enc.OpGlobalGet, globalFuel).I64Const(1).Op(enc.OpI64Sub).Index(enc.OpGlobalSet, globalFuel)
 	c.Index(enc.OpGlobalGet, globalFuel).I64Const(0).Op(enc.OpI64LtS).Block(enc.OpIf, enc.BlockEmpty)
-	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
+	c.I32Const(layout.OutBase).I32Const(int32(i)).Mem(enc.OpI32Store, 2, 4)
 	c.I32Const(layout.TrapFuel).Index(enc.OpGlobalSet, globalTrap).Op(enc.OpUnreachable)
 	c.Op(enc.OpEnd)
-	return pt
+	return i
+}
+
+// chargeBytes emits the interpreter's charge of its byte budget at the
+// charge point pt, of the bytes n pushes (an i64): bytes -= n; if bytes <
+// 0, pt in the second output word and FaultBytes.
+func (f *fn) chargeBytes(pt uint32, n func()) {
+	c := f.c
+	c.Index(enc.OpGlobalGet, globalBytes)
+	n()
+	c.Op(enc.OpI64Sub).Index(enc.OpGlobalSet, globalBytes)
+	c.Index(enc.OpGlobalGet, globalBytes).I64Const(0).Op(enc.OpI64LtS).Block(enc.OpIf, enc.BlockEmpty)
+	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
+	fault(c, layout.FaultBytes)
+	c.Op(enc.OpEnd)
 }
 
 // cond compiles a guard or a check's condition, which must be a bool.
@@ -208,6 +226,9 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv:
 		return f.arith(e)
 	case ir.OpCall:
+		if (e.Name == "lower" || e.Name == "upper") && len(e.Args) == 1 {
+			return f.caseOf(e)
+		}
 		if e.Name != "len" || len(e.Args) != 1 {
 			return 0, f.unsupported(e, "the builtin "+e.Name)
 		}
@@ -276,7 +297,8 @@ func (f *fn) in(e *ir.Expr) (kind, error) {
 	x := f.local(k.valType())
 	c.LocalSet(x)
 	f.nodes++
-	f.charge(e.Args[1])
+	list := f.charge(e.Args[1])
+	f.chargeBytes(list, func() { c.I64Const(eval.ValueBytes + eval.SliceBytes + eval.ValueBytes*int64(len(e.Args[1].Args))) })
 	found := f.local(enc.I32)
 	c.I32Const(0).LocalSet(found)
 	for _, el := range e.Args[1].Args {
@@ -353,17 +375,166 @@ func (f *fn) operands(pt uint32) (x, y uint32) {
 func (f *fn) strOrder(op ir.Op, pt uint32) {
 	c := f.c
 	x, y := f.operands(pt)
-	// Offsets are below 2^17, so the high words' or is all ones only with a null.
-	c.LocalGet(x).LocalGet(y).Op(enc.OpI64Or).I64Const(32).Op(enc.OpI64ShrU).I64Const(0xffffffff).Op(enc.OpI64Eq)
-	c.Block(enc.OpIf, enc.BlockEmpty)
-	fault(c, layout.FaultOrder)
-	c.Op(enc.OpEnd)
+	f.eitherNull(x, y, layout.FaultOrder)
 	for _, l := range []uint32{x, y} {
 		c.LocalGet(l).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64)
 		c.LocalGet(l).Op(enc.OpI32WrapI64)
 	}
 	_, str := order(op)
 	c.Index(enc.OpCall, f.g.strCompare()).I32Const(0).Op(str)
+}
+
+// eitherNull traps with the fault when the string in local x or y is
+// null.
+func (f *fn) eitherNull(x, y uint32, fl int32) {
+	c := f.c
+	// Offsets are below 2^32-1, and below 2^18, so the high words' or is
+	// all ones only with a null.
+	c.LocalGet(x).LocalGet(y).Op(enc.OpI64Or).I64Const(32).Op(enc.OpI64ShrU).I64Const(0xffffffff).Op(enc.OpI64Eq)
+	c.Block(enc.OpIf, enc.BlockEmpty)
+	fault(c, fl)
+	c.Op(enc.OpEnd)
+}
+
+// strLen pushes the length of the string in local x, as an i64.
+func (f *fn) strLen(x uint32) {
+	f.c.LocalGet(x).Op(enc.OpI32WrapI64).Op(enc.OpI64ExtendU)
+}
+
+// caseOf compiles lower(x) and upper(x) as eval's builtin does: a step,
+// those of x; a null x fails (FaultType, the interpreter's "lower of a
+// null"); the byte budget is charged ValueBytes + 3 bytes a byte of x;
+// then the helper writes the case of x in the scratch region. The helper
+// maps ASCII as strings.ToLower and strings.ToUpper do, and traps with
+// layout.TrapUnsupported at a byte that is not ASCII (the interpreter
+// answers such runs: the module has no table of Unicode's cases).
+func (f *fn) caseOf(e *ir.Expr) (kind, error) {
+	c := f.c
+	pt := f.charge(e)
+	k, err := f.expr(e.Args[0])
+	if err != nil {
+		return 0, err
+	}
+	if k != kStr {
+		return 0, f.unsupported(e, e.Name+" of what is not a string")
+	}
+	c.I64Const(strNull)
+	x, _ := f.operands(pt)
+	f.eitherNull(x, x, layout.FaultType)
+	f.chargeBytes(pt, func() {
+		f.strLen(x)
+		c.I64Const(3).Op(enc.OpI64Mul).I64Const(eval.ValueBytes).Op(enc.OpI64Add)
+	})
+	upper := int32(0)
+	if e.Name == "upper" {
+		upper = 1
+	}
+	c.LocalGet(x).I32Const(upper).Index(enc.OpCall, f.g.caseHelper())
+	return kStr, nil
+}
+
+// concat compiles a + b over strings as eval does: after the step and the
+// operands, a null among them fails (FaultType, "cannot + null and
+// string"), else the byte budget is charged ValueBytes + the bytes of
+// both and the helper writes them one after the other in the scratch
+// region.
+func (f *fn) concat(pt uint32) {
+	c := f.c
+	x, y := f.operands(pt)
+	f.eitherNull(x, y, layout.FaultType)
+	f.chargeBytes(pt, func() {
+		f.strLen(x)
+		f.strLen(y)
+		c.Op(enc.OpI64Add).I64Const(eval.ValueBytes).Op(enc.OpI64Add)
+	})
+	c.LocalGet(x).LocalGet(y).Index(enc.OpCall, f.g.concatHelper())
+}
+
+// trapUnsupported emits the trap of an input the module does not handle.
+func trapUnsupported(c *enc.Code) {
+	c.I32Const(layout.TrapUnsupported).Index(enc.OpGlobalSet, globalTrap).Op(enc.OpUnreachable)
+}
+
+// scratch emits the reservation of the i32 bytes n pushes in the scratch
+// region, leaving their address in local dst; when they do not fit, the
+// module traps with layout.TrapUnsupported.
+func scratch(c *enc.Code, n func(), dst uint32) {
+	c.Index(enc.OpGlobalGet, globalScratch).LocalSet(dst)
+	c.LocalGet(dst)
+	n()
+	c.Op(enc.OpI32Add).I32Const(layout.ScratchBase+layout.ScratchSize).Op(enc.OpI32GtU).Block(enc.OpIf, enc.BlockEmpty)
+	trapUnsupported(c)
+	c.Op(enc.OpEnd)
+	c.LocalGet(dst)
+	n()
+	c.Op(enc.OpI32Add).Index(enc.OpGlobalSet, globalScratch)
+}
+
+// caseHelper returns the index of the function (i64 x, i32 upper) -> i64
+// that writes the lower (upper: the upper) case of the string x in the
+// scratch region, for ASCII as strings.ToLower and strings.ToUpper write
+// it; it traps with layout.TrapUnsupported at a byte that is not ASCII.
+// It is added at its first use.
+func (g *gen) caseHelper() uint32 {
+	if g.caseFn != 0 {
+		return g.caseFn
+	}
+	const x, upper, ptr, n, dst, i, b = 0, 1, 2, 3, 4, 5, 6
+	var c enc.Code
+	c.LocalGet(x).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalSet(ptr)
+	c.LocalGet(x).Op(enc.OpI32WrapI64).LocalSet(n)
+	scratch(&c, func() { c.LocalGet(n) }, dst)
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(i).LocalGet(n).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
+	c.LocalGet(ptr).LocalGet(i).Op(enc.OpI32Add).Mem(enc.OpI32Load8U, 0, 0).LocalSet(b)
+	c.LocalGet(b).I32Const(0x80).Op(enc.OpI32GeU).Block(enc.OpIf, enc.BlockEmpty)
+	trapUnsupported(&c)
+	c.Op(enc.OpEnd)
+	// b - 'A' (upper: 'a') < 26: a letter of the other case, b ^ 0x20.
+	c.LocalGet(b).I32Const('A').LocalGet(upper).I32Const(5).Op(enc.OpI32Shl).Op(enc.OpI32Add).Op(enc.OpI32Sub).
+		I32Const(26).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+	c.LocalGet(b).I32Const(0x20).Op(enc.OpI32Xor).LocalSet(b)
+	c.Op(enc.OpEnd)
+	c.LocalGet(dst).LocalGet(i).Op(enc.OpI32Add).LocalGet(b).Mem(enc.OpI32Store8, 0, 0)
+	c.LocalGet(i).I32Const(1).Op(enc.OpI32Add).LocalSet(i).Index(enc.OpBr, 0)
+	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	c.LocalGet(dst).Op(enc.OpI64ExtendU).I64Const(32).Op(enc.OpI64Shl).LocalGet(n).Op(enc.OpI64ExtendU).Op(enc.OpI64Or)
+	typ := g.funcType(enc.FuncType{Params: []enc.ValType{enc.I64, enc.I32}, Results: []enc.ValType{enc.I64}})
+	g.caseFn = g.helper(typ, []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32, enc.I32}, c)
+	return g.caseFn
+}
+
+// concatHelper returns the index of the function (i64 a, i64 b) -> i64
+// that writes the strings a and b one after the other in the scratch
+// region (layout.TrapUnsupported when they do not fit), adding it at its
+// first use.
+func (g *gen) concatHelper() uint32 {
+	if g.concatFn != 0 {
+		return g.concatFn
+	}
+	const a, b, dst, n, i, src, to = 0, 1, 2, 3, 4, 5, 6
+	var c enc.Code
+	for _, l := range []uint32{a, b} {
+		c.LocalGet(n).LocalGet(l).Op(enc.OpI32WrapI64).Op(enc.OpI32Add).LocalSet(n)
+	}
+	scratch(&c, func() { c.LocalGet(n) }, dst)
+	c.LocalGet(dst).LocalSet(to)
+	for _, l := range []uint32{a, b} {
+		c.LocalGet(l).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalSet(src)
+		c.LocalGet(l).Op(enc.OpI32WrapI64).LocalSet(i)
+		c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+		c.LocalGet(i).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 1)
+		c.LocalGet(to).LocalGet(src).Mem(enc.OpI32Load8U, 0, 0).Mem(enc.OpI32Store8, 0, 0)
+		for _, p := range []uint32{to, src} {
+			c.LocalGet(p).I32Const(1).Op(enc.OpI32Add).LocalSet(p)
+		}
+		c.LocalGet(i).I32Const(1).Op(enc.OpI32Sub).LocalSet(i).Index(enc.OpBr, 0)
+		c.Op(enc.OpEnd).Op(enc.OpEnd)
+	}
+	c.LocalGet(dst).Op(enc.OpI64ExtendU).I64Const(32).Op(enc.OpI64Shl).LocalGet(n).Op(enc.OpI64ExtendU).Op(enc.OpI64Or)
+	typ := g.funcType(enc.FuncType{Params: []enc.ValType{enc.I64, enc.I64}, Results: []enc.ValType{enc.I64}})
+	g.concatFn = g.helper(typ, []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32, enc.I32}, c)
+	return g.concatFn
 }
 
 // order returns the instruction of <, <=, >, >= (op) over two numbers
@@ -420,6 +591,10 @@ func (f *fn) arith(e *ir.Expr) (kind, error) {
 	pt, a, b, err := f.binary(e)
 	if err != nil {
 		return 0, err
+	}
+	if e.Op == ir.OpAdd && a == kStr && b == kStr {
+		f.concat(pt)
+		return kStr, nil
 	}
 	if a != kNum || b != kNum {
 		return 0, f.unsupported(e, string(e.Op)+" of values that are not both numbers")

@@ -23,6 +23,7 @@ const (
 	OpI64Load     = 0x29
 	OpI32Load8U   = 0x2d
 	OpI32Store    = 0x36
+	OpI32Store8   = 0x3a
 	OpI64Store    = 0x37
 	OpI32Const    = 0x41
 	OpI64Const    = 0x42

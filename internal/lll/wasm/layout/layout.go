@@ -16,8 +16,9 @@
 //	                  an index into the compiler's table of them)
 //	          +8      after TrapFault: i64 a, i64 b, the operands of the
 //	                  operator that failed (numbers in millionths; for
-//	                  FaultOrder strings: offset<<32 | length, or -1<<32
-//	                  for null); the first word is then the fault
+//	                  FaultOrder and FaultType strings: offset<<32 |
+//	                  length, or -1<<32 for null; for a builtin, a is its
+//	                  argument); the first word is then the fault
 //	                  (Fault*), the second the operator's charge point
 //	InBase    0x4040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
@@ -26,6 +27,13 @@
 //	          +MembersOff  n bytes: the field id of each top-level member,
 //	                  in canonical order (0 for a name the span has no field of)
 //	          then    the bytes of the string fields, which slots point at
+//	ScratchBase 0x20000  the strings a run makes (lower, upper, +), one
+//	                  after the other from its start, ScratchSize bytes
+//	                  (128 KiB): what does not fit traps with
+//	                  TrapUnsupported (the interpreter, whose byte budget
+//	                  is 4 MiB by default, answers that run). The guest
+//	                  keeps its next free byte in a global of its own,
+//	                  reset when a validator starts.
 //
 // All integers are little-endian, as WebAssembly loads them.
 //
@@ -46,11 +54,15 @@
 //
 // # Globals and traps
 //
-// The module exports GlobalFuel (a mutable i64) and GlobalTrap (a mutable
-// i32). The host sets fuel to the run's step budget before a call; the
-// guest decrements it at the points where the interpreter counts a step
-// and traps (TrapFuel) when it falls below zero, so budget - fuel after a
-// call is the steps the interpreter would have counted. Before executing
+// The module exports GlobalFuel (a mutable i64), GlobalTrap (a mutable
+// i32) and GlobalBytes (a mutable i64). The host sets fuel to the run's
+// step budget before a call; the guest decrements it at the points where
+// the interpreter counts a step and traps (TrapFuel) when it falls below
+// zero, so budget - fuel after a call is the steps the interpreter would
+// have counted. The host sets bytes to the run's byte budget; the guest
+// subtracts what the interpreter charges where it charges it (a list
+// literal, the case of a string, a concatenation) and traps with
+// FaultBytes when it falls below zero. Before executing
 // unreachable the guest stores its reason in trap; a trap with trap = 0 is
 // a fault of the module itself.
 //
@@ -64,7 +76,7 @@ import "github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 // Memory layout (part of the format).
 const (
 	PageSize    = 64 << 10
-	MemoryPages = 2
+	MemoryPages = 4
 	ConstBase   = 0x0000
 	ConstSize   = 0x4000
 	OutBase     = 0x4000
@@ -74,7 +86,9 @@ const (
 	MembersOff  = 8 + SlotCount*SlotSize
 	// InSize is room for the input: a span whose table is larger is
 	// refused by the host.
-	InSize = MemoryPages*PageSize - InBase
+	InSize      = ScratchBase - InBase
+	ScratchBase = 2 * PageSize
+	ScratchSize = MemoryPages*PageSize - ScratchBase
 )
 
 // Offsets within a slot (part of the format).
@@ -116,15 +130,16 @@ const (
 
 // Exported globals (part of the format).
 const (
-	GlobalFuel = "fuel"
-	GlobalTrap = "trap"
+	GlobalFuel  = "fuel"
+	GlobalTrap  = "trap"
+	GlobalBytes = "bytes"
 )
 
 // Trap codes, in the trap global (part of the format).
 const (
 	TrapNone        = 0
 	TrapFuel        = 1 // the step budget is exhausted (the interpreter's LLL100); the second output word is the charge point
-	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object)
+	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object, the case of a string that is not ASCII, strings over ScratchSize): the host asks the interpreter
 	TrapFault       = 3 // an expression failed (the interpreter's LLL102, LLL103); the output words say how and where
 )
 
@@ -134,6 +149,8 @@ const (
 	FaultOverflow = 1 // arithmetic overflow
 	FaultDivZero  = 2 // division by zero
 	FaultOrder    = 3 // an order of strings of which one is null (the interpreter's LLL102)
+	FaultBytes    = 4 // the byte budget ran out (the interpreter's LLL105)
+	FaultType     = 5 // an operator or builtin of a value it does not take: + or lower of null (LLL102)
 )
 
 // Offsets of the operands of a fault in the output (part of the format).

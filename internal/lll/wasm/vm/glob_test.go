@@ -7,14 +7,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
-	"github.com/loglineos/loglineos/internal/span"
 )
 
 // backends is one validator v compiled for both backends.
@@ -57,23 +55,7 @@ func compileBoth(t *testing.T, src string) backends {
 // violation.
 func (b backends) same(t *testing.T, line string) *eval.Violation {
 	t.Helper()
-	ctx := context.Background()
-	s, err := span.Parse([]byte(line), span.Limits{})
-	if err != nil {
-		t.Fatalf("span %s: %v", line, err)
-	}
-	want, steps := b.ev.CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
-	got, res, err := b.in.CheckSpan(ctx, "v", s, 0)
-	if err != nil {
-		t.Fatalf("span %s: %v", line, err)
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("span %s: violation (-eval +wasm):\n%s", line, diff)
-	}
-	if res.FuelUsed != steps || res.Trap != trapOf(want) {
-		t.Fatalf("span %s: trap %d after %d steps, want trap %d after %d", line, res.Trap, res.FuelUsed, trapOf(want), steps)
-	}
-	return want
+	return b.sameEnv(t, line, &eval.Env{})
 }
 
 // trapOf is the trap a module gives for the interpreter's violation vi.

@@ -8,11 +8,15 @@
 // (nor are wazero's module instances), so a Pool hands one to each caller
 // at a time.
 //
-// CheckSpan writes a span into the instance's memory as package layout
-// describes (decoded by package span, the decoder the interpreter uses;
-// the field table and the strings in one copy), sets the fuel to the step
-// budget, calls the validator and turns its answer into the same
-// *eval.Violation the interpreter gives.
+// CheckSpan (CheckSpanEnv) writes a span into the instance's memory as
+// package layout describes (decoded by package span, the decoder the
+// interpreter uses; the field table and the strings in one copy), sets the
+// fuel to the step budget and the bytes to the byte budget, calls the
+// validator and turns its answer into the same *eval.Violation the
+// interpreter gives. A run the module leaves to the interpreter
+// (layout.TrapUnsupported: the case of a string that is not ASCII, strings
+// over the scratch region) fails with ErrUnsupported; the caller then
+// runs the interpreter, whose answer is the run's.
 package vm
 
 import (
@@ -97,6 +101,7 @@ type Instance struct {
 	mem   api.Memory
 	fuel  api.MutableGlobal
 	trap  api.MutableGlobal
+	bytes api.MutableGlobal
 	funcs map[string]api.Function
 	buf   []byte
 	stack [1]uint64
@@ -109,12 +114,13 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("vm: instantiate: %w", err)
 	}
 	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]api.Function{}}
-	var ok1, ok2 bool
+	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
-	if !ok1 || !ok2 || in.mem == nil {
+	in.bytes, ok3 = mod.ExportedGlobal(layout.GlobalBytes).(api.MutableGlobal)
+	if !ok1 || !ok2 || !ok3 || in.mem == nil {
 		_ = mod.Close(ctx)
-		return nil, fmt.Errorf("vm: the module does not export %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap)
+		return nil, fmt.Errorf("vm: the module does not export %s, %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap, layout.GlobalBytes)
 	}
 	for name := range m.validators {
 		f := mod.ExportedFunction(layout.ValidatorExport(name))
@@ -140,24 +146,39 @@ type Result struct {
 }
 
 // CheckSpan runs the validator name over s with a step budget of budget
-// (eval.DefaultMaxSteps when <= 0), as eval's Validator.CheckSpan does
-// with an Env of that MaxSteps and no deadline: nil when the span passes,
-// else the interpreter's violation. A run whose budget runs out is a
-// violation too (cannot evaluate: ... LLL100), as it is for the
-// interpreter, with Result.Trap = layout.TrapFuel; so is an arithmetic
-// fault (LLL103), with layout.TrapFault.
+// (eval.DefaultMaxSteps when <= 0): CheckSpanEnv with an Env of that
+// MaxSteps.
 func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, budget int64) (*eval.Violation, Result, error) {
+	return in.CheckSpanEnv(ctx, name, s, &eval.Env{MaxSteps: budget})
+}
+
+// CheckSpanEnv runs the validator name over s as eval's
+// Validator.CheckSpan does with env and no deadline: nil when the span
+// passes, else the interpreter's violation. The run's step budget is
+// env.MaxSteps and its byte budget env.MaxBytes (eval's defaults when
+// <= 0; env may be nil). A run whose step budget runs out is a violation
+// too (cannot evaluate: ... LLL100), as it is for the interpreter, with
+// Result.Trap = layout.TrapFuel; so is a fault of an expression (LLL102,
+// LLL103, the byte budget's LLL105), with layout.TrapFault. A run the
+// module cannot answer (layout.TrapUnsupported) fails with
+// ErrUnsupported: the caller asks the interpreter.
+func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span, env *eval.Env) (*eval.Violation, Result, error) {
 	f, v := in.funcs[name], in.m.validators[name]
 	if f == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
-	if budget <= 0 {
-		budget = eval.DefaultMaxSteps
+	budget, maxBytes := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes)
+	if env != nil && env.MaxSteps > 0 {
+		budget = env.MaxSteps
+	}
+	if env != nil && env.MaxBytes > 0 {
+		maxBytes = env.MaxBytes
 	}
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
 	in.fuel.Set(uint64(budget))
+	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
@@ -177,16 +198,18 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 				if !ok {
 					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
 				}
-				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op}
+				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
 				a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
-				if fl == eval.FaultOrder {
+				switch fl {
+				case eval.FaultBytes:
+				case eval.FaultOrder, eval.FaultType:
 					var okA, okB bool
 					f.A, okA = in.str(a)
 					f.B, okB = in.str(b)
 					if !okA || !okB {
 						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
 					}
-				} else {
+				default:
 					f.A, f.B = ir.NumberMicros(int64(a)), ir.NumberMicros(int64(b))
 				}
 			}
@@ -309,6 +332,10 @@ func fault(code uint32) (eval.Fault, bool) {
 		return eval.FaultDivZero, true
 	case layout.FaultOrder:
 		return eval.FaultOrder, true
+	case layout.FaultBytes:
+		return eval.FaultBytes, true
+	case layout.FaultType:
+		return eval.FaultType, true
 	}
 	return 0, false
 }
