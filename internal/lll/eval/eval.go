@@ -150,6 +150,26 @@ type Env struct {
 	Timeout time.Duration
 }
 
+// Feature reports whether the feature flag name is on (features.NAME).
+// A nil Env has every feature off.
+func (env *Env) Feature(name string) bool { return env != nil && env.Features[name] }
+
+// PolicyValue returns the value of policy.NAME.PATH... (name, and the key
+// and the keys below it in path) in a run with env: env's override of the
+// policy's key, else def, the program's own value (see
+// Program.PolicyValue). A nil Env overrides nothing.
+func (env *Env) PolicyValue(name string, path []string, def ir.Value) ir.Value {
+	if env != nil && env.Policies != nil {
+		if p := env.Policies[name]; p != nil {
+			if f := p.Field(path[0]); f != nil {
+				v, _ := walk(f.Value, path[1:])
+				return v
+			}
+		}
+	}
+	return def
+}
+
 type frame struct {
 	ctx      context.Context
 	env      *Env
@@ -435,14 +455,7 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.step(pos); err != nil {
 				return ir.Value{}, err
 			}
-			if fr.env != nil && fr.env.Policies != nil {
-				if p := fr.env.Policies[name]; p != nil {
-					if f := p.Field(path[0]); f != nil {
-						return walk(f.Value, path[1:])
-					}
-				}
-			}
-			return defVal, nil
+			return fr.env.PolicyValue(name, path, defVal), nil
 		}, nil
 	case ir.OpFeature:
 		name := e.Name
@@ -450,7 +463,7 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.step(pos); err != nil {
 				return ir.Value{}, err
 			}
-			return ir.BoolValue(fr.env != nil && fr.env.Features[name]), nil
+			return ir.BoolValue(fr.env.Feature(name)), nil
 		}, nil
 	case ir.OpNot:
 		if err := arity(1); err != nil {

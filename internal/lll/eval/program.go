@@ -63,6 +63,20 @@ func Compile(p *ir.Program) (*Program, error) {
 	return out, nil
 }
 
+// PolicyValue returns the value of policy.NAME.PATH... (name, and the key
+// and the keys below it in path) as a run with env reads it: env's
+// override of the policy's key, else the program's own value
+// (Env.PolicyValue). It fails for a policy or key the program does not
+// have.
+func (p *Program) PolicyValue(env *Env, name string, path []string) (ir.Value, error) {
+	def := p.IR.Policy(name)
+	if def == nil || len(path) == 0 || def.Field(path[0]) == nil {
+		return ir.Value{}, fmt.Errorf("eval: no policy value %s.%s", name, strings.Join(path, "."))
+	}
+	v, _ := walk(def.Field(path[0]).Value, path[1:])
+	return env.PolicyValue(name, path, v), nil
+}
+
 // Validators returns the validators, sorted by name.
 func (p *Program) Validators() []*Validator { return p.validators }
 

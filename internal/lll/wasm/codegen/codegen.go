@@ -11,14 +11,22 @@
 //
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
-// over a top-level field, ==, !=, <, <=, >, >= over numbers and over
-// strings, in over a list literal, matches, len of a string, lower and
-// upper of a string, the concatenation of strings, +, -, *, / and unary
-// minus over numbers, not, and, or. Fuel is charged where the interpreter counts a step and in the
-// same order (every operator but not, and, or and neg, before its
-// operands), so a module runs out of fuel at the step the interpreter
-// does; the charge points are listed in Output.Points for the host to word
-// that violation.
+// over a top-level field, feature flags, policy values that are numbers,
+// bools or strings, ==, !=, <, <=, >, >= over numbers and over strings, in
+// over a list literal, matches, len of a string, lower and upper of a
+// string, the concatenation of strings, +, -, *, / and unary minus over
+// numbers, not, and, or. Fuel is charged where the interpreter counts a
+// step and in the same order (every operator but not, and, or and neg,
+// before its operands), so a module runs out of fuel at the step the
+// interpreter does; the charge points are listed in Output.Points for the
+// host to word that violation.
+//
+// Feature flags and policy values are read from the env region
+// (layout.EnvBase), which the host writes for each run from its Env: the
+// flags the module reads (Output.Features) as bits, the policy values
+// (Output.Policies) as the run resolves them, each compiled for the kind
+// of the program's own value; a run whose value is of another kind is the
+// interpreter's to answer (the host does not call the module).
 //
 // Arithmetic is the interpreter's on millionths, bit for bit: sums checked
 // for overflow, products and quotients through a 128-bit a*b/c that
@@ -48,8 +56,8 @@
 //
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins,
-// arithmetic over durations and timestamps,
-// policies, features, kernels, host calls, the values of when,
+// arithmetic over durations and timestamps, policy values of other
+// kinds (durations, lists, maps), kernels, host calls, the values of when,
 // confirmed_by and data, dotted fields (data.gross), formats other than
 // those the interpreter's fast path decides for the field (rfc3339 on
 // when, string on a string field, array and array_of_strings on
@@ -88,7 +96,30 @@ type Output struct {
 	// Points are the module's charge points, by the index the module
 	// reports when its fuel runs out at one.
 	Points []Point
+	// Features are the feature flags the module reads, by their bit in
+	// the env region (layout.EnvBase).
+	Features []string
+	// Policies are the policy values the module reads, by their index
+	// in the env region's table.
+	Policies []PolicyRef
 }
+
+// PolicyRef is a policy value a module reads: policy.Name.Path... The
+// host resolves it for each run (eval.Env.PolicyValue) and writes it in
+// the env region; the module was compiled for a value of Kind (ir.Number,
+// ir.Bool, or ir.String, for which null is written too), and a run whose
+// value is of another kind is the interpreter's to answer.
+type PolicyRef struct {
+	Name string
+	Path []string
+	Kind ir.Kind
+}
+
+// Limits of the env region.
+const (
+	maxFeatures = 32
+	maxPolicies = 64
+)
 
 // The module's types, globals and functions, by index. The span
 // validators follow streq, one function each; the helpers expressions
@@ -105,6 +136,7 @@ const (
 
 // gen is one compilation.
 type gen struct {
+	prog     *ir.Program
 	m        *enc.Module
 	out      *Output
 	consts   consts
@@ -122,6 +154,7 @@ type gen struct {
 // Compile compiles the span validators of p.
 func Compile(p *ir.Program) (*Output, error) {
 	g := &gen{
+		prog: p,
 		m: &enc.Module{
 			Types: []enc.FuncType{
 				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},

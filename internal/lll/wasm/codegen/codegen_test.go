@@ -182,17 +182,18 @@ func TestRules(t *testing.T) {
 // ErrUnsupported, never compiled to something else.
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
-		"guard on a feature": "when features.trajectory\nrequire field \"did\"",
-		"dotted has":         "check has(data.gross)",
-		"when's value":       `check when == when`,
-		"duration order":     "check 1h < 2h",
-		"len of a list":      "check len(confirmed_by) > 0",
-		"index":              `check [who, did][0] == "dan"`,
-		"duration sum":       "check 1h + 1h > 1h",
-		"dotted field":       `require field "data.gross"`,
-		"format":             `require field "who" as "rfc3339"`,
+		"duration policy": "check policy.limits.grace > 1h",
+		"list policy":     `check "x" in policy.limits.names`,
+		"dotted has":      "check has(data.gross)",
+		"when's value":    `check when == when`,
+		"duration order":  "check 1h < 2h",
+		"len of a list":   "check len(confirmed_by) > 0",
+		"index":           `check [who, did][0] == "dan"`,
+		"duration sum":    "check 1h + 1h > 1h",
+		"dotted field":    `require field "data.gross"`,
+		"format":          `require field "who" as "rfc3339"`,
 	} {
-		src = "validator v {\n" + src + "\non_fail \"reject\"\n}\n"
+		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
 		p, errs := lll.Compile([]lll.Source{{Name: "t.lll", Text: []byte(src)}})
 		if len(errs) > 0 {
 			t.Errorf("%s: the source does not compile: %v", name, errs)
@@ -253,5 +254,46 @@ func TestStringsModule(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"lower", "upper", "lower", "upper"}, names); diff != "" {
 		t.Errorf("the builtins' charge points (-want +got):\n%s", diff)
+	}
+}
+
+// envSrc reads feature flags and policy values, one of them twice.
+const envSrc = `policy p {
+  n: 3
+  s: "dan"
+  b: true
+  m: { k: 2, t: "x" }
+}
+validator env {
+  when policy.p.b or features.cluster
+  check features.diamond or who == policy.p.s
+  check policy.p.n + policy.p.m.k > policy.p.n or policy.p.m.t != "x"
+  on_fail "warn"
+}
+`
+
+// TestEnvModule compiles feature flags and policy values read from the
+// env region, checks the module with both validators, against its golden
+// bytes (testdata/env.wasm.hex), and the flags and policy values it
+// reads, each once, in the order of their first use.
+func TestEnvModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, envSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "env", out.Wasm)
+	golden(t, "env.wasm.hex", out.Wasm)
+	if diff := cmp.Diff([]string{"cluster", "diamond"}, out.Features); diff != "" {
+		t.Errorf("features (-want +got):\n%s", diff)
+	}
+	want := []codegen.PolicyRef{
+		{Name: "p", Path: []string{"b"}, Kind: ir.Bool},
+		{Name: "p", Path: []string{"s"}, Kind: ir.String},
+		{Name: "p", Path: []string{"n"}, Kind: ir.Number},
+		{Name: "p", Path: []string{"m", "k"}, Kind: ir.Number},
+		{Name: "p", Path: []string{"m", "t"}, Kind: ir.String},
+	}
+	if diff := cmp.Diff(want, out.Policies); diff != "" {
+		t.Errorf("policy values (-want +got):\n%s", diff)
 	}
 }

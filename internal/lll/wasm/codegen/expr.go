@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -153,6 +154,25 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 		c.I32Const(int32(layout.Slot(sf))).Mem(enc.OpI64Load, 2, layout.SlotLen) // length | offset<<32
 		c.Op(enc.OpElse).I64Const(strNull).Op(enc.OpEnd)
 		return kStr, nil
+	case ir.OpFeature:
+		bit, err := f.g.feature(e)
+		if err != nil {
+			return 0, err
+		}
+		f.charge(e)
+		c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, 0).I32Const(int32(bit)).Op(enc.OpI32ShrU).I32Const(1).Op(enc.OpI32And)
+		return kBool, nil
+	case ir.OpPolicy:
+		i, k, err := f.g.policy(e)
+		if err != nil {
+			return 0, err
+		}
+		f.charge(e)
+		c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, layout.EnvPolicies+8*i)
+		if k == kBool {
+			c.Op(enc.OpI32WrapI64)
+		}
+		return k, nil
 	case ir.OpNot:
 		if len(e.Args) != 1 {
 			return 0, f.unsupported(e, "not without one operand")
@@ -742,4 +762,60 @@ func (f *fn) matches(e *ir.Expr) (kind, error) {
 	c.LocalGet(x).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalGet(x).Op(enc.OpI32WrapI64).Index(enc.OpCall, match)
 	c.Op(enc.OpEnd)
 	return kBool, nil
+}
+
+// feature returns the bit of the feature flag e reads in the env region,
+// giving it the next at its first use.
+func (g *gen) feature(e *ir.Expr) (uint32, error) {
+	for i, name := range g.out.Features {
+		if name == e.Name {
+			return uint32(i), nil
+		}
+	}
+	if len(g.out.Features) == maxFeatures {
+		return 0, fmt.Errorf("%w: over %d feature flags at %s", ErrUnsupported, maxFeatures, e.Pos)
+	}
+	g.out.Features = append(g.out.Features, e.Name)
+	return uint32(len(g.out.Features) - 1), nil
+}
+
+// policy returns the index of the policy value e reads in the env
+// region's table and its kind, giving it the next at its first use. The
+// kind is that of the program's own value: a number, a bool or a string.
+func (g *gen) policy(e *ir.Expr) (uint32, kind, error) {
+	unsupported := func(what string) (uint32, kind, error) {
+		return 0, 0, fmt.Errorf("%w: %s at %s", ErrUnsupported, what, e.Pos)
+	}
+	def := g.prog.Policy(e.Name)
+	if def == nil || len(e.Path) == 0 || def.Field(e.Path[0]) == nil {
+		return unsupported("a policy value the program does not have")
+	}
+	v := def.Field(e.Path[0]).Value
+	for _, key := range e.Path[1:] {
+		if v.Kind() != ir.Map {
+			return unsupported("a policy value the program does not have")
+		}
+		v, _ = v.Get(key)
+	}
+	var k kind
+	switch v.Kind() {
+	case ir.Number:
+		k = kNum
+	case ir.Bool:
+		k = kBool
+	case ir.String:
+		k = kStr
+	default:
+		return unsupported("a policy value of kind " + v.Kind().String())
+	}
+	for i, ref := range g.out.Policies {
+		if ref.Name == e.Name && slices.Equal(ref.Path, e.Path) {
+			return uint32(i), k, nil
+		}
+	}
+	if len(g.out.Policies) == maxPolicies {
+		return unsupported(fmt.Sprintf("over %d policy values", maxPolicies))
+	}
+	g.out.Policies = append(g.out.Policies, PolicyRef{Name: e.Name, Path: slices.Clone(e.Path), Kind: v.Kind()})
+	return uint32(len(g.out.Policies) - 1), k, nil
 }

@@ -20,7 +20,18 @@
 //	                  length, or -1<<32 for null; for a builtin, a is its
 //	                  argument); the first word is then the fault
 //	                  (Fault*), the second the operator's charge point
-//	InBase    0x4040  the input, written by the host in one copy per span:
+//	EnvBase   0x4040  what a run may see of the world, written by the host
+//	                  before a run when the module reads any of it
+//	                  (EnvSize bytes):
+//	          +0      u32 the feature flags the module reads, bit i for
+//	                  the i-th of codegen's Output.Features
+//	          +4      u32 0
+//	          +8      i64 a value for each policy value the module reads
+//	                  (codegen's Output.Policies), as the run resolves it:
+//	                  a number in millionths, a bool 0 or 1, a string
+//	                  offset<<32 | length (or -1<<32 for null)
+//	          then    the bytes of those strings
+//	InBase    0x5040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
 //	          +4      u32 0
 //	          +8      SlotCount slots of SlotSize bytes, slot f for field f
@@ -80,7 +91,10 @@ const (
 	ConstBase   = 0x0000
 	ConstSize   = 0x4000
 	OutBase     = 0x4000
-	InBase      = 0x4040
+	EnvBase     = 0x4040
+	EnvSize     = 0x1000
+	EnvPolicies = 8 // the offset of the policy values in the env region
+	InBase      = EnvBase + EnvSize
 	SlotCount   = spanfield.Count
 	SlotSize    = 24
 	MembersOff  = 8 + SlotCount*SlotSize

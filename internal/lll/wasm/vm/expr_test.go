@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
@@ -47,8 +48,11 @@ func genGlobs() []string {
 func (g exprGen) pick(s []string) string { return s[g.r.IntN(len(s))] }
 
 func (g exprGen) str() string {
-	if g.r.IntN(3) == 0 {
+	switch g.r.IntN(8) {
+	case 0, 1:
 		return g.pick(genStrings())
+	case 2:
+		return g.pick([]string{"policy.p.s", "policy.p.m.t"})
 	}
 	return g.pick(genStrFields())
 }
@@ -84,6 +88,9 @@ func (g exprGen) num(depth int) string {
 	case 0:
 		return fmt.Sprint(g.r.IntN(12))
 	case 1:
+		if g.r.IntN(4) == 0 {
+			return g.pick([]string{"policy.p.n", "policy.p.m.k"})
+		}
 		return g.pick(genNumbers())
 	case 2:
 		return "len(" + g.strExpr(1) + ")"
@@ -100,6 +107,12 @@ func (g exprGen) boolean(depth int) string {
 	}
 	switch g.r.IntN(n) {
 	case 0:
+		switch g.r.IntN(4) {
+		case 0:
+			return "features." + g.pick(abi.Features())
+		case 1:
+			return "policy.p.b"
+		}
 		return "has(" + g.pick(genAllFields()) + ")"
 	case 4:
 		return g.strExpr(1) + " matches " + g.pick(genGlobs())
@@ -121,10 +134,75 @@ func (g exprGen) boolean(depth int) string {
 	return "(" + g.boolean(depth-1) + ") or (" + g.boolean(depth-1) + ")"
 }
 
+// env draws what a run sees: each feature flag on or off, and the policy
+// p (see program) as the program has it or overridden, its keys
+// sometimes absent, sometimes of another kind than the program's.
+func (g exprGen) env() eval.Env {
+	var env eval.Env
+	for _, f := range abi.Features() {
+		if g.r.IntN(2) == 0 {
+			if env.Features == nil {
+				env.Features = map[string]bool{}
+			}
+			env.Features[f] = true
+		}
+	}
+	if g.r.IntN(2) == 0 {
+		return env
+	}
+	odd := func() bool { return g.r.IntN(10) == 0 } // a value of another kind
+	num := func() ir.Value {
+		if odd() {
+			return ir.StringValue("3")
+		}
+		return []ir.Value{ir.IntValue(0), ir.IntValue(7), ir.NumberMicros(500000), ir.NumberMicros(9223372036853999999)}[g.r.IntN(4)]
+	}
+	str := func() ir.Value {
+		if odd() {
+			return ir.IntValue(1)
+		}
+		return ir.StringValue(g.pick([]string{"dan", "DAN", "", "é", "sale.post"}))
+	}
+	pol := &ir.Policy{Name: "p"}
+	for _, key := range []string{"b", "m", "n", "s"} { // sorted, as Policy.Fields are
+		if g.r.IntN(3) == 0 {
+			continue
+		}
+		var v ir.Value
+		switch key {
+		case "b":
+			v = ir.BoolValue(g.r.IntN(2) == 0)
+			if odd() {
+				v = ir.IntValue(1)
+			}
+		case "m":
+			m := map[string]ir.Value{}
+			if g.r.IntN(4) != 0 {
+				m["k"] = num()
+			}
+			if g.r.IntN(4) != 0 {
+				m["t"] = str()
+			}
+			v = ir.MapValue(m)
+			if odd() {
+				v = ir.IntValue(5)
+			}
+		case "n":
+			v = num()
+		case "s":
+			v = str()
+		}
+		pol.Fields = append(pol.Fields, &ir.PolicyField{Key: key, Value: v})
+	}
+	env.Policies = map[string]*ir.Policy{"p": pol}
+	return env
+}
+
 // program writes a span validator: most often a guard, a field rule or
 // two, one to three check rules.
 func (g exprGen) program() string {
 	var b strings.Builder
+	b.WriteString("policy p {\n  n: 3\n  s: \"dan\"\n  b: true\n  m: { k: 2, t: \"x\" }\n}\n")
 	b.WriteString("validator g {\n")
 	if g.r.IntN(3) != 0 {
 		b.WriteString("  when " + g.boolean(1+g.r.IntN(3)) + "\n")
@@ -171,7 +249,7 @@ func TestDifferentialExprs(t *testing.T) {
 	g := exprGen{r: r}
 	vs := exprVariants()
 	seen := map[string]int{}
-	const programs, spans = 200, 40
+	const programs, spans = 250, 40
 	for pn := range programs {
 		src := g.program()
 		p, errs := lll.Compile([]lll.Source{{Name: "g.lll", Text: []byte(src)}})
@@ -201,26 +279,35 @@ func TestDifferentialExprs(t *testing.T) {
 			if err != nil {
 				t.Fatalf("span %s: %v", line, err)
 			}
-			full, steps := ev.CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
+			_, steps := ev.CheckSpanSteps(ctx, s, &eval.Env{Timeout: -1})
 			envs := []eval.Env{{MaxSteps: eval.DefaultMaxSteps}}
 			if steps > 0 {
 				envs = append(envs, eval.Env{MaxSteps: 1 + r.Int64N(steps)}, eval.Env{MaxBytes: 50 + r.Int64N(600)})
 			}
+			for i := range envs {
+				world := g.env()
+				envs[i].Features, envs[i].Policies = world.Features, world.Policies
+			}
 			for _, env := range envs {
+				env.Timeout = -1
 				budget := env.MaxSteps
-				want, wantSteps := full, steps
-				if env.MaxSteps != eval.DefaultMaxSteps {
-					env.Timeout = -1
-					want, wantSteps = ev.CheckSpanSteps(ctx, s, &env)
-				}
+				want, wantSteps := ev.CheckSpanSteps(ctx, s, &env)
 				got, res, err := in.CheckSpanEnv(ctx, "g", s, &env)
 				if errors.Is(err, vm.ErrUnsupported) {
-					// Only the case of a string that is not ASCII is left
-					// to the interpreter.
-					if !strings.Contains(src, "lower(") && !strings.Contains(src, "upper(") || !nonASCII(src+string(line)) {
+					// Left to the interpreter: the case of a string that
+					// is not ASCII, a policy value of another kind than
+					// the program's.
+					switch {
+					case strings.Contains(err.Error(), "policy."):
+						if !oddPolicy(t, ep, out, &env) {
+							t.Fatalf("program %d span %d %s: %v, but every policy value is of its kind\n%s", pn, sn, line, err, src)
+						}
+						seen["policy of another kind"]++
+					case !strings.Contains(src, "lower(") && !strings.Contains(src, "upper(") || !nonASCII(src+string(line)+fmt.Sprint(env.Policies)):
 						t.Fatalf("program %d span %d %s: %v\n%s", pn, sn, line, err, src)
+					default:
+						seen["unsupported"]++
 					}
-					seen["unsupported"]++
 					continue
 				}
 				if err != nil {
@@ -242,7 +329,7 @@ func TestDifferentialExprs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, must := range []string{"pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
+	for _, must := range []string{"policy of another kind", "pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
 		"guard division by zero", "check division by zero", "guard overflow", "check overflow",
 		"guard order of null", "check order of null", "guard case of null", "check case of null",
 		"guard concatenation of null", "check concatenation of null", "guard byte budget", "check byte budget", "unsupported"} {
@@ -251,6 +338,23 @@ func TestDifferentialExprs(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes: %v", seen)
+}
+
+// oddPolicy reports whether a policy value the module reads is, in env,
+// of another kind than the program's own.
+func oddPolicy(t *testing.T, ep *eval.Program, out *codegen.Output, env *eval.Env) bool {
+	t.Helper()
+	for _, ref := range out.Policies {
+		def, err := ep.PolicyValue(nil, ref.Name, ref.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := ep.PolicyValue(env, ref.Name, ref.Path)
+		if v.Kind() != def.Kind() && !(def.Kind() == ir.String && v.IsNull()) {
+			return true
+		}
+	}
+	return false
 }
 
 // nonASCII reports whether s has a byte that is not ASCII.

@@ -10,13 +10,16 @@
 //
 // CheckSpan (CheckSpanEnv) writes a span into the instance's memory as
 // package layout describes (decoded by package span, the decoder the
-// interpreter uses; the field table and the strings in one copy), sets the
-// fuel to the step budget and the bytes to the byte budget, calls the
-// validator and turns its answer into the same *eval.Violation the
-// interpreter gives. A run the module leaves to the interpreter
-// (layout.TrapUnsupported: the case of a string that is not ASCII, strings
-// over the scratch region) fails with ErrUnsupported; the caller then
-// runs the interpreter, whose answer is the run's.
+// interpreter uses; the field table and the strings in one copy), and,
+// when the module reads any, the run's feature flags and policy values
+// into the env region; sets the fuel to the step budget and the bytes to
+// the byte budget, calls the validator and turns its answer into the same
+// *eval.Violation the interpreter gives. A run the module leaves to the
+// interpreter (layout.TrapUnsupported: the case of a string that is not
+// ASCII, strings over the scratch region; a policy value of another kind
+// than the module was compiled for; a run the deadline or the context may
+// have decided, see CheckSpanEnv) fails with ErrUnsupported; the caller
+// then runs the interpreter, whose answer is the run's.
 package vm
 
 import (
@@ -24,7 +27,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -62,6 +67,12 @@ type Module struct {
 	cm         wazero.CompiledModule
 	validators map[string]*eval.Validator
 	points     []codegen.Point
+	// steps says which validators count steps (have charge points): only
+	// their runs can meet the deadline and the context.
+	steps    map[string]bool
+	features []string
+	policies []codegen.PolicyRef
+	defaults []ir.Value // the program's own value of each policy value
 }
 
 // Compile compiles the module out, which codegen compiled from p.
@@ -80,7 +91,21 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 	if err != nil {
 		return nil, fmt.Errorf("vm: compile: %w", err)
 	}
-	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points}
+	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points, steps: map[string]bool{},
+		features: out.Features, policies: out.Policies}
+	if len(out.Features) > 32 || len(out.Policies) > (layout.EnvSize-layout.EnvPolicies)/8 {
+		return nil, fmt.Errorf("vm: %d features and %d policy values do not fit the env region", len(out.Features), len(out.Policies))
+	}
+	for _, ref := range out.Policies {
+		v, err := ep.PolicyValue(nil, ref.Name, ref.Path)
+		if err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
+		m.defaults = append(m.defaults, v)
+	}
+	for _, pt := range out.Points {
+		m.steps[pt.Validator] = true
+	}
 	for _, name := range out.Validators {
 		v := ep.Validator(name)
 		if v == nil {
@@ -104,6 +129,7 @@ type Instance struct {
 	bytes api.MutableGlobal
 	funcs map[string]api.Function
 	buf   []byte
+	env   []byte
 	stack [1]uint64
 }
 
@@ -146,42 +172,81 @@ type Result struct {
 }
 
 // CheckSpan runs the validator name over s with a step budget of budget
-// (eval.DefaultMaxSteps when <= 0): CheckSpanEnv with an Env of that
-// MaxSteps.
+// (eval.DefaultMaxSteps when <= 0) and no deadline: CheckSpanEnv with an
+// Env of that MaxSteps and a negative Timeout.
 func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, budget int64) (*eval.Violation, Result, error) {
-	return in.CheckSpanEnv(ctx, name, s, &eval.Env{MaxSteps: budget})
+	return in.CheckSpanEnv(ctx, name, s, &eval.Env{MaxSteps: budget, Timeout: -1})
 }
 
 // CheckSpanEnv runs the validator name over s as eval's
-// Validator.CheckSpan does with env and no deadline: nil when the span
-// passes, else the interpreter's violation. The run's step budget is
-// env.MaxSteps and its byte budget env.MaxBytes (eval's defaults when
-// <= 0; env may be nil). A run whose step budget runs out is a violation
-// too (cannot evaluate: ... LLL100), as it is for the interpreter, with
-// Result.Trap = layout.TrapFuel; so is a fault of an expression (LLL102,
-// LLL103, the byte budget's LLL105), with layout.TrapFault. A run the
-// module cannot answer (layout.TrapUnsupported) fails with
-// ErrUnsupported: the caller asks the interpreter.
+// Validator.CheckSpan does with env: nil when the span passes, else the
+// interpreter's violation. The run's step budget is env.MaxSteps and its
+// byte budget env.MaxBytes (eval's defaults when <= 0; env may be nil);
+// it sees env's feature flags and policy values. A run whose step budget
+// runs out is a violation too (cannot evaluate: ... LLL100), as it is for
+// the interpreter, with Result.Trap = layout.TrapFuel; so is a fault of an
+// expression (LLL102, LLL103, the byte budget's LLL105), with
+// layout.TrapFault. A run the module cannot answer fails with
+// ErrUnsupported, and the caller asks the interpreter: the module trapped
+// with layout.TrapUnsupported, a policy value is of a kind the module was
+// not compiled for, or the deadline or the context may have decided the
+// run.
+//
+// The deadline (env.Timeout, eval.DefaultTimeout when zero) and the
+// context are wall-clock matters: the interpreter looks at them every 256
+// steps and when its step budget runs out, and a backend cannot know when
+// the other would have. The module does not look at them during a run
+// (its run is bounded by its fuel); after it, a run that counted a step
+// is answered only when the context is not done (the interpreter fails at
+// its first step with a context done before the run) and, when it
+// counted steps where the interpreter looks at the clock (256 or more, or
+// its budget ran out), when the module's own run took less than the
+// timeout; else it is the interpreter's (ErrUnsupported), which words
+// LLL101 or LLL106 when its own run meets them. A run
+// with a negative Timeout has no deadline, as for the interpreter: the
+// module then answers it as the interpreter does, whatever the time.
 func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span, env *eval.Env) (*eval.Violation, Result, error) {
 	f, v := in.funcs[name], in.m.validators[name]
 	if f == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
-	budget, maxBytes := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes)
+	budget, maxBytes, timeout := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes), eval.DefaultTimeout
 	if env != nil && env.MaxSteps > 0 {
 		budget = env.MaxSteps
 	}
 	if env != nil && env.MaxBytes > 0 {
 		maxBytes = env.MaxBytes
 	}
+	if env != nil && env.Timeout != 0 {
+		timeout = env.Timeout
+	}
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
+	}
+	if len(in.m.features) > 0 || len(in.m.policies) > 0 {
+		if err := in.writeEnv(env); err != nil {
+			return nil, Result{}, err
+		}
 	}
 	in.fuel.Set(uint64(budget))
 	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
+	var start time.Time
+	timed := in.m.steps[name] && timeout > 0
+	if timed {
+		start = time.Now()
+	}
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	if res.FuelUsed > 0 {
+		if ctx.Err() != nil {
+			return nil, res, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
+		}
+		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel
+		if timed && looked && time.Since(start) >= timeout {
+			return nil, res, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
+		}
+	}
 	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
 	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
@@ -290,6 +355,57 @@ func (in *Instance) write(s *span.Span) error {
 	in.buf = b
 	if !in.mem.Write(layout.InBase, b) {
 		return fmt.Errorf("%w: memory write out of range", ErrTooLarge)
+	}
+	return nil
+}
+
+// writeEnv writes the env region: the module's feature flags as env has
+// them, its policy values as env resolves them. A value of a kind the
+// module was not compiled for, or strings that do not fit the region,
+// fail with ErrUnsupported.
+func (in *Instance) writeEnv(env *eval.Env) error {
+	m := in.m
+	b := in.env[:0]
+	var bits uint32
+	for i, name := range m.features {
+		if env.Feature(name) {
+			bits |= 1 << i
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, bits)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	str := layout.EnvPolicies + 8*len(m.policies)
+	for i, ref := range m.policies {
+		v := env.PolicyValue(ref.Name, ref.Path, m.defaults[i])
+		var x uint64
+		switch {
+		case v.Kind() == ref.Kind && v.Kind() == ir.Number:
+			x = uint64(v.Micros())
+		case v.Kind() == ref.Kind && v.Kind() == ir.Bool:
+			x = uint64(v.Micros())
+		case ref.Kind == ir.String && v.Kind() == ir.Null:
+			x = 0xffffffff << 32
+		case v.Kind() == ref.Kind && v.Kind() == ir.String:
+			if str+len(v.Str()) > layout.EnvSize {
+				return fmt.Errorf("%w: policy values over %d bytes", ErrUnsupported, layout.EnvSize)
+			}
+			x = uint64(layout.EnvBase+str)<<32 | uint64(len(v.Str()))
+			str += len(v.Str())
+		default:
+			return fmt.Errorf("%w: policy.%s.%s is a %s, the module reads a %s", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), v.Kind(), ref.Kind)
+		}
+		b = binary.LittleEndian.AppendUint64(b, x)
+	}
+	for i, ref := range m.policies {
+		if ref.Kind == ir.String {
+			if v := env.PolicyValue(ref.Name, ref.Path, m.defaults[i]); v.Kind() == ir.String {
+				b = append(b, v.Str()...)
+			}
+		}
+	}
+	in.env = b
+	if !in.mem.Write(layout.EnvBase, b) {
+		return fmt.Errorf("%w: env write out of range", ErrTooLarge)
 	}
 	return nil
 }
