@@ -368,6 +368,33 @@ func (fr *frame) spanValue(f spanfield.Field, pos string) (ir.Value, error) {
 	return ir.StringValue(str), nil
 }
 
+// SpanData is a span's data as a run reads it: its value, decoded as the
+// interpreter decodes it (null when the span has none), and the bytes
+// the run's first read of data charges to the byte budget (the copy of
+// the JSON and the value made of it; 0 without data). It fails as the
+// interpreter's first read of data fails when the JSON does not decode to
+// the language's values (an *Error LLL102). A second backend charges the
+// bytes where the interpreter first reads data (a field data.PATH or
+// has(data.PATH)), and reads a path below the value with Walk.
+func SpanData(s *span.Span) (v ir.Value, bytes int64, err error) {
+	if s.Data == nil {
+		return ir.NullValue(), 0, nil
+	}
+	v, err = decodeJSON("data", s.Data)
+	if err != nil {
+		return ir.Value{}, 0, err
+	}
+	return v, int64(len(s.Data)) + valueSize(v, math.MaxInt64), nil
+}
+
+// Walk returns the value at path below v, as the interpreter reads a
+// dotted field (data.gross) or policy value: down maps only; null below
+// any other value and for a missing key.
+func Walk(v ir.Value, path []string) ir.Value {
+	v, _ = walk(v, path)
+	return v
+}
+
 // decodeData decodes the JSON of a span's data, charging the copy of the
 // bytes it decodes and the value it makes.
 func (fr *frame) decodeData(b []byte, pos string) (ir.Value, error) {

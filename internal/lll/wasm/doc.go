@@ -23,7 +23,7 @@
 // field rules (require/allow with the formats the canonical span contract
 // uses, in [...] over strings, reject unknown fields), with guards and check
 // rules over a first subset of expressions (constants, the string fields'
-// values, has, feature flags, policy values, ==, !=, the orders over numbers and strings, in over list
+// values, values below data, has, feature flags, policy values, ==, !=, the orders over numbers and strings, in over list
 // literals, matches, len, lower and upper of a string, concatenation,
 // arithmetic over numbers, not, and, or), fuel and bytes charged where the
 // interpreter counts its steps and bytes. Other expressions, kernels, host calls, event validators,

@@ -11,8 +11,8 @@
 //
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
-// over a top-level field, feature flags, policy values that are numbers,
-// bools or strings, ==, !=, <, <=, >, >= over numbers and over strings, in
+// over a top-level field, values below data (data.gross) and has of them,
+// feature flags, policy values that are numbers, bools or strings, ==, !=, <, <=, >, >= over numbers and over strings, in
 // over a list literal, matches, len of a string, lower and upper of a
 // string, the concatenation of strings, +, -, *, / and unary minus over
 // numbers, not, and, or. Fuel is charged where the interpreter counts a
@@ -27,6 +27,15 @@
 // (Output.Policies) as the run resolves them, each compiled for the kind
 // of the program's own value; a run whose value is of another kind is the
 // interpreter's to answer (the host does not call the module).
+//
+// A value below a span's data is known only at run time: it is compiled
+// as the kind the expression around it fixes (data.gross > 10: a number;
+// lower(data.note): a string; a condition: a bool; two such values
+// compared fix none and are refused) and read from the env region, where
+// the host writes each path's kind and value for the span (eval.SpanData,
+// eval.Walk); a value of another kind traps with layout.TrapUnsupported.
+// The run's first read of data charges the byte budget what the
+// interpreter's decoding of it charges.
 //
 // Arithmetic is the interpreter's on millionths, bit for bit: sums checked
 // for overflow, products and quotients through a 128-bit a*b/c that
@@ -58,7 +67,8 @@
 // ErrUnsupported, never approximates: other operators and builtins,
 // arithmetic over durations and timestamps, policy values of other
 // kinds (durations, lists, maps), kernels, host calls, the values of when,
-// confirmed_by and data, dotted fields (data.gross), formats other than
+// confirmed_by and data itself, field rules over dotted fields
+// (require field "data.gross"), formats other than
 // those the interpreter's fast path decides for the field (rfc3339 on
 // when, string on a string field, array and array_of_strings on
 // confirmed_by, object on data), in [...] on when, confirmed_by or data.
@@ -102,6 +112,9 @@ type Output struct {
 	// Policies are the policy values the module reads, by their index
 	// in the env region's table.
 	Policies []PolicyRef
+	// Data are the paths below a span's data (data.PATH) the module
+	// reads, by their index in the env region's table of them.
+	Data [][]string
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The
@@ -118,7 +131,8 @@ type PolicyRef struct {
 // Limits of the env region.
 const (
 	maxFeatures = 32
-	maxPolicies = 64
+	maxPolicies = layout.EnvMaxPolicies
+	maxData     = layout.EnvMaxData
 )
 
 // The module's types, globals and functions, by index. The span
@@ -131,6 +145,7 @@ const (
 	globalTrap    = 1
 	globalBytes   = 2 // the byte budget left
 	globalScratch = 3 // the next free byte of the scratch region (not exported)
+	globalData    = 4 // 1 once the run has read data (not exported)
 	funcStreq     = 0
 )
 
@@ -167,6 +182,7 @@ func Compile(p *ir.Program) (*Output, error) {
 				{Type: enc.I32, Mutable: true},
 				{Type: enc.I64, Mutable: true},
 				{Type: enc.I32, Mutable: true, Init: layout.ScratchBase},
+				{Type: enc.I32, Mutable: true},
 			},
 			Exports: []enc.Export{
 				{Name: layout.GlobalFuel, Kind: enc.ExternGlobal, Index: globalFuel},
@@ -252,6 +268,7 @@ func streq() []byte {
 func (f *fn) validator() error {
 	v, c := f.v, f.c
 	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
+	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
 	if v.Guard != nil {
 		f.rule = -1
 		if err := f.cond(v.Guard); err != nil {

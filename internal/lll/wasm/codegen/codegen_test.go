@@ -184,7 +184,8 @@ func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
 		"duration policy": "check policy.limits.grace > 1h",
 		"list policy":     `check "x" in policy.limits.names`,
-		"dotted has":      "check has(data.gross)",
+		"data itself":     "check data == data",
+		"data and data":   "check data.a == data.b",
 		"when's value":    `check when == when`,
 		"duration order":  "check 1h < 2h",
 		"len of a list":   "check len(confirmed_by) > 0",
@@ -257,7 +258,8 @@ func TestStringsModule(t *testing.T) {
 	}
 }
 
-// envSrc reads feature flags and policy values, one of them twice.
+// envSrc reads feature flags, policy values (one of them twice) and
+// values below data.
 const envSrc = `policy p {
   n: 3
   s: "dan"
@@ -268,14 +270,15 @@ validator env {
   when policy.p.b or features.cluster
   check features.diamond or who == policy.p.s
   check policy.p.n + policy.p.m.k > policy.p.n or policy.p.m.t != "x"
+  check data.gross > 0 or has(data.m.k) or data.note == "x" or data.gross + data.m.k > 1
   on_fail "warn"
 }
 `
 
 // TestEnvModule compiles feature flags and policy values read from the
 // env region, checks the module with both validators, against its golden
-// bytes (testdata/env.wasm.hex), and the flags and policy values it
-// reads, each once, in the order of their first use.
+// bytes (testdata/env.wasm.hex), and the flags, policy values and paths
+// below data it reads, each once, in the order of their first use.
 func TestEnvModule(t *testing.T) {
 	out, err := codegen.Compile(compileSrc(t, envSrc))
 	if err != nil {
@@ -295,5 +298,8 @@ func TestEnvModule(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, out.Policies); diff != "" {
 		t.Errorf("policy values (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([][]string{{"gross"}, {"m", "k"}, {"note"}}, out.Data); diff != "" {
+		t.Errorf("paths below data (-want +got):\n%s", diff)
 	}
 }

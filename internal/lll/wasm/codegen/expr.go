@@ -106,7 +106,7 @@ func (f *fn) chargeBytes(pt uint32, n func()) {
 
 // cond compiles a guard or a check's condition, which must be a bool.
 func (f *fn) cond(e *ir.Expr) error {
-	k, err := f.expr(e)
+	k, err := f.exprAs(e, kBool)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,25 @@ func (f *fn) cond(e *ir.Expr) error {
 // expr compiles e, charging fuel where and in the order the interpreter
 // counts steps (eval's fr.step: every operator but not, and, or and neg
 // counts one before its operands), and returns the kind of its value.
-func (f *fn) expr(e *ir.Expr) (kind, error) {
+func (f *fn) expr(e *ir.Expr) (kind, error) { return f.exprAs(e, 0) }
+
+// staticKind is the kind of e's value the checker's type fixes, 0 for a
+// value known only at run time (data.PATH) or of a kind not compiled.
+func staticKind(e *ir.Expr) kind {
+	switch e.Type.Kind {
+	case ir.Number:
+		return kNum
+	case ir.String:
+		return kStr
+	case ir.Bool:
+		return kBool
+	}
+	return 0
+}
+
+// exprAs is expr for a place that wants a value of kind hint (0: any):
+// a value known only at run time (data.PATH) is compiled as that kind.
+func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 	if f.nodes++; f.nodes > maxNodes {
 		return 0, f.unsupported(e, fmt.Sprintf("over %d expression nodes in one validator", maxNodes))
 	}
@@ -136,6 +154,9 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 		return f.value(e, ir.StringValue(e.Name))
 	case ir.OpField, ir.OpHas:
 		sf := spanfield.Of(e.Name)
+		if sf == spanfield.Data && len(e.Path) > 0 {
+			return f.data(e, hint)
+		}
 		if len(e.Path) > 0 || sf == spanfield.None {
 			return 0, f.unsupported(e, "a field that is not a top-level span field")
 		}
@@ -232,7 +253,7 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 		if len(e.Args) != 1 {
 			return 0, f.unsupported(e, "neg without one operand")
 		}
-		k, err := f.expr(e.Args[0])
+		k, err := f.exprAs(e.Args[0], kNum)
 		if err != nil {
 			return 0, err
 		}
@@ -253,7 +274,7 @@ func (f *fn) expr(e *ir.Expr) (kind, error) {
 			return 0, f.unsupported(e, "the builtin "+e.Name)
 		}
 		f.charge(e)
-		k, err := f.expr(e.Args[0])
+		k, err := f.exprAs(e.Args[0], kStr)
 		if err != nil {
 			return 0, err
 		}
@@ -310,7 +331,13 @@ func (f *fn) in(e *ir.Expr) (kind, error) {
 	}
 	c := f.c
 	f.charge(e)
-	k, err := f.expr(e.Args[0])
+	hint := kind(0)
+	for _, el := range e.Args[1].Args {
+		if hint = staticKind(el); hint != 0 {
+			break
+		}
+	}
+	k, err := f.exprAs(e.Args[0], hint)
 	if err != nil {
 		return 0, err
 	}
@@ -323,7 +350,7 @@ func (f *fn) in(e *ir.Expr) (kind, error) {
 	c.I32Const(0).LocalSet(found)
 	for _, el := range e.Args[1].Args {
 		c.LocalGet(x)
-		ek, err := f.expr(el)
+		ek, err := f.exprAs(el, k)
 		if err != nil {
 			return 0, err
 		}
@@ -367,10 +394,21 @@ func (f *fn) binary(e *ir.Expr) (pt uint32, a, b kind, err error) {
 		return 0, 0, 0, f.unsupported(e, string(e.Op)+" without two operands")
 	}
 	pt = f.charge(e)
-	if a, err = f.expr(e.Args[0]); err != nil {
+	ha, hb := staticKind(e.Args[0]), staticKind(e.Args[1])
+	switch {
+	case ha == 0 && hb == 0 && (e.Op == ir.OpAdd || e.Op == ir.OpSub || e.Op == ir.OpMul || e.Op == ir.OpDiv):
+		// Arithmetic of two values known only at run time: the checker
+		// types it a number.
+		ha, hb = staticKind(e), staticKind(e)
+	case ha == 0:
+		ha = hb
+	case hb == 0:
+		hb = ha
+	}
+	if a, err = f.exprAs(e.Args[0], ha); err != nil {
 		return 0, 0, 0, err
 	}
-	if b, err = f.expr(e.Args[1]); err != nil {
+	if b, err = f.exprAs(e.Args[1], hb); err != nil {
 		return 0, 0, 0, err
 	}
 	return pt, a, b, nil
@@ -431,7 +469,7 @@ func (f *fn) strLen(x uint32) {
 func (f *fn) caseOf(e *ir.Expr) (kind, error) {
 	c := f.c
 	pt := f.charge(e)
-	k, err := f.expr(e.Args[0])
+	k, err := f.exprAs(e.Args[0], kStr)
 	if err != nil {
 		return 0, err
 	}
@@ -746,7 +784,7 @@ func (f *fn) matches(e *ir.Expr) (kind, error) {
 	}
 	c := f.c
 	f.charge(e)
-	k, err := f.expr(e.Args[0])
+	k, err := f.exprAs(e.Args[0], kStr)
 	if err != nil {
 		return 0, err
 	}
@@ -818,4 +856,65 @@ func (g *gen) policy(e *ir.Expr) (uint32, kind, error) {
 	}
 	g.out.Policies = append(g.out.Policies, PolicyRef{Name: e.Name, Path: slices.Clone(e.Path), Kind: v.Kind()})
 	return uint32(len(g.out.Policies) - 1), k, nil
+}
+
+// data compiles data.PATH and has(data.PATH) as eval reads them: a step;
+// the run's first read of data charges the bytes the host left in the env
+// region (eval.SpanData's) to the byte budget; then the value at the path,
+// which the host resolved for the span (eval.Walk), as kind hint: a value
+// of another kind (a number where a string is compared, null where a
+// number is) traps with layout.TrapUnsupported and the interpreter
+// answers the run. has is whether the value is not null.
+func (f *fn) data(e *ir.Expr, hint kind) (kind, error) {
+	want := map[kind][]ir.Kind{kNum: {ir.Number}, kBool: {ir.Bool}, kStr: {ir.String, ir.Null}}[hint]
+	if e.Op == ir.OpField && want == nil {
+		return 0, f.unsupported(e, "a value of data whose kind the expression does not fix")
+	}
+	i, err := f.g.dataRef(e)
+	if err != nil {
+		return 0, err
+	}
+	c := f.c
+	pt := f.charge(e)
+	c.Index(enc.OpGlobalGet, globalData).Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+	c.I32Const(1).Index(enc.OpGlobalSet, globalData)
+	f.chargeBytes(pt, func() { c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, layout.EnvData) })
+	c.Op(enc.OpEnd)
+	at := layout.EnvDataRefs + 16*i
+	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, at)
+	if e.Op == ir.OpHas {
+		c.I64Const(int64(ir.Null)).Op(enc.OpI64Ne)
+		return kBool, nil
+	}
+	kd := f.local(enc.I64)
+	c.LocalSet(kd)
+	for k, w := range want {
+		c.LocalGet(kd).I64Const(int64(w)).Op(enc.OpI64Ne)
+		if k > 0 {
+			c.Op(enc.OpI32And)
+		}
+	}
+	c.Block(enc.OpIf, enc.BlockEmpty)
+	trapUnsupported(c)
+	c.Op(enc.OpEnd)
+	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, at+8)
+	if hint == kBool {
+		c.Op(enc.OpI32WrapI64)
+	}
+	return hint, nil
+}
+
+// dataRef returns the index of data.PATH in the env region's table,
+// giving it the next at its first use.
+func (g *gen) dataRef(e *ir.Expr) (uint32, error) {
+	for i, p := range g.out.Data {
+		if slices.Equal(p, e.Path) {
+			return uint32(i), nil
+		}
+	}
+	if len(g.out.Data) == maxData {
+		return 0, fmt.Errorf("%w: over %d paths below data at %s", ErrUnsupported, maxData, e.Pos)
+	}
+	g.out.Data = append(g.out.Data, slices.Clone(e.Path))
+	return uint32(len(g.out.Data) - 1), nil
 }

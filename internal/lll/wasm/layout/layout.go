@@ -27,11 +27,19 @@
 //	                  the i-th of codegen's Output.Features
 //	          +4      u32 0
 //	          +8      i64 a value for each policy value the module reads
-//	                  (codegen's Output.Policies), as the run resolves it:
-//	                  a number in millionths, a bool 0 or 1, a string
-//	                  offset<<32 | length (or -1<<32 for null)
-//	          then    the bytes of those strings
-//	InBase    0x5040  the input, written by the host in one copy per span:
+//	                  (codegen's Output.Policies, at most EnvMaxPolicies),
+//	                  as the run resolves it: a number in millionths, a
+//	                  bool 0 or 1, a string offset<<32 | length (or -1<<32
+//	                  for null)
+//	   +EnvData       i64 the bytes the run's first read of data charges
+//	                  to the byte budget (0 when the span has no data)
+//	   +EnvDataRefs   for each data.PATH the module reads (codegen's
+//	                  Output.Data, at most EnvMaxData): i64 the kind of
+//	                  its value in the span (an ir.Kind: null when the
+//	                  span has no data or no such path), i64 its value as
+//	                  a policy value's
+//	   +EnvStrings    the bytes of those strings
+//	InBase    0x8040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
 //	          +4      u32 0
 //	          +8      SlotCount slots of SlotSize bytes, slot f for field f
@@ -92,12 +100,18 @@ const (
 	ConstSize   = 0x4000
 	OutBase     = 0x4000
 	EnvBase     = 0x4040
-	EnvSize     = 0x1000
-	EnvPolicies = 8 // the offset of the policy values in the env region
-	InBase      = EnvBase + EnvSize
-	SlotCount   = spanfield.Count
-	SlotSize    = 24
-	MembersOff  = 8 + SlotCount*SlotSize
+	EnvSize     = 0x4000
+	// Offsets in the env region and its limits.
+	EnvPolicies    = 8
+	EnvMaxPolicies = 64
+	EnvData        = EnvPolicies + 8*EnvMaxPolicies
+	EnvDataRefs    = EnvData + 8
+	EnvMaxData     = 64
+	EnvStrings     = EnvDataRefs + 16*EnvMaxData
+	InBase         = EnvBase + EnvSize
+	SlotCount      = spanfield.Count
+	SlotSize       = 24
+	MembersOff     = 8 + SlotCount*SlotSize
 	// InSize is room for the input: a span whose table is larger is
 	// refused by the host.
 	InSize      = ScratchBase - InBase

@@ -59,7 +59,7 @@ func TestEnv(t *testing.T) {
 		{name: "s a number", who: "dan", env: eval.Env{Policies: pol(field("s", ir.IntValue(1)))}, want: "unsupported"},
 		{name: "m not a map", who: "dan", env: eval.Env{Policies: pol(field("m", ir.IntValue(5)))}, want: "unsupported"},
 		{name: "n a percentile", who: "dan", env: eval.Env{Policies: pol(field("n", ir.PercentileMicros(95_000_000)))}, want: "unsupported"},
-		{name: "s too long", who: "dan", env: eval.Env{Policies: pol(field("s", ir.StringValue(strings.Repeat("s", 5000))))}, want: "unsupported"},
+		{name: "s too long", who: "dan", env: eval.Env{Policies: pol(field("s", ir.StringValue(strings.Repeat("s", 20000))))}, want: "unsupported"},
 	} {
 		line := `{"who":` + lllString(tc.who) + `}`
 		if tc.want == "unsupported" {

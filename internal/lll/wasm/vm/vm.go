@@ -11,13 +11,14 @@
 // CheckSpan (CheckSpanEnv) writes a span into the instance's memory as
 // package layout describes (decoded by package span, the decoder the
 // interpreter uses; the field table and the strings in one copy), and,
-// when the module reads any, the run's feature flags and policy values
-// into the env region; sets the fuel to the step budget and the bytes to
+// when the module reads any, the run's feature flags, policy values and
+// the values below the span's data into the env region; sets the fuel to the step budget and the bytes to
 // the byte budget, calls the validator and turns its answer into the same
 // *eval.Violation the interpreter gives. A run the module leaves to the
 // interpreter (layout.TrapUnsupported: the case of a string that is not
-// ASCII, strings over the scratch region; a policy value of another kind
-// than the module was compiled for; a run the deadline or the context may
+// ASCII, strings over the scratch region, a value below data of another
+// kind than the expression reads; a policy value of another kind than the
+// module was compiled for, data that does not decode; a run the deadline or the context may
 // have decided, see CheckSpanEnv) fails with ErrUnsupported; the caller
 // then runs the interpreter, whose answer is the run's.
 package vm
@@ -73,6 +74,7 @@ type Module struct {
 	features []string
 	policies []codegen.PolicyRef
 	defaults []ir.Value // the program's own value of each policy value
+	data     [][]string
 }
 
 // Compile compiles the module out, which codegen compiled from p.
@@ -92,9 +94,9 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 		return nil, fmt.Errorf("vm: compile: %w", err)
 	}
 	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points, steps: map[string]bool{},
-		features: out.Features, policies: out.Policies}
-	if len(out.Features) > 32 || len(out.Policies) > (layout.EnvSize-layout.EnvPolicies)/8 {
-		return nil, fmt.Errorf("vm: %d features and %d policy values do not fit the env region", len(out.Features), len(out.Policies))
+		features: out.Features, policies: out.Policies, data: out.Data}
+	if len(out.Features) > 32 || len(out.Policies) > layout.EnvMaxPolicies || len(out.Data) > layout.EnvMaxData {
+		return nil, fmt.Errorf("vm: %d features, %d policy values and %d paths below data do not fit the env region", len(out.Features), len(out.Policies), len(out.Data))
 	}
 	for _, ref := range out.Policies {
 		v, err := ep.PolicyValue(nil, ref.Name, ref.Path)
@@ -129,7 +131,8 @@ type Instance struct {
 	bytes api.MutableGlobal
 	funcs map[string]api.Function
 	buf   []byte
-	env   []byte
+	env   []byte // the env region's tables
+	strs  []byte // the env region's strings
 	stack [1]uint64
 }
 
@@ -223,8 +226,8 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
-	if len(in.m.features) > 0 || len(in.m.policies) > 0 {
-		if err := in.writeEnv(env); err != nil {
+	if len(in.m.features) > 0 || len(in.m.policies) > 0 || len(in.m.data) > 0 {
+		if err := in.writeEnv(env, s); err != nil {
 			return nil, Result{}, err
 		}
 	}
@@ -360,10 +363,12 @@ func (in *Instance) write(s *span.Span) error {
 }
 
 // writeEnv writes the env region: the module's feature flags as env has
-// them, its policy values as env resolves them. A value of a kind the
-// module was not compiled for, or strings that do not fit the region,
-// fail with ErrUnsupported.
-func (in *Instance) writeEnv(env *eval.Env) error {
+// them, its policy values as env resolves them, the paths below the span's
+// data it reads and what the first read of data charges. A value of a
+// policy of another kind than the module was compiled for, data that does
+// not decode, or strings that do not fit the region, fail with
+// ErrUnsupported.
+func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 	m := in.m
 	b := in.env[:0]
 	var bits uint32
@@ -374,40 +379,68 @@ func (in *Instance) writeEnv(env *eval.Env) error {
 	}
 	b = binary.LittleEndian.AppendUint32(b, bits)
 	b = binary.LittleEndian.AppendUint32(b, 0)
-	str := layout.EnvPolicies + 8*len(m.policies)
+	in.strs = in.strs[:0]
 	for i, ref := range m.policies {
 		v := env.PolicyValue(ref.Name, ref.Path, m.defaults[i])
 		var x uint64
 		switch {
-		case v.Kind() == ref.Kind && v.Kind() == ir.Number:
-			x = uint64(v.Micros())
-		case v.Kind() == ref.Kind && v.Kind() == ir.Bool:
-			x = uint64(v.Micros())
-		case ref.Kind == ir.String && v.Kind() == ir.Null:
-			x = 0xffffffff << 32
-		case v.Kind() == ref.Kind && v.Kind() == ir.String:
-			if str+len(v.Str()) > layout.EnvSize {
-				return fmt.Errorf("%w: policy values over %d bytes", ErrUnsupported, layout.EnvSize)
+		case ref.Kind == ir.String && (v.Kind() == ir.String || v.Kind() == ir.Null):
+			var err error
+			if x, err = in.envStr(v); err != nil {
+				return err
 			}
-			x = uint64(layout.EnvBase+str)<<32 | uint64(len(v.Str()))
-			str += len(v.Str())
+		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool):
+			x = uint64(v.Micros())
 		default:
 			return fmt.Errorf("%w: policy.%s.%s is a %s, the module reads a %s", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), v.Kind(), ref.Kind)
 		}
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
-	for i, ref := range m.policies {
-		if ref.Kind == ir.String {
-			if v := env.PolicyValue(ref.Name, ref.Path, m.defaults[i]); v.Kind() == ir.String {
-				b = append(b, v.Str()...)
+	tables := len(b)
+	if len(m.data) > 0 {
+		d, charge, err := eval.SpanData(s)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		b = binary.LittleEndian.AppendUint64(b, uint64(charge))
+		for _, path := range m.data {
+			v := eval.Walk(d, path)
+			var x uint64
+			switch v.Kind() {
+			case ir.String, ir.Null:
+				if x, err = in.envStr(v); err != nil {
+					return err
+				}
+			case ir.Number, ir.Bool:
+				x = uint64(v.Micros())
 			}
+			b = binary.LittleEndian.AppendUint64(b, uint64(v.Kind()))
+			b = binary.LittleEndian.AppendUint64(b, x)
 		}
 	}
 	in.env = b
-	if !in.mem.Write(layout.EnvBase, b) {
+	ok := in.mem.Write(layout.EnvBase, b[:tables])
+	if len(m.data) > 0 {
+		ok = ok && in.mem.Write(layout.EnvBase+layout.EnvData, b[tables:])
+	}
+	if !ok || !in.mem.Write(layout.EnvBase+layout.EnvStrings, in.strs) {
 		return fmt.Errorf("%w: env write out of range", ErrTooLarge)
 	}
 	return nil
+}
+
+// envStr places the string v (or null) among the env region's strings and
+// returns its value, offset<<32 | length.
+func (in *Instance) envStr(v ir.Value) (uint64, error) {
+	if v.IsNull() {
+		return 0xffffffff << 32, nil
+	}
+	if layout.EnvStrings+len(in.strs)+len(v.Str()) > layout.EnvSize {
+		return 0, fmt.Errorf("%w: strings of policy values and data over %d bytes", ErrUnsupported, layout.EnvSize-layout.EnvStrings)
+	}
+	x := uint64(layout.EnvBase+layout.EnvStrings+len(in.strs))<<32 | uint64(len(v.Str()))
+	in.strs = append(in.strs, v.Str()...)
+	return x, nil
 }
 
 // when returns the instant of the span's when, as the interpreter decides

@@ -1,0 +1,78 @@
+package vm_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// dataSrc reads paths below data as numbers, strings and bools, and has
+// of them.
+const dataSrc = `validator v {
+  check data.gross > 10 else "gross"
+  check has(data.note) or not has(data.m.k) else "note"
+  check not has(data.note) or lower(data.note) != "x" else "x"
+  check not has(data.ok) or data.ok else "ok"
+  check not has(data.m.k) or data.m.k * 2 != 6 or data.gross == 19.9 else "k"
+  on_fail "warn"
+}
+`
+
+// TestData: values below a span's data give the interpreter's answer,
+// the first read of data charging its bytes (LLL105 where the interpreter
+// says it); a value of another kind than the expression compiled (a
+// string compared as a number, null where a number is wanted) and data
+// that does not decode are the interpreter's to answer (ErrUnsupported).
+func TestData(t *testing.T) {
+	b := compileBoth(t, dataSrc)
+	for _, tc := range []struct {
+		data     string
+		maxBytes int64
+		want     string // the rule that fails ("" none; "unsupported"; a fault)
+	}{
+		{data: `{"gross":19.9}`},
+		{data: `{"gross":5}`, want: "gross"},
+		{data: `{"gross":20,"m":{"k":1}}`, want: "note"},
+		{data: `{"gross":20,"m":{"k":1},"note":"X"}`, want: "x"},
+		{data: `{"gross":20,"m":{"k":1},"note":"y","ok":false}`, want: "ok"},
+		{data: `{"gross":20,"note":"y","ok":true,"m":{"k":3}}`, want: "k"},
+		{data: `{"gross":19.9,"note":"y","ok":true,"m":{"k":3}}`},
+		{data: `{"gross":19.9,"m":3}`},
+		{data: `{"gross":19.9,"note":null}`},
+		{data: `{"gross":20,"note":"` + strings.Repeat("n", 300) + `"}`, maxBytes: 400, want: "error[LLL105]"},
+		// The JSON's 12 bytes and the map's value (64 + 48 + 2*(16+64) + 5),
+		// charged once however often data is read.
+		{data: `{"gross":20}`, maxBytes: 12 + 64 + 48 + 160 + 5},
+		{data: `{"gross":20}`, maxBytes: 12 + 64 + 48 + 160 + 5 - 1, want: "error[LLL105]"},
+		{data: `{"gross":"19.9"}`, want: "unsupported"},
+		{data: `{}`, want: "unsupported"},
+		{data: `{"gross":20,"note":5}`, want: "unsupported"},
+		{data: `{"gross":20,"ok":"yes"}`, want: "unsupported"},
+		{data: `{"gross":1e300}`, want: "unsupported"},
+	} {
+		line := `{"who":"dan","data":` + tc.data + `}`
+		if tc.want == "unsupported" {
+			s, err := span.Parse([]byte(line), span.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vi, _, err := b.in.CheckSpan(context.Background(), "v", s, 0); !errors.Is(err, vm.ErrUnsupported) {
+				t.Errorf("%s: %v, %v; want ErrUnsupported", tc.data, vi, err)
+			}
+			continue
+		}
+		vi := b.sameEnv(t, line, &eval.Env{MaxBytes: tc.maxBytes})
+		got := ""
+		if vi != nil {
+			got = strings.TrimPrefix(vi.Detail, "check failed: ")
+		}
+		if tc.want == "" && vi != nil || tc.want != "" && !strings.Contains(got, tc.want) {
+			t.Errorf("%s: the interpreter says %v, want %q", tc.data, vi, tc.want)
+		}
+	}
+}
