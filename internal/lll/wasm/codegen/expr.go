@@ -116,10 +116,20 @@ func (f *fn) cond(e *ir.Expr) error {
 	return nil
 }
 
-// expr compiles e, charging fuel where and in the order the interpreter
-// counts steps (eval's fr.step: every operator but not, and, or and neg
-// counts one before its operands), and returns the kind of its value.
-func (f *fn) expr(e *ir.Expr) (kind, error) { return f.exprAs(e, 0) }
+// stringArg compiles the step of e (len, lower, upper, matches) and its
+// first operand, which must be a string, returning the step's charge
+// point.
+func (f *fn) stringArg(e *ir.Expr, what string) (uint32, error) {
+	pt := f.charge(e)
+	k, err := f.exprAs(e.Args[0], kStr)
+	if err != nil {
+		return 0, err
+	}
+	if k != kStr {
+		return 0, f.unsupported(e, what+" of what is not a string")
+	}
+	return pt, nil
+}
 
 // staticKind is the kind of e's value the checker's type fixes, 0 for a
 // value known only at run time (data.PATH) or of a kind not compiled.
@@ -135,8 +145,11 @@ func staticKind(e *ir.Expr) kind {
 	return 0
 }
 
-// exprAs is expr for a place that wants a value of kind hint (0: any):
-// a value known only at run time (data.PATH) is compiled as that kind.
+// exprAs compiles e, charging fuel where and in the order the interpreter
+// counts steps (eval's fr.step: every operator but not, and, or and neg
+// counts one before its operands), and returns the kind of its value. A
+// value known only at run time (data.PATH) is compiled as the kind hint
+// the place of e wants (0: none).
 func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 	if f.nodes++; f.nodes > maxNodes {
 		return 0, f.unsupported(e, fmt.Sprintf("over %d expression nodes in one validator", maxNodes))
@@ -273,13 +286,8 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		if e.Name != "len" || len(e.Args) != 1 {
 			return 0, f.unsupported(e, "the builtin "+e.Name)
 		}
-		f.charge(e)
-		k, err := f.exprAs(e.Args[0], kStr)
-		if err != nil {
+		if _, err := f.stringArg(e, "len"); err != nil {
 			return 0, err
-		}
-		if k != kStr {
-			return 0, f.unsupported(e, "len of what is not a string")
 		}
 		// null's length field is 0, as len(null) is.
 		c.Op(enc.OpI32WrapI64).Op(enc.OpI64ExtendU).I64Const(ir.NumberScale).Op(enc.OpI64Mul)
@@ -468,13 +476,9 @@ func (f *fn) strLen(x uint32) {
 // answers such runs: the module has no table of Unicode's cases).
 func (f *fn) caseOf(e *ir.Expr) (kind, error) {
 	c := f.c
-	pt := f.charge(e)
-	k, err := f.exprAs(e.Args[0], kStr)
+	pt, err := f.stringArg(e, e.Name)
 	if err != nil {
 		return 0, err
-	}
-	if k != kStr {
-		return 0, f.unsupported(e, e.Name+" of what is not a string")
 	}
 	c.I64Const(strNull)
 	x, _ := f.operands(pt)
@@ -506,6 +510,11 @@ func (f *fn) concat(pt uint32) {
 		c.Op(enc.OpI64Add).I64Const(eval.ValueBytes).Op(enc.OpI64Add)
 	})
 	c.LocalGet(x).LocalGet(y).Index(enc.OpCall, f.g.concatHelper())
+}
+
+// packStr pushes the string of the i32 locals off and n: off<<32 | n.
+func packStr(c *enc.Code, off, n uint32) {
+	c.LocalGet(off).Op(enc.OpI64ExtendU).I64Const(32).Op(enc.OpI64Shl).LocalGet(n).Op(enc.OpI64ExtendU).Op(enc.OpI64Or)
 }
 
 // trapUnsupported emits the trap of an input the module does not handle.
@@ -556,7 +565,7 @@ func (g *gen) caseHelper() uint32 {
 	c.LocalGet(dst).LocalGet(i).Op(enc.OpI32Add).LocalGet(b).Mem(enc.OpI32Store8, 0, 0)
 	c.LocalGet(i).I32Const(1).Op(enc.OpI32Add).LocalSet(i).Index(enc.OpBr, 0)
 	c.Op(enc.OpEnd).Op(enc.OpEnd)
-	c.LocalGet(dst).Op(enc.OpI64ExtendU).I64Const(32).Op(enc.OpI64Shl).LocalGet(n).Op(enc.OpI64ExtendU).Op(enc.OpI64Or)
+	packStr(&c, dst, n)
 	typ := g.funcType(enc.FuncType{Params: []enc.ValType{enc.I64, enc.I32}, Results: []enc.ValType{enc.I64}})
 	g.caseFn = g.helper(typ, []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32, enc.I32}, c)
 	return g.caseFn
@@ -589,7 +598,7 @@ func (g *gen) concatHelper() uint32 {
 		c.LocalGet(i).I32Const(1).Op(enc.OpI32Sub).LocalSet(i).Index(enc.OpBr, 0)
 		c.Op(enc.OpEnd).Op(enc.OpEnd)
 	}
-	c.LocalGet(dst).Op(enc.OpI64ExtendU).I64Const(32).Op(enc.OpI64Shl).LocalGet(n).Op(enc.OpI64ExtendU).Op(enc.OpI64Or)
+	packStr(&c, dst, n)
 	typ := g.funcType(enc.FuncType{Params: []enc.ValType{enc.I64, enc.I64}, Results: []enc.ValType{enc.I64}})
 	g.concatFn = g.helper(typ, []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32, enc.I32}, c)
 	return g.concatFn
@@ -783,13 +792,8 @@ func (f *fn) matches(e *ir.Expr) (kind, error) {
 		return 0, err
 	}
 	c := f.c
-	f.charge(e)
-	k, err := f.exprAs(e.Args[0], kStr)
-	if err != nil {
+	if _, err := f.stringArg(e, "matches"); err != nil {
 		return 0, err
-	}
-	if k != kStr {
-		return 0, f.unsupported(e, "matches of what is not a string")
 	}
 	f.nodes++
 	f.charge(e.Args[1])

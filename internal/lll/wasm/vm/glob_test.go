@@ -1,81 +1,13 @@
 package vm_test
 
 import (
-	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
-	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/abi"
-	"github.com/loglineos/loglineos/internal/lll/eval"
-	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
-	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
-	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
 )
-
-// backends is one validator v compiled for both backends.
-type backends struct {
-	ev *eval.Validator
-	in *vm.Instance
-}
-
-// compileBoth compiles src, whose validator is named v, for both
-// backends; the module is closed when the test ends.
-func compileBoth(t *testing.T, src string) backends {
-	t.Helper()
-	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
-	if len(errs) > 0 {
-		t.Fatalf("%v\n%s", errs, src)
-	}
-	out, err := codegen.Compile(p)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, src)
-	}
-	ep, err := eval.Compile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	m, err := vm.Compile(ctx, p, out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close(ctx) })
-	in, err := m.NewInstance(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return backends{ev: ep.Validator("v"), in: in}
-}
-
-// same runs both backends over the span line: the same violation, fuel
-// and the trap the violation implies. It returns the interpreter's
-// violation.
-func (b backends) same(t *testing.T, line string) *eval.Violation {
-	t.Helper()
-	return b.sameEnv(t, line, &eval.Env{})
-}
-
-// trapOf is the trap a module gives for the interpreter's violation vi.
-func trapOf(vi *eval.Violation) uint32 {
-	switch {
-	case vi == nil:
-		return layout.TrapNone
-	case strings.Contains(vi.Detail, "error[LLL100]"):
-		return layout.TrapFuel
-	case strings.Contains(vi.Detail, "error[LLL103]"), strings.Contains(vi.Detail, "error[LLL102]"),
-		strings.Contains(vi.Detail, "error[LLL105]"):
-		return layout.TrapFault
-	}
-	return layout.TrapNone
-}
-
-// lllString quotes s as a .lll string literal.
-func lllString(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
 
 // globStrings are the strings TestGlob matches: ASCII, '/', runes of two,
 // three and four bytes, U+FFFD, the pattern's own metacharacters.
