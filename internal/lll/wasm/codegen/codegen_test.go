@@ -188,7 +188,7 @@ func TestUnsupported(t *testing.T) {
 		"data and data":   "check data.a == data.b",
 		"when's value":    `check when == when`,
 		"duration order":  "check 1h < 2h",
-		"len of a list":   "check len(confirmed_by) > 0",
+		"confirmed_by":    `check "x" in confirmed_by`,
 		"index":           `check [who, did][0] == "dan"`,
 		"duration sum":    "check 1h + 1h > 1h",
 		"dotted field":    `require field "data.gross"`,
@@ -258,8 +258,8 @@ func TestStringsModule(t *testing.T) {
 	}
 }
 
-// envSrc reads feature flags, policy values (one of them twice) and
-// values below data.
+// envSrc reads feature flags, policy values (one of them twice), values
+// below data and the length of confirmed_by.
 const envSrc = `policy p {
   n: 3
   s: "dan"
@@ -271,6 +271,7 @@ validator env {
   check features.diamond or who == policy.p.s
   check policy.p.n + policy.p.m.k > policy.p.n or policy.p.m.t != "x"
   check data.gross > 0 or has(data.m.k) or data.note == "x" or data.gross + data.m.k > 1
+  check len(confirmed_by) <= policy.p.n
   on_fail "warn"
 }
 `

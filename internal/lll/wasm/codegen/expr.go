@@ -286,6 +286,9 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		if e.Name != "len" || len(e.Args) != 1 {
 			return 0, f.unsupported(e, "the builtin "+e.Name)
 		}
+		if a := e.Args[0]; a.Op == ir.OpField && len(a.Path) == 0 && spanfield.Of(a.Name) == spanfield.ConfirmedBy {
+			return f.lenConfirmedBy(e)
+		}
 		if _, err := f.stringArg(e, "len"); err != nil {
 			return 0, err
 		}
@@ -921,4 +924,26 @@ func (g *gen) dataRef(e *ir.Expr) (uint32, error) {
 	}
 	g.out.Data = append(g.out.Data, slices.Clone(e.Path))
 	return uint32(len(g.out.Data) - 1), nil
+}
+
+// lenConfirmedBy compiles len(confirmed_by) as eval does: a step for len,
+// one for the field; a span with confirmed_by (a list of strings, which
+// the span decoder never leaves null) has the interpreter make the list,
+// charging the byte budget ValueBytes + SliceBytes + ValueBytes a
+// string; len is its length, 0 without it (len of null).
+func (f *fn) lenConfirmedBy(e *ir.Expr) (kind, error) {
+	c := f.c
+	f.charge(e)
+	f.nodes++
+	pt := f.charge(e.Args[0])
+	slot := int32(layout.Slot(spanfield.ConfirmedBy))
+	c.I32Const(slot).Mem(enc.OpI32Load8U, 0, layout.SlotKind).I32Const(layout.KindStrings).Op(enc.OpI32Eq).Block(enc.OpIf, enc.BlockEmpty)
+	f.chargeBytes(pt, func() {
+		c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(eval.ValueBytes).Op(enc.OpI64Mul)
+		c.I64Const(eval.ValueBytes + eval.SliceBytes).Op(enc.OpI64Add)
+	})
+	c.Op(enc.OpEnd)
+	// An absent member's slot is zero: length 0.
+	c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(ir.NumberScale).Op(enc.OpI64Mul)
+	return kNum, nil
 }

@@ -76,3 +76,28 @@ func TestData(t *testing.T) {
 		}
 	}
 }
+
+// TestLenConfirmedBy: len(confirmed_by) is the interpreter's (0 without
+// the member), the list it makes charging the byte budget ValueBytes +
+// SliceBytes + ValueBytes a string.
+func TestLenConfirmedBy(t *testing.T) {
+	b := compileBoth(t, "validator v {\n  check len(confirmed_by) < 2 else \"two\"\n  on_fail \"warn\"\n}\n")
+	for _, tc := range []struct {
+		members  string
+		maxBytes int64
+		want     string
+	}{
+		{members: ``},
+		{members: `,"confirmed_by":[]`},
+		{members: `,"confirmed_by":["a"]`},
+		{members: `,"confirmed_by":["a","b"]`, want: "two"},
+		{members: `,"confirmed_by":["a","b"]`, maxBytes: 64 + 24 + 2*64, want: "two"},
+		{members: `,"confirmed_by":["a","b"]`, maxBytes: 64 + 24 + 2*64 - 1, want: "error[LLL105]"},
+		{members: `,"confirmed_by":[]`, maxBytes: 64 + 24 - 1, want: "error[LLL105]"},
+	} {
+		vi := b.sameEnv(t, `{"who":"dan"`+tc.members+`}`, &eval.Env{MaxBytes: tc.maxBytes})
+		if tc.want == "" && vi != nil || tc.want != "" && (vi == nil || !strings.Contains(vi.Detail, tc.want)) {
+			t.Errorf("%s: the interpreter says %v, want %q", tc.members, vi, tc.want)
+		}
+	}
+}

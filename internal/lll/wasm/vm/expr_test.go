@@ -93,6 +93,9 @@ func (g exprGen) num(depth int) string {
 		}
 		return g.pick(genNumbers())
 	case 2:
+		if g.r.IntN(5) == 0 {
+			return "len(confirmed_by)"
+		}
 		return "len(" + g.strExpr(1) + ")"
 	case 3:
 		return "-(" + g.num(depth-1) + ")"
