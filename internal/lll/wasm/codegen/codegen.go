@@ -12,9 +12,9 @@
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
 // over a top-level field, values below data (data.gross) and has of them,
-// feature flags, policy values that are numbers, bools or strings, ==, !=, <, <=, >, >= over numbers and over strings, in
-// over a list literal, matches, len of a string and of confirmed_by,
-// lower and upper of a
+// feature flags, policy values that are numbers, bools or strings, ==, !=,
+// <, <=, >, >= over numbers and over strings, in over a list literal,
+// matches, len of a string and of confirmed_by, lower and upper of a
 // string, the concatenation of strings, +, -, *, / and unary minus over
 // numbers, not, and, or. Fuel is charged where the interpreter counts a
 // step and in the same order (every operator but not, and, or and neg,
