@@ -54,10 +54,11 @@
 // concatenation; eval.ValueBytes), a budget that runs out trapping with
 // FaultBytes for the interpreter's LLL105; lower or upper of a null and a
 // concatenation with a null trap with FaultType (LLL102). lower and upper
-// map ASCII as strings.ToLower and strings.ToUpper do; the module has no
-// table of Unicode's cases, so at a byte that is not ASCII it traps with
-// layout.TrapUnsupported and the host asks the interpreter, as it does
-// when the scratch region is full.
+// map every rune as strings.ToLower and strings.ToUpper do, with the
+// compiler's table of Unicode's cases (unicode.CaseRanges, 5 KiB of
+// constants) in the module, whose version Output.Unicode records. A run
+// whose strings do not fit the scratch region traps with
+// layout.TrapUnsupported and the host asks the interpreter.
 //
 // x matches "glob" (the pattern is a constant) is compiled to a matcher
 // of that pattern that does what Go's path.Match does with it, step for
@@ -116,6 +117,10 @@ type Output struct {
 	// Data are the paths below a span's data (data.PATH) the module
 	// reads, by their index in the env region's table of them.
 	Data [][]string
+	// Unicode is the version of Unicode (unicode.Version) of the case
+	// table the module carries for lower and upper, "" without one: a
+	// host of another version must not run the module.
+	Unicode string
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
@@ -255,6 +256,12 @@ func TestStringsModule(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"lower", "upper", "lower", "upper"}, names); diff != "" {
 		t.Errorf("the builtins' charge points (-want +got):\n%s", diff)
+	}
+	if out.Unicode != unicode.Version {
+		t.Errorf("Unicode %q, want %q", out.Unicode, unicode.Version)
+	}
+	if plain, _ := codegen.Compile(compileSrc(t, globSrc)); plain.Unicode != "" {
+		t.Errorf("a module without lower and upper records Unicode %q", plain.Unicode)
 	}
 }
 

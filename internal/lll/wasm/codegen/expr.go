@@ -1,8 +1,11 @@
 package codegen
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -473,10 +476,8 @@ func (f *fn) strLen(x uint32) {
 // caseOf compiles lower(x) and upper(x) as eval's builtin does: a step,
 // those of x; a null x fails (FaultType, the interpreter's "lower of a
 // null"); the byte budget is charged ValueBytes + 3 bytes a byte of x;
-// then the helper writes the case of x in the scratch region. The helper
-// maps ASCII as strings.ToLower and strings.ToUpper do, and traps with
-// layout.TrapUnsupported at a byte that is not ASCII (the interpreter
-// answers such runs: the module has no table of Unicode's cases).
+// then the helper writes the case of x in the scratch region, as
+// strings.ToLower and strings.ToUpper write it.
 func (f *fn) caseOf(e *ir.Expr) (kind, error) {
 	c := f.c
 	pt, err := f.stringArg(e, e.Name)
@@ -542,36 +543,152 @@ func scratch(c *enc.Code, n func(), dst uint32) {
 
 // caseHelper returns the index of the function (i64 x, i32 upper) -> i64
 // that writes the lower (upper: the upper) case of the string x in the
-// scratch region, for ASCII as strings.ToLower and strings.ToUpper write
-// it; it traps with layout.TrapUnsupported at a byte that is not ASCII.
-// It is added at its first use.
+// scratch region as strings.ToLower and strings.ToUpper write it: each
+// rune mapped as unicode.ToLower and unicode.ToUpper map it (ASCII by
+// its letters, other runes by the table of unicode.CaseRanges the module
+// carries, caseTable), an invalid byte written as U+FFFD, runes encoded
+// as utf8.EncodeRune encodes them. It reserves 3 bytes a byte of x (what
+// the interpreter charges; layout.TrapUnsupported when they do not fit)
+// and gives back what it does not use. It is added at its first use.
 func (g *gen) caseHelper() uint32 {
 	if g.caseFn != 0 {
 		return g.caseFn
 	}
-	const x, upper, ptr, n, dst, i, b = 0, 1, 2, 3, 4, 5, 6
+	table, entries := g.caseTable()
+	decode := g.decodeRune()
+	const (
+		x, upper         = 0, 1
+		ptr, n, dst, o   = 2, 3, 4, 5 // the input left, the output's start and end
+		b, r, lo, hi, at = 6, 7, 8, 9, 10
+		dec              = 11
+	)
 	var c enc.Code
 	c.LocalGet(x).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalSet(ptr)
 	c.LocalGet(x).Op(enc.OpI32WrapI64).LocalSet(n)
-	scratch(&c, func() { c.LocalGet(n) }, dst)
+	scratch(&c, func() { c.LocalGet(n).I32Const(3).Op(enc.OpI32Mul) }, dst)
+	c.LocalGet(dst).LocalSet(o)
+	store := func(off uint32, value func()) {
+		c.LocalGet(o)
+		value()
+		c.Mem(enc.OpI32Store8, 0, off)
+	}
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty) // each rune
+	c.LocalGet(n).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 1)
+	c.LocalGet(ptr).Mem(enc.OpI32Load8U, 0, 0).LocalSet(b)
+	c.LocalGet(b).I32Const(utf8.RuneSelf).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+	{
+		// ASCII: b - 'A' (upper: 'a') < 26 is a letter of the other case.
+		c.LocalGet(b).I32Const('A').LocalGet(upper).I32Const(5).Op(enc.OpI32Shl).Op(enc.OpI32Add).Op(enc.OpI32Sub).
+			I32Const(26).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+		c.LocalGet(b).I32Const(0x20).Op(enc.OpI32Xor).LocalSet(b)
+		c.Op(enc.OpEnd)
+		store(0, func() { c.LocalGet(b) })
+		for _, l := range []uint32{o, ptr} {
+			c.LocalGet(l).I32Const(1).Op(enc.OpI32Add).LocalSet(l)
+		}
+		c.LocalGet(n).I32Const(1).Op(enc.OpI32Sub).LocalSet(n).Index(enc.OpBr, 1)
+	}
+	c.Op(enc.OpEnd)
+	c.LocalGet(ptr).LocalGet(n).Index(enc.OpCall, decode).LocalSet(dec)
+	c.LocalGet(dec).Op(enc.OpI32WrapI64).LocalSet(r)
+	c.LocalGet(dec).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalSet(b) // b: the width
+	c.LocalGet(ptr).LocalGet(b).Op(enc.OpI32Add).LocalSet(ptr)
+	c.LocalGet(n).LocalGet(b).Op(enc.OpI32Sub).LocalSet(n)
+	// unicode's to: a binary search of the ranges for r.
+	c.I32Const(0).LocalSet(lo).I32Const(int32(entries)).LocalSet(hi)
 	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
-	c.LocalGet(i).LocalGet(n).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
-	c.LocalGet(ptr).LocalGet(i).Op(enc.OpI32Add).Mem(enc.OpI32Load8U, 0, 0).LocalSet(b)
-	c.LocalGet(b).I32Const(0x80).Op(enc.OpI32GeU).Block(enc.OpIf, enc.BlockEmpty)
-	trapUnsupported(&c)
-	c.Op(enc.OpEnd)
-	// b - 'A' (upper: 'a') < 26: a letter of the other case, b ^ 0x20.
-	c.LocalGet(b).I32Const('A').LocalGet(upper).I32Const(5).Op(enc.OpI32Shl).Op(enc.OpI32Add).Op(enc.OpI32Sub).
-		I32Const(26).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
-	c.LocalGet(b).I32Const(0x20).Op(enc.OpI32Xor).LocalSet(b)
-	c.Op(enc.OpEnd)
-	c.LocalGet(dst).LocalGet(i).Op(enc.OpI32Add).LocalGet(b).Mem(enc.OpI32Store8, 0, 0)
-	c.LocalGet(i).I32Const(1).Op(enc.OpI32Add).LocalSet(i).Index(enc.OpBr, 0)
+	{
+		c.LocalGet(lo).LocalGet(hi).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
+		c.LocalGet(lo).LocalGet(hi).Op(enc.OpI32Add).I32Const(1).Op(enc.OpI32ShrU).LocalSet(b) // b: the middle
+		c.LocalGet(b).I32Const(4).Op(enc.OpI32Shl).I32Const(int32(table)).Op(enc.OpI32Add).LocalSet(at)
+		c.LocalGet(r).LocalGet(at).Mem(enc.OpI32Load, 2, 0).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+		c.LocalGet(b).LocalSet(hi).Index(enc.OpBr, 1)
+		c.Op(enc.OpEnd)
+		c.LocalGet(r).LocalGet(at).Mem(enc.OpI32Load, 2, 4).Op(enc.OpI32GtU).Block(enc.OpIf, enc.BlockEmpty)
+		c.LocalGet(b).I32Const(1).Op(enc.OpI32Add).LocalSet(lo).Index(enc.OpBr, 1)
+		c.Op(enc.OpEnd)
+		// Found: the delta of the case (Delta[UpperCase] at +8,
+		// Delta[LowerCase] at +12), or an Upper-Lower sequence.
+		c.LocalGet(at).I32Const(4).LocalGet(upper).I32Const(2).Op(enc.OpI32Shl).Op(enc.OpI32Sub).Op(enc.OpI32Add).
+			Mem(enc.OpI32Load, 2, 8).LocalSet(b) // b: the delta
+		c.LocalGet(b).I32Const(unicode.UpperLower).Op(enc.OpI32Eq).Block(enc.OpIf, enc.BlockEmpty)
+		c.LocalGet(at).Mem(enc.OpI32Load, 2, 0).LocalSet(lo) // lo: the sequence's start
+		c.LocalGet(r).LocalGet(lo).Op(enc.OpI32Sub).I32Const(-2).Op(enc.OpI32And).I32Const(1).LocalGet(upper).Op(enc.OpI32Sub).Op(enc.OpI32Or).
+			LocalGet(lo).Op(enc.OpI32Add).LocalSet(r)
+		c.Op(enc.OpElse)
+		c.LocalGet(r).LocalGet(b).Op(enc.OpI32Add).LocalSet(r)
+		c.Op(enc.OpEnd)
+		c.Index(enc.OpBr, 1)
+	}
 	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	// utf8.EncodeRune.
+	cont := func(shift int32) func() {
+		return func() {
+			c.LocalGet(r)
+			if shift > 0 {
+				c.I32Const(shift).Op(enc.OpI32ShrU)
+			}
+			c.I32Const(0x3f).Op(enc.OpI32And).I32Const(0x80).Op(enc.OpI32Or)
+		}
+	}
+	lead := func(mark, shift int32) func() {
+		return func() { c.LocalGet(r).I32Const(shift).Op(enc.OpI32ShrU).I32Const(mark).Op(enc.OpI32Or) }
+	}
+	advance := func(k int32) { c.LocalGet(o).I32Const(k).Op(enc.OpI32Add).LocalSet(o).Index(enc.OpBr, 1) }
+	c.Block(enc.OpBlock, enc.BlockEmpty) // the rune written
+	c.LocalGet(r).I32Const(0x80).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+	store(0, func() { c.LocalGet(r) })
+	advance(1)
+	c.Op(enc.OpEnd)
+	c.LocalGet(r).I32Const(0x800).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+	store(0, lead(0xc0, 6))
+	store(1, cont(0))
+	advance(2)
+	c.Op(enc.OpEnd)
+	// Surrogates and what is above the last rune are written U+FFFD.
+	c.LocalGet(r).I32Const(unicode.MaxRune).Op(enc.OpI32GtU).
+		LocalGet(r).I32Const(0xd800).Op(enc.OpI32Sub).I32Const(0x800).Op(enc.OpI32LtU).Op(enc.OpI32Or).
+		Block(enc.OpIf, enc.BlockEmpty).I32Const(utf8.RuneError).LocalSet(r).Op(enc.OpEnd)
+	c.LocalGet(r).I32Const(0x10000).Op(enc.OpI32LtU).Block(enc.OpIf, enc.BlockEmpty)
+	store(0, lead(0xe0, 12))
+	store(1, cont(6))
+	store(2, cont(0))
+	advance(3)
+	c.Op(enc.OpEnd)
+	store(0, lead(0xf0, 18))
+	store(1, cont(12))
+	store(2, cont(6))
+	store(3, cont(0))
+	c.LocalGet(o).I32Const(4).Op(enc.OpI32Add).LocalSet(o)
+	c.Op(enc.OpEnd)
+	c.Index(enc.OpBr, 0)
+	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	// Give back the reservation's rest.
+	c.LocalGet(o).Index(enc.OpGlobalSet, globalScratch)
+	c.LocalGet(o).LocalGet(dst).Op(enc.OpI32Sub).LocalSet(n)
 	packStr(&c, dst, n)
 	typ := g.funcType(enc.FuncType{Params: []enc.ValType{enc.I64, enc.I32}, Results: []enc.ValType{enc.I64}})
-	g.caseFn = g.helper(typ, []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32, enc.I32}, c)
+	locals := []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32, enc.I32, enc.I32, enc.I32, enc.I32, enc.I32, enc.I64}
+	g.caseFn = g.helper(typ, locals, c)
 	return g.caseFn
+}
+
+// caseTable places unicode.CaseRanges in the constant region, 16 bytes a
+// range (u32 Lo, u32 Hi, i32 Delta[UpperCase], i32 Delta[LowerCase]; an
+// Upper-Lower sequence's delta is unicode.UpperLower), and returns its
+// address and its number of ranges. The table is the compiler's: the
+// module records its Unicode version (Output.Unicode) for the host to
+// refuse it under another.
+func (g *gen) caseTable() (uint32, int) {
+	var b []byte
+	for _, cr := range unicode.CaseRanges {
+		b = binary.LittleEndian.AppendUint32(b, cr.Lo)
+		b = binary.LittleEndian.AppendUint32(b, cr.Hi)
+		b = binary.LittleEndian.AppendUint32(b, uint32(cr.Delta[unicode.UpperCase]))
+		b = binary.LittleEndian.AppendUint32(b, uint32(cr.Delta[unicode.LowerCase]))
+	}
+	g.out.Unicode = unicode.Version
+	return g.consts.place(string(b)), len(unicode.CaseRanges)
 }
 
 // concatHelper returns the index of the function (i64 a, i64 b) -> i64

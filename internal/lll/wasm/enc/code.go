@@ -49,6 +49,7 @@ const (
 	OpI64GeU      = 0x5a
 	OpI32Add      = 0x6a
 	OpI32Sub      = 0x6b
+	OpI32Mul      = 0x6c
 	OpI32And      = 0x71
 	OpI32Or       = 0x72
 	OpI32Shl      = 0x74

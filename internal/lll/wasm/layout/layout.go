@@ -167,7 +167,7 @@ const (
 const (
 	TrapNone        = 0
 	TrapFuel        = 1 // the step budget is exhausted (the interpreter's LLL100); the second output word is the charge point
-	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object, the case of a string that is not ASCII, strings over ScratchSize): the host asks the interpreter
+	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object, strings over ScratchSize, a value below data of another kind than the code reads): the host asks the interpreter
 	TrapFault       = 3 // an expression failed (the interpreter's LLL102, LLL103); the output words say how and where
 )
 

@@ -15,8 +15,7 @@
 // the values below the span's data into the env region; sets the fuel to the step budget and the bytes to
 // the byte budget, calls the validator and turns its answer into the same
 // *eval.Violation the interpreter gives. A run the module leaves to the
-// interpreter (layout.TrapUnsupported: the case of a string that is not
-// ASCII, strings over the scratch region, a value below data of another
+// interpreter (layout.TrapUnsupported: strings over the scratch region, a value below data of another
 // kind than the expression reads; a policy value of another kind than the
 // module was compiled for, data that does not decode; a run the deadline or the context may
 // have decided, see CheckSpanEnv) fails with ErrUnsupported; the caller
@@ -31,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -77,7 +77,10 @@ type Module struct {
 	data     [][]string
 }
 
-// Compile compiles the module out, which codegen compiled from p.
+// Compile compiles the module out, which codegen compiled from p. A
+// module whose case table is of another Unicode version than the
+// interpreter's (codegen.Output.Unicode) is refused with ErrUnsupported:
+// its lower and upper would not be the interpreter's.
 func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module, err error) {
 	ep, err := eval.Compile(p)
 	if err != nil {
@@ -92,6 +95,9 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 	cm, err := rt.CompileModule(ctx, out.Wasm)
 	if err != nil {
 		return nil, fmt.Errorf("vm: compile: %w", err)
+	}
+	if out.Unicode != "" && out.Unicode != unicode.Version {
+		return nil, fmt.Errorf("%w: the module's case table is of Unicode %s, the interpreter's of %s", ErrUnsupported, out.Unicode, unicode.Version)
 	}
 	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points, steps: map[string]bool{},
 		features: out.Features, policies: out.Policies, data: out.Data}
