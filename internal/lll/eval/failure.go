@@ -24,6 +24,7 @@ const (
 	WhyCheck                     // a check's condition does not hold
 	WhyBudget                    // the step budget ran out (LLL100)
 	WhyFault                     // an expression failed at run time (Failure.Fault says how)
+	WhyFormat                    // the value of a dotted field (data.gross) does not match the rule's format
 )
 
 // Fault is how an expression failed at run time, as a second backend
@@ -115,8 +116,22 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 			return v.notRFC3339(r, s.WhenRaw), nil
 		}
 	case WhyNotOneOf:
+		if field && r.in != nil && r.path != nil {
+			if val, err := dataPath(s, r); err == nil && !val.IsNull() && !r.oneOf(val) {
+				return v.notOneOf(r, show(val)), nil
+			}
+			return bad()
+		}
 		if field && r.in != nil {
 			return v.notOneOfString(r, spanfield.String(s, r.field)), nil
+		}
+	case WhyFormat:
+		if field && r.path != nil && r.format != nil {
+			if val, err := dataPath(s, r); err == nil && !val.IsNull() {
+				if ok, reason := r.format.Match(val); !ok {
+					return v.badFormat(r, val, reason), nil
+				}
+			}
 		}
 	case WhyUnknown:
 		if r.ir.Kind == ir.RuleClosed && f.Member >= 0 && f.Member < len(s.Members) {
@@ -127,11 +142,27 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 			return v.checkFailed(r), nil
 		}
 	case WhyBudget, WhyFault:
-		if err := f.err(); err != nil && r.cond != nil {
+		if err := f.err(); err != nil && (r.cond != nil || f.Fault == FaultBytes && field && r.path != nil) {
 			return v.cannotEvaluate(r, err), nil
 		}
 	}
 	return bad()
+}
+
+// dataPath returns the value of the dotted field of r (data.PATH) in s,
+// as the rule reads it.
+func dataPath(s *span.Span, r *rule) (ir.Value, error) {
+	if r.field != spanfield.Data {
+		return ir.Value{}, fmt.Errorf("eval: field %s is not below data", r.ir.Field)
+	}
+	d, _, err := SpanData(s)
+	return Walk(d, r.path), err
+}
+
+// badFormat is the violation of the value val of the rule's field, which
+// its format does not match for reason.
+func (v *Validator) badFormat(r *rule, val ir.Value, reason string) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q %s: %s", r.ir.Field, reason, clip(show(val))))
 }
 
 // budgetError is the error of a run whose step budget max ran out at the

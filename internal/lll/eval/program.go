@@ -350,7 +350,6 @@ func (v *Validator) checkRule(r *rule, fr *frame) *Violation {
 }
 
 func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) *Violation {
-	name := r.ir.Field
 	require := r.ir.Kind == ir.RuleRequire
 	if r.path == nil {
 		// Fast path: top-level members.
@@ -379,7 +378,7 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 			// A top-level string member: its format, then its value.
 			if r.format != nil {
 				if ok, reason := r.format.Match(ir.StringValue(spanfield.String(s, r.field))); !ok {
-					return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(fmt.Sprintf("%q", spanfield.String(s, r.field)))))
+					return v.badFormat(r, ir.StringValue(spanfield.String(s, r.field)), reason)
 				}
 			}
 			if str := spanfield.String(s, r.field); !r.inStr[str] {
@@ -426,7 +425,7 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 	}
 	if r.format != nil {
 		if ok, reason := r.format.Match(val); !ok {
-			return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(show(val))))
+			return v.badFormat(r, val, reason)
 		}
 	}
 	if !r.oneOf(val) {
@@ -518,7 +517,7 @@ func (v *Validator) CheckEventWith(ctx context.Context, ev ir.Value, env *Env, s
 			}
 			if r.format != nil {
 				if ok, reason := r.format.Match(val); !ok {
-					res.Violation = v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q %s: %s", r.ir.Field, reason, clip(show(val))))
+					res.Violation = v.badFormat(r, val, reason)
 					return res, nil
 				}
 			}

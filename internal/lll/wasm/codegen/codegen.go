@@ -6,8 +6,11 @@
 // decides it, branch for branch: a top-level field rule
 // (require/allow field F [as FORMAT] [in [...]]) along the interpreter's
 // fast path over the span's fields, reject unknown fields as a loop over
-// the member list. Those rules are checked by the interpreter without
-// counting steps, so the code for them charges no fuel either.
+// the member list, require/allow field "data.PATH" [as FORMAT] [in [...]]
+// along its slow path (the formats string, nonempty, number, integer,
+// bool, array and object, decided by the value's kind; see dataRule).
+// Those rules are checked by the interpreter without counting steps, so
+// the code for them charges no fuel either.
 //
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
@@ -69,11 +72,11 @@
 // ErrUnsupported, never approximates: other operators and builtins,
 // arithmetic over durations and timestamps, policy values of other
 // kinds (durations, lists, maps), kernels, host calls, the values of when,
-// confirmed_by and data itself, field rules over dotted fields
-// (require field "data.gross"), formats other than
-// those the interpreter's fast path decides for the field (rfc3339 on
-// when, string on a string field, array and array_of_strings on
-// confirmed_by, object on data), in [...] on when, confirmed_by or data.
+// confirmed_by and data itself (len(confirmed_by) aside), formats other
+// than those the interpreter's fast path decides for a top-level field
+// (rfc3339 on when, string on a string field, array and array_of_strings
+// on confirmed_by, object on data) and than those above below data, in
+// [...] on when, confirmed_by or data.
 // Event validators, pipelines and routers are not part of the module.
 //
 // The module's functions are, in order: streq (the byte equality of two
@@ -87,6 +90,7 @@ package codegen
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -287,7 +291,11 @@ func (f *fn) validator() error {
 		var err error
 		switch r.Kind {
 		case ir.RuleRequire, ir.RuleAllow:
-			err = fieldRule(c, i, r, &f.g.consts)
+			if strings.HasPrefix(r.Field, "data.") {
+				err = f.dataRule(i, r)
+			} else {
+				err = fieldRule(c, i, r, &f.g.consts)
+			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
 		case ir.RuleCheck:

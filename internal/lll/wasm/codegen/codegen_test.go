@@ -192,7 +192,7 @@ func TestUnsupported(t *testing.T) {
 		"confirmed_by":    `check "x" in confirmed_by`,
 		"index":           `check [who, did][0] == "dan"`,
 		"duration sum":    "check 1h + 1h > 1h",
-		"dotted field":    `require field "data.gross"`,
+		"dotted format":   `require field "data.at" as "rfc3339"`,
 		"format":          `require field "who" as "rfc3339"`,
 	} {
 		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
@@ -266,7 +266,8 @@ func TestStringsModule(t *testing.T) {
 }
 
 // envSrc reads feature flags, policy values (one of them twice), values
-// below data and the length of confirmed_by.
+// below data (in expressions and field rules) and the length of
+// confirmed_by.
 const envSrc = `policy p {
   n: 3
   s: "dan"
@@ -279,6 +280,9 @@ validator env {
   check policy.p.n + policy.p.m.k > policy.p.n or policy.p.m.t != "x"
   check data.gross > 0 or has(data.m.k) or data.note == "x" or data.gross + data.m.k > 1
   check len(confirmed_by) <= policy.p.n
+  require field "data.gross" as "number"
+  allow field "data.note" as "nonempty" in ["x", "y"]
+  allow field "data.m.k" as "integer" in [1, 2, true]
   on_fail "warn"
 }
 `

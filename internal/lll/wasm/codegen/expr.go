@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -994,16 +995,12 @@ func (f *fn) data(e *ir.Expr, hint kind) (kind, error) {
 	if e.Op == ir.OpField && want == nil {
 		return 0, f.unsupported(e, "a value of data whose kind the expression does not fix")
 	}
-	i, err := f.g.dataRef(e)
+	i, err := f.g.dataRef(e.Path, e.Pos)
 	if err != nil {
 		return 0, err
 	}
 	c := f.c
-	pt := f.charge(e)
-	c.Index(enc.OpGlobalGet, globalData).Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
-	c.I32Const(1).Index(enc.OpGlobalSet, globalData)
-	f.chargeBytes(pt, func() { c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, layout.EnvData) })
-	c.Op(enc.OpEnd)
+	f.readData(f.charge(e))
 	at := layout.EnvDataRefs + 16*i
 	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, at)
 	if e.Op == ir.OpHas {
@@ -1028,19 +1025,115 @@ func (f *fn) data(e *ir.Expr, hint kind) (kind, error) {
 	return hint, nil
 }
 
+// readData emits the run's first read of data: it charges the byte
+// budget, at the charge point pt, what the host left in the env region.
+func (f *fn) readData(pt uint32) {
+	c := f.c
+	c.Index(enc.OpGlobalGet, globalData).Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+	c.I32Const(1).Index(enc.OpGlobalSet, globalData)
+	f.chargeBytes(pt, func() { c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, layout.EnvData) })
+	c.Op(enc.OpEnd)
+}
+
 // dataRef returns the index of data.PATH in the env region's table,
 // giving it the next at its first use.
-func (g *gen) dataRef(e *ir.Expr) (uint32, error) {
+func (g *gen) dataRef(path []string, pos string) (uint32, error) {
 	for i, p := range g.out.Data {
-		if slices.Equal(p, e.Path) {
+		if slices.Equal(p, path) {
 			return uint32(i), nil
 		}
 	}
 	if len(g.out.Data) == maxData {
-		return 0, fmt.Errorf("%w: over %d paths below data at %s", ErrUnsupported, maxData, e.Pos)
+		return 0, fmt.Errorf("%w: over %d paths below data at %s", ErrUnsupported, maxData, pos)
 	}
-	g.out.Data = append(g.out.Data, slices.Clone(e.Path))
+	g.out.Data = append(g.out.Data, slices.Clone(path))
 	return uint32(len(g.out.Data) - 1), nil
+}
+
+// dataRule compiles require/allow field "data.PATH" [as FORMAT] [in [...]]
+// along eval's slow path: the run's first read of data charges its bytes
+// (a budget that runs out fails the rule, LLL105, at the rule); a null
+// value is absent (required, or the rule passes); then the format, by the
+// value's kind (string, nonempty, number, integer, bool, array, object;
+// others are refused), then the values of in, as ir.Value.Equal compares
+// them. The host words the violation from the span (layout.ReasonValue).
+func (f *fn) dataRule(i int, r *ir.Rule) error {
+	unsupported := func(what string) error {
+		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
+	}
+	path := strings.Split(strings.TrimPrefix(r.Field, "data."), ".")
+	k, err := f.g.dataRef(path, r.Pos)
+	if err != nil {
+		return err
+	}
+	c := f.c
+	const kd = 0 // the kind, in the function's first local (as i32)
+	at := layout.EnvDataRefs + 16*k
+	value := func(op byte, align uint32) { c.I32Const(layout.EnvBase).Mem(op, align, at+8) }
+	is := func(kind ir.Kind) { c.LocalGet(kd).I32Const(int32(kind)).Op(enc.OpI32Eq) }
+	var format func() // pushes whether the value matches
+	switch r.Format {
+	case "":
+	case "string", "number", "bool", "array", "object":
+		kind := map[string]ir.Kind{"string": ir.String, "number": ir.Number, "bool": ir.Bool, "array": ir.List, "object": ir.Map}[r.Format]
+		format = func() { is(kind) }
+	case "nonempty":
+		format = func() {
+			is(ir.String)
+			value(enc.OpI32Load, 2) // the length, in the low word
+			c.I32Const(0).Op(enc.OpI32Ne).Op(enc.OpI32And)
+		}
+	case "integer":
+		format = func() {
+			is(ir.Number)
+			value(enc.OpI64Load, 3)
+			c.I64Const(ir.NumberScale).Op(enc.OpI64RemS).Op(enc.OpI64Eqz).Op(enc.OpI32And)
+		}
+	default:
+		return unsupported("format " + r.Format + " on a value below data")
+	}
+	for _, x := range r.In {
+		if x.Kind() != ir.String && x.Kind() != ir.Number && x.Kind() != ir.Bool {
+			return unsupported("a value of in [...] of kind " + x.Kind().String())
+		}
+	}
+	f.g.out.Points = append(f.g.out.Points, Point{Validator: f.v.Name, Rule: i, Pos: r.Pos})
+	c.Block(enc.OpBlock, enc.BlockEmpty) // the rule; br to its end passes it
+	f.readData(uint32(len(f.g.out.Points) - 1))
+	c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, at).LocalSet(kd)
+	is(ir.Null)
+	c.Block(enc.OpIf, enc.BlockEmpty)
+	if r.Kind == ir.RuleRequire {
+		fail(c, i, layout.ReasonRequired)
+	} else {
+		c.Index(enc.OpBr, 1)
+	}
+	c.Op(enc.OpEnd)
+	if format != nil {
+		format()
+		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+		fail(c, i, layout.ReasonValue)
+		c.Op(enc.OpEnd)
+	}
+	if r.In != nil {
+		for _, x := range r.In {
+			is(x.Kind())
+			c.Block(enc.OpIf, enc.BlockEmpty)
+			switch x.Kind() {
+			case ir.String:
+				c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, at+12) // the offset, in the high word
+				c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, at+8)  // the length
+				c.I32Const(int32(f.g.consts.place(x.Str()))).I32Const(int32(len(x.Str()))).Index(enc.OpCall, funcStreq)
+			default:
+				value(enc.OpI64Load, 3)
+				c.I64Const(x.Micros()).Op(enc.OpI64Eq)
+			}
+			c.Index(enc.OpBrIf, 1).Op(enc.OpEnd)
+		}
+		fail(c, i, layout.ReasonNotOneOf)
+	}
+	c.Op(enc.OpEnd)
+	return nil
 }
 
 // lenConfirmedBy compiles len(confirmed_by) as eval does: a step for len,

@@ -60,6 +60,7 @@ const (
 	OpI64Mul      = 0x7e
 	OpI64And      = 0x83
 	OpI64Or       = 0x84
+	OpI64RemS     = 0x81
 	OpI64Xor      = 0x85
 	OpI64Shl      = 0x86
 	OpI64ShrU     = 0x88

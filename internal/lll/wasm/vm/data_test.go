@@ -101,3 +101,60 @@ func TestLenConfirmedBy(t *testing.T) {
 		}
 	}
 }
+
+// TestDataRules: require and allow of a field below data, with each
+// format compiled and in [...], give the interpreter's violation (its
+// wording of the value), the first read of data charging its bytes at the
+// rule.
+func TestDataRules(t *testing.T) {
+	b := compileBoth(t, `validator v {
+  require field "data.gross" as "number"
+  allow field "data.note" as "nonempty" in ["x", "y"]
+  allow field "data.m.k" as "integer" in [1, 2, true]
+  allow field "data.ok" as "bool"
+  allow field "data.items" as "array"
+  allow field "data.m" as "object"
+  allow field "data.s" as "string" in ["a"]
+  allow field "data.t" in [3.5, "b", false]
+  on_fail "reject"
+}
+`)
+	for _, tc := range []struct {
+		data     string
+		maxBytes int64
+		want     string // a part of the violation's detail; "" none
+	}{
+		{data: `{"gross":1}`},
+		{data: `{}`, want: `field "data.gross" is required`},
+		{data: `{"gross":null}`, want: `is required`},
+		{data: `{"gross":"1"}`, want: `field "data.gross" is not a number: "1"`},
+		{data: `{"gross":1,"note":""}`, want: `field "data.note" is empty: ""`},
+		{data: `{"gross":1,"note":"z"}`, want: `field "data.note" is not one of "x", "y": "z"`},
+		{data: `{"gross":1,"note":"y","m":{"k":2}}`},
+		{data: `{"gross":1,"m":{"k":2.5}}`, want: `is not an integer: 2.5`},
+		{data: `{"gross":1,"m":{"k":3}}`, want: `is not one of 1, 2, true: 3`},
+		{data: `{"gross":1,"m":{"k":-1}}`, want: `is not one of`},
+		{data: `{"gross":1,"m":5}`, want: `field "data.m" is not an object: 5`},
+		{data: `{"gross":1,"ok":1}`, want: `is not a bool`},
+		{data: `{"gross":1,"ok":false,"items":[1],"m":{},"s":"a"}`},
+		{data: `{"gross":1,"items":{}}`, want: `is not an array`},
+		{data: `{"gross":1,"s":"b"}`, want: `is not one of "a": "b"`},
+		{data: `{"gross":1,"s":7}`, want: `is not a string: 7`},
+		{data: `{"gross":1,"t":3.5}`},
+		{data: `{"gross":1,"t":"b"}`},
+		{data: `{"gross":1,"t":false}`},
+		{data: `{"gross":1,"t":true}`, want: `is not one of 3.5, "b", false: true`},
+		{data: `{"gross":1,"t":"3.5"}`, want: `is not one of`},
+		{data: `{"gross":1}`, maxBytes: 11 + 64 + 48 + 160 + 5},
+		{data: `{"gross":1}`, maxBytes: 11 + 64 + 48 + 160 + 5 - 1, want: "error[LLL105]"},
+	} {
+		vi := b.sameEnv(t, `{"who":"dan","data":`+tc.data+`}`, &eval.Env{MaxBytes: tc.maxBytes})
+		if tc.want == "" && vi != nil || tc.want != "" && (vi == nil || !strings.Contains(vi.Detail, tc.want)) {
+			t.Errorf("%s: the interpreter says %v, want %q", tc.data, vi, tc.want)
+		}
+	}
+	s, _ := span.Parse([]byte(`{"who":"dan"}`), span.Limits{}) // no data: data.gross is required
+	if vi, _, err := b.in.CheckSpan(context.Background(), "v", s, 0); err != nil || vi == nil || !strings.Contains(vi.Detail, "is required") {
+		t.Errorf("no data: %v, %v", vi, err)
+	}
+}

@@ -69,7 +69,9 @@ func (g exprGen) strExpr(depth int) string {
 	case 1:
 		return "upper(" + g.strExpr(depth-1) + ")"
 	}
-	return "(" + g.strExpr(depth-1) + " + " + g.strExpr(depth-1) + ")"
+	// One side of a known type: the checker types the sum of two values
+	// known only at run time (data.note + policy.p.m.t) a number.
+	return "(" + g.strExpr(depth-1) + " + " + g.pick(append(genStrings(), genStrFields()...)) + ")"
 }
 
 // genNumbers are number constants drawn besides small integers: near the
@@ -217,6 +219,11 @@ func (g exprGen) program() string {
 	if g.r.IntN(3) == 0 {
 		b.WriteString(`  require field "who"` + "\n")
 	}
+	if g.r.IntN(3) == 0 {
+		b.WriteString("  " + g.pick([]string{`require field "data.gross" as "number"`, `allow field "data.note" as "nonempty" in ["DAN", "x"]`,
+			`allow field "data.m.k" as "integer" in [2, 9223372036853.999999, true]`, `allow field "data.ok" as "bool"`,
+			`allow field "data.m" as "object"`}) + "\n")
+	}
 	for i := range 1 + g.r.IntN(3) {
 		b.WriteString("  check " + g.boolean(3))
 		if i%2 == 1 {
@@ -345,7 +352,7 @@ func TestDifferentialExprs(t *testing.T) {
 	if seen["two values of data compared"] > programs/10 {
 		t.Errorf("%d programs of %d not compiled", seen["two values of data compared"], programs)
 	}
-	for _, must := range []string{"policy of another kind", "data of another kind", "pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
+	for _, must := range []string{"policy of another kind", "data of another kind", "data field", "pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
 		"guard division by zero", "check division by zero", "guard overflow", "check overflow",
 		"guard order of null", "check order of null", "guard case of null", "check case of null",
 		"guard concatenation of null", "check concatenation of null", "guard byte budget", "check byte budget"} {
@@ -400,6 +407,8 @@ func outcome(vi *eval.Violation) string {
 		return "check"
 	case strings.HasPrefix(vi.Detail, "rule "):
 		return "check else"
+	case strings.HasPrefix(vi.Field, "data."):
+		return "data field"
 	}
 	return "field"
 }

@@ -474,6 +474,8 @@ func why(reason uint32) (eval.Why, bool) {
 		return eval.WhyUnknown, true
 	case layout.ReasonCheck:
 		return eval.WhyCheck, true
+	case layout.ReasonValue:
+		return eval.WhyFormat, true
 	}
 	return 0, false
 }
