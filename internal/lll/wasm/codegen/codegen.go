@@ -15,11 +15,14 @@
 // Guards and check rules are compiled for a first subset of expressions
 // (see expr.go): constants, the values of the top-level string fields, has
 // over a top-level field, values below data (data.gross) and has of them,
-// feature flags, policy values that are numbers, bools or strings, ==, !=,
-// <, <=, >, >= over numbers and over strings, in over a list literal,
+// feature flags, policy values that are numbers, bools, strings or
+// durations, duration constants, the instant of when, ==, !=, <, <=, >, >=
+// over numbers, durations, instants and strings, in over a list literal,
 // matches, len of a string and of confirmed_by, lower and upper of a
 // string, the concatenation of strings, +, -, *, / and unary minus over
-// numbers, not, and, or. Fuel is charged where the interpreter counts a
+// numbers, the arithmetic of durations and instants the interpreter has
+// (duration ± duration, instant ± duration, instant - instant, duration *
+// number, number * duration, duration / number, -duration), not, and, or. Fuel is charged where the interpreter counts a
 // step and in the same order (every operator but not, and, or and neg,
 // before its operands), so a module runs out of fuel at the step the
 // interpreter does; the charge points are listed in Output.Points for the
@@ -41,7 +44,12 @@
 // The run's first read of data charges the byte budget what the
 // interpreter's decoding of it charges.
 //
-// Arithmetic is the interpreter's on millionths, bit for bit: sums checked
+// The instant of when is read from its slot when the span's when is RFC
+// 3339 (layout.FlagTime); an absent, empty or invalid when (the
+// interpreter's null, or its LLL102) traps with layout.TrapUnsupported.
+//
+// Arithmetic is the interpreter's on millionths (on nanoseconds for
+// durations and instants), bit for bit: sums checked
 // for overflow, products and quotients through a 128-bit a*b/c that
 // reports overflow where eval's mulDiv does, division by zero refused, the
 // negation of the smallest number wrapping to itself as eval's does. A
@@ -69,14 +77,14 @@
 // utf8.DecodeRuneInString decodes them; a null x does not match.
 //
 // What it does not compile yet it refuses with an error wrapping
-// ErrUnsupported, never approximates: other operators and builtins,
-// arithmetic over durations and timestamps, policy values of other
-// kinds (durations, lists, maps), kernels, host calls, the values of when,
-// confirmed_by and data itself (len(confirmed_by) aside), formats other
-// than those the interpreter's fast path decides for a top-level field
-// (rfc3339 on when, string on a string field, array and array_of_strings
-// on confirmed_by, object on data) and than those above below data, in
-// [...] on when, confirmed_by or data.
+// ErrUnsupported, never approximates: other operators and builtins, policy
+// values of other kinds (percentiles, timestamps, lists, maps), kernels,
+// host calls, the values of confirmed_by and data themselves
+// (len(confirmed_by) aside), two values below data compared with each
+// other, formats other than those the interpreter's fast path decides for a
+// top-level field (rfc3339 on when, string on a string field, array and
+// array_of_strings on confirmed_by, object on data) and those listed for a
+// field below data, in [...] on when, confirmed_by or data.
 // Event validators, pipelines and routers are not part of the module.
 //
 // The module's functions are, in order: streq (the byte equality of two

@@ -183,19 +183,18 @@ func TestRules(t *testing.T) {
 // ErrUnsupported, never compiled to something else.
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
-		"duration policy": "check policy.limits.grace > 1h",
-		"list policy":     `check "x" in policy.limits.names`,
-		"data itself":     "check data == data",
-		"data and data":   "check data.a == data.b",
-		"when's value":    `check when == when`,
-		"duration order":  "check 1h < 2h",
-		"confirmed_by":    `check "x" in confirmed_by`,
-		"index":           `check [who, did][0] == "dan"`,
-		"duration sum":    "check 1h + 1h > 1h",
-		"dotted format":   `require field "data.at" as "rfc3339"`,
-		"format":          `require field "who" as "rfc3339"`,
+		"map policy":     "check policy.limits.m == policy.limits.m",
+		"list policy":    `check "x" in policy.limits.names`,
+		"data itself":    "check data == data",
+		"data and data":  "check data.a == data.b",
+		"data duration":  "check data.a == 1h",
+		"confirmed_by":   `check "x" in confirmed_by`,
+		"index":          `check [who, did][0] == "dan"`,
+		"data timestamp": "check data.a < when",
+		"dotted format":  `require field "data.at" as "rfc3339"`,
+		"format":         `require field "who" as "rfc3339"`,
 	} {
-		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
+		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n  m: { a: 1, b: \"x\" }\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
 		p, errs := lll.Compile([]lll.Source{{Name: "t.lll", Text: []byte(src)}})
 		if len(errs) > 0 {
 			t.Errorf("%s: the source does not compile: %v", name, errs)
@@ -313,5 +312,33 @@ func TestEnvModule(t *testing.T) {
 	}
 	if diff := cmp.Diff([][]string{{"gross"}, {"m", "k"}, {"note"}}, out.Data); diff != "" {
 		t.Errorf("paths below data (-want +got):\n%s", diff)
+	}
+}
+
+// timeSrc uses durations (constants, a policy's), the instant of when and
+// their arithmetic and order.
+const timeSrc = `policy limits {
+  grace: 90m
+}
+validator time {
+  when when - policy.limits.grace < when
+  check when + 1h - when == 1h and -(1h) < 0s and 1h * 2 / 0.5 >= policy.limits.grace
+  check 2 * 30m in [1h, 2h]
+  on_fail "warn"
+}
+`
+
+// TestTimeModule compiles durations and instants, checks the module with
+// both validators, against its golden bytes (testdata/time.wasm.hex), and
+// the operand kinds its arithmetic charge points record.
+func TestTimeModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, timeSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "time", out.Wasm)
+	golden(t, "time.wasm.hex", out.Wasm)
+	if got, want := out.Points[1].Kinds, [2]ir.Kind{ir.Timestamp, ir.Duration}; out.Points[1].Op != ir.OpSub || got != want {
+		t.Errorf("the guard's subtraction: %v %v, want sub of %v", out.Points[1].Op, got, want)
 	}
 }

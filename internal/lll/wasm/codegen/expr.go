@@ -26,6 +26,9 @@ type Point struct {
 	Pos       string // the expression's position
 	Op        ir.Op  // the expression's operator (to word a fault there)
 	Name      string // the builtin's name, for a call
+	// Kinds are the kinds of the operands of an arithmetic operator (a
+	// number when zero), to word a fault there.
+	Kinds [2]ir.Kind
 }
 
 // maxNodes bounds the expressions of one validator (and so the size of
@@ -38,13 +41,22 @@ const maxNodes = 4096
 //	kBool  i32 0 or 1
 //	kNum   i64 millionths (a number; never null)
 //	kStr   i64 offset<<32 | length of a string in memory, or strNull
+//	kDur   i64 nanoseconds
+//	kTime  i64 Unix nanoseconds
 type kind uint8
 
 const (
 	kBool kind = iota + 1
 	kNum
 	kStr
+	kDur  // i64 nanoseconds (a duration; never null)
+	kTime // i64 Unix nanoseconds (a timestamp; never null)
 )
+
+// irKind is the interpreter's kind of a value of kind k.
+func (k kind) irKind() ir.Kind {
+	return [...]ir.Kind{kBool: ir.Bool, kNum: ir.Number, kStr: ir.String, kDur: ir.Duration, kTime: ir.Timestamp}[k]
+}
 
 // strNull is the null of a kStr: no string starts at offset 2^32-1.
 const strNull = -1 << 32
@@ -145,6 +157,10 @@ func staticKind(e *ir.Expr) kind {
 		return kStr
 	case ir.Bool:
 		return kBool
+	case ir.Duration:
+		return kDur
+	case ir.Timestamp:
+		return kTime
 	}
 	return 0
 }
@@ -177,7 +193,20 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		if len(e.Path) > 0 || sf == spanfield.None {
 			return 0, f.unsupported(e, "a field that is not a top-level span field")
 		}
-		if e.Op == ir.OpField && (!sf.IsString() || sf == spanfield.When) {
+		if e.Op == ir.OpField && sf == spanfield.When {
+			// A valid when is its instant; an absent, empty or invalid
+			// one (null, or the interpreter's LLL102) is the
+			// interpreter's to answer.
+			f.charge(e)
+			slot := int32(layout.Slot(sf))
+			c.I32Const(slot).Mem(enc.OpI32Load8U, 0, layout.SlotFlags).I32Const(layout.FlagTime).Op(enc.OpI32And).Op(enc.OpI32Eqz)
+			c.Block(enc.OpIf, enc.BlockEmpty)
+			trapUnsupported(c)
+			c.Op(enc.OpEnd)
+			c.I32Const(slot).Mem(enc.OpI64Load, 3, layout.SlotValue)
+			return kTime, nil
+		}
+		if e.Op == ir.OpField && !sf.IsString() {
 			return 0, f.unsupported(e, "the value of field "+e.Name)
 		}
 		f.charge(e)
@@ -256,8 +285,8 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 			f.strOrder(e.Op, pt)
 			return kBool, nil
 		}
-		if a != kNum || b != kNum {
-			return 0, f.unsupported(e, "an order of values that are not both numbers or both strings")
+		if a != b || a != kNum && a != kDur && a != kTime {
+			return 0, f.unsupported(e, "an order of values that are not both numbers, durations, timestamps or strings")
 		}
 		num, _ := order(e.Op)
 		c.Op(num)
@@ -274,13 +303,13 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		if err != nil {
 			return 0, err
 		}
-		if k != kNum {
-			return 0, f.unsupported(e, "neg of what is not a number")
+		if k != kNum && k != kDur {
+			return 0, f.unsupported(e, "neg of what is not a number or a duration")
 		}
 		// The interpreter negates without a check (its -x wraps), and so
 		// does x * -1.
 		c.I64Const(-1).Op(enc.OpI64Mul)
-		return kNum, nil
+		return k, nil
 	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv:
 		return f.arith(e)
 	case ir.OpCall:
@@ -316,6 +345,12 @@ func (f *fn) value(e *ir.Expr, v ir.Value) (kind, error) {
 		off := f.g.consts.place(v.Str())
 		f.c.I64Const(int64(off)<<32 | int64(len(v.Str())))
 		return kStr, nil
+	case ir.Duration:
+		f.c.I64Const(v.Micros())
+		return kDur, nil
+	case ir.Timestamp:
+		f.c.I64Const(v.Micros())
+		return kTime, nil
 	}
 	return 0, f.unsupported(e, "a constant of kind "+v.Kind().String())
 }
@@ -330,10 +365,10 @@ func (f *fn) equal(a, b kind) {
 		c.Op(enc.OpDrop).Op(enc.OpDrop).I32Const(0)
 	case a == kBool:
 		c.Op(enc.OpI32Eq)
-	case a == kNum:
-		c.Op(enc.OpI64Eq)
-	default:
+	case a == kStr:
 		c.Index(enc.OpCall, f.g.strEqual())
+	default:
+		c.Op(enc.OpI64Eq)
 	}
 }
 
@@ -419,6 +454,14 @@ func (f *fn) binary(e *ir.Expr) (pt uint32, a, b kind, err error) {
 		ha = hb
 	case hb == 0:
 		hb = ha
+	}
+	if e.Op == ir.OpMul || e.Op == ir.OpDiv { // a duration times or over a number
+		if ha == kDur && staticKind(e.Args[1]) == 0 {
+			hb = kNum
+		}
+		if hb == kDur && staticKind(e.Args[0]) == 0 {
+			ha = kNum
+		}
 	}
 	if a, err = f.exprAs(e.Args[0], ha); err != nil {
 		return 0, 0, 0, err
@@ -784,9 +827,23 @@ func (f *fn) arith(e *ir.Expr) (kind, error) {
 		f.concat(pt)
 		return kStr, nil
 	}
-	if a != kNum || b != kNum {
-		return 0, f.unsupported(e, string(e.Op)+" of values that are not both numbers")
+	// The kind of the result, as eval's arith decides it.
+	var r kind
+	switch {
+	case a == kNum && b == kNum:
+		r = kNum
+	case (e.Op == ir.OpAdd || e.Op == ir.OpSub) && a == kDur && b == kDur:
+		r = kDur
+	case (e.Op == ir.OpAdd || e.Op == ir.OpSub) && a == kTime && b == kDur:
+		r = kTime
+	case e.Op == ir.OpSub && a == kTime && b == kTime:
+		r = kDur
+	case e.Op == ir.OpMul && (a == kDur && b == kNum || a == kNum && b == kDur), e.Op == ir.OpDiv && a == kDur && b == kNum:
+		r = kDur
+	default:
+		return 0, f.unsupported(e, string(e.Op)+" of values of these kinds")
 	}
+	f.g.out.Points[pt].Kinds = [2]ir.Kind{a.irKind(), b.irKind()}
 	x, y := f.operands(pt)
 	switch e.Op {
 	case ir.OpAdd, ir.OpSub:
@@ -808,7 +865,7 @@ func (f *fn) arith(e *ir.Expr) (kind, error) {
 		c.Op(enc.OpEnd)
 		c.LocalGet(x).I64Const(ir.NumberScale).LocalGet(y).Index(enc.OpCall, f.g.mulDiv())
 	}
-	return kNum, nil
+	return r, nil
 }
 
 // fault stores the fault in the first output word and traps with
@@ -968,6 +1025,8 @@ func (g *gen) policy(e *ir.Expr) (uint32, kind, error) {
 		k = kBool
 	case ir.String:
 		k = kStr
+	case ir.Duration:
+		k = kDur
 	default:
 		return unsupported("a policy value of kind " + v.Kind().String())
 	}

@@ -15,7 +15,8 @@
 //	                  after TrapFuel: the charge point where fuel ran out,
 //	                  an index into the compiler's table of them)
 //	          +8      after TrapFault: i64 a, i64 b, the operands of the
-//	                  operator that failed (numbers in millionths; for
+//	                  operator that failed (numbers in millionths,
+//	                  durations and instants in nanoseconds; for
 //	                  FaultOrder and FaultType strings: offset<<32 |
 //	                  length, or -1<<32 for null; for a builtin, a is its
 //	                  argument); the first word is then the fault
@@ -29,8 +30,8 @@
 //	          +8      i64 a value for each policy value the module reads
 //	                  (codegen's Output.Policies, at most EnvMaxPolicies),
 //	                  as the run resolves it: a number in millionths, a
-//	                  bool 0 or 1, a string offset<<32 | length (or -1<<32
-//	                  for null)
+//	                  duration in nanoseconds, a bool 0 or 1, a string
+//	                  offset<<32 | length (or -1<<32 for null)
 //	   +EnvData       i64 the bytes the run's first read of data charges
 //	                  to the byte budget (0 when the span has no data)
 //	   +EnvDataRefs   for each data.PATH the module reads (codegen's

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
@@ -105,6 +106,36 @@ func (g exprGen) num(depth int) string {
 	return "(" + g.num(depth-1) + g.pick([]string{" + ", " - ", " * ", " / "}) + g.num(depth-1) + ")"
 }
 
+// dur is a duration: constants (the largest among them), the policy's,
+// sums and differences, products and quotients by numbers, differences of
+// instants.
+func (g exprGen) dur(depth int) string {
+	n := 5
+	if depth <= 0 {
+		n = 2
+	}
+	switch g.r.IntN(n) {
+	case 0:
+		return g.pick([]string{"1h", "30m", "0s", "2562047h", "90m", "1ms"})
+	case 1:
+		return "policy.p.d"
+	case 2:
+		return "(" + g.dur(depth-1) + g.pick([]string{" + ", " - "}) + g.dur(depth-1) + ")"
+	case 3:
+		return "(" + g.dur(depth-1) + g.pick([]string{" * ", " / "}) + g.pick(genNumbers()) + ")" // a number of known type
+	}
+	return "(" + g.instant(depth-1) + " - " + g.instant(depth-1) + ")"
+}
+
+// instant is the instant of when (written (when), which marks a program
+// that reads it), moved by durations.
+func (g exprGen) instant(depth int) string {
+	if depth <= 0 || g.r.IntN(2) == 0 {
+		return "(when)"
+	}
+	return "(" + g.instant(depth-1) + g.pick([]string{" + ", " - "}) + g.dur(depth-1) + ")"
+}
+
 func (g exprGen) boolean(depth int) string {
 	n := 8
 	if depth <= 0 {
@@ -128,7 +159,14 @@ func (g exprGen) boolean(depth int) string {
 	case 1:
 		return g.strExpr(2) + g.pick([]string{" == ", " != ", " < ", " <= ", " > ", " >= "}) + g.strExpr(2)
 	case 2:
-		return g.num(2) + g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "}) + g.num(2)
+		cmp := g.pick([]string{" < ", " <= ", " > ", " >= ", " == ", " != "})
+		switch g.r.IntN(5) {
+		case 0:
+			return g.dur(2) + cmp + g.dur(2)
+		case 1:
+			return g.instant(2) + cmp + g.instant(2)
+		}
+		return g.num(2) + cmp + g.num(2)
 	case 3:
 		elems := make([]string, g.r.IntN(4))
 		for i := range elems {
@@ -173,7 +211,7 @@ func (g exprGen) env() eval.Env {
 		return ir.StringValue(g.pick([]string{"dan", "DAN", "", "é", "sale.post"}))
 	}
 	pol := &ir.Policy{Name: "p"}
-	for _, key := range []string{"b", "m", "n", "s"} { // sorted, as Policy.Fields are
+	for _, key := range []string{"b", "d", "m", "n", "s"} { // sorted, as Policy.Fields are
 		if g.r.IntN(3) == 0 {
 			continue
 		}
@@ -196,6 +234,11 @@ func (g exprGen) env() eval.Env {
 			if odd() {
 				v = ir.IntValue(5)
 			}
+		case "d":
+			v = ir.DurationValue(time.Duration(g.r.Int64N(1e13)))
+			if odd() {
+				v = ir.IntValue(1)
+			}
 		case "n":
 			v = num()
 		case "s":
@@ -211,7 +254,7 @@ func (g exprGen) env() eval.Env {
 // two, one to three check rules.
 func (g exprGen) program() string {
 	var b strings.Builder
-	b.WriteString("policy p {\n  n: 3\n  s: \"dan\"\n  b: true\n  m: { k: 2, t: \"x\" }\n}\n")
+	b.WriteString("policy p {\n  n: 3\n  s: \"dan\"\n  b: true\n  d: 90m\n  m: { k: 2, t: \"x\" }\n}\n")
 	b.WriteString("validator g {\n")
 	if g.r.IntN(3) != 0 {
 		b.WriteString("  when " + g.boolean(1+g.r.IntN(3)) + "\n")
@@ -323,6 +366,8 @@ func TestDifferentialExprs(t *testing.T) {
 							t.Fatalf("program %d span %d %s: %v, but every policy value is of its kind\n%s", pn, sn, line, err, src)
 						}
 						seen["policy of another kind"]++
+					case strings.Contains(src, "(when)") && !validWhen(s):
+						seen["when not an instant"]++
 					case len(out.Data) > 0:
 						seen["data of another kind"]++ // data.gross is a string, or null
 					default:
@@ -352,7 +397,7 @@ func TestDifferentialExprs(t *testing.T) {
 	if seen["two values of data compared"] > programs/10 {
 		t.Errorf("%d programs of %d not compiled", seen["two values of data compared"], programs)
 	}
-	for _, must := range []string{"policy of another kind", "data of another kind", "data field", "pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
+	for _, must := range []string{"policy of another kind", "data of another kind", "data field", "when not an instant", "pass", "check", "check else", "guard out of fuel", "check out of fuel", "field",
 		"guard division by zero", "check division by zero", "guard overflow", "check overflow",
 		"guard order of null", "check order of null", "guard case of null", "check case of null",
 		"guard concatenation of null", "check concatenation of null", "guard byte budget", "check byte budget"} {
@@ -361,6 +406,13 @@ func TestDifferentialExprs(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes: %v", seen)
+}
+
+// validWhen reports whether the span's when is an instant, as the
+// interpreter reads it.
+func validWhen(s *span.Span) bool {
+	_, ok := abi.ValidRFC3339(s.WhenRaw)
+	return s.WhenOK || ok
 }
 
 // oddPolicy reports whether a policy value the module reads is, in env,

@@ -284,7 +284,7 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
 					}
 				default:
-					f.A, f.B = ir.NumberMicros(int64(a)), ir.NumberMicros(int64(b))
+					f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
 				}
 			}
 			vi, err := v.SpanViolation(s, f)
@@ -395,7 +395,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 			if x, err = in.envStr(v); err != nil {
 				return err
 			}
-		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool):
+		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration):
 			x = uint64(v.Micros())
 		default:
 			return fmt.Errorf("%w: policy.%s.%s is a %s, the module reads a %s", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), v.Kind(), ref.Kind)
@@ -495,6 +495,18 @@ func fault(code uint32) (eval.Fault, bool) {
 		return eval.FaultType, true
 	}
 	return 0, false
+}
+
+// number returns the value of kind k (a number when zero, a duration, a
+// timestamp) a module's i64 v holds.
+func number(k ir.Kind, v uint64) ir.Value {
+	switch k {
+	case ir.Duration:
+		return ir.DurationValue(time.Duration(v))
+	case ir.Timestamp:
+		return ir.TimestampValue(time.Unix(0, int64(v)))
+	}
+	return ir.NumberMicros(int64(v))
 }
 
 // str returns the string a module's value offset<<32 | length names in
