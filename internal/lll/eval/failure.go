@@ -24,7 +24,7 @@ const (
 	WhyCheck                     // a check's condition does not hold
 	WhyBudget                    // the step budget ran out (LLL100)
 	WhyFault                     // an expression failed at run time (Failure.Fault says how)
-	WhyFormat                    // the value of a dotted field (data.gross) does not match the rule's format
+	WhyFormat                    // the value of a field below data (data.gross) or of a string field does not match the rule's format
 )
 
 // Fault is how an expression failed at run time, as a second backend
@@ -126,11 +126,13 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 			return v.notOneOfString(r, spanfield.String(s, r.field)), nil
 		}
 	case WhyFormat:
-		if field && r.path != nil && r.format != nil {
-			if val, err := dataPath(s, r); err == nil && !val.IsNull() {
-				if ok, reason := r.format.Match(val); !ok {
-					return v.badFormat(r, val, reason), nil
-				}
+		val, err := dataPath(s, r)
+		if r.path == nil && r.field.IsString() && r.field != spanfield.When {
+			val, err = ir.StringValue(spanfield.String(s, r.field)), nil
+		}
+		if field && r.format != nil && err == nil && !val.IsNull() {
+			if ok, reason := r.format.Match(val); !ok {
+				return v.badFormat(r, val, reason), nil
 			}
 		}
 	case WhyUnknown:

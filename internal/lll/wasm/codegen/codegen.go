@@ -5,10 +5,12 @@
 // each, and compiles a rule exactly as the interpreter (package eval)
 // decides it, branch for branch: a top-level field rule
 // (require/allow field F [as FORMAT] [in [...]]) along the interpreter's
-// fast path over the span's fields, reject unknown fields as a loop over
-// the member list, require/allow field "data.PATH" [as FORMAT] [in [...]]
-// along its slow path (the formats string, nonempty, number, integer,
-// bool, array and object, decided by the value's kind; see dataRule).
+// fast path over the span's fields (and the format nonempty on a string
+// field, which the slow path decides the same), reject unknown fields as a
+// loop over the member list, require/allow field "data.PATH" [as FORMAT]
+// [in [...]] along the slow path (the formats string, nonempty, number,
+// integer, bool, array and object, decided by the value's kind; see
+// dataRule).
 // Those rules are checked by the interpreter without counting steps, so
 // the code for them charges no fuel either.
 //
@@ -84,7 +86,8 @@
 // other, formats other than those the interpreter's fast path decides for a
 // top-level field (rfc3339 on when, string on a string field, array and
 // array_of_strings on confirmed_by, object on data) and those listed for a
-// field below data, in [...] on when, confirmed_by or data.
+// field below data and nonempty on a string field, in [...] on when,
+// confirmed_by or data.
 // Event validators, pipelines and routers are not part of the module.
 //
 // The module's functions are, in order: streq (the byte equality of two
@@ -347,9 +350,19 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 	str := f != spanfield.ConfirmedBy && f != spanfield.Data // a string member (when included)
 	// Decide, as eval does, what follows presence, before emitting code.
 	var check func()
+	// nonempty: a string field's member that is present but empty (which
+	// require refuses first) does not match the format.
+	nonempty := func() {
+		if r.Format == "nonempty" {
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+			c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+			fail(c, i, layout.ReasonValue)
+			c.Op(enc.OpEnd)
+		}
+	}
 	switch {
 	case r.In != nil && str && f != spanfield.When:
-		if r.Format != "" && r.Format != "string" {
+		if r.Format != "" && r.Format != "string" && r.Format != "nonempty" {
 			return unsupported("format " + r.Format + " with in [...]")
 		}
 		var offs, lens []int32
@@ -360,6 +373,7 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 			offs, lens = append(offs, int32(cs.place(x.Str()))), append(lens, int32(len(x.Str())))
 		}
 		check = func() {
+			nonempty()
 			for k := range offs {
 				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
 				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
@@ -371,6 +385,8 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 		return unsupported("in [...] on " + r.Field)
 	case r.Format == "":
 		check = func() {}
+	case str && f != spanfield.When && r.Format == "nonempty":
+		check = nonempty
 	case f == spanfield.When && r.Format == "rfc3339":
 		check = func() {
 			slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotFlags)

@@ -168,6 +168,7 @@ func TestRules(t *testing.T) {
 		"data":           `require field "data" as "object"`,
 		"closed":         `reject unknown fields`,
 		"two in lists":   `require field "status" in ["x", "y"]` + "\n" + `allow field "did" in ["y", "z"]`,
+		"nonempty":       `allow field "who" as "nonempty"` + "\n" + `require field "did" as "nonempty" in ["y"]`,
 	} {
 		p := compileSrc(t, "validator v {\n"+body+"\non_fail \"reject\"\n}\n")
 		out, err := codegen.Compile(p)

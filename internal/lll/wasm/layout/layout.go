@@ -155,7 +155,7 @@ const (
 	ReasonNotOneOf = 4 // a field is not one of the rule's values
 	ReasonUnknown  = 5 // a member the closed rule does not allow; its index in the second word
 	ReasonCheck    = 6 // a check rule's condition does not hold
-	ReasonValue    = 7 // the value of a dotted field (data.gross) does not match the rule's format
+	ReasonValue    = 7 // the value of a field below data (data.gross) or of a string field does not match the rule's format
 )
 
 // Exported globals (part of the format).

@@ -23,7 +23,7 @@ import (
 // (internal/lll/testdata) whose span validators the backend compiles; the
 // others are refused with codegen.ErrUnsupported.
 func corpusCompiled() []string {
-	return []string{"all_declarations", "check_expressions", "closed_contract", "data_paths", "duration_arith", "guard_feature",
+	return []string{"all_declarations", "allowed_values", "check_expressions", "closed_contract", "data_paths", "duration_arith", "guard_feature",
 		"guard_off", "schema_allowed_values", "seed_canonical_contract", "timestamps", "warn_action"}
 }
 

@@ -158,3 +158,29 @@ func TestDataRules(t *testing.T) {
 		t.Errorf("no data: %v, %v", vi, err)
 	}
 }
+
+// TestNonempty: the format nonempty on a string field, with and without
+// in [...], gives the interpreter's violation.
+func TestNonempty(t *testing.T) {
+	b := compileBoth(t, `validator v {
+  require field "did" as "nonempty"
+  allow field "who" as "nonempty" in ["dan", "eve"]
+  allow field "this" as "nonempty"
+  on_fail "reject"
+}
+`)
+	for _, tc := range []struct{ line, want string }{
+		{`{"did":"x","who":"dan","this":"y"}`, ""},
+		{`{"did":"x"}`, ""},
+		{`{}`, `field "did" is required`},
+		{`{"did":""}`, `field "did" is empty`},
+		{`{"did":"x","who":""}`, `field "who" is empty: ""`},
+		{`{"did":"x","who":"ann"}`, `field "who" is not one of "dan", "eve": "ann"`},
+		{`{"did":"x","this":""}`, `field "this" is empty: ""`},
+	} {
+		vi := b.same(t, tc.line)
+		if tc.want == "" && vi != nil || tc.want != "" && (vi == nil || vi.Detail != tc.want) {
+			t.Errorf("%s: the interpreter says %v, want %q", tc.line, vi, tc.want)
+		}
+	}
+}
