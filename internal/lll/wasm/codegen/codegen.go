@@ -14,17 +14,19 @@
 // Those rules are checked by the interpreter without counting steps, so
 // the code for them charges no fuel either.
 //
-// Guards and check rules are compiled for a first subset of expressions
-// (see expr.go): constants, the values of the top-level string fields, has
-// over a top-level field, values below data (data.gross) and has of them,
+// Guards and check rules are compiled for a subset of expressions (see
+// expr.go): constants, the values of the top-level string fields, has over
+// a top-level field, values below data (data.gross) and has of them,
 // feature flags, policy values that are numbers, bools, strings or
 // durations, duration constants, the instant of when, ==, !=, <, <=, >, >=
 // over numbers, durations, instants and strings, in over a list literal,
-// matches, len of a string and of confirmed_by, lower and upper of a
-// string, the concatenation of strings, +, -, *, / and unary minus over
-// numbers, the arithmetic of durations and instants the interpreter has
-// (duration ± duration, instant ± duration, instant - instant, duration *
-// number, number * duration, duration / number, -duration), not, and, or. Fuel is charged where the interpreter counts a
+// over confirmed_by and over a policy value that is a list of strings or
+// of numbers, matches, len of a string and of confirmed_by, lower and
+// upper of a string, the concatenation of strings, +, -, *, / and unary
+// minus over numbers, the arithmetic of durations and instants the
+// interpreter has (duration ± duration, instant ± duration, instant -
+// instant, duration * number, number * duration, duration / number,
+// -duration), not, and, or. Fuel is charged where the interpreter counts a
 // step and in the same order (every operator but not, and, or and neg,
 // before its operands), so a module runs out of fuel at the step the
 // interpreter does; the charge points are listed in Output.Points for the
@@ -81,8 +83,8 @@
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins, policy
 // values of other kinds (percentiles, timestamps, lists, maps), kernels,
-// host calls, the values of confirmed_by and data themselves
-// (len(confirmed_by) aside), two values below data compared with each
+// host calls, the values of confirmed_by and data themselves (but
+// len(confirmed_by) and in confirmed_by), two values below data compared with each
 // other, formats other than those the interpreter's fast path decides for a
 // top-level field (rfc3339 on when, string on a string field, array and
 // array_of_strings on confirmed_by, object on data) and those listed for a
@@ -132,6 +134,11 @@ type Output struct {
 	// Data are the paths below a span's data (data.PATH) the module
 	// reads, by their index in the env region's table of them.
 	Data [][]string
+	// ConfirmedBy says that the module reads the strings of confirmed_by:
+	// the host writes them in the input region and their values (i64s,
+	// offset<<32 | length) after them, the slot's offset pointing at
+	// those.
+	ConfirmedBy bool
 	// Unicode is the version of Unicode (unicode.Version) of the case
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
@@ -143,10 +150,15 @@ type Output struct {
 // the env region; the module was compiled for a value of Kind (ir.Number,
 // ir.Bool, or ir.String, for which null is written too), and a run whose
 // value is of another kind is the interpreter's to answer.
+//
+// A list (Kind ir.List, read by in) is of values of kind Elem (ir.String
+// or ir.Number): the host writes its values as i64s in the env region and
+// the policy value as their address<<32 | their count.
 type PolicyRef struct {
 	Name string
 	Path []string
 	Kind ir.Kind
+	Elem ir.Kind
 }
 
 // Limits of the env region.

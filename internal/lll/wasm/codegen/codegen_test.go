@@ -185,17 +185,17 @@ func TestRules(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
 		"map policy":     "check policy.limits.m == policy.limits.m",
-		"list policy":    `check "x" in policy.limits.names`,
+		"empty list":     `check "x" in policy.limits.none`,
 		"data itself":    "check data == data",
 		"data and data":  "check data.a == data.b",
 		"data duration":  "check data.a == 1h",
-		"confirmed_by":   `check "x" in confirmed_by`,
+		"confirmed_by":   `check confirmed_by == confirmed_by`,
 		"index":          `check [who, did][0] == "dan"`,
 		"data timestamp": "check data.a < when",
 		"dotted format":  `require field "data.at" as "rfc3339"`,
 		"format":         `require field "who" as "rfc3339"`,
 	} {
-		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n  m: { a: 1, b: \"x\" }\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
+		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n  none: []\n  m: { a: 1, b: \"x\" }\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
 		p, errs := lll.Compile([]lll.Source{{Name: "t.lll", Text: []byte(src)}})
 		if len(errs) > 0 {
 			t.Errorf("%s: the source does not compile: %v", name, errs)
@@ -266,20 +266,21 @@ func TestStringsModule(t *testing.T) {
 }
 
 // envSrc reads feature flags, policy values (one of them twice), values
-// below data (in expressions and field rules) and the length of
-// confirmed_by.
+// below data (in expressions and field rules), the length and strings of
+// confirmed_by and a policy list.
 const envSrc = `policy p {
   n: 3
   s: "dan"
   b: true
   m: { k: 2, t: "x" }
+  l: ["a", "b"]
 }
 validator env {
   when policy.p.b or features.cluster
   check features.diamond or who == policy.p.s
   check policy.p.n + policy.p.m.k > policy.p.n or policy.p.m.t != "x"
   check data.gross > 0 or has(data.m.k) or data.note == "x" or data.gross + data.m.k > 1
-  check len(confirmed_by) <= policy.p.n
+  check len(confirmed_by) <= policy.p.n and not ("x" in confirmed_by) and who in policy.p.l
   require field "data.gross" as "number"
   allow field "data.note" as "nonempty" in ["x", "y"]
   allow field "data.m.k" as "integer" in [1, 2, true]
@@ -307,9 +308,13 @@ func TestEnvModule(t *testing.T) {
 		{Name: "p", Path: []string{"n"}, Kind: ir.Number},
 		{Name: "p", Path: []string{"m", "k"}, Kind: ir.Number},
 		{Name: "p", Path: []string{"m", "t"}, Kind: ir.String},
+		{Name: "p", Path: []string{"l"}, Kind: ir.List, Elem: ir.String},
 	}
 	if diff := cmp.Diff(want, out.Policies); diff != "" {
 		t.Errorf("policy values (-want +got):\n%s", diff)
+	}
+	if !out.ConfirmedBy {
+		t.Error("the module reads confirmed_by's strings, but Output.ConfirmedBy is false")
 	}
 	if diff := cmp.Diff([][]string{{"gross"}, {"m", "k"}, {"note"}}, out.Data); diff != "" {
 		t.Errorf("paths below data (-want +got):\n%s", diff)

@@ -376,8 +376,14 @@ func (f *fn) equal(a, b kind) {
 // those of x, one for the list, those of each element (all evaluated),
 // and then looks for x among them.
 func (f *fn) in(e *ir.Expr) (kind, error) {
+	if len(e.Args) == 2 && e.Args[1].Op == ir.OpField && len(e.Args[1].Path) == 0 && spanfield.Of(e.Args[1].Name) == spanfield.ConfirmedBy {
+		return f.inConfirmedBy(e)
+	}
+	if len(e.Args) == 2 && e.Args[1].Op == ir.OpPolicy {
+		return f.inPolicy(e)
+	}
 	if len(e.Args) != 2 || e.Args[1].Op != ir.OpList {
-		return 0, f.unsupported(e, "in over what is not a list literal")
+		return 0, f.unsupported(e, "in over what is not a list literal, confirmed_by or a policy value")
 	}
 	c := f.c
 	f.charge(e)
@@ -409,6 +415,89 @@ func (f *fn) in(e *ir.Expr) (kind, error) {
 	}
 	c.LocalGet(found)
 	return kBool, nil
+}
+
+// inConfirmedBy compiles x in confirmed_by as eval does: a step for in,
+// those of x, one for the field; a span with confirmed_by has the
+// interpreter make the list, charging ValueBytes + SliceBytes + ValueBytes
+// a string; x is looked for among its strings (none without it: in of
+// null is false), which the host writes in the input region when the
+// module reads them (Output.ConfirmedBy).
+func (f *fn) inConfirmedBy(e *ir.Expr) (kind, error) {
+	c := f.c
+	f.charge(e)
+	k, err := f.exprAs(e.Args[0], kStr)
+	if err != nil {
+		return 0, err
+	}
+	if k != kStr {
+		return 0, f.unsupported(e, "in confirmed_by of what is not a string")
+	}
+	x := f.local(enc.I64)
+	c.LocalSet(x)
+	f.nodes++
+	pt := f.charge(e.Args[1])
+	f.g.out.ConfirmedBy = true
+	slot := int32(layout.Slot(spanfield.ConfirmedBy))
+	c.I32Const(slot).Mem(enc.OpI32Load8U, 0, layout.SlotKind).I32Const(layout.KindStrings).Op(enc.OpI32Eq).Block(enc.OpIf, enc.BlockEmpty)
+	f.chargeBytes(pt, func() {
+		c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(eval.ValueBytes).Op(enc.OpI64Mul)
+		c.I64Const(eval.ValueBytes + eval.SliceBytes).Op(enc.OpI64Add)
+	})
+	c.Op(enc.OpEnd)
+	addr, count := f.local(enc.I32), f.local(enc.I32)
+	c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotOffset).LocalSet(addr)
+	c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).LocalSet(count)
+	f.scan(x, kStr, addr, count)
+	return kBool, nil
+}
+
+// inPolicy compiles x in policy.NAME.KEY, a policy value that is a list
+// of strings or of numbers, as eval does: a step for in, those of x, one
+// for the policy value; x is looked for among the list's values, which
+// the host writes in the env region (none for null: in of null is false).
+func (f *fn) inPolicy(e *ir.Expr) (kind, error) {
+	c := f.c
+	i, elem, err := f.g.policyList(e.Args[1])
+	if err != nil {
+		return 0, err
+	}
+	f.charge(e)
+	k, err := f.exprAs(e.Args[0], elem)
+	if err != nil {
+		return 0, err
+	}
+	if k != elem {
+		return 0, f.unsupported(e, "in over a policy list of values of another kind")
+	}
+	x := f.local(k.valType())
+	c.LocalSet(x)
+	f.nodes++
+	f.charge(e.Args[1])
+	v, addr, count := f.local(enc.I64), f.local(enc.I32), f.local(enc.I32)
+	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, layout.EnvPolicies+8*i).LocalSet(v)
+	c.LocalGet(v).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64).LocalSet(addr)
+	c.LocalGet(v).Op(enc.OpI32WrapI64).LocalSet(count)
+	f.scan(x, k, addr, count)
+	return kBool, nil
+}
+
+// scan emits the search of the value in local x, of kind k, among the
+// count i64 values of kind k at addr (locals, which it consumes), as
+// ir.Value.Equal compares them, and pushes whether it is there.
+func (f *fn) scan(x uint32, k kind, addr, count uint32) {
+	c := f.c
+	found := f.local(enc.I32)
+	c.I32Const(0).LocalSet(found)
+	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
+	c.LocalGet(count).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 1)
+	c.LocalGet(x).LocalGet(addr).Mem(enc.OpI64Load, 3, 0)
+	f.equal(k, k)
+	c.Block(enc.OpIf, enc.BlockEmpty).I32Const(1).LocalSet(found).Index(enc.OpBr, 2).Op(enc.OpEnd)
+	c.LocalGet(addr).I32Const(8).Op(enc.OpI32Add).LocalSet(addr)
+	c.LocalGet(count).I32Const(1).Op(enc.OpI32Sub).LocalSet(count).Index(enc.OpBr, 0)
+	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	c.LocalGet(found)
 }
 
 // strEqual returns the index of the function (i64 a, i64 b) -> i32 that
@@ -1006,16 +1095,9 @@ func (g *gen) policy(e *ir.Expr) (uint32, kind, error) {
 	unsupported := func(what string) (uint32, kind, error) {
 		return 0, 0, fmt.Errorf("%w: %s at %s", ErrUnsupported, what, e.Pos)
 	}
-	def := g.prog.Policy(e.Name)
-	if def == nil || len(e.Path) == 0 || def.Field(e.Path[0]) == nil {
+	v, ok := g.policyDefault(e)
+	if !ok {
 		return unsupported("a policy value the program does not have")
-	}
-	v := def.Field(e.Path[0]).Value
-	for _, key := range e.Path[1:] {
-		if v.Kind() != ir.Map {
-			return unsupported("a policy value the program does not have")
-		}
-		v, _ = v.Get(key)
 	}
 	var k kind
 	switch v.Kind() {
@@ -1030,16 +1112,63 @@ func (g *gen) policy(e *ir.Expr) (uint32, kind, error) {
 	default:
 		return unsupported("a policy value of kind " + v.Kind().String())
 	}
-	for i, ref := range g.out.Policies {
-		if ref.Name == e.Name && slices.Equal(ref.Path, e.Path) {
-			return uint32(i), k, nil
+	i, err := g.policyRef(e, PolicyRef{Name: e.Name, Path: e.Path, Kind: v.Kind()})
+	return i, k, err
+}
+
+// policyDefault returns the program's own value of the policy value e.
+func (g *gen) policyDefault(e *ir.Expr) (ir.Value, bool) {
+	def := g.prog.Policy(e.Name)
+	if def == nil || len(e.Path) == 0 || def.Field(e.Path[0]) == nil {
+		return ir.Value{}, false
+	}
+	v := def.Field(e.Path[0]).Value
+	for _, key := range e.Path[1:] {
+		if v.Kind() != ir.Map {
+			return ir.Value{}, false
+		}
+		v, _ = v.Get(key)
+	}
+	return v, true
+}
+
+// policyRef returns the index of ref in the env region's table, giving it
+// the next at its first use.
+func (g *gen) policyRef(e *ir.Expr, ref PolicyRef) (uint32, error) {
+	for i, r := range g.out.Policies {
+		if r.Name == ref.Name && slices.Equal(r.Path, ref.Path) {
+			if r.Kind != ref.Kind || r.Elem != ref.Elem {
+				return 0, fmt.Errorf("%w: policy.%s read as two kinds at %s", ErrUnsupported, ref.Name, e.Pos)
+			}
+			return uint32(i), nil
 		}
 	}
 	if len(g.out.Policies) == maxPolicies {
-		return unsupported(fmt.Sprintf("over %d policy values", maxPolicies))
+		return 0, fmt.Errorf("%w: over %d policy values at %s", ErrUnsupported, maxPolicies, e.Pos)
 	}
-	g.out.Policies = append(g.out.Policies, PolicyRef{Name: e.Name, Path: slices.Clone(e.Path), Kind: v.Kind()})
-	return uint32(len(g.out.Policies) - 1), k, nil
+	ref.Path = slices.Clone(ref.Path)
+	g.out.Policies = append(g.out.Policies, ref)
+	return uint32(len(g.out.Policies) - 1), nil
+}
+
+// policyList returns the index of the policy value e, a list of strings or
+// of numbers in the program, and the kind of its values.
+func (g *gen) policyList(e *ir.Expr) (uint32, kind, error) {
+	unsupported := func(what string) (uint32, kind, error) {
+		return 0, 0, fmt.Errorf("%w: %s at %s", ErrUnsupported, what, e.Pos)
+	}
+	v, ok := g.policyDefault(e)
+	if !ok || v.Kind() != ir.List || len(v.List()) == 0 {
+		return unsupported("in over a policy value that is not a list of strings or numbers")
+	}
+	elem := v.List()[0].Kind()
+	for _, x := range v.List() {
+		if x.Kind() != elem || elem != ir.String && elem != ir.Number {
+			return unsupported("in over a policy value that is not a list of strings or numbers")
+		}
+	}
+	i, err := g.policyRef(e, PolicyRef{Name: e.Name, Path: e.Path, Kind: ir.List, Elem: elem})
+	return i, map[ir.Kind]kind{ir.String: kStr, ir.Number: kNum}[elem], err
 }
 
 // data compiles data.PATH and has(data.PATH) as eval reads them: a step;

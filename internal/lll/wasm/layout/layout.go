@@ -68,7 +68,10 @@
 //	+2  u16  0
 //	+4  u32  length: bytes of a string, elements of a list, bytes of the
 //	         canonical JSON of an object
-//	+8  u32  offset of a string's bytes in memory (0 otherwise)
+//	+8  u32  offset of a string's bytes in memory; for confirmed_by, when
+//	         the module reads its strings (codegen's Output.ConfirmedBy),
+//	         the offset of their values (i64 offset<<32 | length each,
+//	         after their bytes); 0 otherwise
 //	+12 u32  0
 //	+16 i64  value: for when, its instant in Unix nanoseconds when FlagTime
 //

@@ -24,7 +24,7 @@ import (
 // others are refused with codegen.ErrUnsupported.
 func corpusCompiled() []string {
 	return []string{"all_declarations", "allowed_values", "check_expressions", "closed_contract", "data_paths", "duration_arith", "guard_feature",
-		"guard_off", "schema_allowed_values", "seed_canonical_contract", "timestamps", "warn_action"}
+		"guard_off", "lists_and_in", "schema_allowed_values", "seed_canonical_contract", "timestamps", "warn_action"}
 }
 
 // TestCorpus compiles the programs of the language's golden tests: each

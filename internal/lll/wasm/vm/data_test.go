@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -180,6 +181,70 @@ func TestNonempty(t *testing.T) {
 	} {
 		vi := b.same(t, tc.line)
 		if tc.want == "" && vi != nil || tc.want != "" && (vi == nil || vi.Detail != tc.want) {
+			t.Errorf("%s: the interpreter says %v, want %q", tc.line, vi, tc.want)
+		}
+	}
+}
+
+// TestInLists: in over confirmed_by and over policy lists (of strings, of
+// numbers; the program's, overridden, null) gives the interpreter's
+// answer, the list of confirmed_by charged to the byte budget; a policy
+// list of another kind is the interpreter's to answer.
+func TestInLists(t *testing.T) {
+	b := compileBoth(t, `policy routing {
+  vip: ["ana", "bo"]
+  codes: [1, 2.5]
+}
+validator v {
+  check who in policy.routing.vip else "vip"
+  check not ("x" in confirmed_by) else "x"
+  check len(who) in policy.routing.codes or who != "bo" else "codes"
+  on_fail "warn"
+}
+`)
+	over := func(key string, v ir.Value) *eval.Env {
+		return &eval.Env{Policies: map[string]*ir.Policy{"routing": {Name: "routing", Fields: []*ir.PolicyField{{Key: key, Value: v}}}}}
+	}
+	strs := func(s ...string) ir.Value {
+		var l []ir.Value
+		for _, x := range s {
+			l = append(l, ir.StringValue(x))
+		}
+		return ir.ListValue(l)
+	}
+	for _, tc := range []struct {
+		line string
+		env  *eval.Env
+		want string
+	}{
+		{line: `{"who":"ana"}`},
+		{line: `{"who":"cy"}`, want: "vip"},
+		{line: `{"who":"bo"}`, want: "codes"},
+		{line: `{"who":"ana","confirmed_by":["a","x"]}`, want: "x"},
+		{line: `{"who":"ana","confirmed_by":["a","xx",""]}`},
+		{line: `{"who":"ana","confirmed_by":[]}`},
+		{line: `{"who":"ana","confirmed_by":["a","x"]}`, env: &eval.Env{MaxBytes: 64 + 24 + 2*64 - 1}, want: "error[LLL105]"},
+		{line: `{"who":"ana","confirmed_by":["a","b"]}`, env: &eval.Env{MaxBytes: 64 + 24 + 2*64}},
+		{line: `{"who":"cy"}`, env: over("vip", strs("cy", "dé"))},
+		{line: `{"who":"ana"}`, env: over("vip", strs()), want: "vip"},
+		{line: `{"who":"ana"}`, env: over("vip", ir.NullValue()), want: "vip"},
+		{line: `{"who":"bo"}`, env: over("codes", ir.ListValue([]ir.Value{ir.IntValue(2)}))},
+		{line: `{"who":"ana"}`, env: over("vip", ir.ListValue([]ir.Value{ir.IntValue(2)})), want: "unsupported"},
+		{line: `{"who":"ana"}`, env: over("vip", ir.StringValue("ana")), want: "unsupported"},
+	} {
+		env := tc.env
+		if env == nil {
+			env = &eval.Env{}
+		}
+		if tc.want == "unsupported" {
+			s, _ := span.Parse([]byte(tc.line), span.Limits{})
+			if vi, _, err := b.in.CheckSpanEnv(context.Background(), "v", s, env); !errors.Is(err, vm.ErrUnsupported) {
+				t.Errorf("%s: %v, %v; want ErrUnsupported", tc.line, vi, err)
+			}
+			continue
+		}
+		vi := b.sameEnv(t, tc.line, env)
+		if tc.want == "" && vi != nil || tc.want != "" && (vi == nil || !strings.Contains(vi.Detail, tc.want)) {
 			t.Errorf("%s: the interpreter says %v, want %q", tc.line, vi, tc.want)
 		}
 	}

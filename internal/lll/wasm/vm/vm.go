@@ -75,6 +75,8 @@ type Module struct {
 	policies []codegen.PolicyRef
 	defaults []ir.Value // the program's own value of each policy value
 	data     [][]string
+	// confirmedBy: the module reads the strings of confirmed_by.
+	confirmedBy bool
 }
 
 // Compile compiles the module out, which codegen compiled from p. A
@@ -100,7 +102,7 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 		return nil, fmt.Errorf("%w: the module's case table is of Unicode %s, the interpreter's of %s", ErrUnsupported, out.Unicode, unicode.Version)
 	}
 	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points, steps: map[string]bool{},
-		features: out.Features, policies: out.Policies, data: out.Data}
+		features: out.Features, policies: out.Policies, data: out.Data, confirmedBy: out.ConfirmedBy}
 	if len(out.Features) > 32 || len(out.Policies) > layout.EnvMaxPolicies || len(out.Data) > layout.EnvMaxData {
 		return nil, fmt.Errorf("vm: %d features, %d policy values and %d paths below data do not fit the env region", len(out.Features), len(out.Policies), len(out.Data))
 	}
@@ -139,6 +141,7 @@ type Instance struct {
 	buf   []byte
 	env   []byte // the env region's tables
 	strs  []byte // the env region's strings
+	vals  []uint64
 	stack [1]uint64
 }
 
@@ -318,6 +321,13 @@ func (in *Instance) write(s *span.Span) error {
 	for f := spanfield.ID; f <= spanfield.Status; f++ {
 		size += len(spanfield.String(s, f))
 	}
+	arr := size // the values of confirmed_by's strings, when the module reads them
+	if in.m.confirmedBy {
+		for _, c := range s.ConfirmedBy {
+			size += len(c) + 8
+			arr += len(c)
+		}
+	}
 	if size > layout.InSize {
 		return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, layout.InSize)
 	}
@@ -341,6 +351,13 @@ func (in *Instance) write(s *span.Span) error {
 		case spanfield.ConfirmedBy:
 			slot[layout.SlotKind] = layout.KindStrings
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.ConfirmedBy)))
+			if in.m.confirmedBy {
+				binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+arr))
+				for j, c := range s.ConfirmedBy {
+					binary.LittleEndian.PutUint64(b[arr+8*j:], uint64(layout.InBase+str)<<32|uint64(len(c)))
+					str += copy(b[str:], c)
+				}
+			}
 		case spanfield.Data:
 			slot[layout.SlotKind] = layout.KindOther
 			if len(s.Data) > 0 && s.Data[0] == '{' {
@@ -397,6 +414,13 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 			}
 		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration):
 			x = uint64(v.Micros())
+		case ref.Kind == ir.List && v.Kind() == ir.Null:
+			x = 0 // no values: in of null is false
+		case ref.Kind == ir.List && v.Kind() == ir.List:
+			var err error
+			if x, err = in.envList(v, ref); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("%w: policy.%s.%s is a %s, the module reads a %s", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), v.Kind(), ref.Kind)
 		}
@@ -433,6 +457,37 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 		return fmt.Errorf("%w: env write out of range", ErrTooLarge)
 	}
 	return nil
+}
+
+// envList places the values of the list v, the value of ref, among the
+// env region's strings (strings first, then the i64 values) and returns
+// address<<32 | count; a value of another kind than ref.Elem fails with
+// ErrUnsupported.
+func (in *Instance) envList(v ir.Value, ref codegen.PolicyRef) (uint64, error) {
+	l, elem := v.List(), ref.Elem
+	vals := in.vals[:0]
+	for _, x := range l {
+		if x.Kind() != elem {
+			return 0, fmt.Errorf("%w: policy.%s.%s holds a %s, the module reads %ss", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), x.Kind(), elem)
+		}
+		w := uint64(x.Micros())
+		if elem == ir.String {
+			var err error
+			if w, err = in.envStr(x); err != nil {
+				return 0, err
+			}
+		}
+		vals = append(vals, w)
+	}
+	in.vals = vals
+	if layout.EnvStrings+len(in.strs)+8*len(l) > layout.EnvSize {
+		return 0, fmt.Errorf("%w: policy lists over %d bytes", ErrUnsupported, layout.EnvSize-layout.EnvStrings)
+	}
+	at := uint64(layout.EnvBase + layout.EnvStrings + len(in.strs))
+	for _, w := range vals {
+		in.strs = binary.LittleEndian.AppendUint64(in.strs, w)
+	}
+	return at<<32 | uint64(len(l)), nil
 }
 
 // envStr places the string v (or null) among the env region's strings and
