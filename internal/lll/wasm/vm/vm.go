@@ -137,7 +137,7 @@ type Instance struct {
 	fuel  api.MutableGlobal
 	trap  api.MutableGlobal
 	bytes api.MutableGlobal
-	funcs map[string]api.Function
+	funcs map[string]validator
 	buf   []byte
 	env   []byte // the env region's tables
 	strs  []byte // the env region's strings
@@ -151,7 +151,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm: instantiate: %w", err)
 	}
-	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]api.Function{}}
+	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]validator{}}
 	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
@@ -166,9 +166,16 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
-		in.funcs[name] = f
+		in.funcs[name] = validator{fn: f, v: m.validators[name], steps: m.steps[name]}
 	}
 	return in, nil
+}
+
+// validator is what a run of one validator needs, found with one lookup.
+type validator struct {
+	fn    api.Function
+	v     *eval.Validator
+	steps bool // it counts steps (see Module.steps)
 }
 
 // Result is what a run used besides its verdict.
@@ -218,8 +225,9 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 // with a negative Timeout has no deadline, as for the interpreter: the
 // module then answers it as the interpreter does, whatever the time.
 func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span, env *eval.Env) (*eval.Violation, Result, error) {
-	f, v := in.funcs[name], in.m.validators[name]
-	if f == nil {
+	val, ok := in.funcs[name]
+	f, v := val.fn, val.v
+	if !ok {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
 	budget, maxBytes, timeout := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes), eval.DefaultTimeout
@@ -244,7 +252,7 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
 	var start time.Time
-	timed := in.m.steps[name] && timeout > 0
+	timed := val.steps && timeout > 0
 	if timed {
 		start = time.Now()
 	}
