@@ -425,26 +425,13 @@ func (f *fn) in(e *ir.Expr) (kind, error) {
 // module reads them (Output.ConfirmedBy).
 func (f *fn) inConfirmedBy(e *ir.Expr) (kind, error) {
 	c := f.c
-	f.charge(e)
-	k, err := f.exprAs(e.Args[0], kStr)
+	x, err := f.needle(e, kStr)
 	if err != nil {
 		return 0, err
 	}
-	if k != kStr {
-		return 0, f.unsupported(e, "in confirmed_by of what is not a string")
-	}
-	x := f.local(enc.I64)
-	c.LocalSet(x)
-	f.nodes++
-	pt := f.charge(e.Args[1])
+	f.makeConfirmedBy(f.charge(e.Args[1]))
 	f.g.out.ConfirmedBy = true
 	slot := int32(layout.Slot(spanfield.ConfirmedBy))
-	c.I32Const(slot).Mem(enc.OpI32Load8U, 0, layout.SlotKind).I32Const(layout.KindStrings).Op(enc.OpI32Eq).Block(enc.OpIf, enc.BlockEmpty)
-	f.chargeBytes(pt, func() {
-		c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(eval.ValueBytes).Op(enc.OpI64Mul)
-		c.I64Const(eval.ValueBytes + eval.SliceBytes).Op(enc.OpI64Add)
-	})
-	c.Op(enc.OpEnd)
 	addr, count := f.local(enc.I32), f.local(enc.I32)
 	c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotOffset).LocalSet(addr)
 	c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).LocalSet(count)
@@ -458,21 +445,14 @@ func (f *fn) inConfirmedBy(e *ir.Expr) (kind, error) {
 // the host writes in the env region (none for null: in of null is false).
 func (f *fn) inPolicy(e *ir.Expr) (kind, error) {
 	c := f.c
-	i, elem, err := f.g.policyList(e.Args[1])
+	i, k, err := f.g.policyList(e.Args[1])
 	if err != nil {
 		return 0, err
 	}
-	f.charge(e)
-	k, err := f.exprAs(e.Args[0], elem)
+	x, err := f.needle(e, k)
 	if err != nil {
 		return 0, err
 	}
-	if k != elem {
-		return 0, f.unsupported(e, "in over a policy list of values of another kind")
-	}
-	x := f.local(k.valType())
-	c.LocalSet(x)
-	f.nodes++
 	f.charge(e.Args[1])
 	v, addr, count := f.local(enc.I64), f.local(enc.I32), f.local(enc.I32)
 	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, layout.EnvPolicies+8*i).LocalSet(v)
@@ -480,6 +460,37 @@ func (f *fn) inPolicy(e *ir.Expr) (kind, error) {
 	c.LocalGet(v).Op(enc.OpI32WrapI64).LocalSet(count)
 	f.scan(x, k, addr, count)
 	return kBool, nil
+}
+
+// needle compiles the step of in and its left operand, which must be of
+// kind want, into a local it returns.
+func (f *fn) needle(e *ir.Expr, want kind) (uint32, error) {
+	f.charge(e)
+	k, err := f.exprAs(e.Args[0], want)
+	if err != nil {
+		return 0, err
+	}
+	if k != want {
+		return 0, f.unsupported(e, "in over a list of values of another kind")
+	}
+	x := f.local(k.valType())
+	f.c.LocalSet(x)
+	f.nodes++ // the list's node
+	return x, nil
+}
+
+// makeConfirmedBy emits the interpreter's making of the list of
+// confirmed_by when the span has it, at the charge point pt of the field:
+// it charges ValueBytes + SliceBytes + ValueBytes a string.
+func (f *fn) makeConfirmedBy(pt uint32) {
+	c := f.c
+	slot := int32(layout.Slot(spanfield.ConfirmedBy))
+	c.I32Const(slot).Mem(enc.OpI32Load8U, 0, layout.SlotKind).I32Const(layout.KindStrings).Op(enc.OpI32Eq).Block(enc.OpIf, enc.BlockEmpty)
+	f.chargeBytes(pt, func() {
+		c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(eval.ValueBytes).Op(enc.OpI64Mul)
+		c.I64Const(eval.ValueBytes + eval.SliceBytes).Op(enc.OpI64Add)
+	})
+	c.Op(enc.OpEnd)
 }
 
 // scan emits the search of the value in local x, of kind k, among the
@@ -1333,14 +1344,8 @@ func (f *fn) lenConfirmedBy(e *ir.Expr) (kind, error) {
 	c := f.c
 	f.charge(e)
 	f.nodes++
-	pt := f.charge(e.Args[0])
+	f.makeConfirmedBy(f.charge(e.Args[0]))
 	slot := int32(layout.Slot(spanfield.ConfirmedBy))
-	c.I32Const(slot).Mem(enc.OpI32Load8U, 0, layout.SlotKind).I32Const(layout.KindStrings).Op(enc.OpI32Eq).Block(enc.OpIf, enc.BlockEmpty)
-	f.chargeBytes(pt, func() {
-		c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(eval.ValueBytes).Op(enc.OpI64Mul)
-		c.I64Const(eval.ValueBytes + eval.SliceBytes).Op(enc.OpI64Add)
-	})
-	c.Op(enc.OpEnd)
 	// An absent member's slot is zero: length 0.
 	c.I32Const(slot).Mem(enc.OpI32Load, 2, layout.SlotLen).Op(enc.OpI64ExtendU).I64Const(ir.NumberScale).Op(enc.OpI64Mul)
 	return kNum, nil

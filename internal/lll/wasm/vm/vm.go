@@ -259,7 +259,7 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
 	if res.FuelUsed > 0 {
-		if ctx.Err() != nil {
+		if ctx != nil && ctx.Err() != nil {
 			return nil, res, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
 		}
 		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel
