@@ -10,9 +10,8 @@
 // loop over the member list, require/allow field "data.PATH" [as FORMAT]
 // [in [...]] along the slow path (the formats string, nonempty, number,
 // integer, bool, array and object, decided by the value's kind; see
-// dataRule).
-// Those rules are checked by the interpreter without counting steps, so
-// the code for them charges no fuel either.
+// dataRule). Those rules are checked by the interpreter without counting
+// steps, so the code for them charges no fuel either.
 //
 // Guards and check rules are compiled for a subset of expressions (see
 // expr.go): constants, the values of the top-level string fields, has over
@@ -53,13 +52,13 @@
 // interpreter's null, or its LLL102) traps with layout.TrapUnsupported.
 //
 // Arithmetic is the interpreter's on millionths (on nanoseconds for
-// durations and instants), bit for bit: sums checked
-// for overflow, products and quotients through a 128-bit a*b/c that
-// reports overflow where eval's mulDiv does, division by zero refused, the
-// negation of the smallest number wrapping to itself as eval's does. A
-// fault traps with layout.TrapFault, the fault, the operands and the
-// operator's charge point in the output, for the host to word the
-// interpreter's LLL103 violation. Strings are ordered by their bytes as
+// durations and instants), bit for bit: sums checked for overflow,
+// products and quotients through a 128-bit a*b/c that reports overflow
+// where eval's mulDiv does, division by zero refused, the negation of the
+// smallest number wrapping to itself as eval's does. A fault traps with
+// layout.TrapFault, the fault, the operands (their kinds in the charge
+// point) and the operator's charge point in the output, for the host to
+// word the interpreter's LLL103 violation. Strings are ordered by their bytes as
 // strings.Compare orders them; a null among them traps with FaultOrder,
 // for the interpreter's LLL102 ("cannot order").
 //
@@ -81,23 +80,26 @@
 // utf8.DecodeRuneInString decodes them; a null x does not match.
 //
 // What it does not compile yet it refuses with an error wrapping
-// ErrUnsupported, never approximates: other operators and builtins, policy
-// values of other kinds (percentiles, timestamps, lists, maps), kernels,
-// host calls, the values of confirmed_by and data themselves (but
-// len(confirmed_by) and in confirmed_by), two values below data compared with each
-// other, formats other than those the interpreter's fast path decides for a
-// top-level field (rfc3339 on when, string on a string field, array and
-// array_of_strings on confirmed_by, object on data) and those listed for a
-// field below data and nonempty on a string field, in [...] on when,
-// confirmed_by or data.
-// Event validators, pipelines and routers are not part of the module.
+// ErrUnsupported, never approximates: other operators and builtins (index,
+// map and list values), policy values of other kinds (percentiles,
+// timestamps, maps, lists but in), kernels, host calls, the values of
+// confirmed_by and data themselves (len and in of confirmed_by aside), two
+// values below data compared with each other, formats other than those
+// named above (the interpreter's fast path for a top-level field: rfc3339
+// on when, string and nonempty on a string field, array and
+// array_of_strings on confirmed_by, object on data; and those below data),
+// in [...] on when, confirmed_by or data. Event validators, pipelines and
+// routers are not part of the module.
 //
 // The module's functions are, in order: streq (the byte equality of two
 // strings in memory), one function a span validator, in the order of the
 // program, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
-// first use. It imports nothing.
+// first use. It imports nothing. Besides the module, Output lists what the
+// host needs to run it (charge points, feature flags, policy values, paths
+// below data, whether it reads confirmed_by's strings, the Unicode version
+// of its case table): whoever stores a module must store those with it.
 package codegen
 
 import (
