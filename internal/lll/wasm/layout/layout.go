@@ -31,7 +31,9 @@
 //	                  (codegen's Output.Policies, at most EnvMaxPolicies),
 //	                  as the run resolves it: a number in millionths, a
 //	                  duration in nanoseconds, a bool 0 or 1, a string
-//	                  offset<<32 | length (or -1<<32 for null)
+//	                  offset<<32 | length (or -1<<32 for null), a list
+//	                  (read by in) the address<<32 | count of its values
+//	                  (i64s, among the strings; 0 for null)
 //	   +EnvData       i64 the bytes the run's first read of data charges
 //	                  to the byte budget (0 when the span has no data)
 //	   +EnvDataRefs   for each data.PATH the module reads (codegen's
@@ -39,7 +41,7 @@
 //	                  its value in the span (an ir.Kind: null when the
 //	                  span has no data or no such path), i64 its value as
 //	                  a policy value's
-//	   +EnvStrings    the bytes of those strings
+//	   +EnvStrings    the bytes of those strings and lists
 //	InBase    0x8040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
 //	          +4      u32 0
@@ -47,6 +49,8 @@
 //	          +MembersOff  n bytes: the field id of each top-level member,
 //	                  in canonical order (0 for a name the span has no field of)
 //	          then    the bytes of the string fields, which slots point at
+//	                  (and of confirmed_by's strings and their values,
+//	                  when the module reads them)
 //	ScratchBase 0x20000  the strings a run makes (lower, upper, +), one
 //	                  after the other from its start, ScratchSize bytes
 //	                  (128 KiB): what does not fit traps with
@@ -84,10 +88,10 @@
 // zero, so budget - fuel after a call is the steps the interpreter would
 // have counted. The host sets bytes to the run's byte budget; the guest
 // subtracts what the interpreter charges where it charges it (a list
-// literal, the case of a string, a concatenation) and traps with
-// FaultBytes when it falls below zero. Before executing
-// unreachable the guest stores its reason in trap; a trap with trap = 0 is
-// a fault of the module itself.
+// literal, the list of confirmed_by, the first read of data, the case of a
+// string, a concatenation) and traps with FaultBytes when it falls below
+// zero. Before executing unreachable the guest stores its reason in trap;
+// a trap with trap = 0 is a fault of the module itself.
 //
 // Each span validator is an exported function () -> i32 named
 // ValidatorExport(name): 0 when the span passes, else 1 + the index of the
