@@ -103,8 +103,10 @@
 package codegen
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
@@ -145,6 +147,20 @@ type Output struct {
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
 	Unicode string
+}
+
+// Equal reports whether o and x are the same module with the same
+// description (validators, charge points, what the host writes for it):
+// a host checks a module it loads against what Compile makes of its
+// program, so that a description that lost a field cannot make the module
+// read what the host did not write.
+func (o *Output) Equal(x *Output) bool {
+	return bytes.Equal(o.Wasm, x.Wasm) && slices.Equal(o.Validators, x.Validators) && slices.Equal(o.Points, x.Points) &&
+		slices.Equal(o.Features, x.Features) &&
+		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
+			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem
+		}) &&
+		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The

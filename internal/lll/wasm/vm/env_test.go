@@ -3,12 +3,15 @@ package vm_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
 	"github.com/loglineos/loglineos/internal/span"
 )
@@ -130,6 +133,40 @@ func TestDeadline(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		case !tc.fault && (got == nil) != (want == nil):
 			t.Errorf("%s: the module says %v, the interpreter %v", tc.name, got, want)
+		}
+	}
+}
+
+// TestMismatch: a module or a description that is not what codegen makes
+// of the program is refused (a description that lost a field would let
+// the module read what the host did not write).
+func TestMismatch(t *testing.T) {
+	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(envSrc)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	for name, change := range map[string]func(o *codegen.Output){
+		"as compiled":     func(*codegen.Output) {},
+		"a byte":          func(o *codegen.Output) { o.Wasm = slices.Clone(o.Wasm); o.Wasm[len(o.Wasm)-1] ^= 1 },
+		"no features":     func(o *codegen.Output) { o.Features = nil },
+		"a policy's path": func(o *codegen.Output) { o.Policies = slices.Clone(o.Policies); o.Policies[0].Path = []string{"x"} },
+		"a point's kinds": func(o *codegen.Output) { o.Points = slices.Clone(o.Points); o.Points[3].Kinds[0] = ir.Duration },
+	} {
+		out, err := codegen.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(out)
+		m, err := vm.Compile(context.Background(), p, out)
+		if name == "as compiled" {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		} else if !errors.Is(err, vm.ErrMismatch) {
+			t.Errorf("%s: %v, %v; want ErrMismatch", name, m, err)
+		}
+		if m != nil {
+			_ = m.Close(context.Background())
 		}
 	}
 }
