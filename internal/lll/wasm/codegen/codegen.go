@@ -103,7 +103,6 @@
 package codegen
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -149,13 +148,14 @@ type Output struct {
 	Unicode string
 }
 
-// Equal reports whether o and x are the same module with the same
-// description (validators, charge points, what the host writes for it):
-// a host checks a module it loads against what Compile makes of its
-// program, so that a description that lost a field cannot make the module
-// read what the host did not write.
-func (o *Output) Equal(x *Output) bool {
-	return bytes.Equal(o.Wasm, x.Wasm) && slices.Equal(o.Validators, x.Validators) && slices.Equal(o.Points, x.Points) &&
+// SameDescription reports whether o and x describe their modules alike
+// (everything but the bytes: validators, charge points, what the host
+// writes for the module): a host checks the description of a module it
+// loads against what Compile makes of the program, so that a description
+// that lost a field cannot make the module read what the host did not
+// write.
+func (o *Output) SameDescription(x *Output) bool {
+	return slices.Equal(o.Validators, x.Validators) && slices.Equal(o.Points, x.Points) &&
 		slices.Equal(o.Features, x.Features) &&
 		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
 			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem

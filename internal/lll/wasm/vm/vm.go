@@ -56,9 +56,9 @@ var (
 	ErrTrap = errors.New("vm: module trapped")
 	// ErrNoValidator: the module has no span validator of that name.
 	ErrNoValidator = errors.New("vm: no such validator in the module")
-	// ErrMismatch: the module or its description is not what codegen
-	// compiles from the program.
-	ErrMismatch = errors.New("vm: the module is not what codegen compiles from the program")
+	// ErrMismatch: the module's description is not what codegen makes of
+	// the program.
+	ErrMismatch = errors.New("vm: the module's description is not what codegen makes of the program")
 )
 
 // Features are the WebAssembly features a module may use.
@@ -85,11 +85,13 @@ type Module struct {
 // Compile compiles the module out, which codegen compiled from p. A
 // module whose case table is of another Unicode version than the
 // interpreter's (codegen.Output.Unicode) is refused with ErrUnsupported:
-// its lower and upper would not be the interpreter's. A module or a
-// description (charge points, feature flags, policy values, paths below
-// data...) that is not what codegen.Compile makes of p is refused with
-// ErrMismatch: the host writes what the description lists, and a module
-// that read anything else would answer wrongly.
+// its lower and upper would not be the interpreter's. A description
+// (out's charge points, feature flags, policy values, paths below data...)
+// that is not what codegen.Compile makes of p is refused with ErrMismatch:
+// the host writes what the description lists, and a module that read
+// anything else would answer wrongly. (The bytes are not compared: a
+// bundle's are signed, and shadow mode exists to catch a module that
+// answers otherwise.)
 func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module, err error) {
 	ep, err := eval.Compile(p)
 	if err != nil {
@@ -108,7 +110,7 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 	if out.Unicode != "" && out.Unicode != unicode.Version {
 		return nil, fmt.Errorf("%w: the module's case table is of Unicode %s, the interpreter's of %s", ErrUnsupported, out.Unicode, unicode.Version)
 	}
-	if want, err := codegen.Compile(p); err != nil || !want.Equal(out) {
+	if want, err := codegen.Compile(p); err != nil || !want.SameDescription(out) {
 		return nil, fmt.Errorf("%w (%v)", ErrMismatch, err)
 	}
 	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points, steps: map[string]bool{},
