@@ -150,6 +150,26 @@ type Env struct {
 	Timeout time.Duration
 }
 
+// Feature reports whether the feature flag name is on (features.NAME).
+// A nil Env has every feature off.
+func (env *Env) Feature(name string) bool { return env != nil && env.Features[name] }
+
+// PolicyValue returns the value of policy.NAME.PATH... (name, and the key
+// and the keys below it in path) in a run with env: env's override of the
+// policy's key, else def, the program's own value (see
+// Program.PolicyValue). A nil Env overrides nothing.
+func (env *Env) PolicyValue(name string, path []string, def ir.Value) ir.Value {
+	if env != nil && env.Policies != nil {
+		if p := env.Policies[name]; p != nil {
+			if f := p.Field(path[0]); f != nil {
+				v, _ := walk(f.Value, path[1:])
+				return v
+			}
+		}
+	}
+	return def
+}
+
 type frame struct {
 	ctx      context.Context
 	env      *Env
@@ -202,7 +222,7 @@ func (fr *frame) check(pos string) error {
 func (fr *frame) alloc(pos string, n int64) error {
 	fr.bytes += n
 	if fr.bytes > fr.maxBytes {
-		return &Error{Code: diag.ByteBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d bytes of values", fr.maxBytes)}
+		return bytesError(pos, fr.maxBytes)
 	}
 	return nil
 }
@@ -219,6 +239,17 @@ const (
 	sliceBytes    = 24                               // a slice header
 	mapBytes      = 48                               // a map's header and key and value slices
 	mapEntryBytes = 2 * (16 + valueBytes)            // a key and value in the map and in the Go map it is made from
+)
+
+// ValueBytes and SliceBytes are what the byte budget charges for a
+// value's slot and for a slice header: a second backend charges them
+// where the interpreter does (a list literal of n elements costs
+// ValueBytes + SliceBytes + n*ValueBytes, the upper or lower case of a
+// string of n bytes ValueBytes + 3*n, the concatenation of strings of n
+// and m bytes ValueBytes + n + m).
+const (
+	ValueBytes = valueBytes
+	SliceBytes = sliceBytes
 )
 
 // valueSize returns the bytes charged for v, counting only until they
@@ -337,6 +368,33 @@ func (fr *frame) spanValue(f spanfield.Field, pos string) (ir.Value, error) {
 	return ir.StringValue(str), nil
 }
 
+// SpanData is a span's data as a run reads it: its value, decoded as the
+// interpreter decodes it (null when the span has none), and the bytes
+// the run's first read of data charges to the byte budget (the copy of
+// the JSON and the value made of it; 0 without data). It fails as the
+// interpreter's first read of data fails when the JSON does not decode to
+// the language's values (an *Error LLL102). A second backend charges the
+// bytes where the interpreter first reads data (a field data.PATH or
+// has(data.PATH)), and reads a path below the value with Walk.
+func SpanData(s *span.Span) (v ir.Value, bytes int64, err error) {
+	if s.Data == nil {
+		return ir.NullValue(), 0, nil
+	}
+	v, err = decodeJSON("data", s.Data)
+	if err != nil {
+		return ir.Value{}, 0, err
+	}
+	return v, int64(len(s.Data)) + valueSize(v, math.MaxInt64), nil
+}
+
+// Walk returns the value at path below v, as the interpreter reads a
+// dotted field (data.gross) or policy value: down maps only; null below
+// any other value and for a missing key.
+func Walk(v ir.Value, path []string) ir.Value {
+	v, _ = walk(v, path)
+	return v
+}
+
 // decodeData decodes the JSON of a span's data, charging the copy of the
 // bytes it decodes and the value it makes.
 func (fr *frame) decodeData(b []byte, pos string) (ir.Value, error) {
@@ -424,14 +482,7 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.step(pos); err != nil {
 				return ir.Value{}, err
 			}
-			if fr.env != nil && fr.env.Policies != nil {
-				if p := fr.env.Policies[name]; p != nil {
-					if f := p.Field(path[0]); f != nil {
-						return walk(f.Value, path[1:])
-					}
-				}
-			}
-			return defVal, nil
+			return fr.env.PolicyValue(name, path, defVal), nil
 		}, nil
 	case ir.OpFeature:
 		name := e.Name
@@ -439,7 +490,7 @@ func (c *compiler) compile(e *ir.Expr) (fn, error) {
 			if err := fr.step(pos); err != nil {
 				return ir.Value{}, err
 			}
-			return ir.BoolValue(fr.env != nil && fr.env.Features[name]), nil
+			return ir.BoolValue(fr.env.Feature(name)), nil
 		}, nil
 	case ir.OpNot:
 		if err := arity(1); err != nil {
@@ -725,7 +776,7 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 			case ir.Null:
 				return ir.IntValue(0), nil
 			}
-			return ir.Value{}, rtErr(diag.RuntimeType, pos, "len of a %s", v.Kind())
+			return ir.Value{}, builtinError("len", v, pos)
 		}
 	case "lower", "upper":
 		f := strings.ToLower
@@ -734,7 +785,7 @@ func (c *compiler) builtin(name string, args []fn, pos string) (fn, error) {
 		}
 		op = func(fr *frame, v ir.Value) (ir.Value, error) {
 			if v.Kind() != ir.String {
-				return ir.Value{}, rtErr(diag.RuntimeType, pos, "%s of a %s", name, v.Kind())
+				return ir.Value{}, builtinError(name, v, pos)
 			}
 			// The upper or lower case of a string is at most 3 times as
 			// long (an invalid byte becomes the 3-byte U+FFFD).
@@ -924,7 +975,7 @@ func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
 		case ak == ir.String && bk == ir.String && op == ir.OpAdd:
 			return ir.StringValue(a.Str() + b.Str()), nil
 		default:
-			return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot %s %s and %s", op, ak, bk)
+			return ir.Value{}, operandsError(op, a, b, pos)
 		}
 		s, ok := add(a.Micros(), y)
 		if !ok {
@@ -975,5 +1026,5 @@ func arith(op ir.Op, a, b ir.Value, pos string) (ir.Value, error) {
 			return ir.DurationValue(durationOf(r)), nil
 		}
 	}
-	return ir.Value{}, rtErr(diag.RuntimeType, pos, "cannot %s %s and %s", op, ak, bk)
+	return ir.Value{}, operandsError(op, a, b, pos)
 }

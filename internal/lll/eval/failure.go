@@ -24,6 +24,7 @@ const (
 	WhyCheck                     // a check's condition does not hold
 	WhyBudget                    // the step budget ran out (LLL100)
 	WhyFault                     // an expression failed at run time (Failure.Fault says how)
+	WhyFormat                    // the value of a field below data (data.gross) or of a string field does not match the rule's format
 )
 
 // Fault is how an expression failed at run time, as a second backend
@@ -35,6 +36,8 @@ const (
 	FaultOverflow Fault = iota + 1 // arithmetic overflow in A Op B (LLL103)
 	FaultDivZero                   // division by zero (LLL103)
 	FaultOrder                     // A and B cannot be ordered (LLL102)
+	FaultBytes                     // the byte budget (Failure.Budget) ran out (LLL105)
+	FaultType                      // Op (or the builtin Name) does not take A (and B) (LLL102)
 )
 
 // Failure is the failure of a span a second backend found, which
@@ -50,13 +53,15 @@ type Failure struct {
 	Member int
 	// Pos is the position of the expression whose step exceeded the
 	// budget, and Budget the budget (WhyBudget); or the position of the
-	// expression that failed (WhyFault).
+	// expression that failed (WhyFault), and for FaultBytes Budget the
+	// byte budget.
 	Pos    string
 	Budget int64
-	// Fault is how the expression at Pos failed, Op its operator and A
-	// and B its operands (WhyFault).
+	// Fault is how the expression at Pos failed, Op its operator (Name
+	// the builtin's, for a call) and A and B its operands (WhyFault).
 	Fault Fault
 	Op    ir.Op
+	Name  string
 	A, B  ir.Value
 }
 
@@ -72,6 +77,12 @@ func (f Failure) err() error {
 		return divisionByZero(f.Pos)
 	case f.Why == WhyFault && f.Fault == FaultOrder:
 		return orderError(f.A, f.B, f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultBytes:
+		return bytesError(f.Pos, f.Budget)
+	case f.Why == WhyFault && f.Fault == FaultType && f.Op == ir.OpCall:
+		return builtinError(f.Name, f.A, f.Pos)
+	case f.Why == WhyFault && f.Fault == FaultType:
+		return operandsError(f.Op, f.A, f.B, f.Pos)
 	}
 	return nil
 }
@@ -105,8 +116,24 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 			return v.notRFC3339(r, s.WhenRaw), nil
 		}
 	case WhyNotOneOf:
+		if field && r.in != nil && r.path != nil {
+			if val, err := dataPath(s, r); err == nil && !val.IsNull() && !r.oneOf(val) {
+				return v.notOneOf(r, show(val)), nil
+			}
+			return bad()
+		}
 		if field && r.in != nil {
 			return v.notOneOfString(r, spanfield.String(s, r.field)), nil
+		}
+	case WhyFormat:
+		val, err := dataPath(s, r)
+		if r.path == nil && r.field.IsString() && r.field != spanfield.When {
+			val, err = ir.StringValue(spanfield.String(s, r.field)), nil
+		}
+		if field && r.format != nil && err == nil && !val.IsNull() {
+			if ok, reason := r.format.Match(val); !ok {
+				return v.badFormat(r, val, reason), nil
+			}
 		}
 	case WhyUnknown:
 		if r.ir.Kind == ir.RuleClosed && f.Member >= 0 && f.Member < len(s.Members) {
@@ -117,11 +144,27 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 			return v.checkFailed(r), nil
 		}
 	case WhyBudget, WhyFault:
-		if err := f.err(); err != nil && r.cond != nil {
+		if err := f.err(); err != nil && (r.cond != nil || f.Fault == FaultBytes && field && r.path != nil) {
 			return v.cannotEvaluate(r, err), nil
 		}
 	}
 	return bad()
+}
+
+// dataPath returns the value of the dotted field of r (data.PATH) in s,
+// as the rule reads it.
+func dataPath(s *span.Span, r *rule) (ir.Value, error) {
+	if r.field != spanfield.Data {
+		return ir.Value{}, fmt.Errorf("eval: field %s is not below data", r.ir.Field)
+	}
+	d, _, err := SpanData(s)
+	return Walk(d, r.path), err
+}
+
+// badFormat is the violation of the value val of the rule's field, which
+// its format does not match for reason.
+func (v *Validator) badFormat(r *rule, val ir.Value, reason string) *Violation {
+	return v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q %s: %s", r.ir.Field, reason, clip(show(val))))
 }
 
 // budgetError is the error of a run whose step budget max ran out at the
@@ -144,6 +187,24 @@ func divisionByZero(pos string) error {
 // at pos.
 func orderError(a, b ir.Value, pos string) error {
 	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("cannot order %s %s and %s %s", a.Kind(), clip(a.String()), b.Kind(), clip(b.String()))}
+}
+
+// bytesError is the error of a run whose byte budget max ran out at the
+// expression at pos.
+func bytesError(pos string, max int64) error {
+	return &Error{Code: diag.ByteBudget, Pos: pos, Msg: fmt.Sprintf("evaluation exceeded its budget of %d bytes of values", max)}
+}
+
+// operandsError is the error of an operator op that does not take values
+// of the kinds of a and b, at pos.
+func operandsError(op ir.Op, a, b ir.Value, pos string) error {
+	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("cannot %s %s and %s", op, a.Kind(), b.Kind())}
+}
+
+// builtinError is the error of the builtin name (lower, upper, len) of a
+// value of a kind it does not take, at pos.
+func builtinError(name string, v ir.Value, pos string) error {
+	return &Error{Code: diag.RuntimeType, Pos: pos, Msg: fmt.Sprintf("%s of a %s", name, v.Kind())}
 }
 
 // The wording of violations, for both backends.

@@ -2,6 +2,7 @@ package eval_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,15 +18,7 @@ import (
 // error.
 func TestSpanViolation(t *testing.T) {
 	src := "validator v {\n  require field \"who\"\n  check who == \"dan\" else \"not dan\"\n  reject unknown fields\n  on_fail \"reject\"\n}\n"
-	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	ep, err := eval.Compile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := ep.Validator("v")
+	_, v := compileValidator(t, "v", src)
 	for _, tc := range []struct {
 		span string
 		f    eval.Failure
@@ -69,15 +62,7 @@ func TestSpanViolation(t *testing.T) {
 // worded as CheckSpan words it.
 func TestSpanViolationFault(t *testing.T) {
 	src := "validator w {\n  when 9000000000000 * len(who) >= 0\n  check 1 / len(did) > 0\n  check did < who\n  on_fail \"reject\"\n}\n"
-	p, errs := lll.Compile([]lll.Source{{Name: "w.lll", Text: []byte(src)}})
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	ep, err := eval.Compile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := ep.Validator("w")
+	p, v := compileValidator(t, "w", src)
 	guard, check, order := p.Validators[0].Guard.Args[0], p.Validators[0].Rules[0].Cond.Args[0], p.Validators[0].Rules[1].Cond
 	for _, tc := range []struct {
 		span string
@@ -90,22 +75,7 @@ func TestSpanViolationFault(t *testing.T) {
 		{`{"did":"x"}`, eval.Failure{Why: eval.WhyFault, Rule: 1, Pos: order.Pos, Fault: eval.FaultOrder, Op: order.Op,
 			A: ir.StringValue("x"), B: ir.NullValue()}},
 	} {
-		s, err := span.Parse([]byte(tc.span), span.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := v.CheckSpan(context.Background(), s, nil)
-		if want == nil || !strings.Contains(want.Detail, "LLL103") && !strings.Contains(want.Detail, "LLL102") {
-			t.Fatalf("%s: CheckSpan gives %v, want an LLL102 or LLL103 violation", tc.span, want)
-		}
-		got, err := v.SpanViolation(s, tc.f)
-		if err != nil {
-			t.Errorf("%s: %v", tc.span, err)
-			continue
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s: (-CheckSpan +SpanViolation):\n%s", tc.span, diff)
-		}
+		sameViolation(t, v, tc.span, nil, tc.f, "LLL102", "LLL103")
 	}
 	s, _ := span.Parse([]byte(`{"who":"dan"}`), span.Limits{})
 	for _, f := range []eval.Failure{
@@ -116,5 +86,63 @@ func TestSpanViolationFault(t *testing.T) {
 		if vi, err := v.SpanViolation(s, f); err == nil {
 			t.Errorf("%+v: %v, want an error", f, vi)
 		}
+	}
+}
+
+// TestSpanViolationStrings: the faults of strings a second backend
+// reports (lower of a null, a concatenation with a null, the byte budget
+// running out) are worded as CheckSpan words them.
+func TestSpanViolationStrings(t *testing.T) {
+	src := "validator w {\n  check upper(did) != \"\"\n  check who + this != \"\"\n  check lower(who) != \"\"\n  on_fail \"reject\"\n}\n"
+	p, v := compileValidator(t, "w", src)
+	upper, concat, lower := p.Validators[0].Rules[0].Cond.Args[0], p.Validators[0].Rules[1].Cond.Args[0], p.Validators[0].Rules[2].Cond.Args[0]
+	for _, tc := range []struct {
+		span     string
+		maxBytes int64
+		f        eval.Failure
+	}{
+		{`{"who":"dan"}`, 0, eval.Failure{Why: eval.WhyFault, Rule: 0, Pos: upper.Pos, Fault: eval.FaultType, Op: upper.Op, Name: "upper",
+			A: ir.NullValue()}},
+		{`{"who":"dan","did":"x"}`, 0, eval.Failure{Why: eval.WhyFault, Rule: 1, Pos: concat.Pos, Fault: eval.FaultType, Op: concat.Op,
+			A: ir.StringValue("dan"), B: ir.NullValue()}},
+		{`{"who":"dan","did":"x","this":"y"}`, 200, eval.Failure{Why: eval.WhyFault, Rule: 2, Pos: lower.Pos, Fault: eval.FaultBytes, Budget: 200}},
+	} {
+		sameViolation(t, v, tc.span, &eval.Env{MaxBytes: tc.maxBytes, Timeout: -1}, tc.f, "LLL102", "LLL105")
+	}
+}
+
+// compileValidator compiles src and returns it and its validator name.
+func compileValidator(t *testing.T, name, src string) (*ir.Program, *eval.Validator) {
+	t.Helper()
+	p, errs := lll.Compile([]lll.Source{{Name: name + ".lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, ep.Validator(name)
+}
+
+// sameViolation checks that CheckSpan with env fails the span line with
+// one of the codes and that SpanViolation words f as CheckSpan does.
+func sameViolation(t *testing.T, v *eval.Validator, line string, env *eval.Env, f eval.Failure, codes ...string) {
+	t.Helper()
+	s, err := span.Parse([]byte(line), span.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := v.CheckSpan(context.Background(), s, env)
+	if want == nil || !slices.ContainsFunc(codes, func(c string) bool { return strings.Contains(want.Detail, c) }) {
+		t.Fatalf("%s: CheckSpan gives %v, want a violation of %v", line, want, codes)
+	}
+	got, err := v.SpanViolation(s, f)
+	if err != nil {
+		t.Errorf("%s: %v", line, err)
+		return
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s: (-CheckSpan +SpanViolation):\n%s", line, diff)
 	}
 }

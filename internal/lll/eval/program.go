@@ -63,6 +63,20 @@ func Compile(p *ir.Program) (*Program, error) {
 	return out, nil
 }
 
+// PolicyValue returns the value of policy.NAME.PATH... (name, and the key
+// and the keys below it in path) as a run with env reads it: env's
+// override of the policy's key, else the program's own value
+// (Env.PolicyValue). It fails for a policy or key the program does not
+// have.
+func (p *Program) PolicyValue(env *Env, name string, path []string) (ir.Value, error) {
+	def := p.IR.Policy(name)
+	if def == nil || len(path) == 0 || def.Field(path[0]) == nil {
+		return ir.Value{}, fmt.Errorf("eval: no policy value %s.%s", name, strings.Join(path, "."))
+	}
+	v, _ := walk(def.Field(path[0]).Value, path[1:])
+	return env.PolicyValue(name, path, v), nil
+}
+
 // Validators returns the validators, sorted by name.
 func (p *Program) Validators() []*Validator { return p.validators }
 
@@ -336,7 +350,6 @@ func (v *Validator) checkRule(r *rule, fr *frame) *Violation {
 }
 
 func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) *Violation {
-	name := r.ir.Field
 	require := r.ir.Kind == ir.RuleRequire
 	if r.path == nil {
 		// Fast path: top-level members.
@@ -365,7 +378,7 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 			// A top-level string member: its format, then its value.
 			if r.format != nil {
 				if ok, reason := r.format.Match(ir.StringValue(spanfield.String(s, r.field))); !ok {
-					return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(fmt.Sprintf("%q", spanfield.String(s, r.field)))))
+					return v.badFormat(r, ir.StringValue(spanfield.String(s, r.field)), reason)
 				}
 			}
 			if str := spanfield.String(s, r.field); !r.inStr[str] {
@@ -412,7 +425,7 @@ func (v *Validator) spanFieldRule(r *rule, s *span.Span, frameOf func() *frame) 
 	}
 	if r.format != nil {
 		if ok, reason := r.format.Match(val); !ok {
-			return v.violation(r.ir, name, fmt.Sprintf("field %q %s: %s", name, reason, clip(show(val))))
+			return v.badFormat(r, val, reason)
 		}
 	}
 	if !r.oneOf(val) {
@@ -504,7 +517,7 @@ func (v *Validator) CheckEventWith(ctx context.Context, ev ir.Value, env *Env, s
 			}
 			if r.format != nil {
 				if ok, reason := r.format.Match(val); !ok {
-					res.Violation = v.violation(r.ir, r.ir.Field, fmt.Sprintf("field %q %s: %s", r.ir.Field, reason, clip(show(val))))
+					res.Violation = v.badFormat(r, val, reason)
 					return res, nil
 				}
 			}

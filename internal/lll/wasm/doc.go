@@ -21,10 +21,14 @@
 //
 // What is covered today is the span validators whose rules are top-level
 // field rules (require/allow with the formats the canonical span contract
-// uses, in [...] over strings, reject unknown fields), with guards and check
-// rules over a first subset of expressions (constants, the string fields'
-// values, has, ==, !=, the orders over numbers, in over list literals, len
-// of a string, not, and, or), fuel charged where the interpreter counts its
-// steps. Other expressions, kernels, host calls, event validators,
-// pipelines and routers are not compiled yet; codegen refuses them.
+// uses, in [...] over strings, reject unknown fields) and field rules below
+// data (require field "data.gross" as "number"), with guards and check
+// rules over a subset of expressions (constants, the string fields' values,
+// values below data, the instant of when, durations, has, feature flags,
+// policy values, ==, !=, the orders, in over list literals, matches, len,
+// lower and upper, concatenation, the arithmetic of numbers, durations and
+// instants, not, and, or), fuel and bytes charged where the interpreter
+// counts its steps and bytes; codegen's package doc has the details. Other
+// expressions, kernels, host calls, event validators, pipelines and
+// routers are not compiled yet; codegen refuses them.
 package wasm

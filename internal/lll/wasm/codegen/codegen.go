@@ -5,49 +5,108 @@
 // each, and compiles a rule exactly as the interpreter (package eval)
 // decides it, branch for branch: a top-level field rule
 // (require/allow field F [as FORMAT] [in [...]]) along the interpreter's
-// fast path over the span's fields, reject unknown fields as a loop over
-// the member list. Those rules are checked by the interpreter without
-// counting steps, so the code for them charges no fuel either.
+// fast path over the span's fields (and the format nonempty on a string
+// field, which the slow path decides the same), reject unknown fields as a
+// loop over the member list, require/allow field "data.PATH" [as FORMAT]
+// [in [...]] along the slow path (the formats string, nonempty, number,
+// integer, bool, array and object, decided by the value's kind; see
+// dataRule). Those rules are checked by the interpreter without counting
+// steps, so the code for them charges no fuel either.
 //
-// Guards and check rules are compiled for a first subset of expressions
-// (see expr.go): constants, the values of the top-level string fields, has
-// over a top-level field, ==, !=, <, <=, >, >= over numbers and over
-// strings, in over a list literal, len of a string, +, -, *, / and unary
-// minus over numbers, not, and, or. Fuel is charged where the interpreter counts a step and in the
-// same order (every operator but not, and, or and neg, before its
-// operands), so a module runs out of fuel at the step the interpreter
-// does; the charge points are listed in Output.Points for the host to word
-// that violation.
+// Guards and check rules are compiled for a subset of expressions (see
+// expr.go): constants, the values of the top-level string fields, has over
+// a top-level field, values below data (data.gross) and has of them,
+// feature flags, policy values that are numbers, bools, strings or
+// durations, duration constants, the instant of when, ==, !=, <, <=, >, >=
+// over numbers, durations, instants and strings, in over a list literal,
+// over confirmed_by and over a policy value that is a list of strings or
+// of numbers, matches, len of a string and of confirmed_by, lower and
+// upper of a string, the concatenation of strings, +, -, *, / and unary
+// minus over numbers, the arithmetic of durations and instants the
+// interpreter has (duration ± duration, instant ± duration, instant -
+// instant, duration * number, number * duration, duration / number,
+// -duration), not, and, or. Fuel is charged where the interpreter counts a
+// step and in the same order (every operator but not, and, or and neg,
+// before its operands), so a module runs out of fuel at the step the
+// interpreter does; the charge points are listed in Output.Points for the
+// host to word that violation.
 //
-// Arithmetic is the interpreter's on millionths, bit for bit: sums checked
-// for overflow, products and quotients through a 128-bit a*b/c that
-// reports overflow where eval's mulDiv does, division by zero refused, the
-// negation of the smallest number wrapping to itself as eval's does. A
-// fault traps with layout.TrapFault, the fault, the operands and the
-// operator's charge point in the output, for the host to word the
-// interpreter's LLL103 violation. Strings are ordered by their bytes as
+// Feature flags and policy values are read from the env region
+// (layout.EnvBase), which the host writes for each run from its Env: the
+// flags the module reads (Output.Features) as bits, the policy values
+// (Output.Policies) as the run resolves them, each compiled for the kind
+// of the program's own value; a run whose value is of another kind is the
+// interpreter's to answer (the host does not call the module).
+//
+// A value below a span's data is known only at run time: it is compiled
+// as the kind the expression around it fixes (data.gross > 10: a number;
+// lower(data.note): a string; a condition: a bool; two such values
+// compared fix none and are refused) and read from the env region, where
+// the host writes each path's kind and value for the span (eval.SpanData,
+// eval.Walk); a value of another kind traps with layout.TrapUnsupported.
+// The run's first read of data charges the byte budget what the
+// interpreter's decoding of it charges.
+//
+// The instant of when is read from its slot when the span's when is RFC
+// 3339 (layout.FlagTime); an absent, empty or invalid when (the
+// interpreter's null, or its LLL102) traps with layout.TrapUnsupported.
+//
+// Arithmetic is the interpreter's on millionths (on nanoseconds for
+// durations and instants), bit for bit: sums checked for overflow,
+// products and quotients through a 128-bit a*b/c that reports overflow
+// where eval's mulDiv does, division by zero refused, the negation of the
+// smallest number wrapping to itself as eval's does. A fault traps with
+// layout.TrapFault, the fault, the operands (their kinds in the charge
+// point) and the operator's charge point in the output, for the host to
+// word the interpreter's LLL103 violation. Strings are ordered by their bytes as
 // strings.Compare orders them; a null among them traps with FaultOrder,
 // for the interpreter's LLL102 ("cannot order").
 //
+// Strings a run makes (lower, upper, +) are written in the scratch region
+// (layout.ScratchBase); the byte budget is charged where and as the
+// interpreter charges it (a list literal, the case of a string, a
+// concatenation; eval.ValueBytes), a budget that runs out trapping with
+// FaultBytes for the interpreter's LLL105; lower or upper of a null and a
+// concatenation with a null trap with FaultType (LLL102). lower and upper
+// map every rune as strings.ToLower and strings.ToUpper do, with the
+// compiler's table of Unicode's cases (unicode.CaseRanges, 5 KiB of
+// constants) in the module, whose version Output.Unicode records. A run
+// whose strings do not fit the scratch region traps with
+// layout.TrapUnsupported and the host asks the interpreter.
+//
+// x matches "glob" (the pattern is a constant) is compiled to a matcher
+// of that pattern that does what Go's path.Match does with it, step for
+// step (see glob.go), on every input: runes decoded as
+// utf8.DecodeRuneInString decodes them; a null x does not match.
+//
 // What it does not compile yet it refuses with an error wrapping
-// ErrUnsupported, never approximates: other operators and builtins,
-// string concatenation, arithmetic over durations and timestamps,
-// policies, features, kernels, host calls, the values of when,
-// confirmed_by and data, dotted fields (data.gross), formats other than
-// those the interpreter's fast path decides for the field (rfc3339 on
-// when, string on a string field, array and array_of_strings on
-// confirmed_by, object on data), in [...] on when, confirmed_by or data.
-// Event validators, pipelines and routers are not part of the module.
+// ErrUnsupported, never approximates: other operators and builtins (index,
+// map and list values), policy values of other kinds (percentiles,
+// timestamps, maps, lists but in), kernels, host calls, the values of
+// confirmed_by and data themselves (len and in of confirmed_by aside), two
+// values below data compared with each other, formats other than those
+// named above (the interpreter's fast path for a top-level field: rfc3339
+// on when, string and nonempty on a string field, array and
+// array_of_strings on confirmed_by, object on data; and those below data),
+// in [...] on when, confirmed_by or data. Event validators, pipelines and
+// routers are not part of the module.
 //
 // The module's functions are, in order: streq (the byte equality of two
 // strings in memory), one function a span validator, in the order of the
 // program, then the helpers expressions use (string equality, a*b/c,
-// string order), in the order of their first use. It imports nothing.
+// string order, the rune decoder, a glob's chunks followed by its
+// matcher, the case of a string, concatenation), in the order of their
+// first use. It imports nothing. Besides the module, Output lists what the
+// host needs to run it (charge points, feature flags, policy values, paths
+// below data, whether it reads confirmed_by's strings, the Unicode version
+// of its case table): whoever stores a module must store those with it.
 package codegen
 
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -69,7 +128,63 @@ type Output struct {
 	// Points are the module's charge points, by the index the module
 	// reports when its fuel runs out at one.
 	Points []Point
+	// Features are the feature flags the module reads, by their bit in
+	// the env region (layout.EnvBase).
+	Features []string
+	// Policies are the policy values the module reads, by their index
+	// in the env region's table.
+	Policies []PolicyRef
+	// Data are the paths below a span's data (data.PATH) the module
+	// reads, by their index in the env region's table of them.
+	Data [][]string
+	// ConfirmedBy says that the module reads the strings of confirmed_by:
+	// the host writes them in the input region and their values (i64s,
+	// offset<<32 | length) after them, the slot's offset pointing at
+	// those.
+	ConfirmedBy bool
+	// Unicode is the version of Unicode (unicode.Version) of the case
+	// table the module carries for lower and upper, "" without one: a
+	// host of another version must not run the module.
+	Unicode string
 }
+
+// SameDescription reports whether o and x describe their modules alike
+// (everything but the bytes: validators, charge points, what the host
+// writes for the module): a host checks the description of a module it
+// loads against what Compile makes of the program, so that a description
+// that lost a field cannot make the module read what the host did not
+// write.
+func (o *Output) SameDescription(x *Output) bool {
+	return slices.Equal(o.Validators, x.Validators) && slices.Equal(o.Points, x.Points) &&
+		slices.Equal(o.Features, x.Features) &&
+		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
+			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem
+		}) &&
+		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode
+}
+
+// PolicyRef is a policy value a module reads: policy.Name.Path... The
+// host resolves it for each run (eval.Env.PolicyValue) and writes it in
+// the env region; the module was compiled for a value of Kind (ir.Number,
+// ir.Bool, or ir.String, for which null is written too), and a run whose
+// value is of another kind is the interpreter's to answer.
+//
+// A list (Kind ir.List, read by in) is of values of kind Elem (ir.String
+// or ir.Number): the host writes its values as i64s in the env region and
+// the policy value as their address<<32 | their count.
+type PolicyRef struct {
+	Name string
+	Path []string
+	Kind ir.Kind
+	Elem ir.Kind
+}
+
+// Limits of the env region.
+const (
+	maxFeatures = 32
+	maxPolicies = layout.EnvMaxPolicies
+	maxData     = layout.EnvMaxData
+)
 
 // The module's types, globals and functions, by index. The span
 // validators follow streq, one function each; the helpers expressions
@@ -79,24 +194,33 @@ const (
 	typeValidator = 1 // () -> i32
 	globalFuel    = 0
 	globalTrap    = 1
+	globalBytes   = 2 // the byte budget left
+	globalScratch = 3 // the next free byte of the scratch region (not exported)
+	globalData    = 4 // 1 once the run has read data (not exported)
 	funcStreq     = 0
 )
 
 // gen is one compilation.
 type gen struct {
+	prog     *ir.Program
 	m        *enc.Module
 	out      *Output
 	consts   consts
-	later    []enc.Func // the helpers, after the validators
-	nextFunc uint32     // the index of the next helper
-	strEq    uint32     // the string equality helper, 0 until used
-	mulDivFn uint32     // the a*b/c helper, 0 until used
-	strCmp   uint32     // the string order helper, 0 until used
+	later    []enc.Func        // the helpers, after the validators
+	nextFunc uint32            // the index of the next helper
+	strEq    uint32            // the string equality helper, 0 until used
+	mulDivFn uint32            // the a*b/c helper, 0 until used
+	strCmp   uint32            // the string order helper, 0 until used
+	caseFn   uint32            // the lower and upper helper, 0 until used
+	concatFn uint32            // the concatenation helper, 0 until used
+	decodeFn uint32            // the rune decoder, 0 until used
+	globs    map[string]uint32 // the matcher of each glob, by pattern
 }
 
 // Compile compiles the span validators of p.
 func Compile(p *ir.Program) (*Output, error) {
 	g := &gen{
+		prog: p,
 		m: &enc.Module{
 			Types: []enc.FuncType{
 				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
@@ -107,10 +231,14 @@ func Compile(p *ir.Program) (*Output, error) {
 			Globals: []enc.Global{
 				{Type: enc.I64, Mutable: true},
 				{Type: enc.I32, Mutable: true},
+				{Type: enc.I64, Mutable: true},
+				{Type: enc.I32, Mutable: true, Init: layout.ScratchBase},
+				{Type: enc.I32, Mutable: true},
 			},
 			Exports: []enc.Export{
 				{Name: layout.GlobalFuel, Kind: enc.ExternGlobal, Index: globalFuel},
 				{Name: layout.GlobalTrap, Kind: enc.ExternGlobal, Index: globalTrap},
+				{Name: layout.GlobalBytes, Kind: enc.ExternGlobal, Index: globalBytes},
 				{Name: "memory", Kind: enc.ExternMemory},
 			},
 		},
@@ -190,6 +318,8 @@ func streq() []byte {
 // returning 1 + its index.
 func (f *fn) validator() error {
 	v, c := f.v, f.c
+	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
+	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
 	if v.Guard != nil {
 		f.rule = -1
 		if err := f.cond(v.Guard); err != nil {
@@ -202,7 +332,11 @@ func (f *fn) validator() error {
 		var err error
 		switch r.Kind {
 		case ir.RuleRequire, ir.RuleAllow:
-			err = fieldRule(c, i, r, &f.g.consts)
+			if strings.HasPrefix(r.Field, "data.") {
+				err = f.dataRule(i, r)
+			} else {
+				err = fieldRule(c, i, r, &f.g.consts)
+			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
 		case ir.RuleCheck:
@@ -246,9 +380,19 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 	str := f != spanfield.ConfirmedBy && f != spanfield.Data // a string member (when included)
 	// Decide, as eval does, what follows presence, before emitting code.
 	var check func()
+	// nonempty: a string field's member that is present but empty (which
+	// require refuses first) does not match the format.
+	nonempty := func() {
+		if r.Format == "nonempty" {
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+			c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+			fail(c, i, layout.ReasonValue)
+			c.Op(enc.OpEnd)
+		}
+	}
 	switch {
 	case r.In != nil && str && f != spanfield.When:
-		if r.Format != "" && r.Format != "string" {
+		if r.Format != "" && r.Format != "string" && r.Format != "nonempty" {
 			return unsupported("format " + r.Format + " with in [...]")
 		}
 		var offs, lens []int32
@@ -259,6 +403,7 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 			offs, lens = append(offs, int32(cs.place(x.Str()))), append(lens, int32(len(x.Str())))
 		}
 		check = func() {
+			nonempty()
 			for k := range offs {
 				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
 				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
@@ -270,6 +415,8 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 		return unsupported("in [...] on " + r.Field)
 	case r.Format == "":
 		check = func() {}
+	case str && f != spanfield.When && r.Format == "nonempty":
+		check = nonempty
 	case f == spanfield.When && r.Format == "rfc3339":
 		check = func() {
 			slotLoad(c, f, enc.OpI32Load8U, 0, layout.SlotFlags)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/loglineos/loglineos/internal/lll"
@@ -167,6 +168,7 @@ func TestRules(t *testing.T) {
 		"data":           `require field "data" as "object"`,
 		"closed":         `reject unknown fields`,
 		"two in lists":   `require field "status" in ["x", "y"]` + "\n" + `allow field "did" in ["y", "z"]`,
+		"nonempty":       `allow field "who" as "nonempty"` + "\n" + `require field "did" as "nonempty" in ["y"]`,
 	} {
 		p := compileSrc(t, "validator v {\n"+body+"\non_fail \"reject\"\n}\n")
 		out, err := codegen.Compile(p)
@@ -182,19 +184,18 @@ func TestRules(t *testing.T) {
 // ErrUnsupported, never compiled to something else.
 func TestUnsupported(t *testing.T) {
 	for name, src := range map[string]string{
-		"guard on a feature": "when features.trajectory\nrequire field \"did\"",
-		"matches":            `check not (did matches "test.*")`,
-		"lower":              "check lower(who) == who",
-		"dotted has":         "check has(data.gross)",
-		"when's value":       `check when == when`,
-		"duration order":     "check 1h < 2h",
-		"len of a list":      "check len(confirmed_by) > 0",
-		"concatenation":      `check who + "x" == "danx"`,
-		"duration sum":       "check 1h + 1h > 1h",
-		"dotted field":       `require field "data.gross"`,
-		"format":             `require field "who" as "rfc3339"`,
+		"map policy":     "check policy.limits.m == policy.limits.m",
+		"empty list":     `check "x" in policy.limits.none`,
+		"data itself":    "check data == data",
+		"data and data":  "check data.a == data.b",
+		"data duration":  "check data.a == 1h",
+		"confirmed_by":   `check confirmed_by == confirmed_by`,
+		"index":          `check [who, did][0] == "dan"`,
+		"data timestamp": "check data.a < when",
+		"dotted format":  `require field "data.at" as "rfc3339"`,
+		"format":         `require field "who" as "rfc3339"`,
 	} {
-		src = "validator v {\n" + src + "\non_fail \"reject\"\n}\n"
+		src = "policy limits {\n  grace: 90m\n  names: [\"x\"]\n  none: []\n  m: { a: 1, b: \"x\" }\n}\nvalidator v {\n" + src + "\non_fail \"reject\"\n}\n"
 		p, errs := lll.Compile([]lll.Source{{Name: "t.lll", Text: []byte(src)}})
 		if len(errs) > 0 {
 			t.Errorf("%s: the source does not compile: %v", name, errs)
@@ -203,5 +204,147 @@ func TestUnsupported(t *testing.T) {
 		if _, err := codegen.Compile(p); !errors.Is(err, codegen.ErrUnsupported) {
 			t.Errorf("%s: err = %v, want ErrUnsupported", name, err)
 		}
+	}
+}
+
+// globSrc uses matches with patterns of every element, one of them twice.
+const globSrc = `validator glob {
+  when did matches "sale.*"
+  check who matches "[a-c]?[^/]*" or this matches "*/\\**" or status matches "sale.*" else "a known who"
+  check not (id matches "s_?")
+  on_fail "reject"
+}
+`
+
+// TestGlobModule compiles matches (a matcher a pattern, used twice but
+// added once; its chunks; the rune decoder), checks the module with both
+// validators and against its golden bytes (testdata/glob.wasm.hex).
+func TestGlobModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, globSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "glob", out.Wasm)
+	golden(t, "glob.wasm.hex", out.Wasm)
+}
+
+// stringsSrc uses lower, upper and concatenation (their helpers once
+// each), with a list literal charged to the byte budget.
+const stringsSrc = `validator strs {
+  when lower(did) matches "sale.*"
+  check upper(who + "-" + this) != "" or lower(who) in ["dan", upper(did)] else "a case"
+  on_fail "reject"
+}
+`
+
+// TestStringsModule compiles lower, upper and concatenation, checks the
+// module with both validators and against its golden bytes
+// (testdata/strings.wasm.hex), and the names of its builtins' charge
+// points.
+func TestStringsModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, stringsSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "strings", out.Wasm)
+	golden(t, "strings.wasm.hex", out.Wasm)
+	var names []string
+	for _, pt := range out.Points {
+		if pt.Op == ir.OpCall {
+			names = append(names, pt.Name)
+		}
+	}
+	if diff := cmp.Diff([]string{"lower", "upper", "lower", "upper"}, names); diff != "" {
+		t.Errorf("the builtins' charge points (-want +got):\n%s", diff)
+	}
+	if out.Unicode != unicode.Version {
+		t.Errorf("Unicode %q, want %q", out.Unicode, unicode.Version)
+	}
+	if plain, _ := codegen.Compile(compileSrc(t, globSrc)); plain.Unicode != "" {
+		t.Errorf("a module without lower and upper records Unicode %q", plain.Unicode)
+	}
+}
+
+// envSrc reads feature flags, policy values (one of them twice), values
+// below data (in expressions and field rules), the length and strings of
+// confirmed_by and a policy list.
+const envSrc = `policy p {
+  n: 3
+  s: "dan"
+  b: true
+  m: { k: 2, t: "x" }
+  l: ["a", "b"]
+}
+validator env {
+  when policy.p.b or features.cluster
+  check features.diamond or who == policy.p.s
+  check policy.p.n + policy.p.m.k > policy.p.n or policy.p.m.t != "x"
+  check data.gross > 0 or has(data.m.k) or data.note == "x" or data.gross + data.m.k > 1
+  check len(confirmed_by) <= policy.p.n and not ("x" in confirmed_by) and who in policy.p.l
+  require field "data.gross" as "number"
+  allow field "data.note" as "nonempty" in ["x", "y"]
+  allow field "data.m.k" as "integer" in [1, 2, true]
+  on_fail "warn"
+}
+`
+
+// TestEnvModule compiles feature flags and policy values read from the
+// env region, checks the module with both validators, against its golden
+// bytes (testdata/env.wasm.hex), and the flags, policy values and paths
+// below data it reads, each once, in the order of their first use.
+func TestEnvModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, envSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "env", out.Wasm)
+	golden(t, "env.wasm.hex", out.Wasm)
+	if diff := cmp.Diff([]string{"cluster", "diamond"}, out.Features); diff != "" {
+		t.Errorf("features (-want +got):\n%s", diff)
+	}
+	want := []codegen.PolicyRef{
+		{Name: "p", Path: []string{"b"}, Kind: ir.Bool},
+		{Name: "p", Path: []string{"s"}, Kind: ir.String},
+		{Name: "p", Path: []string{"n"}, Kind: ir.Number},
+		{Name: "p", Path: []string{"m", "k"}, Kind: ir.Number},
+		{Name: "p", Path: []string{"m", "t"}, Kind: ir.String},
+		{Name: "p", Path: []string{"l"}, Kind: ir.List, Elem: ir.String},
+	}
+	if diff := cmp.Diff(want, out.Policies); diff != "" {
+		t.Errorf("policy values (-want +got):\n%s", diff)
+	}
+	if !out.ConfirmedBy {
+		t.Error("the module reads confirmed_by's strings, but Output.ConfirmedBy is false")
+	}
+	if diff := cmp.Diff([][]string{{"gross"}, {"m", "k"}, {"note"}}, out.Data); diff != "" {
+		t.Errorf("paths below data (-want +got):\n%s", diff)
+	}
+}
+
+// timeSrc uses durations (constants, a policy's), the instant of when and
+// their arithmetic and order.
+const timeSrc = `policy limits {
+  grace: 90m
+}
+validator time {
+  when when - policy.limits.grace < when
+  check when + 1h - when == 1h and -(1h) < 0s and 1h * 2 / 0.5 >= policy.limits.grace
+  check 2 * 30m in [1h, 2h]
+  on_fail "warn"
+}
+`
+
+// TestTimeModule compiles durations and instants, checks the module with
+// both validators, against its golden bytes (testdata/time.wasm.hex), and
+// the operand kinds its arithmetic charge points record.
+func TestTimeModule(t *testing.T) {
+	out, err := codegen.Compile(compileSrc(t, timeSrc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmtest.Validate(t, "time", out.Wasm)
+	golden(t, "time.wasm.hex", out.Wasm)
+	if got, want := out.Points[1].Kinds, [2]ir.Kind{ir.Timestamp, ir.Duration}; out.Points[1].Op != ir.OpSub || got != want {
+		t.Errorf("the guard's subtraction: %v %v, want sub of %v", out.Points[1].Op, got, want)
 	}
 }

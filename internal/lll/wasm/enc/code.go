@@ -23,6 +23,7 @@ const (
 	OpI64Load     = 0x29
 	OpI32Load8U   = 0x2d
 	OpI32Store    = 0x36
+	OpI32Store8   = 0x3a
 	OpI64Store    = 0x37
 	OpI32Const    = 0x41
 	OpI64Const    = 0x42
@@ -34,6 +35,7 @@ const (
 	OpI32GtS      = 0x4a
 	OpI32GtU      = 0x4b
 	OpI32LeS      = 0x4c
+	OpI32LeU      = 0x4d
 	OpI32GeS      = 0x4e
 	OpI32GeU      = 0x4f
 	OpI64Eqz      = 0x50
@@ -47,6 +49,7 @@ const (
 	OpI64GeU      = 0x5a
 	OpI32Add      = 0x6a
 	OpI32Sub      = 0x6b
+	OpI32Mul      = 0x6c
 	OpI32And      = 0x71
 	OpI32Or       = 0x72
 	OpI32Shl      = 0x74
@@ -57,6 +60,7 @@ const (
 	OpI64Mul      = 0x7e
 	OpI64And      = 0x83
 	OpI64Or       = 0x84
+	OpI64RemS     = 0x81
 	OpI64Xor      = 0x85
 	OpI64Shl      = 0x86
 	OpI64ShrU     = 0x88

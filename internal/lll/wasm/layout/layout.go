@@ -15,17 +15,49 @@
 //	                  after TrapFuel: the charge point where fuel ran out,
 //	                  an index into the compiler's table of them)
 //	          +8      after TrapFault: i64 a, i64 b, the operands of the
-//	                  operator that failed (numbers in millionths; for
-//	                  FaultOrder strings: offset<<32 | length, or -1<<32
-//	                  for null); the first word is then the fault
+//	                  operator that failed (numbers in millionths,
+//	                  durations and instants in nanoseconds; for
+//	                  FaultOrder and FaultType strings: offset<<32 |
+//	                  length, or -1<<32 for null; for a builtin, a is its
+//	                  argument); the first word is then the fault
 //	                  (Fault*), the second the operator's charge point
-//	InBase    0x4040  the input, written by the host in one copy per span:
+//	EnvBase   0x4040  what a run may see of the world, written by the host
+//	                  before a run when the module reads any of it
+//	                  (EnvSize bytes):
+//	          +0      u32 the feature flags the module reads, bit i for
+//	                  the i-th of codegen's Output.Features
+//	          +4      u32 0
+//	          +8      i64 a value for each policy value the module reads
+//	                  (codegen's Output.Policies, at most EnvMaxPolicies),
+//	                  as the run resolves it: a number in millionths, a
+//	                  duration in nanoseconds, a bool 0 or 1, a string
+//	                  offset<<32 | length (or -1<<32 for null), a list
+//	                  (read by in) the address<<32 | count of its values
+//	                  (i64s, among the strings; 0 for null)
+//	   +EnvData       i64 the bytes the run's first read of data charges
+//	                  to the byte budget (0 when the span has no data)
+//	   +EnvDataRefs   for each data.PATH the module reads (codegen's
+//	                  Output.Data, at most EnvMaxData): i64 the kind of
+//	                  its value in the span (an ir.Kind: null when the
+//	                  span has no data or no such path), i64 its value as
+//	                  a policy value's
+//	   +EnvStrings    the bytes of those strings and lists
+//	InBase    0x8040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
 //	          +4      u32 0
 //	          +8      SlotCount slots of SlotSize bytes, slot f for field f
 //	          +MembersOff  n bytes: the field id of each top-level member,
 //	                  in canonical order (0 for a name the span has no field of)
 //	          then    the bytes of the string fields, which slots point at
+//	                  (and of confirmed_by's strings and their values,
+//	                  when the module reads them)
+//	ScratchBase 0x20000  the strings a run makes (lower, upper, +), one
+//	                  after the other from its start, ScratchSize bytes
+//	                  (128 KiB): what does not fit traps with
+//	                  TrapUnsupported (the interpreter, whose byte budget
+//	                  is 4 MiB by default, answers that run). The guest
+//	                  keeps its next free byte in a global of its own,
+//	                  reset when a validator starts.
 //
 // All integers are little-endian, as WebAssembly loads them.
 //
@@ -40,19 +72,26 @@
 //	+2  u16  0
 //	+4  u32  length: bytes of a string, elements of a list, bytes of the
 //	         canonical JSON of an object
-//	+8  u32  offset of a string's bytes in memory (0 otherwise)
+//	+8  u32  offset of a string's bytes in memory; for confirmed_by, when
+//	         the module reads its strings (codegen's Output.ConfirmedBy),
+//	         the offset of their values (i64 offset<<32 | length each,
+//	         after their bytes); 0 otherwise
 //	+12 u32  0
 //	+16 i64  value: for when, its instant in Unix nanoseconds when FlagTime
 //
 // # Globals and traps
 //
-// The module exports GlobalFuel (a mutable i64) and GlobalTrap (a mutable
-// i32). The host sets fuel to the run's step budget before a call; the
-// guest decrements it at the points where the interpreter counts a step
-// and traps (TrapFuel) when it falls below zero, so budget - fuel after a
-// call is the steps the interpreter would have counted. Before executing
-// unreachable the guest stores its reason in trap; a trap with trap = 0 is
-// a fault of the module itself.
+// The module exports GlobalFuel (a mutable i64), GlobalTrap (a mutable
+// i32) and GlobalBytes (a mutable i64). The host sets fuel to the run's
+// step budget before a call; the guest decrements it at the points where
+// the interpreter counts a step and traps (TrapFuel) when it falls below
+// zero, so budget - fuel after a call is the steps the interpreter would
+// have counted. The host sets bytes to the run's byte budget; the guest
+// subtracts what the interpreter charges where it charges it (a list
+// literal, the list of confirmed_by, the first read of data, the case of a
+// string, a concatenation) and traps with FaultBytes when it falls below
+// zero. Before executing unreachable the guest stores its reason in trap;
+// a trap with trap = 0 is a fault of the module itself.
 //
 // Each span validator is an exported function () -> i32 named
 // ValidatorExport(name): 0 when the span passes, else 1 + the index of the
@@ -64,17 +103,28 @@ import "github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 // Memory layout (part of the format).
 const (
 	PageSize    = 64 << 10
-	MemoryPages = 2
+	MemoryPages = 4
 	ConstBase   = 0x0000
 	ConstSize   = 0x4000
 	OutBase     = 0x4000
-	InBase      = 0x4040
-	SlotCount   = spanfield.Count
-	SlotSize    = 24
-	MembersOff  = 8 + SlotCount*SlotSize
+	EnvBase     = 0x4040
+	EnvSize     = 0x4000
+	// Offsets in the env region and its limits.
+	EnvPolicies    = 8
+	EnvMaxPolicies = 64
+	EnvData        = EnvPolicies + 8*EnvMaxPolicies
+	EnvDataRefs    = EnvData + 8
+	EnvMaxData     = 64
+	EnvStrings     = EnvDataRefs + 16*EnvMaxData
+	InBase         = EnvBase + EnvSize
+	SlotCount      = spanfield.Count
+	SlotSize       = 24
+	MembersOff     = 8 + SlotCount*SlotSize
 	// InSize is room for the input: a span whose table is larger is
 	// refused by the host.
-	InSize = MemoryPages*PageSize - InBase
+	InSize      = ScratchBase - InBase
+	ScratchBase = 2 * PageSize
+	ScratchSize = MemoryPages*PageSize - ScratchBase
 )
 
 // Offsets within a slot (part of the format).
@@ -112,19 +162,21 @@ const (
 	ReasonNotOneOf = 4 // a field is not one of the rule's values
 	ReasonUnknown  = 5 // a member the closed rule does not allow; its index in the second word
 	ReasonCheck    = 6 // a check rule's condition does not hold
+	ReasonValue    = 7 // the value of a field below data (data.gross) or of a string field does not match the rule's format
 )
 
 // Exported globals (part of the format).
 const (
-	GlobalFuel = "fuel"
-	GlobalTrap = "trap"
+	GlobalFuel  = "fuel"
+	GlobalTrap  = "trap"
+	GlobalBytes = "bytes"
 )
 
 // Trap codes, in the trap global (part of the format).
 const (
 	TrapNone        = 0
 	TrapFuel        = 1 // the step budget is exhausted (the interpreter's LLL100); the second output word is the charge point
-	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object)
+	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object, strings over ScratchSize, a value below data of another kind than the code reads): the host asks the interpreter
 	TrapFault       = 3 // an expression failed (the interpreter's LLL102, LLL103); the output words say how and where
 )
 
@@ -134,6 +186,8 @@ const (
 	FaultOverflow = 1 // arithmetic overflow
 	FaultDivZero  = 2 // division by zero
 	FaultOrder    = 3 // an order of strings of which one is null (the interpreter's LLL102)
+	FaultBytes    = 4 // the byte budget ran out (the interpreter's LLL105)
+	FaultType     = 5 // an operator or builtin of a value it does not take: + or lower of null (LLL102)
 )
 
 // Offsets of the operands of a fault in the output (part of the format).

@@ -8,11 +8,18 @@
 // (nor are wazero's module instances), so a Pool hands one to each caller
 // at a time.
 //
-// CheckSpan writes a span into the instance's memory as package layout
-// describes (decoded by package span, the decoder the interpreter uses;
-// the field table and the strings in one copy), sets the fuel to the step
-// budget, calls the validator and turns its answer into the same
-// *eval.Violation the interpreter gives.
+// CheckSpan (CheckSpanEnv) writes a span into the instance's memory as
+// package layout describes (decoded by package span, the decoder the
+// interpreter uses; the field table and the strings in one copy), and,
+// when the module reads any, the run's feature flags, policy values and
+// the values below the span's data into the env region; sets the fuel to the step budget and the bytes to
+// the byte budget, calls the validator and turns its answer into the same
+// *eval.Violation the interpreter gives. A run the module leaves to the
+// interpreter (layout.TrapUnsupported: strings over the scratch region, a value below data of another
+// kind than the expression reads; a policy value of another kind than the
+// module was compiled for, data that does not decode; a run the deadline or the context may
+// have decided, see CheckSpanEnv) fails with ErrUnsupported; the caller
+// then runs the interpreter, whose answer is the run's.
 package vm
 
 import (
@@ -20,7 +27,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"time"
+	"unicode"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -46,6 +56,9 @@ var (
 	ErrTrap = errors.New("vm: module trapped")
 	// ErrNoValidator: the module has no span validator of that name.
 	ErrNoValidator = errors.New("vm: no such validator in the module")
+	// ErrMismatch: the module's description is not what codegen makes of
+	// the program.
+	ErrMismatch = errors.New("vm: the module's description is not what codegen makes of the program")
 )
 
 // Features are the WebAssembly features a module may use.
@@ -58,9 +71,27 @@ type Module struct {
 	cm         wazero.CompiledModule
 	validators map[string]*eval.Validator
 	points     []codegen.Point
+	// steps says which validators count steps (have charge points): only
+	// their runs can meet the deadline and the context.
+	steps    map[string]bool
+	features []string
+	policies []codegen.PolicyRef
+	defaults []ir.Value // the program's own value of each policy value
+	data     [][]string
+	// confirmedBy: the module reads the strings of confirmed_by.
+	confirmedBy bool
 }
 
-// Compile compiles the module out, which codegen compiled from p.
+// Compile compiles the module out, which codegen compiled from p. A
+// module whose case table is of another Unicode version than the
+// interpreter's (codegen.Output.Unicode) is refused with ErrUnsupported:
+// its lower and upper would not be the interpreter's. A description
+// (out's charge points, feature flags, policy values, paths below data...)
+// that is not what codegen.Compile makes of p is refused with ErrMismatch:
+// the host writes what the description lists, and a module that read
+// anything else would answer wrongly. (The bytes are not compared: a
+// bundle's are signed, and shadow mode exists to catch a module that
+// answers otherwise.)
 func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module, err error) {
 	ep, err := eval.Compile(p)
 	if err != nil {
@@ -76,7 +107,27 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 	if err != nil {
 		return nil, fmt.Errorf("vm: compile: %w", err)
 	}
-	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points}
+	if out.Unicode != "" && out.Unicode != unicode.Version {
+		return nil, fmt.Errorf("%w: the module's case table is of Unicode %s, the interpreter's of %s", ErrUnsupported, out.Unicode, unicode.Version)
+	}
+	if want, err := codegen.Compile(p); err != nil || !want.SameDescription(out) {
+		return nil, fmt.Errorf("%w (%v)", ErrMismatch, err)
+	}
+	m = &Module{rt: rt, cm: cm, validators: map[string]*eval.Validator{}, points: out.Points, steps: map[string]bool{},
+		features: out.Features, policies: out.Policies, data: out.Data, confirmedBy: out.ConfirmedBy}
+	if len(out.Features) > 32 || len(out.Policies) > layout.EnvMaxPolicies || len(out.Data) > layout.EnvMaxData {
+		return nil, fmt.Errorf("vm: %d features, %d policy values and %d paths below data do not fit the env region", len(out.Features), len(out.Policies), len(out.Data))
+	}
+	for _, ref := range out.Policies {
+		v, err := ep.PolicyValue(nil, ref.Name, ref.Path)
+		if err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
+		m.defaults = append(m.defaults, v)
+	}
+	for _, pt := range out.Points {
+		m.steps[pt.Validator] = true
+	}
 	for _, name := range out.Validators {
 		v := ep.Validator(name)
 		if v == nil {
@@ -97,8 +148,12 @@ type Instance struct {
 	mem   api.Memory
 	fuel  api.MutableGlobal
 	trap  api.MutableGlobal
-	funcs map[string]api.Function
+	bytes api.MutableGlobal
+	funcs map[string]validator
 	buf   []byte
+	env   []byte // the env region's tables
+	strs  []byte // the env region's strings
+	vals  []uint64
 	stack [1]uint64
 }
 
@@ -108,13 +163,14 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm: instantiate: %w", err)
 	}
-	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]api.Function{}}
-	var ok1, ok2 bool
+	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]validator{}}
+	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
-	if !ok1 || !ok2 || in.mem == nil {
+	in.bytes, ok3 = mod.ExportedGlobal(layout.GlobalBytes).(api.MutableGlobal)
+	if !ok1 || !ok2 || !ok3 || in.mem == nil {
 		_ = mod.Close(ctx)
-		return nil, fmt.Errorf("vm: the module does not export %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap)
+		return nil, fmt.Errorf("vm: the module does not export %s, %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap, layout.GlobalBytes)
 	}
 	for name := range m.validators {
 		f := mod.ExportedFunction(layout.ValidatorExport(name))
@@ -122,9 +178,16 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
-		in.funcs[name] = f
+		in.funcs[name] = validator{fn: f, v: m.validators[name], steps: m.steps[name]}
 	}
 	return in, nil
+}
+
+// validator is what a run of one validator needs, found with one lookup.
+type validator struct {
+	fn    api.Function
+	v     *eval.Validator
+	steps bool // it counts steps (see Module.steps)
 }
 
 // Result is what a run used besides its verdict.
@@ -140,27 +203,82 @@ type Result struct {
 }
 
 // CheckSpan runs the validator name over s with a step budget of budget
-// (eval.DefaultMaxSteps when <= 0), as eval's Validator.CheckSpan does
-// with an Env of that MaxSteps and no deadline: nil when the span passes,
-// else the interpreter's violation. A run whose budget runs out is a
-// violation too (cannot evaluate: ... LLL100), as it is for the
-// interpreter, with Result.Trap = layout.TrapFuel; so is an arithmetic
-// fault (LLL103), with layout.TrapFault.
+// (eval.DefaultMaxSteps when <= 0) and no deadline: CheckSpanEnv with an
+// Env of that MaxSteps and a negative Timeout.
 func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, budget int64) (*eval.Violation, Result, error) {
-	f, v := in.funcs[name], in.m.validators[name]
-	if f == nil {
+	return in.CheckSpanEnv(ctx, name, s, &eval.Env{MaxSteps: budget, Timeout: -1})
+}
+
+// CheckSpanEnv runs the validator name over s as eval's
+// Validator.CheckSpan does with env: nil when the span passes, else the
+// interpreter's violation. The run's step budget is env.MaxSteps and its
+// byte budget env.MaxBytes (eval's defaults when <= 0; env may be nil);
+// it sees env's feature flags and policy values. A run whose step budget
+// runs out is a violation too (cannot evaluate: ... LLL100), as it is for
+// the interpreter, with Result.Trap = layout.TrapFuel; so is a fault of an
+// expression (LLL102, LLL103, the byte budget's LLL105), with
+// layout.TrapFault. A run the module cannot answer fails with
+// ErrUnsupported, and the caller asks the interpreter: the module trapped
+// with layout.TrapUnsupported, a policy value is of a kind the module was
+// not compiled for, or the deadline or the context may have decided the
+// run.
+//
+// The deadline (env.Timeout, eval.DefaultTimeout when zero) and the
+// context are wall-clock matters: the interpreter looks at them every 256
+// steps and when its step budget runs out, and a backend cannot know when
+// the other would have. The module does not look at them during a run
+// (its run is bounded by its fuel); after it, a run that counted a step
+// is answered only when the context is not done (the interpreter fails at
+// its first step with a context done before the run) and, when it
+// counted steps where the interpreter looks at the clock (256 or more, or
+// its budget ran out), when the module's own run took less than the
+// timeout; else it is the interpreter's (ErrUnsupported), which words
+// LLL101 or LLL106 when its own run meets them. A run
+// with a negative Timeout has no deadline, as for the interpreter: the
+// module then answers it as the interpreter does, whatever the time.
+func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span, env *eval.Env) (*eval.Violation, Result, error) {
+	val, ok := in.funcs[name]
+	f, v := val.fn, val.v
+	if !ok {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
-	if budget <= 0 {
-		budget = eval.DefaultMaxSteps
+	budget, maxBytes, timeout := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes), eval.DefaultTimeout
+	if env != nil && env.MaxSteps > 0 {
+		budget = env.MaxSteps
+	}
+	if env != nil && env.MaxBytes > 0 {
+		maxBytes = env.MaxBytes
+	}
+	if env != nil && env.Timeout != 0 {
+		timeout = env.Timeout
 	}
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
+	if len(in.m.features) > 0 || len(in.m.policies) > 0 || len(in.m.data) > 0 {
+		if err := in.writeEnv(env, s); err != nil {
+			return nil, Result{}, err
+		}
+	}
 	in.fuel.Set(uint64(budget))
+	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
+	var start time.Time
+	timed := val.steps && timeout > 0
+	if timed {
+		start = time.Now()
+	}
 	err := f.CallWithStack(ctx, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	if res.FuelUsed > 0 {
+		if ctx != nil && ctx.Err() != nil {
+			return nil, res, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
+		}
+		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel
+		if timed && looked && time.Since(start) >= timeout {
+			return nil, res, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
+		}
+	}
 	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
 	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
@@ -177,17 +295,19 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 				if !ok {
 					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
 				}
-				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op}
+				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
 				a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
-				if fl == eval.FaultOrder {
+				switch fl {
+				case eval.FaultBytes:
+				case eval.FaultOrder, eval.FaultType:
 					var okA, okB bool
 					f.A, okA = in.str(a)
 					f.B, okB = in.str(b)
 					if !okA || !okB {
 						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
 					}
-				} else {
-					f.A, f.B = ir.NumberMicros(int64(a)), ir.NumberMicros(int64(b))
+				default:
+					f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
 				}
 			}
 			vi, err := v.SpanViolation(s, f)
@@ -221,6 +341,13 @@ func (in *Instance) write(s *span.Span) error {
 	for f := spanfield.ID; f <= spanfield.Status; f++ {
 		size += len(spanfield.String(s, f))
 	}
+	arr := size // the values of confirmed_by's strings, when the module reads them
+	if in.m.confirmedBy {
+		for _, c := range s.ConfirmedBy {
+			size += len(c) + 8
+			arr += len(c)
+		}
+	}
 	if size > layout.InSize {
 		return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, layout.InSize)
 	}
@@ -244,6 +371,13 @@ func (in *Instance) write(s *span.Span) error {
 		case spanfield.ConfirmedBy:
 			slot[layout.SlotKind] = layout.KindStrings
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.ConfirmedBy)))
+			if in.m.confirmedBy {
+				binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+arr))
+				for j, c := range s.ConfirmedBy {
+					binary.LittleEndian.PutUint64(b[arr+8*j:], uint64(layout.InBase+str)<<32|uint64(len(c)))
+					str += copy(b[str:], c)
+				}
+			}
 		case spanfield.Data:
 			slot[layout.SlotKind] = layout.KindOther
 			if len(s.Data) > 0 && s.Data[0] == '{' {
@@ -271,6 +405,125 @@ func (in *Instance) write(s *span.Span) error {
 	return nil
 }
 
+// writeEnv writes the env region: the module's feature flags as env has
+// them, its policy values as env resolves them, the paths below the span's
+// data it reads and what the first read of data charges. A value of a
+// policy of another kind than the module was compiled for, data that does
+// not decode, or strings that do not fit the region, fail with
+// ErrUnsupported.
+func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
+	m := in.m
+	b := in.env[:0]
+	var bits uint32
+	for i, name := range m.features {
+		if env.Feature(name) {
+			bits |= 1 << i
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, bits)
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	in.strs = in.strs[:0]
+	for i, ref := range m.policies {
+		v := env.PolicyValue(ref.Name, ref.Path, m.defaults[i])
+		var x uint64
+		switch {
+		case ref.Kind == ir.String && (v.Kind() == ir.String || v.Kind() == ir.Null):
+			var err error
+			if x, err = in.envStr(v); err != nil {
+				return err
+			}
+		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration):
+			x = uint64(v.Micros())
+		case ref.Kind == ir.List && v.Kind() == ir.Null:
+			x = 0 // no values: in of null is false
+		case ref.Kind == ir.List && v.Kind() == ir.List:
+			var err error
+			if x, err = in.envList(v, ref); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: policy.%s.%s is a %s, the module reads a %s", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), v.Kind(), ref.Kind)
+		}
+		b = binary.LittleEndian.AppendUint64(b, x)
+	}
+	tables := len(b)
+	if len(m.data) > 0 {
+		d, charge, err := eval.SpanData(s)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		b = binary.LittleEndian.AppendUint64(b, uint64(charge))
+		for _, path := range m.data {
+			v := eval.Walk(d, path)
+			var x uint64
+			switch v.Kind() {
+			case ir.String, ir.Null:
+				if x, err = in.envStr(v); err != nil {
+					return err
+				}
+			case ir.Number, ir.Bool:
+				x = uint64(v.Micros())
+			}
+			b = binary.LittleEndian.AppendUint64(b, uint64(v.Kind()))
+			b = binary.LittleEndian.AppendUint64(b, x)
+		}
+	}
+	in.env = b
+	ok := in.mem.Write(layout.EnvBase, b[:tables])
+	if len(m.data) > 0 {
+		ok = ok && in.mem.Write(layout.EnvBase+layout.EnvData, b[tables:])
+	}
+	if !ok || !in.mem.Write(layout.EnvBase+layout.EnvStrings, in.strs) {
+		return fmt.Errorf("%w: env write out of range", ErrTooLarge)
+	}
+	return nil
+}
+
+// envList places the values of the list v, the value of ref, among the
+// env region's strings (strings first, then the i64 values) and returns
+// address<<32 | count; a value of another kind than ref.Elem fails with
+// ErrUnsupported.
+func (in *Instance) envList(v ir.Value, ref codegen.PolicyRef) (uint64, error) {
+	l, elem := v.List(), ref.Elem
+	vals := in.vals[:0]
+	for _, x := range l {
+		if x.Kind() != elem {
+			return 0, fmt.Errorf("%w: policy.%s.%s holds a %s, the module reads %ss", ErrUnsupported, ref.Name, strings.Join(ref.Path, "."), x.Kind(), elem)
+		}
+		w := uint64(x.Micros())
+		if elem == ir.String {
+			var err error
+			if w, err = in.envStr(x); err != nil {
+				return 0, err
+			}
+		}
+		vals = append(vals, w)
+	}
+	in.vals = vals
+	if layout.EnvStrings+len(in.strs)+8*len(l) > layout.EnvSize {
+		return 0, fmt.Errorf("%w: policy lists over %d bytes", ErrUnsupported, layout.EnvSize-layout.EnvStrings)
+	}
+	at := uint64(layout.EnvBase + layout.EnvStrings + len(in.strs))
+	for _, w := range vals {
+		in.strs = binary.LittleEndian.AppendUint64(in.strs, w)
+	}
+	return at<<32 | uint64(len(l)), nil
+}
+
+// envStr places the string v (or null) among the env region's strings and
+// returns its value, offset<<32 | length.
+func (in *Instance) envStr(v ir.Value) (uint64, error) {
+	if v.IsNull() {
+		return 0xffffffff << 32, nil
+	}
+	if layout.EnvStrings+len(in.strs)+len(v.Str()) > layout.EnvSize {
+		return 0, fmt.Errorf("%w: strings of policy values and data over %d bytes", ErrUnsupported, layout.EnvSize-layout.EnvStrings)
+	}
+	x := uint64(layout.EnvBase+layout.EnvStrings+len(in.strs))<<32 | uint64(len(v.Str()))
+	in.strs = append(in.strs, v.Str()...)
+	return x, nil
+}
+
 // when returns the instant of the span's when, as the interpreter decides
 // it: the decoder's, or abi.ValidRFC3339 of the text.
 func when(s *span.Span) (int64, bool) {
@@ -296,6 +549,8 @@ func why(reason uint32) (eval.Why, bool) {
 		return eval.WhyUnknown, true
 	case layout.ReasonCheck:
 		return eval.WhyCheck, true
+	case layout.ReasonValue:
+		return eval.WhyFormat, true
 	}
 	return 0, false
 }
@@ -309,8 +564,24 @@ func fault(code uint32) (eval.Fault, bool) {
 		return eval.FaultDivZero, true
 	case layout.FaultOrder:
 		return eval.FaultOrder, true
+	case layout.FaultBytes:
+		return eval.FaultBytes, true
+	case layout.FaultType:
+		return eval.FaultType, true
 	}
 	return 0, false
+}
+
+// number returns the value of kind k (a number when zero, a duration, a
+// timestamp) a module's i64 v holds.
+func number(k ir.Kind, v uint64) ir.Value {
+	switch k {
+	case ir.Duration:
+		return ir.DurationValue(time.Duration(v))
+	case ir.Timestamp:
+		return ir.TimestampValue(time.Unix(0, int64(v)))
+	}
+	return ir.NumberMicros(int64(v))
 }
 
 // str returns the string a module's value offset<<32 | length names in

@@ -25,6 +25,14 @@ func setup(t testing.TB) (*ir.Program, *eval.Validator, *vm.Pool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ep, m := compileProgram(t, p)
+	return p, ep.Validator(contract), vm.NewPool(m)
+}
+
+// compileProgram compiles p for both backends; the module is closed when
+// the test ends.
+func compileProgram(t testing.TB, p *ir.Program) (*eval.Program, *vm.Module) {
+	t.Helper()
 	ep, err := eval.Compile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +47,7 @@ func setup(t testing.TB) (*ir.Program, *eval.Validator, *vm.Pool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Close(ctx) })
-	return p, ep.Validator(contract), vm.NewPool(m)
+	return ep, m
 }
 
 // members of a valid span, as raw JSON, and the variants the generator
