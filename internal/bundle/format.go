@@ -47,11 +47,15 @@
 // compiled to WebAssembly (package codegen): wasm/module.wasm, the module
 // as codegen wrote it, and wasm/module.json, what a host needs to run it:
 //
-//	{"format":"lll-wasm-1","validators":["canonical_contract_v1"],
-//	 "points":[{"validator":"...","rule":0,"pos":"file:line:col","op":"=="}]}
+//	{"format":"lll-wasm-2","validators":["canonical_contract_v1"],
+//	 "points":[{"validator":"...","rule":0,"pos":"file:line:col","op":"==","kinds":[0,0]}],
+//	 "features":[...],"policies":[...],"data":[...],"confirmed_by":true,"unicode":"15.0.0"}
 //
 // format is the module's memory layout and exports (layout.Format); a
-// runtime refuses a module of another format. Both resources are inside
+// runtime refuses a module of another format. The rest is
+// codegen.Output's description (its charge points, what the host writes
+// for it); package vm refuses a description other than the one the
+// program compiles to. Both resources are inside
 // the hashed and signed section, so a module cannot be changed or swapped
 // without the signature failing; Load checks that the module starts with
 // the WebAssembly magic and version and that its description names only

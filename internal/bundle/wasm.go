@@ -18,29 +18,22 @@ const (
 // wasmMagic starts every WebAssembly 1.0 binary module: "\0asm", version 1.
 const wasmMagic = "\x00asm\x01\x00\x00\x00"
 
-// moduleDesc is wasm/module.json (see the package doc).
+// moduleDesc is wasm/module.json: the module's format and codegen's
+// description of it (everything of codegen.Output but the bytes).
 type moduleDesc struct {
-	Format     string      `json:"format"`
-	Validators []string    `json:"validators"`
-	Points     []pointDesc `json:"points"`
-}
-
-type pointDesc struct {
-	Validator string `json:"validator"`
-	Rule      int    `json:"rule"`
-	Pos       string `json:"pos"`
-	Op        ir.Op  `json:"op"`
+	Format string `json:"format"`
+	*codegen.Output
 }
 
 func describe(out *codegen.Output) moduleDesc {
-	d := moduleDesc{Format: layout.Format, Validators: append([]string{}, out.Validators...), Points: []pointDesc{}}
+	d := *out
 	if d.Validators == nil {
 		d.Validators = []string{}
 	}
-	for _, p := range out.Points {
-		d.Points = append(d.Points, pointDesc{Validator: p.Validator, Rule: p.Rule, Pos: p.Pos, Op: p.Op})
+	if d.Points == nil {
+		d.Points = []codegen.Point{}
 	}
-	return d
+	return moduleDesc{Format: layout.Format, Output: &d}
 }
 
 // decodeWasm checks a bundle's wasm resources against its program and
@@ -52,7 +45,7 @@ func decodeWasm(m *Manifest, res []Resource, prog *ir.Program) (*codegen.Output,
 	if len(m.Resources.Wasm) != 2 || m.Resources.Wasm[0] != wasmDesc || m.Resources.Wasm[1] != wasmModule {
 		return nil, refuse(ErrMalformed, "resources.wasm is %q, want [%q %q]", m.Resources.Wasm, wasmDesc, wasmModule)
 	}
-	var desc moduleDesc
+	desc := moduleDesc{Output: &codegen.Output{}}
 	var wasm []byte
 	found := 0
 	for _, r := range res {
@@ -82,20 +75,19 @@ func decodeWasm(m *Manifest, res []Resource, prog *ir.Program) (*codegen.Output,
 			span[v.Name] = true
 		}
 	}
-	out := &codegen.Output{Wasm: wasm}
+	out := desc.Output
+	out.Wasm = wasm
 	listed := map[string]bool{}
-	for _, name := range desc.Validators {
+	for _, name := range out.Validators {
 		if !span[name] || listed[name] {
 			return nil, refuse(ErrMalformed, "the module's description lists %q, which is not a span validator of the program or is listed twice", name)
 		}
 		listed[name] = true
-		out.Validators = append(out.Validators, name)
 	}
-	for i, p := range desc.Points {
+	for i, p := range out.Points {
 		if !listed[p.Validator] {
 			return nil, refuse(ErrMalformed, "the module's charge point %d names %q, which the module does not export", i, p.Validator)
 		}
-		out.Points = append(out.Points, codegen.Point{Validator: p.Validator, Rule: p.Rule, Pos: p.Pos, Op: p.Op})
 	}
 	return out, nil
 }

@@ -182,9 +182,11 @@ func (c *Spans) Stats() Stats {
 }
 
 // CheckSpan checks s against v, one of Validators, as v.CheckSpan(ctx, s,
-// env) does, on the backend: nil when the span passes. The module counts
-// the same step budget (env.MaxSteps); it has no wall-clock deadline, its
-// fuel bounds it.
+// env) does, on the backend: nil when the span passes. The module sees the
+// same Env (features, policy values, step and byte budgets); it does not
+// look at the clock while it runs, its fuel bounds it, and a run the
+// deadline or the context could have decided for the interpreter is
+// answered by the interpreter (vm.Instance.CheckSpanEnv).
 func (c *Spans) CheckSpan(ctx context.Context, v *eval.Validator, s *span.Span, env *eval.Env) *eval.Violation {
 	switch c.kind {
 	case Wasm:
@@ -230,11 +232,7 @@ func (c *Spans) runWasm(ctx context.Context, v *eval.Validator, s *span.Span, en
 	if err != nil {
 		return nil, vm.Result{}, err
 	}
-	var budget int64
-	if env != nil {
-		budget = env.MaxSteps
-	}
-	vi, res, err := in.CheckSpan(ctx, v.IR.Name, s, budget)
+	vi, res, err := in.CheckSpanEnv(ctx, v.IR.Name, s, env)
 	c.pool.Put(in)
 	if isFallback(err) {
 		c.fallbacks.Add(1)

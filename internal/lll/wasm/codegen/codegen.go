@@ -119,33 +119,34 @@ import (
 // uses what the backend does not compile yet.
 var ErrUnsupported = errors.New("codegen: not supported by the wasm backend yet")
 
-// Output is a compiled module.
+// Output is a compiled module. Its description (every field but Wasm)
+// has a JSON form, which bundles carry beside the module.
 type Output struct {
 	// Wasm is the binary module.
-	Wasm []byte
+	Wasm []byte `json:"-"`
 	// Validators names the span validators the module exports, in order.
-	Validators []string
+	Validators []string `json:"validators"`
 	// Points are the module's charge points, by the index the module
 	// reports when its fuel runs out at one.
-	Points []Point
+	Points []Point `json:"points"`
 	// Features are the feature flags the module reads, by their bit in
 	// the env region (layout.EnvBase).
-	Features []string
+	Features []string `json:"features,omitempty"`
 	// Policies are the policy values the module reads, by their index
 	// in the env region's table.
-	Policies []PolicyRef
+	Policies []PolicyRef `json:"policies,omitempty"`
 	// Data are the paths below a span's data (data.PATH) the module
 	// reads, by their index in the env region's table of them.
-	Data [][]string
+	Data [][]string `json:"data,omitempty"`
 	// ConfirmedBy says that the module reads the strings of confirmed_by:
 	// the host writes them in the input region and their values (i64s,
 	// offset<<32 | length) after them, the slot's offset pointing at
 	// those.
-	ConfirmedBy bool
+	ConfirmedBy bool `json:"confirmed_by,omitempty"`
 	// Unicode is the version of Unicode (unicode.Version) of the case
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
-	Unicode string
+	Unicode string `json:"unicode,omitempty"`
 }
 
 // SameDescription reports whether o and x describe their modules alike
@@ -173,10 +174,10 @@ func (o *Output) SameDescription(x *Output) bool {
 // or ir.Number): the host writes its values as i64s in the env region and
 // the policy value as their address<<32 | their count.
 type PolicyRef struct {
-	Name string
-	Path []string
-	Kind ir.Kind
-	Elem ir.Kind
+	Name string   `json:"name"`
+	Path []string `json:"path"`
+	Kind ir.Kind  `json:"kind"`
+	Elem ir.Kind  `json:"elem,omitempty"`
 }
 
 // Limits of the env region.

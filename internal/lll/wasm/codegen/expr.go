@@ -21,14 +21,14 @@ import (
 // second output word (layout.TrapFuel), and the host words the violation
 // with the point's position, as the interpreter does.
 type Point struct {
-	Validator string
-	Rule      int    // the index of the rule; -1: the guard
-	Pos       string // the expression's position
-	Op        ir.Op  // the expression's operator (to word a fault there)
-	Name      string // the builtin's name, for a call
+	Validator string `json:"validator"`
+	Rule      int    `json:"rule"`           // the index of the rule; -1: the guard
+	Pos       string `json:"pos"`            // the expression's position
+	Op        ir.Op  `json:"op"`             // the expression's operator (to word a fault there)
+	Name      string `json:"name,omitempty"` // the builtin's name, for a call
 	// Kinds are the kinds of the operands of an arithmetic operator (a
 	// number when zero), to word a fault there.
-	Kinds [2]ir.Kind
+	Kinds [2]ir.Kind `json:"kinds"`
 }
 
 // maxNodes bounds the expressions of one validator (and so the size of

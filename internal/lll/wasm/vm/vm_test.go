@@ -2,9 +2,7 @@ package vm_test
 
 import (
 	"context"
-	"encoding/json"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +11,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
+	"github.com/loglineos/loglineos/internal/lll/wasm/wasmtest"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/stdlib"
 )
@@ -50,58 +49,6 @@ func compileProgram(t testing.TB, p *ir.Program) (*eval.Program, *vm.Module) {
 	return ep, m
 }
 
-// members of a valid span, as raw JSON, and the variants the generator
-// draws each member from: valid values, and each kind of invalid one.
-func variants() map[string][]string {
-	return map[string][]string{
-		"id":                             {`"s_01JD8X3K2M4N5P6Q7R8S9T0V1W"`, `""`, "-"},
-		"tenant":                         {`"t_voulezvous"`, `""`, "-"},
-		"who":                            {`"dan"`, `""`, "-", `"` + strings.Repeat("w", 80) + `"`},
-		"did":                            {`"sale.post"`, `""`, "-"},
-		"this":                           {`"order:12345"`, `""`, "-"},
-		"when":                           {`"2025-10-05T22:18:07Z"`, `"2025-10-05T22:18:07.214+02:00"`, `"2025-13-45"`, `"yesterday"`, `""`, "-", `"` + strings.Repeat("9", 70) + `"`},
-		"status":                         {`"confirmed"`, `"pending"`, `"rejected"`, `"cancelled"`, `"confirmed "`, `"Confirmed"`, `"confirme"`, `""`, "-"},
-		"confirmed_by":                   {"-", `["pos://register-7"]`, `[]`, `["a","b"]`},
-		"data":                           {"-", `{}`, `{"gross":19.9,"items":3}`},
-		"extra":                          {"-", `1`, `"x"`},
-		"":                               {"-", `null`},
-		"aaa":                            {"-", `true`},
-		"zzz_" + strings.Repeat("z", 70): {"-", `0`},
-	}
-}
-
-// genSpan draws one span: mostly valid members, sometimes one of the
-// invalid variants, members in a random order.
-func genSpan(r *rand.Rand, vs map[string][]string) []byte {
-	names := make([]string, 0, len(vs))
-	for k := range vs {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	r.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
-	var b strings.Builder
-	b.WriteByte('{')
-	for _, k := range names {
-		opts := vs[k]
-		v := opts[0]
-		if r.IntN(4) == 0 {
-			v = opts[r.IntN(len(opts))]
-		}
-		if v == "-" {
-			continue
-		}
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		q, _ := json.Marshal(k)
-		b.Write(q)
-		b.WriteByte(':')
-		b.WriteString(v)
-	}
-	b.WriteByte('}')
-	return []byte(b.String())
-}
-
 // TestDifferential runs the interpreter and the module over generated
 // spans, valid and each kind of invalid: the same verdict, the same
 // failing rule and detail, the same steps (fuel) used.
@@ -114,10 +61,10 @@ func TestDifferential(t *testing.T) {
 	}
 	defer pool.Put(in)
 	r := rand.New(rand.NewPCG(1, 2))
-	vs := variants()
+	vs := wasmtest.SpanVariants()
 	seen := map[string]int{}
 	for n := range 3000 {
-		line := genSpan(r, vs)
+		line := wasmtest.GenSpan(r, vs)
 		if n == 0 {
 			line = []byte(`{"id":"s_1","tenant":"t","who":"dan","did":"x","this":"y","when":"2025-10-05T22:18:07Z","status":"confirmed"}`)
 		}
