@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 
@@ -150,7 +151,7 @@ type Instance struct {
 	trap  api.MutableGlobal
 	bytes api.MutableGlobal
 	funcs map[string]validator
-	buf   []byte
+	input []byte // a view of the module's input region (memory cannot grow, so it stays valid)
 	env   []byte // the env region's tables
 	strs  []byte // the env region's strings
 	vals  []uint64
@@ -171,6 +172,11 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if !ok1 || !ok2 || !ok3 || in.mem == nil {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("vm: the module does not export %s, %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap, layout.GlobalBytes)
+	}
+	var ok bool
+	if in.input, ok = in.mem.Read(layout.InBase, layout.InSize); !ok {
+		_ = mod.Close(ctx)
+		return nil, fmt.Errorf("vm: the module's memory has no input region (%d bytes at %#x)", layout.InSize, layout.InBase)
 	}
 	for name := range m.validators {
 		f := mod.ExportedFunction(layout.ValidatorExport(name))
@@ -351,17 +357,13 @@ func (in *Instance) write(s *span.Span) error {
 	if size > layout.InSize {
 		return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, layout.InSize)
 	}
-	b := in.buf[:0]
-	if cap(b) < size {
-		b = make([]byte, 0, size)
-	}
-	b = b[:size]
+	b := in.input[:size] // the module's input region itself: one copy
 	clear(b[:layout.MembersOff])
 	binary.LittleEndian.PutUint32(b, uint32(len(s.Members)))
 	str := layout.MembersOff + len(s.Members)
 	for i, m := range s.Members {
-		b[layout.MembersOff+i] = byte(spanfield.Of(m))
 		f := spanfield.Of(m)
+		b[layout.MembersOff+i] = byte(f)
 		if f == spanfield.None {
 			continue
 		}
@@ -397,10 +399,6 @@ func (in *Instance) write(s *span.Span) error {
 				}
 			}
 		}
-	}
-	in.buf = b
-	if !in.mem.Write(layout.InBase, b) {
-		return fmt.Errorf("%w: memory write out of range", ErrTooLarge)
 	}
 	return nil
 }
@@ -601,8 +599,12 @@ func (in *Instance) str(v uint64) (ir.Value, bool) {
 func (in *Instance) Close(ctx context.Context) error { return in.mod.Close(ctx) }
 
 // Pool keeps instances of one module for reuse, one caller at a time each.
+// One instance waits in a slot taken and given back with one atomic swap
+// each, so a caller that does not contend pays no lock; the others wait in
+// a list under a mutex.
 type Pool struct {
 	m    *Module
+	fast atomic.Pointer[Instance]
 	mu   sync.Mutex
 	free []*Instance
 }
@@ -612,6 +614,9 @@ func NewPool(m *Module) *Pool { return &Pool{m: m} }
 
 // Get returns a free instance, instantiating one when none is free.
 func (p *Pool) Get(ctx context.Context) (*Instance, error) {
+	if in := p.fast.Swap(nil); in != nil {
+		return in, nil
+	}
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
 		in := p.free[n-1]
@@ -625,6 +630,9 @@ func (p *Pool) Get(ctx context.Context) (*Instance, error) {
 
 // Put returns an instance to the pool.
 func (p *Pool) Put(in *Instance) {
+	if p.fast.CompareAndSwap(nil, in) {
+		return
+	}
 	p.mu.Lock()
 	p.free = append(p.free, in)
 	p.mu.Unlock()
