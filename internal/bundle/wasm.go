@@ -95,11 +95,3 @@ func decodeWasm(m *Manifest, res []Resource, prog *ir.Program) (*codegen.Output,
 // Wasm returns the bundle's WebAssembly module, to run in package vm, or
 // nil when the bundle carries none.
 func (b *Bundle) Wasm() *codegen.Output { return b.wasm }
-
-// WasmBytes returns the bytes of the bundle's module as signed, or nil.
-func (b *Bundle) WasmBytes() []byte {
-	if b.wasm == nil {
-		return nil
-	}
-	return b.wasm.Wasm
-}

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -149,7 +150,7 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 		return c, nil
 	}
 	for _, v := range c.validators {
-		if !contains(out.Validators, v.IR.Name) {
+		if !slices.Contains(out.Validators, v.IR.Name) {
 			return nil, fmt.Errorf("%w: the module does not export %s", ErrNoModule, v.IR.Name)
 		}
 	}
@@ -263,13 +264,4 @@ func (o Outcome) String() string {
 	}
 	fmt.Fprintf(&b, ", %d steps", o.Steps)
 	return b.String()
-}
-
-func contains(s []string, x string) bool {
-	for _, y := range s {
-		if x == y {
-			return true
-		}
-	}
-	return false
 }

@@ -5,11 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/rogpeppe/go-internal/txtar"
 
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/abi"
@@ -28,23 +24,12 @@ import (
 // bounded time (.ci/run); its corpus is testdata/fuzz/FuzzShadow.
 func FuzzShadow(f *testing.F) {
 	var progs, lines [][]byte
-	files, _ := filepath.Glob("../testdata/*.txtar")
-	for _, file := range files {
-		a, err := txtar.ParseFile(file)
-		if err != nil {
-			f.Fatal(err)
+	for _, c := range goldenCases(f) {
+		for _, src := range c.srcs {
+			progs = append(progs, src.Text)
 		}
-		for _, x := range a.Files {
-			switch {
-			case strings.HasSuffix(x.Name, ".lll"):
-				progs = append(progs, x.Data)
-			case x.Name == "in.ndjson":
-				for _, l := range strings.Split(string(x.Data), "\n") {
-					if l != "" {
-						lines = append(lines, []byte(l))
-					}
-				}
-			}
+		for _, l := range c.lines {
+			lines = append(lines, []byte(l))
 		}
 	}
 	std, err := os.ReadFile("../../../stdlib/canonical.lll")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -19,7 +18,6 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/stdlib"
-	"github.com/rogpeppe/go-internal/txtar"
 )
 
 // gateSpans is the size of the gate's span corpus.
@@ -47,32 +45,17 @@ func gatePrograms(t *testing.T) (progs []gateProgram, skipped []string) {
 		t.Fatalf("the standard bundle does not compile to wasm: %v", err)
 	}
 	progs = append(progs, gateProgram{"stdlib", p, out})
-	files, _ := filepath.Glob("../testdata/*.txtar")
-	if len(files) == 0 {
-		t.Fatal("no golden programs in ../testdata")
-	}
-	for _, file := range files {
-		a, err := txtar.ParseFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var srcs []lll.Source
-		for _, f := range a.Files {
-			if strings.HasSuffix(f.Name, ".lll") {
-				srcs = append(srcs, lll.Source{Name: f.Name, Text: f.Data})
-			}
-		}
-		p, errs := lll.Compile(srcs)
+	for _, c := range goldenCases(t) {
+		p, errs := lll.Compile(c.srcs)
 		if len(errs) > 0 || !hasSpanValidator(p) {
 			continue
 		}
-		name := strings.TrimSuffix(filepath.Base(file), ".txtar")
 		out, err := codegen.Compile(p)
 		if err != nil {
-			skipped = append(skipped, name+": "+err.Error())
+			skipped = append(skipped, c.name+": "+err.Error())
 			continue
 		}
-		progs = append(progs, gateProgram{name, p, out})
+		progs = append(progs, gateProgram{c.name, p, out})
 	}
 	return progs, skipped
 }
@@ -95,21 +78,11 @@ func hasSpanValidator(p *ir.Program) bool {
 func gateCorpus(t *testing.T) []*span.Span {
 	t.Helper()
 	var base []map[string]json.RawMessage
-	files, _ := filepath.Glob("../testdata/*.txtar")
-	for _, file := range files {
-		a, err := txtar.ParseFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range a.Files {
-			if f.Name != "in.ndjson" {
-				continue
-			}
-			for _, line := range strings.Split(string(f.Data), "\n") {
-				var m map[string]json.RawMessage
-				if json.Unmarshal([]byte(line), &m) == nil && m["type"] == nil {
-					base = append(base, m)
-				}
+	for _, c := range goldenCases(t) {
+		for _, line := range c.lines {
+			var m map[string]json.RawMessage
+			if json.Unmarshal([]byte(line), &m) == nil && m["type"] == nil {
+				base = append(base, m)
 			}
 		}
 	}
