@@ -250,6 +250,11 @@ const (
 const (
 	ValueBytes = valueBytes
 	SliceBytes = sliceBytes
+	// MapBytes and MapEntryBytes are what a map literal of n entries
+	// costs besides ValueBytes: MapBytes + n*MapEntryBytes + the bytes of
+	// its keys.
+	MapBytes      = mapBytes
+	MapEntryBytes = mapEntryBytes
 )
 
 // valueSize returns the bytes charged for v, counting only until they

@@ -87,6 +87,11 @@ func (f Failure) err() error {
 	return nil
 }
 
+// Err returns the error of the run f describes (WhyBudget, WhyFault), as
+// the interpreter words it, or nil: what Router.Route returns when a
+// second backend's run of a router fails so (Rule and Member unused).
+func (f Failure) Err() error { return f.err() }
+
 // SpanViolation returns the violation of s that f describes, as
 // CheckSpan words it. It fails when f does not fit the validator or the
 // span (a rule or member out of range, a reason the rule cannot give).

@@ -672,13 +672,21 @@ func compileRouter(p *ir.Program, r *ir.Router) (*Router, error) {
 // When a call's payload is omitted (ws.send("sales")), the input itself is
 // the payload: the span's canonical JSON, or the event.
 func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error) {
+	out, _, err := r.RouteSteps(ctx, in, env)
+	return out, err
+}
+
+// RouteSteps is Route, and the steps the run counted: what a second
+// backend's run of the router must count too.
+func (r *Router) RouteSteps(ctx context.Context, in Input, env *Env) (_ []Action, steps int64, _ error) {
 	fr := newFrame(ctx, env, in)
+	defer func() { steps = fr.steps }()
 	var out []Action
 	for _, rt := range r.routes {
 		if rt.guard != nil {
 			ok, err := boolOf(fr, rt.guard, rt.ir.Pos)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if !ok {
 				continue
@@ -688,7 +696,7 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 		for _, x := range rt.args {
 			v, err := x(fr)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			a.Args = append(a.Args, v)
 		}
@@ -697,7 +705,7 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 			if in.Span != nil {
 				c := in.Span.Canonical()
 				if err := fr.alloc(rt.ir.Pos, valueBytes+int64(len(c))); err != nil {
-					return nil, err
+					return nil, 0, err
 				}
 				a.Args = append(a.Args, ir.StringValue(string(c)))
 			} else {
@@ -707,11 +715,11 @@ func (r *Router) Route(ctx context.Context, in Input, env *Env) ([]Action, error
 		if env != nil {
 			if st, ok := env.Host.(Stager); ok {
 				if err := st.Stage(ctx, &a); err != nil {
-					return nil, wrapHost(err, rt.ir.Pos, a.Call)
+					return nil, 0, wrapHost(err, rt.ir.Pos, a.Call)
 				}
 			}
 		}
 		out = append(out, a)
 	}
-	return out, nil
+	return out, 0, nil
 }

@@ -147,6 +147,15 @@ type Output struct {
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
 	Unicode string `json:"unicode,omitempty"`
+	// Imports are the host calls the module imports (layout.ImportModule),
+	// sorted: a host links them only when the bundle's capabilities
+	// grant them.
+	Imports []string `json:"imports,omitempty"`
+	// Routers names the routers (of spans) the module exports, in order.
+	Routers []string `json:"routers,omitempty"`
+	// Routes are the routes of those routers, by the index an action's
+	// host function receives.
+	Routes []Route `json:"routes,omitempty"`
 }
 
 // SameDescription reports whether o and x describe their modules alike
@@ -161,7 +170,11 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
 			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem
 		}) &&
-		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode
+		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode &&
+		slices.Equal(o.Imports, x.Imports) && slices.Equal(o.Routers, x.Routers) &&
+		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
+			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
+		})
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The
@@ -198,7 +211,6 @@ const (
 	globalBytes   = 2 // the byte budget left
 	globalScratch = 3 // the next free byte of the scratch region (not exported)
 	globalData    = 4 // 1 once the run has read data (not exported)
-	funcStreq     = 0
 )
 
 // gen is one compilation.
@@ -209,6 +221,8 @@ type gen struct {
 	consts   consts
 	later    []enc.Func        // the helpers, after the validators
 	nextFunc uint32            // the index of the next helper
+	streq    uint32            // streq's index (after the imports)
+	imports  map[string]uint32 // the index of each imported host call
 	strEq    uint32            // the string equality helper, 0 until used
 	mulDivFn uint32            // the a*b/c helper, 0 until used
 	strCmp   uint32            // the string order helper, 0 until used
@@ -243,8 +257,7 @@ func Compile(p *ir.Program) (*Output, error) {
 				{Name: "memory", Kind: enc.ExternMemory},
 			},
 		},
-		out:      &Output{},
-		nextFunc: 1,
+		out: &Output{},
 	}
 	var spanValidators []*ir.Validator
 	for _, v := range p.Validators {
@@ -252,15 +265,31 @@ func Compile(p *ir.Program) (*Output, error) {
 			spanValidators = append(spanValidators, v)
 		}
 	}
-	g.nextFunc += uint32(len(spanValidators))
+	spanRouters := SpanRouters(p)
+	if err := g.importHostCalls(spanValidators, spanRouters); err != nil {
+		return nil, err
+	}
+	g.streq = uint32(len(g.m.Imports))
+	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(spanRouters))
+	export := func(name string, f *fn) {
+		g.m.Exports = append(g.m.Exports, enc.Export{Name: name, Kind: enc.ExternFunc, Index: g.streq + uint32(len(g.m.Funcs))})
+		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
+	}
 	for _, v := range spanValidators {
-		f := &fn{g: g, v: v, c: &enc.Code{}, locals: []enc.ValType{enc.I32}}
+		f := &fn{g: g, v: v, name: v.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}}
 		if err := f.validator(); err != nil {
 			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
 		}
-		g.m.Exports = append(g.m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(g.m.Funcs))})
-		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
+		export(layout.ValidatorExport(v.Name), f)
 		g.out.Validators = append(g.out.Validators, v.Name)
+	}
+	for _, r := range spanRouters {
+		f := &fn{g: g, router: r, name: r.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}}
+		if err := f.routes(); err != nil {
+			return nil, fmt.Errorf("codegen: router %s: %w", r.Name, err)
+		}
+		export(layout.RouterExport(r.Name), f)
+		g.out.Routers = append(g.out.Routers, r.Name)
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
 	c := &g.consts
@@ -336,7 +365,7 @@ func (f *fn) validator() error {
 			if strings.HasPrefix(r.Field, "data.") {
 				err = f.dataRule(i, r)
 			} else {
-				err = fieldRule(c, i, r, &f.g.consts)
+				err = fieldRule(c, i, r, &f.g.consts, f.g.streq)
 			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
@@ -369,7 +398,7 @@ func slotLoad(c *enc.Code, f spanfield.Field, op byte, align, off uint32) {
 
 // fieldRule compiles require/allow field F along the interpreter's fast
 // path (eval's spanFieldRule with an empty path).
-func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
+func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
 	unsupported := func(what string) error {
 		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
 	}
@@ -408,7 +437,7 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 			for k := range offs {
 				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
 				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
-				c.I32Const(offs[k]).I32Const(lens[k]).Index(enc.OpCall, funcStreq).Index(enc.OpBrIf, 0)
+				c.I32Const(offs[k]).I32Const(lens[k]).Index(enc.OpCall, streq).Index(enc.OpBrIf, 0)
 			}
 			fail(c, i, layout.ReasonNotOneOf)
 		}

@@ -22,10 +22,13 @@ import (
 // with the point's position, as the interpreter does.
 type Point struct {
 	Validator string `json:"validator"`
-	Rule      int    `json:"rule"`           // the index of the rule; -1: the guard
-	Pos       string `json:"pos"`            // the expression's position
-	Op        ir.Op  `json:"op"`             // the expression's operator (to word a fault there)
-	Name      string `json:"name,omitempty"` // the builtin's name, for a call
+	// Router is the router of a point of a route (Validator is then
+	// empty, and Rule the index of the route in the router).
+	Router string `json:"router,omitempty"`
+	Rule   int    `json:"rule"`           // the index of the rule; -1: the guard
+	Pos    string `json:"pos"`            // the expression's position
+	Op     ir.Op  `json:"op"`             // the expression's operator (to word a fault there)
+	Name   string `json:"name,omitempty"` // the builtin's name, for a call
 	// Kinds are the kinds of the operands of an arithmetic operator (a
 	// number when zero), to word a fault there.
 	Kinds [2]ir.Kind `json:"kinds"`
@@ -68,10 +71,12 @@ func (k kind) valType() enc.ValType {
 	return enc.I64
 }
 
-// fn compiles the expressions of one validator's function.
+// fn compiles the expressions of one validator's or router's function.
 type fn struct {
 	g      *gen
-	v      *ir.Validator
+	v      *ir.Validator // the validator, or nil
+	router *ir.Router    // the router, or nil
+	name   string        // the validator's or router's name
 	c      *enc.Code
 	rule   int           // the rule whose expression is compiled; -1: the guard
 	locals []enc.ValType // the function's locals; local 0 is the member index of reject unknown fields
@@ -92,7 +97,8 @@ func (f *fn) unsupported(e *ir.Expr, what string) error {
 // It returns the point's index.
 func (f *fn) charge(e *ir.Expr) uint32 {
 	i := uint32(len(f.g.out.Points))
-	pt := Point{Validator: f.v.Name, Rule: f.rule, Pos: e.Pos, Op: e.Op}
+	pt := f.point(f.rule, e.Pos)
+	pt.Op = e.Op
 	if e.Op == ir.OpCall {
 		pt.Name = e.Name
 	}
@@ -312,6 +318,8 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		return k, nil
 	case ir.OpAdd, ir.OpSub, ir.OpMul, ir.OpDiv:
 		return f.arith(e)
+	case ir.OpHost:
+		return f.host(e, hint)
 	case ir.OpCall:
 		if (e.Name == "lower" || e.Name == "upper") && len(e.Args) == 1 {
 			return f.caseOf(e)
@@ -529,7 +537,7 @@ func (g *gen) strEqual() uint32 {
 			c.LocalGet(l).I64Const(32).Op(enc.OpI64ShrU).Op(enc.OpI32WrapI64)
 			c.LocalGet(l).Op(enc.OpI32WrapI64)
 		}
-		c.Index(enc.OpCall, funcStreq)
+		c.Index(enc.OpCall, g.streq)
 		g.later = append(g.later, enc.Func{Type: uint32(len(g.m.Types) - 1), Body: c})
 		g.strEq = g.nextFunc
 		g.nextFunc++
@@ -1296,7 +1304,7 @@ func (f *fn) dataRule(i int, r *ir.Rule) error {
 			return unsupported("a value of in [...] of kind " + x.Kind().String())
 		}
 	}
-	f.g.out.Points = append(f.g.out.Points, Point{Validator: f.v.Name, Rule: i, Pos: r.Pos})
+	f.g.out.Points = append(f.g.out.Points, f.point(i, r.Pos))
 	c.Block(enc.OpBlock, enc.BlockEmpty) // the rule; br to its end passes it
 	f.readData(uint32(len(f.g.out.Points) - 1))
 	c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, at).LocalSet(kd)
@@ -1322,7 +1330,7 @@ func (f *fn) dataRule(i int, r *ir.Rule) error {
 			case ir.String:
 				c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, at+12) // the offset, in the high word
 				c.I32Const(layout.EnvBase).Mem(enc.OpI32Load, 2, at+8)  // the length
-				c.I32Const(int32(f.g.consts.place(x.Str()))).I32Const(int32(len(x.Str()))).Index(enc.OpCall, funcStreq)
+				c.I32Const(int32(f.g.consts.place(x.Str()))).I32Const(int32(len(x.Str()))).Index(enc.OpCall, f.g.streq)
 			default:
 				value(enc.OpI64Load, 3)
 				c.I64Const(x.Micros()).Op(enc.OpI64Eq)

@@ -96,6 +96,56 @@
 // Each span validator is an exported function () -> i32 named
 // ValidatorExport(name): 0 when the span passes, else 1 + the index of the
 // rule that fails, its reason in the output words.
+//
+// # Imports
+//
+// A module imports exactly the host calls its compiled code makes, each
+// from module ImportModule ("lll") under the call's name, sorted by name
+// (so the import section, and the function indices after it, depend only
+// on the program). A host links only the calls the bundle's capabilities
+// grant (crypto.verify needs none): a module that imports another cannot
+// be instantiated. Values cross as the guest holds them (no floats): a
+// string is the i64 offset<<32 | length of its bytes in memory, null
+// (-1<<32) among strings; a number an i64 of millionths; a bool an i64 0
+// or 1 (an i32 on the guest's stack); a duration or an instant i64
+// nanoseconds.
+//
+// The host calls of expressions (env.get, kv.get, crypto.verify) are
+// functions
+//
+//	(i32 point, i32 want, i32 scratch, i64 arg...) -> i64
+//
+// with one i64 argument a parameter of the call (all strings, or null).
+// point is the charge point of the call (codegen's Output.Points); want
+// is the ir.Kind the code reads of the result (String: a string or null;
+// Number; Bool); scratch is the guest's next free byte of the scratch
+// region, where the host writes the bytes of a string result (the guest
+// then moves its next free byte past them). The result is the value in
+// the representation of want. The guest charges the step and the bytes of
+// the arguments before the call and the bytes of the result after it,
+// where the interpreter charges them. A host that cannot answer as the
+// interpreter would (the call fails, the value is of another kind than
+// want, the string does not fit the scratch region) stores
+// TrapUnsupported in the trap global and aborts the call: the interpreter
+// answers the run.
+//
+// The actions of routers (ledger.append, kv.set, ws.send, http.request)
+// are functions
+//
+//	(i32 route, i32 args) -> ()
+//
+// route is the index of the route in codegen's Output.Routes; args the
+// address of the route's argument record in the scratch region: the
+// values of the leaves of its argument expressions (constants, fields,
+// operators; map and list literals are not leaves, the host knows their
+// keys and lengths from the program), ActionLeafSize bytes each, in the
+// order the interpreter evaluates them, of the kinds Output.Routes lists.
+// The host rebuilds the arguments, adds the input when the route omits
+// it (the span's canonical JSON, charged to the byte budget as the
+// interpreter charges it), and records the action as the interpreter's
+// Router.Route returns it (telling a Stager host of it at once, as the
+// interpreter does). Each router is an exported function () -> i32 named
+// RouterExport(name), 0 when it ran to its end.
 package layout
 
 import "github.com/loglineos/loglineos/internal/lll/eval/spanfield"

@@ -81,9 +81,11 @@ type Module struct {
 	data     [][]string
 	// confirmedBy: the module reads the strings of confirmed_by.
 	confirmedBy bool
+	host        hostLink // the host calls and routers (host.go)
 }
 
-// Compile compiles the module out, which codegen compiled from p. A
+// compile compiles the module out, which codegen compiled from p (see
+// CompileWith), and links the host calls opts grants. A
 // module whose case table is of another Unicode version than the
 // interpreter's (codegen.Output.Unicode) is refused with ErrUnsupported:
 // its lower and upper would not be the interpreter's. A description
@@ -93,7 +95,7 @@ type Module struct {
 // anything else would answer wrongly. (The bytes are not compared: a
 // bundle's are signed, and shadow mode exists to catch a module that
 // answers otherwise.)
-func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module, err error) {
+func compile(ctx context.Context, p *ir.Program, out *codegen.Output, opts Options) (m *Module, err error) {
 	ep, err := eval.Compile(p)
 	if err != nil {
 		return nil, fmt.Errorf("vm: %w", err)
@@ -136,6 +138,9 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 		}
 		m.validators[name] = v
 	}
+	if err := m.link(ctx, p, ep, out, opts); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -162,7 +167,7 @@ type Instance struct {
 func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	mod, err := m.rt.InstantiateModule(ctx, m.cm, wazero.NewModuleConfig().WithName(""))
 	if err != nil {
-		return nil, fmt.Errorf("vm: instantiate: %w", err)
+		return nil, m.instantiateError(err)
 	}
 	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]validator{}}
 	var ok1, ok2, ok3 bool
@@ -266,6 +271,11 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			return nil, Result{}, err
 		}
 	}
+	var run *hostRun
+	call := ctx
+	if len(in.m.host.imports) > 0 {
+		call, run = in.hostRun(ctx, env, timeout, s)
+	}
 	in.fuel.Set(uint64(budget))
 	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
@@ -274,13 +284,13 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	if timed {
 		start = time.Now()
 	}
-	err := f.CallWithStack(ctx, in.stack[:])
+	err := f.CallWithStack(call, in.stack[:])
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
 	if res.FuelUsed > 0 {
 		if ctx != nil && ctx.Err() != nil {
 			return nil, res, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
 		}
-		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel
+		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel || run.called()
 		if timed && looked && time.Since(start) >= timeout {
 			return nil, res, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
@@ -297,24 +307,11 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			pt := in.m.points[word]
 			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
 			if res.Trap == layout.TrapFault {
-				fl, ok := fault(reason)
-				if !ok {
-					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
+				var err error
+				if f, err = in.fault(name, pt, reason, out, maxBytes); err != nil {
+					return nil, res, err
 				}
-				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
-				a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
-				switch fl {
-				case eval.FaultBytes:
-				case eval.FaultOrder, eval.FaultType:
-					var okA, okB bool
-					f.A, okA = in.str(a)
-					f.B, okB = in.str(b)
-					if !okA || !okB {
-						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
-					}
-				default:
-					f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
-				}
+				f.Rule = pt.Rule
 			}
 			vi, err := v.SpanViolation(s, f)
 			if err != nil {
@@ -322,7 +319,7 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			}
 			return vi, res, nil
 		case layout.TrapUnsupported:
-			return nil, res, fmt.Errorf("%w: %s", ErrUnsupported, name)
+			return nil, res, fmt.Errorf("%w: %s%s", ErrUnsupported, name, run.failedCall())
 		}
 		return nil, res, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
 	}

@@ -1,0 +1,150 @@
+package codegen
+
+import (
+	"fmt"
+
+	"github.com/loglineos/loglineos/internal/lll/abi"
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/enc"
+	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
+)
+
+// Route is a route of a compiled router: what the host needs to rebuild
+// the action from the route's argument record (see package layout).
+type Route struct {
+	Router string `json:"router"`
+	// Index is the route's index in its router's routes.
+	Index int `json:"index"`
+	// Point is the route's charge point (its position), where the bytes
+	// of the input are charged when the route omits it.
+	Point int `json:"point"`
+	// Leaves are the kinds of the values of the argument record, in order.
+	Leaves []ir.Kind `json:"leaves"`
+}
+
+// SpanRouters returns the routers of p whose input is a span, the ones
+// Compile compiles. Routers over derived events and webhooks are not
+// compiled: they run on the interpreter under every backend.
+func SpanRouters(p *ir.Program) []*ir.Router {
+	var out []*ir.Router
+	for _, r := range p.Routers {
+		if len(r.Input) == 1 && r.Input[0] == abi.InputSpan {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// routes compiles the body of a router's function: each route in order,
+// as eval's Router.Route runs it in one frame: its guard (a false guard
+// skips the route), then its arguments, whose leaves are written to the
+// route's argument record in the scratch region, then the call of the
+// action's imported host function, which records the action.
+func (f *fn) routes() error {
+	c := f.c
+	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
+	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
+	for i, rt := range f.router.Routes {
+		f.rule = i
+		idx, ok := f.g.imports[rt.Call]
+		if !ok || !IsAction(rt.Call) {
+			return fmt.Errorf("%w: the action %s at %s", ErrUnsupported, rt.Call, rt.Pos)
+		}
+		if len(rt.Args) > len(abi.Funcs()[rt.Call].Params) {
+			return fmt.Errorf("%w: %s with %d arguments at %s", ErrUnsupported, rt.Call, len(rt.Args), rt.Pos)
+		}
+		f.g.out.Points = append(f.g.out.Points, f.point(i, rt.Pos))
+		route := Route{Router: f.name, Index: i, Point: len(f.g.out.Points) - 1, Leaves: []ir.Kind{}}
+		c.Block(enc.OpBlock, enc.BlockEmpty) // the route; br 0 skips it
+		if rt.Guard != nil {
+			if err := f.cond(rt.Guard); err != nil {
+				return fmt.Errorf("the guard of the route at %s: %w", rt.Pos, err)
+			}
+			c.Op(enc.OpI32Eqz).Index(enc.OpBrIf, 0)
+		}
+		n := 0
+		for _, a := range rt.Args {
+			n += leaves(a)
+		}
+		rec := f.local(enc.I32)
+		scratch(c, func() { c.I32Const(int32(layout.ActionLeafSize * n)) }, rec)
+		for _, a := range rt.Args {
+			if err := f.arg(a, rec, &route.Leaves); err != nil {
+				return fmt.Errorf("the route at %s: %w", rt.Pos, err)
+			}
+		}
+		c.I32Const(int32(len(f.g.out.Routes))).LocalGet(rec).Index(enc.OpCall, idx)
+		c.Op(enc.OpEnd)
+		f.g.out.Routes = append(f.g.out.Routes, route)
+	}
+	c.I32Const(0)
+	return nil
+}
+
+// leaves counts the leaves of an action's argument: the values that are
+// not map or list literals.
+func leaves(e *ir.Expr) int {
+	if e.Op != ir.OpMap && e.Op != ir.OpList {
+		return 1
+	}
+	n := 0
+	for _, a := range e.Args {
+		n += leaves(a)
+	}
+	return n
+}
+
+// arg compiles an argument of an action as eval does, writing its leaves
+// to the record at the address in local rec, after those already there
+// (len(*kinds) of them), and appending their kinds: a map literal counts
+// a step and charges ValueBytes + MapBytes + MapEntryBytes and the bytes
+// of the key an entry, a list literal a step and ValueBytes + SliceBytes
+// + ValueBytes an element, before their values; a leaf is compiled as the
+// kind the checker gives it (a value known only at run time, data.PATH or
+// kv.get, is refused).
+func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
+	c := f.c
+	switch e.Op {
+	case ir.OpMap, ir.OpList:
+		if f.nodes++; f.nodes > maxNodes {
+			return f.unsupported(e, fmt.Sprintf("over %d expression nodes in one router", maxNodes))
+		}
+		size := eval.ValueBytes + eval.SliceBytes + eval.ValueBytes*int64(len(e.Args))
+		if e.Op == ir.OpMap {
+			if len(e.Path) != len(e.Args) {
+				return f.unsupported(e, "a map literal whose keys are not its values'")
+			}
+			size = eval.ValueBytes + eval.MapBytes
+			for _, k := range e.Path {
+				size += eval.MapEntryBytes + int64(len(k))
+			}
+		}
+		pt := f.charge(e)
+		f.chargeBytes(pt, func() { c.I64Const(size) })
+		for _, a := range e.Args {
+			if err := f.arg(a, rec, kinds); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	k := staticKind(e)
+	if k == 0 {
+		return f.unsupported(e, "an argument of an action whose kind is known only at run time")
+	}
+	c.LocalGet(rec)
+	got, err := f.exprAs(e, k)
+	if err != nil {
+		return err
+	}
+	if got != k {
+		return f.unsupported(e, "an argument of an action of another kind than its type")
+	}
+	if k == kBool {
+		c.Op(enc.OpI64ExtendU)
+	}
+	c.Mem(enc.OpI64Store, 3, uint32(layout.ActionLeafSize*len(*kinds)))
+	*kinds = append(*kinds, k.irKind())
+	return nil
+}

@@ -1,0 +1,13 @@
+package layout
+
+// ImportModule is the module name of every function a module imports: the
+// host calls of its program, each imported under the call's name
+// ("lll"."kv.get"). See the package doc's Imports.
+const ImportModule = "lll"
+
+// RouterExport returns the export name of the router name.
+func RouterExport(name string) string { return "router:" + name }
+
+// ActionLeafSize is the size of one value of an action's argument record:
+// an i64 in the representation of its kind (see the package doc).
+const ActionLeafSize = 8
