@@ -84,9 +84,20 @@ func decodeWasm(m *Manifest, res []Resource, prog *ir.Program) (*codegen.Output,
 		}
 		listed[name] = true
 	}
+	routers := map[string]bool{}
+	for _, r := range codegen.SpanRouters(prog) {
+		routers[r.Name] = true
+	}
+	listedRouters := map[string]bool{}
+	for _, name := range out.Routers {
+		if !routers[name] || listedRouters[name] {
+			return nil, refuse(ErrMalformed, "the module's description lists router %q, which is not a router of spans of the program or is listed twice", name)
+		}
+		listedRouters[name] = true
+	}
 	for i, p := range out.Points {
-		if !listed[p.Validator] {
-			return nil, refuse(ErrMalformed, "the module's charge point %d names %q, which the module does not export", i, p.Validator)
+		if p.Router != "" && !listedRouters[p.Router] || p.Router == "" && !listed[p.Validator] {
+			return nil, refuse(ErrMalformed, "the module's charge point %d names %q, which the module does not export", i, p.Validator+p.Router)
 		}
 	}
 	return out, nil

@@ -69,7 +69,7 @@ func TestWasmCarried(t *testing.T) {
 // TestWasmUnsupported: a program the compiler does not cover is refused
 // at build, naming the construct and its position, not built without it.
 func TestWasmUnsupported(t *testing.T) {
-	src := []byte("validator v {\n  uses \"env.get\"\n  check env.get(\"MODE\") == \"live\"\n}\n")
+	src := []byte("validator v {\n  uses \"kv.get\"\n  check kv.get(\"a\") == kv.get(\"b\")\n}\n")
 	_, errs, err := bundle.Compile(append(stdlib.Sources(), lll.Source{Name: "x.lll", Text: src}), testKey(1), bundle.BuildOptions{Wasm: true})
 	if errs != nil {
 		t.Fatal(errs)

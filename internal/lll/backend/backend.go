@@ -1,5 +1,5 @@
-// Package backend runs a bundle's span validators on the backend a
-// deployment chooses:
+// Package backend runs a bundle's span validators and routers of spans on
+// the backend a deployment chooses:
 //
 //   - eval: the interpreter (package eval), the reference;
 //   - wasm: the WebAssembly module the bundle carries (package vm), built
@@ -16,8 +16,16 @@
 //     Divergence, handed to Options.OnDivergence; the interpreter's answer
 //     is the one returned.
 //
-// Only span validators are compiled to the module; event validators,
-// pipelines and routers run on the interpreter under every backend.
+// The routers of spans run on the backend too (Spans.Route): their
+// actions, errors and steps are compared in shadow mode. The host calls
+// of a run (env.get, kv.get, crypto.verify, the actions told to a
+// Stager host) are made once an evaluation: the first run's are recorded
+// and replayed to the second, so shadow compares the host-call sequences
+// (names, arguments, order) too, and a wasm run the interpreter must
+// answer asks nothing twice. The module is linked under the bundle's
+// caps_allow: one that imports a call it does not grant fails New.
+// Event validators, pipelines and routers of other inputs run on the
+// interpreter under every backend.
 //
 // A Spans is safe for concurrent use: each wasm evaluation takes an
 // instance from a pool (wazero's instances are not safe for concurrent
@@ -71,20 +79,29 @@ func ParseKind(s string) (Kind, error) {
 	return "", fmt.Errorf("%w %q: want eval, wasm or shadow", ErrUnknownKind, s)
 }
 
-// Outcome is what one backend answered for one span and validator.
+// Outcome is what one backend answered for one span and validator (or
+// router).
 type Outcome struct {
 	Violation *eval.Violation `json:"violation"`
 	Steps     int64           `json:"steps"`
 	Error     string          `json:"error,omitempty"`
+	// Actions are a router's actions, worded: call[arguments] at the
+	// route's position.
+	Actions []string `json:"actions,omitempty"`
 }
 
-// Divergence is an evaluation on which the backends disagreed.
+// Divergence is an evaluation on which the backends disagreed: of a span
+// validator, or of a router (Router set, Validator empty).
 type Divergence struct {
-	Validator string  `json:"validator"`
+	Validator string  `json:"validator,omitempty"`
+	Router    string  `json:"router,omitempty"`
 	SpanID    string  `json:"span_id"`
 	Eval      Outcome `json:"eval"`
 	Wasm      Outcome `json:"wasm"`
 }
+
+// Name is the validator's or the router's name (a metric's label).
+func (d Divergence) Name() string { return d.Validator + d.Router }
 
 // Options configure a Spans.
 type Options struct {
@@ -96,6 +113,9 @@ type Options struct {
 	// server's standard bundle): the module is then derived from the
 	// signed IR by this binary rather than signed itself.
 	Compile bool
+	// caps are the capabilities the module's host calls are linked under
+	// (the bundle's caps_allow; nil: those the program declares).
+	caps []string
 }
 
 // Stats are a Spans's counters since New.
@@ -116,6 +136,8 @@ type Spans struct {
 	validators  []*eval.Validator
 	mod         *vm.Module
 	pool        *vm.Pool
+	routers     map[string]bool // the routers the module runs
+	imports     bool            // the module makes host calls
 	opts        Options
 	runs        atomic.Int64
 	fallbacks   atomic.Int64
@@ -139,6 +161,10 @@ func New(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans
 			return nil, fmt.Errorf("backend: %w", err)
 		}
 	}
+	opts.caps = b.Manifest.CapsAllow
+	if opts.caps == nil {
+		opts.caps = []string{}
+	}
 	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
 }
 
@@ -154,11 +180,26 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 			return nil, fmt.Errorf("%w: the module does not export %s", ErrNoModule, v.IR.Name)
 		}
 	}
-	m, err := vm.Compile(ctx, prog, out)
+	c.imports = len(out.Imports) > 0
+	c.routers = map[string]bool{}
+	for _, r := range codegen.SpanRouters(prog) {
+		if !slices.Contains(out.Routers, r.Name) {
+			return nil, fmt.Errorf("%w: the module does not export router %s", ErrNoModule, r.Name)
+		}
+		c.routers[r.Name] = true
+	}
+	m, err := vm.CompileWith(ctx, prog, out, vm.Options{Caps: opts.caps})
 	if err != nil {
 		return nil, fmt.Errorf("backend: %w", err)
 	}
 	c.mod, c.pool = m, vm.NewPool(m)
+	// One instance now: a module its capabilities cannot link fails here.
+	in, err := c.pool.Get(ctx)
+	if err != nil {
+		_ = m.Close(ctx)
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	c.pool.Put(in)
 	return c, nil
 }
 
@@ -189,33 +230,53 @@ func (c *Spans) Stats() Stats {
 // deadline or the context could have decided for the interpreter is
 // answered by the interpreter (vm.Instance.CheckSpanEnv).
 func (c *Spans) CheckSpan(ctx context.Context, v *eval.Validator, s *span.Span, env *eval.Env) *eval.Violation {
-	switch c.kind {
-	case Wasm:
-		vi, res, err := c.runWasm(ctx, v, s, env)
+	if c.kind == Eval {
+		return v.CheckSpan(ctx, s, env)
+	}
+	// The host calls of a module that makes any are recorded by the first
+	// run and replayed to the second, as for routers (see Route).
+	first, second := env, env
+	var rec *recorder
+	if c.imports && env != nil && env.Host != nil {
+		rec = &recorder{host: env.Host}
+		first = withHost(env, rec)
+	}
+	if c.kind == Wasm {
+		vi, res, err := c.runWasm(ctx, v, s, first)
 		if err == nil {
 			return vi
 		}
-		want, steps := v.CheckSpanSteps(ctx, s, env)
+		if rec != nil {
+			second = withHost(env, &replayer{log: rec.log, host: env.Host})
+		}
+		want, steps := v.CheckSpanSteps(ctx, s, second)
 		if !isFallback(err) {
 			c.diverged(v, s, Outcome{Violation: want, Steps: steps}, Outcome{Steps: res.FuelUsed, Error: err.Error()})
 		}
 		return want
-	case Shadow:
-		want, steps := v.CheckSpanSteps(ctx, s, env)
-		vi, res, err := c.runWasm(ctx, v, s, env)
-		if isFallback(err) {
-			return want
-		}
-		got := Outcome{Violation: vi, Steps: res.FuelUsed}
-		if err != nil {
-			got.Error = err.Error()
-		}
-		if err != nil || got.Steps != steps || !reflect.DeepEqual(vi, want) {
-			c.diverged(v, s, Outcome{Violation: want, Steps: steps}, got)
-		}
+	}
+	want, steps := v.CheckSpanSteps(ctx, s, first)
+	var rp *replayer
+	if rec != nil {
+		rp = &replayer{log: rec.log, strict: true}
+		second = withHost(env, rp)
+	}
+	vi, res, err := c.runWasm(ctx, v, s, second)
+	mismatch := rp.differs()
+	if isFallback(err) && mismatch == "" {
 		return want
 	}
-	return v.CheckSpan(ctx, s, env)
+	got := Outcome{Violation: vi, Steps: res.FuelUsed}
+	switch {
+	case mismatch != "":
+		got.Error = "host calls differ: " + mismatch
+	case err != nil:
+		got.Error = err.Error()
+	}
+	if got.Error != "" || got.Steps != steps || !reflect.DeepEqual(vi, want) {
+		c.diverged(v, s, Outcome{Violation: want, Steps: steps}, got)
+	}
+	return want
 }
 
 func (c *Spans) diverged(v *eval.Validator, s *span.Span, e, w Outcome) {
@@ -245,10 +306,14 @@ func isFallback(err error) bool {
 	return errors.Is(err, vm.ErrUnsupported) || errors.Is(err, vm.ErrTooLarge)
 }
 
-// String words a divergence on one line: the span, the validator and both
-// outcomes.
+// String words a divergence on one line: the span, the validator (or
+// router) and both outcomes.
 func (d Divergence) String() string {
-	return fmt.Sprintf("span %q, validator %s: eval %s; wasm %s", d.SpanID, d.Validator, d.Eval, d.Wasm)
+	what := "validator " + d.Validator
+	if d.Router != "" {
+		what = "router " + d.Router
+	}
+	return fmt.Sprintf("span %q, %s: eval %s; wasm %s", d.SpanID, what, d.Eval, d.Wasm)
 }
 
 // String words an outcome: its violation or "pass", and the steps.
@@ -257,6 +322,8 @@ func (o Outcome) String() string {
 	switch {
 	case o.Error != "":
 		b.WriteString("error: " + o.Error)
+	case o.Actions != nil:
+		fmt.Fprintf(&b, "actions [%s]", strings.Join(o.Actions, "; "))
 	case o.Violation == nil:
 		b.WriteString("pass")
 	default:

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/span"
@@ -31,7 +32,7 @@ func build(t testing.TB, srcs []lll.Source, wasm bool) *bundle.Bundle {
 	if err != nil || errs != nil {
 		t.Fatal(err, errs)
 	}
-	b, err := bundle.Load(data, bundle.LoadOptions{Trusted: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}})
+	b, err := bundle.Load(data, bundle.LoadOptions{Trusted: []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}, AllowedCaps: abi.Caps()})
 	if err != nil {
 		t.Fatal(err)
 	}
