@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/bundle"
-	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll"
+	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/span"
 )
