@@ -42,13 +42,14 @@ after ingesting the same lines into an empty ledger (no clock ticks).
 Kernels (percentile, window_count, ...) run only there: a derived-event
 line whose validator calls one reports an error.
 
---backend wasm runs the span validators on the WebAssembly module the
-bundle carries (loglinec --backend wasm); --backend shadow runs them on both
-the interpreter and the module and compares every outcome (violation and
-steps counted): each divergence is written to standard error as a line
+--backend wasm runs the span validators and the routers of spans on the
+WebAssembly module the bundle carries (loglinec --backend wasm); --backend
+shadow runs them on both the interpreter and the module and compares every
+outcome (violation or actions, errors, steps counted, host calls made):
+each divergence is written to standard error as a line
 "loglinerun: divergence: {json}" with the span id and both outcomes. The
-results written are the interpreter's. Event validators and routers run on
-the interpreter under every backend.
+results written are the interpreter's. Event validators and the routers of
+derived events and webhooks run on the interpreter under every backend.
 Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage
 errors, 3 when --backend shadow saw a divergence (or the module failed).
 
@@ -64,7 +65,7 @@ func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
 func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loglinerun", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	backendName := fs.String("backend", "eval", "run the span validators on `BACKEND`: eval (the interpreter), wasm (the bundle's module) or shadow (both, compared)")
+	backendName := fs.String("backend", "eval", "run the span validators and routers on `BACKEND`: eval (the interpreter), wasm (the bundle's module) or shadow (both, compared)")
 	bundlePath := fs.String("bundle", "", "the bundle `FILE` (.lllb)")
 	var trust, caps multi
 	fs.Var(&trust, "trust", "trust the ed25519 public key in `FILE` (PEM); repeatable")
@@ -254,7 +255,7 @@ func RunOn(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env *eva
 		case contains(events, probe.Type):
 			runEvent(ctx, b, env, line, &res)
 		case probe.Type == abi.InputWebhook:
-			runWebhook(ctx, b, env, line, &res)
+			runWebhook(ctx, spans, b, env, line, &res)
 		default:
 			if s := runSpan(ctx, spans, b, env, line, &res); s != nil && accept != nil {
 				accept(s)
@@ -290,18 +291,19 @@ func runSpan(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env *e
 		}
 	}
 	res.Status = "accepted"
-	runRouters(ctx, b, env, abi.InputSpan, eval.Input{Span: s}, res)
+	runRouters(ctx, spans, b, env, abi.InputSpan, eval.Input{Span: s}, res)
 	return s
 }
 
-// runRouters runs the routers of the input type typ; a router that fails
-// gives the result's error, and the others still run.
-func runRouters(ctx context.Context, b *bundle.Bundle, env *eval.Env, typ string, in eval.Input, res *result) {
+// runRouters runs the routers of the input type typ on the backend of
+// spans; a router that fails gives the result's error, and the others
+// still run.
+func runRouters(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env *eval.Env, typ string, in eval.Input, res *result) {
 	for _, rt := range b.Routers() {
 		if !contains(rt.IR.Input, typ) {
 			continue
 		}
-		acts, err := rt.Route(ctx, in, env)
+		acts, err := spans.Route(ctx, rt, in, env)
 		if err != nil {
 			res.Error = fmt.Sprintf("%s: %v", rt.IR.Name, err)
 			continue
@@ -333,7 +335,7 @@ func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
 }
 
 // runWebhook runs the webhook routers over a webhook line.
-func runWebhook(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
+func runWebhook(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env *eval.Env, line []byte, res *result) {
 	var w struct {
 		Type       string          `json:"type"`
 		Source     string          `json:"source"`
@@ -368,7 +370,7 @@ func runWebhook(ctx context.Context, b *bundle.Bundle, env *eval.Env, line []byt
 		return
 	}
 	res.Status = "routed"
-	runRouters(ctx, b, env, abi.InputWebhook, in, res)
+	runRouters(ctx, spans, b, env, abi.InputWebhook, in, res)
 }
 
 func toAction(a eval.Action) action {
