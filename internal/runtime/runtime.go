@@ -90,6 +90,9 @@ type Config struct {
 	Dir string
 	// Routers are the bundle's compiled routers.
 	Routers []*eval.Router
+	// Route runs a router's evaluation (nil: r.Route, the interpreter);
+	// a server sets it to run routers on its backend (backend.Spans.Route).
+	Route func(ctx context.Context, r *eval.Router, in eval.Input, env *eval.Env) ([]eval.Action, error)
 	// BundleCaps are the bundle's caps_allow; ServerCaps what the server's
 	// configuration allows (runtime.caps). A bundle needing more than the
 	// server allows is refused by CheckCaps before Open.

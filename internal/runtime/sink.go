@@ -110,7 +110,13 @@ func (rt *Runtime) route(rs []*eval.Router, in eval.Input, kind string, raw []by
 		if rec != nil {
 			env.Host = rec
 		}
-		out, err := r.Route(context.Background(), in, env)
+		var out []eval.Action
+		var err error
+		if rt.cfg.Route != nil {
+			out, err = rt.cfg.Route(context.Background(), r, in, env)
+		} else {
+			out, err = r.Route(context.Background(), in, env)
+		}
 		if rec != nil {
 			rt.writeTrace(r, in, kind, raw, seq, tenant, rec.calls, out, err)
 		}

@@ -12,8 +12,9 @@ import (
 	"github.com/loglineos/loglineos/internal/span"
 )
 
-// openBackend prepares the span validators on bundle.backend and
-// registers its metrics: logline_runtime_divergence_total (by validator),
+// openBackend prepares the span validators and routers of spans on
+// bundle.backend and registers its metrics:
+// logline_runtime_divergence_total (by validator or router),
 // logline_runtime_wasm_runs_total and logline_runtime_wasm_fallbacks_total.
 // Divergences are logged, at most ten a minute after the first ten.
 func (s *Server) openBackend() error {
@@ -22,16 +23,16 @@ func (s *Server) openBackend() error {
 		return err
 	}
 	divs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logline_runtime_divergence_total",
-		Help: "Span evaluations on which the wasm backend and the interpreter disagreed (bundle.backend shadow) or the module failed (wasm, shadow), by validator."},
+		Help: "Span evaluations on which the wasm backend and the interpreter disagreed (bundle.backend shadow) or the module failed (wasm, shadow), by validator or router (its label validator)."},
 		[]string{"validator"})
 	logs := rate.Sometimes{First: 10, Interval: 6 * time.Second}
 	sp, err := backend.New(context.Background(), s.bundle, kind, backend.Options{
 		Compile: s.cfg.Bundle.Path == "",
 		OnDivergence: func(d backend.Divergence) {
-			divs.WithLabelValues(d.Validator).Inc()
+			divs.WithLabelValues(d.Name()).Inc()
 			logs.Do(func() {
 				s.log.Error("backend divergence: the wasm module and the interpreter disagree on a span; the interpreter's answer was kept",
-					"span", d.SpanID, "validator", d.Validator, "eval", d.Eval.String(), "wasm", d.Wasm.String())
+					"span", d.SpanID, "validator", d.Validator, "router", d.Router, "eval", d.Eval.String(), "wasm", d.Wasm.String())
 			})
 		},
 	})
@@ -41,6 +42,9 @@ func (s *Server) openBackend() error {
 	s.spans = sp
 	for _, v := range sp.Validators() {
 		divs.WithLabelValues(v.IR.Name) // a series at 0 from the start, for alerts on its increase
+	}
+	for _, r := range sp.Routers() {
+		divs.WithLabelValues(r)
 	}
 	runs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_runs_total",
 		Help: "Span evaluations run on the wasm module (bundle.backend wasm or shadow)."},

@@ -80,6 +80,7 @@ func (s *Server) openRuntime() error {
 		BundleHash:     s.bundle.Hash(),
 		Dir:            filepath.Join(s.cfg.Data, "runtime"),
 		Routers:        s.bundle.Routers(),
+		Route:          s.spans.Route,
 		BundleCaps:     s.bundle.Manifest.CapsAllow,
 		ServerCaps:     rc.Caps,
 		Tenants:        &s.tenantRuntimes,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
@@ -247,4 +248,15 @@ func (c *Spans) divergedRouter(name string, s *span.Span, e, w Outcome) {
 	if c.opts.OnDivergence != nil {
 		c.opts.OnDivergence(Divergence{Router: name, SpanID: s.ID, Eval: e, Wasm: w})
 	}
+}
+
+// Routers returns the names of the routers the backend runs on the module
+// (none for eval), sorted.
+func (c *Spans) Routers() []string {
+	out := make([]string, 0, len(c.routers))
+	for name := range c.routers {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -18,15 +18,6 @@ import (
 // ErrNoRouter: the module has no router of that name.
 var ErrNoRouter = fmt.Errorf("vm: no such router in the module")
 
-// Routers returns the names of the routers the module runs.
-func (m *Module) Routers() []string {
-	out := make([]string, 0, len(m.host.routers))
-	for name := range m.host.routers {
-		out = append(out, name)
-	}
-	return out
-}
-
 // RouteSpan runs the router name over s as eval's Router.RouteSteps does
 // with env: the actions of the routes whose guards hold, in order, each
 // recorded by the host when the module calls the action's host function
