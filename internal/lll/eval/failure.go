@@ -25,6 +25,7 @@ const (
 	WhyBudget                    // the step budget ran out (LLL100)
 	WhyFault                     // an expression failed at run time (Failure.Fault says how)
 	WhyFormat                    // the value of a field below data (data.gross) or of a string field does not match the rule's format
+	WhyHost                      // a host call (Failure.Name) failed with Failure.Host (LLL104, or the host's own *Error)
 )
 
 // Fault is how an expression failed at run time, as a second backend
@@ -63,6 +64,9 @@ type Failure struct {
 	Op    ir.Op
 	Name  string
 	A, B  ir.Value
+	// Host is the error of the host call Name at Pos (WhyHost), as the
+	// run's Env.Host returned it.
+	Host error
 }
 
 // err returns the error of the run f describes (WhyBudget, WhyFault), as
@@ -71,6 +75,8 @@ func (f Failure) err() error {
 	switch {
 	case f.Why == WhyBudget:
 		return budgetError(f.Pos, f.Budget)
+	case f.Why == WhyHost && f.Host != nil:
+		return wrapHost(f.Host, f.Pos, f.Name)
 	case f.Why == WhyFault && f.Fault == FaultOverflow:
 		return overflowError(f.Op, f.A, f.B, f.Pos)
 	case f.Why == WhyFault && f.Fault == FaultDivZero:
@@ -148,7 +154,7 @@ func (v *Validator) SpanViolation(s *span.Span, f Failure) (*Violation, error) {
 		if r.cond != nil {
 			return v.checkFailed(r), nil
 		}
-	case WhyBudget, WhyFault:
+	case WhyBudget, WhyFault, WhyHost:
 		if err := f.err(); err != nil && (r.cond != nil || f.Fault == FaultBytes && field && r.path != nil) {
 			return v.cannotEvaluate(r, err), nil
 		}

@@ -127,7 +127,10 @@
 // interpreter would (the call fails, the value is of another kind than
 // want, the string does not fit the scratch region) stores
 // TrapUnsupported in the trap global and aborts the call: the interpreter
-// answers the run.
+// answers the run. A call the host performed and that failed stores
+// TrapHost and the call's charge point in the second output word, and
+// aborts the call: the run fails with the interpreter's error (LLL104).
+// A call made without a host is TrapUnsupported.
 //
 // The actions of routers (ledger.append, kv.set, ws.send, http.request)
 // are functions
@@ -144,7 +147,8 @@
 // it (the span's canonical JSON, charged to the byte budget as the
 // interpreter charges it), and records the action as the interpreter's
 // Router.Route returns it (telling a Stager host of it at once, as the
-// interpreter does). Each router is an exported function () -> i32 named
+// interpreter does; a Stager that fails it is TrapHost at the route's
+// charge point). Each router is an exported function () -> i32 named
 // RouterExport(name), 0 when it ran to its end.
 package layout
 
@@ -228,6 +232,7 @@ const (
 	TrapFuel        = 1 // the step budget is exhausted (the interpreter's LLL100); the second output word is the charge point
 	TrapUnsupported = 2 // an input the module was not compiled for (data that is not an object, strings over ScratchSize, a value below data of another kind than the code reads): the host asks the interpreter
 	TrapFault       = 3 // an expression failed (the interpreter's LLL102, LLL103); the output words say how and where
+	TrapHost        = 4 // a host call failed (the interpreter's LLL104): set by the host, which holds the error; the second output word is the call's charge point
 )
 
 // Faults of an expression, in the first output word after TrapFault (part

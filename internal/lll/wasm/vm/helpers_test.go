@@ -52,6 +52,8 @@ func trapOf(vi *eval.Violation) uint32 {
 	case strings.Contains(vi.Detail, "error[LLL103]"), strings.Contains(vi.Detail, "error[LLL102]"),
 		strings.Contains(vi.Detail, "error[LLL105]"):
 		return layout.TrapFault
+	case strings.Contains(vi.Detail, "error[LLL104]"):
+		return layout.TrapHost
 	}
 	return layout.TrapNone
 }

@@ -149,6 +149,8 @@ type hostRun struct {
 	router   string        // the router run, "" for a validator
 	actions  []eval.Action // the actions the router's routes recorded
 	failed   error         // why the host aborted the run, if it did
+	hostErr  error         // the error of the host call that failed (layout.TrapHost)
+	hostCall string        // and its name
 }
 
 type runKey struct{}
@@ -182,6 +184,24 @@ func (r *hostRun) abort(why error) {
 	r.failed = why
 	r.in.trap.Set(layout.TrapUnsupported)
 	panic(errAbort)
+}
+
+// hostFailed stores layout.TrapHost and the charge point pt of the host
+// call name that failed with err, and aborts the call.
+func (r *hostRun) hostFailed(mod api.Module, pt uint32, name string, err error) {
+	r.hostErr, r.hostCall = err, name
+	mod.Memory().WriteUint32Le(layout.OutBase+4, pt)
+	r.in.trap.Set(layout.TrapHost)
+	panic(errAbort)
+}
+
+// hostFailure returns the failure of a run that trapped with
+// layout.TrapHost at the charge point pt.
+func (r *hostRun) hostFailure(pt codegen.Point) (eval.Failure, bool) {
+	if r == nil || r.hostErr == nil {
+		return eval.Failure{}, false
+	}
+	return eval.Failure{Why: eval.WhyHost, Rule: pt.Rule, Pos: pt.Pos, Name: r.hostCall, Host: r.hostErr}, true
 }
 
 func runOf(ctx context.Context) *hostRun {
@@ -220,7 +240,7 @@ func exprFunc(name string, params int) api.GoModuleFunc {
 		}
 		v, err := run.host.Call(cctx, name, args)
 		if err != nil {
-			run.abort(fmt.Errorf("%s: %w", name, err))
+			run.hostFailed(mod, uint32(stack[0]), name, err)
 		}
 		switch {
 		case want == ir.String && v.IsNull():

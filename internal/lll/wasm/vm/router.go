@@ -79,12 +79,18 @@ func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, en
 	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
 	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	switch res.Trap {
-	case layout.TrapFuel, layout.TrapFault:
+	case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
 		if int(word) >= len(in.m.points) || in.m.points[word].Router != name {
 			return nil, res, fmt.Errorf("%w: router %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
 		}
 		pt := in.m.points[word]
 		fl := eval.Failure{Why: eval.WhyBudget, Pos: pt.Pos, Budget: budget}
+		if res.Trap == layout.TrapHost {
+			var ok bool
+			if fl, ok = run.hostFailure(pt); !ok {
+				return nil, res, fmt.Errorf("%w: router %s: trap %d without a host error", ErrTrap, name, res.Trap)
+			}
+		}
 		if res.Trap == layout.TrapFault {
 			var werr error
 			if fl, werr = in.fault(name, pt, reason, out, maxBytes); werr != nil {
@@ -142,7 +148,7 @@ func actionFunc(m *Module, name string) api.GoModuleFunc {
 		}
 		if st, ok := run.host.(eval.Stager); ok {
 			if err := st.Stage(ctx, &a); err != nil {
-				run.abort(fmt.Errorf("%s: %w", name, err))
+				run.hostFailed(mod, uint32(rt.Point), name, err)
 			}
 		}
 		run.actions = append(run.actions, a)

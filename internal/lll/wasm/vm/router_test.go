@@ -54,8 +54,9 @@ router r {
 `
 
 // TestRouters: a router's module gives the interpreter's actions (calls,
-// arguments, the input added, order), steps, errors and host calls, and
-// tells a Stager host of each action as the interpreter does.
+// arguments, the input added, order), steps, errors (out of fuel, of
+// bytes, a host call or a staging that fails) and host calls, and tells a
+// Stager host of each action as the interpreter does.
 func TestRouters(t *testing.T) {
 	p, errs := lll.Compile([]lll.Source{{Name: "r.lll", Text: []byte(routerSrc)}})
 	if len(errs) > 0 {
@@ -88,9 +89,10 @@ func TestRouters(t *testing.T) {
 		for n := range int64(1200) {
 			envs = append(envs, eval.Env{MaxBytes: 1 + n}) // and every byte budget
 		}
-		for _, env := range envs {
-			eh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e")}}}
-			wh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e")}}}
+		for i, env := range envs {
+			fail := i%3 == 1 // the host fails its calls and its kv.set
+			eh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e")}, fail: fail}}
+			wh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e")}, fail: fail}}
 			ee, we := env, env
 			ee.Host, ee.Timeout = eh, -1
 			we.Host, we.Timeout = wh, -1
@@ -123,8 +125,7 @@ func TestRouters(t *testing.T) {
 }
 
 // TestRouterFallback: a router run the module cannot answer (a kv.get
-// value of another kind, a host that fails a call or a staging) fails
-// with vm.ErrUnsupported, naming why.
+// value of another kind) fails with vm.ErrUnsupported, naming why.
 func TestRouterFallback(t *testing.T) {
 	p, errs := lll.Compile([]lll.Source{{Name: "r.lll", Text: []byte(routerSrc)}})
 	if len(errs) > 0 {
@@ -146,7 +147,6 @@ func TestRouterFallback(t *testing.T) {
 		want string
 	}{
 		{"a number", &stagingHost{mapHost: mapHost{kv: map[string]ir.Value{"o3": ir.IntValue(3)}}}, "kv.get returned a number"},
-		{"the host fails", &stagingHost{mapHost: mapHost{fail: true}}, "the store is down"},
 	} {
 		_, _, err := in.RouteSpan(ctx, "r", s, &eval.Env{Host: tc.host})
 		if !errors.Is(err, vm.ErrUnsupported) || !strings.Contains(err.Error(), tc.want) {

@@ -209,7 +209,8 @@ type Result struct {
 	// Trap is the module's trap code: layout.TrapFuel when the budget ran
 	// out, layout.TrapFault when an expression failed (overflow, division
 	// by zero; the violation then says so, as the interpreter's does),
-	// else layout.TrapNone.
+	// layout.TrapHost when a host call failed (LLL104), else
+	// layout.TrapNone.
 	Trap uint32
 }
 
@@ -300,12 +301,19 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 		switch res.Trap {
-		case layout.TrapFuel, layout.TrapFault:
+		case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
 			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
 				return nil, res, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
 			}
 			pt := in.m.points[word]
 			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
+			if res.Trap == layout.TrapHost {
+				hf, ok := run.hostFailure(pt)
+				if !ok {
+					return nil, res, fmt.Errorf("%w: %s: trap %d without a host error", ErrTrap, name, res.Trap)
+				}
+				f = hf
+			}
 			if res.Trap == layout.TrapFault {
 				var err error
 				if f, err = in.fault(name, pt, reason, out, maxBytes); err != nil {
