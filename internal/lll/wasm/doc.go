@@ -13,9 +13,11 @@
 //	codegen   ir.Program -> module (enc.Module), for what it covers;
 //	          anything else is refused with ErrUnsupported, never
 //	          approximated
-//	vm        the host side: compiles a module with wazero, writes a span's
-//	          field table into an instance's memory, calls a validator,
-//	          reads its verdict and fuel, keeps a pool of instances
+//	vm        the host side: compiles a module with wazero, links the
+//	          host calls the capabilities grant, writes a span's field
+//	          table into an instance's memory, calls a validator or a
+//	          router, reads its verdict (or actions) and fuel, keeps a
+//	          pool of instances
 //	wasmtest  test helpers: every module a test emits is checked by
 //	          wasm-validate (Debian's wabt) and wazero's CompileModule
 //
@@ -27,8 +29,13 @@
 // values below data, the instant of when, durations, has, feature flags,
 // policy values, ==, !=, the orders, in over list literals, matches, len,
 // lower and upper, concatenation, the arithmetic of numbers, durations and
-// instants, not, and, or), fuel and bytes charged where the interpreter
-// counts its steps and bytes; codegen's package doc has the details. Other
-// expressions, kernels, host calls, event validators, pipelines and
-// routers are not compiled yet; codegen refuses them.
+// instants, not, and, or, the host calls env.get, kv.get and
+// crypto.verify), fuel and bytes charged where the interpreter counts its
+// steps and bytes, and the routers of spans, whose actions are the
+// module's imported host calls; codegen's package doc has the details.
+// A module imports exactly the host calls its program makes, and the
+// host links only those the bundle's capabilities grant. Other
+// expressions, kernels, event validators, pipelines and routers of other
+// inputs are not compiled yet; codegen refuses them or leaves them to the
+// interpreter.
 package wasm

@@ -79,24 +79,36 @@
 // step (see glob.go), on every input: runes decoded as
 // utf8.DecodeRuneInString decodes them; a null x does not match.
 //
+// Host calls are the module's imports (imports.go, and package layout's
+// Imports): env.get, kv.get (read as the kind the place of the call
+// wants, as a value below data is) and crypto.verify in expressions, the
+// actions of routes. The routers whose input is a span are compiled to one
+// exported function each (router.go): their routes in order, each guard,
+// then the leaves of the action's arguments written to a record in the
+// scratch region and the action's imported function called; routers of
+// other inputs are not part of the module.
+//
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins (index,
-// map and list values), policy values of other kinds (percentiles,
-// timestamps, maps, lists but in), kernels, host calls, the values of
+// map and list values but as an action's argument), policy values of
+// other kinds (percentiles, timestamps, maps, lists but in), kernels, a
+// kv.get whose kind the expression does not fix, an action's argument
+// whose kind is known only at run time, the values of
 // confirmed_by and data themselves (len and in of confirmed_by aside), two
 // values below data compared with each other, formats other than those
 // named above (the interpreter's fast path for a top-level field: rfc3339
 // on when, string and nonempty on a string field, array and
 // array_of_strings on confirmed_by, object on data; and those below data),
-// in [...] on when, confirmed_by or data. Event validators, pipelines and
-// routers are not part of the module.
+// in [...] on when, confirmed_by or data. Event validators and pipelines
+// are not part of the module.
 //
-// The module's functions are, in order: streq (the byte equality of two
-// strings in memory), one function a span validator, in the order of the
-// program, then the helpers expressions use (string equality, a*b/c,
+// The module's functions are, in order: the imported host calls (sorted
+// by name), streq (the byte equality of two strings in memory), one
+// function a span validator, in the order of the program, one a router of
+// spans, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
-// first use. It imports nothing. Besides the module, Output lists what the
+// first use. Besides the module, Output lists what the
 // host needs to run it (charge points, feature flags, policy values, paths
 // below data, whether it reads confirmed_by's strings, the Unicode version
 // of its case table): whoever stores a module must store those with it.

@@ -20,6 +20,15 @@
 // module was compiled for, data that does not decode; a run the deadline or the context may
 // have decided, see CheckSpanEnv) fails with ErrUnsupported; the caller
 // then runs the interpreter, whose answer is the run's.
+//
+// Host calls (host.go): CompileWith links a host module ("lll") with
+// only the calls the capabilities grant, so a module importing another
+// cannot be instantiated (ErrCapability). Each call is performed by the
+// run's eval.Host, as the interpreter performs it, its result written
+// back in the module's representation. RouteSpan (router.go) runs a
+// router of spans: the host records each action the module calls for,
+// rebuilt from the route's argument record, as eval's Router.Route
+// returns it.
 package vm
 
 import (
