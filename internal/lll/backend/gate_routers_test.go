@@ -88,12 +88,7 @@ func TestShadowGateRouters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var vs []*eval.Validator
-		for _, v := range ep.Validators() {
-			if v.AppliesTo(abi.InputSpan) {
-				vs = append(vs, v)
-			}
-		}
+		vs := spanValidators(ep)
 		var divs []Divergence
 		c, err := newSpans(ctx, Shadow, vs, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
 		if err != nil {

@@ -60,6 +60,17 @@ func gatePrograms(t *testing.T) (progs []gateProgram, skipped []string) {
 	return progs, skipped
 }
 
+// spanValidators returns the validators of ep over spans.
+func spanValidators(ep *eval.Program) []*eval.Validator {
+	var vs []*eval.Validator
+	for _, v := range ep.Validators() {
+		if v.AppliesTo(abi.InputSpan) {
+			vs = append(vs, v)
+		}
+	}
+	return vs
+}
+
 func hasSpanValidator(p *ir.Program) bool {
 	for _, v := range p.Validators {
 		if slices.Contains(v.Input, abi.InputSpan) {
@@ -178,12 +189,7 @@ func TestShadowGate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var vs []*eval.Validator
-		for _, v := range ep.Validators() {
-			if v.AppliesTo(abi.InputSpan) {
-				vs = append(vs, v)
-			}
-		}
+		vs := spanValidators(ep)
 		var divs []Divergence
 		c, err := newSpans(ctx, Shadow, vs, gp.prog, gp.out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
 		if err != nil {

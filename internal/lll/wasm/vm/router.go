@@ -35,16 +35,7 @@ func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, en
 	if r == nil || f == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoRouter, name)
 	}
-	budget, maxBytes, timeout := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes), eval.DefaultTimeout
-	if env != nil && env.MaxSteps > 0 {
-		budget = env.MaxSteps
-	}
-	if env != nil && env.MaxBytes > 0 {
-		maxBytes = env.MaxBytes
-	}
-	if env != nil && env.Timeout != 0 {
-		timeout = env.Timeout
-	}
+	budget, maxBytes, timeout := limits(env)
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
@@ -102,6 +93,23 @@ func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, en
 		return nil, res, fmt.Errorf("%w: router %s%s", ErrUnsupported, name, run.failedCall())
 	}
 	return nil, res, fmt.Errorf("%w: router %s: %v", ErrTrap, name, err)
+}
+
+// limits returns the step budget, the byte budget and the deadline of a
+// run with env: env's, or eval's defaults where env (which may be nil)
+// leaves them zero.
+func limits(env *eval.Env) (budget, maxBytes int64, timeout time.Duration) {
+	budget, maxBytes, timeout = eval.DefaultMaxSteps, eval.DefaultMaxBytes, eval.DefaultTimeout
+	if env != nil && env.MaxSteps > 0 {
+		budget = env.MaxSteps
+	}
+	if env != nil && env.MaxBytes > 0 {
+		maxBytes = env.MaxBytes
+	}
+	if env != nil && env.Timeout != 0 {
+		timeout = env.Timeout
+	}
+	return budget, maxBytes, timeout
 }
 
 // actionFunc is the host function of the action name: (i32 route, i32

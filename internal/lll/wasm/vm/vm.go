@@ -263,16 +263,7 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	if !ok {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
-	budget, maxBytes, timeout := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes), eval.DefaultTimeout
-	if env != nil && env.MaxSteps > 0 {
-		budget = env.MaxSteps
-	}
-	if env != nil && env.MaxBytes > 0 {
-		maxBytes = env.MaxBytes
-	}
-	if env != nil && env.Timeout != 0 {
-		timeout = env.Timeout
-	}
+	budget, maxBytes, timeout := limits(env)
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
