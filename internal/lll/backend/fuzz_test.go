@@ -149,3 +149,65 @@ func FuzzShadowGenerated(f *testing.F) {
 		}
 	})
 }
+
+// FuzzShadowHosted is the differential fuzz target over generated
+// programs with host calls and a router (wasmtest.Gen.HostedProgram): a
+// generated host (env, key-value store, a call that fails now and then)
+// and eight spans, each checked by the validator and routed by the
+// router in shadow mode at the default budget and at the one the fuzzer
+// picks. The backends must agree on violations, actions, errors, steps
+// and host calls.
+func FuzzShadowHosted(f *testing.F) {
+	for i := range 32 {
+		f.Add(uint64(i), uint64(i*5+3), uint16(i%25))
+	}
+	ctx := context.Background()
+	vs := wasmtest.ExprVariants()
+	f.Fuzz(func(t *testing.T, progSeed, spanSeed uint64, budget uint16) {
+		g := wasmtest.Gen{R: rand.New(rand.NewPCG(progSeed, 3))}
+		src := g.HostedProgram()
+		prog, errs := lll.Compile([]lll.Source{{Name: "h.lll", Text: []byte(src)}})
+		if len(errs) > 0 {
+			t.Fatalf("generated program does not compile: %v\n%s", errs, src)
+		}
+		out, err := codegen.Compile(prog)
+		if errors.Is(err, codegen.ErrUnsupported) {
+			return // refused, never approximated
+		}
+		if err != nil {
+			t.Fatalf("%v\n%s", err, src)
+		}
+		ep, err := eval.Compile(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := newSpans(ctx, Shadow, spanValidators(ep), prog, out, Options{OnDivergence: func(d Divergence) {
+			t.Errorf("divergence: %s\nprogram:\n%s", d, src)
+		}})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, src)
+		}
+		defer c.Close(ctx)
+		world, host := g.Env(), g.Host()
+		sr := rand.New(rand.NewPCG(spanSeed, 4))
+		for range 8 {
+			s, err := span.Parse(wasmtest.GenSpan(sr, vs), span.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, steps := range []int64{0, int64(budget)} {
+				env := world
+				env.Timeout, env.MaxSteps, env.Host = -1, steps, host
+				for _, v := range c.Validators() {
+					c.CheckSpan(ctx, v, s, &env)
+				}
+				for _, r := range ep.Routers() {
+					_, _ = c.Route(ctx, r, eval.Input{Span: s}, &env)
+				}
+			}
+		}
+		if st := c.Stats(); st.Runs == 0 {
+			t.Errorf("no evaluation ran on the module\n%s", src)
+		}
+	})
+}

@@ -52,7 +52,7 @@ func (c *Spans) Route(ctx context.Context, rt *eval.Router, in eval.Input, env *
 	want, steps, werr := rt.RouteSteps(ctx, in, withHost(env, rec))
 	rp := &replayer{log: rec.log, strict: true}
 	got, res, err := c.routeWasm(ctx, rt.IR.Name, in.Span, withHost(env, rp))
-	mismatch := rp.differs()
+	mismatch := rp.differs(!isFallback(err))
 	if isFallback(err) && mismatch == "" {
 		return want, werr
 	}
@@ -165,13 +165,14 @@ func withHost(env *eval.Env, h eval.Host) *eval.Env {
 }
 
 // differs returns how the calls replayed differ from the recording ("" for
-// none, or for a nil replayer): the first call that differs, or the
-// calls the recording has more.
-func (r *replayer) differs() string {
+// none, or for a nil replayer): the first call that differs, one too
+// many, or, for a run that ended (not left to the interpreter part way:
+// complete), the calls the recording has more.
+func (r *replayer) differs(complete bool) string {
 	if r == nil {
 		return ""
 	}
-	if r.mismatch == "" && r.next < len(r.log) {
+	if r.mismatch == "" && complete && r.next < len(r.log) {
 		r.mismatch = fmt.Sprintf("%d host calls, the interpreter %d", r.next, len(r.log))
 	}
 	return r.mismatch
