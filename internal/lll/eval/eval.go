@@ -257,6 +257,11 @@ const (
 	MapEntryBytes = mapEntryBytes
 )
 
+// ValueSize returns the bytes the byte budget charges for the value v
+// made outside the run (by a host call), counting only until they exceed
+// limit: a second backend charges it where the interpreter does.
+func ValueSize(v ir.Value, limit int64) int64 { return valueSize(v, limit) }
+
 // valueSize returns the bytes charged for v, counting only until they
 // exceed limit (so a huge value costs no more than the budget to measure).
 func valueSize(v ir.Value, limit int64) int64 {

@@ -54,11 +54,15 @@ const (
 	kStr
 	kDur  // i64 nanoseconds (a duration; never null)
 	kTime // i64 Unix nanoseconds (a timestamp; never null)
+	// kAny is a value of any kind a host call returned, which the module
+	// only passes on (an action's argument): i64 its index in the host's
+	// table of the run's values.
+	kAny
 )
 
 // irKind is the interpreter's kind of a value of kind k.
 func (k kind) irKind() ir.Kind {
-	return [...]ir.Kind{kBool: ir.Bool, kNum: ir.Number, kStr: ir.String, kDur: ir.Duration, kTime: ir.Timestamp}[k]
+	return [...]ir.Kind{kBool: ir.Bool, kNum: ir.Number, kStr: ir.String, kDur: ir.Duration, kTime: ir.Timestamp, kAny: ir.Any}[k]
 }
 
 // strNull is the null of a kStr: no string starts at offset 2^32-1.

@@ -80,7 +80,9 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 // Host; then the bytes of the value returned charged. kv.get's value is
 // of any kind: it is read as the kind hint the place of the call wants
 // (a string or null, a number, a bool), and the host leaves a value of
-// another kind to the interpreter (layout.TrapUnsupported).
+// another kind to the interpreter (layout.TrapUnsupported); as an
+// action's argument (hint kAny) it is passed on whatever its kind, as a
+// handle the host resolves.
 func (f *fn) host(e *ir.Expr, hint kind) (kind, error) {
 	idx, ok := f.g.imports[e.Name]
 	if !ok || IsAction(e.Name) {
@@ -93,7 +95,7 @@ func (f *fn) host(e *ir.Expr, hint kind) (kind, error) {
 	case "crypto.verify":
 		want = kBool
 	case "kv.get":
-		if want != kStr && want != kNum && want != kBool {
+		if want != kStr && want != kNum && want != kBool && want != kAny {
 			return 0, f.unsupported(e, "a value of kv.get whose kind the expression does not fix")
 		}
 	default:
@@ -129,13 +131,15 @@ func (f *fn) host(e *ir.Expr, hint kind) (kind, error) {
 		// byte: move it past them (null's length is 0).
 		c.Index(enc.OpGlobalGet, globalScratch).LocalGet(v).Op(enc.OpI32WrapI64).Op(enc.OpI32Add).Index(enc.OpGlobalSet, globalScratch)
 	}
-	f.chargeBytes(pt, func() {
-		c.I64Const(eval.ValueBytes)
-		if want == kStr {
-			f.strLen(v)
-			c.Op(enc.OpI64Add)
-		}
-	})
+	if want != kAny { // the host charges a value of any kind, whose size it knows
+		f.chargeBytes(pt, func() {
+			c.I64Const(eval.ValueBytes)
+			if want == kStr {
+				f.strLen(v)
+				c.Op(enc.OpI64Add)
+			}
+		})
+	}
 	c.LocalGet(v)
 	if want == kBool {
 		c.Op(enc.OpI32WrapI64)

@@ -101,8 +101,9 @@ func leaves(e *ir.Expr) int {
 // a step and charges ValueBytes + MapBytes + MapEntryBytes and the bytes
 // of the key an entry, a list literal a step and ValueBytes + SliceBytes
 // + ValueBytes an element, before their values; a leaf is compiled as the
-// kind the checker gives it (a value known only at run time, data.PATH or
-// kv.get, is refused).
+// kind the checker gives it, kv.get's value passed on as the host's
+// handle of it (another value known only at run time, data.PATH, is
+// refused).
 func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 	c := f.c
 	switch e.Op {
@@ -130,6 +131,9 @@ func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 		return nil
 	}
 	k := staticKind(e)
+	if k == 0 && e.Op == ir.OpHost && e.Name == "kv.get" {
+		k = kAny // passed on as the host returned it
+	}
 	if k == 0 {
 		return f.unsupported(e, "an argument of an action whose kind is known only at run time")
 	}

@@ -118,7 +118,9 @@
 // with one i64 argument a parameter of the call (all strings, or null).
 // point is the charge point of the call (codegen's Output.Points); want
 // is the ir.Kind the code reads of the result (String: a string or null;
-// Number; Bool); scratch is the guest's next free byte of the scratch
+// Number; Bool; Any: a value the code only passes on to an action, whose
+// result is its index in the host's table of the run's values, the host
+// charging its bytes); scratch is the guest's next free byte of the scratch
 // region, where the host writes the bytes of a string result (the guest
 // then moves its next free byte past them). The result is the value in
 // the representation of want. The guest charges the step and the bytes of

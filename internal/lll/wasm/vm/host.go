@@ -151,6 +151,7 @@ type hostRun struct {
 	failed   error         // why the host aborted the run, if it did
 	hostErr  error         // the error of the host call that failed (layout.TrapHost)
 	hostCall string        // and its name
+	values   []ir.Value    // the values of any kind the module holds handles of
 }
 
 type runKey struct{}
@@ -183,6 +184,17 @@ var errAbort = errors.New("vm: the host left the run to the interpreter")
 func (r *hostRun) abort(why error) {
 	r.failed = why
 	r.in.trap.Set(layout.TrapUnsupported)
+	panic(errAbort)
+}
+
+// faultBytes stores the fault of a byte budget that ran out at the charge
+// point pt (layout.FaultBytes, layout.TrapFault), as the guest does, and
+// aborts the call.
+func (r *hostRun) faultBytes(mod api.Module, pt uint32) {
+	mem := mod.Memory()
+	mem.WriteUint32Le(layout.OutBase, layout.FaultBytes)
+	mem.WriteUint32Le(layout.OutBase+4, pt)
+	r.in.trap.Set(layout.TrapFault)
 	panic(errAbort)
 }
 
@@ -253,6 +265,17 @@ func exprFunc(name string, params int) api.GoModuleFunc {
 			stack[0] = uint64(scr)<<32 | uint64(n)
 		case (want == ir.Number || want == ir.Bool) && v.Kind() == want:
 			stack[0] = uint64(v.Micros())
+		case want == ir.Any:
+			// Passed on to an action: the module holds a handle, the
+			// host charges the value's bytes as the interpreter does.
+			left := int64(run.in.bytes.Get())
+			if n := eval.ValueSize(v, left); n > left {
+				run.faultBytes(mod, uint32(stack[0]))
+			} else {
+				run.in.bytes.Set(uint64(left - n))
+			}
+			stack[0] = uint64(len(run.values))
+			run.values = append(run.values, v)
 		default:
 			run.abort(fmt.Errorf("%s returned a %s, the module reads a %s", name, v.Kind(), want))
 		}

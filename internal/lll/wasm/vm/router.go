@@ -143,13 +143,7 @@ func actionFunc(m *Module, name string) api.GoModuleFunc {
 			c := run.span.Canonical()
 			left := int64(run.in.bytes.Get()) - (eval.ValueBytes + int64(len(c)))
 			if left < 0 {
-				// The interpreter's LLL105 at the route, as the guest
-				// words it.
-				mem := mod.Memory()
-				mem.WriteUint32Le(layout.OutBase, layout.FaultBytes)
-				mem.WriteUint32Le(layout.OutBase+4, uint32(rt.Point))
-				run.in.trap.Set(layout.TrapFault)
-				panic(errAbort)
+				run.faultBytes(mod, uint32(rt.Point)) // the interpreter's LLL105 at the route
 			}
 			run.in.bytes.Set(uint64(left))
 			a.Args = append(a.Args, ir.StringValue(string(c)))
@@ -209,6 +203,11 @@ func (r *hostRun) value(e *ir.Expr, b []byte, kinds []ir.Kind, leaf *int) (ir.Va
 		return ir.DurationValue(time.Duration(w)), nil
 	case ir.Timestamp:
 		return ir.TimestampValue(time.Unix(0, int64(w))), nil
+	case ir.Any:
+		if w >= uint64(len(r.values)) {
+			return ir.Value{}, fmt.Errorf("vm: value %d of %d", w, len(r.values))
+		}
+		return r.values[w], nil
 	}
 	return ir.Value{}, fmt.Errorf("vm: an argument of kind %s", kinds[i])
 }

@@ -50,6 +50,7 @@ router r {
   route when kv.get(this) == id to ledger.append({who: upper(who), did: "seen", this: this})
   route when features.diamond to http.request(env.get("hook"))
   route when when - 1h > when - 2h to ws.send("late", when + 1h)
+  route to ws.send("any", {v: kv.get(this), l: [kv.get("big"), 1]})
 }
 `
 
@@ -76,6 +77,7 @@ func TestRouters(t *testing.T) {
 		`{"id":"d","did":"refund.x","who":"Ünïcödé","when":"2025-10-05T22:18:07+02:00"}`,
 		`{"id":"e","did":"x","when":"2024-10-05T22:18:07Z","this":"o3"}`,
 	}
+	big := ir.MapValue(map[string]ir.Value{"a": ir.ListValue([]ir.Value{ir.StringValue("x"), ir.IntValue(2)}), "b": ir.NullValue()})
 	var runs, errored int
 	for _, line := range lines {
 		s, err := span.Parse([]byte(line), span.Limits{})
@@ -86,13 +88,13 @@ func TestRouters(t *testing.T) {
 		for n := range int64(45) {
 			envs = append(envs, eval.Env{MaxSteps: 1 + n}) // every budget below what the runs need
 		}
-		for n := range int64(1200) {
+		for n := range int64(4000) {
 			envs = append(envs, eval.Env{MaxBytes: 1 + n}) // and every byte budget
 		}
 		for i, env := range envs {
 			fail := i%3 == 1 // the host fails its calls and its kv.set
-			eh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e")}, fail: fail}}
-			wh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e")}, fail: fail}}
+			eh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e"), "big": big}, fail: fail}}
+			wh := &stagingHost{mapHost: mapHost{env: map[string]string{"hook": "https://h.example"}, kv: map[string]ir.Value{"o3": ir.StringValue("e"), "big": big}, fail: fail}}
 			ee, we := env, env
 			ee.Host, ee.Timeout = eh, -1
 			we.Host, we.Timeout = wh, -1

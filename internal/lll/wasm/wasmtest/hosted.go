@@ -102,24 +102,28 @@ func (g Gen) leafStr(depth int) string {
 	return "(" + g.leafStr(depth-1) + " + " + g.leafStr(depth-1) + ")"
 }
 
-// payload is an action's payload: a leaf, or a map or list literal.
-func (g Gen) payload(depth int) string {
-	switch n := g.R.IntN(6); {
+// payload is an action's payload: a leaf (kv.get's value among them), or
+// a map or list literal.
+func (g Gen) payload(depth int, caps map[string]bool) string {
+	switch n := g.R.IntN(7); {
 	case n == 0:
 		return g.num(1)
+	case n == 5:
+		caps["kv.get"] = true
+		return "kv.get(" + g.pick([]string{`"k"`, `"odd"`, "this", "who"}) + ")"
 	case n == 1:
 		return "(" + g.boolean(1) + ")"
 	case n == 2 && depth > 0:
 		elems := make([]string, g.R.IntN(3))
 		for i := range elems {
-			elems[i] = g.payload(depth - 1)
+			elems[i] = g.payload(depth-1, caps)
 		}
 		return "[" + strings.Join(elems, ", ") + "]"
 	case n == 3 && depth > 0:
 		keys := []string{"a", "b", "c"}[:1+g.R.IntN(3)]
 		elems := make([]string, len(keys))
 		for i, k := range keys {
-			elems[i] = k + ": " + g.payload(depth-1)
+			elems[i] = k + ": " + g.payload(depth-1, caps)
 		}
 		return "{" + strings.Join(elems, ", ") + "}"
 	}
@@ -132,14 +136,14 @@ func (g Gen) action(caps map[string]bool) string {
 	caps[call] = true
 	switch call {
 	case "kv.set":
-		return "kv.set(" + g.leafStr(1) + ", " + g.payload(0) + ")"
+		return "kv.set(" + g.leafStr(1) + ", " + g.payload(0, caps) + ")"
 	case "ledger.append":
-		return "ledger.append({who: " + g.leafStr(1) + ", n: " + g.payload(2) + "})"
+		return "ledger.append({who: " + g.leafStr(1) + ", n: " + g.payload(2, caps) + "})"
 	}
 	if g.R.IntN(2) == 0 {
 		return call + "(" + g.leafStr(1) + ")" // the input as the payload
 	}
-	return call + "(" + g.leafStr(1) + ", " + g.payload(2) + ")"
+	return call + "(" + g.leafStr(1) + ", " + g.payload(2, caps) + ")"
 }
 
 // Host is a host of generated runs: env.get reads Env, kv.get reads KV
