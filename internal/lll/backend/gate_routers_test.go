@@ -39,7 +39,7 @@ router r {
   route when did matches "*.*" to ws.send("dotted", {id: id, who: who, n: len(who) * 2, ok: has(this), l: [1, "a", false], d: policy.p.d * 2})
   route to kv.set(who, did)
   route when kv.get(who) == did and features.diamond to ledger.append({who: upper(who), did: "seen", this: this})
-  route when env.get("hook") != "" to http.request(env.get("hook") + "/" + lower(did), {after: kv.get(who), l: [kv.get("n"), 1]})
+  route when env.get("hook") != "" to http.request(env.get("hook") + "/" + lower(did), {after: kv.get(who), l: [kv.get("n"), 1], g: data.gross})
 }
 `,
 	"host_validator": `validator v {

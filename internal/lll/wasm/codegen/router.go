@@ -5,6 +5,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/enc"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
@@ -101,9 +102,8 @@ func leaves(e *ir.Expr) int {
 // a step and charges ValueBytes + MapBytes + MapEntryBytes and the bytes
 // of the key an entry, a list literal a step and ValueBytes + SliceBytes
 // + ValueBytes an element, before their values; a leaf is compiled as the
-// kind the checker gives it, kv.get's value passed on as the host's
-// handle of it (another value known only at run time, data.PATH, is
-// refused).
+// kind the checker gives it; a value known only at run time, kv.get's or
+// one below data, is passed on as a handle the host resolves.
 func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 	c := f.c
 	switch e.Op {
@@ -131,6 +131,19 @@ func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 		return nil
 	}
 	k := staticKind(e)
+	if k == 0 && e.Op == ir.OpField && spanfield.Of(e.Name) == spanfield.Data && len(e.Path) > 0 {
+		// A value below data, passed on as the host reads it from the
+		// span: a step, the run's first read of data, the path's handle.
+		i, err := f.g.dataRef(e.Path, e.Pos)
+		if err != nil {
+			return err
+		}
+		f.nodes++
+		f.readData(f.charge(e))
+		c.LocalGet(rec).I64Const(layout.AnyData | int64(i)).Mem(enc.OpI64Store, 3, uint32(layout.ActionLeafSize*len(*kinds)))
+		*kinds = append(*kinds, ir.Any)
+		return nil
+	}
 	if k == 0 && e.Op == ir.OpHost && e.Name == "kv.get" {
 		k = kAny // passed on as the host returned it
 	}

@@ -144,7 +144,8 @@
 // values of the leaves of its argument expressions (constants, fields,
 // operators; map and list literals are not leaves, the host knows their
 // keys and lengths from the program), ActionLeafSize bytes each, in the
-// order the interpreter evaluates them, of the kinds Output.Routes lists.
+// order the interpreter evaluates them, of the kinds Output.Routes lists
+// (Any: a handle, see AnyData).
 // The host rebuilds the arguments, adds the input when the route omits
 // it (the span's canonical JSON, charged to the byte budget as the
 // interpreter charges it), and records the action as the interpreter's

@@ -204,6 +204,17 @@ func (r *hostRun) value(e *ir.Expr, b []byte, kinds []ir.Kind, leaf *int) (ir.Va
 	case ir.Timestamp:
 		return ir.TimestampValue(time.Unix(0, int64(w))), nil
 	case ir.Any:
+		if w&layout.AnyData != 0 {
+			i := w &^ layout.AnyData
+			if i >= uint64(len(r.in.m.data)) {
+				return ir.Value{}, fmt.Errorf("vm: path %d below data of %d", i, len(r.in.m.data))
+			}
+			d, _, err := eval.SpanData(r.span)
+			if err != nil {
+				return ir.Value{}, err
+			}
+			return eval.Walk(d, r.in.m.data[i]), nil
+		}
 		if w >= uint64(len(r.values)) {
 			return ir.Value{}, fmt.Errorf("vm: value %d of %d", w, len(r.values))
 		}

@@ -50,7 +50,7 @@ router r {
   route when kv.get(this) == id to ledger.append({who: upper(who), did: "seen", this: this})
   route when features.diamond to http.request(env.get("hook"))
   route when when - 1h > when - 2h to ws.send("late", when + 1h)
-  route to ws.send("any", {v: kv.get(this), l: [kv.get("big"), 1]})
+  route to ws.send("any", {v: kv.get(this), l: [kv.get("big"), 1], g: data.gross, m: data.m})
 }
 `
 
@@ -71,11 +71,12 @@ func TestRouters(t *testing.T) {
 	}
 	r := ep.Routers()[0]
 	lines := []string{
-		`{"id":"a","did":"sale.post","this":"o1","data":{"gross":150}}`,
+		`{"id":"a","did":"sale.post","this":"o1","data":{"gross":150,"m":{"k":[1,"x"]}}}`,
 		`{"id":"b","did":"sale.post","this":"o1","data":{"gross":15}}`,
 		`{"id":"c","did":"refund.full","who":"ana","this":"o2","when":"2025-10-05T22:18:07Z"}`,
 		`{"id":"d","did":"refund.x","who":"Ünïcödé","when":"2025-10-05T22:18:07+02:00"}`,
 		`{"id":"e","did":"x","when":"2024-10-05T22:18:07Z","this":"o3"}`,
+		`{"id":"f","did":"x","who":"fay","when":"2024-10-05T22:18:07Z","this":"o4","data":{"gross":5,"m":[1,{"n":null}]}}`,
 	}
 	big := ir.MapValue(map[string]ir.Value{"a": ir.ListValue([]ir.Value{ir.StringValue("x"), ir.IntValue(2)}), "b": ir.NullValue()})
 	var runs, errored int
