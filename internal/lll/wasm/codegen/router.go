@@ -140,7 +140,7 @@ func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 		}
 		f.nodes++
 		f.readData(f.charge(e))
-		c.LocalGet(rec).I64Const(layout.AnyData | int64(i)).Mem(enc.OpI64Store, 3, uint32(layout.ActionLeafSize*len(*kinds)))
+		c.LocalGet(rec).I64Const(layout.AnyData|int64(i)).Mem(enc.OpI64Store, 3, uint32(layout.ActionLeafSize*len(*kinds)))
 		*kinds = append(*kinds, ir.Any)
 		return nil
 	}
