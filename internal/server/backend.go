@@ -12,7 +12,7 @@ import (
 	"github.com/loglineos/loglineos/internal/span"
 )
 
-// openBackend prepares the span validators and routers of spans on
+// openBackend prepares the span validators and routers on
 // bundle.backend and registers its metrics:
 // logline_runtime_divergence_total (by validator or router),
 // logline_runtime_wasm_runs_total and logline_runtime_wasm_fallbacks_total.

@@ -1,5 +1,5 @@
-// Package backend runs a bundle's span validators and routers of spans on
-// the backend a deployment chooses:
+// Package backend runs a bundle's span validators and routers on the
+// backend a deployment chooses:
 //
 //   - eval: the interpreter (package eval), the reference;
 //   - wasm: the WebAssembly module the bundle carries (package vm), built
@@ -16,7 +16,9 @@
 //     Divergence, handed to Options.OnDivergence; the interpreter's answer
 //     is the one returned.
 //
-// The routers of spans run on the backend too (Spans.Route): their
+// The routers the module compiles (codegen.Routers: those of spans, and
+// those of other inputs that do not read them) run on the backend too
+// (Spans.Route): their
 // actions, errors and steps are compared in shadow mode. The host calls
 // of a run (env.get, kv.get, crypto.verify, the actions told to a
 // Stager host) are made once an evaluation: the first run's are recorded
@@ -24,8 +26,8 @@
 // (names, arguments, order) too, and a wasm run the interpreter must
 // answer asks nothing twice. The module is linked under the bundle's
 // caps_allow: one that imports a call it does not grant fails New.
-// Event validators, pipelines and routers of other inputs run on the
-// interpreter under every backend.
+// Event validators, pipelines and the routers of other inputs that read
+// them run on the interpreter under every backend.
 //
 // A Spans is safe for concurrent use: each wasm evaluation takes an
 // instance from a pool (wazero's instances are not safe for concurrent
@@ -182,7 +184,7 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 	}
 	c.imports = len(out.Imports) > 0
 	c.routers = map[string]bool{}
-	for _, r := range codegen.SpanRouters(prog) {
+	for _, r := range codegen.Routers(prog) {
 		if !slices.Contains(out.Routers, r.Name) {
 			return nil, fmt.Errorf("%w: the module does not export router %s", ErrNoModule, r.Name)
 		}

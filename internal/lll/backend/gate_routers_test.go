@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,7 +77,7 @@ func TestShadowGateRouters(t *testing.T) {
 	var runs, fallbacks, actions, failed, programs int64
 	for _, gp := range progs {
 		p, errs := lll.Compile(gp.srcs)
-		if len(errs) > 0 || len(codegen.SpanRouters(p)) == 0 && !strings.HasSuffix(gp.name, "_validator") {
+		if len(errs) > 0 || len(codegen.Routers(p)) == 0 && !strings.HasSuffix(gp.name, "_validator") {
 			continue
 		}
 		out, err := codegen.Compile(p)
@@ -110,6 +111,9 @@ func TestShadowGateRouters(t *testing.T) {
 				}
 			}
 			for _, rt := range ep.Routers() {
+				if !slices.Contains(rt.IR.Input, abi.InputSpan) {
+					continue
+				}
 				acts, err := c.Route(ctx, rt, eval.Input{Span: s}, env)
 				actions += int64(len(acts))
 				if err != nil {

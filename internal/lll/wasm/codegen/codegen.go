@@ -82,11 +82,12 @@
 // Host calls are the module's imports (imports.go, and package layout's
 // Imports): env.get, kv.get (read as the kind the place of the call
 // wants, as a value below data is) and crypto.verify in expressions, the
-// actions of routes. The routers whose input is a span are compiled to one
+// actions of routes. The routers whose input is a span, and those of
+// other inputs that do not read them (see Routers), are compiled to one
 // exported function each (router.go): their routes in order, each guard,
 // then the leaves of the action's arguments written to a record in the
-// scratch region and the action's imported function called; routers of
-// other inputs are not part of the module.
+// scratch region and the action's imported function called; other
+// routers are not part of the module.
 //
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins (index,
@@ -163,7 +164,8 @@ type Output struct {
 	// sorted: a host links them only when the bundle's capabilities
 	// grant them.
 	Imports []string `json:"imports,omitempty"`
-	// Routers names the routers (of spans) the module exports, in order.
+	// Routers names the routers the module exports (see Routers), in
+	// order.
 	Routers []string `json:"routers,omitempty"`
 	// Routes are the routes of those routers, by the index an action's
 	// host function receives.
@@ -277,12 +279,12 @@ func Compile(p *ir.Program) (*Output, error) {
 			spanValidators = append(spanValidators, v)
 		}
 	}
-	spanRouters := SpanRouters(p)
-	if err := g.importHostCalls(spanValidators, spanRouters); err != nil {
+	routers := Routers(p)
+	if err := g.importHostCalls(spanValidators, routers); err != nil {
 		return nil, err
 	}
 	g.streq = uint32(len(g.m.Imports))
-	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(spanRouters))
+	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(routers))
 	export := func(name string, f *fn) {
 		g.m.Exports = append(g.m.Exports, enc.Export{Name: name, Kind: enc.ExternFunc, Index: g.streq + uint32(len(g.m.Funcs))})
 		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
@@ -295,7 +297,7 @@ func Compile(p *ir.Program) (*Output, error) {
 		export(layout.ValidatorExport(v.Name), f)
 		g.out.Validators = append(g.out.Validators, v.Name)
 	}
-	for _, r := range spanRouters {
+	for _, r := range routers {
 		f := &fn{g: g, router: r, name: r.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}}
 		if err := f.routes(); err != nil {
 			return nil, fmt.Errorf("codegen: router %s: %w", r.Name, err)

@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -24,17 +25,40 @@ type Route struct {
 	Leaves []ir.Kind `json:"leaves"`
 }
 
-// SpanRouters returns the routers of p whose input is a span, the ones
-// Compile compiles. Routers over derived events and webhooks are not
-// compiled: they run on the interpreter under every backend.
-func SpanRouters(p *ir.Program) []*ir.Router {
+// Routers returns the routers of p that Compile compiles: those whose
+// input is a span, and those of other inputs (derived events, webhooks)
+// whose routes do not read their input (route to
+// http.request(env.get("hook")): the input is only the payload the host
+// adds). A router of another input that reads it is not compiled: it runs
+// on the interpreter under every backend.
+func Routers(p *ir.Program) []*ir.Router {
 	var out []*ir.Router
 	for _, r := range p.Routers {
-		if len(r.Input) == 1 && r.Input[0] == abi.InputSpan {
+		if len(r.Input) == 1 && r.Input[0] == abi.InputSpan || !readsInput(r) {
 			out = append(out, r)
 		}
 	}
 	return out
+}
+
+// readsInput reports whether a route of r reads a field of its input.
+func readsInput(r *ir.Router) bool {
+	var reads func(e *ir.Expr) bool
+	reads = func(e *ir.Expr) bool {
+		if e == nil {
+			return false
+		}
+		if e.Op == ir.OpField || e.Op == ir.OpHas {
+			return true
+		}
+		return slices.ContainsFunc(e.Args, reads)
+	}
+	for _, rt := range r.Routes {
+		if reads(rt.Guard) || slices.ContainsFunc(rt.Args, reads) {
+			return true
+		}
+	}
+	return false
 }
 
 // routes compiles the body of a router's function: each route in order,

@@ -18,8 +18,9 @@ import (
 // ErrNoRouter: the module has no router of that name.
 var ErrNoRouter = fmt.Errorf("vm: no such router in the module")
 
-// RouteSpan runs the router name over s as eval's Router.RouteSteps does
-// with env: the actions of the routes whose guards hold, in order, each
+// Route runs the router name over the input in (a span, or the event of
+// a router of another input that does not read it) as eval's
+// Router.RouteSteps does with env: the actions of the routes whose guards hold, in order, each
 // recorded by the host when the module calls the action's host function
 // (and told to env.Host at once when it is an eval.Stager, as the
 // interpreter does); the routes' guards and arguments see env's feature
@@ -29,13 +30,17 @@ var ErrNoRouter = fmt.Errorf("vm: no such router in the module")
 // cannot answer fails with ErrUnsupported, and the caller asks the
 // interpreter: as for CheckSpanEnv, and when a host call failed (the
 // interpreter words its error).
-func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, env *eval.Env) ([]eval.Action, Result, error) {
+func (in *Instance) Route(ctx context.Context, name string, input eval.Input, env *eval.Env) ([]eval.Action, Result, error) {
 	r := in.m.host.routers[name]
 	f := in.mod.ExportedFunction(layout.RouterExport(name))
 	if r == nil || f == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoRouter, name)
 	}
 	budget, maxBytes, timeout := limits(env)
+	s := input.Span
+	if s == nil {
+		s = &span.Span{} // a router of another input reads none of it
+	}
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
@@ -44,8 +49,8 @@ func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, en
 			return nil, Result{}, err
 		}
 	}
-	ctx, run := in.hostRun(ctx, env, timeout, s)
-	run.router = name
+	ctx, run := in.hostRun(ctx, env, timeout, input.Span)
+	run.router, run.event = name, input.Event
 	in.fuel.Set(uint64(budget))
 	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
@@ -137,6 +142,10 @@ func actionFunc(m *Module, name string) api.GoModuleFunc {
 				run.abort(err)
 			}
 			a.Args = append(a.Args, v)
+		}
+		if len(a.Args) < params && run.span == nil {
+			a.Input = true
+			a.Args = append(a.Args, run.event) // the event itself, charged nothing, as the interpreter adds it
 		}
 		if len(a.Args) < params {
 			a.Input = true

@@ -25,8 +25,8 @@
 // only the calls the capabilities grant, so a module importing another
 // cannot be instantiated (ErrCapability). Each call is performed by the
 // run's eval.Host, as the interpreter performs it, its result written
-// back in the module's representation. RouteSpan (router.go) runs a
-// router of spans: the host records each action the module calls for,
+// back in the module's representation. Route (router.go) runs a
+// router: the host records each action the module calls for,
 // rebuilt from the route's argument record, as eval's Router.Route
 // returns it.
 package vm
