@@ -11,6 +11,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/internal/lll/wasm/wasmtest"
 	"github.com/loglineos/loglineos/internal/runtime"
 )
 
@@ -59,6 +60,7 @@ router r {
 // kv.get reading the run's kv.set, crypto.verify), at the default step
 // budget and at random smaller ones; the backends never diverge (actions,
 // errors, steps, host calls), and the module answers most evaluations.
+// Every module passes wasm-validate and wazero's CompileModule.
 func TestShadowGateRouters(t *testing.T) {
 	ctx := context.Background()
 	spans := gateCorpus(t)
@@ -85,6 +87,7 @@ func TestShadowGateRouters(t *testing.T) {
 			t.Errorf("%s: %v", gp.name, err)
 			continue
 		}
+		wasmtest.Validate(t, gp.name, out.Wasm)
 		ep, err := eval.Compile(p)
 		if err != nil {
 			t.Fatal(err)
