@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -65,8 +66,14 @@ func recordCommits() (func(context.Context, Commit) error, func() []Commit) {
 // receipts journal, checkpoint) and that both verify with the same root.
 func sameLedgers(t *testing.T, fs vfs.FS, a, b string) {
 	t.Helper()
+	// The segments and the receipts journal, not what was moved aside.
+	files := func(dir string) map[string]string {
+		m := dirFiles(t, fs, dir)
+		maps.DeleteFunc(m, func(name, _ string) bool { return !strings.HasSuffix(name, ".ndjson") })
+		return m
+	}
 	for _, sub := range []string{"ledger/segments", "receipts"} {
-		if diff := cmp.Diff(dirFiles(t, fs, a+"/"+sub), dirFiles(t, fs, b+"/"+sub)); diff != "" {
+		if diff := cmp.Diff(files(a+"/"+sub), files(b+"/"+sub)); diff != "" {
 			t.Errorf("%s differs between %s and %s:\n%.2000s", sub, a, b, diff)
 		}
 	}
@@ -256,6 +263,11 @@ func TestApplyRefuses(t *testing.T) {
 	later.Now = laterClock(time.Hour)
 	shareKey(t, fs, "w", "w2")
 	twin := writeCommits(t, fs, "w2", later, "s_9", "s_0")
+	// Another with the same key and an earlier clock.
+	earlier := testConfig(fs)
+	earlier.Now = laterClock(-time.Hour)
+	shareKey(t, fs, "w", "w4")
+	early := writeCommits(t, fs, "w4", earlier, "s_8", "s_1")
 	// A ledger of its own key.
 	foreign := writeCommits(t, fs, "w3", testConfig(fs), "s_1")
 
@@ -271,28 +283,54 @@ func TestApplyRefuses(t *testing.T) {
 	badFirst.First = 2
 	short := good[1]
 	short.Lines = short.Lines[:len(short.Lines)-1]
+	tsb := good[1].Receipt.TS.UTC().AppendFormat(nil, tsLayout)
+	// A body changed and its line sealed again with its old leaf: the CRC
+	// holds, the leaf does not.
+	forged := good[1]
+	forged.Lines = []byte(strings.Replace(string(good[1].Lines), `"who":"dan"`, `"who":"eve"`, 1))
+	rec, err := decodeRecord(good[1].Lines[:len(good[1].Lines)-1], new([]byte))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fillLine(forged.Lines[:len(forged.Lines)-1], &rec.Leaf)
+	// Another record, well sealed, in the commit's place.
+	var enc encoder
+	other := good[1]
+	other.Lines, _ = enc.appendRecord(nil, 1, tsb, ledgerfmt.KindSpan, spanEntry("t_a", "s_other", "x").Body)
 	for _, tc := range []struct {
-		name string
-		c    Commit
-		want string
+		name   string
+		c      Commit
+		reopen bool // the follower is reopened before: its spans are in the index
+		want   string
 	}{
-		{"gap", good[2], "leaves a gap: the ledger's next record is 1"},
-		{"repeated", good[0], "starts before the ledger's next record, 1: it was applied already"},
-		{"flipped byte in a body", flip(good[1], len(good[1].Lines)-20), "checksum mismatch"},
-		{"flipped byte in a leaf", flip(good[1], 60), "checksum mismatch"},
-		{"wrong signature", badSig, "bad signature"},
-		{"foreign key", foreign[0], "signed by key"},
-		{"first not the receipt's", badFirst, "its receipt is for the commit at seq 1"},
-		{"line cut short", short, "hold 0 whole records, its receipt says 1"},
-		{"span stored already", twin[1], "span t_a/s_0 (seq 1) is stored already as seq 0"},
+		{"gap", good[2], false, "leaves a gap: the ledger's next record is 1"},
+		{"repeated", good[0], false, "starts before the ledger's next record, 1: it was applied already"},
+		{"flipped byte in a body", flip(good[1], len(good[1].Lines)-20), false, "checksum mismatch"},
+		{"flipped byte in a leaf", flip(good[1], 60), false, "checksum mismatch"},
+		{"wrong signature", badSig, false, "bad signature"},
+		{"foreign key", foreign[0], false, "signed by key"},
+		{"first not the receipt's", badFirst, false, "its receipt is for the commit at seq 1"},
+		{"line cut short", short, false, "hold 0 whole records, its receipt says 1"},
+		{"leaf forged", forged, false, "record 0 (seq 1): leaf hash mismatch"},
+		{"another record", other, false, "its records do not match its receipt's batch root"},
+		{"ts not after the last commit's", early[1], false, "not after the last commit's"},
+		{"span stored already", twin[1], false, "span t_a/s_0 (seq 1) is stored already as seq 0"},
+		{"span stored already, indexed", twin[1], true, "span t_a/s_0 (seq 1) is stored already as seq 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := "f_" + strings.ReplaceAll(tc.name, " ", "_")
+			dir := "f_" + strings.NewReplacer(" ", "_", ",", "").Replace(tc.name)
 			shareKey(t, fs, "w", dir)
 			f := openAt(t, fs, dir, testConfig(fs))
 			defer f.Close()
 			if err := f.Apply(ctx, good[0]); err != nil {
 				t.Fatal(err)
+			}
+			if tc.reopen {
+				if err := f.Close(); err != nil {
+					t.Fatal(err)
+				}
+				f = openAt(t, fs, dir, testConfig(fs))
+				defer f.Close()
 			}
 			err := f.Apply(ctx, tc.c)
 			if !errors.Is(err, ErrBadCommit) || !strings.Contains(err.Error(), tc.want) {

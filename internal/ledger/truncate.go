@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -164,6 +165,7 @@ func scanForCut(fs vfs.FS, path string, size uint64) (segmentScan, error) {
 	}
 	s.size = st.Size()
 	sc := newLineScanner(f, 0)
+	var prevTS []byte
 	for {
 		line, at, err := sc.next()
 		if errors.Is(err, io.EOF) {
@@ -177,15 +179,20 @@ func scanForCut(fs vfs.FS, path string, size uint64) (segmentScan, error) {
 		if !ok {
 			return s, &CorruptError{Segment: fs.PathBase(path), Offset: at, Reason: "no sequence number where a record starts"}
 		}
+		ts := lineTS(line)
+		if seq == size {
+			if s.lines > 0 && bytes.Equal(ts, prevTS) {
+				return s, fmt.Errorf("record %d is inside a commit (it has the ts of record %d)", size, s.last)
+			}
+			s.at, s.end = at, at
+			return s, nil
+		}
 		if s.lines == 0 {
 			s.first = seq
 		}
 		s.lines++
 		s.last = seq
-		if seq == size {
-			s.at, s.end = at, at
-			return s, nil
-		}
+		prevTS = append(prevTS[:0], ts...)
 	}
 }
 
@@ -245,4 +252,14 @@ func openCheckpointFile(fs vfs.FS, ledgerDir string, b []byte) (*ledgerfmt.Check
 		return nil, fmt.Errorf("%w: checkpoint: %w", ErrCorrupt, err)
 	}
 	return c, nil
+}
+
+// lineTS returns the ts of a framed line whose seq was read (nil when the
+// line is too short to hold one).
+func lineTS(line []byte) []byte {
+	at := frameTSAt + seqDigits(line)
+	if len(line) < at+tsLen {
+		return nil
+	}
+	return line[at : at+tsLen]
 }
