@@ -52,7 +52,7 @@ type commitBatch struct {
 	taken  bool
 	wakeAt int // the committer wakes the sealer when recs reach this
 
-	size  int // len(buf), once written
+	size int // len(buf), once written
 	// applied: the batch is a commit given to Apply. Its lines are sealed,
 	// its leaves in recs and its receipt set; nothing is added to it.
 	applied bool

@@ -110,7 +110,7 @@ type Ledger struct {
 	lastCkpt     atomic.Pointer[ledgerfmt.Checkpoint]
 	lastIndexed  atomic.Pointer[indexedBatch]
 	// role says where records come from: Append or Apply (apply.go).
-	role atomic.Uint32
+	role     atomic.Uint32
 	applyKey commitVerifier
 
 	stats struct {
