@@ -84,11 +84,7 @@ func NewNode(ctx context.Context, nc *nats.Conn, cfg NodeConfig) (*Node, error) 
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	lg, err := OpenLog(ctx, js)
-	if err != nil {
-		return nil, err
-	}
-	return &Node{cfg: cfg, nc: nc, js: js, log: lg}, nil
+	return &Node{cfg: cfg, nc: nc, js: js, log: &Log{js: js}}, nil
 }
 
 // Ledger returns the node's open ledger (nil between role changes). Read
@@ -105,50 +101,92 @@ func (n *Node) setLedger(l *ledger.Ledger) {
 	n.mu.Unlock()
 }
 
+// errLedger marks failures of the node's own ledger: Run stops on them,
+// while it rides out NATS's (a leader election, a node down, a cut).
+var errLedger = errors.New("cluster: the node's ledger")
+
+// permanent reports whether Run must stop on err rather than retry.
+func permanent(err error) bool {
+	return errors.Is(err, errLedger) || errors.Is(err, ledger.ErrBadCommit) || errors.Is(err, ledger.ErrCorrupt)
+}
+
 // Run runs the node until ctx is done: reconcile, then follow, and
-// integrate whenever it wins the lease. It closes the ledger on return.
+// integrate whenever it wins the lease. NATS's failures are retried; it
+// returns the ledger's (it closes the ledger on return).
 func (n *Node) Run(ctx context.Context) error {
-	l, err := n.reconcile(ctx)
-	if err != nil {
-		return err
+	var l *ledger.Ledger
+	defer func() {
+		n.setLedger(nil)
+		if l != nil {
+			l.Close()
+		}
+	}()
+	// retry says whether to go on after err, waiting a little first.
+	retry := func(what string, err error) bool {
+		if ctx.Err() != nil || permanent(err) {
+			return false
+		}
+		n.cfg.Log.Warn(what, "node", n.cfg.Name, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(n.cfg.LeaseTTL / 4):
+			return true
+		}
+	}
+	for l == nil {
+		var err error
+		if l, err = n.reconcile(ctx); err != nil && !retry("reconciling with the integrated log", err) {
+			return quiet(ctx, err)
+		}
 	}
 	for {
 		n.setLedger(l)
 		lease, err := n.follow(ctx, l)
 		if err != nil {
-			n.setLedger(nil)
-			l.Close()
-			if ctx.Err() != nil {
-				return nil
+			if retry("following the integrated log", err) {
+				continue
 			}
-			return err
+			return quiet(ctx, err)
 		}
 		// Won the lease, and applied the whole log: integrate, renewing
 		// the lease from now on.
 		pub := &publisher{n: n, lease: lease}
 		stopKeeping := n.keepLease(ctx, lease, pub)
 		n.setLedger(nil)
-		if err := l.Close(); err != nil {
+		err = l.Close()
+		l = nil
+		if err != nil {
 			stopKeeping()
-			return fmt.Errorf("cluster: node %s: closing the follower's ledger: %w", n.cfg.Name, err)
+			return fmt.Errorf("%w: node %s: closing the follower's ledger: %w", errLedger, n.cfg.Name, err)
 		}
 		published, err := n.integrate(ctx, pub)
 		stopKeeping()
-		if ctx.Err() != nil && err == nil {
-			return nil
+		if ctx.Err() == nil {
+			n.cfg.Log.Warn("stopped integrating", "node", n.cfg.Name, "epoch", lease.Epoch(), "published", published, "err", err)
 		}
-		n.cfg.Log.Warn("stopped integrating", "node", n.cfg.Name, "epoch", lease.Epoch(), "published", published, "err", err)
+		if permanent(err) {
+			return err
+		}
 		// Whatever was written and not published goes aside.
 		if err := ledger.TruncateAfter(n.cfg.Dir, published, n.cfg.Ledger); err != nil {
-			return fmt.Errorf("cluster: node %s: moving the unpublished tail aside: %w", n.cfg.Name, err)
+			return fmt.Errorf("%w: node %s: moving the unpublished tail aside: %w", errLedger, n.cfg.Name, err)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 		if l, err = ledger.Open(n.cfg.Dir, n.cfg.Ledger); err != nil {
-			return fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
+			return fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 		}
 	}
+}
+
+// quiet is err, or nil when ctx is done (the node was stopped).
+func quiet(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // batch is one batch message of the integrated log.
@@ -182,9 +220,16 @@ func decodeBatch(seq uint64, h nats.Header, data []byte) (*batch, error) {
 // log: records of a commit the log does not hold (written by this node
 // while it integrated, never published) are moved aside.
 func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
+	if n.log.s == nil {
+		s, err := n.js.Stream(ctx, StreamIntegrated)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+		}
+		n.log.s = s
+	}
 	l, err := ledger.Open(n.cfg.Dir, n.cfg.Ledger)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
+		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
 	local := l.Next()
 	last, err := n.log.Last(ctx)
@@ -227,10 +272,10 @@ func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
 		return nil, err
 	}
 	if err := ledger.TruncateAfter(n.cfg.Dir, keep, n.cfg.Ledger); err != nil {
-		return nil, fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
+		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
 	if l, err = ledger.Open(n.cfg.Dir, n.cfg.Ledger); err != nil {
-		return nil, fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
+		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
 	return l, nil
 }
@@ -354,10 +399,10 @@ func (n *Node) applyMsg(ctx context.Context, l *ledger.Ledger, seq uint64, h nat
 		case end <= l.Next():
 			// Held already (reconcile checked it).
 		case b.commit.First != l.Next():
-			return fmt.Errorf("cluster: node %s: %s message %d begins at record %d; the ledger is at %d", n.cfg.Name, StreamIntegrated, seq, b.commit.First, l.Next())
+			return fmt.Errorf("%w: node %s: %s message %d begins at record %d; the ledger is at %d", errLedger, n.cfg.Name, StreamIntegrated, seq, b.commit.First, l.Next())
 		default:
 			if err := l.Apply(ctx, b.commit); err != nil {
-				return fmt.Errorf("cluster: node %s: applying %s message %d: %w", n.cfg.Name, StreamIntegrated, seq, err)
+				return fmt.Errorf("%w: node %s: applying %s message %d: %w", errLedger, n.cfg.Name, StreamIntegrated, seq, err)
 			}
 		}
 		n.inDone = b.inDone
@@ -400,7 +445,7 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 	cfg.Publish = pub.publish
 	l, err := ledger.Open(n.cfg.Dir, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("cluster: node %s: %w", n.cfg.Name, err)
+		return 0, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
 	pub.published = l.Next()
 	defer func() {

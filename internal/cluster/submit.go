@@ -43,6 +43,7 @@ type Submitter struct {
 
 	mu      sync.Mutex
 	waiting map[string]chan *nats.Msg
+	closed  bool
 }
 
 // NewSubmitter returns a Submitter publishing over nc; timeout 0 means
@@ -63,8 +64,19 @@ func NewSubmitter(nc *nats.Conn, timeout time.Duration) (*Submitter, error) {
 	return s, nil
 }
 
-// Close stops receiving answers.
-func (s *Submitter) Close() error { return s.sub.Unsubscribe() }
+// Close stops receiving answers; requests waiting for one fail with
+// ErrNoAnswer.
+func (s *Submitter) Close() error {
+	err := s.sub.Unsubscribe()
+	s.mu.Lock()
+	for subject, ch := range s.waiting {
+		close(ch)
+		delete(s.waiting, subject)
+	}
+	s.closed = true
+	s.mu.Unlock()
+	return err
+}
 
 func (s *Submitter) answer(m *nats.Msg) {
 	s.mu.Lock()
@@ -92,11 +104,17 @@ func (s *Submitter) Append(ctx context.Context, entries []ledger.Entry) ([]ledge
 	subject := s.prefix + id
 	ch := make(chan *nats.Msg, 1)
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errors.New("cluster: the submitter is closed")
+	}
 	s.waiting[subject] = ch
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.waiting, subject)
+		if s.waiting[subject] == ch {
+			delete(s.waiting, subject)
+		}
 		s.mu.Unlock()
 	}()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -123,7 +141,10 @@ func (s *Submitter) Append(ctx context.Context, entries []ledger.Entry) ([]ledge
 		return nil, fmt.Errorf("cluster: publishing to %s: %w", StreamIn, err)
 	}
 	select {
-	case a := <-ch:
+	case a, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("%w: the submitter closed", ErrNoAnswer)
+		}
 		return decodeReply(a.Data, len(entries))
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w (%s)", ErrNoAnswer, s.timeout)
