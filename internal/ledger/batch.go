@@ -52,7 +52,12 @@ type commitBatch struct {
 	taken  bool
 	wakeAt int // the committer wakes the sealer when recs reach this
 
-	size int // len(buf), once written
+	size  int // len(buf), once written
+	recs  []batchRec
+	dups  []*appendReq // requests with duplicates of pending records here
+	nodes []treeNode
+	done  []*appendReq // requests completed by this batch
+
 	// applied: the batch is a commit given to Apply. Its lines are sealed,
 	// its leaves in recs and its receipt set; nothing is added to it.
 	applied bool
@@ -60,10 +65,6 @@ type commitBatch struct {
 	// took the time the write and sync took.
 	lines []byte
 	took  time.Duration
-	recs  []batchRec
-	dups  []*appendReq // requests with duplicates of pending records here
-	nodes []treeNode
-	done  []*appendReq // requests completed by this batch
 
 	// Set at seal and after sync.
 	rootAfter ledgerfmt.Hash // tree root once this batch is in

@@ -109,7 +109,8 @@ type Config struct {
 	OnCommit func(records, bytes int, sync time.Duration) `yaml:"-"`
 	// Publish, if set, is called with every group commit once it is
 	// durable, one at a time in commit order, before any request of the
-	// commit is answered: receipts are withheld until it returns nil, and
+	// commit is answered (it must not call the ledger's Append, Close or
+	// WriteCheckpoint): receipts are withheld until it returns nil, and
 	// until then the commit is not visible to readers (Next, reads,
 	// proofs), not indexed and not covered by a checkpoint. The context is
 	// never canceled by the ledger; Publish bounds its own waits. An error

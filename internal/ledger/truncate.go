@@ -237,21 +237,13 @@ func dropDerivedPast(fs vfs.FS, ledgerDir string, size uint64, cfg Config) error
 	return nil
 }
 
-// openCheckpointFile verifies the checkpoint b with the ledger's key.
+// openCheckpointFile verifies the checkpoint b with the key in ledgerDir.
 func openCheckpointFile(fs vfs.FS, ledgerDir string, b []byte) (*ledgerfmt.Checkpoint, error) {
 	signer, err := loadOrCreateKey(fs, ledgerDir, "", nil, false)
 	if err != nil {
 		return nil, err
 	}
-	v, err := ledgerfmt.NewVerifier(signer.VerifierKey())
-	if err != nil {
-		return nil, err
-	}
-	c, err := v.OpenCheckpoint(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: checkpoint: %w", ErrCorrupt, err)
-	}
-	return c, nil
+	return openCheckpoint(signer, b)
 }
 
 // lineTS returns the ts of a framed line whose seq was read (nil when the
