@@ -227,7 +227,11 @@ func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
 		}
 		n.log.s = s
 	}
-	l, err := ledger.Open(n.cfg.Dir, n.cfg.Ledger)
+	// Read-only first: a writable open signs a checkpoint over every
+	// record, published or not.
+	ro := n.cfg.Ledger
+	ro.ReadOnly = true
+	l, err := ledger.Open(n.cfg.Dir, ro)
 	if err != nil {
 		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
@@ -264,15 +268,14 @@ func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
 		keep = b.commit.First + b.size
 		n.logSeq, n.inDone = seq, b.inDone
 	}
-	if keep >= local {
-		return l, nil
-	}
-	n.cfg.Log.Warn("moving aside records the integrated log does not hold", "node", n.cfg.Name, "from", keep, "to", local)
 	if err := l.Close(); err != nil {
-		return nil, err
-	}
-	if err := ledger.TruncateAfter(n.cfg.Dir, keep, n.cfg.Ledger); err != nil {
 		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
+	}
+	if keep < local {
+		n.cfg.Log.Warn("moving aside records the integrated log does not hold", "node", n.cfg.Name, "from", keep, "to", local)
+		if err := ledger.TruncateAfter(n.cfg.Dir, keep, n.cfg.Ledger); err != nil {
+			return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
+		}
 	}
 	if l, err = ledger.Open(n.cfg.Dir, n.cfg.Ledger); err != nil {
 		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
