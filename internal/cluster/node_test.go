@@ -62,7 +62,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // sharedKey makes a ledger key in a first data directory and copies it to
 // the others: every node signs with the cluster's key.
-func sharedKey(t *testing.T, dirs ...string) {
+func sharedKey(t testing.TB, dirs ...string) {
 	t.Helper()
 	l, err := ledger.Open(dirs[0], ledger.Config{})
 	if err != nil {
