@@ -115,6 +115,14 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			defer sub.Close()
 			runIngest(b, sub, clients, size)
+			b.StopTimer()
+			for _, name := range []string{cluster.StreamIn, cluster.StreamIntegrated} {
+				if st, err := js.Stream(ctx, name); err == nil {
+					if info, err := st.Info(ctx); err == nil {
+						b.Logf("%s: %d messages, %d bytes", name, info.State.Msgs, info.State.Bytes)
+					}
+				}
+			}
 		})
 	}
 }
