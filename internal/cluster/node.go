@@ -451,6 +451,7 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 		return 0, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
 	pub.published = l.Next()
+	pub.last = n.logSeq
 	defer func() {
 		n.setLedger(nil)
 		l.Close()
