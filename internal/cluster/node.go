@@ -5,7 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -41,6 +44,9 @@ type NodeConfig struct {
 	InFlight int
 	// Log receives the node's events (slog.Default when nil).
 	Log *slog.Logger
+	// Follower, if set, never tries for the lease: the node only follows
+	// (a gateway's copy of the ledger, for reads).
+	Follower bool
 }
 
 // Node is one ledger node of a cluster: it follows LEDGER_INTEGRATED into
@@ -227,6 +233,16 @@ func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
 		}
 		n.log.s = s
 	}
+	// A new node makes its ledger (its key, if none was put there).
+	if _, err := os.Stat(filepath.Join(n.cfg.Dir, "ledger", "segments")); errors.Is(err, fs.ErrNotExist) {
+		l, err := ledger.Open(n.cfg.Dir, n.cfg.Ledger)
+		if err != nil {
+			return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
+		}
+		if err := l.Close(); err != nil {
+			return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
+		}
+	}
 	// Read-only first: a writable open signs a checkpoint over every
 	// record, published or not.
 	ro := n.cfg.Ledger
@@ -328,6 +344,9 @@ func (n *Node) follow(ctx context.Context, l *ledger.Ledger) (*Lease, error) {
 	lctx, stopTrying := context.WithCancel(ctx)
 	defer stopTrying()
 	go func() {
+		if n.cfg.Follower {
+			return
+		}
 		t := time.NewTicker(n.cfg.LeaseTTL / 2)
 		defer t.Stop()
 		for {
