@@ -96,10 +96,13 @@
 // program, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
-// first use. It imports nothing. Besides the module, Output lists what the
+// first use, then the entry of each span validator, in the order of the
+// validators: the function exported under its name, which takes the fuel
+// and the byte budget and stores the fuel left (see package layout). It
+// imports nothing. Besides the module, Output lists what the
 // host needs to run it (charge points, feature flags, policy values, paths
-// below data, whether it reads confirmed_by's strings, the Unicode version
-// of its case table): whoever stores a module must store those with it.
+// below data, whether it reads confirmed_by's strings, the string fields
+// whose bytes it reads, the Unicode version of its case table): whoever stores a module must store those with it.
 package codegen
 
 import (
@@ -143,6 +146,11 @@ type Output struct {
 	// offset<<32 | length) after them, the slot's offset pointing at
 	// those.
 	ConfirmedBy bool `json:"confirmed_by,omitempty"`
+	// Strings are the string fields (id ... status, when's text
+	// included) whose bytes the module reads, in the order of package
+	// spanfield: the host copies the bytes of those only, and the slot of
+	// any other string field has its length but offset 0.
+	Strings []string `json:"strings,omitempty"`
 	// Unicode is the version of Unicode (unicode.Version) of the case
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
@@ -161,7 +169,7 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
 			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem
 		}) &&
-		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode
+		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && slices.Equal(o.Strings, x.Strings) && o.Unicode == x.Unicode
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The
@@ -193,6 +201,7 @@ const (
 const (
 	typeStreq     = 0 // (i32 ptr, i32 len, i32 ptr, i32 len) -> i32
 	typeValidator = 1 // () -> i32
+	typeEntry     = 2 // (i64 fuel, i64 bytes) -> i32, a validator's export
 	globalFuel    = 0
 	globalTrap    = 1
 	globalBytes   = 2 // the byte budget left
@@ -216,6 +225,7 @@ type gen struct {
 	concatFn uint32            // the concatenation helper, 0 until used
 	decodeFn uint32            // the rune decoder, 0 until used
 	globs    map[string]uint32 // the matcher of each glob, by pattern
+	strings  uint16            // bit f: the module reads the bytes of string field f (Output.Strings)
 }
 
 // Compile compiles the span validators of p.
@@ -226,6 +236,7 @@ func Compile(p *ir.Program) (*Output, error) {
 			Types: []enc.FuncType{
 				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
 				{Results: []enc.ValType{enc.I32}},
+				{Params: []enc.ValType{enc.I64, enc.I64}, Results: []enc.ValType{enc.I32}},
 			},
 			Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
 			Memory: &enc.Memory{Min: layout.MemoryPages, Max: layout.MemoryPages},
@@ -258,11 +269,19 @@ func Compile(p *ir.Program) (*Output, error) {
 		if err := f.validator(); err != nil {
 			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
 		}
-		g.m.Exports = append(g.m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(g.m.Funcs))})
 		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
 		g.out.Validators = append(g.out.Validators, v.Name)
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
+	for f := spanfield.ID; f <= spanfield.Status; f++ {
+		if g.strings&(1<<f) != 0 {
+			g.out.Strings = append(g.out.Strings, f.Name())
+		}
+	}
+	for i, v := range spanValidators {
+		g.m.Exports = append(g.m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(g.m.Funcs))})
+		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeEntry, Locals: []enc.ValType{enc.I32}, Body: entry(funcStreq + 1 + uint32(i))})
+	}
 	c := &g.consts
 	if len(c.data) > layout.ConstSize {
 		return nil, fmt.Errorf("%w: %d bytes of constants, over %d", ErrUnsupported, len(c.data), layout.ConstSize)
@@ -314,6 +333,21 @@ func streq() []byte {
 	return c
 }
 
+// entry is the exported function of the span validator whose function is
+// fn: it sets the fuel and the byte budget from its parameters and clears
+// the trap code, calls the validator, and stores the fuel left in the
+// output (layout.OutFuel) before it returns the validator's answer.
+func entry(fn uint32) []byte {
+	var c enc.Code
+	c.LocalGet(0).Index(enc.OpGlobalSet, globalFuel)
+	c.LocalGet(1).Index(enc.OpGlobalSet, globalBytes)
+	c.I32Const(layout.TrapNone).Index(enc.OpGlobalSet, globalTrap)
+	c.Index(enc.OpCall, fn).LocalSet(2)
+	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalFuel).Mem(enc.OpI64Store, 3, layout.OutFuel)
+	c.LocalGet(2)
+	return c
+}
+
 // validator compiles the body of a span validator's function: its guard
 // (a false guard passes), then its rules in order, the first that fails
 // returning 1 + its index.
@@ -336,7 +370,7 @@ func (f *fn) validator() error {
 			if strings.HasPrefix(r.Field, "data.") {
 				err = f.dataRule(i, r)
 			} else {
-				err = fieldRule(c, i, r, &f.g.consts)
+				err = fieldRule(c, i, r, f.g)
 			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
@@ -369,7 +403,7 @@ func slotLoad(c *enc.Code, f spanfield.Field, op byte, align, off uint32) {
 
 // fieldRule compiles require/allow field F along the interpreter's fast
 // path (eval's spanFieldRule with an empty path).
-func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
+func fieldRule(c *enc.Code, i int, r *ir.Rule, g *gen) error {
 	unsupported := func(what string) error {
 		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
 	}
@@ -401,8 +435,9 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 			if x.Kind() != ir.String {
 				return unsupported("a value of in [...] that is not a string")
 			}
-			offs, lens = append(offs, int32(cs.place(x.Str()))), append(lens, int32(len(x.Str())))
+			offs, lens = append(offs, int32(g.consts.place(x.Str()))), append(lens, int32(len(x.Str())))
 		}
+		g.strings |= 1 << f
 		check = func() {
 			nonempty()
 			for k := range offs {
@@ -474,7 +509,9 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts) error {
 }
 
 // closedRule compiles reject unknown fields: the first member whose field
-// the rule does not allow (or that is no span field) fails.
+// the rule does not allow (or that is no span field) fails. The member
+// bits the host writes decide a span that passes without a loop; the loop
+// over the member list finds the member that fails.
 func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	var mask int32
 	for _, a := range r.Allowed {
@@ -483,6 +520,8 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 		}
 	}
 	const j = 0 // the function's one local: the member index
+	c.Block(enc.OpBlock, enc.BlockEmpty)
+	c.I32Const(layout.InBase).Mem(enc.OpI32Load, 2, layout.InMembers).I32Const(^mask).Op(enc.OpI32And).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 0)
 	c.I32Const(0).LocalSet(j)
 	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
 	c.LocalGet(j).I32Const(layout.InBase).Mem(enc.OpI32Load, 2, 0).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
@@ -492,5 +531,5 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	fail(c, i, layout.ReasonUnknown)
 	c.Op(enc.OpEnd)
 	c.LocalGet(j).I32Const(1).Op(enc.OpI32Add).LocalSet(j).Index(enc.OpBr, 0)
-	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	c.Op(enc.OpEnd).Op(enc.OpEnd).Op(enc.OpEnd)
 }

@@ -217,6 +217,7 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 			c.I32Const(0).Op(enc.OpI32Ne)
 			return kBool, nil
 		}
+		f.g.strings |= 1 << sf
 		c.Block(enc.OpIf, enc.BlockI64)
 		c.I32Const(int32(layout.Slot(sf))).Mem(enc.OpI64Load, 2, layout.SlotLen) // length | offset<<32
 		c.Op(enc.OpElse).I64Const(strNull).Op(enc.OpEnd)

@@ -27,6 +27,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,9 @@ type Module struct {
 	data     [][]string
 	// confirmedBy: the module reads the strings of confirmed_by.
 	confirmedBy bool
+	// strings: bit f when the module reads the bytes of string field f
+	// (codegen's Output.Strings).
+	strings uint16
 }
 
 // Compile compiles the module out, which codegen compiled from p. A
@@ -129,6 +133,9 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 	for _, pt := range out.Points {
 		m.steps[pt.Validator] = true
 	}
+	for _, name := range out.Strings {
+		m.strings |= 1 << spanfield.Of(name)
+	}
 	for _, name := range out.Validators {
 		v := ep.Validator(name)
 		if v == nil {
@@ -149,13 +156,13 @@ type Instance struct {
 	mem   api.Memory
 	fuel  api.MutableGlobal
 	trap  api.MutableGlobal
-	bytes api.MutableGlobal
 	funcs map[string]validator
 	input []byte // a view of the module's input region (memory cannot grow, so it stays valid)
+	out   []byte // a view of the module's output region
 	env   []byte // the env region's tables
 	strs  []byte // the env region's strings
 	vals  []uint64
-	stack [1]uint64
+	stack [2]uint64
 }
 
 // NewInstance instantiates the module.
@@ -168,21 +175,27 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
-	in.bytes, ok3 = mod.ExportedGlobal(layout.GlobalBytes).(api.MutableGlobal)
+	_, ok3 = mod.ExportedGlobal(layout.GlobalBytes).(api.MutableGlobal)
 	if !ok1 || !ok2 || !ok3 || in.mem == nil {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("vm: the module does not export %s, %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap, layout.GlobalBytes)
 	}
 	var ok bool
-	if in.input, ok = in.mem.Read(layout.InBase, layout.InSize); !ok {
+	in.input, ok = in.mem.Read(layout.InBase, layout.InSize)
+	if in.out, ok2 = in.mem.Read(layout.OutBase, layout.EnvBase-layout.OutBase); !ok || !ok2 {
 		_ = mod.Close(ctx)
-		return nil, fmt.Errorf("vm: the module's memory has no input region (%d bytes at %#x)", layout.InSize, layout.InBase)
+		return nil, fmt.Errorf("vm: the module's memory has no input region (%d bytes at %#x) or output region", layout.InSize, layout.InBase)
 	}
 	for name := range m.validators {
 		f := mod.ExportedFunction(layout.ValidatorExport(name))
 		if f == nil {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
+		}
+		if d := f.Definition(); !slices.Equal(d.ParamTypes(), []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}) ||
+			!slices.Equal(d.ResultTypes(), []api.ValueType{api.ValueTypeI32}) {
+			_ = mod.Close(ctx)
+			return nil, fmt.Errorf("vm: the export of %s is not a function (i64, i64) -> i32", name)
 		}
 		in.funcs[name] = validator{fn: f, v: m.validators[name], steps: m.steps[name]}
 	}
@@ -266,16 +279,19 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			return nil, Result{}, err
 		}
 	}
-	in.fuel.Set(uint64(budget))
-	in.bytes.Set(uint64(maxBytes))
-	in.trap.Set(0)
 	var start time.Time
 	timed := val.steps && timeout > 0
 	if timed {
 		start = time.Now()
 	}
+	in.stack = [2]uint64{uint64(budget), uint64(maxBytes)}
 	err := f.CallWithStack(ctx, in.stack[:])
-	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	out := in.out
+	left := binary.LittleEndian.Uint64(out[layout.OutFuel:])
+	if err != nil {
+		left = in.fuel.Get() // the guest trapped before it stored the fuel left
+	}
+	res := Result{FuelUsed: budget - int64(left)}
 	if res.FuelUsed > 0 {
 		if ctx != nil && ctx.Err() != nil {
 			return nil, res, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
@@ -285,7 +301,6 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			return nil, res, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
 	}
-	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
 	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
@@ -341,11 +356,16 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	return vi, res, nil
 }
 
-// write lays s out in the input region in one copy.
+// write lays s out in the input region in one copy: the member count and
+// bits, the slots, the member list, and the bytes of the strings the
+// module reads.
 func (in *Instance) write(s *span.Span) error {
+	strs := in.m.strings
 	size := layout.MembersOff + len(s.Members)
 	for f := spanfield.ID; f <= spanfield.Status; f++ {
-		size += len(spanfield.String(s, f))
+		if strs&(1<<f) != 0 {
+			size += len(spanfield.String(s, f))
+		}
 	}
 	arr := size // the values of confirmed_by's strings, when the module reads them
 	if in.m.confirmedBy {
@@ -359,11 +379,12 @@ func (in *Instance) write(s *span.Span) error {
 	}
 	b := in.input[:size] // the module's input region itself: one copy
 	clear(b[:layout.MembersOff])
-	binary.LittleEndian.PutUint32(b, uint32(len(s.Members)))
 	str := layout.MembersOff + len(s.Members)
+	var bits uint32
 	for i, m := range s.Members {
 		f := spanfield.Of(m)
 		b[layout.MembersOff+i] = byte(f)
+		bits |= 1 << f
 		if f == spanfield.None {
 			continue
 		}
@@ -390,8 +411,10 @@ func (in *Instance) write(s *span.Span) error {
 			x := spanfield.String(s, f)
 			slot[layout.SlotKind] = layout.KindString
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(x)))
-			binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+str))
-			str += copy(b[str:], x)
+			if strs&(1<<f) != 0 {
+				binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+str))
+				str += copy(b[str:], x)
+			}
 			if f == spanfield.When {
 				if t, ok := when(s); ok {
 					slot[layout.SlotFlags] |= layout.FlagTime
@@ -400,6 +423,8 @@ func (in *Instance) write(s *span.Span) error {
 			}
 		}
 	}
+	binary.LittleEndian.PutUint32(b, uint32(len(s.Members)))
+	binary.LittleEndian.PutUint32(b[layout.InMembers:], bits)
 	return nil
 }
 

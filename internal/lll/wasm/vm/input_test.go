@@ -1,0 +1,58 @@
+package vm_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"testing"
+
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
+	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
+	"github.com/loglineos/loglineos/internal/span"
+)
+
+// TestInputRegion: the host writes the member count, the member bits
+// (bit 0 for a member that is no span field), each member's field, every
+// string field's length, and the bytes of only the string fields the
+// module reads: the standard contract reads status's, not id's.
+func TestInputRegion(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := span.Parse([]byte(`{"id":"s_ident_only","tenant":"t","who":"w","did":"d","this":"x","when":"2025-10-05T22:18:07Z","status":"confirmed","zz":1}`), span.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := in.CheckSpan(ctx, contract, s, 0); err != nil {
+		t.Fatal(err)
+	}
+	b, ok := in.Memory().Read(layout.InBase, layout.InSize)
+	if !ok {
+		t.Fatal("no input region")
+	}
+	var bits uint32 = 1 // zz
+	for f := spanfield.ID; f <= spanfield.Status; f++ {
+		bits |= 1 << f
+	}
+	if n, got := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[layout.InMembers:]); n != 8 || got != bits {
+		t.Errorf("member count %d, bits %#b; want 8, %#b", n, got, bits)
+	}
+	if got := b[layout.MembersOff+7]; got != byte(spanfield.None) {
+		t.Errorf("the field of member zz is %d, want None", got)
+	}
+	slot := func(f spanfield.Field) []byte { return b[layout.Slot(f)-layout.InBase:][:layout.SlotSize] }
+	id, status := slot(spanfield.ID), slot(spanfield.Status)
+	if got := binary.LittleEndian.Uint32(id[layout.SlotLen:]); got != uint32(len(s.ID)) {
+		t.Errorf("id's length %d, want %d", got, len(s.ID))
+	}
+	if got := binary.LittleEndian.Uint32(id[layout.SlotOffset:]); got != 0 || bytes.Contains(b, []byte(s.ID)) {
+		t.Errorf("id's bytes are copied (offset %#x); the module does not read them", got)
+	}
+	off := binary.LittleEndian.Uint32(status[layout.SlotOffset:]) - layout.InBase
+	if off >= layout.InSize || string(b[off:off+uint32(len(s.Status))]) != s.Status {
+		t.Errorf("status's bytes are not at its offset %#x", off+layout.InBase)
+	}
+}
