@@ -106,6 +106,7 @@
 package codegen
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -370,7 +371,7 @@ func (f *fn) validator() error {
 			if strings.HasPrefix(r.Field, "data.") {
 				err = f.dataRule(i, r)
 			} else {
-				err = fieldRule(c, i, r, f.g)
+				err = fieldRule(f, i, r)
 			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
@@ -403,7 +404,8 @@ func slotLoad(c *enc.Code, f spanfield.Field, op byte, align, off uint32) {
 
 // fieldRule compiles require/allow field F along the interpreter's fast
 // path (eval's spanFieldRule with an empty path).
-func fieldRule(c *enc.Code, i int, r *ir.Rule, g *gen) error {
+func fieldRule(fn *fn, i int, r *ir.Rule) error {
+	c, g := fn.c, fn.g
 	unsupported := func(what string) error {
 		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
 	}
@@ -430,20 +432,26 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, g *gen) error {
 		if r.Format != "" && r.Format != "string" && r.Format != "nonempty" {
 			return unsupported("format " + r.Format + " with in [...]")
 		}
-		var offs, lens []int32
+		var values []string
 		for _, x := range r.In {
 			if x.Kind() != ir.String {
 				return unsupported("a value of in [...] that is not a string")
 			}
-			offs, lens = append(offs, int32(g.consts.place(x.Str()))), append(lens, int32(len(x.Str())))
+			values = append(values, x.Str())
 		}
 		g.strings |= 1 << f
 		check = func() {
 			nonempty()
-			for k := range offs {
-				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
-				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
-				c.I32Const(offs[k]).I32Const(lens[k]).Index(enc.OpCall, funcStreq).Index(enc.OpBrIf, 0)
+			off, n := fn.local(enc.I32), fn.local(enc.I32)
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
+			c.LocalSet(off)
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+			c.LocalSet(n)
+			for _, x := range values {
+				c.Block(enc.OpBlock, enc.BlockEmpty) // br 0: not x
+				equalConst(c, off, n, x)
+				c.Index(enc.OpBr, 1) // x: the rule passes
+				c.Op(enc.OpEnd)
 			}
 			fail(c, i, layout.ReasonNotOneOf)
 		}
@@ -506,6 +514,46 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, g *gen) error {
 	check()
 	c.Op(enc.OpEnd)
 	return nil
+}
+
+// equalConst emits the comparison of the string at the i32 locals off
+// and n with the constant x, inside a block it leaves (br 0) when they
+// differ: the length, then the bytes in as few loads as cover them (i64
+// words, the last one overlapping the one before it; i32 words or single
+// bytes for strings under 8 bytes), compared with constants, so that no
+// byte outside the string is read.
+func equalConst(c *enc.Code, off, n uint32, x string) {
+	c.LocalGet(n).I32Const(int32(len(x))).Op(enc.OpI32Ne).Index(enc.OpBrIf, 0)
+	word := func(op, eq byte, at int) {
+		c.LocalGet(off).Mem(op, 0, uint32(at))
+		switch op {
+		case enc.OpI64Load:
+			c.I64Const(int64(binary.LittleEndian.Uint64([]byte(x[at:]))))
+		case enc.OpI32Load:
+			c.I32Const(int32(binary.LittleEndian.Uint32([]byte(x[at:]))))
+		default:
+			c.I32Const(int32(x[at]))
+		}
+		c.Op(eq).Index(enc.OpBrIf, 0)
+	}
+	switch l := len(x); {
+	case l >= 8:
+		for at := 0; at+8 <= l; at += 8 {
+			word(enc.OpI64Load, enc.OpI64Ne, at)
+		}
+		if l%8 != 0 {
+			word(enc.OpI64Load, enc.OpI64Ne, l-8)
+		}
+	case l >= 4:
+		word(enc.OpI32Load, enc.OpI32Ne, 0)
+		if l > 4 {
+			word(enc.OpI32Load, enc.OpI32Ne, l-4)
+		}
+	default:
+		for at := range l {
+			word(enc.OpI32Load8U, enc.OpI32Ne, at)
+		}
+	}
 }
 
 // closedRule compiles reject unknown fields: the first member whose field

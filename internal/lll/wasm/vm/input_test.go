@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"strconv"
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -54,5 +55,42 @@ func TestInputRegion(t *testing.T) {
 	off := binary.LittleEndian.Uint32(status[layout.SlotOffset:]) - layout.InBase
 	if off >= layout.InSize || string(b[off:off+uint32(len(s.Status))]) != s.Status {
 		t.Errorf("status's bytes are not at its offset %#x", off+layout.InBase)
+	}
+}
+
+// TestInConstLengths: require field F in [...] compares the field with each
+// constant by its length and then its bytes in words; for constants of every
+// length from 0 to 20 bytes, a span holding the constant passes and a span
+// holding it with any one byte changed, one byte shorter or one byte longer
+// fails, as they do for the interpreter.
+func TestInConstLengths(t *testing.T) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz"
+	var consts []string
+	for l := range 21 {
+		consts = append(consts, alphabet[:l])
+	}
+	for _, c := range consts {
+		// One constant a validator (besides "#") so that a near miss is
+		// not some other constant of the list.
+		b := compileBoth(t, "validator v {\n  allow field \"who\" in [\"#\", "+lllString(c)+"]\n  on_fail \"warn\"\n}\n")
+		line := func(who string) string { return `{"who":` + strconv.Quote(who) + `}` }
+		if vi := b.same(t, line(c)); vi != nil {
+			t.Errorf("%q: %v", c, vi)
+		}
+		misses := []string{c + "z", "z" + c}
+		if len(c) > 0 {
+			misses = append(misses, c[:len(c)-1], c[1:])
+		}
+		for i := range len(c) {
+			misses = append(misses, c[:i]+"Z"+c[i+1:])
+		}
+		for _, m := range misses {
+			if m == "" {
+				continue
+			}
+			if vi := b.same(t, line(m)); vi == nil {
+				t.Errorf("%q passes as one of [\"#\", %q]", m, c)
+			}
+		}
 	}
 }

@@ -10,11 +10,12 @@
 //
 // CheckSpan (CheckSpanEnv) writes a span into the instance's memory as
 // package layout describes (decoded by package span, the decoder the
-// interpreter uses; the field table and the strings in one copy), and,
-// when the module reads any, the run's feature flags, policy values and
-// the values below the span's data into the env region; sets the fuel to the step budget and the bytes to
-// the byte budget, calls the validator and turns its answer into the same
-// *eval.Violation the interpreter gives. A run the module leaves to the
+// interpreter uses; the field table and the bytes of the strings the
+// module reads, in one copy), and, when the module reads any, the run's
+// feature flags, policy values and the values below the span's data into
+// the env region; calls the validator's export with the step budget and
+// the byte budget and turns its answer (and the fuel left it stored) into
+// the same *eval.Violation the interpreter gives. A run the module leaves to the
 // interpreter (layout.TrapUnsupported: strings over the scratch region, a value below data of another
 // kind than the expression reads; a policy value of another kind than the
 // module was compiled for, data that does not decode; a run the deadline or the context may
@@ -72,6 +73,7 @@ type Module struct {
 	rt         wazero.Runtime
 	cm         wazero.CompiledModule
 	validators map[string]*eval.Validator
+	names      []string // the validators, in the module's order
 	points     []codegen.Point
 	// steps says which validators count steps (have charge points): only
 	// their runs can meet the deadline and the context.
@@ -142,6 +144,7 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
 		m.validators[name] = v
+		m.names = append(m.names, name)
 	}
 	return m, nil
 }
@@ -156,13 +159,14 @@ type Instance struct {
 	mem   api.Memory
 	fuel  api.MutableGlobal
 	trap  api.MutableGlobal
-	funcs map[string]validator
-	input []byte // a view of the module's input region (memory cannot grow, so it stays valid)
-	out   []byte // a view of the module's output region
-	env   []byte // the env region's tables
-	strs  []byte // the env region's strings
+	funcs []validator // few: a scan is cheaper than a map's hash
+	input []byte      // a view of the module's input region (memory cannot grow, so it stays valid)
+	out   []byte      // a view of the module's output region
+	env   []byte      // the env region's tables
+	strs  []byte      // the env region's strings
 	vals  []uint64
 	stack [2]uint64
+	first *Pool // the pool whose first instance this is
 }
 
 // NewInstance instantiates the module.
@@ -171,7 +175,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm: instantiate: %w", err)
 	}
-	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]validator{}}
+	in := &Instance{m: m, mod: mod, mem: mod.Memory()}
 	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
@@ -186,7 +190,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		_ = mod.Close(ctx)
 		return nil, fmt.Errorf("vm: the module's memory has no input region (%d bytes at %#x) or output region", layout.InSize, layout.InBase)
 	}
-	for name := range m.validators {
+	for _, name := range m.names {
 		f := mod.ExportedFunction(layout.ValidatorExport(name))
 		if f == nil {
 			_ = mod.Close(ctx)
@@ -197,13 +201,14 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("vm: the export of %s is not a function (i64, i64) -> i32", name)
 		}
-		in.funcs[name] = validator{fn: f, v: m.validators[name], steps: m.steps[name]}
+		in.funcs = append(in.funcs, validator{name: name, fn: f, v: m.validators[name], steps: m.steps[name]})
 	}
 	return in, nil
 }
 
 // validator is what a run of one validator needs, found with one lookup.
 type validator struct {
+	name  string
 	fn    api.Function
 	v     *eval.Validator
 	steps bool // it counts steps (see Module.steps)
@@ -256,11 +261,17 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 // with a negative Timeout has no deadline, as for the interpreter: the
 // module then answers it as the interpreter does, whatever the time.
 func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span, env *eval.Env) (*eval.Violation, Result, error) {
-	val, ok := in.funcs[name]
-	f, v := val.fn, val.v
-	if !ok {
+	var val *validator
+	for i := range in.funcs {
+		if in.funcs[i].name == name {
+			val = &in.funcs[i]
+			break
+		}
+	}
+	if val == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
+	f, v := val.fn, val.v
 	budget, maxBytes, timeout := int64(eval.DefaultMaxSteps), int64(eval.DefaultMaxBytes), eval.DefaultTimeout
 	if env != nil && env.MaxSteps > 0 {
 		budget = env.MaxSteps
@@ -360,15 +371,15 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 // bits, the slots, the member list, and the bytes of the strings the
 // module reads.
 func (in *Instance) write(s *span.Span) error {
-	strs := in.m.strings
+	m := in.m
 	size := layout.MembersOff + len(s.Members)
 	for f := spanfield.ID; f <= spanfield.Status; f++ {
-		if strs&(1<<f) != 0 {
+		if m.strings&(1<<f) != 0 {
 			size += len(spanfield.String(s, f))
 		}
 	}
 	arr := size // the values of confirmed_by's strings, when the module reads them
-	if in.m.confirmedBy {
+	if m.confirmedBy {
 		for _, c := range s.ConfirmedBy {
 			size += len(c) + 8
 			arr += len(c)
@@ -378,53 +389,73 @@ func (in *Instance) write(s *span.Span) error {
 		return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, layout.InSize)
 	}
 	b := in.input[:size] // the module's input region itself: one copy
-	clear(b[:layout.MembersOff])
-	str := layout.MembersOff + len(s.Members)
+	n := len(s.Members)
+	ids := b[layout.MembersOff:][:n]
 	var bits uint32
-	for i, m := range s.Members {
-		f := spanfield.Of(m)
-		b[layout.MembersOff+i] = byte(f)
+	for i, name := range s.Members {
+		f := spanfield.Of(name)
+		ids[i] = byte(f)
 		bits |= 1 << f
-		if f == spanfield.None {
-			continue
-		}
-		slot := b[8+int(f)*layout.SlotSize:][:layout.SlotSize]
-		slot[layout.SlotFlags] = layout.FlagMember
-		switch f {
-		case spanfield.ConfirmedBy:
-			slot[layout.SlotKind] = layout.KindStrings
-			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.ConfirmedBy)))
-			if in.m.confirmedBy {
-				binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+arr))
-				for j, c := range s.ConfirmedBy {
-					binary.LittleEndian.PutUint64(b[arr+8*j:], uint64(layout.InBase+str)<<32|uint64(len(c)))
-					str += copy(b[str:], c)
-				}
-			}
-		case spanfield.Data:
-			slot[layout.SlotKind] = layout.KindOther
-			if len(s.Data) > 0 && s.Data[0] == '{' {
-				slot[layout.SlotKind] = layout.KindObject
-			}
-			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.Data)))
-		default:
-			x := spanfield.String(s, f)
-			slot[layout.SlotKind] = layout.KindString
-			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(x)))
-			if strs&(1<<f) != 0 {
-				binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+str))
+	}
+	t := (*[layout.MembersOff]byte)(b)
+	binary.LittleEndian.PutUint64(t[0:], uint64(n)|uint64(bits)<<(8*layout.InMembers))
+	str := layout.MembersOff + n
+	// The string fields, in one pass of straight-line stores a slot: the
+	// word of kind, flags and length, the offset, the value.
+	slot := func(f spanfield.Field, x string, flags byte, value int64) {
+		w := t[8+int(f)*layout.SlotSize:][:layout.SlotSize]
+		var kind, off uint64
+		if bits&(1<<f) != 0 {
+			kind, flags = layout.KindString, flags|layout.FlagMember
+			if m.strings&(1<<f) != 0 {
+				off = uint64(layout.InBase + str)
 				str += copy(b[str:], x)
 			}
-			if f == spanfield.When {
-				if t, ok := when(s); ok {
-					slot[layout.SlotFlags] |= layout.FlagTime
-					binary.LittleEndian.PutUint64(slot[layout.SlotValue:], uint64(t))
-				}
+		}
+		binary.LittleEndian.PutUint64(w[0:], kind|uint64(flags)<<8|uint64(len(x))<<32)
+		binary.LittleEndian.PutUint64(w[8:], off)
+		binary.LittleEndian.PutUint64(w[16:], uint64(value))
+	}
+	clear(t[8 : 8+layout.SlotSize]) // None
+	slot(spanfield.ID, s.ID, 0, 0)
+	slot(spanfield.Tenant, s.Tenant, 0, 0)
+	slot(spanfield.Who, s.Who, 0, 0)
+	slot(spanfield.Did, s.Did, 0, 0)
+	slot(spanfield.This, s.This, 0, 0)
+	var flags byte
+	var instant int64
+	if bits&(1<<spanfield.When) != 0 {
+		var ok bool
+		if instant, ok = when(s); ok {
+			flags = layout.FlagTime
+		} else {
+			instant = 0
+		}
+	}
+	slot(spanfield.When, s.WhenRaw, flags, instant)
+	slot(spanfield.Status, s.Status, 0, 0)
+
+	w := t[8+int(spanfield.ConfirmedBy)*layout.SlotSize:][:layout.SlotSize]
+	clear(w)
+	if bits&(1<<spanfield.ConfirmedBy) != 0 {
+		binary.LittleEndian.PutUint64(w, layout.KindStrings|layout.FlagMember<<8|uint64(len(s.ConfirmedBy))<<32)
+		if m.confirmedBy {
+			binary.LittleEndian.PutUint32(w[layout.SlotOffset:], uint32(layout.InBase+arr))
+			for j, c := range s.ConfirmedBy {
+				binary.LittleEndian.PutUint64(b[arr+8*j:], uint64(layout.InBase+str)<<32|uint64(len(c)))
+				str += copy(b[str:], c)
 			}
 		}
 	}
-	binary.LittleEndian.PutUint32(b, uint32(len(s.Members)))
-	binary.LittleEndian.PutUint32(b[layout.InMembers:], bits)
+	w = t[8+int(spanfield.Data)*layout.SlotSize:][:layout.SlotSize]
+	clear(w)
+	if bits&(1<<spanfield.Data) != 0 {
+		var kind uint64 = layout.KindOther
+		if len(s.Data) > 0 && s.Data[0] == '{' {
+			kind = layout.KindObject
+		}
+		binary.LittleEndian.PutUint64(w, kind|layout.FlagMember<<8|uint64(len(s.Data))<<32)
+	}
 	return nil
 }
 
@@ -624,14 +655,19 @@ func (in *Instance) str(v uint64) (ir.Value, bool) {
 func (in *Instance) Close(ctx context.Context) error { return in.mod.Close(ctx) }
 
 // Pool keeps instances of one module for reuse, one caller at a time each.
-// One instance waits in a slot taken and given back with one atomic swap
-// each, so a caller that does not contend pays no lock; the others wait in
+// Its first instance is taken and given back with one atomic operation
+// each on a word that also counts the Gets, so a caller that does not
+// contend pays two atomics a run and no lock; the other instances wait in
 // a list under a mutex.
 type Pool struct {
-	m    *Module
-	fast atomic.Pointer[Instance]
-	mu   sync.Mutex
-	free []*Instance
+	m *Module
+	// state is gets<<1 | 1 while first is out.
+	state atomic.Uint64
+	// first is made by the first Get that takes it and read and written
+	// only by whoever holds it (state's bit 0), which publishes it.
+	first *Instance
+	mu    sync.Mutex
+	free  []*Instance
 }
 
 // NewPool returns an empty pool of instances of m.
@@ -639,9 +675,19 @@ func NewPool(m *Module) *Pool { return &Pool{m: m} }
 
 // Get returns a free instance, instantiating one when none is free.
 func (p *Pool) Get(ctx context.Context) (*Instance, error) {
-	if in := p.fast.Swap(nil); in != nil {
-		return in, nil
+	if v := p.state.Load(); v&1 == 0 && p.state.CompareAndSwap(v, v+3) {
+		if p.first == nil {
+			in, err := p.m.NewInstance(ctx)
+			if err != nil {
+				p.state.Add(^uint64(0)) // give the slot back
+				return nil, err
+			}
+			in.first = p
+			p.first = in
+		}
+		return p.first, nil
 	}
+	p.state.Add(2)
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
 		in := p.free[n-1]
@@ -655,13 +701,17 @@ func (p *Pool) Get(ctx context.Context) (*Instance, error) {
 
 // Put returns an instance to the pool.
 func (p *Pool) Put(in *Instance) {
-	if p.fast.CompareAndSwap(nil, in) {
+	if in.first == p {
+		p.state.Add(^uint64(0)) // clears bit 0, which the holder of first set
 		return
 	}
 	p.mu.Lock()
 	p.free = append(p.free, in)
 	p.mu.Unlock()
 }
+
+// Gets returns the number of calls of Get so far.
+func (p *Pool) Gets() int64 { return int64(p.state.Load() >> 1) }
 
 // Memory returns the instance's memory, for tests and audits.
 func (in *Instance) Memory() api.Memory { return in.mem }
