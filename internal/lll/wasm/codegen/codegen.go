@@ -96,10 +96,7 @@
 // program, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
-// first use, then the entry of each span validator, in the order of the
-// validators: the function exported under its name, which takes the fuel
-// and the byte budget and stores the fuel left (see package layout). It
-// imports nothing. Besides the module, Output lists what the
+// first use. It imports nothing. Besides the module, Output lists what the
 // host needs to run it (charge points, feature flags, policy values, paths
 // below data, whether it reads confirmed_by's strings, the string fields
 // whose bytes it reads, the Unicode version of its case table): whoever stores a module must store those with it.
@@ -201,8 +198,7 @@ const (
 // need come after them, in the order of their first use.
 const (
 	typeStreq     = 0 // (i32 ptr, i32 len, i32 ptr, i32 len) -> i32
-	typeValidator = 1 // () -> i32
-	typeEntry     = 2 // (i64 fuel, i64 bytes) -> i32, a validator's export
+	typeValidator = 1 // (i64 fuel, i64 bytes) -> i32
 	globalFuel    = 0
 	globalTrap    = 1
 	globalBytes   = 2 // the byte budget left
@@ -236,7 +232,6 @@ func Compile(p *ir.Program) (*Output, error) {
 		m: &enc.Module{
 			Types: []enc.FuncType{
 				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
-				{Results: []enc.ValType{enc.I32}},
 				{Params: []enc.ValType{enc.I64, enc.I64}, Results: []enc.ValType{enc.I32}},
 			},
 			Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
@@ -270,6 +265,7 @@ func Compile(p *ir.Program) (*Output, error) {
 		if err := f.validator(); err != nil {
 			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
 		}
+		g.m.Exports = append(g.m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(g.m.Funcs))})
 		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
 		g.out.Validators = append(g.out.Validators, v.Name)
 	}
@@ -278,10 +274,6 @@ func Compile(p *ir.Program) (*Output, error) {
 		if g.strings&(1<<f) != 0 {
 			g.out.Strings = append(g.out.Strings, f.Name())
 		}
-	}
-	for i, v := range spanValidators {
-		g.m.Exports = append(g.m.Exports, enc.Export{Name: layout.ValidatorExport(v.Name), Kind: enc.ExternFunc, Index: uint32(len(g.m.Funcs))})
-		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeEntry, Locals: []enc.ValType{enc.I32}, Body: entry(funcStreq + 1 + uint32(i))})
 	}
 	c := &g.consts
 	if len(c.data) > layout.ConstSize {
@@ -334,26 +326,16 @@ func streq() []byte {
 	return c
 }
 
-// entry is the exported function of the span validator whose function is
-// fn: it sets the fuel and the byte budget from its parameters and clears
-// the trap code, calls the validator, and stores the fuel left in the
-// output (layout.OutFuel) before it returns the validator's answer.
-func entry(fn uint32) []byte {
-	var c enc.Code
-	c.LocalGet(0).Index(enc.OpGlobalSet, globalFuel)
-	c.LocalGet(1).Index(enc.OpGlobalSet, globalBytes)
-	c.I32Const(layout.TrapNone).Index(enc.OpGlobalSet, globalTrap)
-	c.Index(enc.OpCall, fn).LocalSet(2)
-	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalFuel).Mem(enc.OpI64Store, 3, layout.OutFuel)
-	c.LocalGet(2)
-	return c
-}
-
-// validator compiles the body of a span validator's function: its guard
-// (a false guard passes), then its rules in order, the first that fails
-// returning 1 + its index.
+// validator compiles the body of a span validator's function: it sets the
+// fuel and the byte budget from its parameters (locals 0 and 1) and clears
+// the trap code; then its guard (a false guard passes), then its rules in
+// order, the first that fails returning 1 + its index. Before each return
+// it stores the fuel left in the output (layout.OutFuel).
 func (f *fn) validator() error {
 	v, c := f.v, f.c
+	c.LocalGet(localFuel).Index(enc.OpGlobalSet, globalFuel)
+	c.LocalGet(localBytes).Index(enc.OpGlobalSet, globalBytes)
+	c.I32Const(layout.TrapNone).Index(enc.OpGlobalSet, globalTrap)
 	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
 	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
 	if v.Guard != nil {
@@ -361,7 +343,9 @@ func (f *fn) validator() error {
 		if err := f.cond(v.Guard); err != nil {
 			return fmt.Errorf("the guard: %w", err)
 		}
-		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty).I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
+		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+		storeFuel(c)
+		c.I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
 	}
 	for i, r := range v.Rules {
 		f.rule = i
@@ -388,13 +372,22 @@ func (f *fn) validator() error {
 			return err
 		}
 	}
+	storeFuel(c)
 	c.I32Const(0)
 	return nil
 }
 
-// fail writes the reason and returns 1 + the rule's index.
+// storeFuel stores the fuel left in the output, as a validator does
+// before it returns.
+func storeFuel(c *enc.Code) {
+	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalFuel).Mem(enc.OpI64Store, 3, layout.OutFuel)
+}
+
+// fail writes the reason and the fuel left and returns 1 + the rule's
+// index.
 func fail(c *enc.Code, rule int, reason int32) {
 	c.I32Const(layout.OutBase).I32Const(reason).Mem(enc.OpI32Store, 2, 0)
+	storeFuel(c)
 	c.I32Const(int32(rule + 1)).Op(enc.OpReturn)
 }
 
@@ -567,7 +560,7 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 			mask |= 1 << f
 		}
 	}
-	const j = 0 // the function's one local: the member index
+	const j = localMember
 	c.Block(enc.OpBlock, enc.BlockEmpty)
 	c.I32Const(layout.InBase).Mem(enc.OpI32Load, 2, layout.InMembers).I32Const(^mask).Op(enc.OpI32And).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 0)
 	c.I32Const(0).LocalSet(j)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -90,6 +91,60 @@ func TestInConstLengths(t *testing.T) {
 			}
 			if vi := b.same(t, line(m)); vi == nil {
 				t.Errorf("%q passes as one of [\"#\", %q]", m, c)
+			}
+		}
+	}
+}
+
+// TestMemberList: for spans of every subset of the span fields, some
+// empty, some with a member that is no span field, the input region's
+// member count, bits and list are the fields of the span's members in
+// their order (0 for a member that is no span field).
+func TestMemberList(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	in, err := pool.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := map[spanfield.Field]string{spanfield.ConfirmedBy: `["a"]`, spanfield.Data: `{"x":1}`, spanfield.When: `"2025-10-05T22:18:07Z"`}
+	for subset := range 1 << (spanfield.Count - 1) {
+		for _, variant := range []string{"", "empty", "unknown"} {
+			var members []string
+			for f := spanfield.ID; int(f) < spanfield.Count; f++ {
+				if subset&(1<<(f-1)) == 0 {
+					continue
+				}
+				v, ok := values[f]
+				switch {
+				case !ok && variant == "empty" && f%2 == 0:
+					v = `""`
+				case !ok:
+					v = `"v"`
+				}
+				members = append(members, strconv.Quote(f.Name())+":"+v)
+			}
+			if variant == "unknown" {
+				members = append(members, `"extra":1`)
+			}
+			s, err := span.Parse([]byte("{"+strings.Join(members, ",")+"}"), span.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := in.CheckSpan(ctx, contract, s, 0); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := in.Memory().Read(layout.InBase, layout.InSize)
+			var want []byte
+			var bits uint32
+			for _, m := range s.Members {
+				want = append(want, byte(spanfield.Of(m)))
+				bits |= 1 << spanfield.Of(m)
+			}
+			n := binary.LittleEndian.Uint32(b)
+			got := b[layout.MembersOff:][:n]
+			if !bytes.Equal(got, want) || binary.LittleEndian.Uint32(b[layout.InMembers:]) != bits {
+				t.Fatalf("members %v: list %v, bits %#b; want %v, %#b", s.Members, got, binary.LittleEndian.Uint32(b[layout.InMembers:]), want, bits)
 			}
 		}
 	}

@@ -28,6 +28,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mathbits "math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -373,10 +374,8 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 func (in *Instance) write(s *span.Span) error {
 	m := in.m
 	size := layout.MembersOff + len(s.Members)
-	for f := spanfield.ID; f <= spanfield.Status; f++ {
-		if m.strings&(1<<f) != 0 {
-			size += len(spanfield.String(s, f))
-		}
+	for fs := m.strings; fs != 0; fs &= fs - 1 {
+		size += len(spanfield.String(s, spanfield.Field(mathbits.TrailingZeros16(fs))))
 	}
 	arr := size // the values of confirmed_by's strings, when the module reads them
 	if m.confirmedBy {
@@ -391,11 +390,29 @@ func (in *Instance) write(s *span.Span) error {
 	b := in.input[:size] // the module's input region itself: one copy
 	n := len(s.Members)
 	ids := b[layout.MembersOff:][:n]
-	var bits uint32
-	for i, name := range s.Members {
-		f := spanfield.Of(name)
-		ids[i] = byte(f)
-		bits |= 1 << f
+	// The fields the span's values show present: each is a member. When
+	// they are as many as the members, they are all the members, and the
+	// member list is those fields in the canonical order of their names;
+	// else (an empty string, an unknown member) the names tell.
+	bits := fieldBit(s.ID != "", spanfield.ID) | fieldBit(s.Tenant != "", spanfield.Tenant) |
+		fieldBit(s.Who != "", spanfield.Who) | fieldBit(s.Did != "", spanfield.Did) | fieldBit(s.This != "", spanfield.This) |
+		fieldBit(s.WhenRaw != "", spanfield.When) | fieldBit(s.Status != "", spanfield.Status) |
+		fieldBit(s.ConfirmedBy != nil, spanfield.ConfirmedBy) | fieldBit(s.Data != nil, spanfield.Data)
+	if mathbits.OnesCount32(bits) == n {
+		i := 0
+		for _, f := range canonicalOrder {
+			if bits&(1<<f) != 0 {
+				ids[i] = byte(f)
+				i++
+			}
+		}
+	} else {
+		bits = 0
+		for i, name := range s.Members {
+			f := spanfield.Of(name)
+			ids[i] = byte(f)
+			bits |= 1 << f
+		}
 	}
 	t := (*[layout.MembersOff]byte)(b)
 	binary.LittleEndian.PutUint64(t[0:], uint64(n)|uint64(bits)<<(8*layout.InMembers))
@@ -457,6 +474,20 @@ func (in *Instance) write(s *span.Span) error {
 		binary.LittleEndian.PutUint64(w, kind|layout.FlagMember<<8|uint64(len(s.Data))<<32)
 	}
 	return nil
+}
+
+// canonicalOrder are the span fields in the order of their names in a
+// canonical span (RFC 8785: by their bytes, for these ASCII names), the
+// order of span.Span's Members.
+var canonicalOrder = [...]spanfield.Field{spanfield.ConfirmedBy, spanfield.Data, spanfield.Did, spanfield.ID,
+	spanfield.Status, spanfield.Tenant, spanfield.This, spanfield.When, spanfield.Who}
+
+// fieldBit returns the bit of f when ok.
+func fieldBit(ok bool, f spanfield.Field) uint32 {
+	if ok {
+		return 1 << f
+	}
+	return 0
 }
 
 // writeEnv writes the env region: the module's feature flags as env has
