@@ -439,14 +439,17 @@ func (in *Instance) write(s *span.Span) error {
 	slot(spanfield.Who, s.Who, 0, 0)
 	slot(spanfield.Did, s.Did, 0, 0)
 	slot(spanfield.This, s.This, 0, 0)
+	// when's instant, as the interpreter decides it: the decoder's, or
+	// abi.ValidRFC3339 of the text.
 	var flags byte
 	var instant int64
-	if bits&(1<<spanfield.When) != 0 {
-		var ok bool
-		if instant, ok = when(s); ok {
-			flags = layout.FlagTime
-		} else {
-			instant = 0
+	switch {
+	case bits&(1<<spanfield.When) == 0:
+	case s.WhenOK:
+		flags, instant = layout.FlagTime, s.When.UnixNano()
+	default:
+		if t, ok := abi.ValidRFC3339(s.WhenRaw); ok {
+			flags, instant = layout.FlagTime, t.UnixNano()
 		}
 	}
 	slot(spanfield.When, s.WhenRaw, flags, instant)
@@ -607,16 +610,6 @@ func (in *Instance) envStr(v ir.Value) (uint64, error) {
 	x := uint64(layout.EnvBase+layout.EnvStrings+len(in.strs))<<32 | uint64(len(v.Str()))
 	in.strs = append(in.strs, v.Str()...)
 	return x, nil
-}
-
-// when returns the instant of the span's when, as the interpreter decides
-// it: the decoder's, or abi.ValidRFC3339 of the text.
-func when(s *span.Span) (int64, bool) {
-	if s.WhenOK {
-		return s.When.UnixNano(), true
-	}
-	t, ok := abi.ValidRFC3339(s.WhenRaw)
-	return t.UnixNano(), ok
 }
 
 // why maps the module's reasons to the interpreter's.
