@@ -145,7 +145,9 @@ func Compile(ctx context.Context, p *ir.Program, out *codegen.Output) (m *Module
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
 		m.validators[name] = v
-		m.names = append(m.names, name)
+		// The program's own string: a caller's v.IR.Name is the same,
+		// which compares without reading its bytes.
+		m.names = append(m.names, v.IR.Name)
 	}
 	return m, nil
 }
@@ -168,6 +170,10 @@ type Instance struct {
 	vals  []uint64
 	stack [2]uint64
 	first *Pool // the pool whose first instance this is
+	// list is the member list of a span whose members are the fields of
+	// listOf (member bits), in canonical order, a byte each.
+	list   [2]uint64
+	listOf uint32
 }
 
 // NewInstance instantiates the module.
@@ -176,7 +182,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm: instantiate: %w", err)
 	}
-	in := &Instance{m: m, mod: mod, mem: mod.Memory()}
+	in := &Instance{m: m, mod: mod, mem: mod.Memory(), listOf: 1 << 31} // no span has those member bits
 	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
@@ -399,13 +405,22 @@ func (in *Instance) write(s *span.Span) error {
 		fieldBit(s.WhenRaw != "", spanfield.When) | fieldBit(s.Status != "", spanfield.Status) |
 		fieldBit(s.ConfirmedBy != nil, spanfield.ConfirmedBy) | fieldBit(s.Data != nil, spanfield.Data)
 	if mathbits.OnesCount32(bits) == n {
-		i := 0
-		for _, f := range canonicalOrder {
-			if bits&(1<<f) != 0 {
-				ids[i] = byte(f)
-				i++
+		if bits != in.listOf {
+			in.listOf, in.list = bits, [2]uint64{}
+			i := 0
+			for _, f := range canonicalOrder {
+				if bits&(1<<f) != 0 {
+					in.list[i/8] |= uint64(f) << (8 * (i % 8))
+					i++
+				}
 			}
 		}
+		// Two words, the list of the last span with these fields (what
+		// lies past the list is outside the input the module reads, or
+		// under the strings).
+		list := in.input[layout.MembersOff:][:16]
+		binary.LittleEndian.PutUint64(list, in.list[0])
+		binary.LittleEndian.PutUint64(list[8:], in.list[1])
 	} else {
 		bits = 0
 		for i, name := range s.Members {
