@@ -304,8 +304,7 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	}
 	in.stack = [2]uint64{uint64(budget), uint64(maxBytes)}
 	err := f.CallWithStack(ctx, in.stack[:])
-	out := in.out
-	left := binary.LittleEndian.Uint64(out[layout.OutFuel:])
+	left := binary.LittleEndian.Uint64(in.out[layout.OutFuel:])
 	if err != nil {
 		left = in.fuel.Get() // the guest trapped before it stored the fuel left
 	}
@@ -319,50 +318,19 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			return nil, res, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
 	}
-	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
-		res.Trap = uint32(in.trap.Get())
-		switch res.Trap {
-		case layout.TrapFuel, layout.TrapFault:
-			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
-				return nil, res, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
-			}
-			pt := in.m.points[word]
-			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
-			if res.Trap == layout.TrapFault {
-				fl, ok := fault(reason)
-				if !ok {
-					return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
-				}
-				f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
-				a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
-				switch fl {
-				case eval.FaultBytes:
-				case eval.FaultOrder, eval.FaultType:
-					var okA, okB bool
-					f.A, okA = in.str(a)
-					f.B, okB = in.str(b)
-					if !okA || !okB {
-						return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
-					}
-				default:
-					f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
-				}
-			}
-			vi, err := v.SpanViolation(s, f)
-			if err != nil {
-				return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
-			}
-			return vi, res, nil
-		case layout.TrapUnsupported:
-			return nil, res, fmt.Errorf("%w: %s", ErrUnsupported, name)
-		}
-		return nil, res, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
+		return in.trapped(name, v, s, res, budget, maxBytes, err)
 	}
-	rule := int(uint32(in.stack[0]))
-	if rule == 0 {
-		return nil, res, nil
+	if rule := int(uint32(in.stack[0])); rule != 0 {
+		return in.failed(name, v, s, res, rule)
 	}
+	return nil, res, nil
+}
+
+// failed words the violation of a validator that returned 1 + rule, its
+// reason and member in the output.
+func (in *Instance) failed(name string, v *eval.Validator, s *span.Span, res Result, rule int) (*eval.Violation, Result, error) {
+	reason, word := binary.LittleEndian.Uint32(in.out), binary.LittleEndian.Uint32(in.out[4:])
 	w, ok := why(reason)
 	if !ok {
 		return nil, res, fmt.Errorf("%w: %s: reason %d", ErrTrap, name, reason)
@@ -372,6 +340,51 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 		return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
 	}
 	return vi, res, nil
+}
+
+// trapped words the outcome of a run that trapped with err: the
+// interpreter's violation for its trap code and the output, ErrUnsupported
+// for layout.TrapUnsupported, ErrTrap for a fault of the module.
+func (in *Instance) trapped(name string, v *eval.Validator, s *span.Span, res Result, budget, maxBytes int64, err error) (*eval.Violation, Result, error) {
+	out := in.out
+	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
+	res.Trap = uint32(in.trap.Get())
+	switch res.Trap {
+	case layout.TrapFuel, layout.TrapFault:
+		if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
+			return nil, res, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
+		}
+		pt := in.m.points[word]
+		f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
+		if res.Trap == layout.TrapFault {
+			fl, ok := fault(reason)
+			if !ok {
+				return nil, res, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
+			}
+			f = eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
+			a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
+			switch fl {
+			case eval.FaultBytes:
+			case eval.FaultOrder, eval.FaultType:
+				var okA, okB bool
+				f.A, okA = in.str(a)
+				f.B, okB = in.str(b)
+				if !okA || !okB {
+					return nil, res, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
+				}
+			default:
+				f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
+			}
+		}
+		vi, err := v.SpanViolation(s, f)
+		if err != nil {
+			return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
+		}
+		return vi, res, nil
+	case layout.TrapUnsupported:
+		return nil, res, fmt.Errorf("%w: %s", ErrUnsupported, name)
+	}
+	return nil, res, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
 }
 
 // write lays s out in the input region in one copy: the member count and
