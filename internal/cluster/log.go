@@ -39,18 +39,26 @@ func (g *Log) Last(ctx context.Context) (uint64, error) {
 // last, which its writer has read and applied: from then on, appends that
 // name an earlier sequence are refused. It returns the marker's sequence.
 func (g *Log) Fence(ctx context.Context, l *Lease, last uint64) (uint64, error) {
-	return g.append(ctx, l, "epoch", last, []byte(l.Holder()))
+	return g.append(ctx, l, "epoch", last, []byte(l.Holder()), nil)
 }
 
 // Append appends payload after the sequence last, for lease l; it returns
 // the new message's sequence, or an error wrapping ErrFenced when last is
 // no longer the log's last sequence.
 func (g *Log) Append(ctx context.Context, l *Lease, last uint64, payload []byte) (uint64, error) {
-	return g.append(ctx, l, "batch", last, payload)
+	return g.append(ctx, l, "batch", last, payload, nil)
 }
 
-func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, payload []byte) (uint64, error) {
+// AppendWith is Append with headers h added to the message.
+func (g *Log) AppendWith(ctx context.Context, l *Lease, last uint64, payload []byte, h nats.Header) (uint64, error) {
+	return g.append(ctx, l, "batch", last, payload, h)
+}
+
+func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, payload []byte, h nats.Header) (uint64, error) {
 	m := nats.NewMsg(SubjectIntegrated)
+	for k, v := range h {
+		m.Header[k] = v
+	}
 	m.Data = payload
 	m.Header.Set(HeaderEpoch, strconv.FormatUint(l.Epoch(), 10))
 	m.Header.Set(HeaderKind, kind)

@@ -141,7 +141,7 @@ type Spans struct {
 	routers     map[string]bool // the routers the module runs
 	imports     bool            // the module makes host calls
 	opts        Options
-	runs        atomic.Int64
+	warmGets    int64 // the pool's Gets before the first run (New's instance)
 	fallbacks   atomic.Int64
 	divergences atomic.Int64
 }
@@ -202,6 +202,7 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 		return nil, fmt.Errorf("backend: %w", err)
 	}
 	c.pool.Put(in)
+	c.warmGets = c.pool.Gets()
 	return c, nil
 }
 
@@ -222,7 +223,11 @@ func (c *Spans) Validators() []*eval.Validator { return c.validators }
 
 // Stats returns the counters.
 func (c *Spans) Stats() Stats {
-	return Stats{Runs: c.runs.Load(), Fallbacks: c.fallbacks.Load(), Divergences: c.divergences.Load()}
+	var runs int64
+	if c.pool != nil {
+		runs = c.pool.Gets() - c.warmGets // one Get a run
+	}
+	return Stats{Runs: runs, Fallbacks: c.fallbacks.Load(), Divergences: c.divergences.Load()}
 }
 
 // CheckSpan checks s against v, one of Validators, as v.CheckSpan(ctx, s,
@@ -291,8 +296,7 @@ func (c *Spans) diverged(v *eval.Validator, s *span.Span, e, w Outcome) {
 // runWasm runs v on the module; an error that is a fallback has been
 // counted as one.
 func (c *Spans) runWasm(ctx context.Context, v *eval.Validator, s *span.Span, env *eval.Env) (*eval.Violation, vm.Result, error) {
-	c.runs.Add(1)
-	in, err := c.pool.Get(ctx)
+	in, err := c.pool.Get(ctx) // counts the run
 	if err != nil {
 		return nil, vm.Result{}, err
 	}
@@ -305,7 +309,7 @@ func (c *Spans) runWasm(ctx context.Context, v *eval.Validator, s *span.Span, en
 }
 
 func isFallback(err error) bool {
-	return errors.Is(err, vm.ErrUnsupported) || errors.Is(err, vm.ErrTooLarge)
+	return err != nil && (errors.Is(err, vm.ErrUnsupported) || errors.Is(err, vm.ErrTooLarge))
 }
 
 // String words a divergence on one line: the span, the validator (or

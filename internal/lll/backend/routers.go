@@ -84,8 +84,7 @@ type routeResult struct {
 // own (isRouteError: out of fuel, a fault) or the module's failure; a
 // fallback is counted.
 func (c *Spans) routeWasm(ctx context.Context, name string, input eval.Input, env *eval.Env) ([]eval.Action, routeResult, error) {
-	c.runs.Add(1)
-	in, err := c.pool.Get(ctx)
+	in, err := c.pool.Get(ctx) // counts the run
 	if err != nil {
 		return nil, routeResult{}, err
 	}

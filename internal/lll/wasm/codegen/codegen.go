@@ -111,11 +111,12 @@
 // matcher, the case of a string, concatenation), in the order of their
 // first use. Besides the module, Output lists what the
 // host needs to run it (charge points, feature flags, policy values, paths
-// below data, whether it reads confirmed_by's strings, the Unicode version
-// of its case table): whoever stores a module must store those with it.
+// below data, whether it reads confirmed_by's strings, the string fields
+// whose bytes it reads, the Unicode version of its case table): whoever stores a module must store those with it.
 package codegen
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -156,6 +157,12 @@ type Output struct {
 	// offset<<32 | length) after them, the slot's offset pointing at
 	// those.
 	ConfirmedBy bool `json:"confirmed_by,omitempty"`
+	// Strings are the string fields (id ... status, when's text
+	// included) whose bytes the module reads (in an expression, an in
+	// [...], or passed to a host call or an action), in the order of
+	// package spanfield: the host copies the bytes of those only, and the slot of
+	// any other string field has its length but offset 0.
+	Strings []string `json:"strings,omitempty"`
 	// Unicode is the version of Unicode (unicode.Version) of the case
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
@@ -184,7 +191,7 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
 			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem
 		}) &&
-		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode &&
+		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && slices.Equal(o.Strings, x.Strings) && o.Unicode == x.Unicode &&
 		slices.Equal(o.Imports, x.Imports) && slices.Equal(o.Routers, x.Routers) &&
 		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
 			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
@@ -215,11 +222,12 @@ const (
 )
 
 // The module's types, globals and functions, by index. The span
-// validators follow streq, one function each; the helpers expressions
-// need come after them, in the order of their first use.
+// validators and the routers follow the imports and streq, one function
+// each; the helpers expressions need come after them, in the order of
+// their first use.
 const (
 	typeStreq     = 0 // (i32 ptr, i32 len, i32 ptr, i32 len) -> i32
-	typeValidator = 1 // () -> i32
+	typeValidator = 1 // (i64 fuel, i64 bytes) -> i32, a validator's or a router's
 	globalFuel    = 0
 	globalTrap    = 1
 	globalBytes   = 2 // the byte budget left
@@ -244,6 +252,7 @@ type gen struct {
 	concatFn uint32            // the concatenation helper, 0 until used
 	decodeFn uint32            // the rune decoder, 0 until used
 	globs    map[string]uint32 // the matcher of each glob, by pattern
+	strings  uint16            // bit f: the module reads the bytes of string field f (Output.Strings)
 }
 
 // Compile compiles the span validators of p.
@@ -253,7 +262,7 @@ func Compile(p *ir.Program) (*Output, error) {
 		m: &enc.Module{
 			Types: []enc.FuncType{
 				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
-				{Results: []enc.ValType{enc.I32}},
+				{Params: []enc.ValType{enc.I64, enc.I64}, Results: []enc.ValType{enc.I32}},
 			},
 			Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
 			Memory: &enc.Memory{Min: layout.MemoryPages, Max: layout.MemoryPages},
@@ -306,6 +315,11 @@ func Compile(p *ir.Program) (*Output, error) {
 		g.out.Routers = append(g.out.Routers, r.Name)
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
+	for f := spanfield.ID; f <= spanfield.Status; f++ {
+		if g.strings&(1<<f) != 0 {
+			g.out.Strings = append(g.out.Strings, f.Name())
+		}
+	}
 	c := &g.consts
 	if len(c.data) > layout.ConstSize {
 		return nil, fmt.Errorf("%w: %d bytes of constants, over %d", ErrUnsupported, len(c.data), layout.ConstSize)
@@ -357,19 +371,22 @@ func streq() []byte {
 	return c
 }
 
-// validator compiles the body of a span validator's function: its guard
-// (a false guard passes), then its rules in order, the first that fails
-// returning 1 + its index.
+// validator compiles the body of a span validator's function: it sets the
+// fuel and the byte budget from its parameters (locals 0 and 1) and clears
+// the trap code; then its guard (a false guard passes), then its rules in
+// order, the first that fails returning 1 + its index. Before each return
+// it stores the fuel left in the output (layout.OutFuel).
 func (f *fn) validator() error {
 	v, c := f.v, f.c
-	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
-	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
+	prologue(c)
 	if v.Guard != nil {
 		f.rule = -1
 		if err := f.cond(v.Guard); err != nil {
 			return fmt.Errorf("the guard: %w", err)
 		}
-		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty).I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
+		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+		storeFuel(c)
+		c.I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
 	}
 	for i, r := range v.Rules {
 		f.rule = i
@@ -379,7 +396,7 @@ func (f *fn) validator() error {
 			if strings.HasPrefix(r.Field, "data.") {
 				err = f.dataRule(i, r)
 			} else {
-				err = fieldRule(c, i, r, &f.g.consts, f.g.streq)
+				err = fieldRule(f, i, r)
 			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
@@ -396,13 +413,33 @@ func (f *fn) validator() error {
 			return err
 		}
 	}
+	storeFuel(c)
 	c.I32Const(0)
 	return nil
 }
 
-// fail writes the reason and returns 1 + the rule's index.
+// prologue starts the function of a validator or a router: it sets the
+// fuel and the byte budget from its parameters (locals 0 and 1), clears
+// the trap code, empties the scratch region and forgets any read of data.
+func prologue(c *enc.Code) {
+	c.LocalGet(localFuel).Index(enc.OpGlobalSet, globalFuel)
+	c.LocalGet(localBytes).Index(enc.OpGlobalSet, globalBytes)
+	c.I32Const(layout.TrapNone).Index(enc.OpGlobalSet, globalTrap)
+	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
+	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
+}
+
+// storeFuel stores the fuel left in the output, as a validator does
+// before it returns.
+func storeFuel(c *enc.Code) {
+	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalFuel).Mem(enc.OpI64Store, 3, layout.OutFuel)
+}
+
+// fail writes the reason and the fuel left and returns 1 + the rule's
+// index.
 func fail(c *enc.Code, rule int, reason int32) {
 	c.I32Const(layout.OutBase).I32Const(reason).Mem(enc.OpI32Store, 2, 0)
+	storeFuel(c)
 	c.I32Const(int32(rule + 1)).Op(enc.OpReturn)
 }
 
@@ -412,7 +449,8 @@ func slotLoad(c *enc.Code, f spanfield.Field, op byte, align, off uint32) {
 
 // fieldRule compiles require/allow field F along the interpreter's fast
 // path (eval's spanFieldRule with an empty path).
-func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
+func fieldRule(fn *fn, i int, r *ir.Rule) error {
+	c, g := fn.c, fn.g
 	unsupported := func(what string) error {
 		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
 	}
@@ -439,19 +477,26 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
 		if r.Format != "" && r.Format != "string" && r.Format != "nonempty" {
 			return unsupported("format " + r.Format + " with in [...]")
 		}
-		var offs, lens []int32
+		var values []string
 		for _, x := range r.In {
 			if x.Kind() != ir.String {
 				return unsupported("a value of in [...] that is not a string")
 			}
-			offs, lens = append(offs, int32(cs.place(x.Str()))), append(lens, int32(len(x.Str())))
+			values = append(values, x.Str())
 		}
+		g.strings |= 1 << f
 		check = func() {
 			nonempty()
-			for k := range offs {
-				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
-				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
-				c.I32Const(offs[k]).I32Const(lens[k]).Index(enc.OpCall, streq).Index(enc.OpBrIf, 0)
+			off, n := fn.local(enc.I32), fn.local(enc.I32)
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
+			c.LocalSet(off)
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+			c.LocalSet(n)
+			for _, x := range values {
+				c.Block(enc.OpBlock, enc.BlockEmpty) // br 0: not x
+				equalConst(c, off, n, x)
+				c.Index(enc.OpBr, 1) // x: the rule passes
+				c.Op(enc.OpEnd)
 			}
 			fail(c, i, layout.ReasonNotOneOf)
 		}
@@ -516,8 +561,50 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
 	return nil
 }
 
+// equalConst emits the comparison of the string at the i32 locals off
+// and n with the constant x, inside a block it leaves (br 0) when they
+// differ: the length, then the bytes in as few loads as cover them (i64
+// words, the last one overlapping the one before it; i32 words or single
+// bytes for strings under 8 bytes), compared with constants, so that no
+// byte outside the string is read.
+func equalConst(c *enc.Code, off, n uint32, x string) {
+	c.LocalGet(n).I32Const(int32(len(x))).Op(enc.OpI32Ne).Index(enc.OpBrIf, 0)
+	word := func(op, eq byte, at int) {
+		c.LocalGet(off).Mem(op, 0, uint32(at))
+		switch op {
+		case enc.OpI64Load:
+			c.I64Const(int64(binary.LittleEndian.Uint64([]byte(x[at:]))))
+		case enc.OpI32Load:
+			c.I32Const(int32(binary.LittleEndian.Uint32([]byte(x[at:]))))
+		default:
+			c.I32Const(int32(x[at]))
+		}
+		c.Op(eq).Index(enc.OpBrIf, 0)
+	}
+	switch l := len(x); {
+	case l >= 8:
+		for at := 0; at+8 <= l; at += 8 {
+			word(enc.OpI64Load, enc.OpI64Ne, at)
+		}
+		if l%8 != 0 {
+			word(enc.OpI64Load, enc.OpI64Ne, l-8)
+		}
+	case l >= 4:
+		word(enc.OpI32Load, enc.OpI32Ne, 0)
+		if l > 4 {
+			word(enc.OpI32Load, enc.OpI32Ne, l-4)
+		}
+	default:
+		for at := range l {
+			word(enc.OpI32Load8U, enc.OpI32Ne, at)
+		}
+	}
+}
+
 // closedRule compiles reject unknown fields: the first member whose field
-// the rule does not allow (or that is no span field) fails.
+// the rule does not allow (or that is no span field) fails. The member
+// bits the host writes decide a span that passes without a loop; the loop
+// over the member list finds the member that fails.
 func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	var mask int32
 	for _, a := range r.Allowed {
@@ -525,7 +612,9 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 			mask |= 1 << f
 		}
 	}
-	const j = 0 // the function's one local: the member index
+	const j = localMember
+	c.Block(enc.OpBlock, enc.BlockEmpty)
+	c.I32Const(layout.InBase).Mem(enc.OpI32Load, 2, layout.InMembers).I32Const(^mask).Op(enc.OpI32And).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 0)
 	c.I32Const(0).LocalSet(j)
 	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
 	c.LocalGet(j).I32Const(layout.InBase).Mem(enc.OpI32Load, 2, 0).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
@@ -535,5 +624,5 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	fail(c, i, layout.ReasonUnknown)
 	c.Op(enc.OpEnd)
 	c.LocalGet(j).I32Const(1).Op(enc.OpI32Add).LocalSet(j).Index(enc.OpBr, 0)
-	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	c.Op(enc.OpEnd).Op(enc.OpEnd).Op(enc.OpEnd)
 }

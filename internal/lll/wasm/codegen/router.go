@@ -61,15 +61,16 @@ func readsInput(r *ir.Router) bool {
 	return false
 }
 
-// routes compiles the body of a router's function: each route in order,
-// as eval's Router.Route runs it in one frame: its guard (a false guard
-// skips the route), then its arguments, whose leaves are written to the
-// route's argument record in the scratch region, then the call of the
-// action's imported host function, which records the action.
+// routes compiles the body of a router's function, whose parameters and
+// prologue are a validator's: each route in order, as eval's Router.Route
+// runs it in one frame: its guard (a false guard skips the route), then
+// its arguments, whose leaves are written to the route's argument record
+// in the scratch region, then the call of the action's imported host
+// function, which records the action. At its end it stores the fuel left
+// in the output (layout.OutFuel) and returns 0.
 func (f *fn) routes() error {
 	c := f.c
-	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
-	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
+	prologue(c)
 	for i, rt := range f.router.Routes {
 		f.rule = i
 		idx, ok := f.g.imports[rt.Call]
@@ -103,6 +104,7 @@ func (f *fn) routes() error {
 		c.Op(enc.OpEnd)
 		f.g.out.Routes = append(f.g.out.Routes, route)
 	}
+	storeFuel(c)
 	c.I32Const(0)
 	return nil
 }

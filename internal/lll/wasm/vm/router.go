@@ -9,7 +9,6 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
-	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/tetratelabs/wazero/api"
@@ -51,12 +50,9 @@ func (in *Instance) Route(ctx context.Context, name string, input eval.Input, en
 	}
 	ctx, run := in.hostRun(ctx, env, timeout, input.Span)
 	run.router, run.event = name, input.Event
-	in.fuel.Set(uint64(budget))
-	in.bytes.Set(uint64(maxBytes))
-	in.trap.Set(0)
 	start := time.Now()
-	err := f.CallWithStack(ctx, in.stack[:])
-	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	used, err := in.call(ctx, f, budget, maxBytes)
+	res := Result{FuelUsed: used}
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 	}
@@ -72,26 +68,11 @@ func (in *Instance) Route(ctx context.Context, name string, input eval.Input, en
 	if err == nil {
 		return run.actions, res, nil
 	}
-	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
-	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	switch res.Trap {
 	case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
-		if int(word) >= len(in.m.points) || in.m.points[word].Router != name {
-			return nil, res, fmt.Errorf("%w: router %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
-		}
-		pt := in.m.points[word]
-		fl := eval.Failure{Why: eval.WhyBudget, Pos: pt.Pos, Budget: budget}
-		if res.Trap == layout.TrapHost {
-			var ok bool
-			if fl, ok = run.hostFailure(pt); !ok {
-				return nil, res, fmt.Errorf("%w: router %s: trap %d without a host error", ErrTrap, name, res.Trap)
-			}
-		}
-		if res.Trap == layout.TrapFault {
-			var werr error
-			if fl, werr = in.fault(name, pt, reason, out, maxBytes); werr != nil {
-				return nil, res, werr
-			}
+		fl, err := in.failure(name, true, res.Trap, run, budget, maxBytes)
+		if err != nil {
+			return nil, res, err
 		}
 		return nil, res, fl.Err()
 	case layout.TrapUnsupported:
@@ -230,29 +211,4 @@ func (r *hostRun) value(e *ir.Expr, b []byte, kinds []ir.Kind, leaf *int) (ir.Va
 		return r.values[w], nil
 	}
 	return ir.Value{}, fmt.Errorf("vm: an argument of kind %s", kinds[i])
-}
-
-// fault returns the failure of a run of name that trapped with
-// layout.TrapFault at the charge point pt, the fault reason and its
-// operands in the output words out.
-func (in *Instance) fault(name string, pt codegen.Point, reason uint32, out []byte, maxBytes int64) (eval.Failure, error) {
-	fl, ok := fault(reason)
-	if !ok {
-		return eval.Failure{}, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
-	}
-	f := eval.Failure{Why: eval.WhyFault, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
-	a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
-	switch fl {
-	case eval.FaultBytes:
-	case eval.FaultOrder, eval.FaultType:
-		var okA, okB bool
-		f.A, okA = in.str(a)
-		f.B, okB = in.str(b)
-		if !okA || !okB {
-			return eval.Failure{}, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
-		}
-	default:
-		f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
-	}
-	return f, nil
 }
