@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,13 +68,24 @@ func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, pa
 	// (within the stream's duplicate window) before it checks the expected
 	// last sequence, so a publish that landed is not mistaken for fencing.
 	id := fmt.Sprintf("%d/%d", l.Epoch(), last)
-	ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequence(last), jetstream.WithMsgID(id))
-	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
+	for try := 0; ; try++ {
+		ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequence(last), jetstream.WithMsgID(id))
+		if err == nil {
+			return ack.Sequence, nil
 		}
-		return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+		}
+		// A replica that led before a partition healed can answer for a
+		// moment from its stale state. Fenced means the log moved past
+		// last: ask the stream (its current leader) before believing it.
+		if try < 3 && g.s != nil {
+			if info, ierr := g.s.Info(ctx); ierr == nil && info.State.LastSeq == last {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
 	}
-	return ack.Sequence, nil
 }
