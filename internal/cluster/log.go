@@ -77,11 +77,16 @@ func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, pa
 		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
 		}
-		// A replica that led before a partition healed can answer for a
-		// moment from its stale state. Fenced means the log moved past
-		// last: ask the stream (its current leader) before believing it.
-		if try < 3 && g.s != nil {
-			if info, ierr := g.s.Info(ctx); ierr == nil && info.State.LastSeq == last {
+		// Fenced means the log moved past last. Two answers say so
+		// wrongly, around a leader change: the client's own retry of a
+		// publish that did land (its duplicate id not recognized yet), and
+		// a replica that led before a partition healed answering from its
+		// stale state. Ask the stream before believing it.
+		if g.s != nil {
+			if m, gerr := g.s.GetMsg(ctx, last+1); gerr == nil && m.Header.Get(nats.MsgIdHdr) == id {
+				return last + 1, nil // ours
+			}
+			if info, ierr := g.s.Info(ctx); try < 3 && ierr == nil && info.State.LastSeq == last {
 				time.Sleep(100 * time.Millisecond)
 				continue
 			}
