@@ -88,6 +88,10 @@ type Outcome struct {
 	// Actions are a router's actions, worded: call[arguments] at the
 	// route's position.
 	Actions []string `json:"actions,omitempty"`
+	// Skipped says an event validator did not apply (its guard did not
+	// hold), and Emitted is the event it emitted, in its text form.
+	Skipped bool   `json:"skipped,omitempty"`
+	Emitted string `json:"emitted,omitempty"`
 }
 
 // Divergence is an evaluation on which the backends disagreed: of a span
@@ -324,6 +328,10 @@ func (o Outcome) String() string {
 		b.WriteString("error: " + o.Error)
 	case o.Actions != nil:
 		fmt.Fprintf(&b, "actions [%s]", strings.Join(o.Actions, "; "))
+	case o.Skipped:
+		b.WriteString("skipped")
+	case o.Emitted != "":
+		b.WriteString("emitted " + o.Emitted)
 	case o.Violation == nil:
 		b.WriteString("pass")
 	default:

@@ -168,6 +168,17 @@ type Output struct {
 	// Routes are the routes of those routers, by the index an action's
 	// host function receives.
 	Routes []Route `json:"routes,omitempty"`
+	// Events names the event validators the module exports, in order
+	// (event.go); the others run on the interpreter.
+	Events []string `json:"events,omitempty"`
+	// EventFields are the values of the event (a member and the path
+	// below it) the module's event validators read, by their slot in
+	// the event table (layout.EventBase).
+	EventFields [][]string `json:"event_fields,omitempty"`
+	// EventsLeft says, for each event validator the module does not
+	// export, why (the ErrUnsupported of its construct). It is not part
+	// of the description.
+	EventsLeft map[string]string `json:"-"`
 }
 
 // SameDescription reports whether o and x describe their modules alike
@@ -186,7 +197,8 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.Equal(o.Imports, x.Imports) && slices.Equal(o.Routers, x.Routers) &&
 		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
 			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
-		})
+		}) &&
+		slices.Equal(o.Events, x.Events) && slices.EqualFunc(o.EventFields, x.EventFields, slices.Equal)
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The
@@ -244,8 +256,14 @@ type gen struct {
 	globs    map[string]uint32 // the matcher of each glob, by pattern
 }
 
-// Compile compiles the span validators of p.
+// Compile compiles the span validators of p, its routers of spans and
+// those of its event validators it supports (see event.go).
 func Compile(p *ir.Program) (*Output, error) {
+	return compileWith(p, EventValidators(p))
+}
+
+// compileOnly compiles p with the event validators events.
+func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 	g := &gen{
 		prog: p,
 		m: &enc.Module{
@@ -278,11 +296,11 @@ func Compile(p *ir.Program) (*Output, error) {
 		}
 	}
 	spanRouters := SpanRouters(p)
-	if err := g.importHostCalls(spanValidators, spanRouters); err != nil {
+	if err := g.importHostCalls(append(spanValidators, events...), spanRouters); err != nil {
 		return nil, err
 	}
 	g.streq = uint32(len(g.m.Imports))
-	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(spanRouters))
+	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(spanRouters)+len(events))
 	export := func(name string, f *fn) {
 		g.m.Exports = append(g.m.Exports, enc.Export{Name: name, Kind: enc.ExternFunc, Index: g.streq + uint32(len(g.m.Funcs))})
 		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
@@ -302,6 +320,14 @@ func Compile(p *ir.Program) (*Output, error) {
 		}
 		export(layout.RouterExport(r.Name), f)
 		g.out.Routers = append(g.out.Routers, r.Name)
+	}
+	for _, v := range events {
+		f := &fn{g: g, v: v, name: v.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}, event: true}
+		if err := f.eventValidator(); err != nil {
+			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
+		}
+		export(layout.EventExport(v.Name), f)
+		g.out.Events = append(g.out.Events, v.Name)
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
 	c := &g.consts

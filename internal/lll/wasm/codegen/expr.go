@@ -85,6 +85,7 @@ type fn struct {
 	rule   int           // the rule whose expression is compiled; -1: the guard
 	locals []enc.ValType // the function's locals; local 0 is the member index of reject unknown fields
 	nodes  int
+	event  bool // an event validator's: fields are the event's (event.go)
 }
 
 func (f *fn) local(t enc.ValType) uint32 {
@@ -185,6 +186,11 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		return 0, f.unsupported(e, fmt.Sprintf("over %d expression nodes in one validator", maxNodes))
 	}
 	c := f.c
+	if f.event {
+		if k, err, ok := f.eventExpr(e, hint); ok {
+			return k, err
+		}
+	}
 	switch e.Op {
 	case ir.OpConst:
 		if e.Value == nil {

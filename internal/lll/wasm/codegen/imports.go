@@ -30,7 +30,7 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 		if e == nil {
 			return
 		}
-		if e.Op == ir.OpHost {
+		if e.Op == ir.OpHost || e.Op == ir.OpKernel {
 			seen[e.Name] = true
 		}
 		for _, a := range e.Args {
@@ -55,7 +55,7 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 	names := make([]string, 0, len(seen))
 	for name := range seen {
 		f, ok := abi.Funcs()[name]
-		if !ok || f.Kind != "host" {
+		if !ok || f.Kind != "host" && !IsExprKernel(name) {
 			return fmt.Errorf("%w: the call %s, which is no host call", ErrUnsupported, name)
 		}
 		names = append(names, name)

@@ -91,6 +91,7 @@ type Module struct {
 	// confirmedBy: the module reads the strings of confirmed_by.
 	confirmedBy bool
 	host        hostLink // the host calls and routers (host.go)
+	events      eventLink // the event validators (event.go)
 }
 
 // compile compiles the module out, which codegen compiled from p (see
@@ -150,6 +151,9 @@ func compile(ctx context.Context, p *ir.Program, out *codegen.Output, opts Optio
 	if err := m.link(ctx, p, ep, out, opts); err != nil {
 		return nil, err
 	}
+	if err := m.linkEvents(ep, out); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -170,6 +174,7 @@ type Instance struct {
 	strs  []byte // the env region's strings
 	vals  []uint64
 	stack [1]uint64
+	ev    *eventState // the runs of event validators (event.go), made at the first
 }
 
 // NewInstance instantiates the module.
@@ -435,7 +440,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 			if x, err = in.envStr(v); err != nil {
 				return err
 			}
-		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration):
+		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration || v.Kind() == ir.Percentile):
 			x = uint64(v.Micros())
 		case ref.Kind == ir.List && v.Kind() == ir.Null:
 			x = 0 // no values: in of null is false
@@ -450,7 +455,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
 	tables := len(b)
-	if len(m.data) > 0 {
+	if len(m.data) > 0 && s != nil { // an event's run reads no span
 		d, charge, err := eval.SpanData(s)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrUnsupported, err)
@@ -473,7 +478,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 	}
 	in.env = b
 	ok := in.mem.Write(layout.EnvBase, b[:tables])
-	if len(m.data) > 0 {
+	if len(m.data) > 0 && s != nil {
 		ok = ok && in.mem.Write(layout.EnvBase+layout.EnvData, b[tables:])
 	}
 	if !ok || !in.mem.Write(layout.EnvBase+layout.EnvStrings, in.strs) {
