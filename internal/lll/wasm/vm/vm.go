@@ -90,7 +90,7 @@ type Module struct {
 	data     [][]string
 	// confirmedBy: the module reads the strings of confirmed_by.
 	confirmedBy bool
-	host        hostLink // the host calls and routers (host.go)
+	host        hostLink  // the host calls and routers (host.go)
 	events      eventLink // the event validators (event.go)
 }
 
