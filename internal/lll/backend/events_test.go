@@ -96,7 +96,7 @@ validator closed_one {
 // every kind where the validators read numbers.
 func eventLines() []string {
 	var out []string
-	scores := []string{`70`, `59.5`, `120`, `0`, `-3`, `null`, `"high"`, `true`, `9223372036854`, `{"a":1}`}
+	scores := []string{`70`, `59.5`, `30.000001`, `120`, `0`, `-3`, `null`, `"high"`, `true`, `9223372036854`, `{"a":1}`}
 	for i := range 90 {
 		score := scores[i%len(scores)]
 		member := fmt.Sprintf(`,"score":%s`, score)
@@ -104,8 +104,11 @@ func eventLines() []string {
 			member = "" // absent
 		}
 		comp := fmt.Sprintf(`{"mass":%d,"persistence":%d,"verification":20}`, i*3%40, i%12)
-		if i%9 == 4 {
+		switch i % 9 {
+		case 4:
 			comp = `{"mass":"x"}`
+		case 7: // one millionth short of the check
+			comp = `{"mass":5,"persistence":4.999999}`
 		}
 		out = append(out, fmt.Sprintf(`{"type":"trajectory_quality","trajectory_id":"t_%d","tenant":"%s"%s,"components":%s,"ts":"2025-10-05T22:00:00Z"}`,
 			i, []string{"t", "T", "gold", "acme"}[i%4], member, comp))
