@@ -175,6 +175,11 @@ type Output struct {
 	// below it) the module's event validators read, by their slot in
 	// the event table (layout.EventBase).
 	EventFields [][]string `json:"event_fields,omitempty"`
+	// Kernels are the kernels of expressions the module imports
+	// (percentile, window_count; layout.ImportModule), sorted: they need
+	// no capability. The import section holds them and Imports, sorted
+	// together by name.
+	Kernels []string `json:"kernels,omitempty"`
 	// EventsLeft says, for each event validator the module does not
 	// export, why (the ErrUnsupported of its construct). It is not part
 	// of the description.
@@ -198,7 +203,7 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
 			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
 		}) &&
-		slices.Equal(o.Events, x.Events) && slices.EqualFunc(o.EventFields, x.EventFields, slices.Equal)
+		slices.Equal(o.Events, x.Events) && slices.Equal(o.Kernels, x.Kernels) && slices.EqualFunc(o.EventFields, x.EventFields, slices.Equal)
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The

@@ -67,8 +67,12 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 		g.m.Imports = append(g.m.Imports, enc.Import{Module: layout.ImportModule, Name: name, Type: uint32(len(g.m.Types) - 1)})
 		g.imports[name] = uint32(i)
 	}
-	if len(names) > 0 {
-		g.out.Imports = names
+	for _, name := range names {
+		if IsExprKernel(name) {
+			g.out.Kernels = append(g.out.Kernels, name)
+		} else {
+			g.out.Imports = append(g.out.Imports, name)
+		}
 	}
 	return nil
 }
