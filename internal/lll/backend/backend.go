@@ -24,8 +24,9 @@
 // (names, arguments, order) too, and a wasm run the interpreter must
 // answer asks nothing twice. The module is linked under the bundle's
 // caps_allow: one that imports a call it does not grant fails New.
-// Event validators, pipelines and routers of other inputs run on the
-// interpreter under every backend.
+// Event validators run on the backend through Events (events.go);
+// pipelines and routers of other inputs run on the interpreter under
+// every backend.
 //
 // A Spans is safe for concurrent use: each wasm evaluation takes an
 // instance from a pool (wazero's instances are not safe for concurrent

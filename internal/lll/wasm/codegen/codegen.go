@@ -99,13 +99,18 @@
 // named above (the interpreter's fast path for a top-level field: rfc3339
 // on when, string and nonempty on a string field, array and
 // array_of_strings on confirmed_by, object on data; and those below data),
-// in [...] on when, confirmed_by or data. Event validators and pipelines
-// are not part of the module.
+// in [...] on when, confirmed_by or data. Pipelines are not part of the
+// module.
 //
-// The module's functions are, in order: the imported host calls (sorted
-// by name), streq (the byte equality of two strings in memory), one
+// Event validators (event.go) are compiled to one exported function each,
+// deciding their guard and check rules over the event's values, with the
+// kernels of expressions as imports; one that uses what is not compiled
+// is left to the interpreter (Output.EventsLeft).
+//
+// The module's functions are, in order: the imported host calls and
+// kernels (sorted by name), streq (the byte equality of two strings in memory), one
 // function a span validator, in the order of the program, one a router of
-// spans, then the helpers expressions use (string equality, a*b/c,
+// spans, one an event validator, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
 // first use. Besides the module, Output lists what the

@@ -28,7 +28,8 @@
 // back in the module's representation. RouteSpan (router.go) runs a
 // router of spans: the host records each action the module calls for,
 // rebuilt from the route's argument record, as eval's Router.Route
-// returns it.
+// returns it. CheckEvent (event.go) runs an event validator over a
+// derived event, its kernels called through the run's eval.Kernels.
 package vm
 
 import (
