@@ -36,7 +36,6 @@ type Events struct {
 	pool        *vm.Pool
 	compiled    map[string]bool // the event validators the module runs
 	opts        Options
-	logs        sync.Pool // *kernelLog
 	scratch     sync.Pool // *eval.Scratch, for the second run of shadow
 	runs        atomic.Int64
 	fallbacks   atomic.Int64
@@ -71,7 +70,6 @@ func NewEvents(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (
 // out compiled from prog (unused for eval).
 func newEvents(ctx context.Context, kind Kind, prog *ir.Program, out *codegen.Output, opts Options) (*Events, error) {
 	e := &Events{kind: kind, opts: opts, compiled: map[string]bool{}}
-	e.logs.New = func() any { return &kernelLog{} }
 	e.scratch.New = func() any { return &eval.Scratch{} }
 	if kind == Eval {
 		return e, nil
@@ -129,31 +127,34 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 	if e.kind == Eval || !e.compiled[v.IR.Name] || !v.AppliesTo(typ.Str()) {
 		return v.CheckEventWith(ctx, ev, env, s)
 	}
-	lg := e.logs.Get().(*kernelLog)
-	defer func() {
-		lg.reset()
-		e.logs.Put(lg)
-	}()
-	first := lg.record(env)
 	if e.kind == Wasm {
-		got, err := e.runWasm(ctx, v, ev, first, s)
+		got, calls, err := e.runWasm(ctx, v, ev, env, s)
 		if err == nil {
 			return got.Result, got.Err
 		}
 		// The interpreter answers, the module's kernel calls replayed.
-		rp := &kernelReplayer{rp: replayer{log: lg.rec.log}, k: lg.rec.k}
-		want, werr := v.CheckEventWith(ctx, ev, withKernels(env, rp), s)
+		var k eval.Kernels
+		if env != nil {
+			k = env.Kernels
+		}
+		want, werr := v.CheckEventWith(ctx, ev, withKernels(env, &kernelReplayer{rp: replayer{log: calls}, k: k}), s)
 		if !isFallback(err) {
 			e.diverged(v, ev, eventOutcome(want, werr, s.Steps()), Outcome{Steps: got.Run.FuelUsed, Error: err.Error()})
 		}
 		return want, werr
 	}
+	first := env
+	rec := &kernelRecorder{}
+	if env != nil && env.Kernels != nil {
+		rec.k = env.Kernels
+		first = withKernels(env, rec)
+	}
 	want, werr := v.CheckEventWith(ctx, ev, first, s)
 	steps := s.Steps()
 	s2 := e.scratch.Get().(*eval.Scratch)
 	defer e.scratch.Put(s2)
-	rp := &kernelReplayer{rp: replayer{log: lg.rec.log, strict: true}}
-	got, err := e.runWasm(ctx, v, ev, withKernels(env, rp), s2)
+	rp := &kernelReplayer{rp: replayer{log: rec.log, strict: true}}
+	got, _, err := e.runWasm(ctx, v, ev, withKernels(env, rp), s2)
 	mismatch := rp.rp.differs(!isFallback(err))
 	if isFallback(err) && mismatch == "" {
 		return want, werr
@@ -172,19 +173,26 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 }
 
 // runWasm runs v on the module; an error that is a fallback has been
-// counted as one.
-func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (vm.EventOutcome, error) {
+// counted as one. A run that fails returns the kernel calls the module
+// made, for the interpreter to replay.
+func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (vm.EventOutcome, []hostCall, error) {
 	e.runs.Add(1)
 	in, err := e.pool.Get(ctx)
 	if err != nil {
-		return vm.EventOutcome{}, err
+		return vm.EventOutcome{}, nil, err
 	}
 	out, err := in.CheckEvent(ctx, v.IR.Name, ev, env, s)
+	var calls []hostCall
+	if err != nil {
+		for _, c := range out.Kernels { // the instance's memory: copied before it is given back
+			calls = append(calls, hostCall{name: c.Name, args: slices.Clone(c.Args), v: c.Value, err: c.Err})
+		}
+	}
 	e.pool.Put(in)
 	if isFallback(err) {
 		e.fallbacks.Add(1)
 	}
-	return out, err
+	return out, calls, err
 }
 
 func (e *Events) diverged(v *eval.Validator, ev ir.Value, want, got Outcome) {
@@ -221,33 +229,6 @@ func withKernels(env *eval.Env, k eval.Kernels) *eval.Env {
 	e := *env
 	e.Kernels = k
 	return &e
-}
-
-// kernelLog is the memory of one evaluation's recording of its kernel
-// calls, reused from one evaluation to the next.
-type kernelLog struct {
-	env eval.Env
-	rec kernelRecorder
-}
-
-// record returns env with its kernels recorded in l (env itself when it
-// has none).
-func (l *kernelLog) record(env *eval.Env) *eval.Env {
-	if env == nil || env.Kernels == nil {
-		return env
-	}
-	l.env = *env
-	l.rec.k = env.Kernels
-	l.env.Kernels = &l.rec
-	return &l.env
-}
-
-func (l *kernelLog) reset() {
-	clear(l.rec.log)
-	clear(l.rec.vals)
-	l.rec.log, l.rec.vals = l.rec.log[:0], l.rec.vals[:0]
-	l.rec.k = nil
-	l.env = eval.Env{}
 }
 
 // kernelRecorder calls a run's kernels with k and records the calls, as

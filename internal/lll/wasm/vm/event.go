@@ -54,12 +54,24 @@ type eventState struct {
 }
 
 // eventKernels is what the kernels' host functions of a run need: the
-// run's kernels, its context and input, as the interpreter passes them.
+// run's kernels, its context and input, as the interpreter passes them;
+// and the calls the run made (their arguments in vals), kept from one run
+// to the next.
 type eventKernels struct {
 	k     eval.Kernels
 	ctx   context.Context
 	input eval.Input
 	args  [2]ir.Value
+	log   []KernelCall
+	vals  []ir.Value
+}
+
+// KernelCall is a kernel call a run made, and its answer.
+type KernelCall struct {
+	Name  string
+	Args  []ir.Value
+	Value ir.Value
+	Err   error
 }
 
 // EventOutcome is the outcome of a run of an event validator.
@@ -71,6 +83,11 @@ type EventOutcome struct {
 	// Run is the fuel the run used (the steps the interpreter counts,
 	// its emit step's included) and its trap.
 	Run Result
+	// Kernels are the kernel calls the module made, in order (not those
+	// of the emit step, made by the interpreter's code), valid until the
+	// instance's next run: a caller that asks the interpreter after the
+	// module left a run replays them (the kernels may have state).
+	Kernels []KernelCall
 }
 
 // CheckEvent runs the event validator name over the event ev as eval's
@@ -90,7 +107,7 @@ type EventOutcome struct {
 // CheckSpanEnv; the interpreter looks at the clock after every kernel
 // call). The kernel calls the module made were made: a caller that then
 // asks the interpreter replays them rather than calling the kernels twice.
-func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, env *eval.Env, s *eval.Scratch) (EventOutcome, error) {
+func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, env *eval.Env, s *eval.Scratch) (out EventOutcome, _ error) {
 	st := in.ev
 	if st == nil {
 		st = &eventState{funcs: map[string]validator{}}
@@ -123,10 +140,15 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 			return EventOutcome{}, err
 		}
 	}
-	st.run = hostRun{in: in, kernels: eventKernels{ctx: ctx, input: eval.Input{Event: ev}}}
+	k := st.run.kernels
+	clear(k.log)
+	clear(k.vals)
+	k.log, k.vals = k.log[:0], k.vals[:0]
+	k.ctx, k.input, k.k = ctx, eval.Input{Event: ev}, nil
 	if env != nil {
-		st.run.kernels.k = env.Kernels
+		k.k = env.Kernels
 	}
+	st.run = hostRun{in: in, kernels: k}
 	in.fuel.Set(uint64(budget))
 	in.bytes.Set(uint64(maxBytes))
 	in.trap.Set(0)
@@ -136,8 +158,10 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		start = time.Now()
 	}
 	err := val.fn.CallWithStack(st.ctx, in.stack[:])
-	st.run.kernels = eventKernels{} // the event and the kernels do not outlive the run
+	// The event and the kernels do not outlive the run.
+	st.run.kernels.ctx, st.run.kernels.input, st.run.kernels.k = nil, eval.Input{}, nil
 	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	defer func() { out.Kernels = st.run.kernels.log }()
 	if res.FuelUsed > 0 {
 		if ctx.Err() != nil {
 			return EventOutcome{Run: res}, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
@@ -147,8 +171,8 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 			return EventOutcome{Run: res}, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
 	}
-	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
-	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
+	words, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
+	reason, word := binary.LittleEndian.Uint32(words), binary.LittleEndian.Uint32(words[4:])
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 		switch res.Trap {
@@ -165,7 +189,7 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 				}
 			case layout.TrapFault:
 				var ferr error
-				if f, ferr = in.fault(name, pt, reason, out, maxBytes); ferr != nil {
+				if f, ferr = in.fault(name, pt, reason, words, maxBytes); ferr != nil {
 					return EventOutcome{Run: res}, ferr
 				}
 				f.Rule = pt.Rule
@@ -268,6 +292,9 @@ func kernelFunc(m *Module, name string, params int) api.GoModuleFunc {
 			run.abort(fmt.Errorf("kernel %s is not available here", name))
 		}
 		v, err := k.k.Kernel(k.ctx, name, k.input, args)
+		at := len(k.vals)
+		k.vals = append(k.vals, args...)
+		k.log = append(k.log, KernelCall{Name: name, Args: k.vals[at:len(k.vals):len(k.vals)], Value: v, Err: err})
 		clear(args)
 		if err != nil {
 			run.hostFailed(mod, pt, name, err)
