@@ -153,24 +153,35 @@ type Spans struct {
 // shadow it compiles the bundle's module (wazero) and checks that it
 // exports every span validator; Close releases it.
 func New(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans, error) {
-	if _, err := ParseKind(string(kind)); err != nil {
+	out, opts, err := bundleModule(b, kind, opts)
+	if err != nil {
 		return nil, err
+	}
+	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
+}
+
+// bundleModule returns the module of b for kind (none for eval): the one
+// the bundle carries or, with opts.Compile, the one compiled from its IR;
+// and opts with the bundle's capabilities.
+func bundleModule(b *bundle.Bundle, kind Kind, opts Options) (*codegen.Output, Options, error) {
+	if _, err := ParseKind(string(kind)); err != nil {
+		return nil, opts, err
 	}
 	out := b.Wasm()
 	if kind != Eval && out == nil {
 		if !opts.Compile {
-			return nil, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
+			return nil, opts, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
 		}
 		var err error
 		if out, err = codegen.Compile(b.IR); err != nil {
-			return nil, fmt.Errorf("backend: %w", err)
+			return nil, opts, fmt.Errorf("backend: %w", err)
 		}
 	}
 	opts.caps = b.Manifest.CapsAllow
 	if opts.caps == nil {
 		opts.caps = []string{}
 	}
-	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
+	return out, opts, nil
 }
 
 // newSpans runs validators on kind, with the module out compiled from

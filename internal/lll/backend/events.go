@@ -46,22 +46,9 @@ type Events struct {
 // bundle's module (or, with opts.Compile and a bundle without one, the
 // module compiled from its IR) for wasm and shadow; Close releases it.
 func NewEvents(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Events, error) {
-	if _, err := ParseKind(string(kind)); err != nil {
+	out, opts, err := bundleModule(b, kind, opts)
+	if err != nil {
 		return nil, err
-	}
-	out := b.Wasm()
-	if kind != Eval && out == nil {
-		if !opts.Compile {
-			return nil, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
-		}
-		var err error
-		if out, err = codegen.Compile(b.IR); err != nil {
-			return nil, fmt.Errorf("backend: %w", err)
-		}
-	}
-	opts.caps = b.Manifest.CapsAllow
-	if opts.caps == nil {
-		opts.caps = []string{}
 	}
 	return newEvents(ctx, kind, b.IR, out, opts)
 }
