@@ -365,3 +365,71 @@ func TestEventsRefused(t *testing.T) {
 		}
 	}
 }
+
+// FuzzShadowEvents is the differential fuzz target of event validators:
+// a program (any text, starting from those with event validators) and a
+// derived event (any JSON, starting from the golden and generated
+// events), run in shadow mode with fakeKernels of the seed the fuzzer
+// picks and at its step budget: whenever the program compiles and its
+// module runs an event validator the event applies to, the backends must
+// agree (result, emitted event, error, steps, kernel calls).
+func FuzzShadowEvents(f *testing.F) {
+	var srcs [][]byte
+	for _, c := range goldenCases(f) {
+		if c.name == "meter_eval" || c.name == "seed_score_and_meter" {
+			srcs = append(srcs, c.srcs[0].Text)
+		}
+	}
+	var std []byte
+	for _, s := range stdlib.Sources() {
+		std = append(append(std, s.Text...), '\n')
+	}
+	srcs = append(srcs, []byte(eventsSrc), std)
+	lines := eventLines()
+	for i, src := range srcs {
+		for j, l := range lines {
+			if j%7 == i%7 {
+				f.Add(src, []byte(l), uint8(j), uint16(j%16))
+			}
+		}
+	}
+	ctx := context.Background()
+	f.Fuzz(func(t *testing.T, src, line []byte, seed uint8, budget uint16) {
+		prog, errs := lll.Compile([]lll.Source{{Name: "f.lll", Text: src}})
+		if len(errs) > 0 {
+			return
+		}
+		out, err := codegen.Compile(prog)
+		if err != nil || len(out.Events) == 0 {
+			return
+		}
+		var x any
+		d := json.NewDecoder(strings.NewReader(string(line)))
+		d.UseNumber()
+		if d.Decode(&x) != nil {
+			return
+		}
+		ev, err := ir.FromJSON(x)
+		if err != nil || ev.Kind() != ir.Map {
+			return
+		}
+		var divs []Divergence
+		e, err := newEvents(ctx, Shadow, prog, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close(ctx)
+		ep, err := eval.Compile(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s eval.Scratch
+		for _, name := range out.Events {
+			env := &eval.Env{Kernels: &fakeKernels{seed: int64(seed)}, Features: map[string]bool{"diamond": seed%2 == 0}, MaxSteps: int64(budget), Timeout: -1}
+			_, _ = e.CheckEvent(ctx, ep.Validator(name), ev, env, &s)
+		}
+		for _, d := range divs {
+			t.Errorf("%s", d)
+		}
+	})
+}
