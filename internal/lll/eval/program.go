@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -550,13 +551,17 @@ func (s *Scratch) Steps() int64 { return s.fr.steps }
 // a second backend decided (the event applies and passes): it builds the
 // event the validator emits (none when it emits none) by the
 // interpreter's own code, its with kernels called through env.Kernels,
-// continuing a run that has counted steps steps and charged bytes bytes
-// of its budgets. Result.Emitted points into s, and s.Steps() is then the
-// whole run's steps, as CheckEventWith's would be.
-func (v *Validator) EmitEvent(ctx context.Context, ev ir.Value, env *Env, s *Scratch, steps, bytes int64) (Result, error) {
+// continuing a run that started at start (its deadline env.Timeout after
+// it; the zero time: now) and has counted steps steps and charged bytes
+// bytes of its budgets. Result.Emitted points into s, and s.Steps() is
+// then the whole run's steps, as CheckEventWith's would be.
+func (v *Validator) EmitEvent(ctx context.Context, ev ir.Value, env *Env, s *Scratch, start time.Time, steps, bytes int64) (Result, error) {
 	fr := &s.fr
 	fr.reset(ctx, env, Input{Event: ev})
 	fr.steps, fr.bytes = steps, bytes
+	if !start.IsZero() && fr.timeout > 0 {
+		fr.deadline = start.Add(fr.timeout)
+	}
 	return v.emit(fr, ev, s, Result{Applied: true})
 }
 

@@ -211,7 +211,7 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 	case code == layout.EventSkipped:
 		return EventOutcome{Run: res}, nil
 	case code == layout.EventPassed:
-		r, rerr := v.EmitEvent(ctx, ev, env, s, res.FuelUsed, maxBytes-int64(in.bytes.Get()))
+		r, rerr := v.EmitEvent(ctx, ev, env, s, start, res.FuelUsed, maxBytes-int64(in.bytes.Get()))
 		res.FuelUsed = s.Steps()
 		return EventOutcome{Result: r, Err: rerr, Run: res}, nil
 	case reason == layout.ReasonCheck:
