@@ -433,3 +433,20 @@ func FuzzShadowEvents(f *testing.F) {
 		}
 	})
 }
+
+// TestEventsCanceled: a run whose context is done is the interpreter's
+// to answer (its LLL101 at the first step), on wasm and shadow alike.
+func TestEventsCanceled(t *testing.T) {
+	e, v, env, evs := meter(t, Wasm)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var s eval.Scratch
+	_, err := e.CheckEvent(ctx, v, evs["emit"], env, &s)
+	_, want := v.CheckEventWith(ctx, evs["emit"], env, &s)
+	if err == nil || want == nil || err.Error() != want.Error() || !strings.Contains(err.Error(), "LLL101") {
+		t.Errorf("err = %v, want the interpreter's %v", err, want)
+	}
+	if st := e.Stats(); st.Runs != 1 || st.Fallbacks != 1 || st.Divergences != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
