@@ -15,7 +15,7 @@ import (
 // TestRulesOnBackend: the derivation whose score and meter run on
 // backend.Events (Rules.CheckEvent; wasm, then shadow) derives what it
 // derives on the interpreter, event for event, the module answering the
-// meter's runs with no divergence.
+// meter's runs, all of them, with no divergence.
 func TestRulesOnBackend(t *testing.T) {
 	ctx := context.Background()
 	key := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
@@ -52,7 +52,7 @@ func TestRulesOnBackend(t *testing.T) {
 			t.Errorf("%s: the derivation differs (-eval +%s):\n%s", k, k, diff)
 		}
 		st := e.Stats()
-		if len(divs) > 0 || st.Divergences != 0 || st.Runs == 0 || st.Fallbacks == st.Runs {
+		if len(divs) > 0 || st.Divergences != 0 || st.Runs == 0 || st.Fallbacks != 0 {
 			t.Errorf("%s: stats %+v, divergences %v", k, st, divs)
 		}
 		_ = e.Close(ctx)
