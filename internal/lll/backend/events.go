@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -149,7 +150,7 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 	w := eventOutcome(got.Result, got.Err, got.Run.FuelUsed)
 	switch {
 	case mismatch != "":
-		w.Error = "kernel calls differ: " + mismatch
+		w.Error = "kernel calls differ: " + strings.ReplaceAll(mismatch, "host calls", "kernel calls")
 	case err != nil:
 		w.Error = err.Error()
 	}
