@@ -204,19 +204,29 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 		}
 		c.routers[r.Name] = true
 	}
+	var err error
+	if c.mod, c.pool, err = load(ctx, prog, out, opts); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// load compiles the module out of prog, linked under opts.caps, and
+// returns it with a pool holding one instance: a module its capabilities
+// cannot link fails here.
+func load(ctx context.Context, prog *ir.Program, out *codegen.Output, opts Options) (*vm.Module, *vm.Pool, error) {
 	m, err := vm.CompileWith(ctx, prog, out, vm.Options{Caps: opts.caps})
 	if err != nil {
-		return nil, fmt.Errorf("backend: %w", err)
+		return nil, nil, fmt.Errorf("backend: %w", err)
 	}
-	c.mod, c.pool = m, vm.NewPool(m)
-	// One instance now: a module its capabilities cannot link fails here.
-	in, err := c.pool.Get(ctx)
+	pool := vm.NewPool(m)
+	in, err := pool.Get(ctx)
 	if err != nil {
 		_ = m.Close(ctx)
-		return nil, fmt.Errorf("backend: %w", err)
+		return nil, nil, fmt.Errorf("backend: %w", err)
 	}
-	c.pool.Put(in)
-	return c, nil
+	pool.Put(in)
+	return m, pool, nil
 }
 
 // Close releases the module, if any.

@@ -65,17 +65,10 @@ func newEvents(ctx context.Context, kind Kind, prog *ir.Program, out *codegen.Ou
 	for _, name := range out.Events {
 		e.compiled[name] = true
 	}
-	m, err := vm.CompileWith(ctx, prog, out, vm.Options{Caps: opts.caps})
-	if err != nil {
-		return nil, fmt.Errorf("backend: %w", err)
+	var err error
+	if e.mod, e.pool, err = load(ctx, prog, out, opts); err != nil {
+		return nil, err
 	}
-	e.mod, e.pool = m, vm.NewPool(m)
-	in, err := e.pool.Get(ctx)
-	if err != nil {
-		_ = m.Close(ctx)
-		return nil, fmt.Errorf("backend: %w", err)
-	}
-	e.pool.Put(in)
 	return e, nil
 }
 
