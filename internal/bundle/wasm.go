@@ -85,13 +85,13 @@ func decodeWasm(m *Manifest, res []Resource, prog *ir.Program) (*codegen.Output,
 		listed[name] = true
 	}
 	routers := map[string]bool{}
-	for _, r := range codegen.SpanRouters(prog) {
+	for _, r := range codegen.Routers(prog) {
 		routers[r.Name] = true
 	}
 	listedRouters := map[string]bool{}
 	for _, name := range out.Routers {
 		if !routers[name] || listedRouters[name] {
-			return nil, refuse(ErrMalformed, "the module's description lists router %q, which is not a router of spans of the program or is listed twice", name)
+			return nil, refuse(ErrMalformed, "the module's description lists router %q, which is not a router of the program the compiler compiles or is listed twice", name)
 		}
 		listedRouters[name] = true
 	}

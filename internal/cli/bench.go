@@ -72,7 +72,7 @@ func newBenchIngestCmd(stdio Stdio) *cobra.Command {
 		asJSON, noProgress bool
 	)
 	cmd := &cobra.Command{
-		Use:   "ingest --url URL",
+		Use:   "ingest --url URL[,URL...]",
 		Short: "Post spans to a server and measure durable throughput and latency",
 		Long: `bench ingest posts --spans spans (or until --duration passes, whichever comes
 first) to URL/ingest in NDJSON batches of --batch spans from --concurrency
@@ -89,7 +89,10 @@ By default each client sends its next request as soon as the last is
 answered (closed loop: the figures are the server's capacity). With --rate,
 requests are sent on a fixed schedule of that many requests per second
 (open loop), and each latency counts from the moment its request was due,
-so a server that falls behind shows it.`,
+so a server that falls behind shows it.
+
+Several URLs, separated by commas, spread the clients over several gateways
+of one cluster: client i posts to URL number i modulo their count.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if url == "" {
@@ -108,7 +111,14 @@ so a server that falls behind shows it.`,
 			if err != nil {
 				return err
 			}
-			rep, err := benchIngest(cmd.Context(), benchOpts{url: strings.TrimRight(url, "/"), tenant: tenant, token: token,
+			var urls []string
+			for _, u := range strings.Split(url, ",") {
+				if u = strings.TrimRight(strings.TrimSpace(u), "/"); u == "" {
+					return usageErr("--url has an empty URL between its commas")
+				}
+				urls = append(urls, u)
+			}
+			rep, err := benchIngest(cmd.Context(), benchOpts{urls: urls, tenant: tenant, token: token,
 				spans: spans, batch: batch, conc: conc, size: size, duration: duration, rate: rate}, p)
 			if err != nil {
 				return err
@@ -152,11 +162,12 @@ so a server that falls behind shows it.`,
 }
 
 type benchOpts struct {
-	url, tenant, token string
-	spans              int64
-	batch, conc, size  int
-	duration           time.Duration
-	rate               float64
+	urls              []string // client i posts to urls[i%len(urls)]
+	tenant, token     string
+	spans             int64
+	batch, conc, size int
+	duration          time.Duration
+	rate              float64
 }
 
 // benchIngest runs the load o describes, showing on p (if not nil) the
@@ -196,7 +207,7 @@ func benchIngest(ctx context.Context, o benchOpts, p *progress.Reporter) (*bench
 		return dst
 	}
 
-	rep := &benchReport{URL: o.url, Batch: o.batch, Concurrency: o.conc, Rate: o.rate}
+	rep := &benchReport{URL: strings.Join(o.urls, ","), Batch: o.batch, Concurrency: o.conc, Rate: o.rate}
 	var (
 		next, sent, accepted, dups, rejected atomic.Int64
 		tried, reqs, failed                  atomic.Int64
@@ -216,7 +227,8 @@ func benchIngest(ctx context.Context, o benchOpts, p *progress.Reporter) (*bench
 	begin := time.Now()
 	start := begin.Add(10 * time.Millisecond) // the open loop's schedule
 	var wg sync.WaitGroup
-	for range o.conc {
+	for c := range o.conc {
+		url := o.urls[c%len(o.urls)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -235,7 +247,7 @@ func benchIngest(ctx context.Context, o benchOpts, p *progress.Reporter) (*bench
 				}
 				n := int(min(int64(o.batch), o.spans-first))
 				buf = body(buf, first, n)
-				req, _ := http.NewRequestWithContext(ctx, "POST", o.url+"/ingest", bytes.NewReader(buf))
+				req, _ := http.NewRequestWithContext(ctx, "POST", url+"/ingest", bytes.NewReader(buf))
 				req.Header.Set("Content-Type", "application/x-ndjson")
 				if o.token != "" {
 					req.Header.Set("Authorization", "Bearer "+o.token)

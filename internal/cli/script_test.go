@@ -75,14 +75,16 @@ func TestScript(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitserver": cmdWaitServer,
-			"http":       cmdHTTP,
-			"waitfor":    cmdWaitFor,
-			"wsread":     cmdWSRead,
-			"flipbyte":   cmdFlipByte,
-			"replace":    cmdReplace,
-			"receiver":   cmdReceiver,
-			"sendhook":   cmdSendHook,
+			"waitserver":  cmdWaitServer,
+			"http":        cmdHTTP,
+			"waitfor":     cmdWaitFor,
+			"wsread":      cmdWSRead,
+			"flipbyte":    cmdFlipByte,
+			"replace":     cmdReplace,
+			"receiver":    cmdReceiver,
+			"sendhook":    cmdSendHook,
+			"natscluster": cmdNATSCluster,
+			"samesize":    cmdSameSize,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond != "standardwebhooks" {

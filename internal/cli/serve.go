@@ -26,6 +26,7 @@ import (
 func newServeCmd(stdio Stdio) *cobra.Command {
 	var (
 		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr, backendName string
+		natsURLs, role, nodeName                                                                string
 		trust                                                                                   []string
 		dev, readOnly                                                                           bool
 	)
@@ -48,6 +49,15 @@ tenant it names. It is for a laptop, never for production.
 bundle's is compiled at start); --backend shadow runs both it and the
 interpreter on every span, keeps the interpreter's answer and counts each
 disagreement in logline_runtime_divergence_total.
+
+--nats URL[,URL...] runs the server in a cluster on NATS JetStream
+(docs/cluster.md) as --role gateway (the default: the HTTP API, a ledger
+following the cluster's, ingest through the cluster) or --role integrator
+(no HTTP API: a ledger that integrates while it holds the lease; the
+integrators create the streams). Every integrator's data directory must
+hold the cluster's ledger key (ledger/key, ledger/key.pub) before its first
+start. The cluster mode is new: see docs/cluster.md for what it does not do
+yet.
 
 One server at a time uses a data directory: a second one (or a command that
 changes the directory, like ledger reindex) exits 1 naming the holder.
@@ -83,6 +93,9 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			set("trust", func() { cfg.Bundle.Trust = trust })
 			set("backend", func() { cfg.Bundle.Backend = backendName })
 			set("read-only", func() { cfg.Ledger.ReadOnly = readOnly })
+			set("nats", func() { cfg.Cluster.NATS = natsURLs })
+			set("role", func() { cfg.Cluster.Role = role })
+			set("name", func() { cfg.Cluster.Name = nodeName })
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
@@ -92,6 +105,9 @@ flight, ends streams, and writes a final signed checkpoint.`,
 					return usageErr("--pprof %q: give a loopback address (127.0.0.1:PORT): profiles reveal the server's internals", pprofAddr)
 				}
 				go servePprof(pprofAddr, stdio)
+			}
+			if cfg.Cluster.Role == "integrator" {
+				return runIntegrator(cmd.Context(), cfg, addrFile, stdio)
 			}
 			return runServe(cmd.Context(), cfg, addrFile, stdio)
 		},
@@ -108,6 +124,9 @@ flight, ends streams, and writes a final signed checkpoint.`,
 	f.StringSliceVar(&trust, "trust", nil, "public key file trusted to sign --bundle (repeatable)")
 	f.StringVar(&backendName, "backend", def.Bundle.Backend, "run the span validators on eval (the interpreter), wasm (the bundle's WebAssembly module) or shadow (both, compared on every span)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address")
+	f.StringVar(&natsURLs, "nats", "", "run in a cluster: the NATS cluster's URLs, comma-separated (docs/cluster.md)")
+	f.StringVar(&role, "role", "", "the role in the cluster: gateway (default) or integrator")
+	f.StringVar(&nodeName, "name", "", "the node's name in the cluster (default: the host name)")
 	f.BoolVar(&readOnly, "read-only", false, "open the ledger read-only (salvage after damage): reads serve what is readable, ingest answers 503")
 	return cmd
 }
@@ -129,6 +148,46 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runIntegrator runs a cluster's integrator node until SIGINT or SIGTERM,
+// serving only /healthz on --listen (and writing --addr-file once it is
+// running).
+func runIntegrator(parent context.Context, cfg server.Config, addrFile string, stdio Stdio) error {
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := newLogger(stdio.Err, cfg.Log.Format, cfg.Log.Level)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","role":"integrator"}`+"\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			reply.WriteProblem(w, r, reply.NewProblem("unavailable", "the integrator's ledger is not open yet"))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ready","role":"integrator"}`+"\n")
+	})
+	srv := cfg.HTTPServer(mux, log.New(&slogWriter{logger.With("component", "http")}, "", 0))
+	go srv.Serve(ln)
+	defer srv.Close()
+	err = server.RunIntegrator(ctx, cfg, logger, func() {
+		ready.Store(true)
+		if addrFile != "" {
+			if err := os.WriteFile(addrFile+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {
+				os.Rename(addrFile+".tmp", addrFile)
+			}
+		}
+	})
+	logger.Info("stopped", "err", err)
+	return err
 }
 
 func runServe(parent context.Context, cfg server.Config, addrFile string, stdio Stdio) error {

@@ -21,7 +21,7 @@ func connect(t *testing.T, urls string) jetstream.JetStream {
 	return js
 }
 
-func connectNC(t *testing.T, urls string) (jetstream.JetStream, *nats.Conn) {
+func connectNC(t testing.TB, urls string) (jetstream.JetStream, *nats.Conn) {
 	t.Helper()
 	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,18 +40,26 @@ func (g *Log) Last(ctx context.Context) (uint64, error) {
 // last, which its writer has read and applied: from then on, appends that
 // name an earlier sequence are refused. It returns the marker's sequence.
 func (g *Log) Fence(ctx context.Context, l *Lease, last uint64) (uint64, error) {
-	return g.append(ctx, l, "epoch", last, []byte(l.Holder()))
+	return g.append(ctx, l, "epoch", last, []byte(l.Holder()), nil)
 }
 
 // Append appends payload after the sequence last, for lease l; it returns
 // the new message's sequence, or an error wrapping ErrFenced when last is
 // no longer the log's last sequence.
 func (g *Log) Append(ctx context.Context, l *Lease, last uint64, payload []byte) (uint64, error) {
-	return g.append(ctx, l, "batch", last, payload)
+	return g.append(ctx, l, "batch", last, payload, nil)
 }
 
-func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, payload []byte) (uint64, error) {
+// AppendWith is Append with headers h added to the message.
+func (g *Log) AppendWith(ctx context.Context, l *Lease, last uint64, payload []byte, h nats.Header) (uint64, error) {
+	return g.append(ctx, l, "batch", last, payload, h)
+}
+
+func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, payload []byte, h nats.Header) (uint64, error) {
 	m := nats.NewMsg(SubjectIntegrated)
+	for k, v := range h {
+		m.Header[k] = v
+	}
 	m.Data = payload
 	m.Header.Set(HeaderEpoch, strconv.FormatUint(l.Epoch(), 10))
 	m.Header.Set(HeaderKind, kind)
@@ -59,13 +68,24 @@ func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, pa
 	// (within the stream's duplicate window) before it checks the expected
 	// last sequence, so a publish that landed is not mistaken for fencing.
 	id := fmt.Sprintf("%d/%d", l.Epoch(), last)
-	ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequence(last), jetstream.WithMsgID(id))
-	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
+	for try := 0; ; try++ {
+		ack, err := g.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequence(last), jetstream.WithMsgID(id))
+		if err == nil {
+			return ack.Sequence, nil
 		}
-		return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
+		}
+		// A replica that led before a partition healed can answer for a
+		// moment from its stale state. Fenced means the log moved past
+		// last: ask the stream (its current leader) before believing it.
+		if try < 3 && g.s != nil {
+			if info, ierr := g.s.Info(ctx); ierr == nil && info.State.LastSeq == last {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
 	}
-	return ack.Sequence, nil
 }

@@ -153,7 +153,7 @@ func TestReplayDeterminism(t *testing.T) {
 	case raceEnabled:
 		// The race detector makes a million-span replay take minutes; the
 		// full size runs in .ci/run without it.
-		n = 100_000
+		n = 30_000
 	}
 	exe, err := os.Executable()
 	if err != nil {

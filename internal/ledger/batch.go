@@ -31,6 +31,9 @@ type appendReq struct {
 	done    chan struct{}
 	err     error
 	last    *commitBatch // the batch that completes this request
+	// apply is the batch of a commit given to Apply, checked and whole;
+	// entries, results and refs are then unused.
+	apply *commitBatch
 }
 
 // commitBatch is one group commit.
@@ -54,6 +57,14 @@ type commitBatch struct {
 	dups  []*appendReq // requests with duplicates of pending records here
 	nodes []treeNode
 	done  []*appendReq // requests completed by this batch
+
+	// applied: the batch is a commit given to Apply. Its lines are sealed,
+	// its leaves in recs and its receipt set; nothing is added to it.
+	applied bool
+	// lines is a copy of the written lines, kept for Config.Publish, and
+	// took the time the write and sync took.
+	lines []byte
+	took  time.Duration
 
 	// Set at seal and after sync.
 	rootAfter ledgerfmt.Hash // tree root once this batch is in
@@ -87,7 +98,7 @@ type recRef struct {
 func (b *commitBatch) empty() bool { return len(b.recs) == 0 && len(b.dups) == 0 && len(b.done) == 0 }
 
 func (b *commitBatch) full(cfg *Config) bool {
-	return len(b.recs) >= cfg.MaxBatchEntries || len(b.buf) >= int(cfg.MaxBatchBytes)
+	return b.applied || len(b.recs) >= cfg.MaxBatchEntries || len(b.buf) >= int(cfg.MaxBatchBytes)
 }
 
 // complete wakes the requests a durable batch completes; each assembles

@@ -164,16 +164,9 @@ func (c *catchUp) torn(n uint32, at, size int64, last bool, reason string) (int6
 		cerr.Reason += fmt.Sprintf(" (among the %d records that were durable when damage was found)", l.damagedBelow)
 		return 0, cerr
 	}
-	path := l.segs.path(n)
-	broken := fmt.Sprintf("%s.%d.broken", path, at)
-	for i := 1; fileExists(l.fs, broken); i++ {
-		broken = fmt.Sprintf("%s.%d.broken.%d", path, at, i)
-	}
-	if err := copyRange(l.fs, path, broken, at, size); err != nil {
-		return 0, fmt.Errorf("ledger: keep torn tail: %w", err)
-	}
-	if err := rewritePrefix(l.fs, path, at); err != nil {
-		return 0, fmt.Errorf("ledger: cut torn tail: %w", err)
+	broken, err := cutTail(l.fs, l.segs.path(n), at, size, "broken")
+	if err != nil {
+		return 0, fmt.Errorf("ledger: move torn tail aside: %w", err)
 	}
 	l.segs.forget(n)
 	l.log.Warn("torn tail moved aside", "segment", segmentName(n), "offset", at, "bytes", size-at,

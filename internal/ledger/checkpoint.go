@@ -33,7 +33,12 @@ func (l *Ledger) readCheckpoint() (*ledgerfmt.Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read checkpoint: %w", err)
 	}
-	v, err := ledgerfmt.NewVerifier(l.signer.VerifierKey())
+	return openCheckpoint(l.signer, b)
+}
+
+// openCheckpoint verifies the checkpoint b with the key of signer.
+func openCheckpoint(signer *ledgerfmt.Signer, b []byte) (*ledgerfmt.Checkpoint, error) {
+	v, err := ledgerfmt.NewVerifier(signer.VerifierKey())
 	if err != nil {
 		return nil, err
 	}

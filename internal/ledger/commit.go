@@ -69,6 +69,10 @@ func (c *committer) run() {
 		l.slot.dataCond.Broadcast()
 	}()
 	for req := range c.reqs {
+		if req.apply != nil {
+			c.applyBatch(req)
+			continue
+		}
 		c.commit(req)
 	}
 }

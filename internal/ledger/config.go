@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"crypto/rand"
 	"io"
 	"log/slog"
@@ -106,6 +107,21 @@ type Config struct {
 	// OnCommit, if set, is called after every durable group commit with its
 	// record count, byte count and the time its write and sync took.
 	OnCommit func(records, bytes int, sync time.Duration) `yaml:"-"`
+	// Publish, if set, is called with every group commit once it is
+	// durable, one at a time in commit order, before any request of the
+	// commit is answered (it must not call the ledger's Append, Close or
+	// WriteCheckpoint): receipts are withheld until it returns nil, and
+	// until then the commit is not visible to readers (Next, reads,
+	// proofs), not indexed and not covered by a checkpoint. The context is
+	// never canceled by the ledger; Publish bounds its own waits. An error
+	// fails the commit's requests and every later one (none of them is
+	// acknowledged; the error wraps ErrPublish) and makes the ledger
+	// read-only: the commits written but not published stay in its
+	// segments until TruncateAfter moves them aside. A ledger opened with
+	// Publish takes no Apply. It does not know, at open, which of its
+	// records were published: bring it to the published log first
+	// (TruncateAfter, or Apply on a ledger opened without Publish).
+	Publish func(ctx context.Context, c Commit) error `yaml:"-"`
 	// Progress, if set, is called during long scans at open, every
 	// progressEvery records, with the bytes done and the bytes in all.
 	Progress func(done, total int64) `yaml:"-"`

@@ -9,6 +9,11 @@
 //	LOCK                            held by the one process writing the directory
 //	                                (package datadir)
 //	ledger/segments/NNNNNN.ndjson   the records, one framed line each (record.go)
+//	ledger/segments/NNNNNN.ndjson.<offset>.broken
+//	                                a torn tail moved aside at open (recover.go)
+//	ledger/segments/NNNNNN.ndjson.<offset>.unpublished
+//	                                records never published, moved aside by
+//	                                TruncateAfter (truncate.go)
 //	ledger/key, ledger/key.pub      the signing key (keys.go; its form in ledgerfmt)
 //	ledger/checkpoint               the latest signed tree head (checkpoint.go;
 //	                                its form in ledgerfmt)
@@ -64,6 +69,19 @@
 // compactor goroutine writes full in-memory parts to sorted run files and
 // merges runs. Checkpoints sync the tree and the journal and sign the tree
 // head.
+//
+// With Config.Publish, the helper hands each durable batch to Publish
+// before it completes it; only then do its records become visible, indexed
+// and covered by checkpoints (syncer.go).
+//
+// # Replication
+//
+// A publishing ledger hands out its group commits (Commit: the lines as
+// written and the signed batch receipt); a follower with the same key
+// writes them with Apply, byte for byte, through the same syncer and
+// indexer, after checking them; TruncateAfter moves aside what a writer
+// wrote and never published. A ledger takes its records from Append or
+// from Apply until it is reopened. apply.go states the rules.
 //
 // # Duplicates
 //

@@ -22,6 +22,18 @@ var (
 	// ErrInvalidEntry is returned by Append for an entry it cannot store
 	// (missing tenant or id, body not a JSON object, too large).
 	ErrInvalidEntry = errors.New("ledger: invalid entry")
+	// ErrPublish wraps the error of Config.Publish: the commit it was given
+	// and every later one were not acknowledged, and the ledger turned
+	// read-only (errors.Is(err, ErrReadOnly) holds too).
+	ErrPublish = errors.New("ledger: publish")
+	// ErrBadCommit is returned by Apply for a commit it refuses: not the
+	// next one, damaged, not signed by this ledger's key, or holding a span
+	// already stored. Nothing was written; the ledger goes on.
+	ErrBadCommit = errors.New("ledger: commit refused")
+	// ErrRole is returned by Append on a ledger that applies commits, and
+	// by Apply on one that appends or publishes: a ledger takes its
+	// records from one side only until it is reopened.
+	ErrRole = errors.New("ledger: wrong role")
 )
 
 // CorruptError says where corruption was found: in a segment (Segment,

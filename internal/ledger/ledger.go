@@ -109,6 +109,9 @@ type Ledger struct {
 	notifyCh     chan struct{} // closed when durable or indexed advances
 	lastCkpt     atomic.Pointer[ledgerfmt.Checkpoint]
 	lastIndexed  atomic.Pointer[indexedBatch]
+	// role says where records come from: Append or Apply (apply.go).
+	role     atomic.Uint32
+	applyKey commitVerifier
 
 	stats struct {
 		appended, duplicates, commits, bytes atomic.Uint64
@@ -163,6 +166,9 @@ func Open(dir string, cfg Config) (*Ledger, error) {
 	}
 	if l.readOnly {
 		return l, nil
+	}
+	if cfg.Publish != nil {
+		l.role.Store(roleAppend)
 	}
 	l.startWriting()
 	return l, nil
@@ -254,8 +260,11 @@ func (l *Ledger) failed() error {
 // fail makes the ledger read-only for good after a write or sync error.
 func (l *Ledger) fail(err error) {
 	msg := "ledger is read-only after a storage error"
-	if errors.Is(err, ErrCorrupt) {
+	switch {
+	case errors.Is(err, ErrCorrupt):
 		msg = "ledger is read-only: its records are damaged"
+	case errors.Is(err, ErrPublish):
+		msg = "ledger is read-only: a commit could not be published"
 	}
 	err = fmt.Errorf("%w: %w", ErrReadOnly, err)
 	if l.failure.CompareAndSwap(nil, &err) {
@@ -282,21 +291,35 @@ func (l *Ledger) Append(ctx context.Context, entries []Entry) ([]Result, error) 
 	if err := l.failed(); err != nil {
 		return nil, err
 	}
+	if err := l.takeRole(roleAppend); err != nil {
+		return nil, err
+	}
 	req := &appendReq{entries: entries, results: make([]Result, len(entries)), refs: make([]recRef, len(entries)), done: make(chan struct{})}
+	if err := l.submit(ctx, req); err != nil {
+		return nil, err
+	}
+	if err := l.buildResults(req); err != nil {
+		return nil, err
+	}
+	return req.results, nil
+}
+
+// submit hands req to the committer and waits for it to complete.
+func (l *Ledger) submit(ctx context.Context, req *appendReq) error {
 	l.closeMu.Lock()
 	if l.closed {
 		l.closeMu.Unlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	if l.readOnly {
 		l.closeMu.Unlock()
-		return nil, fmt.Errorf("%w: opened read-only", ErrReadOnly)
+		return fmt.Errorf("%w: opened read-only", ErrReadOnly)
 	}
 	select {
 	case l.committer.reqs <- req:
 	case <-ctx.Done():
 		l.closeMu.Unlock()
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 	l.closeMu.Unlock()
 	// Once queued, the request is committed whatever happens to ctx: the
@@ -304,15 +327,9 @@ func (l *Ledger) Append(ctx context.Context, entries []Entry) ([]Result, error) 
 	select {
 	case <-req.done:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
-	if req.err != nil {
-		return nil, req.err
-	}
-	if err := l.buildResults(req); err != nil {
-		return nil, err
-	}
-	return req.results, nil
+	return req.err
 }
 
 // buildResults assembles the receipts of a completed request, in the

@@ -268,7 +268,11 @@ func compactingWriter(t *testing.T) (*vfs.MemFS, Config) {
 // Verify beside a writer whose compactor replaces run files.
 func TestVerifyBesideCompaction(t *testing.T) {
 	fs, _ := compactingWriter(t)
-	for i := 0; i < 25; i++ {
+	n := 25
+	if raceEnabled {
+		n = 8 // .ci/run runs the 25 without the race detector
+	}
+	for i := 0; i < n; i++ {
 		rep, err := Verify("data", VerifyConfig{FS: fs, Live: true})
 		if err != nil {
 			t.Fatalf("verify %d: %v", i, err)

@@ -1,6 +1,8 @@
 package ledger
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"time"
 
@@ -17,7 +19,9 @@ import (
 // one before it is done, so batches are sealed, completed and indexed one
 // at a time in commit order, and a batch of duplicates alone completes only
 // after the batches holding their originals. At most two helpers exist at a
-// time.
+// time. With Config.Publish, a helper publishes its batch once it is durable
+// and only then makes it visible, completes it and indexes it; the syncer
+// meanwhile writes and syncs the next.
 type syncer struct {
 	l      *Ledger
 	active *activeSegment // the segment appended to
@@ -72,7 +76,11 @@ func (s *syncer) run() {
 			synced <- l.failed()
 			continue
 		}
-		s.published(b, time.Since(start))
+		if l.cfg.Publish == nil {
+			s.published(b, time.Since(start))
+		} else {
+			b.took = time.Since(start) // published by its helper
+		}
 		synced <- nil
 	}
 }
@@ -135,9 +143,15 @@ func (s *syncer) help(prev <-chan struct{}, b *commitBatch, synced <-chan error,
 
 // sealAndComplete is a helper's work. With err it fails b's requests;
 // without synced (a batch of duplicates alone) it completes b; otherwise it
-// seals b, waits for the sync's result on synced and completes b and hands
-// it to the indexer, or fails it.
+// seals b, waits for the sync's result on synced, publishes b (with
+// Config.Publish) and completes b and hands it to the indexer, or fails it.
+// A publishing ledger fails every batch after a failure: the helpers run
+// in commit order, so none completes after one that was not published.
 func (s *syncer) sealAndComplete(b *commitBatch, synced <-chan error, err error) {
+	publishing := s.l.cfg.Publish != nil
+	if err == nil && publishing {
+		err = s.l.failed()
+	}
 	switch {
 	case err != nil:
 		b.abort(err)
@@ -149,9 +163,33 @@ func (s *syncer) sealAndComplete(b *commitBatch, synced <-chan error, err error)
 			b.abort(err)
 			return
 		}
+		if publishing {
+			if err := s.publish(b); err != nil {
+				b.abort(err)
+				return
+			}
+		}
 		b.complete()
 		s.l.indexer.batches <- b
 	}
+}
+
+// publish hands a durable batch to Config.Publish and, once that returned
+// nil, makes the batch visible to readers. A failure is final: the ledger
+// turns read-only.
+func (s *syncer) publish(b *commitBatch) error {
+	l := s.l
+	if err := l.failed(); err != nil {
+		return err // since the helper began (the indexer's)
+	}
+	c := Commit{First: b.first, Lines: b.lines, Receipt: b.receipt}
+	b.lines = nil
+	if err := l.cfg.Publish(context.Background(), c); err != nil {
+		l.fail(fmt.Errorf("%w: commit [%d,+%d): %w", ErrPublish, b.first, len(b.recs), err))
+		return l.failed()
+	}
+	s.published(b, b.took)
+	return nil
 }
 
 // writeBatch rotates the segment if needed, seals the batch's lines and
@@ -170,7 +208,13 @@ func (s *syncer) writeBatch(b *commitBatch) error {
 		s.active = next
 	}
 	b.seg, b.segOff = s.active.num, s.active.size
-	s.sealLines(b)
+	if !b.applied {
+		s.sealLines(b)
+	}
+	if l.cfg.Publish != nil {
+		// WriteAt may scribble on b.buf; Publish gets the lines as written.
+		b.lines = bytes.Clone(b.buf)
+	}
 	// WriteAt may scribble on b.buf (vfs.File allows it): nothing reads its
 	// bytes after this. Once WriteAt returns the memory is free again
 	// (io.WriterAt must not retain it), so it goes to a later batch, which
@@ -217,13 +261,16 @@ func (s *syncer) sealLines(b *commitBatch) {
 }
 
 // sealBatch computes the batch tree, the tree root after the batch and the
-// signed batch receipt.
+// signed batch receipt. An applied batch came with its receipt, which Apply
+// checked against its leaves.
 func (s *syncer) sealBatch(b *commitBatch) {
-	leaves := make([]ledgerfmt.Hash, len(b.recs))
-	for i := range b.recs {
-		leaves[i] = b.recs[i].leaf
+	if !b.applied {
+		leaves := make([]ledgerfmt.Hash, len(b.recs))
+		for i := range b.recs {
+			leaves[i] = b.recs[i].leaf
+		}
+		b.btree = newBatchTree(leaves)
 	}
-	b.btree = newBatchTree(leaves)
 	// The tree: the helpers run one at a time, in commit order, so they
 	// share s.rng.
 	select {
@@ -239,6 +286,9 @@ func (s *syncer) sealBatch(b *commitBatch) {
 	}
 	b.sizeAfter = s.rng.size
 	b.rootAfter = s.rng.root()
+	if b.applied {
+		return
+	}
 	root := b.btree.root()
 	signer := s.l.signer
 	b.receipt = ledgerfmt.BatchReceipt{

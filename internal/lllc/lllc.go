@@ -32,13 +32,14 @@ import (
 const loglinecUsage = `usage: loglinec [-o out.lllb] [--key signing.key] [--replay-token TOKEN] [--backend eval|wasm] FILE.lll...
        loglinec --emit ir|manifest FILE.lll...     print instead of writing a bundle
        loglinec --emit manifest BUNDLE.lllb        print the manifest of a bundle
-       loglinec --emit wasm -o X.wasm FILE.lll...  write the span validators' WebAssembly module alone
+       loglinec --emit wasm -o X.wasm FILE.lll...  write the WebAssembly module (span validators, routers) alone
        loglinec --emit wasm -o X.wasm BUNDLE.lllb  write the module a bundle carries, as signed
        loglinec keygen [NAME]                      write NAME (private, 0600) and NAME.pub
 
 Compiles .lll sources into a bundle signed with an ed25519 key. With
---backend wasm the bundle also carries the span validators compiled to
-WebAssembly (for loglinerun and logline serve --backend wasm|shadow); a
+--backend wasm the bundle also carries the span validators and routers
+compiled to WebAssembly (for loglinerun and logline serve --backend
+wasm|shadow), importing only the host calls they make; a
 program the WebAssembly compiler does not cover yet is refused, naming the
 construct and its position.
 Exit status: 0 ok, 1 when a source or key is bad, 2 on usage errors.

@@ -42,14 +42,15 @@ after ingesting the same lines into an empty ledger (no clock ticks).
 Kernels (percentile, window_count, ...) run only there: a derived-event
 line whose validator calls one reports an error.
 
---backend wasm runs the span validators and the routers of spans on the
+--backend wasm runs the span validators and the routers on the
 WebAssembly module the bundle carries (loglinec --backend wasm); --backend
 shadow runs them on both the interpreter and the module and compares every
 outcome (violation or actions, errors, steps counted, host calls made):
 each divergence is written to standard error as a line
 "loglinerun: divergence: {json}" with the span id and both outcomes. The
 results written are the interpreter's. Event validators and the routers of
-derived events and webhooks run on the interpreter under every backend.
+webhooks that read their input run on the interpreter under every
+backend.
 Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage
 errors, 3 when --backend shadow saw a divergence (or the module failed).
 

@@ -10,15 +10,19 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 )
 
-// writeModule compiles the span validators of prog to WebAssembly and
-// writes the module alone to path.
+// writeModule compiles the span validators and routers of prog to
+// WebAssembly and writes the module alone to path.
 func writeModule(prog *ir.Program, path string, stderr io.Writer) int {
 	out, err := codegen.Compile(prog)
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinec: %v\n", err)
 		return 1
 	}
-	return writeWasm(path, out.Wasm, fmt.Sprintf("%d span validator%s", len(out.Validators), plural(len(out.Validators))), stderr)
+	what := fmt.Sprintf("%d span validator%s", len(out.Validators), plural(len(out.Validators)))
+	if n := len(out.Routers); n > 0 {
+		what += fmt.Sprintf(", %d router%s", n, plural(n))
+	}
+	return writeWasm(path, out.Wasm, what, stderr)
 }
 
 // writeBundleModule writes the module a bundle carries, byte for byte as

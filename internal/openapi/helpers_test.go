@@ -118,3 +118,14 @@ func schema(t testing.TB, doc *openapi3.T, name string) *openapi3.Schema {
 func visit(s *openapi3.Schema, v any) error {
 	return s.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.MultiErrors())
 }
+
+// skipKinUnderRace skips a test whose time goes to kin-openapi's validation
+// of whole documents: under the race detector that takes ten times as long
+// and exercises no concurrency of ours. .ci/run runs the package without
+// the race detector too, so these run there.
+func skipKinUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("kin-openapi's whole-document checks run without -race (.ci/run's full-size step)")
+	}
+}

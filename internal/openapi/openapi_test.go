@@ -18,6 +18,7 @@ import (
 )
 
 func TestDocumentValidatesWithKin(t *testing.T) {
+	skipKinUnderRace(t)
 	b := standardBundle(t)
 	for _, tc := range []struct {
 		name string
@@ -36,6 +37,7 @@ func TestDocumentValidatesWithKin(t *testing.T) {
 // The validation above is not vacuous: kin-openapi checks every example
 // against its schema (as JSON Schema 2020-12) and the schemas themselves.
 func TestKinCatchesMistakes(t *testing.T) {
+	skipKinUnderRace(t)
 	d := document(t, standardBundle(t), Options{})
 	for _, tc := range []struct {
 		name   string
@@ -126,6 +128,7 @@ func TestYAMLAndJSONSayTheSame(t *testing.T) {
 
 // The document's schemas are the bundle's: another bundle, other schemas.
 func TestSchemasComeFromTheBundle(t *testing.T) {
+	skipKinUnderRace(t)
 	src := lll.Source{Name: "app.lll", Text: []byte(`
 schema span {
   id: string as "nonempty"

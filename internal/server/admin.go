@@ -34,7 +34,9 @@ const KindAudit = "audit"
 
 // auditRecorder makes identity's security events ledger records.
 type auditRecorder struct {
-	l   *ledger.Ledger
+	l interface {
+		Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error)
+	}
 	now func() time.Time
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/loglineos/loglineos/internal/span"
 )
 
-// openBackend prepares the span validators and routers of spans on
+// openBackend prepares the span validators and routers on
 // bundle.backend and registers its metrics:
 // logline_runtime_divergence_total (by validator or router),
 // logline_runtime_wasm_runs_total and logline_runtime_wasm_fallbacks_total.
@@ -47,10 +47,10 @@ func (s *Server) openBackend() error {
 		divs.WithLabelValues(r)
 	}
 	runs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_runs_total",
-		Help: "Span evaluations run on the wasm module (bundle.backend wasm or shadow)."},
+		Help: "Evaluations (span validators, routers) run on the wasm module (bundle.backend wasm or shadow)."},
 		func() float64 { return float64(sp.Stats().Runs) })
 	fallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_fallbacks_total",
-		Help: "Span evaluations the wasm module was not compiled for, answered by the interpreter."},
+		Help: "Evaluations (span validators, routers) the wasm module was not compiled for, answered by the interpreter."},
 		func() float64 { return float64(sp.Stats().Fallbacks) })
 	for _, c := range []prometheus.Collector{divs, runs, fallbacks} {
 		if err := s.metrics.Registry.Register(c); err != nil {

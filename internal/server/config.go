@@ -134,6 +134,19 @@ type Config struct {
 		Backend string `yaml:"backend"`
 	} `yaml:"bundle"`
 
+	// Cluster, with NATS set, runs this server in a cluster on NATS
+	// JetStream (docs/cluster.md). Role gateway serves the HTTP API: its
+	// ledger follows the cluster's integrated log (reads), and ingest
+	// publishes to the cluster and answers with the integrator's receipts;
+	// routers do not run on a gateway. Role integrator serves no API: it
+	// keeps a ledger and integrates while it holds the lease.
+	Cluster struct {
+		NATS string `yaml:"nats"` // comma-separated URLs of the NATS cluster
+		Role string `yaml:"role"` // gateway (the default) or integrator
+		// Name names the node (its lease holder); the host name when empty.
+		Name string `yaml:"name"`
+	} `yaml:"cluster"`
+
 	TLS struct {
 		Cert string `yaml:"cert"`
 		Key  string `yaml:"key"`
@@ -362,6 +375,17 @@ func (c *Config) Validate() error {
 	}
 	if _, err := backend.ParseKind(c.Bundle.Backend); err != nil {
 		bad("bundle.backend: %q: want eval, wasm or shadow", c.Bundle.Backend)
+	}
+	switch c.Cluster.Role {
+	case "", "gateway", "integrator":
+	default:
+		bad("cluster.role: %q: want gateway or integrator", c.Cluster.Role)
+	}
+	if c.Cluster.Role != "" && c.Cluster.NATS == "" {
+		bad("cluster.role %s needs cluster.nats (the NATS cluster's URLs)", c.Cluster.Role)
+	}
+	if c.Cluster.NATS != "" && c.Ledger.ReadOnly {
+		bad("cluster.nats with ledger.read_only: a cluster node's ledger follows the cluster")
 	}
 	if c.Bundle.Path != "" && len(c.Bundle.Trust) == 0 {
 		bad("bundle.path given without bundle.trust: name the public keys allowed to sign it")

@@ -80,7 +80,9 @@ func (s *Server) runCycle(ctx context.Context) {
 		defer s.bg.Done()
 		s.watcher.Run(ctx, s.cfg.Derive.TenantScanInterval)
 	}()
-	if d := s.cfg.Derive.TickInterval; d > 0 {
+	// A cluster's gateways do not append clock ticks (each would, through
+	// the cluster): their derivation advances with the spans.
+	if d := s.cfg.Derive.TickInterval; d > 0 && s.cluster == nil {
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()

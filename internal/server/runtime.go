@@ -51,7 +51,8 @@ func (t *tenantRuntimes) set(name string, rt *tenant.Runtime) {
 // needs the gateway only when it appends (after Open), so it is opened
 // before the cycle, which it is the sink of.
 func (s *Server) openRuntime() error {
-	if s.cfg.Ledger.ReadOnly {
+	if s.cfg.Ledger.ReadOnly || s.cluster != nil {
+		// Routers do not run on a read-only server or a cluster's gateway.
 		return nil
 	}
 	rc := s.cfg.Runtime

@@ -41,6 +41,7 @@ type Server struct {
 	metrics *metrics.Set
 
 	ledger   *ledger.Ledger
+	cluster  *clusterNode      // with cluster.nats: the node whose ledger this is
 	lock     *datadir.Lock     // held here when the ledger is read-only
 	identity *identity.Service // nil in --dev
 	bundle   *bundle.Bundle
@@ -91,7 +92,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		}
 	}()
 
-	if err := s.openLedger(); err != nil {
+	if cfg.Cluster.NATS != "" {
+		if cfg.Cluster.Role == "integrator" {
+			return nil, errors.New("cluster.role integrator serves no API: run it with RunIntegrator (logline serve --role integrator)")
+		}
+		err = s.openClusterLedger(ctx)
+	} else {
+		err = s.openLedger()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := s.loadBundle(); err != nil {
@@ -107,6 +116,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
 	if !cfg.Dev {
 		audit = auditRecorder{l: s.ledger, now: time.Now}
+		if s.cluster != nil {
+			audit = auditRecorder{l: s.cluster.sub, now: time.Now}
+		}
 		if err := s.openIdentity(ctx, bgctx, audit); err != nil {
 			return nil, err
 		}
@@ -250,8 +262,12 @@ func (s *Server) openIdentity(ctx, bg context.Context, audit identity.ReceiptRec
 // gatewayConfig assembles the gateway from the server's parts and the
 // sections limits, stream, overload and cors.
 func (s *Server) gatewayConfig() gateway.Config {
+	var store gateway.Ledger = ledgerStore{s.ledger}
+	if s.cluster != nil {
+		store = clusterStore{ledgerStore{s.ledger}, s.cluster.sub}
+	}
 	c := gateway.Config{
-		Ledger:        ledgerStore{s.ledger},
+		Ledger:        store,
 		Auth:          identity.DevAuthenticator{},
 		Metrics:       s.metrics,
 		Logger:        s.log.With("component", "gateway"),
@@ -495,7 +511,10 @@ func (s *Server) close() error {
 	if s.traceFile != nil {
 		errs = append(errs, s.traceFile.Close())
 	}
-	if s.ledger != nil {
+	switch {
+	case s.cluster != nil:
+		errs = append(errs, s.cluster.stop()) // it closes the ledger
+	case s.ledger != nil:
 		errs = append(errs, s.ledger.Close())
 	}
 	if s.spans != nil {

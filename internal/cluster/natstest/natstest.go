@@ -36,7 +36,7 @@ import (
 
 // Cluster is a running test cluster.
 type Cluster struct {
-	t       testing.TB
+	t       T
 	name    string
 	nodes   []*Node
 	proxies []*Proxy // in front of each node's cluster port
@@ -72,10 +72,22 @@ const (
 
 // Start starts an n-node cluster and waits until JetStream has a meta
 // leader and every node is current. It stops everything at the test's end.
-func Start(t testing.TB, n int) *Cluster { return StartConfig(t, n, Config{}) }
+func Start(t T, n int) *Cluster { return StartConfig(t, n, Config{}) }
+
+// T is what a Cluster needs of its test: a *testing.T or *testing.B, or
+// an adapter (a script test's).
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+}
+
+var _ T = testing.TB(nil)
 
 // StartConfig is Start with cfg.
-func StartConfig(t testing.TB, n int, cfg Config) *Cluster {
+func StartConfig(t T, n int, cfg Config) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, name: "logline-test", cfg: cfg}
 	base := t.TempDir()
@@ -266,7 +278,7 @@ func (c *Cluster) Shutdown() {
 }
 
 // freePort returns a loopback TCP port free at the time of the call.
-func freePort(t testing.TB) int {
+func freePort(t T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,5 +1,5 @@
-// Package backend runs a bundle's span validators and routers of spans on
-// the backend a deployment chooses:
+// Package backend runs a bundle's span validators and routers on the
+// backend a deployment chooses:
 //
 //   - eval: the interpreter (package eval), the reference;
 //   - wasm: the WebAssembly module the bundle carries (package vm), built
@@ -16,7 +16,9 @@
 //     Divergence, handed to Options.OnDivergence; the interpreter's answer
 //     is the one returned.
 //
-// The routers of spans run on the backend too (Spans.Route): their
+// The routers the module compiles (codegen.Routers: those of spans, and
+// those of other inputs that do not read them) run on the backend too
+// (Spans.Route): their
 // actions, errors and steps are compared in shadow mode. The host calls
 // of a run (env.get, kv.get, crypto.verify, the actions told to a
 // Stager host) are made once an evaluation: the first run's are recorded
@@ -25,8 +27,8 @@
 // answer asks nothing twice. The module is linked under the bundle's
 // caps_allow: one that imports a call it does not grant fails New.
 // Event validators run on the backend through Events (events.go);
-// pipelines and routers of other inputs run on the interpreter under
-// every backend.
+// pipelines and the routers of other inputs that read them run on the
+// interpreter under every backend.
 //
 // A Spans is safe for concurrent use: each wasm evaluation takes an
 // instance from a pool (wazero's instances are not safe for concurrent
@@ -144,7 +146,7 @@ type Spans struct {
 	routers     map[string]bool // the routers the module runs
 	imports     bool            // the module makes host calls
 	opts        Options
-	runs        atomic.Int64
+	warmGets    int64 // the pool's Gets before the first run (New's instance)
 	fallbacks   atomic.Int64
 	divergences atomic.Int64
 }
@@ -198,7 +200,7 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 	}
 	c.imports = len(out.Imports) > 0
 	c.routers = map[string]bool{}
-	for _, r := range codegen.SpanRouters(prog) {
+	for _, r := range codegen.Routers(prog) {
 		if !slices.Contains(out.Routers, r.Name) {
 			return nil, fmt.Errorf("%w: the module does not export router %s", ErrNoModule, r.Name)
 		}
@@ -208,6 +210,7 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 	if c.mod, c.pool, err = load(ctx, prog, out, opts); err != nil {
 		return nil, err
 	}
+	c.warmGets = c.pool.Gets()
 	return c, nil
 }
 
@@ -246,7 +249,11 @@ func (c *Spans) Validators() []*eval.Validator { return c.validators }
 
 // Stats returns the counters.
 func (c *Spans) Stats() Stats {
-	return Stats{Runs: c.runs.Load(), Fallbacks: c.fallbacks.Load(), Divergences: c.divergences.Load()}
+	var runs int64
+	if c.pool != nil {
+		runs = c.pool.Gets() - c.warmGets // one Get a run
+	}
+	return Stats{Runs: runs, Fallbacks: c.fallbacks.Load(), Divergences: c.divergences.Load()}
 }
 
 // CheckSpan checks s against v, one of Validators, as v.CheckSpan(ctx, s,
@@ -315,8 +322,7 @@ func (c *Spans) diverged(v *eval.Validator, s *span.Span, e, w Outcome) {
 // runWasm runs v on the module; an error that is a fallback has been
 // counted as one.
 func (c *Spans) runWasm(ctx context.Context, v *eval.Validator, s *span.Span, env *eval.Env) (*eval.Violation, vm.Result, error) {
-	c.runs.Add(1)
-	in, err := c.pool.Get(ctx)
+	in, err := c.pool.Get(ctx) // counts the run
 	if err != nil {
 		return nil, vm.Result{}, err
 	}
@@ -329,7 +335,7 @@ func (c *Spans) runWasm(ctx context.Context, v *eval.Validator, s *span.Span, en
 }
 
 func isFallback(err error) bool {
-	return errors.Is(err, vm.ErrUnsupported) || errors.Is(err, vm.ErrTooLarge)
+	return err != nil && (errors.Is(err, vm.ErrUnsupported) || errors.Is(err, vm.ErrTooLarge))
 }
 
 // String words a divergence on one line: the span, the validator (or

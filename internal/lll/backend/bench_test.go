@@ -7,6 +7,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/stdlib"
 )
 
@@ -97,4 +98,49 @@ func BenchmarkModule(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkRoute routes one span through Spans.Route on each backend: the
+// key-value router of loglinerun's examples (two kv.get, a kv.set told to
+// the host, a map payload, the input as a payload), with a host that
+// keeps its store in memory. routes/s is the figure to compare.
+func BenchmarkRoute(b *testing.B) {
+	ctx := context.Background()
+	bd := compileText(b, firstsRouter)
+	rt := bd.Routers()[0]
+	s := parse(b, benchSpan)
+	for _, k := range Kinds() {
+		b.Run(string(k), func(b *testing.B) {
+			c, err := New(ctx, bd, k, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close(ctx)
+			env := &eval.Env{Host: &benchHost{kv: map[string]ir.Value{}}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Route(ctx, rt, eval.Input{Span: s}, env); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "routes/s")
+		})
+	}
+}
+
+// benchHost is kvHost without its logs.
+type benchHost struct{ kv map[string]ir.Value }
+
+func (h *benchHost) Call(_ context.Context, name string, args []ir.Value) (ir.Value, error) {
+	if v, ok := h.kv[args[0].Str()]; ok && name == "kv.get" {
+		return v, nil
+	}
+	return ir.NullValue(), nil
+}
+
+func (h *benchHost) Stage(_ context.Context, a *eval.Action) error {
+	if a.Call == "kv.set" {
+		h.kv[a.Args[0].Str()] = a.Args[1]
+	}
+	return nil
 }

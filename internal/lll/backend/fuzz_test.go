@@ -10,6 +10,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll"
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/wasmtest"
 	"github.com/loglineos/loglineos/internal/span"
@@ -111,20 +112,9 @@ func FuzzShadowGenerated(f *testing.F) {
 	f.Fuzz(func(t *testing.T, progSeed, spanSeed uint64, budget uint16) {
 		g := wasmtest.Gen{R: rand.New(rand.NewPCG(progSeed, 1))}
 		src := g.Program()
-		prog, errs := lll.Compile([]lll.Source{{Name: "g.lll", Text: []byte(src)}})
-		if len(errs) > 0 {
-			t.Fatalf("generated program does not compile: %v\n%s", errs, src)
-		}
-		out, err := codegen.Compile(prog)
-		if errors.Is(err, codegen.ErrUnsupported) {
+		prog, out, ep := compileGenerated(t, "g.lll", src)
+		if out == nil {
 			return // two values below data compared: refused, never approximated
-		}
-		if err != nil {
-			t.Fatalf("%v\n%s", err, src)
-		}
-		ep, err := eval.Compile(prog)
-		if err != nil {
-			t.Fatal(err)
 		}
 		vals := []*eval.Validator{ep.Validator("g")}
 		c, err := newSpans(ctx, Shadow, vals, prog, out, Options{OnDivergence: func(d Divergence) {
@@ -166,20 +156,9 @@ func FuzzShadowHosted(f *testing.F) {
 	f.Fuzz(func(t *testing.T, progSeed, spanSeed uint64, budget uint16) {
 		g := wasmtest.Gen{R: rand.New(rand.NewPCG(progSeed, 3))}
 		src := g.HostedProgram()
-		prog, errs := lll.Compile([]lll.Source{{Name: "h.lll", Text: []byte(src)}})
-		if len(errs) > 0 {
-			t.Fatalf("generated program does not compile: %v\n%s", errs, src)
-		}
-		out, err := codegen.Compile(prog)
-		if errors.Is(err, codegen.ErrUnsupported) {
+		prog, out, ep := compileGenerated(t, "h.lll", src)
+		if out == nil {
 			return // refused, never approximated
-		}
-		if err != nil {
-			t.Fatalf("%v\n%s", err, src)
-		}
-		ep, err := eval.Compile(prog)
-		if err != nil {
-			t.Fatal(err)
 		}
 		c, err := newSpans(ctx, Shadow, spanValidators(ep), prog, out, Options{OnDivergence: func(d Divergence) {
 			t.Errorf("divergence: %s\nprogram:\n%s", d, src)
@@ -210,4 +189,26 @@ func FuzzShadowHosted(f *testing.F) {
 			t.Errorf("no evaluation ran on the module\n%s", src)
 		}
 	})
+}
+
+// compileGenerated compiles the generated program src for both backends;
+// out is nil when the wasm backend refuses it (codegen.ErrUnsupported).
+func compileGenerated(t *testing.T, name, src string) (*ir.Program, *codegen.Output, *eval.Program) {
+	t.Helper()
+	prog, errs := lll.Compile([]lll.Source{{Name: name, Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatalf("generated program does not compile: %v\n%s", errs, src)
+	}
+	out, err := codegen.Compile(prog)
+	if errors.Is(err, codegen.ErrUnsupported) {
+		return prog, nil, nil
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	ep, err := eval.Compile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prog, out, ep
 }

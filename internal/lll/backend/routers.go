@@ -10,12 +10,12 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/lll/wasm/vm"
-	"github.com/loglineos/loglineos/internal/span"
 )
 
 // Route runs the router rt (one of the bundle's) over in as rt.Route(ctx,
 // in, env) does, on the backend: the actions of its routes, in order. The
-// module runs the routers of spans it exports; a router of another input
+// module runs the routers it exports (codegen.Routers); a router it does
+// not export (one of another input that reads it)
 // runs on the interpreter under every backend.
 //
 // The host calls of a run go to env.Host through a recording of them:
@@ -29,7 +29,7 @@ import (
 // compared. A difference is a Divergence (its Router set), the
 // interpreter's answer the one returned.
 func (c *Spans) Route(ctx context.Context, rt *eval.Router, in eval.Input, env *eval.Env) ([]eval.Action, error) {
-	if c.kind == Eval || in.Span == nil || !c.routers[rt.IR.Name] {
+	if c.kind == Eval || !c.routers[rt.IR.Name] {
 		return rt.Route(ctx, in, env)
 	}
 	var host eval.Host
@@ -38,20 +38,20 @@ func (c *Spans) Route(ctx context.Context, rt *eval.Router, in eval.Input, env *
 	}
 	if c.kind == Wasm {
 		rec := &recorder{host: host}
-		acts, res, err := c.routeWasm(ctx, rt.IR.Name, in.Span, withHost(env, rec))
+		acts, res, err := c.routeWasm(ctx, rt.IR.Name, in, withHost(env, rec))
 		if err == nil || isRouteError(err) {
 			return acts, res.err
 		}
 		want, steps, werr := rt.RouteSteps(ctx, in, withHost(env, &replayer{log: rec.log, host: host}))
 		if !isFallback(err) {
-			c.divergedRouter(rt.IR.Name, in.Span, Outcome{Steps: steps, Error: errText(werr), Actions: words(want)}, Outcome{Steps: res.FuelUsed, Error: err.Error()})
+			c.divergedRouter(rt.IR.Name, in, Outcome{Steps: steps, Error: errText(werr), Actions: words(want)}, Outcome{Steps: res.FuelUsed, Error: err.Error()})
 		}
 		return want, werr
 	}
 	rec := &recorder{host: host}
 	want, steps, werr := rt.RouteSteps(ctx, in, withHost(env, rec))
 	rp := &replayer{log: rec.log, strict: true}
-	got, res, err := c.routeWasm(ctx, rt.IR.Name, in.Span, withHost(env, rp))
+	got, res, err := c.routeWasm(ctx, rt.IR.Name, in, withHost(env, rp))
 	mismatch := rp.differs(!isFallback(err))
 	if isFallback(err) && mismatch == "" {
 		return want, werr
@@ -69,7 +69,7 @@ func (c *Spans) Route(ctx context.Context, rt *eval.Router, in eval.Input, env *
 		if mismatch != "" {
 			w.Error = "host calls differ: " + mismatch
 		}
-		c.divergedRouter(rt.IR.Name, in.Span, Outcome{Steps: steps, Error: errText(werr), Actions: words(want)}, w)
+		c.divergedRouter(rt.IR.Name, in, Outcome{Steps: steps, Error: errText(werr), Actions: words(want)}, w)
 	}
 	return want, werr
 }
@@ -83,13 +83,12 @@ type routeResult struct {
 // routeWasm runs the router name on the module. Its error is the run's
 // own (isRouteError: out of fuel, a fault) or the module's failure; a
 // fallback is counted.
-func (c *Spans) routeWasm(ctx context.Context, name string, s *span.Span, env *eval.Env) ([]eval.Action, routeResult, error) {
-	c.runs.Add(1)
-	in, err := c.pool.Get(ctx)
+func (c *Spans) routeWasm(ctx context.Context, name string, input eval.Input, env *eval.Env) ([]eval.Action, routeResult, error) {
+	in, err := c.pool.Get(ctx) // counts the run
 	if err != nil {
 		return nil, routeResult{}, err
 	}
-	acts, res, err := in.RouteSpan(ctx, name, s, env)
+	acts, res, err := in.Route(ctx, name, input, env)
 	c.pool.Put(in)
 	if isFallback(err) {
 		c.fallbacks.Add(1)
@@ -257,10 +256,16 @@ func (r *replayer) Stage(ctx context.Context, a *eval.Action) error {
 	return nil
 }
 
-func (c *Spans) divergedRouter(name string, s *span.Span, e, w Outcome) {
+func (c *Spans) divergedRouter(name string, in eval.Input, e, w Outcome) {
 	c.divergences.Add(1)
 	if c.opts.OnDivergence != nil {
-		c.opts.OnDivergence(Divergence{Router: name, SpanID: s.ID, Eval: e, Wasm: w})
+		id := ""
+		if in.Span != nil {
+			id = in.Span.ID
+		} else if v, ok := in.Event.Get("id"); ok && v.Kind() == ir.String {
+			id = v.Str() // an event's or a webhook's id
+		}
+		c.opts.OnDivergence(Divergence{Router: name, SpanID: id, Eval: e, Wasm: w})
 	}
 }
 

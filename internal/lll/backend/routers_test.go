@@ -185,3 +185,54 @@ func TestCheckSpanHostCalls(t *testing.T) {
 		}
 	}
 }
+
+// TestRouteEvents: a router of webhooks that does not read its input runs
+// on the module (the webhook its payload), one that reads it on the
+// interpreter, under every backend with the same actions.
+func TestRouteEvents(t *testing.T) {
+	ctx := context.Background()
+	b := compileText(t, `router all {
+  input: "webhook"
+  uses "ws.send", "env.get"
+  route to ws.send(env.get("channel"))
+}
+router stripe {
+  input: "webhook"
+  uses "ws.send"
+  route when source == "stripe" to ws.send("stripe")
+}
+`)
+	in, err := eval.Webhook{Source: "stripe", ID: "msg_1", Payload: []byte(`{"a":1}`)}.Input()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, kind := range Kinds() {
+		var divs []Divergence
+		c, err := New(ctx, b, kind, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, rt := range b.Routers() {
+			acts, err := c.Route(ctx, rt, in, &eval.Env{Host: &kvHost{kv: map[string]ir.Value{}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, words(acts)...)
+		}
+		if want == nil {
+			want = got
+		}
+		if diff := cmp.Diff(want, got); diff != "" || len(divs) > 0 {
+			t.Errorf("%s: actions (-eval +%s):\n%s\ndivergences %v", kind, kind, diff, divs)
+		}
+		if st := c.Stats(); kind != Eval && st.Runs != 1 {
+			t.Errorf("%s: %d module runs, want 1 (the router that does not read its input)", kind, st.Runs)
+		}
+		_ = c.Close(ctx)
+	}
+	if len(want) != 2 || !strings.Contains(want[0], `"msg_1"`) {
+		t.Errorf("actions %q: want the webhook as the first's payload, and the second's", want)
+	}
+}

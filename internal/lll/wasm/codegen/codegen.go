@@ -82,11 +82,12 @@
 // Host calls are the module's imports (imports.go, and package layout's
 // Imports): env.get, kv.get (read as the kind the place of the call
 // wants, as a value below data is) and crypto.verify in expressions, the
-// actions of routes. The routers whose input is a span are compiled to one
+// actions of routes. The routers whose input is a span, and those of
+// other inputs that do not read them (see Routers), are compiled to one
 // exported function each (router.go): their routes in order, each guard,
 // then the leaves of the action's arguments written to a record in the
-// scratch region and the action's imported function called; routers of
-// other inputs are not part of the module.
+// scratch region and the action's imported function called; other
+// routers are not part of the module.
 //
 // What it does not compile yet it refuses with an error wrapping
 // ErrUnsupported, never approximates: other operators and builtins (index,
@@ -109,17 +110,18 @@
 //
 // The module's functions are, in order: the imported host calls and
 // kernels (sorted by name), streq (the byte equality of two strings in memory), one
-// function a span validator, in the order of the program, one a router of
-// spans, one an event validator, then the helpers expressions use (string equality, a*b/c,
+// function a span validator, in the order of the program, one a router
+// (see Routers), one an event validator, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
 // first use. Besides the module, Output lists what the
 // host needs to run it (charge points, feature flags, policy values, paths
-// below data, whether it reads confirmed_by's strings, the Unicode version
-// of its case table): whoever stores a module must store those with it.
+// below data, whether it reads confirmed_by's strings, the string fields
+// whose bytes it reads, the Unicode version of its case table): whoever stores a module must store those with it.
 package codegen
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -160,6 +162,13 @@ type Output struct {
 	// offset<<32 | length) after them, the slot's offset pointing at
 	// those.
 	ConfirmedBy bool `json:"confirmed_by,omitempty"`
+	// Strings are the string fields (id ... status, when's text
+	// included) whose bytes the module reads (in an expression, an in
+	// [...], or passed to a host call or an action), in the order of
+	// package spanfield: the host copies the bytes of those only, and the slot of
+	// any other string field has its length but offset 0. (An event
+	// validator reads the event table, whose strings are always copied.)
+	Strings []string `json:"strings,omitempty"`
 	// Unicode is the version of Unicode (unicode.Version) of the case
 	// table the module carries for lower and upper, "" without one: a
 	// host of another version must not run the module.
@@ -168,7 +177,8 @@ type Output struct {
 	// sorted: a host links them only when the bundle's capabilities
 	// grant them.
 	Imports []string `json:"imports,omitempty"`
-	// Routers names the routers (of spans) the module exports, in order.
+	// Routers names the routers the module exports (see Routers), in
+	// order.
 	Routers []string `json:"routers,omitempty"`
 	// Routes are the routes of those routers, by the index an action's
 	// host function receives.
@@ -203,7 +213,7 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.EqualFunc(o.Policies, x.Policies, func(a, b PolicyRef) bool {
 			return a.Name == b.Name && slices.Equal(a.Path, b.Path) && a.Kind == b.Kind && a.Elem == b.Elem
 		}) &&
-		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && o.Unicode == x.Unicode &&
+		slices.EqualFunc(o.Data, x.Data, slices.Equal) && o.ConfirmedBy == x.ConfirmedBy && slices.Equal(o.Strings, x.Strings) && o.Unicode == x.Unicode &&
 		slices.Equal(o.Imports, x.Imports) && slices.Equal(o.Routers, x.Routers) &&
 		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
 			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
@@ -235,11 +245,12 @@ const (
 )
 
 // The module's types, globals and functions, by index. The span
-// validators follow streq, one function each; the helpers expressions
-// need come after them, in the order of their first use.
+// validators and the routers follow the imports and streq, one function
+// each; the helpers expressions need come after them, in the order of
+// their first use.
 const (
 	typeStreq     = 0 // (i32 ptr, i32 len, i32 ptr, i32 len) -> i32
-	typeValidator = 1 // () -> i32
+	typeValidator = 1 // (i64 fuel, i64 bytes) -> i32, a validator's or a router's
 	globalFuel    = 0
 	globalTrap    = 1
 	globalBytes   = 2 // the byte budget left
@@ -264,6 +275,7 @@ type gen struct {
 	concatFn uint32            // the concatenation helper, 0 until used
 	decodeFn uint32            // the rune decoder, 0 until used
 	globs    map[string]uint32 // the matcher of each glob, by pattern
+	strings  uint16            // bit f: the module reads the bytes of string field f (Output.Strings)
 }
 
 // Compile compiles the span validators of p, its routers of spans and
@@ -279,7 +291,7 @@ func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 		m: &enc.Module{
 			Types: []enc.FuncType{
 				{Params: []enc.ValType{enc.I32, enc.I32, enc.I32, enc.I32}, Results: []enc.ValType{enc.I32}},
-				{Results: []enc.ValType{enc.I32}},
+				{Params: []enc.ValType{enc.I64, enc.I64}, Results: []enc.ValType{enc.I32}},
 			},
 			Funcs:  []enc.Func{{Type: typeStreq, Body: streq()}},
 			Memory: &enc.Memory{Min: layout.MemoryPages, Max: layout.MemoryPages},
@@ -305,12 +317,12 @@ func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 			spanValidators = append(spanValidators, v)
 		}
 	}
-	spanRouters := SpanRouters(p)
-	if err := g.importHostCalls(append(spanValidators, events...), spanRouters); err != nil {
+	routers := Routers(p)
+	if err := g.importHostCalls(append(spanValidators, events...), routers); err != nil {
 		return nil, err
 	}
 	g.streq = uint32(len(g.m.Imports))
-	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(spanRouters)+len(events))
+	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(routers)+len(events))
 	export := func(name string, f *fn) {
 		g.m.Exports = append(g.m.Exports, enc.Export{Name: name, Kind: enc.ExternFunc, Index: g.streq + uint32(len(g.m.Funcs))})
 		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
@@ -323,7 +335,7 @@ func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 		export(layout.ValidatorExport(v.Name), f)
 		g.out.Validators = append(g.out.Validators, v.Name)
 	}
-	for _, r := range spanRouters {
+	for _, r := range routers {
 		f := &fn{g: g, router: r, name: r.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}}
 		if err := f.routes(); err != nil {
 			return nil, fmt.Errorf("codegen: router %s: %w", r.Name, err)
@@ -340,6 +352,11 @@ func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 		g.out.Events = append(g.out.Events, v.Name)
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
+	for f := spanfield.ID; f <= spanfield.Status; f++ {
+		if g.strings&(1<<f) != 0 {
+			g.out.Strings = append(g.out.Strings, f.Name())
+		}
+	}
 	c := &g.consts
 	if len(c.data) > layout.ConstSize {
 		return nil, fmt.Errorf("%w: %d bytes of constants, over %d", ErrUnsupported, len(c.data), layout.ConstSize)
@@ -391,19 +408,16 @@ func streq() []byte {
 	return c
 }
 
-// validator compiles the body of a span validator's function: its guard
-// (a false guard passes), then its rules in order, the first that fails
-// returning 1 + its index.
+// validator compiles the body of a span validator's function: it sets the
+// fuel and the byte budget from its parameters (locals 0 and 1) and clears
+// the trap code; then its guard (a false guard passes), then its rules in
+// order, the first that fails returning 1 + its index. Before each return
+// it stores the fuel left in the output (layout.OutFuel).
 func (f *fn) validator() error {
 	v, c := f.v, f.c
-	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
-	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
-	if v.Guard != nil {
-		f.rule = -1
-		if err := f.cond(v.Guard); err != nil {
-			return fmt.Errorf("the guard: %w", err)
-		}
-		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty).I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
+	prologue(c)
+	if err := f.guard(0); err != nil {
+		return err
 	}
 	for i, r := range v.Rules {
 		f.rule = i
@@ -413,7 +427,7 @@ func (f *fn) validator() error {
 			if strings.HasPrefix(r.Field, "data.") {
 				err = f.dataRule(i, r)
 			} else {
-				err = fieldRule(c, i, r, &f.g.consts, f.g.streq)
+				err = fieldRule(f, i, r)
 			}
 		case ir.RuleClosed:
 			closedRule(c, i, r)
@@ -430,13 +444,51 @@ func (f *fn) validator() error {
 			return err
 		}
 	}
+	storeFuel(c)
 	c.I32Const(0)
 	return nil
 }
 
-// fail writes the reason and returns 1 + the rule's index.
+// guard compiles the guard of f's validator, if it has one: when the
+// guard does not hold, the function stores the fuel left and returns
+// skip.
+func (f *fn) guard(skip int32) error {
+	if f.v.Guard == nil {
+		return nil
+	}
+	f.rule = -1
+	if err := f.cond(f.v.Guard); err != nil {
+		return fmt.Errorf("the guard: %w", err)
+	}
+	c := f.c
+	c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+	storeFuel(c)
+	c.I32Const(skip).Op(enc.OpReturn).Op(enc.OpEnd)
+	return nil
+}
+
+// prologue starts the function of a validator or a router: it sets the
+// fuel and the byte budget from its parameters (locals 0 and 1), clears
+// the trap code, empties the scratch region and forgets any read of data.
+func prologue(c *enc.Code) {
+	c.LocalGet(localFuel).Index(enc.OpGlobalSet, globalFuel)
+	c.LocalGet(localBytes).Index(enc.OpGlobalSet, globalBytes)
+	c.I32Const(layout.TrapNone).Index(enc.OpGlobalSet, globalTrap)
+	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
+	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
+}
+
+// storeFuel stores the fuel left in the output, as a validator does
+// before it returns.
+func storeFuel(c *enc.Code) {
+	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalFuel).Mem(enc.OpI64Store, 3, layout.OutFuel)
+}
+
+// fail writes the reason and the fuel left and returns 1 + the rule's
+// index.
 func fail(c *enc.Code, rule int, reason int32) {
 	c.I32Const(layout.OutBase).I32Const(reason).Mem(enc.OpI32Store, 2, 0)
+	storeFuel(c)
 	c.I32Const(int32(rule + 1)).Op(enc.OpReturn)
 }
 
@@ -446,7 +498,8 @@ func slotLoad(c *enc.Code, f spanfield.Field, op byte, align, off uint32) {
 
 // fieldRule compiles require/allow field F along the interpreter's fast
 // path (eval's spanFieldRule with an empty path).
-func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
+func fieldRule(fn *fn, i int, r *ir.Rule) error {
+	c, g := fn.c, fn.g
 	unsupported := func(what string) error {
 		return fmt.Errorf("%w: %s in rule %q at %s", ErrUnsupported, what, r.Source, r.Pos)
 	}
@@ -473,19 +526,26 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
 		if r.Format != "" && r.Format != "string" && r.Format != "nonempty" {
 			return unsupported("format " + r.Format + " with in [...]")
 		}
-		var offs, lens []int32
+		var values []string
 		for _, x := range r.In {
 			if x.Kind() != ir.String {
 				return unsupported("a value of in [...] that is not a string")
 			}
-			offs, lens = append(offs, int32(cs.place(x.Str()))), append(lens, int32(len(x.Str())))
+			values = append(values, x.Str())
 		}
+		g.strings |= 1 << f
 		check = func() {
 			nonempty()
-			for k := range offs {
-				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
-				slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
-				c.I32Const(offs[k]).I32Const(lens[k]).Index(enc.OpCall, streq).Index(enc.OpBrIf, 0)
+			off, n := fn.local(enc.I32), fn.local(enc.I32)
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotOffset)
+			c.LocalSet(off)
+			slotLoad(c, f, enc.OpI32Load, 2, layout.SlotLen)
+			c.LocalSet(n)
+			for _, x := range values {
+				c.Block(enc.OpBlock, enc.BlockEmpty) // br 0: not x
+				equalConst(c, off, n, x)
+				c.Index(enc.OpBr, 1) // x: the rule passes
+				c.Op(enc.OpEnd)
 			}
 			fail(c, i, layout.ReasonNotOneOf)
 		}
@@ -550,8 +610,50 @@ func fieldRule(c *enc.Code, i int, r *ir.Rule, cs *consts, streq uint32) error {
 	return nil
 }
 
+// equalConst emits the comparison of the string at the i32 locals off
+// and n with the constant x, inside a block it leaves (br 0) when they
+// differ: the length, then the bytes in as few loads as cover them (i64
+// words, the last one overlapping the one before it; i32 words or single
+// bytes for strings under 8 bytes), compared with constants, so that no
+// byte outside the string is read.
+func equalConst(c *enc.Code, off, n uint32, x string) {
+	c.LocalGet(n).I32Const(int32(len(x))).Op(enc.OpI32Ne).Index(enc.OpBrIf, 0)
+	word := func(op, eq byte, at int) {
+		c.LocalGet(off).Mem(op, 0, uint32(at))
+		switch op {
+		case enc.OpI64Load:
+			c.I64Const(int64(binary.LittleEndian.Uint64([]byte(x[at:]))))
+		case enc.OpI32Load:
+			c.I32Const(int32(binary.LittleEndian.Uint32([]byte(x[at:]))))
+		default:
+			c.I32Const(int32(x[at]))
+		}
+		c.Op(eq).Index(enc.OpBrIf, 0)
+	}
+	switch l := len(x); {
+	case l >= 8:
+		for at := 0; at+8 <= l; at += 8 {
+			word(enc.OpI64Load, enc.OpI64Ne, at)
+		}
+		if l%8 != 0 {
+			word(enc.OpI64Load, enc.OpI64Ne, l-8)
+		}
+	case l >= 4:
+		word(enc.OpI32Load, enc.OpI32Ne, 0)
+		if l > 4 {
+			word(enc.OpI32Load, enc.OpI32Ne, l-4)
+		}
+	default:
+		for at := range l {
+			word(enc.OpI32Load8U, enc.OpI32Ne, at)
+		}
+	}
+}
+
 // closedRule compiles reject unknown fields: the first member whose field
-// the rule does not allow (or that is no span field) fails.
+// the rule does not allow (or that is no span field) fails. The member
+// bits the host writes decide a span that passes without a loop; the loop
+// over the member list finds the member that fails.
 func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	var mask int32
 	for _, a := range r.Allowed {
@@ -559,7 +661,9 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 			mask |= 1 << f
 		}
 	}
-	const j = 0 // the function's one local: the member index
+	const j = localMember
+	c.Block(enc.OpBlock, enc.BlockEmpty)
+	c.I32Const(layout.InBase).Mem(enc.OpI32Load, 2, layout.InMembers).I32Const(^mask).Op(enc.OpI32And).Op(enc.OpI32Eqz).Index(enc.OpBrIf, 0)
 	c.I32Const(0).LocalSet(j)
 	c.Block(enc.OpBlock, enc.BlockEmpty).Block(enc.OpLoop, enc.BlockEmpty)
 	c.LocalGet(j).I32Const(layout.InBase).Mem(enc.OpI32Load, 2, 0).Op(enc.OpI32GeU).Index(enc.OpBrIf, 1)
@@ -569,5 +673,5 @@ func closedRule(c *enc.Code, i int, r *ir.Rule) {
 	fail(c, i, layout.ReasonUnknown)
 	c.Op(enc.OpEnd)
 	c.LocalGet(j).I32Const(1).Op(enc.OpI32Add).LocalSet(j).Index(enc.OpBr, 0)
-	c.Op(enc.OpEnd).Op(enc.OpEnd)
+	c.Op(enc.OpEnd).Op(enc.OpEnd).Op(enc.OpEnd)
 }

@@ -348,3 +348,42 @@ func TestTimeModule(t *testing.T) {
 		t.Errorf("the guard's subtraction: %v %v, want sub of %v", out.Points[1].Op, got, want)
 	}
 }
+
+// TestStrings: Output.Strings names the string fields whose bytes the
+// module reads, in spanfield's order, each once: the field of an in
+// [...] rule and the fields whose value an expression reads, not those
+// whose presence, length or instant only it reads.
+func TestStrings(t *testing.T) {
+	std, err := stdlib.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    *ir.Program
+		want []string
+	}{
+		{"the standard contract", std, []string{"status"}},
+		{"presence, length and instants", compileSrc(t, `validator v {
+  require field "id"
+  allow field "who" as "nonempty"
+  require field "when" as "rfc3339"
+  check has(tenant) and when > when - 1h
+}
+`), nil},
+		{"values", compileSrc(t, `validator v {
+  when did != "x"
+  require field "status" in ["a", "b"]
+  check lower(this) == this and did < "m" and who matches "a*"
+}
+`), []string{"who", "did", "this", "status"}},
+	} {
+		out, err := codegen.Compile(tc.p)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if diff := cmp.Diff(tc.want, out.Strings); diff != "" {
+			t.Errorf("%s: strings (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}

@@ -91,20 +91,17 @@ func compileWith(p *ir.Program, events []*ir.Validator) (*Output, error) {
 	return out, nil
 }
 
-// eventValidator compiles the body of an event validator's function: its
-// guard (one that does not hold returns layout.EventSkipped), then its
-// check rules in order, the first that fails returning
-// layout.EventPassed + 1 + its index; layout.EventPassed when all pass.
+// eventValidator compiles the body of an event validator's function,
+// whose parameters and prologue are a span validator's: its guard (one
+// that does not hold returns layout.EventSkipped), then its check rules
+// in order, the first that fails returning layout.EventPassed + 1 + its
+// index; layout.EventPassed when all pass. Before each return it stores
+// the fuel left in the output (layout.OutFuel).
 func (f *fn) eventValidator() error {
 	v, c := f.v, f.c
-	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
-	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
-	if v.Guard != nil {
-		f.rule = -1
-		if err := f.cond(v.Guard); err != nil {
-			return fmt.Errorf("the guard: %w", err)
-		}
-		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty).I32Const(layout.EventSkipped).Op(enc.OpReturn).Op(enc.OpEnd)
+	prologue(c)
+	if err := f.guard(layout.EventSkipped); err != nil {
+		return err
 	}
 	for i, r := range v.Rules {
 		f.rule = i
@@ -116,9 +113,11 @@ func (f *fn) eventValidator() error {
 		}
 		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
 		c.I32Const(layout.OutBase).I32Const(layout.ReasonCheck).Mem(enc.OpI32Store, 2, 0)
+		storeFuel(c)
 		c.I32Const(int32(layout.EventPassed + 1 + i)).Op(enc.OpReturn)
 		c.Op(enc.OpEnd)
 	}
+	storeFuel(c)
 	c.I32Const(layout.EventPassed)
 	return nil
 }

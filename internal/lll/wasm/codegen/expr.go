@@ -83,14 +83,23 @@ type fn struct {
 	name   string        // the validator's or router's name
 	c      *enc.Code
 	rule   int           // the rule whose expression is compiled; -1: the guard
-	locals []enc.ValType // the function's locals; local 0 is the member index of reject unknown fields
+	locals []enc.ValType // the function's locals after its parameters; the first is the member index of reject unknown fields (localMember)
 	nodes  int
 	event  bool // an event validator's: fields are the event's (event.go)
 }
 
+// The locals of a validator's function: its parameters, the fuel and the
+// byte budget, then the member index of reject unknown fields, then those
+// expressions take (fn.local).
+const (
+	localFuel   = 0
+	localBytes  = 1
+	localMember = 2
+)
+
 func (f *fn) local(t enc.ValType) uint32 {
 	f.locals = append(f.locals, t)
-	return uint32(len(f.locals) - 1)
+	return uint32(len(f.locals)-1) + localMember
 }
 
 func (f *fn) unsupported(e *ir.Expr, what string) error {
@@ -233,6 +242,7 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 			c.I32Const(0).Op(enc.OpI32Ne)
 			return kBool, nil
 		}
+		f.g.strings |= 1 << sf
 		c.Block(enc.OpIf, enc.BlockI64)
 		c.I32Const(int32(layout.Slot(sf))).Mem(enc.OpI64Load, 2, layout.SlotLen) // length | offset<<32
 		c.Op(enc.OpElse).I64Const(strNull).Op(enc.OpEnd)
@@ -1284,7 +1294,7 @@ func (f *fn) dataRule(i int, r *ir.Rule) error {
 		return err
 	}
 	c := f.c
-	const kd = 0 // the kind, in the function's first local (as i32)
+	const kd = localMember // the kind, in the member index's local (as i32)
 	at := layout.EnvDataRefs + 16*k
 	value := func(op byte, align uint32) { c.I32Const(layout.EnvBase).Mem(op, align, at+8) }
 	is := func(kind ir.Kind) { c.LocalGet(kd).I32Const(int32(kind)).Op(enc.OpI32Eq) }

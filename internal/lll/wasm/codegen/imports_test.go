@@ -73,10 +73,10 @@ func TestImports(t *testing.T) {
 	if got := hex.EncodeToString(section(t, out.Wasm, enc.SectionImport)); got != want {
 		t.Errorf("import section %s, want %s", got, want)
 	}
-	// The types: streq, validator, then env.get, kv.get (i32 i32 i32 i64)
+	// The types: streq, validator (i64 i64) -> i32, then env.get, kv.get (i32 i32 i32 i64)
 	// -> i64, kv.set, ws.send (i32 i32) -> ().
 	types := hex.EncodeToString(section(t, out.Wasm, enc.SectionType))
-	wantTypes := "60047f7f7f7f017f" + "6000017f" + "60047f7f7f7e017e" + "60047f7f7f7e017e" + "60027f7f00" + "60027f7f00"
+	wantTypes := "60047f7f7f7f017f" + "60027e7e017f" + "60047f7f7f7e017e" + "60047f7f7f7e017e" + "60027f7f00" + "60027f7f00"
 	if len(types) < 2+len(wantTypes) || types[2:2+len(wantTypes)] != wantTypes {
 		t.Errorf("types %s, want them to start with %s", types, wantTypes)
 	}

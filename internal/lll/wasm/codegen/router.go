@@ -2,9 +2,11 @@ package codegen
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/enc"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
@@ -23,28 +25,52 @@ type Route struct {
 	Leaves []ir.Kind `json:"leaves"`
 }
 
-// SpanRouters returns the routers of p whose input is a span, the ones
-// Compile compiles. Routers over derived events and webhooks are not
-// compiled: they run on the interpreter under every backend.
-func SpanRouters(p *ir.Program) []*ir.Router {
+// Routers returns the routers of p that Compile compiles: those whose
+// input is a span, and those of other inputs (derived events, webhooks)
+// whose routes do not read their input (route to
+// http.request(env.get("hook")): the input is only the payload the host
+// adds). A router of another input that reads it is not compiled: it runs
+// on the interpreter under every backend.
+func Routers(p *ir.Program) []*ir.Router {
 	var out []*ir.Router
 	for _, r := range p.Routers {
-		if len(r.Input) == 1 && r.Input[0] == abi.InputSpan {
+		if len(r.Input) == 1 && r.Input[0] == abi.InputSpan || !readsInput(r) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// routes compiles the body of a router's function: each route in order,
-// as eval's Router.Route runs it in one frame: its guard (a false guard
-// skips the route), then its arguments, whose leaves are written to the
-// route's argument record in the scratch region, then the call of the
-// action's imported host function, which records the action.
+// readsInput reports whether a route of r reads a field of its input.
+func readsInput(r *ir.Router) bool {
+	var reads func(e *ir.Expr) bool
+	reads = func(e *ir.Expr) bool {
+		if e == nil {
+			return false
+		}
+		if e.Op == ir.OpField || e.Op == ir.OpHas {
+			return true
+		}
+		return slices.ContainsFunc(e.Args, reads)
+	}
+	for _, rt := range r.Routes {
+		if reads(rt.Guard) || slices.ContainsFunc(rt.Args, reads) {
+			return true
+		}
+	}
+	return false
+}
+
+// routes compiles the body of a router's function, whose parameters and
+// prologue are a validator's: each route in order, as eval's Router.Route
+// runs it in one frame: its guard (a false guard skips the route), then
+// its arguments, whose leaves are written to the route's argument record
+// in the scratch region, then the call of the action's imported host
+// function, which records the action. At its end it stores the fuel left
+// in the output (layout.OutFuel) and returns 0.
 func (f *fn) routes() error {
 	c := f.c
-	c.I32Const(layout.ScratchBase).Index(enc.OpGlobalSet, globalScratch)
-	c.I32Const(0).Index(enc.OpGlobalSet, globalData)
+	prologue(c)
 	for i, rt := range f.router.Routes {
 		f.rule = i
 		idx, ok := f.g.imports[rt.Call]
@@ -78,6 +104,7 @@ func (f *fn) routes() error {
 		c.Op(enc.OpEnd)
 		f.g.out.Routes = append(f.g.out.Routes, route)
 	}
+	storeFuel(c)
 	c.I32Const(0)
 	return nil
 }
@@ -101,9 +128,8 @@ func leaves(e *ir.Expr) int {
 // a step and charges ValueBytes + MapBytes + MapEntryBytes and the bytes
 // of the key an entry, a list literal a step and ValueBytes + SliceBytes
 // + ValueBytes an element, before their values; a leaf is compiled as the
-// kind the checker gives it, kv.get's value passed on as the host's
-// handle of it (another value known only at run time, data.PATH, is
-// refused).
+// kind the checker gives it; a value known only at run time, kv.get's or
+// one below data, is passed on as a handle the host resolves.
 func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 	c := f.c
 	switch e.Op {
@@ -131,6 +157,19 @@ func (f *fn) arg(e *ir.Expr, rec uint32, kinds *[]ir.Kind) error {
 		return nil
 	}
 	k := staticKind(e)
+	if k == 0 && e.Op == ir.OpField && spanfield.Of(e.Name) == spanfield.Data && len(e.Path) > 0 {
+		// A value below data, passed on as the host reads it from the
+		// span: a step, the run's first read of data, the path's handle.
+		i, err := f.g.dataRef(e.Path, e.Pos)
+		if err != nil {
+			return err
+		}
+		f.nodes++
+		f.readData(f.charge(e))
+		c.LocalGet(rec).I64Const(layout.AnyData|int64(i)).Mem(enc.OpI64Store, 3, uint32(layout.ActionLeafSize*len(*kinds)))
+		*kinds = append(*kinds, ir.Any)
+		return nil
+	}
 	if k == 0 && e.Op == ir.OpHost && e.Name == "kv.get" {
 		k = kAny // passed on as the host returned it
 	}

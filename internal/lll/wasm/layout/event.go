@@ -22,13 +22,15 @@ package layout
 //	               an instant in nanoseconds
 //	then the bytes of its strings, which slots point at.
 //
-// An event validator is an exported function () -> i32 named
-// EventExport(name): EventSkipped when its guard does not hold (the
-// interpreter's Result.Applied false), EventPassed when its rules pass,
-// else EventPassed + 1 + the index of the check rule that fails (its
-// reason, ReasonCheck, in the first output word). Its traps are the span
-// validators'. The event the validator emits, if any, is built by the
-// host after a run that passes.
+// An event validator is an exported function (i64 fuel, i64 bytes) -> i32
+// named EventExport(name), called as a span validator's export is (it
+// sets fuel, bytes and trap from its parameters and stores the fuel left
+// at OutBase+OutFuel before it returns): EventSkipped when its guard does
+// not hold (the interpreter's Result.Applied false), EventPassed when its
+// rules pass, else EventPassed + 1 + the index of the check rule that
+// fails (its reason, ReasonCheck, in the first output word). Its traps
+// are the span validators'. The event the validator emits, if any, is
+// built by the host after a run that passes.
 //
 // The kernels of expressions (percentile, window_count) are imported
 // from ImportModule under their names, as the host calls of expressions

@@ -21,6 +21,7 @@
 //	                  length, or -1<<32 for null; for a builtin, a is its
 //	                  argument); the first word is then the fault
 //	                  (Fault*), the second the operator's charge point
+//	          +24     after a return: i64 the fuel left (OutFuel)
 //	EnvBase   0x4040  what a run may see of the world, written by the host
 //	                  before a run when the module reads any of it
 //	                  (EnvSize bytes):
@@ -44,12 +45,15 @@
 //	   +EnvStrings    the bytes of those strings and lists
 //	InBase    0x8040  the input, written by the host in one copy per span:
 //	          +0      u32 member count n
-//	          +4      u32 0
+//	          +4      u32 the member bits (InMembers): bit f set when the
+//	                  span has a member of field f, bit 0 when it has one
+//	                  that is no span field
 //	          +8      SlotCount slots of SlotSize bytes, slot f for field f
 //	          +MembersOff  n bytes: the field id of each top-level member,
 //	                  in canonical order (0 for a name the span has no field of)
-//	          then    the bytes of the string fields, which slots point at
-//	                  (and of confirmed_by's strings and their values,
+//	          then    the bytes of the string fields the module reads
+//	                  (codegen's Output.Strings), which their slots point
+//	                  at (and of confirmed_by's strings and their values,
 //	                  when the module reads them)
 //	ScratchBase 0x20000  the strings a run makes (lower, upper, +), one
 //	                  after the other from its start, ScratchSize bytes
@@ -72,7 +76,8 @@
 //	+2  u16  0
 //	+4  u32  length: bytes of a string, elements of a list, bytes of the
 //	         canonical JSON of an object
-//	+8  u32  offset of a string's bytes in memory; for confirmed_by, when
+//	+8  u32  offset of a string's bytes in memory when the module reads
+//	         them (codegen's Output.Strings), else 0; for confirmed_by, when
 //	         the module reads its strings (codegen's Output.ConfirmedBy),
 //	         the offset of their values (i64 offset<<32 | length each,
 //	         after their bytes); 0 otherwise
@@ -82,20 +87,24 @@
 // # Globals and traps
 //
 // The module exports GlobalFuel (a mutable i64), GlobalTrap (a mutable
-// i32) and GlobalBytes (a mutable i64). The host sets fuel to the run's
-// step budget before a call; the guest decrements it at the points where
-// the interpreter counts a step and traps (TrapFuel) when it falls below
-// zero, so budget - fuel after a call is the steps the interpreter would
-// have counted. The host sets bytes to the run's byte budget; the guest
-// subtracts what the interpreter charges where it charges it (a list
-// literal, the list of confirmed_by, the first read of data, the case of a
-// string, a concatenation) and traps with FaultBytes when it falls below
-// zero. Before executing unreachable the guest stores its reason in trap;
-// a trap with trap = 0 is a fault of the module itself.
+// i32) and GlobalBytes (a mutable i64). Each span validator is an exported
+// function (i64 fuel, i64 bytes) -> i32 named ValidatorExport(name), called
+// with the run's step budget and byte budget: it sets fuel and bytes to
+// them and trap to TrapNone, runs the validator, stores the fuel left at
+// OutBase+OutFuel, and returns 0 when the span passes, else 1 + the index
+// of the rule that fails, its reason in the output words. (The host passes
+// the budgets and reads the fuel left through the call and memory, cheaper
+// than setting and reading globals from outside.)
 //
-// Each span validator is an exported function () -> i32 named
-// ValidatorExport(name): 0 when the span passes, else 1 + the index of the
-// rule that fails, its reason in the output words.
+// The guest decrements fuel at the points where the interpreter counts a
+// step and traps (TrapFuel) when it falls below zero, so budget - fuel
+// after a call (the fuel global after a trap, the output's word after a
+// return) is the steps the interpreter would have counted. The guest
+// subtracts from bytes what the interpreter charges where it charges it (a
+// list literal, the list of confirmed_by, the first read of data, the case
+// of a string, a concatenation) and traps with FaultBytes when it falls
+// below zero. Before executing unreachable the guest stores its reason in
+// trap; a trap with trap = 0 is a fault of the module itself.
 //
 // # Imports
 //
@@ -105,8 +114,9 @@
 // on the program). A host links only the calls the bundle's capabilities
 // grant (crypto.verify needs none): a module that imports another cannot
 // be instantiated. Values cross as the guest holds them (no floats): a
-// string is the i64 offset<<32 | length of its bytes in memory, null
-// (-1<<32) among strings; a number an i64 of millionths; a bool an i64 0
+// string is the i64 offset<<32 | length of its bytes in memory (a string
+// field passed to a call is one the module reads: the host copied its
+// bytes to the input region), null (-1<<32) among strings; a number an i64 of millionths; a bool an i64 0
 // or 1 (an i32 on the guest's stack); a duration or an instant i64
 // nanoseconds.
 //
@@ -144,14 +154,18 @@
 // values of the leaves of its argument expressions (constants, fields,
 // operators; map and list literals are not leaves, the host knows their
 // keys and lengths from the program), ActionLeafSize bytes each, in the
-// order the interpreter evaluates them, of the kinds Output.Routes lists.
+// order the interpreter evaluates them, of the kinds Output.Routes lists
+// (Any: a handle, see AnyData).
 // The host rebuilds the arguments, adds the input when the route omits
 // it (the span's canonical JSON, charged to the byte budget as the
 // interpreter charges it), and records the action as the interpreter's
 // Router.Route returns it (telling a Stager host of it at once, as the
 // interpreter does; a Stager that fails it is TrapHost at the route's
-// charge point). Each router is an exported function () -> i32 named
-// RouterExport(name), 0 when it ran to its end.
+// charge point). Each router is an exported function (i64 fuel, i64
+// bytes) -> i32 named RouterExport(name), called as a span validator's
+// export is (it sets fuel, bytes and trap from its parameters and stores
+// the fuel left at OutBase+OutFuel before it returns): 0 when it ran to
+// its end.
 package layout
 
 import "github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -173,6 +187,7 @@ const (
 	EnvMaxData     = 64
 	EnvStrings     = EnvDataRefs + 16*EnvMaxData
 	InBase         = EnvBase + EnvSize
+	InMembers      = 4 // the member bits, in the input region
 	SlotCount      = spanfield.Count
 	SlotSize       = 24
 	MembersOff     = 8 + SlotCount*SlotSize
@@ -247,10 +262,14 @@ const (
 	FaultType     = 5 // an operator or builtin of a value it does not take: + or lower of null (LLL102)
 )
 
-// Offsets of the operands of a fault in the output (part of the format).
+// Offsets in the output of the operands of a fault and of the fuel left
+// (part of the format).
 const (
 	OutA = 8
 	OutB = 16
+	// OutFuel: the fuel left, stored by a validator's export when it
+	// returns.
+	OutFuel = 24
 )
 
 // ValidatorExport returns the export name of the span validator name.

@@ -149,6 +149,7 @@ func TestMismatch(t *testing.T) {
 		"as compiled":     func(*codegen.Output) {},
 		"another byte":    func(o *codegen.Output) { o.Wasm = slices.Clone(o.Wasm); o.Wasm[len(o.Wasm)-1] ^= 1 },
 		"no features":     func(o *codegen.Output) { o.Features = nil },
+		"no strings":      func(o *codegen.Output) { o.Strings = nil },
 		"a policy's path": func(o *codegen.Output) { o.Policies = slices.Clone(o.Policies); o.Policies[0].Path = []string{"x"} },
 		"a point's kinds": func(o *codegen.Output) { o.Points = slices.Clone(o.Points); o.Points[3].Kinds[0] = ir.Duration },
 	} {

@@ -121,7 +121,10 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		if v == nil || f == nil {
 			return EventOutcome{}, fmt.Errorf("%w: event validator %s", ErrNoValidator, name)
 		}
-		val = validator{fn: f, v: v, steps: in.m.steps[name]}
+		if !validatorType(f) {
+			return EventOutcome{}, fmt.Errorf("vm: the export of event validator %s is not a function (i64, i64) -> i32", name)
+		}
+		val = validator{name: name, fn: f, v: v, steps: in.m.steps[name]}
 		st.funcs[name] = val
 	}
 	v := val.v
@@ -149,18 +152,15 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		k.k = env.Kernels
 	}
 	st.run = hostRun{in: in, kernels: k}
-	in.fuel.Set(uint64(budget))
-	in.bytes.Set(uint64(maxBytes))
-	in.trap.Set(0)
 	var start time.Time
 	timed := val.steps && timeout > 0
 	if timed {
 		start = time.Now()
 	}
-	err := val.fn.CallWithStack(st.ctx, in.stack[:])
+	used, err := in.call(st.ctx, val.fn, budget, maxBytes)
 	// The event and the kernels do not outlive the run.
 	st.run.kernels.ctx, st.run.kernels.input, st.run.kernels.k = nil, eval.Input{}, nil
-	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	res := Result{FuelUsed: used}
 	defer func() { out.Kernels = st.run.kernels.log }()
 	if res.FuelUsed > 0 {
 		if ctx.Err() != nil {
@@ -171,28 +171,13 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 			return EventOutcome{Run: res}, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
 	}
-	words, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
-	reason, word := binary.LittleEndian.Uint32(words), binary.LittleEndian.Uint32(words[4:])
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 		switch res.Trap {
 		case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
-			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
-				return EventOutcome{Run: res}, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
-			}
-			pt := in.m.points[word]
-			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
-			switch res.Trap {
-			case layout.TrapHost:
-				if f, ok = st.run.hostFailure(pt); !ok {
-					return EventOutcome{Run: res}, fmt.Errorf("%w: %s: trap %d without a kernel error", ErrTrap, name, res.Trap)
-				}
-			case layout.TrapFault:
-				var ferr error
-				if f, ferr = in.fault(name, pt, reason, words, maxBytes); ferr != nil {
-					return EventOutcome{Run: res}, ferr
-				}
-				f.Rule = pt.Rule
+			f, ferr := in.failure(name, false, res.Trap, &st.run, budget, maxBytes)
+			if ferr != nil {
+				return EventOutcome{Run: res}, ferr
 			}
 			r, rerr := v.EventFailure(f)
 			if r.Violation == nil && rerr == nil {
@@ -207,6 +192,7 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		}
 		return EventOutcome{Run: res}, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
 	}
+	reason := binary.LittleEndian.Uint32(in.out)
 	switch code := uint32(in.stack[0]); {
 	case code == layout.EventSkipped:
 		return EventOutcome{Run: res}, nil

@@ -146,10 +146,11 @@ func (m *Module) instantiateError(err error) error {
 // context of the call.
 type hostRun struct {
 	in       *Instance
-	host     eval.Host // the run's Env.Host (a copy: the Env itself does not escape)
-	deadline time.Time // zero: none
-	calls    int       // the host calls made
-	span     *span.Span
+	host     eval.Host     // the run's Env.Host (a copy: the Env itself does not escape)
+	deadline time.Time     // zero: none
+	calls    int           // the host calls made
+	span     *span.Span    // the input, or nil
+	event    ir.Value      // the input of a router of another input
 	router   string        // the router run, "" for a validator
 	actions  []eval.Action // the actions the router's routes recorded
 	failed   error         // why the host aborted the run, if it did

@@ -197,3 +197,68 @@ func TestCapabilityGate(t *testing.T) {
 		})
 	}
 }
+
+// TestHostCallStrings: a string field whose bytes the module reads only
+// as the argument of a host call (tenant) or of an action (status, and
+// this inside a map) is one codegen's Output.Strings lists, so the host
+// copies its bytes and the call gets the span's value, as the
+// interpreter's does.
+func TestHostCallStrings(t *testing.T) {
+	const src = `validator v {
+  uses "kv.get"
+  check len(kv.get(tenant)) < 4 else "short"
+}
+router r {
+  uses "ws.send"
+  route to ws.send(status, {this: this})
+}
+`
+	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"tenant", "this", "status"}, out.Strings); diff != "" {
+		t.Errorf("strings (-want +got):\n%s", diff)
+	}
+	ep, m := compileProgram(t, p)
+	ctx := context.Background()
+	in, err := m.NewInstance(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := span.Parse([]byte(`{"id":"a","tenant":"acme","who":"ana","did":"x","this":"o1","status":"closed"}`), span.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eh := &mapHost{kv: map[string]ir.Value{"acme": ir.StringValue("toolong")}}
+	wh := &mapHost{kv: map[string]ir.Value{"acme": ir.StringValue("toolong")}}
+	want := ep.Validator("v").CheckSpan(ctx, s, &eval.Env{Host: eh, Timeout: -1})
+	got, _, err := in.CheckSpanEnv(ctx, "v", s, &eval.Env{Host: wh, Timeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want == nil {
+		t.Fatal("the interpreter passes the span: want the value of kv.get(\"acme\") to fail it")
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("violation (-eval +wasm):\n%s", diff)
+	}
+	if diff := cmp.Diff(eh.calls, wh.calls); diff != "" {
+		t.Errorf("host calls (-eval +wasm):\n%s", diff)
+	}
+	wantActs, err := ep.Routers()[0].Route(ctx, eval.Input{Span: s}, &eval.Env{Timeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotActs, _, err := in.Route(ctx, "r", eval.Input{Span: s}, &eval.Env{Timeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(wantActs, gotActs, cmp.Comparer(func(a, b ir.Value) bool { return a.Equal(b) && a.Kind() == b.Kind() })); diff != "" {
+		t.Errorf("actions (-eval +wasm):\n%s", diff)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
-	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/tetratelabs/wazero/api"
@@ -18,8 +17,9 @@ import (
 // ErrNoRouter: the module has no router of that name.
 var ErrNoRouter = fmt.Errorf("vm: no such router in the module")
 
-// RouteSpan runs the router name over s as eval's Router.RouteSteps does
-// with env: the actions of the routes whose guards hold, in order, each
+// Route runs the router name over the input in (a span, or the event of
+// a router of another input that does not read it) as eval's
+// Router.RouteSteps does with env: the actions of the routes whose guards hold, in order, each
 // recorded by the host when the module calls the action's host function
 // (and told to env.Host at once when it is an eval.Stager, as the
 // interpreter does); the routes' guards and arguments see env's feature
@@ -29,13 +29,17 @@ var ErrNoRouter = fmt.Errorf("vm: no such router in the module")
 // cannot answer fails with ErrUnsupported, and the caller asks the
 // interpreter: as for CheckSpanEnv, and when a host call failed (the
 // interpreter words its error).
-func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, env *eval.Env) ([]eval.Action, Result, error) {
+func (in *Instance) Route(ctx context.Context, name string, input eval.Input, env *eval.Env) ([]eval.Action, Result, error) {
 	r := in.m.host.routers[name]
 	f := in.mod.ExportedFunction(layout.RouterExport(name))
 	if r == nil || f == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoRouter, name)
 	}
 	budget, maxBytes, timeout := limits(env)
+	s := input.Span
+	if s == nil {
+		s = &span.Span{} // a router of another input reads none of it
+	}
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
 	}
@@ -44,14 +48,11 @@ func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, en
 			return nil, Result{}, err
 		}
 	}
-	ctx, run := in.hostRun(ctx, env, timeout, s)
-	run.router = name
-	in.fuel.Set(uint64(budget))
-	in.bytes.Set(uint64(maxBytes))
-	in.trap.Set(0)
+	ctx, run := in.hostRun(ctx, env, timeout, input.Span)
+	run.router, run.event = name, input.Event
 	start := time.Now()
-	err := f.CallWithStack(ctx, in.stack[:])
-	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	used, err := in.call(ctx, f, budget, maxBytes)
+	res := Result{FuelUsed: used}
 	if err != nil {
 		res.Trap = uint32(in.trap.Get())
 	}
@@ -67,26 +68,11 @@ func (in *Instance) RouteSpan(ctx context.Context, name string, s *span.Span, en
 	if err == nil {
 		return run.actions, res, nil
 	}
-	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
-	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	switch res.Trap {
 	case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
-		if int(word) >= len(in.m.points) || in.m.points[word].Router != name {
-			return nil, res, fmt.Errorf("%w: router %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
-		}
-		pt := in.m.points[word]
-		fl := eval.Failure{Why: eval.WhyBudget, Pos: pt.Pos, Budget: budget}
-		if res.Trap == layout.TrapHost {
-			var ok bool
-			if fl, ok = run.hostFailure(pt); !ok {
-				return nil, res, fmt.Errorf("%w: router %s: trap %d without a host error", ErrTrap, name, res.Trap)
-			}
-		}
-		if res.Trap == layout.TrapFault {
-			var werr error
-			if fl, werr = in.fault(name, pt, reason, out, maxBytes); werr != nil {
-				return nil, res, werr
-			}
+		fl, err := in.failure(name, true, res.Trap, run, budget, maxBytes)
+		if err != nil {
+			return nil, res, err
 		}
 		return nil, res, fl.Err()
 	case layout.TrapUnsupported:
@@ -137,6 +123,10 @@ func actionFunc(m *Module, name string) api.GoModuleFunc {
 				run.abort(err)
 			}
 			a.Args = append(a.Args, v)
+		}
+		if len(a.Args) < params && run.span == nil {
+			a.Input = true
+			a.Args = append(a.Args, run.event) // the event itself, charged nothing, as the interpreter adds it
 		}
 		if len(a.Args) < params {
 			a.Input = true
@@ -204,35 +194,21 @@ func (r *hostRun) value(e *ir.Expr, b []byte, kinds []ir.Kind, leaf *int) (ir.Va
 	case ir.Timestamp:
 		return ir.TimestampValue(time.Unix(0, int64(w))), nil
 	case ir.Any:
+		if w&layout.AnyData != 0 {
+			i := w &^ layout.AnyData
+			if i >= uint64(len(r.in.m.data)) {
+				return ir.Value{}, fmt.Errorf("vm: path %d below data of %d", i, len(r.in.m.data))
+			}
+			d, _, err := eval.SpanData(r.span)
+			if err != nil {
+				return ir.Value{}, err
+			}
+			return eval.Walk(d, r.in.m.data[i]), nil
+		}
 		if w >= uint64(len(r.values)) {
 			return ir.Value{}, fmt.Errorf("vm: value %d of %d", w, len(r.values))
 		}
 		return r.values[w], nil
 	}
 	return ir.Value{}, fmt.Errorf("vm: an argument of kind %s", kinds[i])
-}
-
-// fault returns the failure of a run of name that trapped with
-// layout.TrapFault at the charge point pt, the fault reason and its
-// operands in the output words out.
-func (in *Instance) fault(name string, pt codegen.Point, reason uint32, out []byte, maxBytes int64) (eval.Failure, error) {
-	fl, ok := fault(reason)
-	if !ok {
-		return eval.Failure{}, fmt.Errorf("%w: %s: fault %d", ErrTrap, name, reason)
-	}
-	f := eval.Failure{Why: eval.WhyFault, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
-	a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
-	switch fl {
-	case eval.FaultBytes:
-	case eval.FaultOrder, eval.FaultType:
-		var okA, okB bool
-		f.A, okA = in.str(a)
-		f.B, okB = in.str(b)
-		if !okA || !okB {
-			return eval.Failure{}, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, name, a, b)
-		}
-	default:
-		f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
-	}
-	return f, nil
 }

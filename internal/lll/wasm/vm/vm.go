@@ -10,11 +10,12 @@
 //
 // CheckSpan (CheckSpanEnv) writes a span into the instance's memory as
 // package layout describes (decoded by package span, the decoder the
-// interpreter uses; the field table and the strings in one copy), and,
-// when the module reads any, the run's feature flags, policy values and
-// the values below the span's data into the env region; sets the fuel to the step budget and the bytes to
-// the byte budget, calls the validator and turns its answer into the same
-// *eval.Violation the interpreter gives. A run the module leaves to the
+// interpreter uses; the field table and the bytes of the strings the
+// module reads, in one copy), and, when the module reads any, the run's
+// feature flags, policy values and the values below the span's data into
+// the env region; calls the validator's export with the step budget and
+// the byte budget and turns its answer (and the fuel left it stored) into
+// the same *eval.Violation the interpreter gives. A run the module leaves to the
 // interpreter (layout.TrapUnsupported: strings over the scratch region, a value below data of another
 // kind than the expression reads; a policy value of another kind than the
 // module was compiled for, data that does not decode; a run the deadline or the context may
@@ -25,8 +26,8 @@
 // only the calls the capabilities grant, so a module importing another
 // cannot be instantiated (ErrCapability). Each call is performed by the
 // run's eval.Host, as the interpreter performs it, its result written
-// back in the module's representation. RouteSpan (router.go) runs a
-// router of spans: the host records each action the module calls for,
+// back in the module's representation. Route (router.go) runs a
+// router: the host records each action the module calls for,
 // rebuilt from the route's argument record, as eval's Router.Route
 // returns it. CheckEvent (event.go) runs an event validator over a
 // derived event, its kernels called through the run's eval.Kernels.
@@ -37,6 +38,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	mathbits "math/bits"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +84,7 @@ type Module struct {
 	rt         wazero.Runtime
 	cm         wazero.CompiledModule
 	validators map[string]*eval.Validator
+	names      []string // the validators, in the module's order
 	points     []codegen.Point
 	// steps says which validators count steps (have charge points): only
 	// their runs can meet the deadline and the context.
@@ -91,8 +95,11 @@ type Module struct {
 	data     [][]string
 	// confirmedBy: the module reads the strings of confirmed_by.
 	confirmedBy bool
-	host        hostLink  // the host calls and routers (host.go)
-	events      eventLink // the event validators (event.go)
+	// strings: bit f when the module reads the bytes of string field f
+	// (codegen's Output.Strings).
+	strings uint16
+	host    hostLink  // the host calls and routers (host.go)
+	events  eventLink // the event validators (event.go)
 }
 
 // compile compiles the module out, which codegen compiled from p (see
@@ -142,12 +149,18 @@ func compile(ctx context.Context, p *ir.Program, out *codegen.Output, opts Optio
 	for _, pt := range out.Points {
 		m.steps[pt.Validator] = true
 	}
+	for _, name := range out.Strings {
+		m.strings |= 1 << spanfield.Of(name)
+	}
 	for _, name := range out.Validators {
 		v := ep.Validator(name)
 		if v == nil {
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
 		m.validators[name] = v
+		// The program's own string: a caller's v.IR.Name is the same,
+		// which compares without reading its bytes.
+		m.names = append(m.names, v.IR.Name)
 	}
 	if err := m.link(ctx, p, ep, out, opts); err != nil {
 		return nil, err
@@ -168,14 +181,20 @@ type Instance struct {
 	mem   api.Memory
 	fuel  api.MutableGlobal
 	trap  api.MutableGlobal
-	bytes api.MutableGlobal
-	funcs map[string]validator
-	input []byte // a view of the module's input region (memory cannot grow, so it stays valid)
-	env   []byte // the env region's tables
-	strs  []byte // the env region's strings
+	bytes api.MutableGlobal // the byte budget left, which host calls charge
+	funcs []validator       // few: a scan is cheaper than a map's hash
+	input []byte            // a view of the module's input region (memory cannot grow, so it stays valid)
+	out   []byte            // a view of the module's output region
+	env   []byte            // the env region's tables
+	strs  []byte            // the env region's strings
 	vals  []uint64
-	stack [1]uint64
-	ev    *eventState // the runs of event validators (event.go), made at the first
+	stack [2]uint64
+	first *Pool // the pool whose first instance this is
+	// list is the member list of a span whose members are the fields of
+	// listOf (member bits), in canonical order, a byte each.
+	list   [2]uint64
+	listOf uint32
+	ev     *eventState // the runs of event validators (event.go), made at the first
 }
 
 // NewInstance instantiates the module.
@@ -184,7 +203,7 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 	if err != nil {
 		return nil, m.instantiateError(err)
 	}
-	in := &Instance{m: m, mod: mod, mem: mod.Memory(), funcs: map[string]validator{}}
+	in := &Instance{m: m, mod: mod, mem: mod.Memory(), listOf: 1 << 31} // no span has those member bits
 	var ok1, ok2, ok3 bool
 	in.fuel, ok1 = mod.ExportedGlobal(layout.GlobalFuel).(api.MutableGlobal)
 	in.trap, ok2 = mod.ExportedGlobal(layout.GlobalTrap).(api.MutableGlobal)
@@ -194,23 +213,37 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 		return nil, fmt.Errorf("vm: the module does not export %s, %s, %s and its memory", layout.GlobalFuel, layout.GlobalTrap, layout.GlobalBytes)
 	}
 	var ok bool
-	if in.input, ok = in.mem.Read(layout.InBase, layout.InSize); !ok {
+	in.input, ok = in.mem.Read(layout.InBase, layout.InSize)
+	if in.out, ok2 = in.mem.Read(layout.OutBase, layout.EnvBase-layout.OutBase); !ok || !ok2 {
 		_ = mod.Close(ctx)
-		return nil, fmt.Errorf("vm: the module's memory has no input region (%d bytes at %#x)", layout.InSize, layout.InBase)
+		return nil, fmt.Errorf("vm: the module's memory has no input region (%d bytes at %#x) or output region", layout.InSize, layout.InBase)
 	}
-	for name := range m.validators {
+	for _, name := range m.names {
 		f := mod.ExportedFunction(layout.ValidatorExport(name))
 		if f == nil {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
-		in.funcs[name] = validator{fn: f, v: m.validators[name], steps: m.steps[name]}
+		if !validatorType(f) {
+			_ = mod.Close(ctx)
+			return nil, fmt.Errorf("vm: the export of %s is not a function (i64, i64) -> i32", name)
+		}
+		in.funcs = append(in.funcs, validator{name: name, fn: f, v: m.validators[name], steps: m.steps[name]})
 	}
 	return in, nil
 }
 
+// validatorType reports whether f is a function (i64 fuel, i64 bytes) ->
+// i32, as the exports of validators are.
+func validatorType(f api.Function) bool {
+	d := f.Definition()
+	return slices.Equal(d.ParamTypes(), []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}) &&
+		slices.Equal(d.ResultTypes(), []api.ValueType{api.ValueTypeI32})
+}
+
 // validator is what a run of one validator needs, found with one lookup.
 type validator struct {
+	name  string
 	fn    api.Function
 	v     *eval.Validator
 	steps bool // it counts steps (see Module.steps)
@@ -264,11 +297,17 @@ func (in *Instance) CheckSpan(ctx context.Context, name string, s *span.Span, bu
 // with a negative Timeout has no deadline, as for the interpreter: the
 // module then answers it as the interpreter does, whatever the time.
 func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span, env *eval.Env) (*eval.Violation, Result, error) {
-	val, ok := in.funcs[name]
-	f, v := val.fn, val.v
-	if !ok {
+	var val *validator
+	for i := range in.funcs {
+		if in.funcs[i].name == name {
+			val = &in.funcs[i]
+			break
+		}
+	}
+	if val == nil {
 		return nil, Result{}, fmt.Errorf("%w: %s", ErrNoValidator, name)
 	}
+	f, v := val.fn, val.v
 	budget, maxBytes, timeout := limits(env)
 	if err := in.write(s); err != nil {
 		return nil, Result{}, err
@@ -283,16 +322,13 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	if len(in.m.host.imports) > 0 {
 		call, run = in.hostRun(ctx, env, timeout, s)
 	}
-	in.fuel.Set(uint64(budget))
-	in.bytes.Set(uint64(maxBytes))
-	in.trap.Set(0)
 	var start time.Time
 	timed := val.steps && timeout > 0
 	if timed {
 		start = time.Now()
 	}
-	err := f.CallWithStack(call, in.stack[:])
-	res := Result{FuelUsed: budget - int64(in.fuel.Get())}
+	used, err := in.call(call, f, budget, maxBytes)
+	res := Result{FuelUsed: used}
 	if res.FuelUsed > 0 {
 		if ctx != nil && ctx.Err() != nil {
 			return nil, res, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
@@ -302,45 +338,33 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 			return nil, res, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
 	}
-	out, _ := in.mem.Read(layout.OutBase, layout.OutB+8)
-	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
 	if err != nil {
-		res.Trap = uint32(in.trap.Get())
-		switch res.Trap {
-		case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
-			if int(word) >= len(in.m.points) || in.m.points[word].Validator != name {
-				return nil, res, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, name, res.Trap, word, len(in.m.points))
-			}
-			pt := in.m.points[word]
-			f := eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}
-			if res.Trap == layout.TrapHost {
-				hf, ok := run.hostFailure(pt)
-				if !ok {
-					return nil, res, fmt.Errorf("%w: %s: trap %d without a host error", ErrTrap, name, res.Trap)
-				}
-				f = hf
-			}
-			if res.Trap == layout.TrapFault {
-				var err error
-				if f, err = in.fault(name, pt, reason, out, maxBytes); err != nil {
-					return nil, res, err
-				}
-				f.Rule = pt.Rule
-			}
-			vi, err := v.SpanViolation(s, f)
-			if err != nil {
-				return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
-			}
-			return vi, res, nil
-		case layout.TrapUnsupported:
-			return nil, res, fmt.Errorf("%w: %s%s", ErrUnsupported, name, run.failedCall())
-		}
-		return nil, res, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
+		return in.trapped(name, v, s, res, budget, maxBytes, run, err)
 	}
-	rule := int(uint32(in.stack[0]))
-	if rule == 0 {
-		return nil, res, nil
+	if rule := int(uint32(in.stack[0])); rule != 0 {
+		return in.failed(name, v, s, res, rule)
 	}
+	return nil, res, nil
+}
+
+// call calls the export f of a validator or a router with the step and
+// byte budgets and returns the steps the run counted: the budget minus
+// the fuel left, which the guest stored in the output before it
+// returned, or which the fuel global holds after a trap.
+func (in *Instance) call(ctx context.Context, f api.Function, budget, maxBytes int64) (int64, error) {
+	in.stack = [2]uint64{uint64(budget), uint64(maxBytes)}
+	err := f.CallWithStack(ctx, in.stack[:])
+	left := binary.LittleEndian.Uint64(in.out[layout.OutFuel:])
+	if err != nil {
+		left = in.fuel.Get() // the guest trapped before it stored the fuel left
+	}
+	return budget - int64(left), err
+}
+
+// failed words the violation of a validator that returned 1 + rule, its
+// reason and member in the output.
+func (in *Instance) failed(name string, v *eval.Validator, s *span.Span, res Result, rule int) (*eval.Violation, Result, error) {
+	reason, word := binary.LittleEndian.Uint32(in.out), binary.LittleEndian.Uint32(in.out[4:])
 	w, ok := why(reason)
 	if !ok {
 		return nil, res, fmt.Errorf("%w: %s: reason %d", ErrTrap, name, reason)
@@ -352,14 +376,86 @@ func (in *Instance) CheckSpanEnv(ctx context.Context, name string, s *span.Span,
 	return vi, res, nil
 }
 
-// write lays s out in the input region in one copy.
+// trapped words the outcome of a run that trapped with err: the
+// interpreter's violation for its trap code and the output, ErrUnsupported
+// for layout.TrapUnsupported, ErrTrap for a fault of the module.
+func (in *Instance) trapped(name string, v *eval.Validator, s *span.Span, res Result, budget, maxBytes int64, run *hostRun, err error) (*eval.Violation, Result, error) {
+	res.Trap = uint32(in.trap.Get())
+	switch res.Trap {
+	case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
+		f, err := in.failure(name, false, res.Trap, run, budget, maxBytes)
+		if err != nil {
+			return nil, res, err
+		}
+		vi, err := v.SpanViolation(s, f)
+		if err != nil {
+			return nil, res, fmt.Errorf("%w: %v", ErrTrap, err)
+		}
+		return vi, res, nil
+	case layout.TrapUnsupported:
+		return nil, res, fmt.Errorf("%w: %s%s", ErrUnsupported, name, run.failedCall())
+	}
+	return nil, res, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
+}
+
+// failure decodes the failure of a run of the validator (or, when router,
+// the router) name that trapped with trap, layout.TrapFuel, TrapFault or
+// TrapHost: the charge point in the second output word; for a fault, its
+// reason in the first and its operands after them; for a host call, the
+// error the host holds (run's).
+func (in *Instance) failure(name string, router bool, trap uint32, run *hostRun, budget, maxBytes int64) (eval.Failure, error) {
+	out := in.out
+	reason, word := binary.LittleEndian.Uint32(out), binary.LittleEndian.Uint32(out[4:])
+	what, of := name, func(pt codegen.Point) string { return pt.Validator }
+	if router {
+		what, of = "router "+name, func(pt codegen.Point) string { return pt.Router }
+	}
+	if int(word) >= len(in.m.points) || of(in.m.points[word]) != name {
+		return eval.Failure{}, fmt.Errorf("%w: %s: trap %d at point %d of %d", ErrTrap, what, trap, word, len(in.m.points))
+	}
+	pt := in.m.points[word]
+	switch trap {
+	case layout.TrapHost:
+		f, ok := run.hostFailure(pt)
+		if !ok {
+			return eval.Failure{}, fmt.Errorf("%w: %s: trap %d without a host error", ErrTrap, what, trap)
+		}
+		return f, nil
+	case layout.TrapFault:
+		fl, ok := fault(reason)
+		if !ok {
+			return eval.Failure{}, fmt.Errorf("%w: %s: fault %d", ErrTrap, what, reason)
+		}
+		f := eval.Failure{Why: eval.WhyFault, Rule: pt.Rule, Pos: pt.Pos, Fault: fl, Op: pt.Op, Name: pt.Name, Budget: maxBytes}
+		a, b := binary.LittleEndian.Uint64(out[layout.OutA:]), binary.LittleEndian.Uint64(out[layout.OutB:])
+		switch fl {
+		case eval.FaultBytes:
+		case eval.FaultOrder, eval.FaultType:
+			var okA, okB bool
+			f.A, okA = in.str(a)
+			f.B, okB = in.str(b)
+			if !okA || !okB {
+				return eval.Failure{}, fmt.Errorf("%w: %s: operands %#x, %#x out of memory", ErrTrap, what, a, b)
+			}
+		default:
+			f.A, f.B = number(pt.Kinds[0], a), number(pt.Kinds[1], b)
+		}
+		return f, nil
+	}
+	return eval.Failure{Why: eval.WhyBudget, Rule: pt.Rule, Pos: pt.Pos, Budget: budget}, nil
+}
+
+// write lays s out in the input region in one copy: the member count and
+// bits, the slots, the member list, and the bytes of the strings the
+// module reads.
 func (in *Instance) write(s *span.Span) error {
+	m := in.m
 	size := layout.MembersOff + len(s.Members)
-	for f := spanfield.ID; f <= spanfield.Status; f++ {
-		size += len(spanfield.String(s, f))
+	for fs := m.strings; fs != 0; fs &= fs - 1 {
+		size += len(spanfield.String(s, spanfield.Field(mathbits.TrailingZeros16(fs))))
 	}
 	arr := size // the values of confirmed_by's strings, when the module reads them
-	if in.m.confirmedBy {
+	if m.confirmedBy {
 		for _, c := range s.ConfirmedBy {
 			size += len(c) + 8
 			arr += len(c)
@@ -369,49 +465,118 @@ func (in *Instance) write(s *span.Span) error {
 		return fmt.Errorf("%w: %d bytes, room for %d", ErrTooLarge, size, layout.InSize)
 	}
 	b := in.input[:size] // the module's input region itself: one copy
-	clear(b[:layout.MembersOff])
-	binary.LittleEndian.PutUint32(b, uint32(len(s.Members)))
-	str := layout.MembersOff + len(s.Members)
-	for i, m := range s.Members {
-		f := spanfield.Of(m)
-		b[layout.MembersOff+i] = byte(f)
-		if f == spanfield.None {
-			continue
+	n := len(s.Members)
+	ids := b[layout.MembersOff:][:n]
+	// The fields the span's values show present: each is a member. When
+	// they are as many as the members, they are all the members, and the
+	// member list is those fields in the canonical order of their names;
+	// else (an empty string, an unknown member) the names tell.
+	bits := fieldBit(s.ID != "", spanfield.ID) | fieldBit(s.Tenant != "", spanfield.Tenant) |
+		fieldBit(s.Who != "", spanfield.Who) | fieldBit(s.Did != "", spanfield.Did) | fieldBit(s.This != "", spanfield.This) |
+		fieldBit(s.WhenRaw != "", spanfield.When) | fieldBit(s.Status != "", spanfield.Status) |
+		fieldBit(s.ConfirmedBy != nil, spanfield.ConfirmedBy) | fieldBit(s.Data != nil, spanfield.Data)
+	if mathbits.OnesCount32(bits) == n {
+		if bits != in.listOf {
+			in.listOf, in.list = bits, [2]uint64{}
+			i := 0
+			for _, f := range canonicalOrder {
+				if bits&(1<<f) != 0 {
+					in.list[i/8] |= uint64(f) << (8 * (i % 8))
+					i++
+				}
+			}
 		}
-		slot := b[8+int(f)*layout.SlotSize:][:layout.SlotSize]
-		slot[layout.SlotFlags] = layout.FlagMember
-		switch f {
-		case spanfield.ConfirmedBy:
-			slot[layout.SlotKind] = layout.KindStrings
-			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.ConfirmedBy)))
-			if in.m.confirmedBy {
-				binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+arr))
-				for j, c := range s.ConfirmedBy {
-					binary.LittleEndian.PutUint64(b[arr+8*j:], uint64(layout.InBase+str)<<32|uint64(len(c)))
-					str += copy(b[str:], c)
-				}
+		// Two words, the list of the last span with these fields (what
+		// lies past the list is outside the input the module reads, or
+		// under the strings).
+		list := in.input[layout.MembersOff:][:16]
+		binary.LittleEndian.PutUint64(list, in.list[0])
+		binary.LittleEndian.PutUint64(list[8:], in.list[1])
+	} else {
+		bits = 0
+		for i, name := range s.Members {
+			f := spanfield.Of(name)
+			ids[i] = byte(f)
+			bits |= 1 << f
+		}
+	}
+	t := (*[layout.MembersOff]byte)(b)
+	binary.LittleEndian.PutUint64(t[0:], uint64(n)|uint64(bits)<<(8*layout.InMembers))
+	str := layout.MembersOff + n
+	// The string fields, in one pass of straight-line stores a slot: the
+	// word of kind, flags and length, the offset, the value.
+	slot := func(f spanfield.Field, x string, flags byte, value int64) {
+		w := t[8+int(f)*layout.SlotSize:][:layout.SlotSize]
+		var kind, off uint64
+		if bits&(1<<f) != 0 {
+			kind, flags = layout.KindString, flags|layout.FlagMember
+			if m.strings&(1<<f) != 0 {
+				off = uint64(layout.InBase + str)
+				str += copy(b[str:], x)
 			}
-		case spanfield.Data:
-			slot[layout.SlotKind] = layout.KindOther
-			if len(s.Data) > 0 && s.Data[0] == '{' {
-				slot[layout.SlotKind] = layout.KindObject
-			}
-			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(s.Data)))
-		default:
-			x := spanfield.String(s, f)
-			slot[layout.SlotKind] = layout.KindString
-			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(x)))
-			binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+str))
-			str += copy(b[str:], x)
-			if f == spanfield.When {
-				if t, ok := when(s); ok {
-					slot[layout.SlotFlags] |= layout.FlagTime
-					binary.LittleEndian.PutUint64(slot[layout.SlotValue:], uint64(t))
-				}
+		}
+		binary.LittleEndian.PutUint64(w[0:], kind|uint64(flags)<<8|uint64(len(x))<<32)
+		binary.LittleEndian.PutUint64(w[8:], off)
+		binary.LittleEndian.PutUint64(w[16:], uint64(value))
+	}
+	clear(t[8 : 8+layout.SlotSize]) // None
+	slot(spanfield.ID, s.ID, 0, 0)
+	slot(spanfield.Tenant, s.Tenant, 0, 0)
+	slot(spanfield.Who, s.Who, 0, 0)
+	slot(spanfield.Did, s.Did, 0, 0)
+	slot(spanfield.This, s.This, 0, 0)
+	// when's instant, as the interpreter decides it: the decoder's, or
+	// abi.ValidRFC3339 of the text.
+	var flags byte
+	var instant int64
+	switch {
+	case bits&(1<<spanfield.When) == 0:
+	case s.WhenOK:
+		flags, instant = layout.FlagTime, s.When.UnixNano()
+	default:
+		if t, ok := abi.ValidRFC3339(s.WhenRaw); ok {
+			flags, instant = layout.FlagTime, t.UnixNano()
+		}
+	}
+	slot(spanfield.When, s.WhenRaw, flags, instant)
+	slot(spanfield.Status, s.Status, 0, 0)
+
+	w := t[8+int(spanfield.ConfirmedBy)*layout.SlotSize:][:layout.SlotSize]
+	clear(w)
+	if bits&(1<<spanfield.ConfirmedBy) != 0 {
+		binary.LittleEndian.PutUint64(w, layout.KindStrings|layout.FlagMember<<8|uint64(len(s.ConfirmedBy))<<32)
+		if m.confirmedBy {
+			binary.LittleEndian.PutUint32(w[layout.SlotOffset:], uint32(layout.InBase+arr))
+			for j, c := range s.ConfirmedBy {
+				binary.LittleEndian.PutUint64(b[arr+8*j:], uint64(layout.InBase+str)<<32|uint64(len(c)))
+				str += copy(b[str:], c)
 			}
 		}
 	}
+	w = t[8+int(spanfield.Data)*layout.SlotSize:][:layout.SlotSize]
+	clear(w)
+	if bits&(1<<spanfield.Data) != 0 {
+		var kind uint64 = layout.KindOther
+		if len(s.Data) > 0 && s.Data[0] == '{' {
+			kind = layout.KindObject
+		}
+		binary.LittleEndian.PutUint64(w, kind|layout.FlagMember<<8|uint64(len(s.Data))<<32)
+	}
 	return nil
+}
+
+// canonicalOrder are the span fields in the order of their names in a
+// canonical span (RFC 8785: by their bytes, for these ASCII names), the
+// order of span.Span's Members.
+var canonicalOrder = [...]spanfield.Field{spanfield.ConfirmedBy, spanfield.Data, spanfield.Did, spanfield.ID,
+	spanfield.Status, spanfield.Tenant, spanfield.This, spanfield.When, spanfield.Who}
+
+// fieldBit returns the bit of f when ok.
+func fieldBit(ok bool, f spanfield.Field) uint32 {
+	if ok {
+		return 1 << f
+	}
+	return 0
 }
 
 // writeEnv writes the env region: the module's feature flags as env has
@@ -533,16 +698,6 @@ func (in *Instance) envStr(v ir.Value) (uint64, error) {
 	return x, nil
 }
 
-// when returns the instant of the span's when, as the interpreter decides
-// it: the decoder's, or abi.ValidRFC3339 of the text.
-func when(s *span.Span) (int64, bool) {
-	if s.WhenOK {
-		return s.When.UnixNano(), true
-	}
-	t, ok := abi.ValidRFC3339(s.WhenRaw)
-	return t.UnixNano(), ok
-}
-
 // why maps the module's reasons to the interpreter's.
 func why(reason uint32) (eval.Why, bool) {
 	switch reason {
@@ -610,14 +765,19 @@ func (in *Instance) str(v uint64) (ir.Value, bool) {
 func (in *Instance) Close(ctx context.Context) error { return in.mod.Close(ctx) }
 
 // Pool keeps instances of one module for reuse, one caller at a time each.
-// One instance waits in a slot taken and given back with one atomic swap
-// each, so a caller that does not contend pays no lock; the others wait in
+// Its first instance is taken and given back with one atomic operation
+// each on a word that also counts the Gets, so a caller that does not
+// contend pays two atomics a run and no lock; the other instances wait in
 // a list under a mutex.
 type Pool struct {
-	m    *Module
-	fast atomic.Pointer[Instance]
-	mu   sync.Mutex
-	free []*Instance
+	m *Module
+	// state is gets<<1 | 1 while first is out.
+	state atomic.Uint64
+	// first is made by the first Get that takes it and read and written
+	// only by whoever holds it (state's bit 0), which publishes it.
+	first *Instance
+	mu    sync.Mutex
+	free  []*Instance
 }
 
 // NewPool returns an empty pool of instances of m.
@@ -625,9 +785,19 @@ func NewPool(m *Module) *Pool { return &Pool{m: m} }
 
 // Get returns a free instance, instantiating one when none is free.
 func (p *Pool) Get(ctx context.Context) (*Instance, error) {
-	if in := p.fast.Swap(nil); in != nil {
-		return in, nil
+	if v := p.state.Load(); v&1 == 0 && p.state.CompareAndSwap(v, v+3) {
+		if p.first == nil {
+			in, err := p.m.NewInstance(ctx)
+			if err != nil {
+				p.state.Add(^uint64(0)) // give the slot back
+				return nil, err
+			}
+			in.first = p
+			p.first = in
+		}
+		return p.first, nil
 	}
+	p.state.Add(2)
 	p.mu.Lock()
 	if n := len(p.free); n > 0 {
 		in := p.free[n-1]
@@ -641,13 +811,17 @@ func (p *Pool) Get(ctx context.Context) (*Instance, error) {
 
 // Put returns an instance to the pool.
 func (p *Pool) Put(in *Instance) {
-	if p.fast.CompareAndSwap(nil, in) {
+	if in.first == p {
+		p.state.Add(^uint64(0)) // clears bit 0, which the holder of first set
 		return
 	}
 	p.mu.Lock()
 	p.free = append(p.free, in)
 	p.mu.Unlock()
 }
+
+// Gets returns the number of calls of Get so far.
+func (p *Pool) Gets() int64 { return int64(p.state.Load() >> 1) }
 
 // Memory returns the instance's memory, for tests and audits.
 func (in *Instance) Memory() api.Memory { return in.mem }

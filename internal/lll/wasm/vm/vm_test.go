@@ -2,8 +2,10 @@ package vm_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -181,5 +183,62 @@ func BenchmarkCheckSpan(b *testing.B) {
 		if vi, _, err := in.CheckSpan(ctx, contract, s, 0); vi != nil || err != nil {
 			b.Fatal(vi, err)
 		}
+	}
+}
+
+// TestPoolConcurrent: callers on several goroutines never hold one
+// instance at once, each run answers for its own span, and Gets counts
+// every Get.
+func TestPoolConcurrent(t *testing.T) {
+	_, _, pool := setup(t)
+	ctx := context.Background()
+	bad, _ := span.Parse([]byte(`{"id":"x"}`), span.Limits{})
+	good, _ := span.Parse([]byte(`{"id":"s","tenant":"t","who":"w","did":"d","this":"t","when":"2025-10-05T22:18:07Z","status":"pending"}`), span.Limits{})
+	const workers, runs = 4, 200
+	var mu sync.Mutex
+	held := map[*vm.Instance]bool{}
+	hold := func(in *vm.Instance, on bool) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if held[in] == on {
+			return false
+		}
+		held[in] = on
+		return true
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range runs {
+				in, err := pool.Get(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !hold(in, true) {
+					errs <- fmt.Errorf("worker %d: an instance handed out twice", w)
+					return
+				}
+				s, pass := good, (w+i)%2 == 0
+				if !pass {
+					s = bad
+				}
+				if vi, _, err := in.CheckSpan(ctx, contract, s, 0); err != nil || (vi == nil) != pass {
+					errs <- fmt.Errorf("worker %d run %d: %v, %v; want pass %v", w, i, vi, err, pass)
+					return
+				}
+				hold(in, false)
+				pool.Put(in)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := pool.Gets(); got != workers*runs {
+		t.Errorf("Gets %d, want %d", got, workers*runs)
 	}
 }

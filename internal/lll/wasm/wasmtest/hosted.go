@@ -102,12 +102,14 @@ func (g Gen) leafStr(depth int) string {
 	return "(" + g.leafStr(depth-1) + " + " + g.leafStr(depth-1) + ")"
 }
 
-// payload is an action's payload: a leaf (kv.get's value among them), or
-// a map or list literal.
+// payload is an action's payload: a leaf (kv.get's value and values below
+// data among them), or a map or list literal.
 func (g Gen) payload(depth int, caps map[string]bool) string {
 	switch n := g.R.IntN(7); {
 	case n == 0:
 		return g.num(1)
+	case n == 4:
+		return g.pick([]string{"data.gross", "data.note", "data.m", "data.m.k"})
 	case n == 5:
 		caps["kv.get"] = true
 		return "kv.get(" + g.pick([]string{`"k"`, `"odd"`, "this", "who"}) + ")"

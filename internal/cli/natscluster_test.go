@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/loglineos/loglineos/internal/cluster/natstest"
+	"github.com/loglineos/loglineos/internal/ledger"
+)
+
+// scriptT adapts a script to what natstest needs of a test.
+type scriptT struct {
+	ts  *testscript.TestScript
+	dir string
+	n   atomic.Int64
+}
+
+func (t *scriptT) Helper()                           {}
+func (t *scriptT) Fatal(args ...any)                 { t.ts.Fatalf("%v", args...) }
+func (t *scriptT) Fatalf(format string, args ...any) { t.ts.Fatalf(format, args...) }
+func (t *scriptT) Cleanup(f func())                  { t.ts.Defer(f) }
+func (t *scriptT) TempDir() string {
+	d := filepath.Join(t.dir, "nats", string(rune('a'+t.n.Add(1))))
+	t.ts.Check(os.MkdirAll(d, 0o755))
+	return d
+}
+
+var natsClusters sync.Map // *testscript.TestScript -> *natstest.Cluster
+
+// cmdNATSCluster runs a three-node NATS JetStream cluster in the test
+// process for the script (sync_interval always, file storage under
+// $WORK/nats) and sets $NATS to its client URLs and $NATS0..$NATS2 to each
+// node's. "natscluster kill I" and "natscluster restart I" kill and restart
+// node I.
+func cmdNATSCluster(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: natscluster start | kill I | restart I")
+	}
+	switch args[0] {
+	case "start":
+		c := natstest.Start(&scriptT{ts: ts, dir: ts.Getenv("WORK")}, 3)
+		natsClusters.Store(ts, c)
+		ts.Setenv("NATS", c.URLs())
+		for i := range 3 {
+			ts.Setenv("NATS"+string(rune('0'+i)), c.URL(i))
+		}
+	case "kill", "restart":
+		v, ok := natsClusters.Load(ts)
+		if !ok || len(args) != 2 || len(args[1]) != 1 || args[1][0] < '0' || args[1][0] > '2' {
+			ts.Fatalf("usage: natscluster %s 0|1|2 (after natscluster start)", args[0])
+		}
+		c, i := v.(*natstest.Cluster), int(args[1][0]-'0')
+		if args[0] == "kill" {
+			c.Kill(i)
+		} else {
+			c.Restart(i)
+		}
+	default:
+		ts.Fatalf("usage: natscluster start | kill I | restart I")
+	}
+}
+
+// cmdSameSize waits (up to a minute) until the ledgers in the data
+// directories DIR... hold the same number of records, as their signed
+// checkpoints say (a read-only open beside a running server), and prints
+// it.
+func cmdSameSize(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: samesize DIR DIR...")
+	}
+	var sizes []uint64
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		sizes = sizes[:0]
+		for _, d := range args {
+			l, err := ledger.Open(ts.MkAbs(d), ledger.Config{ReadOnly: true, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				sizes = append(sizes, 0)
+				continue
+			}
+			sizes = append(sizes, l.Next())
+			l.Close()
+		}
+		same := sizes[0] > 0
+		for _, n := range sizes {
+			same = same && n == sizes[0]
+		}
+		if same {
+			fmt.Fprintf(ts.Stdout(), "%d records\n", sizes[0])
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	ts.Fatalf("the ledgers did not reach one size: %v", sizes)
+}

@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/loglineos/loglineos/internal/cluster"
+	"github.com/loglineos/loglineos/internal/gateway/reply"
+	"github.com/loglineos/loglineos/internal/ledger"
+)
+
+// clusterNode is a server's part of a cluster (cluster.nats set): its
+// connection, its ledger node, and for a gateway the Submitter ingest
+// appends through.
+type clusterNode struct {
+	nc     *nats.Conn
+	node   *cluster.Node
+	sub    *cluster.Submitter // gateway only
+	cancel context.CancelFunc
+	done   chan error // Run's result
+}
+
+// nodeName is cluster.name, or the host name.
+func (c *Config) nodeName() string {
+	if c.Cluster.Name != "" {
+		return c.Cluster.Name
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "logline"
+	}
+	return h
+}
+
+// startNode connects to cluster.nats and runs a ledger node on the data
+// directory (a follower unless integrate). It returns once the node's
+// ledger is open (reconciled with the integrated log), or Run's error.
+func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Logger, integrate bool) (*clusterNode, error) {
+	name := cfg.nodeName()
+	nc, err := nats.Connect(cfg.Cluster.NATS, nats.Name("logline "+name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, fmt.Errorf("cluster.nats %s: %w", cfg.Cluster.NATS, err)
+	}
+	if integrate {
+		// The integrators make the streams (or check them).
+		js, err := jetstream.New(nc)
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = cluster.Setup(sctx, js, cluster.DefaultReplicas)
+			cancel()
+		}
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	node, err := cluster.NewNode(ctx, nc, cluster.NodeConfig{Name: name, Dir: cfg.Data, Ledger: lcfg,
+		Follower: !integrate, Log: log.With("component", "cluster")})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	cn := &clusterNode{nc: nc, node: node, cancel: cancel, done: make(chan error, 1)}
+	go func() { cn.done <- node.Run(rctx) }()
+	// Wait for the ledger (a follower's never changes once open).
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for node.Ledger() == nil {
+		select {
+		case err := <-cn.done:
+			cancel()
+			nc.Close()
+			if err == nil {
+				err = errors.New("cluster: the node stopped")
+			}
+			return nil, err
+		case <-ctx.Done():
+			cn.stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	return cn, nil
+}
+
+// stop stops the node (it closes its ledger) and the connection.
+func (cn *clusterNode) stop() error {
+	var errs []error
+	if cn.sub != nil {
+		errs = append(errs, cn.sub.Close())
+	}
+	cn.cancel()
+	errs = append(errs, <-cn.done)
+	cn.nc.Close()
+	return errors.Join(errs...)
+}
+
+// openClusterLedger is openLedger for a gateway: the ledger is the node's
+// follower copy, and ingest goes through a Submitter.
+func (s *Server) openClusterLedger(ctx context.Context) error {
+	start := time.Now()
+	cn, err := startNode(ctx, s.cfg, s.ledgerOptions(), s.log, false)
+	if err != nil {
+		return err
+	}
+	if cn.sub, err = cluster.NewSubmitter(cn.nc, 0); err != nil {
+		cn.stop()
+		return err
+	}
+	s.cluster = cn
+	s.ledger = cn.node.Ledger()
+	s.log.Info("cluster gateway", "nats", s.cfg.Cluster.NATS, "name", s.cfg.nodeName(), "records", s.ledger.Next(),
+		"took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// clusterStore is the gateway's ledger on a cluster gateway: reads from the
+// node's copy, appends through the cluster. An answer waits until the
+// copy holds the records it names, so that a client reads what it was
+// told is stored from the gateway that told it.
+type clusterStore struct {
+	ledgerStore
+	sub *cluster.Submitter
+}
+
+// followWait bounds how long an answer waits for the gateway's copy.
+const followWait = 10 * time.Second
+
+func (c clusterStore) Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error) {
+	res, err := c.sub.Append(ctx, entries)
+	if err != nil {
+		if errors.Is(err, cluster.ErrNoAnswer) {
+			p := reply.NewProblem("no-answer", "%v", err)
+			p.RetryAfter = time.Second
+			return nil, p
+		}
+		if errors.Is(err, cluster.ErrIntegrator) {
+			return nil, reply.NewProblem("unavailable", "%v", err)
+		}
+		return nil, err
+	}
+	var need uint64
+	for _, r := range res {
+		need = max(need, r.Receipt.Seq+1)
+	}
+	deadline := time.Now().Add(followWait)
+	for c.Next() < need && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	return res, nil
+}
+
+// RunIntegrator runs an integrator node (cluster.role integrator) until
+// ctx is done: no HTTP API, a ledger on cfg.Data that integrates while it
+// holds the lease. ready, if not nil, is called once the node's ledger is
+// open.
+func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return err
+	}
+	lcfg := cfg.Ledger.Config
+	lcfg.Holder = "logline serve --role integrator"
+	lcfg.Logger = log.With("component", "ledger")
+	cn, err := startNode(ctx, cfg, lcfg, log, true)
+	if err != nil {
+		return err
+	}
+	log.Info("cluster integrator", "nats", cfg.Cluster.NATS, "name", cfg.nodeName(), "data", cfg.Data)
+	if ready != nil {
+		ready()
+	}
+	select {
+	case <-ctx.Done():
+		return cn.stop()
+	case err := <-cn.done:
+		cn.cancel()
+		cn.nc.Close()
+		if err == nil {
+			err = errors.New("cluster: the node stopped")
+		}
+		return err
+	}
+}
