@@ -95,6 +95,16 @@ func decodeWasm(m *Manifest, res []Resource, prog *ir.Program) (*codegen.Output,
 		}
 		listedRouters[name] = true
 	}
+	events := map[string]bool{}
+	for _, v := range codegen.EventValidators(prog) {
+		events[v.Name] = true
+	}
+	for _, name := range out.Events {
+		if !events[name] || listed[name] {
+			return nil, refuse(ErrMalformed, "the module's description lists event validator %q, which is not an event validator of the program or is listed twice", name)
+		}
+		listed[name] = true
+	}
 	for i, p := range out.Points {
 		if p.Router != "" && !listedRouters[p.Router] || p.Router == "" && !listed[p.Validator] {
 			return nil, refuse(ErrMalformed, "the module's charge point %d names %q, which the module does not export", i, p.Validator+p.Router)

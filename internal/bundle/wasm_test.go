@@ -150,6 +150,10 @@ func TestWasmRefusals(t *testing.T) {
 		{"module missing", edit("wasm/module.wasm", func([]byte) []byte { return nil }), "holds 1 of them"},
 		{"other format", edit("wasm/module.json", desc(func(m map[string]any) { m["format"] = "lll-wasm-0" })), `format is "lll-wasm-0"`},
 		{"event validator", edit("wasm/module.json", desc(func(m map[string]any) { m["validators"] = []string{"quality_meter_v1_1"} })), "not a span validator"},
+		{"span validator as an event validator", edit("wasm/module.json", desc(func(m map[string]any) { m["events"] = []string{"canonical_contract_v1"} })), "not an event validator"},
+		{"event validator listed twice", edit("wasm/module.json", desc(func(m map[string]any) {
+			m["events"] = []string{"quality_meter_v1_1", "quality_meter_v1_1", "trajectory_quality_score"}
+		})), "listed twice"},
 		{"listed twice", edit("wasm/module.json", desc(func(m map[string]any) {
 			m["validators"] = []string{"canonical_contract_v1", "canonical_contract_v1"}
 		})), "listed twice"},

@@ -80,6 +80,11 @@ type Rules struct {
 	// The members of trajectory_closed and trajectory_quality the score's
 	// and the meter's validators read, sorted: only those are built.
 	scoreReads, meterReads []string
+	// CheckEvent runs the score's and the meter's validators on an event;
+	// nil is the interpreter's eval.Validator.CheckEventWith. A backend's
+	// (the WebAssembly module's, backend.Events.CheckEvent) must answer
+	// as it does, calling the kernels as it calls them.
+	CheckEvent func(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (eval.Result, error)
 }
 
 // CompileRules picks out of p (a compiled bundle program) the pipelines and
@@ -415,8 +420,14 @@ func (e *Engine) check(vs []*eval.Validator, t *tenant, ev *Event) (ir.Value, bo
 		return ir.Value{}, false
 	}
 	in := e.kern.shapes.value(ev)
+	run := e.rules.CheckEvent
+	if run == nil {
+		run = func(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (eval.Result, error) {
+			return v.CheckEventWith(ctx, ev, env, s)
+		}
+	}
 	for _, v := range vs {
-		res, err := v.CheckEventWith(context.Background(), in, t.cfg.env, &e.kern.scratch)
+		res, err := run(context.Background(), v, in, t.cfg.env, &e.kern.scratch)
 		if err != nil || !res.Applied || res.Violation != nil || res.Emitted == nil {
 			continue
 		}

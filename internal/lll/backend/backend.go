@@ -26,8 +26,9 @@
 // (names, arguments, order) too, and a wasm run the interpreter must
 // answer asks nothing twice. The module is linked under the bundle's
 // caps_allow: one that imports a call it does not grant fails New.
-// Event validators, pipelines and the routers of other inputs that read
-// them run on the interpreter under every backend.
+// Event validators run on the backend through Events (events.go);
+// pipelines and the routers of other inputs that read them run on the
+// interpreter under every backend.
 //
 // A Spans is safe for concurrent use: each wasm evaluation takes an
 // instance from a pool (wazero's instances are not safe for concurrent
@@ -90,6 +91,10 @@ type Outcome struct {
 	// Actions are a router's actions, worded: call[arguments] at the
 	// route's position.
 	Actions []string `json:"actions,omitempty"`
+	// Skipped says an event validator did not apply (its guard did not
+	// hold), and Emitted is the event it emitted, in its text form.
+	Skipped bool   `json:"skipped,omitempty"`
+	Emitted string `json:"emitted,omitempty"`
 }
 
 // Divergence is an evaluation on which the backends disagreed: of a span
@@ -150,24 +155,35 @@ type Spans struct {
 // shadow it compiles the bundle's module (wazero) and checks that it
 // exports every span validator; Close releases it.
 func New(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans, error) {
-	if _, err := ParseKind(string(kind)); err != nil {
+	out, opts, err := bundleModule(b, kind, opts)
+	if err != nil {
 		return nil, err
+	}
+	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
+}
+
+// bundleModule returns the module of b for kind (none for eval): the one
+// the bundle carries or, with opts.Compile, the one compiled from its IR;
+// and opts with the bundle's capabilities.
+func bundleModule(b *bundle.Bundle, kind Kind, opts Options) (*codegen.Output, Options, error) {
+	if _, err := ParseKind(string(kind)); err != nil {
+		return nil, opts, err
 	}
 	out := b.Wasm()
 	if kind != Eval && out == nil {
 		if !opts.Compile {
-			return nil, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
+			return nil, opts, fmt.Errorf("%w (build it with loglinec --backend wasm)", ErrNoModule)
 		}
 		var err error
 		if out, err = codegen.Compile(b.IR); err != nil {
-			return nil, fmt.Errorf("backend: %w", err)
+			return nil, opts, fmt.Errorf("backend: %w", err)
 		}
 	}
 	opts.caps = b.Manifest.CapsAllow
 	if opts.caps == nil {
 		opts.caps = []string{}
 	}
-	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
+	return out, opts, nil
 }
 
 // newSpans runs validators on kind, with the module out compiled from
@@ -190,20 +206,30 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 		}
 		c.routers[r.Name] = true
 	}
-	m, err := vm.CompileWith(ctx, prog, out, vm.Options{Caps: opts.caps})
-	if err != nil {
-		return nil, fmt.Errorf("backend: %w", err)
+	var err error
+	if c.mod, c.pool, err = load(ctx, prog, out, opts); err != nil {
+		return nil, err
 	}
-	c.mod, c.pool = m, vm.NewPool(m)
-	// One instance now: a module its capabilities cannot link fails here.
-	in, err := c.pool.Get(ctx)
-	if err != nil {
-		_ = m.Close(ctx)
-		return nil, fmt.Errorf("backend: %w", err)
-	}
-	c.pool.Put(in)
 	c.warmGets = c.pool.Gets()
 	return c, nil
+}
+
+// load compiles the module out of prog, linked under opts.caps, and
+// returns it with a pool holding one instance: a module its capabilities
+// cannot link fails here.
+func load(ctx context.Context, prog *ir.Program, out *codegen.Output, opts Options) (*vm.Module, *vm.Pool, error) {
+	m, err := vm.CompileWith(ctx, prog, out, vm.Options{Caps: opts.caps})
+	if err != nil {
+		return nil, nil, fmt.Errorf("backend: %w", err)
+	}
+	pool := vm.NewPool(m)
+	in, err := pool.Get(ctx)
+	if err != nil {
+		_ = m.Close(ctx)
+		return nil, nil, fmt.Errorf("backend: %w", err)
+	}
+	pool.Put(in)
+	return m, pool, nil
 }
 
 // Close releases the module, if any.
@@ -330,6 +356,10 @@ func (o Outcome) String() string {
 		b.WriteString("error: " + o.Error)
 	case o.Actions != nil:
 		fmt.Fprintf(&b, "actions [%s]", strings.Join(o.Actions, "; "))
+	case o.Skipped:
+		b.WriteString("skipped")
+	case o.Emitted != "":
+		b.WriteString("emitted " + o.Emitted)
 	case o.Violation == nil:
 		b.WriteString("pass")
 	default:

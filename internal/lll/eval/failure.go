@@ -275,3 +275,26 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// EventFailure returns what CheckEventWith returns for a run on an event
+// that a second backend found failing so: the guard's error (f.Rule -1:
+// WhyBudget, WhyFault, WhyHost), or the violation of the check rule
+// f.Rule (WhyCheck, or the rule's error as cannot evaluate). It fails
+// when f does not fit the validator.
+func (v *Validator) EventFailure(f Failure) (Result, error) {
+	err := f.err()
+	if f.Rule == -1 && v.guard != nil && err != nil {
+		return Result{}, err
+	}
+	if f.Rule < 0 || f.Rule >= len(v.rules) || v.rules[f.Rule].cond == nil {
+		return Result{}, fmt.Errorf("eval: validator %s: failure of rule %d of %d", v.IR.Name, f.Rule, len(v.rules))
+	}
+	r := v.rules[f.Rule]
+	switch {
+	case f.Why == WhyCheck:
+		return Result{Applied: true, Violation: v.checkFailed(r)}, nil
+	case err != nil:
+		return Result{Applied: true, Violation: v.cannotEvaluate(r, err)}, nil
+	}
+	return Result{}, fmt.Errorf("eval: validator %s: rule %q cannot fail with reason %d", v.IR.Name, r.ir.Source, f.Why)
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval/spanfield"
@@ -539,6 +540,33 @@ func (v *Validator) CheckEventWith(ctx context.Context, ev ir.Value, env *Env, s
 			}
 		}
 	}
+	return v.emit(fr, ev, s, res)
+}
+
+// Steps returns the steps the last run on s counted against its budget
+// (CheckEventWith, EmitEvent): what a second backend's fuel must match.
+func (s *Scratch) Steps() int64 { return s.fr.steps }
+
+// EmitEvent is the end of CheckEventWith for a run whose guard and rules
+// a second backend decided (the event applies and passes): it builds the
+// event the validator emits (none when it emits none) by the
+// interpreter's own code, its with kernels called through env.Kernels,
+// continuing a run that started at start (its deadline env.Timeout after
+// it; the zero time: now) and has counted steps steps and charged bytes
+// bytes of its budgets. Result.Emitted points into s, and s.Steps() is
+// then the whole run's steps, as CheckEventWith's would be.
+func (v *Validator) EmitEvent(ctx context.Context, ev ir.Value, env *Env, s *Scratch, start time.Time, steps, bytes int64) (Result, error) {
+	fr := &s.fr
+	fr.reset(ctx, env, Input{Event: ev})
+	fr.steps, fr.bytes = steps, bytes
+	if !start.IsZero() && fr.timeout > 0 {
+		fr.deadline = start.Add(fr.timeout)
+	}
+	return v.emit(fr, ev, s, Result{Applied: true})
+}
+
+// emit builds the event the validator emits, if it emits one, in s.
+func (v *Validator) emit(fr *frame, ev ir.Value, s *Scratch, res Result) (Result, error) {
 	if v.IR.Emit == nil {
 		return res, nil
 	}

@@ -33,10 +33,13 @@
 // crypto.verify), fuel and bytes charged where the interpreter counts its
 // steps and bytes, and the routers (of spans, and of other inputs that
 // do not read them), whose actions are the
-// module's imported host calls; codegen's package doc has the details.
+// module's imported host calls, and the event validators (their guards
+// and check rules over the event's values, the kernels percentile and
+// window_count as imports; the emitted event is built by the host);
+// codegen's package doc has the details.
 // A module imports exactly the host calls its program makes, and the
 // host links only those the bundle's capabilities grant. Other
-// expressions, kernels, event validators, pipelines and routers that read
-// a derived event or a webhook are not compiled yet; codegen refuses them
-// or leaves them to the interpreter.
+// expressions, other kernels, pipelines and routers that read a derived
+// event or a webhook are not compiled yet; codegen refuses them or leaves
+// them to the interpreter.
 package wasm

@@ -100,13 +100,18 @@
 // named above (the interpreter's fast path for a top-level field: rfc3339
 // on when, string and nonempty on a string field, array and
 // array_of_strings on confirmed_by, object on data; and those below data),
-// in [...] on when, confirmed_by or data. Event validators and pipelines
-// are not part of the module.
+// in [...] on when, confirmed_by or data. Pipelines are not part of the
+// module.
 //
-// The module's functions are, in order: the imported host calls (sorted
-// by name), streq (the byte equality of two strings in memory), one
-// function a span validator, in the order of the program, one a router of
-// spans, then the helpers expressions use (string equality, a*b/c,
+// Event validators (event.go) are compiled to one exported function each,
+// deciding their guard and check rules over the event's values, with the
+// kernels of expressions as imports; one that uses what is not compiled
+// is left to the interpreter (Output.EventsLeft).
+//
+// The module's functions are, in order: the imported host calls and
+// kernels (sorted by name), streq (the byte equality of two strings in memory), one
+// function a span validator, in the order of the program, one a router
+// (see Routers), one an event validator, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
 // matcher, the case of a string, concatenation), in the order of their
 // first use. Besides the module, Output lists what the
@@ -161,7 +166,8 @@ type Output struct {
 	// included) whose bytes the module reads (in an expression, an in
 	// [...], or passed to a host call or an action), in the order of
 	// package spanfield: the host copies the bytes of those only, and the slot of
-	// any other string field has its length but offset 0.
+	// any other string field has its length but offset 0. (An event
+	// validator reads the event table, whose strings are always copied.)
 	Strings []string `json:"strings,omitempty"`
 	// Unicode is the version of Unicode (unicode.Version) of the case
 	// table the module carries for lower and upper, "" without one: a
@@ -177,6 +183,22 @@ type Output struct {
 	// Routes are the routes of those routers, by the index an action's
 	// host function receives.
 	Routes []Route `json:"routes,omitempty"`
+	// Events names the event validators the module exports, in order
+	// (event.go); the others run on the interpreter.
+	Events []string `json:"events,omitempty"`
+	// EventFields are the values of the event (a member and the path
+	// below it) the module's event validators read, by their slot in
+	// the event table (layout.EventBase).
+	EventFields [][]string `json:"event_fields,omitempty"`
+	// Kernels are the kernels of expressions the module imports
+	// (percentile, window_count; layout.ImportModule), sorted: they need
+	// no capability. The import section holds them and Imports, sorted
+	// together by name.
+	Kernels []string `json:"kernels,omitempty"`
+	// EventsLeft says, for each event validator the module does not
+	// export, why (the ErrUnsupported of its construct). It is not part
+	// of the description.
+	EventsLeft map[string]string `json:"-"`
 }
 
 // SameDescription reports whether o and x describe their modules alike
@@ -195,7 +217,8 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.Equal(o.Imports, x.Imports) && slices.Equal(o.Routers, x.Routers) &&
 		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
 			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
-		})
+		}) &&
+		slices.Equal(o.Events, x.Events) && slices.Equal(o.Kernels, x.Kernels) && slices.EqualFunc(o.EventFields, x.EventFields, slices.Equal)
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The
@@ -255,8 +278,14 @@ type gen struct {
 	strings  uint16            // bit f: the module reads the bytes of string field f (Output.Strings)
 }
 
-// Compile compiles the span validators of p.
+// Compile compiles the span validators of p, its routers of spans and
+// those of its event validators it supports (see event.go).
 func Compile(p *ir.Program) (*Output, error) {
+	return compileWith(p, EventValidators(p))
+}
+
+// compileOnly compiles p with the event validators events.
+func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 	g := &gen{
 		prog: p,
 		m: &enc.Module{
@@ -289,11 +318,11 @@ func Compile(p *ir.Program) (*Output, error) {
 		}
 	}
 	routers := Routers(p)
-	if err := g.importHostCalls(spanValidators, routers); err != nil {
+	if err := g.importHostCalls(append(spanValidators, events...), routers); err != nil {
 		return nil, err
 	}
 	g.streq = uint32(len(g.m.Imports))
-	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(routers))
+	g.nextFunc = g.streq + 1 + uint32(len(spanValidators)+len(routers)+len(events))
 	export := func(name string, f *fn) {
 		g.m.Exports = append(g.m.Exports, enc.Export{Name: name, Kind: enc.ExternFunc, Index: g.streq + uint32(len(g.m.Funcs))})
 		g.m.Funcs = append(g.m.Funcs, enc.Func{Type: typeValidator, Locals: f.locals, Body: *f.c})
@@ -313,6 +342,14 @@ func Compile(p *ir.Program) (*Output, error) {
 		}
 		export(layout.RouterExport(r.Name), f)
 		g.out.Routers = append(g.out.Routers, r.Name)
+	}
+	for _, v := range events {
+		f := &fn{g: g, v: v, name: v.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}, event: true}
+		if err := f.eventValidator(); err != nil {
+			return nil, fmt.Errorf("codegen: validator %s: %w", v.Name, err)
+		}
+		export(layout.EventExport(v.Name), f)
+		g.out.Events = append(g.out.Events, v.Name)
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
 	for f := spanfield.ID; f <= spanfield.Status; f++ {
@@ -379,14 +416,8 @@ func streq() []byte {
 func (f *fn) validator() error {
 	v, c := f.v, f.c
 	prologue(c)
-	if v.Guard != nil {
-		f.rule = -1
-		if err := f.cond(v.Guard); err != nil {
-			return fmt.Errorf("the guard: %w", err)
-		}
-		c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
-		storeFuel(c)
-		c.I32Const(0).Op(enc.OpReturn).Op(enc.OpEnd)
+	if err := f.guard(0); err != nil {
+		return err
 	}
 	for i, r := range v.Rules {
 		f.rule = i
@@ -415,6 +446,24 @@ func (f *fn) validator() error {
 	}
 	storeFuel(c)
 	c.I32Const(0)
+	return nil
+}
+
+// guard compiles the guard of f's validator, if it has one: when the
+// guard does not hold, the function stores the fuel left and returns
+// skip.
+func (f *fn) guard(skip int32) error {
+	if f.v.Guard == nil {
+		return nil
+	}
+	f.rule = -1
+	if err := f.cond(f.v.Guard); err != nil {
+		return fmt.Errorf("the guard: %w", err)
+	}
+	c := f.c
+	c.Op(enc.OpI32Eqz).Block(enc.OpIf, enc.BlockEmpty)
+	storeFuel(c)
+	c.I32Const(skip).Op(enc.OpReturn).Op(enc.OpEnd)
 	return nil
 }
 

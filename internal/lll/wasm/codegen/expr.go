@@ -85,6 +85,7 @@ type fn struct {
 	rule   int           // the rule whose expression is compiled; -1: the guard
 	locals []enc.ValType // the function's locals after its parameters; the first is the member index of reject unknown fields (localMember)
 	nodes  int
+	event  bool // an event validator's: fields are the event's (event.go)
 }
 
 // The locals of a validator's function: its parameters, the fuel and the
@@ -194,6 +195,11 @@ func (f *fn) exprAs(e *ir.Expr, hint kind) (kind, error) {
 		return 0, f.unsupported(e, fmt.Sprintf("over %d expression nodes in one validator", maxNodes))
 	}
 	c := f.c
+	if f.event {
+		if k, err, ok := f.eventExpr(e, hint); ok {
+			return k, err
+		}
+	}
 	switch e.Op {
 	case ir.OpConst:
 		if e.Value == nil {

@@ -30,7 +30,7 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 		if e == nil {
 			return
 		}
-		if e.Op == ir.OpHost {
+		if e.Op == ir.OpHost || e.Op == ir.OpKernel {
 			seen[e.Name] = true
 		}
 		for _, a := range e.Args {
@@ -55,7 +55,7 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 	names := make([]string, 0, len(seen))
 	for name := range seen {
 		f, ok := abi.Funcs()[name]
-		if !ok || f.Kind != "host" {
+		if !ok || f.Kind != "host" && !IsExprKernel(name) {
 			return fmt.Errorf("%w: the call %s, which is no host call", ErrUnsupported, name)
 		}
 		names = append(names, name)
@@ -67,8 +67,12 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 		g.m.Imports = append(g.m.Imports, enc.Import{Module: layout.ImportModule, Name: name, Type: uint32(len(g.m.Types) - 1)})
 		g.imports[name] = uint32(i)
 	}
-	if len(names) > 0 {
-		g.out.Imports = names
+	for _, name := range names {
+		if IsExprKernel(name) {
+			g.out.Kernels = append(g.out.Kernels, name)
+		} else {
+			g.out.Imports = append(g.out.Imports, name)
+		}
 	}
 	return nil
 }

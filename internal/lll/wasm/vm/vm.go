@@ -29,7 +29,8 @@
 // back in the module's representation. Route (router.go) runs a
 // router: the host records each action the module calls for,
 // rebuilt from the route's argument record, as eval's Router.Route
-// returns it.
+// returns it. CheckEvent (event.go) runs an event validator over a
+// derived event, its kernels called through the run's eval.Kernels.
 package vm
 
 import (
@@ -97,7 +98,8 @@ type Module struct {
 	// strings: bit f when the module reads the bytes of string field f
 	// (codegen's Output.Strings).
 	strings uint16
-	host    hostLink // the host calls and routers (host.go)
+	host    hostLink  // the host calls and routers (host.go)
+	events  eventLink // the event validators (event.go)
 }
 
 // compile compiles the module out, which codegen compiled from p (see
@@ -163,6 +165,9 @@ func compile(ctx context.Context, p *ir.Program, out *codegen.Output, opts Optio
 	if err := m.link(ctx, p, ep, out, opts); err != nil {
 		return nil, err
 	}
+	if err := m.linkEvents(ep, out); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -189,6 +194,7 @@ type Instance struct {
 	// listOf (member bits), in canonical order, a byte each.
 	list   [2]uint64
 	listOf uint32
+	ev     *eventState // the runs of event validators (event.go), made at the first
 }
 
 // NewInstance instantiates the module.
@@ -218,14 +224,21 @@ func (m *Module) NewInstance(ctx context.Context) (*Instance, error) {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("%w: %s", ErrNoValidator, name)
 		}
-		if d := f.Definition(); !slices.Equal(d.ParamTypes(), []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}) ||
-			!slices.Equal(d.ResultTypes(), []api.ValueType{api.ValueTypeI32}) {
+		if !validatorType(f) {
 			_ = mod.Close(ctx)
 			return nil, fmt.Errorf("vm: the export of %s is not a function (i64, i64) -> i32", name)
 		}
 		in.funcs = append(in.funcs, validator{name: name, fn: f, v: m.validators[name], steps: m.steps[name]})
 	}
 	return in, nil
+}
+
+// validatorType reports whether f is a function (i64 fuel, i64 bytes) ->
+// i32, as the exports of validators are.
+func validatorType(f api.Function) bool {
+	d := f.Definition()
+	return slices.Equal(d.ParamTypes(), []api.ValueType{api.ValueTypeI64, api.ValueTypeI64}) &&
+		slices.Equal(d.ResultTypes(), []api.ValueType{api.ValueTypeI32})
 }
 
 // validator is what a run of one validator needs, found with one lookup.
@@ -593,7 +606,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 			if x, err = in.envStr(v); err != nil {
 				return err
 			}
-		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration):
+		case v.Kind() == ref.Kind && (v.Kind() == ir.Number || v.Kind() == ir.Bool || v.Kind() == ir.Duration || v.Kind() == ir.Percentile):
 			x = uint64(v.Micros())
 		case ref.Kind == ir.List && v.Kind() == ir.Null:
 			x = 0 // no values: in of null is false
@@ -608,7 +621,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
 	tables := len(b)
-	if len(m.data) > 0 {
+	if len(m.data) > 0 && s != nil { // an event's run reads no span
 		d, charge, err := eval.SpanData(s)
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrUnsupported, err)
@@ -631,7 +644,7 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 	}
 	in.env = b
 	ok := in.mem.Write(layout.EnvBase, b[:tables])
-	if len(m.data) > 0 {
+	if len(m.data) > 0 && s != nil {
 		ok = ok && in.mem.Write(layout.EnvBase+layout.EnvData, b[tables:])
 	}
 	if !ok || !in.mem.Write(layout.EnvBase+layout.EnvStrings, in.strs) {

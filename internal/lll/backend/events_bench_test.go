@@ -1,0 +1,122 @@
+package backend
+
+import (
+	"context"
+	"testing"
+
+	"github.com/loglineos/loglineos/internal/lll/eval"
+	"github.com/loglineos/loglineos/internal/lll/ir"
+	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/stdlib"
+)
+
+// cheapKernels answers the meter's kernels at once (a full window, the
+// score as its own percentile, a fixed threshold), so that what a
+// benchmark measures is the validator, not the kernels.
+type cheapKernels struct{ threshold ir.Value }
+
+func (k *cheapKernels) Kernel(_ context.Context, name string, _ eval.Input, args []ir.Value) (ir.Value, error) {
+	switch name {
+	case "window_count":
+		return ir.IntValue(100), nil
+	case "percentile":
+		return args[0], nil
+	}
+	return k.threshold, nil
+}
+
+// meterEvents are a trajectory_quality event the standard meter lets
+// through (it emits a diamond_candidate) and one its when stops.
+var meterEvents = map[string]string{
+	"emit": `{"type":"trajectory_quality","trajectory_id":"t_1","score":97,"components":{"mass":40,"persistence":30,"verification":27},"tenant":"t","ts":"2025-10-05T22:00:00Z"}`,
+	"skip": `{"type":"trajectory_quality","trajectory_id":"t_2","score":50,"components":{"mass":20,"persistence":10,"verification":20},"tenant":"t","ts":"2025-10-05T22:01:00Z"}`,
+}
+
+// meter returns the standard bundle's quality meter on kind, an Env with
+// cheapKernels and no deadline, and the events.
+func meter(tb testing.TB, kind Kind) (*Events, *eval.Validator, *eval.Env, map[string]ir.Value) {
+	tb.Helper()
+	ctx := context.Background()
+	p, err := stdlib.Compile()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := newEvents(ctx, kind, p, out, Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = e.Close(ctx) })
+	ep, err := eval.Compile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	v := ep.Validator("quality_meter_v1_1")
+	env := &eval.Env{Kernels: &cheapKernels{threshold: ir.MapValue(map[string]ir.Value{"threshold": ir.IntValue(96)})}, Features: map[string]bool{"diamond": true}, Timeout: -1}
+	evs := map[string]ir.Value{}
+	for name, line := range meterEvents {
+		evs[name] = decodeEvent(tb, line)
+	}
+	return e, v, env, evs
+}
+
+// BenchmarkMeterWhen runs the standard quality meter (its when: two
+// kernel calls, three policy values, three comparisons) over one
+// trajectory_quality event through Events.CheckEvent, as the derivation
+// runs it at every close, on each backend: an event the when stops
+// (skip) and one it lets through to its emit step (emit, built by the
+// interpreter's code on every backend). events/s is the figure to
+// compare.
+func BenchmarkMeterWhen(b *testing.B) {
+	ctx := context.Background()
+	for _, name := range []string{"skip", "emit"} {
+		for _, k := range Kinds() {
+			b.Run(name+"/"+string(k), func(b *testing.B) {
+				e, v, env, evs := meter(b, k)
+				ev := evs[name]
+				var s eval.Scratch
+				if res, err := e.CheckEvent(ctx, v, ev, env, &s); err != nil || res.Applied != (name == "emit") {
+					b.Fatal(res, err)
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					if _, err := e.CheckEvent(ctx, v, ev, env, &s); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				if st := e.Stats(); st.Fallbacks != 0 || st.Divergences != 0 {
+					b.Fatalf("stats %+v", st)
+				}
+			})
+		}
+	}
+}
+
+// TestMeterAllocs: the meter over an event allocates nothing in steady
+// state on eval and wasm, whether its when stops the event or lets it
+// through to the emit step.
+func TestMeterAllocs(t *testing.T) {
+	ctx := context.Background()
+	for _, k := range []Kind{Eval, Wasm} {
+		e, v, env, evs := meter(t, k)
+		for name, ev := range evs {
+			var s eval.Scratch
+			allocs := testing.AllocsPerRun(100, func() {
+				if res, err := e.CheckEvent(ctx, v, ev, env, &s); err != nil || res.Applied != (name == "emit") {
+					t.Fatal(res, err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%s, %s: %v allocations an event, want 0", k, name, allocs)
+			}
+		}
+		if st := e.Stats(); st.Fallbacks != 0 || st.Divergences != 0 {
+			t.Errorf("%s: stats %+v", k, st)
+		}
+	}
+}
