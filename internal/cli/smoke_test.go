@@ -51,7 +51,7 @@ func TestSmoke(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rep, err := benchIngest(ctx, benchOpts{url: url, tenant: "t_smoke", spans: spans, batch: 1000, conc: 4, size: 300, duration: 2 * time.Minute}, nil)
+	rep, err := benchIngest(ctx, benchOpts{urls: []string{url}, tenant: "t_smoke", spans: spans, batch: 1000, conc: 4, size: 300, duration: 2 * time.Minute}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
