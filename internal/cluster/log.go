@@ -82,14 +82,29 @@ func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, pa
 		// publish that did land (its duplicate id not recognized yet), and
 		// a replica that led before a partition healed answering from its
 		// stale state. Ask the stream before believing it.
-		if g.s != nil {
-			if m, gerr := g.s.GetMsg(ctx, last+1); gerr == nil && m.Header.Get(nats.MsgIdHdr) == id {
-				return last + 1, nil // ours
+		// Right after a heal the stream may not answer at once: ask a few
+		// times.
+		for ask := 0; g.s != nil && ask < 20 && ctx.Err() == nil; ask++ {
+			m, gerr := g.s.GetMsg(ctx, last+1)
+			if gerr == nil {
+				if m.Header.Get(nats.MsgIdHdr) == id {
+					return last + 1, nil // ours
+				}
+				return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
 			}
-			if info, ierr := g.s.Info(ctx); try < 3 && ierr == nil && info.State.LastSeq == last {
-				time.Sleep(100 * time.Millisecond)
-				continue
+			if errors.Is(gerr, jetstream.ErrMsgNotFound) {
+				if info, ierr := g.s.Info(ctx); ierr == nil && info.State.LastSeq == last {
+					break // nothing after last: a stale answer; publish again
+				}
 			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("cluster: %s: appending after %d: %w (the stream did not say whether the log moved)", StreamIntegrated, last, ctx.Err())
+		}
+		if try < 3 {
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		return 0, fmt.Errorf("%w (appending after %d, epoch %d)", ErrFenced, last, l.Epoch())
 	}
