@@ -132,7 +132,10 @@ type Host interface {
 }
 
 // Env is what a run may see of the world. The zero Env has every feature
-// off, the bundle's own policy values, no kernels and no host.
+// off, the bundle's own policy values, no kernels and no host. Runs read an
+// Env, they do not copy it: the maps Features and Policies must not change
+// once a run has used them (the compiled backend writes what they hold
+// into an instance once per pair of maps); for other values, make new maps.
 type Env struct {
 	Features map[string]bool
 	// Policies overrides policies by name (as from a tenant configuration).

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	mathbits "math/bits"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -185,7 +186,8 @@ type Instance struct {
 	funcs []validator       // few: a scan is cheaper than a map's hash
 	input []byte            // a view of the module's input region (memory cannot grow, so it stays valid)
 	out   []byte            // a view of the module's output region
-	env   []byte            // the env region's tables
+	env   []byte            // the env region's tables of features and policies
+	data  []byte            // the env region's table of data.PATH values
 	strs  []byte            // the env region's strings
 	vals  []uint64
 	stack [2]uint64
@@ -195,6 +197,14 @@ type Instance struct {
 	list   [2]uint64
 	listOf uint32
 	ev     *eventState // the runs of event validators (event.go), made at the first
+	// envFeatures and envPolicies are the maps of the Env whose features
+	// and policies the env region holds (envSet: it holds any), and envStrs
+	// the length of their strings in strs: the next run with an Env of the
+	// same maps (nil for none) writes only the span's data.
+	envFeatures map[string]bool
+	envPolicies map[string]*ir.Policy
+	envSet      bool
+	envStrs     int
 }
 
 // NewInstance instantiates the module.
@@ -587,6 +597,15 @@ func fieldBit(ok bool, f spanfield.Field) uint32 {
 // ErrUnsupported.
 func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 	m := in.m
+	var features map[string]bool
+	var policies map[string]*ir.Policy
+	if env != nil {
+		features, policies = env.Features, env.Policies
+	}
+	if in.envSet && sameMap(features, in.envFeatures) && sameMap(policies, in.envPolicies) {
+		return in.writeData(s)
+	}
+	in.envSet = false
 	b := in.env[:0]
 	var bits uint32
 	for i, name := range m.features {
@@ -620,34 +639,53 @@ func (in *Instance) writeEnv(env *eval.Env, s *span.Span) error {
 		}
 		b = binary.LittleEndian.AppendUint64(b, x)
 	}
-	tables := len(b)
-	if len(m.data) > 0 && s != nil { // an event's run reads no span
-		d, charge, err := eval.SpanData(s)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrUnsupported, err)
-		}
-		b = binary.LittleEndian.AppendUint64(b, uint64(charge))
-		for _, path := range m.data {
-			v := eval.Walk(d, path)
-			var x uint64
-			switch v.Kind() {
-			case ir.String, ir.Null:
-				if x, err = in.envStr(v); err != nil {
-					return err
-				}
-			case ir.Number, ir.Bool:
-				x = uint64(v.Micros())
-			}
-			b = binary.LittleEndian.AppendUint64(b, uint64(v.Kind()))
-			b = binary.LittleEndian.AppendUint64(b, x)
-		}
-	}
 	in.env = b
-	ok := in.mem.Write(layout.EnvBase, b[:tables])
-	if len(m.data) > 0 && s != nil {
-		ok = ok && in.mem.Write(layout.EnvBase+layout.EnvData, b[tables:])
+	if !in.mem.Write(layout.EnvBase, b) || !in.mem.Write(layout.EnvBase+layout.EnvStrings, in.strs) {
+		return fmt.Errorf("%w: env write out of range", ErrTooLarge)
 	}
-	if !ok || !in.mem.Write(layout.EnvBase+layout.EnvStrings, in.strs) {
+	in.envFeatures, in.envPolicies, in.envSet, in.envStrs = features, policies, true, len(in.strs)
+	return in.writeData(s)
+}
+
+// sameMap reports whether a and b are the same map (both nil, or one map).
+func sameMap[M ~map[K]V, K comparable, V any](a, b M) bool {
+	if a == nil || b == nil { // the common case, without reflect's cost
+		return a == nil && b == nil
+	}
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// writeData writes the env region's data table, the values of the
+// data.PATH the module reads in s, after the strings of the features and
+// policies writeEnv wrote; an event's run (s nil) reads no span.
+func (in *Instance) writeData(s *span.Span) error {
+	m := in.m
+	if len(m.data) == 0 || s == nil {
+		return nil
+	}
+	in.strs = in.strs[:in.envStrs]
+	d, charge, err := eval.SpanData(s)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	b := in.data[:0]
+	b = binary.LittleEndian.AppendUint64(b, uint64(charge))
+	for _, path := range m.data {
+		v := eval.Walk(d, path)
+		var x uint64
+		switch v.Kind() {
+		case ir.String, ir.Null:
+			if x, err = in.envStr(v); err != nil {
+				return err
+			}
+		case ir.Number, ir.Bool:
+			x = uint64(v.Micros())
+		}
+		b = binary.LittleEndian.AppendUint64(b, uint64(v.Kind()))
+		b = binary.LittleEndian.AppendUint64(b, x)
+	}
+	in.data = b
+	if !in.mem.Write(layout.EnvBase+layout.EnvData, b) || !in.mem.Write(uint32(layout.EnvBase+layout.EnvStrings+in.envStrs), in.strs[in.envStrs:]) {
 		return fmt.Errorf("%w: env write out of range", ErrTooLarge)
 	}
 	return nil
