@@ -542,7 +542,14 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 			}
 			pub.end(inSeq)
 			if replyTo != "" && !errors.Is(err, context.Canceled) {
-				_ = n.nc.Publish(replyTo, encodeReply(res, err))
+				for _, part := range encodeReply(res, err) {
+					if perr := n.nc.Publish(replyTo, part); perr != nil {
+						// The gateway answers ErrNoAnswer; the client's retry
+						// is answered by the idempotency check.
+						n.cfg.Log.Warn("answering a gateway", "node", n.cfg.Name, "in_seq", inSeq, "err", perr)
+						break
+					}
+				}
 			}
 		}()
 	}

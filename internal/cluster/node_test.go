@@ -342,3 +342,45 @@ func TestClusterFailures(t *testing.T) {
 func containsHolder(v []byte, name string) bool {
 	return strings.Contains(string(v), `"holder":"`+name+`"`)
 }
+
+// TestLargeAnswer: one request whose receipts outgrow a NATS message
+// (3,000 spans: ~1.5 MB of receipts against 1 MiB) is answered in full,
+// in parts, with a receipt per span.
+func TestLargeAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := natstest.Start(t, 3)
+	js, nc := connectNC(t, c.URLs())
+	if err := cluster.Setup(ctx, js, 3); err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{name: "n0", dir: t.TempDir(), url: c.URL(0)}
+	n.start(t)
+	defer func() {
+		if err := n.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	sub, err := cluster.NewSubmitter(nc, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	es := make([]ledger.Entry, 3000)
+	for i := range es {
+		id := fmt.Sprintf("s_%d", i)
+		es[i] = ledger.Entry{Tenant: "t", ID: id, Body: fmt.Appendf(nil, `{"id":%q,"tenant":"t"}`, id)}
+	}
+	res, err := sub.Append(ctx, es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(es) {
+		t.Fatalf("%d results for %d entries", len(res), len(es))
+	}
+	for i, r := range res {
+		if r.Status != ledger.Accepted || r.Receipt.SpanID != es[i].ID || r.Receipt.Seq != uint64(i) {
+			t.Fatalf("result %d: %s, receipt of %q seq %d", i, r.Status, r.Receipt.SpanID, r.Receipt.Seq)
+		}
+	}
+}

@@ -71,9 +71,12 @@ type answer struct {
 	err error
 }
 
-// message is one LEDGER_IN message: the requests it carries, in order.
+// message is one LEDGER_IN message: the requests it carries, in order,
+// and the results of the answer's parts received so far (got of them).
 type message struct {
 	reqs []*request
+	res  []ledger.Result
+	got  int
 }
 
 // NewSubmitter returns a Submitter publishing over nc; timeout 0 means
@@ -123,12 +126,12 @@ func (s *Submitter) Close() error {
 	return err
 }
 
-// onAnswer splits the integrator's answer to a message among its requests.
+// onAnswer takes one part of the integrator's answer to a message and,
+// once the parts hold every result, splits them among its requests.
 func (s *Submitter) onAnswer(m *nats.Msg) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	msg := s.waiting[m.Subject]
-	delete(s.waiting, m.Subject)
-	s.mu.Unlock()
 	if msg == nil {
 		return // answered already, or given up
 	}
@@ -136,7 +139,22 @@ func (s *Submitter) onAnswer(m *nats.Msg) {
 	for _, r := range msg.reqs {
 		n += len(r.entries)
 	}
-	res, err := decodeReply(m.Data, n)
+	from, res, err := decodeReply(m.Data, n)
+	if err == nil && from != msg.got {
+		// Parts come in order from one connection: one went missing.
+		err = fmt.Errorf("%w: the answer's part from result %d came after %d results", ErrNoAnswer, from, msg.got)
+	}
+	if err == nil {
+		if msg.res == nil {
+			msg.res = make([]ledger.Result, n)
+		}
+		msg.got += copy(msg.res[from:], res)
+		if msg.got < n {
+			return // more parts to come
+		}
+		res = msg.res
+	}
+	delete(s.waiting, m.Subject)
 	for _, r := range msg.reqs {
 		if err != nil {
 			r.answer <- answer{err: err}

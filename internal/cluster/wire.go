@@ -56,12 +56,18 @@ func decodeEntries(data []byte) ([]ledger.Entry, error) {
 	return out, nil
 }
 
-// reply is the integrator's answer to a LEDGER_IN message: one result per
-// entry, in order, or the error that stopped them all.
+// reply is one part of the integrator's answer to a LEDGER_IN message:
+// the results of the entries from From on, in order, of Total in all; or
+// the error that stopped them all. An answer is split in parts of at most
+// MaxReplyBytes, since the receipts of a message's entries can outgrow
+// what one NATS message carries (1 MiB by default); the gateway puts them
+// back together.
 //
-//	{"results":[{"status":"accepted","receipt":{…}}, …]}
+//	{"from":0,"total":1700,"results":[{"status":"accepted","receipt":{…}}, …]}
 //	{"error":"…"}
 type reply struct {
+	From    int           `json:"from"`
+	Total   int           `json:"total"`
 	Results []replyResult `json:"results,omitempty"`
 	Error   string        `json:"error,omitempty"`
 }
@@ -71,32 +77,57 @@ type replyResult struct {
 	Receipt ledgerfmt.Receipt `json:"receipt"`
 }
 
-func encodeReply(res []ledger.Result, err error) []byte {
-	var r reply
+// MaxReplyBytes bounds one part of an answer: well under NATS's default
+// maximum payload.
+const MaxReplyBytes = 256 << 10
+
+// encodeReply returns the parts of the answer to a message whose entries
+// had results res, or failed with err.
+func encodeReply(res []ledger.Result, err error) [][]byte {
 	if err != nil {
-		r.Error = err.Error()
-	} else {
-		r.Results = make([]replyResult, len(res))
-		for i, x := range res {
-			r.Results[i] = replyResult{Status: x.Status.String(), Receipt: x.Receipt}
-		}
+		b, _ := json.Marshal(reply{Error: err.Error()}) // plain structs: cannot fail
+		return [][]byte{b}
 	}
-	b, _ := json.Marshal(r) // plain structs: cannot fail
-	return b
+	var parts [][]byte
+	var part []json.RawMessage
+	from, size := 0, 0
+	flush := func(next int) {
+		b, _ := json.Marshal(struct {
+			From    int               `json:"from"`
+			Total   int               `json:"total"`
+			Results []json.RawMessage `json:"results"`
+		}{from, len(res), part})
+		parts = append(parts, b)
+		part, from, size = nil, next, 0
+	}
+	for i, x := range res {
+		b, _ := json.Marshal(replyResult{Status: x.Status.String(), Receipt: x.Receipt})
+		if len(part) > 0 && size+len(b)+64 > MaxReplyBytes {
+			flush(i)
+		}
+		part = append(part, b)
+		size += len(b) + 1
+	}
+	if len(part) > 0 || len(parts) == 0 {
+		flush(len(res))
+	}
+	return parts
 }
 
-func decodeReply(data []byte, n int) ([]ledger.Result, error) {
+// decodeReply reads one part of an answer to a message of n entries: the
+// index of its first result and its results.
+func decodeReply(data []byte, n int) (int, []ledger.Result, error) {
 	var r reply
 	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("cluster: the integrator's answer: %w", err)
+		return 0, nil, fmt.Errorf("cluster: the integrator's answer: %w", err)
 	}
 	if r.Error != "" {
-		return nil, fmt.Errorf("%w: %s", ErrIntegrator, r.Error)
+		return 0, nil, fmt.Errorf("%w: %s", ErrIntegrator, r.Error)
 	}
-	if len(r.Results) != n {
-		return nil, fmt.Errorf("cluster: the integrator answered %d results for %d entries", len(r.Results), n)
+	if r.Total != n || r.From < 0 || r.From+len(r.Results) > n || len(r.Results) == 0 && n > 0 {
+		return 0, nil, fmt.Errorf("cluster: the integrator answered results [%d,+%d) of %d for %d entries", r.From, len(r.Results), r.Total, n)
 	}
-	out := make([]ledger.Result, n)
+	out := make([]ledger.Result, len(r.Results))
 	for i, x := range r.Results {
 		var s ledger.Status
 		switch x.Status {
@@ -107,9 +138,9 @@ func decodeReply(data []byte, n int) ([]ledger.Result, error) {
 		case "conflict":
 			s = ledger.Conflict
 		default:
-			return nil, fmt.Errorf("cluster: the integrator answered status %q", x.Status)
+			return 0, nil, fmt.Errorf("cluster: the integrator answered status %q", x.Status)
 		}
 		out[i] = ledger.Result{Status: s, Receipt: x.Receipt}
 	}
-	return out, nil
+	return r.From, out, nil
 }
