@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/loglineos/loglineos/internal/bytesize"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
 
@@ -463,7 +464,7 @@ func (n *Node) keepLease(ctx context.Context, lease *Lease, pub *publisher) (sto
 // records published (what the ledger may keep) and why it stopped.
 func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 	lease := pub.lease
-	cfg := n.cfg.Ledger
+	cfg := commitBound(n.cfg.Ledger, n.nc.MaxPayload())
 	cfg.Publish = pub.publish
 	l, err := ledger.Open(n.cfg.Dir, cfg)
 	if err != nil {
@@ -542,7 +543,7 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 			}
 			pub.end(inSeq)
 			if replyTo != "" && !errors.Is(err, context.Canceled) {
-				for _, part := range encodeReply(res, err) {
+				for _, part := range encodeReply(res, err, replyBytes(n.nc.MaxPayload())) {
 					if perr := n.nc.Publish(replyTo, part); perr != nil {
 						// The gateway answers ErrNoAnswer; the client's retry
 						// is answered by the idempotency check.
@@ -553,6 +554,23 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 			}
 		}()
 	}
+}
+
+// commitBound bounds the commits of an integrating ledger of cfg so that
+// each fits one NATS message of maxPayload bytes (the server's limit, 1
+// MiB by default): a record's body at most an eighth of it, a commit's
+// lines the rest less one record and room for the receipt and headers.
+func commitBound(cfg ledger.Config, maxPayload int64) ledger.Config {
+	const room = 32 << 10 // the receipt, the headers, a record's framing
+	entry := int(maxPayload / 8)
+	if cfg.MaxEntryBytes <= 0 || cfg.MaxEntryBytes > entry {
+		cfg.MaxEntryBytes = entry
+	}
+	batch := bytesize.Size(maxPayload - int64(cfg.MaxEntryBytes) - room)
+	if cfg.MaxBatchBytes <= 0 || cfg.MaxBatchBytes > batch {
+		cfg.MaxBatchBytes = batch
+	}
+	return cfg
 }
 
 // publisher is the integrating ledger's Config.Publish: each commit goes

@@ -343,13 +343,15 @@ func containsHolder(v []byte, name string) bool {
 	return strings.Contains(string(v), `"holder":"`+name+`"`)
 }
 
-// TestLargeAnswer: one request whose receipts outgrow a NATS message
-// (3,000 spans: ~1.5 MB of receipts against 1 MiB) is answered in full,
-// in parts, with a receipt per span.
-func TestLargeAnswer(t *testing.T) {
+// TestLargeMessages: on NATS servers whose messages carry at most 128 KiB,
+// requests whose entries, commits and receipts each outgrow a message are
+// answered in full, a receipt per span: sixteen requests of 400 spans at
+// once (~200 KB of receipts each; together commits of ~1 MB) and one of
+// 3,000 spans (~300 KB of entries).
+func TestLargeMessages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c := natstest.Start(t, 3)
+	c := natstest.StartConfig(t, 3, natstest.Config{MaxPayload: 128 << 10})
 	js, nc := connectNC(t, c.URLs())
 	if err := cluster.Setup(ctx, js, 3); err != nil {
 		t.Fatal(err)
@@ -366,21 +368,40 @@ func TestLargeAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	es := make([]ledger.Entry, 3000)
-	for i := range es {
-		id := fmt.Sprintf("s_%d", i)
-		es[i] = ledger.Entry{Tenant: "t", ID: id, Body: fmt.Appendf(nil, `{"id":%q,"tenant":"t"}`, id)}
+	var wg sync.WaitGroup
+	for k := range 17 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			es := make([]ledger.Entry, 400)
+			if k == 16 {
+				es = make([]ledger.Entry, 3000)
+			}
+			for i := range es {
+				id := fmt.Sprintf("s_%d_%d", k, i)
+				es[i] = ledger.Entry{Tenant: "t", ID: id, Body: fmt.Appendf(nil, `{"id":%q,"tenant":"t"}`, id)}
+			}
+			res, err := sub.Append(ctx, es)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(res) != len(es) {
+				t.Errorf("%d results for %d entries", len(res), len(es))
+				return
+			}
+			for i, r := range res {
+				if r.Status != ledger.Accepted || r.Receipt.SpanID != es[i].ID {
+					t.Errorf("result %d: %s, receipt of %q", i, r.Status, r.Receipt.SpanID)
+					return
+				}
+			}
+		}()
 	}
-	res, err := sub.Append(ctx, es)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != len(es) {
-		t.Fatalf("%d results for %d entries", len(res), len(es))
-	}
-	for i, r := range res {
-		if r.Status != ledger.Accepted || r.Receipt.SpanID != es[i].ID || r.Receipt.Seq != uint64(i) {
-			t.Fatalf("result %d: %s, receipt of %q seq %d", i, r.Status, r.Receipt.SpanID, r.Receipt.Seq)
-		}
+	wg.Wait()
+	if l := n.node.Ledger(); l == nil {
+		t.Error("the integrator has no ledger open")
+	} else if l.Next() != 16*400+3000 {
+		t.Errorf("the integrator's ledger holds %d records, want %d", l.Next(), 16*400+3000)
 	}
 }

@@ -31,8 +31,15 @@ var ErrNoAnswer = errors.New("cluster: no answer from the integrator in time")
 const DefaultSubmitTimeout = 3 * DefaultLeaseTTL
 
 // DefaultMessageBytes bounds the entries' bytes one LEDGER_IN message
-// carries (NATS's default maximum payload is 1 MiB).
+// carries (NATS's default maximum payload is 1 MiB; a server configured
+// with less bounds a message to half its maximum payload).
 const DefaultMessageBytes = 512 << 10
+
+// messageBytes is the bound of a LEDGER_IN message's entries on a server
+// whose maximum payload is maxPayload.
+func messageBytes(maxPayload int64) int {
+	return int(min(DefaultMessageBytes, maxPayload/2))
+}
 
 // Submitter is a gateway's side of the cluster: it publishes requests'
 // entries to LEDGER_IN and waits for the integrator's answer, which carries
@@ -43,11 +50,13 @@ const DefaultMessageBytes = 512 << 10
 // each replica, so the Submitter is a group commit of its own: while one
 // message is being published, the requests that arrive wait and go
 // together in the next (up to DefaultMessageBytes), and the integrator's
-// answer is split back among them.
+// answer is split back among them. A request larger than a message goes
+// in several.
 type Submitter struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	timeout time.Duration
+	max     int    // a message's entries' bytes (messageBytes)
 	prefix  string // of the reply subjects, ending in "."
 	sub     *nats.Subscription
 
@@ -89,7 +98,7 @@ func NewSubmitter(nc *nats.Conn, timeout time.Duration) (*Submitter, error) {
 	if timeout <= 0 {
 		timeout = DefaultSubmitTimeout
 	}
-	s := &Submitter{nc: nc, js: js, timeout: timeout, prefix: nc.NewRespInbox() + ".",
+	s := &Submitter{nc: nc, js: js, timeout: timeout, max: messageBytes(nc.MaxPayload()), prefix: nc.NewRespInbox() + ".",
 		waiting: map[string]*message{}, wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{})}
 	s.sub, err = nc.Subscribe(s.prefix+"*", s.onAnswer)
 	if err != nil {
@@ -168,24 +177,37 @@ func (s *Submitter) onAnswer(m *nats.Msg) {
 
 // Append publishes entries to LEDGER_IN (with other requests' entries
 // arriving meanwhile) and returns the integrator's results, one per entry
-// as ledger.Append returns them. An error means nothing was acknowledged to
-// this caller (ErrNoAnswer: the spans may still be integrated; a retry with
-// the same ids is safe).
+// as ledger.Append returns them. Entries larger than a message go in
+// several, each answered on its own (as a single ledger's Append, a
+// failed call may have stored some of them). An error means nothing was
+// acknowledged to this caller (ErrNoAnswer: the spans may still be
+// integrated; a retry with the same ids is safe, answered with the
+// original receipts).
 func (s *Submitter) Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	size := entriesSize(entries)
-	if size > DefaultMessageBytes {
-		return nil, fmt.Errorf("cluster: %d entries of %d bytes in all exceed a message's %d", len(entries), size, DefaultMessageBytes)
+	var reqs []*request
+	for from, size, i := 0, 0, 0; i <= len(entries); i++ {
+		var n int
+		if i < len(entries) {
+			n = entriesSize(entries[i : i+1])
+			if n > s.max {
+				return nil, fmt.Errorf("cluster: entry %d (%s/%s) of about %d bytes exceeds a message's %d", i, entries[i].Tenant, entries[i].ID, n, s.max)
+			}
+		}
+		if i == len(entries) || size+n > s.max {
+			reqs = append(reqs, &request{entries: entries[from:i:i], answer: make(chan answer, 1)})
+			from, size = i, 0
+		}
+		size += n
 	}
-	r := &request{entries: entries, answer: make(chan answer, 1)}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return nil, errors.New("cluster: the submitter is closed")
 	}
-	s.queue = append(s.queue, r)
+	s.queue = append(s.queue, reqs...)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -193,14 +215,25 @@ func (s *Submitter) Append(ctx context.Context, entries []ledger.Entry) ([]ledge
 	}
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
-	select {
-	case a := <-r.answer:
-		return a.res, a.err
-	case <-t.C:
-		return nil, fmt.Errorf("%w (%s)", ErrNoAnswer, s.timeout)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrNoAnswer, ctx.Err())
+	var out []ledger.Result
+	var first error
+	for _, r := range reqs {
+		select {
+		case a := <-r.answer:
+			if a.err != nil && first == nil {
+				first = a.err
+			}
+			out = append(out, a.res...)
+		case <-t.C:
+			return nil, fmt.Errorf("%w (%s)", ErrNoAnswer, s.timeout)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrNoAnswer, ctx.Err())
+		}
 	}
+	if first != nil {
+		return nil, first
+	}
+	return out, nil
 }
 
 // publishLoop publishes the queued requests, one message at a time: the
@@ -230,7 +263,7 @@ func (s *Submitter) take() []*request {
 	n, bytes := 0, 0
 	for _, r := range s.queue {
 		size := entriesSize(r.entries)
-		if n > 0 && bytes+size > DefaultMessageBytes {
+		if n > 0 && bytes+size > s.max {
 			break
 		}
 		n, bytes = n+1, bytes+size

@@ -59,7 +59,7 @@ func decodeEntries(data []byte) ([]ledger.Entry, error) {
 // reply is one part of the integrator's answer to a LEDGER_IN message:
 // the results of the entries from From on, in order, of Total in all; or
 // the error that stopped them all. An answer is split in parts of at most
-// MaxReplyBytes, since the receipts of a message's entries can outgrow
+// MaxReplyBytes (replyBytes), since the receipts of a message's entries can outgrow
 // what one NATS message carries (1 MiB by default); the gateway puts them
 // back together.
 //
@@ -78,12 +78,20 @@ type replyResult struct {
 }
 
 // MaxReplyBytes bounds one part of an answer: well under NATS's default
-// maximum payload.
+// maximum payload (a server configured with less bounds a part to half
+// its maximum payload).
 const MaxReplyBytes = 256 << 10
 
+// replyBytes is the bound of an answer's part on a server whose maximum
+// payload is maxPayload.
+func replyBytes(maxPayload int64) int {
+	return int(min(MaxReplyBytes, maxPayload/2))
+}
+
 // encodeReply returns the parts of the answer to a message whose entries
-// had results res, or failed with err.
-func encodeReply(res []ledger.Result, err error) [][]byte {
+// had results res, or failed with err, each at most max bytes (or one
+// result, if larger).
+func encodeReply(res []ledger.Result, err error, max int) [][]byte {
 	if err != nil {
 		b, _ := json.Marshal(reply{Error: err.Error()}) // plain structs: cannot fail
 		return [][]byte{b}
@@ -102,7 +110,7 @@ func encodeReply(res []ledger.Result, err error) [][]byte {
 	}
 	for i, x := range res {
 		b, _ := json.Marshal(replyResult{Status: x.Status.String(), Receipt: x.Receipt})
-		if len(part) > 0 && size+len(b)+64 > MaxReplyBytes {
+		if len(part) > 0 && size+len(b)+64 > max {
 			flush(i)
 		}
 		part = append(part, b)

@@ -24,7 +24,7 @@ func TestReplyParts(t *testing.T) {
 		res[i] = ledger.Result{Status: st, Receipt: ledgerfmt.Receipt{Op: "append", SpanID: fmt.Sprintf("s_%d", i), Tenant: "t", Seq: uint64(i),
 			JTI: fmt.Sprintf("r_%d", i), KID: "k", Sig: make([]byte, 64), Batch: ledgerfmt.BatchRef{First: uint64(i), Size: 1}}}
 	}
-	parts := encodeReply(res, nil)
+	parts := encodeReply(res, nil, MaxReplyBytes)
 	if len(parts) < 2 {
 		t.Fatalf("%d parts for %d results", len(parts), len(res))
 	}
@@ -50,7 +50,7 @@ func TestReplyParts(t *testing.T) {
 		t.Error("a part of an answer to 5,000 entries was taken for 5,001")
 	}
 	for _, n := range []int{0, 1} {
-		parts := encodeReply(res[:n], nil)
+		parts := encodeReply(res[:n], nil, MaxReplyBytes)
 		if len(parts) != 1 {
 			t.Fatalf("%d results: %d parts", n, len(parts))
 		}
@@ -58,7 +58,7 @@ func TestReplyParts(t *testing.T) {
 			t.Errorf("%d results: %d back, %v", n, len(rs), err)
 		}
 	}
-	parts = encodeReply(nil, errors.New("disk full"))
+	parts = encodeReply(nil, errors.New("disk full"), MaxReplyBytes)
 	if _, _, err := decodeReply(parts[0], 3); len(parts) != 1 || !errors.Is(err, ErrIntegrator) {
 		t.Errorf("an error's answer: %d parts, %v", len(parts), err)
 	}

@@ -198,6 +198,15 @@ func (c *committer) placeChunk(req *appendReq, start int, places []placement, la
 				continue
 			}
 		}
+		if b.full(&c.l.cfg) {
+			// Filled within the chunk: the rest go to the next batch, so
+			// that a commit exceeds MaxBatchBytes by one record at most.
+			slot.dataCond.Signal()
+			for slot.open.full(&c.l.cfg) {
+				slot.spaceCond.Wait()
+			}
+			b = slot.open
+		}
 		c.place(b, req, start+i, pl.h)
 		last = b
 	}

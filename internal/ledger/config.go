@@ -40,7 +40,8 @@ type Config struct {
 	// SegmentBytes is the size at which a segment is sealed and the next one
 	// started. Default DefaultSegmentBytes (64 MiB).
 	SegmentBytes bytesize.Size `yaml:"segment_bytes"`
-	// MaxBatchEntries and MaxBatchBytes bound one group commit. Defaults
+	// MaxBatchEntries and MaxBatchBytes bound one group commit (its
+	// records' lines exceed MaxBatchBytes by one record at most). Defaults
 	// DefaultMaxBatchEntries (16384 records) and DefaultMaxBatchBytes
 	// (8 MiB).
 	MaxBatchEntries int           `yaml:"max_batch_entries"`

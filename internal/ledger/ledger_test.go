@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -821,5 +822,41 @@ func TestIndexRuns(t *testing.T) {
 	check(l, "rebuilt")
 	if diff := cmp.Diff(before, indexContents(t, l)); diff != "" {
 		t.Fatalf("rebuilt index differs:\n%s", diff)
+	}
+}
+
+// TestBatchBytesBound: a group commit exceeds MaxBatchBytes by at most one
+// record, even within one request's entries (a commit that is published
+// as one message must fit it).
+func TestBatchBytesBound(t *testing.T) {
+	cfg := testConfig(vfs.NewMem())
+	cfg.MaxBatchBytes = 8 << 10
+	var mu sync.Mutex
+	var sizes []int
+	cfg.OnCommit = func(records, bytes int, _ time.Duration) {
+		mu.Lock()
+		sizes = append(sizes, bytes)
+		mu.Unlock()
+	}
+	l := mustOpen(t, vfs.NewMem(), cfg)
+	defer l.Close()
+	pad := strings.Repeat("x", 1000)
+	es := make([]Entry, 100)
+	for i := range es {
+		id := fmt.Sprintf("s_%d", i)
+		es[i] = Entry{Tenant: "t", ID: id, Body: fmt.Appendf(nil, `{"id":%q,"pad":%q,"tenant":"t"}`, id, pad)}
+	}
+	mustAppend(t, l, es...)
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for _, n := range sizes {
+		total += n
+		if n > int(cfg.MaxBatchBytes)+1200 {
+			t.Errorf("a commit of %d bytes, bound %d and one record of ~1,100", n, cfg.MaxBatchBytes)
+		}
+	}
+	if total < 100*1000 {
+		t.Errorf("commits of %d bytes in all for 100 records of over 1,000", total)
 	}
 }

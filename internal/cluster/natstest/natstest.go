@@ -60,6 +60,9 @@ type Config struct {
 	// SyncInterval, when not zero, replaces sync_interval: always (for
 	// tests of the check that refuses such a cluster).
 	SyncInterval time.Duration
+	// MaxPayload, when not zero, replaces NATS's default maximum payload
+	// of a message (1 MiB).
+	MaxPayload int32
 }
 
 // The system account's user, for requests such as
@@ -130,6 +133,7 @@ func (c *Cluster) Options(i int) *server.Options {
 		StoreDir:      nd.Dir,
 		SyncAlways:    c.cfg.SyncInterval == 0,
 		SyncInterval:  c.cfg.SyncInterval,
+		MaxPayload:    c.cfg.MaxPayload,
 		Accounts:      []*server.Account{sys},
 		SystemAccount: "SYS",
 		Users: []*server.User{
