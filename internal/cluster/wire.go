@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
@@ -56,26 +59,22 @@ func decodeEntries(data []byte) ([]ledger.Entry, error) {
 	return out, nil
 }
 
-// reply is one part of the integrator's answer to a LEDGER_IN message:
-// the results of the entries from From on, in order, of Total in all; or
-// the error that stopped them all. An answer is split in parts of at most
-// MaxReplyBytes (replyBytes), since the receipts of a message's entries can outgrow
-// what one NATS message carries (1 MiB by default); the gateway puts them
-// back together.
+// The integrator's answer to a LEDGER_IN message: the results of its
+// entries, in order, or the error that stopped them all. An answer is sent
+// in parts of at most MaxReplyBytes (replyBytes), since the receipts of a
+// message's entries can outgrow what one NATS message carries (1 MiB by
+// default); the gateway puts them back together. A part is binary (JSON
+// cost more than the rest of a request's path): integers are unsigned
+// varints, strings and byte strings a varint length then the bytes,
+// hashes their 32 bytes, times nanoseconds since 1970 as a varint; the
+// fields a commit's receipts share are sent once per part.
 //
-//	{"from":0,"total":1700,"results":[{"status":"accepted","receipt":{…}}, …]}
-//	{"error":"…"}
-type reply struct {
-	From    int           `json:"from"`
-	Total   int           `json:"total"`
-	Results []replyResult `json:"results,omitempty"`
-	Error   string        `json:"error,omitempty"`
-}
-
-type replyResult struct {
-	Status  string            `json:"status"`
-	Receipt ledgerfmt.Receipt `json:"receipt"`
-}
+//	part    = 'R' from total nbatch batch* nresult result*
+//	batch   = op:string first size root:hash kid:string sig:bytes ts
+//	result  = status:byte batch-index seq leaf:hash npath hash* span_id:string tenant:string jti:string
+//	error   = 'E' message:string
+//
+// status is 'a' accepted, 'd' duplicate, 'c' conflict.
 
 // MaxReplyBytes bounds one part of an answer: well under NATS's default
 // maximum payload (a server configured with less bounds a part to half
@@ -88,67 +87,200 @@ func replyBytes(maxPayload int64) int {
 	return int(min(MaxReplyBytes, maxPayload/2))
 }
 
+var statusByte = map[ledger.Status]byte{ledger.Accepted: 'a', ledger.Duplicate: 'd', ledger.Conflict: 'c'}
+
 // encodeReply returns the parts of the answer to a message whose entries
 // had results res, or failed with err, each at most max bytes (or one
 // result, if larger).
 func encodeReply(res []ledger.Result, err error, max int) [][]byte {
 	if err != nil {
-		b, _ := json.Marshal(reply{Error: err.Error()}) // plain structs: cannot fail
-		return [][]byte{b}
+		return [][]byte{appendString([]byte{'E'}, err.Error())}
 	}
 	var parts [][]byte
-	var part []json.RawMessage
-	from, size := 0, 0
-	flush := func(next int) {
-		b, _ := json.Marshal(struct {
-			From    int               `json:"from"`
-			Total   int               `json:"total"`
-			Results []json.RawMessage `json:"results"`
-		}{from, len(res), part})
-		parts = append(parts, b)
-		part, from, size = nil, next, 0
-	}
-	for i, x := range res {
-		b, _ := json.Marshal(replyResult{Status: x.Status.String(), Receipt: x.Receipt})
-		if len(part) > 0 && size+len(b)+64 > max {
-			flush(i)
+	for from := 0; from < len(res) || len(parts) == 0; {
+		var batches, results []byte
+		var nb, nr int
+		index := map[uint64]int{} // batch first -> index in this part
+		i := from
+		for ; i < len(res); i++ {
+			r := &res[i].Receipt
+			at := len(results)
+			k, ok := index[r.Batch.First]
+			bat := len(batches)
+			if !ok {
+				k = nb
+				batches = appendString(batches, r.Op)
+				batches = binary.AppendUvarint(batches, r.Batch.First)
+				batches = binary.AppendUvarint(batches, r.Batch.Size)
+				batches = append(batches, r.Batch.Root[:]...)
+				batches = appendString(batches, r.KID)
+				batches = appendString(batches, string(r.Sig))
+				batches = binary.AppendUvarint(batches, uint64(r.TS.UnixNano()))
+			}
+			results = append(results, statusByte[res[i].Status])
+			results = binary.AppendUvarint(results, uint64(k))
+			results = binary.AppendUvarint(results, r.Seq)
+			results = append(results, r.Leaf[:]...)
+			results = binary.AppendUvarint(results, uint64(len(r.Batch.Path)))
+			for _, h := range r.Batch.Path {
+				results = append(results, h[:]...)
+			}
+			results = appendString(results, r.SpanID)
+			results = appendString(results, r.Tenant)
+			results = appendString(results, r.JTI)
+			if nr > 0 && 32+len(batches)+len(results) > max {
+				results, batches = results[:at], batches[:bat] // this one starts the next part
+				break
+			}
+			if !ok {
+				index[r.Batch.First] = k
+				nb++
+			}
+			nr++
 		}
-		part = append(part, b)
-		size += len(b) + 1
-	}
-	if len(part) > 0 || len(parts) == 0 {
-		flush(len(res))
+		b := []byte{'R'}
+		b = binary.AppendUvarint(b, uint64(from))
+		b = binary.AppendUvarint(b, uint64(len(res)))
+		b = binary.AppendUvarint(b, uint64(nb))
+		b = append(b, batches...)
+		b = binary.AppendUvarint(b, uint64(nr))
+		b = append(b, results...)
+		parts = append(parts, b)
+		from = i
 	}
 	return parts
+}
+
+// appendString appends s with its length.
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// replyReader reads a part; the first error sticks.
+type replyReader struct {
+	b   []byte
+	err error
+}
+
+func (r *replyReader) uvarint() uint64 {
+	x, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *replyReader) bytes(n uint64) []byte {
+	if r.err != nil || n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	x := r.b[:n:n]
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *replyReader) string() string { return string(r.bytes(r.uvarint())) }
+
+func (r *replyReader) hash() (h ledgerfmt.Hash) {
+	copy(h[:], r.bytes(32))
+	return h
+}
+
+func (r *replyReader) fail() {
+	if r.err == nil {
+		r.err = errors.New("truncated or malformed")
+	}
+	r.b = nil
 }
 
 // decodeReply reads one part of an answer to a message of n entries: the
 // index of its first result and its results.
 func decodeReply(data []byte, n int) (int, []ledger.Result, error) {
-	var r reply
-	if err := json.Unmarshal(data, &r); err != nil {
-		return 0, nil, fmt.Errorf("cluster: the integrator's answer: %w", err)
-	}
-	if r.Error != "" {
-		return 0, nil, fmt.Errorf("%w: %s", ErrIntegrator, r.Error)
-	}
-	if r.Total != n || r.From < 0 || r.From+len(r.Results) > n || len(r.Results) == 0 && n > 0 {
-		return 0, nil, fmt.Errorf("cluster: the integrator answered results [%d,+%d) of %d for %d entries", r.From, len(r.Results), r.Total, n)
-	}
-	out := make([]ledger.Result, len(r.Results))
-	for i, x := range r.Results {
-		var s ledger.Status
-		switch x.Status {
-		case "accepted":
-			s = ledger.Accepted
-		case "duplicate":
-			s = ledger.Duplicate
-		case "conflict":
-			s = ledger.Conflict
-		default:
-			return 0, nil, fmt.Errorf("cluster: the integrator answered status %q", x.Status)
+	if len(data) > 0 && data[0] == 'E' {
+		r := replyReader{b: data[1:]}
+		msg := r.string()
+		if r.err != nil {
+			return 0, nil, fmt.Errorf("cluster: the integrator's answer: %w", r.err)
 		}
-		out[i] = ledger.Result{Status: s, Receipt: x.Receipt}
+		return 0, nil, fmt.Errorf("%w: %s", ErrIntegrator, msg)
 	}
-	return r.From, out, nil
+	if len(data) == 0 || data[0] != 'R' {
+		return 0, nil, errors.New("cluster: the integrator's answer: not an answer")
+	}
+	r := replyReader{b: data[1:]}
+	from, total := r.uvarint(), r.uvarint()
+	nb := r.uvarint()
+	if nb > uint64(len(r.b)) {
+		r.fail()
+	}
+	type shared struct {
+		op, kid string
+		ref     ledgerfmt.BatchRef
+		sig     []byte
+		ts      ledgerfmt.Timestamp
+	}
+	batches := make([]shared, nb)
+	for i := range batches {
+		b := &batches[i]
+		b.op = r.string()
+		b.ref.First, b.ref.Size = r.uvarint(), r.uvarint()
+		b.ref.Root = r.hash()
+		b.kid = r.string()
+		b.sig = r.bytes(r.uvarint())
+		b.ts = ledgerfmt.Timestamp{Time: time.Unix(0, int64(r.uvarint())).UTC()}
+	}
+	nr := r.uvarint()
+	if r.err == nil && (total != uint64(n) || from > total || nr > total-from || nr == 0 && n > 0) {
+		return 0, nil, fmt.Errorf("cluster: the integrator answered results [%d,+%d) of %d for %d entries", from, nr, total, n)
+	}
+	out := make([]ledger.Result, 0, nr)
+	for range nr {
+		if r.err != nil {
+			break
+		}
+		var res ledger.Result
+		switch st := r.bytes(1); {
+		case len(st) == 0:
+		case st[0] == 'a':
+			res.Status = ledger.Accepted
+		case st[0] == 'd':
+			res.Status = ledger.Duplicate
+		case st[0] == 'c':
+			res.Status = ledger.Conflict
+		default:
+			return 0, nil, fmt.Errorf("cluster: the integrator answered status %q", st)
+		}
+		k := r.uvarint()
+		if k >= nb {
+			r.fail()
+			break
+		}
+		b := &batches[k]
+		rc := &res.Receipt
+		rc.Op, rc.Batch, rc.KID, rc.Sig, rc.TS = b.op, b.ref, b.kid, b.sig, b.ts
+		rc.Seq = r.uvarint()
+		rc.Leaf = r.hash()
+		if np := r.uvarint(); np > 0 {
+			if np > uint64(len(r.b))/32 {
+				r.fail()
+				break
+			}
+			rc.Batch.Path = make([]ledgerfmt.Hash, np)
+			for j := range rc.Batch.Path {
+				rc.Batch.Path[j] = r.hash()
+			}
+		}
+		rc.SpanID, rc.Tenant, rc.JTI = r.string(), r.string(), r.string()
+		out = append(out, res)
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return 0, nil, fmt.Errorf("cluster: the integrator's answer: %w", r.err)
+	}
+	return int(from), out, nil
 }

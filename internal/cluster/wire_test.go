@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -12,26 +13,37 @@ import (
 )
 
 // TestReplyParts: an answer is split in parts no larger than
-// MaxReplyBytes that put back together give every result in order; an
-// error is one part; a part that does not fit the message is refused.
+// a bound that put back together give every result in order; an
+// error is one part; a part that does not fit the message, or is cut
+// short, is refused.
 func TestReplyParts(t *testing.T) {
-	res := make([]ledger.Result, 5000)
+	res := make([]ledger.Result, 1500)
 	for i := range res {
 		st := ledger.Accepted
 		if i%7 == 0 {
 			st = ledger.Duplicate
 		}
-		res[i] = ledger.Result{Status: st, Receipt: ledgerfmt.Receipt{Op: "append", SpanID: fmt.Sprintf("s_%d", i), Tenant: "t", Seq: uint64(i),
-			JTI: fmt.Sprintf("r_%d", i), KID: "k", Sig: make([]byte, 64), Batch: ledgerfmt.BatchRef{First: uint64(i), Size: 1}}}
+		// Commits of 1 to 50 records, their receipts sharing the batch's
+		// fields; paths as long as a commit's batch tree is deep.
+		first := uint64(i - i%50)
+		size := uint64(min(50, len(res)-int(first)))
+		var path []ledgerfmt.Hash
+		for j := range i % 7 {
+			path = append(path, ledgerfmt.Hash{byte(i), byte(j), 9})
+		}
+		res[i] = ledger.Result{Status: st, Receipt: ledgerfmt.Receipt{Op: ledgerfmt.OpAppend, SpanID: fmt.Sprintf("s_%d", i), Tenant: "t", Seq: uint64(i),
+			Leaf: ledgerfmt.Hash{byte(i), byte(i >> 8), 1}, JTI: fmt.Sprintf("r_%d", i), KID: "k", Sig: []byte(fmt.Sprintf("sig of %d%64s", first, "")),
+			TS:    ledgerfmt.Timestamp{Time: time.Date(2026, 12, 6, 5, 0, 0, int(first)*1000, time.UTC)},
+			Batch: ledgerfmt.BatchRef{First: first, Size: size, Root: ledgerfmt.Hash{byte(first), 2}, Path: path}}}
 	}
-	parts := encodeReply(res, nil, MaxReplyBytes)
+	parts := encodeReply(res, nil, 32<<10)
 	if len(parts) < 2 {
 		t.Fatalf("%d parts for %d results", len(parts), len(res))
 	}
 	var got []ledger.Result
 	for i, p := range parts {
-		if len(p) > MaxReplyBytes {
-			t.Errorf("part %d: %d bytes, over %d", i, len(p), MaxReplyBytes)
+		if len(p) > 32<<10 {
+			t.Errorf("part %d: %d bytes, over %d", i, len(p), 32<<10)
 		}
 		from, rs, err := decodeReply(p, len(res))
 		if err != nil {
@@ -42,12 +54,19 @@ func TestReplyParts(t *testing.T) {
 		}
 		got = append(got, rs...)
 	}
-	if diff := cmp.Diff(res, got); diff != "" {
+	sameTime := cmp.Comparer(func(a, b ledgerfmt.Timestamp) bool { return a.Equal(b.Time) })
+	if diff := cmp.Diff(res, got, sameTime); diff != "" {
 		t.Errorf("results (-sent +received):\n%s", diff)
 	}
 
 	if _, _, err := decodeReply(parts[0], len(res)+1); err == nil {
-		t.Error("a part of an answer to 5,000 entries was taken for 5,001")
+		t.Error("a part of an answer to 1,500 entries was taken for 1,501")
+	}
+	small := encodeReply(res[:300], nil, 4<<10)
+	for cut := range len(small[1]) {
+		if _, _, err := decodeReply(small[1][:cut], 300); err == nil {
+			t.Fatalf("a part cut to %d of its %d bytes was taken", cut, len(small[1]))
+		}
 	}
 	for _, n := range []int{0, 1} {
 		parts := encodeReply(res[:n], nil, MaxReplyBytes)
