@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/loglineos/loglineos/internal/cluster"
 	"github.com/loglineos/loglineos/internal/cluster/natstest"
@@ -85,44 +88,96 @@ func BenchmarkIngest(b *testing.B) {
 			runIngest(b, l, clients, size)
 		})
 		b.Run(fmt.Sprintf("cluster/batch=%d", size), func(b *testing.B) {
-			ctx := context.Background()
-			c := natstest.Start(b, 3)
-			js, nc := connectNC(b, c.URLs())
-			if err := cluster.Setup(ctx, js, 3); err != nil {
-				b.Fatal(err)
-			}
-			root := b.TempDir()
-			var dirs []string
-			for i := range 3 {
-				dirs = append(dirs, filepath.Join(root, fmt.Sprint(i)))
-			}
-			sharedKey(b, dirs...)
-			var wg sync.WaitGroup
-			cctx, cancel := context.WithCancel(ctx)
-			for i, d := range dirs {
-				_, nnc := connectNC(b, c.URL(i))
-				n, err := cluster.NewNode(ctx, nnc, cluster.NodeConfig{Name: fmt.Sprint("n", i), Dir: d, Log: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); n.Run(cctx) }()
-			}
-			defer func() { cancel(); wg.Wait() }()
-			sub, err := cluster.NewSubmitter(nc, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer sub.Close()
+			sub, js := benchCluster(b)
 			runIngest(b, sub, clients, size)
 			b.StopTimer()
 			for _, name := range []string{cluster.StreamIn, cluster.StreamIntegrated} {
-				if st, err := js.Stream(ctx, name); err == nil {
-					if info, err := st.Info(ctx); err == nil {
+				if st, err := js.Stream(context.Background(), name); err == nil {
+					if info, err := st.Info(context.Background()); err == nil {
 						b.Logf("%s: %d messages, %d bytes", name, info.State.Msgs, info.State.Bytes)
 					}
 				}
 			}
 		})
 	}
+}
+
+// benchCluster starts a three-node cluster in this process (three
+// nats-server nodes, three ledger nodes) and returns a gateway's Submitter
+// once the cluster has answered a first span, and the cluster's
+// JetStream. Everything stops at the benchmark's end.
+func benchCluster(b *testing.B) (*cluster.Submitter, jetstream.JetStream) {
+	ctx := context.Background()
+	c := natstest.Start(b, 3)
+	js, nc := connectNC(b, c.URLs())
+	if err := cluster.Setup(ctx, js, 3); err != nil {
+		b.Fatal(err)
+	}
+	root := b.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dirs = append(dirs, filepath.Join(root, fmt.Sprint(i)))
+	}
+	sharedKey(b, dirs...)
+	var wg sync.WaitGroup
+	cctx, cancel := context.WithCancel(ctx)
+	for i, d := range dirs {
+		_, nnc := connectNC(b, c.URL(i))
+		n, err := cluster.NewNode(ctx, nnc, cluster.NodeConfig{Name: fmt.Sprint("n", i), Dir: d, Log: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Run(cctx) }()
+	}
+	b.Cleanup(func() { cancel(); wg.Wait() })
+	sub, err := cluster.NewSubmitter(nc, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sub.Close() })
+	// Not timed: the nodes' start (each ledger's open touches its dedup
+	// filter's pages), the lease, the first message.
+	if _, err := sub.Append(ctx, []ledger.Entry{{Tenant: "t", ID: "warm-up", Body: []byte(`{"id":"warm-up","tenant":"t"}`)}}); err != nil {
+		b.Fatal(err)
+	}
+	return sub, js
+}
+
+// BenchmarkLatency: one client appends one span at a time, to one ledger
+// and through a gateway's Submitter to the three-node cluster (as
+// BenchmarkIngest); it reports the latencies' median and 99th percentile.
+//
+//	go test -run '^$' -bench Latency -benchtime 2000x ./internal/cluster/
+func BenchmarkLatency(b *testing.B) {
+	run := func(b *testing.B, a appender) {
+		ds := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := range b.N {
+			id := fmt.Sprintf("l_%d", i)
+			start := time.Now()
+			res, err := a.Append(context.Background(), []ledger.Entry{{Tenant: "t", ID: id, This: "order:1", Body: fmt.Appendf(nil,
+				`{"did":"sale.post","id":%q,"status":"confirmed","tenant":"t","this":"order:1","when":"2025-10-05T22:18:07Z","who":"dan","data":{"gross":19.9,"till":"pos://register-7"}}`, id)}})
+			ds = append(ds, time.Since(start))
+			if err != nil || res[0].Status != ledger.Accepted {
+				b.Fatal(res, err)
+			}
+		}
+		b.StopTimer()
+		slices.Sort(ds)
+		b.ReportMetric(float64(ds[len(ds)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(ds[len(ds)*99/100].Microseconds())/1000, "p99-ms")
+	}
+	b.Run("single", func(b *testing.B) {
+		l, err := ledger.Open(b.TempDir(), ledger.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		run(b, l)
+	})
+	b.Run("cluster", func(b *testing.B) {
+		sub, _ := benchCluster(b)
+		run(b, sub)
+	})
 }
