@@ -443,6 +443,22 @@ func (l *Ledger) notify() {
 	l.notifyMu.Unlock()
 }
 
+// WaitNext waits until the ledger holds the records below n (Next() >= n,
+// whether appended here or applied from another ledger), or ctx is done.
+func (l *Ledger) WaitNext(ctx context.Context, n uint64) error {
+	for {
+		ch := l.changed()
+		if l.Next() >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // changed returns a channel closed at the next commit or index advance.
 func (l *Ledger) changed() <-chan struct{} {
 	l.notifyMu.Lock()

@@ -860,3 +860,32 @@ func TestBatchBytesBound(t *testing.T) {
 		t.Errorf("commits of %d bytes in all for 100 records of over 1,000", total)
 	}
 }
+
+// TestWaitNext: WaitNext returns once the ledger holds the records asked
+// for, and with the context's error when they do not come.
+func TestWaitNext(t *testing.T) {
+	l := mustOpen(t, vfs.NewMem(), testConfig(vfs.NewMem()))
+	defer l.Close()
+	done := make(chan error, 1)
+	go func() { done <- l.WaitNext(context.Background(), 2) }()
+	mustAppend(t, l, spanEntry("t", "a", "x:1"))
+	select {
+	case err := <-done:
+		t.Fatalf("WaitNext(2) returned %v with one record", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	mustAppend(t, l, spanEntry("t", "b", "x:1"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitNext(2) still waiting with two records")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := l.WaitNext(ctx, 3); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitNext(3) with two records: %v, want the deadline", err)
+	}
+}

@@ -152,10 +152,11 @@ func (c clusterStore) Append(ctx context.Context, entries []ledger.Entry) ([]led
 	for _, r := range res {
 		need = max(need, r.Receipt.Seq+1)
 	}
-	deadline := time.Now().Add(followWait)
-	for c.Next() < need && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	// Read-your-writes on this gateway: answer once its copy holds them
+	// (or after followWait: the receipts are final either way).
+	wctx, cancel := context.WithTimeout(ctx, followWait)
+	defer cancel()
+	_ = c.WaitNext(wctx, need)
 	return res, nil
 }
 
