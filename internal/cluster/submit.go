@@ -35,6 +35,10 @@ const DefaultSubmitTimeout = 3 * DefaultLeaseTTL
 // with less bounds a message to half its maximum payload).
 const DefaultMessageBytes = 512 << 10
 
+// PublishInFlight is how many LEDGER_IN messages a Submitter publishes at
+// once when requests are waiting (each waits for its replicas' fsyncs).
+const PublishInFlight = 4
+
 // messageBytes is the bound of a LEDGER_IN message's entries on a server
 // whose maximum payload is maxPayload.
 func messageBytes(maxPayload int64) int {
@@ -236,37 +240,57 @@ func (s *Submitter) Append(ctx context.Context, entries []ledger.Entry) ([]ledge
 	return out, nil
 }
 
-// publishLoop publishes the queued requests, one message at a time: the
-// requests queued while a message is published go together in the next.
+// publishLoop publishes the queued requests: one message when none is in
+// flight, so that the requests arriving while it is published go together
+// in the next; more (up to PublishInFlight) only while a quarter of a
+// message or more is waiting, so that large messages overlap their
+// replicas' writes while small requests still wait to be grouped.
 func (s *Submitter) publishLoop() {
 	defer close(s.stopped)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	freed := make(chan struct{}, PublishInFlight)
+	inflight := 0
 	for {
+		for inflight < PublishInFlight {
+			reqs := s.take(inflight == 0)
+			if len(reqs) == 0 {
+				break
+			}
+			inflight++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.publish(reqs)
+				freed <- struct{}{}
+			}()
+		}
 		select {
 		case <-s.done:
 			return
 		case <-s.wake:
-		}
-		for {
-			reqs := s.take()
-			if len(reqs) == 0 {
-				break
-			}
-			s.publish(reqs)
+		case <-freed:
+			inflight--
 		}
 	}
 }
 
-// take takes the queued requests that fit in one message.
-func (s *Submitter) take() []*request {
+// take takes the queued requests that fit in one message: any, when
+// force, else only once they make a quarter of a message or more.
+func (s *Submitter) take(force bool) []*request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n, bytes := 0, 0
+	n, bytes, more := 0, 0, false
 	for _, r := range s.queue {
 		size := entriesSize(r.entries)
 		if n > 0 && bytes+size > s.max {
+			more = true
 			break
 		}
 		n, bytes = n+1, bytes+size
+	}
+	if !force && !more && bytes < s.max/4 {
+		return nil
 	}
 	reqs := s.queue[:n:n]
 	s.queue = s.queue[n:]
