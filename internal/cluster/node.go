@@ -258,32 +258,20 @@ func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
 		l.Close()
 		return nil, err
 	}
-	// keep: the records the log holds, byte for byte.
+	// keep: the records the log holds, byte for byte. The ledger differs
+	// from the log only in a tail (what this node wrote integrating and
+	// never published): a binary search finds the last batch it holds.
 	var keep uint64
-	for seq := uint64(1); seq <= last && keep < local; seq++ {
-		raw, err := n.log.s.GetMsg(ctx, seq)
-		if err != nil {
-			l.Close()
-			return nil, fmt.Errorf("cluster: node %s: reading %s message %d: %w", n.cfg.Name, StreamIntegrated, seq, err)
-		}
-		b, err := decodeBatch(seq, raw.Header, raw.Data)
+	if local > 0 {
+		b, err := n.lastHeld(ctx, l, last)
 		if err != nil {
 			l.Close()
 			return nil, err
 		}
-		if b == nil {
-			continue
+		if b != nil {
+			keep = b.commit.First + b.size
+			n.logSeq, n.inDone = b.seq, b.inDone
 		}
-		same, err := sameLines(l, b)
-		if err != nil {
-			l.Close()
-			return nil, err
-		}
-		if !same {
-			break
-		}
-		keep = b.commit.First + b.size
-		n.logSeq, n.inDone = seq, b.inDone
 	}
 	if err := l.Close(); err != nil {
 		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
@@ -298,6 +286,52 @@ func (n *Node) reconcile(ctx context.Context) (*ledger.Ledger, error) {
 		return nil, fmt.Errorf("%w: node %s: %w", errLedger, n.cfg.Name, err)
 	}
 	return l, nil
+}
+
+// lastHeld returns the last batch of the integrated log up to its message
+// last whose records l holds byte for byte, nil if none. The batches l
+// holds are a prefix of the log's: a binary search over the messages,
+// each probe the last batch at or before it (markers hold no records).
+func (n *Node) lastHeld(ctx context.Context, l *ledger.Ledger, last uint64) (*batch, error) {
+	// batchAt returns the last batch at or before seq, nil if none.
+	batchAt := func(seq uint64) (*batch, error) {
+		for ; seq >= 1; seq-- {
+			raw, err := n.log.s.GetMsg(ctx, seq)
+			if err != nil {
+				return nil, fmt.Errorf("cluster: node %s: reading %s message %d: %w", n.cfg.Name, StreamIntegrated, seq, err)
+			}
+			b, err := decodeBatch(seq, raw.Header, raw.Data)
+			if b != nil || err != nil {
+				return b, err
+			}
+		}
+		return nil, nil
+	}
+	// held(seq): l holds the last batch at or before seq (true for none).
+	var found *batch
+	lo, hi := uint64(0), last // held(lo); !held(hi+1)
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		b, err := batchAt(mid)
+		if err != nil {
+			return nil, err
+		}
+		same := true
+		if b != nil {
+			if same, err = sameLines(l, b); err != nil {
+				return nil, err
+			}
+		}
+		if same {
+			lo = mid
+			if b != nil {
+				found = b
+			}
+		} else {
+			hi = mid - 1
+		}
+	}
+	return found, nil // the last batch at or before lo, probed when lo was
 }
 
 // sameLines reports whether the ledger holds b's records byte for byte
