@@ -104,12 +104,13 @@
 // module.
 //
 // Event validators (event.go) are compiled to one exported function each,
-// deciding their guard and check rules over the event's values, with the
-// kernels of expressions as imports; one that uses what is not compiled
-// is left to the interpreter (Output.EventsLeft).
+// deciding their guard and check rules over the event's values, the
+// kernels of expressions answered by the host between runs (package
+// layout, Kernels); one that uses what is not compiled is left to the
+// interpreter (Output.EventsLeft).
 //
-// The module's functions are, in order: the imported host calls and
-// kernels (sorted by name), streq (the byte equality of two strings in memory), one
+// The module's functions are, in order: the imported host calls (sorted
+// by name), streq (the byte equality of two strings in memory), one
 // function a span validator, in the order of the program, one a router
 // (see Routers), one an event validator, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
