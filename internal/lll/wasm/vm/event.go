@@ -172,7 +172,7 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		return EventOutcome{}, err
 	}
 	v := f.v
-	if typ, _ := ev.Get("type"); !v.AppliesTo(typ.Str()) {
+	if !v.AppliesTo(eventType(ev)) {
 		return EventOutcome{}, nil
 	}
 	if ctx == nil {
@@ -266,6 +266,19 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 	}
 }
 
+// eventType returns the member type of the event ev (a string, else
+// ""), as ev.Get("type") finds it, without copying the event: the keys
+// are scanned from the last (type sorts after most members).
+func eventType(ev ir.Value) string {
+	keys := ev.Keys()
+	for i := len(keys) - 1; i >= 0; i-- {
+		if keys[i] == "type" {
+			return ev.Values()[i].Str()
+		}
+	}
+	return ""
+}
+
 // eventFailure is the outcome of a run that failed with f (its step
 // budget, a fault, a kernel that failed): the interpreter's error for the
 // guard, its violation for a rule.
@@ -345,8 +358,15 @@ func (in *Instance) writeEvent(fields [][]string, ev ir.Value) error {
 	str := layout.EventStrings - layout.EventBase
 	binary.LittleEndian.PutUint32(b, uint32(len(fields)))
 	binary.LittleEndian.PutUint32(b[4:], 0)
+	keys, vals := ev.Keys(), ev.Values()
 	for i, path := range fields {
-		x, _ := ev.Get(path[0])
+		var x ir.Value // as ev.Get(path[0]) finds it, without copying the event
+		for j, k := range keys {
+			if k == path[0] {
+				x = vals[j]
+				break
+			}
+		}
 		if len(path) > 1 {
 			x = eval.Walk(x, path[1:])
 		}
