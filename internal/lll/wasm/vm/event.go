@@ -74,6 +74,9 @@ type eventState struct {
 type eventFunc struct {
 	validator
 	fields [][]string // the event's values it reads, by slot
+	// kernels has bit i set when charge point i is one of its kernel
+	// calls (the only points it may ask the host to call at).
+	kernels []uint64
 }
 
 // KernelCall is a kernel call a run made, and its answer.
@@ -144,7 +147,14 @@ func (in *Instance) eventFunc(name string) (*eventFunc, error) {
 	}
 	// The program's own string: a caller's v.IR.Name is the same, which
 	// compares without reading its bytes.
-	st.funcs = append(st.funcs, eventFunc{validator: validator{name: v.IR.Name, fn: f, v: v, steps: in.m.steps[name]}, fields: in.m.events.fields[name]})
+	ef := eventFunc{validator: validator{name: v.IR.Name, fn: f, v: v, steps: in.m.steps[name]}, fields: in.m.events.fields[name],
+		kernels: make([]uint64, (len(in.m.points)+63)/64)}
+	for i, pt := range in.m.points {
+		if pt.Validator == name && in.m.events.params[i] >= 0 {
+			ef.kernels[i/64] |= 1 << (i % 64)
+		}
+	}
+	st.funcs = append(st.funcs, ef)
 	return &st.funcs[len(st.funcs)-1], nil
 }
 
@@ -305,7 +315,7 @@ func (in *Instance) eventFailure(v *eval.Validator, f eval.Failure, out EventOut
 func (in *Instance) kernel(ctx context.Context, f *eventFunc, ev ir.Value, kernels eval.Kernels) (*eval.Failure, error) {
 	st := in.ev
 	at := binary.LittleEndian.Uint32(in.out[4:])
-	if int(at) >= len(in.m.points) || in.m.points[at].Validator != f.name || in.m.events.params[at] < 0 {
+	if int(at/64) >= len(f.kernels) || f.kernels[at/64]&(1<<(at%64)) == 0 {
 		return nil, fmt.Errorf("%w: %s: a kernel call at point %d of %d", ErrTrap, f.name, at, len(in.m.points))
 	}
 	pt := &in.m.points[at]
