@@ -599,7 +599,7 @@ func (v *Validator) emit(fr *frame, ev ir.Value, s *Scratch, res Result) (Result
 	clear(s.vals)
 	s.keys, s.vals = s.keys[:0], s.vals[:0]
 	ik, iv := ev.Keys(), ev.Values()
-	j, l := 0, 0 // the next key of the with, of the input
+	j := 0 // the next key of the with
 	for i, k := range v.emitKeys {
 		for ; j < len(wk) && wk[j] < k; j++ {
 			s.keys, s.vals = append(s.keys, wk[j]), append(s.vals, wv[j])
@@ -613,11 +613,11 @@ func (v *Validator) emit(fr *frame, ev ir.Value, s *Scratch, res Result) (Result
 			s.keys, s.vals = append(s.keys, k), append(s.vals, ir.StringValue(v.IR.Emit.Event))
 			continue
 		}
-		for l < len(ik) && ik[l] < k {
-			l++
-		}
-		if l < len(ik) && ik[l] == k {
-			s.keys, s.vals = append(s.keys, k), append(s.vals, iv[l])
+		for l, x := range ik { // == rejects most keys by their length alone
+			if x == k {
+				s.keys, s.vals = append(s.keys, k), append(s.vals, iv[l])
+				break
+			}
 		}
 	}
 	s.keys, s.vals = append(s.keys, wk[j:]...), append(s.vals, wv[j:]...)
