@@ -292,10 +292,11 @@ func valueSize(v ir.Value, limit int64) int64 {
 			if n > limit {
 				break
 			}
-			n += mapEntryBytes + int64(len(k))
+			e := mapEntryBytes + int64(len(k))
 			if x := &vals[i]; composite(x.Kind()) {
-				n += valueSize(*x, limit-n) - valueBytes
+				e += valueSize(*x, limit-n) - valueBytes // counted up to the limit left before the entry
 			} // else its slot, counted in the entry
+			n += e
 		}
 	}
 	return n
