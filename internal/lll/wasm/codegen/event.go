@@ -98,9 +98,11 @@ func compileWith(p *ir.Program, events []*ir.Validator) (*Output, error) {
 // whose parameters and prologue are a span validator's: its guard (one
 // that does not hold returns layout.EventSkipped), then its check rules
 // in order, the first that fails returning layout.EventPassed + 1 + its
-// index; layout.EventPassed when all pass (layout.EventKernel when a
-// kernel call needs the host's answer, see kernel). Before each return it
-// stores the fuel left in the output (layout.OutFuel).
+// index; layout.EventPassed when all pass, with the byte budget left in
+// the output (layout.OutBytes), for the emit step to continue
+// (layout.EventKernel when a kernel call needs the host's answer, see
+// kernel). Before each return it stores the fuel left in the output
+// (layout.OutFuel).
 func (f *fn) eventValidator() error {
 	v, c := f.v, f.c
 	prologue(c)
@@ -123,6 +125,7 @@ func (f *fn) eventValidator() error {
 		c.Op(enc.OpEnd)
 	}
 	storeFuel(c)
+	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalBytes).Mem(enc.OpI64Store, 3, layout.OutBytes)
 	c.I32Const(layout.EventPassed)
 	return nil
 }

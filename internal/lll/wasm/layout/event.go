@@ -30,7 +30,7 @@ package layout
 // sets fuel, bytes and trap from its parameters and stores the fuel left
 // at OutBase+OutFuel before it returns): EventSkipped when its guard does
 // not hold (the interpreter's Result.Applied false), EventPassed when its
-// rules pass, EventKernel when it needs a kernel's answer (see Kernels),
+// rules pass (the byte budget left at OutBase+OutBytes), EventKernel when it needs a kernel's answer (see Kernels),
 // else EventPassed + 1 + the index of the check rule that fails (its
 // reason, ReasonCheck, in the first output word). Its traps are the span
 // validators'. The event the validator emits, if any, is built by the host
