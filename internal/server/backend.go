@@ -57,24 +57,29 @@ func (s *Server) openBackend() error {
 	for _, v := range evs.Compiled() {
 		divs.WithLabelValues(v)
 	}
-	runs := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_runs_total",
-		Help: "Evaluations (span validators, routers) run on the wasm module (bundle.backend wasm or shadow)."},
-		func() float64 { return float64(sp.Stats().Runs) })
-	fallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_fallbacks_total",
-		Help: "Evaluations (span validators, routers) the wasm module was not compiled for, answered by the interpreter."},
-		func() float64 { return float64(sp.Stats().Fallbacks) })
-	eventRuns := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_event_runs_total",
-		Help: "Evaluations of the derivation's event validators run on the wasm module (bundle.backend wasm or shadow)."},
-		func() float64 { return float64(evs.Stats().Runs) })
-	eventFallbacks := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "logline_runtime_wasm_event_fallbacks_total",
-		Help: "Evaluations of the derivation's event validators the wasm module was not compiled for, answered by the interpreter."},
-		func() float64 { return float64(evs.Stats().Fallbacks) })
-	for _, c := range []prometheus.Collector{divs, runs, fallbacks, eventRuns, eventFallbacks} {
+	collectors := []prometheus.Collector{divs}
+	for _, c := range []struct {
+		name, help string
+		value      func() int64
+	}{
+		{"logline_runtime_wasm_runs_total", "Evaluations (span validators, routers) run on the wasm module (bundle.backend wasm or shadow).",
+			func() int64 { return sp.Stats().Runs }},
+		{"logline_runtime_wasm_fallbacks_total", "Evaluations (span validators, routers) the wasm module was not compiled for, answered by the interpreter.",
+			func() int64 { return sp.Stats().Fallbacks }},
+		{"logline_runtime_wasm_event_runs_total", "Evaluations of the derivation's event validators run on the wasm module (bundle.backend wasm or shadow).",
+			func() int64 { return evs.Stats().Runs }},
+		{"logline_runtime_wasm_event_fallbacks_total", "Evaluations of the derivation's event validators the wasm module was not compiled for, answered by the interpreter.",
+			func() int64 { return evs.Stats().Fallbacks }},
+	} {
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
+			func() float64 { return float64(c.value()) }))
+	}
+	for _, c := range collectors {
 		if err := s.metrics.Registry.Register(c); err != nil {
 			return err
 		}
 	}
-	s.log.Info("span validators", "backend", kind)
+	s.log.Info("span and event validators", "backend", kind)
 	return nil
 }
 

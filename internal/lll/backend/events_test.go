@@ -487,23 +487,7 @@ func TestEventsKernelOrder(t *testing.T) {
 		want += i * i
 	}
 	src := fmt.Sprintf("validator order {\n  input: \"trajectory_quality\"\n  check %s == %d\n}\n", strings.Join(terms, " + "), want)
-	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	out, err := codegen.Compile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := newEvents(ctx, Wasm, p, out, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close(ctx)
-	ep, err := eval.Compile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, ep := eventsOn(t, Wasm, src)
 	v := ep.Validator("order")
 	ev := decodeEvent(t, `{"type":"trajectory_quality","trajectory_id":"t_1","score":1}`)
 	for _, add := range []int64{0, 1} {
@@ -517,4 +501,28 @@ func TestEventsKernelOrder(t *testing.T) {
 	if st := e.Stats(); st.Runs != 2 || st.Fallbacks != 0 {
 		t.Errorf("stats %+v, want 2 runs the module answers", st)
 	}
+}
+
+// eventsOn returns the event validators of the program src on kind (its
+// module compiled) and the interpreter's program.
+func eventsOn(t *testing.T, kind Kind, src string) (*Events, *eval.Program) {
+	t.Helper()
+	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEvents(context.Background(), kind, p, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, ep
 }
