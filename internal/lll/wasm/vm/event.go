@@ -261,8 +261,8 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 	case code == layout.EventSkipped:
 		return out, nil
 	case code == layout.EventPassed:
-		left := int64(binary.LittleEndian.Uint64(in.out[layout.OutBytes:]))
-		out.Result, out.Err = v.EmitEvent(ctx, ev, env, s, start, res.FuelUsed, maxBytes-left)
+		bytesLeft := int64(binary.LittleEndian.Uint64(in.out[layout.OutBytes:]))
+		out.Result, out.Err = v.EmitEvent(ctx, ev, env, s, start, res.FuelUsed, maxBytes-bytesLeft)
 		out.Run.FuelUsed = s.Steps()
 		return out, nil
 	case reason == layout.ReasonCheck:
