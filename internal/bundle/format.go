@@ -47,7 +47,7 @@
 // compiled to WebAssembly (package codegen): wasm/module.wasm, the module
 // as codegen wrote it, and wasm/module.json, what a host needs to run it:
 //
-//	{"format":"lll-wasm-5","validators":["canonical_contract_v1"],
+//	{"format":"lll-wasm-6","validators":["canonical_contract_v1"],
 //	 "points":[{"validator":"...","rule":0,"pos":"file:line:col","op":"==","kinds":[0,0]}],
 //	 "features":[...],"policies":[...],"data":[...],"confirmed_by":true,"unicode":"15.0.0"}
 //

@@ -101,16 +101,22 @@ derived events as NDJSON.`,
 			if err != nil {
 				return usageErr("--backend %s: want eval, wasm or shadow", backendName)
 			}
-			checker, err := backend.New(cmd.Context(), b, kind, backend.Options{
+			opts := backend.Options{
 				Compile: bundleFile == "",
 				OnDivergence: func(d backend.Divergence) {
 					fmt.Fprintf(stdio.Err, "logline: divergence: %s\n", d)
 				},
-			})
+			}
+			checker, err := backend.New(cmd.Context(), b, kind, opts)
 			if err != nil {
 				return badErr("--backend %s: %v", kind, err)
 			}
 			defer checker.Close(context.Background())
+			events, err := backend.NewEvents(cmd.Context(), b, kind, opts)
+			if err != nil {
+				return badErr("--backend %s: %v", kind, err)
+			}
+			defer events.Close(context.Background())
 			spans, rejected, err := readSpans(spansFile, checker, p.Func("reading spans", progress.Bytes))
 			p.Clear()
 			if err != nil {
@@ -127,13 +133,24 @@ derived events as NDJSON.`,
 			if p != nil {
 				sim.Progress = func(in uint64) { p.Update("deriving", progress.Spans, int64(in), int64(len(spans))) }
 			}
-			sum, err := cycle.DryRun(spans, def, derive.CompileRules(b.Program()), sim)
+			rules := derive.CompileRules(b.Program())
+			if kind != backend.Eval {
+				rules.CheckEvent = events.CheckEvent // the score's and the meter's validators
+			}
+			sum, err := cycle.DryRun(spans, def, rules, sim)
 			p.Clear()
 			if cerr := ef.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
 				return err
+			}
+			if kind != backend.Eval {
+				st := events.Stats()
+				fmt.Fprintf(stdio.Err, "logline: backend %s: event validators: %d module runs, %d answered by the interpreter, %d divergences\n", kind, st.Runs, st.Fallbacks, st.Divergences)
+				if st.Divergences > 0 {
+					return badErr("--backend shadow: %d divergences between the interpreter and the wasm module on derived events (listed above)", st.Divergences)
+				}
 			}
 			if asJSON {
 				return printJSON(stdio.Out, struct {
@@ -155,7 +172,7 @@ derived events as NDJSON.`,
 	f.StringVar(&out, "out", "", "file to write the derived events to (NDJSON)")
 	f.StringVar(&bundleFile, "bundle", "", "signed bundle `FILE` (.lllb) to run instead of the standard bundle")
 	f.StringArrayVar(&trust, "trust", nil, "trust the ed25519 public key in `FILE` (PEM) for --bundle; repeatable")
-	f.StringVar(&backendName, "backend", string(backend.Eval), "check the spans' contract on eval, wasm (the bundle's module) or shadow (both; a divergence fails the command)")
+	f.StringVar(&backendName, "backend", string(backend.Eval), "run the spans' contract and the derivation's event validators on eval, wasm (the bundle's module) or shadow (both; a divergence fails the command)")
 	f.BoolVar(&closeAtEnd, "close-at-end", false, "close every trajectory still open at the end (one late clock tick)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	addNoProgressFlag(cmd, &noProgress)

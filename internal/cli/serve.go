@@ -44,11 +44,12 @@ LOGLINE_CONFIG), then environment variables named after the YAML keys
 --dev runs without login: every request acts as an administrator of the
 tenant it names. It is for a laptop, never for production.
 
---backend wasm runs the span validators on the bundle's WebAssembly module
-(an operator's bundle built with loglinec --backend wasm; the standard
-bundle's is compiled at start); --backend shadow runs both it and the
-interpreter on every span, keeps the interpreter's answer and counts each
-disagreement in logline_runtime_divergence_total.
+--backend wasm runs the span validators, the routers and the derivation's
+event validators on the bundle's WebAssembly module (an operator's bundle
+built with loglinec --backend wasm; the standard bundle's is compiled at
+start); --backend shadow runs both it and the interpreter on every input,
+keeps the interpreter's answer and counts each disagreement in
+logline_runtime_divergence_total.
 
 --nats URL[,URL...] runs the server in a cluster on NATS JetStream
 (docs/cluster.md) as --role gateway (the default: the HTTP API, a ledger

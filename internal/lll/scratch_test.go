@@ -3,6 +3,7 @@ package lll_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/lll/eval"
@@ -91,5 +92,62 @@ func TestCheckEventWithScratchAllocs(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("%.1f allocations a run, want 0", allocs)
+	}
+}
+
+// The emitted event is the type, the members of the input the event type
+// has, and the members each with's map gives, a later one replacing an
+// earlier one of the same name, whatever the keys the kernels return:
+// before, among, equal to and after the event type's members.
+func TestEmitMembers(t *testing.T) {
+	ep := compileEval(t, `validator one {
+  input: "trajectory_closed"
+  emit: "trajectory_quality" with components(mass)
+}
+validator two {
+  input: "trajectory_closed"
+  emit: "trajectory_quality" with components(mass), components(persistence)
+}`)
+	ev := ir.MapValue(map[string]ir.Value{"type": ir.StringValue("trajectory_closed"), "trajectory_id": ir.StringValue("t_1"),
+		"tenant": ir.StringValue("acme"), "ts": ir.StringValue("2025-10-05T22:00:00Z"), "seq": ir.IntValue(4), "score": ir.IntValue(9), "mass": ir.IntValue(3)})
+	returns := []map[string]ir.Value{
+		{},
+		{"components": ir.IntValue(1), "score": ir.IntValue(2)},
+		{"a": ir.IntValue(1), "m": ir.IntValue(2), "zz": ir.IntValue(3)},
+		{"type": ir.StringValue("other"), "seq": ir.IntValue(5), "tenant": ir.NullValue()},
+		{"score": ir.IntValue(7), "a": ir.IntValue(8)},
+	}
+	for _, name := range []string{"one", "two"} {
+		for i, first := range returns {
+			second := returns[(i+1)%len(returns)]
+			env := &eval.Env{Kernels: kernelFunc(func(_ context.Context, _ string, _ eval.Input, args []ir.Value) (ir.Value, error) {
+				if args[0].Str() == "mass" {
+					return ir.MapValue(first), nil
+				}
+				return ir.MapValue(second), nil
+			})}
+			// What the event is, made another way: a Go map, written in
+			// the order the members are given.
+			want := map[string]ir.Value{"type": ir.StringValue("trajectory_quality")}
+			for _, k := range []string{"trajectory_id", "score", "components", "tenant", "ts", "seq"} {
+				if x, ok := ev.Get(k); ok {
+					want[k] = x
+				}
+			}
+			maps.Copy(want, first)
+			if name == "two" {
+				maps.Copy(want, second)
+			}
+			var s eval.Scratch
+			for range 2 { // a second run on the scratch gives the same
+				res, err := ep.Validator(name).CheckEventWith(t.Context(), ev, env, &s)
+				if err != nil || res.Emitted == nil {
+					t.Fatalf("%s, case %d: %v, %v", name, i, res, err)
+				}
+				if got, w := res.Emitted.String(), ir.MapValue(want).String(); got != w {
+					t.Errorf("%s, case %d: emitted %s, want %s", name, i, got, w)
+				}
+			}
+		}
 	}
 }

@@ -42,15 +42,16 @@ after ingesting the same lines into an empty ledger (no clock ticks).
 Kernels (percentile, window_count, ...) run only there: a derived-event
 line whose validator calls one reports an error.
 
---backend wasm runs the span validators and the routers on the
-WebAssembly module the bundle carries (loglinec --backend wasm); --backend
-shadow runs them on both the interpreter and the module and compares every
-outcome (violation or actions, errors, steps counted, host calls made):
-each divergence is written to standard error as a line
-"loglinerun: divergence: {json}" with the span id and both outcomes. The
-results written are the interpreter's. Event validators and the routers of
-webhooks that read their input run on the interpreter under every
-backend.
+--backend wasm runs the span validators, the routers and the derivation's
+event validators (--derived) on the WebAssembly module the bundle carries
+(loglinec --backend wasm); --backend shadow runs them on both the
+interpreter and the module and compares every outcome (violation,
+actions or emitted event, errors, steps counted, host and kernel calls
+made): each divergence is written to standard error as a line
+"loglinerun: divergence: {json}" with the input's id and both outcomes.
+The results written are the interpreter's. Derived-event lines and the
+routers of webhooks that read their input run on the interpreter under
+every backend.
 Exit status: 0 ok, 1 when the bundle or the input cannot be used, 2 on usage
 errors, 3 when --backend shadow saw a divergence (or the module failed).
 
@@ -139,15 +140,22 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return replayTrace(b, *replay, stdout, stderr)
 	}
 	enc := json.NewEncoder(stderr)
-	spans, err := backend.New(context.Background(), b, kind, backend.Options{OnDivergence: func(d backend.Divergence) {
+	opts := backend.Options{OnDivergence: func(d backend.Divergence) {
 		fmt.Fprint(stderr, "loglinerun: divergence: ")
 		_ = enc.Encode(d)
-	}})
+	}}
+	spans, err := backend.New(context.Background(), b, kind, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %s: --backend %s: %v\n", *bundlePath, kind, err)
 		return 1
 	}
 	defer spans.Close(context.Background())
+	events, err := backend.NewEvents(context.Background(), b, kind, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "loglinerun: %s: --backend %s: %v\n", *bundlePath, kind, err)
+		return 1
+	}
+	defer events.Close(context.Background())
 	if *replay != "" && *replay != b.Manifest.ReplayToken {
 		fmt.Fprintf(stderr, "loglinerun: --replay %q does not match the bundle's replay_token %q\n", *replay, b.Manifest.ReplayToken)
 		return 1
@@ -165,7 +173,7 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var accepted []*span.Span
 	counts, err := RunOn(context.Background(), spans, b, env, r, stdout, func(s *span.Span) { accepted = append(accepted, s) })
 	if err == nil && *derived != "" {
-		err = Derive(b, accepted, *derived)
+		err = Derive(b, events, accepted, *derived)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %v\n", err)
@@ -182,9 +190,12 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "loglinerun: %s\n", strings.Join(parts, ", "))
 	if kind != backend.Eval {
-		st := spans.Stats()
+		st, es := spans.Stats(), events.Stats()
 		fmt.Fprintf(stderr, "loglinerun: backend %s: %d module runs, %d answered by the interpreter, %d divergences\n", kind, st.Runs, st.Fallbacks, st.Divergences)
-		if st.Divergences > 0 {
+		if *derived != "" {
+			fmt.Fprintf(stderr, "loglinerun: backend %s: event validators: %d module runs, %d answered by the interpreter, %d divergences\n", kind, es.Runs, es.Fallbacks, es.Divergences)
+		}
+		if st.Divergences > 0 || es.Divergences > 0 {
 			return 3
 		}
 	}
@@ -317,9 +328,10 @@ func runRouters(ctx context.Context, spans *backend.Spans, b *bundle.Bundle, env
 
 // Derive runs the derivation of b (its pipeline, validators and policies,
 // as logline serve does) over spans numbered as an empty ledger would
-// number them (cycle.DryRun), and writes the derived events to the file
-// out as NDJSON.
-func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
+// number them (cycle.DryRun), its event validators on the backend of
+// events (made from b; nil: the interpreter), and writes the derived
+// events to the file out as NDJSON.
+func Derive(b *bundle.Bundle, events *backend.Events, spans []*span.Span, out string) error {
 	def, err := tenant.ParseConfig(tenant.BasePolicies(b))
 	if err != nil {
 		return fmt.Errorf("the bundle's policies: %w", err)
@@ -328,7 +340,11 @@ func Derive(b *bundle.Bundle, spans []*span.Span, out string) error {
 	if err != nil {
 		return err
 	}
-	_, err = cycle.DryRun(spans, def, derive.CompileRules(b.Program()), derive.SimConfig{OnEvent: ef.Write})
+	rules := derive.CompileRules(b.Program())
+	if events != nil && events.Kind() != backend.Eval {
+		rules.CheckEvent = events.CheckEvent
+	}
+	_, err = cycle.DryRun(spans, def, rules, derive.SimConfig{OnEvent: ef.Write})
 	if cerr := ef.Close(); err == nil {
 		err = cerr
 	}

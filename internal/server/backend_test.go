@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/loglineos/loglineos/internal/bundle"
 	"github.com/loglineos/loglineos/internal/lll/backend"
@@ -134,5 +137,49 @@ func TestBackendNeedsModule(t *testing.T) {
 			t.Fatalf("with a module: %v", err)
 		}
 		s.Close()
+	}
+}
+
+// TestCycleBackends: the server's derivation runs its event validators
+// (the score, the quality meter) on bundle.backend: wasm and shadow run
+// them on the module, derive what eval derives, and shadow counts no
+// divergence.
+func TestCycleBackends(t *testing.T) {
+	data := workload(2000, 3) // trajectories scored, some of them diamonds
+	var want map[string][]string
+	for _, k := range backend.Kinds() {
+		t.Run(string(k), func(t *testing.T) {
+			s, ts := testServer(t, t.TempDir(), func(c *Config) { c.Bundle.Backend = string(k) })
+			post(t, ts.URL, data)
+			waitDerived(t, s)
+			got := streams(t, s.runner)
+			if want == nil {
+				want = got
+			} else if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("derived streams differ from eval's (-eval +%s):\n%s", k, diff)
+			}
+			st := s.events.Stats()
+			if k != backend.Eval && st.Runs == 0 {
+				t.Errorf("%s: the module ran no event validator (stats %+v)", k, st)
+			}
+			if st.Divergences != 0 {
+				t.Errorf("%s: stats %+v", k, st)
+			}
+			m := metricsText(t, ts.URL)
+			if w := fmt.Sprintf("logline_runtime_wasm_event_runs_total %d\n", st.Runs); !strings.Contains(m, w) {
+				t.Errorf("metrics lack %q", w)
+			}
+		})
+	}
+	n := 0
+	for _, evs := range want {
+		for _, ev := range evs {
+			if strings.Contains(ev, `"type":"diamond_candidate"`) {
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("the workload derives no diamond_candidate (the meter emits nothing)")
 	}
 }

@@ -125,9 +125,10 @@ type Config struct {
 	Bundle struct {
 		Path  string   `yaml:"path"`
 		Trust []string `yaml:"trust"`
-		// Backend runs the span validators on eval (the interpreter),
-		// wasm (the bundle's WebAssembly module) or shadow (both, every
-		// span, divergences counted in logline_runtime_divergence_total
+		// Backend runs the span validators, the routers and the
+		// derivation's event validators on eval (the interpreter), wasm
+		// (the bundle's WebAssembly module) or shadow (both, every
+		// input, divergences counted in logline_runtime_divergence_total
 		// and logged). An operator's bundle needs a module for wasm and
 		// shadow (loglinec --backend wasm); the standard bundle's is
 		// compiled at start from its signed IR.

@@ -17,6 +17,7 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
 )
@@ -31,6 +32,9 @@ func (s *Server) startCycle(ctx context.Context) error {
 	}
 	s.defaultCfg = def
 	s.rules = derive.CompileRules(s.bundle.Program())
+	if s.events.Kind() != backend.Eval {
+		s.rules.CheckEvent = s.events.CheckEvent // the score's and the meter's validators on bundle.backend
+	}
 	r, err := cycle.Open(s.ledger, cycle.Config{
 		Dir:         filepath.Join(s.cfg.Data, "derived"),
 		Default:     def,

@@ -45,7 +45,8 @@ type Server struct {
 	lock     *datadir.Lock     // held here when the ledger is read-only
 	identity *identity.Service // nil in --dev
 	bundle   *bundle.Bundle
-	spans    *backend.Spans // the bundle's span validators on bundle.backend
+	spans    *backend.Spans  // the bundle's span validators on bundle.backend
+	events   *backend.Events // and the derivation's event validators
 	gateway  *gateway.Gateway
 
 	openapi        http.Handler
@@ -519,6 +520,9 @@ func (s *Server) close() error {
 	}
 	if s.spans != nil {
 		errs = append(errs, s.spans.Close(context.Background()))
+	}
+	if s.events != nil {
+		errs = append(errs, s.events.Close(context.Background()))
 	}
 	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)

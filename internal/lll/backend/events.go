@@ -35,10 +35,10 @@ type Events struct {
 	kind        Kind
 	mod         *vm.Module
 	pool        *vm.Pool
-	compiled    map[string]bool // the event validators the module runs
+	warmGets    int64    // the pool's Gets before the first run
+	compiled    []string // the event validators the module runs (few: a scan beats a map's hash)
 	opts        Options
 	scratch     sync.Pool // *eval.Scratch, for the second run of shadow
-	runs        atomic.Int64
 	fallbacks   atomic.Int64
 	divergences atomic.Int64
 }
@@ -57,18 +57,18 @@ func NewEvents(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (
 // newEvents runs the event validators of prog on kind, with the module
 // out compiled from prog (unused for eval).
 func newEvents(ctx context.Context, kind Kind, prog *ir.Program, out *codegen.Output, opts Options) (*Events, error) {
-	e := &Events{kind: kind, opts: opts, compiled: map[string]bool{}}
+	e := &Events{kind: kind, opts: opts}
 	e.scratch.New = func() any { return &eval.Scratch{} }
 	if kind == Eval {
 		return e, nil
 	}
-	for _, name := range out.Events {
-		e.compiled[name] = true
-	}
+	e.compiled = slices.Clone(out.Events)
+	slices.Sort(e.compiled)
 	var err error
 	if e.mod, e.pool, err = load(ctx, prog, out, opts); err != nil {
 		return nil, err
 	}
+	e.warmGets = e.pool.Gets()
 	return e, nil
 }
 
@@ -85,18 +85,25 @@ func (e *Events) Kind() Kind { return e.kind }
 
 // Compiled returns the names of the event validators the module runs
 // (none for eval), sorted.
-func (e *Events) Compiled() []string {
-	out := make([]string, 0, len(e.compiled))
-	for name := range e.compiled {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
-}
+func (e *Events) Compiled() []string { return slices.Clone(e.compiled) }
 
 // Stats returns the counters.
 func (e *Events) Stats() Stats {
-	return Stats{Runs: e.runs.Load(), Fallbacks: e.fallbacks.Load(), Divergences: e.divergences.Load()}
+	var runs int64
+	if e.pool != nil {
+		runs = e.pool.Gets() - e.warmGets // one Get a run
+	}
+	return Stats{Runs: runs, Fallbacks: e.fallbacks.Load(), Divergences: e.divergences.Load()}
+}
+
+// runs reports whether the module runs the validator name.
+func (e *Events) runs(name string) bool {
+	for _, c := range e.compiled {
+		if c == name {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckEvent runs v (one of the program's validators) on the derived
@@ -104,10 +111,11 @@ func (e *Events) Stats() Stats {
 // interpreter's answer is the one returned under shadow, and
 // Result.Emitted points into s.
 func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (eval.Result, error) {
-	typ, _ := ev.Get("type")
-	if e.kind == Eval || !e.compiled[v.IR.Name] || !v.AppliesTo(typ.Str()) {
+	if e.kind == Eval || !e.runs(v.IR.Name) {
 		return v.CheckEventWith(ctx, ev, env, s)
 	}
+	// Whether v applies to ev's type, the module decides (wasm); shadow
+	// compares only the runs of validators that apply.
 	if e.kind == Wasm {
 		got, calls, err := e.runWasm(ctx, v, ev, env, s)
 		if err == nil {
@@ -123,6 +131,9 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 			e.diverged(v, ev, eventOutcome(want, werr, s.Steps()), Outcome{Steps: got.Run.FuelUsed, Error: err.Error()})
 		}
 		return want, werr
+	}
+	if typ, _ := ev.Get("type"); !v.AppliesTo(typ.Str()) {
+		return v.CheckEventWith(ctx, ev, env, s)
 	}
 	first := env
 	rec := &kernelRecorder{}
@@ -157,7 +168,6 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 // counted as one. A run that fails returns the kernel calls the module
 // made, for the interpreter to replay.
 func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (vm.EventOutcome, []hostCall, error) {
-	e.runs.Add(1)
 	in, err := e.pool.Get(ctx)
 	if err != nil {
 		return vm.EventOutcome{}, nil, err
@@ -165,7 +175,7 @@ func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, en
 	out, err := in.CheckEvent(ctx, v.IR.Name, ev, env, s)
 	var calls []hostCall
 	if err != nil {
-		for _, c := range out.Kernels { // the instance's memory: copied before it is given back
+		for _, c := range in.KernelCalls() { // the instance's memory: copied before it is given back
 			calls = append(calls, hostCall{name: c.Name, args: slices.Clone(c.Args), v: c.Value, err: c.Err})
 		}
 	}

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
@@ -93,6 +94,23 @@ func BenchmarkMeterWhen(b *testing.B) {
 					b.Fatalf("stats %+v", st)
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkMeterEmitStep runs the standard meter's emit step alone
+// (eval's Validator.EmitEvent over the event BenchmarkMeterWhen's emit
+// lets through: its with kernel, the emitted event built), the part of
+// BenchmarkMeterWhen/emit both backends run with the interpreter's own
+// code: emit/wasm cannot take less than this, whatever its when costs.
+func BenchmarkMeterEmitStep(b *testing.B) {
+	ctx := context.Background()
+	_, v, env, evs := meter(b, Eval)
+	var s eval.Scratch
+	b.ReportAllocs()
+	for b.Loop() {
+		if res, err := v.EmitEvent(ctx, evs["emit"], env, &s, time.Time{}, 13, 0); err != nil || res.Emitted == nil {
+			b.Fatal(res, err)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
+	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
 	"github.com/loglineos/loglineos/internal/lll/wasm/wasmtest"
 	"github.com/loglineos/loglineos/stdlib"
 )
@@ -92,6 +93,13 @@ validator closed_one {
 }
 `
 
+// manyKernelsSrc has a validator with as many kernel calls as the module
+// answers in one run (layout.EventMaxKernels): every answer's place in
+// the event table is used.
+var manyKernelsSrc = "validator many {\n  input: \"trajectory_quality\"\n  when features.diamond\n  check " +
+	strings.Repeat("window_count() + ", layout.EventMaxKernels-2) + "window_count() >= 3 and percentile(score) >= 40\n" +
+	"  emit: \"diamond_candidate\" with threshold(percentile(score))\n}\n"
+
 // eventLines are events over the validators' inputs, with values of
 // every kind where the validators read numbers.
 func eventLines() []string {
@@ -166,11 +174,12 @@ func eventPrograms(t *testing.T) map[string]*ir.Program {
 		}
 	}
 	add("events", []lll.Source{{Name: "v.lll", Text: []byte(eventsSrc)}})
+	add("many_kernels", []lll.Source{{Name: "v.lll", Text: []byte(manyKernelsSrc)}})
 	add("stdlib", stdlib.Sources())
 	for _, c := range goldenCases(t) {
 		add(c.name, c.srcs)
 	}
-	for _, want := range []string{"events", "stdlib", "meter_eval", "seed_score_and_meter"} {
+	for _, want := range []string{"events", "many_kernels", "stdlib", "meter_eval", "seed_score_and_meter"} {
 		if progs[want] == nil {
 			t.Fatalf("no event validators in %s", want)
 		}
@@ -210,6 +219,9 @@ func TestShadowEvents(t *testing.T) {
 			if !slices.Contains(out.Events, "quality_meter_v1_1") {
 				t.Errorf("%s: the module does not run the meter (left: %v)", name, out.EventsLeft)
 			}
+		}
+		if name == "many_kernels" && !slices.Contains(out.Events, "many") {
+			t.Errorf("%s: the module does not run it (left: %v)", name, out.EventsLeft)
 		}
 		var divs []Divergence
 		e, err := newEvents(ctx, Shadow, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
@@ -349,6 +361,7 @@ func TestEventsRefused(t *testing.T) {
 		{`require field "score"`, `rule "require field \"score\"" of an event validator`},
 		{`check policy.meter.target + 1 > 3`, "arithmetic over a percentile"},
 		{"uses \"env.get\"\n  check env.get(\"x\") == tenant", "a host call in an event validator"},
+		{"check " + strings.Repeat("window_count() + ", layout.EventMaxKernels+1) + "1 > 3", fmt.Sprintf("over %d kernel calls", layout.EventMaxKernels)},
 	} {
 		src := "policy meter {\n  target: \"p90\"\n}\nvalidator bad {\n  input: \"trajectory_quality\"\n  " + tt.rule + "\n}\n" +
 			"validator good {\n  input: \"trajectory_quality\"\n  when percentile(score) > 3\n}\n"
@@ -450,4 +463,66 @@ func TestEventsCanceled(t *testing.T) {
 	if st := e.Stats(); st.Runs != 1 || st.Fallbacks != 1 || st.Divergences != 0 {
 		t.Errorf("stats %+v", st)
 	}
+}
+
+// countingKernels answers window_count() with the number of calls made
+// so far, plus add.
+type countingKernels struct{ calls, add int64 }
+
+func (k *countingKernels) Kernel(context.Context, string, eval.Input, []ir.Value) (ir.Value, error) {
+	k.calls++
+	return ir.IntValue(k.calls + k.add), nil
+}
+
+// TestEventsKernelOrder: the module reads the i-th answer at its i-th
+// kernel call, for as many calls as it answers in a run: the sum of i
+// times the i-th answer is 1² + ... + 16² only when each call reads its
+// own (any other order gives less).
+func TestEventsKernelOrder(t *testing.T) {
+	ctx := context.Background()
+	var terms []string
+	want := 0
+	for i := 1; i <= layout.EventMaxKernels; i++ {
+		terms = append(terms, fmt.Sprintf("window_count() * %d", i))
+		want += i * i
+	}
+	src := fmt.Sprintf("validator order {\n  input: \"trajectory_quality\"\n  check %s == %d\n}\n", strings.Join(terms, " + "), want)
+	e, ep := eventsOn(t, Wasm, src)
+	v := ep.Validator("order")
+	ev := decodeEvent(t, `{"type":"trajectory_quality","trajectory_id":"t_1","score":1}`)
+	for _, add := range []int64{0, 1} {
+		var s eval.Scratch
+		k := &countingKernels{add: add}
+		res, err := e.CheckEvent(ctx, v, ev, &eval.Env{Kernels: k, Timeout: -1}, &s)
+		if err != nil || !res.Applied || (res.Violation == nil) != (add == 0) || k.calls != layout.EventMaxKernels {
+			t.Errorf("answers +%d: %+v, %v after %d calls; want a violation only when the answers are off", add, res, err, k.calls)
+		}
+	}
+	if st := e.Stats(); st.Runs != 2 || st.Fallbacks != 0 {
+		t.Errorf("stats %+v, want 2 runs the module answers", st)
+	}
+}
+
+// eventsOn returns the event validators of the program src on kind (its
+// module compiled) and the interpreter's program.
+func eventsOn(t *testing.T, kind Kind, src string) (*Events, *eval.Program) {
+	t.Helper()
+	p, errs := lll.Compile([]lll.Source{{Name: "v.lll", Text: []byte(src)}})
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	out, err := codegen.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := newEvents(context.Background(), kind, p, out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	ep, err := eval.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, ep
 }

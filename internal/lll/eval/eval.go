@@ -274,11 +274,16 @@ func valueSize(v ir.Value, limit int64) int64 {
 		n += int64(len(v.Str()))
 	case ir.List:
 		n += sliceBytes
-		for _, e := range v.List() {
+		l := v.List()
+		for i := range l {
 			if n > limit {
 				break
 			}
-			n += valueSize(e, limit-n)
+			if x := &l[i]; composite(x.Kind()) {
+				n += valueSize(*x, limit-n)
+			} else {
+				n += valueBytes // its slot
+			}
 		}
 	case ir.Map:
 		n += mapBytes
@@ -287,11 +292,19 @@ func valueSize(v ir.Value, limit int64) int64 {
 			if n > limit {
 				break
 			}
-			n += mapEntryBytes + int64(len(k)) + valueSize(vals[i], limit-n) - valueBytes
+			e := mapEntryBytes + int64(len(k))
+			if x := &vals[i]; composite(x.Kind()) {
+				e += valueSize(*x, limit-n) - valueBytes // counted up to the limit left before the entry
+			} // else its slot, counted in the entry
+			n += e
 		}
 	}
 	return n
 }
+
+// composite reports whether a value of kind k costs more than its slot
+// (valueSize's recursion, which copies the value, is for those only).
+func composite(k ir.Kind) bool { return k == ir.String || k == ir.List || k == ir.Map }
 
 func newFrame(ctx context.Context, env *Env, in Input) *frame {
 	fr := &frame{}

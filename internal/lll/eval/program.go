@@ -119,7 +119,10 @@ type Validator struct {
 	guard     fn
 	rules     []*rule
 	emitWith  []fn
-	emitKeys  []string // members of the emitted event copied from the input
+	// emitKeys are the members of the emitted event copied from the
+	// input and its type, sorted: emitType is the type's index.
+	emitKeys []string
+	emitType int
 }
 
 type rule struct {
@@ -243,10 +246,13 @@ func compileValidator(p *ir.Program, v *ir.Validator) (*Validator, error) {
 			return nil, fmt.Errorf("unknown event %q", v.Emit.Event)
 		}
 		for _, f := range fields {
-			if f.Name != "type" {
-				cv.emitKeys = append(cv.emitKeys, f.Name)
-			}
+			cv.emitKeys = append(cv.emitKeys, f.Name)
 		}
+		if !slices.Contains(cv.emitKeys, "type") {
+			cv.emitKeys = append(cv.emitKeys, "type")
+		}
+		slices.Sort(cv.emitKeys)
+		cv.emitType = slices.Index(cv.emitKeys, "type")
 		for _, w := range v.Emit.With {
 			f, err := c.compile(w)
 			if err != nil {
@@ -471,6 +477,7 @@ type Scratch struct {
 	fr      frame
 	keys    []string
 	vals    []ir.Value
+	with    []ir.Value // the values of the emit step's withs
 	emitted ir.Value
 }
 
@@ -570,21 +577,51 @@ func (v *Validator) emit(fr *frame, ev ir.Value, s *Scratch, res Result) (Result
 	if v.IR.Emit == nil {
 		return res, nil
 	}
-	// The members: the event type, those of the input the emitted event
-	// has, then what the with kernels give.
-	clear(s.vals)
-	s.keys, s.vals = s.keys[:0], s.vals[:0]
-	s.set("type", ir.StringValue(v.IR.Emit.Event))
-	for _, k := range v.emitKeys {
-		if x, ok := ev.Get(k); ok {
-			s.set(k, x)
-		}
-	}
+	// The with kernels first (the members copied from the input count no
+	// step and cannot fail), then the members in their order, one pass
+	// over the sorted keys: the type, those of the input the emitted
+	// event has, and those of the first with (a later value replaces an
+	// earlier one of the same name), then those of the other withs.
+	clear(s.with)
+	s.with = s.with[:0]
 	for _, w := range v.emitWith {
 		x, err := w(fr)
 		if err != nil {
 			return Result{}, err
 		}
+		s.with = append(s.with, x)
+	}
+	var wk []string
+	var wv []ir.Value
+	if len(s.with) > 0 {
+		wk, wv = s.with[0].Keys(), s.with[0].Values()
+	}
+	clear(s.vals)
+	s.keys, s.vals = s.keys[:0], s.vals[:0]
+	ik, iv := ev.Keys(), ev.Values()
+	j := 0 // the next key of the with
+	for i, k := range v.emitKeys {
+		for ; j < len(wk) && wk[j] < k; j++ {
+			s.keys, s.vals = append(s.keys, wk[j]), append(s.vals, wv[j])
+		}
+		if j < len(wk) && wk[j] == k {
+			s.keys, s.vals = append(s.keys, k), append(s.vals, wv[j])
+			j++
+			continue
+		}
+		if i == v.emitType {
+			s.keys, s.vals = append(s.keys, k), append(s.vals, ir.StringValue(v.IR.Emit.Event))
+			continue
+		}
+		for l, x := range ik { // == rejects most keys by their length alone
+			if x == k {
+				s.keys, s.vals = append(s.keys, k), append(s.vals, iv[l])
+				break
+			}
+		}
+	}
+	s.keys, s.vals = append(s.keys, wk[j:]...), append(s.vals, wv[j:]...)
+	for _, x := range s.with[min(1, len(s.with)):] {
 		vals := x.Values()
 		for i, k := range x.Keys() {
 			s.set(k, vals[i])

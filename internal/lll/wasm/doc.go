@@ -35,7 +35,8 @@
 // do not read them), whose actions are the
 // module's imported host calls, and the event validators (their guards
 // and check rules over the event's values, the kernels percentile and
-// window_count as imports; the emitted event is built by the host);
+// window_count answered by the host between runs; the emitted event is
+// built by the host);
 // codegen's package doc has the details.
 // A module imports exactly the host calls its program makes, and the
 // host links only those the bundle's capabilities grant. Other

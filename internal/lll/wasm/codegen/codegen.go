@@ -104,12 +104,13 @@
 // module.
 //
 // Event validators (event.go) are compiled to one exported function each,
-// deciding their guard and check rules over the event's values, with the
-// kernels of expressions as imports; one that uses what is not compiled
-// is left to the interpreter (Output.EventsLeft).
+// deciding their guard and check rules over the event's values, the
+// kernels of expressions answered by the host between runs (package
+// layout, Kernels); one that uses what is not compiled is left to the
+// interpreter (Output.EventsLeft).
 //
-// The module's functions are, in order: the imported host calls and
-// kernels (sorted by name), streq (the byte equality of two strings in memory), one
+// The module's functions are, in order: the imported host calls (sorted
+// by name), streq (the byte equality of two strings in memory), one
 // function a span validator, in the order of the program, one a router
 // (see Routers), one an event validator, then the helpers expressions use (string equality, a*b/c,
 // string order, the rune decoder, a glob's chunks followed by its
@@ -124,6 +125,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -186,14 +188,15 @@ type Output struct {
 	// Events names the event validators the module exports, in order
 	// (event.go); the others run on the interpreter.
 	Events []string `json:"events,omitempty"`
-	// EventFields are the values of the event (a member and the path
-	// below it) the module's event validators read, by their slot in
-	// the event table (layout.EventBase).
-	EventFields [][]string `json:"event_fields,omitempty"`
-	// Kernels are the kernels of expressions the module imports
-	// (percentile, window_count; layout.ImportModule), sorted: they need
-	// no capability. The import section holds them and Imports, sorted
-	// together by name.
+	// EventFields are, for each event validator that reads any, the
+	// values of the event (a member and the path below it) it reads, by
+	// their slot in the event table (layout.EventBase): the host writes
+	// those of the validator it runs.
+	EventFields map[string][][]string `json:"event_fields,omitempty"`
+	// Kernels are the kernels of expressions the module's event
+	// validators call (percentile, window_count), sorted. They are not
+	// imported: the host answers them between runs (see package layout,
+	// Kernels), and they need no capability.
 	Kernels []string `json:"kernels,omitempty"`
 	// EventsLeft says, for each event validator the module does not
 	// export, why (the ErrUnsupported of its construct). It is not part
@@ -218,7 +221,8 @@ func (o *Output) SameDescription(x *Output) bool {
 		slices.EqualFunc(o.Routes, x.Routes, func(a, b Route) bool {
 			return a.Router == b.Router && a.Index == b.Index && a.Point == b.Point && slices.Equal(a.Leaves, b.Leaves)
 		}) &&
-		slices.Equal(o.Events, x.Events) && slices.Equal(o.Kernels, x.Kernels) && slices.EqualFunc(o.EventFields, x.EventFields, slices.Equal)
+		slices.Equal(o.Events, x.Events) && slices.Equal(o.Kernels, x.Kernels) &&
+		maps.EqualFunc(o.EventFields, x.EventFields, func(a, b [][]string) bool { return slices.EqualFunc(a, b, slices.Equal) })
 }
 
 // PolicyRef is a policy value a module reads: policy.Name.Path... The
@@ -256,6 +260,9 @@ const (
 	globalBytes   = 2 // the byte budget left
 	globalScratch = 3 // the next free byte of the scratch region (not exported)
 	globalData    = 4 // 1 once the run has read data (not exported)
+	// globalKernel counts an event validator's kernel calls (not
+	// exported; only modules with event validators have it).
+	globalKernel = 5
 )
 
 // gen is one compilation.
@@ -343,6 +350,9 @@ func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 		export(layout.RouterExport(r.Name), f)
 		g.out.Routers = append(g.out.Routers, r.Name)
 	}
+	if len(events) > 0 {
+		g.m.Globals = append(g.m.Globals, enc.Global{Type: enc.I32, Mutable: true}) // globalKernel
+	}
 	for _, v := range events {
 		f := &fn{g: g, v: v, name: v.Name, c: &enc.Code{}, locals: []enc.ValType{enc.I32}, event: true}
 		if err := f.eventValidator(); err != nil {
@@ -350,6 +360,12 @@ func compileOnly(p *ir.Program, events []*ir.Validator) (*Output, error) {
 		}
 		export(layout.EventExport(v.Name), f)
 		g.out.Events = append(g.out.Events, v.Name)
+		if len(f.fields) > 0 {
+			if g.out.EventFields == nil {
+				g.out.EventFields = map[string][][]string{}
+			}
+			g.out.EventFields[v.Name] = f.fields
+		}
 	}
 	g.m.Funcs = append(g.m.Funcs, g.later...)
 	for f := spanfield.ID; f <= spanfield.Status; f++ {

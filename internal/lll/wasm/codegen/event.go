@@ -20,13 +20,16 @@ import (
 // whether the guard holds, then the check rules in order. The event's
 // values the code reads (a member and the path below it: score,
 // components.mass) are read from the event table the host writes
-// (layout.EventBase, Output.EventFields), each as the kind the place of
-// the read fixes, as a value below a span's data is: a value of another
-// kind (a null score compared) traps with layout.TrapUnsupported and the
-// interpreter answers. The kernels of expressions (percentile,
-// window_count) are imported host functions, called with the
-// interpreter's arguments at its charge points; a percentile policy value
-// is read as the number it orders as.
+// (layout.EventBase, Output.EventFields: each validator's own slots, so
+// the host writes only what the validator it runs reads), each as the
+// kind the place of the read fixes, as a value below a span's data is: a
+// value of another kind (a null score compared) traps with
+// layout.TrapUnsupported and the interpreter answers. The kernels of
+// expressions (percentile, window_count) are answered by the host between
+// runs (package layout, Kernels): a call reads the next answer the host
+// wrote, or returns layout.EventKernel with the call's charge point and
+// arguments for the host to make it, with the interpreter's arguments; a
+// percentile policy value is read as the number it orders as.
 //
 // The event a validator emits (emit: EVENT with threshold(...)) is not
 // compiled: after a run that passes, the host builds it with the
@@ -95,11 +98,15 @@ func compileWith(p *ir.Program, events []*ir.Validator) (*Output, error) {
 // whose parameters and prologue are a span validator's: its guard (one
 // that does not hold returns layout.EventSkipped), then its check rules
 // in order, the first that fails returning layout.EventPassed + 1 + its
-// index; layout.EventPassed when all pass. Before each return it stores
-// the fuel left in the output (layout.OutFuel).
+// index; layout.EventPassed when all pass, with the byte budget left in
+// the output (layout.OutBytes), for the emit step to continue
+// (layout.EventKernel when a kernel call needs the host's answer, see
+// kernel). Before each return it stores the fuel left in the output
+// (layout.OutFuel).
 func (f *fn) eventValidator() error {
 	v, c := f.v, f.c
 	prologue(c)
+	c.I32Const(0).Index(enc.OpGlobalSet, globalKernel)
 	if err := f.guard(layout.EventSkipped); err != nil {
 		return err
 	}
@@ -118,6 +125,7 @@ func (f *fn) eventValidator() error {
 		c.Op(enc.OpEnd)
 	}
 	storeFuel(c)
+	c.I32Const(layout.OutBase).Index(enc.OpGlobalGet, globalBytes).Mem(enc.OpI64Store, 3, layout.OutBytes)
 	c.I32Const(layout.EventPassed)
 	return nil
 }
@@ -176,7 +184,7 @@ func (f *fn) eventField(e *ir.Expr, hint kind) (kind, error) {
 	if e.Op == ir.OpField && want == nil {
 		return 0, f.unsupported(e, "a value of the event whose kind the expression does not fix")
 	}
-	i, err := f.g.eventRef(append([]string{e.Name}, e.Path...), e.Pos)
+	i, err := f.eventRef(append([]string{e.Name}, e.Path...), e.Pos)
 	if err != nil {
 		return 0, err
 	}
@@ -211,24 +219,25 @@ func (f *fn) eventField(e *ir.Expr, hint kind) (kind, error) {
 }
 
 // eventRef returns the slot of the event's value at path (a member and
-// the keys below it), giving it the next at its first use.
-func (g *gen) eventRef(path []string, pos string) (uint32, error) {
-	for i, p := range g.out.EventFields {
+// the keys below it) in the validator's event table, giving it the next
+// at its first use.
+func (f *fn) eventRef(path []string, pos string) (uint32, error) {
+	for i, p := range f.fields {
 		if slices.Equal(p, path) {
 			return uint32(i), nil
 		}
 	}
-	if len(g.out.EventFields) == layout.EventMaxFields {
+	if len(f.fields) == layout.EventMaxFields {
 		return 0, fmt.Errorf("%w: over %d values of the event at %s", ErrUnsupported, layout.EventMaxFields, pos)
 	}
-	g.out.EventFields = append(g.out.EventFields, path)
-	return uint32(len(g.out.EventFields) - 1), nil
+	f.fields = append(f.fields, path)
+	return uint32(len(f.fields) - 1), nil
 }
 
 // IsExprKernel reports whether name is a kernel of expressions
-// (percentile, window_count), which a module imports as it imports the
-// host calls of expressions (see package layout); the kernels of emit
-// and derive steps are not imported.
+// (percentile, window_count), which the host answers between runs of an
+// event validator (see package layout, Kernels); the kernels of emit and
+// derive steps are not the module's.
 func IsExprKernel(name string) bool {
 	f := abi.Funcs()[name]
 	return f.Kind == "kernel" && slices.Contains(f.Where, abi.InExpr)
@@ -237,14 +246,16 @@ func IsExprKernel(name string) bool {
 // kernel compiles a kernel call of an expression as eval does: a step;
 // the byte budget charged SliceBytes + ValueBytes an argument; the
 // arguments (numbers or strings, as the kernel's parameters are) in
-// order; the call, which the host makes through the run's eval.Kernels;
-// then ValueBytes charged for the number it returns. The kinds of the
-// arguments are in the call's charge point (Point.Kinds), its name in
-// Point.Name.
+// order; the call's answer, which the host wrote (layout's Kernels: the
+// k-th call of the run reads the k-th answer; without it the validator
+// stores the call's charge point, its arguments and the fuel left and
+// returns layout.EventKernel for the host to make the call and run it
+// again); then ValueBytes charged for the number it returns. The kinds
+// of the arguments are in the call's charge point (Point.Kinds), its
+// name in Point.Name.
 func (f *fn) kernel(e *ir.Expr) (kind, error) {
 	def := abi.Funcs()[e.Name]
-	idx, ok := f.g.imports[e.Name]
-	if !ok || !IsExprKernel(e.Name) {
+	if !IsExprKernel(e.Name) {
 		return 0, f.unsupported(e, "the kernel "+e.Name)
 	}
 	if def.Variadic || len(e.Args) != len(def.Params) || len(e.Args) > 2 {
@@ -252,6 +263,9 @@ func (f *fn) kernel(e *ir.Expr) (kind, error) {
 	}
 	if def.Result.Kind != ir.Number {
 		return 0, f.unsupported(e, "the kernel "+e.Name+", whose value is not a number")
+	}
+	if f.kernels++; f.kernels > layout.EventMaxKernels {
+		return 0, f.unsupported(e, fmt.Sprintf("over %d kernel calls in one validator", layout.EventMaxKernels))
 	}
 	c := f.c
 	pt := f.charge(e)
@@ -279,11 +293,20 @@ func (f *fn) kernel(e *ir.Expr) (kind, error) {
 		args[i] = f.local(enc.I64)
 		c.LocalSet(args[i])
 	}
-	c.I32Const(int32(pt)).I32Const(int32(ir.Number)).Index(enc.OpGlobalGet, globalScratch)
-	for _, l := range args {
-		c.LocalGet(l)
+	// The answer, when the host wrote it: the next one.
+	c.Index(enc.OpGlobalGet, globalKernel).I32Const(layout.EventBase).Mem(enc.OpI32Load, 2, 4).Op(enc.OpI32LtU)
+	c.Block(enc.OpIf, enc.BlockI64)
+	c.Index(enc.OpGlobalGet, globalKernel).I32Const(3).Op(enc.OpI32Shl).Mem(enc.OpI64Load, 3, layout.EventKernels)
+	c.Index(enc.OpGlobalGet, globalKernel).I32Const(1).Op(enc.OpI32Add).Index(enc.OpGlobalSet, globalKernel)
+	c.Op(enc.OpElse)
+	// Else the call, for the host to make.
+	c.I32Const(layout.OutBase).I32Const(int32(pt)).Mem(enc.OpI32Store, 2, 4)
+	for i, l := range args {
+		c.I32Const(layout.OutBase).LocalGet(l).Mem(enc.OpI64Store, 3, uint32(layout.OutA+8*i))
 	}
-	c.Index(enc.OpCall, idx)
+	storeFuel(c)
+	c.I32Const(layout.EventKernel).Op(enc.OpReturn)
+	c.Op(enc.OpEnd)
 	v := f.local(enc.I64)
 	c.LocalSet(v)
 	f.chargeBytes(pt, func() { c.I64Const(eval.ValueBytes) })

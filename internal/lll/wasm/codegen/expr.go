@@ -86,6 +86,10 @@ type fn struct {
 	locals []enc.ValType // the function's locals after its parameters; the first is the member index of reject unknown fields (localMember)
 	nodes  int
 	event  bool // an event validator's: fields are the event's (event.go)
+	// fields are the values of the event an event validator reads, by
+	// slot, and kernels its kernel calls so far.
+	fields  [][]string
+	kernels int
 }
 
 // The locals of a validator's function: its parameters, the fuel and the

@@ -22,7 +22,8 @@ func IsAction(name string) bool {
 
 // importHostCalls makes the import section: every host call the span
 // validators and routers compiled make, sorted by name, each with a type
-// of its own placed after the two fixed ones.
+// of its own placed after the two fixed ones; and lists the kernels the
+// event validators call (Output.Kernels), which are not imported.
 func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 	seen := map[string]bool{}
 	var walk func(e *ir.Expr)
@@ -55,24 +56,25 @@ func (g *gen) importHostCalls(vs []*ir.Validator, rs []*ir.Router) error {
 	names := make([]string, 0, len(seen))
 	for name := range seen {
 		f, ok := abi.Funcs()[name]
-		if !ok || f.Kind != "host" && !IsExprKernel(name) {
+		switch {
+		case ok && IsExprKernel(name):
+			g.out.Kernels = append(g.out.Kernels, name) // answered between runs, not imported
+		case !ok || f.Kind != "host":
 			return fmt.Errorf("%w: the call %s, which is no host call", ErrUnsupported, name)
+		default:
+			names = append(names, name)
 		}
-		names = append(names, name)
 	}
 	slices.Sort(names)
+	slices.Sort(g.out.Kernels)
 	g.imports = map[string]uint32{}
 	for i, name := range names {
 		g.m.Types = append(g.m.Types, ImportType(name))
 		g.m.Imports = append(g.m.Imports, enc.Import{Module: layout.ImportModule, Name: name, Type: uint32(len(g.m.Types) - 1)})
 		g.imports[name] = uint32(i)
 	}
-	for _, name := range names {
-		if IsExprKernel(name) {
-			g.out.Kernels = append(g.out.Kernels, name)
-		} else {
-			g.out.Imports = append(g.out.Imports, name)
-		}
+	if len(names) > 0 {
+		g.out.Imports = names
 	}
 	return nil
 }

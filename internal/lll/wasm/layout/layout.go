@@ -22,6 +22,8 @@
 //	                  argument); the first word is then the fault
 //	                  (Fault*), the second the operator's charge point
 //	          +24     after a return: i64 the fuel left (OutFuel)
+//	          +32     after an event validator's EventPassed: i64 the
+//	                  byte budget left (OutBytes)
 //	EnvBase   0x4040  what a run may see of the world, written by the host
 //	                  before a run when the module reads any of it
 //	                  (EnvSize bytes):
@@ -267,6 +269,9 @@ const (
 const (
 	OutA = 8
 	OutB = 16
+	// OutBytes: the byte budget left, stored by an event validator's
+	// export when it returns EventPassed (the emit step continues it).
+	OutBytes = 32
 	// OutFuel: the fuel left, stored by a validator's export when it
 	// returns.
 	OutFuel = 24

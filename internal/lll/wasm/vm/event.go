@@ -6,29 +6,39 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/loglineos/loglineos/internal/lll/abi"
 	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/lll/ir"
 	"github.com/loglineos/loglineos/internal/lll/wasm/codegen"
 	"github.com/loglineos/loglineos/internal/lll/wasm/layout"
-	"github.com/tetratelabs/wazero/api"
 )
 
 // eventLink is what a module's event validators need.
 type eventLink struct {
 	validators map[string]*eval.Validator
-	fields     [][]string // the event's values the module reads, by slot
+	fields     map[string][][]string // the event's values each reads, by slot
+	// params is, by charge point, the parameters of the kernel called
+	// there, -1 at a point that is no kernel call.
+	params []int
 }
 
 // linkEvents records the module's event validators.
 func (m *Module) linkEvents(ep *eval.Program, out *codegen.Output) error {
-	if len(out.EventFields) > layout.EventMaxFields {
-		return fmt.Errorf("vm: %d values of the event do not fit the event table", len(out.EventFields))
+	m.events = eventLink{validators: map[string]*eval.Validator{}, fields: out.EventFields, params: make([]int, len(out.Points))}
+	funcs := abi.Funcs()
+	for i, pt := range out.Points {
+		m.events.params[i] = -1
+		if codegen.IsExprKernel(pt.Name) {
+			m.events.params[i] = len(funcs[pt.Name].Params)
+		}
 	}
-	m.events = eventLink{validators: map[string]*eval.Validator{}, fields: out.EventFields}
 	for _, name := range out.Events {
 		v := ep.Validator(name)
 		if v == nil {
 			return fmt.Errorf("%w: %s", ErrNoValidator, name)
+		}
+		if n := len(out.EventFields[name]); n > layout.EventMaxFields {
+			return fmt.Errorf("vm: %s reads %d values of the event, which do not fit the event table", name, n)
 		}
 		m.events.validators[name] = v
 	}
@@ -45,25 +55,28 @@ func (m *Module) Events() []string {
 }
 
 // eventState is an instance's memory for the runs of event validators,
-// made at its first: the run (a hostRun the kernels' host functions find
-// in ctx, a context made once) and the validators' functions.
+// made at its first: the validators' functions, found by a scan (few:
+// cheaper than a map's hash), and the kernel calls of the last run: the
+// charge point of each, their arguments one after the other in vals,
+// their answers in the event table but for the last call's when it ended
+// the run (an error, a value that is not a number).
 type eventState struct {
-	run   hostRun
-	ctx   context.Context
-	funcs map[string]validator
+	funcs   []eventFunc
+	calls   []uint32
+	vals    []ir.Value
+	stopped bool // the last call ended the run, with last and lastErr
+	last    ir.Value
+	lastErr error
+	args    [2]ir.Value
 }
 
-// eventKernels is what the kernels' host functions of a run need: the
-// run's kernels, its context and input, as the interpreter passes them;
-// and the calls the run made (their arguments in vals), kept from one run
-// to the next.
-type eventKernels struct {
-	k     eval.Kernels
-	ctx   context.Context
-	input eval.Input
-	args  [2]ir.Value
-	log   []KernelCall
-	vals  []ir.Value
+// eventFunc is what a run of one event validator needs.
+type eventFunc struct {
+	validator
+	fields [][]string // the event's values it reads, by slot
+	// kernels has bit i set when charge point i is one of its kernel
+	// calls (the only points it may ask the host to call at).
+	kernels []uint64
 }
 
 // KernelCall is a kernel call a run made, and its answer.
@@ -81,61 +94,102 @@ type EventOutcome struct {
 	Result eval.Result
 	Err    error
 	// Run is the fuel the run used (the steps the interpreter counts,
-	// its emit step's included) and its trap.
+	// its emit step's included) and its trap (layout.TrapHost for a
+	// kernel that failed).
 	Run Result
-	// Kernels are the kernel calls the module made, in order (not those
-	// of the emit step, made by the interpreter's code), valid until the
-	// instance's next run: a caller that asks the interpreter after the
-	// module left a run replays them (the kernels may have state).
-	Kernels []KernelCall
+}
+
+// KernelCalls returns the kernel calls the last run of an event validator
+// made, in order (not those of the emit step, made by the interpreter's
+// code): a caller that asks the interpreter after the module left a run
+// replays them (the kernels may have state). It is made when asked, from
+// what the run kept, and holds the instance's memory until its next run.
+func (in *Instance) KernelCalls() []KernelCall {
+	st := in.ev
+	if st == nil || len(st.calls) == 0 {
+		return nil
+	}
+	out := make([]KernelCall, len(st.calls))
+	vals := st.vals
+	for i, at := range st.calls {
+		n := in.m.events.params[at]
+		c := KernelCall{Name: in.m.points[at].Name, Args: vals[:n:n]}
+		vals = vals[n:]
+		if i == len(st.calls)-1 && st.stopped {
+			c.Value, c.Err = st.last, st.lastErr
+		} else {
+			c.Value = ir.NumberMicros(int64(binary.LittleEndian.Uint64(in.input[layout.EventKernels-layout.EventBase+8*i:])))
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// eventFunc returns the function of the event validator name.
+func (in *Instance) eventFunc(name string) (*eventFunc, error) {
+	st := in.ev
+	if st == nil {
+		st = &eventState{}
+		in.ev = st
+	}
+	for i := range st.funcs {
+		if st.funcs[i].name == name {
+			return &st.funcs[i], nil
+		}
+	}
+	v := in.m.events.validators[name]
+	f := in.mod.ExportedFunction(layout.EventExport(name))
+	if v == nil || f == nil {
+		return nil, fmt.Errorf("%w: event validator %s", ErrNoValidator, name)
+	}
+	if !validatorType(f) {
+		return nil, fmt.Errorf("vm: the export of event validator %s is not a function (i64, i64) -> i32", name)
+	}
+	// The program's own string: a caller's v.IR.Name is the same, which
+	// compares without reading its bytes.
+	ef := eventFunc{validator: validator{name: v.IR.Name, fn: f, v: v, steps: in.m.steps[name]}, fields: in.m.events.fields[name],
+		kernels: make([]uint64, (len(in.m.points)+63)/64)}
+	for i, pt := range in.m.points {
+		if pt.Validator == name && in.m.events.params[i] >= 0 {
+			ef.kernels[i/64] |= 1 << (i % 64)
+		}
+	}
+	st.funcs = append(st.funcs, ef)
+	return &st.funcs[len(st.funcs)-1], nil
 }
 
 // CheckEvent runs the event validator name over the event ev as eval's
 // Validator.CheckEventWith(ctx, ev, env, s) does: the module decides
 // whether the guard holds and the check rules pass, each kernel call made
-// through env.Kernels with the interpreter's arguments and input; then a
-// run that passes builds the emitted event with the interpreter's own
-// code (eval's Validator.EmitEvent), continuing the module's steps and
-// byte budget. The outcome is the interpreter's: its Result and error
-// (a guard that fails to evaluate is an error, a check rule a
-// violation), the fuel its steps. A run the module cannot answer fails
-// with ErrUnsupported and the caller asks the interpreter: a value of the
-// event of another kind than the module reads, no kernels (the
-// interpreter words their absence), a kernel's value that is not a
-// number, a policy value of another kind than the module was compiled
-// for, or a run the deadline or the context may have decided (as for
-// CheckSpanEnv; the interpreter looks at the clock after every kernel
-// call). The kernel calls the module made were made: a caller that then
-// asks the interpreter replays them rather than calling the kernels twice.
-func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, env *eval.Env, s *eval.Scratch) (out EventOutcome, _ error) {
-	st := in.ev
-	if st == nil {
-		st = &eventState{funcs: map[string]validator{}}
-		st.ctx = context.WithValue(context.Background(), runKey{}, &st.run)
-		in.ev = st
+// through env.Kernels with the interpreter's arguments and input (between
+// runs of the module, see package layout's Kernels); then a run that
+// passes builds the emitted event with the interpreter's own code (eval's
+// Validator.EmitEvent), continuing the module's steps and byte budget.
+// The outcome is the interpreter's: its Result and error (a guard that
+// fails to evaluate is an error, a check rule a violation), the fuel its
+// steps. A run the module cannot answer fails with ErrUnsupported and the
+// caller asks the interpreter: a value of the event of another kind than
+// the module reads, no kernels (the interpreter words their absence), a
+// kernel's value that is not a number, a policy value of another kind
+// than the module was compiled for, or a run the deadline or the context
+// may have decided (as for CheckSpanEnv; the interpreter looks at the
+// clock after every kernel call). The kernel calls the module made were
+// made: a caller that then asks the interpreter replays them rather than
+// calling the kernels twice.
+func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, env *eval.Env, s *eval.Scratch) (EventOutcome, error) {
+	f, err := in.eventFunc(name)
+	if err != nil {
+		return EventOutcome{}, err
 	}
-	val, ok := st.funcs[name]
-	if !ok {
-		v := in.m.events.validators[name]
-		f := in.mod.ExportedFunction(layout.EventExport(name))
-		if v == nil || f == nil {
-			return EventOutcome{}, fmt.Errorf("%w: event validator %s", ErrNoValidator, name)
-		}
-		if !validatorType(f) {
-			return EventOutcome{}, fmt.Errorf("vm: the export of event validator %s is not a function (i64, i64) -> i32", name)
-		}
-		val = validator{name: name, fn: f, v: v, steps: in.m.steps[name]}
-		st.funcs[name] = val
-	}
-	v := val.v
-	if typ, _ := ev.Get("type"); !v.AppliesTo(typ.Str()) {
+	v := f.v
+	if !v.AppliesTo(eventType(ev)) {
 		return EventOutcome{}, nil
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	budget, maxBytes, timeout := limits(env)
-	if err := in.writeEvent(ev); err != nil {
+	if err := in.writeEvent(f.fields, ev); err != nil {
 		return EventOutcome{}, err
 	}
 	if len(in.m.features) > 0 || len(in.m.policies) > 0 {
@@ -143,93 +197,197 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 			return EventOutcome{}, err
 		}
 	}
-	k := st.run.kernels
-	clear(k.log)
-	clear(k.vals)
-	k.log, k.vals = k.log[:0], k.vals[:0]
-	k.ctx, k.input, k.k = ctx, eval.Input{Event: ev}, nil
+	st := in.ev
+	clear(st.vals)
+	st.calls, st.vals, st.stopped, st.last, st.lastErr = st.calls[:0], st.vals[:0], false, ir.Value{}, nil
+	var kernels eval.Kernels
 	if env != nil {
-		k.k = env.Kernels
+		kernels = env.Kernels
 	}
-	st.run = hostRun{in: in, kernels: k}
 	var start time.Time
-	timed := val.steps && timeout > 0
+	timed := f.steps && timeout > 0
 	if timed {
 		start = time.Now()
 	}
-	used, err := in.call(st.ctx, val.fn, budget, maxBytes)
-	// The event and the kernels do not outlive the run.
-	st.run.kernels.ctx, st.run.kernels.input, st.run.kernels.k = nil, eval.Input{}, nil
-	res := Result{FuelUsed: used}
-	defer func() { out.Kernels = st.run.kernels.log }()
-	if res.FuelUsed > 0 {
-		if ctx.Err() != nil {
-			return EventOutcome{Run: res}, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
+	// Run the validator until it needs no kernel's answer it lacks: the
+	// host makes each call it asks for and runs it again.
+	var used int64
+	var failed *eval.Failure // a kernel that failed
+	var left error           // why the host leaves the run to the interpreter
+	for {
+		// The module makes no host calls: the context of the call is
+		// none of the run's.
+		used, err = in.call(context.Background(), f.fn, budget, maxBytes)
+		if err != nil || uint32(in.stack[0]) != layout.EventKernel {
+			break
 		}
-		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel || st.run.called()
-		if timed && looked && time.Since(start) >= timeout {
-			return EventOutcome{Run: res}, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
+		if failed, left = in.kernel(ctx, f, ev, kernels); failed != nil || left != nil {
+			break
 		}
 	}
-	if err != nil {
-		res.Trap = uint32(in.trap.Get())
-		switch res.Trap {
-		case layout.TrapFuel, layout.TrapFault, layout.TrapHost:
-			f, ferr := in.failure(name, false, res.Trap, &st.run, budget, maxBytes)
-			if ferr != nil {
-				return EventOutcome{Run: res}, ferr
-			}
-			r, rerr := v.EventFailure(f)
-			if r.Violation == nil && rerr == nil {
-				return EventOutcome{Run: res}, fmt.Errorf("%w: %s: trap %d", ErrTrap, name, res.Trap)
-			}
-			if r.Violation == nil && f.Rule >= 0 { // a rule's failure is a violation, not an error
-				return EventOutcome{Run: res}, fmt.Errorf("%w: %v", ErrTrap, rerr)
-			}
-			return EventOutcome{Result: r, Err: rerr, Run: res}, nil
-		case layout.TrapUnsupported:
-			return EventOutcome{Run: res}, fmt.Errorf("%w: %s%s", ErrUnsupported, name, st.run.failedCall())
+	res := Result{FuelUsed: used}
+	out := EventOutcome{Run: res}
+	if res.FuelUsed > 0 {
+		if ctx.Err() != nil {
+			return out, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
 		}
-		return EventOutcome{Run: res}, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
+		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel || len(st.calls) > 0
+		if timed && looked && time.Since(start) >= timeout {
+			return out, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
+		}
+	}
+	switch {
+	case left != nil:
+		return out, left
+	case failed != nil:
+		out.Run.Trap = layout.TrapHost
+		return in.eventFailure(v, *failed, out)
+	case err != nil:
+		out.Run.Trap = uint32(in.trap.Get())
+		switch out.Run.Trap {
+		case layout.TrapFuel, layout.TrapFault:
+			fl, ferr := in.failure(name, false, out.Run.Trap, nil, budget, maxBytes)
+			if ferr != nil {
+				return out, ferr
+			}
+			return in.eventFailure(v, fl, out)
+		case layout.TrapUnsupported:
+			return out, fmt.Errorf("%w: %s", ErrUnsupported, name)
+		}
+		return out, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
 	}
 	reason := binary.LittleEndian.Uint32(in.out)
 	switch code := uint32(in.stack[0]); {
 	case code == layout.EventSkipped:
-		return EventOutcome{Run: res}, nil
+		return out, nil
 	case code == layout.EventPassed:
-		r, rerr := v.EmitEvent(ctx, ev, env, s, start, res.FuelUsed, maxBytes-int64(in.bytes.Get()))
-		res.FuelUsed = s.Steps()
-		return EventOutcome{Result: r, Err: rerr, Run: res}, nil
+		bytesLeft := int64(binary.LittleEndian.Uint64(in.out[layout.OutBytes:]))
+		out.Result, out.Err = v.EmitEvent(ctx, ev, env, s, start, res.FuelUsed, maxBytes-bytesLeft)
+		out.Run.FuelUsed = s.Steps()
+		return out, nil
 	case reason == layout.ReasonCheck:
 		r, rerr := v.EventFailure(eval.Failure{Why: eval.WhyCheck, Rule: int(code - layout.EventPassed - 1)})
 		if rerr != nil {
-			return EventOutcome{Run: res}, fmt.Errorf("%w: %v", ErrTrap, rerr)
+			return out, fmt.Errorf("%w: %v", ErrTrap, rerr)
 		}
-		return EventOutcome{Result: r, Run: res}, nil
+		out.Result = r
+		return out, nil
 	default:
-		return EventOutcome{Run: res}, fmt.Errorf("%w: %s: result %d, reason %d", ErrTrap, name, code, reason)
+		return out, fmt.Errorf("%w: %s: result %d, reason %d", ErrTrap, name, code, reason)
 	}
 }
 
-// writeEvent lays the event's values the module reads out in the event
-// table (layout.EventBase) in one copy: each value as the interpreter
-// reads it (the member walked down its path), its kind and its value,
-// strings after the slots.
-func (in *Instance) writeEvent(ev ir.Value) error {
-	fields := in.m.events.fields
+// eventType returns the member type of the event ev (a string, else
+// ""), as ev.Get("type") finds it, without copying the event: the keys
+// are scanned from the last (type sorts after most members).
+func eventType(ev ir.Value) string {
+	keys := ev.Keys()
+	for i := len(keys) - 1; i >= 0; i-- {
+		if keys[i] == "type" {
+			return ev.Values()[i].Str()
+		}
+	}
+	return ""
+}
+
+// eventFailure is the outcome of a run that failed with f (its step
+// budget, a fault, a kernel that failed): the interpreter's error for the
+// guard, its violation for a rule.
+func (in *Instance) eventFailure(v *eval.Validator, f eval.Failure, out EventOutcome) (EventOutcome, error) {
+	r, rerr := v.EventFailure(f)
+	if r.Violation == nil && rerr == nil {
+		return out, fmt.Errorf("%w: %s: trap %d", ErrTrap, v.IR.Name, out.Run.Trap)
+	}
+	if r.Violation == nil && f.Rule >= 0 { // a rule's failure is a violation, not an error
+		return out, fmt.Errorf("%w: %v", ErrTrap, rerr)
+	}
+	out.Result, out.Err = r, rerr
+	return out, nil
+}
+
+// kernel makes the kernel call a run of f asked for (its charge point and
+// arguments in the output) through kernels, as the interpreter makes it
+// (the run's context, the event as the input, the arguments rebuilt as
+// the kinds the call's charge point lists), records it and writes its
+// answer for the next run. It returns the failure of a kernel that
+// failed (the interpreter's LLL104 at the call), or why the run is left
+// to the interpreter: no kernels, a value that is not a number, more
+// calls than the table holds.
+func (in *Instance) kernel(ctx context.Context, f *eventFunc, ev ir.Value, kernels eval.Kernels) (*eval.Failure, error) {
+	st := in.ev
+	at := binary.LittleEndian.Uint32(in.out[4:])
+	if int(at/64) >= len(f.kernels) || f.kernels[at/64]&(1<<(at%64)) == 0 {
+		return nil, fmt.Errorf("%w: %s: a kernel call at point %d of %d", ErrTrap, f.name, at, len(in.m.points))
+	}
+	pt := &in.m.points[at]
+	name := pt.Name
+	n := len(st.calls)
+	if n == layout.EventMaxKernels {
+		return nil, fmt.Errorf("%w: %s: over %d kernel calls", ErrUnsupported, f.name, layout.EventMaxKernels)
+	}
+	args := st.args[:in.m.events.params[at]]
+	for i := range args {
+		x := binary.LittleEndian.Uint64(in.out[layout.OutA+8*i:])
+		switch pt.Kinds[i] {
+		case ir.Number:
+			args[i] = ir.NumberMicros(int64(x))
+		case ir.String:
+			a, ok := in.str(x)
+			if !ok {
+				return nil, fmt.Errorf("%w: %s: %s: argument %d out of memory", ErrUnsupported, f.name, name, i)
+			}
+			args[i] = a
+		default:
+			return nil, fmt.Errorf("%w: %s: kernel %s: an argument of kind %s", ErrTrap, f.name, name, pt.Kinds[i])
+		}
+	}
+	if kernels == nil {
+		return nil, fmt.Errorf("%w: %s: kernel %s is not available here", ErrUnsupported, f.name, name)
+	}
+	x, err := kernels.Kernel(ctx, name, eval.Input{Event: ev}, args)
+	st.calls = append(st.calls, at)
+	st.vals = append(st.vals, args...)
+	clear(args)
+	if err != nil || x.Kind() != ir.Number {
+		st.stopped, st.last, st.lastErr = true, x, err
+		if err != nil {
+			return &eval.Failure{Why: eval.WhyHost, Rule: pt.Rule, Pos: pt.Pos, Name: name, Host: err}, nil
+		}
+		return nil, fmt.Errorf("%w: %s: %s returned a %s, the module reads a number", ErrUnsupported, f.name, name, x.Kind())
+	}
+	binary.LittleEndian.PutUint64(in.input[layout.EventKernels-layout.EventBase+8*n:], uint64(x.Micros()))
+	binary.LittleEndian.PutUint32(in.input[4:], uint32(n+1))
+	return nil, nil
+}
+
+// writeEvent lays the event's values fields (a validator's) out in the
+// event table (layout.EventBase) in one copy: each value as the
+// interpreter reads it (the member walked down its path), its kind and
+// its value, strings at layout.EventStrings; and no kernel answers.
+func (in *Instance) writeEvent(fields [][]string, ev ir.Value) error {
 	b := in.input // the module's input region itself
-	str := 8 + layout.SlotSize*len(fields)
-	binary.LittleEndian.PutUint64(b, uint64(len(fields)))
+	str := layout.EventStrings - layout.EventBase
+	binary.LittleEndian.PutUint32(b, uint32(len(fields)))
+	binary.LittleEndian.PutUint32(b[4:], 0)
+	keys, vals := ev.Keys(), ev.Values()
 	for i, path := range fields {
-		x, _ := ev.Get(path[0])
-		x = eval.Walk(x, path[1:])
-		slot := b[8+layout.SlotSize*i:][:layout.SlotSize]
+		var x ir.Value // as ev.Get(path[0]) finds it, without copying the event
+		for j, k := range keys {
+			if k == path[0] {
+				x = vals[j]
+				break
+			}
+		}
+		if len(path) > 1 {
+			x = eval.Walk(x, path[1:])
+		}
+		slot := b[layout.EventSlots-layout.EventBase+layout.SlotSize*i:][:layout.SlotSize]
 		clear(slot)
 		slot[layout.SlotKind] = byte(x.Kind())
 		switch x.Kind() {
 		case ir.String:
 			if str+len(x.Str()) > layout.InSize {
-				return fmt.Errorf("%w: the event's strings over %d bytes", ErrTooLarge, layout.InSize)
+				return fmt.Errorf("%w: the event's strings over %d bytes", ErrTooLarge, layout.InSize-(layout.EventStrings-layout.EventBase))
 			}
 			binary.LittleEndian.PutUint32(slot[layout.SlotLen:], uint32(len(x.Str())))
 			binary.LittleEndian.PutUint32(slot[layout.SlotOffset:], uint32(layout.InBase+str))
@@ -241,53 +399,4 @@ func (in *Instance) writeEvent(ev ir.Value) error {
 		}
 	}
 	return nil
-}
-
-// kernelFunc is the host function of the kernel name of expressions:
-// (i32 point, i32 want, i32 scratch, i64 arg...) -> i64, as the host
-// calls of expressions (see package layout). It calls the run's
-// eval.Kernels as the interpreter does (the run's context and input, the
-// arguments rebuilt as the kinds the call's charge point lists); an error
-// is the interpreter's LLL104 at the call (layout.TrapHost); no kernels,
-// or a value that is not a number, leaves the run to the interpreter.
-func kernelFunc(m *Module, name string, params int) api.GoModuleFunc {
-	return func(ctx context.Context, mod api.Module, stack []uint64) {
-		run := runOf(ctx)
-		run.calls++
-		pt := uint32(stack[0])
-		if int(pt) >= len(m.points) || m.points[pt].Name != name {
-			panic(fmt.Errorf("vm: kernel %s called at point %d, not one of its calls", name, pt))
-		}
-		k := &run.kernels
-		args := k.args[:params]
-		for i := range args {
-			switch m.points[pt].Kinds[i] {
-			case ir.Number:
-				args[i] = ir.NumberMicros(int64(stack[3+i]))
-			case ir.String:
-				v, ok := run.in.str(stack[3+i])
-				if !ok {
-					run.abort(fmt.Errorf("%s: argument %d out of memory", name, i))
-				}
-				args[i] = v
-			default:
-				panic(fmt.Errorf("vm: kernel %s: an argument of kind %s", name, m.points[pt].Kinds[i]))
-			}
-		}
-		if k.k == nil {
-			run.abort(fmt.Errorf("kernel %s is not available here", name))
-		}
-		v, err := k.k.Kernel(k.ctx, name, k.input, args)
-		at := len(k.vals)
-		k.vals = append(k.vals, args...)
-		k.log = append(k.log, KernelCall{Name: name, Args: k.vals[at:len(k.vals):len(k.vals)], Value: v, Err: err})
-		clear(args)
-		if err != nil {
-			run.hostFailed(mod, pt, name, err)
-		}
-		if v.Kind() != ir.Number {
-			run.abort(fmt.Errorf("%s returned a %s, the module reads a number", name, v.Kind()))
-		}
-		stack[0] = uint64(v.Micros())
-	}
 }

@@ -54,3 +54,54 @@ func BenchmarkCallFloor(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHostCallFloor measures what a guest's call of one Go host
+// function costs in wazero alone: an exported function that calls an
+// imported host function (i64) -> i64 once and returns its value, the host
+// function a GoModuleFunc (as the module's host calls and kernels are
+// linked) or a GoFunc that does nothing but answer; the difference from
+// BenchmarkCallFloor's call is the host call's cost (the exit from the
+// compiled code to Go and the way back).
+func BenchmarkHostCallFloor(b *testing.B) {
+	ctx := context.Background()
+	var body enc.Code
+	body.I64Const(7).Index(enc.OpCall, 0)
+	m := &enc.Module{
+		Types:   []enc.FuncType{{Params: []enc.ValType{enc.I64}, Results: []enc.ValType{enc.I64}}, {Results: []enc.ValType{enc.I64}}},
+		Imports: []enc.Import{{Module: "h", Name: "f", Type: 0}},
+		Funcs:   []enc.Func{{Type: 1, Body: body}},
+		Exports: []enc.Export{{Name: "f", Kind: enc.ExternFunc, Index: 1}},
+	}
+	wasm, err := m.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, kind := range []string{"module", "plain"} {
+		b.Run(kind, func(b *testing.B) {
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCoreFeatures(vm.Features))
+			defer rt.Close(ctx)
+			fb := rt.NewHostModuleBuilder("h").NewFunctionBuilder()
+			i64 := []api.ValueType{api.ValueTypeI64}
+			if kind == "module" {
+				fb = fb.WithGoModuleFunction(api.GoModuleFunc(func(_ context.Context, _ api.Module, stack []uint64) { stack[0]++ }), i64, i64)
+			} else {
+				fb = fb.WithGoFunction(api.GoFunc(func(_ context.Context, stack []uint64) { stack[0]++ }), i64, i64)
+			}
+			if _, err := fb.Export("f").Instantiate(ctx); err != nil {
+				b.Fatal(err)
+			}
+			mod, err := rt.Instantiate(ctx, wasm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := mod.ExportedFunction("f")
+			stack := make([]uint64, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := f.CallWithStack(ctx, stack); err != nil || stack[0] != 8 {
+					b.Fatal(err, stack[0])
+				}
+			}
+		})
+	}
+}

@@ -95,23 +95,19 @@ func (m *Module) link(ctx context.Context, p *ir.Program, ep *eval.Program, out 
 	}
 	names := make([]string, 0, len(abi.Funcs()))
 	for name, f := range abi.Funcs() {
-		if f.Kind == "host" || codegen.IsExprKernel(name) {
+		if f.Kind == "host" {
 			names = append(names, name)
 		}
 	}
 	slices.Sort(names)
 	hb := m.rt.NewHostModuleBuilder(layout.ImportModule)
 	for _, name := range names {
-		kernel := codegen.IsExprKernel(name) // kernels need no capability
-		if !kernel && !granted(name, opts.Caps) {
+		if !granted(name, opts.Caps) {
 			continue
 		}
 		t := codegen.ImportType(name)
 		fn := actionFunc(m, name)
-		switch {
-		case kernel:
-			fn = kernelFunc(m, name, len(abi.Funcs()[name].Params))
-		case !codegen.IsAction(name):
+		if !codegen.IsAction(name) {
 			fn = exprFunc(name, len(abi.Funcs()[name].Params))
 		}
 		hb.NewFunctionBuilder().WithGoModuleFunction(fn, valueTypes(t.Params), valueTypes(t.Results)).Export(name)
@@ -157,7 +153,6 @@ type hostRun struct {
 	hostErr  error         // the error of the host call that failed (layout.TrapHost)
 	hostCall string        // and its name
 	values   []ir.Value    // the values of any kind the module holds handles of
-	kernels  eventKernels  // the kernels of a run of an event validator (event.go)
 }
 
 type runKey struct{}
