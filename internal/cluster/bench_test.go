@@ -70,16 +70,15 @@ func runIngest(b *testing.B, a appender, clients, size int) {
 // ledger (single-node mode's write path) and through a gateway's Submitter
 // to a three-node cluster (LEDGER_IN, the integrator's ledger, the fenced
 // LEDGER_INTEGRATED, two followers applying), all in this process on this
-// machine's cores and disk. Run both in one invocation:
+// machine's cores and disk: the loads of a few clients and of many (at
+// many, the cluster is no longer bound by one request's latency). Run
+// both in one invocation:
 //
 //	go test -run '^$' -bench Ingest -benchtime 20000x ./internal/cluster/
 func BenchmarkIngest(b *testing.B) {
-	for _, size := range []int{1, 100} {
-		clients := 32
-		if size > 1 {
-			clients = 8
-		}
-		b.Run(fmt.Sprintf("single/batch=%d", size), func(b *testing.B) {
+	for _, load := range []struct{ size, clients int }{{1, 32}, {100, 8}, {1, 256}, {100, 64}} {
+		size, clients := load.size, load.clients
+		b.Run(fmt.Sprintf("single/batch=%d/clients=%d", size, clients), func(b *testing.B) {
 			l, err := ledger.Open(b.TempDir(), ledger.Config{})
 			if err != nil {
 				b.Fatal(err)
@@ -87,7 +86,7 @@ func BenchmarkIngest(b *testing.B) {
 			defer l.Close()
 			runIngest(b, l, clients, size)
 		})
-		b.Run(fmt.Sprintf("cluster/batch=%d", size), func(b *testing.B) {
+		b.Run(fmt.Sprintf("cluster/batch=%d/clients=%d", size, clients), func(b *testing.B) {
 			sub, js := benchCluster(b)
 			runIngest(b, sub, clients, size)
 			b.StopTimer()
