@@ -152,8 +152,8 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 }
 
 // runIntegrator runs a cluster's integrator node until SIGINT or SIGTERM,
-// serving only /healthz on --listen (and writing --addr-file once it is
-// running).
+// serving only /healthz, /readyz and /metrics on --listen (and writing
+// --addr-file once it is running).
 func runIntegrator(parent context.Context, cfg server.Config, addrFile string, stdio Stdio) error {
 	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -176,10 +176,20 @@ func runIntegrator(parent context.Context, cfg server.Config, addrFile string, s
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"status":"ready","role":"integrator"}`+"\n")
 	})
+	var metrics atomic.Pointer[http.Handler]
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		h := metrics.Load()
+		if h == nil {
+			reply.WriteProblem(w, r, reply.NewProblem("unavailable", "the integrator's ledger is not open yet"))
+			return
+		}
+		(*h).ServeHTTP(w, r)
+	})
 	srv := cfg.HTTPServer(mux, log.New(&slogWriter{logger.With("component", "http")}, "", 0))
 	go srv.Serve(ln)
 	defer srv.Close()
-	err = server.RunIntegrator(ctx, cfg, logger, func() {
+	err = server.RunIntegrator(ctx, cfg, logger, func(h http.Handler) {
+		metrics.Store(&h)
 		ready.Store(true)
 		if addrFile != "" {
 			if err := os.WriteFile(addrFile+".tmp", []byte(ln.Addr().String()+"\n"), 0o644); err == nil {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,6 +71,36 @@ type Node struct {
 	logSeq uint64
 	// inDone is the last batch's HeaderInDone.
 	inDone uint64
+
+	stats nodeStats
+}
+
+// NodeStats are a node's counters since it started.
+type NodeStats struct {
+	// Integrating is whether the node holds the lease and integrates now,
+	// under the lease's Epoch (0 before the node first integrated).
+	Integrating bool
+	Epoch       uint64
+	// LogSeq is the integrated log's last message the node applied or
+	// wrote.
+	LogSeq uint64
+	// Leases counts the times the node won the lease; Applied the
+	// commits it applied from the log; Published those it published;
+	// Stepdowns the integrations that ended (lease lost, fenced, NATS).
+	Leases, Applied, Published, Stepdowns uint64
+}
+
+type nodeStats struct {
+	integrating                           atomic.Bool
+	epoch, logSeq                         atomic.Uint64
+	leases, applied, published, stepdowns atomic.Uint64
+}
+
+// Stats returns the node's counters; safe to call while it runs.
+func (n *Node) Stats() NodeStats {
+	st := &n.stats
+	return NodeStats{Integrating: st.integrating.Load(), Epoch: st.epoch.Load(), LogSeq: st.logSeq.Load(),
+		Leases: st.leases.Load(), Applied: st.applied.Load(), Published: st.published.Load(), Stepdowns: st.stepdowns.Load()}
 }
 
 // NewNode returns a node on nc's JetStream (Setup must have run).
@@ -461,10 +492,12 @@ func (n *Node) applyMsg(ctx context.Context, l *ledger.Ledger, seq uint64, h nat
 			if err := l.Apply(ctx, b.commit); err != nil {
 				return fmt.Errorf("%w: node %s: applying %s message %d: %w", errLedger, n.cfg.Name, StreamIntegrated, seq, err)
 			}
+			n.stats.applied.Add(1)
 		}
 		n.inDone = b.inDone
 	}
 	n.logSeq = seq
+	n.stats.logSeq.Store(seq)
 	return nil
 }
 
@@ -517,6 +550,14 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 	}
 	pub.last = fseq
 	n.logSeq = fseq
+	n.stats.logSeq.Store(fseq)
+	n.stats.epoch.Store(lease.Epoch())
+	n.stats.leases.Add(1)
+	n.stats.integrating.Store(true)
+	defer func() {
+		n.stats.integrating.Store(false)
+		n.stats.stepdowns.Add(1)
+	}()
 	n.cfg.Log.Info("integrating", "node", n.cfg.Name, "epoch", lease.Epoch(), "records", l.Next(), "in_from", n.inDone+1)
 	n.setLedger(l)
 
@@ -676,6 +717,8 @@ func (p *publisher) publish(ctx context.Context, c ledger.Commit) error {
 	p.last = seq
 	p.published = c.First + c.Receipt.Batch.Size
 	p.n.inDone = done
+	p.n.stats.logSeq.Store(seq)
+	p.n.stats.published.Add(1)
 	return nil
 }
 

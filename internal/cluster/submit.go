@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -71,6 +72,23 @@ type Submitter struct {
 	wake    chan struct{} // a request was queued
 	done    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the publishing goroutine returns
+
+	stats struct{ requests, messages, noAnswer, failed atomic.Uint64 }
+}
+
+// SubmitterStats are a Submitter's counters since it started.
+type SubmitterStats struct {
+	// Requests counts the Append calls; Messages the LEDGER_IN messages
+	// published; NoAnswer the calls that failed with ErrNoAnswer; Failed
+	// those that failed otherwise (the integrator refused them, a
+	// publish failed).
+	Requests, Messages, NoAnswer, Failed uint64
+}
+
+// Stats returns the Submitter's counters.
+func (s *Submitter) Stats() SubmitterStats {
+	return SubmitterStats{Requests: s.stats.requests.Load(), Messages: s.stats.messages.Load(),
+		NoAnswer: s.stats.noAnswer.Load(), Failed: s.stats.failed.Load()}
 }
 
 // request is one Append call.
@@ -188,6 +206,18 @@ func (s *Submitter) onAnswer(m *nats.Msg) {
 // integrated; a retry with the same ids is safe, answered with the
 // original receipts).
 func (s *Submitter) Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error) {
+	s.stats.requests.Add(1)
+	res, err := s.append(ctx, entries)
+	switch {
+	case errors.Is(err, ErrNoAnswer):
+		s.stats.noAnswer.Add(1)
+	case err != nil:
+		s.stats.failed.Add(1)
+	}
+	return res, err
+}
+
+func (s *Submitter) append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
@@ -354,6 +384,7 @@ func (s *Submitter) publish(reqs []*request) {
 		}
 	}
 	if err == nil {
+		s.stats.messages.Add(1)
 		return // the answer comes to onAnswer
 	}
 	s.mu.Lock()

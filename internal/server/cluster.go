@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loglineos/loglineos/internal/cluster"
 	"github.com/loglineos/loglineos/internal/gateway/reply"
@@ -118,6 +122,7 @@ func (s *Server) openClusterLedger(ctx context.Context) error {
 	}
 	s.cluster = cn
 	s.ledger = cn.node.Ledger()
+	s.metrics.Registry.MustRegister(clusterCollector{role: "gateway", cn: cn})
 	s.log.Info("cluster gateway", "nats", s.cfg.Cluster.NATS, "name", s.cfg.nodeName(), "records", s.ledger.Next(),
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -163,8 +168,8 @@ func (c clusterStore) Append(ctx context.Context, entries []ledger.Entry) ([]led
 // RunIntegrator runs an integrator node (cluster.role integrator) until
 // ctx is done: no HTTP API, a ledger on cfg.Data that integrates while it
 // holds the lease. ready, if not nil, is called once the node's ledger is
-// open.
-func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func()) error {
+// open, with the handler of the node's metrics (Prometheus text format).
+func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func(metrics http.Handler)) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -180,7 +185,10 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 	}
 	log.Info("cluster integrator", "nats", cfg.Cluster.NATS, "name", cfg.nodeName(), "data", cfg.Data)
 	if ready != nil {
-		ready()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			clusterCollector{role: "integrator", cn: cn})
+		ready(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	}
 	select {
 	case <-ctx.Done():
@@ -192,5 +200,74 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 			err = errors.New("cluster: the node stopped")
 		}
 		return err
+	}
+}
+
+// clusterCollector exports a cluster node's counters (and, on a gateway,
+// its Submitter's) as metrics.
+type clusterCollector struct {
+	role string
+	cn   *clusterNode
+}
+
+var (
+	descClusterRole        = prometheus.NewDesc("logline_cluster_role", "1, with this server's role in the cluster (gateway or integrator) as label.", []string{"role"}, nil)
+	descClusterIntegrating = prometheus.NewDesc("logline_cluster_integrating", "1 while this node holds the lease and integrates, else 0.", nil, nil)
+	descClusterEpoch       = prometheus.NewDesc("logline_cluster_epoch", "The lease's epoch this node last integrated under (0 if it never did).", nil, nil)
+	descClusterLogSeq      = prometheus.NewDesc("logline_cluster_log_seq", "The last LEDGER_INTEGRATED message this node applied or wrote.", nil, nil)
+	descClusterRecords     = prometheus.NewDesc("logline_cluster_ledger_records", "Records in this node's ledger.", nil, nil)
+	descClusterLeases      = prometheus.NewDesc("logline_cluster_leases_total", "Times this node won the integrator's lease.", nil, nil)
+	descClusterStepdowns   = prometheus.NewDesc("logline_cluster_stepdowns_total", "Integrations of this node that ended (lease lost, fenced, NATS failed).", nil, nil)
+	descClusterApplied     = prometheus.NewDesc("logline_cluster_commits_applied_total", "Commits this node applied from LEDGER_INTEGRATED.", nil, nil)
+	descClusterPublished   = prometheus.NewDesc("logline_cluster_commits_published_total", "Commits this node integrated and published to LEDGER_INTEGRATED.", nil, nil)
+	descSubmitRequests     = prometheus.NewDesc("logline_cluster_submit_requests_total", "Appends this gateway sent through the cluster (ingest requests, and its own records).", nil, nil)
+	descSubmitMessages     = prometheus.NewDesc("logline_cluster_submit_messages_total", "LEDGER_IN messages this gateway published (requests arriving together share one).", nil, nil)
+	descSubmitNoAnswer     = prometheus.NewDesc("logline_cluster_submit_no_answer_total", "Appends no integrator answered in time (503 no-answer; the client sends them again).", nil, nil)
+	descSubmitFailed       = prometheus.NewDesc("logline_cluster_submit_failed_total", "Appends that failed otherwise (the integrator refused them, a publish failed).", nil, nil)
+)
+
+func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descClusterRole, descClusterIntegrating, descClusterEpoch, descClusterLogSeq, descClusterRecords,
+		descClusterLeases, descClusterStepdowns, descClusterApplied, descClusterPublished} {
+		ch <- d
+	}
+	if c.cn.sub != nil {
+		for _, d := range []*prometheus.Desc{descSubmitRequests, descSubmitMessages, descSubmitNoAnswer, descSubmitFailed} {
+			ch <- d
+		}
+	}
+}
+
+func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	st := c.cn.node.Stats()
+	gauge(descClusterRole, 1, c.role)
+	integrating := uint64(0)
+	if st.Integrating {
+		integrating = 1
+	}
+	gauge(descClusterIntegrating, integrating)
+	gauge(descClusterEpoch, st.Epoch)
+	gauge(descClusterLogSeq, st.LogSeq)
+	var records uint64
+	if l := c.cn.node.Ledger(); l != nil {
+		records = l.Next()
+	}
+	gauge(descClusterRecords, records)
+	counter(descClusterLeases, st.Leases)
+	counter(descClusterStepdowns, st.Stepdowns)
+	counter(descClusterApplied, st.Applied)
+	counter(descClusterPublished, st.Published)
+	if c.cn.sub != nil {
+		ss := c.cn.sub.Stats()
+		counter(descSubmitRequests, ss.Requests)
+		counter(descSubmitMessages, ss.Messages)
+		counter(descSubmitNoAnswer, ss.NoAnswer)
+		counter(descSubmitFailed, ss.Failed)
 	}
 }
