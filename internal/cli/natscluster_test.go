@@ -35,22 +35,30 @@ func (t *scriptT) TempDir() string {
 var natsClusters sync.Map // *testscript.TestScript -> *natstest.Cluster
 
 // cmdNATSCluster runs a three-node NATS JetStream cluster in the test
-// process for the script (sync_interval always, file storage under
-// $WORK/nats) and sets $NATS to its client URLs and $NATS0..$NATS2 to each
-// node's. "natscluster kill I" and "natscluster restart I" kill and restart
-// node I.
+// process for the script (sync_interval always, or JetStream's default of
+// two minutes with "start unsynced"; file storage under $WORK/nats) and
+// sets $NATS to its client URLs, $NATS0..$NATS2 to each node's and
+// $NATSSYS to node 0's with the system account's credentials.
+// "natscluster kill I" and "natscluster restart I" kill and restart node I.
 func cmdNATSCluster(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) == 0 {
-		ts.Fatalf("usage: natscluster start | kill I | restart I")
+		ts.Fatalf("usage: natscluster start [unsynced] | kill I | restart I")
 	}
 	switch args[0] {
 	case "start":
-		c := natstest.Start(&scriptT{ts: ts, dir: ts.Getenv("WORK")}, 3)
+		var cfg natstest.Config
+		if len(args) == 2 && args[1] == "unsynced" {
+			cfg.SyncInterval = 2 * time.Minute // JetStream's default
+		} else if len(args) != 1 {
+			ts.Fatalf("usage: natscluster start [unsynced]")
+		}
+		c := natstest.StartConfig(&scriptT{ts: ts, dir: ts.Getenv("WORK")}, 3, cfg)
 		natsClusters.Store(ts, c)
 		ts.Setenv("NATS", c.URLs())
 		for i := range 3 {
 			ts.Setenv("NATS"+string(rune('0'+i)), c.URL(i))
 		}
+		ts.Setenv("NATSSYS", c.SystemURL(0))
 	case "kill", "restart":
 		v, ok := natsClusters.Load(ts)
 		if !ok || len(args) != 2 || len(args[1]) != 1 || args[1][0] < '0' || args[1][0] > '2' {
@@ -63,7 +71,7 @@ func cmdNATSCluster(ts *testscript.TestScript, neg bool, args []string) {
 			c.Restart(i)
 		}
 	default:
-		ts.Fatalf("usage: natscluster start | kill I | restart I")
+		ts.Fatalf("usage: natscluster start [unsynced] | kill I | restart I")
 	}
 }
 

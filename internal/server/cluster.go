@@ -54,6 +54,10 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 		return nil, fmt.Errorf("cluster.nats %s: %w", cfg.Cluster.NATS, err)
 	}
 	if integrate {
+		if err := checkSync(ctx, cfg, log); err != nil {
+			nc.Close()
+			return nil, err
+		}
 		// The integrators make the streams (or check them).
 		js, err := jetstream.New(nc)
 		if err == nil {
@@ -201,6 +205,32 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 		}
 		return err
 	}
+}
+
+// syncCheckTimeout bounds the wait for the NATS servers' answers to the
+// check of their sync_interval.
+const syncCheckTimeout = 15 * time.Second
+
+// checkSync refuses a NATS cluster whose servers acknowledge writes before
+// syncing them (cluster.ErrNotDurable), asking them over
+// cluster.system_nats; without it, it only warns that it cannot check.
+func checkSync(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if cfg.Cluster.SystemNATS == "" {
+		log.Warn("cannot check that the NATS servers sync every write before acknowledging it (jetstream sync_interval: always): set cluster.system_nats to a URL with the system account's credentials")
+		return nil
+	}
+	sys, err := nats.Connect(cfg.Cluster.SystemNATS, nats.Name("logline "+cfg.nodeName()+" (sync check)"))
+	if err != nil {
+		return fmt.Errorf("cluster.system_nats: %w", err)
+	}
+	defer sys.Close()
+	ctx, cancel := context.WithTimeout(ctx, syncCheckTimeout)
+	defer cancel()
+	if err := cluster.CheckSync(ctx, sys, cluster.DefaultReplicas); err != nil {
+		return fmt.Errorf("cluster.system_nats: %w", err)
+	}
+	log.Info("every NATS server syncs each write before acknowledging it")
+	return nil
 }
 
 // clusterCollector exports a cluster node's counters (and, on a gateway,

@@ -146,6 +146,13 @@ type Config struct {
 		Role string `yaml:"role"` // gateway (the default) or integrator
 		// Name names the node (its lease holder); the host name when empty.
 		Name string `yaml:"name"`
+		// SystemNATS is a URL of the NATS cluster with the system
+		// account's credentials (nats://user:password@host:4222): an
+		// integrator then asks every server at start whether it syncs each
+		// write before acknowledging it (sync_interval: always) and refuses
+		// to start if one does not. Without it the integrator cannot check
+		// and says so in its log.
+		SystemNATS string `yaml:"system_nats"`
 	} `yaml:"cluster"`
 
 	TLS struct {

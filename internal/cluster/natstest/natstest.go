@@ -233,6 +233,11 @@ func (c *Cluster) URLs() string {
 // URL returns node i's client URL.
 func (c *Cluster) URL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[i].ClientPort) }
 
+// SystemURL is node i's client URL with the system account's credentials.
+func (c *Cluster) SystemURL(i int) string {
+	return fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", SystemUser, SystemPassword, c.nodes[i].ClientPort)
+}
+
 // WaitReady waits until the running nodes have a JetStream meta leader
 // that sees them all as peers and each is current.
 func (c *Cluster) WaitReady(timeout time.Duration) {
