@@ -404,4 +404,16 @@ func TestLargeMessages(t *testing.T) {
 	} else if l.Next() != 16*400+3000 {
 		t.Errorf("the integrator's ledger holds %d records, want %d", l.Next(), 16*400+3000)
 	}
+
+	// Restarted, the node finds every record it holds in the integrated
+	// log: nothing is moved aside.
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
+	}
+	n.start(t)
+	waitFor(t, "the restarted node's ledger", func() bool { l := n.node.Ledger(); return l != nil && l.Next() == 16*400+3000 })
+	aside, err := filepath.Glob(filepath.Join(n.dir, "ledger", "*", "*.unpublished"))
+	if err != nil || len(aside) > 0 {
+		t.Errorf("moved aside at a restart: %v %v", aside, err)
+	}
 }
