@@ -3,8 +3,10 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,12 +78,18 @@ func cmdNATSCluster(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdSameSize waits (up to a minute) until the ledgers in the data
-// directories DIR... hold the same number of records, as their signed
-// checkpoints say (a read-only open beside a running server), and prints
-// it.
+// directories DIR... hold the same number of records, at least N with
+// -least N (else 1), as their signed checkpoints say (a read-only open
+// beside a running server), and prints it.
 func cmdSameSize(ts *testscript.TestScript, neg bool, args []string) {
+	var least uint64 = 1
+	if len(args) > 2 && args[0] == "-least" {
+		n, err := strconv.ParseUint(args[1], 10, 64)
+		ts.Check(err)
+		least, args = n, args[2:]
+	}
 	if len(args) < 2 {
-		ts.Fatalf("usage: samesize DIR DIR...")
+		ts.Fatalf("usage: samesize [-least N] DIR DIR...")
 	}
 	var sizes []uint64
 	deadline := time.Now().Add(time.Minute)
@@ -96,7 +104,7 @@ func cmdSameSize(ts *testscript.TestScript, neg bool, args []string) {
 			sizes = append(sizes, l.Next())
 			l.Close()
 		}
-		same := sizes[0] > 0
+		same := sizes[0] >= least
 		for _, n := range sizes {
 			same = same && n == sizes[0]
 		}
@@ -107,4 +115,25 @@ func cmdSameSize(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	ts.Fatalf("the ledgers did not reach one size: %v", sizes)
+}
+
+// cmdFreePort sets each variable NAME... to a TCP port free on 127.0.0.1
+// now (for servers whose addresses must be known before they start, such
+// as embedded NATS servers routing to each other).
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) == 0 {
+		ts.Fatalf("usage: freeport NAME...")
+	}
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for _, name := range args {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		ts.Check(err)
+		ls = append(ls, l) // held until all are chosen: no two the same
+		ts.Setenv(name, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
 }

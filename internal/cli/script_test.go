@@ -34,6 +34,7 @@ import (
 //	flipbyte FILE OFFSET            flip the bits of one byte of FILE (OFFSET < 0 counts from the end)
 //	replace FILE OLD NEW            replace the first OLD in FILE by NEW, in place
 //	waitfor [-DUR] PATH REGEXP     GET $URL/PATH until the body matches (DUR, 10 s by default, at most)
+//	freeport NAME...               set each NAME to a TCP port free on 127.0.0.1
 //	wsread PATH N [@FILE]          open a WebSocket at $URL/PATH, then POST FILE to /ingest
 //	                               (NDJSON) if given, and print the next N messages
 
@@ -85,6 +86,7 @@ func TestScript(t *testing.T) {
 			"sendhook":    cmdSendHook,
 			"natscluster": cmdNATSCluster,
 			"samesize":    cmdSameSize,
+			"freeport":    cmdFreePort,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond != "standardwebhooks" {

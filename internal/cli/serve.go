@@ -26,8 +26,8 @@ import (
 func newServeCmd(stdio Stdio) *cobra.Command {
 	var (
 		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr, backendName string
-		natsURLs, role, nodeName                                                                string
-		trust                                                                                   []string
+		natsURLs, role, nodeName, natsEmbedded, natsClusterListen                               string
+		trust, natsRoutes                                                                       []string
 		dev, readOnly                                                                           bool
 	)
 	cmd := &cobra.Command{
@@ -57,8 +57,12 @@ following the cluster's, ingest through the cluster) or --role integrator
 (no HTTP API: a ledger that integrates while it holds the lease; the
 integrators create the streams). Every integrator's data directory must
 hold the cluster's ledger key (ledger/key, ledger/key.pub) before its first
-start. The cluster mode is new: see docs/cluster.md for what it does not do
-yet.
+start. --nats-embedded HOST:PORT runs a NATS server inside the process
+(JetStream, its store under DATA/nats, every write synced before it is
+acknowledged), --nats-cluster-listen and --nats-routes joining it to the
+others': three such processes are a cluster with nothing else to run, and
+--nats defaults to the embedded server. The cluster mode is new: see
+docs/cluster.md for what it does not do yet.
 
 One server at a time uses a data directory: a second one (or a command that
 changes the directory, like ledger reindex) exits 1 naming the holder.
@@ -97,6 +101,9 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			set("nats", func() { cfg.Cluster.NATS = natsURLs })
 			set("role", func() { cfg.Cluster.Role = role })
 			set("name", func() { cfg.Cluster.Name = nodeName })
+			set("nats-embedded", func() { cfg.Cluster.Embedded.Listen = natsEmbedded })
+			set("nats-cluster-listen", func() { cfg.Cluster.Embedded.ClusterListen = natsClusterListen })
+			set("nats-routes", func() { cfg.Cluster.Embedded.Routes = natsRoutes })
 			if err := cfg.Validate(); err != nil {
 				return usageErr("%v", strings.ReplaceAll(err.Error(), "\n", "; "))
 			}
@@ -128,6 +135,9 @@ flight, ends streams, and writes a final signed checkpoint.`,
 	f.StringVar(&natsURLs, "nats", "", "run in a cluster: the NATS cluster's URLs, comma-separated (docs/cluster.md)")
 	f.StringVar(&role, "role", "", "the role in the cluster: gateway (default) or integrator")
 	f.StringVar(&nodeName, "name", "", "the node's name in the cluster (default: the host name)")
+	f.StringVar(&natsEmbedded, "nats-embedded", "", "run a NATS server in this process, its clients on this host:port (docs/cluster.md)")
+	f.StringVar(&natsClusterListen, "nats-cluster-listen", "", "the embedded NATS server's route address (host:port)")
+	f.StringSliceVar(&natsRoutes, "nats-routes", nil, "the other embedded NATS servers' routes (nats-route://host:port; comma-separated or repeated)")
 	f.BoolVar(&readOnly, "read-only", false, "open the ledger read-only (salvage after damage): reads serve what is readable, ingest answers 503")
 	return cmd
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,7 @@ import (
 // connection, its ledger node, and for a gateway the Submitter ingest
 // appends through.
 type clusterNode struct {
+	srv    *natsserver.Server // the embedded NATS server, if any
 	nc     *nats.Conn
 	node   *cluster.Node
 	sub    *cluster.Submitter // gateway only
@@ -48,36 +51,64 @@ func (c *Config) nodeName() string {
 // ledger is open (reconciled with the integrated log), or Run's error.
 func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Logger, integrate bool) (*clusterNode, error) {
 	name := cfg.nodeName()
-	nc, err := nats.Connect(cfg.Cluster.NATS, nats.Name("logline "+name), nats.MaxReconnects(-1),
+	var srv *natsserver.Server
+	if e := cfg.Cluster.Embedded; e.Listen != "" {
+		var err error
+		srv, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Name: name, Dir: filepath.Join(cfg.Data, "nats"),
+			Listen: e.Listen, ClusterListen: e.ClusterListen, Routes: e.Routes})
+		if err != nil {
+			return nil, err
+		}
+		log.Info("embedded NATS server", "listen", e.Listen, "cluster_listen", e.ClusterListen, "routes", e.Routes)
+	}
+	nc, err := nats.Connect(cfg.natsURLs(), nats.Name("logline "+name), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
-		return nil, fmt.Errorf("cluster.nats %s: %w", cfg.Cluster.NATS, err)
+		shutdown(srv)
+		return nil, fmt.Errorf("cluster.nats %s: %w", cfg.natsURLs(), err)
+	}
+	fail := func(err error) (*clusterNode, error) {
+		nc.Close()
+		shutdown(srv)
+		return nil, err
 	}
 	if integrate {
 		if err := checkSync(ctx, cfg, log); err != nil {
-			nc.Close()
-			return nil, err
+			return fail(err)
 		}
-		// The integrators make the streams (or check them).
+		// The integrators make the streams (or check them), once
+		// JetStream answers: a cluster starting together elects its
+		// meta leader first.
 		js, err := jetstream.New(nc)
 		if err == nil {
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			err = cluster.Setup(sctx, js, cluster.DefaultReplicas)
+			sctx, cancel := context.WithTimeout(ctx, setupTimeout)
+			for {
+				// A request made before the meta leader is elected goes
+				// unanswered: each try has its own deadline.
+				actx, acancel := context.WithTimeout(sctx, setupTryTimeout)
+				err = cluster.Setup(actx, js, cluster.DefaultReplicas)
+				acancel()
+				if err == nil || sctx.Err() != nil {
+					break
+				}
+				select {
+				case <-sctx.Done():
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
 			cancel()
 		}
 		if err != nil {
-			nc.Close()
-			return nil, err
+			return fail(err)
 		}
 	}
 	node, err := cluster.NewNode(ctx, nc, cluster.NodeConfig{Name: name, Dir: cfg.Data, Ledger: lcfg,
 		Follower: !integrate, Log: log.With("component", "cluster")})
 	if err != nil {
-		nc.Close()
-		return nil, err
+		return fail(err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	cn := &clusterNode{nc: nc, node: node, cancel: cancel, done: make(chan error, 1)}
+	cn := &clusterNode{srv: srv, nc: nc, node: node, cancel: cancel, done: make(chan error, 1)}
 	go func() { cn.done <- node.Run(rctx) }()
 	// Wait for the ledger (a follower's never changes once open).
 	t := time.NewTicker(10 * time.Millisecond)
@@ -86,11 +117,10 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 		select {
 		case err := <-cn.done:
 			cancel()
-			nc.Close()
 			if err == nil {
 				err = errors.New("cluster: the node stopped")
 			}
-			return nil, err
+			return fail(err)
 		case <-ctx.Done():
 			cn.stop()
 			return nil, ctx.Err()
@@ -109,7 +139,23 @@ func (cn *clusterNode) stop() error {
 	cn.cancel()
 	errs = append(errs, <-cn.done)
 	cn.nc.Close()
+	shutdown(cn.srv)
 	return errors.Join(errs...)
+}
+
+// setupTimeout bounds how long an integrator waits at start for JetStream
+// to make (or check) the streams.
+const setupTimeout = 60 * time.Second
+
+// setupTryTimeout bounds one try of it.
+const setupTryTimeout = 2 * time.Second
+
+// shutdown stops the embedded NATS server srv, if any.
+func shutdown(srv *natsserver.Server) {
+	if srv != nil {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	}
 }
 
 // openClusterLedger is openLedger for a gateway: the ledger is the node's
@@ -127,7 +173,7 @@ func (s *Server) openClusterLedger(ctx context.Context) error {
 	s.cluster = cn
 	s.ledger = cn.node.Ledger()
 	s.metrics.Registry.MustRegister(clusterCollector{role: "gateway", cn: cn})
-	s.log.Info("cluster gateway", "nats", s.cfg.Cluster.NATS, "name", s.cfg.nodeName(), "records", s.ledger.Next(),
+	s.log.Info("cluster gateway", "nats", s.cfg.natsURLs(), "name", s.cfg.nodeName(), "records", s.ledger.Next(),
 		"took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -187,7 +233,7 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
-	log.Info("cluster integrator", "nats", cfg.Cluster.NATS, "name", cfg.nodeName(), "data", cfg.Data)
+	log.Info("cluster integrator", "nats", cfg.natsURLs(), "name", cfg.nodeName(), "data", cfg.Data)
 	if ready != nil {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -200,6 +246,7 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 	case err := <-cn.done:
 		cn.cancel()
 		cn.nc.Close()
+		shutdown(cn.srv)
 		if err == nil {
 			err = errors.New("cluster: the node stopped")
 		}

@@ -153,6 +153,20 @@ type Config struct {
 		// to start if one does not. Without it the integrator cannot check
 		// and says so in its log.
 		SystemNATS string `yaml:"system_nats"`
+		// Embedded runs a NATS server inside this process (JetStream,
+		// file storage under DATA/nats, sync_interval: always): three
+		// processes whose servers route to each other make the cluster,
+		// and cluster.nats defaults to this server.
+		Embedded struct {
+			// Listen is the embedded server's client address
+			// (host:port); empty: none embedded.
+			Listen string `yaml:"listen"`
+			// ClusterListen is the address of its routes (host:port).
+			ClusterListen string `yaml:"cluster_listen"`
+			// Routes are the other servers' route URLs
+			// (nats-route://host:port).
+			Routes []string `yaml:"routes"`
+		} `yaml:"embedded"`
 	} `yaml:"cluster"`
 
 	TLS struct {
@@ -389,10 +403,13 @@ func (c *Config) Validate() error {
 	default:
 		bad("cluster.role: %q: want gateway or integrator", c.Cluster.Role)
 	}
-	if c.Cluster.Role != "" && c.Cluster.NATS == "" {
-		bad("cluster.role %s needs cluster.nats (the NATS cluster's URLs)", c.Cluster.Role)
+	if c.Cluster.Role != "" && !c.Clustered() {
+		bad("cluster.role %s needs cluster.nats (the NATS cluster's URLs) or cluster.embedded.listen", c.Cluster.Role)
 	}
-	if c.Cluster.NATS != "" && c.Ledger.ReadOnly {
+	if e := c.Cluster.Embedded; e.Listen == "" && (e.ClusterListen != "" || len(e.Routes) > 0) {
+		bad("cluster.embedded.cluster_listen and routes need cluster.embedded.listen (the embedded NATS server's client address)")
+	}
+	if c.Clustered() && c.Ledger.ReadOnly {
 		bad("cluster.nats with ledger.read_only: a cluster node's ledger follows the cluster")
 	}
 	if c.Bundle.Path != "" && len(c.Bundle.Trust) == 0 {
@@ -418,4 +435,16 @@ func (c *Config) HTTPServer(h http.Handler, errLog *log.Logger) *http.Server {
 		MaxHeaderBytes:    int(c.Limits.HeaderBytes) + maxHeaderBytes,
 		ErrorLog:          errLog,
 	}
+}
+
+// Clustered reports whether the server runs in a cluster (cluster.nats, or
+// an embedded NATS server).
+func (c *Config) Clustered() bool { return c.Cluster.NATS != "" || c.Cluster.Embedded.Listen != "" }
+
+// natsURLs is cluster.nats, or the embedded server's URL.
+func (c *Config) natsURLs() string {
+	if c.Cluster.NATS != "" {
+		return c.Cluster.NATS
+	}
+	return "nats://" + c.Cluster.Embedded.Listen
 }

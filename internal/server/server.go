@@ -93,7 +93,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 		}
 	}()
 
-	if cfg.Cluster.NATS != "" {
+	if cfg.Clustered() {
 		if cfg.Cluster.Role == "integrator" {
 			return nil, errors.New("cluster.role integrator serves no API: run it with RunIntegrator (logline serve --role integrator)")
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -86,5 +87,29 @@ func TestScanLLLFile(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "t_a.yaml") || !strings.Contains(logged.String(), "has a .lll file too") {
 		t.Errorf("log: %s", logged.String())
+	}
+}
+
+// A changed file is read once it has been left alone for Settle: one
+// being written (truncated first, empty for a moment) is not recorded
+// half-written; once old enough it is.
+func TestScanSettles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "t_a.yaml")
+	os.WriteFile(path, []byte("policies: {quality_meter: {min_score: 10}}\n"), 0o644)
+	log := &appendLog{}
+	w := &Watcher{Dir: dir, Ledger: log, Base: readBase(t), Settle: time.Hour}
+	if err := w.Scan(context.Background()); err != nil || log.len() != 1 {
+		t.Fatalf("first scan: %d recorded, %v; want the file recorded at once", log.len(), err)
+	}
+	os.WriteFile(path, nil, 0o644) // an editor's truncation, the content to follow
+	if err := w.Scan(context.Background()); err != nil || log.len() != 1 {
+		t.Fatalf("a file written just now was recorded: %d records, %v", log.len(), err)
+	}
+	os.WriteFile(path, []byte("policies: {quality_meter: {min_score: 20}}\n"), 0o644)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(path, old, old)
+	if err := w.Scan(context.Background()); err != nil || log.len() != 2 {
+		t.Fatalf("a settled change: %d records, %v; want 2", log.len(), err)
 	}
 }

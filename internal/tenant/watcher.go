@@ -43,11 +43,19 @@ type Watcher struct {
 	Apply func(tenant string, f *File) error
 	// Logger gets what the watcher applies and refuses. Nil: discarded.
 	Logger *slog.Logger
+	// Settle is how long a changed file must have been left alone before a
+	// scan after the first reads it (DefaultSettle when zero): a file being
+	// written (most editors and os.WriteFile truncate it first) is not
+	// taken half-written, an empty one recorded as the tenant's defaults.
+	Settle time.Duration
 
 	applied  map[string]string // tenant -> hash of the file content last applied
 	problems map[string]string // tenant -> hash of a file last refused (not logged again)
 	started  bool              // Apply has been given every file once
 }
+
+// DefaultSettle is Watcher.Settle's default.
+const DefaultSettle = 250 * time.Millisecond
 
 var tenantName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 
@@ -158,6 +166,15 @@ func (w *Watcher) scanFile(ctx context.Context, name, path string) (bool, error)
 			}
 		}
 		return false, nil
+	}
+	if w.started {
+		settle := w.Settle
+		if settle <= 0 {
+			settle = DefaultSettle
+		}
+		if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) < settle {
+			return false, nil // being written, perhaps: the next scan
+		}
 	}
 	f, err := ParseFile(path, data, w.Base)
 	if err != nil {
