@@ -19,13 +19,17 @@ const (
 	HeaderReply = "Logline-Reply"
 )
 
-// inEntry is one entry of a LEDGER_IN message. A message is a JSON array
-// of them:
+// A LEDGER_IN message carries entries in a binary form (the answer's
+// conventions: integers are unsigned varints, strings and byte strings a
+// varint length then the bytes):
 //
-//	[{"kind":"span","tenant":"t_bakery","id":"s_1","this":"order:1","body":{…}}, …]
+//	message = 'I' count entry*
+//	entry   = kind:string tenant:string id:string this:string body:bytes
 //
 // body is the record's canonical JSON object, exactly as the gateway
-// produced it (the integrator stores it as given).
+// produced it (the integrator checks that it is JSON and stores it as
+// given). The first form, a JSON array of
+// {"kind","tenant","id","this","body"} objects, is still read.
 type inEntry struct {
 	Kind   string          `json:"kind,omitempty"`
 	Tenant string          `json:"tenant"`
@@ -36,25 +40,65 @@ type inEntry struct {
 
 // encodeEntries is the payload of a LEDGER_IN message carrying entries.
 func encodeEntries(entries []ledger.Entry) ([]byte, error) {
-	in := make([]inEntry, len(entries))
-	for i, e := range entries {
-		if !json.Valid(e.Body) {
-			return nil, fmt.Errorf("cluster: entry %d (%s/%s): the body is not JSON", i, e.Tenant, e.ID)
-		}
-		in[i] = inEntry{Kind: e.Kind, Tenant: e.Tenant, ID: e.ID, This: e.This, Body: e.Body}
+	n := 1 + binary.MaxVarintLen64
+	for _, e := range entries {
+		n += len(e.Kind) + len(e.Tenant) + len(e.ID) + len(e.This) + len(e.Body) + 5*binary.MaxVarintLen32
 	}
-	return json.Marshal(in)
+	b := make([]byte, 0, n)
+	b = append(b, 'I')
+	b = binary.AppendUvarint(b, uint64(len(entries)))
+	for _, e := range entries {
+		b = appendString(b, e.Kind)
+		b = appendString(b, e.Tenant)
+		b = appendString(b, e.ID)
+		b = appendString(b, e.This)
+		b = append(binary.AppendUvarint(b, uint64(len(e.Body))), e.Body...)
+	}
+	return b, nil
 }
 
-// decodeEntries reads a LEDGER_IN message's payload.
+// decodeEntries reads a LEDGER_IN message's payload. The bodies are
+// slices of data.
 func decodeEntries(data []byte) ([]ledger.Entry, error) {
-	var in []inEntry
-	if err := json.Unmarshal(data, &in); err != nil {
-		return nil, fmt.Errorf("cluster: a %s message: %w", StreamIn, err)
+	if len(data) > 0 && data[0] == '[' {
+		var in []inEntry
+		if err := json.Unmarshal(data, &in); err != nil {
+			return nil, fmt.Errorf("cluster: a %s message: %w", StreamIn, err)
+		}
+		out := make([]ledger.Entry, len(in))
+		for i, e := range in {
+			out[i] = ledger.Entry{Kind: e.Kind, Tenant: e.Tenant, ID: e.ID, This: e.This, Body: e.Body}
+		}
+		return out, nil
 	}
-	out := make([]ledger.Entry, len(in))
-	for i, e := range in {
-		out[i] = ledger.Entry{Kind: e.Kind, Tenant: e.Tenant, ID: e.ID, This: e.This, Body: e.Body}
+	if len(data) == 0 || data[0] != 'I' {
+		return nil, fmt.Errorf("cluster: a %s message: not entries", StreamIn)
+	}
+	r := replyReader{b: data[1:]}
+	n := r.uvarint()
+	if n > uint64(len(r.b))/5 { // each entry takes five bytes at least
+		r.fail()
+	}
+	var out []ledger.Entry
+	if r.err == nil {
+		out = make([]ledger.Entry, n)
+	}
+	for i := range out {
+		e := &out[i]
+		e.Kind, e.Tenant, e.ID, e.This = r.string(), r.string(), r.string(), r.string()
+		e.Body = r.bytes(r.uvarint())
+		if r.err != nil {
+			break
+		}
+		if !json.Valid(e.Body) {
+			return nil, fmt.Errorf("cluster: a %s message: entry %d (%s/%s): the body is not JSON", StreamIn, i, e.Tenant, e.ID)
+		}
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errors.New("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("cluster: a %s message: %w", StreamIn, r.err)
 	}
 	return out, nil
 }

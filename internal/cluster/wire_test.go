@@ -82,3 +82,42 @@ func TestReplyParts(t *testing.T) {
 		t.Errorf("an error's answer: %d parts, %v", len(parts), err)
 	}
 }
+
+// TestEntries: a LEDGER_IN message gives back its entries byte for byte
+// (bodies as the gateway made them); a body that is not JSON, a message
+// cut short or with bytes after its entries is refused; the first form, a
+// JSON array, is still read.
+func TestEntries(t *testing.T) {
+	es := []ledger.Entry{
+		{Kind: "", Tenant: "t_a", ID: "s_1", This: "order:1", Body: []byte(`{"id":"s_1","tenant":"t_a","this":"order:1"}`)},
+		{Kind: "config", Tenant: "t_a", Body: []byte(`{"policies":{}}`)},
+		{Tenant: "t_é", ID: "s_\u2028", Body: []byte(`{"a":"\u00e9 \\u2028"}`)},
+	}
+	data, err := encodeEntries(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeEntries(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(es, got); diff != "" {
+		t.Errorf("entries (-sent +received):\n%s", diff)
+	}
+	for cut := range len(data) {
+		if _, err := decodeEntries(data[:cut]); err == nil {
+			t.Fatalf("a message cut to %d of its %d bytes was taken", cut, len(data))
+		}
+	}
+	if _, err := decodeEntries(append(data[:len(data):len(data)], 0)); err == nil {
+		t.Error("a message with a byte after its entries was taken")
+	}
+	bad, _ := encodeEntries([]ledger.Entry{{Tenant: "t", ID: "s", Body: []byte(`{"id":`)}})
+	if _, err := decodeEntries(bad); err == nil {
+		t.Error("a body that is not JSON was taken")
+	}
+	old := []byte(`[{"tenant":"t_a","id":"s_1","this":"order:1","body":{"id":"s_1","tenant":"t_a","this":"order:1"}}]`)
+	if got, err := decodeEntries(old); err != nil || len(got) != 1 || string(got[0].Body) != string(es[0].Body) {
+		t.Errorf("the JSON form: %v, %v", got, err)
+	}
+}

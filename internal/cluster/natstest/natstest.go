@@ -94,17 +94,22 @@ func StartConfig(t T, n int, cfg Config) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, name: "logline-test", cfg: cfg}
 	base := t.TempDir()
+	// The nodes' ports are held while the proxies take theirs, so that
+	// no proxy is given one of them.
+	ports, release := freePorts(t, 2*n)
 	for i := range n {
 		c.nodes = append(c.nodes, &Node{Index: i, Name: fmt.Sprintf("n%d", i), Dir: filepath.Join(base, fmt.Sprintf("n%d", i)),
-			ClientPort: freePort(t), ClusterPort: freePort(t)})
+			ClientPort: ports[2*i], ClusterPort: ports[2*i+1]})
 	}
 	for i := range n {
 		p, err := NewProxy(fmt.Sprintf("127.0.0.1:%d", c.nodes[i].ClusterPort))
 		if err != nil {
+			release()
 			t.Fatal(err)
 		}
 		c.proxies = append(c.proxies, p)
 	}
+	release()
 	t.Cleanup(c.Shutdown)
 	for i := range n {
 		c.Restart(i)
@@ -287,12 +292,24 @@ func (c *Cluster) Shutdown() {
 }
 
 // freePort returns a loopback TCP port free at the time of the call.
-func freePort(t T) int {
+// freePorts returns n distinct TCP ports free on 127.0.0.1, held until
+// release is called.
+func freePorts(t T, n int) (ports []int, release func()) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ls []net.Listener
+	release = func() {
+		for _, l := range ls {
+			l.Close()
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			release()
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, release
 }
