@@ -74,7 +74,7 @@ func decodeEntries(data []byte) ([]ledger.Entry, error) {
 	if len(data) == 0 || data[0] != 'I' {
 		return nil, fmt.Errorf("cluster: a %s message: not entries", StreamIn)
 	}
-	r := replyReader{b: data[1:]}
+	r := wireReader{b: data[1:]}
 	n := r.uvarint()
 	if n > uint64(len(r.b))/5 { // each entry takes five bytes at least
 		r.fail()
@@ -200,13 +200,13 @@ func appendString(b []byte, s string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
-// replyReader reads a part; the first error sticks.
-type replyReader struct {
+// wireReader reads the binary forms of this file; the first error sticks.
+type wireReader struct {
 	b   []byte
 	err error
 }
 
-func (r *replyReader) uvarint() uint64 {
+func (r *wireReader) uvarint() uint64 {
 	x, n := binary.Uvarint(r.b)
 	if n <= 0 {
 		r.fail()
@@ -216,7 +216,7 @@ func (r *replyReader) uvarint() uint64 {
 	return x
 }
 
-func (r *replyReader) bytes(n uint64) []byte {
+func (r *wireReader) bytes(n uint64) []byte {
 	if r.err != nil || n > uint64(len(r.b)) {
 		r.fail()
 		return nil
@@ -226,14 +226,14 @@ func (r *replyReader) bytes(n uint64) []byte {
 	return x
 }
 
-func (r *replyReader) string() string { return string(r.bytes(r.uvarint())) }
+func (r *wireReader) string() string { return string(r.bytes(r.uvarint())) }
 
-func (r *replyReader) hash() (h ledgerfmt.Hash) {
+func (r *wireReader) hash() (h ledgerfmt.Hash) {
 	copy(h[:], r.bytes(32))
 	return h
 }
 
-func (r *replyReader) fail() {
+func (r *wireReader) fail() {
 	if r.err == nil {
 		r.err = errors.New("truncated or malformed")
 	}
@@ -244,7 +244,7 @@ func (r *replyReader) fail() {
 // index of its first result and its results.
 func decodeReply(data []byte, n int) (int, []ledger.Result, error) {
 	if len(data) > 0 && data[0] == 'E' {
-		r := replyReader{b: data[1:]}
+		r := wireReader{b: data[1:]}
 		msg := r.string()
 		if r.err != nil {
 			return 0, nil, fmt.Errorf("cluster: the integrator's answer: %w", r.err)
@@ -254,7 +254,7 @@ func decodeReply(data []byte, n int) (int, []ledger.Result, error) {
 	if len(data) == 0 || data[0] != 'R' {
 		return 0, nil, errors.New("cluster: the integrator's answer: not an answer")
 	}
-	r := replyReader{b: data[1:]}
+	r := wireReader{b: data[1:]}
 	from, total := r.uvarint(), r.uvarint()
 	nb := r.uvarint()
 	if nb > uint64(len(r.b)) {
