@@ -117,7 +117,8 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 	// Whether v applies to ev's type, the module decides (wasm); shadow
 	// compares only the runs of validators that apply.
 	if e.kind == Wasm {
-		got, calls, err := e.runWasm(ctx, v, ev, env, s)
+		var got vm.EventOutcome
+		calls, err := e.runWasm(ctx, v, ev, env, s, &got)
 		if err == nil {
 			return got.Result, got.Err
 		}
@@ -146,7 +147,8 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 	s2 := e.scratch.Get().(*eval.Scratch)
 	defer e.scratch.Put(s2)
 	rp := &kernelReplayer{rp: replayer{log: rec.log, strict: true}}
-	got, _, err := e.runWasm(ctx, v, ev, withKernels(env, rp), s2)
+	var got vm.EventOutcome
+	_, err := e.runWasm(ctx, v, ev, withKernels(env, rp), s2, &got)
 	mismatch := rp.rp.differs(!isFallback(err))
 	if isFallback(err) && mismatch == "" {
 		return want, werr
@@ -164,15 +166,15 @@ func (e *Events) CheckEvent(ctx context.Context, v *eval.Validator, ev ir.Value,
 	return want, werr
 }
 
-// runWasm runs v on the module; an error that is a fallback has been
-// counted as one. A run that fails returns the kernel calls the module
-// made, for the interpreter to replay.
-func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch) (vm.EventOutcome, []hostCall, error) {
+// runWasm runs v on the module, its outcome written to out; an error
+// that is a fallback has been counted as one. A run that fails returns
+// the kernel calls the module made, for the interpreter to replay.
+func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, env *eval.Env, s *eval.Scratch, out *vm.EventOutcome) ([]hostCall, error) {
 	in, err := e.pool.Get(ctx)
 	if err != nil {
-		return vm.EventOutcome{}, nil, err
+		return nil, err
 	}
-	out, err := in.CheckEvent(ctx, v.IR.Name, ev, env, s)
+	err = in.CheckEvent(ctx, v.IR.Name, ev, env, s, out)
 	var calls []hostCall
 	if err != nil {
 		for _, c := range in.KernelCalls() { // the instance's memory: copied before it is given back
@@ -183,7 +185,7 @@ func (e *Events) runWasm(ctx context.Context, v *eval.Validator, ev ir.Value, en
 	if isFallback(err) {
 		e.fallbacks.Add(1)
 	}
-	return out, calls, err
+	return calls, err
 }
 
 func (e *Events) diverged(v *eval.Validator, ev ir.Value, want, got Outcome) {

@@ -68,6 +68,9 @@ type eventState struct {
 	last    ir.Value
 	lastErr error
 	args    [2]ir.Value
+	// input is the kernels' input of the run (its event), kept here so
+	// that each call copies it from memory written long before.
+	input eval.Input
 }
 
 // eventFunc is what a run of one event validator needs.
@@ -159,7 +162,9 @@ func (in *Instance) eventFunc(name string) (*eventFunc, error) {
 }
 
 // CheckEvent runs the event validator name over the event ev as eval's
-// Validator.CheckEventWith(ctx, ev, env, s) does: the module decides
+// Validator.CheckEventWith(ctx, ev, env, s) does, its outcome written to
+// out (the caller's: a struct returned is copied on its way back, which
+// a run this short notices): the module decides
 // whether the guard holds and the check rules pass, each kernel call made
 // through env.Kernels with the interpreter's arguments and input (between
 // runs of the module, see package layout's Kernels); then a run that
@@ -176,30 +181,32 @@ func (in *Instance) eventFunc(name string) (*eventFunc, error) {
 // clock after every kernel call). The kernel calls the module made were
 // made: a caller that then asks the interpreter replays them rather than
 // calling the kernels twice.
-func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, env *eval.Env, s *eval.Scratch) (EventOutcome, error) {
+func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, env *eval.Env, s *eval.Scratch, out *EventOutcome) error {
+	*out = EventOutcome{}
 	f, err := in.eventFunc(name)
 	if err != nil {
-		return EventOutcome{}, err
+		return err
 	}
 	v := f.v
 	if !v.AppliesTo(eventType(ev)) {
-		return EventOutcome{}, nil
+		return nil
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	budget, maxBytes, timeout := limits(env)
 	if err := in.writeEvent(f.fields, ev); err != nil {
-		return EventOutcome{}, err
+		return err
 	}
 	if len(in.m.features) > 0 || len(in.m.policies) > 0 {
 		if err := in.writeEnv(env, nil); err != nil {
-			return EventOutcome{}, err
+			return err
 		}
 	}
 	st := in.ev
 	clear(st.vals)
 	st.calls, st.vals, st.stopped, st.last, st.lastErr = st.calls[:0], st.vals[:0], false, ir.Value{}, nil
+	st.input.Event = ev
 	var kernels eval.Kernels
 	if env != nil {
 		kernels = env.Kernels
@@ -221,24 +228,24 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		if err != nil || uint32(in.stack[0]) != layout.EventKernel {
 			break
 		}
-		if failed, left = in.kernel(ctx, f, ev, kernels); failed != nil || left != nil {
+		if failed, left = in.kernel(ctx, f, kernels); failed != nil || left != nil {
 			break
 		}
 	}
 	res := Result{FuelUsed: used}
-	out := EventOutcome{Run: res}
+	out.Run = res
 	if res.FuelUsed > 0 {
 		if ctx.Err() != nil {
-			return out, fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
+			return fmt.Errorf("%w: %s: the run's context is done: %v", ErrUnsupported, name, ctx.Err())
 		}
 		looked := res.FuelUsed >= 256 || err != nil && uint32(in.trap.Get()) == layout.TrapFuel || len(st.calls) > 0
 		if timed && looked && time.Since(start) >= timeout {
-			return out, fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
+			return fmt.Errorf("%w: %s: the run took longer than its deadline of %s", ErrUnsupported, name, timeout)
 		}
 	}
 	switch {
 	case left != nil:
-		return out, left
+		return left
 	case failed != nil:
 		out.Run.Trap = layout.TrapHost
 		return in.eventFailure(v, *failed, out)
@@ -248,32 +255,32 @@ func (in *Instance) CheckEvent(ctx context.Context, name string, ev ir.Value, en
 		case layout.TrapFuel, layout.TrapFault:
 			fl, ferr := in.failure(name, false, out.Run.Trap, nil, budget, maxBytes)
 			if ferr != nil {
-				return out, ferr
+				return ferr
 			}
 			return in.eventFailure(v, fl, out)
 		case layout.TrapUnsupported:
-			return out, fmt.Errorf("%w: %s", ErrUnsupported, name)
+			return fmt.Errorf("%w: %s", ErrUnsupported, name)
 		}
-		return out, fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
+		return fmt.Errorf("%w: %s: %v", ErrTrap, name, err)
 	}
 	reason := binary.LittleEndian.Uint32(in.out)
 	switch code := uint32(in.stack[0]); {
 	case code == layout.EventSkipped:
-		return out, nil
+		return nil
 	case code == layout.EventPassed:
 		bytesLeft := int64(binary.LittleEndian.Uint64(in.out[layout.OutBytes:]))
 		out.Result, out.Err = v.EmitEvent(ctx, ev, env, s, start, res.FuelUsed, maxBytes-bytesLeft)
 		out.Run.FuelUsed = s.Steps()
-		return out, nil
+		return nil
 	case reason == layout.ReasonCheck:
 		r, rerr := v.EventFailure(eval.Failure{Why: eval.WhyCheck, Rule: int(code - layout.EventPassed - 1)})
 		if rerr != nil {
-			return out, fmt.Errorf("%w: %v", ErrTrap, rerr)
+			return fmt.Errorf("%w: %v", ErrTrap, rerr)
 		}
 		out.Result = r
-		return out, nil
+		return nil
 	default:
-		return out, fmt.Errorf("%w: %s: result %d, reason %d", ErrTrap, name, code, reason)
+		return fmt.Errorf("%w: %s: result %d, reason %d", ErrTrap, name, code, reason)
 	}
 }
 
@@ -293,16 +300,16 @@ func eventType(ev ir.Value) string {
 // eventFailure is the outcome of a run that failed with f (its step
 // budget, a fault, a kernel that failed): the interpreter's error for the
 // guard, its violation for a rule.
-func (in *Instance) eventFailure(v *eval.Validator, f eval.Failure, out EventOutcome) (EventOutcome, error) {
+func (in *Instance) eventFailure(v *eval.Validator, f eval.Failure, out *EventOutcome) error {
 	r, rerr := v.EventFailure(f)
 	if r.Violation == nil && rerr == nil {
-		return out, fmt.Errorf("%w: %s: trap %d", ErrTrap, v.IR.Name, out.Run.Trap)
+		return fmt.Errorf("%w: %s: trap %d", ErrTrap, v.IR.Name, out.Run.Trap)
 	}
 	if r.Violation == nil && f.Rule >= 0 { // a rule's failure is a violation, not an error
-		return out, fmt.Errorf("%w: %v", ErrTrap, rerr)
+		return fmt.Errorf("%w: %v", ErrTrap, rerr)
 	}
 	out.Result, out.Err = r, rerr
-	return out, nil
+	return nil
 }
 
 // kernel makes the kernel call a run of f asked for (its charge point and
@@ -313,7 +320,7 @@ func (in *Instance) eventFailure(v *eval.Validator, f eval.Failure, out EventOut
 // failed (the interpreter's LLL104 at the call), or why the run is left
 // to the interpreter: no kernels, a value that is not a number, more
 // calls than the table holds.
-func (in *Instance) kernel(ctx context.Context, f *eventFunc, ev ir.Value, kernels eval.Kernels) (*eval.Failure, error) {
+func (in *Instance) kernel(ctx context.Context, f *eventFunc, kernels eval.Kernels) (*eval.Failure, error) {
 	st := in.ev
 	at := binary.LittleEndian.Uint32(in.out[4:])
 	if int(at/64) >= len(f.kernels) || f.kernels[at/64]&(1<<(at%64)) == 0 {
@@ -344,18 +351,20 @@ func (in *Instance) kernel(ctx context.Context, f *eventFunc, ev ir.Value, kerne
 	if kernels == nil {
 		return nil, fmt.Errorf("%w: %s: kernel %s is not available here", ErrUnsupported, f.name, name)
 	}
-	x, err := kernels.Kernel(ctx, name, eval.Input{Event: ev}, args)
+	// The answer goes straight to st.last: copied out of the call's
+	// result registers once, where a local would be copied again.
+	st.last, st.lastErr = kernels.Kernel(ctx, name, st.input, args)
 	st.calls = append(st.calls, at)
 	st.vals = append(st.vals, args...)
 	clear(args)
-	if err != nil || x.Kind() != ir.Number {
-		st.stopped, st.last, st.lastErr = true, x, err
-		if err != nil {
+	if k := st.last.Kind(); st.lastErr != nil || k != ir.Number {
+		st.stopped = true
+		if err := st.lastErr; err != nil {
 			return &eval.Failure{Why: eval.WhyHost, Rule: pt.Rule, Pos: pt.Pos, Name: name, Host: err}, nil
 		}
-		return nil, fmt.Errorf("%w: %s: %s returned a %s, the module reads a number", ErrUnsupported, f.name, name, x.Kind())
+		return nil, fmt.Errorf("%w: %s: %s returned a %s, the module reads a number", ErrUnsupported, f.name, name, k)
 	}
-	binary.LittleEndian.PutUint64(in.input[layout.EventKernels-layout.EventBase+8*n:], uint64(x.Micros()))
+	binary.LittleEndian.PutUint64(in.input[layout.EventKernels-layout.EventBase+8*n:], uint64(st.last.Micros()))
 	binary.LittleEndian.PutUint32(in.input[4:], uint32(n+1))
 	return nil, nil
 }
