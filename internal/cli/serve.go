@@ -28,7 +28,7 @@ func newServeCmd(stdio Stdio) *cobra.Command {
 		data, listen, config, logFormat, logLevel, addrFile, bundlePath, pprofAddr, backendName string
 		natsURLs, role, nodeName, natsEmbedded, natsClusterListen                               string
 		trust, natsRoutes                                                                       []string
-		dev, readOnly                                                                           bool
+		dev, readOnly, noDerive                                                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -53,9 +53,11 @@ logline_runtime_divergence_total.
 
 --nats URL[,URL...] runs the server in a cluster on NATS JetStream
 (docs/cluster.md) as --role gateway (the default: the HTTP API, a ledger
-following the cluster's, ingest through the cluster) or --role integrator
-(no HTTP API: a ledger that integrates while it holds the lease; the
-integrators create the streams). Every integrator's data directory must
+following the cluster's, ingest through the cluster; --no-derive leaves
+derivation to the workers), --role worker (the HTTP API but ingest: a ledger
+following the cluster's, derived from) or --role integrator (no HTTP API: a
+ledger that integrates while it holds the lease; the integrators create the
+streams). Every integrator's data directory must
 hold the cluster's ledger key (ledger/key, ledger/key.pub) before its first
 start. --nats-embedded HOST:PORT runs a NATS server inside the process
 (JetStream, its store under DATA/nats, every write synced before it is
@@ -100,6 +102,7 @@ flight, ends streams, and writes a final signed checkpoint.`,
 			set("read-only", func() { cfg.Ledger.ReadOnly = readOnly })
 			set("nats", func() { cfg.Cluster.NATS = natsURLs })
 			set("role", func() { cfg.Cluster.Role = role })
+			set("no-derive", func() { cfg.Cluster.NoDerive = noDerive })
 			set("name", func() { cfg.Cluster.Name = nodeName })
 			set("nats-embedded", func() { cfg.Cluster.Embedded.Listen = natsEmbedded })
 			set("nats-cluster-listen", func() { cfg.Cluster.Embedded.ClusterListen = natsClusterListen })
@@ -133,7 +136,8 @@ flight, ends streams, and writes a final signed checkpoint.`,
 	f.StringVar(&backendName, "backend", def.Bundle.Backend, "run the span validators on eval (the interpreter), wasm (the bundle's WebAssembly module) or shadow (both, compared on every span)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback address")
 	f.StringVar(&natsURLs, "nats", "", "run in a cluster: the NATS cluster's URLs, comma-separated (docs/cluster.md)")
-	f.StringVar(&role, "role", "", "the role in the cluster: gateway (default) or integrator")
+	f.StringVar(&role, "role", "", "the role in the cluster: gateway (default), worker or integrator")
+	f.BoolVar(&noDerive, "no-derive", false, "a cluster gateway that leaves derivation to the workers (--role worker)")
 	f.StringVar(&nodeName, "name", "", "the node's name in the cluster (default: the host name)")
 	f.StringVar(&natsEmbedded, "nats-embedded", "", "run a NATS server in this process, its clients on this host:port (docs/cluster.md)")
 	f.StringVar(&natsClusterListen, "nats-cluster-listen", "", "the embedded NATS server's route address (host:port)")

@@ -158,8 +158,9 @@ func shutdown(srv *natsserver.Server) {
 	}
 }
 
-// openClusterLedger is openLedger for a gateway: the ledger is the node's
-// follower copy, and ingest goes through a Submitter.
+// openClusterLedger is openLedger for a gateway or a worker: the ledger is
+// the node's follower copy; a gateway's ingest goes through a Submitter,
+// and so do both roles' security events.
 func (s *Server) openClusterLedger(ctx context.Context) error {
 	start := time.Now()
 	cn, err := startNode(ctx, s.cfg, s.ledgerOptions(), s.log, false)
@@ -172,9 +173,10 @@ func (s *Server) openClusterLedger(ctx context.Context) error {
 	}
 	s.cluster = cn
 	s.ledger = cn.node.Ledger()
-	s.metrics.Registry.MustRegister(clusterCollector{role: "gateway", cn: cn})
-	s.log.Info("cluster gateway", "nats", s.cfg.natsURLs(), "name", s.cfg.nodeName(), "records", s.ledger.Next(),
-		"took", time.Since(start).Round(time.Millisecond))
+	role := s.cfg.clusterRole()
+	s.metrics.Registry.MustRegister(clusterCollector{role: role, cn: cn})
+	s.log.Info("cluster "+role, "nats", s.cfg.natsURLs(), "name", s.cfg.nodeName(), "records", s.ledger.Next(),
+		"derives", !s.cfg.Cluster.NoDerive, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
@@ -185,6 +187,24 @@ func (s *Server) openClusterLedger(ctx context.Context) error {
 type clusterStore struct {
 	ledgerStore
 	sub *cluster.Submitter
+}
+
+// workerStore is the gateway's ledger on a cluster worker: reads from the
+// node's copy, and no appends (spans go to a gateway).
+type workerStore struct {
+	ledgerStore
+}
+
+func (workerStore) Append(context.Context, []ledger.Entry) ([]ledger.Result, error) {
+	return nil, reply.NewProblem("unavailable", "this server is a cluster worker (cluster.role worker): it derives and serves reads, and takes no spans; send them to a gateway of the cluster")
+}
+
+// clusterRole is cluster.role, gateway when empty.
+func (c *Config) clusterRole() string {
+	if c.Cluster.Role == "" {
+		return "gateway"
+	}
+	return c.Cluster.Role
 }
 
 // followWait bounds how long an answer waits for the gateway's copy.
@@ -288,7 +308,7 @@ type clusterCollector struct {
 }
 
 var (
-	descClusterRole        = prometheus.NewDesc("logline_cluster_role", "1, with this server's role in the cluster (gateway or integrator) as label.", []string{"role"}, nil)
+	descClusterRole        = prometheus.NewDesc("logline_cluster_role", "1, with this server's role in the cluster (gateway, worker or integrator) as label.", []string{"role"}, nil)
 	descClusterIntegrating = prometheus.NewDesc("logline_cluster_integrating", "1 while this node holds the lease and integrates, else 0.", nil, nil)
 	descClusterEpoch       = prometheus.NewDesc("logline_cluster_epoch", "The lease's epoch this node last integrated under (0 if it never did).", nil, nil)
 	descClusterLogSeq      = prometheus.NewDesc("logline_cluster_log_seq", "The last LEDGER_INTEGRATED message this node applied or wrote.", nil, nil)

@@ -139,11 +139,19 @@ type Config struct {
 	// JetStream (docs/cluster.md). Role gateway serves the HTTP API: its
 	// ledger follows the cluster's integrated log (reads), and ingest
 	// publishes to the cluster and answers with the integrator's receipts;
-	// routers do not run on a gateway. Role integrator serves no API: it
-	// keeps a ledger and integrates while it holds the lease.
+	// routers do not run on a gateway. Role worker serves the same API but
+	// ingest: its ledger follows the log and it derives from it (the
+	// derived streams, trajectories and quality), so that derivation and
+	// its readers can be moved off the gateways (NoDerive). Role integrator
+	// serves no API: it keeps a ledger and integrates while it holds the
+	// lease.
 	Cluster struct {
 		NATS string `yaml:"nats"` // comma-separated URLs of the NATS cluster
-		Role string `yaml:"role"` // gateway (the default) or integrator
+		Role string `yaml:"role"` // gateway (the default), worker or integrator
+		// NoDerive makes a gateway leave derivation to the workers: it
+		// derives nothing, its derived endpoints answer 503 unavailable,
+		// and ingest is never held back by a derivation backlog.
+		NoDerive bool `yaml:"no_derive"`
 		// Name names the node (its lease holder); the host name when empty.
 		Name string `yaml:"name"`
 		// SystemNATS is a URL of the NATS cluster with the system
@@ -399,9 +407,12 @@ func (c *Config) Validate() error {
 		bad("bundle.backend: %q: want eval, wasm or shadow", c.Bundle.Backend)
 	}
 	switch c.Cluster.Role {
-	case "", "gateway", "integrator":
+	case "", "gateway", "worker", "integrator":
 	default:
-		bad("cluster.role: %q: want gateway or integrator", c.Cluster.Role)
+		bad("cluster.role: %q: want gateway, worker or integrator", c.Cluster.Role)
+	}
+	if c.Cluster.NoDerive && (!c.Clustered() || c.Cluster.Role != "" && c.Cluster.Role != "gateway") {
+		bad("cluster.no_derive is for a cluster's gateways (derivation then runs on its workers, cluster.role worker)")
 	}
 	if c.Cluster.Role != "" && !c.Clustered() {
 		bad("cluster.role %s needs cluster.nats (the NATS cluster's URLs) or cluster.embedded.listen", c.Cluster.Role)

@@ -35,6 +35,21 @@ func (s *Server) startCycle(ctx context.Context) error {
 	if s.events.Kind() != backend.Eval {
 		s.rules.CheckEvent = s.events.CheckEvent // the score's and the meter's validators on bundle.backend
 	}
+	s.watcher = &tenant.Watcher{
+		Dir:    filepath.Join(s.cfg.Data, "cfg", "tenants"),
+		Base:   s.base,
+		Ledger: s.ledger,
+		Apply:  s.applyTenant,
+		Logger: s.log.With("component", "tenants"),
+	}
+	if s.cfg.Cluster.NoDerive {
+		// A gateway that leaves derivation to the workers: no derived
+		// store, but the tenant files (quotas, members, redaction) apply.
+		if err := s.watcher.Scan(ctx); err != nil {
+			return fmt.Errorf("tenant configuration: %w", err)
+		}
+		return nil
+	}
 	r, err := cycle.Open(s.ledger, cycle.Config{
 		Dir:         filepath.Join(s.cfg.Data, "derived"),
 		Default:     def,
@@ -50,13 +65,6 @@ func (s *Server) startCycle(ctx context.Context) error {
 		return err
 	}
 	s.runner = r
-	s.watcher = &tenant.Watcher{
-		Dir:    filepath.Join(s.cfg.Data, "cfg", "tenants"),
-		Base:   s.base,
-		Ledger: s.ledger,
-		Apply:  s.applyTenant,
-		Logger: s.log.With("component", "tenants"),
-	}
 	if err := s.watcher.Scan(ctx); err != nil {
 		return fmt.Errorf("tenant configuration: %w", err) // Open's cleanup closes the runner
 	}
@@ -74,11 +82,13 @@ func (s *Server) sink() cycle.Sink {
 
 // runCycle runs the background parts of the cycle until ctx ends.
 func (s *Server) runCycle(ctx context.Context) {
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		s.runner.Run(ctx)
-	}()
+	if s.runner != nil {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			s.runner.Run(ctx)
+		}()
+	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -179,7 +189,7 @@ func (b backpressure) Admit(ctx context.Context, tenant string) error {
 		return p
 	}
 	r, max := b.s.runner, b.s.cfg.Derive.MaxBacklog
-	if max == 0 || r.Backlog() <= max {
+	if r == nil || max == 0 || r.Backlog() <= max {
 		return nil
 	}
 	switch r.TenantConfig(tenant).Perf.OnOverload {

@@ -264,7 +264,10 @@ func (s *Server) openIdentity(ctx, bg context.Context, audit identity.ReceiptRec
 // sections limits, stream, overload and cors.
 func (s *Server) gatewayConfig() gateway.Config {
 	var store gateway.Ledger = ledgerStore{s.ledger}
-	if s.cluster != nil {
+	switch {
+	case s.cluster != nil && s.cfg.Cluster.Role == "worker":
+		store = workerStore{ledgerStore{s.ledger}}
+	case s.cluster != nil:
 		store = clusterStore{ledgerStore{s.ledger}, s.cluster.sub}
 	}
 	c := gateway.Config{
@@ -276,7 +279,6 @@ func (s *Server) gatewayConfig() gateway.Config {
 		Stream:        s.cfg.Stream,
 		Overload:      s.cfg.Overload,
 		Redactor:      s.redact,
-		Derived:       s.runner,
 		Backpressure:  backpressure{s},
 		DryRun:        s.dryRun,
 		StreamContext: s.streamsCtx,
@@ -285,6 +287,9 @@ func (s *Server) gatewayConfig() gateway.Config {
 		Mount:         s.mount,
 		OnWebSocket:   s.billing.addWS,
 		OnExport:      s.billing.addExport,
+	}
+	if s.runner != nil { // a nil *cycle.Runner is not a nil Derived
+		c.Derived = s.runner
 	}
 	if s.identity != nil {
 		c.Auth, c.Revalidator, c.Quota = s.identity, s.identity, s.identity.Limiter()
@@ -441,6 +446,9 @@ func (s *Server) ready() error {
 	}
 	// Derivation stopped for every tenant: the server still takes spans,
 	// but it is not a server to send readers to.
+	if s.runner == nil {
+		return nil // a cluster gateway that leaves derivation to the workers
+	}
 	if err := s.runner.Err(); err != nil {
 		return fmt.Errorf("derivation stopped: %w", err)
 	}
