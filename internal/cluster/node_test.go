@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,12 +17,14 @@ import (
 	"github.com/loglineos/loglineos/internal/cluster/natstest"
 	"github.com/loglineos/loglineos/internal/history"
 	"github.com/loglineos/loglineos/internal/ledger"
+	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
 
 // testNode is a cluster.Node run by a test, stoppable and restartable on
 // the same data directory.
 type testNode struct {
 	name, dir, url string
+	set            func(*cluster.NodeConfig) // changes the node's configuration, if not nil
 	cancel         context.CancelFunc
 	done           chan error
 	node           *cluster.Node
@@ -30,10 +33,14 @@ type testNode struct {
 func (n *testNode) start(t *testing.T) {
 	t.Helper()
 	_, nc := connectNC(t, n.url)
-	node, err := cluster.NewNode(context.Background(), nc, cluster.NodeConfig{
+	cfg := cluster.NodeConfig{
 		Name: n.name, Dir: n.dir, LeaseTTL: time.Second,
 		Log: slog.New(slog.NewTextHandler(testWriter{t}, nil)).With("test", t.Name()),
-	})
+	}
+	if n.set != nil {
+		n.set(&cfg)
+	}
+	node, err := cluster.NewNode(context.Background(), nc, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,5 +422,65 @@ func TestLargeMessages(t *testing.T) {
 	aside, err := filepath.Glob(filepath.Join(n.dir, "ledger", "*", "*.unpublished"))
 	if err != nil || len(aside) > 0 {
 		t.Errorf("moved aside at a restart: %v %v", aside, err)
+	}
+}
+
+// TestTicks: the integrating node appends the cluster's clock ticks; a
+// follower receives them through the integrated log and appends none of
+// its own, and the ticks stop with the integration.
+func TestTicks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := natstest.Start(t, 3)
+	js, _ := connectNC(t, c.URLs())
+	if err := cluster.Setup(ctx, js, 3); err != nil {
+		t.Fatal(err)
+	}
+	dirs := []string{t.TempDir(), t.TempDir()}
+	sharedKey(t, dirs...)
+	tick := func(now time.Time) ledger.Entry {
+		return ledger.Entry{Kind: ledgerfmt.KindTick, Body: fmt.Appendf(nil, `{"clock":%q}`, now.UTC().Format(time.RFC3339Nano))}
+	}
+	integrator := &testNode{name: "n0", dir: dirs[0], url: c.URL(0), set: func(cfg *cluster.NodeConfig) {
+		cfg.TickEvery, cfg.TickEntry = 20*time.Millisecond, tick
+	}}
+	follower := &testNode{name: "n1", dir: dirs[1], url: c.URL(1), set: func(cfg *cluster.NodeConfig) {
+		cfg.Follower = true
+		cfg.TickEvery, cfg.TickEntry = time.Millisecond, tick // a follower never integrates, so never ticks
+	}}
+	integrator.start(t)
+	follower.start(t)
+	defer follower.stop()
+	waitFor(t, "the follower's ledger", func() bool { l := follower.node.Ledger(); return l != nil && l.Next() >= 5 })
+	if err := integrator.stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := integrator.node.Stats().LogSeq
+	waitFor(t, "the follower at the log's end", func() bool { return follower.node.Stats().LogSeq == stopped })
+	l := follower.node.Ledger()
+	n := l.Next()
+	time.Sleep(100 * time.Millisecond) // five intervals: nothing more comes
+	if got := l.Next(); got != n {
+		t.Errorf("the follower's ledger grew from %d to %d records with no integrator", n, got)
+	}
+	r, err := l.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var last time.Time
+	for i := range n {
+		rec, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Kind != ledgerfmt.KindTick {
+			t.Fatalf("record %d is a %s, want a tick", i, rec.Kind)
+		}
+		var b struct{ Clock time.Time }
+		if err := json.Unmarshal(rec.Body, &b); err != nil || !b.Clock.After(last) {
+			t.Fatalf("record %d: clock %s after %s (%v)", i, b.Clock, last, err)
+		}
+		last = b.Clock
 	}
 }

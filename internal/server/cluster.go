@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loglineos/loglineos/internal/cluster"
+	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/ledger"
 )
@@ -102,8 +103,12 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 			return fail(err)
 		}
 	}
-	node, err := cluster.NewNode(ctx, nc, cluster.NodeConfig{Name: name, Dir: cfg.Data, Ledger: lcfg,
-		Follower: !integrate, Log: log.With("component", "cluster")})
+	ncfg := cluster.NodeConfig{Name: name, Dir: cfg.Data, Ledger: lcfg, Follower: !integrate, Log: log.With("component", "cluster")}
+	if integrate {
+		// The cluster's clock: the integrator that holds the lease ticks.
+		ncfg.TickEvery, ncfg.TickEntry = cfg.Derive.TickInterval, cycle.TickEntry
+	}
+	node, err := cluster.NewNode(ctx, nc, ncfg)
 	if err != nil {
 		return fail(err)
 	}

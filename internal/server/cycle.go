@@ -94,8 +94,9 @@ func (s *Server) runCycle(ctx context.Context) {
 		defer s.bg.Done()
 		s.watcher.Run(ctx, s.cfg.Derive.TenantScanInterval)
 	}()
-	// A cluster's gateways do not append clock ticks (each would, through
-	// the cluster): their derivation advances with the spans.
+	// A cluster's gateways and workers do not append clock ticks: the
+	// integrator that holds the lease does (cluster.NodeConfig.TickEvery),
+	// and every node's derivation reads them from the log.
 	if d := s.cfg.Derive.TickInterval; d > 0 && s.cluster == nil {
 		s.bg.Add(1)
 		go func() {

@@ -95,8 +95,16 @@ func StartConfig(t T, n int, cfg Config) *Cluster {
 	c := &Cluster{t: t, name: "logline-test", cfg: cfg}
 	base := t.TempDir()
 	// The nodes' ports are held while the proxies take theirs, so that
-	// no proxy is given one of them.
-	ports, release := freePorts(t, 2*n)
+	// no proxy is given one of them, and each node's until it starts: the
+	// other processes of a test run (servers listening on port 0,
+	// outgoing connections) take ports from the same range meanwhile.
+	ports, held := freePorts(t, 2*n)
+	release := func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}
+	t.Cleanup(release)
 	for i := range n {
 		c.nodes = append(c.nodes, &Node{Index: i, Name: fmt.Sprintf("n%d", i), Dir: filepath.Join(base, fmt.Sprintf("n%d", i)),
 			ClientPort: ports[2*i], ClusterPort: ports[2*i+1]})
@@ -109,9 +117,10 @@ func StartConfig(t T, n int, cfg Config) *Cluster {
 		}
 		c.proxies = append(c.proxies, p)
 	}
-	release()
 	t.Cleanup(c.Shutdown)
 	for i := range n {
+		held[2*i].Close()
+		held[2*i+1].Close()
 		c.Restart(i)
 	}
 	c.WaitReady(30 * time.Second)
@@ -171,12 +180,47 @@ func (c *Cluster) Restart(i int) {
 	if err != nil {
 		c.t.Fatalf("natstest: node %d: %v", i, err)
 	}
+	// The nodes log nothing, but a node that does not start says why.
+	errs := &errorLog{}
+	s.SetLoggerV2(errs, false, false, false)
 	go s.Start()
 	if !s.ReadyForConnections(20 * time.Second) {
-		c.t.Fatalf("natstest: node %d did not start", i)
+		s.Shutdown()
+		c.t.Fatalf("natstest: node %d did not start: %s", i, errs)
 	}
 	nd.srv = s
 }
+
+// errorLog is a NATS server's logger that keeps its errors and fatal
+// errors (the rest is dropped).
+type errorLog struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *errorLog) add(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.errs) < 20 {
+		l.errs = append(l.errs, fmt.Sprintf(format, v...))
+	}
+}
+
+func (l *errorLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.errs) == 0 {
+		return "no error logged"
+	}
+	return strings.Join(l.errs, "; ")
+}
+
+func (l *errorLog) Noticef(string, ...any)         {}
+func (l *errorLog) Warnf(string, ...any)           {}
+func (l *errorLog) Debugf(string, ...any)          {}
+func (l *errorLog) Tracef(string, ...any)          {}
+func (l *errorLog) Errorf(format string, v ...any) { l.add(format, v...) }
+func (l *errorLog) Fatalf(format string, v ...any) { l.add(format, v...) }
 
 // Kill stops node i at once, as a crash would from the cluster's point of
 // view (its store keeps what it synced).
@@ -291,25 +335,20 @@ func (c *Cluster) Shutdown() {
 	}
 }
 
-// freePort returns a loopback TCP port free at the time of the call.
-// freePorts returns n distinct TCP ports free on 127.0.0.1, held until
-// release is called.
-func freePorts(t T, n int) (ports []int, release func()) {
+// freePorts returns n distinct TCP ports free on 127.0.0.1, each held by
+// its listener (held[k] on ports[k]) until the caller closes it.
+func freePorts(t T, n int) (ports []int, held []net.Listener) {
 	t.Helper()
-	var ls []net.Listener
-	release = func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}
 	for range n {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			release()
+			for _, l := range held {
+				l.Close()
+			}
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
+		held = append(held, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	return ports, release
+	return ports, held
 }
