@@ -301,6 +301,19 @@ func (rt *Runtime) openStore(entries []*entry) error {
 	return nil
 }
 
+// syncOutbox makes the outbox durable, the trace's lines written first: a
+// record the outbox marks routed is not evaluated again after a crash, so
+// its evaluations' lines must be in the trace file by then (written, for
+// a crash of the process; the trace is not fsynced).
+func (rt *Runtime) syncOutbox() error {
+	if rt.trace != nil {
+		if err := rt.trace.flush(); err != nil {
+			return fmt.Errorf("trace: %w", err)
+		}
+	}
+	return rt.ob.sync()
+}
+
 // markRouted marks every record below next routed (durably) and writes
 // kv.json as of that mark. The kv writes of those records must be in the
 // ledger already.
@@ -310,7 +323,7 @@ func (rt *Runtime) markRouted(next uint64) error {
 			return err
 		}
 	}
-	if err := rt.ob.sync(); err != nil {
+	if err := rt.syncOutbox(); err != nil {
 		return err
 	}
 	if err := rt.kv.save(next); err != nil {
@@ -445,7 +458,7 @@ func (rt *Runtime) Run(ctx context.Context) {
 		case <-ctx.Done():
 			done = true
 		case <-tick.C:
-			if err := rt.ob.sync(); err != nil && !errors.Is(err, errClosed) {
+			if err := rt.syncOutbox(); err != nil && !errors.Is(err, errClosed) {
 				rt.log.Error("outbox sync failed", "err", err)
 			}
 		}

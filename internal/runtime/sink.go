@@ -322,15 +322,10 @@ func (rt *Runtime) Sync(next uint64) error {
 	if len(rt.byInput) == 0 {
 		return nil
 	}
-	if rt.trace != nil {
-		if err := rt.trace.flush(); err != nil {
-			return fmt.Errorf("trace: %w", err)
-		}
-	}
 	if rt.kv.pendingWrites() {
 		// The writes are in the outbox before they are in the ledger, and
 		// in the ledger before the mark.
-		if err := rt.ob.sync(); err != nil {
+		if err := rt.syncOutbox(); err != nil {
 			return err
 		}
 		if err := rt.kv.syncKV(context.Background()); err != nil {

@@ -190,17 +190,23 @@ func (b backpressure) Admit(ctx context.Context, tenant string) error {
 		return p
 	}
 	r, max := b.s.runner, b.s.cfg.Derive.MaxBacklog
-	if r == nil || max == 0 || r.Backlog() <= max {
+	if r == nil || max == 0 {
+		return nil
+	}
+	// The backlog a refusal names is the one it was decided on (derivation
+	// may have caught up since: "0 records behind" was said once).
+	n := r.Backlog()
+	if n <= max {
 		return nil
 	}
 	switch r.TenantConfig(tenant).Perf.OnOverload {
 	case "reject_429":
-		return gateway.BacklogProblem(r.Backlog(), max, time.Second)
+		return gateway.BacklogProblem(n, max, time.Second)
 	case "slow_ingest":
 		deadline := time.Now().Add(b.s.cfg.Derive.SlowIngestWait)
-		for r.Backlog() > max {
+		for ; n > max; n = r.Backlog() {
 			if time.Now().After(deadline) {
-				return gateway.BacklogProblem(r.Backlog(), max, time.Second)
+				return gateway.BacklogProblem(n, max, time.Second)
 			}
 			select {
 			case <-ctx.Done():
