@@ -105,10 +105,18 @@ func (l *Ledger) checkPos(p pos, seq uint64) error {
 	return nil
 }
 
-// keysOf returns the lookup keys of a span record.
+// keysOf returns the lookup keys of a span record: its members tenant, id
+// and this, as encoding/json decodes them (scanKeys reads a canonical body
+// without decoding the rest of it).
 func keysOf(r *Record) (spanKeys, bool) {
+	if r.Kind != ledgerfmt.KindSpan {
+		return spanKeys{}, false
+	}
+	if k, ok := scanKeys(r.Body); ok {
+		return k, true
+	}
 	var k spanKeys
-	if r.Kind != ledgerfmt.KindSpan || json.Unmarshal(r.Body, &k) != nil {
+	if json.Unmarshal(r.Body, &k) != nil {
 		return k, false
 	}
 	return k, true
