@@ -444,6 +444,12 @@ func (s *Server) ready() error {
 	if err := s.ledger.Err(); err != nil {
 		return err
 	}
+	// A cluster gateway cut off from NATS takes no spans (each request
+	// would wait for an answer that cannot come): not one to send writers
+	// to. A worker still serves its copy.
+	if s.cluster != nil && s.cfg.clusterRole() == "gateway" && !s.cluster.nc.IsConnected() {
+		return errors.New("not connected to the cluster's NATS servers (reconnecting): ingest cannot reach the integrator")
+	}
 	// Derivation stopped for every tenant: the server still takes spans,
 	// but it is not a server to send readers to.
 	if s.runner == nil {
