@@ -49,12 +49,12 @@ type NodeConfig struct {
 	// Follower, if set, never tries for the lease: the node only follows
 	// (a gateway's copy of the ledger, for reads).
 	Follower bool
-	// TickEvery, with TickEntry, makes the node append TickEntry(now)
-	// every TickEvery while it integrates: the cluster's clock ticks,
-	// written by its one writer and read from the log by every node's
-	// derivation (so that idle trajectories close everywhere alike).
-	TickEvery time.Duration
-	TickEntry func(time.Time) ledger.Entry
+	// Ticks, if set, runs while the node integrates, with the ledger it
+	// integrates into, until its context is done: it appends the
+	// cluster's clock ticks (cycle.AppendTicks), written by the cluster's
+	// one writer and read from the log by every node's derivation, so that
+	// idle trajectories close everywhere alike.
+	Ticks func(ctx context.Context, l *ledger.Ledger)
 }
 
 // Node is one ledger node of a cluster: it follows LEDGER_INTEGRATED into
@@ -510,10 +510,7 @@ func (n *Node) applyMsg(ctx context.Context, l *ledger.Ledger, seq uint64, h nat
 // keepLease renews lease every third of its TTL until the returned stop
 // is called; losing it fails pub, which stops the integration.
 func (n *Node) keepLease(ctx context.Context, lease *Lease, pub *publisher) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	return background(ctx, func(ctx context.Context) {
 		t := time.NewTicker(n.cfg.LeaseTTL / 3)
 		defer t.Stop()
 		for {
@@ -527,6 +524,17 @@ func (n *Node) keepLease(ctx context.Context, lease *Lease, pub *publisher) (sto
 				return
 			}
 		}
+	})
+}
+
+// background runs f in a goroutine until stop is called: stop ends f's
+// context and waits for f to return.
+func background(ctx context.Context, f func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(ctx)
 	}()
 	return func() { cancel(); <-done }
 }
@@ -535,36 +543,6 @@ func (n *Node) keepLease(ctx context.Context, lease *Lease, pub *publisher) (sto
 // publishing to the integrated log, fences the log, and appends LEDGER_IN
 // from after the last batch's HeaderInDone. It returns the number of
 // records published (what the ledger may keep) and why it stopped.
-// tick appends a clock tick to l every TickEvery until stop is called (or
-// an append fails: the integration is ending), and returns stop, which
-// waits for the last append.
-func (n *Node) tick(ctx context.Context, l *ledger.Ledger) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(n.cfg.TickEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				if _, err := l.Append(ctx, []ledger.Entry{n.cfg.TickEntry(now)}); err != nil {
-					if ctx.Err() == nil {
-						n.cfg.Log.Warn("clock tick not appended", "node", n.cfg.Name, "err", err)
-					}
-					return
-				}
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-done
-	}
-}
-
 func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 	lease := pub.lease
 	cfg := commitBound(n.cfg.Ledger, n.nc.MaxPayload())
@@ -596,8 +574,8 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 	}()
 	n.cfg.Log.Info("integrating", "node", n.cfg.Name, "epoch", lease.Epoch(), "records", l.Next(), "in_from", n.inDone+1)
 	n.setLedger(l)
-	if n.cfg.TickEvery > 0 && n.cfg.TickEntry != nil {
-		defer n.tick(ctx, l)() // stopped before the ledger closes
+	if n.cfg.Ticks != nil {
+		defer background(ctx, func(ctx context.Context) { n.cfg.Ticks(ctx, l) })() // stopped before the ledger closes
 	}
 
 	in, err := n.js.Stream(ctx, StreamIn)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/cluster"
 	"github.com/loglineos/loglineos/internal/cluster/natstest"
+	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/history"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
@@ -438,15 +439,17 @@ func TestTicks(t *testing.T) {
 	}
 	dirs := []string{t.TempDir(), t.TempDir()}
 	sharedKey(t, dirs...)
-	tick := func(now time.Time) ledger.Entry {
-		return ledger.Entry{Kind: ledgerfmt.KindTick, Body: fmt.Appendf(nil, `{"clock":%q}`, now.UTC().Format(time.RFC3339Nano))}
+	ticks := func(every time.Duration) func(context.Context, *ledger.Ledger) {
+		return func(ctx context.Context, l *ledger.Ledger) {
+			cycle.AppendTicks(ctx, l, every, func(err error) bool { t.Log(err); return false })
+		}
 	}
 	integrator := &testNode{name: "n0", dir: dirs[0], url: c.URL(0), set: func(cfg *cluster.NodeConfig) {
-		cfg.TickEvery, cfg.TickEntry = 20*time.Millisecond, tick
+		cfg.Ticks = ticks(20 * time.Millisecond)
 	}}
 	follower := &testNode{name: "n1", dir: dirs[1], url: c.URL(1), set: func(cfg *cluster.NodeConfig) {
 		cfg.Follower = true
-		cfg.TickEvery, cfg.TickEntry = time.Millisecond, tick // a follower never integrates, so never ticks
+		cfg.Ticks = ticks(time.Millisecond) // a follower never integrates, so never ticks
 	}}
 	integrator.start(t)
 	follower.start(t)

@@ -1,6 +1,7 @@
 package cycle
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -27,6 +28,29 @@ import (
 func TickEntry(t time.Time) ledger.Entry {
 	body := fmt.Sprintf(`{"clock":%q}`, t.UTC().Format(time.RFC3339Nano))
 	return ledger.Entry{Kind: ledgerfmt.KindTick, Body: []byte(body)}
+}
+
+// Appender appends entries to a ledger (a *ledger.Ledger).
+type Appender interface {
+	Append(ctx context.Context, entries []ledger.Entry) ([]ledger.Result, error)
+}
+
+// AppendTicks appends a clock tick to l every d until ctx is done. An
+// append that fails (not for ctx's end) is given to failed, which says
+// whether to go on.
+func AppendTicks(ctx context.Context, l Appender, d time.Duration, failed func(error) bool) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := l.Append(ctx, []ledger.Entry{TickEntry(now)}); err != nil && ctx.Err() == nil && !failed(err) {
+				return
+			}
+		}
+	}
 }
 
 // DecodeTick reads a tick record's body.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/derive"
+	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
 )
@@ -33,22 +34,29 @@ router candidates {
   route when score >= 50 to http.request(env.get("hook"))
 }`
 
+// tracedRuntime opens a runtime with tracedRouters for tenant acme, its
+// trace written to the returned buffer.
+func tracedRuntime(t *testing.T) (*Runtime, []*eval.Router, *bytes.Buffer) {
+	t.Helper()
+	ten := endpointTenant("http://127.0.0.1:1/hook", "http.request", "env.get", "kv.get", "kv.set")
+	ten.Env["mode"] = "live"
+	trace := &bytes.Buffer{}
+	rs, caps := compile(t, tracedRouters)
+	rt, err := Open(Config{Dir: t.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
+		Tenants: tenants{"acme": ten}, Trace: trace, BundleHash: "sha256:test", KeepDone: 1, QueuePerTenant: 1 << 30,
+		Ledger: openLedger(t, t.TempDir())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt, rs, trace
+}
+
 // A trace recorded over 10,000 records (spans with env.get, kv.get,
 // kv.set, crypto.verify and http.request, and derived events) replays byte
 // for byte; a one-byte change is reported as a divergence at the line and
 // record changed.
 func TestTraceReplays(t *testing.T) {
-	url := "http://127.0.0.1:1/hook"
-	ten := endpointTenant(url, "http.request", "env.get", "kv.get", "kv.set")
-	ten.Env["mode"] = "live"
-	var trace bytes.Buffer
-	rs, caps := compile(t, tracedRouters)
-	rt, err := Open(Config{Dir: t.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
-		Tenants: tenants{"acme": ten}, Trace: &trace, BundleHash: "sha256:test", KeepDone: 1, QueuePerTenant: 1 << 30,
-		Ledger: openLedger(t, t.TempDir())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, rs, trace := tracedRuntime(t)
 	const n = 10_000
 	for seq := uint64(1); seq <= n; seq++ {
 		did, who := "sale.post", "till"
@@ -166,17 +174,7 @@ func TestReplayOfAnEvaluationCutByItsDeadline(t *testing.T) {
 // then would lose its evaluations for good (kv.txtar's replay once found
 // 9,880 of 10,001 after a SIGKILL).
 func TestTraceBeforeRoutedMark(t *testing.T) {
-	url := "http://127.0.0.1:1/hook"
-	ten := endpointTenant(url, "http.request", "env.get", "kv.get", "kv.set")
-	ten.Env["mode"] = "live"
-	var trace bytes.Buffer
-	rs, caps := compile(t, tracedRouters)
-	rt, err := Open(Config{Dir: t.TempDir(), Routers: rs, BundleCaps: caps, ServerCaps: caps,
-		Tenants: tenants{"acme": ten}, Trace: &trace, BundleHash: "sha256:test", KeepDone: 1, QueuePerTenant: 1 << 30,
-		Ledger: openLedger(t, t.TempDir())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt, _, trace := tracedRuntime(t)
 	defer rt.Close()
 	const n = 50
 	for seq := uint64(1); seq <= n; seq++ {

@@ -104,9 +104,15 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 		}
 	}
 	ncfg := cluster.NodeConfig{Name: name, Dir: cfg.Data, Ledger: lcfg, Follower: !integrate, Log: log.With("component", "cluster")}
-	if integrate {
-		// The cluster's clock: the integrator that holds the lease ticks.
-		ncfg.TickEvery, ncfg.TickEntry = cfg.Derive.TickInterval, cycle.TickEntry
+	if d := cfg.Derive.TickInterval; integrate && d > 0 {
+		// The cluster's clock: the integrator that holds the lease ticks
+		// (an append that fails ends the integration: no more ticks).
+		ncfg.Ticks = func(ctx context.Context, l *ledger.Ledger) {
+			cycle.AppendTicks(ctx, l, d, func(err error) bool {
+				log.Warn("clock tick not appended", "node", name, "err", err)
+				return false
+			})
+		}
 	}
 	node, err := cluster.NewNode(ctx, nc, ncfg)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/loglineos/loglineos/internal/gateway"
 	"github.com/loglineos/loglineos/internal/gateway/reply"
 	"github.com/loglineos/loglineos/internal/identity"
-	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/lll/backend"
 	"github.com/loglineos/loglineos/internal/span"
 	"github.com/loglineos/loglineos/internal/tenant"
@@ -95,24 +94,16 @@ func (s *Server) runCycle(ctx context.Context) {
 		s.watcher.Run(ctx, s.cfg.Derive.TenantScanInterval)
 	}()
 	// A cluster's gateways and workers do not append clock ticks: the
-	// integrator that holds the lease does (cluster.NodeConfig.TickEvery),
+	// integrator that holds the lease does (cluster.NodeConfig.Ticks),
 	// and every node's derivation reads them from the log.
 	if d := s.cfg.Derive.TickInterval; d > 0 && s.cluster == nil {
 		s.bg.Add(1)
 		go func() {
 			defer s.bg.Done()
-			t := time.NewTicker(d)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case now := <-t.C:
-					if _, err := s.ledger.Append(ctx, []ledger.Entry{cycle.TickEntry(now)}); err != nil && ctx.Err() == nil {
-						s.log.Error("clock tick not appended", "err", err)
-					}
-				}
-			}
+			cycle.AppendTicks(ctx, s.ledger, d, func(err error) bool {
+				s.log.Error("clock tick not appended", "err", err)
+				return true
+			})
 		}()
 	}
 }
