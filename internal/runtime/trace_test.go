@@ -8,9 +8,9 @@ import (
 	"testing"
 
 	"github.com/loglineos/loglineos/internal/derive"
-	"github.com/loglineos/loglineos/internal/lll/eval"
 	"github.com/loglineos/loglineos/internal/ledger"
 	"github.com/loglineos/loglineos/internal/ledger/ledgerfmt"
+	"github.com/loglineos/loglineos/internal/lll/eval"
 )
 
 const tracedRouters = `router tills {
