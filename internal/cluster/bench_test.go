@@ -180,3 +180,55 @@ func BenchmarkLatency(b *testing.B) {
 		run(b, sub)
 	})
 }
+
+// BenchmarkStreamFloor measures what a replicated JetStream stream on file
+// storage (sync_interval: always) takes here by itself: 512 KiB messages
+// (a LEDGER_IN message's size) published with up to four acknowledgements
+// pending (as the Submitter does under load), to a stream of one replica
+// and of three, on the three-node test cluster. MB/s is the figure; with
+// a LEDGER_IN entry of ~250 bytes (a 200-byte span and its framing), a
+// stream's span rate is MB/s × 4,000. The paper estimate of the cluster on
+// three machines starts from it (docs/BENCHMARKS.md).
+func BenchmarkStreamFloor(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := natstest.Start(b, 3)
+	js, _ := connectNC(b, c.URLs())
+	msg := make([]byte, 512<<10)
+	for _, replicas := range []int{1, 3} {
+		b.Run(fmt.Sprintf("replicas=%d", replicas), func(b *testing.B) {
+			name := fmt.Sprintf("FLOOR_R%d", replicas)
+			if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name}, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(msg)))
+			b.ResetTimer()
+			pending := make(chan jetstream.PubAckFuture, 4)
+			done := make(chan error, 1)
+			go func() {
+				for f := range pending {
+					select {
+					case <-f.Ok():
+					case err := <-f.Err():
+						done <- err
+						for range pending {
+						}
+						return
+					}
+				}
+				done <- nil
+			}()
+			for b.Loop() {
+				f, err := js.PublishAsync(name, msg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pending <- f
+			}
+			close(pending)
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
