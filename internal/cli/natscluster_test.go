@@ -131,7 +131,7 @@ func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}()
 	for _, name := range args {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := natstest.Listen() // outside the ephemeral range: not taken before the server binds it
 		ts.Check(err)
 		ls = append(ls, l) // held until all are chosen: no two the same
 		ts.Setenv(name, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))

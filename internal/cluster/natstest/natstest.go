@@ -23,9 +23,12 @@ package natstest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -340,7 +343,7 @@ func (c *Cluster) Shutdown() {
 func freePorts(t T, n int) (ports []int, held []net.Listener) {
 	t.Helper()
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := Listen()
 		if err != nil {
 			for _, l := range held {
 				l.Close()
@@ -351,4 +354,37 @@ func freePorts(t T, n int) (ports []int, held []net.Listener) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, held
+}
+
+// Listen listens on a free TCP port of 127.0.0.1 for a server that will
+// bind it again once the listener is closed: outside the kernel's
+// ephemeral range when it can tell it (/proc/sys/net/ipv4/
+// ip_local_port_range), where the ports other processes get for port 0
+// and for outgoing connections come from, so that none takes it in
+// between (a node of a test cluster once found its port taken so, and did
+// not start); port 0 otherwise.
+func Listen() (net.Listener, error) {
+	if low, ok := ephemeralLow(); ok && low > 11024 {
+		for range 64 {
+			port := 10000 + 1024 + rand.IntN(low-11024)
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				return l, nil
+			}
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// ephemeralLow returns the first port of the kernel's ephemeral range.
+func ephemeralLow() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, false
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, false
+	}
+	low, err := strconv.Atoi(f[0])
+	return low, err == nil
 }
