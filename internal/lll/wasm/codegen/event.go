@@ -196,17 +196,7 @@ func (f *fn) eventField(e *ir.Expr, hint kind) (kind, error) {
 		c.I32Const(int32(ir.Null)).Op(enc.OpI32Ne)
 		return kBool, nil
 	}
-	kd := f.local(enc.I32)
-	c.LocalSet(kd)
-	for k, w := range want {
-		c.LocalGet(kd).I32Const(int32(w)).Op(enc.OpI32Ne)
-		if k > 0 {
-			c.Op(enc.OpI32And)
-		}
-	}
-	c.Block(enc.OpIf, enc.BlockEmpty)
-	trapUnsupported(c)
-	c.Op(enc.OpEnd)
+	f.trapUnlessKind(want, false)
 	switch hint {
 	case kStr:
 		c.I32Const(slot).Mem(enc.OpI64Load, 2, layout.SlotLen) // length | offset<<32

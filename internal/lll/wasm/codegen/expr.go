@@ -1238,10 +1238,32 @@ func (f *fn) data(e *ir.Expr, hint kind) (kind, error) {
 		c.I64Const(int64(ir.Null)).Op(enc.OpI64Ne)
 		return kBool, nil
 	}
-	kd := f.local(enc.I64)
+	f.trapUnlessKind(want, true)
+	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, at+8)
+	if hint == kBool {
+		c.Op(enc.OpI32WrapI64)
+	}
+	return hint, nil
+}
+
+// trapUnlessKind emits a trap (unsupported: the interpreter answers) unless
+// the kind on the stack, an i32 or (wide) an i64, is one of want; it takes
+// the kind off the stack.
+func (f *fn) trapUnlessKind(want []ir.Kind, wide bool) {
+	c := f.c
+	t := enc.I32
+	if wide {
+		t = enc.I64
+	}
+	kd := f.local(t)
 	c.LocalSet(kd)
 	for k, w := range want {
-		c.LocalGet(kd).I64Const(int64(w)).Op(enc.OpI64Ne)
+		c.LocalGet(kd)
+		if wide {
+			c.I64Const(int64(w)).Op(enc.OpI64Ne)
+		} else {
+			c.I32Const(int32(w)).Op(enc.OpI32Ne)
+		}
 		if k > 0 {
 			c.Op(enc.OpI32And)
 		}
@@ -1249,11 +1271,6 @@ func (f *fn) data(e *ir.Expr, hint kind) (kind, error) {
 	c.Block(enc.OpIf, enc.BlockEmpty)
 	trapUnsupported(c)
 	c.Op(enc.OpEnd)
-	c.I32Const(layout.EnvBase).Mem(enc.OpI64Load, 3, at+8)
-	if hint == kBool {
-		c.Op(enc.OpI32WrapI64)
-	}
-	return hint, nil
 }
 
 // readData emits the run's first read of data: it charges the byte
