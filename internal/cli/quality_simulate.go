@@ -107,15 +107,11 @@ derived events as NDJSON.`,
 					fmt.Fprintf(stdio.Err, "logline: divergence: %s\n", d)
 				},
 			}
-			checker, err := backend.New(cmd.Context(), b, kind, opts)
+			checker, events, err := backend.Open(cmd.Context(), b, kind, opts)
 			if err != nil {
 				return badErr("--backend %s: %v", kind, err)
 			}
 			defer checker.Close(context.Background())
-			events, err := backend.NewEvents(cmd.Context(), b, kind, opts)
-			if err != nil {
-				return badErr("--backend %s: %v", kind, err)
-			}
 			defer events.Close(context.Background())
 			spans, rejected, err := readSpans(spansFile, checker, p.Func("reading spans", progress.Bytes))
 			p.Clear()

@@ -144,17 +144,12 @@ func RunMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "loglinerun: divergence: ")
 		_ = enc.Encode(d)
 	}}
-	spans, err := backend.New(context.Background(), b, kind, opts)
+	spans, events, err := backend.Open(context.Background(), b, kind, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "loglinerun: %s: --backend %s: %v\n", *bundlePath, kind, err)
 		return 1
 	}
 	defer spans.Close(context.Background())
-	events, err := backend.NewEvents(context.Background(), b, kind, opts)
-	if err != nil {
-		fmt.Fprintf(stderr, "loglinerun: %s: --backend %s: %v\n", *bundlePath, kind, err)
-		return 1
-	}
 	defer events.Close(context.Background())
 	if *replay != "" && *replay != b.Manifest.ReplayToken {
 		fmt.Fprintf(stderr, "loglinerun: --replay %q does not match the bundle's replay_token %q\n", *replay, b.Manifest.ReplayToken)

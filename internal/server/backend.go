@@ -38,16 +38,11 @@ func (s *Server) openBackend() error {
 			})
 		},
 	}
-	sp, err := backend.New(context.Background(), s.bundle, kind, opts)
+	sp, evs, err := backend.Open(context.Background(), s.bundle, kind, opts)
 	if err != nil {
 		return err
 	}
-	s.spans = sp
-	evs, err := backend.NewEvents(context.Background(), s.bundle, kind, opts)
-	if err != nil {
-		return err
-	}
-	s.events = evs
+	s.spans, s.events = sp, evs
 	for _, v := range sp.Validators() {
 		divs.WithLabelValues(v.IR.Name) // a series at 0 from the start, for alerts on its increase
 	}

@@ -141,7 +141,7 @@ type Stats struct {
 type Spans struct {
 	kind        Kind
 	validators  []*eval.Validator
-	mod         *vm.Module
+	mod         *shared
 	pool        *vm.Pool
 	routers     map[string]bool // the routers the module runs
 	imports     bool            // the module makes host calls
@@ -159,7 +159,37 @@ func New(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans
 	if err != nil {
 		return nil, err
 	}
-	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts)
+	return newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts, nil)
+}
+
+// Open prepares both the span validators and the event validators of b to
+// run on kind, as New and NewEvents do, with one compiled module for the
+// two (compiling it is the costly part of their start); each Close
+// releases its share.
+func Open(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (*Spans, *Events, error) {
+	out, opts, err := bundleModule(b, kind, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var m *shared
+	if kind != Eval {
+		if m, err = compileModule(ctx, b.IR, out, opts); err != nil {
+			return nil, nil, err
+		}
+	}
+	sp, err := newSpans(ctx, kind, b.IngestValidators(), b.IR, out, opts, m)
+	if err != nil {
+		_ = m.release(ctx)
+		return nil, nil, err
+	}
+	m.retain() // the Events' share
+	evs, err := newEvents(ctx, kind, b.IR, out, opts, m)
+	if err != nil {
+		_ = m.release(ctx)
+		_ = sp.Close(ctx)
+		return nil, nil, err
+	}
+	return sp, evs, nil
 }
 
 // bundleModule returns the module of b for kind (none for eval): the one
@@ -187,8 +217,9 @@ func bundleModule(b *bundle.Bundle, kind Kind, opts Options) (*codegen.Output, O
 }
 
 // newSpans runs validators on kind, with the module out compiled from
-// prog (unused for eval).
-func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog *ir.Program, out *codegen.Output, opts Options) (*Spans, error) {
+// prog (unused for eval): m, or compiled here when m is nil. The Spans
+// takes over a share of m (released by its Close) once it is returned.
+func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog *ir.Program, out *codegen.Output, opts Options, m *shared) (*Spans, error) {
 	c := &Spans{kind: kind, validators: validators, opts: opts}
 	if kind == Eval {
 		return c, nil
@@ -207,37 +238,74 @@ func newSpans(ctx context.Context, kind Kind, validators []*eval.Validator, prog
 		c.routers[r.Name] = true
 	}
 	var err error
-	if c.mod, c.pool, err = load(ctx, prog, out, opts); err != nil {
+	if c.mod, c.pool, err = load(ctx, prog, out, opts, m); err != nil {
 		return nil, err
 	}
 	c.warmGets = c.pool.Gets()
 	return c, nil
 }
 
-// load compiles the module out of prog, linked under opts.caps, and
-// returns it with a pool holding one instance: a module its capabilities
-// cannot link fails here.
-func load(ctx context.Context, prog *ir.Program, out *codegen.Output, opts Options) (*vm.Module, *vm.Pool, error) {
+// shared is a compiled module and the number of Spans and Events that use
+// it: the last Close closes it.
+type shared struct {
+	m    *vm.Module
+	refs atomic.Int32
+}
+
+// compileModule compiles the module out of prog, linked under opts.caps, with
+// one share.
+func compileModule(ctx context.Context, prog *ir.Program, out *codegen.Output, opts Options) (*shared, error) {
 	m, err := vm.CompileWith(ctx, prog, out, vm.Options{Caps: opts.caps})
 	if err != nil {
-		return nil, nil, fmt.Errorf("backend: %w", err)
+		return nil, fmt.Errorf("backend: %w", err)
 	}
-	pool := vm.NewPool(m)
+	s := &shared{m: m}
+	s.refs.Store(1)
+	return s, nil
+}
+
+// retain takes a share; nil is no module.
+func (s *shared) retain() {
+	if s != nil {
+		s.refs.Add(1)
+	}
+}
+
+// release gives a share back; nil is no module.
+func (s *shared) release(ctx context.Context) error {
+	if s == nil || s.refs.Add(-1) > 0 {
+		return nil
+	}
+	return s.m.Close(ctx)
+}
+
+// load returns m (the module out of prog compiled here when m is nil) and
+// a pool of its instances holding one: a module its capabilities cannot
+// link fails here. A failure releases the module only if it compiled it:
+// the caller's m stays the caller's.
+func load(ctx context.Context, prog *ir.Program, out *codegen.Output, opts Options, m *shared) (*shared, *vm.Pool, error) {
+	own := m == nil
+	if own {
+		var err error
+		if m, err = compileModule(ctx, prog, out, opts); err != nil {
+			return nil, nil, err
+		}
+	}
+	pool := vm.NewPool(m.m)
 	in, err := pool.Get(ctx)
 	if err != nil {
-		_ = m.Close(ctx)
+		if own {
+			_ = m.release(ctx)
+		}
 		return nil, nil, fmt.Errorf("backend: %w", err)
 	}
 	pool.Put(in)
 	return m, pool, nil
 }
 
-// Close releases the module, if any.
+// Close releases the module, if any (its share of it).
 func (c *Spans) Close(ctx context.Context) error {
-	if c.mod == nil {
-		return nil
-	}
-	return c.mod.Close(ctx)
+	return c.mod.release(ctx)
 }
 
 // Kind returns the backend.

@@ -63,7 +63,7 @@ func TestShadowReportsDivergence(t *testing.T) {
 	b := compile(t, statusContract, false)
 	other := compile(t, strings.Replace(statusContract, `, "pending"`, "", 1), true)
 	var divs []Divergence
-	c, err := newSpans(ctx, Shadow, b.IngestValidators(), b.IR, other.Wasm(), Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+	c, err := newSpans(ctx, Shadow, b.IngestValidators(), b.IR, other.Wasm(), Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestWasmAnswers(t *testing.T) {
 	ctx := context.Background()
 	b := compile(t, statusContract, false)
 	other := compile(t, strings.Replace(statusContract, `, "pending"`, "", 1), true)
-	c, err := newSpans(ctx, Wasm, b.IngestValidators(), b.IR, other.Wasm(), Options{})
+	c, err := newSpans(ctx, Wasm, b.IngestValidators(), b.IR, other.Wasm(), Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestNew(t *testing.T) {
 	}
 	two := compile(t, statusContract+"validator w {\n  require field \"who\"\n}\n", false)
 	one := compile(t, statusContract, true)
-	if _, err := newSpans(ctx, Wasm, two.IngestValidators(), two.IR, one.Wasm(), Options{}); !errors.Is(err, ErrNoModule) || !strings.Contains(err.Error(), "does not export w") {
+	if _, err := newSpans(ctx, Wasm, two.IngestValidators(), two.IR, one.Wasm(), Options{}, nil); !errors.Is(err, ErrNoModule) || !strings.Contains(err.Error(), "does not export w") {
 		t.Errorf("module without w: err = %v", err)
 	}
 	w := compile(t, statusContract, true)
@@ -150,5 +150,49 @@ func TestNew(t *testing.T) {
 	}
 	if vi := c.CheckSpan(ctx, c.Validators()[0], parse(t, `{"id":"x","status":"pending"}`), &eval.Env{}); vi != nil || c.Stats().Divergences != 0 {
 		t.Errorf("own module: %v, %+v", vi, c.Stats())
+	}
+}
+
+// TestOpenShares: Open compiles the module once for the span validators
+// and the event validators; closing one leaves the other running, and
+// the last Close closes the module.
+func TestOpenShares(t *testing.T) {
+	ctx := context.Background()
+	b := compile(t, statusContract, true)
+	sp, evs, err := Open(ctx, b, Wasm, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.mod == nil || sp.mod != evs.mod || sp.mod.refs.Load() != 2 {
+		t.Fatalf("the Spans' module %p and the Events' %p are not one with two shares", sp.mod, evs.mod)
+	}
+	m := sp.mod
+	if err := evs.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := sp.Validators()[0]
+	if vi := sp.CheckSpan(ctx, v, parse(t, `{"id":"c","status":"shipped"}`), nil); vi == nil {
+		t.Error("shipped passed")
+	}
+	if st := sp.Stats(); st.Runs != 1 || st.Fallbacks != 0 {
+		t.Errorf("stats %+v after the Events closed, want one run on the module", st)
+	}
+	if err := sp.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.refs.Load(); n != 0 {
+		t.Errorf("%d shares left after both closed", n)
+	}
+	if _, err := m.m.NewInstance(ctx); err == nil {
+		t.Error("the module still instantiates after the last Close")
+	}
+
+	// On eval there is no module to share.
+	sp, evs, err = Open(ctx, b, Eval, Options{})
+	if err != nil || sp.mod != nil || evs.mod != nil {
+		t.Fatalf("eval: %v, modules %p %p", err, sp.mod, evs.mod)
+	}
+	if err := errors.Join(sp.Close(ctx), evs.Close(ctx)); err != nil {
+		t.Fatal(err)
 	}
 }

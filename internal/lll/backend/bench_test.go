@@ -90,7 +90,7 @@ func BenchmarkModule(b *testing.B) {
 			}
 			defer c.Close(ctx)
 			for b.Loop() {
-				in, err := c.mod.NewInstance(ctx)
+				in, err := c.mod.m.NewInstance(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -33,7 +33,7 @@ import (
 // An Events is safe for concurrent use.
 type Events struct {
 	kind        Kind
-	mod         *vm.Module
+	mod         *shared
 	pool        *vm.Pool
 	warmGets    int64    // the pool's Gets before the first run
 	compiled    []string // the event validators the module runs (few: a scan beats a map's hash)
@@ -51,12 +51,13 @@ func NewEvents(ctx context.Context, b *bundle.Bundle, kind Kind, opts Options) (
 	if err != nil {
 		return nil, err
 	}
-	return newEvents(ctx, kind, b.IR, out, opts)
+	return newEvents(ctx, kind, b.IR, out, opts, nil)
 }
 
 // newEvents runs the event validators of prog on kind, with the module
-// out compiled from prog (unused for eval).
-func newEvents(ctx context.Context, kind Kind, prog *ir.Program, out *codegen.Output, opts Options) (*Events, error) {
+// out compiled from prog (unused for eval): m, or compiled here when m is
+// nil, as newSpans.
+func newEvents(ctx context.Context, kind Kind, prog *ir.Program, out *codegen.Output, opts Options, m *shared) (*Events, error) {
 	e := &Events{kind: kind, opts: opts}
 	e.scratch.New = func() any { return &eval.Scratch{} }
 	if kind == Eval {
@@ -65,19 +66,16 @@ func newEvents(ctx context.Context, kind Kind, prog *ir.Program, out *codegen.Ou
 	e.compiled = slices.Clone(out.Events)
 	slices.Sort(e.compiled)
 	var err error
-	if e.mod, e.pool, err = load(ctx, prog, out, opts); err != nil {
+	if e.mod, e.pool, err = load(ctx, prog, out, opts, m); err != nil {
 		return nil, err
 	}
 	e.warmGets = e.pool.Gets()
 	return e, nil
 }
 
-// Close releases the module, if any.
+// Close releases the module, if any (its share of it).
 func (e *Events) Close(ctx context.Context) error {
-	if e.mod == nil {
-		return nil
-	}
-	return e.mod.Close(ctx)
+	return e.mod.release(ctx)
 }
 
 // Kind returns the backend.

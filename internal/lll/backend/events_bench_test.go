@@ -69,7 +69,7 @@ func meterNamed(tb testing.TB, kind Kind, name string) (*Events, *eval.Validator
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e, err := newEvents(ctx, kind, p, out, Options{})
+	e, err := newEvents(ctx, kind, p, out, Options{}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

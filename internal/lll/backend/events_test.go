@@ -224,7 +224,7 @@ func TestShadowEvents(t *testing.T) {
 			t.Errorf("%s: the module does not run it (left: %v)", name, out.EventsLeft)
 		}
 		var divs []Divergence
-		e, err := newEvents(ctx, Shadow, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+		e, err := newEvents(ctx, Shadow, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -275,7 +275,7 @@ func TestWasmEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := newEvents(ctx, Wasm, p, out, Options{})
+	w, err := newEvents(ctx, Wasm, p, out, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +330,7 @@ func TestShadowEventsReportDivergence(t *testing.T) {
 		t.Fatal(err)
 	}
 	var divs []Divergence
-	e, err := newEvents(ctx, Shadow, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+	e, err := newEvents(ctx, Shadow, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func FuzzShadowEvents(f *testing.F) {
 			return
 		}
 		var divs []Divergence
-		e, err := newEvents(ctx, Shadow, prog, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+		e, err := newEvents(ctx, Shadow, prog, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -515,7 +515,7 @@ func eventsOn(t *testing.T, kind Kind, src string) (*Events, *eval.Program) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := newEvents(context.Background(), kind, p, out, Options{})
+	e, err := newEvents(context.Background(), kind, p, out, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func FuzzShadow(f *testing.F) {
 		}
 		c, err := newSpans(ctx, Shadow, vs, prog, out, Options{OnDivergence: func(d Divergence) {
 			t.Errorf("divergence: %s\nprogram:\n%s", d, src)
-		}})
+		}}, nil)
 		if err != nil {
 			t.Fatalf("module of a program codegen compiled: %v", err)
 		}
@@ -119,7 +119,7 @@ func FuzzShadowGenerated(f *testing.F) {
 		vals := []*eval.Validator{ep.Validator("g")}
 		c, err := newSpans(ctx, Shadow, vals, prog, out, Options{OnDivergence: func(d Divergence) {
 			t.Errorf("divergence: %s\nprogram:\n%s", d, src)
-		}})
+		}}, nil)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, src)
 		}
@@ -162,7 +162,7 @@ func FuzzShadowHosted(f *testing.F) {
 		}
 		c, err := newSpans(ctx, Shadow, spanValidators(ep), prog, out, Options{OnDivergence: func(d Divergence) {
 			t.Errorf("divergence: %s\nprogram:\n%s", d, src)
-		}})
+		}}, nil)
 		if err != nil {
 			t.Fatalf("%v\n%s", err, src)
 		}

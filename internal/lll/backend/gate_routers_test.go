@@ -94,7 +94,7 @@ func TestShadowGateRouters(t *testing.T) {
 		}
 		vs := spanValidators(ep)
 		var divs []Divergence
-		c, err := newSpans(ctx, Shadow, vs, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+		c, err := newSpans(ctx, Shadow, vs, p, out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", gp.name, err)
 		}

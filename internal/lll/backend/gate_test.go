@@ -191,7 +191,7 @@ func TestShadowGate(t *testing.T) {
 		}
 		vs := spanValidators(ep)
 		var divs []Divergence
-		c, err := newSpans(ctx, Shadow, vs, gp.prog, gp.out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+		c, err := newSpans(ctx, Shadow, vs, gp.prog, gp.out, Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", gp.name, err)
 		}

@@ -110,7 +110,7 @@ func TestRouteShadowDivergence(t *testing.T) {
 	b := compile(t, firstsRouter, false)
 	other := compile(t, strings.NewReplacer(`"first"`, `"fiRst"`, "kv.get(this) == id", "kv.get(id  ) == id").Replace(firstsRouter), true)
 	var divs []Divergence
-	c, err := newSpans(ctx, Shadow, nil, b.IR, other.Wasm(), Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }})
+	c, err := newSpans(ctx, Shadow, nil, b.IR, other.Wasm(), Options{OnDivergence: func(d Divergence) { divs = append(divs, d) }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestRouteShadowDivergence(t *testing.T) {
 func TestRouteCapabilities(t *testing.T) {
 	ctx := context.Background()
 	b := compileText(t, "router hook {\n  uses \"http.request\"\n  route to http.request(\"https://x.example\")\n}\n")
-	_, err := newSpans(ctx, Wasm, nil, b.IR, b.Wasm(), Options{caps: []string{"ws.send"}})
+	_, err := newSpans(ctx, Wasm, nil, b.IR, b.Wasm(), Options{caps: []string{"ws.send"}}, nil)
 	if !errors.Is(err, vm.ErrCapability) || !strings.Contains(err.Error(), `http.request, which needs the capability "http.request"`) {
 		t.Fatalf("err %v, want vm.ErrCapability naming http.request", err)
 	}
