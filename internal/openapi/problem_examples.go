@@ -47,6 +47,7 @@ func problemExamples(invalid obj, results arr) (obj, error) {
 		"webhook-replay":         {"/webhooks/in/t_bakery/stripe", `runtime: webhook already received: webhook-id "msg_2Lh9" from stripe`, nil},
 		"webhook-queue-full":     {"/ingest", `tenant "t_bakery" has 10000 or more deliveries pending (runtime.queue_per_tenant); ingest resumes as they drain`, nil},
 		"overloaded":             {"/ingest", "1024 requests and 3 MiB of bodies in flight; the server takes at most 1024 and 256 MiB", nil},
+		"misdirected":            {"/ingest", "this server is a cluster worker (cluster.role worker): it derives and serves reads, and takes no spans; send them to a gateway of the cluster", nil},
 		"unavailable":            {"/ingest", "the ledger takes no appends: ledger: read-only after a write error", nil},
 		"no-answer":              {"/ingest", "cluster: no answer from the integrator in time (15s)", nil},
 		"index-damaged":          {"/spans/t_bakery/s_1", "the ledger's index files are damaged (the records are not); the server rebuilds them from the records at its next start", nil},

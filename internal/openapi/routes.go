@@ -116,7 +116,7 @@ func routes(problemNames []string) []route {
 				}),
 			}},
 			problems: []string{"invalid-json", "truncated-line", "empty-body", "tenant-mismatch", "body-too-large", "too-many-lines", "line-too-large",
-				"unsupported-media-type", "unsupported-encoding", "request-timeout", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "webhook-queue-full", "unavailable", "no-answer", "index-damaged"},
+				"unsupported-media-type", "unsupported-encoding", "request-timeout", "id-conflict", "invalid-span", "limit-exceeded", "future-when", "rejected", "derivation-behind", "webhook-queue-full", "misdirected", "unavailable", "no-answer", "index-damaged"},
 			extra: map[string]string{"413": "For a line too large, only when it is the request's only line; otherwise the line is rejected on its own."},
 		},
 		{

@@ -207,7 +207,7 @@ type workerStore struct {
 }
 
 func (workerStore) Append(context.Context, []ledger.Entry) ([]ledger.Result, error) {
-	return nil, reply.NewProblem("unavailable", "this server is a cluster worker (cluster.role worker): it derives and serves reads, and takes no spans; send them to a gateway of the cluster")
+	return nil, reply.NewProblem("misdirected", "this server is a cluster worker (cluster.role worker): it derives and serves reads, and takes no spans; send them to a gateway of the cluster")
 }
 
 // clusterRole is cluster.role, gateway when empty.
