@@ -34,10 +34,18 @@ func (s *Server) startCycle(ctx context.Context) error {
 	if s.events.Kind() != backend.Eval {
 		s.rules.CheckEvent = s.events.CheckEvent // the score's and the meter's validators on bundle.backend
 	}
+	var records tenant.Appender = s.ledger
+	if s.cluster != nil {
+		// A cluster node's ledger follows the cluster's log and takes no
+		// appends of its own: a config record goes through the cluster,
+		// into every node's ledger (a record appended to the copy would
+		// make it diverge from the log and stop following it).
+		records = s.cluster.sub
+	}
 	s.watcher = &tenant.Watcher{
 		Dir:    filepath.Join(s.cfg.Data, "cfg", "tenants"),
 		Base:   s.base,
-		Ledger: s.ledger,
+		Ledger: records,
 		Apply:  s.applyTenant,
 		Logger: s.log.With("component", "tenants"),
 	}
