@@ -90,9 +90,11 @@ func TestScanLLLFile(t *testing.T) {
 	}
 }
 
-// A changed file is read once it has been left alone for Settle: one
-// being written (truncated first, empty for a moment) is not recorded
-// half-written; once old enough it is.
+// A changed file is read once it has been left alone for Settle and two
+// scans in a row read the same bytes: one being written (truncated first,
+// empty for a moment) is not recorded half-written, even by a scan that
+// finds it old (a writer stalled between its truncation and its write);
+// once old enough and read twice the same, it is.
 func TestScanSettles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "t_a.yaml")
@@ -106,10 +108,19 @@ func TestScanSettles(t *testing.T) {
 	if err := w.Scan(context.Background()); err != nil || log.len() != 1 {
 		t.Fatalf("a file written just now was recorded: %d records, %v", log.len(), err)
 	}
-	os.WriteFile(path, []byte("policies: {quality_meter: {min_score: 20}}\n"), 0o644)
 	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(path, old, old) // the writer stalls after its truncation
+	if err := w.Scan(context.Background()); err != nil || log.len() != 1 {
+		t.Fatalf("an old empty file read once was recorded: %d records, %v", log.len(), err)
+	}
+	os.WriteFile(path, []byte("policies: {quality_meter: {min_score: 20}}\n"), 0o644)
 	os.Chtimes(path, old, old)
-	if err := w.Scan(context.Background()); err != nil || log.len() != 2 {
-		t.Fatalf("a settled change: %d records, %v; want 2", log.len(), err)
+	for i, want := range []int{1, 2, 2} {
+		if err := w.Scan(context.Background()); err != nil || log.len() != want {
+			t.Fatalf("settled change, scan %d: %d records, %v; want %d", i+1, log.len(), err, want)
+		}
+	}
+	if got := log.entries[1].Body; !strings.Contains(string(got), `"min_score":20`) {
+		t.Errorf("recorded %s, want min_score 20", got)
 	}
 }

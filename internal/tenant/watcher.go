@@ -47,10 +47,14 @@ type Watcher struct {
 	// scan after the first reads it (DefaultSettle when zero): a file being
 	// written (most editors and os.WriteFile truncate it first) is not
 	// taken half-written, an empty one recorded as the tenant's defaults.
+	// A changed file is also recorded only when two scans in a row read
+	// the same bytes, so that a writer stalled between its truncation and
+	// its write for longer than Settle is not taken either.
 	Settle time.Duration
 
 	applied  map[string]string // tenant -> hash of the file content last applied
 	problems map[string]string // tenant -> hash of a file last refused (not logged again)
+	pending  map[string]string // tenant -> hash of a changed file read once, not recorded yet
 	started  bool              // Apply has been given every file once
 }
 
@@ -78,6 +82,7 @@ func (w *Watcher) load() {
 	}
 	w.applied = map[string]string{}
 	w.problems = map[string]string{}
+	w.pending = map[string]string{}
 	b, err := os.ReadFile(w.statePath())
 	if err != nil {
 		return
@@ -173,9 +178,15 @@ func (w *Watcher) scanFile(ctx context.Context, name, path string) (bool, error)
 			settle = DefaultSettle
 		}
 		if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) < settle {
+			delete(w.pending, name)
 			return false, nil // being written, perhaps: the next scan
 		}
+		if w.pending[name] != h {
+			w.pending[name] = h // read once: recorded if the next scan reads the same
+			return false, nil
+		}
 	}
+	delete(w.pending, name)
 	f, err := ParseFile(path, data, w.Base)
 	if err != nil {
 		if w.problems[name] != h {
