@@ -315,18 +315,24 @@ func setFromString(v reflect.Value, s string) error {
 			return err
 		}
 		v.SetBool(b)
-	case reflect.Int, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, 64)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, v.Type().Bits())
 		if err != nil {
 			return err
 		}
 		v.SetInt(n)
-	case reflect.Uint64:
-		n, err := strconv.ParseUint(s, 10, 64)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, v.Type().Bits())
 		if err != nil {
 			return err
 		}
 		v.SetUint(n)
+	case reflect.Float32, reflect.Float64:
+		f, err := strconv.ParseFloat(s, v.Type().Bits())
+		if err != nil {
+			return err
+		}
+		v.SetFloat(f)
 	case reflect.Slice:
 		var parts []string
 		for _, p := range strings.Split(s, ",") {

@@ -3,12 +3,14 @@ package server
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/loglineos/loglineos/internal/bytesize"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -143,5 +145,73 @@ func TestConfigKeys(t *testing.T) {
 	slices.Sort(wantEnv)
 	if d := cmp.Diff(wantEnv, asked); d != "" {
 		t.Errorf("environment variables (-want +got):\n%s", d)
+	}
+}
+
+// TestEveryKeyFromEnv: every key of the configuration file can be set from
+// the environment too (derive.background_share, a fraction, could not).
+func TestEveryKeyFromEnv(t *testing.T) {
+	sample := func(t reflect.Type) string {
+		switch t {
+		case reflect.TypeFor[time.Duration]():
+			return "1500ms"
+		case reflect.TypeFor[bytesize.Size]():
+			return "2KiB"
+		}
+		switch t.Kind() {
+		case reflect.Bool:
+			return "true"
+		case reflect.Float32, reflect.Float64:
+			return "0.25"
+		case reflect.Slice:
+			return "a, b"
+		case reflect.String:
+			return "x"
+		}
+		return "7"
+	}
+	var walk func(v reflect.Value, name string)
+	n := 0
+	walk = func(v reflect.Value, name string) {
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if opts == "inline" && f.Type.Kind() == reflect.Struct {
+				walk(v.Field(i), name)
+				continue
+			}
+			if tag == "" || tag == "-" {
+				continue
+			}
+			key := name + "_" + strings.ToUpper(tag)
+			if f.Type.Kind() == reflect.Struct {
+				walk(v.Field(i), key)
+				continue
+			}
+			n++
+			in := sample(f.Type)
+			c := DefaultConfig()
+			if err := c.LoadEnv(func(k string) string {
+				if k == key {
+					return in
+				}
+				return ""
+			}); err != nil {
+				t.Errorf("%s=%s: %v", key, in, err)
+			}
+		}
+	}
+	walk(reflect.ValueOf(DefaultConfig()), "LOGLINE")
+	if n < 50 {
+		t.Fatalf("walked %d keys: the walk missed the configuration's sections", n)
+	}
+	c := DefaultConfig()
+	if err := c.LoadEnv(func(k string) string {
+		if k == "LOGLINE_DERIVE_BACKGROUND_SHARE" {
+			return "0.05"
+		}
+		return ""
+	}); err != nil || c.Derive.BackgroundShare != 0.05 {
+		t.Errorf("LOGLINE_DERIVE_BACKGROUND_SHARE=0.05: %v, %v", c.Derive.BackgroundShare, err)
 	}
 }
