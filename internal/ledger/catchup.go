@@ -95,7 +95,10 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, progress func(int
 	if err != nil {
 		return 0, err
 	}
-	size := st.Size()
+	size, err := dataEnd(f, st.Size())
+	if err != nil {
+		return 0, fmt.Errorf("ledger: read segment %s: %w", segmentName(n), err)
+	}
 	if from > size {
 		if l.readOnly {
 			l.roProblem = &CorruptError{Segment: segmentName(n), Offset: size, Seq: c.next, Reason: "segment shorter than the index says"}
@@ -105,6 +108,7 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, progress func(int
 			Reason: fmt.Sprintf("the segment ends at %d but acknowledged records reach %d: acknowledged records are missing", size, from)}
 	}
 	sc := newLineScanner(f, from)
+	sc.limit = size // not into padding
 	for {
 		if c.next >= c.limit {
 			return sc.offset(), errStopScan

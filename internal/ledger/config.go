@@ -16,6 +16,7 @@ import (
 const (
 	DefaultOrigin             = "logline.local/ledger"
 	DefaultSegmentBytes       = 64 << 20
+	DefaultPreallocate        = 1 << 20 // a server's ledger.preallocate
 	DefaultMaxBatchEntries    = 16384
 	DefaultMaxBatchBytes      = 8 << 20
 	DefaultMaxEntryBytes      = 1 << 20
@@ -40,6 +41,14 @@ type Config struct {
 	// SegmentBytes is the size at which a segment is sealed and the next one
 	// started. Default DefaultSegmentBytes (64 MiB).
 	SegmentBytes bytesize.Size `yaml:"segment_bytes"`
+	// Preallocate, when positive, has the segment being written extended
+	// with zeros that many bytes ahead of its records, so that a commit's
+	// fdatasync overwrites space the file has instead of growing it (no
+	// file-size change to journal at each commit). Padding is cut when a
+	// segment is sealed and at Close; padding left by a crash is
+	// recognized at the next open. Zero: segments grow with their records
+	// (a server's default is DefaultPreallocate).
+	Preallocate bytesize.Size `yaml:"preallocate"`
 	// MaxBatchEntries and MaxBatchBytes bound one group commit (its
 	// records' lines exceed MaxBatchBytes by one record at most). Defaults
 	// DefaultMaxBatchEntries (16384 records) and DefaultMaxBatchBytes

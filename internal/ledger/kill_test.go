@@ -2,12 +2,14 @@ package ledger
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -41,7 +43,14 @@ type ackLine struct {
 
 func killChild(dir string) int {
 	round, _ := strconv.Atoi(os.Getenv("LOGLINE_LEDGER_KILL_ROUND"))
-	l, err := Open(dir, Config{SegmentBytes: 256 << 10, CheckpointEvery: 500, CheckpointInterval: 50 * time.Millisecond})
+	cfg := Config{SegmentBytes: 256 << 10, CheckpointEvery: 500, CheckpointInterval: 50 * time.Millisecond}
+	if round%2 == 1 {
+		// Odd lives write over padding (a server's default), even ones
+		// append: each kind of life is killed, and each opens what the
+		// other left.
+		cfg.Preallocate = 64 << 10
+	}
+	l, err := Open(dir, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
 		return 3
@@ -97,6 +106,7 @@ func TestSIGKILL(t *testing.T) {
 	if raceEnabled {
 		rounds = 8 // .ci/run runs the 20 without the race detector
 	}
+	padded := 0 // lives that left padding behind them
 	for round := range rounds {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), killChildEnv+"="+dir, "LOGLINE_LEDGER_KILL_ROUND="+strconv.Itoa(round))
@@ -149,6 +159,29 @@ func TestSIGKILL(t *testing.T) {
 		}
 		cmd.Wait()
 		t.Logf("round %d: %d acknowledged this life, %d in all", round, got, len(acked))
+		segs, _ := filepath.Glob(filepath.Join(dir, "ledger", "segments", "*.ndjson"))
+		if n := len(segs); n > 0 {
+			end, err := SegmentDataEnd(segs[n-1])
+			if st, serr := os.Stat(segs[n-1]); err == nil && serr == nil && st.Size() > end {
+				padded++
+			}
+		}
 		checkRecoveredAt(t, vfs.Default, dir, Config{}, acked)
+		// Padding is never taken for a torn record: what was moved aside
+		// holds more than zeros.
+		aside, _ := filepath.Glob(filepath.Join(dir, "ledger", "segments", "*.broken*"))
+		for _, p := range aside {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bytes.Trim(b, "\x00")) == 0 {
+				t.Fatalf("round %d: %s, %d bytes of zeros, was moved aside as a torn tail", round, p, len(b))
+			}
+		}
 	}
+	if padded == 0 {
+		t.Errorf("no life was killed with padding in its segment: the test does not try recovery over it")
+	}
+	t.Logf("%d of %d lives left padding", padded, rounds)
 }

@@ -234,6 +234,12 @@ func (l *Ledger) closeFiles(flush bool) error {
 		}
 	}
 	if l.syncer.active != nil {
+		if flush {
+			// A ledger closed cleanly leaves segments that end with
+			// their records (a failed one keeps its padding: the next
+			// open finds it).
+			keep(l.syncer.active.cut())
+		}
 		keep(l.syncer.active.f.Close())
 		l.syncer.active = nil
 	}

@@ -524,6 +524,12 @@ func (r *Reader) NextLine() ([]byte, error) {
 		return nil, io.EOF
 	}
 	for {
+		// Never past the durable end of the segment being written: its
+		// padding is zeros, to be written over.
+		r.sc.limit = -1
+		if r.seg == d.end.seg {
+			r.sc.limit = d.end.off
+		}
 		line, at, err := r.sc.next()
 		if errors.Is(err, io.EOF) {
 			if r.seg < d.end.seg {

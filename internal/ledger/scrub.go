@@ -97,6 +97,9 @@ func (l *Ledger) Scrub(ctx context.Context, rate int64) error {
 			return fmt.Errorf("ledger: scrub: open segment %s: %w", segmentName(seg), err)
 		}
 		sc := newLineScanner(f, 0)
+		if seg == end.seg {
+			sc.limit = end.off // not into padding
+		}
 		var cerr *CorruptError
 		for cerr == nil {
 			if seg == end.seg && sc.offset() >= end.off {

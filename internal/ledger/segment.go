@@ -124,12 +124,15 @@ type lineScanner struct {
 	off  int64 // file offset of buf[0]
 	buf  []byte
 	r, w int // unread bytes are buf[r:w]
+	// limit, when not negative, is where reading stops: the records' end
+	// in a segment whose padding (zeros) is being written over.
+	limit int64
 }
 
 const scanChunk = 256 << 10
 
 func newLineScanner(f vfs.File, off int64) *lineScanner {
-	return &lineScanner{f: f, off: off, buf: make([]byte, scanChunk)}
+	return &lineScanner{f: f, off: off, buf: make([]byte, scanChunk), limit: -1}
 }
 
 // next returns the next complete line (without newline) and its offset, or
@@ -152,7 +155,15 @@ func (s *lineScanner) next() ([]byte, int64, error) {
 		if s.w == len(s.buf) {
 			s.buf = slices.Grow(s.buf, len(s.buf))[:2*len(s.buf)]
 		}
-		n, err := s.f.ReadAt(s.buf[s.w:], s.off+int64(s.w))
+		want := s.buf[s.w:]
+		if s.limit >= 0 {
+			left := s.limit - (s.off + int64(s.w))
+			if left <= 0 {
+				return nil, s.off + int64(s.r), io.EOF
+			}
+			want = want[:min(int64(len(want)), left)]
+		}
+		n, err := s.f.ReadAt(want, s.off+int64(s.w))
 		s.w += n
 		if n == 0 || errors.Is(err, io.EOF) {
 			if n > 0 {
@@ -176,7 +187,11 @@ func (s *lineScanner) offset() int64 { return s.off + int64(s.r) }
 type activeSegment struct {
 	num  uint32
 	f    vfs.File
-	size int64
+	size int64 // where its records end
+	// alloc is where its padding ends (the file's size when it has
+	// padding), prealloc whether it may have any (see prealloc.go).
+	alloc    int64
+	prealloc bool
 }
 
 // createSegment creates segment n safely: an empty file is created under a
@@ -200,16 +215,35 @@ func createSegment(fs vfs.FS, dir string, n uint32) (*activeSegment, error) {
 		f.Close()
 		return nil, err
 	}
-	return &activeSegment{num: n, f: f}, nil
+	return &activeSegment{num: n, f: f, prealloc: canPreallocate(f)}, nil
 }
 
 // openActiveSegment opens the last segment for appending at size.
 func openActiveSegment(fs vfs.FS, dir string, n uint32, size int64) (*activeSegment, error) {
-	f, err := fs.OpenReadWrite(fs.PathJoin(dir, segmentName(n)), vfs.WriteCategoryUnspecified)
+	path := fs.PathJoin(dir, segmentName(n))
+	f, err := fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: open segment %s for append: %w", segmentName(n), err)
 	}
-	return &activeSegment{num: n, f: f, size: size}, nil
+	a := &activeSegment{num: n, f: f, size: size, alloc: size, prealloc: canPreallocate(f)}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ledger: open segment %s for append: %w", segmentName(n), err)
+	}
+	switch {
+	case st.Size() <= size:
+	case a.prealloc:
+		a.alloc = st.Size() // padding a crash left: written over as records come
+	default:
+		// Padding where none can be cut later: cut it now.
+		f.Close()
+		if err := rewritePrefix(fs, path, size); err != nil {
+			return nil, fmt.Errorf("ledger: cut segment %s to its records: %w", segmentName(n), err)
+		}
+		return openActiveSegment(fs, dir, n, size)
+	}
+	return a, nil
 }
 
 // rewritePrefix replaces a file by its first n bytes, safely: the prefix is

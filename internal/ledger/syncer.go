@@ -197,6 +197,10 @@ func (s *syncer) publish(b *commitBatch) error {
 func (s *syncer) writeBatch(b *commitBatch) error {
 	l := s.l
 	if s.active.size > 0 && s.active.size+int64(len(b.buf)) > int64(l.cfg.SegmentBytes) {
+		// A sealed segment holds its records and nothing after them.
+		if err := s.active.cut(); err != nil {
+			return err
+		}
 		next, err := createSegment(l.fs, l.segDir, s.active.num+1)
 		if err != nil {
 			return err
@@ -220,6 +224,9 @@ func (s *syncer) writeBatch(b *commitBatch) error {
 	// (io.WriterAt must not retain it), so it goes to a later batch, which
 	// writes every byte before reading it.
 	b.size = len(b.buf)
+	if err := s.active.pad(int64(len(b.buf)), int64(l.cfg.Preallocate)); err != nil {
+		return err
+	}
 	n, err := s.active.f.WriteAt(b.buf, s.active.size)
 	select {
 	case l.committer.freeBufs <- b.buf[:0]:

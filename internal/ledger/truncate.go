@@ -163,8 +163,11 @@ func scanForCut(fs vfs.FS, path string, size uint64) (segmentScan, error) {
 	if err != nil {
 		return s, err
 	}
-	s.size = st.Size()
+	if s.size, err = dataEnd(f, st.Size()); err != nil {
+		return s, fmt.Errorf("read %s: %w", fs.PathBase(path), err)
+	}
 	sc := newLineScanner(f, 0)
+	sc.limit = s.size // not into padding
 	var prevTS []byte
 	for {
 		line, at, err := sc.next()

@@ -46,8 +46,12 @@ func (v *verification) checkSegment(n uint32, last bool) error {
 	if err != nil {
 		return err
 	}
-	size := st.Size()
+	size, err := dataEnd(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("ledger: read %s: %w", name, err)
+	}
 	sc := newLineScanner(f, 0)
+	sc.limit = size // not into padding
 	for !v.stopped() && v.next < v.limit {
 		line, at, err := sc.next()
 		if errors.Is(err, io.EOF) {

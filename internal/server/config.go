@@ -210,6 +210,7 @@ func DefaultConfig() Config {
 	c.Timeouts.Idle = 2 * time.Minute
 	c.Timeouts.Shutdown = 30 * time.Second
 	c.Ledger.CheckpointInterval = time.Second // a server checkpoints more often than the ledger's default
+	c.Ledger.Preallocate = ledger.DefaultPreallocate
 	c.Ledger.CheckAtOpen = ledger.DefaultCheckAtOpen
 	c.Ledger.ScrubRate = 32 << 20
 	c.Ledger.ScrubEvery = 24 * time.Hour

@@ -331,11 +331,10 @@ func segmentsEnd(data string) (segmentMark, error) {
 	if m.name == "" {
 		return m, nil
 	}
-	st, err := os.Stat(filepath.Join(dir, m.name))
-	if err != nil {
+	// Not the file's size: the segment being written may carry padding.
+	if m.size, err = ledger.SegmentDataEnd(filepath.Join(dir, m.name)); err != nil {
 		return segmentMark{}, fmt.Errorf("snapshot: %w", err)
 	}
-	m.size = st.Size()
 	return m, nil
 }
 
