@@ -35,16 +35,22 @@ var errNoTruncate = errors.New("ledger: file cannot be truncated in place")
 // cutting it back needs an OS file descriptor.
 func canPreallocate(f vfs.File) bool { return f.Fd() != vfs.InvalidFd && truncateSupported }
 
-// pad extends the active segment's padding so that n more bytes fit after
-// its records, by at least ahead bytes past them. The zeros are made durable
-// by the fdatasync of the commit that writes over them.
+// pad writes zeros after the records just written (the segment's records
+// now end at a.size) when they passed the padding, ahead bytes of them, and
+// reports nothing done otherwise. A large commit (past ahead/8) pads
+// nothing: its fdatasync is mostly its own data, and zeros written ahead of
+// it would be written twice. The zeros are made durable by the fdatasync of
+// the commit that wrote them.
 func (a *activeSegment) pad(n, ahead int64) error {
-	if ahead <= 0 || !a.prealloc || a.size+n <= a.alloc {
+	if a.size <= a.alloc {
 		return nil
 	}
-	from := max(a.alloc, a.size)
-	to := a.size + n + ahead
-	for off := from; off < to; {
+	if ahead <= 0 || !a.prealloc || n > ahead/8 {
+		a.alloc = a.size
+		return nil
+	}
+	to := a.size + ahead
+	for off := a.size; off < to; {
 		k := min(int64(len(zeros)), to-off)
 		if _, err := a.f.WriteAt(zeros[:k], off); err != nil {
 			return fmt.Errorf("ledger: pad %s: %w", segmentName(a.num), err)

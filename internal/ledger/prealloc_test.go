@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 func TestDataEnd(t *testing.T) {
@@ -64,7 +66,7 @@ func segmentSizes(t *testing.T, dir string) (files, data []int64) {
 func TestPreallocate(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	cfg := Config{SegmentBytes: 48 << 10, Preallocate: 16 << 10}
+	cfg := Config{SegmentBytes: 48 << 10, Preallocate: 64 << 10}
 	l, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -191,5 +193,52 @@ func TestPreallocate(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(aside[0]); !bytes.Equal(b, part) {
 		t.Errorf("moved aside %q, want the torn record's %q alone", b, part)
+	}
+}
+
+// TestPadSmallCommits: padding is written after small commits only; a
+// large one (past an eighth of the padding) grows the file with its own
+// data, so that zeros are not written where records are about to go.
+func TestPadSmallCommits(t *testing.T) {
+	a, err := createSegment(vfs.Default, t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.f.Close()
+	if !a.prealloc {
+		t.Skip("no file descriptors here")
+	}
+	const ahead = 64 << 10
+	write := func(n int) int64 {
+		t.Helper()
+		b := bytes.Repeat([]byte("x"), n-1)
+		b = append(b, '\n')
+		if _, err := a.f.WriteAt(b, a.size); err != nil {
+			t.Fatal(err)
+		}
+		a.size += int64(n)
+		if err := a.pad(int64(n), ahead); err != nil {
+			t.Fatal(err)
+		}
+		st, err := a.f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	if got := write(20 << 10); got != 20<<10 {
+		t.Errorf("after a large commit the file is %d bytes, want %d (no padding)", got, 20<<10)
+	}
+	if got := write(300); got != 20<<10+300+ahead {
+		t.Errorf("after a small commit the file is %d bytes, want %d of records and %d of padding", got, 20<<10+300, ahead)
+	}
+	if got := write(300); got != 20<<10+300+ahead {
+		t.Errorf("a small commit inside the padding changed the file's size to %d", got)
+	}
+	if err := a.cut(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.f.Stat(); st.Size() != a.size {
+		t.Errorf("cut: %d bytes, want %d", st.Size(), a.size)
 	}
 }

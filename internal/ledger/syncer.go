@@ -224,9 +224,6 @@ func (s *syncer) writeBatch(b *commitBatch) error {
 	// (io.WriterAt must not retain it), so it goes to a later batch, which
 	// writes every byte before reading it.
 	b.size = len(b.buf)
-	if err := s.active.pad(int64(len(b.buf)), int64(l.cfg.Preallocate)); err != nil {
-		return err
-	}
 	n, err := s.active.f.WriteAt(b.buf, s.active.size)
 	select {
 	case l.committer.freeBufs <- b.buf[:0]:
@@ -237,7 +234,7 @@ func (s *syncer) writeBatch(b *commitBatch) error {
 	if err != nil {
 		return fmt.Errorf("ledger: write %s: %w", segmentName(s.active.num), err)
 	}
-	return nil
+	return s.active.pad(int64(n), int64(l.cfg.Preallocate))
 }
 
 // sealLines fills in the leaves and CRCs of the batch's lines: with the
