@@ -35,12 +35,12 @@ var errNoTruncate = errors.New("ledger: file cannot be truncated in place")
 // cutting it back needs an OS file descriptor.
 func canPreallocate(f vfs.File) bool { return f.Fd() != vfs.InvalidFd && truncateSupported }
 
-// pad writes zeros after the records just written (the segment's records
-// now end at a.size) when they passed the padding, ahead bytes of them, and
-// reports nothing done otherwise. A large commit (past ahead/8) pads
-// nothing: its fdatasync is mostly its own data, and zeros written ahead of
-// it would be written twice. The zeros are made durable by the fdatasync of
-// the commit that wrote them.
+// pad is called after a commit of n bytes was written (the records now end
+// at a.size): when they went past the padding, it writes ahead bytes of
+// zeros after them. A large commit (over ahead/8) pads nothing: its
+// fdatasync is mostly its own data, and zeros written ahead of large
+// commits would mostly be written twice. The zeros are made durable by the
+// fdatasync of the commit that wrote them.
 func (a *activeSegment) pad(n, ahead int64) error {
 	if a.size <= a.alloc {
 		return nil
