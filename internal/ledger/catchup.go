@@ -91,11 +91,7 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, progress func(int
 		return 0, fmt.Errorf("ledger: open segment %s: %w", segmentName(n), err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size, err := dataEnd(f, st.Size())
+	size, err := recordsEnd(f)
 	if err != nil {
 		return 0, fmt.Errorf("ledger: read segment %s: %w", segmentName(n), err)
 	}
@@ -107,8 +103,7 @@ func (c *catchUp) scanSegment(n uint32, from int64, last bool, progress func(int
 		return 0, &CorruptError{Segment: segmentName(n), Offset: size, Seq: c.next,
 			Reason: fmt.Sprintf("the segment ends at %d but acknowledged records reach %d: acknowledged records are missing", size, from)}
 	}
-	sc := newLineScanner(f, from)
-	sc.limit = size // not into padding
+	sc := newLineScanner(f, from, size)
 	for {
 		if c.next >= c.limit {
 			return sc.offset(), errStopScan

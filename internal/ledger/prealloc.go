@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -97,17 +96,23 @@ func dataEnd(f io.ReaderAt, size int64) (int64, error) {
 	return 0, nil
 }
 
-// SegmentDataEnd returns where the records of the segment file at path end
-// (its size less any padding): what a copy of the segment must hold.
-func SegmentDataEnd(path string) (int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
+// recordsEnd returns where the records of segment file f end: its size
+// less any padding.
+func recordsEnd(f vfs.File) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err
 	}
 	return dataEnd(f, st.Size())
+}
+
+// SegmentDataEnd returns where the records of the segment file at path end
+// (its size less any padding): what a copy of the segment must hold.
+func SegmentDataEnd(path string) (int64, error) {
+	f, err := vfs.Default.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return recordsEnd(f)
 }

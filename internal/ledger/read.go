@@ -509,7 +509,7 @@ func (r *Reader) open(seg uint32, off int64) error {
 		return fmt.Errorf("ledger: open segment %s: %w", segmentName(seg), err)
 	}
 	r.f, r.seg = f, seg
-	r.sc = newLineScanner(f, off)
+	r.sc = newLineScanner(f, off, -1)
 	return nil
 }
 

@@ -96,10 +96,11 @@ func (l *Ledger) Scrub(ctx context.Context, rate int64) error {
 		if err != nil {
 			return fmt.Errorf("ledger: scrub: open segment %s: %w", segmentName(seg), err)
 		}
-		sc := newLineScanner(f, 0)
+		limit := int64(-1)
 		if seg == end.seg {
-			sc.limit = end.off // not into padding
+			limit = end.off // not into padding
 		}
+		sc := newLineScanner(f, 0, limit)
 		var cerr *CorruptError
 		for cerr == nil {
 			if seg == end.seg && sc.offset() >= end.off {

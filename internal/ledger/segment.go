@@ -131,8 +131,9 @@ type lineScanner struct {
 
 const scanChunk = 256 << 10
 
-func newLineScanner(f vfs.File, off int64) *lineScanner {
-	return &lineScanner{f: f, off: off, buf: make([]byte, scanChunk), limit: -1}
+// newLineScanner reads f from off up to limit (no limit when negative).
+func newLineScanner(f vfs.File, off, limit int64) *lineScanner {
+	return &lineScanner{f: f, off: off, buf: make([]byte, scanChunk), limit: limit}
 }
 
 // next returns the next complete line (without newline) and its offset, or

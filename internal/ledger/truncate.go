@@ -159,15 +159,10 @@ func scanForCut(fs vfs.FS, path string, size uint64) (segmentScan, error) {
 		return s, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return s, err
-	}
-	if s.size, err = dataEnd(f, st.Size()); err != nil {
+	if s.size, err = recordsEnd(f); err != nil {
 		return s, fmt.Errorf("read %s: %w", fs.PathBase(path), err)
 	}
-	sc := newLineScanner(f, 0)
-	sc.limit = s.size // not into padding
+	sc := newLineScanner(f, 0, s.size)
 	var prevTS []byte
 	for {
 		line, at, err := sc.next()

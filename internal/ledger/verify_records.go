@@ -42,16 +42,11 @@ func (v *verification) checkSegment(n uint32, last bool) error {
 		return fmt.Errorf("ledger: open %s: %w", name, err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size, err := dataEnd(f, st.Size())
+	size, err := recordsEnd(f)
 	if err != nil {
 		return fmt.Errorf("ledger: read %s: %w", name, err)
 	}
-	sc := newLineScanner(f, 0)
-	sc.limit = size // not into padding
+	sc := newLineScanner(f, 0, size)
 	for !v.stopped() && v.next < v.limit {
 		line, at, err := sc.next()
 		if errors.Is(err, io.EOF) {
