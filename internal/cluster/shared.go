@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,6 +54,10 @@ type SharedConfig struct {
 	Match func(rel string) bool
 	// Roots are the directories under Dir that hold the shared files.
 	Roots []string
+	// Last are files put in the bucket after the others of a change (an
+	// index naming the others: a node reading it finds them there).
+	// Removed files are deleted from the bucket after every put.
+	Last []string
 	// LockTTL is DefaultSharedLockTTL when zero.
 	LockTTL time.Duration
 	// Replicas of the bucket when this node creates it (DefaultReplicas
@@ -226,7 +232,9 @@ func (s *SharedFiles) watch(first chan<- error, keep map[string]bool) {
 		reload := s.reload
 		s.cond.Broadcast()
 		s.mu.Unlock()
-		if started && changed && reload != nil {
+		// Reload once the entries delivered so far are applied: a change
+		// of several files is read whole (if its puts were not spread out).
+		if started && changed && reload != nil && e.Delta() == 0 {
 			if err := reload(); err != nil {
 				s.log.Error("shared files changed, and reading them again failed", "err", err)
 			}
@@ -536,19 +544,14 @@ func (s *SharedFiles) publish(ctx context.Context) error {
 		return err
 	}
 	s.mu.Lock()
-	known := make(map[string][32]byte, len(s.known))
-	for k, v := range s.known {
-		known[k] = v
-	}
+	known := maps.Clone(s.known)
 	s.mu.Unlock()
 	var errs []error
-	for _, key := range slices.Sorted(func(yield func(string) bool) {
-		for k := range files {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	keys := slices.Sorted(maps.Keys(files))
+	slices.SortStableFunc(keys, func(a, b string) int {
+		return cmp.Compare(b2i(slices.Contains(s.cfg.Last, a)), b2i(slices.Contains(s.cfg.Last, b)))
+	})
+	for _, key := range keys {
 		data := files[key]
 		sum := sha256.Sum256(data)
 		if h, ok := known[key]; ok && h == sum {
@@ -575,6 +578,13 @@ func (s *SharedFiles) publish(ctx context.Context) error {
 		s.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // list reads every shared file under the roots: path -> content.

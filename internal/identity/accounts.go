@@ -142,7 +142,15 @@ type NewServiceAccount struct {
 // The role must mean something in the tenant. The creation is recorded as
 // an "account.create" receipt (with the secret's SecretFingerprint); if
 // that fails the account is revoked and the error returned.
-func (s *Service) CreateServiceAccount(ctx context.Context, req NewServiceAccount) (ServiceAccount, string, error) {
+func (s *Service) CreateServiceAccount(ctx context.Context, req NewServiceAccount) (acct ServiceAccount, secret string, err error) {
+	err = s.change(ctx, func(ctx context.Context) (err error) {
+		acct, secret, err = s.createServiceAccount(ctx, req)
+		return err
+	})
+	return acct, secret, err
+}
+
+func (s *Service) createServiceAccount(ctx context.Context, req NewServiceAccount) (ServiceAccount, string, error) {
 	if req.Tenant == "" || req.Role == "" || len(req.Tenant) > 128 || len(req.Name) > 256 {
 		return ServiceAccount{}, "", badRequest(ReasonBadRequest, "tenant and role are required")
 	}
@@ -186,6 +194,10 @@ func (s *Service) CreateServiceAccount(ctx context.Context, req NewServiceAccoun
 // is then returned): a credential is never left alive for want of a log
 // line.
 func (s *Service) RevokeServiceAccount(ctx context.Context, id, by string) error {
+	return s.change(ctx, func(ctx context.Context) error { return s.revokeServiceAccount(ctx, id, by) })
+}
+
+func (s *Service) revokeServiceAccount(ctx context.Context, id, by string) error {
 	revoked := false
 	defer func() { // after the lock is released
 		if revoked {

@@ -41,6 +41,17 @@ type ReceiptRecorder interface {
 	Record(ctx context.Context, op string, fields map[string]any) error
 }
 
+// Shared makes the identity's changes one at a time across the processes
+// that keep copies of the same KeyDir and StateDir (a cluster's nodes,
+// each with its own data directory).
+type Shared interface {
+	// Change runs fn while no other process changes the files, once this
+	// process's files hold every change made before, and then hands what
+	// fn wrote to the others (which call Service.Reload). A Change with
+	// the ctx fn was given runs its fn at once, in the same turn.
+	Change(ctx context.Context, fn func(ctx context.Context) error) error
+}
+
 // Config configures a Service. The zero Config works: tokens signed by an
 // in-memory key, no login, no tenants (so no one gets a token until
 // memberships or service accounts exist). The fields with a YAML key are
@@ -90,6 +101,12 @@ type Config struct {
 	// disables it.
 	VerifyCacheSize int `yaml:"-"`
 
+	// Shared, when not nil, makes every change of the key ring (its
+	// creation at the first start, rotations, retirements), of the service
+	// accounts and of the users a turn of Shared.Change, so that processes
+	// sharing these files never change them from different starting points
+	// nor record a change twice; nil: this process alone owns them.
+	Shared Shared `yaml:"-"`
 	// Receipts gets the key and account events. Nil: not recorded.
 	Receipts ReceiptRecorder `yaml:"-"`
 	// OnReject is called with the reason of every refused bearer token, for

@@ -126,9 +126,10 @@ const (
 	ReasonCrossTenant Reason = "cross_tenant" // acting on another tenant without cross_tenant (403)
 	ReasonQuota       Reason = "quota"        // over quota (429), see Error.RetryAfter
 	ReasonInternal    Reason = "internal"
-	ReasonUnknownRole Reason = "unknown_role" // no such role in the tenant (400)
-	ReasonNotFound    Reason = "not_found"    // no such service account (404)
-	ReasonBatchTooBig Reason = "quota_batch"  // n exceeds the burst: never allowed, split the batch (400)
+	ReasonUnknownRole Reason = "unknown_role"  // no such role in the tenant (400)
+	ReasonNotFound    Reason = "not_found"     // no such service account (404)
+	ReasonBatchTooBig Reason = "quota_batch"   // n exceeds the burst: never allowed, split the batch (400)
+	ReasonBusy        Reason = "identity_busy" // the cluster's identity cannot be changed now (503)
 )
 
 // Error is every refusal this package returns. Detail is safe to show to

@@ -339,6 +339,19 @@ func (r *keyRing) rotateLocked(ctx context.Context, reason string) (string, erro
 	return next.kid, nil
 }
 
+// due reports whether maintain has work now: a key to retire or a
+// rotation to make.
+func (r *keyRing) due() bool {
+	now := r.now()
+	snap := r.snap.Load()
+	for _, k := range snap.keys {
+		if k.state == keyVerifyOnly && !now.Before(k.verifyUntil) {
+			return true
+		}
+	}
+	return !now.Before(snap.active.activated.Add(r.every))
+}
+
 // maintain retires the verify-only keys whose overlap is over and rotates
 // when the active key is older than RotateEvery.
 func (r *keyRing) maintain(ctx context.Context) error {

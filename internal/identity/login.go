@@ -320,7 +320,7 @@ func (l *loginFlow) callback(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	l.nonces.put(now, id.Nonce, struct{}{})
-	if err := l.s.saveUser(u); err != nil {
+	if err := l.s.change(r.Context(), func(context.Context) error { return l.s.saveUser(u) }); err != nil {
 		return err
 	}
 	tenant, roles, err := l.s.membership(u, p.tenant)

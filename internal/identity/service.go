@@ -64,7 +64,11 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		}
 		s.locks = append(s.locks, f)
 	}
-	s.ring, err = openKeyRing(ctx, c)
+	// The first process to get here makes the ring; the others find it.
+	err = s.change(ctx, func(ctx context.Context) (err error) {
+		s.ring, err = openKeyRing(ctx, c)
+		return err
+	})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -91,6 +95,60 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.login = newLoginFlow(s)
 	return s, nil
+}
+
+// change runs fn as one turn of Config.Shared (at once without it). A turn
+// that cannot be had (another process holds it too long, the cluster does
+// not answer) is KindUnavailable.
+func (s *Service) change(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.cfg.Shared == nil {
+		return fn(ctx)
+	}
+	var inner error
+	err := s.cfg.Shared.Change(ctx, func(ctx context.Context) error {
+		inner = fn(ctx)
+		return inner
+	})
+	if err != nil && inner == nil {
+		return &Error{Kind: KindUnavailable, Reason: ReasonBusy, Detail: "the identity cannot be changed now; try again", Err: err}
+	}
+	return err
+}
+
+// Reload reads the key ring and the service accounts again from KeyDir and
+// StateDir: another process sharing them (Config.Shared) changed them.
+// The subjects of accounts the change revoked are passed to OnRevoke, as
+// on the process that revoked them. A ring that does not load (a change
+// seen half-way) leaves the one in force, and the error says why.
+func (s *Service) Reload() error {
+	if s.ring.dir != "" {
+		s.ring.mu.Lock()
+		keys, err := s.ring.load()
+		if err == nil && keys != nil {
+			s.ring.publish(keys)
+		}
+		s.ring.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if s.cfg.StateDir == "" {
+		return nil
+	}
+	fresh, err := loadAccounts(s.records)
+	if err != nil {
+		return err
+	}
+	s.accounts.mu.Lock()
+	old := s.accounts.m.Load()
+	s.accounts.m.Store(fresh.m.Load())
+	s.accounts.mu.Unlock()
+	for id, rec := range *fresh.m.Load() {
+		if prev, ok := (*old)[id]; ok && prev.Revoked.IsZero() && !rec.Revoked.IsZero() {
+			s.notifyRevoked(rec.Subject())
+		}
+	}
+	return nil
 }
 
 // Close releases the locks on KeyDir and StateDir. The Service must not be
@@ -240,8 +298,12 @@ func (s *Service) Issue(subject, tenant string, roles []string) (Token, error) {
 // key is published. It returns the kid of the new active key. The rotation
 // is recorded as a "keys.rotate" receipt; if recording fails, the rotation
 // does not happen and the error says why.
-func (s *Service) Rotate(ctx context.Context) (string, error) {
-	return s.ring.rotate(ctx, rotateManual)
+func (s *Service) Rotate(ctx context.Context) (kid string, err error) {
+	err = s.change(ctx, func(ctx context.Context) (err error) {
+		kid, err = s.ring.rotate(ctx, rotateManual)
+		return err
+	})
+	return kid, err
 }
 
 // RotateCompromised replaces the active and the next signing keys at once
@@ -249,8 +311,12 @@ func (s *Service) Rotate(ctx context.Context) (string, error) {
 // those still verifying) stop verifying now, so every token issued before
 // is refused, and callers exchange their credentials again. It returns the
 // new active key's id.
-func (s *Service) RotateCompromised(ctx context.Context) (string, error) {
-	return s.ring.rotate(ctx, rotateCompromised)
+func (s *Service) RotateCompromised(ctx context.Context) (kid string, err error) {
+	err = s.change(ctx, func(ctx context.Context) (err error) {
+		kid, err = s.ring.rotate(ctx, rotateCompromised)
+		return err
+	})
+	return kid, err
 }
 
 // KeyInfo describes a key of the ring (never the private part).
@@ -281,7 +347,12 @@ func (s *Service) Maintain(ctx context.Context) error {
 	s.login.sweep()
 	// Past TTL + skew, every token a revocation could refuse has expired.
 	s.revoked.sweep(s.now().Add(-s.cfg.TokenTTL - s.cfg.Skew))
-	return s.ring.maintain(ctx)
+	if !s.ring.due() {
+		return nil // nothing to do: no turn of Shared taken
+	}
+	// Due here, maybe done by another process already: maintain looks
+	// again at the ring its turn starts from.
+	return s.change(ctx, s.ring.maintain)
 }
 
 // Run calls Maintain every interval (a minute if interval <= 0) until ctx

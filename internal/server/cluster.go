@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -184,11 +186,57 @@ func (s *Server) openClusterLedger(ctx context.Context) error {
 	}
 	s.cluster = cn
 	s.ledger = cn.node.Ledger()
+	if s.shared, err = openSharedIdentity(ctx, s.cfg, cn, s.log); err != nil {
+		return err
+	}
 	role := s.cfg.clusterRole()
 	s.metrics.Registry.MustRegister(clusterCollector{role: role, cn: cn})
 	s.log.Info("cluster "+role, "nats", s.cfg.natsURLs(), "name", s.cfg.nodeName(), "records", s.ledger.Next(),
 		"derives", !s.cfg.Cluster.NoDerive, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// openSharedIdentity keeps the node's identity files (sharedIdentityFile)
+// the same as every other node's, through the cluster's IdentityBucket.
+func openSharedIdentity(ctx context.Context, cfg Config, cn *clusterNode, log *slog.Logger) (*cluster.SharedFiles, error) {
+	js, err := jetstream.New(cn.nc)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	return cluster.OpenShared(sctx, js, cluster.SharedConfig{
+		Dir: cfg.Data, Node: cfg.nodeName(), Roots: []string{"jwks", "identity"},
+		Match: sharedIdentityFile, Last: []string{"jwks/ring.json"},
+		Log: log.With("component", "shared identity"),
+	})
+}
+
+// sharedIdentityFile reports whether a data directory's file (its path,
+// slash-separated) is one that every node of a cluster shares: the token
+// signing keys and their ring, the redaction key, the service accounts and
+// the users. The bootstrap operator's credentials (identity/operator.json)
+// stay on the node that made them.
+func sharedIdentityFile(rel string) bool {
+	dir, name := path.Split(rel)
+	switch dir {
+	case "jwks/":
+		return name == "ring.json" || strings.HasSuffix(name, ".key")
+	case "identity/":
+		return name == redactKeyFile
+	case "identity/accounts/", "identity/users/":
+		return strings.HasSuffix(name, ".json")
+	}
+	return false
+}
+
+// sharedChange runs fn as a turn of the cluster's shared identity files,
+// or at once outside a cluster.
+func (s *Server) sharedChange(ctx context.Context, fn func(ctx context.Context) error) error {
+	if s.shared == nil {
+		return fn(ctx)
+	}
+	return s.shared.Change(ctx, fn)
 }
 
 // clusterStore is the gateway's ledger on a cluster gateway: reads from the
@@ -264,6 +312,13 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 	if err != nil {
 		return err
 	}
+	// The integrator keeps a copy of the identity files too, so that
+	// logline ledger verify on its data finds what the records describe.
+	shared, err := openSharedIdentity(ctx, cfg, cn, log)
+	if err != nil {
+		cn.stop()
+		return err
+	}
 	log.Info("cluster integrator", "nats", cfg.natsURLs(), "name", cfg.nodeName(), "data", cfg.Data)
 	if ready != nil {
 		reg := prometheus.NewRegistry()
@@ -273,8 +328,10 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 	}
 	select {
 	case <-ctx.Done():
+		shared.Close()
 		return cn.stop()
 	case err := <-cn.done:
+		shared.Close()
 		cn.cancel()
 		cn.nc.Close()
 		shutdown(cn.srv)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/loglineos/loglineos/internal/atomicfile"
 	"github.com/loglineos/loglineos/internal/bundle"
+	"github.com/loglineos/loglineos/internal/cluster"
 	"github.com/loglineos/loglineos/internal/cycle"
 	"github.com/loglineos/loglineos/internal/datadir"
 	"github.com/loglineos/loglineos/internal/derive"
@@ -59,7 +60,8 @@ type Server struct {
 	base           map[string]any
 	tenantDocs     sync.Map // tenant -> the derivation doc of its file in force (dry runs)
 	billing        *billing
-	candidates     candidateCache // the overview's latest candidates by tenant
+	shared         *cluster.SharedFiles // a cluster node's identity files, kept the same on every node
+	candidates     candidateCache       // the overview's latest candidates by tenant
 	defaultCfg     derive.TenantConfig
 	rules          *derive.Rules // the bundle's pipeline and validators the derivation runs
 
@@ -115,21 +117,29 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 	s.openapi = s.openAPIHandler()
 	var audit identity.ReceiptRecorder // nil under --dev: no security events are recorded
-	if !cfg.Dev {
-		audit = auditRecorder{l: s.ledger, now: time.Now}
-		if s.cluster != nil {
-			audit = auditRecorder{l: s.cluster.sub, now: time.Now}
+	// In a cluster, the first node to get here makes the identity (its
+	// keys, redaction key and bootstrap operator) and the others wait for
+	// it, then find it.
+	err = s.sharedChange(ctx, func(ctx context.Context) error {
+		if !cfg.Dev {
+			audit = auditRecorder{l: s.ledger, now: time.Now}
+			if s.cluster != nil {
+				audit = auditRecorder{l: s.cluster.sub, now: time.Now}
+			}
+			if err := s.openIdentity(ctx, bgctx, audit); err != nil {
+				return err
+			}
 		}
-		if err := s.openIdentity(ctx, bgctx, audit); err != nil {
-			return nil, err
+		key, err := loadRedactKey(ctx, filepath.Join(cfg.Data, "identity"), audit)
+		if err != nil {
+			return fmt.Errorf("redaction key: %w", err)
 		}
-	}
-
-	key, err := loadRedactKey(ctx, filepath.Join(cfg.Data, "identity"), audit)
+		s.redact = &redactor{key: key, by: map[string][][]string{}}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("redaction key: %w", err)
+		return nil, err
 	}
-	s.redact = &redactor{key: key, by: map[string][][]string{}}
 	if err := s.startCycle(ctx); err != nil {
 		return nil, err
 	}
@@ -241,6 +251,9 @@ func (s *Server) openIdentity(ctx, bg context.Context, audit identity.ReceiptRec
 	}
 	c.OperatorTenant = OperatorTenant
 	c.Receipts = audit
+	if s.shared != nil {
+		c.Shared = s.shared
+	}
 	c.WriteError = func(w http.ResponseWriter, r *http.Request, err error) {
 		s.gateway.WriteProblem(w, r, err)
 	}
@@ -249,6 +262,11 @@ func (s *Server) openIdentity(ctx, bg context.Context, audit identity.ReceiptRec
 		return fmt.Errorf("identity: %w", err)
 	}
 	s.identity = id
+	if s.shared != nil {
+		if err := s.shared.SetReload(id.Reload); err != nil {
+			return fmt.Errorf("identity: %w", err)
+		}
+	}
 	if err := s.bootstrapOperator(ctx); err != nil {
 		return err
 	}
@@ -514,6 +532,9 @@ func (s *Server) close() error {
 	s.bgCancel()
 	s.bg.Wait()
 	var errs []error
+	if s.shared != nil {
+		errs = append(errs, s.shared.Close())
+	}
 	if s.identity != nil {
 		errs = append(errs, s.identity.Close())
 	}
