@@ -88,6 +88,17 @@
 //
 // DevAuthenticator stands in for Service.Authenticate under --dev.
 //
+// # Shared by a cluster
+//
+// The nodes of a cluster keep copies of the same KeyDir and StateDir (the
+// server mirrors them through the cluster: see the cluster package's
+// SharedFiles). Config.Shared makes each change (the ring's creation at the
+// first start, a rotation, a retirement, an account created or revoked, a
+// user saved) one turn across the nodes, made from the latest files and
+// recorded once; a node whose files another changed calls Service.Reload.
+// Maintain takes a turn only when its own ring says work is due, and looks
+// again inside it: the rotation due everywhere at once is made once.
+//
 // # Not here
 //
 // Membership changes do not revoke tokens already issued (they live at

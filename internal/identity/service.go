@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -99,20 +100,28 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 // change runs fn as one turn of Config.Shared (at once without it). A turn
 // that cannot be had (another process holds it too long, the cluster does
-// not answer) is KindUnavailable.
+// not answer) is KindUnavailable and fn did not run. Once fn ran, its own
+// result is the change's: a change made and recorded here that the other
+// processes do not have yet is Shared's to hand them later, not a failure
+// to retry (a retry would make a second one).
 func (s *Service) change(ctx context.Context, fn func(ctx context.Context) error) error {
 	if s.cfg.Shared == nil {
 		return fn(ctx)
 	}
+	ran := false
 	var inner error
 	err := s.cfg.Shared.Change(ctx, func(ctx context.Context) error {
+		ran = true
 		inner = fn(ctx)
 		return inner
 	})
-	if err != nil && inner == nil {
+	switch {
+	case ran:
+		return inner
+	case err != nil:
 		return &Error{Kind: KindUnavailable, Reason: ReasonBusy, Detail: "the identity cannot be changed now; try again", Err: err}
 	}
-	return err
+	return nil
 }
 
 // Reload reads the key ring and the service accounts again from KeyDir and
@@ -121,6 +130,7 @@ func (s *Service) change(ctx context.Context, fn func(ctx context.Context) error
 // on the process that revoked them. A ring that does not load (a change
 // seen half-way) leaves the one in force, and the error says why.
 func (s *Service) Reload() error {
+	var errs []error
 	if s.ring.dir != "" {
 		s.ring.mu.Lock()
 		keys, err := s.ring.load()
@@ -128,18 +138,19 @@ func (s *Service) Reload() error {
 			s.ring.publish(keys)
 		}
 		s.ring.mu.Unlock()
-		if err != nil {
-			return err
-		}
+		errs = append(errs, err)
 	}
 	if s.cfg.StateDir == "" {
-		return nil
+		return errors.Join(errs...)
 	}
+	// Under the accounts' lock: a change of this process's between the
+	// read and the store would be undone.
+	s.accounts.mu.Lock()
 	fresh, err := loadAccounts(s.records)
 	if err != nil {
-		return err
+		s.accounts.mu.Unlock()
+		return errors.Join(append(errs, err)...)
 	}
-	s.accounts.mu.Lock()
 	old := s.accounts.m.Load()
 	s.accounts.m.Store(fresh.m.Load())
 	s.accounts.mu.Unlock()
@@ -148,7 +159,7 @@ func (s *Service) Reload() error {
 			s.notifyRevoked(rec.Subject())
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Close releases the locks on KeyDir and StateDir. The Service must not be

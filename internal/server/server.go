@@ -120,7 +120,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	// In a cluster, the first node to get here makes the identity (its
 	// keys, redaction key and bootstrap operator) and the others wait for
 	// it, then find it.
-	err = s.sharedChange(ctx, func(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	err = s.sharedChange(sctx, func(ctx context.Context) error {
 		if !cfg.Dev {
 			audit = auditRecorder{l: s.ledger, now: time.Now}
 			if s.cluster != nil {
@@ -157,6 +159,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err err
 	}
 
 	s.gateway = gateway.New(s.gatewayConfig())
+	if s.shared != nil && s.identity != nil {
+		// From here, changes other nodes make to the identity files are
+		// read again as they come (and once now, for those made since
+		// the identity was opened). After the gateway exists: a
+		// revocation ends its streams.
+		if err := s.shared.SetReload(s.identity.Reload); err != nil {
+			return nil, fmt.Errorf("identity: %w", err)
+		}
+	}
 	s.runRuntime(bgctx)
 	s.bg.Add(1)
 	go s.sampleGauges()
@@ -262,11 +273,6 @@ func (s *Server) openIdentity(ctx, bg context.Context, audit identity.ReceiptRec
 		return fmt.Errorf("identity: %w", err)
 	}
 	s.identity = id
-	if s.shared != nil {
-		if err := s.shared.SetReload(id.Reload); err != nil {
-			return fmt.Errorf("identity: %w", err)
-		}
-	}
 	if err := s.bootstrapOperator(ctx); err != nil {
 		return err
 	}
