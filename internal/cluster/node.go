@@ -396,6 +396,17 @@ func sameLines(l *ledger.Ledger, b *batch) (bool, error) {
 	return len(rest) == 0, nil
 }
 
+// pullExpiry is how long each pull of the nodes' ordered consumers waits
+// for messages (JetStream's default is 30 s). An ordered consumer's first
+// pull can go unanswered (sent as the consumer is being placed on its
+// server); the client notices it only by missed heartbeats, two of them,
+// and an ordered consumer's heartbeat is half the expiry up to 5 s: with
+// the default, a node that just started (a gateway's copy, the
+// integrator's read of LEDGER_IN) could sit 10 s before its first message
+// (seen: a first request on a new gateway answered after 9.7 s). Two
+// seconds makes that 2 s, for one pull a second per idle consumer.
+const pullExpiry = jetstream.PullExpiry(2 * time.Second)
+
 // follow applies the integrated log to l from n.logSeq on, and tries for
 // the lease every half TTL. It returns the lease once won, with every
 // batch up to the log's end at that moment applied.
@@ -406,7 +417,7 @@ func (n *Node) follow(ctx context.Context, l *ledger.Ledger) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: node %s: following %s: %w", n.cfg.Name, StreamIntegrated, err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(pullExpiry)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: node %s: following %s: %w", n.cfg.Name, StreamIntegrated, err)
 	}
@@ -588,7 +599,7 @@ func (n *Node) integrate(ctx context.Context, pub *publisher) (uint64, error) {
 	if err != nil {
 		return pub.published, fmt.Errorf("cluster: %s: %w", StreamIn, err)
 	}
-	it, err := cons.Messages()
+	it, err := cons.Messages(pullExpiry)
 	if err != nil {
 		return pub.published, fmt.Errorf("cluster: %s: %w", StreamIn, err)
 	}
