@@ -25,7 +25,15 @@ type EmbeddedConfig struct {
 	ClusterListen string
 	// Routes are the other servers' route URLs (nats-route://host:port).
 	Routes []string
+	// Token, when not empty, is required of every client (as its token)
+	// and of every route (as the password of the user EmbeddedRouteUser);
+	// the routes to the others present it.
+	Token string
 }
+
+// EmbeddedRouteUser is the user name the embedded servers' routes
+// authenticate with (the password is the token).
+const EmbeddedRouteUser = "logline"
 
 // EmbeddedClusterName is the NATS cluster name embedded servers share.
 const EmbeddedClusterName = "logline"
@@ -48,16 +56,25 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		StoreDir:   cfg.Dir,
 		SyncAlways: true,
 	}
+	if cfg.Token != "" {
+		opts.Authorization = cfg.Token
+	}
 	if cfg.ClusterListen != "" {
 		ch, cp, err := hostPort(cfg.ClusterListen)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: embedded NATS cluster listen %q: %w", cfg.ClusterListen, err)
 		}
 		opts.Cluster = server.ClusterOpts{Name: EmbeddedClusterName, Host: ch, Port: cp}
+		if cfg.Token != "" {
+			opts.Cluster.Username, opts.Cluster.Password = EmbeddedRouteUser, cfg.Token
+		}
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil || u.Scheme != "nats-route" || u.Host == "" {
 				return nil, fmt.Errorf("cluster: embedded NATS route %q: want nats-route://HOST:PORT", r)
+			}
+			if cfg.Token != "" && u.User == nil {
+				u.User = url.UserPassword(EmbeddedRouteUser, cfg.Token)
 			}
 			opts.Routes = append(opts.Routes, u)
 		}

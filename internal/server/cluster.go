@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -58,17 +59,47 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 	if e := cfg.Cluster.Embedded; e.Listen != "" {
 		var err error
 		srv, err = cluster.StartEmbedded(cluster.EmbeddedConfig{Name: name, Dir: filepath.Join(cfg.Data, "nats"),
-			Listen: e.Listen, ClusterListen: e.ClusterListen, Routes: e.Routes})
+			Listen: e.Listen, ClusterListen: e.ClusterListen, Routes: e.Routes, Token: cfg.Cluster.Token})
 		if err != nil {
 			return nil, err
 		}
 		log.Info("embedded NATS server", "listen", e.Listen, "cluster_listen", e.ClusterListen, "routes", e.Routes)
+		if cfg.Cluster.Token == "" {
+			log.Warn("the embedded NATS server takes any client that reaches its port, and it holds the cluster's identity (token signing keys): set cluster.token (LOGLINE_CLUSTER_TOKEN) on every node")
+		}
 	}
-	nc, err := nats.Connect(cfg.natsURLs(), nats.Name("logline "+name), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
+	// A refusal of this node's credentials is not something a retry
+	// cures: the start fails with it instead of waiting.
+	var refusal atomic.Bool
+	refused := func() error {
+		if !refusal.Load() {
+			return nil
+		}
+		return fmt.Errorf("cluster.nats %s: the NATS server refused this node's credentials (cluster.token, or the URLs' user and password): %w", cfg.natsShown(), nats.ErrAuthorization)
+	}
+	opts := []nats.Option{nats.Name("logline " + name), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if errors.Is(err, nats.ErrAuthorization) {
+				refusal.Store(true)
+			}
+		})}
+	if cfg.Cluster.Token != "" {
+		opts = append(opts, nats.Token(cfg.Cluster.Token))
+	}
+	nc, err := nats.Connect(cfg.natsURLs(), opts...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		refusal.Store(true)
+		shutdown(srv)
+		return nil, refused()
+	}
+	if err != nil {
+		// No server answers yet (a cluster starting together): keep trying.
+		nc, err = nats.Connect(cfg.natsURLs(), append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		shutdown(srv)
-		return nil, fmt.Errorf("cluster.nats %s: %w", cfg.natsURLs(), err)
+		return nil, fmt.Errorf("cluster.nats %s: %w", cfg.natsShown(), err)
 	}
 	fail := func(err error) (*clusterNode, error) {
 		nc.Close()
@@ -93,6 +124,10 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 				acancel()
 				if err == nil || sctx.Err() != nil {
 					break
+				}
+				if rerr := refused(); rerr != nil {
+					cancel()
+					return fail(rerr)
 				}
 				select {
 				case <-sctx.Done():
@@ -138,6 +173,10 @@ func startNode(ctx context.Context, cfg Config, lcfg ledger.Config, log *slog.Lo
 			cn.stop()
 			return nil, ctx.Err()
 		case <-t.C:
+			if err := refused(); err != nil {
+				cn.stop()
+				return nil, err
+			}
 		}
 	}
 	return cn, nil
@@ -191,7 +230,7 @@ func (s *Server) openClusterLedger(ctx context.Context) error {
 	}
 	role := s.cfg.clusterRole()
 	s.metrics.Registry.MustRegister(clusterCollector{role: role, cn: cn})
-	s.log.Info("cluster "+role, "nats", s.cfg.natsURLs(), "name", s.cfg.nodeName(), "records", s.ledger.Next(),
+	s.log.Info("cluster "+role, "nats", s.cfg.natsShown(), "name", s.cfg.nodeName(), "records", s.ledger.Next(),
 		"derives", !s.cfg.Cluster.NoDerive, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
@@ -319,7 +358,7 @@ func RunIntegrator(ctx context.Context, cfg Config, log *slog.Logger, ready func
 		cn.stop()
 		return err
 	}
-	log.Info("cluster integrator", "nats", cfg.natsURLs(), "name", cfg.nodeName(), "data", cfg.Data)
+	log.Info("cluster integrator", "nats", cfg.natsShown(), "name", cfg.nodeName(), "data", cfg.Data)
 	if ready != nil {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

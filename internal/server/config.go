@@ -8,6 +8,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -161,6 +162,16 @@ type Config struct {
 		// to start if one does not. Without it the integrator cannot check
 		// and says so in its log.
 		SystemNATS string `yaml:"system_nats"`
+		// Token is the cluster's NATS secret (environment
+		// LOGLINE_CLUSTER_TOKEN): the embedded NATS servers require it of
+		// every client and route, and this node presents it to the NATS
+		// servers it connects to (an external cluster configured with the
+		// same token; or leave it empty and put credentials in the
+		// cluster.nats URLs). The servers hold the ledger's inbound spans
+		// and the cluster's identity (token signing keys): without it,
+		// whoever reaches an embedded server's port can read and write
+		// them. At least 32 characters.
+		Token string `yaml:"token"`
 		// Embedded runs a NATS server inside this process (JetStream,
 		// file storage under DATA/nats, sync_interval: always): three
 		// processes whose servers route to each other make the cluster,
@@ -427,6 +438,9 @@ func (c *Config) Validate() error {
 	if e := c.Cluster.Embedded; e.Listen == "" && (e.ClusterListen != "" || len(e.Routes) > 0) {
 		bad("cluster.embedded.cluster_listen and routes need cluster.embedded.listen (the embedded NATS server's client address)")
 	}
+	if t := c.Cluster.Token; t != "" && len(t) < minClusterToken {
+		bad("cluster.token: %d characters; at least %d (openssl rand -hex 32)", len(t), minClusterToken)
+	}
 	if c.Clustered() && c.Ledger.ReadOnly {
 		bad("cluster.nats with ledger.read_only: a cluster node's ledger follows the cluster")
 	}
@@ -455,9 +469,37 @@ func (c *Config) HTTPServer(h http.Handler, errLog *log.Logger) *http.Server {
 	}
 }
 
+// minClusterToken is the shortest cluster.token taken.
+const minClusterToken = 32
+
 // Clustered reports whether the server runs in a cluster (cluster.nats, or
 // an embedded NATS server).
 func (c *Config) Clustered() bool { return c.Cluster.NATS != "" || c.Cluster.Embedded.Listen != "" }
+
+// natsShown is natsURLs for logs and errors: passwords in the URLs are
+// shown as "xxxxx".
+func (c *Config) natsShown() string {
+	urls := strings.Split(c.natsURLs(), ",")
+	for i, raw := range urls {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		switch {
+		case err != nil:
+			urls[i] = "(an unreadable URL)"
+		case u.User == nil:
+		case !hasPassword(u.User):
+			u.User = url.User("xxxxx") // a token in the user's place
+			urls[i] = u.String()
+		default:
+			urls[i] = u.Redacted()
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+func hasPassword(u *url.Userinfo) bool {
+	_, ok := u.Password()
+	return ok
+}
 
 // natsURLs is cluster.nats, or the embedded server's URL.
 func (c *Config) natsURLs() string {

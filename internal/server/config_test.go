@@ -93,7 +93,7 @@ func TestConfigRefusals(t *testing.T) {
 // are these, whichever package a section's type comes from; a key is
 // never renamed or dropped (deployed files and units name them).
 func TestConfigKeys(t *testing.T) {
-	want := []string{"auth.audience", "auth.issuer", "auth.oidc.client_id", "auth.oidc.client_secret", "auth.oidc.hosted_domain", "auth.oidc.issuer", "auth.oidc.redirect_url", "auth.rotate_every", "bundle.backend", "bundle.path", "bundle.trust", "cluster.embedded.cluster_listen", "cluster.embedded.listen", "cluster.embedded.routes", "cluster.name", "cluster.nats", "cluster.no_derive", "cluster.role", "cluster.system_nats", "cors.origins", "data", "derive.background_share", "derive.max_backlog", "derive.slow_ingest_wait", "derive.tenant_scan_interval", "derive.tick_interval", "dev", "ledger.check_at_open", "ledger.checkpoint_every", "ledger.checkpoint_interval", "ledger.max_batch_bytes", "ledger.max_batch_entries", "ledger.max_delay", "ledger.origin", "ledger.preallocate", "ledger.read_only", "ledger.scrub_every", "ledger.scrub_rate", "ledger.segment_bytes", "limits.body_bytes", "limits.body_grace", "limits.body_min_rate", "limits.future_skew", "limits.header_bytes", "limits.json_depth", "limits.line_bytes", "limits.lines_per_request", "limits.members", "limits.unauth_body_bytes", "listen", "log.format", "log.level", "overload.max_client_bytes", "overload.max_client_requests", "overload.max_client_streams", "overload.max_dry_runs", "overload.max_inflight_bytes", "overload.max_inflight_requests", "overload.max_streams", "overload.max_tenant_dry_runs", "overload.max_tenant_streams", "overload.retry_after", "production", "runtime.backoff", "runtime.caps", "runtime.eval_timeout", "runtime.kv_quota", "runtime.max_attempts", "runtime.max_backoff", "runtime.queue_per_tenant", "runtime.timeout", "runtime.trace", "runtime.webhook_in_bytes", "runtime.workers", "stream.flush_interval", "stream.flush_objects", "stream.ws_max_lag", "stream.ws_write_timeout", "timeouts.idle", "timeouts.read", "timeouts.read_header", "timeouts.shutdown", "timeouts.write", "tls.cert", "tls.key", "trusted_proxy_tls"}
+	want := []string{"auth.audience", "auth.issuer", "auth.oidc.client_id", "auth.oidc.client_secret", "auth.oidc.hosted_domain", "auth.oidc.issuer", "auth.oidc.redirect_url", "auth.rotate_every", "bundle.backend", "bundle.path", "bundle.trust", "cluster.embedded.cluster_listen", "cluster.embedded.listen", "cluster.embedded.routes", "cluster.name", "cluster.nats", "cluster.no_derive", "cluster.role", "cluster.system_nats", "cluster.token", "cors.origins", "data", "derive.background_share", "derive.max_backlog", "derive.slow_ingest_wait", "derive.tenant_scan_interval", "derive.tick_interval", "dev", "ledger.check_at_open", "ledger.checkpoint_every", "ledger.checkpoint_interval", "ledger.max_batch_bytes", "ledger.max_batch_entries", "ledger.max_delay", "ledger.origin", "ledger.preallocate", "ledger.read_only", "ledger.scrub_every", "ledger.scrub_rate", "ledger.segment_bytes", "limits.body_bytes", "limits.body_grace", "limits.body_min_rate", "limits.future_skew", "limits.header_bytes", "limits.json_depth", "limits.line_bytes", "limits.lines_per_request", "limits.members", "limits.unauth_body_bytes", "listen", "log.format", "log.level", "overload.max_client_bytes", "overload.max_client_requests", "overload.max_client_streams", "overload.max_dry_runs", "overload.max_inflight_bytes", "overload.max_inflight_requests", "overload.max_streams", "overload.max_tenant_dry_runs", "overload.max_tenant_streams", "overload.retry_after", "production", "runtime.backoff", "runtime.caps", "runtime.eval_timeout", "runtime.kv_quota", "runtime.max_attempts", "runtime.max_backoff", "runtime.queue_per_tenant", "runtime.timeout", "runtime.trace", "runtime.webhook_in_bytes", "runtime.workers", "stream.flush_interval", "stream.flush_objects", "stream.ws_max_lag", "stream.ws_write_timeout", "timeouts.idle", "timeouts.read", "timeouts.read_header", "timeouts.shutdown", "timeouts.write", "tls.cert", "tls.key", "trusted_proxy_tls"}
 	var wantEnv []string
 	for _, k := range want {
 		wantEnv = append(wantEnv, "LOGLINE_"+strings.ToUpper(strings.ReplaceAll(k, ".", "_")))
@@ -213,5 +213,16 @@ func TestEveryKeyFromEnv(t *testing.T) {
 		return ""
 	}); err != nil || c.Derive.BackgroundShare != 0.05 {
 		t.Errorf("LOGLINE_DERIVE_BACKGROUND_SHARE=0.05: %v, %v", c.Derive.BackgroundShare, err)
+	}
+}
+
+// TestNATSShown: a password in cluster.nats never reaches a log line or an
+// error.
+func TestNATSShown(t *testing.T) {
+	var c Config
+	c.Cluster.NATS = "nats://ops:s3cret@n1:4222,nats://n2:4222, nats://tok3n@n3:4222"
+	got := c.natsShown()
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "tok3n") || !strings.Contains(got, "nats://ops:xxxxx@n1:4222") || !strings.Contains(got, "nats://n2:4222") {
+		t.Fatalf("natsShown: %s", got)
 	}
 }
