@@ -185,7 +185,7 @@ func TestSharedFiles(t *testing.T) {
 func TestSharedLock(t *testing.T) {
 	c := natstest.Start(t, 3)
 	dir, dirB := t.TempDir(), t.TempDir()
-	const ttl = 600 * time.Millisecond
+	const ttl = time.Second
 	s := openShared(t, c.URL(0), "a", dir, ttl)
 	openShared(t, c.URL(2), "b", dirB, ttl)
 	js, _ := connectNC(t, c.URL(1))
@@ -225,7 +225,7 @@ func TestSharedLock(t *testing.T) {
 			case <-stop:
 				renewed <- rev
 				return
-			case <-time.After(ttl / 4):
+			case <-time.After(ttl / 10):
 			}
 			if r, err := kv.Update(ctx, "lock", lockValue("live"), rev); err == nil {
 				rev = r
