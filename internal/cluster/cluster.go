@@ -88,3 +88,20 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	}
 	return nil
 }
+
+// contended reports whether err is a KV write refused because another
+// writer moved the key first: the lease's and the shared files' lock's
+// compare-and-set (over a deleted key, Create's second step reports it as
+// a wrong last sequence, not as ErrKeyExists).
+func contended(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || wrongLastSequence(err)
+}
+
+// wrongLastSequence reports whether err is JetStream's refusal of a write
+// that named a last sequence the stream has moved past (10071; 10164 on a
+// replicated stream).
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}

@@ -79,7 +79,7 @@ func Acquire(ctx context.Context, js jetstream.JetStream, holder string, opts Le
 		}
 		err = l.put(ctx, e.Revision())
 	}
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if contended(err) {
 		return nil, fmt.Errorf("%w: another holder took it first", ErrLeaseHeld)
 	}
 	if err != nil {
@@ -111,7 +111,7 @@ func (l *Lease) put(ctx context.Context, rev uint64) error {
 // else took it over.
 func (l *Lease) Renew(ctx context.Context) error {
 	err := l.put(ctx, l.rev)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+	if contended(err) {
 		return ErrLeaseLost
 	}
 	if err != nil {

@@ -73,8 +73,7 @@ func (g *Log) append(ctx context.Context, l *Lease, kind string, last uint64, pa
 		if err == nil {
 			return ack.Sequence, nil
 		}
-		var apiErr *jetstream.APIError
-		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if !wrongLastSequence(err) {
 			return 0, fmt.Errorf("cluster: %s: %w", StreamIntegrated, err)
 		}
 		// Fenced means the log moved past last. Two answers say so

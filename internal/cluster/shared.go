@@ -633,16 +633,6 @@ func (s *SharedFiles) lock(ctx context.Context) (*heldLock, error) {
 	}
 }
 
-// contended reports whether err is a write refused because another
-// writer moved the key first (over a deleted key, Create's second step
-// reports it as a wrong last sequence, not as ErrKeyExists).
-func contended(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
-		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
 // renew extends the held lock every third of its TTL until stop is
 // closed; lost is called (and renewal ends) when another node took it.
 // Each renewal finishes before stop is looked at, so h.rev is the lock's.
