@@ -168,9 +168,18 @@ func OpenShared(ctx context.Context, js jetstream.JetStream, cfg SharedConfig) (
 		s.Close()
 		return nil, fmt.Errorf("cluster: read %s: %w", IdentityBucket, err)
 	}
-	if s.hasPending() {
+	s.mu.Lock()
+	marker, pending := s.pending != nil, len(s.pending) > 0
+	if marker && !pending {
+		s.pending = nil // a marker, and nothing changed since it: the change never began
+	}
+	s.mu.Unlock()
+	switch {
+	case pending:
 		s.log.Warn("publishing the shared files' change this node made before it stopped", "dir", cfg.Dir)
 		s.publishPending(ctx)
+	case marker:
+		_ = os.Remove(filepath.Join(cfg.Dir, pendingFile))
 	}
 	s.wg.Add(1)
 	go s.retry()
@@ -273,8 +282,10 @@ func (s *SharedFiles) watch(first chan<- error) {
 	changed := false
 	for e := range s.w.Updates() {
 		if e == nil { // the initial values are all delivered
-			started = true
-			first <- nil
+			if !started {
+				started = true
+				first <- nil
+			}
 			changed = false
 			continue
 		}
